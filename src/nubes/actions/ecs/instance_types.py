@@ -1,0 +1,149 @@
+"""ECS DescribeInstanceTypes and DescribeInstanceTypeFamilies."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from nubes.actions.common import REGION_ID
+from nubes.actions.paging import token_page
+from nubes.api.context import ActionContext
+from nubes.api.params import Integer, Number, Param, String, StringList
+from nubes.api.registry import ActionTable
+from nubes.catalog.model import InstanceType
+from nubes.domain.regions import require_region
+
+actions = ActionTable("ecs")
+
+# (parameter, instance-type field, comparison): one table drives every scalar filter.
+_BOUNDS: list[tuple[str, str, Callable[[Any, Any], bool]]] = [
+    ("MinimumCpuCoreCount", "CpuCoreCount", operator.ge),
+    ("MaximumCpuCoreCount", "CpuCoreCount", operator.le),
+    ("MinimumMemorySize", "MemorySize", operator.ge),
+    ("MaximumMemorySize", "MemorySize", operator.le),
+    ("MinimumGPUAmount", "GPUAmount", operator.ge),
+    ("MaximumGPUAmount", "GPUAmount", operator.le),
+    ("MinimumCpuSpeedFrequency", "CpuSpeedFrequency", operator.ge),
+    ("MaximumCpuSpeedFrequency", "CpuSpeedFrequency", operator.le),
+    ("MinimumCpuTurboFrequency", "CpuTurboFrequency", operator.ge),
+    ("MaximumCpuTurboFrequency", "CpuTurboFrequency", operator.le),
+    ("MinimumEniQuantity", "EniQuantity", operator.ge),
+    ("MinimumEniPrivateIpAddressQuantity", "EniPrivateIpAddressQuantity", operator.ge),
+    ("MinimumEniIpv6AddressQuantity", "EniIpv6AddressQuantity", operator.ge),
+    ("MinimumInstanceBandwidthRx", "InstanceBandwidthRx", operator.ge),
+    ("MinimumInstanceBandwidthTx", "InstanceBandwidthTx", operator.ge),
+    ("MinimumInstancePpsRx", "InstancePpsRx", operator.ge),
+    ("MinimumInstancePpsTx", "InstancePpsTx", operator.ge),
+    ("MinimumBaselineCredit", "BaselineCredit", operator.ge),
+    ("MinimumInitialCredit", "InitialCredit", operator.ge),
+    ("MinimumDiskQuantity", "DiskQuantity", operator.ge),
+    ("MinimumLocalStorageAmount", "LocalStorageAmount", operator.ge),
+    ("MinimumLocalStorageCapacity", "LocalStorageCapacity", operator.ge),
+    ("MinimumPrimaryEniQueueNumber", "PrimaryEniQueueNumber", operator.ge),
+    ("MinimumSecondaryEniQueueNumber", "SecondaryEniQueueNumber", operator.ge),
+    ("MinimumQueuePairNumber", "QueuePairNumber", operator.ge),
+    ("MinimumEriQuantity", "EriQuantity", operator.ge),
+]
+_FLOAT_BOUNDS = {"MemorySize", "CpuSpeedFrequency", "CpuTurboFrequency"}
+
+# (single-value parameter, list parameter, field): equality filters.
+_MATCHES = [
+    ("InstanceTypeFamily", "InstanceTypeFamilies", "InstanceTypeFamily"),
+    ("InstanceCategory", "InstanceCategories", "InstanceCategory"),
+    ("CpuArchitecture", "CpuArchitectures", "CpuArchitecture"),
+    ("GPUSpec", "GpuSpecs", "GPUSpec"),
+    ("LocalStorageCategory", "LocalStorageCategories", "LocalStorageCategory"),
+    ("PhysicalProcessorModel", "PhysicalProcessorModels", "PhysicalProcessorModel"),
+    (None, "InstanceTypes", "InstanceTypeId"),
+]
+
+
+def _bound_param(name: str, field: str) -> Param:
+    if field in _FLOAT_BOUNDS:
+        return Number(name, minimum=0)
+    return Integer(name, minimum=0)
+
+
+PARAMS: list[Param] = [
+    Integer("MaxResults", minimum=1, maximum=1600, default=1600),
+    String("NextToken", max_length=512),
+    String("InstanceFamilyLevel", choices=("EntryLevel", "EnterpriseLevel", "CreditEntryLevel")),
+    String("NvmeSupport", choices=("required", "supported", "unsupported")),
+    StringList("AdditionalAttributes", max_items=10),
+    *[_bound_param(name, field) for name, field, _ in _BOUNDS],
+]
+for single, plural, _field in _MATCHES:
+    if single:
+        PARAMS.append(String(single, max_length=128))
+    PARAMS.append(StringList(plural, max_items=10))
+
+
+def _matches(t: InstanceType, p: dict[str, Any]) -> bool:
+    fields = t.fields
+    for single, plural, field in _MATCHES:
+        wanted = ([p[single]] if single and p[single] else []) + (p[plural] or [])
+        if wanted and fields.get(field) not in wanted:
+            return False
+    for name, field, compare in _BOUNDS:
+        if p[name] is not None and not compare(fields.get(field, 0), p[name]):
+            return False
+    for name in ("InstanceFamilyLevel", "NvmeSupport"):
+        if p[name] and fields.get(name) != p[name]:
+            return False
+    return True
+
+
+# The order in which ECS lists an instance type's fields.
+_FIELD_ORDER = [
+    "InstanceTypeId", "InstanceTypeFamily", "InstanceCategory", "InstanceFamilyLevel", "CpuCoreCount",
+    "MemorySize", "CpuArchitecture", "PhysicalProcessorModel", "CpuSpeedFrequency", "CpuTurboFrequency",
+    "GPUAmount", "GPUSpec", "GPUMemorySize", "InstanceBandwidthRx", "InstanceBandwidthTx", "InstancePpsRx",
+    "InstancePpsTx", "EniQuantity", "EniTotalQuantity", "EniPrivateIpAddressQuantity", "EniIpv6AddressQuantity",
+    "EniTrunkSupported", "EriQuantity", "DiskQuantity", "LocalStorageAmount", "LocalStorageCapacity",
+    "LocalStorageCategory", "PrimaryEniQueueNumber", "SecondaryEniQueueNumber", "MaximumQueueNumberPerEni",
+    "TotalEniQueueQuantity", "QueuePairNumber", "BaselineCredit", "InitialCredit", "NvmeSupport",
+    "JumboFrameSupport", "NetworkEncryptionSupport", "NetworkCardQuantity",
+]
+
+
+def render_type(t: InstanceType) -> dict[str, Any]:
+    f = t.fields
+    item: dict[str, Any] = {name: f[name] for name in _FIELD_ORDER if name in f}
+    item["InstanceTypeFamily"] = t.family
+    item["CpuCoreCount"] = t.cpu
+    item["MemorySize"] = t.memory_gib
+    item.setdefault("EniTrunkSupported", item.get("EniQuantity", 0) >= 4)
+    item.setdefault("EniTotalQuantity", item.get("EniQuantity", 0))
+    threads = int(f.get("ThreadsPerCore", 2 if t.cpu > 1 else 1))
+    item["CpuOptions"] = {
+        "Core": max(1, t.cpu // threads),
+        "ThreadsPerCore": threads,
+        "HyperThreadingAdjustable": threads > 1,
+        "CoreFactor": threads,
+        "NestedVirtualizationSupport": "unsupported",
+        "SupportedTopologyTypes": {"SupportedTopologyType": ["DiscreteCoreToHTMap"] if threads > 1 else []},
+    }
+    item["SupportedBootModes"] = {"SupportedBootMode": list(f.get("SupportedBootModes", ["BIOS"]))}
+    item["EnhancedNetwork"] = {"SriovSupport": False, "RssSupport": True, "VfQueueNumberPerEni": 0}
+    return item
+
+
+@actions.define("DescribeInstanceTypes", PARAMS)
+def describe_instance_types(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The instance types of the catalog, filtered, NextToken-paged (MaxResults up to 1600)."""
+    matching = [t for t in ctx.services.catalog.all_types() if _matches(t, p)]
+    page, next_token = token_page(matching, p["NextToken"], p["MaxResults"])
+    return {"NextToken": next_token, "InstanceTypes": {"InstanceType": [render_type(t) for t in page]}}
+
+
+@actions.define("DescribeInstanceTypeFamilies", [REGION_ID, String("Generation", max_length=32)])
+def describe_instance_type_families(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The instance families offered in a region, optionally of one generation."""
+    catalog = ctx.services.catalog
+    region = require_region(catalog, p["RegionId"])
+    families = [f for fid in region.families if (f := catalog.family(fid)) is not None]
+    if p["Generation"]:
+        families = [f for f in families if f.generation == p["Generation"]]
+    items = [{"InstanceTypeFamilyId": f.family_id, "Generation": f.generation} for f in families]
+    return {"InstanceTypeFamilies": {"InstanceTypeFamily": items}}

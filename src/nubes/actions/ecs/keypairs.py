@@ -1,0 +1,94 @@
+"""ECS key pairs: CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import REGION_ID
+from nubes.actions.paging import number_page
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601
+from nubes.domain.keypairs import Scope
+from nubes.domain.regions import require_region
+
+actions = ActionTable("ecs")
+
+KEY_PAIR_NAME = String("KeyPairName", required=True, max_length=128)
+RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
+
+
+def _scope(ctx: ActionContext, region_id: str) -> Scope:
+    require_region(ctx.services.catalog, region_id)
+    return Scope(ctx.principal.account_id, region_id)
+
+
+@actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID])
+def create_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create an RSA key pair; the private key is returned now and never again."""
+    view, private_pem = ctx.services.keypairs.create(_scope(ctx, p["RegionId"]), p["KeyPairName"], p["ResourceGroupId"])
+    return {
+        "KeyPairId": view.name,
+        "KeyPairName": view.name,
+        "KeyPairFingerPrint": view.fingerprint,
+        "PrivateKeyBody": private_pem,
+    }
+
+
+@actions.define(
+    "ImportKeyPair", [REGION_ID, KEY_PAIR_NAME, String("PublicKeyBody", required=True, max_length=16384), RESOURCE_GROUP_ID]
+)
+def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Register an existing OpenSSH public key."""
+    view = ctx.services.keypairs.import_(
+        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["PublicKeyBody"], p["ResourceGroupId"]
+    )
+    return {"KeyPairName": view.name, "KeyPairFingerPrint": view.fingerprint}
+
+
+@actions.define(
+    "DescribeKeyPairs",
+    [
+        REGION_ID,
+        String("KeyPairName", max_length=128),
+        String("KeyPairFingerPrint", max_length=128),
+        String("ResourceGroupId", max_length=64),
+        Boolean("IncludePublicKey", default=False),
+        Integer("PageNumber", minimum=1, default=1),
+        Integer("PageSize", minimum=1, maximum=50, default=10),
+    ],
+)
+def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's key pairs in a region; KeyPairName takes * wildcards."""
+    views = ctx.services.keypairs.describe(
+        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["KeyPairFingerPrint"], p["ResourceGroupId"]
+    )
+    items = []
+    for view in number_page(views, p["PageNumber"], p["PageSize"]):
+        item: dict[str, Any] = {
+            "KeyPairName": view.name,
+            "KeyPairFingerPrint": view.fingerprint,
+            "CreationTime": iso8601(view.created_at),
+            "ResourceGroupId": view.resource_group_id,
+            "Tags": {"Tag": []},
+        }
+        if p["IncludePublicKey"]:
+            item["PublicKey"] = view.public_key
+        items.append(item)
+    return {
+        "TotalCount": len(views),
+        "PageNumber": p["PageNumber"],
+        "PageSize": p["PageSize"],
+        "KeyPairs": {"KeyPair": items},
+    }
+
+
+@actions.define(
+    "DeleteKeyPairs",
+    [REGION_ID, StringList("KeyPairNames", required=True, json_array=True, max_items=100, item_max_length=128)],
+)
+def delete_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Delete key pairs named in a JSON array, all or none."""
+    ctx.services.keypairs.delete(_scope(ctx, p["RegionId"]), p["KeyPairNames"])
+    return {}

@@ -1,0 +1,100 @@
+"""ECS DescribeAvailableResource: what can be created where, with its limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import INSTANCE_CHARGE_TYPE, REGION_ID, SPOT_STRATEGY
+from nubes.api.context import ActionContext
+from nubes.api.params import Integer, Number, String
+from nubes.api.registry import ActionTable
+from nubes.catalog.disks import DISK_CATEGORIES
+from nubes.catalog.model import Catalog, Region
+from nubes.domain.regions import require_region, zones_of
+
+actions = ActionTable("ecs")
+
+DESTINATIONS = ("Zone", "IoOptimized", "InstanceType", "SystemDisk", "DataDisk", "Network", "ddh")
+
+
+def _available(value: str, **extra: Any) -> dict[str, Any]:
+    return {"Value": value, "Status": "Available", "StatusCategory": "WithStock", **extra}
+
+
+def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+    destination = p["DestinationResource"]
+    if destination == "Zone":
+        return [_available(zone_id)]
+    if destination == "IoOptimized":
+        return [_available("optimized")]
+    if destination == "Network":
+        return [_available("vpc")]
+    if destination == "ddh":
+        return []
+    if destination == "InstanceType":
+        types = catalog.types_in_region(region)
+        if p["InstanceType"]:
+            types = [t for t in types if t.type_id == p["InstanceType"]]
+        if p["Cores"] is not None:
+            types = [t for t in types if t.cpu == p["Cores"]]
+        if p["Memory"] is not None:
+            types = [t for t in types if t.memory_gib == p["Memory"]]
+        return [_available(t.type_id) for t in types]
+    categories = [DISK_CATEGORIES[c] for c in catalog.disk_categories(region) if c in DISK_CATEGORIES]
+    if destination == "SystemDisk":
+        wanted = p["SystemDiskCategory"]
+        return [
+            _available(c.name, Min=c.system_min, Max=c.system_max, Unit="GiB")
+            for c in categories
+            if c.system_min is not None and (not wanted or c.name == wanted)
+        ]
+    wanted = p["DataDiskCategory"]
+    return [
+        _available(c.name, Min=c.data_min, Max=c.data_max, Unit="GiB")
+        for c in categories
+        if not wanted or c.name == wanted
+    ]
+
+
+@actions.define(
+    "DescribeAvailableResource",
+    [
+        REGION_ID,
+        String("DestinationResource", required=True, choices=DESTINATIONS),
+        String("ZoneId", max_length=64),
+        INSTANCE_CHARGE_TYPE,
+        SPOT_STRATEGY,
+        Integer("SpotDuration", minimum=0, maximum=6),
+        String("InstanceType", max_length=64),
+        String("IoOptimized", choices=("none", "optimized"), default="optimized"),
+        String("SystemDiskCategory", max_length=64),
+        String("DataDiskCategory", max_length=64),
+        String("NetworkCategory", choices=("vpc", "classic"), default="vpc"),
+        Integer("Cores", minimum=1),
+        Number("Memory", minimum=0),
+        String("ResourceType", choices=("instance", "disk", "reservedinstance", "ddh"), default="instance"),
+        String("Scope", choices=("Region", "Zone")),
+        String("DedicatedHostId", max_length=64),
+    ],
+)
+def describe_available_resource(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Per zone, the resources of one kind that can be created now."""
+    catalog = ctx.services.catalog
+    region = require_region(catalog, p["RegionId"])
+    zones = []
+    for zone in zones_of(region, p["ZoneId"]):
+        supported = _supported(catalog, region, zone.zone_id, p)
+        zones.append(
+            {
+                "RegionId": region.region_id,
+                "ZoneId": zone.zone_id,
+                "Status": "Available",
+                "StatusCategory": "WithStock",
+                "AvailableResources": {
+                    "AvailableResource": [
+                        {"Type": p["DestinationResource"], "SupportedResources": {"SupportedResource": supported}}
+                    ]
+                },
+            }
+        )
+    return {"AvailableZones": {"AvailableZone": zones}}

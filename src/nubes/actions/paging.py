@@ -1,0 +1,45 @@
+"""The two paging styles of ECS: PageNumber/PageSize and NextToken/MaxResults."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import TypeVar
+
+from nubes.api.errors import invalid_parameter
+
+T = TypeVar("T")
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        offset = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        offset = -1
+        prefix = ""
+    if prefix != "offset" or offset < 0:
+        raise invalid_parameter("NextToken", "It was not returned by a previous call of this action.",
+                                code="InvalidParameter.NextToken")
+    return offset
+
+
+def token_page(items: Sequence[T], token: str | None, max_results: int) -> tuple[list[T], str]:
+    """One page from NextToken; the next token is empty after the last page."""
+    start = decode_token(token)
+    page = list(items[start : start + max_results])
+    end = start + len(page)
+    return page, encode_token(end) if end < len(items) else ""
+
+
+def number_page(items: Sequence[T], page_number: int, page_size: int) -> list[T]:
+    start = (page_number - 1) * page_size
+    return list(items[start : start + page_size])

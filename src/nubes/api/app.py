@@ -1,0 +1,150 @@
+"""The ASGI application: one RPC endpoint for the ECS and VPC APIs.
+
+A request goes protocol (parse, authenticate, throttle, validate) -> action -> domain -> store.
+Every failure is an ECS error body; a bug is logged with its traceback and answered as
+InternalError without one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nubes import ids
+from nubes.api import errors
+from nubes.api.auth import Authenticator
+from nubes.api.context import ActionContext, Services
+from nubes.api.errors import ApiError
+from nubes.api.params import parse_params
+from nubes.api.registry import HOST_IDS, PRODUCT_VERSIONS, Registry
+from nubes.api.render import JSON_TYPE, render
+from nubes.api.request import MAX_BODY_BYTES, build_request
+from nubes.api.throttle import Throttle
+
+log = logging.getLogger("nubes.api")
+
+Scope = dict[str, Any]
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def error_body(error: ApiError, request_id: str, host_id: str) -> dict[str, Any]:
+    return {
+        "RequestId": request_id,
+        "HostId": host_id,
+        "Code": error.code,
+        "Message": error.message,
+        "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}",
+    }
+
+
+class ApiApp:
+    def __init__(
+        self, services: Services, registry: Registry, authenticator: Authenticator, throttle: Throttle
+    ) -> None:
+        self.services = services
+        self.registry = registry
+        self.authenticator = authenticator
+        self.throttle = throttle
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        body, too_large = await _read_body(receive)
+        if scope["path"] == "/healthz":
+            response = Response(200, b'{"Status":"ok"}', JSON_TYPE)
+        elif too_large:
+            error = ApiError("RequestEntityTooLarge", f"The request body exceeds {MAX_BODY_BYTES} bytes.", 413)
+            response = self._error(error, ids.new_request_id(), "JSON", "ecs")
+        else:
+            response = self.handle(scope["method"], scope["path"], scope["query_string"], scope["headers"], body)
+        headers = [
+            (b"content-type", response.content_type.encode()),
+            (b"content-length", str(len(response.body)).encode()),
+            *response.extra_headers,
+        ]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    def handle(
+        self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Response:
+        started = time.perf_counter()
+        request_id = ids.new_request_id()
+        fmt, product, action, account = "JSON", "ecs", "-", "-"
+        try:
+            if method.upper() not in ("GET", "POST"):
+                raise ApiError("UnsupportedHTTPMethod", f"HTTP method {method} is not supported; use GET or POST.", 405)
+            request = build_request(method, path, query, raw_headers, body)
+            fmt = request.format
+            version, action = request.version, request.action or "-"
+            product = PRODUCT_VERSIONS.get(version, "ecs")
+            if not version:
+                raise errors.missing_parameter("Version", common=True)
+            if not request.action:
+                raise errors.missing_parameter("Action", common=True)
+            spec = self.registry.find(version, request.action)
+            principal = self.authenticator.authenticate(request)
+            account = principal.account_name
+            wait = self.throttle.admit(principal.account_id, spec.name)
+            if wait:
+                raise errors.throttled(wait)
+            params = parse_params(spec.params, request.params)
+            context = ActionContext(request_id, principal, self.services, spec.product, spec.name)
+            result = spec.handler(context, params)
+            payload, content_type = render({"RequestId": request_id, **result}, f"{spec.name}Response", fmt)
+            response = Response(200, payload, content_type)
+        except ApiError as error:
+            response = self._error(error, request_id, fmt, product)
+        except Exception:
+            log.exception("internal error in %s (request %s)", action, request_id)
+            response = self._error(errors.internal_error(), request_id, fmt, product)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info("%s account=%s status=%d %.1fms", action[:64], account, response.status, elapsed_ms)
+        return response
+
+    def _error(self, error: ApiError, request_id: str, fmt: str, product: str) -> Response:
+        payload, content_type = render(error_body(error, request_id, HOST_IDS[product]), "Error", fmt)
+        response = Response(error.http_status, payload, content_type)
+        if error.retry_after:
+            response.extra_headers.append((b"x-acs-retry-after", str(error.retry_after).encode()))
+        return response
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.services.db.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _read_body(receive: Any) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    too_large = False
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            too_large = True
+        elif chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), too_large

@@ -1,0 +1,106 @@
+"""Who is calling: verify a v1 (HMAC-SHA1) or v3 (ACS3-HMAC-SHA256) signature.
+
+The checks run in the order the errors are documented: missing pieces, timestamp,
+AccessKey, signature, and last the nonce, so that a forged request cannot burn one."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from nubes.api import errors, signing
+from nubes.api.nonces import NonceCache
+from nubes.api.request import ApiRequest
+from nubes.clock import Clock
+from nubes.domain.accounts import KEY_ACTIVE, Accounts, KeyRecord, Principal
+
+MAX_SKEW = timedelta(minutes=15)
+
+
+class Authenticator:
+    def __init__(self, accounts: Accounts, clock: Clock, nonces: NonceCache) -> None:
+        self._accounts = accounts
+        self._clock = clock
+        self._nonces = nonces
+
+    def authenticate(self, request: ApiRequest) -> Principal:
+        authorization = request.headers.get("authorization", "")
+        if authorization.startswith(signing.V3_ALGORITHM):
+            return self._v3(request, authorization)
+        return self._v1(request)
+
+    def _v1(self, request: ApiRequest) -> Principal:
+        params = request.params
+        for name in ("AccessKeyId", "Signature", "SignatureMethod", "Timestamp", "SignatureNonce"):
+            if not params.get(name):
+                raise errors.missing_parameter(name, common=True)
+        if params["SignatureMethod"] != "HMAC-SHA1":
+            raise errors.invalid_parameter("SignatureMethod", "Only HMAC-SHA1 is supported with signature v1.")
+        if params.get("SignatureVersion", "1.0") != "1.0":
+            raise errors.invalid_parameter("SignatureVersion", "Only 1.0 is supported.")
+        self._check_timestamp(params["Timestamp"])
+        key = self._key(params["AccessKeyId"])
+        string_to_sign = signing.v1_string_to_sign(request.method, params)
+        expected = signing.v1_signature(key.secret, string_to_sign)
+        if not signing.signatures_equal(expected, params["Signature"]):
+            raise errors.signature_does_not_match(string_to_sign)
+        self._use_nonce(key, params["SignatureNonce"])
+        return key.principal
+
+    def _v3(self, request: ApiRequest, authorization: str) -> Principal:
+        auth = signing.parse_v3_authorization(authorization)
+        if auth is None:
+            raise errors.incomplete_signature(
+                "The Authorization header must read "
+                "'ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=<h1;h2>,Signature=<hex>'."
+            )
+        headers = request.headers
+        for name in ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
+            if not headers.get(name):
+                raise errors.missing_parameter(name, common=True)
+        self._check_timestamp(headers["x-acs-date"])
+        key = self._key(auth.access_key_id)
+        payload_hash = headers["x-acs-content-sha256"]
+        canonical = signing.v3_canonical_request(
+            request.method, request.path, request.query_pairs, headers, auth.signed_headers, payload_hash
+        )
+        string_to_sign = signing.v3_string_to_sign(canonical)
+        expected = signing.v3_signature(key.secret, string_to_sign)
+        if not signing.signatures_equal(expected, auth.signature):
+            raise errors.signature_does_not_match(string_to_sign)
+        if hashlib.sha256(request.body).hexdigest() != payload_hash.lower():
+            raise errors.ApiError(
+                "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the SHA-256 of the body."
+            )
+        self._use_nonce(key, headers["x-acs-signature-nonce"])
+        return key.principal
+
+    def _check_timestamp(self, value: str) -> None:
+        moment = parse_timestamp(value)
+        if moment is None:
+            raise errors.timestamp_format(value)
+        if abs(self._clock.now() - moment) > MAX_SKEW:
+            raise errors.timestamp_expired(value)
+
+    def _key(self, access_key_id: str) -> KeyRecord:
+        key = self._accounts.lookup_key(access_key_id)
+        if key is None:
+            raise errors.access_key_not_found()
+        if key.status != KEY_ACTIVE:
+            raise errors.access_key_inactive()
+        return key
+
+    def _use_nonce(self, key: KeyRecord, nonce: str) -> None:
+        if not self._nonces.use(key.access_key_id, nonce, self._clock.now()):
+            raise errors.nonce_used()
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """ISO 8601 with a time and a zone (2024-01-01T12:00:00Z); None otherwise."""
+    if "T" not in value or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

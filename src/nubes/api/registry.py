@@ -1,0 +1,66 @@
+"""Actions by product and name. Each action module declares its table once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nubes.api import errors
+from nubes.api.params import Param
+
+if TYPE_CHECKING:
+    from nubes.api.context import ActionContext
+
+Handler = Callable[["ActionContext", dict[str, Any]], dict[str, Any]]
+
+PRODUCT_VERSIONS = {"2014-05-26": "ecs", "2016-04-28": "vpc"}
+HOST_IDS = {"ecs": "ecs.aliyuncs.com", "vpc": "vpc.aliyuncs.com"}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    product: str
+    name: str
+    params: tuple[Param, ...]
+    handler: Handler
+    summary: str
+
+
+class ActionTable:
+    """The actions one module defines, for one product."""
+
+    def __init__(self, product: str) -> None:
+        self.product = product
+        self.specs: list[ActionSpec] = []
+
+    def define(self, name: str, params: Sequence[Param] = ()) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else ""
+            self.specs.append(ActionSpec(self.product, name, tuple(params), handler, summary))
+            return handler
+
+        return register
+
+
+class Registry:
+    def __init__(self, tables: Iterable[ActionTable]) -> None:
+        self._actions: dict[tuple[str, str], ActionSpec] = {}
+        for table in tables:
+            for spec in table.specs:
+                key = (spec.product, spec.name)
+                if key in self._actions:
+                    raise ValueError(f"action {spec.product}:{spec.name} defined twice")
+                self._actions[key] = spec
+
+    def find(self, version: str, action: str) -> ActionSpec:
+        product = PRODUCT_VERSIONS.get(version)
+        if product is None:
+            raise errors.version_not_supported(version)
+        spec = self._actions.get((product, action))
+        if spec is None:
+            raise errors.action_not_found(action, version)
+        return spec
+
+    def all(self) -> list[ActionSpec]:
+        return sorted(self._actions.values(), key=lambda s: (s.product, s.name))

@@ -1,0 +1,56 @@
+"""An HTTP request as the RPC protocol sees it: merged parameters, Action, Version, Format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from nubes.api.errors import ApiError
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_FIELDS = 5000
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    path: str
+    query_string: str
+    headers: dict[str, str]
+    body: bytes
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        return self.params.get("Action") or self.headers.get("x-acs-action", "")
+
+    @property
+    def version(self) -> str:
+        return self.params.get("Version") or self.headers.get("x-acs-version", "")
+
+    @property
+    def format(self) -> str:
+        return "XML" if self.params.get("Format", "").upper() == "XML" else "JSON"
+
+
+def parse_pairs(text: str, what: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(text, keep_blank_values=True, errors="replace", max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise ApiError("InvalidParameter", f"The {what} has more than {MAX_FIELDS} parameters.") from None
+
+
+def build_request(method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> ApiRequest:
+    headers: dict[str, str] = {}
+    for name, value in raw_headers:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    query_string = query.decode("latin-1")
+    request = ApiRequest(method.upper(), path or "/", query_string, headers, body)
+    request.query_pairs = parse_pairs(query_string, "query string")
+    params = dict(request.query_pairs)
+    if body and headers.get("content-type", "").lower().startswith(FORM_TYPE):
+        params.update(parse_pairs(body.decode("utf-8", errors="replace"), "request body"))
+    request.params = params
+    return request

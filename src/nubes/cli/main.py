@@ -1,0 +1,298 @@
+"""The nubes command: server, admin, configure, and any ECS/VPC action by name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from nubes.api.params import Param
+from nubes.cli import profiles
+from nubes.cli.output import print_result
+from nubes.client import ClientError, call
+from nubes.config import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@click.group()
+@click.version_option(package_name="nubes")
+def main() -> None:
+    """nubes: a self-hosted Elastic Compute Service speaking the ECS and VPC OpenAPI."""
+
+
+# ---- server --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Default: $NUBES_HOME or ~/.local/share/nubes.")
+@click.option("--database-url", help="Default: SQLite in the data dir. postgresql://user@host/db for several hosts.")
+@click.option("--throttle-rate", type=float, default=500.0, show_default=True,
+              help="Requests per second per account and action; 0 switches throttling off.")
+@click.option("--throttle-burst", type=float, default=1000.0, show_default=True)
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
+           throttle_burst: float, log_level: str) -> None:
+    """Run the API (and its store) in the foreground until SIGINT or SIGTERM."""
+    from nubes.server import serve
+
+    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level))
+
+
+# ---- admin ---------------------------------------------------------------------------------
+
+
+def _accounts(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+    from nubes.server import open_services
+
+    return open_services(Settings(data_dir=data_dir, database_url=database_url)).accounts
+
+
+store_options = [
+    click.option("--data-dir", type=click.Path(path_type=Path)),
+    click.option("--database-url"),
+]
+
+
+def with_store(f):  # type: ignore[no-untyped-def]
+    for option in reversed(store_options):
+        f = option(f)
+    return f
+
+
+@main.group()
+def admin() -> None:
+    """Operator commands: accounts and AccessKeys (work on the store directly)."""
+
+
+@admin.group()
+def account() -> None:
+    """Accounts: every resource belongs to one."""
+
+
+@account.command("create")
+@click.argument("name")
+@with_store
+def account_create(name: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Create an account and its first AccessKey (printed once)."""
+    from nubes.domain.accounts import AccountError
+
+    accounts = _accounts(data_dir, database_url)
+    try:
+        created = accounts.create(name)
+        key = accounts.create_key(name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"account {created.name} (uid {created.uid})")
+    click.echo(f"AccessKeyId:     {key.access_key_id}\nAccessKeySecret: {key.secret}")
+
+
+@account.command("list")
+@with_store
+def account_list(data_dir: Path | None, database_url: str | None) -> None:
+    """List accounts."""
+    from rich.table import Table
+
+    table = Table("Name", "Uid", "Status", "Keys")
+    for a in _accounts(data_dir, database_url).list():
+        table.add_row(a.name, a.uid, a.status, str(a.keys))
+    console.print(table)
+
+
+@admin.group()
+def key() -> None:
+    """AccessKeys of an account."""
+
+
+def _key_command(name: str, help_text: str):  # type: ignore[no-untyped-def]
+    def decorate(f):  # type: ignore[no-untyped-def]
+        f = click.option("--account", "account_name", required=True, help="Account name.")(f)
+        return key.command(name, help=help_text)(with_store(f))
+
+    return decorate
+
+
+@_key_command("create", "Create an AccessKey; its secret is printed once.")
+def key_create(account_name: str, data_dir: Path | None, database_url: str | None) -> None:
+    from nubes.domain.accounts import AccountError
+
+    try:
+        created = _accounts(data_dir, database_url).create_key(account_name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"AccessKeyId:     {created.access_key_id}\nAccessKeySecret: {created.secret}")
+
+
+@_key_command("list", "List AccessKeys (secrets are not shown).")
+def key_list(account_name: str, data_dir: Path | None, database_url: str | None) -> None:
+    from rich.table import Table
+
+    from nubes.domain.accounts import AccountError
+
+    try:
+        keys = _accounts(data_dir, database_url).list_keys(account_name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Table("AccessKeyId", "Status")
+    for k in keys:
+        table.add_row(k.access_key_id, k.status)
+    console.print(table)
+
+
+def _set_status(account_name: str, access_key_id: str, status: str, data_dir: Path | None,
+                database_url: str | None) -> None:
+    from nubes.domain.accounts import AccountError
+
+    try:
+        _accounts(data_dir, database_url).set_key_status(account_name, access_key_id, status)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{access_key_id}: {status}")
+
+
+@_key_command("disable", "Disable an AccessKey: requests signed with it are refused.")
+@click.argument("access_key_id")
+def key_disable(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+    _set_status(account_name, access_key_id, "Inactive", data_dir, database_url)
+
+
+@_key_command("enable", "Enable a disabled AccessKey again.")
+@click.argument("access_key_id")
+def key_enable(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+    _set_status(account_name, access_key_id, "Active", data_dir, database_url)
+
+
+@_key_command("delete", "Delete an AccessKey.")
+@click.argument("access_key_id")
+def key_delete(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+    from nubes.domain.accounts import AccountError
+
+    try:
+        _accounts(data_dir, database_url).delete_key(account_name, access_key_id)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{access_key_id}: deleted")
+
+
+# ---- configure -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--profile", "profile_name", default="default", show_default=True)
+@click.option("--endpoint", prompt="Endpoint", default=profiles.DEFAULT_ENDPOINT)
+@click.option("--region", prompt="Default region", default=profiles.DEFAULT_REGION)
+@click.option("--access-key-id", prompt="AccessKeyId")
+@click.option("--access-key-secret", prompt="AccessKeySecret", hide_input=True)
+def configure(profile_name: str, endpoint: str, region: str, access_key_id: str, access_key_secret: str) -> None:
+    """Save an endpoint and credentials as a profile (mode 0600)."""
+    path = profiles.save_profile(profiles.Profile(profile_name, endpoint, region, access_key_id, access_key_secret))
+    click.echo(f"profile {profile_name!r} saved to {path}")
+
+
+# ---- generic API caller --------------------------------------------------------------------
+
+
+def _parse_action_args(args: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise click.UsageError(f"expected --Name value, got {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise click.UsageError(f"--{name} needs a value")
+            value = args[i + 1]
+            i += 1
+        params[name] = value
+        i += 1
+    return params
+
+
+def _describe_param(p: Param, prefix: str = "") -> list[str]:
+    name = prefix + p.name
+    if p.kind == "list" and p.item is not None:
+        if p.item.kind == "struct":
+            return [line for f in p.item.fields for line in _describe_param(f, f"{name}.N.")]
+        return [f"  --{name}.N  (list{', JSON array accepted' if p.json_array else ''})"]
+    if p.kind == "struct":
+        return [line for f in p.fields for line in _describe_param(f, f"{name}.")]
+    notes = [p.kind]
+    if p.required:
+        notes.append("required")
+    if p.default is not None:
+        notes.append(f"default {p.default}")
+    if p.choices:
+        notes.append("one of " + "|".join(p.choices))
+    if p.minimum is not None or p.maximum is not None:
+        notes.append(f"range {p.minimum if p.minimum is not None else ''}..{p.maximum if p.maximum is not None else ''}")
+    return [f"  --{name}  ({', '.join(notes)})"]
+
+
+def _api_group(product: str) -> click.Command:
+    @click.command(
+        product,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        help=f"Call any {product.upper()} action: nubes {product} ActionName --Param value ...",
+    )
+    @click.argument("action", required=False)
+    @click.option("--endpoint", help="host:port of the API (env NUBES_ENDPOINT).")
+    @click.option("--region", help="Region sent as RegionId when the action takes one (env NUBES_REGION).")
+    @click.option("--profile", "profile_name", help="Profile saved by nubes configure.")
+    @click.option("--output", help="Table instead of JSON: 'cols=A,B rows=Path.To.List[]'.")
+    @click.option("--help", "show_help", is_flag=True, help="Show the action's parameters.")
+    @click.pass_context
+    def command(ctx: click.Context, action: str | None, endpoint: str | None, region: str | None,
+                profile_name: str | None, output: str | None, show_help: bool) -> None:
+        from nubes.actions import all_tables
+
+        specs = {s.name: s for t in all_tables() if t.product == product for s in t.specs}
+        if not action or (show_help and action not in specs):
+            click.echo(ctx.get_help())
+            click.echo(f"\n{product.upper()} actions:")
+            for name in sorted(specs):
+                click.echo(f"  {name:36} {specs[name].summary}")
+            return
+        if show_help:
+            spec = specs[action]
+            click.echo(f"{action}: {spec.summary}\n")
+            for p in spec.params:
+                click.echo("\n".join(_describe_param(p)))
+            return
+        params = _parse_action_args(list(ctx.args))
+        creds = profiles.resolve(endpoint, region, profile_name)
+        spec = specs.get(action)
+        takes_region = spec is not None and any(p.name == "RegionId" for p in spec.params)
+        if takes_region and "RegionId" not in params:
+            params["RegionId"] = creds.region_id
+        if not creds.access_key_id:
+            raise click.ClickException(
+                "no credentials: set NUBES_ACCESS_KEY_ID/NUBES_ACCESS_KEY_SECRET or run nubes configure"
+            )
+        try:
+            body = call(creds, product, action, params)
+        except ClientError as exc:
+            err_console.print(f"[bold red]ERROR[/] {exc.code}: {exc.message}", highlight=False)
+            if exc.request_id:
+                err_console.print(f"RequestId: {exc.request_id}", highlight=False)
+            sys.exit(1)
+        try:
+            print_result(body, output, console)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return command
+
+
+main.add_command(_api_group("ecs"))
+main.add_command(_api_group("vpc"))
+
+
+if __name__ == "__main__":
+    main()

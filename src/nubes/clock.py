@@ -1,0 +1,33 @@
+"""Time, passed in so that tests can move it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+def iso8601(moment: datetime) -> str:
+    """ECS renders times as 2024-01-01T12:00Z (minutes, UTC)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

@@ -1,0 +1,33 @@
+"""Server settings: flags first, then the environment, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubes.store.db import sqlite_url
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("NUBES_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "nubes"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path | None = None
+    database_url: str | None = None
+    throttle_rate: float = 500.0
+    throttle_burst: float = 1000.0
+    log_level: str = "info"
+
+    def resolved_data_dir(self) -> Path:
+        return (self.data_dir or default_data_dir()).expanduser().resolve()
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or os.environ.get("NUBES_DATABASE_URL") or sqlite_url(self.resolved_data_dir())

@@ -1,0 +1,94 @@
+"""Assemble and run one nubes server: store, catalog, API, in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from nubes.actions import all_tables
+from nubes.api.app import ApiApp
+from nubes.api.auth import Authenticator
+from nubes.api.context import Services
+from nubes.api.nonces import NonceCache
+from nubes.api.registry import Registry
+from nubes.api.throttle import Throttle
+from nubes.catalog.model import load_catalog
+from nubes.clock import Clock, SystemClock
+from nubes.config import Settings
+from nubes.domain.accounts import KeyRecord
+from nubes.domain.quotas import Quotas
+from nubes.store.db import Database
+
+log = logging.getLogger("nubes")
+
+
+def open_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Open the store (migrated to the newest schema) and the catalog."""
+    data_dir = settings.resolved_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    db = Database(settings.resolved_database_url())
+    db.migrate()
+    return Services.build(db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas())
+
+
+def build_app(services: Services, settings: Settings) -> ApiApp:
+    registry = Registry(all_tables())
+    authenticator = Authenticator(services.accounts, services.clock, NonceCache())
+    return ApiApp(services, registry, authenticator, Throttle(settings.throttle_rate, settings.throttle_burst))
+
+
+def write_credentials(path: Path, key: KeyRecord) -> None:
+    """The generated root key, readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"[default]\naccess_key_id = {key.access_key_id}\naccess_key_secret = {key.secret}\n")
+    os.chmod(path, 0o600)
+
+
+def bootstrap_root(services: Services) -> None:
+    """First start: the root account, with the AccessKey from the environment or a new one."""
+    env_id = os.environ.get("NUBES_ACCESS_KEY_ID")
+    env_secret = os.environ.get("NUBES_ACCESS_KEY_SECRET")
+    created = services.accounts.ensure_root(env_id, env_secret)
+    if created is not None and not env_id:
+        path = services.data_dir / "credentials"
+        write_credentials(path, created)
+        # Printed once, on the terminal, never logged.
+        print(
+            f"nubes: created the root account's AccessKey (saved to {path}, mode 0600):\n"
+            f"  AccessKeyId:     {created.access_key_id}\n  AccessKeySecret: {created.secret}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    services = open_services(settings)
+    bootstrap_root(services)
+    app = build_app(services, settings)
+    log.info(
+        "nubes listening on http://%s:%d (data %s, store %s)",
+        settings.host,
+        settings.port,
+        services.data_dir,
+        services.db.engine.url.render_as_string(hide_password=True),
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=settings.log_level,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
