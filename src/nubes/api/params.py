@@ -114,6 +114,7 @@ def _nest(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _parse(spec: Param, path: str, node: Any) -> Any:
+    value: Any
     if spec.kind == "list":
         value = _parse_list(spec, path, node)
     elif spec.kind == "struct":

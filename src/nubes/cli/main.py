@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -13,6 +15,9 @@ from nubes.cli import profiles
 from nubes.cli.output import print_result
 from nubes.client import ClientError, call
 from nubes.config import Settings
+
+if TYPE_CHECKING:
+    from nubes.domain.accounts import Accounts
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,22 +52,19 @@ def server(host: str, port: int, data_dir: Path | None, database_url: str | None
 # ---- admin ---------------------------------------------------------------------------------
 
 
-def _accounts(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+def _accounts(data_dir: Path | None, database_url: str | None) -> Accounts:
     from nubes.server import open_services
 
     return open_services(Settings(data_dir=data_dir, database_url=database_url)).accounts
 
 
-store_options = [
-    click.option("--data-dir", type=click.Path(path_type=Path)),
-    click.option("--database-url"),
-]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def with_store(f):  # type: ignore[no-untyped-def]
-    for option in reversed(store_options):
-        f = option(f)
-    return f
+def with_store(f: F) -> F:
+    """The options that locate the store, for commands that work on it directly."""
+    f = click.option("--database-url", help="Default: SQLite in the data dir.")(f)
+    return click.option("--data-dir", type=click.Path(path_type=Path), help="Default: $NUBES_HOME.")(f)
 
 
 @main.group()
@@ -99,7 +101,7 @@ def account_list(data_dir: Path | None, database_url: str | None) -> None:
     from rich.table import Table
 
     table = Table("Name", "Uid", "Status", "Keys")
-    for a in _accounts(data_dir, database_url).list():
+    for a in _accounts(data_dir, database_url).all():
         table.add_row(a.name, a.uid, a.status, str(a.keys))
     console.print(table)
 
@@ -109,8 +111,8 @@ def key() -> None:
     """AccessKeys of an account."""
 
 
-def _key_command(name: str, help_text: str):  # type: ignore[no-untyped-def]
-    def decorate(f):  # type: ignore[no-untyped-def]
+def _key_command(name: str, help_text: str) -> Callable[[F], click.Command]:
+    def decorate(f: F) -> click.Command:
         f = click.option("--account", "account_name", required=True, help="Account name.")(f)
         return key.command(name, help=help_text)(with_store(f))
 
@@ -267,8 +269,8 @@ def _api_group(product: str) -> click.Command:
             return
         params = _parse_action_args(list(ctx.args))
         creds = profiles.resolve(endpoint, region, profile_name)
-        spec = specs.get(action)
-        takes_region = spec is not None and any(p.name == "RegionId" for p in spec.params)
+        found = specs.get(action)
+        takes_region = found is not None and any(p.name == "RegionId" for p in found.params)
         if takes_region and "RegionId" not in params:
             params["RegionId"] = creds.region_id
         if not creds.access_key_id:

@@ -63,7 +63,7 @@ class Accounts:
             s.flush()
             return AccountRecord(account.name, account.uid, account.status, 0)
 
-    def list(self) -> list[AccountRecord]:
+    def all(self) -> list[AccountRecord]:
         with self._db.session() as s:
             key_count = (
                 select(func.count(AccessKey.id)).where(AccessKey.account_id == Account.id).scalar_subquery()

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
@@ -157,7 +157,7 @@ class KeyPairs:
                 s.delete(row)
 
 
-def _in_scope(scope: Scope) -> tuple[object, ...]:
+def _in_scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id)
 
 
