@@ -5,8 +5,9 @@ XML repeats a list's element under its parent's key, as ECS does."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 from xml.sax.saxutils import escape
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -16,7 +17,7 @@ XML_TYPE = "text/xml;charset=utf-8"  # the Tea SDKs parse an XML error only with
 def render(body: dict[str, Any], root: str, fmt: str) -> tuple[bytes, str]:
     if fmt == "XML":
         return render_xml(body, root), XML_TYPE
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), JSON_TYPE
+    return orjson.dumps(body), JSON_TYPE
 
 
 def render_xml(body: dict[str, Any], root: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from nubes import ids
@@ -45,6 +45,13 @@ class AccountRecord:
     uid: str
     status: str
     keys: int
+
+
+_KEY_LOOKUP = (
+    select(AccessKey.access_key_id, AccessKey.secret, AccessKey.status, Account.name, Account.id, Account.uid)
+    .join(Account, AccessKey.account_id == Account.id)
+    .where(AccessKey.access_key_id == bindparam("access_key_id"))
+)
 
 
 class Accounts:
@@ -107,14 +114,15 @@ class Accounts:
             s.delete(self._owned_key(s, account, access_key_id))
 
     def lookup_key(self, access_key_id: str) -> KeyRecord | None:
-        """The key and the account it belongs to, for request authentication."""
-        with self._db.session() as s:
-            row = s.execute(
-                select(AccessKey, Account)
-                .join(Account, AccessKey.account_id == Account.id)
-                .where(AccessKey.access_key_id == access_key_id)
-            ).first()
-            return None if row is None else _key_record(row[0], row[1])
+        """The key and the account it belongs to, for request authentication.
+
+        This runs on every request: one prepared Core query on a pooled connection."""
+        with self._db.engine.connect() as connection:
+            row = connection.execute(_KEY_LOOKUP, {"access_key_id": access_key_id}).first()
+        if row is None:
+            return None
+        key_id, secret, status, name, account_id, uid = row
+        return KeyRecord(key_id, secret, status, name, Principal(account_id, name, uid))
 
     def ensure_root(self, access_key_id: str | None, secret: str | None) -> KeyRecord | None:
         """Create the root account on first start. Returns a key that was created now, else None.

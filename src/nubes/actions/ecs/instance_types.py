@@ -79,19 +79,31 @@ for single, plural, _field in _MATCHES:
     PARAMS.append(StringList(plural, max_items=10))
 
 
-def _matches(t: InstanceType, p: dict[str, Any]) -> bool:
-    fields = t.fields
+Check = Callable[[dict[str, Any]], bool]
+
+
+def _one_of(field: str, wanted: frozenset[Any]) -> Check:
+    return lambda f: f.get(field) in wanted
+
+
+def _bounded(field: str, compare: Callable[[Any, Any], bool], bound: Any) -> Check:
+    return lambda f: bool(compare(f.get(field, 0), bound))
+
+
+def _filters(p: dict[str, Any]) -> list[Check]:
+    """The predicates a request asks for; an empty list matches every type."""
+    checks: list[Check] = []
     for single, plural, field in _MATCHES:
         wanted = ([p[single]] if single and p[single] else []) + (p[plural] or [])
-        if wanted and fields.get(field) not in wanted:
-            return False
+        if wanted:
+            checks.append(_one_of(field, frozenset(wanted)))
     for name, field, compare in _BOUNDS:
-        if p[name] is not None and not compare(fields.get(field, 0), p[name]):
-            return False
+        if p[name] is not None:
+            checks.append(_bounded(field, compare, p[name]))
     for name in ("InstanceFamilyLevel", "NvmeSupport"):
-        if p[name] and fields.get(name) != p[name]:
-            return False
-    return True
+        if p[name]:
+            checks.append(_one_of(name, frozenset([p[name]])))
+    return checks
 
 
 # The order in which ECS lists an instance type's fields.
@@ -107,7 +119,20 @@ _FIELD_ORDER = [
 ]
 
 
+_RENDERED: dict[int, tuple[InstanceType, dict[str, Any]]] = {}
+
+
 def render_type(t: InstanceType) -> dict[str, Any]:
+    """Rendered once per catalog entry: the catalog does not change while the server runs."""
+    cached = _RENDERED.get(id(t))
+    if cached is not None and cached[0] is t:
+        return cached[1]
+    item = _render_type(t)
+    _RENDERED[id(t)] = (t, item)
+    return item
+
+
+def _render_type(t: InstanceType) -> dict[str, Any]:
     f = t.fields
     item: dict[str, Any] = {name: f[name] for name in _FIELD_ORDER if name in f}
     item["InstanceTypeFamily"] = t.family
@@ -132,7 +157,8 @@ def render_type(t: InstanceType) -> dict[str, Any]:
 @actions.define("DescribeInstanceTypes", PARAMS)
 def describe_instance_types(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The instance types of the catalog, filtered, NextToken-paged (MaxResults up to 1600)."""
-    matching = [t for t in ctx.services.catalog.all_types() if _matches(t, p)]
+    checks = _filters(p)
+    matching = [t for t in ctx.services.catalog.all_types() if all(check(t.fields) for check in checks)]
     page, next_token = token_page(matching, p["NextToken"], p["MaxResults"])
     return {"NextToken": next_token, "InstanceTypes": {"InstanceType": [render_type(t) for t in page]}}
 
