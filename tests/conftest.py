@@ -33,6 +33,7 @@ class LiveServer:
     backend: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = field(default_factory=list)
     extra_accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def nubes(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,6 +54,10 @@ class LiveServer:
         pair = (fields["AccessKeyId"].strip(), fields["AccessKeySecret"].strip())
         self.extra_accounts[name] = pair
         return pair
+
+    @property
+    def netns_prefix(self) -> str:
+        return self.args[self.args.index("--netns-prefix") + 1]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -77,6 +82,17 @@ def _postgres_database() -> str | None:
     return f"{base}/{name}"
 
 
+_SERVERS_STARTED = 0
+
+
+def unique_prefix() -> str:
+    """A network-namespace prefix no other server on this host uses (servers remove what
+    carries their prefix and is not in their store)."""
+    global _SERVERS_STARTED
+    _SERVERS_STARTED += 1
+    return f"nt{os.getpid() % 100000}x{_SERVERS_STARTED}"
+
+
 def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: list[str] | None = None) -> LiveServer:
     port = free_port()
     data_dir = tmp / "data"
@@ -86,6 +102,10 @@ def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: 
     if database_url:
         args += ["--database-url", database_url]
     args += extra_args or []
+    if "--netns-prefix" not in args:
+        args += ["--netns-prefix", unique_prefix()]
+    if "--driver" not in args:
+        args += ["--driver", "fake"]
     log_file = open(log_path, "wb")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
@@ -99,7 +119,7 @@ def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: 
                 raise RuntimeError(f"nubes server did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.1)
     url = database_url or f"sqlite:///{data_dir / 'nubes.db'}"
-    return LiveServer(f"127.0.0.1:{port}", port, data_dir, url, backend, process, log_path)
+    return LiveServer(f"127.0.0.1:{port}", port, data_dir, url, backend, process, log_path, args)
 
 
 def stop_server(server: LiveServer) -> None:
@@ -156,3 +176,9 @@ def acs_client(server: LiveServer, key: tuple[str, str] = (ROOT_KEY_ID, ROOT_SEC
     client.add_endpoint(region, "Ecs", server.endpoint)
     client.add_endpoint(region, "Vpc", server.endpoint)
     return client
+
+
+@pytest.fixture
+def fresh_key(live: LiveServer) -> tuple[str, str]:
+    """A new account of its own for one test (quotas and listings start empty)."""
+    return live.create_account(f"t-{uuid.uuid4().hex[:12]}")

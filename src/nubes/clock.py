@@ -31,3 +31,8 @@ class ManualClock:
 def iso8601(moment: datetime) -> str:
     """ECS renders times as 2024-01-01T12:00Z (minutes, UTC)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def iso8601_seconds(moment: datetime) -> str:
+    """The VPC API renders times with seconds: 2024-01-01T12:00:00Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -25,6 +25,10 @@ class Settings:
     throttle_rate: float = 500.0
     throttle_burst: float = 1000.0
     log_level: str = "info"
+    # "real": QEMU, Linux networking (root). "fake": the emulator mode, no root, no KVM.
+    driver: str = "real"
+    # Prefix of the network namespaces this server owns; two servers on one host need two prefixes.
+    netns_prefix: str = "nubes"
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

@@ -15,6 +15,8 @@ PREFIXES = {
     "vswitch": "vsw-",
     "route_table": "vtb-",
     "vrouter": "vrt-",
+    "route_entry": "rte-",
+    "security_group_rule": "sgr-",
     "network_interface": "eni-",
     "eip": "eip-",
     "deployment_set": "ds-",

@@ -21,6 +21,8 @@ from nubes.clock import Clock, SystemClock
 from nubes.config import Settings
 from nubes.domain.accounts import KeyRecord
 from nubes.domain.quotas import Quotas
+from nubes.drivers.network.base import NetworkDriver
+from nubes.agent.network import NetworkAgent
 from nubes.store.db import Database
 
 log = logging.getLogger("nubes")
@@ -34,6 +36,30 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     db = Database(settings.resolved_database_url())
     db.migrate()
     return Services.build(db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas())
+
+
+def network_driver(settings: Settings, data_dir: Path) -> NetworkDriver:
+    if settings.driver == "fake":
+        from nubes.drivers.network.fake import FakeNetworkDriver
+
+        return FakeNetworkDriver()
+    if os.geteuid() != 0:
+        raise SystemExit(
+            "nubes: the real drivers need root (network namespaces, nftables, taps). "
+            "Run as root, or start the emulator with --driver fake."
+        )
+    from nubes.drivers.network.linux import LinuxNetworkDriver
+
+    return LinuxNetworkDriver(data_dir / "run" / "network", prefix=settings.netns_prefix)
+
+
+def start_agent(services: Services, settings: Settings) -> NetworkAgent:
+    """The local host agent: reconciles the store's networks onto this machine."""
+    driver = network_driver(settings, services.data_dir)
+    agent = NetworkAgent(services.db, driver, services.vpcs, host_netns_prefix=settings.netns_prefix)
+    services.notify.listeners.append(agent.notify)
+    agent.start()
+    return agent
 
 
 def build_app(services: Services, settings: Settings) -> ApiApp:
@@ -73,6 +99,7 @@ def serve(settings: Settings) -> None:
     )
     services = open_services(settings)
     bootstrap_root(services)
+    agent = start_agent(services, settings)
     app = build_app(services, settings)
     log.info(
         "nubes listening on http://%s:%d (data %s, store %s)",
@@ -91,4 +118,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        agent.stop()

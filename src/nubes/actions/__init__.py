@@ -6,8 +6,17 @@ from nubes.api.registry import ActionTable
 
 
 def all_tables() -> list[ActionTable]:
-    from nubes.actions.ecs import account, instance_types, keypairs, regions, resources
+    from nubes.actions.ecs import (
+        account,
+        instance_types,
+        keypairs,
+        network_interfaces,
+        regions,
+        resources,
+        security_groups,
+    )
     from nubes.actions.vpc import regions as vpc_regions
+    from nubes.actions.vpc import routes, vpcs, vswitches
 
     return [
         regions.actions,
@@ -15,5 +24,10 @@ def all_tables() -> list[ActionTable]:
         resources.actions,
         account.actions,
         keypairs.actions,
+        security_groups.actions,
+        network_interfaces.actions,
         vpc_regions.actions,
+        vpcs.actions,
+        vswitches.actions,
+        routes.actions,
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nubes.api.params import String
+from nubes.api.params import Boolean, Integer, String
 from nubes.catalog.model import LANGUAGES
 
 ACCEPT_LANGUAGE = String("AcceptLanguage", choices=LANGUAGES, default="zh-CN")
@@ -11,3 +11,19 @@ INSTANCE_CHARGE_TYPE = String("InstanceChargeType", choices=("PrePaid", "PostPai
 SPOT_STRATEGY = String(
     "SpotStrategy", choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"), default="NoSpot"
 )
+CLIENT_TOKEN = String("ClientToken", max_length=64)
+DRY_RUN = Boolean("DryRun", default=False)
+PAGE_NUMBER = Integer("PageNumber", minimum=1, default=1)
+PAGE_SIZE = Integer("PageSize", minimum=1, maximum=50, default=10)
+RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
+
+
+def paged(items_key: str, item_key: str, items: list[object], page_number: int, page_size: int) -> dict[str, object]:
+    """The PageNumber/PageSize answer shape ECS uses."""
+    start = (page_number - 1) * page_size
+    return {
+        "TotalCount": len(items),
+        "PageNumber": page_number,
+        "PageSize": page_size,
+        items_key: {item_key: items[start : start + page_size]},
+    }

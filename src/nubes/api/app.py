@@ -17,7 +17,7 @@ from nubes.api.auth import Authenticator
 from nubes.api.context import ActionContext, Services
 from nubes.api.errors import ApiError
 from nubes.api.params import parse_params
-from nubes.api.registry import HOST_IDS, PRODUCT_VERSIONS, Registry
+from nubes.api.registry import HOST_IDS, PRODUCT_VERSIONS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
 from nubes.api.request import MAX_BODY_BYTES, build_request
 from nubes.api.throttle import Throttle
@@ -101,7 +101,7 @@ class ApiApp:
                 raise errors.throttled(wait)
             params = parse_params(spec.params, request.params)
             context = ActionContext(request_id, principal, self.services, spec.product, spec.name)
-            result = spec.handler(context, params)
+            result = self._run(spec, context, params)
             payload, content_type = render({"RequestId": request_id, **result}, f"{spec.name}Response", fmt)
             response = Response(200, payload, content_type)
         except ApiError as error:
@@ -112,6 +112,19 @@ class ApiApp:
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info("%s account=%s status=%d %.1fms", action[:64], account, response.status, elapsed_ms)
         return response
+
+    def _run(self, spec: ActionSpec, context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("ClientToken") if spec.idempotent else None
+        if not token:
+            return spec.handler(context, params)
+        idempotency = self.services.idempotency
+        account_id = context.principal.account_id
+        earlier = idempotency.lookup(account_id, spec.name, token, params)
+        if earlier is not None:
+            return earlier
+        result = spec.handler(context, params)
+        idempotency.remember(account_id, spec.name, token, params, result)
+        return result
 
     def _error(self, error: ApiError, request_id: str, fmt: str, product: str) -> Response:
         payload, content_type = render(error_body(error, request_id, HOST_IDS[product]), "Error", fmt)

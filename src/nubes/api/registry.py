@@ -25,6 +25,8 @@ class ActionSpec:
     params: tuple[Param, ...]
     handler: Handler
     summary: str
+    # ClientToken makes the action happen once; the same token with other parameters is refused.
+    idempotent: bool = False
 
 
 class ActionTable:
@@ -34,10 +36,12 @@ class ActionTable:
         self.product = product
         self.specs: list[ActionSpec] = []
 
-    def define(self, name: str, params: Sequence[Param] = ()) -> Callable[[Handler], Handler]:
+    def define(
+        self, name: str, params: Sequence[Param] = (), *, idempotent: bool = False
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else ""
-            self.specs.append(ActionSpec(self.product, name, tuple(params), handler, summary))
+            self.specs.append(ActionSpec(self.product, name, tuple(params), handler, summary, idempotent))
             return handler
 
         return register

@@ -41,12 +41,16 @@ def main() -> None:
               help="Requests per second per account and action; 0 switches throttling off.")
 @click.option("--throttle-burst", type=float, default=1000.0, show_default=True)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--driver", default="real", show_default=True, type=click.Choice(["real", "fake"]),
+              help="real: QEMU VMs and Linux networking (needs root); fake: the emulator mode.")
+@click.option("--netns-prefix", default="nubes", show_default=True,
+              help="Prefix of the network namespaces this server owns (one per server on a host).")
 def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
-           throttle_burst: float, log_level: str) -> None:
-    """Run the API (and its store) in the foreground until SIGINT or SIGTERM."""
+           throttle_burst: float, log_level: str, driver: str, netns_prefix: str) -> None:
+    """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
 
-    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level))
+    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix))
 
 
 # ---- admin ---------------------------------------------------------------------------------
@@ -179,6 +183,45 @@ def key_delete(account_name: str, access_key_id: str, data_dir: Path | None, dat
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{access_key_id}: deleted")
+
+
+@admin.group("test-host")
+def test_host() -> None:
+    """Test hosts: network namespaces plugged into a VPC as a network interface, for reaching
+    guests and testing security groups with ordinary tools (`ip netns exec NS ...`)."""
+
+
+def _set_test_host(eni_id: str, attached: bool, data_dir: Path | None, database_url: str | None) -> None:
+    from nubes.api.errors import ApiError
+    from nubes.server import open_services
+
+    services = open_services(Settings(data_dir=data_dir, database_url=database_url))
+    try:
+        services.network_interfaces.set_test_host(eni_id, attached)
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+@test_host.command("attach")
+@click.argument("network_interface_id")
+@click.option("--netns-prefix", default="nubes", show_default=True, help="The server's --netns-prefix.")
+@with_store
+def test_host_attach(network_interface_id: str, netns_prefix: str, data_dir: Path | None,
+                     database_url: str | None) -> None:
+    """Plug an Available interface into a new test host; prints the host's namespace."""
+    from nubes.domain.netstate import test_host_netns
+
+    _set_test_host(network_interface_id, True, data_dir, database_url)
+    click.echo(test_host_netns(netns_prefix, network_interface_id))
+
+
+@test_host.command("detach")
+@click.argument("network_interface_id")
+@with_store
+def test_host_detach(network_interface_id: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Unplug an interface from its test host (the namespace is removed)."""
+    _set_test_host(network_interface_id, False, data_dir, database_url)
+    click.echo(f"{network_interface_id}: detached")
 
 
 # ---- configure -----------------------------------------------------------------------------

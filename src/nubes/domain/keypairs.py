@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
+from nubes.domain.common import Scope
 from nubes.domain.quotas import Quotas
 from nubes.store.db import Database
 from nubes.store.models import KeyPair
@@ -31,14 +32,6 @@ class KeyPairView:
     public_key: str
     resource_group_id: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose resources, and where: every query of a resource is bounded by both."""
-
-    account_id: int
-    region_id: str
 
 
 def fingerprint(public_key: str) -> str:

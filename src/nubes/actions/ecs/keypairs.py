@@ -10,8 +10,7 @@ from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601
-from nubes.domain.keypairs import Scope
-from nubes.domain.regions import require_region
+from nubes.domain.common import Scope
 
 actions = ActionTable("ecs")
 
@@ -20,8 +19,7 @@ RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
 
 
 def _scope(ctx: ActionContext, region_id: str) -> Scope:
-    require_region(ctx.services.catalog, region_id)
-    return Scope(ctx.principal.account_id, region_id)
+    return ctx.scope(region_id)
 
 
 @actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID])

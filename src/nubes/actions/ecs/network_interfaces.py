@@ -1,0 +1,148 @@
+"""ECS elastic network interfaces: create, describe, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import CLIENT_TOKEN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.paging import token_page
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601_seconds
+from nubes.store.models import NetworkInterface
+
+actions = ActionTable("ecs")
+
+ENI_ID = String("NetworkInterfaceId", required=True, max_length=64)
+
+
+def render_eni(ctx: ActionContext, eni: NetworkInterface) -> dict[str, Any]:
+    return {
+        "NetworkInterfaceId": eni.id,
+        "NetworkInterfaceName": eni.name,
+        "Description": eni.description,
+        "Status": eni.status,
+        "Type": eni.eni_type,
+        "VpcId": eni.vpc_id,
+        "VSwitchId": eni.vswitch_id,
+        "ZoneId": eni.zone_id,
+        "PrivateIpAddress": eni.primary_ip,
+        "MacAddress": eni.mac,
+        "InstanceId": eni.instance_id,
+        "CreationTime": iso8601_seconds(eni.created_at),
+        "ResourceGroupId": eni.resource_group_id,
+        "OwnerId": ctx.principal.uid,
+        "ServiceManaged": False,
+        "DeleteOnRelease": False,
+        "SourceDestCheck": True,
+        "SecurityGroupIds": {"SecurityGroupId": [m.group_id for m in eni.memberships]},
+        "PrivateIpSets": {
+            "PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True, "PrivateDnsName": ""}]
+        },
+        "Ipv6Sets": {"Ipv6Set": []},
+        "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
+        "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
+        "Attachment": {"InstanceId": eni.instance_id, "DeviceIndex": 0 if eni.eni_type == "Primary" else 1}
+        if eni.instance_id
+        else {},
+        "Tags": {"Tag": []},
+    }
+
+
+@actions.define(
+    "CreateNetworkInterface",
+    [
+        REGION_ID,
+        String("VSwitchId", required=True, max_length=64),
+        String("SecurityGroupId", max_length=64),
+        StringList("SecurityGroupIds", max_items=10, item_max_length=64),
+        String("PrimaryIpAddress", max_length=64),
+        String("NetworkInterfaceName", max_length=128),
+        String("Description", max_length=256),
+        RESOURCE_GROUP_ID,
+        CLIENT_TOKEN,
+        Boolean("Visible"),
+        Boolean("DeleteOnRelease"),
+    ],
+    idempotent=True,
+)
+def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create an interface on a vSwitch, in one to five security groups of its VPC."""
+    groups = ([p["SecurityGroupId"]] if p["SecurityGroupId"] else []) + list(p["SecurityGroupIds"] or [])
+    eni = ctx.services.network_interfaces.create(
+        ctx.scope(p["RegionId"]), p["VSwitchId"], groups, p["PrimaryIpAddress"], p["NetworkInterfaceName"],
+        p["Description"], p["ResourceGroupId"],
+    )
+    return render_eni(ctx, eni)
+
+
+@actions.define(
+    "DescribeNetworkInterfaces",
+    [
+        REGION_ID,
+        StringList("NetworkInterfaceId", max_items=100, item_max_length=64),
+        String("VpcId", max_length=64),
+        String("VSwitchId", max_length=64),
+        String("SecurityGroupId", max_length=64),
+        String("InstanceId", max_length=64),
+        String("Status", choices=("Available", "Attaching", "InUse", "Detaching", "Deleting")),
+        String("Type", choices=("Primary", "Secondary")),
+        String("NetworkInterfaceName", max_length=128),
+        String("PrimaryIpAddress", max_length=64),
+        String("ResourceGroupId", max_length=64),
+        Integer("PageNumber", minimum=1),
+        Integer("PageSize", minimum=1, maximum=500),
+        Integer("MaxResults", minimum=10, maximum=500),
+        String("NextToken", max_length=512),
+    ],
+)
+def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's interfaces, filtered, in either paging style."""
+    enis = ctx.services.network_interfaces.describe(
+        ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["VpcId"], p["VSwitchId"], p["SecurityGroupId"],
+        p["InstanceId"], p["Status"], p["NetworkInterfaceName"], p["PrimaryIpAddress"], p["Type"],
+    )
+    items = [render_eni(ctx, e) for e in enis]
+    body: dict[str, Any] = {"TotalCount": len(items)}
+    if p["MaxResults"] is not None or p["NextToken"]:
+        page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 10)
+        body.update({"NextToken": next_token, "NetworkInterfaceSets": {"NetworkInterfaceSet": page}})
+        return body
+    number, size = p["PageNumber"] or 1, p["PageSize"] or 10
+    start = (number - 1) * size
+    body.update(
+        {
+            "PageNumber": number,
+            "PageSize": size,
+            "NextToken": "",
+            "NetworkInterfaceSets": {"NetworkInterfaceSet": items[start : start + size]},
+        }
+    )
+    return body
+
+
+@actions.define(
+    "ModifyNetworkInterfaceAttribute",
+    [
+        REGION_ID,
+        ENI_ID,
+        String("NetworkInterfaceName", max_length=128),
+        String("Description", max_length=256),
+        StringList("SecurityGroupId", max_items=10, item_max_length=64),
+    ],
+)
+def modify_network_interface_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Rename an interface, or replace its security groups (SecurityGroupId.N)."""
+    ctx.services.network_interfaces.modify(
+        ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["NetworkInterfaceName"], p["Description"],
+        p["SecurityGroupId"],
+    )
+    return {}
+
+
+@actions.define("DeleteNetworkInterface", [REGION_ID, ENI_ID])
+def delete_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Delete an interface that nothing uses."""
+    ctx.services.network_interfaces.delete(ctx.scope(p["RegionId"]), p["NetworkInterfaceId"])
+    return {}

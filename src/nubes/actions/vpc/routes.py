@@ -1,0 +1,187 @@
+"""VPC API: route tables and entries, vRouters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, paged
+from nubes.actions.paging import token_page
+from nubes.api.context import ActionContext
+from nubes.api.params import Integer, String
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601_seconds
+
+actions = ActionTable("vpc")
+
+
+@actions.define(
+    "DescribeRouteTableList",
+    [
+        REGION_ID,
+        String("VpcId", max_length=64),
+        String("RouterId", max_length=64),
+        String("RouterType", choices=("VRouter", "VBR")),
+        String("RouteTableId", max_length=64),
+        String("RouteTableName", max_length=128),
+        String("RouteTableType", choices=("System", "Custom")),
+        String("ResourceGroupId", max_length=64),
+        PAGE_NUMBER,
+        PAGE_SIZE,
+    ],
+)
+def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The route tables of the caller's VPCs: each VPC has one system table."""
+    scope = ctx.scope(p["RegionId"])
+    vpcs = ctx.services.vpcs.describe_vpcs(scope, [p["VpcId"]] if p["VpcId"] else None)
+    switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
+    tables = []
+    for vpc in vpcs:
+        if p["RouterId"] and p["RouterId"] != vpc.vrouter_id:
+            continue
+        if p["RouteTableId"] and p["RouteTableId"] != vpc.route_table_id:
+            continue
+        if p["RouteTableType"] == "Custom" or p["RouterType"] == "VBR" or p["RouteTableName"]:
+            continue
+        tables.append(
+            {
+                "VpcId": vpc.id,
+                "RouterId": vpc.vrouter_id,
+                "RouterType": "VRouter",
+                "RouteTableId": vpc.route_table_id,
+                "RouteTableName": "",
+                "RouteTableType": "System",
+                "AssociateType": "VSwitch",
+                "Description": "",
+                "Status": "Available",
+                "CreationTime": iso8601_seconds(vpc.created_at),
+                "OwnerId": int(ctx.principal.uid),
+                "ResourceGroupId": vpc.resource_group_id,
+                "RoutePropagationEnable": True,
+                "VSwitchIds": {"VSwitchId": switches[vpc.id]},
+                "GatewayIds": {"GatewayIds": []},
+                "Tags": {"Tag": []},
+            }
+        )
+    body = paged("RouterTableList", "RouterTableListType", list(tables), p["PageNumber"], p["PageSize"])
+    return body
+
+
+@actions.define(
+    "DescribeRouteEntryList",
+    [
+        REGION_ID,
+        String("RouteTableId", required=True, max_length=64),
+        String("RouteEntryId", max_length=64),
+        String("RouteEntryName", max_length=128),
+        String("RouteEntryType", choices=("System", "Custom", "BGP")),
+        String("DestinationCidrBlock", max_length=64),
+        String("NextHopId", max_length=64),
+        String("NextHopType", max_length=64),
+        String("IpVersion", choices=("IPv4", "IPv6")),
+        Integer("MaxResult", minimum=20, maximum=100, default=50),
+        String("NextToken", max_length=512),
+    ],
+)
+def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a route table: system routes of the vSwitches, then custom ones."""
+    views = ctx.services.routes.entries(ctx.scope(p["RegionId"]), p["RouteTableId"])
+    fields = {
+        "RouteEntryId": "route_entry_id",
+        "RouteEntryName": "name",
+        "RouteEntryType": "entry_type",
+        "DestinationCidrBlock": "destination",
+        "NextHopId": "next_hop_id",
+        "NextHopType": "next_hop_type",
+    }
+    for name, attribute in fields.items():
+        if p[name]:
+            views = [v for v in views if getattr(v, attribute) == p[name]]
+    if p["IpVersion"] == "IPv6":
+        views = []
+    page, next_token = token_page(views, p["NextToken"], p["MaxResult"])
+    entries = [
+        {
+            "RouteTableId": v.route_table_id,
+            "RouteEntryId": v.route_entry_id,
+            "RouteEntryName": v.name,
+            "DestinationCidrBlock": v.destination,
+            "Type": v.entry_type,
+            "Status": v.status,
+            "Description": v.description,
+            "IpVersion": "IPv4",
+            "Origin": "",
+            "ServiceType": "",
+            "NextHops": {
+                "NextHop": [
+                    {"NextHopType": v.next_hop_type, "NextHopId": v.next_hop_id, "Enabled": 1, "Weight": 100}
+                ]
+                if v.entry_type == "Custom"
+                else [{"NextHopType": v.next_hop_type, "NextHopId": "", "Enabled": 1}]
+            },
+        }
+        for v in page
+    ]
+    return {"NextToken": next_token, "TotalCount": len(views), "RouteEntrys": {"RouteEntry": entries}}
+
+
+@actions.define(
+    "CreateRouteEntry",
+    [
+        REGION_ID,
+        String("RouteTableId", required=True, max_length=64),
+        String("DestinationCidrBlock", required=True, max_length=64),
+        String("NextHopType", default="Instance", max_length=64),
+        String("NextHopId", required=True, max_length=64),
+        String("RouteEntryName", max_length=128),
+        String("Description", max_length=256),
+        CLIENT_TOKEN,
+        DRY_RUN,
+    ],
+    idempotent=True,
+)
+def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Add a custom route whose next hop is an instance or a network interface of the VPC."""
+    entry_id = ctx.services.routes.create(
+        ctx.scope(p["RegionId"]), p["RouteTableId"], p["DestinationCidrBlock"], p["NextHopType"], p["NextHopId"],
+        p["RouteEntryName"], p["Description"],
+    )
+    return {"RouteEntryId": entry_id}
+
+
+@actions.define(
+    "DeleteRouteEntry",
+    [
+        REGION_ID,
+        String("RouteEntryId", max_length=64),
+        String("RouteTableId", max_length=64),
+        String("DestinationCidrBlock", max_length=64),
+        String("NextHopId", max_length=64),
+        DRY_RUN,
+    ],
+)
+def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Remove a custom route, by its ID or by table and destination."""
+    ctx.services.routes.delete(
+        ctx.scope(p["RegionId"]), p["RouteEntryId"], p["RouteTableId"], p["DestinationCidrBlock"], p["NextHopId"]
+    )
+    return {}
+
+
+@actions.define("DescribeVRouters", [REGION_ID, String("VRouterId", max_length=64), PAGE_NUMBER, PAGE_SIZE])
+def describe_vrouters(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The vRouter of each VPC."""
+    vpcs = ctx.services.vpcs.describe_vpcs(ctx.scope(p["RegionId"]))
+    routers: list[object] = [
+        {
+            "VRouterId": v.vrouter_id,
+            "VpcId": v.id,
+            "RegionId": v.region_id,
+            "VRouterName": "",
+            "Description": "",
+            "CreationTime": iso8601_seconds(v.created_at),
+            "RouteTableIds": {"RouteTableId": [v.route_table_id]},
+        }
+        for v in vpcs
+        if not p["VRouterId"] or v.vrouter_id == p["VRouterId"]
+    ]
+    return paged("VRouters", "VRouter", routers, p["PageNumber"], p["PageSize"])

@@ -1,0 +1,139 @@
+"""VPC API: CreateVpc, DeleteVpc, DescribeVpcs, DescribeVpcAttribute, ModifyVpcAttribute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, RESOURCE_GROUP_ID, paged
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, String
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601_seconds
+from nubes.store.models import Vpc
+
+actions = ActionTable("vpc")
+
+VPC_ID = String("VpcId", required=True, max_length=64)
+
+
+def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str, Any]:
+    return {
+        "VpcId": vpc.id,
+        "RegionId": vpc.region_id,
+        "Status": vpc.status,
+        "VpcName": vpc.name,
+        "CreationTime": iso8601_seconds(vpc.created_at),
+        "CidrBlock": vpc.cidr,
+        "Ipv6CidrBlock": "",
+        "VRouterId": vpc.vrouter_id,
+        "Description": vpc.description,
+        "IsDefault": vpc.is_default,
+        "ResourceGroupId": vpc.resource_group_id,
+        "OwnerId": int(ctx.principal.uid),
+        "EnabledIpv6": False,
+        "DnsHostnameStatus": "DISABLED",
+        "CenStatus": "",
+        "DhcpOptionsSetId": "",
+        "DhcpOptionsSetStatus": "",
+        "VSwitchIds": {"VSwitchId": vswitch_ids},
+        "RouterTableIds": {"RouterTableIds": [vpc.route_table_id]},
+        "NatGatewayIds": {"NatGatewayIds": []},
+        "SecondaryCidrBlocks": {"SecondaryCidrBlock": []},
+        "UserCidrs": {"UserCidr": []},
+        "Tags": {"Tag": []},
+    }
+
+
+@actions.define(
+    "CreateVpc",
+    [
+        REGION_ID,
+        String("CidrBlock", max_length=64),
+        String("VpcName", max_length=128),
+        String("Description", max_length=256),
+        RESOURCE_GROUP_ID,
+        CLIENT_TOKEN,
+        DRY_RUN,
+        Boolean("EnableIpv6", default=False),
+    ],
+    idempotent=True,
+)
+def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create a VPC (172.16.0.0/12 unless CidrBlock says otherwise); Pending until the host has built it."""
+    vpc = ctx.services.vpcs.create_vpc(
+        ctx.scope(p["RegionId"]), p["CidrBlock"], p["VpcName"], p["Description"], p["ResourceGroupId"], p["DryRun"]
+    )
+    return {
+        "VpcId": vpc.id,
+        "VRouterId": vpc.vrouter_id,
+        "RouteTableId": vpc.route_table_id,
+        "ResourceGroupId": vpc.resource_group_id,
+    }
+
+
+@actions.define("DeleteVpc", [REGION_ID, VPC_ID, DRY_RUN, CLIENT_TOKEN, Boolean("ForceDelete", default=False)])
+def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Delete an empty VPC (no vSwitches, security groups or custom routes left)."""
+    ctx.services.vpcs.delete_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["DryRun"])
+    return {}
+
+
+@actions.define(
+    "DescribeVpcs",
+    [
+        REGION_ID,
+        String("VpcId", max_length=1024),
+        String("VpcName", max_length=128),
+        Boolean("IsDefault"),
+        String("ResourceGroupId", max_length=64),
+        DRY_RUN,
+        PAGE_NUMBER,
+        PAGE_SIZE,
+    ],
+)
+def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's VPCs in a region; VpcId takes up to 20 IDs separated by commas."""
+    vpc_ids = [v.strip() for v in p["VpcId"].split(",") if v.strip()] if p["VpcId"] else None
+    vpcs = ctx.services.vpcs.describe_vpcs(
+        ctx.scope(p["RegionId"]), vpc_ids, p["VpcName"], p["IsDefault"], p["ResourceGroupId"]
+    )
+    switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
+    items: list[object] = [render_vpc(ctx, v, switches[v.id]) for v in vpcs]
+    return paged("Vpcs", "Vpc", items, p["PageNumber"], p["PageSize"])
+
+
+@actions.define("DescribeVpcAttribute", [REGION_ID, VPC_ID, DRY_RUN, Boolean("IsDefault")])
+def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """One VPC in detail."""
+    vpc = ctx.services.vpcs.get_vpc(ctx.scope(p["RegionId"]), p["VpcId"])
+    body = render_vpc(ctx, vpc, ctx.services.vpcs.vswitch_ids_by_vpc([vpc.id])[vpc.id])
+    body.update(
+        {
+            "ClassicLinkEnabled": False,
+            "SupportIpv4Gateway": False,
+            "Ipv4GatewayId": "",
+            "AssociatedCens": {"AssociatedCen": []},
+            "CloudResources": {"CloudResourceSetType": []},
+        }
+    )
+    return body
+
+
+@actions.define(
+    "ModifyVpcAttribute",
+    [REGION_ID, VPC_ID, String("VpcName", max_length=128), String("Description", max_length=256),
+     String("CidrBlock", max_length=64)],
+)
+def modify_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Rename a VPC or change its description."""
+    if p["CidrBlock"]:
+        vpc = ctx.services.vpcs.get_vpc(ctx.scope(p["RegionId"]), p["VpcId"])
+        if p["CidrBlock"] != vpc.cidr:
+            from nubes.api.errors import ApiError
+
+            raise ApiError(
+                "OperationUnsupported.CidrBlock",
+                "Changing the CIDR block of a VPC is not supported by nubes; create a new VPC.",
+            )
+    ctx.services.vpcs.modify_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["VpcName"], p["Description"])
+    return {}

@@ -1,0 +1,126 @@
+"""VPC API: CreateVSwitch, DeleteVSwitch, DescribeVSwitches, DescribeVSwitchAttributes, ModifyVSwitchAttribute."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from typing import Any
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, paged
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, String
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601_seconds
+from nubes.domain import cidr
+from nubes.store.models import VSwitch
+
+actions = ActionTable("vpc")
+
+VSWITCH_ID = String("VSwitchId", required=True, max_length=64)
+
+
+def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_id: str) -> dict[str, Any]:
+    return {
+        "VSwitchId": vswitch.id,
+        "VpcId": vswitch.vpc_id,
+        "Status": vswitch.status,
+        "CidrBlock": vswitch.cidr,
+        "Ipv6CidrBlock": "",
+        "ZoneId": vswitch.zone_id,
+        "AvailableIpAddressCount": cidr.available_count(IPv4Network(vswitch.cidr), used),
+        "Description": vswitch.description,
+        "VSwitchName": vswitch.name,
+        "CreationTime": iso8601_seconds(vswitch.created_at),
+        "IsDefault": False,
+        "ResourceGroupId": "",
+        "NetworkAclId": "",
+        "OwnerId": int(ctx.principal.uid),
+        "ShareType": "",
+        "EnabledIpv6": False,
+        "RouteTable": {"RouteTableId": route_table_id, "RouteTableType": "System"},
+        "Tags": {"Tag": []},
+    }
+
+
+@actions.define(
+    "CreateVSwitch",
+    [
+        REGION_ID,
+        String("VpcId", required=True, max_length=64),
+        String("ZoneId", required=True, max_length=64),
+        String("CidrBlock", required=True, max_length=64),
+        String("VSwitchName", max_length=128),
+        String("Description", max_length=256),
+        CLIENT_TOKEN,
+    ],
+    idempotent=True,
+)
+def create_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create a vSwitch in a zone, inside its VPC's CIDR block and beside its siblings."""
+    vswitch = ctx.services.vpcs.create_vswitch(
+        ctx.scope(p["RegionId"]), p["VpcId"], p["ZoneId"], p["CidrBlock"], p["VSwitchName"], p["Description"]
+    )
+    return {"VSwitchId": vswitch.id}
+
+
+@actions.define("DeleteVSwitch", [REGION_ID, VSWITCH_ID, DRY_RUN])
+def delete_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Delete a vSwitch no interface or instance uses."""
+    ctx.services.vpcs.delete_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"])
+    return {}
+
+
+def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> dict[str, str]:
+    vpcs = ctx.services.vpcs.describe_vpcs(ctx.scope(scope_region), sorted(vpc_ids)) if vpc_ids else []
+    return {v.id: v.route_table_id for v in vpcs}
+
+
+@actions.define(
+    "DescribeVSwitches",
+    [
+        REGION_ID,
+        String("VpcId", max_length=64),
+        String("VSwitchId", max_length=1024),
+        String("ZoneId", max_length=64),
+        String("VSwitchName", max_length=128),
+        Boolean("IsDefault"),
+        String("ResourceGroupId", max_length=64),
+        String("RouteTableId", max_length=64),
+        DRY_RUN,
+        PAGE_NUMBER,
+        PAGE_SIZE,
+    ],
+)
+def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's vSwitches in a region; VSwitchId takes IDs separated by commas."""
+    ids = [v.strip() for v in p["VSwitchId"].split(",") if v.strip()] if p["VSwitchId"] else None
+    rows = ctx.services.vpcs.describe_vswitches(
+        ctx.scope(p["RegionId"]), p["VpcId"], ids, p["ZoneId"], p["VSwitchName"]
+    )
+    if p["IsDefault"]:
+        rows = []
+    tables = _route_tables(ctx, p["RegionId"], {v.vpc_id for v, _ in rows})
+    if p["RouteTableId"]:
+        rows = [(v, n) for v, n in rows if tables.get(v.vpc_id) == p["RouteTableId"]]
+    items: list[object] = [render_vswitch(ctx, v, n, tables.get(v.vpc_id, "")) for v, n in rows]
+    return paged("VSwitches", "VSwitch", items, p["PageNumber"], p["PageSize"])
+
+
+@actions.define("DescribeVSwitchAttributes", [REGION_ID, VSWITCH_ID, DRY_RUN])
+def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """One vSwitch in detail."""
+    scope = ctx.scope(p["RegionId"])
+    rows = ctx.services.vpcs.describe_vswitches(scope, vswitch_ids=[p["VSwitchId"]])
+    if not rows:
+        ctx.services.vpcs.get_vswitch(scope, p["VSwitchId"])  # raises InvalidVSwitchId.NotFound
+    vswitch, used = rows[0]
+    return render_vswitch(ctx, vswitch, used, _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, ""))
+
+
+@actions.define(
+    "ModifyVSwitchAttribute",
+    [REGION_ID, VSWITCH_ID, String("VSwitchName", max_length=128), String("Description", max_length=256)],
+)
+def modify_vswitch_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Rename a vSwitch or change its description."""
+    ctx.services.vpcs.modify_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"], p["VSwitchName"], p["Description"])
+    return {}

@@ -1,0 +1,111 @@
+"""Rules shared by every resource: scope, names, descriptions, not-found errors, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.store.db import Database
+from nubes.store.models import IdempotencyRecord
+
+_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][^\x00-\x1f]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose resources, and where: every query of a resource is bounded by both."""
+
+    account_id: int
+    region_id: str
+
+
+def check_name(field: str, value: str | None) -> str:
+    """ECS names: 1-128 characters (2-128 for most), starting with a letter, not with http(s)://."""
+    if not value:
+        return ""
+    if not _NAME.match(value) or value.startswith(("http://", "https://")):
+        raise ApiError(
+            f"Invalid{field}.Malformed",
+            f"The {field} must be 2 to 128 characters long, start with a letter and not start with "
+            "http:// or https://.",
+        )
+    return value
+
+
+def check_description(value: str | None) -> str:
+    if not value:
+        return ""
+    if len(value) > 256 or value.startswith(("http://", "https://")):
+        raise ApiError(
+            "InvalidDescription.Malformed",
+            "The description must be at most 256 characters long and not start with http:// or https://.",
+        )
+    return value
+
+
+def not_found(kind: str, resource_id: str, http_status: int = 404) -> ApiError:
+    """`InvalidVpcId.NotFound`-style errors."""
+    return ApiError(f"Invalid{kind}Id.NotFound", f"The specified {kind}Id {resource_id!r} does not exist.", http_status)
+
+
+NotifyNetwork = Callable[[str], None]
+
+
+def no_notify(_vpc_id: str) -> None:
+    """Used where no agent listens (tools, tests of the domain alone)."""
+
+
+class Idempotency:
+    """ClientToken handling: the same token and parameters give the first answer again; the
+    same token with other parameters is IdempotentParameterMismatch."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    @staticmethod
+    def fingerprint(params: Mapping[str, Any]) -> str:
+        relevant = {k: v for k, v in params.items() if k not in ("ClientToken", "DryRun")}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+    def lookup(self, account_id: int, action: str, token: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        with self._db.session() as s:
+            record = s.scalar(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.account_id == account_id,
+                    IdempotencyRecord.action == action,
+                    IdempotencyRecord.token == token,
+                )
+            )
+            if record is None:
+                return None
+            if record.params_hash != self.fingerprint(params):
+                raise ApiError(
+                    "IdempotentParameterMismatch",
+                    "The ClientToken was used before with other parameters; use a new ClientToken.",
+                )
+            stored: dict[str, Any] = json.loads(record.response)
+            return stored
+
+    def remember(
+        self, account_id: int, action: str, token: str, params: Mapping[str, Any], response: Mapping[str, Any]
+    ) -> None:
+        with self._db.session() as s:
+            s.add(
+                IdempotencyRecord(
+                    account_id=account_id,
+                    action=action,
+                    token=token,
+                    params_hash=self.fingerprint(params),
+                    response=json.dumps(dict(response), default=str),
+                    created_at=self._clock.now(),
+                )
+            )

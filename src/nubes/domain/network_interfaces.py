@@ -1,0 +1,242 @@
+"""Elastic network interfaces: an address on a vSwitch, a MAC, and up to five security groups.
+
+An interface is plugged into the host when something uses it: an instance, or (for tests
+and operators) a test host, a network namespace the agent creates behind the port."""
+
+from __future__ import annotations
+
+import secrets
+from ipaddress import IPv4Address, IPv4Network
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.domain import cidr
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found
+from nubes.domain.security_groups import SecurityQuotas
+from nubes.domain.vpcs import AVAILABLE
+from nubes.store.db import Database
+from nubes.store.models import NetworkInterface, NetworkInterfaceGroup, SecurityGroup, VSwitch
+
+ENI_AVAILABLE = "Available"
+ENI_IN_USE = "InUse"
+TEST_HOST = "testhost"
+
+
+def new_mac() -> str:
+    """Alibaba Cloud's OUI 00:16:3e, then three random octets."""
+    tail = secrets.token_bytes(3)
+    return "00:16:3e:" + ":".join(f"{b:02x}" for b in tail)
+
+
+class NetworkInterfaces:
+    def __init__(self, db: Database, clock: Clock, notify: NotifyNetwork, quotas: SecurityQuotas) -> None:
+        self._db = db
+        self._clock = clock
+        self._notify = notify
+        self._quotas = quotas
+
+    def create(
+        self, scope: Scope, vswitch_id: str, group_ids: list[str], primary_ip: str | None, name: str | None,
+        description: str | None, resource_group_id: str = "", eni_type: str = "Secondary",
+    ) -> NetworkInterface:
+        name = check_name("NetworkInterfaceName", name)
+        description = check_description(description)
+        with self._db.session() as s:
+            vswitch = s.get(VSwitch, vswitch_id)
+            if vswitch is None or vswitch.account_id != scope.account_id or vswitch.region_id != scope.region_id:
+                raise not_found("VSwitch", vswitch_id)
+            if vswitch.status != AVAILABLE:
+                raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch_id} is {vswitch.status}.")
+            groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
+            used = {IPv4Address(ip) for ip in s.scalars(
+                select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id))}
+            address = cidr.allocate(IPv4Network(vswitch.cidr), used, primary_ip)
+            eni = NetworkInterface(
+                id=ids.new_id("network_interface"),
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                zone_id=vswitch.zone_id,
+                vpc_id=vswitch.vpc_id,
+                vswitch_id=vswitch_id,
+                name=name,
+                description=description,
+                mac=new_mac(),
+                primary_ip=str(address),
+                status=ENI_AVAILABLE,
+                eni_type=eni_type,
+                instance_id="",
+                attachment="",
+                resource_group_id=resource_group_id,
+                created_at=self._clock.now(),
+            )
+            eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]
+            s.add(eni)
+            s.flush()
+            return _loaded(s, eni.id)
+
+    def _groups(self, s: Session, scope: Scope, vpc_id: str, group_ids: list[str]) -> list[SecurityGroup]:
+        if not group_ids:
+            raise ApiError("MissingParameter.SecurityGroupId", "A network interface needs at least one security group.")
+        unique = list(dict.fromkeys(group_ids))
+        if len(unique) > self._quotas.groups_per_interface:
+            raise ApiError(
+                "InvalidSecurityGroupIds.LimitExceeded",
+                f"A network interface can be in at most {self._quotas.groups_per_interface} security groups.",
+            )
+        groups = []
+        for group_id in unique:
+            group = s.get(SecurityGroup, group_id)
+            if group is None or group.account_id != scope.account_id or group.region_id != scope.region_id:
+                raise not_found("SecurityGroup", group_id)
+            if group.vpc_id != vpc_id:
+                raise ApiError(
+                    "InvalidSecurityGroupId.VpcMismatch",
+                    f"The security group {group_id} belongs to another VPC than the vSwitch.",
+                )
+            groups.append(group)
+        if len({g.group_type for g in groups}) > 1:
+            raise ApiError(
+                "InvalidSecurityGroupType.Mixed",
+                "A network interface cannot be in normal and enterprise security groups at once.",
+            )
+        return groups
+
+    def get(self, scope: Scope, eni_id: str) -> NetworkInterface:
+        with self._db.session() as s:
+            _eni(s, scope, eni_id)
+            return _loaded(s, eni_id)
+
+    def describe(
+        self, scope: Scope, eni_ids: list[str] | None = None, vpc_id: str | None = None,
+        vswitch_id: str | None = None, group_id: str | None = None, instance_id: str | None = None,
+        status: str | None = None, name: str | None = None, primary_ip: str | None = None,
+        eni_type: str | None = None,
+    ) -> list[NetworkInterface]:
+        with self._db.session() as s:
+            query = (
+                select(NetworkInterface)
+                .where(NetworkInterface.account_id == scope.account_id, NetworkInterface.region_id == scope.region_id)
+                .options(selectinload(NetworkInterface.memberships))
+                .order_by(NetworkInterface.created_at.desc(), NetworkInterface.id)
+            )
+            filters = [
+                (eni_ids, NetworkInterface.id.in_(eni_ids or [])),
+                (vpc_id, NetworkInterface.vpc_id == vpc_id),
+                (vswitch_id, NetworkInterface.vswitch_id == vswitch_id),
+                (instance_id, NetworkInterface.instance_id == instance_id),
+                (status, NetworkInterface.status == status),
+                (name, NetworkInterface.name == name),
+                (primary_ip, NetworkInterface.primary_ip == primary_ip),
+                (eni_type, NetworkInterface.eni_type == eni_type),
+            ]
+            for wanted, clause in filters:
+                if wanted:
+                    query = query.where(clause)
+            if group_id:
+                query = query.where(
+                    NetworkInterface.id.in_(
+                        select(NetworkInterfaceGroup.interface_id).where(NetworkInterfaceGroup.group_id == group_id)
+                    )
+                )
+            return list(s.scalars(query))
+
+    def modify(self, scope: Scope, eni_id: str, name: str | None, description: str | None,
+               group_ids: list[str] | None) -> None:
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id)
+            if name is not None:
+                eni.name = check_name("NetworkInterfaceName", name)
+            if description is not None:
+                eni.description = check_description(description)
+            if group_ids:
+                groups = self._groups(s, scope, eni.vpc_id, group_ids)
+                eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+
+    def join(self, scope: Scope, eni_id: str, group_id: str) -> None:
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id)
+            current = [m.group_id for m in eni.memberships]
+            if group_id in current:
+                raise ApiError(
+                    "InvalidNetworkInterfaceId.AlreadyInSecurityGroup",
+                    f"The network interface {eni_id} is already in the security group {group_id}.",
+                )
+            groups = self._groups(s, scope, eni.vpc_id, [*current, group_id])
+            eni.memberships.append(NetworkInterfaceGroup(group_id=groups[-1].id, position=len(current)))
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+
+    def leave(self, scope: Scope, eni_id: str, group_id: str) -> None:
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id)
+            membership = next((m for m in eni.memberships if m.group_id == group_id), None)
+            if membership is None:
+                raise ApiError(
+                    "InvalidSecurityGroupId.NotInThisGroup" if s.get(SecurityGroup, group_id) else
+                    "InvalidSecurityGroupId.NotFound",
+                    f"The network interface {eni_id} is not in the security group {group_id}.",
+                    404,
+                )
+            if len(eni.memberships) == 1:
+                raise ApiError(
+                    "InvalidOperation.LastSecurityGroup",
+                    "A network interface must stay in at least one security group.",
+                )
+            eni.memberships.remove(membership)
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+
+    def delete(self, scope: Scope, eni_id: str) -> None:
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id)
+            if eni.status != ENI_AVAILABLE or eni.eni_type == "Primary":
+                raise ApiError(
+                    "InvalidOperation.InvalidEniState",
+                    f"The network interface {eni_id} is {eni.status}; detach it before deleting it.",
+                )
+            vpc_id = eni.vpc_id
+            s.delete(eni)
+        self._notify(vpc_id)
+
+    # ---- test hosts (operator) -----------------------------------------------------------------
+
+    def set_test_host(self, eni_id: str, attached: bool) -> str:
+        """Plug an interface into a test host (a namespace the agent makes) or unplug it."""
+        with self._db.session() as s:
+            eni = s.get(NetworkInterface, eni_id)
+            if eni is None:
+                raise not_found("NetworkInterface", eni_id)
+            if attached:
+                if eni.status != ENI_AVAILABLE:
+                    raise ApiError("InvalidOperation.InvalidEniState", f"{eni_id} is {eni.status}, not Available.")
+                eni.status, eni.attachment = ENI_IN_USE, TEST_HOST
+            else:
+                if eni.attachment != TEST_HOST:
+                    raise ApiError("InvalidOperation.InvalidEniState", f"{eni_id} is not plugged into a test host.")
+                eni.status, eni.attachment = ENI_AVAILABLE, ""
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+        return vpc_id
+
+
+def _eni(s: Session, scope: Scope, eni_id: str) -> NetworkInterface:
+    eni = s.get(NetworkInterface, eni_id)
+    if eni is None or eni.account_id != scope.account_id or eni.region_id != scope.region_id:
+        raise not_found("NetworkInterface", eni_id)
+    return eni
+
+
+def _loaded(s: Session, eni_id: str) -> NetworkInterface:
+    eni = s.scalar(
+        select(NetworkInterface)
+        .where(NetworkInterface.id == eni_id)
+        .options(selectinload(NetworkInterface.memberships))
+    )
+    assert eni is not None
+    return eni

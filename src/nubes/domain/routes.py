@@ -1,0 +1,164 @@
+"""Route tables of VPCs: one system table per VPC (vRouter), system entries derived from the
+vSwitches, custom entries whose next hop is a network interface (or an instance's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name
+from nubes.domain.vpcs import AVAILABLE, NetworkQuotas
+from nubes.store.db import Database
+from nubes.store.models import NetworkInterface, RouteEntry, Vpc, VSwitch
+
+CLOUD_SERVICES_CIDR = "100.64.0.0/10"
+NEXT_HOP_TYPES = ("Instance", "NetworkInterface")
+
+
+@dataclass(frozen=True)
+class RouteView:
+    route_table_id: str
+    route_entry_id: str
+    destination: str
+    next_hop_type: str
+    next_hop_id: str
+    entry_type: str  # System | Custom
+    status: str
+    name: str
+    description: str
+
+
+class Routes:
+    def __init__(self, db: Database, clock: Clock, notify: NotifyNetwork, quotas: NetworkQuotas) -> None:
+        self._db = db
+        self._clock = clock
+        self._notify = notify
+        self._quotas = quotas
+
+    def table_vpc(self, s: Session, scope: Scope, route_table_id: str) -> Vpc:
+        vpc = s.scalar(
+            select(Vpc).where(
+                Vpc.route_table_id == route_table_id, Vpc.account_id == scope.account_id, Vpc.region_id == scope.region_id
+            )
+        )
+        if vpc is None:
+            raise ApiError(
+                "InvalidRouteTableId.NotFound", f"The specified RouteTableId {route_table_id!r} does not exist.", 404
+            )
+        return vpc
+
+    def entries(self, scope: Scope, route_table_id: str) -> list[RouteView]:
+        with self._db.session() as s:
+            vpc = self.table_vpc(s, scope, route_table_id)
+            views = [
+                RouteView(route_table_id, "", v.cidr, "local", "", "System", "Available", "", "")
+                for v in s.scalars(select(VSwitch).where(VSwitch.vpc_id == vpc.id).order_by(VSwitch.cidr))
+            ]
+            views.append(RouteView(route_table_id, "", CLOUD_SERVICES_CIDR, "service", "", "System", "Available", "", ""))
+            for e in s.scalars(
+                select(RouteEntry).where(RouteEntry.route_table_id == route_table_id).order_by(RouteEntry.created_at)
+            ):
+                views.append(
+                    RouteView(route_table_id, e.id, e.destination_cidr, e.next_hop_type, e.next_hop_id, "Custom",
+                              e.status, e.name, e.description)
+                )
+            return views
+
+    def create(
+        self, scope: Scope, route_table_id: str, destination: str, next_hop_type: str, next_hop_id: str,
+        name: str | None, description: str | None,
+    ) -> str:
+        name = check_name("RouteEntryName", name)
+        description = check_description(description)
+        try:
+            network = IPv4Network(destination, strict=True)
+        except ValueError:
+            raise ApiError(
+                "InvalidDestinationCidrBlock.Malformed", f"{destination!r} is not an IPv4 CIDR block."
+            ) from None
+        if next_hop_type not in NEXT_HOP_TYPES:
+            raise ApiError(
+                "InvalidNextHopType.NotSupported",
+                f"NextHopType {next_hop_type!r} is not supported here; use {' or '.join(NEXT_HOP_TYPES)}.",
+            )
+        with self._db.session() as s:
+            vpc = self.table_vpc(s, scope, route_table_id)
+            if vpc.status != AVAILABLE:
+                raise ApiError("IncorrectVpcStatus", f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+            system = {IPv4Network(c) for c in s.scalars(select(VSwitch.cidr).where(VSwitch.vpc_id == vpc.id))}
+            if network.subnet_of(IPv4Network(CLOUD_SERVICES_CIDR)) or network in system:
+                raise ApiError(
+                    "InvalidDestinationCidrBlock.Conflict",
+                    f"{network} is a system route's destination (a vSwitch CIDR block, or inside "
+                    f"{CLOUD_SERVICES_CIDR}).",
+                )
+            existing = list(s.scalars(select(RouteEntry).where(RouteEntry.route_table_id == route_table_id)))
+            if any(e.destination_cidr == str(network) for e in existing):
+                raise ApiError(
+                    "InvalidCidrBlock.Duplicate", f"The route table already has an entry for {network}."
+                )
+            if len(existing) >= self._quotas.route_entries_per_table:
+                raise ApiError("QuotaExceeded.RouteEntry", "The route table has reached its quota of custom entries.")
+            self._check_next_hop(s, scope, vpc, next_hop_type, next_hop_id)
+            entry = RouteEntry(
+                id=ids.new_id("route_entry"),
+                route_table_id=route_table_id,
+                vpc_id=vpc.id,
+                account_id=scope.account_id,
+                destination_cidr=str(network),
+                next_hop_type=next_hop_type,
+                next_hop_id=next_hop_id,
+                name=name,
+                description=description,
+                status="Available",
+                created_at=self._clock.now(),
+            )
+            s.add(entry)
+            vpc_id = vpc.id
+        self._notify(vpc_id)
+        return entry.id
+
+    @staticmethod
+    def _check_next_hop(s: Session, scope: Scope, vpc: Vpc, next_hop_type: str, next_hop_id: str) -> None:
+        column = NetworkInterface.id if next_hop_type == "NetworkInterface" else NetworkInterface.instance_id
+        eni = s.scalar(
+            select(NetworkInterface).where(column == next_hop_id, NetworkInterface.account_id == scope.account_id)
+        )
+        if eni is None or eni.vpc_id != vpc.id:
+            raise ApiError(
+                "InvalidNextHopId.NotFound", f"The next hop {next_hop_id!r} does not exist in the VPC {vpc.id}.", 404
+            )
+
+    def delete(self, scope: Scope, route_entry_id: str | None, route_table_id: str | None,
+               destination: str | None, next_hop_id: str | None) -> None:
+        with self._db.session() as s:
+            query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
+            if route_entry_id:
+                query = query.where(RouteEntry.id == route_entry_id)
+            elif route_table_id and destination:
+                query = query.where(
+                    RouteEntry.route_table_id == route_table_id, RouteEntry.destination_cidr == destination
+                )
+                if next_hop_id:
+                    query = query.where(RouteEntry.next_hop_id == next_hop_id)
+            else:
+                raise ApiError(
+                    "MissingParameter", "Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
+                )
+            entry = s.scalar(query)
+            vpc = s.get(Vpc, entry.vpc_id) if entry is not None else None
+            if entry is None or vpc is None or vpc.region_id != scope.region_id:
+                raise ApiError("InvalidRouteEntry.NotFound", "The specified route entry does not exist.", 404)
+            vpc_id = entry.vpc_id
+            s.delete(entry)
+        self._notify(vpc_id)
+
+    def count_custom(self, vpc_id: str) -> int:
+        with self._db.session() as s:
+            return int(s.scalar(select(func.count(RouteEntry.id)).where(RouteEntry.vpc_id == vpc_id)) or 0)

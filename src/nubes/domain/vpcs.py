@@ -1,0 +1,257 @@
+"""VPCs and vSwitches: address plans, statuses (Pending, then Available once the agent has built
+them), quotas, and refusal to delete what is still in use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.catalog.model import Catalog
+from nubes.clock import Clock
+from nubes.domain import cidr
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found
+from nubes.domain.regions import require_region, zones_of
+from nubes.store.db import Database
+from nubes.store.models import NetworkInterface, RouteEntry, SecurityGroup, Vpc, VSwitch
+
+PENDING = "Pending"
+AVAILABLE = "Available"
+
+
+@dataclass(frozen=True)
+class NetworkQuotas:
+    vpcs_per_region: int = 10
+    vswitches_per_vpc: int = 150
+    route_entries_per_table: int = 200
+
+
+class Vpcs:
+    def __init__(
+        self, db: Database, clock: Clock, catalog: Catalog, notify: NotifyNetwork, quotas: NetworkQuotas | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._catalog = catalog
+        self._notify = notify
+        self.quotas = quotas or NetworkQuotas()
+
+    # ---- VPCs ---------------------------------------------------------------------------
+
+    def create_vpc(
+        self, scope: Scope, cidr_block: str | None, name: str | None, description: str | None,
+        resource_group_id: str, dry_run: bool = False,
+    ) -> Vpc:
+        require_region(self._catalog, scope.region_id)
+        network = cidr.vpc_network(cidr_block)
+        name = check_name("VpcName", name)
+        description = check_description(description)
+        with self._db.session() as s:
+            count = s.scalar(select(func.count(Vpc.id)).where(*_vpc_scope(scope))) or 0
+            if count >= self.quotas.vpcs_per_region:
+                raise ApiError(
+                    "QuotaExceeded.Vpc", f"You can create at most {self.quotas.vpcs_per_region} VPCs in a region.", 400
+                )
+            if dry_run:
+                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            vpc = Vpc(
+                id=ids.new_id("vpc"),
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                name=name,
+                description=description,
+                cidr=str(network),
+                status=PENDING,
+                is_default=False,
+                vrouter_id=ids.new_id("vrouter"),
+                route_table_id=ids.new_id("route_table"),
+                resource_group_id=resource_group_id,
+                created_at=self._clock.now(),
+            )
+            s.add(vpc)
+        self._notify(vpc.id)
+        return vpc
+
+    def get_vpc(self, scope: Scope, vpc_id: str, session: Session | None = None) -> Vpc:
+        if session is not None:
+            return _vpc(session, scope, vpc_id)
+        with self._db.session() as s:
+            return _vpc(s, scope, vpc_id)
+
+    def describe_vpcs(
+        self, scope: Scope, vpc_ids: list[str] | None = None, name: str | None = None, is_default: bool | None = None,
+        resource_group_id: str | None = None,
+    ) -> list[Vpc]:
+        with self._db.session() as s:
+            query = select(Vpc).where(*_vpc_scope(scope)).order_by(Vpc.created_at.desc(), Vpc.id)
+            if vpc_ids:
+                query = query.where(Vpc.id.in_(vpc_ids))
+            if name:
+                query = query.where(Vpc.name == name)
+            if is_default is not None:
+                query = query.where(Vpc.is_default == is_default)
+            if resource_group_id:
+                query = query.where(Vpc.resource_group_id == resource_group_id)
+            return list(s.scalars(query))
+
+    def vswitch_ids_by_vpc(self, vpc_ids: list[str]) -> dict[str, list[str]]:
+        with self._db.session() as s:
+            rows = s.execute(select(VSwitch.vpc_id, VSwitch.id).where(VSwitch.vpc_id.in_(vpc_ids)).order_by(VSwitch.id))
+            result: dict[str, list[str]] = {v: [] for v in vpc_ids}
+            for vpc_id, vsw_id in rows:
+                result[vpc_id].append(vsw_id)
+            return result
+
+    def modify_vpc(self, scope: Scope, vpc_id: str, name: str | None, description: str | None) -> None:
+        with self._db.session() as s:
+            vpc = _vpc(s, scope, vpc_id)
+            if name is not None:
+                vpc.name = check_name("VpcName", name)
+            if description is not None:
+                vpc.description = check_description(description)
+
+    def delete_vpc(self, scope: Scope, vpc_id: str, dry_run: bool = False) -> None:
+        with self._db.session() as s:
+            vpc = _vpc(s, scope, vpc_id)
+            if vpc.status != AVAILABLE:
+                raise _incorrect_vpc_status(vpc)
+            for model, kind in ((VSwitch, "VSwitch"), (SecurityGroup, "SecurityGroup"), (RouteEntry, "RouteEntry")):
+                if s.scalar(select(func.count()).select_from(model).where(model.vpc_id == vpc_id)):
+                    raise ApiError(
+                        f"DependencyViolation.{kind}",
+                        f"The VPC {vpc_id} still has {kind} resources; delete them first.",
+                    )
+            if dry_run:
+                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            s.delete(vpc)
+        self._notify(vpc_id)
+
+    # ---- vSwitches ------------------------------------------------------------------------
+
+    def create_vswitch(
+        self, scope: Scope, vpc_id: str, zone_id: str, cidr_block: str, name: str | None, description: str | None
+    ) -> VSwitch:
+        region = require_region(self._catalog, scope.region_id)
+        zones_of(region, zone_id)
+        name = check_name("VSwitchName", name)
+        description = check_description(description)
+        with self._db.session() as s:
+            vpc = _vpc(s, scope, vpc_id)
+            if vpc.status != AVAILABLE:
+                raise _incorrect_vpc_status(vpc)
+            siblings = list(s.scalars(select(VSwitch.cidr).where(VSwitch.vpc_id == vpc_id)))
+            if len(siblings) >= self.quotas.vswitches_per_vpc:
+                raise ApiError(
+                    "QuotaExceeded.VSwitch", f"A VPC can have at most {self.quotas.vswitches_per_vpc} vSwitches."
+                )
+            network = cidr.vswitch_network(cidr_block, IPv4Network(vpc.cidr), [IPv4Network(c) for c in siblings])
+            vswitch = VSwitch(
+                id=ids.new_id("vswitch"),
+                vpc_id=vpc_id,
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                zone_id=zone_id,
+                name=name,
+                description=description,
+                cidr=str(network),
+                status=PENDING,
+                created_at=self._clock.now(),
+            )
+            s.add(vswitch)
+        self._notify(vpc_id)
+        return vswitch
+
+    def get_vswitch(self, scope: Scope, vswitch_id: str, session: Session | None = None) -> VSwitch:
+        if session is not None:
+            return _vswitch(session, scope, vswitch_id)
+        with self._db.session() as s:
+            return _vswitch(s, scope, vswitch_id)
+
+    def describe_vswitches(
+        self, scope: Scope, vpc_id: str | None = None, vswitch_ids: list[str] | None = None,
+        zone_id: str | None = None, name: str | None = None,
+    ) -> list[tuple[VSwitch, int]]:
+        """vSwitches with the number of private addresses in use in each."""
+        with self._db.session() as s:
+            used = (
+                select(func.count(NetworkInterface.id))
+                .where(NetworkInterface.vswitch_id == VSwitch.id)
+                .scalar_subquery()
+            )
+            query = (
+                select(VSwitch, used)
+                .where(VSwitch.account_id == scope.account_id, VSwitch.region_id == scope.region_id)
+                .order_by(VSwitch.created_at.desc(), VSwitch.id)
+            )
+            if vpc_id:
+                query = query.where(VSwitch.vpc_id == vpc_id)
+            if vswitch_ids:
+                query = query.where(VSwitch.id.in_(vswitch_ids))
+            if zone_id:
+                query = query.where(VSwitch.zone_id == zone_id)
+            if name:
+                query = query.where(VSwitch.name == name)
+            return [(v, int(n or 0)) for v, n in s.execute(query)]
+
+    def modify_vswitch(self, scope: Scope, vswitch_id: str, name: str | None, description: str | None) -> None:
+        with self._db.session() as s:
+            vswitch = _vswitch(s, scope, vswitch_id)
+            if name is not None:
+                vswitch.name = check_name("VSwitchName", name)
+            if description is not None:
+                vswitch.description = check_description(description)
+
+    def delete_vswitch(self, scope: Scope, vswitch_id: str) -> None:
+        with self._db.session() as s:
+            vswitch = _vswitch(s, scope, vswitch_id)
+            if vswitch.status != AVAILABLE:
+                raise ApiError(
+                    "IncorrectVSwitchStatus", f"The vSwitch {vswitch_id} is {vswitch.status}; wait until it is Available."
+                )
+            in_use = s.scalar(select(func.count(NetworkInterface.id)).where(NetworkInterface.vswitch_id == vswitch_id))
+            if in_use:
+                raise ApiError(
+                    "DependencyViolation.NetworkInterface",
+                    f"The vSwitch {vswitch_id} still has {in_use} network interfaces or instances; delete them first.",
+                )
+            vpc_id = vswitch.vpc_id
+            s.delete(vswitch)
+        self._notify(vpc_id)
+
+    # ---- agent --------------------------------------------------------------------------
+
+    def mark_available(self, vpc_ids: list[str]) -> None:
+        """The agent has built these VPCs and all their vSwitches on the host."""
+        if not vpc_ids:
+            return
+        with self._db.session() as s:
+            for vpc in s.scalars(select(Vpc).where(Vpc.id.in_(vpc_ids), Vpc.status == PENDING)):
+                vpc.status = AVAILABLE
+            for vswitch in s.scalars(select(VSwitch).where(VSwitch.vpc_id.in_(vpc_ids), VSwitch.status == PENDING)):
+                vswitch.status = AVAILABLE
+
+
+def _vpc_scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return (Vpc.account_id == scope.account_id, Vpc.region_id == scope.region_id)
+
+
+def _vpc(s: Session, scope: Scope, vpc_id: str) -> Vpc:
+    vpc = s.get(Vpc, vpc_id)
+    if vpc is None or vpc.account_id != scope.account_id or vpc.region_id != scope.region_id:
+        raise not_found("Vpc", vpc_id)
+    return vpc
+
+
+def _vswitch(s: Session, scope: Scope, vswitch_id: str) -> VSwitch:
+    vswitch = s.get(VSwitch, vswitch_id)
+    if vswitch is None or vswitch.account_id != scope.account_id or vswitch.region_id != scope.region_id:
+        raise not_found("VSwitch", vswitch_id)
+    return vswitch
+
+
+def _incorrect_vpc_status(vpc: Vpc) -> ApiError:
+    return ApiError("IncorrectVpcStatus", f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")

@@ -1,0 +1,127 @@
+"""The network driver contract: what the agent asks of a host's networking.
+
+The desired state of every VPC on this host is handed over whole (`sync`), and the driver
+makes the machine match it: create what is missing, remove what is no longer wanted,
+re-apply the firewall where it changed. Every step is idempotent, so a restarted agent
+simply calls `sync` again. Addresses and rules are already decided by the domain; the
+driver only realises them.
+
+Isolation model (linux driver): each VPC is a network namespace owned by nubes; each
+vSwitch a bridge in it holding the vSwitch gateway address; each network interface a
+port on that bridge (a tap for a VM, a veth whose peer sits in a test-host namespace).
+Security groups become one nftables ruleset per VPC, applied atomically."""
+
+from __future__ import annotations
+
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+METADATA_ADDRESS = "100.100.100.200"
+METADATA_PORT = 80
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    """One security group rule, direction-neutral: `peer_*` is the source of an ingress
+    rule and the destination of an egress rule."""
+
+    rule_id: str
+    direction: str  # "ingress" | "egress"
+    protocol: str  # "tcp" | "udp" | "icmp" | "gre" | "all"
+    port_from: int  # -1 for protocols without ports (and for "all")
+    port_to: int
+    policy: str  # "accept" | "drop"
+    priority: int  # 1 (first) .. 100
+    peer_cidr: str | None = None  # IPv4 CIDR, e.g. "10.0.0.0/8" or "0.0.0.0/0"
+    peer_group_id: str | None = None  # the rule matches addresses of this group's ports
+
+
+@dataclass(frozen=True)
+class SecurityGroupNet:
+    group_id: str
+    kind: str  # "normal" | "enterprise"
+    inner_access: str  # "accept" | "drop": traffic between ports of this group when no rule matches
+    rules: tuple[SecurityRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortNet:
+    """A network interface plugged into a vSwitch."""
+
+    port_id: str  # the ENI id (eni-...)
+    vswitch_id: str
+    mac: str  # "00:16:3e:xx:xx:xx"
+    ip: str  # primary private IPv4
+    security_group_ids: tuple[str, ...]
+    kind: str = "tap"  # "tap" (a VM's NIC) | "veth" (a test host)
+    # For kind "veth": the namespace that holds the other end (as eth0, with `ip`/prefix, default
+    # route via the vSwitch gateway). The driver creates and deletes that namespace.
+    host_netns: str | None = None
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class VSwitchNet:
+    vswitch_id: str
+    cidr: str  # "192.168.1.0/24"
+    gateway: str  # the address ECS gives the vSwitch's router: the last usable but one (.253 in a /24)
+
+
+@dataclass(frozen=True)
+class VpcNet:
+    vpc_id: str
+    cidr: str
+    vswitches: tuple[VSwitchNet, ...] = ()
+    ports: tuple[PortNet, ...] = ()
+    security_groups: tuple[SecurityGroupNet, ...] = ()  # every group a port of this VPC uses
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    real_isolation: bool  # traffic is really filtered by the kernel
+    dhcp: bool
+    metadata: bool
+
+
+@dataclass
+class ActualNetwork:
+    """What exists on the host, as the driver finds it."""
+
+    vpcs: dict[str, set[str]] = field(default_factory=dict)  # vpc_id -> vswitch ids
+    ports: dict[str, str] = field(default_factory=dict)  # port_id -> vpc_id
+
+
+class NetworkDriver(ABC):
+    capabilities: Capabilities
+
+    @abstractmethod
+    def sync(self, desired: list[VpcNet]) -> None:
+        """Make the host match `desired` exactly: every VPC, vSwitch and port in it exists and
+        is configured (addresses, DHCP entries, firewall); every nubes-owned VPC, vSwitch, port
+        or test-host namespace not in it is removed. Idempotent; safe after a crash."""
+
+    @abstractmethod
+    def sync_vpc(self, vpc: VpcNet) -> None:
+        """Like `sync`, for one VPC only (the others are left alone)."""
+
+    @abstractmethod
+    def remove_vpc(self, vpc_id: str) -> None:
+        """Remove a VPC and everything in it. Removing one that does not exist succeeds."""
+
+    @abstractmethod
+    def actual(self) -> ActualNetwork:
+        """The nubes-owned VPCs, vSwitches and ports that exist now."""
+
+    @abstractmethod
+    def tap_name(self, port_id: str) -> str:
+        """The device name a VM's tap for this port has (QEMU opens it by this name)."""
+
+    @abstractmethod
+    def netns_name(self, vpc_id: str) -> str:
+        """The network namespace of a VPC (for `ip netns exec`)."""
+
+    @abstractmethod
+    def open_metadata_socket(self, vpc_id: str) -> socket.socket | None:
+        """A listening TCP socket bound to 100.100.100.200:80 inside the VPC's namespace, for
+        the metadata service; None where the driver has no real network (fake)."""

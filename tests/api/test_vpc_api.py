@@ -1,0 +1,162 @@
+"""VPCs, vSwitches and route tables through the official alibabacloud-vpc20160428 client."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_vpc20160428 import models as vm
+
+from ..conftest import LiveServer, tea_vpc
+
+REGION = "cn-hangzhou"
+ZONE = "cn-hangzhou-h"
+
+
+def wait_available(client: Any, vpc_id: str, timeout: float = 30) -> Any:
+    """VPCs are Pending until the host agent has built them (as in ECS)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        vpc = client.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id)).body
+        if vpc.status == "Available" or time.monotonic() > deadline:
+            return vpc
+        time.sleep(0.1)
+
+
+def error_of(call: Any) -> ClientException:
+    with pytest.raises(ClientException) as info:
+        call()
+    return info.value
+
+
+def test_vpc_lifecycle(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    client = tea_vpc(live, fresh_key)
+    created = client.create_vpc(
+        vm.CreateVpcRequest(region_id=REGION, cidr_block="192.168.0.0/16", vpc_name="lab", description="first")
+    ).body
+    assert created.vpc_id.startswith("vpc-") and created.vrouter_id.startswith("vrt-")
+    assert created.route_table_id.startswith("vtb-")
+    vpc = wait_available(client, created.vpc_id)
+    assert (vpc.status, vpc.cidr_block, vpc.vpc_name, vpc.description) == ("Available", "192.168.0.0/16", "lab", "first")
+
+    listed = client.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION, vpc_id=created.vpc_id)).body
+    assert listed.total_count == 1 and listed.vpcs.vpc[0].vpc_id == created.vpc_id
+
+    client.modify_vpc_attribute(vm.ModifyVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id, vpc_name="lab2"))
+    assert wait_available(client, created.vpc_id).vpc_name == "lab2"
+
+    vsw = client.create_vswitch(
+        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="192.168.1.0/24")
+    ).body
+    assert vsw.v_switch_id.startswith("vsw-")
+    attrs = client.describe_vswitch_attributes(
+        vm.DescribeVSwitchAttributesRequest(region_id=REGION, v_switch_id=vsw.v_switch_id)
+    ).body
+    assert attrs.cidr_block == "192.168.1.0/24" and attrs.zone_id == ZONE
+    assert attrs.available_ip_address_count == 252  # 256 minus the 4 addresses ECS reserves
+
+    error = error_of(lambda: client.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=created.vpc_id)))
+    assert error.code == "DependencyViolation.VSwitch" and error.status_code == 400
+
+    deadline = time.monotonic() + 30
+    while True:  # the vSwitch is Pending until the agent has built it
+        try:
+            client.delete_vswitch(vm.DeleteVSwitchRequest(region_id=REGION, v_switch_id=vsw.v_switch_id))
+            break
+        except ClientException as exc:
+            assert exc.code == "IncorrectVSwitchStatus" and time.monotonic() < deadline
+            time.sleep(0.1)
+    client.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=created.vpc_id))
+    error = error_of(
+        lambda: client.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id))
+    )
+    assert error.code == "InvalidVpcId.NotFound" and error.status_code == 404
+
+
+def test_vpc_cidr_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    client = tea_vpc(live, fresh_key)
+    default = client.create_vpc(vm.CreateVpcRequest(region_id=REGION)).body
+    assert wait_available(client, default.vpc_id).cidr_block == "172.16.0.0/12"
+    for bad in ("10.0.0.0/7", "10.0.0.0/29", "100.64.0.0/16", "10.0.0.1/16", "nonsense"):
+        error = error_of(lambda: client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=bad)))
+        assert error.code == "InvalidCidrBlock.Malformed", bad
+
+    vpc_id = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.10.0.0/16")).body.vpc_id
+    wait_available(client, vpc_id)
+
+    def vswitch(cidr: str, zone: str = ZONE) -> Any:
+        return client.create_vswitch(
+            vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=zone, cidr_block=cidr)
+        )
+
+    vswitch("10.10.0.0/24")
+    assert error_of(lambda: vswitch("10.10.0.128/25")).code == "InvalidCidrBlock.Overlapped"
+    assert error_of(lambda: vswitch("10.11.0.0/24")).code == "InvalidCidrBlock.NotInVpc"
+    assert error_of(lambda: vswitch("10.10.1.0/30")).code == "InvalidCidrBlock.Malformed"
+    assert error_of(lambda: vswitch("10.10.2.0/24", "cn-hangzhou-zz")).code == "InvalidZoneId.NotFound"
+    assert error_of(lambda: client.create_vswitch(
+        vm.CreateVSwitchRequest(region_id=REGION, vpc_id="vpc-nothere", zone_id=ZONE, cidr_block="10.0.0.0/24")
+    )).code == "InvalidVpcId.NotFound"
+
+
+def test_vpc_quota_and_client_token(live: LiveServer) -> None:
+    key = live.create_account(f"vpcquota-{live.backend}")
+    client = tea_vpc(live, key)
+    first = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, client_token="token-1")).body
+    again = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, client_token="token-1")).body
+    assert again.vpc_id == first.vpc_id
+    error = error_of(lambda: client.create_vpc(
+        vm.CreateVpcRequest(region_id=REGION, client_token="token-1", cidr_block="10.0.0.0/8")
+    ))
+    assert error.code == "IdempotentParameterMismatch"
+    for _ in range(9):
+        client.create_vpc(vm.CreateVpcRequest(region_id=REGION))
+    error = error_of(lambda: client.create_vpc(vm.CreateVpcRequest(region_id=REGION)))
+    assert error.code == "QuotaExceeded.Vpc"
+    assert client.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION, page_size=50)).body.total_count == 10
+    # another region has its own quota
+    client.create_vpc(vm.CreateVpcRequest(region_id="cn-beijing"))
+
+
+def test_route_tables(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    client = tea_vpc(live, fresh_key)
+    created = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.20.0.0/16")).body
+    wait_available(client, created.vpc_id)
+    client.create_vswitch(
+        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="10.20.1.0/24")
+    )
+    tables = client.describe_route_table_list(
+        vm.DescribeRouteTableListRequest(region_id=REGION, vpc_id=created.vpc_id)
+    ).body
+    table = tables.router_table_list.router_table_list_type[0]
+    assert (table.route_table_id, table.route_table_type) == (created.route_table_id, "System")
+    entries = client.describe_route_entry_list(
+        vm.DescribeRouteEntryListRequest(region_id=REGION, route_table_id=created.route_table_id)
+    ).body
+    destinations = {e.destination_cidr_block: e.type for e in entries.route_entrys.route_entry}
+    assert destinations == {"10.20.1.0/24": "System", "100.64.0.0/10": "System"}
+    routers = client.describe_vrouters(vm.DescribeVRoutersRequest(region_id=REGION, vrouter_id=created.vrouter_id)).body
+    assert routers.vrouters.vrouter[0].vpc_id == created.vpc_id
+    error = error_of(lambda: client.create_route_entry(vm.CreateRouteEntryRequest(
+        region_id=REGION, route_table_id=created.route_table_id, destination_cidr_block="10.20.1.0/24",
+        next_hop_type="NetworkInterface", next_hop_id="eni-x")))
+    assert error.code == "InvalidDestinationCidrBlock.Conflict"
+    error = error_of(lambda: client.create_route_entry(vm.CreateRouteEntryRequest(
+        region_id=REGION, route_table_id=created.route_table_id, destination_cidr_block="0.0.0.0/0",
+        next_hop_type="NetworkInterface", next_hop_id="eni-x")))
+    assert error.code == "InvalidNextHopId.NotFound"
+
+
+def test_accounts_do_not_see_each_others_vpcs(live: LiveServer) -> None:
+    mine = tea_vpc(live, live.create_account(f"vpc-a-{live.backend}"))
+    theirs = tea_vpc(live, live.create_account(f"vpc-b-{live.backend}"))
+    vpc_id = mine.create_vpc(vm.CreateVpcRequest(region_id=REGION)).body.vpc_id
+    assert theirs.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 0
+    error = error_of(lambda: theirs.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=vpc_id)))
+    assert error.code == "InvalidVpcId.NotFound"
+    error = error_of(lambda: theirs.create_vswitch(
+        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block="172.16.0.0/24")))
+    assert error.code == "InvalidVpcId.NotFound"
+    assert mine.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 1
