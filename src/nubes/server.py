@@ -23,6 +23,7 @@ from nubes.domain.accounts import KeyRecord
 from nubes.domain.quotas import Quotas
 from nubes.drivers.network.base import NetworkDriver
 from nubes.agent.network import NetworkAgent
+from nubes.guest.metadata import MetadataService, interface_tree
 from nubes.store.db import Database
 
 log = logging.getLogger("nubes")
@@ -56,7 +57,10 @@ def network_driver(settings: Settings, data_dir: Path) -> NetworkDriver:
 def start_agent(services: Services, settings: Settings) -> NetworkAgent:
     """The local host agent: reconciles the store's networks onto this machine."""
     driver = network_driver(settings, services.data_dir)
-    agent = NetworkAgent(services.db, driver, services.vpcs, host_netns_prefix=settings.netns_prefix)
+    metadata = MetadataService(lambda vpc_id, ip: interface_tree(services.db, vpc_id, ip))
+    agent = NetworkAgent(
+        services.db, driver, services.vpcs, host_netns_prefix=settings.netns_prefix, metadata=metadata
+    )
     services.notify.listeners.append(agent.notify)
     agent.start()
     return agent

@@ -10,7 +10,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_vpc20160428 import models as vm
 
 from ..conftest import LiveServer, tea_ecs, tea_vpc
-from .test_vpc_api import REGION, ZONE, wait_available
+from .test_vpc_api import REGION, ZONE, wait_available, wait_vswitch
 
 P = em.AuthorizeSecurityGroupRequestPermissions
 
@@ -29,7 +29,7 @@ def make_network(live: LiveServer, key: tuple[str, str] | None = None, cidr: str
     vsw_id = vpc_client.create_vswitch(
         vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block=vsw_cidr)
     ).body.v_switch_id
-    wait_available(vpc_client, vpc_id)
+    assert wait_vswitch(vpc_client, vsw_id).status == "Available"
     return vpc_id, vsw_id
 
 

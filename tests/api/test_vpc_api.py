@@ -25,6 +25,17 @@ def wait_available(client: Any, vpc_id: str, timeout: float = 30) -> Any:
         time.sleep(0.1)
 
 
+def wait_vswitch(client: Any, vswitch_id: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        vsw = client.describe_vswitch_attributes(
+            vm.DescribeVSwitchAttributesRequest(region_id=REGION, v_switch_id=vswitch_id)
+        ).body
+        if vsw.status == "Available" or time.monotonic() > deadline:
+            return vsw
+        time.sleep(0.1)
+
+
 def error_of(call: Any) -> ClientException:
     with pytest.raises(ClientException) as info:
         call()

@@ -13,6 +13,7 @@ import time
 from nubes.domain.netstate import desired_vpcs, generations
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.network.base import NetworkDriver
+from nubes.guest.metadata import MetadataService
 from nubes.store.db import Database
 
 log = logging.getLogger("nubes.agent.network")
@@ -20,13 +21,15 @@ log = logging.getLogger("nubes.agent.network")
 
 class NetworkAgent:
     def __init__(
-        self, db: Database, driver: NetworkDriver, vpcs: Vpcs, host_netns_prefix: str, full_interval: float = 10.0
+        self, db: Database, driver: NetworkDriver, vpcs: Vpcs, host_netns_prefix: str, full_interval: float = 10.0,
+        metadata: MetadataService | None = None,
     ) -> None:
         self._db = db
         self._driver = driver
         self._vpcs = vpcs
         self._prefix = host_netns_prefix
         self._full_interval = full_interval
+        self._metadata = metadata
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -50,6 +53,8 @@ class NetworkAgent:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._metadata is not None:
+            self._metadata.close()
 
     def _poll_generations(self) -> None:
         """Changes made by other processes (admin commands, other API servers) show up here."""
@@ -64,6 +69,10 @@ class NetworkAgent:
     def reconcile_all(self) -> None:
         desired = desired_vpcs(self._db, self._prefix)
         self._driver.sync(desired)
+        if self._metadata is not None:
+            self._metadata.retain({v.vpc_id for v in desired})
+            for vpc in desired:
+                self._metadata.ensure(vpc.vpc_id, self._driver.open_metadata_socket)
         self._vpcs.mark_available([v.vpc_id for v in desired])
         self.syncs += 1
 
@@ -72,7 +81,11 @@ class NetworkAgent:
         for vpc_id in sorted(vpc_ids):
             if vpc_id in desired:
                 self._driver.sync_vpc(desired[vpc_id])
+                if self._metadata is not None:
+                    self._metadata.ensure(vpc_id, self._driver.open_metadata_socket)
             else:
+                if self._metadata is not None:
+                    self._metadata.remove(vpc_id)
                 self._driver.remove_vpc(vpc_id)
         self._vpcs.mark_available(sorted(desired))
         self.syncs += 1
