@@ -29,6 +29,8 @@ class Settings:
     driver: str = "real"
     # Prefix of the network namespaces this server owns; two servers on one host need two prefixes.
     netns_prefix: str = "nubes"
+    # ECS allows 200 rules per security group; operators (and benchmarks) may allow more.
+    max_rules_per_group: int = 200
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

@@ -21,6 +21,7 @@ from nubes.clock import Clock, SystemClock
 from nubes.config import Settings
 from nubes.domain.accounts import KeyRecord
 from nubes.domain.quotas import Quotas
+from nubes.domain.security_groups import SecurityQuotas
 from nubes.drivers.network.base import NetworkDriver
 from nubes.agent.network import NetworkAgent
 from nubes.guest.metadata import MetadataService, interface_tree
@@ -36,7 +37,8 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     os.chmod(data_dir, 0o700)
     db = Database(settings.resolved_database_url())
     db.migrate()
-    return Services.build(db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas())
+    security_quotas = SecurityQuotas(rules_per_group=settings.max_rules_per_group)
+    return Services.build(db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas(), security_quotas)
 
 
 def network_driver(settings: Settings, data_dir: Path) -> NetworkDriver:

@@ -15,7 +15,7 @@ from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.quotas import Quotas
 from nubes.domain.regions import require_region
 from nubes.domain.routes import Routes
-from nubes.domain.security_groups import SecurityGroups
+from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.vpcs import Vpcs
 from nubes.domain.netstate import bump_generation
 from nubes.store.db import Database
@@ -54,10 +54,13 @@ class Services:
     network_interfaces: NetworkInterfaces
 
     @classmethod
-    def build(cls, db: Database, catalog: Catalog, clock: Clock, data_dir: Path, quotas: Quotas) -> Services:
+    def build(
+        cls, db: Database, catalog: Catalog, clock: Clock, data_dir: Path, quotas: Quotas,
+        security_quotas: SecurityQuotas | None = None,
+    ) -> Services:
         notify = NetworkNotifier(db)
         vpcs = Vpcs(db, clock, catalog, notify)
-        security_groups = SecurityGroups(db, clock, notify)
+        security_groups = SecurityGroups(db, clock, notify, security_quotas)
         return cls(
             db=db,
             catalog=catalog,

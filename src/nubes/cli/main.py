@@ -45,12 +45,15 @@ def main() -> None:
               help="real: QEMU VMs and Linux networking (needs root); fake: the emulator mode.")
 @click.option("--netns-prefix", default="nubes", show_default=True,
               help="Prefix of the network namespaces this server owns (one per server on a host).")
+@click.option("--max-rules-per-group", default=200, show_default=True, type=click.IntRange(1, 100000),
+              help="Security group rule quota (ECS: 200).")
 def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
-           throttle_burst: float, log_level: str, driver: str, netns_prefix: str) -> None:
+           throttle_burst: float, log_level: str, driver: str, netns_prefix: str, max_rules_per_group: int) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
 
-    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix))
+    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix,
+                   max_rules_per_group))
 
 
 # ---- admin ---------------------------------------------------------------------------------
