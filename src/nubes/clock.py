@@ -28,11 +28,16 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything nubes stores is UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def iso8601(moment: datetime) -> str:
     """ECS renders times as 2024-01-01T12:00Z (minutes, UTC)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def iso8601_seconds(moment: datetime) -> str:
     """The VPC API renders times with seconds: 2024-01-01T12:00:00Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nubes.store.db import sqlite_url
 
 
 def default_data_dir() -> Path:
@@ -36,4 +35,6 @@ class Settings:
         return (self.data_dir or default_data_dir()).expanduser().resolve()
 
     def resolved_database_url(self) -> str:
+        from nubes.store.db import sqlite_url  # the store (SQLAlchemy, Alembic) only when needed
+
         return self.database_url or os.environ.get("NUBES_DATABASE_URL") or sqlite_url(self.resolved_data_dir())

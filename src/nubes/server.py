@@ -86,6 +86,8 @@ def bootstrap_root(services: Services) -> None:
     """First start: the root account, with the AccessKey from the environment or a new one."""
     env_id = os.environ.get("NUBES_ACCESS_KEY_ID")
     env_secret = os.environ.get("NUBES_ACCESS_KEY_SECRET")
+    if bool(env_id) != bool(env_secret):
+        raise SystemExit("nubes: set both NUBES_ACCESS_KEY_ID and NUBES_ACCESS_KEY_SECRET, or neither.")
     created = services.accounts.ensure_root(env_id, env_secret)
     if created is not None and not env_id:
         path = services.data_dir / "credentials"

@@ -37,10 +37,14 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory.mktemp("real"), None, "sqlite", ["--driver", "real", "--throttle-rate", "0"])
     yield server
     stop_server(server)
+    # The server leaves networks up when it stops (guests keep running across restarts);
+    # the tests take down everything of theirs: namespaces, dnsmasq, test hosts.
+    from nubes.drivers.network.linux import LinuxNetworkDriver
+
+    LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
     leftovers = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
                  if n.startswith(server.netns_prefix + "-")]
-    for name in leftovers:  # never leave namespaces behind, even when a test failed
-        subprocess.run(["ip", "netns", "delete", name], check=False)
+    assert leftovers == [], f"namespaces left behind: {leftovers}"
 
 
 @dataclass

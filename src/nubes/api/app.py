@@ -19,7 +19,7 @@ from nubes.api.errors import ApiError
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, PRODUCT_VERSIONS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
-from nubes.api.request import MAX_BODY_BYTES, build_request
+from nubes.api.request import MAX_BODY_BYTES, build_request, sniff_format
 from nubes.api.throttle import Throttle
 
 log = logging.getLogger("nubes.api")
@@ -65,7 +65,7 @@ class ApiApp:
             response = Response(200, b'{"Status":"ok"}', JSON_TYPE)
         elif too_large:
             error = ApiError("RequestEntityTooLarge", f"The request body exceeds {MAX_BODY_BYTES} bytes.", 413)
-            response = self._error(error, ids.new_request_id(), "JSON", "ecs")
+            response = self._error(error, ids.new_request_id(), sniff_format(scope["query_string"]), "ecs")
         else:
             response = self.handle(scope["method"], scope["path"], scope["query_string"], scope["headers"], body)
         headers = [
@@ -81,7 +81,7 @@ class ApiApp:
     ) -> Response:
         started = time.perf_counter()
         request_id = ids.new_request_id()
-        fmt, product, action, account = "JSON", "ecs", "-", "-"
+        fmt, product, action, account = sniff_format(query, body), "ecs", "-", "-"
         try:
             if method.upper() not in ("GET", "POST"):
                 raise ApiError("UnsupportedHTTPMethod", f"HTTP method {method} is not supported; use GET or POST.", 405)

@@ -10,7 +10,9 @@ from datetime import datetime
 
 
 class NonceCache:
-    def __init__(self, window_seconds: int = 900) -> None:
+    def __init__(self, window_seconds: int = 1800) -> None:
+        # Timestamps are accepted 15 minutes either side of the server clock, so a request
+        # stays replayable for up to 30 minutes: remember its nonce that long.
         self._minutes = window_seconds // 60 + 2
         self._buckets: dict[int, set[str]] = {}
         self._lock = threading.Lock()

@@ -98,6 +98,8 @@ def _nest(raw: Mapping[str, str]) -> dict[str, Any]:
     for name, value in raw.items():
         node = root
         parts = name.split(".")
+        if "" in parts:
+            continue  # "A..B" or "A." names no declared parameter: tolerated like any unknown name
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -155,7 +157,7 @@ def _parse_list(spec: Param, path: str, node: Any) -> list[Any] | None:
     items: dict[int, Any] = {}
     for key, child in node.items():
         if key == "":
-            if child is not None and spec.json_array:
+            if isinstance(child, str) and spec.json_array:
                 return _parse_json_array(spec, path, child)
             continue
         match = _INDEXED.match(key)
@@ -181,7 +183,7 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
         return []
     try:
         decoded = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         decoded = None
     if not isinstance(decoded, list):
         raise invalid_parameter(path, 'It must be a JSON array of strings, for example ["a", "b"].')
@@ -191,11 +193,16 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
     for i, element in enumerate(decoded, start=1):
         if not isinstance(element, (str, int)) or isinstance(element, bool):
             raise invalid_parameter(path, "Each element of the JSON array must be a string.")
-        out.append(_parse_scalar(spec.item, f"{path}[{i}]", str(element)))
+        value = _parse_scalar(spec.item, f"{path}[{i}]", str(element))
+        if value is None:
+            raise invalid_parameter(path, "The elements of the JSON array must not be empty.")
+        out.append(value)
     return out
 
 
 def _parse_scalar(spec: Param, path: str, text: str) -> Any:
+    if not _encodable(text):
+        raise invalid_parameter(path, "It is not valid UTF-8 text.")
     if spec.kind == "string":
         return _check_string(spec, path, text)
     if text == "" and not spec.required:
@@ -224,6 +231,15 @@ def _parse_scalar(spec: Param, path: str, text: str) -> Any:
         except ValueError:
             raise invalid_parameter(path, "It must be a JSON document.") from None
     raise ApiError("InternalError", f"Unknown parameter kind {spec.kind}", 500)
+
+
+def _encodable(text: str) -> bool:
+    """False for lone surrogates (from JSON escapes like \\ud800), which no store or JSON encoder takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_string(spec: Param, path: str, text: str) -> str | None:

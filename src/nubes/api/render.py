@@ -5,6 +5,7 @@ XML repeats a list's element under its parent's key, as ECS does."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +13,10 @@ from xml.sax.saxutils import escape
 
 JSON_TYPE = "application/json;charset=utf-8"
 XML_TYPE = "text/xml;charset=utf-8"  # the Tea SDKs parse an XML error only with exactly this
+
+
+# Characters XML 1.0 cannot carry, even escaped; they are replaced, not dropped silently.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def render(body: dict[str, Any], root: str, fmt: str) -> tuple[bytes, str]:
@@ -38,5 +43,5 @@ def _element(parts: list[str], name: str, value: Any) -> None:
     elif isinstance(value, bool):
         parts.append("true" if value else "false")
     elif value is not None:
-        parts.append(escape(str(value)))
+        parts.append(escape(_XML_INVALID.sub("\ufffd", str(value))))
     parts.append(f"</{name}>")

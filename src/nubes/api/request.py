@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -33,6 +34,14 @@ class ApiRequest:
     @property
     def format(self) -> str:
         return "XML" if self.params.get("Format", "").upper() == "XML" else "JSON"
+
+
+_XML_FORMAT = re.compile(rb"(?:^|&)Format=xml(?:&|$)", re.IGNORECASE)
+
+
+def sniff_format(query: bytes, body: bytes = b"") -> str:
+    """The response format of a request refused before its parameters could be parsed."""
+    return "XML" if _XML_FORMAT.search(query) or _XML_FORMAT.search(body[:65536]) else "JSON"
 
 
 def parse_pairs(text: str, what: str) -> list[tuple[str, str]]:

@@ -45,6 +45,7 @@ def save_profile(profile: Profile) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"profiles": [asdict(p) for p in profiles.values()]}, f, indent=2)
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that existed before
     return path
 
 

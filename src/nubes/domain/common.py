@@ -16,7 +16,7 @@ from nubes.clock import Clock
 from nubes.store.db import Database
 from nubes.store.models import IdempotencyRecord
 
-_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][^\x00-\x1f]{0,127}$")
+_NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][^\x00-\x1f]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def check_name(field: str, value: str | None) -> str:
     """ECS names: 1-128 characters (2-128 for most), starting with a letter, not with http(s)://."""
     if not value:
         return ""
-    if not _NAME.match(value) or value.startswith(("http://", "https://")):
+    if not _NAME.fullmatch(value) or value.startswith(("http://", "https://")):
         raise ApiError(
             f"Invalid{field}.Malformed",
             f"The {field} must be 2 to 128 characters long, start with a letter and not start with "

@@ -21,7 +21,7 @@ from nubes.domain.quotas import Quotas
 from nubes.store.db import Database
 from nubes.store.models import KeyPair
 
-_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.-]{1,127}$")
+_NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.-]{1,127}")
 _SUPPORTED_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 
 
@@ -42,7 +42,7 @@ def fingerprint(public_key: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name) or name.startswith(("http://", "https://")):
+    if not _NAME.fullmatch(name) or name.startswith(("http://", "https://")):
         raise ApiError(
             "InvalidKeyPairName.Malformed",
             "The key pair name must be 2 to 128 characters, start with a letter, and contain only letters, "

@@ -154,7 +154,16 @@ class NetworkInterfaces:
                 eni.description = check_description(description)
             if group_ids:
                 groups = self._groups(s, scope, eni.vpc_id, group_ids)
-                eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]
+                kept = {m.group_id: m for m in eni.memberships}
+                for membership in list(eni.memberships):
+                    if membership.group_id not in {g.id for g in groups}:
+                        eni.memberships.remove(membership)
+                for position, group in enumerate(groups):
+                    existing = kept.get(group.id)
+                    if existing is None:
+                        eni.memberships.append(NetworkInterfaceGroup(group_id=group.id, position=position))
+                    else:
+                        existing.position = position
             vpc_id = eni.vpc_id
         self._notify(vpc_id)
 

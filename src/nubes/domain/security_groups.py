@@ -48,6 +48,7 @@ class Permission:
     source_port_range: str | None = None
     ipv6_cidr: str | None = None
     prefix_list_id: str | None = None
+    port_range_list_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def validate(direction: str, p: Permission) -> Rule:
         raise ApiError("InvalidParameter.Ipv6NotSupported", "IPv6 security group rules are not supported by nubes yet.")
     if p.prefix_list_id:
         raise ApiError("InvalidParameter.PrefixListNotSupported", "Prefix lists are not supported by nubes yet.")
+    if p.port_range_list_id:
+        raise ApiError("InvalidParameter.PortRangeListNotSupported", "Port lists are not supported by nubes yet.")
     if not p.ip_protocol:
         raise ApiError("MissingParameter.IpProtocol", "Each rule needs an IpProtocol: tcp, udp, icmp, gre or all.")
     protocol = p.ip_protocol.upper()

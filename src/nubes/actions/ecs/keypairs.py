@@ -14,7 +14,7 @@ from nubes.domain.common import Scope
 
 actions = ActionTable("ecs")
 
-KEY_PAIR_NAME = String("KeyPairName", required=True, max_length=128)
+KEY_PAIR_NAME = String("KeyPairName", required=True)  # check_name gives the ECS error for length
 RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
 
 

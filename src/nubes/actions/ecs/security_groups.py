@@ -20,7 +20,9 @@ GROUP_ID = String("SecurityGroupId", required=True, max_length=64)
 AVAILABLE_INSTANCE_AMOUNT = 2000
 
 
-def _rule_fields(direction: str) -> list[Param]:
+def _rule_fields(direction: str, *, port_range_list: bool = True) -> list[Param]:
+    """A rule's fields. ECS has PortRangeListId inside Permissions.N and on the Modify actions,
+    not at the top level of Authorize/Revoke."""
     peer = "Source" if direction == INGRESS else "Dest"
     fields = [
         String("IpProtocol", max_length=16),
@@ -37,8 +39,9 @@ def _rule_fields(direction: str) -> list[Param]:
         String("Description", max_length=1024),
         String("Ipv6SourceCidrIp", max_length=64),
         String("Ipv6DestCidrIp", max_length=64),
-        String("PortRangeListId", max_length=64),
     ]
+    if port_range_list:
+        fields.append(String("PortRangeListId", max_length=64))
     if direction == INGRESS:
         fields.append(String("DestCidrIp", max_length=64))
     else:
@@ -59,7 +62,8 @@ def _permission(direction: str, raw: dict[str, Any]) -> Permission:
         description=raw.get("Description"),
         source_port_range=raw.get("SourcePortRange"),
         ipv6_cidr=raw.get("Ipv6SourceCidrIp") or raw.get("Ipv6DestCidrIp"),
-        prefix_list_id=raw.get(f"{peer}PrefixListId") or raw.get("PortRangeListId"),
+        prefix_list_id=raw.get(f"{peer}PrefixListId"),
+        port_range_list_id=raw.get("PortRangeListId"),
     )
 
 
@@ -67,20 +71,25 @@ def _permissions(direction: str, p: dict[str, Any]) -> list[Permission]:
     """Permissions.N.* when given; else the single rule in the top-level fields, if any."""
     if p["Permissions"]:
         return [_permission(direction, item) for item in p["Permissions"]]
-    if any(p.get(f.name) for f in _rule_fields(direction)):
+    if any(p.get(f.name) for f in _rule_fields(direction, port_range_list=False)):
         return [_permission(direction, p)]
     return []
 
 
 def _rule_action_params(direction: str, extra: list[Param]) -> list[Param]:
+    """Authorize and Revoke: one rule at the top level, or a batch in Permissions.N."""
     return [
         REGION_ID,
         GROUP_ID,
         CLIENT_TOKEN,
-        *_rule_fields(direction),
+        *_rule_fields(direction, port_range_list=False),
         StructList("Permissions", _rule_fields(direction), max_items=100),
         *extra,
     ]
+
+
+def _modify_rule_params(direction: str) -> list[Param]:
+    return [REGION_ID, GROUP_ID, CLIENT_TOKEN, *_rule_fields(direction), String("SecurityGroupRuleId", max_length=64)]
 
 
 def _groups(ctx: ActionContext) -> SecurityGroups:
@@ -315,9 +324,8 @@ actions.define("AuthorizeSecurityGroup", _rule_action_params(INGRESS, []), idemp
 actions.define("AuthorizeSecurityGroupEgress", _rule_action_params(EGRESS, []), idempotent=True)(_authorize(EGRESS))
 actions.define("RevokeSecurityGroup", _rule_action_params(INGRESS, [_RULE_IDS]))(_revoke(INGRESS))
 actions.define("RevokeSecurityGroupEgress", _rule_action_params(EGRESS, [_RULE_IDS]))(_revoke(EGRESS))
-_ONE_RULE_ID = String("SecurityGroupRuleId", max_length=64)
-actions.define("ModifySecurityGroupRule", _rule_action_params(INGRESS, [_ONE_RULE_ID]))(_modify(INGRESS))
-actions.define("ModifySecurityGroupEgressRule", _rule_action_params(EGRESS, [_ONE_RULE_ID]))(_modify(EGRESS))
+actions.define("ModifySecurityGroupRule", _modify_rule_params(INGRESS))(_modify(INGRESS))
+actions.define("ModifySecurityGroupEgressRule", _modify_rule_params(EGRESS))(_modify(EGRESS))
 
 
 @actions.define(

@@ -457,13 +457,16 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def _host_owned(self, vpc_id: str, host: str) -> bool:
         """Whether namespace `host` may be deleted as a test host of this VPC: it carries our
-        mark, or no mark at all (created by us, crashed before marking: it is in our state)."""
-        alias = self._lo_alias(host)
-        if alias is None:
+        mark, or no mark and no device but `lo` (created by us, crashed before marking it)."""
+        try:
+            links = ip_json("link", "show", netns=host)
+        except CommandError:
             return False
-        parts = names.parse_alias(alias)
+        lo = next((link for link in links if link.get("ifname") == "lo"), None)
+        alias = str(lo.get("ifalias", "")) if lo else ""
         if alias == "":
-            return True
+            return len(links) == 1
+        parts = names.parse_alias(alias)
         return parts[0] == names.HOST_MARK and len(parts) >= 3 and parts[1] == self.prefix and parts[2] == vpc_id
 
     def _prepare_host_netns(self, vpc_id: str, ns: str, port: PortNet) -> None:
@@ -585,7 +588,30 @@ class LinuxNetworkDriver(NetworkDriver):
             if pid is None:
                 self._start_dnsmasq(ns, vpc.vpc_id, vsw, argv)
             elif changed:
-                os.kill(pid, signal.SIGHUP)  # re-reads --dhcp-hostsfile
+                self._reload_dnsmasq(pid, files)
+
+    def _reload_dnsmasq(self, pid: int, files: dict[str, Path]) -> None:
+        """SIGHUP makes dnsmasq re-read --dhcp-hostsfile. Wait (briefly) until its log says it
+        has, so a guest that asks right after `sync` returns gets its lease."""
+        log_file = files["log"]
+        offset = log_file.stat().st_size if log_file.exists() else 0
+        os.kill(pid, signal.SIGHUP)
+        needle = f"read {files['hosts']}".encode()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                with open(log_file, "rb") as f:
+                    f.seek(offset)
+                    text = f.read()
+            except FileNotFoundError:
+                return
+            if needle in text:
+                return
+            if b"cannot read" in text:
+                log.warning("dnsmasq %d could not re-read %s", pid, files["hosts"])
+                return
+            time.sleep(0.002)
+        log.warning("dnsmasq %d did not confirm re-reading %s", pid, files["hosts"])
 
     def _start_dnsmasq(self, ns: str, vpc_id: str, vsw: VSwitchNet, argv: list[str]) -> None:
         files = self.dnsmasq_files(vpc_id, vsw.vswitch_id)
@@ -632,10 +658,11 @@ class LinuxNetworkDriver(NetworkDriver):
                 links = _links(ns)
             except CommandError:
                 links = {}
-            # Delete the devices explicitly: a namespace still referenced (say, by an open
-            # metadata socket) lives on after `ip netns delete`, but then holds nothing.
-            batch = [f"link del dev {name}" for name, link in links.items() if link.kind in ("tap", "veth")]
-            batch += [f"link del dev {name}" for name, link in links.items() if link.kind == "bridge"]
+            # veths left (a test host we lost track of) go explicitly, so their other ends do
+            # not linger; taps and bridges go with the namespace when the kernel reaps it (at
+            # once, unless something still holds it: a VM process inside, an open metadata
+            # socket). Deleting each device here would cost ~25 ms apiece.
+            batch = [f"link del dev {name}" for name, link in links.items() if link.kind == "veth"]
             try:
                 ip_batch(batch, netns=ns)
             except CommandError:
@@ -651,8 +678,8 @@ class LinuxNetworkDriver(NetworkDriver):
     def open_metadata_socket(self, vpc_id: str) -> socket.socket | None:
         """A TCP socket listening on 100.100.100.200:80 inside the VPC namespace (created by a
         thread that setns()'d into it; usable from any thread). The caller owns it and must
-        close it when the VPC goes: an open socket keeps the (by then empty) namespace
-        alive in the kernel."""
+        close it when the VPC goes: an open socket keeps the deleted namespace (and its
+        bridges and taps, cut off from everything) alive in the kernel until it is closed."""
         ns = self.netns_name(vpc_id)
         if not netns_exists(ns):
             raise NetworkError(f"VPC {vpc_id} has no namespace on this host")

@@ -1,0 +1,239 @@
+"""Throttling (token buckets per account and action) and SignatureNonce memory, with injected clocks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import cast
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nubes.api.auth import MAX_SKEW, Authenticator
+from nubes.api.errors import ApiError
+from nubes.api.nonces import NonceCache
+from nubes.api.request import build_request
+from nubes.api.signing import sign_v1
+from nubes.api.throttle import Throttle
+from nubes.clock import ManualClock
+from nubes.domain.accounts import Accounts, KeyRecord, Principal
+
+ACCOUNT_A = 1
+ACCOUNT_B = 2
+
+
+class FakeMonotonic:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def drain(throttle: Throttle, account: int, action: str) -> int:
+    """Admit requests until one is refused; return how many got through."""
+    admitted = 0
+    while throttle.admit(account, action) == 0:
+        admitted += 1
+        assert admitted < 10_000, "the bucket never ran dry"
+    return admitted
+
+
+# ---- throttle ----------------------------------------------------------------------------
+
+
+def test_burst_is_admitted_then_refused() -> None:
+    throttle = Throttle(rate=1, burst=5, monotonic=FakeMonotonic())
+    assert [throttle.admit(ACCOUNT_A, "DescribeRegions") for _ in range(5)] == [0] * 5
+    assert throttle.admit(ACCOUNT_A, "DescribeRegions") >= 1
+
+
+def test_tokens_refill_at_the_rate() -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=2, burst=4, monotonic=clock)
+    assert drain(throttle, ACCOUNT_A, "RunInstances") == 4
+    clock.advance(1.0)  # two tokens back
+    assert drain(throttle, ACCOUNT_A, "RunInstances") == 2
+    clock.advance(0.5)  # one token back
+    assert drain(throttle, ACCOUNT_A, "RunInstances") == 1
+
+
+def test_refill_never_exceeds_the_burst() -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=10, burst=3, monotonic=clock)
+    drain(throttle, ACCOUNT_A, "X")
+    clock.advance(3600)
+    assert drain(throttle, ACCOUNT_A, "X") == 3
+
+
+@pytest.mark.parametrize(("rate", "wait"), [(1.0, 1), (0.5, 2), (0.1, 10), (100.0, 1)])
+def test_retry_after_is_whole_seconds_until_the_next_token(rate: float, wait: int) -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=rate, burst=1, monotonic=clock)
+    assert throttle.admit(ACCOUNT_A, "X") == 0
+    assert throttle.admit(ACCOUNT_A, "X") == wait
+
+
+def test_retry_after_shrinks_as_tokens_refill() -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=0.1, burst=1, monotonic=clock)
+    throttle.admit(ACCOUNT_A, "X")
+    clock.advance(4)
+    assert throttle.admit(ACCOUNT_A, "X") == 6
+    clock.advance(5.5)
+    assert throttle.admit(ACCOUNT_A, "X") == 1
+    clock.advance(0.5)
+    assert throttle.admit(ACCOUNT_A, "X") == 0
+
+
+def test_refused_requests_do_not_use_tokens() -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=1, burst=1, monotonic=clock)
+    throttle.admit(ACCOUNT_A, "X")
+    for _ in range(50):
+        assert throttle.admit(ACCOUNT_A, "X") == 1
+    clock.advance(1)
+    assert throttle.admit(ACCOUNT_A, "X") == 0
+
+
+@given(
+    rate=st.floats(min_value=0.01, max_value=1000, allow_nan=False),
+    burst=st.integers(min_value=1, max_value=20),
+    elapsed=st.floats(min_value=0, max_value=5, allow_nan=False),
+)
+def test_waiting_the_advised_seconds_is_enough(rate: float, burst: int, elapsed: float) -> None:
+    clock = FakeMonotonic()
+    throttle = Throttle(rate=rate, burst=burst, monotonic=clock)
+    for _ in range(burst):
+        throttle.admit(ACCOUNT_A, "X")
+    clock.advance(elapsed)
+    wait = throttle.admit(ACCOUNT_A, "X")
+    if wait:
+        assert isinstance(wait, int) and wait >= 1
+        clock.advance(wait)
+        assert throttle.admit(ACCOUNT_A, "X") == 0
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0])
+def test_rate_zero_or_less_switches_throttling_off(rate: float) -> None:
+    throttle = Throttle(rate=rate, burst=1, monotonic=FakeMonotonic())
+    assert all(throttle.admit(ACCOUNT_A, "X") == 0 for _ in range(5000))
+
+
+def test_burst_below_one_still_admits_one_request() -> None:
+    throttle = Throttle(rate=1, burst=0, monotonic=FakeMonotonic())
+    assert throttle.admit(ACCOUNT_A, "X") == 0
+    assert throttle.admit(ACCOUNT_A, "X") == 1
+
+
+def test_buckets_are_per_account_and_per_action() -> None:
+    throttle = Throttle(rate=1, burst=2, monotonic=FakeMonotonic())
+    assert drain(throttle, ACCOUNT_A, "CreateKeyPair") == 2
+    assert drain(throttle, ACCOUNT_A, "DescribeKeyPairs") == 2
+    assert drain(throttle, ACCOUNT_B, "CreateKeyPair") == 2
+    assert throttle.admit(ACCOUNT_A, "CreateKeyPair") >= 1
+
+
+# ---- nonces ------------------------------------------------------------------------------
+
+T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=timezone.utc)
+WINDOW = 900
+
+
+def test_nonce_reuse_within_the_window_is_refused() -> None:
+    cache = NonceCache(WINDOW)
+    assert cache.use("LTAIa", "n-1", T0)
+    assert not cache.use("LTAIa", "n-1", T0)
+    assert not cache.use("LTAIa", "n-1", T0 + timedelta(seconds=WINDOW - 1))
+    assert not cache.use("LTAIa", "n-1", T0 + timedelta(seconds=WINDOW))
+
+
+@given(start=st.integers(min_value=0, max_value=10**6), offset=st.integers(min_value=0, max_value=WINDOW))
+def test_nonce_is_remembered_for_the_whole_window(start: int, offset: int) -> None:
+    cache = NonceCache(WINDOW)
+    first = T0 + timedelta(seconds=start)
+    assert cache.use("LTAIa", "n", first)
+    assert not cache.use("LTAIa", "n", first + timedelta(seconds=offset))
+
+
+def test_nonce_is_accepted_again_after_the_window() -> None:
+    cache = NonceCache(WINDOW)
+    assert cache.use("LTAIa", "n-1", T0)
+    later = T0 + timedelta(seconds=WINDOW + 180)
+    assert cache.use("LTAIa", "n-1", later)
+    assert not cache.use("LTAIa", "n-1", later)
+
+
+def test_nonces_are_per_access_key() -> None:
+    cache = NonceCache(WINDOW)
+    assert cache.use("LTAIa", "shared", T0)
+    assert cache.use("LTAIb", "shared", T0)
+    assert not cache.use("LTAIb", "shared", T0)
+
+
+def test_different_nonces_of_one_key_are_independent() -> None:
+    cache = NonceCache(WINDOW)
+    assert all(cache.use("LTAIa", f"n-{i}", T0 + timedelta(seconds=i)) for i in range(100))
+
+
+def test_key_and_nonce_do_not_run_together() -> None:
+    cache = NonceCache(WINDOW)
+    assert cache.use("LTAIab", "c", T0)
+    assert cache.use("LTAIa", "bc", T0)
+
+
+# ---- nonces as the authenticator uses them -----------------------------------------------
+
+SECRET = "unitTestSecret"
+
+
+class OneKeyAccounts:
+    """Stands in for Accounts: one active key."""
+
+    def lookup_key(self, access_key_id: str) -> KeyRecord | None:
+        return KeyRecord(access_key_id, SECRET, "Active", "root", Principal(1, "root", "1000000000000001"))
+
+
+def signed_request(timestamp: datetime, nonce: str) -> bytes:
+    signed = sign_v1(
+        "GET",
+        {"Action": "DescribeRegions", "Version": "2014-05-26"},
+        "LTAIunit",
+        SECRET,
+        nonce=nonce,
+        timestamp=timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return urlencode(signed).encode()
+
+
+def authenticate(auth: Authenticator, query: bytes) -> str:
+    try:
+        auth.authenticate(build_request("GET", "/", query, [], b""))
+    except ApiError as error:
+        return str(error.code)
+    return "OK"
+
+
+def test_authenticator_refuses_a_replayed_request() -> None:
+    clock = ManualClock(T0)
+    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, NonceCache())
+    query = signed_request(T0, "replay-1")
+    assert authenticate(auth, query) == "OK"
+    clock.advance(600)
+    assert authenticate(auth, query) == "SignatureNonceUsed"
+
+
+def test_authenticator_refuses_a_replay_for_as_long_as_the_timestamp_is_valid() -> None:
+    clock = ManualClock(T0)
+    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, NonceCache())
+    stamped = T0 + MAX_SKEW - timedelta(minutes=1)  # the client's clock runs 14 minutes ahead
+    query = signed_request(stamped, "replay-2")
+    assert authenticate(auth, query) == "OK"
+    clock.advance(20 * 60)  # still within 15 minutes of the request's Timestamp
+    assert authenticate(auth, query) == "SignatureNonceUsed"
