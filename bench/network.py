@@ -1,0 +1,1055 @@
+"""Network benchmark: what security groups cost in throughput, and how fast a new rule bites.
+
+Two measurements against one live `nubes server --driver real` (needs root), in one run:
+
+1. TCP throughput (iperf3, Debian's) between two test hosts on one vSwitch of a VPC, through
+   the vSwitch bridge, br_netfilter, conntrack and a security group of 200 ingress rules
+   (199 that do not match plus one accept for the iperf3 port from the client's /32; the
+   group's inner access is Drop, so that rule is what lets the traffic through), against a
+   bare veth pair between two namespaces of this script's own. The two sides alternate
+   (ABBA...), --runs times each, --seconds each; the script prints the medians and the
+   ratio nubes/bare against the target 0.9.
+
+2. Enforcement latency: the time from AuthorizeSecurityGroup returning to the first TCP
+   connection that the new rule lets through, with 1, 100 and 1000 rules in the group
+   (N-1 fillers plus the authorized one). A prober process inside host A starts a
+   non-blocking connect every --interval (1 ms), each given 10 ms; the latency is the start
+   time of the first attempt that got through (CLOCK_MONOTONIC, shared by all namespaces)
+   minus the moment the API call returned. The rule is then revoked and the script waits
+   until the port is blocked again (that time, revoke -> blocked, is printed as well); each
+   trial uses a new port so no conntrack entry can help. p50/p99/max per N.
+
+Nothing is asserted: the figures are measured and printed. All traffic stays inside network
+namespaces created here or by the server (no address or route is added to the host's
+namespace). Every wait is bounded in time and every loop in count. The server, iperf3,
+the probe processes, the namespaces and the dnsmasq daemons the server started are removed
+at the end, on Ctrl-C, on SIGTERM or on error.
+
+Run:  ./nubes-dev bench network [--seconds 5] [--trials N] [--json FILE]    (as root)
+  or: .venv/bin/python bench/network.py ...
+Needs: root, ip (iproute2), nft (nftables), dnsmasq, iperf3 (Debian packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import secrets
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REGION = "cn-hangzhou"
+ZONE = "cn-hangzhou-h"
+TARGET_RATIO = 0.9
+DEFAULT_RULE_COUNTS = (1, 100, 1000)
+DEFAULT_TRIALS = {1: 30, 100: 30, 1000: 20}
+FALLBACK_TRIALS = 20  # for rule counts given with --rules that have no default
+RULES_PER_CALL = 100  # AuthorizeSecurityGroup takes at most 100 Permissions
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+READY_TIMEOUT = 30.0  # a VPC/vSwitch Available, a test host's address up
+
+# Addresses: only ever configured inside namespaces (the VPCs' by the server, the bare pair's here).
+THROUGHPUT_VPC = ("10.231.0.0/16", "10.231.1.0/24", "10.231.1.10", "10.231.1.11")
+LATENCY_VPC = ("10.232.0.0/16", "10.232.1.0/24", "10.232.1.10", "10.232.1.11")
+BARE_CLIENT, BARE_SERVER, BARE_PREFIXLEN = "10.233.0.1", "10.233.0.2", 30
+FILLER_SOURCES = "198.18"  # 198.18.0.0/15 (benchmarking range): never an address of a test host
+IPERF_PORT = 5201
+UNUSED_PORT = 5202  # not authorized, nothing listens: must be dropped by the group
+FIRST_TRIAL_PORT = 30001  # trial ports; fillers use 1000-2999, so they never overlap
+
+
+# ---- options --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    seconds: float
+    runs: int
+    trials: int | None
+    rule_counts: tuple[int, ...]
+    trial_timeout: float
+    interval: float
+    attempt_timeout: float
+    settle: float
+    json_path: Path | None
+    skip_throughput: bool
+    skip_latency: bool
+
+    def trials_for(self, rules: int) -> int:
+        return self.trials if self.trials is not None else DEFAULT_TRIALS.get(rules, FALLBACK_TRIALS)
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="iperf3 duration per run (default 5)")
+    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs per side, alternating (default 3)")
+    parser.add_argument("--trials", type=int, help="enforcement trials per rule count (default 30, 30, 20)")
+    parser.add_argument("--rules", default=",".join(map(str, DEFAULT_RULE_COUNTS)),
+                        help="comma-separated rule counts for the latency part (default 1,100,1000)")
+    parser.add_argument("--trial-timeout", type=float, default=30.0,
+                        help="give up on one trial after this many seconds (default 30)")
+    parser.add_argument("--interval", type=float, default=0.001,
+                        help="the prober starts a connect attempt this often, seconds (default 0.001)")
+    parser.add_argument("--attempt-timeout", type=float, default=0.010,
+                        help="an attempt not connected after this long counts as dropped (default 0.010)")
+    parser.add_argument("--settle", type=float, default=0.2,
+                        help="pause after a revoke is enforced, before the next trial (default 0.2)")
+    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
+    parser.add_argument("--skip-throughput", action="store_true", help="do not run the iperf3 part")
+    parser.add_argument("--skip-latency", action="store_true", help="do not run the enforcement-latency part")
+    args = parser.parse_args(argv)
+    try:
+        counts = tuple(sorted({int(part) for part in args.rules.split(",") if part.strip()}))
+    except ValueError:
+        parser.error("--rules takes comma-separated integers, e.g. 1,100,1000")
+    if not counts or counts[0] < 1 or counts[-1] > 2000:
+        parser.error("--rules values must be between 1 and 2000")
+    if not 0 < args.seconds <= 120 or not 1 <= args.runs <= 20:
+        parser.error("--seconds must be in (0, 120], --runs in [1, 20]")
+    if args.trials is not None and not 1 <= args.trials <= 500:
+        parser.error("--trials must be in [1, 500]")
+    if not 1 <= args.trial_timeout <= 300 or not 0.0002 <= args.interval <= 0.1:
+        parser.error("--trial-timeout must be in [1, 300], --interval in [0.0002, 0.1]")
+    if not args.interval <= args.attempt_timeout <= 1 or not 0 <= args.settle <= 10:
+        parser.error("--attempt-timeout must be in [--interval, 1], --settle in [0, 10]")
+    if args.skip_throughput and args.skip_latency:
+        parser.error("nothing to do: both parts skipped")
+    return Options(args.seconds, args.runs, args.trials, counts, args.trial_timeout, args.interval,
+                   args.attempt_timeout, args.settle, args.json_path, args.skip_throughput, args.skip_latency)
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str], *, timeout: float = 60, check: bool = True, input: str | None = None) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def in_ns(ns: str, *argv: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def first_line(argv: Sequence[str]) -> str:
+    try:
+        out = run(argv, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+def wait_for(check: Any, what: str, timeout: float = READY_TIMEOUT, interval: float = 0.05) -> Any:
+    """Poll `check()` until it returns something truthy; RuntimeError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+# ---- processes inside namespaces --------------------------------------------------------------
+
+# A TCP listener on many ports: accepts and closes at once. Prints "ready" once all are bound.
+LISTENER = r"""
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+for port in map(int, sys.argv[1:]):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(4096); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        for _ in range(64):
+            try:
+                conn, _ = key.fileobj.accept()
+            except BlockingIOError:
+                break
+            conn.close()
+"""
+
+# The prober: one process inside host A, driven by JSON lines on stdin.
+#   {"cmd": "once", "port": P, "timeout": T} -> {"outcome": "open"|"refused"|"dropped"|"error:..."}
+#   {"cmd": "until", "port": P, "want": "open"|"closed", "limit": S}
+#       -> {"ack": true} at once, then after the loop {"result": "open"|"closed"|"timeout", "t": ..., ...}
+# "until" starts a non-blocking connect every INTERVAL; an attempt that has not connected
+# (or been refused) after ATTEMPT seconds is closed and counts as dropped. Attempts are judged
+# in the order they were started: "open" -> the start time of the first attempt that got
+# through; "closed" -> the start time of the first of 3 consecutive dropped attempts.
+PROBER = r"""
+import errno, json, select, socket, sys, time
+HOST, INTERVAL, ATTEMPT = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+CLOSED_RUN = 3
+PASSED = (0, errno.ECONNREFUSED)  # connected, or refused by the host: the firewall let it by
+
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+
+def once(port, timeout):
+    s = socket.socket(); s.settimeout(timeout)
+    try:
+        s.connect((HOST, port)); return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except (socket.timeout, TimeoutError):
+        return "dropped"
+    except OSError as exc:
+        return "error:" + str(exc)
+    finally:
+        s.close()
+
+def until(port, want, limit):
+    poller = select.poll()
+    inflight = {}                 # fd -> (socket, index)
+    starts, outcomes = [], []     # per attempt, in start order; outcome None while in flight
+    scan, candidate, run_len = 0, None, 0
+    end = time.monotonic() + limit
+    next_start = time.monotonic()
+    result = None
+    try:
+        while result is None:
+            now = time.monotonic()
+            if now >= end:
+                result = {"result": "timeout"}
+                break
+            if now >= next_start:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.setblocking(False)
+                start = time.monotonic()
+                rc = s.connect_ex((HOST, port))
+                starts.append(start); outcomes.append(None)
+                index = len(starts) - 1
+                if rc in PASSED:
+                    outcomes[index] = "ok"; s.close()
+                elif rc == errno.EINPROGRESS:
+                    inflight[s.fileno()] = (s, index); poller.register(s.fileno(), select.POLLOUT)
+                else:
+                    outcomes[index] = "error"; s.close()
+                next_start = max(start + INTERVAL, time.monotonic() - INTERVAL)
+            wake = next_start
+            if inflight:
+                wake = min(wake, min(starts[i] for _, i in inflight.values()) + ATTEMPT)
+            for fd, _ in poller.poll(max(0.0, (wake - time.monotonic()) * 1000)):
+                s, index = inflight.pop(fd); poller.unregister(fd)
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR); s.close()
+                outcomes[index] = "ok" if err in PASSED else "error"
+            now = time.monotonic()
+            for fd, (s, index) in list(inflight.items()):
+                if now - starts[index] >= ATTEMPT:
+                    del inflight[fd]; poller.unregister(fd); s.close()
+                    outcomes[index] = "drop"
+            while scan < len(outcomes) and outcomes[scan] is not None:
+                outcome = outcomes[scan]
+                if want == "open" and outcome == "ok":
+                    result = {"result": "open", "t": starts[scan], "index": scan}
+                    break
+                if want == "closed":
+                    if outcome == "drop":
+                        if candidate is None:
+                            candidate = scan
+                        run_len += 1
+                        if run_len >= CLOSED_RUN:
+                            result = {"result": "closed", "t": starts[candidate], "index": candidate}
+                            break
+                    elif outcome == "ok":
+                        candidate, run_len = None, 0
+                scan += 1
+    finally:
+        for s, _ in inflight.values():
+            s.close()
+    result["attempts"] = len(starts)
+    result["errors"] = outcomes.count("error")
+    result["detected"] = time.monotonic()
+    return result
+
+for line in sys.stdin:
+    cmd = json.loads(line)
+    if cmd["cmd"] == "once":
+        say({"outcome": once(cmd["port"], cmd["timeout"])})
+    elif cmd["cmd"] == "until":
+        say({"ack": True})
+        say(until(cmd["port"], cmd["want"], cmd["limit"]))
+    else:
+        break
+"""
+
+
+class LineChild:
+    """A child process spoken to in JSON lines (stdin/stdout), with timeouts on every read."""
+
+    def __init__(self, argv: list[str], name: str, stderr_path: Path) -> None:
+        self.name = name
+        self.stderr_path = stderr_path
+        with open(stderr_path, "wb") as stderr:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                         start_new_session=True)
+        self._buf = b""
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def line(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{self.name}: no answer within {timeout:.1f} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    tail = self.stderr_path.read_text(errors="replace")[-1500:]
+                    raise RuntimeError(f"{self.name} exited ({self.proc.poll()}): {tail}")
+                self._buf += chunk
+        text, self._buf = self._buf.split(b"\n", 1)
+        return text.decode()
+
+    def recv(self, timeout: float) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.line(timeout))
+        return value
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+# ---- the run: server, resources, cleanup ------------------------------------------------------
+
+
+class Bench:
+    """Everything this run creates, and the cleanup of all of it (`close`)."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.tmp = Path(tempfile.mkdtemp(prefix="nubes-bench-net-"))
+        os.chmod(self.tmp, 0o755)  # dnsmasq (user nobody) must be able to read its hosts file
+        self.data_dir = self.tmp / "data"
+        self.run_dir = self.data_dir / "run" / "network"
+        self.prefix = self._unique_prefix()
+        self.bare_ns: list[str] = []
+        self.processes: list[subprocess.Popen[Any]] = []
+        self.children: list[LineChild] = []
+        self.server: subprocess.Popen[Any] | None = None
+        self.server_log = self.tmp / "server.log"
+        self.key = ("LTAIbenchnet" + secrets.token_hex(6), secrets.token_hex(15))
+        self.endpoint = ""
+        self.ecs: Any = None
+        self.vpc: Any = None
+        self.cleanup_notes: list[str] = []
+
+    @staticmethod
+    def _unique_prefix() -> str:
+        existing = list_netns()
+        for _ in range(20):
+            prefix = f"nbn{os.getpid() % 100000}{secrets.token_hex(2)}"
+            if not any(ns.startswith(prefix) for ns in existing):
+                return prefix
+        raise RuntimeError("could not find an unused network-namespace prefix")
+
+    # -- server --
+
+    def start_server(self, max_rules: int) -> list[str]:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("NUBES_HOME", "NUBES_DATABASE_URL")}
+        env.update(NUBES_ACCESS_KEY_ID=self.key[0], NUBES_ACCESS_KEY_SECRET=self.key[1])
+        flags = ["--driver", "real", "--netns-prefix", self.prefix, "--throttle-rate", "0",
+                 "--max-rules-per-group", str(max_rules)]
+        argv = [sys.executable, "-m", "nubes.cli.main", "server", "--port", str(port),
+                "--data-dir", str(self.data_dir), *flags]
+        with open(self.server_log, "wb") as log_file:
+            self.server = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                           start_new_session=True)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if self.server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nubes server did not start:\n{self.server_log_tail()}") from None
+                time.sleep(0.1)
+        self.endpoint = f"127.0.0.1:{port}"
+        from alibabacloud_ecs20140526.client import Client as EcsClient
+        from alibabacloud_tea_openapi.models import Config
+        from alibabacloud_vpc20160428.client import Client as VpcClient
+
+        def config() -> Any:
+            return Config(access_key_id=self.key[0], access_key_secret=self.key[1], region_id=REGION,
+                          endpoint=self.endpoint, protocol="http", read_timeout=60000, connect_timeout=5000)
+
+        self.ecs, self.vpc = EcsClient(config()), VpcClient(config())
+        return flags
+
+    def server_log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.server_log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no server log)"
+
+    def admin(self, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("NUBES_HOME", "NUBES_DATABASE_URL")}
+        proc = subprocess.run([sys.executable, "-m", "nubes.cli.main", "admin", *args, "--data-dir",
+                               str(self.data_dir)], capture_output=True, text=True, timeout=120, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nubes admin {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    # -- children --
+
+    def spawn(self, argv: list[str], name: str) -> subprocess.Popen[Any]:
+        with open(self.tmp / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.processes.append(proc)
+        return proc
+
+    def line_child(self, argv: list[str], name: str) -> LineChild:
+        child = LineChild(argv, name, self.tmp / f"{name}.log")
+        self.children.append(child)
+        return child
+
+    # -- cleanup --
+
+    def close(self) -> None:
+        """Remove everything, whatever state the run is in. Never raises."""
+        for child in reversed(self.children):
+            try:
+                child.stop()
+            except Exception as exc:  # noqa: BLE001 - keep cleaning
+                self.cleanup_notes.append(f"stopping {child.name}: {exc}")
+        for proc in reversed(self.processes):
+            try:
+                stop_process(proc)
+            except Exception as exc:  # noqa: BLE001
+                self.cleanup_notes.append(f"stopping pid {proc.pid}: {exc}")
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.cleanup_notes.append("server did not stop on SIGTERM; killed")
+                self.server.kill()
+                self.server.wait(timeout=5)
+        if self.run_dir.is_dir():
+            # The server's own driver removes its VPCs (dnsmasq, test hosts, VPC namespaces):
+            # a stopped server leaves them in place by design, so they survive restarts.
+            try:
+                from nubes.drivers.network.linux import LinuxNetworkDriver
+
+                LinuxNetworkDriver(self.run_dir, prefix=self.prefix).sync([])
+            except Exception as exc:  # noqa: BLE001 - the sweep below still runs
+                self.cleanup_notes.append(f"driver cleanup failed: {exc}")
+        for pid in self._leftover_dnsmasq():
+            self.cleanup_notes.append(f"dnsmasq {pid} was left running; killed")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for ns in self.my_namespaces():
+            if ns not in self.bare_ns:
+                self.cleanup_notes.append(f"namespace {ns} was left behind; deleted")
+            run(["ip", "netns", "delete", ns], check=False)
+        remaining = self.my_namespaces()
+        if remaining:
+            self.cleanup_notes.append(f"could not delete namespaces: {', '.join(remaining)}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def my_namespaces(self) -> list[str]:
+        return [ns for ns in list_netns() if ns.startswith(self.prefix + "-") or ns in self.bare_ns]
+
+    def _leftover_dnsmasq(self) -> list[int]:
+        marker = f"--pid-file={self.run_dir}/"
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and os.path.basename(argv[0].decode(errors="replace")) == "dnsmasq" and any(
+                a.decode(errors="replace").startswith(marker) for a in argv
+            ):
+                found.append(int(entry))
+        return found
+
+
+# ---- building networks through the official SDKs ----------------------------------------------
+
+
+@dataclass
+class Net:
+    vpc_id: str
+    vswitch_id: str
+    vpc_netns: str
+
+
+def build_net(bench: Bench, cidrs: tuple[str, str, str, str]) -> Net:
+    from alibabacloud_vpc20160428 import models as vm
+
+    vpc_cidr, vsw_cidr, _, _ = cidrs
+    vpc_id = bench.vpc.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=vpc_cidr)).body.vpc_id
+    wait_for(lambda: bench.vpc.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(
+        region_id=REGION, vpc_id=vpc_id)).body.status == "Available", f"VPC {vpc_id} Available")
+    vsw_id = bench.vpc.create_vswitch(vm.CreateVSwitchRequest(
+        region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block=vsw_cidr)).body.v_switch_id
+    wait_for(lambda: bench.vpc.describe_vswitch_attributes(vm.DescribeVSwitchAttributesRequest(
+        region_id=REGION, v_switch_id=vsw_id)).body.status == "Available", f"vSwitch {vsw_id} Available")
+    return Net(vpc_id, vsw_id, f"{bench.prefix}-{vpc_id}")
+
+
+def create_group(bench: Bench, net: Net) -> str:
+    from alibabacloud_ecs20140526 import models as em
+
+    group = str(bench.ecs.create_security_group(em.CreateSecurityGroupRequest(
+        region_id=REGION, vpc_id=net.vpc_id, security_group_type="normal")).body.security_group_id)
+    bench.ecs.modify_security_group_policy(em.ModifySecurityGroupPolicyRequest(
+        region_id=REGION, security_group_id=group, inner_access_policy="Drop"))
+    return group
+
+
+@dataclass(frozen=True)
+class Rule:
+    port: int
+    cidr: str
+
+    def fields(self) -> dict[str, str]:
+        return {"ip_protocol": "tcp", "port_range": f"{self.port}/{self.port}", "source_cidr_ip": self.cidr,
+                "policy": "accept", "priority": "1"}
+
+
+def fillers(count: int, vswitch_cidr: str, start: int = 0) -> list[Rule]:
+    """Rules that match nothing the benchmark sends: even ones from other /32s (198.18.x.y, no
+    test host has such an address), odd ones from the vSwitch's own /24 to ports 1000-2999."""
+    rules = []
+    for i in range(start, start + count):
+        if i % 2 == 0:
+            rules.append(Rule(IPERF_PORT, f"{FILLER_SOURCES}.{i // 250}.{i % 250 + 1}/32"))
+        else:
+            rules.append(Rule(1000 + i, vswitch_cidr))
+    return rules
+
+
+def authorize(bench: Bench, group: str, rules: Sequence[Rule]) -> None:
+    from alibabacloud_ecs20140526 import models as em
+
+    for i in range(0, len(rules), RULES_PER_CALL):
+        chunk = rules[i:i + RULES_PER_CALL]
+        bench.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
+            region_id=REGION, security_group_id=group,
+            permissions=[em.AuthorizeSecurityGroupRequestPermissions(**r.fields()) for r in chunk]))
+
+
+def revoke(bench: Bench, group: str, rules: Sequence[Rule]) -> None:
+    from alibabacloud_ecs20140526 import models as em
+
+    bench.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
+        region_id=REGION, security_group_id=group,
+        permissions=[em.RevokeSecurityGroupRequestPermissions(**r.fields()) for r in rules]))
+
+
+def ingress_rule_count(bench: Bench, group: str) -> int | None:
+    from alibabacloud_ecs20140526 import models as em
+
+    try:
+        body = bench.ecs.describe_security_group_attribute(em.DescribeSecurityGroupAttributeRequest(
+            region_id=REGION, security_group_id=group, direction="ingress")).body
+        return len(body.permissions.permission or [])
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+
+
+def test_host(bench: Bench, net: Net, group: str, ip: str) -> str:
+    """An interface with this address in `group`, plugged into a test host; its namespace."""
+    from alibabacloud_ecs20140526 import models as em
+
+    eni = bench.ecs.create_network_interface(em.CreateNetworkInterfaceRequest(
+        region_id=REGION, v_switch_id=net.vswitch_id, security_group_ids=[group],
+        primary_ip_address=ip)).body.network_interface_id
+    ns = bench.admin("test-host", "attach", eni, "--netns-prefix", bench.prefix).strip()
+    if not ns.startswith(bench.prefix + "-"):
+        raise RuntimeError(f"unexpected test-host namespace {ns!r}")
+
+    def has_ip() -> bool:
+        if ns not in list_netns():
+            return False
+        out = run(["ip", "-n", ns, "-4", "addr", "show", "dev", "eth0"], check=False, timeout=10)
+        return f"inet {ip}/" in out
+
+    wait_for(has_ip, f"test host {ns} to get {ip}")
+    return ns
+
+
+def bare_pair(bench: Bench) -> tuple[str, str]:
+    """Two namespaces of our own joined by one veth pair (eth0 in each); nothing in the host's."""
+    tag = bench.prefix.replace("nbn", "nbbare", 1)
+    client, server = f"{tag}-c", f"{tag}-s"
+    for ns in (client, server):
+        if ns in list_netns():
+            raise RuntimeError(f"namespace {ns} exists already")
+        bench.bare_ns.append(ns)  # before creating it: cleanup knows it even if `add` half-works
+        run(["ip", "netns", "add", ns])
+        run(["ip", "-n", ns, "link", "set", "dev", "lo", "up"])
+    # Created inside the client's namespace, the peer moved straight into the server's.
+    run(["ip", "-n", client, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", server])
+    for ns, ip in ((client, BARE_CLIENT), (server, BARE_SERVER)):
+        run(["ip", "-n", ns, "addr", "add", f"{ip}/{BARE_PREFIXLEN}", "dev", "eth0"])
+        run(["ip", "-n", ns, "link", "set", "dev", "eth0", "up"])
+    return client, server
+
+
+def probe_once(ns: str, host: str, port: int, timeout: float = 0.3) -> str:
+    code = PROBER.split("\ndef until", 1)[0] + f"\nprint(once({port}, {timeout}))\n"
+    return run(in_ns(ns, sys.executable, "-c", code, host, "0.001", "0.01"), timeout=30).strip()
+
+
+# ---- throughput ---------------------------------------------------------------------------------
+
+
+@dataclass
+class IperfRun:
+    side: str
+    round: int
+    bits_per_second: float
+    retransmits: int | None
+    cpu_sender: float | None
+    cpu_receiver: float | None
+
+
+def iperf_server(bench: Bench, ns: str, name: str) -> None:
+    bench.spawn(in_ns(ns, "iperf3", "-s", "-p", str(IPERF_PORT)), name)
+
+    def listening() -> bool:
+        return bool(run(in_ns(ns, "ss", "-Hltn", f"sport = :{IPERF_PORT}"), check=False, timeout=10).strip())
+
+    wait_for(listening, f"iperf3 server in {ns}", timeout=10)
+
+
+def iperf_client(ns: str, host: str, seconds: float) -> dict[str, Any]:
+    argv = in_ns(ns, "iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", f"{seconds:g}", "-J")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    try:
+        data: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError:
+        raise RuntimeError(f"iperf3 from {ns} to {host}: no JSON ({proc.returncode}): {proc.stderr.strip()}") from None
+    if "error" in data:
+        raise RuntimeError(f"iperf3 from {ns} to {host}: {data['error']}")
+    return data
+
+
+def measure_throughput(bench: Bench, opts: Options) -> dict[str, Any]:
+    print("\n[throughput] iperf3 TCP, one stream, client -> server")
+    t_setup = time.monotonic()
+    net = build_net(bench, THROUGHPUT_VPC)
+    _, vsw_cidr, client_ip, server_ip = THROUGHPUT_VPC
+    group = create_group(bench, net)
+    authorize(bench, group, fillers(199, vsw_cidr) + [Rule(IPERF_PORT, f"{client_ip}/32")])
+    rule_count = ingress_rule_count(bench, group)
+    client_ns = test_host(bench, net, group, client_ip)
+    server_ns = test_host(bench, net, group, server_ip)
+    bare_client, bare_server = bare_pair(bench)
+    iperf_server(bench, server_ns, "iperf3-nubes")
+    iperf_server(bench, bare_server, "iperf3-bare")
+    sides = {
+        "nubes": (client_ns, server_ip),
+        "bare": (bare_client, BARE_SERVER),
+    }
+    print(f"  nubes: {client_ip} -> {server_ip}, both on vSwitch {net.vswitch_id} of {net.vpc_id}, "
+          f"group {group} with {rule_count if rule_count is not None else '?'} ingress rules, inner access Drop")
+    print(f"  bare : {BARE_CLIENT} -> {BARE_SERVER}, one veth pair between two namespaces, no firewall")
+
+    # The group must be what decides: an unauthorized port is dropped, the iperf3 port is not.
+    # (Retried for a while: the agent applies the group's ruleset asynchronously.)
+    enforced = wait_for(lambda: probe_once(client_ns, server_ip, UNUSED_PORT) == "dropped",
+                        f"tcp {UNUSED_PORT} to be dropped by {group}", timeout=10, interval=0.2)
+    print(f"  check: tcp {UNUSED_PORT} (no rule) from the client is dropped by the group: {'yes' if enforced else 'NO'}")
+    print(f"  set-up took {time.monotonic() - t_setup:.1f} s; warm-up 1 s per side (not counted)")
+    for side, (ns, host) in sides.items():
+        wait_for(lambda ns=ns, host=host: _iperf_ok(ns, host), f"a first iperf3 run on the {side} side", timeout=20, interval=0.5)
+
+    runs: list[IperfRun] = []
+    for r in range(opts.runs):
+        order = ["nubes", "bare"] if r % 2 == 0 else ["bare", "nubes"]
+        for side in order:
+            ns, host = sides[side]
+            data = iperf_client(ns, host, opts.seconds)
+            end = data.get("end", {})
+            cpu = end.get("cpu_utilization_percent", {})
+            result = IperfRun(side, r + 1, float(end["sum_received"]["bits_per_second"]),
+                              end.get("sum_sent", {}).get("retransmits"), cpu.get("host_total"),
+                              cpu.get("remote_total"))
+            runs.append(result)
+            print(f"  run {r + 1}/{opts.runs}  {side:<5}  {result.bits_per_second / 1e9:7.2f} Gbit/s"
+                  f"  (retransmits {result.retransmits}, cpu sender {_pct(result.cpu_sender)},"
+                  f" receiver {_pct(result.cpu_receiver)})")
+    nubes = statistics.median(x.bits_per_second for x in runs if x.side == "nubes")
+    bare = statistics.median(x.bits_per_second for x in runs if x.side == "bare")
+    ratio = nubes / bare if bare else float("nan")
+    spread = {side: (min(x.bits_per_second for x in runs if x.side == side),
+                     max(x.bits_per_second for x in runs if x.side == side)) for side in sides}
+    return {"vpc": net.vpc_id, "group": group, "rules": rule_count, "runs": [asdict(x) for x in runs],
+            "median_nubes_bps": nubes, "median_bare_bps": bare, "range_bps": spread, "ratio": ratio, "target": TARGET_RATIO,
+            "met": ratio >= TARGET_RATIO}
+
+
+def _iperf_ok(ns: str, host: str) -> bool:
+    try:
+        iperf_client(ns, host, 1)
+        return True
+    except RuntimeError:
+        return False
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}%"
+
+
+# ---- enforcement latency --------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    rules: int
+    port: int
+    call_start: float
+    call_end: float
+    enforced_at: float | None  # start of the first attempt that got through
+    attempts: int
+    latency: float | None  # enforced_at - call_end
+    revoke_call_end: float | None = None
+    blocked_at: float | None = None
+    revoke_latency: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Latency:
+    def __init__(self, bench: Bench, opts: Options) -> None:
+        self.bench, self.opts = bench, opts
+        self.next_port = FIRST_TRIAL_PORT
+        self.prober: LineChild | None = None
+        self.group = ""
+        self.target_ip = ""
+        self.source_cidr = ""
+
+    def port(self) -> int:
+        port = self.next_port
+        self.next_port += 1
+        return port
+
+    def once(self, port: int, timeout: float = 0.1) -> str:
+        assert self.prober is not None
+        self.prober.send({"cmd": "once", "port": port, "timeout": timeout})
+        return str(self.prober.recv(timeout + 10)["outcome"])
+
+    def until(self, port: int, want: str, action: Any) -> tuple[float, float, dict[str, Any]]:
+        """Start the prober's loop, then call `action`; returns (call start, call end, result)."""
+        assert self.prober is not None
+        self.prober.send({"cmd": "until", "port": port, "want": want, "limit": self.opts.trial_timeout})
+        self.prober.recv(10)  # ack: the loop runs
+        start = time.monotonic()
+        action()
+        end = time.monotonic()
+        return start, end, self.prober.recv(self.opts.trial_timeout + 10)
+
+    def trial(self, rules: int) -> Trial:
+        port = self.port()
+        rule = Rule(port, self.source_cidr)
+        notes = []
+        # 1. the port must be blocked before the rule exists
+        outcome = self.once(port)
+        if outcome != "dropped":
+            notes.append(f"port {port} was {outcome} before the rule was authorized")
+        # 2. authorize, and time the first connection that gets through
+        start, end, res = self.until(port, "open", lambda: authorize(self.bench, self.group, [rule]))
+        got = res["result"] == "open"
+        trial = Trial(rules, port, start, end, res["t"] if got else None, res["attempts"],
+                      res["t"] - end if got else None, notes=notes)
+        if not got:
+            notes.append(f"not enforced within {self.opts.trial_timeout:.0f} s")
+        # 3. revoke, and wait until the port is blocked again (confirmed with a slower probe)
+        _, trial.revoke_call_end, res = self.until(port, "closed", lambda: revoke(self.bench, self.group, [rule]))
+        if res["result"] == "closed":
+            trial.blocked_at = res["t"]
+            trial.revoke_latency = res["t"] - trial.revoke_call_end
+        deadline = time.monotonic() + self.opts.trial_timeout
+        while self.once(port, 0.1) != "dropped":
+            trial.revoke_latency = None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {port} still open {self.opts.trial_timeout:.0f} s after the revoke")
+            time.sleep(0.02)
+        if trial.revoke_latency is None:
+            notes.append("revoke -> blocked not measured (the fast probe's answer was not confirmed)")
+        time.sleep(self.opts.settle)
+        return trial
+
+
+def measure_latency(bench: Bench, opts: Options) -> dict[str, Any]:
+    print("\n[enforcement latency] AuthorizeSecurityGroup returning -> first connection let through")
+    net = build_net(bench, LATENCY_VPC)
+    _, vsw_cidr, a_ip, b_ip = LATENCY_VPC
+    lat = Latency(bench, opts)
+    lat.group = create_group(bench, net)
+    lat.target_ip, lat.source_cidr = b_ip, f"{a_ip}/32"
+    host_a = test_host(bench, net, lat.group, a_ip)
+    host_b = test_host(bench, net, lat.group, b_ip)
+    total_trials = sum(opts.trials_for(n) + 1 for n in opts.rule_counts)
+    ports = [str(FIRST_TRIAL_PORT + i) for i in range(total_trials)]
+    listener = bench.line_child(in_ns(host_b, sys.executable, "-c", LISTENER, *ports), "listener")
+    if listener.line(30) != "ready":
+        raise RuntimeError("the listener did not start")
+    lat.prober = bench.line_child(in_ns(host_a, sys.executable, "-u", "-c", PROBER, b_ip, str(opts.interval),
+                                        str(opts.attempt_timeout)), "prober")
+    print(f"  {a_ip} (prober) -> {b_ip} (listener on {len(ports)} ports), vSwitch {net.vswitch_id} of {net.vpc_id}, "
+          f"group {lat.group}, inner access Drop")
+    print(f"  a connect attempt every {opts.interval * 1000:g} ms, each given {opts.attempt_timeout * 1000:g} ms; "
+          f"{opts.settle * 1000:g} ms pause after each revoke; one warm-up trial per rule count (not counted)")
+
+    results: dict[int, list[Trial]] = {}
+    have = 0
+    for n in opts.rule_counts:
+        authorize(bench, lat.group, fillers(n - 1 - have, vsw_cidr, start=have))
+        have = n - 1
+        warm = lat.trial(n)  # also: the fillers are in once its rule works (one atomic ruleset)
+        if warm.latency is None:
+            raise RuntimeError(f"warm-up trial with {n} rules failed: {warm.notes}")
+        count = opts.trials_for(n)
+        trials: list[Trial] = []
+        t_start = time.monotonic()
+        for i in range(count):
+            trials.append(lat.trial(n))
+            last = trials[-1]
+            if last.notes:
+                print(f"    N={n} trial {i + 1}: {'; '.join(last.notes)}")
+        results[n] = trials
+        lats = [t.latency for t in trials if t.latency is not None]
+        print(f"  N={n:<5} {len(trials)} trials in {time.monotonic() - t_start:5.1f} s: "
+              f"p50 {_ms(percentile(lats, 0.5))}  p99 {_ms(percentile(lats, 0.99))}  max {_ms(max(lats, default=float('nan')))}"
+              f"   (rules in the group: {ingress_rule_count(bench, lat.group)} with the trial rule revoked)")
+    lat.prober.send({"cmd": "quit"})
+    return {"vpc": net.vpc_id, "group": lat.group, "interval": opts.interval, "attempt_timeout": opts.attempt_timeout,
+            "trials": {str(n): [asdict(t) for t in ts] for n, ts in results.items()},
+            "summary": {str(n): summarize(ts) for n, ts in results.items()}}
+
+
+def summarize(trials: list[Trial]) -> dict[str, Any]:
+    lats = [t.latency for t in trials if t.latency is not None]
+    from_start = [t.enforced_at - t.call_start for t in trials if t.enforced_at is not None]
+    calls = [t.call_end - t.call_start for t in trials]
+    revokes = [t.revoke_latency for t in trials if t.revoke_latency is not None]
+    return {
+        "trials": len(trials), "enforced": len(lats),
+        "p50": percentile(lats, 0.5), "p99": percentile(lats, 0.99),
+        "max": max(lats, default=float("nan")), "min": min(lats, default=float("nan")),
+        "before_return": sum(1 for x in lats if x < 0),
+        "from_call_start_p50": percentile(from_start, 0.5), "from_call_start_p99": percentile(from_start, 0.99),
+        "call_p50": percentile(calls, 0.5), "call_p99": percentile(calls, 0.99),
+        "revoke_measured": len(revokes), "revoke_p50": percentile(revokes, 0.5),
+        "revoke_p99": percentile(revokes, 0.99), "revoke_max": max(revokes, default=float("nan")),
+    }
+
+
+def _ms(seconds: float) -> str:
+    return "     -" if math.isnan(seconds) else f"{seconds * 1000:6.1f}"
+
+
+# ---- header and summary -----------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": first_line(["nproc"]),
+        "cpu": model,
+        "kernel": platform.release(),
+        "nft": first_line(["nft", "--version"]),
+        "iperf3": first_line(["iperf3", "--version"]),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def print_header(info: dict[str, Any], opts: Options, flags: list[str]) -> None:
+    print("nubes network benchmark")
+    print(f"  machine : {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, "
+          f"load average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(f"  tools   : {info['nft']}; {info['iperf3']}; python {info['python']}")
+    print(f"  server  : nubes server {' '.join(flags)} (SQLite store in a temporary directory)")
+    parts = []
+    if not opts.skip_throughput:
+        parts.append(f"throughput {opts.runs} x {opts.seconds:g} s per side")
+    if not opts.skip_latency:
+        parts.append("latency " + ", ".join(f"{n} rules x {opts.trials_for(n)}" for n in opts.rule_counts))
+    print(f"  plan    : {'; '.join(parts)}")
+
+
+def print_summary(results: dict[str, Any], opts: Options) -> None:
+    print("\nSummary")
+    tp = results.get("throughput")
+    if tp:
+        print(f"  TCP throughput, iperf3, median of {opts.runs} x {opts.seconds:g} s (alternating)")
+        for side, label in (("nubes", "nubes: vSwitch bridge + 200-rule security group"), ("bare", "bare veth pair")):
+            low, high = tp["range_bps"][side]
+            print(f"    {label:<50} {tp[f'median_{side}_bps'] / 1e9:7.2f} Gbit/s"
+                  f"   (runs {low / 1e9:.2f} - {high / 1e9:.2f})")
+        print(f"    ratio nubes/bare                                   {tp['ratio']:7.3f}   "
+              f"target >= {TARGET_RATIO}: {'met' if tp['met'] else 'NOT met'}")
+    lat = results.get("latency")
+    if lat:
+        print("  Enforcement latency, ms: AuthorizeSecurityGroup returned -> first connection through")
+        print("    rules  trials     p50     p99     max     min  | from call start p50  call p50 |"
+              "  revoke->blocked p50    p99  (n)")
+        for n in opts.rule_counts:
+            s = lat["summary"][str(n)]
+            print(f"    {n:>5}  {s['enforced']:>3}/{s['trials']:<3} {_ms(s['p50'])}  {_ms(s['p99'])}  {_ms(s['max'])}"
+                  f"  {_ms(s['min'])}  |             {_ms(s['from_call_start_p50'])}    {_ms(s['call_p50'])} |"
+                  f"               {_ms(s['revoke_p50'])} {_ms(s['revoke_p99'])}  ({s['revoke_measured']})")
+        print("    p99 of 20-30 trials is interpolated between the two largest values: it is close to the max.")
+        print(f"    Resolution: one attempt every {opts.interval * 1000:g} ms. A negative value means the rule was "
+              "enforced before the API call had returned (the agent is woken as the change commits).")
+        early = sum(lat["summary"][str(n)]["before_return"] for n in opts.rule_counts)
+        if early:
+            print(f"    {early} trial(s) were enforced before the call returned.")
+
+
+# ---- main ---------------------------------------------------------------------------------------------
+
+
+def preflight(opts: Options) -> None:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("needs root (network namespaces, nftables)")
+    tools = ["ip", "nft", "dnsmasq", "ss"] + ([] if opts.skip_throughput else ["iperf3"])
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        problems.append(f"missing tools: {', '.join(missing)} "
+                        "(Debian: apt-get install iproute2 nftables dnsmasq-base iperf3)")
+    if problems:
+        print("bench/network.py: " + "; ".join(problems), file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_options(argv)
+    preflight(opts)
+    # SIGTERM, like Ctrl-C, runs the cleanup below; SIGINT explicitly too, as a shell leaves it
+    # ignored for a job started in the background with `&`.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    info = machine_info()
+    bench = Bench(opts)
+    results: dict[str, Any] = {"machine": info}
+    status = 0
+    t_run = time.monotonic()
+    try:
+        flags = bench.start_server(max(1100, max(opts.rule_counts) + 10))
+        print_header(info, opts, flags)
+        if not opts.skip_throughput:
+            results["throughput"] = measure_throughput(bench, opts)
+        if not opts.skip_latency:
+            results["latency"] = measure_latency(bench, opts)
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        status = 130
+    except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+        print(f"\n!!! benchmark aborted: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"--- server log (tail) ---\n{bench.server_log_tail()}", file=sys.stderr)
+        status = 2
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            bench.close()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    info["loadavg_end"] = os.getloadavg()
+    info["seconds_total"] = time.monotonic() - t_run
+    if status == 0:
+        print_summary(results, opts)
+    print(f"\ncleanup: server stopped, {bench.prefix}-* namespaces and bare pair removed"
+          + ("" if not bench.cleanup_notes else "; notes: " + "; ".join(bench.cleanup_notes)))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}; "
+          f"total {info['seconds_total']:.0f} s")
+    if opts.json_path and status == 0:
+        payload = {"options": {**asdict(opts), "json_path": str(opts.json_path)}, **results}
+        opts.json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        print(f"raw figures saved to {opts.json_path}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
