@@ -201,8 +201,8 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
 
 
 def _parse_scalar(spec: Param, path: str, text: str) -> Any:
-    if not _encodable(text):
-        raise invalid_parameter(path, "It is not valid UTF-8 text.")
+    if not _encodable(text) or "\x00" in text:
+        raise invalid_parameter(path, "It is not valid text (NUL characters and lone surrogates are refused).")
     if spec.kind == "string":
         return _check_string(spec, path, text)
     if text == "" and not spec.required:

@@ -1,0 +1,122 @@
+"""The compute driver contract: run, inspect and stop one virtual machine per instance.
+
+The agent decides what should run; the driver makes it so and reports what is. Every
+method is idempotent: starting a VM that runs returns its handle, destroying one that is
+gone succeeds. A VM outlives the agent: after an agent restart `recover()` finds the VMs
+that still run (from their persisted handles) instead of starting second copies."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class PowerState(enum.Enum):
+    RUNNING = "running"  # the VM process runs and the guest CPU is not paused
+    PAUSED = "paused"
+    STOPPED = "stopped"  # no VM process (never started, shut down, or destroyed)
+    CRASHED = "crashed"  # the process died without a shutdown being asked for
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Direct kernel boot: nubes' images carry their kernel and initramfs beside the disk."""
+
+    kernel: Path  # an uncompressed vmlinux with a PVH note boots fastest under TCG
+    initrd: Path
+    cmdline: str
+
+
+@dataclass(frozen=True)
+class DiskAttachment:
+    disk_id: str  # also the virtio serial, so the guest finds it in /dev/disk/by-id
+    path: Path  # qcow2
+    read_only: bool = False
+    # Block throttling (QEMU throttle group); 0 = unlimited. The storage issue fills these in.
+    iops: int = 0
+    bps: int = 0
+
+
+@dataclass(frozen=True)
+class NicAttachment:
+    port_id: str
+    mac: str
+    tap: str  # a persistent tap in `netns`, made by the network driver
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    instance_id: str
+    vcpus: int
+    memory_mib: int
+    boot: Boot
+    disks: tuple[DiskAttachment, ...]  # the first is the system disk
+    nics: tuple[NicAttachment, ...] = ()
+    netns: str | None = None  # the VPC namespace the VM process runs in (its taps live there)
+    hostname: str = ""
+
+
+@dataclass
+class VmHandle:
+    """What the agent persists per running VM to find it again after a restart."""
+
+    instance_id: str
+    pid: int
+    qmp_socket: Path
+    serial_log: Path
+    accel: str  # "kvm" | "tcg"
+    started_at: float  # time.time() when the process started
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComputeCapabilities:
+    real_vms: bool
+    accel: str  # the accelerator this host uses: "kvm" or "tcg" (or "none" for fake)
+    disk_hotplug: bool
+
+
+class ComputeDriver(ABC):
+    capabilities: ComputeCapabilities
+
+    @abstractmethod
+    def start(self, spec: VmSpec) -> VmHandle:
+        """Start the VM (or return the handle of the one already running for this instance)."""
+
+    @abstractmethod
+    def state(self, instance_id: str) -> PowerState:
+        """The VM's power state as the host sees it now."""
+
+    @abstractmethod
+    def shutdown(self, instance_id: str, timeout: float) -> bool:
+        """Ask the guest to power off (ACPI); True if it did within `timeout`. Does not force."""
+
+    @abstractmethod
+    def destroy(self, instance_id: str) -> None:
+        """Stop the VM at once (like pulling the plug); succeeds if it is not running."""
+
+    @abstractmethod
+    def reboot(self, instance_id: str, force: bool) -> None:
+        """Reboot: ACPI reboot request (guest-driven), or a hard reset when `force`."""
+
+    @abstractmethod
+    def recover(self) -> list[VmHandle]:
+        """The VMs of this driver that still run (e.g. after an agent restart)."""
+
+    @abstractmethod
+    def console_output(self, instance_id: str, max_bytes: int = 64 * 1024) -> bytes:
+        """The tail of the VM's serial console log."""
+
+    @abstractmethod
+    def attach_disk(self, instance_id: str, disk: DiskAttachment) -> None:
+        """Hot-plug a disk into a running VM."""
+
+    @abstractmethod
+    def detach_disk(self, instance_id: str, disk_id: str) -> None:
+        """Hot-unplug a disk from a running VM."""
+
+    @abstractmethod
+    def cleanup(self, instance_id: str) -> None:
+        """Remove every file the driver keeps for a (stopped) VM: sockets, logs, handles."""
