@@ -83,6 +83,8 @@ class Authenticator:
             raise errors.timestamp_expired(value)
 
     def _key(self, access_key_id: str) -> KeyRecord:
+        if "\x00" in access_key_id or len(access_key_id) > 128:
+            raise errors.access_key_not_found()  # no such key can exist; do not ask the store
         key = self._accounts.lookup_key(access_key_id)
         if key is None:
             raise errors.access_key_not_found()

@@ -61,9 +61,5 @@ def build_request(method: str, path: str, query: bytes, raw_headers: list[tuple[
     params = dict(request.query_pairs)
     if body and headers.get("content-type", "").lower().startswith(FORM_TYPE):
         params.update(parse_pairs(body.decode("utf-8", errors="replace"), "request body"))
-    for key, text in params.items():
-        if "\x00" in key or "\x00" in text:
-            # No store takes NUL characters (PostgreSQL refuses them in text); nor does ECS.
-            raise ApiError("InvalidParameter", f"The parameter {key[:64]!r} contains a NUL character.")
     request.params = params
     return request

@@ -1,0 +1,52 @@
+"""The Alembic migrations build exactly the schema the models describe (no drift), on SQLite
+and, when the test run has one, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from nubes.store.db import Database
+from nubes.store.models import Base
+
+
+def _assert_no_drift(db: Database) -> None:
+    db.migrate()
+    with db.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == [], f"models and migrations disagree: {diff}"
+
+
+def test_sqlite_schema_matches_models(tmp_path: Path) -> None:
+    _assert_no_drift(Database(f"sqlite:///{tmp_path / 'nubes.db'}"))
+
+
+def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
+    db.migrate()
+    db.migrate()
+    _assert_no_drift(db)
+
+
+@pytest.mark.postgres
+def test_postgres_schema_matches_models() -> None:
+    admin_url = os.environ.get("NUBES_TEST_POSTGRES_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("NUBES_TEST_POSTGRES_URL is not set: CI must test the PostgreSQL store")
+        pytest.skip("NUBES_TEST_POSTGRES_URL not set")
+    import psycopg
+
+    name = f"nubes_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db = Database(admin_url.rpartition("/")[0] + "/" + name)
+    try:
+        _assert_no_drift(db)
+    finally:
+        db.dispose()
