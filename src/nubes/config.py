@@ -30,6 +30,10 @@ class Settings:
     netns_prefix: str = "nubes"
     # ECS allows 200 rules per security group; operators (and benchmarks) may allow more.
     max_rules_per_group: int = 200
+    # The accelerator of the VMs: auto (KVM when a trial boot proves it works), kvm or tcg.
+    accel: str = "auto"
+    # This host's name in the store (several hosts: each agent has its own).
+    host_id: str = ""
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -23,7 +24,11 @@ from nubes.domain.accounts import KeyRecord
 from nubes.domain.quotas import Quotas
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.drivers.network.base import NetworkDriver
+from nubes.agent.compute import ComputeAgent
+from nubes.agent.images import ImageService
 from nubes.agent.network import NetworkAgent
+from nubes.drivers.compute.base import ComputeDriver
+from nubes.drivers.storage.base import StorageDriver
 from nubes.guest.metadata import MetadataService, interface_tree
 from nubes.store.db import Database
 
@@ -56,16 +61,65 @@ def network_driver(settings: Settings, data_dir: Path) -> NetworkDriver:
     return LinuxNetworkDriver(data_dir / "run" / "network", prefix=settings.netns_prefix)
 
 
-def start_agent(services: Services, settings: Settings) -> NetworkAgent:
-    """The local host agent: reconciles the store's networks onto this machine."""
+def compute_drivers(settings: Settings, data_dir: Path) -> tuple[ComputeDriver, StorageDriver]:
+    if settings.driver == "fake":
+        from nubes.drivers.compute.fake import FakeComputeDriver
+        from nubes.drivers.storage.fake import FakeStorage
+
+        return FakeComputeDriver(), FakeStorage()
+    from nubes.drivers.compute.qemu import QemuDriver
+    from nubes.drivers.storage.qcow2 import Qcow2Storage
+
+    return QemuDriver(data_dir / "run" / "vms", accel=settings.accel), Qcow2Storage(data_dir / "disks")
+
+
+def images_dir(data_dir: Path) -> Path:
+    """Built images are big and slow to make: NUBES_IMAGES_DIR lets several data dirs share them."""
+    return Path(os.environ.get("NUBES_IMAGES_DIR") or data_dir / "images")
+
+
+# The emulator's one host: big enough that code under test meets no stock limits it would not meet
+# in ECS, small enough that an absurd request still gets OperationDenied.NoStock.
+EMULATOR_HOST = (512, 2 * 1024 * 1024)
+
+
+@dataclass
+class Agents:
+    """The local host agent: networks, images and instances of this machine."""
+
+    network: NetworkAgent
+    compute: ComputeAgent
+    images: ImageService
+
+    def stop(self) -> None:
+        self.compute.stop()
+        self.network.stop()
+
+
+def start_agents(services: Services, settings: Settings, build_images: bool = True) -> Agents:
     driver = network_driver(settings, services.data_dir)
     metadata = MetadataService(lambda vpc_id, ip: interface_tree(services.db, vpc_id, ip))
-    agent = NetworkAgent(
+    network = NetworkAgent(
         services.db, driver, services.vpcs, host_netns_prefix=settings.netns_prefix, metadata=metadata
     )
-    services.notify.listeners.append(agent.notify)
-    agent.start()
-    return agent
+    services.notify.listeners.append(network.notify)
+    network.start()
+    image_service = ImageService(services.images, images_dir(services.data_dir), fake=settings.driver == "fake")
+    missing = image_service.register()
+    if build_images:
+        image_service.build_in_background(missing)
+    compute_driver, storage = compute_drivers(settings, services.data_dir)
+    compute = ComputeAgent(
+        services.db, services.clock, services.instances, compute_driver, storage, driver,
+        sync_network=lambda vpc_id: network.reconcile({vpc_id}), boot_files=image_service.boot_files,
+        host_id=settings.host_id or None,
+    )
+    services.compute_notify.listeners.append(compute.notify)
+    services.console = compute_driver.console_output
+    if settings.driver == "fake":
+        compute.register_host(*EMULATOR_HOST)
+    compute.start()
+    return Agents(network, compute, image_service)
 
 
 def build_app(services: Services, settings: Settings) -> ApiApp:
@@ -107,7 +161,7 @@ def serve(settings: Settings) -> None:
     )
     services = open_services(settings)
     bootstrap_root(services)
-    agent = start_agent(services, settings)
+    agents = start_agents(services, settings)
     app = build_app(services, settings)
     log.info(
         "nubes listening on http://%s:%d (data %s, store %s)",
@@ -129,4 +183,4 @@ def serve(settings: Settings) -> None:
     try:
         uvicorn.Server(config).run()
     finally:
-        agent.stop()
+        agents.stop()

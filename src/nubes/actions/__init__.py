@@ -8,6 +8,8 @@ from nubes.api.registry import ActionTable
 def all_tables() -> list[ActionTable]:
     from nubes.actions.ecs import (
         account,
+        images,
+        instances,
         instance_types,
         keypairs,
         network_interfaces,
@@ -26,6 +28,8 @@ def all_tables() -> list[ActionTable]:
         keypairs.actions,
         security_groups.actions,
         network_interfaces.actions,
+        images.actions,
+        instances.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

@@ -32,6 +32,8 @@ class NetworkAgent:
         self._metadata = metadata
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
+        # The driver is not thread-safe; the compute agent also asks for syncs (before a VM starts).
+        self._driver_lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,6 +69,10 @@ class NetworkAgent:
                 self._dirty |= changed
 
     def reconcile_all(self) -> None:
+        with self._driver_lock:
+            self._reconcile_all()
+
+    def _reconcile_all(self) -> None:
         desired = desired_vpcs(self._db, self._prefix)
         self._driver.sync(desired)
         if self._metadata is not None:
@@ -77,6 +83,11 @@ class NetworkAgent:
         self.syncs += 1
 
     def reconcile(self, vpc_ids: set[str]) -> None:
+        """Sync these VPCs now (callable from any thread)."""
+        with self._driver_lock:
+            self._reconcile(vpc_ids)
+
+    def _reconcile(self, vpc_ids: set[str]) -> None:
         desired = {v.vpc_id: v for v in desired_vpcs(self._db, self._prefix, sorted(vpc_ids))}
         for vpc_id in sorted(vpc_ids):
             if vpc_id in desired:

@@ -16,21 +16,25 @@ from nubes.domain.quotas import Quotas
 from nubes.domain.regions import require_region
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
+from nubes.domain.images import Images
+from nubes.domain.instances import Instances
 from nubes.domain.vpcs import Vpcs
 from nubes.domain.netstate import bump_generation
 from nubes.store.db import Database
 
 
 @dataclass
-class NetworkNotifier:
-    """Records that a VPC's network changed: in the store, for agents in other processes,
-    and directly to the agents of this process, which act on it at once."""
+class Notifier:
+    """Tells the agents that a resource changed: for networks also in the store (agents in
+    other processes poll it), and directly to the agents of this process, which act at once."""
 
     db: Database
     listeners: list[Callable[[str], None]] = field(default_factory=list)
+    bump: bool = True  # record the change in the store (networks); instances are polled anyway
 
     def __call__(self, vpc_id: str) -> None:
-        bump_generation(self.db, vpc_id)
+        if self.bump:
+            bump_generation(self.db, vpc_id)
         for listener in self.listeners:
             listener(vpc_id)
 
@@ -44,7 +48,7 @@ class Services:
     clock: Clock
     data_dir: Path
     quotas: Quotas
-    notify: NetworkNotifier
+    notify: Notifier
     accounts: Accounts
     idempotency: Idempotency
     keypairs: KeyPairs
@@ -52,15 +56,22 @@ class Services:
     routes: Routes
     security_groups: SecurityGroups
     network_interfaces: NetworkInterfaces
+    images: Images
+    instances: Instances
+    compute_notify: Notifier
+    # The serial console of an instance on this host (set by the server that runs the agent).
+    console: Callable[[str], bytes] = lambda _instance_id: b""
 
     @classmethod
     def build(
         cls, db: Database, catalog: Catalog, clock: Clock, data_dir: Path, quotas: Quotas,
         security_quotas: SecurityQuotas | None = None,
     ) -> Services:
-        notify = NetworkNotifier(db)
+        notify = Notifier(db)
+        compute_notify = Notifier(db, bump=False)
         vpcs = Vpcs(db, clock, catalog, notify)
         security_groups = SecurityGroups(db, clock, notify, security_quotas)
+        images = Images(db, clock)
         return cls(
             db=db,
             catalog=catalog,
@@ -75,6 +86,9 @@ class Services:
             routes=Routes(db, clock, notify, vpcs.quotas),
             security_groups=security_groups,
             network_interfaces=NetworkInterfaces(db, clock, notify, security_groups.quotas),
+            images=images,
+            instances=Instances(db, clock, catalog, images, compute_notify, notify),
+            compute_notify=compute_notify,
         )
 
 

@@ -47,13 +47,17 @@ def main() -> None:
               help="Prefix of the network namespaces this server owns (one per server on a host).")
 @click.option("--max-rules-per-group", default=200, show_default=True, type=click.IntRange(1, 100000),
               help="Security group rule quota (ECS: 200).")
+@click.option("--accel", default="auto", show_default=True, type=click.Choice(["auto", "kvm", "tcg"]),
+              help="VM accelerator; auto uses KVM only when a trial boot proves it works.")
+@click.option("--host-id", default="", help="This host's name in the store (default: the machine's host name).")
 def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
-           throttle_burst: float, log_level: str, driver: str, netns_prefix: str, max_rules_per_group: int) -> None:
+           throttle_burst: float, log_level: str, driver: str, netns_prefix: str, max_rules_per_group: int,
+           accel: str, host_id: str) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
 
     serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix,
-                   max_rules_per_group))
+                   max_rules_per_group, accel, host_id))
 
 
 # ---- admin ---------------------------------------------------------------------------------
@@ -225,6 +229,43 @@ def test_host_detach(network_interface_id: str, data_dir: Path | None, database_
     """Unplug an interface from its test host (the namespace is removed)."""
     _set_test_host(network_interface_id, False, data_dir, database_url)
     click.echo(f"{network_interface_id}: detached")
+
+
+@main.group()
+def images() -> None:
+    """System images, built by nubes from Debian packages."""
+
+
+@images.command("build")
+@click.argument("names", nargs=-1)
+@with_store
+def images_build(names: tuple[str, ...], data_dir: Path | None, database_url: str | None) -> None:
+    """Build (or reuse) the system images and register them: tiny, debian-12 (default: all)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nubes.guest.images import IMAGE_NAMES, build_image
+    from nubes.server import images_dir, open_services
+
+    services = open_services(Settings(data_dir=data_dir, database_url=database_url))
+    from nubes.agent.images import ImageService
+
+    service = ImageService(services.images, images_dir(services.data_dir), fake=False)
+    wanted = list(names) or list(IMAGE_NAMES)
+    unknown = [n for n in wanted if n not in IMAGE_NAMES]
+    if unknown:
+        raise click.UsageError(f"unknown image {unknown[0]!r}; known: {', '.join(IMAGE_NAMES)}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=err_console) as progress:
+        for name in wanted:
+            task = progress.add_task(name, total=1.0)
+
+            def report(step: str, fraction: float, task: object = task, name: str = name) -> None:
+                progress.update(task, completed=fraction, description=f"{name}: {step}")  # type: ignore[arg-type]
+
+            manifest = build_image(name, service.images_dir, report)
+            progress.update(task, completed=1.0, description=f"{name}: {manifest.image_id}")
+    service.register()
+    click.echo("registered: " + ", ".join(wanted))
 
 
 # ---- configure -----------------------------------------------------------------------------

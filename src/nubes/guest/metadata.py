@@ -7,10 +7,15 @@ The instances issue extends the tree with instance data (instance-id, user-data,
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import secrets
+import time
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Network
 from typing import Any
@@ -19,15 +24,24 @@ from sqlalchemy import select
 
 from nubes.domain import cidr
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, Vpc, VSwitch
+from nubes.store.models import Account, Instance, KeyPair, NetworkInterface, Vpc, VSwitch
 
 log = logging.getLogger("nubes.metadata")
 
 Tree = dict[str, Any]
 
 
-def interface_tree(db: Database, vpc_id: str, source_ip: str) -> Tree | None:
-    """The metadata of the network interface that owns `source_ip` in the VPC, or None."""
+@dataclass(frozen=True)
+class GuestView:
+    """What one guest may read, and how (hardened mode: tokens required)."""
+
+    tree: Tree
+    tokens_required: bool = False
+    enabled: bool = True
+
+
+def interface_tree(db: Database, vpc_id: str, source_ip: str) -> GuestView | None:
+    """The metadata of the interface that owns `source_ip` in the VPC (and of its instance)."""
     with db.session() as s:
         eni = s.scalar(
             select(NetworkInterface).where(NetworkInterface.vpc_id == vpc_id, NetworkInterface.primary_ip == source_ip)
@@ -50,20 +64,69 @@ def interface_tree(db: Database, vpc_id: str, source_ip: str) -> Tree | None:
             "vswitch-id": vswitch.id,
             "vswitch-cidr-block": vswitch.cidr,
         }
-        return {
-            "meta-data": {
-                "mac": eni.mac,
-                "private-ipv4": eni.primary_ip,
-                "region-id": eni.region_id,
-                "zone-id": eni.zone_id,
-                "vpc-id": vpc.id,
-                "vpc-cidr-block": vpc.cidr,
-                "vswitch-id": vswitch.id,
-                "vswitch-cidr-block": vswitch.cidr,
-                "network-type": "vpc",
-                "network": {"interfaces": {"macs": {eni.mac: interface}}},
+        meta: Tree = {
+            "mac": eni.mac,
+            "private-ipv4": eni.primary_ip,
+            "region-id": eni.region_id,
+            "zone-id": eni.zone_id,
+            "vpc-id": vpc.id,
+            "vpc-cidr-block": vpc.cidr,
+            "vswitch-id": vswitch.id,
+            "vswitch-cidr-block": vswitch.cidr,
+            "network-type": "vpc",
+            "network": {"interfaces": {"macs": {eni.mac: interface}}},
+        }
+        tree: Tree = {"meta-data": meta}
+        instance = s.get(Instance, eni.instance_id) if eni.instance_id else None
+        if instance is None:
+            return GuestView(tree)
+        account = s.get(Account, instance.account_id)
+        owner = account.uid if account is not None else ""
+        meta.update(
+            {
+                "instance-id": instance.id,
+                "hostname": instance.hostname,
+                "image-id": instance.image_id,
+                "owner-account-id": owner,
+                "serial-number": instance.id,
+                "instance": {
+                    "instance-type": instance.instance_type,
+                    "instance-name": instance.name,
+                    "max-netbw-egress": "",
+                },
+            }
+        )
+        key = None
+        if instance.key_pair_name:
+            key = s.scalar(select(KeyPair).where(
+                KeyPair.account_id == instance.account_id, KeyPair.region_id == instance.region_id,
+                KeyPair.name == instance.key_pair_name))
+        meta["public-keys"] = {"0": {"openssh-key": key.public_key}} if key is not None else {}
+        tree["user-data"] = base64.b64decode(instance.user_data).decode("utf-8", "replace") if instance.user_data else ""
+        tree["dynamic"] = {
+            "instance-identity": {
+                "document": json.dumps(
+                    {
+                        "zone-id": instance.zone_id,
+                        "serial-number": instance.id,
+                        "instance-id": instance.id,
+                        "region-id": instance.region_id,
+                        "private-ipv4": eni.primary_ip,
+                        "owner-account-id": owner,
+                        "mac": eni.mac,
+                        "image-id": instance.image_id,
+                        "instance-type": instance.instance_type,
+                    }
+                )
             }
         }
+        if instance.password_hash:
+            tree["nubes"] = {"password-hash": instance.password_hash}
+        return GuestView(
+            tree,
+            tokens_required=instance.metadata_http_tokens == "required",
+            enabled=instance.metadata_http_endpoint != "disabled",
+        )
 
 
 def lookup(tree: Tree, path: str) -> tuple[int, str]:
@@ -78,23 +141,47 @@ def lookup(tree: Tree, path: str) -> tuple[int, str]:
     return 200, str(node)
 
 
-TreeSource = Callable[[str, str], Tree | None]
+TreeSource = Callable[[str, str], GuestView | None]
+TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
+TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
+MAX_TTL = 21600
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _VpcServer
     protocol_version = "HTTP/1.0"
 
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        """Hardened mode: PUT /latest/api/token with a TTL header gives a token for later GETs."""
+        if self.path.split("?", 1)[0] != "/latest/api/token":
+            self._send(404, "Not Found")
+            return
+        try:
+            ttl = int(self.headers.get(TTL_HEADER, ""))
+        except ValueError:
+            ttl = 0
+        if not 1 <= ttl <= MAX_TTL:
+            self._send(400, f"{TTL_HEADER} must be an integer from 1 to {MAX_TTL}")
+            return
+        self._send(200, self.server.tokens.issue(self.client_address[0], ttl))
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
         if not path.startswith("/latest"):
             self._send(200 if path in ("/", "") else 404, "latest\n" if path in ("/", "") else "Not Found")
             return
-        tree = self.server.source(self.server.vpc_id, self.client_address[0])
-        if tree is None:
+        view = self.server.source(self.server.vpc_id, self.client_address[0])
+        if view is None or not view.enabled:
             self._send(404, "Not Found")
             return
-        status, body = lookup(tree, path.removeprefix("/latest"))
+        token = self.headers.get(TOKEN_HEADER)
+        if token is not None and not self.server.tokens.valid(token, self.client_address[0]):
+            self._send(401, "Unauthorized: the metadata token is invalid or expired")
+            return
+        if view.tokens_required and token is None:
+            self._send(403, "Forbidden: this instance requires a metadata token (PUT /latest/api/token)")
+            return
+        status, body = lookup(view.tree, path.removeprefix("/latest"))
         self._send(status, body)
 
     def _send(self, status: int, body: str) -> None:
@@ -109,6 +196,27 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("metadata %s: " + format, self.server.vpc_id, *args)
 
 
+class TokenStore:
+    """Metadata tokens, bound to the address that asked for them."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, address: str, ttl: int) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
+            self._tokens[token] = (address, now + ttl)
+        return token
+
+    def valid(self, token: str, address: str) -> bool:
+        with self._lock:
+            entry = self._tokens.get(token)
+        return entry is not None and entry[0] == address and entry[1] > time.monotonic()
+
+
 class _VpcServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -118,6 +226,7 @@ class _VpcServer(ThreadingHTTPServer):
         self.socket = sock
         self.vpc_id = vpc_id
         self.source = source
+        self.tokens = TokenStore()
 
 
 class MetadataService:

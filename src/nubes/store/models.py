@@ -204,3 +204,138 @@ class NetworkGeneration(Base):
 
     vpc_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Host(Base):
+    """A machine running an agent: what the scheduler places instances on."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # host name, unique in the cloud
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    cpu_overcommit: Mapped[float] = mapped_column(default=4.0)
+    memory_overcommit: Mapped[float] = mapped_column(default=1.0)
+    zones: Mapped[str] = mapped_column(Text, default="*")  # comma-separated zone IDs, or * for every zone
+    compute_driver: Mapped[str] = mapped_column(String(16), default="qemu")
+    accel: Mapped[str] = mapped_column(String(8), default="tcg")
+    status: Mapped[str] = mapped_column(String(16), default="Available")
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    region_id: Mapped[str] = mapped_column(String(32), default="*")  # * : a system image of every region
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    owner_alias: Mapped[str] = mapped_column(String(16))  # system | self | others | marketplace
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(256), default="")
+    family: Mapped[str] = mapped_column(String(128), default="")
+    os_name: Mapped[str] = mapped_column(String(128))
+    os_name_en: Mapped[str] = mapped_column(String(128))
+    os_type: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str] = mapped_column(String(64))
+    architecture: Mapped[str] = mapped_column(String(16))
+    size_gib: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer, default=100)
+    usage: Mapped[str] = mapped_column(String(16), default="none")
+    boot_mode: Mapped[str] = mapped_column(String(16), default="BIOS")
+    # Where the image's files live on each host: the built image's name (system) or a path.
+    artifact: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"), nullable=True, index=True)
+    instance_type: Mapped[str] = mapped_column(String(64))
+    cpu: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    hostname: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # What the owner asked for; the agent drives `status` towards it.
+    desired: Mapped[str] = mapped_column(String(16))  # running | stopped | rebooting | deleted
+    force: Mapped[bool] = mapped_column(default=False)  # the pending stop/reboot may be forced
+    stopped_mode: Mapped[str] = mapped_column(String(32), default="KeepCharging")
+    vpc_id: Mapped[str] = mapped_column(String(64), index=True)
+    vswitch_id: Mapped[str] = mapped_column(String(64))
+    key_pair_name: Mapped[str] = mapped_column(String(128), default="")
+    # The key pair the guest gets at its next start (ECS: key changes take effect on restart).
+    pending_key_pair_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    password_hash: Mapped[str] = mapped_column(String(256), default="")
+    user_data: Mapped[str] = mapped_column(Text, default="")  # base64, as given
+    charge_type: Mapped[str] = mapped_column(String(16), default="PostPaid")
+    spot_strategy: Mapped[str] = mapped_column(String(32), default="NoSpot")
+    deployment_set_id: Mapped[str] = mapped_column(String(64), default="")
+    deletion_protection: Mapped[bool] = mapped_column(default=False)
+    auto_release_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    metadata_http_tokens: Mapped[str] = mapped_column(String(16), default="optional")
+    metadata_http_endpoint: Mapped[str] = mapped_column(String(16), default="enabled")
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Disk(Base):
+    __tablename__ = "disks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    disk_type: Mapped[str] = mapped_column(String(8))  # system | data
+    category: Mapped[str] = mapped_column(String(32))
+    performance_level: Mapped[str] = mapped_column(String(8), default="")
+    size_gib: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    image_id: Mapped[str] = mapped_column(String(128), default="")
+    device: Mapped[str] = mapped_column(String(32), default="")
+    delete_with_instance: Mapped[bool] = mapped_column(default=True)
+    host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Tag(Base):
+    """Tags of every resource type, by resource ID."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("resource_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(128), index=True)
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(String(128), default="")
+
+
+class DeploymentSet(Base):
+    __tablename__ = "deployment_sets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    strategy: Mapped[str] = mapped_column(String(32))  # Availability | AvailabilityGroup | LowLatency
+    domain: Mapped[str] = mapped_column(String(16), default="Default")
+    granularity: Mapped[str] = mapped_column(String(16), default="Host")
+    group_count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

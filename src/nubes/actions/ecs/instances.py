@@ -1,0 +1,465 @@
+"""ECS instances: RunInstances, CreateInstance, power actions, queries and attributes."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.paging import decode_token, encode_token
+from nubes.api.context import ActionContext
+from nubes.api.errors import ApiError
+from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
+from nubes.api.registry import ActionTable, Handler
+from nubes.clock import as_utc, iso8601
+from nubes.domain import instance_states as states
+from nubes.domain.instances import DiskRequest, LaunchRequest
+from nubes.store.models import Instance, NetworkInterface, NetworkInterfaceGroup, Tag
+
+actions = ActionTable("ecs")
+
+INSTANCE_ID = String("InstanceId", required=True, max_length=64)
+DISK_FIELDS = [  # sizes are checked per category by the domain, with ECS's error codes
+    Integer("Size", minimum=1),
+    String("Category", max_length=32),
+    String("PerformanceLevel", choices=("PL0", "PL1", "PL2", "PL3")),
+    String("DiskName", max_length=128),
+    String("Description", max_length=256),
+    String("SnapshotId", max_length=64),
+]
+TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
+
+LAUNCH_PARAMS: list[Param] = [
+    REGION_ID,
+    String("ZoneId", max_length=64),
+    String("InstanceType", required=True, max_length=64),
+    String("ImageId", max_length=128),
+    String("ImageFamily", max_length=128),
+    String("VSwitchId", max_length=64),
+    String("SecurityGroupId", max_length=64),
+    String("PrivateIpAddress", max_length=64),
+    String("InstanceName", max_length=128),
+    String("HostName", max_length=64),
+    String("Description", max_length=256),
+    String("KeyPairName", max_length=128),
+    String("Password", max_length=64),
+    Boolean("PasswordInherit", default=False),
+    String("UserData", max_length=64 * 1024),
+    # RunInstances and CreateInstance type SystemDisk.Size as a string on the wire; _disk reads it.
+    Struct("SystemDisk", [String("Size", max_length=16)] + [f for f in DISK_FIELDS[1:] if f.name != "SnapshotId"]),
+    StructList("DataDisk", [*DISK_FIELDS, Boolean("DeleteWithInstance", default=True)], max_items=16),
+    String("InstanceChargeType", choices=("PrePaid", "PostPaid"), default="PostPaid"),
+    String("SpotStrategy", choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"), default="NoSpot"),
+    String("DeploymentSetId", max_length=64),
+    Integer("DeploymentSetGroupNo", minimum=1, maximum=7),
+    Boolean("DeletionProtection", default=False),
+    String("HttpTokens", choices=("optional", "required"), default="optional"),
+    String("HttpEndpoint", choices=("enabled", "disabled"), default="enabled"),
+    Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
+    String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic")),
+    Integer("InternetMaxBandwidthOut", minimum=0, maximum=1024),
+    String("IoOptimized", choices=("none", "optimized")),
+    Integer("Period", minimum=1),
+    String("PeriodUnit", choices=("Week", "Month")),
+    TAGS,
+    RESOURCE_GROUP_ID,
+    CLIENT_TOKEN,
+    DRY_RUN,
+]
+
+
+def _disk(raw: dict[str, Any] | None) -> DiskRequest:
+    raw = raw or {}
+    size = raw.get("Size")
+    if isinstance(size, str):
+        if not size.isdigit():
+            raise ApiError("InvalidSystemDiskSize", f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
+        size = int(size)
+    return DiskRequest(
+        size_gib=size, category=raw.get("Category"), performance_level=raw.get("PerformanceLevel"),
+        name=raw.get("DiskName"), description=raw.get("Description"),
+        delete_with_instance=raw.get("DeleteWithInstance", True) is not False, snapshot_id=raw.get("SnapshotId"),
+    )
+
+
+def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
+    if p.get("SnapshotId") or any(d.get("SnapshotId") for d in p["DataDisk"] or []):
+        raise ApiError("InvalidSnapshotId.NotFound", "Disks from snapshots arrive with the storage work.", 404)
+    return LaunchRequest(
+        instance_type=p["InstanceType"],
+        image_id=p["ImageId"],
+        image_family=p["ImageFamily"],
+        vswitch_id=p["VSwitchId"],
+        zone_id=p["ZoneId"],
+        security_group_ids=([p["SecurityGroupId"]] if p["SecurityGroupId"] else []) + list(p.get("SecurityGroupIds") or []),
+        private_ip=p["PrivateIpAddress"],
+        amount=amount,
+        min_amount=p.get("MinAmount"),
+        instance_name=p["InstanceName"],
+        host_name=p["HostName"],
+        host_names=list(p.get("HostNames") or []),
+        unique_suffix=bool(p.get("UniqueSuffix")),
+        description=p["Description"],
+        key_pair_name=p["KeyPairName"],
+        password=p["Password"],
+        user_data=p["UserData"],
+        system_disk=_disk(p["SystemDisk"]),
+        data_disks=[_disk(d) for d in p["DataDisk"] or []],
+        charge_type=p["InstanceChargeType"],
+        spot_strategy=p["SpotStrategy"],
+        deployment_set_id=p["DeploymentSetId"],
+        deployment_set_group_no=p["DeploymentSetGroupNo"],
+        auto_release_time=p.get("AutoReleaseTime"),
+        deletion_protection=p["DeletionProtection"],
+        tags=[(t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key")],
+        resource_group_id=p["ResourceGroupId"],
+        http_tokens=p["HttpTokens"],
+        http_endpoint=p["HttpEndpoint"],
+        start=start,
+        dry_run=p["DryRun"],
+    )
+
+
+@actions.define(
+    "RunInstances",
+    [
+        *LAUNCH_PARAMS,
+        Integer("Amount", minimum=1, maximum=100, default=1),
+        Integer("MinAmount", minimum=1, maximum=100),
+        StringList("SecurityGroupIds", max_items=5, item_max_length=64),
+        StringList("HostNames", max_items=100, item_max_length=64),
+        Boolean("UniqueSuffix", default=False),
+        String("AutoReleaseTime", max_length=32),
+    ],
+    idempotent=True,
+)
+def run_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create and start 1 to 100 instances; they are Pending, then Starting, then Running."""
+    created = ctx.services.instances.launch(ctx.scope(p["RegionId"]), _launch(p, p["Amount"], start=True))
+    return {"InstanceIdSets": {"InstanceIdSet": created}, "TradePrice": 0.0, "OrderId": ""}
+
+
+@actions.define("CreateInstance", LAUNCH_PARAMS, idempotent=True)
+def create_instance(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create one instance and leave it Stopped (StartInstance starts it)."""
+    created = ctx.services.instances.launch(ctx.scope(p["RegionId"]), _launch(p, 1, start=False))
+    return {"InstanceId": created[0], "TradePrice": 0.0, "OrderId": ""}
+
+
+# ---- power actions ---------------------------------------------------------------------------------
+
+
+def _power(action: str, summary: str, force_param: str | None = None, stopped_mode: bool = False) -> Handler:
+    def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+        force = bool(force_param and p.get(force_param))
+        name = action
+        if action == "DeleteInstance" and p.get("Force"):
+            name = "ForceDeleteInstance"
+        ctx.services.instances.act(
+            ctx.principal.account_id, p["InstanceId"], name, force=force or bool(p.get("ForceStop")),
+            stopped_mode=p.get("StoppedMode") if stopped_mode else None, dry_run=p.get("DryRun", False),
+        )
+        return {}
+
+    handler.__doc__ = summary
+    return handler
+
+
+actions.define("StartInstance", [INSTANCE_ID, DRY_RUN, Boolean("InitLocalDisk", default=False)])(
+    _power("StartInstance", "Start a Stopped instance."))
+actions.define(
+    "StopInstance",
+    [INSTANCE_ID, DRY_RUN, Boolean("ForceStop", default=False), Boolean("ConfirmStop", default=False),
+     String("StoppedMode", choices=("StopCharging", "KeepCharging")), Boolean("Hibernate", default=False)],
+)(_power("StopInstance", "Stop a Running instance (ACPI power-off; ForceStop pulls the plug).", "ForceStop", True))
+actions.define("RebootInstance", [INSTANCE_ID, DRY_RUN, Boolean("ForceStop", default=False)])(
+    _power("RebootInstance", "Reboot a Running instance: Stopping, Starting, Running.", "ForceStop"))
+actions.define(
+    "DeleteInstance",
+    [INSTANCE_ID, DRY_RUN, Boolean("Force", default=False), Boolean("ForceStop", default=False),
+     Boolean("TerminateSubscription", default=False)],
+)(_power("DeleteInstance", "Release an instance (Stopped, or any status with Force=true).", "Force"))
+
+
+def _batch(action: str, summary: str, force_param: str | None = None) -> Handler:
+    def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+        instances = ctx.services.instances
+        name = "ForceDeleteInstance" if action == "DeleteInstance" and p.get("Force") else action
+        force = bool(force_param and p.get(force_param))
+        for instance_id in p["InstanceId"]:  # all exist and may do it, or nothing happens
+            instance = instances.get(ctx.principal.account_id, instance_id, p["RegionId"])
+            states.check(name, instance_id, instance.status)
+        if p.get("DryRun"):
+            raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        responses = []
+        for instance_id in p["InstanceId"]:
+            previous, current = instances.act(
+                ctx.principal.account_id, instance_id, name, force=force, region_id=p["RegionId"],
+                stopped_mode=p.get("StoppedMode"),
+            )
+            responses.append({"InstanceId": instance_id, "Code": "200", "Message": "success",
+                              "PreviousStatus": previous, "CurrentStatus": current})
+        if action == "DeleteInstance":
+            return {}
+        return {"InstanceResponses": {"InstanceResponse": responses}}
+
+    handler.__doc__ = summary
+    return handler
+
+
+_IDS = StringList("InstanceId", required=True, max_items=100, item_max_length=64)
+actions.define("StartInstances", [REGION_ID, _IDS, DRY_RUN, String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))])(
+    _batch("StartInstance", "Start up to 100 Stopped instances."))
+actions.define(
+    "StopInstances",
+    [REGION_ID, _IDS, DRY_RUN, Boolean("ForceStop", default=False), String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+     String("StoppedMode", choices=("StopCharging", "KeepCharging"))],
+)(_batch("StopInstance", "Stop up to 100 Running instances.", "ForceStop"))
+actions.define("RebootInstances", [REGION_ID, _IDS, DRY_RUN, Boolean("ForceReboot", default=False),
+                                   String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))])(
+    _batch("RebootInstance", "Reboot up to 100 Running instances.", "ForceReboot"))
+actions.define(
+    "DeleteInstances",
+    [REGION_ID, _IDS, DRY_RUN, CLIENT_TOKEN, Boolean("Force", default=False), Boolean("ForceStop", default=False),
+     Boolean("TerminateSubscription", default=False)],
+)(_batch("DeleteInstance", "Release up to 100 instances.", "Force"))
+
+
+# ---- queries -------------------------------------------------------------------------------------
+
+
+def render_instance(ctx: ActionContext, i: Instance, eni: NetworkInterface | None, groups: list[str],
+                    tags: list[tuple[str, str]]) -> dict[str, Any]:
+    image = ctx.services.instances.image_of(i.image_id)
+    itype = ctx.services.catalog.instance_type(i.instance_type)
+    ip = eni.primary_ip if eni else ""
+    return {
+        "InstanceId": i.id,
+        "InstanceName": i.name,
+        "Description": i.description,
+        "HostName": i.hostname,
+        "ImageId": i.image_id,
+        "InstanceType": i.instance_type,
+        "InstanceTypeFamily": itype.family if itype else "",
+        "Cpu": i.cpu,
+        "Memory": i.memory_mib,
+        "GPUAmount": 0,
+        "GPUSpec": "",
+        "LocalStorageAmount": 0,
+        "LocalStorageCapacity": 0,
+        "OSName": image.os_name if image else "",
+        "OSNameEn": image.os_name_en if image else "",
+        "OSType": image.os_type if image else "linux",
+        "Status": i.status,
+        "SerialNumber": i.id,
+        "RegionId": i.region_id,
+        "ZoneId": i.zone_id,
+        "CreationTime": iso8601(i.created_at),
+        "StartTime": iso8601(i.started_at) if i.started_at else "",
+        "ExpiredTime": "2099-12-31T15:59Z",
+        "AutoReleaseTime": iso8601(as_utc(i.auto_release_time)).replace("Z", ":00Z") if i.auto_release_time else "",
+        "InstanceChargeType": i.charge_type,
+        "InternetChargeType": "PayByTraffic",
+        "InternetMaxBandwidthIn": 0,
+        "InternetMaxBandwidthOut": 0,
+        "SpotStrategy": i.spot_strategy,
+        "SpotPriceLimit": 0.0,
+        "SpotDuration": 0,
+        "StoppedMode": "Not-applicable" if i.status != states.STOPPED else i.stopped_mode,
+        "DeletionProtection": i.deletion_protection,
+        "DeploymentSetId": i.deployment_set_id,
+        "DeploymentSetGroupNo": 0,
+        "KeyPairName": i.key_pair_name,
+        "IoOptimized": True,
+        "DeviceAvailable": True,
+        "Recyclable": False,
+        "CreditSpecification": "",
+        "InstanceNetworkType": "vpc",
+        "ResourceGroupId": i.resource_group_id,
+        "HpcClusterId": "",
+        "ClusterId": "",
+        "VlanId": "",
+        "VpcAttributes": {
+            "VpcId": i.vpc_id, "VSwitchId": i.vswitch_id, "NatIpAddress": "",
+            "PrivateIpAddress": {"IpAddress": [ip] if ip else []},
+        },
+        "InnerIpAddress": {"IpAddress": []},
+        "PublicIpAddress": {"IpAddress": []},
+        "RdmaIpAddress": {"IpAddress": []},
+        "EipAddress": {"AllocationId": "", "IpAddress": "", "InternetChargeType": "", "Bandwidth": 0,
+                       "IsSupportUnassociate": True},
+        "SecurityGroupIds": {"SecurityGroupId": groups},
+        "NetworkInterfaces": {
+            "NetworkInterface": [
+                {"NetworkInterfaceId": eni.id, "MacAddress": eni.mac, "PrimaryIpAddress": eni.primary_ip,
+                 "Type": "Primary",
+                 "PrivateIpSets": {"PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True}]},
+                 "Ipv6Sets": {"Ipv6Set": []}, "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
+                 "Ipv6PrefixSets": {"Ipv6PrefixSet": []}}
+            ] if eni else []
+        },
+        "MetadataOptions": {"HttpEndpoint": i.metadata_http_endpoint, "HttpTokens": i.metadata_http_tokens,
+                            "HttpPutResponseHopLimit": 1},
+        "CpuOptions": {"CoreCount": max(1, i.cpu // 2), "ThreadsPerCore": 2 if i.cpu > 1 else 1, "Numa": ""},
+        "OperationLocks": {"LockReason": []},
+        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
+        "DedicatedHostAttribute": {"DedicatedHostId": "", "DedicatedHostName": "", "DedicatedHostClusterId": ""},
+        "DedicatedInstanceAttribute": {"Affinity": "", "Tenancy": ""},
+        "EcsCapacityReservationAttr": {"CapacityReservationId": "", "CapacityReservationPreference": ""},
+        "HibernationOptions": {"Configured": False},
+        "ImageOptions": {"LoginAsNonRoot": False},
+    }
+
+
+def _like(pattern: str) -> str:
+    return pattern.replace("%", r"\%").replace("_", r"\_").replace("*", "%")
+
+
+def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
+    query = select(Instance).where(
+        Instance.account_id == ctx.principal.account_id, Instance.region_id == p["RegionId"],
+        Instance.desired != states.WANT_DELETED,
+    )
+    equal = {
+        "VpcId": Instance.vpc_id, "VSwitchId": Instance.vswitch_id, "ZoneId": Instance.zone_id,
+        "InstanceType": Instance.instance_type, "Status": Instance.status, "ImageId": Instance.image_id,
+        "KeyPairName": Instance.key_pair_name, "InstanceChargeType": Instance.charge_type,
+        "ResourceGroupId": Instance.resource_group_id,
+    }
+    for name, column in equal.items():
+        if p.get(name):
+            query = query.where(column == p[name])
+    if p["InstanceIds"]:
+        query = query.where(Instance.id.in_(p["InstanceIds"]))
+    if p["InstanceTypeFamily"]:
+        query = query.where(Instance.instance_type.like(_like(p["InstanceTypeFamily"]) + ".%", escape="\\"))
+    if p["InstanceName"]:
+        query = query.where(Instance.name.like(_like(p["InstanceName"]), escape="\\"))
+    if p["SecurityGroupId"]:
+        query = query.where(Instance.id.in_(
+            select(NetworkInterface.instance_id)
+            .join(NetworkInterfaceGroup, NetworkInterfaceGroup.interface_id == NetworkInterface.id)
+            .where(NetworkInterfaceGroup.group_id == p["SecurityGroupId"])))
+    addresses = list(p["PrivateIpAddresses"] or []) + list(p["InnerIpAddresses"] or [])
+    if addresses:
+        query = query.where(Instance.id.in_(
+            select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(addresses))))
+    for tag in p["Tag"] or []:
+        if tag.get("Key"):
+            condition = (Tag.resource_id == Instance.id) & (Tag.key == tag["Key"])
+            if tag.get("Value") is not None:
+                condition = condition & (Tag.value == tag["Value"])
+            query = query.where(select(Tag.id).where(condition).exists())
+    return query
+
+
+@actions.define(
+    "DescribeInstances",
+    [
+        REGION_ID,
+        StringList("InstanceIds", json_array=True, max_items=100, item_max_length=64),
+        String("VpcId", max_length=64), String("VSwitchId", max_length=64), String("ZoneId", max_length=64),
+        String("InstanceName", max_length=128), String("InstanceType", max_length=64),
+        String("InstanceTypeFamily", max_length=64),
+        String("Status", choices=states.STATUSES),
+        String("ImageId", max_length=128), String("SecurityGroupId", max_length=64),
+        String("KeyPairName", max_length=128),
+        StringList("PrivateIpAddresses", json_array=True, max_items=100, item_max_length=64),
+        StringList("InnerIpAddresses", json_array=True, max_items=100, item_max_length=64),
+        StringList("PublicIpAddresses", json_array=True, max_items=100, item_max_length=64),
+        StringList("EipAddresses", json_array=True, max_items=100, item_max_length=64),
+        String("InstanceChargeType", choices=("PrePaid", "PostPaid")),
+        String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic")),
+        String("InstanceNetworkType", choices=("vpc", "classic")),
+        String("ResourceGroupId", max_length=64),
+        String("IoOptimized", max_length=16),
+        TAGS,
+        DRY_RUN,
+        Integer("PageNumber", minimum=1),
+        Integer("PageSize", minimum=1, maximum=100),
+        Integer("MaxResults", minimum=1, maximum=100),
+        String("NextToken", max_length=512),
+    ],
+)
+def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's instances in a region, filtered; PageNumber/PageSize or NextToken/MaxResults."""
+    if p["DryRun"]:
+        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+    query = _filtered(ctx, p)
+    if p["PublicIpAddresses"] or p["EipAddresses"] or p["InstanceNetworkType"] == "classic":
+        query = query.where(Instance.id.is_(None))  # nubes instances have no public addresses yet
+    token_style = p["MaxResults"] is not None or bool(p["NextToken"])
+    size = (p["MaxResults"] if token_style else p["PageSize"]) or 10
+    start = decode_token(p["NextToken"]) if token_style else ((p["PageNumber"] or 1) - 1) * size
+    with ctx.services.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(start).limit(size)))
+    enis, groups, tags = ctx.services.instances.related([i.id for i in page])
+    items = [render_instance(ctx, i, enis.get(i.id), groups.get(i.id, []), tags.get(i.id, [])) for i in page]
+    body: dict[str, Any] = {"TotalCount": total, "Instances": {"Instance": items}}
+    if token_style:
+        body["NextToken"] = encode_token(start + len(page)) if start + len(page) < total else ""
+    else:
+        body.update({"PageNumber": p["PageNumber"] or 1, "PageSize": size, "NextToken": ""})
+    return body
+
+
+@actions.define(
+    "DescribeInstanceStatus",
+    [REGION_ID, StringList("InstanceId", max_items=100, item_max_length=64), String("ZoneId", max_length=64),
+     String("ClusterId", max_length=64), Integer("PageNumber", minimum=1, default=1),
+     Integer("PageSize", minimum=1, maximum=50, default=10)],
+)
+def describe_instance_status(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The status of each of the caller's instances."""
+    query = select(Instance.id, Instance.status).where(
+        Instance.account_id == ctx.principal.account_id, Instance.region_id == ctx.scope(p["RegionId"]).region_id,
+        Instance.desired != states.WANT_DELETED)
+    if p["InstanceId"]:
+        query = query.where(Instance.id.in_(p["InstanceId"]))
+    if p["ZoneId"]:
+        query = query.where(Instance.zone_id == p["ZoneId"])
+    with ctx.services.db.session() as s:
+        rows = list(s.execute(query.order_by(Instance.created_at.desc(), Instance.id)))
+    start = (p["PageNumber"] - 1) * p["PageSize"]
+    return {
+        "TotalCount": len(rows), "PageNumber": p["PageNumber"], "PageSize": p["PageSize"],
+        "InstanceStatuses": {"InstanceStatus": [{"InstanceId": i, "Status": st}
+                                                for i, st in rows[start : start + p["PageSize"]]]},
+    }
+
+
+@actions.define("DescribeInstanceAttribute", [INSTANCE_ID])
+def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """One instance in detail."""
+    instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
+    enis, groups, tags = ctx.services.instances.related([instance.id])
+    item = render_instance(ctx, instance, enis.get(instance.id), groups[instance.id], tags[instance.id])
+    item["IoOptimized"] = "optimized"
+    return item
+
+
+@actions.define("DescribeUserData", [REGION_ID, INSTANCE_ID])
+def describe_user_data(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The user data an instance was given (Base64)."""
+    instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
+    return {"InstanceId": instance.id, "RegionId": instance.region_id, "UserData": instance.user_data}
+
+
+@actions.define(
+    "GetInstanceConsoleOutput", [REGION_ID, INSTANCE_ID, Boolean("RemoveSymbols", default=False)]
+)
+def get_instance_console_output(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The tail of the instance's serial console, Base64-encoded."""
+    instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
+    output = ctx.services.console(instance.id)
+    if p["RemoveSymbols"]:
+        output = bytes(b for b in output if b in (9, 10, 13) or 32 <= b < 127)
+    return {
+        "InstanceId": instance.id,
+        "ConsoleOutput": base64.b64encode(output).decode(),
+        "LastUpdateTime": iso8601(ctx.services.clock.now()).replace("Z", ":00Z"),
+    }
+

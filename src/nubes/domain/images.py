@@ -1,0 +1,106 @@
+"""Images: the system images nubes builds itself, and (later) images of the accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.domain.common import Scope
+from nubes.store.db import Database
+from nubes.store.models import Image
+
+SYSTEM = "system"
+AVAILABLE = "Available"
+STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
+
+
+@dataclass(frozen=True)
+class SystemImage:
+    """What the image builders produce, in the shape the store keeps."""
+
+    image_id: str
+    name: str
+    family: str
+    os_name: str
+    os_name_en: str
+    os_type: str
+    platform: str
+    architecture: str
+    size_gib: int
+    artifact: str  # the builder's name for it ("tiny", "debian-12")
+    description: str = ""
+
+
+class Images:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def register_system(self, image: SystemImage, status: str = AVAILABLE, progress: int = 100) -> None:
+        """Add (or update) a system image; every region and every account sees it."""
+        with self._db.session() as s:
+            row = s.get(Image, image.image_id)
+            if row is None:
+                row = Image(id=image.image_id, created_at=self._clock.now())
+                s.add(row)
+            row.region_id, row.account_id, row.owner_alias = "*", None, SYSTEM
+            row.name, row.description, row.family = image.name, image.description, image.family
+            row.os_name, row.os_name_en, row.os_type = image.os_name, image.os_name_en, image.os_type
+            row.platform, row.architecture, row.size_gib = image.platform, image.architecture, image.size_gib
+            row.status, row.progress, row.usage, row.boot_mode = status, progress, "instance", "BIOS"
+            row.artifact = image.artifact
+            # An older build of the same family is superseded, as ECS deprecates old system images.
+            for older in s.scalars(
+                select(Image).where(Image.family == image.family, Image.owner_alias == SYSTEM, Image.id != image.image_id)
+            ):
+                if older.status == AVAILABLE:
+                    older.status = "Deprecated"
+
+    def set_status(self, image_id: str, status: str, progress: int) -> None:
+        with self._db.session() as s:
+            row = s.get(Image, image_id)
+            if row is not None:
+                row.status, row.progress = status, progress
+
+    def visible(self, scope: Scope, owner_alias: str | None = None) -> list[Image]:
+        """System images and the caller's own ones in the region, newest first."""
+        with self._db.session() as s:
+            query = select(Image).where(
+                or_(
+                    Image.owner_alias == SYSTEM,
+                    (Image.account_id == scope.account_id) & (Image.region_id == scope.region_id),
+                )
+            )
+            if owner_alias:
+                wanted = [a.strip() for a in owner_alias.split(",") if a.strip()]
+                query = query.where(Image.owner_alias.in_(wanted))
+            return list(s.scalars(query.order_by(Image.created_at.desc(), Image.id)))
+
+    def usable(self, scope: Scope, image_id: str | None, family: str | None) -> Image:
+        """The image to launch from: by ID, or the newest available image of a family."""
+        images = [i for i in self.visible(scope) if i.status == AVAILABLE]
+        if image_id:
+            for image in self.visible(scope):
+                if image.id == image_id:
+                    if image.status != AVAILABLE:
+                        raise ApiError(
+                            "InvalidImageId.NotAvailable" if image.status != "Creating" else "InvalidImageId.Creating",
+                            f"The image {image_id} is {image.status}; it cannot launch instances now.",
+                        )
+                    return image
+            raise ApiError("InvalidImageId.NotFound", f"The specified ImageId {image_id!r} does not exist.", 404)
+        if family:
+            for image in images:
+                if image.family == family:
+                    return image
+            raise ApiError(
+                "InvalidImageFamily.NotFound", f"No available image of the family {family!r} exists.", 404
+            )
+        raise ApiError("MissingParameter.ImageId", "Give ImageId (or ImageFamily, or a launch template).")
+
+    def get(self, image_id: str) -> Image | None:
+        with self._db.session() as s:
+            return s.get(Image, image_id)

@@ -1,0 +1,69 @@
+"""The instance status machine of ECS, in one table.
+
+Statuses: Pending (created, being built) -> Starting -> Running -> Stopping -> Stopped.
+An API action may start only from the statuses listed for it; it then sets the status it
+leads to and what the owner wants (`desired`), and the host agent carries it out, moving
+the status on (Starting -> Running once the guest is up; Stopping -> Stopped once it is off).
+Reboot is Stopping -> Starting -> Running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nubes.api.errors import ApiError
+
+PENDING, STARTING, RUNNING, STOPPING, STOPPED = "Pending", "Starting", "Running", "Stopping", "Stopped"
+STATUSES = (PENDING, STARTING, RUNNING, STOPPING, STOPPED)
+
+# desired power states the agent drives towards
+WANT_RUNNING, WANT_STOPPED, WANT_REBOOT, WANT_DELETED = "running", "stopped", "rebooting", "deleted"
+
+
+@dataclass(frozen=True)
+class Transition:
+    allowed_from: frozenset[str]
+    to: str | None  # None: the status does not change (the action changes something else)
+    desired: str | None  # what the agent is asked to do next, if anything
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "StartInstance": Transition(frozenset({STOPPED}), STARTING, WANT_RUNNING),
+    "StopInstance": Transition(frozenset({RUNNING, STARTING}), STOPPING, WANT_STOPPED),
+    "RebootInstance": Transition(frozenset({RUNNING}), STOPPING, WANT_REBOOT),
+    "DeleteInstance": Transition(frozenset({STOPPED, PENDING}), None, WANT_DELETED),
+    "ForceDeleteInstance": Transition(frozenset({STOPPED, PENDING, RUNNING, STARTING, STOPPING}), None, WANT_DELETED),
+    "ModifyInstanceSpec": Transition(frozenset({STOPPED}), None, None),
+    "ModifyInstanceAttribute.Password": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "ReplaceSystemDisk": Transition(frozenset({STOPPED}), None, None),
+    "AttachKeyPair": Transition(frozenset({STOPPED, RUNNING}), None, None),
+}
+
+# Agent-side progress: from -> to, when the host reports the step done.
+AGENT_STEPS: dict[tuple[str, str], str] = {
+    (PENDING, "built_running"): STARTING,
+    (PENDING, "built_stopped"): STOPPED,
+    (STARTING, "guest_up"): RUNNING,
+    (STOPPING, "powered_off"): STOPPED,
+    (STOPPING, "reboot_off"): STARTING,
+    (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down
+    (STARTING, "powered_off"): STOPPED,
+}
+
+
+def check(action: str, instance_id: str, status: str) -> Transition:
+    """The transition of `action`, or IncorrectInstanceStatus when the status forbids it."""
+    transition = TRANSITIONS[action]
+    if status not in transition.allowed_from:
+        allowed = ", ".join(sorted(transition.allowed_from))
+        raise ApiError(
+            "IncorrectInstanceStatus",
+            f"The current status of the instance {instance_id} is {status}; {action.split('.')[0]} needs it to be "
+            f"{allowed}.",
+            403,
+        )
+    return transition
+
+
+def next_status(status: str, event: str) -> str | None:
+    """The status an agent event leads to, or None when the event does not apply."""
+    return AGENT_STEPS.get((status, event))
