@@ -177,3 +177,88 @@ def test_other_accounts_cannot_touch_an_instance(live: LiveServer, lab: Lab) -> 
     assert other.describe_instances(em.DescribeInstancesRequest(region_id=REGION)).body.total_count == 0
     assert lab.wait(instance_id, "Running") == "Running"
     lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+
+
+def test_tags_on_instances(lab: Lab) -> None:
+    [instance_id] = lab.run(tag=[em.RunInstancesRequestTag(key="team", value="a")])
+    lab.ecs.tag_resources(em.TagResourcesRequest(region_id=REGION, resource_type="instance", resource_id=[instance_id],
+                                                 tag=[em.TagResourcesRequestTag(key="env", value="prod")]))
+    listed = lab.ecs.list_tag_resources(em.ListTagResourcesRequest(
+        region_id=REGION, resource_type="instance", resource_id=[instance_id])).body
+    assert {(t.tag_key, t.tag_value) for t in listed.tag_resources.tag_resource} == {("team", "a"), ("env", "prod")}
+    by_tag = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, tag=[em.DescribeInstancesRequestTag(key="env", value="prod")])).body
+    assert [i.instance_id for i in by_tag.instances.instance] == [instance_id]
+    lab.ecs.untag_resources(em.UntagResourcesRequest(region_id=REGION, resource_type="instance",
+                                                     resource_id=[instance_id], tag_key=["env"]))
+    by_tag = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, tag=[em.DescribeInstancesRequestTag(key="env")])).body
+    assert by_tag.total_count == 0
+    missing = error_of(lambda: lab.ecs.tag_resources(em.TagResourcesRequest(
+        region_id=REGION, resource_type="instance", resource_id=["i-nothere"],
+        tag=[em.TagResourcesRequestTag(key="k", value="v")])))
+    assert missing.code == "InvalidResourceId.NotFound"
+    lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+
+
+def test_availability_deployment_set_needs_a_host_per_instance(lab: Lab) -> None:
+    set_id = lab.ecs.create_deployment_set(em.CreateDeploymentSetRequest(
+        region_id=REGION, deployment_set_name="spread", strategy="Availability")).body.deployment_set_id
+    [first] = lab.run(deployment_set_id=set_id)
+    # The emulator is one host: a second instance of an Availability set has nowhere to go.
+    error = error_of(lambda: lab.run(deployment_set_id=set_id))
+    assert error.code == "OperationDenied.NoStock"
+    sets = lab.ecs.describe_deployment_sets(em.DescribeDeploymentSetsRequest(region_id=REGION)).body
+    assert sets.deployment_sets.deployment_set[0].instance_ids.instance_id == [first]
+    busy = error_of(lambda: lab.ecs.delete_deployment_set(em.DeleteDeploymentSetRequest(
+        region_id=REGION, deployment_set_id=set_id)))
+    assert busy.code == "DependencyViolation.Instance"
+    lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=first, force=True))
+    lab.ecs.delete_deployment_set(em.DeleteDeploymentSetRequest(region_id=REGION, deployment_set_id=set_id))
+
+
+def test_key_pair_binding_and_spec_changes(lab: Lab) -> None:
+    lab.ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="kp-one"))
+    [instance_id] = lab.run()
+    lab.wait(instance_id, "Running")
+    attached = lab.ecs.attach_key_pair(em.AttachKeyPairRequest(
+        region_id=REGION, key_pair_name="kp-one", instance_ids=f'["{instance_id}"]')).body
+    assert (attached.total_count, attached.fail_count) == ("1", "0")
+    # Effective at the next start, as in ECS: the running instance still shows no key pair.
+    assert lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, instance_ids=f'["{instance_id}"]')).body.instances.instance[0].key_pair_name in ("", None)
+    denied = error_of(lambda: lab.ecs.modify_instance_spec(em.ModifyInstanceSpecRequest(
+        instance_id=instance_id, instance_type="ecs.g7.xlarge")))
+    assert denied.code == "IncorrectInstanceStatus"
+    lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
+    lab.wait(instance_id, "Stopped")
+    lab.ecs.modify_instance_spec(em.ModifyInstanceSpecRequest(instance_id=instance_id, instance_type="ecs.g7.xlarge"))
+    lab.ecs.modify_instance_attribute(em.ModifyInstanceAttributeRequest(
+        instance_id=instance_id, instance_name="renamed", password="Passw0rd!", deletion_protection=True))
+    lab.ecs.start_instance(em.StartInstanceRequest(instance_id=instance_id))
+    lab.wait(instance_id, "Running")
+    attrs = lab.ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body
+    assert (attrs.instance_type, attrs.cpu, attrs.instance_name) == ("ecs.g7.xlarge", 4, "renamed")
+    described = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, instance_ids=f'["{instance_id}"]')).body.instances.instance[0]
+    assert described.key_pair_name == "kp-one" and described.deletion_protection is True
+    protected = error_of(lambda: lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id,
+                                                                                 force=True)))
+    assert protected.code == "InvalidOperation.DeletionProtection"
+    lab.ecs.modify_instance_metadata_options(em.ModifyInstanceMetadataOptionsRequest(
+        region_id=REGION, instance_id=instance_id, http_tokens="required"))
+    options = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, instance_ids=f'["{instance_id}"]')).body.instances.instance[0].metadata_options
+    assert options.http_tokens == "required"
+    lab.ecs.modify_instance_attribute(em.ModifyInstanceAttributeRequest(instance_id=instance_id,
+                                                                        deletion_protection=False))
+    lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+
+
+def test_system_images_are_listed(lab: Lab) -> None:
+    images = lab.ecs.describe_images(em.DescribeImagesRequest(region_id=REGION)).body
+    families = {i.image_family for i in images.images.image}
+    assert {"nubes-debian-12", "nubes-tiny"} <= families
+    debian = next(i for i in images.images.image if i.image_family == "nubes-debian-12")
+    assert (debian.image_owner_alias, debian.ostype, debian.status, debian.size) == ("system", "linux",
+                                                                                     "Available", 20)

@@ -8,6 +8,7 @@ from nubes.api.registry import ActionTable
 def all_tables() -> list[ActionTable]:
     from nubes.actions.ecs import (
         account,
+        deployment_sets,
         images,
         instances,
         instance_types,
@@ -16,6 +17,7 @@ def all_tables() -> list[ActionTable]:
         regions,
         resources,
         security_groups,
+        tags,
     )
     from nubes.actions.vpc import regions as vpc_regions
     from nubes.actions.vpc import routes, vpcs, vswitches
@@ -30,6 +32,8 @@ def all_tables() -> list[ActionTable]:
         network_interfaces.actions,
         images.actions,
         instances.actions,
+        tags.actions,
+        deployment_sets.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

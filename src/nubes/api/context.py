@@ -17,7 +17,9 @@ from nubes.domain.regions import require_region
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.images import Images
-from nubes.domain.instances import Instances
+from nubes.domain.deployment_sets import DeploymentSets
+from nubes.domain.instances import InstanceChanges, Instances
+from nubes.domain.tags import Tags
 from nubes.domain.vpcs import Vpcs
 from nubes.domain.netstate import bump_generation
 from nubes.store.db import Database
@@ -59,6 +61,9 @@ class Services:
     images: Images
     instances: Instances
     compute_notify: Notifier
+    tags: Tags
+    deployment_sets: DeploymentSets
+    changes: InstanceChanges
     # The serial console of an instance on this host (set by the server that runs the agent).
     console: Callable[[str], bytes] = lambda _instance_id: b""
 
@@ -72,6 +77,7 @@ class Services:
         vpcs = Vpcs(db, clock, catalog, notify)
         security_groups = SecurityGroups(db, clock, notify, security_quotas)
         images = Images(db, clock)
+        instances = Instances(db, clock, catalog, images, compute_notify, notify)
         return cls(
             db=db,
             catalog=catalog,
@@ -87,8 +93,11 @@ class Services:
             security_groups=security_groups,
             network_interfaces=NetworkInterfaces(db, clock, notify, security_groups.quotas),
             images=images,
-            instances=Instances(db, clock, catalog, images, compute_notify, notify),
+            instances=instances,
             compute_notify=compute_notify,
+            tags=Tags(db),
+            deployment_sets=DeploymentSets(db, clock),
+            changes=InstanceChanges(db, clock, catalog, instances, notify),
         )
 
 

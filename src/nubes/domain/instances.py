@@ -511,3 +511,131 @@ class Instances:
                     released.append(instance.id)
         self._notify(released, set())
         return released
+
+
+class InstanceChanges:
+    """Attribute, spec, key pair and deployment changes of existing instances."""
+
+    def __init__(self, db: Database, clock: Clock, catalog: Catalog, instances: Instances,
+                 notify_network: Callable[[str], None]) -> None:
+        self._db = db
+        self._clock = clock
+        self._catalog = catalog
+        self._instances = instances
+        self._notify_network = notify_network
+
+    def modify_attribute(self, account_id: int, instance_id: str, *, name: str | None = None,
+                         description: str | None = None, hostname: str | None = None, password: str | None = None,
+                         user_data: str | None = None, deletion_protection: bool | None = None,
+                         security_group_ids: list[str] | None = None) -> None:
+        vpc_id = None
+        with self._db.session() as s:
+            instance = self._instances.owned(s, account_id, instance_id)
+            if name is not None:
+                instance.name = check_name("InstanceName", name)
+            if description is not None:
+                instance.description = check_description(description)
+            if hostname is not None:
+                instance.hostname = check_hostname(hostname)
+            if password is not None:
+                states.check("ModifyInstanceAttribute.Password", instance_id, instance.status)
+                check_password(password)
+                instance.password_hash = sha512_crypt(password)
+            if user_data is not None:
+                if instance.status != states.STOPPED:
+                    raise ApiError("IncorrectInstanceStatus", "UserData can be changed only while Stopped.", 403)
+                instance.user_data = _user_data(user_data)
+            if deletion_protection is not None:
+                instance.deletion_protection = deletion_protection
+            if security_group_ids:
+                groups = self._instances._security_groups(
+                    s, Scope(account_id, instance.region_id), instance.vpc_id, security_group_ids)
+                eni = s.scalar(select(NetworkInterface).where(
+                    NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"))
+                if eni is not None:
+                    kept = {m.group_id: m for m in eni.memberships}
+                    wanted = [g.id for g in groups]
+                    for membership in list(eni.memberships):
+                        if membership.group_id not in wanted:
+                            eni.memberships.remove(membership)
+                    for position, group_id in enumerate(wanted):
+                        if group_id in kept:
+                            kept[group_id].position = position
+                        else:
+                            eni.memberships.append(NetworkInterfaceGroup(group_id=group_id, position=position))
+                    vpc_id = instance.vpc_id
+        if vpc_id:
+            self._notify_network(vpc_id)
+
+    def modify_spec(self, account_id: int, instance_id: str, instance_type: str, dry_run: bool = False) -> None:
+        with self._db.session() as s:
+            instance = self._instances.owned(s, account_id, instance_id)
+            states.check("ModifyInstanceSpec", instance_id, instance.status)
+            region = require_region(self._catalog, instance.region_id)
+            itype = self._instances._instance_type(region.families, instance_type)
+            if itype.type_id == instance.instance_type:
+                raise ApiError("InvalidInstanceType.ValueUnauthorized",
+                               f"The instance is already of type {instance_type}.")
+            if instance.host_id:
+                host_state = next((h for h in _hosts(s) if h.host_id == instance.host_id), None)
+                extra_cpu = itype.cpu - instance.cpu
+                extra_memory = int(itype.memory_gib * 1024) - instance.memory_mib
+                if host_state is not None and (host_state.free_vcpus < extra_cpu
+                                               or host_state.free_memory_mib < extra_memory):
+                    raise ApiError("OperationDenied.NoStock",
+                                   f"The host of {instance_id} has no room for {instance_type}.", 403)
+            if dry_run:
+                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            instance.instance_type, instance.cpu = itype.type_id, itype.cpu
+            instance.memory_mib = int(itype.memory_gib * 1024)
+
+    def modify_metadata_options(self, account_id: int, instance_id: str, http_tokens: str | None,
+                                http_endpoint: str | None) -> None:
+        with self._db.session() as s:
+            instance = self._instances.owned(s, account_id, instance_id)
+            if http_tokens:
+                instance.metadata_http_tokens = http_tokens
+            if http_endpoint:
+                instance.metadata_http_endpoint = http_endpoint
+
+    def key_pair(self, scope: Scope, key_pair_name: str, instance_ids: list[str], attach: bool
+                 ) -> list[tuple[str, str, str]]:
+        """Attach or detach a key pair; effective at the next start, as in ECS.
+        Per instance: (instance id, code, message)."""
+        results = []
+        with self._db.session() as s:
+            key = s.scalar(select(KeyPair).where(KeyPair.account_id == scope.account_id,
+                                                 KeyPair.region_id == scope.region_id, KeyPair.name == key_pair_name))
+            if key is None:
+                raise ApiError("InvalidKeyPairName.NotFound", f"The key pair {key_pair_name!r} does not exist.", 404)
+            for instance_id in instance_ids:
+                instance = s.get(Instance, instance_id)
+                if instance is None or instance.account_id != scope.account_id \
+                        or instance.region_id != scope.region_id or instance.desired == states.WANT_DELETED:
+                    results.append((instance_id, "InvalidInstanceId.NotFound", "The instance does not exist."))
+                    continue
+                target = key_pair_name if attach else ""
+                current = instance.key_pair_name if instance.pending_key_pair_name is None \
+                    else instance.pending_key_pair_name
+                if not attach and current != key_pair_name:
+                    results.append((instance_id, "InvalidKeyPairName.NotBound",
+                                    "The key pair is not bound to this instance."))
+                    continue
+                if instance.status in (states.STOPPED, states.PENDING):
+                    instance.key_pair_name, instance.pending_key_pair_name = target, None
+                else:
+                    instance.pending_key_pair_name = target  # applied when the instance next starts
+                results.append((instance_id, "200", "successful"))
+        return results
+
+    def deployment(self, account_id: int, instance_id: str, deployment_set_id: str | None, remove: bool) -> None:
+        with self._db.session() as s:
+            instance = self._instances.owned(s, account_id, instance_id)
+            if remove:
+                instance.deployment_set_id = ""
+                return
+            if instance.status != states.STOPPED:
+                raise ApiError("IncorrectInstanceStatus",
+                               "An instance moves into a deployment set only while Stopped.", 403)
+            deployment = Instances._deployment_set(s, Scope(account_id, instance.region_id), deployment_set_id)
+            instance.deployment_set_id = deployment.id if deployment else ""

@@ -112,6 +112,8 @@ def place(
         raise NoHostFound(request.zone_id)
     weighers = WEIGHERS[policy]
     ranked = sorted(candidates, key=lambda h: sum(w(h, request) for w in weighers), reverse=True)
+    if request.strategy == "LowLatency":
+        best_of = 1  # together means the one best host, not a random one of the best few
     return (rng or random.Random()).choice(ranked[: max(1, best_of)])
 
 

@@ -8,7 +8,7 @@ from nubes.actions.common import REGION_ID
 from nubes.actions.paging import number_page
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList
-from nubes.api.registry import ActionTable
+from nubes.api.registry import ActionTable, Handler
 from nubes.clock import iso8601
 from nubes.domain.common import Scope
 
@@ -90,3 +90,28 @@ def delete_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete key pairs named in a JSON array, all or none."""
     ctx.services.keypairs.delete(_scope(ctx, p["RegionId"]), p["KeyPairNames"])
     return {}
+
+
+def _bind(attach: bool) -> Handler:
+    def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+        results = ctx.services.changes.key_pair(ctx.scope(p["RegionId"]), p["KeyPairName"], p["InstanceIds"], attach)
+        failed = sum(1 for _, code, _ in results if code != "200")
+        return {
+            "KeyPairName": p["KeyPairName"],
+            "TotalCount": str(len(results)),
+            "FailCount": str(failed),
+            "Results": {"Result": [
+                {"InstanceId": i, "Code": code, "Message": message, "Success": "true" if code == "200" else "false"}
+                for i, code, message in results
+            ]},
+        }
+
+    handler.__doc__ = ("Bind a key pair to instances (effective at their next start)." if attach else
+                       "Unbind a key pair from instances (effective at their next start).")
+    return handler
+
+
+_BIND = [REGION_ID, String("KeyPairName", required=True, max_length=128),
+         StringList("InstanceIds", required=True, json_array=True, max_items=50, item_max_length=64)]
+actions.define("AttachKeyPair", _BIND)(_bind(True))
+actions.define("DetachKeyPair", _BIND)(_bind(False))

@@ -1,0 +1,115 @@
+"""Tags of every ECS resource type: up to 20 per resource, keys unique per resource."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nubes.api.errors import ApiError
+from nubes.domain.common import Scope
+from nubes.domain.instance_states import WANT_DELETED
+from nubes.store.db import Database
+from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Tag
+
+MAX_TAGS = 20
+# ECS's ResourceType names (TagResources spells them in lower case; AddTags capitalises some).
+RESOURCE_TYPES = ("instance", "disk", "snapshot", "image", "securitygroup", "eni", "keypair", "launchtemplate", "ddh")
+
+
+def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> bool:
+    if resource_type == "instance":
+        i = s.get(Instance, resource_id)
+        return i is not None and i.account_id == scope.account_id and i.region_id == scope.region_id \
+            and i.desired != WANT_DELETED
+    if resource_type == "disk":
+        d = s.get(Disk, resource_id)
+        return d is not None and d.account_id == scope.account_id and d.region_id == scope.region_id
+    if resource_type == "securitygroup":
+        g = s.get(SecurityGroup, resource_id)
+        return g is not None and g.account_id == scope.account_id and g.region_id == scope.region_id
+    if resource_type == "eni":
+        e = s.get(NetworkInterface, resource_id)
+        return e is not None and e.account_id == scope.account_id and e.region_id == scope.region_id
+    if resource_type == "image":
+        m = s.get(Image, resource_id)
+        return m is not None and m.account_id == scope.account_id
+    if resource_type == "keypair":
+        return s.scalar(select(KeyPair.id).where(
+            KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
+            KeyPair.name == resource_id)) is not None
+    return False
+
+
+def normalise_type(resource_type: str) -> str:
+    value = resource_type.lower()
+    if value not in RESOURCE_TYPES:
+        raise ApiError("InvalidResourceType.NotFound", f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
+    return value
+
+
+def check_tag(key: str, value: str) -> None:
+    if not key or len(key) > 128 or key.startswith(("aliyun", "acs:", "http://", "https://")):
+        raise ApiError("InvalidTagKey.Malformed",
+                       "A tag key is 1 to 128 characters and does not start with aliyun, acs:, http:// or https://.")
+    if len(value) > 128 or value.startswith(("acs:", "http://", "https://")):
+        raise ApiError("InvalidTagValue.Malformed",
+                       "A tag value is at most 128 characters and does not start with acs:, http:// or https://.")
+
+
+class Tags:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def tag(self, scope: Scope, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> None:
+        kind = normalise_type(resource_type)
+        for key, value in tags:
+            check_tag(key, value)
+        with self._db.session() as s:
+            for resource_id in resource_ids:
+                if not _exists(s, scope, kind, resource_id):
+                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
+                                   404)
+                current = {t.key: t for t in s.scalars(select(Tag).where(Tag.resource_id == resource_id))}
+                for key, value in tags:
+                    if key in current:
+                        current[key].value = value
+                    else:
+                        row = Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type=kind,
+                                  resource_id=resource_id, key=key, value=value)
+                        s.add(row)
+                        current[key] = row
+                if len(current) > MAX_TAGS:
+                    raise ApiError("InvalidTagCount", f"A resource can have at most {MAX_TAGS} tags.")
+
+    def untag(self, scope: Scope, resource_type: str, resource_ids: list[str], keys: list[str] | None,
+              pairs: list[tuple[str, str | None]] | None = None) -> None:
+        kind = normalise_type(resource_type)
+        with self._db.session() as s:
+            for resource_id in resource_ids:
+                if not _exists(s, scope, kind, resource_id):
+                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
+                                   404)
+                for row in s.scalars(select(Tag).where(Tag.resource_id == resource_id)):
+                    if keys is None and pairs is None:
+                        s.delete(row)
+                    elif keys is not None and row.key in keys:
+                        s.delete(row)
+                    elif pairs is not None and any(row.key == k and (v is None or row.value == v) for k, v in pairs):
+                        s.delete(row)
+
+    def list(self, scope: Scope, resource_type: str | None, resource_ids: list[str] | None,
+             filters: list[tuple[str, str | None]]) -> list[Tag]:
+        with self._db.session() as s:
+            query = select(Tag).where(Tag.account_id == scope.account_id, Tag.region_id == scope.region_id)
+            if resource_type:
+                query = query.where(Tag.resource_type == normalise_type(resource_type))
+            if resource_ids:
+                query = query.where(Tag.resource_id.in_(resource_ids))
+            rows = list(s.scalars(query.order_by(Tag.resource_id, Tag.id)))
+        if filters:
+            matching: set[str] | None = None
+            for key, value in filters:
+                ids = {t.resource_id for t in rows if t.key == key and (value is None or t.value == value)}
+                matching = ids if matching is None else matching & ids
+            rows = [t for t in rows if t.resource_id in (matching or set())]
+        return rows
