@@ -35,9 +35,15 @@ def test_rules_inner_access_priority_and_revoke(real: LiveServer) -> None:
 
         authorize(net, group, ip_protocol="tcp", port_range="8080/8080", source_cidr_ip="10.50.1.10/32")
         assert eventually(lambda: reachable(client, "tcp", "10.50.1.11", 8080))
-        assert not reachable(client, "tcp", "10.50.1.11", 8081)
         assert not reachable(client, "udp", "10.50.1.11", 5353)
         assert not reachable(server, "tcp", "10.50.1.10", 8080)  # replies pass, new flows back do not
+
+        # The VPC router (where `nubes ssh` connects from) is held to the same ingress rules.
+        router = f"{real.netns_prefix}-{net.vpc_id}"
+        assert not reachable(router, "tcp", "10.50.1.11", 8081)
+        authorize(net, group, ip_protocol="tcp", port_range="8081/8081", source_cidr_ip="10.50.1.253/32")
+        assert eventually(lambda: reachable(router, "tcp", "10.50.1.11", 8081))
+        assert not reachable(client, "tcp", "10.50.1.11", 8081)
 
         authorize(net, group, ip_protocol="udp", port_range="5353/5353", source_cidr_ip="10.50.1.0/24")
         assert eventually(lambda: reachable(client, "udp", "10.50.1.11", 5353))

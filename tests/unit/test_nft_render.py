@@ -309,7 +309,14 @@ def test_router_input_chain() -> None:
         "ip daddr 100.100.100.200 tcp dport 80 accept",
         "ip daddr { 192.168.1.253, 192.168.2.253 } icmp type echo-request accept",
     ]
-    assert rules_of(text, "output") == ["type filter hook output priority filter; policy accept;"]
+    output = rules_of(text, "output")
+    assert output[:3] == [
+        "type filter hook output priority filter; policy accept;",
+        "ct state established,related accept",
+        "udp sport 67 udp dport 68 accept",
+    ]
+    # connections the router itself opens meet the destination's ingress rules
+    assert "ip daddr vmap {" in output and any("192.168.1.10 : jump" in line for line in output)
 
 
 def test_naming_callables_are_used() -> None:

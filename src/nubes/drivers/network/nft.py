@@ -35,7 +35,8 @@ there is never a moment with half a ruleset:
   `input` guards the VPC router itself (the namespace): loopback, replies, DHCP (udp 67),
   the metadata service (tcp 80 on 100.100.100.200) and ICMP echo to the gateways; the rest
   is dropped. Security groups do not apply to the metadata service and DHCP (as in ECS).
-  `output` accepts.
+  `output` (connections the VPC router itself opens, e.g. `nubes ssh`) applies the
+  destination port's ingress chain, so a group that does not open port 22 keeps them out.
 
 Effective rules of a port: the rules of all its groups merged and sorted by priority
 (1 first, 100 last), at equal priority drop before accept, then in the order given (group
@@ -332,6 +333,17 @@ def render_ruleset(
         "\t}",
         "\tchain output {",
         "\t\ttype filter hook output priority filter; policy accept;",
+        "\t\tct state established,related accept",
+        "\t\tudp sport 67 udp dport 68 accept comment \"DHCP\"",
+    ]
+    if ports:
+        # Connections the VPC router opens to a guest (`nubes ssh`, operators) meet the guest's
+        # ingress rules like any other source: the router's address is the vSwitch gateway.
+        out.append("\t\tip daddr vmap {")
+        out += [f"\t\t\t{p.ip} : jump {ingress_chain(p.port_id)}," for p in ports]
+        out[-1] = out[-1].rstrip(",")
+        out.append("\t\t}")
+    out += [
         "\t}",
         "}",
         "",
