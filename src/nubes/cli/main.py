@@ -268,6 +268,33 @@ def images_build(names: tuple[str, ...], data_dir: Path | None, database_url: st
     click.echo("registered: " + ", ".join(wanted))
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-i", "identity", type=click.Path(exists=True, dir_okay=False), help="Private key file.")
+@click.option("--user", default="root", show_default=True)
+@click.option("--endpoint", help="host:port of the API (env NUBES_ENDPOINT).")
+@click.option("--region", help="The instance's region (env NUBES_REGION).")
+@click.option("--profile", "profile_name", help="Profile saved by nubes configure.")
+@click.argument("instance_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(identity: str | None, user: str, endpoint: str | None, region: str | None, profile_name: str | None,
+        instance_id: str, command: tuple[str, ...]) -> None:
+    """Open a shell on a Running instance, or run COMMAND there (exit status passed on).
+
+    Runs on the host of the instance, as root: the connection starts in the instance's VPC
+    and its security groups decide, as for any other client."""
+    from nubes.cli.ssh import SshError, exec_ssh, locate, vpc_namespace
+
+    creds = profiles.resolve(endpoint, region, profile_name)
+    try:
+        vpc_id, address = locate(creds, instance_id)
+        exec_ssh(vpc_namespace(vpc_id), user, address, identity, list(command))
+    except ClientError as exc:
+        err_console.print(f"[bold red]ERROR[/] {exc.code}: {exc.message}", highlight=False)
+        sys.exit(1)
+    except SshError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # ---- configure -----------------------------------------------------------------------------
 
 
@@ -335,10 +362,12 @@ def _api_group(product: str) -> click.Command:
     @click.option("--region", help="Region sent as RegionId when the action takes one (env NUBES_REGION).")
     @click.option("--profile", "profile_name", help="Profile saved by nubes configure.")
     @click.option("--output", help="Table instead of JSON: 'cols=A,B rows=Path.To.List[]'.")
+    @click.option("--wait", "wait_for", is_flag=True,
+                  help="After Run/Create/Start/Stop/Reboot/DeleteInstance(s): wait for the end status.")
     @click.option("--help", "show_help", is_flag=True, help="Show the action's parameters.")
     @click.pass_context
     def command(ctx: click.Context, action: str | None, endpoint: str | None, region: str | None,
-                profile_name: str | None, output: str | None, show_help: bool) -> None:
+                profile_name: str | None, output: str | None, wait_for: bool, show_help: bool) -> None:
         from nubes.actions import all_tables
 
         specs = {s.name: s for t in all_tables() if t.product == product for s in t.specs}
@@ -375,6 +404,14 @@ def _api_group(product: str) -> click.Command:
             print_result(body, output, console)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
+        if wait_for:
+            from nubes.cli.wait import TARGETS, wait
+
+            if action not in TARGETS:
+                raise click.UsageError(f"--wait works with {', '.join(sorted(TARGETS))}")
+            if not wait(creds, action, params, body, err_console):
+                err_console.print("[bold red]ERROR[/] timed out waiting", highlight=False)
+                sys.exit(1)
 
     return command
 
