@@ -34,6 +34,8 @@ class Settings:
     accel: str = "auto"
     # This host's name in the store (several hosts: each agent has its own).
     host_id: str = ""
+    # Build missing system images in the background at start (they take minutes the first time).
+    build_images: bool = True
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

@@ -161,7 +161,7 @@ def serve(settings: Settings) -> None:
     )
     services = open_services(settings)
     bootstrap_root(services)
-    agents = start_agents(services, settings)
+    agents = start_agents(services, settings, build_images=settings.build_images)
     app = build_app(services, settings)
     log.info(
         "nubes listening on http://%s:%d (data %s, store %s)",

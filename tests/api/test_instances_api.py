@@ -31,7 +31,7 @@ class Lab:
         self.group_id = self.ecs.create_security_group(
             em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=self.vpc_id)).body.security_group_id
         images = self.ecs.describe_images(em.DescribeImagesRequest(region_id=REGION, image_owner_alias="system")).body
-        self.image_id = next(i.image_id for i in images.images.image if i.image_family == "nubes-debian-12")
+        self.image_id = next(i.image_id for i in images.images.image if i.image_family == "nubes:debian_12_x64")
 
     def run(self, **fields: Any) -> list[str]:
         request = em.RunInstancesRequest(region_id=REGION, image_id=self.image_id, instance_type=TYPE,
@@ -258,7 +258,7 @@ def test_key_pair_binding_and_spec_changes(lab: Lab) -> None:
 def test_system_images_are_listed(lab: Lab) -> None:
     images = lab.ecs.describe_images(em.DescribeImagesRequest(region_id=REGION)).body
     families = {i.image_family for i in images.images.image}
-    assert {"nubes-debian-12", "nubes-tiny"} <= families
-    debian = next(i for i in images.images.image if i.image_family == "nubes-debian-12")
+    assert {"nubes:debian_12_x64", "nubes:tiny_x64"} <= families
+    debian = next(i for i in images.images.image if i.image_family == "nubes:debian_12_x64")
     assert (debian.image_owner_alias, debian.ostype, debian.status, debian.size) == ("system", "linux",
                                                                                      "Available", 20)

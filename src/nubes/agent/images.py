@@ -15,10 +15,10 @@ log = logging.getLogger("nubes.images")
 
 # The emulator mode's images: what the real builders make, without files.
 FAKE_IMAGES = (
-    SystemImage("debian_12_x64_20G_nubes_20261126.vhd", "debian-12", "nubes-debian-12", "Debian 12 64位",
+    SystemImage("debian_12_x64_20G_nubes_20261126.vhd", "debian-12", "nubes:debian_12_x64", "Debian 12 64位",
                 "Debian 12 64 bit", "linux", "Debian", "x86_64", 20, "fake"),
-    SystemImage("nubes_tiny_x64_1G_busybox_20261126.vhd", "tiny", "nubes-tiny", "Others Linux 64位",
-                "Others Linux 64 bit", "linux", "Others Linux", "x86_64", 1, "fake"),
+    SystemImage("nubes_tiny_x64_1G_busybox_20261126.vhd", "tiny", "nubes:tiny_x64", "Nubes Tiny (BusyBox) 64位",
+                "Nubes Tiny (BusyBox) 64 bit", "linux", "Others Linux", "x86_64", 1, "fake"),
 )
 
 

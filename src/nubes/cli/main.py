@@ -50,14 +50,16 @@ def main() -> None:
 @click.option("--accel", default="auto", show_default=True, type=click.Choice(["auto", "kvm", "tcg"]),
               help="VM accelerator; auto uses KVM only when a trial boot proves it works.")
 @click.option("--host-id", default="", help="This host's name in the store (default: the machine's host name).")
+@click.option("--build-images/--no-build-images", default=True, show_default=True,
+              help="Build missing system images in the background (NUBES_IMAGES_DIR shares them).")
 def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
            throttle_burst: float, log_level: str, driver: str, netns_prefix: str, max_rules_per_group: int,
-           accel: str, host_id: str) -> None:
+           accel: str, host_id: str, build_images: bool) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
 
     serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix,
-                   max_rules_per_group, accel, host_id))
+                   max_rules_per_group, accel, host_id, build_images))
 
 
 # ---- admin ---------------------------------------------------------------------------------
