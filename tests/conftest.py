@@ -34,6 +34,7 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     args: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # whatever a test wants to carry along
     extra_accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def nubes(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -78,6 +78,14 @@ class ComputeCapabilities:
     disk_hotplug: bool
 
 
+class ComputeError(RuntimeError):
+    """A driver operation failed (QEMU refused to start, the guest did not release a disk, ...)."""
+
+
+class VmNotRunning(ComputeError):
+    """The operation needs a running VM (attach a disk, reboot) and there is none."""
+
+
 class ComputeDriver(ABC):
     capabilities: ComputeCapabilities
 

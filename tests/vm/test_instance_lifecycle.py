@@ -1,0 +1,179 @@
+"""Done when (instances issue): through the official SDK, a Debian instance with a key pair and
+user data runs, `nubes ssh` logs in (only once a security group opens port 22), the guest
+reads its own instance-id from the metadata service, the user data ran; reboot, stop, start
+and delete work and leave nothing behind. And: SIGKILL of the agent while an instance boots,
+then a restart, ends with the instance Running and one QEMU process for it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibabacloud_ecs20140526 import models as em
+from alibabacloud_tea_openapi.exceptions import ClientException
+
+from nubes.guest.images import ImageManifest
+from tests.conftest import LiveServer, start_server, stop_server, tea_ecs
+from tests.e2e.conftest import make_net
+
+pytestmark = pytest.mark.vm
+
+REGION = "cn-hangzhou"
+SMALL = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: kind to software emulation
+
+
+def _start(tmp: Path, images_dir: Path) -> LiveServer:
+    os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
+    return start_server(tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0"])
+
+
+def _teardown(server: LiveServer) -> None:
+    stop_server(server)
+    # Safety net: the tests delete their instances; a failed test may not have.
+    subprocess.run(["pkill", "-9", "-f", f"{server.data_dir}/run/vms"], check=False)
+    from nubes.drivers.network.linux import LinuxNetworkDriver
+
+    LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
+
+
+@pytest.fixture(scope="module")
+def cloud(images_dir: Path, debian_image: ImageManifest, tiny_image: ImageManifest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = _start(tmp_path_factory.mktemp("cloud"), images_dir)
+    yield server
+    _teardown(server)
+
+
+def qemu_processes(instance_id: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64 .*{instance_id}"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def status_of(ecs: Any, instance_id: str) -> str:
+    return str(ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body.status)
+
+
+def wait_status(ecs: Any, instance_id: str, wanted: str, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    status = status_of(ecs, instance_id)
+    while status != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = status_of(ecs, instance_id)
+    return status
+
+
+def image_id(ecs: Any, family: str) -> str:
+    images = ecs.describe_images(em.DescribeImagesRequest(region_id=REGION, image_owner_alias="system")).body
+    return str(next(i.image_id for i in images.images.image if i.image_family == family))
+
+
+def nubes_ssh(server: LiveServer, key_file: Path, instance_id: str, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {"NUBES_ENDPOINT": server.endpoint, "NUBES_REGION": REGION, "NUBES_ACCESS_KEY_ID": server.extra["key"][0],
+           "NUBES_ACCESS_KEY_SECRET": server.extra["key"][1]}
+    return server.nubes("ssh", "-i", str(key_file), instance_id, "--", *command, check=False, env=env)
+
+
+def test_debian_instance_end_to_end(cloud: LiveServer, tmp_path: Path) -> None:
+    net = make_net(cloud, "10.80.0.0/16")
+    cloud.extra = {"key": net.key}
+    ecs = net.ecs
+    group = net.group()
+    private_key = ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="e2e")).body
+    key_file = tmp_path / "e2e.pem"
+    key_file.write_text(private_key.private_key_body)
+    key_file.chmod(0o600)
+    script = "#!/bin/sh\necho ran >> /root/userdata-ran\n"
+    [instance_id] = ecs.run_instances(em.RunInstancesRequest(
+        region_id=REGION, image_id=image_id(ecs, "nubes:debian_12_x64"), instance_type=SMALL,
+        v_switch_id=net.vswitch_id, security_group_id=group, key_pair_name="e2e", host_name="e2e-host",
+        user_data=base64.b64encode(script.encode()).decode(),
+    )).body.instance_id_sets.instance_id_set
+    assert wait_status(ecs, instance_id, "Running") == "Running"
+    assert len(qemu_processes(instance_id)) == 1
+
+    # The group does not open port 22: no login.
+    denied = nubes_ssh(cloud, key_file, instance_id, "true")
+    assert denied.returncode != 0
+    ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
+        region_id=REGION, security_group_id=group, ip_protocol="tcp", port_range="22/22", source_cidr_ip="0.0.0.0/0"))
+    deadline = time.monotonic() + 120
+    login = nubes_ssh(cloud, key_file, instance_id, "hostname")
+    while login.returncode != 0 and time.monotonic() < deadline:
+        time.sleep(2)
+        login = nubes_ssh(cloud, key_file, instance_id, "hostname")
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "e2e-host"
+    metadata = nubes_ssh(cloud, key_file, instance_id, "timeout", "10", "busybox", "wget", "-qO-",
+                         "http://100.100.100.200/latest/meta-data/instance-id")
+    assert metadata.stdout.strip() == instance_id
+    ran = nubes_ssh(cloud, key_file, instance_id, "sh", "-c", "sleep 1; cat /root/userdata-ran")
+    assert ran.stdout.split() == ["ran"]
+    assert nubes_ssh(cloud, key_file, instance_id, "exit", "3").returncode == 3  # exit status passed on
+
+    ecs.reboot_instance(em.RebootInstanceRequest(instance_id=instance_id))
+    assert wait_status(ecs, instance_id, "Running") == "Running"
+    again = nubes_ssh(cloud, key_file, instance_id, "cat", "/root/userdata-ran")
+    assert again.returncode == 0 and again.stdout.split() == ["ran"]  # user data ran once, not per boot
+
+    ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
+    assert wait_status(ecs, instance_id, "Stopped", 180) == "Stopped"
+    assert qemu_processes(instance_id) == []
+    ecs.start_instance(em.StartInstanceRequest(instance_id=instance_id))
+    assert wait_status(ecs, instance_id, "Running") == "Running"
+    assert nubes_ssh(cloud, key_file, instance_id, "true").returncode == 0
+
+    disks = list((cloud.data_dir / "disks").glob("*.qcow2"))
+    assert disks, "the system disk is a qcow2 file"
+    ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+    with pytest.raises(ClientException) as gone:
+        status_of(ecs, instance_id)
+    assert gone.value.code == "InvalidInstanceId.NotFound"
+    deadline = time.monotonic() + 60
+    while (qemu_processes(instance_id) or any(d.exists() for d in disks)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert qemu_processes(instance_id) == []
+    assert not any(d.exists() for d in disks)
+    assert not (cloud.data_dir / "run" / "vms" / instance_id).exists()
+    netns = f"{cloud.netns_prefix}-{net.vpc_id}"
+    links = subprocess.run(["ip", "-n", netns, "-o", "link"], capture_output=True, text=True).stdout
+    assert " ntp" not in links  # no tap left in the VPC
+
+
+def test_agent_killed_while_booting_recovers(images_dir: Path, tiny_image: ImageManifest,
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("sigkill")
+    server = _start(tmp, images_dir)
+    try:
+        net = make_net(server, "10.81.0.0/16")
+        ecs = net.ecs
+        [instance_id] = ecs.run_instances(em.RunInstancesRequest(
+            region_id=REGION, image_id=image_id(ecs, "nubes:tiny_x64"), instance_type=SMALL,
+            v_switch_id=net.vswitch_id, security_group_id=net.group())).body.instance_id_sets.instance_id_set
+        deadline = time.monotonic() + 60
+        while not qemu_processes(instance_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert qemu_processes(instance_id), "the VM never started"
+        assert status_of(ecs, instance_id) == "Starting"
+        server.process.send_signal(signal.SIGKILL)  # the agent dies mid-boot
+        server.process.wait(timeout=30)
+        # The VM outlives the agent (QEMU's daemonizing parent may linger a moment).
+        deadline = time.monotonic() + 30
+        while len(qemu_processes(instance_id)) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(qemu_processes(instance_id)) == 1
+
+        server = start_server(tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0",
+                                                    "--netns-prefix", server.netns_prefix])
+        ecs = tea_ecs(server, net.key)
+        assert wait_status(ecs, instance_id, "Running", 300) == "Running"
+        assert len(qemu_processes(instance_id)) == 1  # re-attached, not started twice
+        ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+    finally:
+        _teardown(server)
