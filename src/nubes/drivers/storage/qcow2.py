@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,13 +33,30 @@ class Qcow2Storage(StorageDriver):
     def exists(self, disk_id: str) -> bool:
         return self.disk_path(disk_id).exists()
 
+    def _stable_base(self, base: Path) -> Path:
+        """The image file as it is now, kept under the disks directory: a rebuilt image replaces
+        its files, and an overlay must keep the backing file it was made on."""
+        stat = base.stat()
+        kept = self._dir / "bases" / f"{base.parent.name}-{stat.st_ino}-{int(stat.st_mtime)}.qcow2"
+        if kept.exists():
+            return kept
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(".partial")
+        try:
+            os.link(base, partial)
+        except OSError:  # another file system: copy once
+            shutil.copyfile(base, partial)
+        os.replace(partial, kept)
+        return kept
+
     def create_from_image(self, disk_id: str, base: Path, size_gib: int) -> Path:
         path = self.disk_path(disk_id)
         if path.exists():
             return path
         partial = path.with_suffix(".partial")
-        # An absolute backing path: the images directory and the disks directory are separate.
-        _qemu_img("create", "-q", "-f", "qcow2", "-b", str(base.resolve()), "-F", "qcow2", str(partial), f"{size_gib}G")
+        backing = self._stable_base(base)
+        _qemu_img("create", "-q", "-f", "qcow2", "-b", str(backing.resolve()), "-F", "qcow2", str(partial),
+                  f"{size_gib}G")
         os.replace(partial, path)
         return path
 
