@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from nubes.api.errors import invalid_parameter
 
@@ -38,6 +38,18 @@ def token_page(items: Sequence[T], token: str | None, max_results: int) -> tuple
     page = list(items[start : start + max_results])
     end = start + len(page)
     return page, encode_token(end) if end < len(items) else ""
+
+
+def either_page(items: Sequence[T], p: Mapping[str, Any], items_key: str, item_key: str,
+                default_size: int = 10) -> dict[str, Any]:
+    """ECS's two paging styles on one list: NextToken/MaxResults when either is given,
+    else PageNumber/PageSize. The answer's paging fields and the wrapped page."""
+    if p.get("MaxResults") is not None or p.get("NextToken"):
+        page, next_token = token_page(items, p.get("NextToken"), p.get("MaxResults") or default_size)
+        return {"NextToken": next_token, items_key: {item_key: page}}
+    number, size = p.get("PageNumber") or 1, p.get("PageSize") or default_size
+    return {"PageNumber": number, "PageSize": size, "NextToken": "",
+            items_key: {item_key: number_page(items, number, size)}}
 
 
 def number_page(items: Sequence[T], page_number: int, page_size: int) -> list[T]:

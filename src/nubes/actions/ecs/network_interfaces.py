@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes.actions.common import CLIENT_TOKEN, REGION_ID, RESOURCE_GROUP_ID
-from nubes.actions.paging import token_page
+from nubes.actions.paging import either_page
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
@@ -105,20 +105,7 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     )
     items = [render_eni(ctx, e) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}
-    if p["MaxResults"] is not None or p["NextToken"]:
-        page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 10)
-        body.update({"NextToken": next_token, "NetworkInterfaceSets": {"NetworkInterfaceSet": page}})
-        return body
-    number, size = p["PageNumber"] or 1, p["PageSize"] or 10
-    start = (number - 1) * size
-    body.update(
-        {
-            "PageNumber": number,
-            "PageSize": size,
-            "NextToken": "",
-            "NetworkInterfaceSets": {"NetworkInterfaceSet": items[start : start + size]},
-        }
-    )
+    body.update(either_page(items, p, "NetworkInterfaceSets", "NetworkInterfaceSet"))
     return body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
-from nubes.actions.paging import token_page
+from nubes.actions.paging import either_page, token_page
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
@@ -175,15 +175,7 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         for s in summaries
     ]
     body: dict[str, Any] = {"RegionId": p["RegionId"], "TotalCount": len(items)}
-    if p["MaxResults"] is not None or p["NextToken"]:
-        page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 10)
-        body.update({"NextToken": next_token, "SecurityGroups": {"SecurityGroup": page}})
-        return body
-    number, size = p["PageNumber"] or 1, p["PageSize"] or 10
-    start = (number - 1) * size
-    body.update(
-        {"PageNumber": number, "PageSize": size, "SecurityGroups": {"SecurityGroup": items[start : start + size]}}
-    )
+    body.update(either_page(items, p, "SecurityGroups", "SecurityGroup"))
     return body
 
 
