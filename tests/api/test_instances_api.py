@@ -104,6 +104,15 @@ def test_batches_names_and_filters(lab: Lab) -> None:
     assert sorted(i.host_name for i in described.instances.instance) == ["node-07", "node-08", "node-09"]
     by_name = lab.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION, instance_name="node-00*")).body
     assert by_name.total_count == 3
+    F = em.DescribeInstancesRequestFilter
+    future = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, filter=[F(key="CreationStartTime", value="2099-01-01T00:00Z")])).body
+    past = lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, filter=[F(key="CreationStartTime", value="2020-01-01T00:00Z")])).body
+    assert (future.total_count, past.total_count) == (0, 3)
+    bad = error_of(lambda: lab.ecs.describe_instances(em.DescribeInstancesRequest(
+        region_id=REGION, filter=[F(key="Colour", value="red")])))
+    assert bad.code == "InvalidFilterKey.NotFound"
     page = lab.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION, page_size=2, page_number=2)).body
     assert (page.total_count, len(page.instances.instance), page.page_number) == (3, 1, 2)
     first = lab.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION, max_results=2)).body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -313,6 +314,20 @@ def render_instance(ctx: ActionContext, i: Instance, eni: NetworkInterface | Non
     }
 
 
+FILTER_KEYS = ("CreationStartTime", "CreationEndTime", "ExpiredStartTime", "ExpiredEndTime")
+
+
+def _filter_time(key: str, value: str) -> datetime:
+    if key not in FILTER_KEYS:
+        raise ApiError("InvalidFilterKey.NotFound", f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
+    for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise ApiError("InvalidFilterValue", f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
+
+
 def _like(pattern: str) -> str:
     return pattern.replace("%", r"\%").replace("_", r"\_").replace("*", "%")
 
@@ -346,6 +361,23 @@ def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
     if addresses:
         query = query.where(Instance.id.in_(
             select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(addresses))))
+    if p["HttpTokens"]:
+        query = query.where(Instance.metadata_http_tokens == p["HttpTokens"])
+    if p["HttpEndpoint"]:
+        query = query.where(Instance.metadata_http_endpoint == p["HttpEndpoint"])
+    if p["LockReason"] or p["RdmaIpAddresses"] or p["Ipv6Address"]:
+        query = query.where(Instance.id.is_(None))  # no locks, RDMA or IPv6 addresses in nubes yet
+    for item in p["Filter"] or []:
+        key, value = item.get("Key"), item.get("Value")
+        if not key or not value:
+            continue
+        moment = _filter_time(key, value)
+        if key == "CreationStartTime":
+            query = query.where(Instance.created_at >= moment)
+        elif key == "CreationEndTime":
+            query = query.where(Instance.created_at <= moment)
+        elif key == "ExpiredStartTime" and moment.year > 2099:
+            query = query.where(Instance.id.is_(None))  # pay-as-you-go instances never expire
     for tag in p["Tag"] or []:
         if tag.get("Key"):
             condition = (Tag.resource_id == Instance.id) & (Tag.key == tag["Key"])
@@ -375,6 +407,17 @@ def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
         String("InstanceNetworkType", choices=("vpc", "classic")),
         String("ResourceGroupId", max_length=64),
         String("IoOptimized", max_length=16),
+        String("HttpTokens", choices=("optional", "required")),
+        String("HttpEndpoint", choices=("enabled", "disabled")),
+        Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
+        String("LockReason", max_length=32),
+        String("HpcClusterId", max_length=64),
+        Boolean("DeviceAvailable"),
+        Boolean("NeedSaleCycle"),
+        StringList("RdmaIpAddresses", json_array=True, max_items=100, item_max_length=64),
+        StringList("Ipv6Address", max_items=100, item_max_length=64),
+        StringList("AdditionalAttributes", max_items=20, item_max_length=64),
+        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=64)], max_items=10),
         TAGS,
         DRY_RUN,
         Integer("PageNumber", minimum=1),
