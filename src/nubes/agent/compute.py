@@ -143,7 +143,11 @@ class ComputeAgent:
         with self._db.session() as s:
             mine = list(s.scalars(select(Instance).where(Instance.host_id == self.host_id)))
         futures = []
+        steady = (states.RUNNING, states.STOPPED)
         for instance in mine:
+            if not self._compute.capabilities.real_vms and instance.status in steady \
+                    and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED):
+                continue  # a fake VM never changes by itself: nothing to watch
             with self._lock:
                 if instance.id in self._busy:
                     continue
@@ -244,7 +248,8 @@ class ComputeAgent:
         if state not in (PowerState.RUNNING, PowerState.PAUSED):
             if instance.pending_key_pair_name is not None:
                 self._apply_pending_key(instance.id)
-            self._sync_network(instance.vpc_id)
+            if self._compute.capabilities.real_vms:
+                self._sync_network(instance.vpc_id)  # the tap must exist before QEMU opens it
             self._log_offsets[instance.id] = len(self._compute.console_output(instance.id, max_bytes=1 << 30))
             self._compute.start(self._spec(instance))
             self._started_at[instance.id] = time.monotonic()

@@ -291,6 +291,7 @@ class Instances:
             if request.dry_run:
                 raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
             instance_ids = []
+            macs: set[str] = set()
             for index in range(count):
                 instance_id = ids.new_id("instance")
                 instance_ids.append(instance_id)
@@ -333,7 +334,7 @@ class Instances:
                 eni = NetworkInterface(
                     id=ids.new_id("network_interface"), account_id=scope.account_id, region_id=scope.region_id,
                     zone_id=vswitch.zone_id, vpc_id=vswitch.vpc_id, vswitch_id=vswitch.id, name="", description="",
-                    mac=new_mac(), primary_ip=str(addresses[index]), status=ENI_IN_USE, eni_type="Primary",
+                    mac=new_mac(s, macs), primary_ip=str(addresses[index]), status=ENI_IN_USE, eni_type="Primary",
                     instance_id=instance_id, attachment="instance", resource_group_id="", created_at=now,
                 )
                 eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]

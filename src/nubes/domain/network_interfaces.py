@@ -26,10 +26,17 @@ ENI_IN_USE = "InUse"
 TEST_HOST = "testhost"
 
 
-def new_mac() -> str:
-    """Alibaba Cloud's OUI 00:16:3e, then three random octets."""
-    tail = secrets.token_bytes(3)
-    return "00:16:3e:" + ":".join(f"{b:02x}" for b in tail)
+def new_mac(s: Session, taken: set[str] | None = None) -> str:
+    """Alibaba Cloud's OUI 00:16:3e, then three random octets, unused so far: 16.7 million
+    addresses make collisions likely from a few thousand interfaces on (the birthday bound)."""
+    while True:
+        mac = "00:16:3e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+        if (taken is None or mac not in taken) and s.scalar(
+            select(NetworkInterface.id).where(NetworkInterface.mac == mac)
+        ) is None:
+            if taken is not None:
+                taken.add(mac)
+            return mac
 
 
 class NetworkInterfaces:
@@ -64,7 +71,7 @@ class NetworkInterfaces:
                 vswitch_id=vswitch_id,
                 name=name,
                 description=description,
-                mac=new_mac(),
+                mac=new_mac(s),
                 primary_ip=str(address),
                 status=ENI_AVAILABLE,
                 eni_type=eni_type,
