@@ -1360,6 +1360,8 @@ def fake_part(bench: Bench, opts: Options, results: dict[str, Any]) -> None:
     rng = random.Random(opts.seed)
     fake["describe"] = describe_phase(srv, vswitch, opts.deployed_requests, rng,
                                       "as deployed (the server's host agent busy with the instances)")
+    fake["agent"]["statuses_after_describe"] = statuses()
+    print(f"  statuses after these requests: {fake['agent']['statuses_after_describe']}", flush=True)
 
     # The same store, served by a server whose host agent has no instance to look after: the server
     # restarted under another --host-id (the instances stay placed on the first host, which nothing
@@ -1710,9 +1712,11 @@ def print_fake_summary(fake: dict[str, Any], opts: Options) -> None:
               f"{err['cause']} (a random MAC collided; the batch was sent again)")
     agent = fake.get("agent")
     if agent:
-        print(f"    the fake host agent: {agent['statuses_after_settle']} after {agent['settle_seconds']:.0f} s more, "
-              f"{agent['running_per_second']:.1f} instances/s reach Running, server CPU "
-              f"{agent['server_cpu_percent_without_api_traffic']:.0f}% of one core without API traffic")
+        print(f"    the fake host agent: {agent['statuses_at_end_of_create']} when the last RunInstances returned, "
+              f"{agent['statuses_after_settle']} {agent['settle_seconds']:.0f} s later "
+              f"({agent['running_per_second']:.1f} instances/s reach Running, server CPU "
+              f"{agent['server_cpu_percent_without_api_traffic']:.0f}% of one core without API traffic), "
+              f"{agent.get('statuses_after_describe')} after the 'as deployed' requests")
     both = {row["case"] + " [" + row["style"] + "]": [row] for row in fake.get("describe", [])}
     for row in fake.get("describe_api_alone", []):
         both.setdefault(row["case"] + " [" + row["style"] + "]", [None]).append(row)
