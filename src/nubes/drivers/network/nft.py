@@ -211,6 +211,14 @@ def _gateways(vpc: VpcNet) -> list[str]:
     return sorted({vsw.gateway for vsw in vpc.vswitches}, key=_ip_sort_key)
 
 
+def _dispatch(field: str, targets: list[tuple[str, str]]) -> list[str]:
+    """An `ip saddr|daddr vmap` jumping to each address's chain (nothing when there is none)."""
+    if not targets:
+        return []
+    entries = [f"\t\t\t{address} : jump {chain}" for address, chain in targets]
+    return [f"\t\tip {field} vmap {{", ",\n".join(entries), "\t\t}"]
+
+
 def render_ruleset(
     vpc: VpcNet,
     *,
@@ -304,16 +312,8 @@ def render_ruleset(
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
     ]
-    if egress_ports:
-        out.append("\t\tip saddr vmap {")
-        out += [f"\t\t\t{p.ip} : jump {egress_chain(p.port_id)}," for p in egress_ports]
-        out[-1] = out[-1].rstrip(",")
-        out.append("\t\t}")
-    if ports:
-        out.append("\t\tip daddr vmap {")
-        out += [f"\t\t\t{p.ip} : jump {ingress_chain(p.port_id)}," for p in ports]
-        out[-1] = out[-1].rstrip(",")
-        out.append("\t\t}")
+    out += _dispatch("saddr", [(p.ip, egress_chain(p.port_id)) for p in egress_ports])
+    out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
     out.append("\t}")
 
     out += [
@@ -336,13 +336,9 @@ def render_ruleset(
         "\t\tct state established,related accept",
         "\t\tudp sport 67 udp dport 68 accept comment \"DHCP\"",
     ]
-    if ports:
-        # Connections the VPC router opens to a guest (`nubes ssh`, operators) meet the guest's
-        # ingress rules like any other source: the router's address is the vSwitch gateway.
-        out.append("\t\tip daddr vmap {")
-        out += [f"\t\t\t{p.ip} : jump {ingress_chain(p.port_id)}," for p in ports]
-        out[-1] = out[-1].rstrip(",")
-        out.append("\t\t}")
+    # Connections the VPC router opens to a guest (`nubes ssh`, operators) meet the guest's
+    # ingress rules like any other source: the router's address is the vSwitch gateway.
+    out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
     out += [
         "\t}",
         "}",
