@@ -6,10 +6,12 @@ real TCP handshake, UDP echo or ICMP echo reply went both ways through the VPC n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -481,6 +483,34 @@ def test_dhcp_dnsmasq_serves_static_leases(net: NetEnv) -> None:
     new_pid = net.driver.dnsmasq_pid("vpc-1", "vsw-1")
     assert new_pid is not None and new_pid != pid
     assert _dhcp_offer(net.host("eni-a"), a.mac) == ("10.5.0.10", vsw.gateway)
+
+
+def _dhcp_lease(host_ns: str) -> bool:
+    """Take a full lease (DISCOVER, OFFER, REQUEST, ACK) with busybox's udhcpc on eth0 of
+    `host_ns`, as a guest's init does; the server then holds it in its leases."""
+    done = subprocess.run(["ip", "netns", "exec", host_ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q",
+                           "-n", "-t", "6", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    return done.returncode == 0 and "obtained" in done.stderr
+
+
+def test_dhcp_address_reused_by_another_mac(net: NetEnv) -> None:
+    """An address released by one interface and given to a new one (a deleted instance's IP
+    goes to the next launched) is offered to the new MAC at once, not held for the old lease."""
+    vsw = vswitch("vsw-1", "10.5.0.0/24")
+    sg = group("sg-1")
+    old = net.port("eni-old", vsw, "10.5.0.10", "sg-1")
+    net.driver.sync([vpc("vpc-1", "10.5.0.0/16", [vsw], [old], [sg])])
+    assert _dhcp_lease(net.host("eni-old"))
+    leases = net.driver.dnsmasq_files("vpc-1", "vsw-1")["leases"]
+    assert f"{old.mac} 10.5.0.10" in leases.read_text()
+
+    new = dataclasses.replace(net.port("eni-new", vsw, "10.5.0.10", "sg-1"), mac="00:16:3e:aa:00:10")
+    net.driver.sync([vpc("vpc-1", "10.5.0.0/16", [vsw], [new], [sg])])
+    assert old.mac not in leases.read_text()
+    assert _dhcp_offer(net.host("eni-new"), new.mac) == ("10.5.0.10", vsw.gateway)
+    assert _dhcp_lease(net.host("eni-new"))
+    assert f"{new.mac} 10.5.0.10" in leases.read_text()
 
 
 def test_metadata_socket_serves_guests(net: NetEnv) -> None:

@@ -184,3 +184,37 @@ def test_agent_killed_while_booting_recovers(images_dir: Path, tiny_image: Image
         ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
         _teardown(server)
+
+
+def test_private_ip_reused_after_delete_gets_dhcp(cloud: LiveServer) -> None:
+    """The lowest free address goes to the next instance after a delete; its new MAC gets the
+    DHCP lease at once (the old lease is dropped), so the guest reaches the metadata service
+    on its first boot and reports its own instance id."""
+    net = make_net(cloud, "10.82.0.0/16")
+    ecs = net.ecs
+    group = net.group()
+
+    def launch() -> tuple[str, str]:
+        [iid] = ecs.run_instances(em.RunInstancesRequest(
+            region_id=REGION, image_id=image_id(ecs, "nubes:tiny_x64"), instance_type=SMALL,
+            v_switch_id=net.vswitch_id, security_group_id=group)).body.instance_id_sets.instance_id_set
+        assert wait_status(ecs, iid, "Running", 300) == "Running"
+        attribute = ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=iid)).body
+        return iid, str(attribute.vpc_attributes.private_ip_address.ip_address[0])
+
+    def ready_line(iid: str) -> str:
+        output = ecs.get_instance_console_output(em.GetInstanceConsoleOutputRequest(
+            region_id=REGION, instance_id=iid)).body.console_output
+        text = base64.b64decode(output).decode(errors="replace")
+        return next((line.strip() for line in text.splitlines() if line.startswith("NUBES-READY")), "")
+
+    first, first_ip = launch()
+    assert ready_line(first) == f"NUBES-READY instance-id={first}"
+    ecs.delete_instance(em.DeleteInstanceRequest(instance_id=first, force=True))
+    deadline = time.monotonic() + 60
+    while qemu_processes(first) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second, second_ip = launch()
+    assert second_ip == first_ip
+    assert ready_line(second) == f"NUBES-READY instance-id={second}"
+    ecs.delete_instance(em.DeleteInstanceRequest(instance_id=second, force=True))

@@ -43,6 +43,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from nubes.drivers.network import names, nft
@@ -585,6 +586,10 @@ class LinuxNetworkDriver(NetworkDriver):
             if pid is not None and pid < 0:
                 _kill(-pid)
                 pid = None
+            if pid is not None and changed:
+                running = pid
+                if _drop_stale_leases(files["leases"], text, before=lambda: _kill(running)):
+                    pid = None  # dnsmasq holds leases in memory too: it restarts from the pruned file
             if pid is None:
                 self._start_dnsmasq(ns, vpc.vpc_id, vsw, argv)
             elif changed:
@@ -704,6 +709,28 @@ def _others_can_enter(path: Path) -> bool:
         return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
     except OSError:
         return False
+
+
+def _drop_stale_leases(leases: Path, hosts_text: str, before: Callable[[], None]) -> bool:
+    """Remove from a dnsmasq lease file the leases no static host entry backs any more (an
+    address whose interface is gone, or given to another MAC). Until they go, dnsmasq refuses
+    the address to its new owner. Calls `before` (stopping dnsmasq, which rewrites the file
+    from memory) first, and only when there is something to drop. True if it dropped any."""
+    try:
+        lines = leases.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    wanted = {tuple(entry.split(",")[:2]) for entry in hosts_text.splitlines()}
+    keep = [line for line in lines if tuple(line.split()[1:3]) in wanted]
+    if len(keep) == len(lines):
+        return False
+    before()
+    lines = leases.read_text().splitlines() if leases.exists() else []
+    keep = [line for line in lines if tuple(line.split()[1:3]) in wanted]
+    tmp = leases.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, leases)
+    return True
 
 
 def _kill(pid: int, timeout: float = 2.0) -> None:
