@@ -498,6 +498,9 @@ class Instances:
     def image_of(self, image_id: str) -> Image | None:
         return self._images.get(image_id)
 
+    def images_of(self, instances: list[Instance]) -> dict[str, Image]:
+        return self._images.get_many({i.image_id for i in instances})
+
     def release_due(self) -> list[str]:
         """Instances whose AutoReleaseTime has come: they are deleted (forcibly, as ECS does)."""
         now = self._clock.now()

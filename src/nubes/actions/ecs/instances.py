@@ -17,7 +17,7 @@ from nubes.api.registry import ActionTable, Handler
 from nubes.clock import as_utc, iso8601
 from nubes.domain import instance_states as states
 from nubes.domain.instances import DiskRequest, LaunchRequest
-from nubes.store.models import Instance, NetworkInterface, NetworkInterfaceGroup, Tag
+from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup, Tag
 
 actions = ActionTable("ecs")
 
@@ -231,9 +231,8 @@ actions.define(
 # ---- queries -------------------------------------------------------------------------------------
 
 
-def render_instance(ctx: ActionContext, i: Instance, eni: NetworkInterface | None, groups: list[str],
-                    tags: list[tuple[str, str]]) -> dict[str, Any]:
-    image = ctx.services.instances.image_of(i.image_id)
+def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: NetworkInterface | None,
+                    groups: list[str], tags: list[tuple[str, str]]) -> dict[str, Any]:
     itype = ctx.services.catalog.instance_type(i.instance_type)
     ip = eni.primary_ip if eni else ""
     return {
@@ -440,7 +439,9 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         page = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(start).limit(size)))
     enis, groups, tags = ctx.services.instances.related([i.id for i in page])
-    items = [render_instance(ctx, i, enis.get(i.id), groups.get(i.id, []), tags.get(i.id, [])) for i in page]
+    images = ctx.services.instances.images_of(page)
+    items = [render_instance(ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, []))
+             for i in page]
     body: dict[str, Any] = {"TotalCount": total, "Instances": {"Instance": items}}
     if token_style:
         body["NextToken"] = encode_token(start + len(page)) if start + len(page) < total else ""
@@ -479,7 +480,8 @@ def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     """One instance in detail."""
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
     enis, groups, tags = ctx.services.instances.related([instance.id])
-    item = render_instance(ctx, instance, enis.get(instance.id), groups[instance.id], tags[instance.id])
+    item = render_instance(ctx, instance, ctx.services.instances.image_of(instance.image_id), enis.get(instance.id),
+                           groups[instance.id], tags[instance.id])
     item["IoOptimized"] = "optimized"
     return item
 
