@@ -246,6 +246,13 @@ class Image(Base):
     # Where the image's files live on each host: the built image's name (system) or a path.
     artifact: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Custom images: the snapshot of the system disk, the system image whose kernel boots it,
+    # and the data disks' snapshots ([{"SnapshotId", "Size", "Device"}, ...] as JSON).
+    snapshot_id: Mapped[str] = mapped_column(String(64), default="")
+    boot_image_id: Mapped[str] = mapped_column(String(128), default="")
+    disk_mappings: Mapped[str] = mapped_column(Text, default="[]")
+    source_instance_id: Mapped[str] = mapped_column(String(64), default="")
+    client_token: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Instance(Base):
@@ -308,6 +315,94 @@ class Disk(Base):
     device: Mapped[str] = mapped_column(String(32), default="")
     delete_with_instance: Mapped[bool] = mapped_column(default=True)
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The qcow2 file (stem, in the host's disks directory) the disk reads and writes now: its id
+    # at first, a new overlay after each snapshot or reset; older layers back it.
+    layer: Mapped[str] = mapped_column(String(160), default="")
+    source_snapshot_id: Mapped[str] = mapped_column(String(64), default="")
+    provisioned_iops: Mapped[int] = mapped_column(Integer, default=0)
+    bursting_enabled: Mapped[bool] = mapped_column(default=False)
+    auto_snapshot_policy_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    enable_auto_snapshot: Mapped[bool] = mapped_column(default=True)
+    delete_auto_snapshot: Mapped[bool] = mapped_column(default=True)
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def top_layer(self) -> str:
+        return self.layer or self.id
+
+
+class Snapshot(Base):
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    disk_id: Mapped[str] = mapped_column(String(64), index=True)  # the source disk (may be gone)
+    disk_type: Mapped[str] = mapped_column(String(8))  # system | data
+    disk_category: Mapped[str] = mapped_column(String(32))
+    disk_size_gib: Mapped[int] = mapped_column(Integer)
+    source_image_id: Mapped[str] = mapped_column(String(128), default="")  # what the source disk was made from
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16))  # progressing | accomplished | failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    # The frozen qcow2 layer (stem) holding the disk as it was; it and its backing chain are the content.
+    layer: Mapped[str] = mapped_column(String(160), default="")
+    auto_policy_id: Mapped[str] = mapped_column(String(64), default="")  # set when a policy made it
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    instant_access: Mapped[bool] = mapped_column(default=False)
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AutoSnapshotPolicy(Base):
+    __tablename__ = "auto_snapshot_policies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    time_points: Mapped[str] = mapped_column(String(128))  # JSON list of hours 0-23
+    repeat_weekdays: Mapped[str] = mapped_column(String(64))  # JSON list of 1 (Monday) - 7 (Sunday)
+    retention_days: Mapped[int] = mapped_column(Integer)  # -1: kept until deleted
+    copy_regions: Mapped[str] = mapped_column(String(512), default="[]")
+    copy_retention_days: Mapped[int] = mapped_column(Integer, default=-1)
+    status: Mapped[str] = mapped_column(String(16), default="Normal")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The last hour the policy fired for (UTC, minute 0): each time point fires once.
+    last_fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ImageShare(Base):
+    """An account another account shared a custom image with (it may launch from it)."""
+
+    __tablename__ = "image_shares"
+    __table_args__ = (UniqueConstraint("image_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(String(128), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StorageTask(Base):
+    """Work the agent does on disk files, committed before it starts (a crash redoes it):
+    create, attach, detach, snapshot, reset, reinit, resize, delete. Done in id order per disk."""
+
+    __tablename__ = "storage_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    disk_id: Mapped[str] = mapped_column(String(64), index=True)
+    instance_id: Mapped[str] = mapped_column(String(64), default="")
+    snapshot_id: Mapped[str] = mapped_column(String(64), default="")
+    size_gib: Mapped[int] = mapped_column(Integer, default=0)
+    host_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
