@@ -9,6 +9,7 @@ def all_tables() -> list[ActionTable]:
     from nubes.actions.ecs import (
         account,
         deployment_sets,
+        disks,
         images,
         instances,
         instance_types,
@@ -17,6 +18,7 @@ def all_tables() -> list[ActionTable]:
         regions,
         resources,
         security_groups,
+        snapshots,
         tags,
     )
     from nubes.actions.vpc import regions as vpc_regions
@@ -34,6 +36,8 @@ def all_tables() -> list[ActionTable]:
         instances.actions,
         tags.actions,
         deployment_sets.actions,
+        disks.actions,
+        snapshots.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

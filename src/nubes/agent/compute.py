@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from nubes.clock import Clock
 from nubes.domain import instance_states as states
+from nubes.agent.storage import StorageWork, attachment
 from nubes.domain.instances import Instances
 from nubes.drivers.compute.base import (
     Boot,
     ComputeDriver,
-    DiskAttachment,
     NicAttachment,
     PowerState,
     VmSpec,
@@ -34,7 +34,7 @@ from nubes.drivers.compute.base import (
 from nubes.drivers.network.base import NetworkDriver
 from nubes.drivers.storage.base import StorageDriver
 from nubes.store.db import Database
-from nubes.store.models import Disk, Host, Image, Instance, NetworkInterface, Tag
+from nubes.store.models import Disk, Host, Image, Instance, NetworkInterface, Snapshot, Tag
 
 log = logging.getLogger("nubes.agent.compute")
 
@@ -89,6 +89,8 @@ class ComputeAgent:
         self._thread: threading.Thread | None = None
         self._log_offsets: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
+        self.storage_work = StorageWork(db, clock, storage, compute, lambda image: boot_files(image).rootfs,
+                                        self.host_id)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -142,17 +144,23 @@ class ComputeAgent:
         self._instances.release_due()
         with self._db.session() as s:
             mine = list(s.scalars(select(Instance).where(Instance.host_id == self.host_id)))
+        storage_keys = self.storage_work.pending_keys()
         futures = []
         steady = (states.RUNNING, states.STOPPED)
+        keys = []
         for instance in mine:
             if not self._compute.capabilities.real_vms and instance.status in steady \
-                    and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED):
+                    and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED) \
+                    and instance.id not in storage_keys:
                 continue  # a fake VM never changes by itself: nothing to watch
+            keys.append(instance.id)
+        keys += sorted(storage_keys - {i.id for i in mine})  # disks on their own
+        for key in keys:
             with self._lock:
-                if instance.id in self._busy:
+                if key in self._busy:
                     continue
-                self._busy.add(instance.id)
-            futures.append(self._pool.submit(self._step_guarded, instance.id))
+                self._busy.add(key)
+            futures.append(self._pool.submit(self._step_guarded, key))
         if wait:
             for future in futures:
                 future.result()
@@ -167,6 +175,8 @@ class ComputeAgent:
                 self._busy.discard(instance_id)
 
     def step(self, instance_id: str) -> None:
+        """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""
+        self.storage_work.run(instance_id)
         with self._db.session() as s:
             instance = s.get(Instance, instance_id)
         if instance is None:
@@ -210,12 +220,16 @@ class ComputeAgent:
         if image is None:
             log.error("instance %s: image %s is gone", instance.id, instance.image_id)
             return
-        files = self._boot_files(image)
         for disk in self._disks(instance.id):
-            if disk.disk_type == "system":
-                self._storage.create_from_image(disk.id, files.rootfs, disk.size_gib)
-            else:
-                self._storage.create_blank(disk.id, disk.size_gib)
+            if disk.layer:
+                continue  # made already
+            with self._db.session() as s:
+                source = s.get(Snapshot, disk.source_snapshot_id) if disk.source_snapshot_id else None
+            self.storage_work.make_content(disk, disk.id, source)
+            with self._db.session() as s:
+                row = s.get(Disk, disk.id)
+                if row is not None:
+                    row.layer = disk.id
         after = states.next_status(states.PENDING,
                                    "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
         if after is not None:
@@ -229,9 +243,7 @@ class ComputeAgent:
         with self._db.session() as s:
             enis = list(s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)
                                   .order_by(NetworkInterface.eni_type)))
-        disks = [
-            DiskAttachment(d.id, self._storage.disk_path(d.id)) for d in self._disks(instance.id)
-        ]
+        disks = [attachment(self._storage, d) for d in self._disks(instance.id)]
         return VmSpec(
             instance_id=instance.id,
             vcpus=instance.cpu,
@@ -307,8 +319,7 @@ class ComputeAgent:
         with self._db.session() as s:
             for disk in s.scalars(select(Disk).where(Disk.instance_id == instance.id)):
                 if disk.delete_with_instance:
-                    self._storage.delete(disk.id)
-                    s.delete(disk)
+                    s.delete(disk)  # its layers go with the collection below
                 else:
                     disk.instance_id, disk.status, disk.device = "", "Available", ""
             for eni in s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)):
@@ -322,4 +333,5 @@ class ComputeAgent:
             if row is not None:
                 s.delete(row)
         self._log_offsets.pop(instance.id, None)
+        self.storage_work.collect()
         self._sync_network(vpc_id)

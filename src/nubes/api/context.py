@@ -18,6 +18,8 @@ from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.images import Images
 from nubes.domain.deployment_sets import DeploymentSets
+from nubes.domain.disks import Disks
+from nubes.domain.snapshots import Snapshots
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.tags import Tags
 from nubes.domain.vpcs import Vpcs
@@ -64,6 +66,8 @@ class Services:
     tags: Tags
     deployment_sets: DeploymentSets
     changes: InstanceChanges
+    disks: Disks
+    snapshots: Snapshots
     # The serial console of an instance on this host (set by the server that runs the agent).
     console: Callable[[str], bytes] = lambda _instance_id: b""
 
@@ -98,6 +102,8 @@ class Services:
             tags=Tags(db),
             deployment_sets=DeploymentSets(db, clock),
             changes=InstanceChanges(db, clock, catalog, instances, notify),
+            disks=Disks(db, clock, compute_notify),
+            snapshots=Snapshots(db, clock, compute_notify),
         )
 
 

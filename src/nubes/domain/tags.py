@@ -9,7 +9,7 @@ from nubes.api.errors import ApiError
 from nubes.domain.common import Scope
 from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.db import Database
-from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Tag
+from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Snapshot, Tag
 
 MAX_TAGS = 20
 # ECS's ResourceType names (TagResources spells them in lower case; AddTags capitalises some).
@@ -30,6 +30,9 @@ def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> b
     if resource_type == "eni":
         e = s.get(NetworkInterface, resource_id)
         return e is not None and e.account_id == scope.account_id and e.region_id == scope.region_id
+    if resource_type == "snapshot":
+        sn = s.get(Snapshot, resource_id)
+        return sn is not None and sn.account_id == scope.account_id and sn.region_id == scope.region_id
     if resource_type == "image":
         m = s.get(Image, resource_id)
         return m is not None and m.account_id == scope.account_id

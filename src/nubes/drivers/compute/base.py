@@ -126,5 +126,15 @@ class ComputeDriver(ABC):
         """Hot-unplug a disk from a running VM."""
 
     @abstractmethod
+    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+        """Make the prepared, empty qcow2 `overlay` (backed by `current`) the disk's new top in
+        the running VM: from now on writes go to it and `current` stays as it was (a crash-
+        consistent snapshot, in constant time). Done already: succeeds."""
+
+    @abstractmethod
+    def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
+        """Grow a disk of a running VM (its top layer is `current`); the guest sees the new size."""
+
+    @abstractmethod
     def cleanup(self, instance_id: str) -> None:
         """Remove every file the driver keeps for a (stopped) VM: sockets, logs, handles."""

@@ -274,6 +274,20 @@ class FakeComputeDriver(ComputeDriver):
             vm.disks.pop(disk_id, None)
             self.host.say(instance_id, f"disk {disk_id} unplugged")
 
+    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+        self._enter("snapshot_disk", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            self.host.say(instance_id, f"disk {disk_id}: new top layer {overlay.name}")
+
+    def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
+        self._enter("resize_disk", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            self.host.say(instance_id, f"disk {disk_id} grown to {size_bytes} bytes")
+
     def cleanup(self, instance_id: str) -> None:
         with self.host.lock:
             vm = self.host.vms.get(instance_id)

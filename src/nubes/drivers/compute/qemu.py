@@ -127,6 +127,11 @@ def disk_node(disk_id: str) -> str:
     return qemu_id("disk", disk_id)
 
 
+def layer_node(path: Path) -> str:
+    """The qcow2 node of a disk layer file (a snapshot puts a new layer node on top)."""
+    return qemu_id("q", path.stem)
+
+
 def throttle_group_id(disk_id: str) -> str:
     return qemu_id("tg", disk_id)
 
@@ -172,7 +177,7 @@ def blockdev(disk: DiskAttachment) -> dict[str, Any]:
     """The -blockdev / blockdev-add tree of a disk: file -> qcow2 [-> throttle filter]."""
     qcow2: dict[str, Any] = {
         "driver": "qcow2",
-        "node-name": qemu_id("q", disk.disk_id),
+        "node-name": layer_node(disk.path),
         "read-only": disk.read_only,
         "discard": "unmap",
         "file": {
@@ -812,6 +817,47 @@ class QemuDriver(ComputeDriver):
             runtime.ports.pop(disk_id, None)
             self._save_runtime(instance_id, runtime)
 
+    def _running_handle(self, instance_id: str) -> VmHandle:
+        handle = self._find(instance_id) if self._known(instance_id) else None
+        if handle is None:
+            raise VmNotRunning(f"{instance_id} is not running")
+        return handle
+
+    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+        with self._locked(instance_id):
+            handle = self._running_handle(instance_id)
+            with self._qmp(handle) as q:
+                nodes = _node_names(q)
+                if layer_node(overlay) in nodes:
+                    return  # done before (the agent died before it recorded it)
+                # the current top: a layer node, or the device's root when the disk has no
+                # throttle filter and was never snapshotted in this process
+                target = next((n for n in (layer_node(current), disk_node(disk_id)) if n in nodes), None)
+                if target is None:
+                    raise ComputeError(f"{instance_id}: {disk_id} is not attached (no node for {current.name})")
+                try:
+                    q.execute("blockdev-snapshot-sync", {
+                        "node-name": target, "snapshot-file": str(overlay), "snapshot-node-name": layer_node(overlay),
+                        "format": "qcow2", "mode": "existing",
+                    })
+                except QmpError as exc:
+                    raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
+
+    def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
+        with self._locked(instance_id):
+            handle = self._running_handle(instance_id)
+            with self._qmp(handle) as q:
+                # the device's root node (a throttle filter, or the top layer) tells the device
+                target = next((str(b["inserted"]["node-name"]) for b in q.execute("query-block")
+                               if f"/{disk_device_id(disk_id)}/" in str(b.get("qdev", "")) and b.get("inserted")),
+                              None)
+                if target is None:
+                    raise ComputeError(f"{instance_id}: {disk_id} is not attached")
+                try:
+                    q.execute("block_resize", {"node-name": target, "size": size_bytes})
+                except QmpError as exc:
+                    raise ComputeError(f"{instance_id}: resize of {disk_id} failed: {exc}") from exc
+
     def cleanup(self, instance_id: str) -> None:
         if not self._known(instance_id):
             return
@@ -834,6 +880,10 @@ def _peripherals(q: QmpClient) -> set[str]:
     """The ids of the devices added with an id (-device / device_add)."""
     return {str(item["name"]) for item in q.execute("qom-list", {"path": "/machine/peripheral"})
             if str(item.get("type", "")).startswith("child<")}
+
+
+def _node_names(q: QmpClient) -> set[str]:
+    return {str(n.get("node-name")) for n in q.execute("query-named-block-nodes", {"flat": True})}
 
 
 def _port_of(q: QmpClient, disk_id: str, default: int) -> int:

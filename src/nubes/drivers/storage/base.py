@@ -1,7 +1,11 @@
-"""The storage driver contract: disk images on a host (qcow2 files, or nothing in the fake).
+"""The storage driver contract: disk layers on a host (qcow2 files, or nothing in the fake).
 
-Creating a system disk from an image is an overlay on the image's root filesystem, made in
-constant time whatever the disk's size. Every method is idempotent."""
+A disk is a stack of copy-on-write layers. Its top layer is the one it reads and writes; a
+snapshot freezes the top and puts a new, empty overlay on it, so snapshots, disks made from
+snapshots and resets all take constant time whatever the disk holds. A layer is named by a
+stem (a disk id at first, `<disk>.<snapshot>` for the overlay made by a snapshot, ...); the
+store records which layer each disk and snapshot uses, and `collect` removes the layers no
+longer needed by any of them. Every method is idempotent."""
 
 from __future__ import annotations
 
@@ -9,24 +13,54 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 
+class StorageError(Exception):
+    """A disk file operation failed."""
+
+
 class StorageDriver(ABC):
     real_files: bool
 
     @abstractmethod
-    def disk_path(self, disk_id: str) -> Path:
-        """Where the disk's image lives on this host."""
+    def layer_path(self, layer: str) -> Path:
+        """Where the layer's file lives on this host."""
 
     @abstractmethod
-    def create_from_image(self, disk_id: str, base: Path, size_gib: int) -> Path:
-        """A disk backed by `base` (copy-on-write), grown to `size_gib`. Exists already: kept."""
+    def exists(self, layer: str) -> bool: ...
 
     @abstractmethod
-    def create_blank(self, disk_id: str, size_gib: int) -> Path:
-        """An empty disk of `size_gib`. Exists already: kept."""
+    def create_from_image(self, layer: str, base: Path, size_gib: int) -> Path:
+        """A layer backed by an image file `base` (copy-on-write), `size_gib` big. Exists: kept."""
 
     @abstractmethod
-    def delete(self, disk_id: str) -> None:
-        """Remove the disk's files; succeeds if there are none."""
+    def create_blank(self, layer: str, size_gib: int) -> Path:
+        """An empty layer of `size_gib`. Exists already: kept."""
 
     @abstractmethod
-    def exists(self, disk_id: str) -> bool: ...
+    def create_overlay(self, layer: str, backing: str, size_gib: int) -> Path:
+        """An empty layer on top of layer `backing`, `size_gib` big. Never opens `backing` (a
+        running VM may hold it), so it takes constant time. Exists already: kept."""
+
+    @abstractmethod
+    def resize(self, layer: str, size_gib: int) -> None:
+        """Grow a layer no VM has open to `size_gib`."""
+
+    @abstractmethod
+    def chain(self, layer: str) -> list[str]:
+        """The layer and the layers under it, top first (image files excluded)."""
+
+    @abstractmethod
+    def delete(self, layer: str) -> None:
+        """Remove the layer's file; succeeds if there is none."""
+
+    @abstractmethod
+    def collect(self, keep: set[str]) -> list[str]:
+        """Remove every layer that is neither in `keep` nor under one of them; return their names."""
+
+    @abstractmethod
+    def export(self, layer: str, dest: Path, fmt: str) -> None:
+        """Write the content the layer shows (its whole chain, flattened) to `dest` as `fmt`
+        (qcow2 | raw | vpc)."""
+
+    @abstractmethod
+    def import_file(self, layer: str, source: Path, fmt: str) -> int:
+        """Make a standalone layer from an image file of format `fmt`; return its virtual size in GiB."""

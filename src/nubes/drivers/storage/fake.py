@@ -1,31 +1,67 @@
-"""Disks that exist only in memory: the emulator mode and scale tests."""
+"""Disk layers that exist only in memory: the emulator mode and scale tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nubes.drivers.storage.base import StorageDriver
+from nubes.drivers.storage.base import StorageDriver, StorageError
 
 
 class FakeStorage(StorageDriver):
     real_files = False
 
     def __init__(self) -> None:
-        self.disks: dict[str, int] = {}
+        self.layers: dict[str, tuple[int, str | None]] = {}  # layer -> (size GiB, backing layer)
 
-    def disk_path(self, disk_id: str) -> Path:
-        return Path("/nonexistent/nubes-fake") / f"{disk_id}.qcow2"
+    def layer_path(self, layer: str) -> Path:
+        return Path("/nonexistent/nubes-fake") / f"{layer}.qcow2"
 
-    def exists(self, disk_id: str) -> bool:
-        return disk_id in self.disks
+    def exists(self, layer: str) -> bool:
+        return layer in self.layers
 
-    def create_from_image(self, disk_id: str, base: Path, size_gib: int) -> Path:
-        self.disks.setdefault(disk_id, size_gib)
-        return self.disk_path(disk_id)
+    def create_from_image(self, layer: str, base: Path, size_gib: int) -> Path:
+        self.layers.setdefault(layer, (size_gib, None))
+        return self.layer_path(layer)
 
-    def create_blank(self, disk_id: str, size_gib: int) -> Path:
-        self.disks.setdefault(disk_id, size_gib)
-        return self.disk_path(disk_id)
+    def create_blank(self, layer: str, size_gib: int) -> Path:
+        self.layers.setdefault(layer, (size_gib, None))
+        return self.layer_path(layer)
 
-    def delete(self, disk_id: str) -> None:
-        self.disks.pop(disk_id, None)
+    def create_overlay(self, layer: str, backing: str, size_gib: int) -> Path:
+        if backing not in self.layers:
+            raise StorageError(f"layer {backing} is missing")
+        self.layers.setdefault(layer, (size_gib, backing))
+        return self.layer_path(layer)
+
+    def resize(self, layer: str, size_gib: int) -> None:
+        _, backing = self.layers[layer]
+        self.layers[layer] = (size_gib, backing)
+
+    def chain(self, layer: str) -> list[str]:
+        names: list[str] = []
+        current: str | None = layer
+        while current is not None and current in self.layers:
+            names.append(current)
+            current = self.layers[current][1]
+        return names
+
+    def delete(self, layer: str) -> None:
+        self.layers.pop(layer, None)
+
+    def collect(self, keep: set[str]) -> list[str]:
+        needed = {name for layer in keep for name in self.chain(layer)}
+        removed = [name for name in self.layers if name not in needed]
+        for name in removed:
+            del self.layers[name]
+        return removed
+
+    def export(self, layer: str, dest: Path, fmt: str) -> None:
+        if layer not in self.layers:
+            raise StorageError(f"layer {layer} is missing")
+
+    def import_file(self, layer: str, source: Path, fmt: str) -> int:
+        if not source.exists():
+            raise StorageError(f"{source} does not exist")
+        size = max(1, -(-source.stat().st_size // (1 << 30)))
+        self.layers.setdefault(layer, (size, None))
+        return size

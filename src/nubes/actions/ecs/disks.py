@@ -1,0 +1,275 @@
+"""ECS cloud disks: CreateDisk, DescribeDisks, Attach/Detach, Resize, ReInit, Reset, Modify*, Delete,
+ReplaceSystemDisk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.paging import either_page
+from nubes.api.context import ActionContext
+from nubes.api.errors import ApiError
+from nubes.api.params import Boolean, Integer, String, StringList, Struct, StructList
+from nubes.api.registry import ActionTable
+from nubes.clock import iso8601_seconds
+from nubes.domain.common import Scope, check_description, check_name
+from nubes.domain.disk_categories import limits
+from nubes.domain.disks import DiskSpec
+from nubes.domain.regions import require_region, zones_of
+from nubes.store.models import Disk, Tag
+
+actions = ActionTable("ecs")
+
+DISK_ID = String("DiskId", required=True, max_length=64)
+TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
+CATEGORIES = ("cloud", "cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto", "cloud_essd_entry")
+LEVELS = ("PL0", "PL1", "PL2", "PL3")
+
+
+def _tags(p: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if t.get("Key"))
+
+
+def _dry_run(p: dict[str, Any]) -> None:
+    if p.get("DryRun"):
+        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+
+
+@actions.define(
+    "CreateDisk",
+    [REGION_ID, String("ZoneId", max_length=64), String("DiskName", max_length=128),
+     String("Description", max_length=256), Integer("Size", minimum=1, maximum=65536),
+     String("DiskCategory", max_length=32, default="cloud"), String("PerformanceLevel", max_length=8),
+     String("SnapshotId", max_length=64), String("InstanceId", max_length=64), Boolean("Encrypted", default=False),
+     String("KMSKeyId", max_length=128), Integer("ProvisionedIops", minimum=0), Boolean("BurstingEnabled"),
+     String("ResourceGroupId", max_length=64), String("StorageSetId", max_length=64),
+     Integer("StorageSetPartitionNumber", minimum=1), String("MultiAttach", choices=("Disabled", "Enabled")),
+     String("AdvancedFeatures", max_length=256), TAGS, CLIENT_TOKEN],
+    idempotent=True,
+)
+def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Create a pay-as-you-go data disk: empty, or from a snapshot in constant time."""
+    scope = ctx.scope(p["RegionId"])
+    if p["Encrypted"]:
+        raise ApiError("InvalidParameter.Encrypted", "Encrypted disks are not supported by nubes.")
+    if p["MultiAttach"] == "Enabled":
+        raise ApiError("InvalidParameter.MultiAttach", "Multi-attach disks are not supported by nubes.")
+    if p["ZoneId"]:
+        zones_of(require_region(ctx.services.catalog, p["RegionId"]), p["ZoneId"])
+    spec = DiskSpec(
+        zone_id=p["ZoneId"], category=p["DiskCategory"], size_gib=p["Size"],
+        performance_level=p["PerformanceLevel"] or "", snapshot_id=p["SnapshotId"] or "",
+        name=check_name("DiskName", p["DiskName"]), description=check_description(p["Description"]),
+        instance_id=p["InstanceId"] or "", provisioned_iops=p["ProvisionedIops"] or 0,
+        bursting_enabled=bool(p["BurstingEnabled"]), tags=_tags(p), client_token=p["ClientToken"] or "",
+    )
+    disk_id = ctx.services.disks.create(scope, spec)
+    return {"DiskId": disk_id, "OrderId": ""}
+
+
+def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
+    caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops)
+    attached = iso8601_seconds(disk.attached_at) if disk.attached_at and disk.instance_id else ""
+    attachments = [{"InstanceId": disk.instance_id, "Device": disk.device, "AttachedTime": attached}] \
+        if disk.instance_id else []
+    return {
+        "DiskId": disk.id,
+        "DiskName": disk.name,
+        "Description": disk.description,
+        "RegionId": disk.region_id,
+        "ZoneId": disk.zone_id,
+        "Type": disk.disk_type,
+        "Category": disk.category,
+        "PerformanceLevel": disk.performance_level,
+        "Size": disk.size_gib,
+        "Status": disk.status,
+        "InstanceId": disk.instance_id,
+        "Device": disk.device,
+        "ImageId": disk.image_id,
+        "SourceSnapshotId": disk.source_snapshot_id,
+        "DeleteWithInstance": disk.delete_with_instance,
+        "DeleteAutoSnapshot": disk.delete_auto_snapshot,
+        "EnableAutoSnapshot": disk.enable_auto_snapshot,
+        "EnableAutomatedSnapshotPolicy": bool(disk.auto_snapshot_policy_id),
+        "AutoSnapshotPolicyId": disk.auto_snapshot_policy_id,
+        "Portable": disk.disk_type == "data",
+        "Encrypted": False,
+        "KMSKeyId": "",
+        "DiskChargeType": "PostPaid",
+        "CreationTime": iso8601_seconds(disk.created_at),
+        "AttachedTime": attached,
+        "DetachedTime": iso8601_seconds(disk.detached_at) if disk.detached_at else "",
+        "ExpiredTime": "2999-09-08T16:00Z",
+        "IOPS": caps.iops,
+        "IOPSRead": caps.iops,
+        "IOPSWrite": caps.iops,
+        "Throughput": caps.throughput_mbps,
+        "ThroughputRead": caps.throughput_mbps,
+        "ThroughputWrite": caps.throughput_mbps,
+        "ProvisionedIops": disk.provisioned_iops,
+        "BurstingEnabled": disk.bursting_enabled,
+        "MultiAttach": "Disabled",
+        "SerialNumber": disk.id.removeprefix("d-")[:20],
+        "ResourceGroupId": "",
+        "OperationLocks": {"OperationLock": []},
+        "Attachments": {"Attachment": attachments},
+        "MountInstances": {"MountInstance": attachments},
+        "MountInstanceNum": len(attachments),
+        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
+    }
+
+
+@actions.define(
+    "DescribeDisks",
+    [REGION_ID, String("ZoneId", max_length=64), StringList("DiskIds", json_array=True, max_items=100,
+                                                            item_max_length=64),
+     String("InstanceId", max_length=64), String("DiskType", choices=("all", "system", "data")),
+     String("Category", max_length=32), String("Status", max_length=16), String("SnapshotId", max_length=64),
+     String("DiskName", max_length=128), Boolean("Portable"), Boolean("DeleteWithInstance"),
+     Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("EnableAutomatedSnapshotPolicy"),
+     String("AutoSnapshotPolicyId", max_length=64), String("PerformanceLevel", max_length=8),
+     String("DiskChargeType", max_length=16), Boolean("Encrypted"), String("ResourceGroupId", max_length=64),
+     String("MultiAttach", max_length=16), TAGS, DRY_RUN, Integer("PageNumber", minimum=1, default=1),
+     Integer("PageSize", minimum=1, maximum=100, default=10), Integer("MaxResults", minimum=1, maximum=500),
+     String("NextToken", max_length=512)],
+)
+def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The caller's disks in a region, filtered; both paging styles."""
+    _dry_run(p)
+    scope = ctx.scope(p["RegionId"])
+    query = select(Disk).where(Disk.account_id == scope.account_id, Disk.region_id == scope.region_id)
+    exact = {"ZoneId": Disk.zone_id, "InstanceId": Disk.instance_id, "Category": Disk.category,
+             "Status": Disk.status, "SnapshotId": Disk.source_snapshot_id, "DiskName": Disk.name,
+             "AutoSnapshotPolicyId": Disk.auto_snapshot_policy_id, "PerformanceLevel": Disk.performance_level,
+             "DeleteWithInstance": Disk.delete_with_instance, "DeleteAutoSnapshot": Disk.delete_auto_snapshot,
+             "EnableAutoSnapshot": Disk.enable_auto_snapshot}
+    for name, column in exact.items():
+        if p[name] is not None and p[name] != "":
+            if name == "Status" and p[name] == "All":
+                continue
+            query = query.where(column == p[name])
+    if p["DiskIds"]:
+        query = query.where(Disk.id.in_(p["DiskIds"]))
+    if p["DiskType"] and p["DiskType"] != "all":
+        query = query.where(Disk.disk_type == p["DiskType"])
+    if p["Portable"] is not None:
+        query = query.where((Disk.disk_type == "data") if p["Portable"] else (Disk.disk_type == "system"))
+    if p["EnableAutomatedSnapshotPolicy"] is not None:
+        query = query.where((Disk.auto_snapshot_policy_id != "") if p["EnableAutomatedSnapshotPolicy"]
+                            else (Disk.auto_snapshot_policy_id == ""))
+    if p["Encrypted"]:
+        query = query.where(Disk.id.is_(None))
+    for tag in p["Tag"] or []:
+        if tag.get("Key"):
+            condition = (Tag.resource_id == Disk.id) & (Tag.key == tag["Key"])
+            if tag.get("Value"):
+                condition = condition & (Tag.value == tag["Value"])
+            query = query.where(select(Tag.id).where(condition).exists())
+    with ctx.services.db.session() as s:
+        disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
+        tags: dict[str, list[tuple[str, str]]] = {}
+        for t in s.scalars(select(Tag).where(Tag.resource_id.in_([d.id for d in disks]))):
+            tags.setdefault(t.resource_id, []).append((t.key, t.value))
+    body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
+    body["TotalCount"] = len(disks)
+    return body
+
+
+@actions.define("AttachDisk", [DISK_ID, String("InstanceId", required=True, max_length=64),
+                               Boolean("DeleteWithInstance"), Boolean("Bootable", default=False),
+                               String("Password", max_length=64), String("KeyPairName", max_length=128),
+                               String("Force", max_length=8)])
+def attach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Attach an Available disk to a Running (hot-plug) or Stopped instance."""
+    ctx.services.disks.attach(ctx.principal.account_id, p["DiskId"], p["InstanceId"], p["DeleteWithInstance"],
+                              p["Bootable"])
+    return {}
+
+
+@actions.define("DetachDisk", [DISK_ID, String("InstanceId", required=True, max_length=64),
+                               Boolean("DeleteWithInstance")])
+def detach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Detach a data disk (hot-unplug from a Running instance)."""
+    ctx.services.disks.detach(ctx.principal.account_id, p["DiskId"], p["InstanceId"], p["DeleteWithInstance"])
+    return {}
+
+
+@actions.define("ResizeDisk", [DISK_ID, Integer("NewSize", required=True, minimum=1, maximum=65536),
+                               String("Type", choices=("offline", "online"), default="offline"), CLIENT_TOKEN])
+def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Grow a disk: online in a running VM (the guest sees the new size at once), or offline."""
+    ctx.services.disks.resize(ctx.principal.account_id, p["DiskId"], p["NewSize"], p["Type"] == "online")
+    return {"OrderId": ""}
+
+
+@actions.define("ReInitDisk", [DISK_ID, Boolean("AutoStartInstance", default=False), String("Password", max_length=64),
+                               String("KeyPairName", max_length=128), String("SecurityEnhancementStrategy", choices=("Active", "Deactive"))])
+def reinit_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Return a disk to its initial state: its image, its source snapshot, or empty."""
+    ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"])
+    return {}
+
+
+@actions.define("ResetDisk", [DISK_ID, String("SnapshotId", required=True, max_length=64), DRY_RUN])
+def reset_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Roll a disk back to one of its snapshots (its instance must be Stopped)."""
+    _dry_run(p)
+    ctx.services.disks.reset(ctx.principal.account_id, p["DiskId"], p["SnapshotId"])
+    return {}
+
+
+@actions.define("ModifyDiskAttribute", [
+    String("DiskId", max_length=64), StringList("DiskIds", max_items=100, item_max_length=64),
+    String("DiskName", max_length=128), String("Description", max_length=256), Boolean("DeleteWithInstance"),
+    Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("BurstingEnabled"), REGION_ID])
+def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Rename, describe, and set a disk's release and automatic snapshot behaviour."""
+    disk_ids = ([p["DiskId"]] if p["DiskId"] else []) + list(p["DiskIds"] or [])
+    if not disk_ids:
+        raise ApiError("MissingParameter", "DiskId or DiskIds.N is mandatory for this action.")
+    ctx.services.disks.modify_attribute(
+        ctx.principal.account_id, disk_ids,
+        check_name("DiskName", p["DiskName"]) if p["DiskName"] is not None else None,
+        check_description(p["Description"]) if p["Description"] is not None else None,
+        p["DeleteWithInstance"], p["DeleteAutoSnapshot"], p["EnableAutoSnapshot"])
+    return {}
+
+
+@actions.define("ModifyDiskSpec", [DISK_ID, String("DiskCategory", choices=CATEGORIES),
+                                   String("PerformanceLevel", choices=LEVELS), Integer("ProvisionedIops", minimum=0),
+                                   DRY_RUN])
+def modify_disk_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Change a disk's category or performance level (and so its IOPS and throughput limits)."""
+    _dry_run(p)
+    if not (p["DiskCategory"] or p["PerformanceLevel"] or p["ProvisionedIops"] is not None):
+        raise ApiError("MissingParameter", "Give DiskCategory, PerformanceLevel or ProvisionedIops.")
+    ctx.services.disks.modify_spec(ctx.principal.account_id, p["DiskId"], p["DiskCategory"], p["PerformanceLevel"],
+                                   p["ProvisionedIops"])
+    return {"OrderId": "", "TaskId": ""}
+
+
+@actions.define("DeleteDisk", [DISK_ID])
+def delete_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Release an Available disk."""
+    ctx.services.disks.delete(ctx.principal.account_id, p["DiskId"])
+    return {}
+
+
+@actions.define("ReplaceSystemDisk", [
+    String("InstanceId", required=True, max_length=64), String("ImageId", max_length=128),
+    Struct("SystemDisk", [Integer("Size", minimum=1, maximum=2048)]), String("Password", max_length=64),
+    Boolean("PasswordInherit"), String("KeyPairName", max_length=128), String("DiskId", max_length=64),
+    String("Architecture", max_length=16), String("Platform", max_length=32), String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
+    Boolean("UseAdditionalService"), CLIENT_TOKEN])
+def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Give a Stopped instance a new system disk from an image; the old one is released."""
+    if not p["ImageId"]:
+        raise ApiError("MissingParameter.ImageId", "ImageId is mandatory for this action.")
+    instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
+    image = ctx.services.images.usable(Scope(ctx.principal.account_id, instance.region_id), p["ImageId"], None)
+    disk_id = ctx.services.disks.replace_system_disk(ctx.principal.account_id, p["InstanceId"], image,
+                                                     (p["SystemDisk"] or {}).get("Size"))
+    return {"DiskId": disk_id}
+

@@ -1,0 +1,235 @@
+"""The storage part of the host agent: do the queued disk tasks of this host (files and, for
+disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle the statuses.
+
+Tasks run in id order per key (the instance a disk is attached to, or the disk), inside the
+compute agent's one-step-at-a-time slot for that key, so a VM never starts or stops while one
+of its disks is being worked on. Every step is idempotent: a task is deleted only in the
+transaction that records its outcome, and a crash redoes it. The files that a task makes
+before that transaction are guarded from the collector by one lock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from nubes.clock import Clock
+from nubes.domain import disk_states as ds
+from nubes.domain.disk_categories import bytes_per_second, limits
+from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
+from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
+from nubes.drivers.storage.base import StorageDriver
+from nubes.store.db import Database
+from nubes.store.models import Disk, Image, Snapshot, StorageTask
+
+log = logging.getLogger("nubes.agent.storage")
+
+MAX_ATTEMPTS = 5
+GIB = 1 << 30
+
+# The image file (root file system) a system disk is made on.
+RootfsResolver = Callable[[Image], Path]
+
+
+def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
+    """How a VM opens a disk: its top layer, throttled to its category's limits."""
+    caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops)
+    return DiskAttachment(disk.id, storage.layer_path(disk.top_layer), iops=caps.iops, bps=bytes_per_second(caps))
+
+
+class StorageWork:
+    def __init__(self, db: Database, clock: Clock, storage: StorageDriver, compute: ComputeDriver,
+                 rootfs: RootfsResolver, host_id: str) -> None:
+        self._db = db
+        self._clock = clock
+        self._storage = storage
+        self._compute = compute
+        self._rootfs = rootfs
+        self.host_id = host_id
+        self._files = threading.Lock()
+        self._attempts: dict[int, int] = {}
+
+    # ---- what there is to do ---------------------------------------------------------------
+
+    def pending_keys(self) -> set[str]:
+        with self._db.session() as s:
+            rows = s.execute(select(StorageTask.instance_id, StorageTask.disk_id).where(
+                (StorageTask.host_id == self.host_id) | StorageTask.host_id.is_(None)))
+            return {instance_id or disk_id for instance_id, disk_id in rows}
+
+    def run(self, key: str) -> None:
+        """Do the tasks of `key` (an instance id or a disk id), oldest first."""
+        with self._db.session() as s:
+            tasks = list(s.scalars(select(StorageTask).where(
+                (StorageTask.instance_id == key) | ((StorageTask.instance_id == "") & (StorageTask.disk_id == key)))
+                .order_by(StorageTask.id)))
+        for task in tasks:
+            try:
+                self._do(task)
+            except Exception:
+                attempts = self._attempts.get(task.id, 0) + 1
+                self._attempts[task.id] = attempts
+                if attempts < MAX_ATTEMPTS:
+                    log.exception("storage task %s %s of %s failed (attempt %d); retrying", task.id, task.kind,
+                                  task.disk_id, attempts)
+                    return
+                log.exception("storage task %s %s of %s failed %d times; giving up", task.id, task.kind,
+                              task.disk_id, attempts)
+                self._give_up(task)
+        self.collect()
+
+    def collect(self) -> list[str]:
+        """Remove the layers no disk or snapshot of this host needs any more."""
+        with self._files:
+            with self._db.session() as s:
+                keep = {d.top_layer for d in s.scalars(select(Disk).where(Disk.host_id == self.host_id))}
+                keep |= {layer for layer in s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))}
+                if s.scalar(select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)):
+                    return []  # a disk is being made: its source may be known only to the task
+            return self._storage.collect(keep)
+
+    # ---- the tasks -------------------------------------------------------------------------
+
+    def _running(self, instance_id: str) -> bool:
+        return bool(instance_id) and self._compute.state(instance_id) in (PowerState.RUNNING, PowerState.PAUSED)
+
+    def _finish(self, task: StorageTask, change: Callable[[Disk | None, Snapshot | None], None]) -> None:
+        with self._db.session() as s:
+            disk = s.get(Disk, task.disk_id)
+            snapshot = s.get(Snapshot, task.snapshot_id) if task.snapshot_id else None
+            change(disk, snapshot)
+            row = s.get(StorageTask, task.id)
+            if row is not None:
+                s.delete(row)
+        self._attempts.pop(task.id, None)
+
+    def _load(self, task: StorageTask) -> tuple[Disk | None, Snapshot | None]:
+        with self._db.session() as s:
+            disk = s.get(Disk, task.disk_id)
+            snapshot = s.get(Snapshot, task.snapshot_id) if task.snapshot_id else None
+            return disk, snapshot
+
+    def _do(self, task: StorageTask) -> None:
+        disk, snapshot = self._load(task)
+        if disk is None and task.kind != "delete":
+            self._finish(task, lambda d, sn: None)
+            return
+        getattr(self, f"_do_{task.kind}")(task, disk, snapshot)
+
+    def make_content(self, disk: Disk, layer: str, snapshot: Snapshot | None) -> None:
+        """A fresh layer with what a new disk holds: its image, its snapshot, or nothing."""
+        if disk.disk_type == "system":
+            with self._db.session() as s:
+                image = s.get(Image, disk.image_id)
+                base_snapshot = s.get(Snapshot, image.snapshot_id) if image is not None and image.snapshot_id else None
+            if image is None:
+                raise RuntimeError(f"disk {disk.id}: image {disk.image_id} is gone")
+            if base_snapshot is not None:
+                self._storage.create_overlay(layer, base_snapshot.layer, disk.size_gib)
+            else:
+                self._storage.create_from_image(layer, self._rootfs(image), disk.size_gib)
+        elif snapshot is not None:
+            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib)
+        else:
+            self._storage.create_blank(layer, disk.size_gib)
+
+    def _do_create(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
+        self.make_content(disk, disk.id, snapshot)
+
+        def settle(d: Disk | None, _: Snapshot | None) -> None:
+            if d is not None:
+                d.layer = d.id
+                if d.status == ds.CREATING:
+                    d.status = ds.ATTACHING if d.instance_id else ds.AVAILABLE
+        self._finish(task, settle)
+
+    def _do_attach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
+        if disk.instance_id == task.instance_id and self._running(task.instance_id):
+            self._compute.attach_disk(task.instance_id, attachment(self._storage, disk))
+
+        def settle(d: Disk | None, _: Snapshot | None) -> None:
+            if d is not None and d.status == ds.ATTACHING:
+                d.status = ds.IN_USE
+        self._finish(task, settle)
+
+    def _do_detach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
+        if self._running(task.instance_id):
+            self._compute.detach_disk(task.instance_id, disk.id)
+
+        def settle(d: Disk | None, _: Snapshot | None) -> None:
+            if d is not None and d.status == ds.DETACHING:
+                d.status, d.instance_id, d.device, d.detached_at = ds.AVAILABLE, "", "", self._clock.now()
+        self._finish(task, settle)
+
+    def _do_snapshot(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
+        if snapshot is None or snapshot.status != PROGRESSING:
+            self._finish(task, lambda d, sn: None)
+            return
+        frozen = disk.top_layer
+        overlay = f"{disk.id}.{snapshot.id}"
+        with self._files:
+            self._storage.create_overlay(overlay, frozen, disk.size_gib)
+            if disk.instance_id and self._running(disk.instance_id):
+                self._compute.snapshot_disk(disk.instance_id, disk.id, self._storage.layer_path(frozen),
+                                            self._storage.layer_path(overlay))
+
+            def settle(d: Disk | None, sn: Snapshot | None) -> None:
+                if d is not None:
+                    d.layer = overlay
+                if sn is not None:
+                    sn.layer, sn.status, sn.progress, sn.completed_at = frozen, ACCOMPLISHED, 100, self._clock.now()
+            self._finish(task, settle)
+
+    def _do_reset(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
+        if snapshot is None or not snapshot.layer:
+            raise RuntimeError(f"disk {disk.id}: snapshot {task.snapshot_id} is gone")
+        layer = f"{disk.id}.r{task.id}"
+        with self._files:
+            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib)
+
+            def settle(d: Disk | None, _: Snapshot | None) -> None:
+                if d is not None:
+                    d.layer = layer
+            self._finish(task, settle)
+
+    def _do_reinit(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
+        with self._db.session() as s:
+            source = s.get(Snapshot, disk.source_snapshot_id) if disk.source_snapshot_id else None
+        layer = f"{disk.id}.i{task.id}"
+        with self._files:
+            self.make_content(disk, layer, source)
+
+            def settle(d: Disk | None, _: Snapshot | None) -> None:
+                if d is not None:
+                    d.layer = layer
+                    if d.status == ds.REINITING:
+                        d.status = ds.IN_USE if d.instance_id else ds.AVAILABLE
+            self._finish(task, settle)
+
+    def _do_resize(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
+        if disk.instance_id and self._running(disk.instance_id):
+            self._compute.resize_disk(disk.instance_id, disk.id, self._storage.layer_path(disk.top_layer),
+                                      task.size_gib * GIB)
+        else:
+            self._storage.resize(disk.top_layer, task.size_gib)
+        self._finish(task, lambda d, sn: None)
+
+    def _do_delete(self, task: StorageTask, disk: Disk | None, _: Snapshot | None) -> None:
+        self._finish(task, lambda d, sn: None)  # the collector removes its layers
+
+    def _give_up(self, task: StorageTask) -> None:
+        def fail(d: Disk | None, sn: Snapshot | None) -> None:
+            if sn is not None and sn.status == PROGRESSING:
+                sn.status = FAILED
+            if d is None:
+                return
+            if d.status == ds.ATTACHING:
+                d.status, d.instance_id, d.device = ds.AVAILABLE, "", ""
+            elif d.status in (ds.DETACHING, ds.REINITING):
+                d.status = ds.IN_USE
+            elif d.status == ds.CREATING:
+                d.status = ds.AVAILABLE
+        self._finish(task, fail)

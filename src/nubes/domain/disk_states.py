@@ -1,0 +1,47 @@
+"""The cloud disk status machine of ECS, in one table.
+
+Statuses: Creating -> Available <-> (Attaching -> In_use -> Detaching); ReIniting while a disk
+is re-initialised. An action may start only from the statuses listed for it; the agent moves
+a transient status (Creating, Attaching, Detaching, ReIniting) on once the work is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nubes.api.errors import ApiError
+
+CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING = (
+    "Creating", "Available", "Attaching", "In_use", "Detaching", "ReIniting")
+STATUSES = (CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING)
+
+
+@dataclass(frozen=True)
+class Transition:
+    allowed_from: frozenset[str]
+    to: str | None  # None: the status does not change
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "AttachDisk": Transition(frozenset({AVAILABLE}), ATTACHING),
+    "DetachDisk": Transition(frozenset({IN_USE}), DETACHING),
+    "DeleteDisk": Transition(frozenset({AVAILABLE}), None),
+    "ResizeDisk": Transition(frozenset({AVAILABLE, IN_USE}), None),
+    "ReInitDisk": Transition(frozenset({IN_USE}), REINITING),
+    "ResetDisk": Transition(frozenset({AVAILABLE, IN_USE}), None),
+    "CreateSnapshot": Transition(frozenset({AVAILABLE, IN_USE}), None),
+    "ModifyDiskSpec": Transition(frozenset({AVAILABLE, IN_USE}), None),
+}
+
+# When the agent has done the work of a transient status, the disk is in the second status.
+SETTLED = {CREATING: AVAILABLE, ATTACHING: IN_USE, DETACHING: AVAILABLE}
+
+
+def check(action: str, disk_id: str, status: str) -> Transition:
+    """The transition of `action`, or IncorrectDiskStatus (403) when the status forbids it."""
+    transition = TRANSITIONS[action]
+    if status not in transition.allowed_from:
+        allowed = " or ".join(sorted(transition.allowed_from))
+        raise ApiError("IncorrectDiskStatus",
+                       f"The current status of the disk {disk_id} is {status}; {action} needs it to be {allowed}.",
+                       403)
+    return transition

@@ -1,0 +1,335 @@
+"""Cloud disks: create, attach, detach, resize, re-initialise, roll back, delete.
+
+Each action checks ownership and the status table (disk_states, and the instance's status
+where ECS requires one), commits the new status with a storage task, and wakes the agent,
+which does the file work (qcow2 layers, QEMU hot-plug) and settles the status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.domain import disk_states as ds
+from nubes.domain import instance_states as istates
+from nubes.domain.common import Scope
+from nubes.domain.disk_categories import validate as validate_disk
+from nubes.domain.storage_tasks import enqueue
+from nubes.store.db import Database
+from nubes.store.models import Disk, Host, Image, Instance, Snapshot, Tag
+
+MAX_DATA_DISKS = 64  # per instance, as ECS allows for most instance types
+PAYG_DATA_DISKS_PER_ACCOUNT = 10_000
+
+
+def owned_disk(s: Session, account_id: int, disk_id: str, region_id: str | None = None) -> Disk:
+    disk = s.get(Disk, disk_id)
+    if disk is None or disk.account_id != account_id or (region_id is not None and disk.region_id != region_id):
+        raise ApiError("InvalidDiskId.NotFound", f"The specified disk {disk_id!r} does not exist.", 404)
+    return disk
+
+
+def owned_instance(s: Session, account_id: int, instance_id: str) -> Instance:
+    instance = s.get(Instance, instance_id)
+    if instance is None or instance.account_id != account_id or instance.desired == istates.WANT_DELETED:
+        raise ApiError("InvalidInstanceId.NotFound", f"The specified instance {instance_id!r} does not exist.", 404)
+    return instance
+
+
+def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str | None = None) -> Snapshot:
+    snapshot = s.get(Snapshot, snapshot_id)
+    if snapshot is None or snapshot.account_id != account_id or (
+            region_id is not None and snapshot.region_id != region_id):
+        raise ApiError("InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id!r} does not exist.", 404)
+    return snapshot
+
+
+def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str) -> None:
+    if instance.status not in allowed:
+        raise ApiError("IncorrectInstanceStatus",
+                       f"The current status of the instance {instance.id} is {instance.status}; {action} needs it "
+                       f"to be {' or '.join(allowed)}.", 403)
+
+
+def host_for_zone(s: Session, zone_id: str) -> str | None:
+    """A host that serves the zone (the one with the fewest disks), or None."""
+    hosts = [h for h in s.scalars(select(Host).where(Host.status == "Available"))
+             if h.zones == "*" or zone_id in h.zones.split(",")]
+    if not hosts:
+        return None
+    counts = dict(s.execute(select(Disk.host_id, func.count()).group_by(Disk.host_id)).tuples().all())
+    return min(hosts, key=lambda h: (counts.get(h.id, 0), h.id)).id
+
+
+@dataclass
+class DiskSpec:
+    zone_id: str | None
+    category: str
+    size_gib: int | None
+    performance_level: str = ""
+    snapshot_id: str = ""
+    name: str = ""
+    description: str = ""
+    instance_id: str = ""  # create it attached to this (subscription-style) instance
+    provisioned_iops: int = 0
+    bursting_enabled: bool = False
+    tags: tuple[tuple[str, str], ...] = ()
+    client_token: str = ""
+
+
+class Disks:
+    def __init__(self, db: Database, clock: Clock, notify: Callable[[str], None]) -> None:
+        self._db = db
+        self._clock = clock
+        self._notify = notify  # wakes the agent (with an instance or disk id)
+
+    def get(self, account_id: int, disk_id: str) -> Disk:
+        with self._db.session() as s:
+            return owned_disk(s, account_id, disk_id)
+
+    # ---- create / delete -------------------------------------------------------------------
+
+    def create(self, scope: Scope, spec: DiskSpec) -> str:
+        now = self._clock.now()
+        with self._db.session() as s:
+            instance = owned_instance(s, scope.account_id, spec.instance_id) if spec.instance_id else None
+            snapshot = owned_snapshot(s, scope.account_id, spec.snapshot_id, scope.region_id) \
+                if spec.snapshot_id else None
+            if snapshot is not None and snapshot.status != "accomplished":
+                raise ApiError("IncorrectSnapshotStatus",
+                               f"The snapshot {snapshot.id} is {snapshot.status}; a disk needs an accomplished one.",
+                               403)
+            size = spec.size_gib if spec.size_gib is not None else (snapshot.disk_size_gib if snapshot else None)
+            if size is None:
+                raise ApiError("MissingParameter", "Size is mandatory when no SnapshotId is given.")
+            if snapshot is not None and size < snapshot.disk_size_gib:
+                raise ApiError("InvalidDiskSize.TooSmall",
+                               f"Size {size} GiB is smaller than the snapshot's disk ({snapshot.disk_size_gib} GiB).")
+            level = spec.performance_level or ("PL1" if spec.category == "cloud_essd" else "")
+            validate_disk(spec.category, size, level, "data")
+            zone_id = instance.zone_id if instance is not None else spec.zone_id
+            if not zone_id:
+                raise ApiError("MissingParameter", "ZoneId is mandatory when no InstanceId is given.")
+            if instance is not None:
+                self._check_room(s, instance)
+            host_id = instance.host_id if instance is not None else host_for_zone(s, zone_id)
+            if host_id is None:
+                raise ApiError("OperationDenied.NoStock", f"No host serves zone {zone_id} now.", 403)
+            disk = Disk(
+                id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id, zone_id=zone_id,
+                instance_id="", disk_type="data", category=spec.category, performance_level=level, size_gib=size,
+                name=spec.name, description=spec.description, status=ds.CREATING, image_id="", device="",
+                delete_with_instance=False, host_id=host_id, created_at=now, layer="",
+                source_snapshot_id=spec.snapshot_id, provisioned_iops=spec.provisioned_iops,
+                bursting_enabled=spec.bursting_enabled, client_token=spec.client_token,
+            )
+            s.add(disk)
+            for key, value in spec.tags:
+                s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="disk",
+                          resource_id=disk.id, key=key, value=value))
+            enqueue(s, now, "create", disk, snapshot_id=spec.snapshot_id)
+            if instance is not None:
+                self._attach(s, disk, instance, delete_with_instance=True)
+            disk_id = disk.id
+        self._notify(instance.id if instance is not None else disk_id)
+        return disk_id
+
+    def delete(self, account_id: int, disk_id: str) -> None:
+        now = self._clock.now()
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            if disk.disk_type == "system" and disk.instance_id:
+                raise ApiError("IncorrectDiskStatus", f"The system disk {disk_id} goes with its instance.", 403)
+            ds.check("DeleteDisk", disk_id, disk.status)
+            enqueue(s, now, "delete", disk)
+            for tag in s.scalars(select(Tag).where(Tag.resource_id == disk_id)):
+                s.delete(tag)
+            s.delete(disk)
+        self._notify(disk_id)
+
+    # ---- attach / detach -------------------------------------------------------------------
+
+    def _check_room(self, s: Session, instance: Instance) -> None:
+        count = s.scalar(select(func.count()).select_from(Disk).where(
+            Disk.instance_id == instance.id, Disk.disk_type == "data")) or 0
+        if count >= MAX_DATA_DISKS:
+            raise ApiError("InstanceDiskNumber.LimitExceed",
+                           f"The instance {instance.id} has {count} data disks, the most it can have.", 403)
+
+    def _attach(self, s: Session, disk: Disk, instance: Instance, delete_with_instance: bool | None) -> None:
+        taken = set(s.scalars(select(Disk.device).where(Disk.instance_id == instance.id)))
+        device = next(f"/dev/xvd{chr(c)}" for c in range(ord("b"), ord("z") + 1) if f"/dev/xvd{chr(c)}" not in taken)
+        disk.instance_id, disk.device = instance.id, device
+        if disk.status != ds.CREATING:
+            disk.status = ds.ATTACHING
+        if delete_with_instance is not None:
+            disk.delete_with_instance = delete_with_instance
+        disk.attached_at = self._clock.now()
+        disk.host_id = instance.host_id
+        enqueue(s, self._clock.now(), "attach", disk, instance_id=instance.id)
+
+    def attach(self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None,
+               bootable: bool = False) -> None:
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            instance = owned_instance(s, account_id, instance_id)
+            if disk.instance_id:
+                raise ApiError("IncorrectDiskStatus.Attached" if disk.instance_id != instance_id else
+                               "IncorrectDiskStatus",
+                               f"The disk {disk_id} is attached to {disk.instance_id}.", 403)
+            ds.check("AttachDisk", disk_id, disk.status)
+            if disk.zone_id != instance.zone_id:
+                raise ApiError("OperationDenied",
+                               f"The disk {disk_id} is in zone {disk.zone_id} and the instance in {instance.zone_id}.",
+                               403)
+            if bootable:
+                raise ApiError("InvalidParameter.Bootable", "Attaching a data disk as the system disk is not supported.")
+            require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "AttachDisk")
+            self._check_room(s, instance)
+            self._attach(s, disk, instance, delete_with_instance)
+        self._notify(instance_id)
+
+    def detach(self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None) -> None:
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            instance = owned_instance(s, account_id, instance_id)
+            if disk.instance_id != instance_id:
+                raise ApiError("IncorrectDiskStatus.NotAttached" if not disk.instance_id else "DependencyViolation",
+                               f"The disk {disk_id} is not attached to {instance_id}.", 403)
+            if disk.disk_type == "system":
+                raise ApiError("IncorrectDiskType",
+                               "A system disk cannot be detached while its instance exists.", 403)
+            ds.check("DetachDisk", disk_id, disk.status)
+            require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "DetachDisk")
+            disk.status = ds.DETACHING
+            if delete_with_instance is not None:
+                disk.delete_with_instance = delete_with_instance
+            enqueue(s, self._clock.now(), "detach", disk, instance_id=instance_id)
+        self._notify(instance_id)
+
+    # ---- content ---------------------------------------------------------------------------
+
+    def resize(self, account_id: int, disk_id: str, new_size: int, online: bool) -> None:
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            ds.check("ResizeDisk", disk_id, disk.status)
+            if new_size <= disk.size_gib:
+                raise ApiError("InvalidDiskSize.TooSmall",
+                               f"The new size ({new_size} GiB) must be larger than the current {disk.size_gib} GiB.")
+            validate_disk(disk.category, new_size, disk.performance_level, disk.disk_type)
+            instance = s.get(Instance, disk.instance_id) if disk.instance_id else None
+            if instance is not None and not online and instance.status not in (istates.STOPPED,):
+                # offline resizing takes effect at the next start, as ECS documents: allowed while Running
+                require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "ResizeDisk")
+            if instance is not None and online:
+                require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "ResizeDisk")
+            disk.size_gib = new_size
+            enqueue(s, self._clock.now(), "resize", disk, instance_id=disk.instance_id, size_gib=new_size)
+            key = disk.instance_id or disk.id
+        self._notify(key)
+
+    def reinit(self, account_id: int, disk_id: str) -> None:
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            ds.check("ReInitDisk", disk_id, disk.status)
+            instance = owned_instance(s, account_id, disk.instance_id)
+            require_instance_status(instance, (istates.STOPPED,), "ReInitDisk")
+            if disk.source_snapshot_id and s.get(Snapshot, disk.source_snapshot_id) is None:
+                raise ApiError("InvalidSnapshotId.NotFound",
+                               f"The snapshot {disk.source_snapshot_id} the disk was made from is gone.", 404)
+            disk.status = ds.REINITING
+            enqueue(s, self._clock.now(), "reinit", disk, instance_id=instance.id)
+        self._notify(instance.id)
+
+    def reset(self, account_id: int, disk_id: str, snapshot_id: str) -> None:
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            snapshot = owned_snapshot(s, account_id, snapshot_id)
+            ds.check("ResetDisk", disk_id, disk.status)
+            if snapshot.disk_id != disk.id:
+                raise ApiError("IncorrectSnapshot",
+                               f"The snapshot {snapshot_id} was not made from the disk {disk_id}.", 403)
+            if snapshot.status != "accomplished":
+                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is {snapshot.status}.", 403)
+            if disk.instance_id:
+                instance = owned_instance(s, account_id, disk.instance_id)
+                require_instance_status(instance, (istates.STOPPED,), "ResetDisk")
+            enqueue(s, self._clock.now(), "reset", disk, instance_id=disk.instance_id, snapshot_id=snapshot_id)
+            key = disk.instance_id or disk.id
+        self._notify(key)
+
+    # ---- attributes ------------------------------------------------------------------------
+
+    def modify_attribute(self, account_id: int, disk_ids: list[str], name: str | None, description: str | None,
+                         delete_with_instance: bool | None, delete_auto_snapshot: bool | None,
+                         enable_auto_snapshot: bool | None) -> None:
+        with self._db.session() as s:
+            disks = [owned_disk(s, account_id, d) for d in disk_ids]
+            for disk in disks:
+                if delete_with_instance is not None:
+                    if disk.disk_type == "system" and not delete_with_instance:
+                        raise ApiError("InvalidDiskCategory.NotSupported",
+                                       "A system disk is always released with its instance.", 403)
+                    disk.delete_with_instance = delete_with_instance
+                if name is not None:
+                    disk.name = name
+                if description is not None:
+                    disk.description = description
+                if delete_auto_snapshot is not None:
+                    disk.delete_auto_snapshot = delete_auto_snapshot
+                if enable_auto_snapshot is not None:
+                    disk.enable_auto_snapshot = enable_auto_snapshot
+
+    def modify_spec(self, account_id: int, disk_id: str, category: str | None, level: str | None,
+                    provisioned_iops: int | None) -> None:
+        """Change the category or performance level; the new limits apply at once to a running
+        VM's throttle group at its next start (and to a hot-plugged disk)."""
+        with self._db.session() as s:
+            disk = owned_disk(s, account_id, disk_id)
+            ds.check("ModifyDiskSpec", disk_id, disk.status)
+            new_category = category or disk.category
+            new_level = level if level is not None else (disk.performance_level if new_category == disk.category
+                                                         else ("PL1" if new_category == "cloud_essd" else ""))
+            if new_category != "cloud_essd":
+                new_level = ""
+            validate_disk(new_category, disk.size_gib, new_level, disk.disk_type)
+            disk.category, disk.performance_level = new_category, new_level
+            if provisioned_iops is not None:
+                disk.provisioned_iops = provisioned_iops
+
+    # ---- system disk -----------------------------------------------------------------------
+
+    def replace_system_disk(self, account_id: int, instance_id: str, image: Image, size_gib: int | None) -> str:
+        """A new system disk from `image` (the old one is released); the instance stays Stopped."""
+        now = self._clock.now()
+        with self._db.session() as s:
+            instance = owned_instance(s, account_id, instance_id)
+            istates.check("ReplaceSystemDisk", instance_id, instance.status)
+            old = s.scalar(select(Disk).where(Disk.instance_id == instance_id, Disk.disk_type == "system"))
+            size = size_gib or max(image.size_gib, old.size_gib if old is not None else 0)
+            category = old.category if old is not None else "cloud_essd"
+            level = old.performance_level if old is not None else "PL1"
+            validate_disk(category, size, level, "system")
+            if size < image.size_gib:
+                raise ApiError("InvalidSystemDiskSize.LessThanImageSize",
+                               f"The system disk ({size} GiB) must hold the image ({image.size_gib} GiB).")
+            disk = Disk(
+                id=ids.new_id("disk"), account_id=account_id, region_id=instance.region_id, zone_id=instance.zone_id,
+                instance_id=instance_id, disk_type="system", category=category, performance_level=level,
+                size_gib=size, name="", description="", status=ds.IN_USE, image_id=image.id, device="/dev/xvda",
+                delete_with_instance=True, host_id=instance.host_id, created_at=now, attached_at=now,
+            )
+            s.add(disk)
+            if old is not None:
+                enqueue(s, now, "delete", old)
+                s.delete(old)
+            instance.image_id = image.id
+            enqueue(s, now, "create", disk, instance_id=instance_id)
+            disk_id = disk.id
+        self._notify(instance_id)
+        return disk_id
