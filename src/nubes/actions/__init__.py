@@ -8,6 +8,7 @@ from nubes.api.registry import ActionTable
 def all_tables() -> list[ActionTable]:
     from nubes.actions.ecs import (
         account,
+        auto_snapshot_policies,
         deployment_sets,
         disks,
         images,
@@ -38,6 +39,7 @@ def all_tables() -> list[ActionTable]:
         deployment_sets.actions,
         disks.actions,
         snapshots.actions,
+        auto_snapshot_policies.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from nubes.clock import Clock
 from nubes.domain import instance_states as states
 from nubes.agent.storage import StorageWork, attachment
+from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
 from nubes.domain.instances import Instances
 from nubes.drivers.compute.base import (
     Boot,
@@ -89,6 +90,7 @@ class ComputeAgent:
         self._thread: threading.Thread | None = None
         self._log_offsets: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
+        self._auto_snapshots = AutoSnapshotPolicies(db, clock)
         self.storage_work = StorageWork(db, clock, storage, compute, lambda image: boot_files(image).rootfs,
                                         self.host_id)
 
@@ -142,6 +144,7 @@ class ComputeAgent:
     def pass_once(self, wait: bool = False) -> None:
         """Look at every instance of this host and start the steps they need."""
         self._instances.release_due()
+        self._auto_snapshots.fire_due(self._clock.now())
         with self._db.session() as s:
             mine = list(s.scalars(select(Instance).where(Instance.host_id == self.host_id)))
         storage_keys = self.storage_work.pending_keys()

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
+from nubes.domain.custom_images import settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
 from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
@@ -181,6 +183,9 @@ class StorageWork:
                     d.layer = overlay
                 if sn is not None:
                     sn.layer, sn.status, sn.progress, sn.completed_at = frozen, ACCOMPLISHED, 100, self._clock.now()
+                    session = object_session(sn)
+                    if session is not None:
+                        settle_images(session, sn.id)
             self._finish(task, settle)
 
     def _do_reset(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:

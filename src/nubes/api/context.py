@@ -18,6 +18,8 @@ from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.images import Images
 from nubes.domain.deployment_sets import DeploymentSets
+from nubes.domain.custom_images import CustomImages
+from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
 from nubes.domain.disks import Disks
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.instances import InstanceChanges, Instances
@@ -68,6 +70,8 @@ class Services:
     changes: InstanceChanges
     disks: Disks
     snapshots: Snapshots
+    auto_snapshot_policies: AutoSnapshotPolicies
+    custom_images: CustomImages
     # The serial console of an instance on this host (set by the server that runs the agent).
     console: Callable[[str], bytes] = lambda _instance_id: b""
 
@@ -82,6 +86,7 @@ class Services:
         security_groups = SecurityGroups(db, clock, notify, security_quotas)
         images = Images(db, clock)
         instances = Instances(db, clock, catalog, images, compute_notify, notify)
+        snapshots = Snapshots(db, clock, compute_notify)
         return cls(
             db=db,
             catalog=catalog,
@@ -103,7 +108,9 @@ class Services:
             deployment_sets=DeploymentSets(db, clock),
             changes=InstanceChanges(db, clock, catalog, instances, notify),
             disks=Disks(db, clock, compute_notify),
-            snapshots=Snapshots(db, clock, compute_notify),
+            snapshots=snapshots,
+            auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),
+            custom_images=CustomImages(db, clock, snapshots, compute_notify),
         )
 
 

@@ -18,6 +18,7 @@ from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as istates
 from nubes.domain.common import Scope
+from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
 from nubes.domain.storage_tasks import enqueue
 from nubes.store.db import Database
@@ -49,11 +50,12 @@ def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str
     return snapshot
 
 
-def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str) -> None:
+def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403) -> None:
+    """IncorrectInstanceStatus, 403 in most actions (AttachDisk documents 400)."""
     if instance.status not in allowed:
         raise ApiError("IncorrectInstanceStatus",
                        f"The current status of the instance {instance.id} is {instance.status}; {action} needs it "
-                       f"to be {' or '.join(allowed)}.", 403)
+                       f"to be {' or '.join(allowed)}.", http_status)
 
 
 def host_for_zone(s: Session, zone_id: str) -> str | None:
@@ -96,22 +98,27 @@ class Disks:
 
     def create(self, scope: Scope, spec: DiskSpec) -> str:
         now = self._clock.now()
+        if spec.zone_id and spec.instance_id:
+            raise ApiError("InvalidParam.ZoneIdAndInstanceId.Conflict",
+                           "The specified parameter 'ZoneId' and 'InstanceId' are not blank at the same time.", 403)
         with self._db.session() as s:
             instance = owned_instance(s, scope.account_id, spec.instance_id) if spec.instance_id else None
             snapshot = owned_snapshot(s, scope.account_id, spec.snapshot_id, scope.region_id) \
                 if spec.snapshot_id else None
             if snapshot is not None and snapshot.status != "accomplished":
-                raise ApiError("IncorrectSnapshotStatus",
-                               f"The snapshot {snapshot.id} is {snapshot.status}; a disk needs an accomplished one.",
+                raise ApiError("InvalidSnapshotId.NotReady",
+                               f"The specified snapshot has not completed yet: {snapshot.id} is {snapshot.status}.",
                                403)
             size = spec.size_gib if spec.size_gib is not None else (snapshot.disk_size_gib if snapshot else None)
             if size is None:
                 raise ApiError("MissingParameter", "Size is mandatory when no SnapshotId is given.")
             if snapshot is not None and size < snapshot.disk_size_gib:
                 raise ApiError("InvalidDiskSize.TooSmall",
-                               f"Size {size} GiB is smaller than the snapshot's disk ({snapshot.disk_size_gib} GiB).")
+                               f"Specified disk size is less than the size of snapshot ({size} < "
+                               f"{snapshot.disk_size_gib} GiB).", 403)
             level = spec.performance_level or ("PL1" if spec.category == "cloud_essd" else "")
-            validate_disk(spec.category, size, level, "data")
+            validate_disk(spec.category, size, level, "data", provisioned_iops=spec.provisioned_iops,
+                          bursting_enabled=spec.bursting_enabled)
             zone_id = instance.zone_id if instance is not None else spec.zone_id
             if not zone_id:
                 raise ApiError("MissingParameter", "ZoneId is mandatory when no InstanceId is given.")
@@ -178,18 +185,20 @@ class Disks:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
+            if disk.instance_id and disk.instance_id != instance_id:
+                raise ApiError("InvalidDisk.InUse",
+                               f"The specified disk has been occupied: {disk_id} is attached to {disk.instance_id}.",
+                               404)
             if disk.instance_id:
-                raise ApiError("IncorrectDiskStatus.Attached" if disk.instance_id != instance_id else
-                               "IncorrectDiskStatus",
-                               f"The disk {disk_id} is attached to {disk.instance_id}.", 403)
+                raise ApiError("IncorrectDiskStatus", f"The disk {disk_id} is attached to {disk.instance_id}.", 403)
             ds.check("AttachDisk", disk_id, disk.status)
             if disk.zone_id != instance.zone_id:
-                raise ApiError("OperationDenied",
-                               f"The disk {disk_id} is in zone {disk.zone_id} and the instance in {instance.zone_id}.",
-                               403)
+                raise ApiError("ResourcesNotInSameZone",
+                               f"The specified instance and disk are not in the same zone: the disk {disk_id} is in "
+                               f"{disk.zone_id} and the instance in {instance.zone_id}.", 403)
             if bootable:
                 raise ApiError("InvalidParameter.Bootable", "Attaching a data disk as the system disk is not supported.")
-            require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "AttachDisk")
+            require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "AttachDisk", 400)
             self._check_room(s, instance)
             self._attach(s, disk, instance, delete_with_instance)
         self._notify(instance_id)
@@ -198,12 +207,16 @@ class Disks:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
+            if not disk.instance_id:
+                raise ApiError("InvalidDisk.AlreadyDetached", f"The specified disk has been detached: {disk_id}.",
+                               404)
             if disk.instance_id != instance_id:
-                raise ApiError("IncorrectDiskStatus.NotAttached" if not disk.instance_id else "DependencyViolation",
-                               f"The disk {disk_id} is not attached to {instance_id}.", 403)
+                raise ApiError("DependencyViolation",
+                               f"The specified disk has not been attached on the specified instance: {disk_id} is "
+                               f"attached to {disk.instance_id}.", 403)
             if disk.disk_type == "system":
-                raise ApiError("IncorrectDiskType",
-                               "A system disk cannot be detached while its instance exists.", 403)
+                raise ApiError("DiskTypeViolation",
+                               "The specified disk is a system disk and cannot support the operation.", 403)
             ds.check("DetachDisk", disk_id, disk.status)
             require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "DetachDisk")
             disk.status = ds.DETACHING
@@ -218,15 +231,30 @@ class Disks:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             ds.check("ResizeDisk", disk_id, disk.status)
-            if new_size <= disk.size_gib:
+            if new_size < disk.size_gib:
                 raise ApiError("InvalidDiskSize.TooSmall",
-                               f"The new size ({new_size} GiB) must be larger than the current {disk.size_gib} GiB.")
+                               f"Specified new disk size is less than the original disk size ({new_size} < "
+                               f"{disk.size_gib} GiB).", 403)
+            if new_size == disk.size_gib:
+                raise ApiError("InvalidDiskSize",
+                               f"Specified new disk size is less than or equal the original disk size ({new_size} "
+                               "GiB).", 403)
+            allowed = size_range(disk.category, disk.performance_level, disk.disk_type)
+            if disk.disk_type == "data" and new_size > allowed.max_gib:
+                raise ApiError("InvalidDiskSize.TooLarge",
+                               f"Specified new disk size is beyond the permitted range: a data {disk.category} disk "
+                               f"is {allowed}; got {new_size} GiB.", 403)
             validate_disk(disk.category, new_size, disk.performance_level, disk.disk_type)
+            if online and disk.category == "cloud":
+                raise ApiError("InvalidDiskCategory.NotSupported",
+                               "The specified disk category does not support resize online.", 403)
             instance = s.get(Instance, disk.instance_id) if disk.instance_id else None
-            if instance is not None and not online and instance.status not in (istates.STOPPED,):
+            if instance is not None and online and instance.status != istates.RUNNING:
+                raise ApiError("InvalidInstanceStatus.NotRunning",
+                               "The status of instance to which the disk attachs must be running when resizing "
+                               f"online; {instance.id} is {instance.status}.", 403)
+            if instance is not None and not online:
                 # offline resizing takes effect at the next start, as ECS documents: allowed while Running
-                require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "ResizeDisk")
-            if instance is not None and online:
                 require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "ResizeDisk")
             disk.size_gib = new_size
             enqueue(s, self._clock.now(), "resize", disk, instance_id=disk.instance_id, size_gib=new_size)
@@ -240,8 +268,9 @@ class Disks:
             instance = owned_instance(s, account_id, disk.instance_id)
             require_instance_status(instance, (istates.STOPPED,), "ReInitDisk")
             if disk.source_snapshot_id and s.get(Snapshot, disk.source_snapshot_id) is None:
-                raise ApiError("InvalidSnapshotId.NotFound",
-                               f"The snapshot {disk.source_snapshot_id} the disk was made from is gone.", 404)
+                raise ApiError("InvalidSourceSnapshot",
+                               "The snapshot which is used to create the specified disk has been deleted: "
+                               f"{disk.source_snapshot_id}.", 403)
             disk.status = ds.REINITING
             enqueue(s, self._clock.now(), "reinit", disk, instance_id=instance.id)
         self._notify(instance.id)
@@ -252,10 +281,13 @@ class Disks:
             snapshot = owned_snapshot(s, account_id, snapshot_id)
             ds.check("ResetDisk", disk_id, disk.status)
             if snapshot.disk_id != disk.id:
-                raise ApiError("IncorrectSnapshot",
-                               f"The snapshot {snapshot_id} was not made from the disk {disk_id}.", 403)
+                raise ApiError("InvalidParameter.Mismatch",
+                               f"The specified snapshot is not created from the specified disk: {snapshot_id} is a "
+                               f"snapshot of {snapshot.disk_id}.", 403)
             if snapshot.status != "accomplished":
-                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is {snapshot.status}.", 403)
+                raise ApiError("InvalidSnapshotId.NotReady",
+                               f"The specified snapshot has not completed yet: {snapshot_id} is {snapshot.status}.",
+                               403)
             if disk.instance_id:
                 instance = owned_instance(s, account_id, disk.instance_id)
                 require_instance_status(instance, (istates.STOPPED,), "ResetDisk")

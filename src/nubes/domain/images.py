@@ -10,7 +10,7 @@ from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.store.db import Database
-from nubes.store.models import Image
+from nubes.store.models import Image, ImageShare
 
 SYSTEM = "system"
 AVAILABLE = "Available"
@@ -32,6 +32,13 @@ class SystemImage:
     size_gib: int
     artifact: str  # the builder's name for it ("tiny", "debian-12")
     description: str = ""
+
+
+def owner_alias_for(image: Image, account_id: int) -> str:
+    """system, self (the caller's), or others (shared with the caller)."""
+    if image.owner_alias == SYSTEM:
+        return SYSTEM
+    return "self" if image.account_id == account_id else "others"
 
 
 class Images:
@@ -68,16 +75,19 @@ class Images:
     def visible(self, scope: Scope, owner_alias: str | None = None) -> list[Image]:
         """System images and the caller's own ones in the region, newest first."""
         with self._db.session() as s:
+            shared = select(ImageShare.image_id).where(ImageShare.account_id == scope.account_id)
             query = select(Image).where(
                 or_(
                     Image.owner_alias == SYSTEM,
                     (Image.account_id == scope.account_id) & (Image.region_id == scope.region_id),
+                    Image.id.in_(shared) & (Image.region_id == scope.region_id),
                 )
             )
-            if owner_alias:
-                wanted = [a.strip() for a in owner_alias.split(",") if a.strip()]
-                query = query.where(Image.owner_alias.in_(wanted))
-            return list(s.scalars(query.order_by(Image.created_at.desc(), Image.id)))
+            images = list(s.scalars(query.order_by(Image.created_at.desc(), Image.id)))
+        if owner_alias:
+            wanted = {a.strip() for a in owner_alias.split(",") if a.strip()}
+            images = [i for i in images if owner_alias_for(i, scope.account_id) in wanted]
+        return images
 
     def usable(self, scope: Scope, image_id: str | None, family: str | None) -> Image:
         """The image to launch from: by ID, or the newest available image of a family."""

@@ -26,6 +26,7 @@ DISK_ID = String("DiskId", required=True, max_length=64)
 TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 CATEGORIES = ("cloud", "cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto", "cloud_essd_entry")
 LEVELS = ("PL0", "PL1", "PL2", "PL3")
+SPEC_CATEGORIES = CATEGORIES[1:]  # ModifyDiskSpec cannot turn a disk into a basic disk (cloud)
 
 
 def _tags(p: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -40,7 +41,7 @@ def _dry_run(p: dict[str, Any]) -> None:
 @actions.define(
     "CreateDisk",
     [REGION_ID, String("ZoneId", max_length=64), String("DiskName", max_length=128),
-     String("Description", max_length=256), Integer("Size", minimum=1, maximum=65536),
+     String("Description", max_length=256), Integer("Size", minimum=1),
      String("DiskCategory", max_length=32, default="cloud"), String("PerformanceLevel", max_length=8),
      String("SnapshotId", max_length=64), String("InstanceId", max_length=64), Boolean("Encrypted", default=False),
      String("KMSKeyId", max_length=128), Integer("ProvisionedIops", minimum=0), Boolean("BurstingEnabled"),
@@ -196,10 +197,12 @@ def detach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("ResizeDisk", [DISK_ID, Integer("NewSize", required=True, minimum=1, maximum=65536),
-                               String("Type", choices=("offline", "online"), default="offline"), CLIENT_TOKEN])
+@actions.define("ResizeDisk", [DISK_ID, Integer("NewSize", required=True, minimum=1),
+                               String("Type", max_length=16, default="offline"), CLIENT_TOKEN])
 def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Grow a disk: online in a running VM (the guest sees the new size at once), or offline."""
+    if p["Type"] not in ("offline", "online"):
+        raise ApiError("InvalidParam.Type", f"The specified type is not supported: {p['Type']!r}.")
     ctx.services.disks.resize(ctx.principal.account_id, p["DiskId"], p["NewSize"], p["Type"] == "online")
     return {"OrderId": ""}
 
@@ -223,7 +226,8 @@ def reset_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 @actions.define("ModifyDiskAttribute", [
     String("DiskId", max_length=64), StringList("DiskIds", max_items=100, item_max_length=64),
     String("DiskName", max_length=128), String("Description", max_length=256), Boolean("DeleteWithInstance"),
-    Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("BurstingEnabled"), REGION_ID])
+    Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("BurstingEnabled"),
+    String("RegionId", max_length=64)])  # optional here, unlike most actions
 def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename, describe, and set a disk's release and automatic snapshot behaviour."""
     disk_ids = ([p["DiskId"]] if p["DiskId"] else []) + list(p["DiskIds"] or [])
@@ -237,14 +241,22 @@ def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
     return {}
 
 
-@actions.define("ModifyDiskSpec", [DISK_ID, String("DiskCategory", choices=CATEGORIES),
-                                   String("PerformanceLevel", choices=LEVELS), Integer("ProvisionedIops", minimum=0),
+@actions.define("ModifyDiskSpec", [DISK_ID, String("DiskCategory", max_length=32),
+                                   String("PerformanceLevel", max_length=8), Integer("ProvisionedIops", minimum=0),
                                    DRY_RUN])
 def modify_disk_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change a disk's category or performance level (and so its IOPS and throughput limits)."""
     _dry_run(p)
     if not (p["DiskCategory"] or p["PerformanceLevel"] or p["ProvisionedIops"] is not None):
         raise ApiError("MissingParameter", "Give DiskCategory, PerformanceLevel or ProvisionedIops.")
+    if p["DiskCategory"] and p["DiskCategory"] not in SPEC_CATEGORIES:
+        raise ApiError("InvalidDiskCategory.ValueNotSupported",
+                       'The specified parameter "DiskCategory" is not valid. Valid values: '
+                       f"{', '.join(SPEC_CATEGORIES)}; got {p['DiskCategory']!r}.")
+    if p["PerformanceLevel"] and p["PerformanceLevel"] not in LEVELS:
+        raise ApiError("InvalidPerformanceLevel.Malformed",
+                       f"The specified parameter PerformanceLevel is not valid. Valid values: {', '.join(LEVELS)}; "
+                       f"got {p['PerformanceLevel']!r}.")
     ctx.services.disks.modify_spec(ctx.principal.account_id, p["DiskId"], p["DiskCategory"], p["PerformanceLevel"],
                                    p["ProvisionedIops"])
     return {"OrderId": "", "TaskId": ""}

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from nubes.actions.common import DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StructList
+from nubes.api.errors import ApiError
+from nubes.api.params import Boolean, Integer, String, StringList, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
-from nubes.domain.images import STATUSES
+from nubes.domain.common import check_description, check_name
+from nubes.domain.images import STATUSES, owner_alias_for
 from nubes.store.models import Image
 
 actions = ActionTable("ecs")
 
 
-def render_image(image: Image) -> dict[str, Any]:
+def _mappings(image: Image) -> list[dict[str, Any]]:
+    system = {"Device": "/dev/xvda", "Size": str(image.size_gib), "SnapshotId": image.snapshot_id, "Type": "system",
+              "Format": "qcow2", "Progress": f"{image.progress}%", "RemainTime": 0}
+    data = [{"Device": str(m.get("Device", "")), "Size": str(m.get("Size", "")), "SnapshotId": str(m["SnapshotId"]),
+             "Type": "data", "Format": "qcow2", "Progress": f"{image.progress}%", "RemainTime": 0}
+            for m in json.loads(image.disk_mappings or "[]")]
+    return [system, *data]
+
+
+def render_image(image: Image, account_id: int = 0) -> dict[str, Any]:
     return {
         "ImageId": image.id,
         "ImageName": image.name,
@@ -23,7 +35,7 @@ def render_image(image: Image) -> dict[str, Any]:
         "ImageVersion": "",
         "Description": image.description,
         "Size": image.size_gib,
-        "ImageOwnerAlias": image.owner_alias,
+        "ImageOwnerAlias": owner_alias_for(image, account_id),
         "ImageOwnerId": 0,
         "IsSupportIoOptimized": True,
         "IsSupportCloudinit": True,
@@ -45,12 +57,7 @@ def render_image(image: Image) -> dict[str, Any]:
         "ResourceGroupId": "",
         "LoginAsNonRootSupported": False,
         "Features": {"NvmeSupport": "unsupported"},
-        "DiskDeviceMappings": {
-            "DiskDeviceMapping": [
-                {"Device": "/dev/xvda", "Size": str(image.size_gib), "SnapshotId": "", "Type": "system",
-                 "Format": "qcow2", "Progress": "100%", "RemainTime": 0}
-            ]
-        },
+        "DiskDeviceMappings": {"DiskDeviceMapping": _mappings(image)},
         "Tags": {"Tag": []},
     }
 
@@ -102,15 +109,18 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             images = [i for i in images if getattr(i, attribute) == p[param]]
     if p["InstanceType"] and ctx.services.catalog.instance_type(p["InstanceType"]) is None:
         images = []
-    if p["SnapshotId"] or p["IsPublic"] is False:
-        images = [i for i in images if i.owner_alias != "system"] if p["IsPublic"] is False else []
+    if p["SnapshotId"]:
+        images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
+    if p["IsPublic"] is not None:
+        images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
     start = (p["PageNumber"] - 1) * p["PageSize"]
     return {
         "RegionId": p["RegionId"],
         "TotalCount": len(images),
         "PageNumber": p["PageNumber"],
         "PageSize": p["PageSize"],
-        "Images": {"Image": [render_image(i) for i in images[start : start + p["PageSize"]]]},
+        "Images": {"Image": [render_image(i, ctx.principal.account_id)
+                             for i in images[start : start + p["PageSize"]]]},
     }
 
 
@@ -137,4 +147,83 @@ def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any])
                 for t in types
             ]
         },
+    }
+
+
+TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
+IMAGE_ID = String("ImageId", required=True, max_length=128)
+
+
+@actions.define(
+    "CreateImage",
+    [REGION_ID, String("InstanceId", max_length=64), String("SnapshotId", max_length=64),
+     String("ImageName", max_length=128), String("Description", max_length=256), String("ImageFamily", max_length=128),
+     String("ImageVersion", max_length=40), String("Architecture", max_length=16), String("Platform", max_length=64),
+     String("BootMode", max_length=16), String("DetectionStrategy", max_length=16),
+     String("ResourceGroupId", max_length=64),
+     StructList("DiskDeviceMapping", [String("SnapshotId", max_length=64), Integer("Size", minimum=1),
+                                      String("DiskType", max_length=16), String("Device", max_length=32)],
+                max_items=17),
+     TAGS, CLIENT_TOKEN],
+    idempotent=True,
+)
+def create_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """A custom image of an instance (a snapshot of each of its disks) or of a system disk snapshot."""
+    scope = ctx.scope(p["RegionId"])
+    snapshot_id = p["SnapshotId"] or next((m.get("SnapshotId") for m in p["DiskDeviceMapping"] or []
+                                           if m.get("DiskType", "system") == "system" and m.get("SnapshotId")), None)
+    tags = tuple((t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key"))
+    image_id = ctx.services.custom_images.create(
+        scope, p["InstanceId"], snapshot_id, check_name("ImageName", p["ImageName"]),
+        check_description(p["Description"]), p["ImageFamily"] or "", tags, p["ClientToken"] or "")
+    return {"ImageId": image_id}
+
+
+@actions.define("DeleteImage", [REGION_ID, IMAGE_ID, Boolean("Force", default=False)])
+def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Delete a custom image (its snapshots stay; instances using it need Force)."""
+    ctx.scope(p["RegionId"])
+    ctx.services.custom_images.delete(ctx.principal.account_id, p["ImageId"], p["Force"])
+    return {}
+
+
+@actions.define("ModifyImageAttribute", [
+    REGION_ID, IMAGE_ID, String("ImageName", max_length=128), String("Description", max_length=256),
+    String("ImageFamily", max_length=128), String("Status", choices=("Available", "Deprecated")),
+    String("BootMode", max_length=16), String("LicenseType", max_length=32)])
+def modify_image_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Rename, describe, re-family or deprecate a custom image."""
+    ctx.scope(p["RegionId"])
+    ctx.services.custom_images.modify(
+        ctx.principal.account_id, p["ImageId"],
+        check_name("ImageName", p["ImageName"]) if p["ImageName"] is not None else None,
+        check_description(p["Description"]) if p["Description"] is not None else None, p["ImageFamily"], p["Status"])
+    return {}
+
+
+@actions.define("ModifyImageSharePermission", [
+    REGION_ID, IMAGE_ID, StringList("AddAccount", max_items=10, item_max_length=32),
+    StringList("RemoveAccount", max_items=10, item_max_length=32), Boolean("IsPublic"),
+    String("LaunchPermission", max_length=32)])
+def modify_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Share a custom image with other accounts (by account ID), or stop sharing it."""
+    ctx.scope(p["RegionId"])
+    if p["IsPublic"]:
+        raise ApiError("InvalidParameter.IsPublic", "Publishing images to every account is not supported by nubes.")
+    ctx.services.custom_images.share(ctx.principal.account_id, p["ImageId"], list(p["AddAccount"] or []),
+                                     list(p["RemoveAccount"] or []))
+    return {}
+
+
+@actions.define("DescribeImageSharePermission", [REGION_ID, IMAGE_ID, Integer("PageNumber", minimum=1, default=1),
+                                                 Integer("PageSize", minimum=1, maximum=100, default=10)])
+def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The accounts a custom image is shared with."""
+    ctx.scope(p["RegionId"])
+    uids = ctx.services.custom_images.shared_with(ctx.principal.account_id, p["ImageId"])
+    start = (p["PageNumber"] - 1) * p["PageSize"]
+    return {
+        "RegionId": p["RegionId"], "ImageId": p["ImageId"], "TotalCount": len(uids), "PageNumber": p["PageNumber"],
+        "PageSize": p["PageSize"], "ShareGroups": {"ShareGroup": []},
+        "Accounts": {"Account": [{"AliyunId": uid, "SharedTime": ""} for uid in uids[start:start + p["PageSize"]]]},
     }

@@ -1,0 +1,183 @@
+"""Custom images: made from an instance (a snapshot of each of its disks) or from a system
+disk snapshot, shared with other accounts, deleted.
+
+An image is its snapshots: launching from it makes the system disk an overlay on the system
+snapshot's frozen layer (constant time), booted with the kernel of the system image the
+snapshot's disk came from (`boot_image_id`, whose files `artifact` names). The image is
+`Creating` until its snapshots are accomplished; the agent then makes it `Available`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.clock import Clock
+from nubes.domain import instance_states as istates
+from nubes.domain.common import Scope
+from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
+from nubes.domain.snapshots import Snapshots
+from nubes.store.db import Database
+from nubes.store.models import Account, Disk, Image, ImageShare, Instance, Snapshot, Tag
+
+CREATING, AVAILABLE = "Creating", "Available"
+MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by default
+
+
+def owned_image(s: Session, account_id: int, image_id: str) -> Image:
+    image = s.get(Image, image_id)
+    if image is None or image.account_id != account_id or image.owner_alias == "system":
+        raise ApiError("InvalidImageId.NotFound", f"The specified image {image_id!r} does not exist.", 404)
+    return image
+
+
+def settle_images(s: Session, snapshot_id: str) -> None:
+    """Make the Creating images whose snapshots are all accomplished Available (the agent calls
+    this in the transaction that accomplishes a snapshot)."""
+    for image in s.scalars(select(Image).where(Image.status == CREATING, Image.snapshot_id != "")):
+        wanted = [image.snapshot_id] + [m["SnapshotId"] for m in json.loads(image.disk_mappings or "[]")]
+        if snapshot_id not in wanted:
+            continue
+        statuses = {sid: s.get(Snapshot, sid) for sid in wanted}
+        done = [sn for sn in statuses.values() if sn is not None and sn.status == "accomplished"]
+        image.progress = 100 * len(done) // len(wanted)
+        if len(done) == len(wanted):
+            image.status = AVAILABLE
+
+
+class CustomImages:
+    def __init__(self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None]) -> None:
+        self._db = db
+        self._clock = clock
+        self._snapshots = snapshots
+        self._notify = notify
+
+    def create(self, scope: Scope, instance_id: str | None, snapshot_id: str | None, name: str, description: str,
+               family: str, tags: tuple[tuple[str, str], ...] = (), client_token: str = "") -> str:
+        now = self._clock.now()
+        wake = ""
+        with self._db.session() as s:
+            if name and s.scalar(select(Image.id).where(Image.account_id == scope.account_id,
+                                                        Image.region_id == scope.region_id, Image.name == name)):
+                raise ApiError("InvalidImageName.Duplicated", f"An image named {name!r} exists already.", 403)
+            mappings: list[dict[str, object]] = []
+            if instance_id:
+                instance = owned_instance(s, scope.account_id, instance_id)
+                require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "CreateImage")
+                disks = list(s.scalars(select(Disk).where(Disk.instance_id == instance.id)
+                                       .order_by(Disk.disk_type.desc(), Disk.device)))
+                system = next(d for d in disks if d.disk_type == "system")
+                source = s.get(Image, system.image_id)
+                system_snapshot = self._snapshots.create_in(s, now, system, description=f"Created for {instance_id}")
+                for disk in disks:
+                    if disk.disk_type == "data":
+                        snap = self._snapshots.create_in(s, now, disk, description=f"Created for {instance_id}")
+                        mappings.append({"SnapshotId": snap.id, "Size": disk.size_gib, "Device": disk.device})
+                size = system.size_gib
+                wake = instance.id
+            elif snapshot_id:
+                system_snapshot = owned_snapshot(s, scope.account_id, snapshot_id, scope.region_id)
+                if system_snapshot.disk_type != "system":
+                    raise ApiError("InvalidParameter.SnapshotId",
+                                   f"The snapshot {snapshot_id} is of a data disk; an image needs a system disk's.")
+                if system_snapshot.status != "accomplished":
+                    raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is not accomplished yet.",
+                                   403)
+                source = s.get(Image, system_snapshot.source_image_id)
+                size = system_snapshot.disk_size_gib
+            else:
+                raise ApiError("MissingParameter", "InstanceId or SnapshotId is mandatory for this action.")
+            if source is None:
+                raise ApiError("InvalidImageId.NotFound", "The image the disk was made from is gone.", 404)
+            image = Image(
+                id=ids.new_id("image"), region_id=scope.region_id, account_id=scope.account_id, owner_alias="self",
+                name=name or f"image-{now:%Y%m%d%H%M%S}", description=description, family=family,
+                os_name=source.os_name, os_name_en=source.os_name_en, os_type=source.os_type,
+                platform=source.platform, architecture=source.architecture, size_gib=size,
+                status=CREATING, progress=0, usage="none", boot_mode=source.boot_mode, artifact=source.artifact,
+                created_at=now, snapshot_id=system_snapshot.id, boot_image_id=source.boot_image_id or source.id,
+                disk_mappings=json.dumps(mappings), source_instance_id=instance_id or "", client_token=client_token,
+            )
+            s.add(image)
+            for key, value in tags:
+                s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="image",
+                          resource_id=image.id, key=key, value=value))
+            if system_snapshot.status == "accomplished":
+                settle_images(s, system_snapshot.id)
+            image_id = image.id
+        if wake:
+            self._notify(wake)
+        return image_id
+
+    def delete(self, account_id: int, image_id: str, force: bool) -> None:
+        with self._db.session() as s:
+            image = s.get(Image, image_id)
+            if image is None or image.account_id != account_id or image.owner_alias == "system":
+                return  # ECS ignores an image that does not exist
+            users = s.scalar(select(Instance.id).where(Instance.image_id == image_id,
+                                                       Instance.desired != istates.WANT_DELETED).limit(1))
+            if users and not force:
+                raise ApiError("InvalidImageId.InUse",
+                               f"The image {image_id} is used by instances (e.g. {users}); set Force=true.", 403)
+            for share in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id)):
+                s.delete(share)
+            for tag in s.scalars(select(Tag).where(Tag.resource_id == image_id)):
+                s.delete(tag)
+            s.delete(image)
+
+    def modify(self, account_id: int, image_id: str, name: str | None, description: str | None,
+               family: str | None, status: str | None) -> None:
+        with self._db.session() as s:
+            image = owned_image(s, account_id, image_id)
+            if name is not None:
+                image.name = name
+            if description is not None:
+                image.description = description
+            if family is not None:
+                image.family = family
+            if status is not None:
+                if image.status not in (AVAILABLE, "Deprecated"):
+                    raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+                image.status = status
+
+    # ---- sharing ---------------------------------------------------------------------------
+
+    def share(self, account_id: int, image_id: str, add: list[str], remove: list[str]) -> None:
+        """Share with (or stop sharing with) accounts named by their 16-digit account IDs."""
+        with self._db.session() as s:
+            image = owned_image(s, account_id, image_id)
+            if image.status != AVAILABLE:
+                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+
+            def account_of(uid: str) -> Account:
+                target = s.scalar(select(Account).where(Account.uid == uid))
+                if target is None:
+                    raise ApiError("InvalidAccount.NotFound", f"The account {uid} does not exist.", 404)
+                if target.id == account_id:
+                    raise ApiError("InvalidParameter.AddAccount",
+                                   "An image cannot be shared with its owner.")
+                return target
+            shared = {sh.account_id: sh for sh in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id))}
+            for uid in remove:
+                target = account_of(uid)
+                if target.id in shared:
+                    s.delete(shared.pop(target.id))
+            for uid in add:
+                target = account_of(uid)
+                if target.id not in shared:
+                    if len(shared) >= MAX_SHARES:
+                        raise ApiError("QuotaExceed.ShareImageUser",
+                                       f"An image can be shared with at most {MAX_SHARES} accounts.", 403)
+                    share = ImageShare(image_id=image_id, account_id=target.id, created_at=self._clock.now())
+                    s.add(share)
+                    shared[target.id] = share
+
+    def shared_with(self, account_id: int, image_id: str) -> list[str]:
+        with self._db.session() as s:
+            owned_image(s, account_id, image_id)
+            return list(s.scalars(select(Account.uid).join(ImageShare, ImageShare.account_id == Account.id)
+                                  .where(ImageShare.image_id == image_id).order_by(Account.uid)))
