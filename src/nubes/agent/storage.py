@@ -10,6 +10,7 @@ before that transaction are guarded from the collector by one lock."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy.orm import object_session
 
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
+from nubes.agent.image_transfer import do_export, do_import, fail_import
 from nubes.domain.custom_images import settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
@@ -53,6 +55,8 @@ class StorageWork:
         self.host_id = host_id
         self._files = threading.Lock()
         self._attempts: dict[int, int] = {}
+        self._downloads = (storage.layer_path("x").parent / "downloads" if storage.real_files
+                           else Path(tempfile.gettempdir()) / "nubes-downloads")
 
     # ---- what there is to do ---------------------------------------------------------------
 
@@ -89,6 +93,8 @@ class StorageWork:
             with self._db.session() as s:
                 keep = {d.top_layer for d in s.scalars(select(Disk).where(Disk.host_id == self.host_id))}
                 keep |= {layer for layer in s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))}
+                keep |= {f"{image_id}.import" for image_id in s.scalars(
+                    select(StorageTask.disk_id).where(StorageTask.kind == "import"))}
                 if s.scalar(select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)):
                     return []  # a disk is being made: its source may be known only to the task
             return self._storage.collect(keep)
@@ -115,6 +121,12 @@ class StorageWork:
             return disk, snapshot
 
     def _do(self, task: StorageTask) -> None:
+        if task.kind == "import":
+            do_import(self._db, self._clock, self._storage, self._downloads, task)
+            return
+        if task.kind == "export":
+            do_export(self._db, self._storage, task)
+            return
         disk, snapshot = self._load(task)
         if disk is None and task.kind != "delete":
             self._finish(task, lambda d, sn: None)
@@ -226,6 +238,10 @@ class StorageWork:
         self._finish(task, lambda d, sn: None)  # the collector removes its layers
 
     def _give_up(self, task: StorageTask) -> None:
+        if task.kind in ("import", "export"):
+            fail_import(self._db, task)
+            return
+
         def fail(d: Disk | None, sn: Snapshot | None) -> None:
             if sn is not None and sn.status == PROGRESSING:
                 sn.status = FAILED

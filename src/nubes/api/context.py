@@ -110,7 +110,7 @@ class Services:
             disks=Disks(db, clock, compute_notify),
             snapshots=snapshots,
             auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),
-            custom_images=CustomImages(db, clock, snapshots, compute_notify),
+            custom_images=CustomImages(db, clock, snapshots, compute_notify, data_dir / "oss"),
         )
 
 

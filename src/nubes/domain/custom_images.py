@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,10 +23,13 @@ from nubes.domain import instance_states as istates
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
+from nubes.domain.storage_tasks import enqueue_image
 from nubes.store.db import Database
-from nubes.store.models import Account, Disk, Image, ImageShare, Instance, Snapshot, Tag
+from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot, Tag
 
-CREATING, AVAILABLE = "Creating", "Available"
+CREATING, AVAILABLE, CREATE_FAILED = "Creating", "Available", "CreateFailed"
+IMPORT_FORMATS = ("qcow2", "raw", "vhd")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by default
 
 
@@ -50,20 +55,129 @@ def settle_images(s: Session, snapshot_id: str) -> None:
 
 
 class CustomImages:
-    def __init__(self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None]) -> None:
+    def __init__(self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None],
+                 buckets: Path) -> None:
         self._db = db
         self._clock = clock
         self._snapshots = snapshots
         self._notify = notify
+        self._buckets = buckets  # "OSS buckets": directories on the host
+
+    def bucket_path(self, bucket: str, key: str) -> Path:
+        """Where an object of an "OSS bucket" lives: DATA_DIR/oss/<bucket>/<key>, or, for a
+        bucket given as an absolute host directory, inside it."""
+        base = Path(bucket) if bucket.startswith("/") else self._buckets / bucket
+        path = (base / key).resolve()
+        if not bucket or ".." in Path(key).parts or not str(path).startswith(str(base.resolve())):
+            raise ApiError("InvalidOSSObject.Malformed" if bucket else "InvalidOSSBucket.Malformed",
+                           f"The object {key!r} of bucket {bucket!r} is not a valid location.")
+        return path
+
+    # ---- import / export / copy ------------------------------------------------------------
+
+    def import_image(self, scope: Scope, source_url_or_path: str, fmt: str, name: str, description: str,
+                     boot_image: Image, size_gib: int | None) -> str:
+        """ImportImage: the file is converted by the agent; the image is Creating until then. The
+        guest boots with nubes' kernel of `boot_image` on the imported root file system."""
+        fmt = fmt.lower()
+        if fmt not in IMPORT_FORMATS:
+            raise ApiError("InvalidParameter.Format", f"Format must be one of {', '.join(IMPORT_FORMATS)}.")
+        source = source_url_or_path
+        if source.startswith(("http://", "https://")):
+            host = urlparse(source).hostname or ""
+            if host not in LOOPBACK_HOSTS:
+                raise ApiError("InvalidOSSObject.NotLoopback",
+                               "An image URL must point at the loopback interface (127.0.0.1) of the nubes host.")
+        elif not Path(source).is_file():
+            raise ApiError("InvalidOSSObject.NotFound", f"The image file {source} does not exist.", 404)
+        now = self._clock.now()
+        with self._db.session() as s:
+            self._check_name(s, scope, name)
+            image = self._new_image(scope, name or f"import-{now:%Y%m%d%H%M%S}", description, "", boot_image,
+                                    size_gib or boot_image.size_gib, "", [], "")
+            host_id = s.scalar(select(Host.id).where(Host.status == "Available").order_by(Host.id).limit(1))
+            s.add(image)
+            enqueue_image(s, now, "import", image.id, host_id, {"source": source, "format": fmt})
+            image_id = image.id
+        self._notify(image_id)
+        return image_id
+
+    def export_image(self, account_id: int, image_id: str, bucket: str, prefix: str, fmt: str) -> int:
+        """ExportImage: the agent writes <prefix><image>_system.<fmt> into the bucket; the task id."""
+        fmt = fmt.lower()
+        if fmt not in IMPORT_FORMATS:
+            raise ApiError("InvalidParameter.ImageFormat", f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}.")
+        with self._db.session() as s:
+            image = owned_image(s, account_id, image_id)
+            if image.status != AVAILABLE:
+                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+            snapshot = s.get(Snapshot, image.snapshot_id)
+            if snapshot is None:
+                raise ApiError("InvalidSnapshotId.NotFound", "The image's system snapshot is gone.", 404)
+            dest = self.bucket_path(bucket, f"{prefix}{image_id}_system.{fmt}")
+            task = enqueue_image(s, self._clock.now(), "export", image_id, snapshot.host_id,
+                                 {"dest": str(dest), "format": fmt}, snapshot_id=snapshot.id)
+            task_id = task.id
+        self._notify(image_id)
+        return task_id
+
+    def copy_image(self, account_id: int, image_id: str, region_id: str, name: str, description: str) -> str:
+        """CopyImage to another region: new snapshot records there on the same immutable layers
+        (layers never change once frozen), so the copy is Available at once."""
+        now = self._clock.now()
+        with self._db.session() as s:
+            image = owned_image(s, account_id, image_id)
+            if image.status != AVAILABLE:
+                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+            scope = Scope(account_id, region_id)
+            self._check_name(s, scope, name)
+
+            def copied(snapshot_id: str) -> str:
+                source = s.get(Snapshot, snapshot_id)
+                if source is None:
+                    raise ApiError("InvalidSnapshotId.NotFound", f"The image's snapshot {snapshot_id} is gone.", 404)
+                copy = Snapshot(
+                    id=ids.new_id("snapshot"), account_id=account_id, region_id=region_id, disk_id=source.disk_id,
+                    disk_type=source.disk_type, disk_category=source.disk_category,
+                    disk_size_gib=source.disk_size_gib, source_image_id=source.source_image_id,
+                    name=f"Copied for {image_id}", description=source.description, status=source.status,
+                    progress=source.progress, layer=source.layer, host_id=source.host_id, created_at=now,
+                    completed_at=now,
+                )
+                s.add(copy)
+                return copy.id
+            mappings = [{**m, "SnapshotId": copied(str(m["SnapshotId"]))}
+                        for m in json.loads(image.disk_mappings or "[]")]
+            boot = s.get(Image, image.boot_image_id) or image
+            new = self._new_image(scope, name or image.name, description or image.description, image.family, boot,
+                                  image.size_gib, copied(image.snapshot_id), mappings, "")
+            new.status, new.progress = AVAILABLE, 100
+            s.add(new)
+            return new.id
+
+    def _check_name(self, s: Session, scope: Scope, name: str) -> None:
+        if name and s.scalar(select(Image.id).where(Image.account_id == scope.account_id,
+                                                    Image.region_id == scope.region_id, Image.name == name)):
+            raise ApiError("InvalidImageName.Duplicated", f"An image named {name!r} exists already.", 403)
+
+    def _new_image(self, scope: Scope, name: str, description: str, family: str, source: Image, size: int,
+                   snapshot_id: str, mappings: list[dict[str, object]], instance_id: str,
+                   client_token: str = "") -> Image:
+        return Image(
+            id=ids.new_id("image"), region_id=scope.region_id, account_id=scope.account_id, owner_alias="self",
+            name=name, description=description, family=family, os_name=source.os_name, os_name_en=source.os_name_en,
+            os_type=source.os_type, platform=source.platform, architecture=source.architecture, size_gib=size,
+            status=CREATING, progress=0, usage="none", boot_mode=source.boot_mode, artifact=source.artifact,
+            created_at=self._clock.now(), snapshot_id=snapshot_id, boot_image_id=source.boot_image_id or source.id,
+            disk_mappings=json.dumps(mappings), source_instance_id=instance_id, client_token=client_token,
+        )
 
     def create(self, scope: Scope, instance_id: str | None, snapshot_id: str | None, name: str, description: str,
                family: str, tags: tuple[tuple[str, str], ...] = (), client_token: str = "") -> str:
         now = self._clock.now()
         wake = ""
         with self._db.session() as s:
-            if name and s.scalar(select(Image.id).where(Image.account_id == scope.account_id,
-                                                        Image.region_id == scope.region_id, Image.name == name)):
-                raise ApiError("InvalidImageName.Duplicated", f"An image named {name!r} exists already.", 403)
+            self._check_name(s, scope, name)
             mappings: list[dict[str, object]] = []
             if instance_id:
                 instance = owned_instance(s, scope.account_id, instance_id)
@@ -93,15 +207,8 @@ class CustomImages:
                 raise ApiError("MissingParameter", "InstanceId or SnapshotId is mandatory for this action.")
             if source is None:
                 raise ApiError("InvalidImageId.NotFound", "The image the disk was made from is gone.", 404)
-            image = Image(
-                id=ids.new_id("image"), region_id=scope.region_id, account_id=scope.account_id, owner_alias="self",
-                name=name or f"image-{now:%Y%m%d%H%M%S}", description=description, family=family,
-                os_name=source.os_name, os_name_en=source.os_name_en, os_type=source.os_type,
-                platform=source.platform, architecture=source.architecture, size_gib=size,
-                status=CREATING, progress=0, usage="none", boot_mode=source.boot_mode, artifact=source.artifact,
-                created_at=now, snapshot_id=system_snapshot.id, boot_image_id=source.boot_image_id or source.id,
-                disk_mappings=json.dumps(mappings), source_instance_id=instance_id or "", client_token=client_token,
-            )
+            image = self._new_image(scope, name or f"image-{now:%Y%m%d%H%M%S}", description, family, source, size,
+                                    system_snapshot.id, mappings, instance_id or "", client_token)
             s.add(image)
             for key, value in tags:
                 s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="image",

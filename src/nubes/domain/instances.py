@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +37,13 @@ from nubes.store.models import (
     Disk,
     Host,
     Image,
+    ImageShare,
     Instance,
     KeyPair,
     NetworkInterface,
     NetworkInterfaceGroup,
     SecurityGroup,
+    Snapshot,
     Tag,
     VSwitch,
 )
@@ -149,6 +152,12 @@ def _disk_size(category: str, size: int | None, minimum: int, system: bool, leve
     return value
 
 
+def _image_snapshots(image: Image | None) -> list[str]:
+    if image is None:
+        return []
+    return [image.snapshot_id, *(str(m["SnapshotId"]) for m in json.loads(image.disk_mappings or "[]"))]
+
+
 def _user_data(text: str | None) -> str:
     if not text:
         return ""
@@ -227,12 +236,18 @@ class Instances:
         system_category = request.system_disk.category or "cloud_essd"
         system_size = _disk_size(system_category, request.system_disk.size_gib, image.size_gib, True,
                                  request.system_disk.performance_level)
-        data_sizes = [
-            (d, d.category or "cloud_efficiency",
-             _disk_size(d.category or "cloud_efficiency", d.size_gib, 0, False, d.performance_level))
-            for d in request.data_disks
-        ]
-        if len(request.data_disks) > 16:
+        data_disks = list(request.data_disks) + self._image_data_disks(image, request.data_disks)
+        snapshot_sizes = self._data_snapshot_sizes(scope, data_disks)
+        data_sizes = []
+        for d in data_disks:
+            category = d.category or "cloud_efficiency"
+            size = _disk_size(category, d.size_gib or snapshot_sizes.get(d.snapshot_id or "", None), 0, False,
+                              d.performance_level)
+            if d.snapshot_id and size < snapshot_sizes[d.snapshot_id]:
+                raise ApiError("InvalidDataDiskSize.ValueNotSupported",
+                               f"A data disk from {d.snapshot_id} needs at least {snapshot_sizes[d.snapshot_id]} GiB.")
+            data_sizes.append((d, category, size))
+        if len(data_disks) > 16:
             raise ApiError("InvalidDataDiskCount.LimitExceeded", "At most 16 data disks can be created at launch.")
         if len(request.tags) > 20:
             raise ApiError("InvalidTagCount.LimitExceeded", "At most 20 tags can be given.")
@@ -354,7 +369,7 @@ class Instances:
                         zone_id=vswitch.zone_id, instance_id=instance_id, disk_type="data", category=category,
                         performance_level=d.performance_level or ("PL1" if category == "cloud_essd" else ""),
                         size_gib=size, name=d.name or "", description=d.description or "", status="In_use",
-                        image_id="", device=f"/dev/xvd{chr(ord('b') + number)}",
+                        image_id="", device=f"/dev/xvd{chr(ord('b') + number)}", source_snapshot_id=d.snapshot_id or "",
                         delete_with_instance=d.delete_with_instance, host_id=placements[index], created_at=now,
                     ))
                 for tag_key, tag_value in request.tags:
@@ -363,6 +378,35 @@ class Instances:
             vpc_id = vswitch.vpc_id
         self._notify(instance_ids, {vpc_id})
         return instance_ids
+
+    @staticmethod
+    def _image_data_disks(image: Image, asked: list[DiskRequest]) -> list[DiskRequest]:
+        """The data disks a custom image carries (its data snapshots), unless the request names them."""
+        named = {d.snapshot_id for d in asked if d.snapshot_id}
+        return [DiskRequest(size_gib=int(m.get("Size") or 0) or None, category="cloud_essd",
+                            snapshot_id=str(m["SnapshotId"]))
+                for m in json.loads(image.disk_mappings or "[]") if m.get("SnapshotId") not in named]
+
+    def _data_snapshot_sizes(self, scope: Scope, disks: list[DiskRequest]) -> dict[str, int]:
+        """The sizes of the snapshots data disks are made from (which must be usable)."""
+        wanted = {d.snapshot_id for d in disks if d.snapshot_id}
+        if not wanted:
+            return {}
+        with self._db.session() as s:
+            found = {sn.id: sn for sn in s.scalars(select(Snapshot).where(Snapshot.id.in_(wanted)))}
+            shared_images = {sid for image_id in s.scalars(select(ImageShare.image_id).where(
+                ImageShare.account_id == scope.account_id))
+                for sid in _image_snapshots(s.get(Image, image_id))}
+        sizes = {}
+        for snapshot_id in wanted:
+            snap = found.get(snapshot_id)
+            if snap is None or (snap.account_id != scope.account_id and snapshot_id not in shared_images):
+                raise ApiError("InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id!r} does not exist.",
+                               404)
+            if snap.status != "accomplished":
+                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is {snap.status}.", 403)
+            sizes[snapshot_id] = snap.disk_size_gib
+        return sizes
 
     def _instance_type(self, families: tuple[str, ...], type_id: str) -> InstanceType:
         itype = self._catalog.instance_type(type_id)

@@ -404,6 +404,7 @@ class StorageTask(Base):
     size_gib: Mapped[int] = mapped_column(Integer, default=0)
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    args: Mapped[str] = mapped_column(Text, default="")  # JSON: what import/export need (paths, formats)
 
 
 class Tag(Base):

@@ -227,3 +227,69 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
         "PageSize": p["PageSize"], "ShareGroups": {"ShareGroup": []},
         "Accounts": {"Account": [{"AliyunId": uid, "SharedTime": ""} for uid in uids[start:start + p["PageSize"]]]},
     }
+
+
+@actions.define("ImportImage", [
+    REGION_ID, String("ImageName", max_length=128), String("Description", max_length=256),
+    String("Architecture", choices=("i386", "x86_64", "arm64")), String("OSType", choices=("linux", "windows")),
+    String("Platform", max_length=64), String("BootMode", max_length=16), String("LicenseType", max_length=32),
+    String("RoleName", max_length=64), String("DetectionStrategy", max_length=16), String("ResourceGroupId", max_length=64),
+    String("StorageLocationArn", max_length=256), DRY_RUN,
+    StructList("DiskDeviceMapping", [String("Format", max_length=16), String("OSSBucket", max_length=1024),
+                                     String("OSSObject", max_length=2048), Integer("DiskImageSize", minimum=1),
+                                     String("Device", max_length=32)], max_items=17),
+    TAGS, CLIENT_TOKEN], idempotent=True)
+def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Import a qcow2, raw or VHD system disk image: from a bucket (a directory of the host: DATA_DIR/oss/<bucket>,
+    or an absolute path), a host file path, or an HTTP URL on 127.0.0.1. It boots with nubes' Debian kernel."""
+    scope = ctx.scope(p["RegionId"])
+    if p["DryRun"]:
+        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+    mappings = p["DiskDeviceMapping"] or []
+    if not mappings or not mappings[0].get("OSSObject"):
+        raise ApiError("MissingParameter", "DiskDeviceMapping.1.OSSObject is mandatory for this action.")
+    if len(mappings) > 1:
+        raise ApiError("InvalidParameter.DiskDeviceMapping", "nubes imports the system disk only (one mapping).")
+    mapping = mappings[0]
+    obj, bucket = str(mapping["OSSObject"]), str(mapping.get("OSSBucket") or "")
+    if obj.startswith(("http://", "https://")) or (not bucket and obj.startswith("/")):
+        source = obj
+    else:
+        source = str(ctx.services.custom_images.bucket_path(bucket, obj))
+    boot = ctx.services.images.usable(scope, None, "nubes:debian_12_x64")
+    image_id = ctx.services.custom_images.import_image(
+        scope, source, str(mapping.get("Format") or "qcow2"), check_name("ImageName", p["ImageName"]),
+        check_description(p["Description"]), boot, mapping.get("DiskImageSize"))
+    return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": ""}
+
+
+@actions.define("ExportImage", [REGION_ID, IMAGE_ID, String("OSSBucket", required=True, max_length=1024),
+                                String("OSSPrefix", max_length=256), String("ImageFormat", max_length=16),
+                                String("RoleName", max_length=64), DRY_RUN])
+def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Write a custom image's system disk to <bucket>/<prefix><ImageId>_system.<format> (raw by default)."""
+    scope = ctx.scope(p["RegionId"])
+    if p["DryRun"]:
+        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+    task_id = ctx.services.custom_images.export_image(ctx.principal.account_id, p["ImageId"], p["OSSBucket"],
+                                                      p["OSSPrefix"] or "", p["ImageFormat"] or "raw")
+    return {"RegionId": scope.region_id, "TaskId": f"t-export{task_id:014d}"}
+
+
+@actions.define("CopyImage", [
+    REGION_ID, IMAGE_ID, String("DestinationRegionId", max_length=64), String("DestinationImageName", max_length=128),
+    String("DestinationDescription", max_length=256), Boolean("Encrypted", default=False),
+    String("KMSKeyId", max_length=128), String("EncryptAlgorithm", max_length=32), String("ResourceGroupId", max_length=64),
+    DRY_RUN, TAGS, CLIENT_TOKEN], idempotent=True)
+def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Copy a custom image to another region (or the same one): constant time, layers are shared."""
+    scope = ctx.scope(p["RegionId"])
+    destination = ctx.scope(p["DestinationRegionId"] or p["RegionId"])
+    if p["DryRun"]:
+        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+    if p["Encrypted"]:
+        raise ApiError("InvalidParameter.Encrypted", "Encrypted images are not supported by nubes.")
+    image_id = ctx.services.custom_images.copy_image(
+        scope.account_id, p["ImageId"], destination.region_id,
+        check_name("ImageName", p["DestinationImageName"]), check_description(p["DestinationDescription"]))
+    return {"ImageId": image_id}

@@ -86,8 +86,6 @@ def _disk(raw: dict[str, Any] | None) -> DiskRequest:
 
 
 def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
-    if p.get("SnapshotId") or any(d.get("SnapshotId") for d in p["DataDisk"] or []):
-        raise ApiError("InvalidSnapshotId.NotFound", "Disks from snapshots arrive with the storage work.", 404)
     return LaunchRequest(
         instance_type=p["InstanceType"],
         image_id=p["ImageId"],
