@@ -6,7 +6,6 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -6,8 +6,11 @@ files; the image shared with a second account launches there."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import re
 import shlex
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +162,27 @@ def test_disk_snapshot_reset_clone_image_share(cloud: LiveServer, tmp_path: Path
     third = Guest(cloud, net.key, key_file, launch(ecs, net, group, image, "disks"))
     third.wait_login()
     assert third.sh("cat /root/marker") == "from-image"
+
+    # exported to a bucket (qcow2, chain flattened), imported back over HTTP on loopback, it boots
+    ecs.export_image(em.ExportImageRequest(region_id=REGION, image_id=image, ossbucket="exports",
+                                           image_format="qcow2"))
+    exported = cloud.data_dir / "oss" / "exports" / f"{image}_system.qcow2"
+    assert wait_for(exported.exists, 300, 1)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(exported.parent))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_address[1]}/{exported.name}"
+        imported = ecs.import_image(em.ImportImageRequest(region_id=REGION, image_name="round-trip",
+                                                          disk_device_mapping=[em.ImportImageRequestDiskDeviceMapping(
+                                                              ossobject=url, format="qcow2")])).body.image_id
+        assert wait_for(lambda: image_status(ecs, imported) == "Available", 300, 1)
+    finally:
+        web.shutdown()
+    fifth = Guest(cloud, net.key, key_file, launch(ecs, net, group, imported, "disks"))
+    fifth.wait_login()
+    assert fifth.sh("cat /root/marker") == "from-image"
+    ecs.delete_instance(em.DeleteInstanceRequest(instance_id=fifth.id, force=True))
 
     # shared with a second account, it launches there too
     other = make_net(cloud, "10.85.0.0/16")

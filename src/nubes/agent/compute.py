@@ -25,6 +25,7 @@ from nubes.domain import instance_states as states
 from nubes.agent.storage import StorageWork, attachment
 from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
 from nubes.domain.instances import Instances
+from nubes.domain.snapshot_usage import release_disk
 from nubes.drivers.compute.base import (
     Boot,
     ComputeDriver,
@@ -322,7 +323,7 @@ class ComputeAgent:
         with self._db.session() as s:
             for disk in s.scalars(select(Disk).where(Disk.instance_id == instance.id)):
                 if disk.delete_with_instance:
-                    s.delete(disk)  # its layers go with the collection below
+                    release_disk(s, disk)  # its layers go with the collection below
                 else:
                     disk.instance_id, disk.status, disk.device = "", "Available", ""
             for eni in s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)):

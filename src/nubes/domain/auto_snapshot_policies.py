@@ -38,7 +38,8 @@ from nubes.api.errors import ApiError
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope, check_name
-from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots, disks_using, images_using
+from nubes.domain.snapshot_usage import disks_using, images_using
+from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
 from nubes.domain.tags import MAX_TAGS, check_tag
 from nubes.store.db import Database
 from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot, Tag

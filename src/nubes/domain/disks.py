@@ -20,6 +20,7 @@ from nubes.domain import instance_states as istates
 from nubes.domain.common import Scope
 from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
+from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
 from nubes.store.db import Database
 from nubes.store.models import Disk, Host, Image, Instance, Snapshot, Tag
@@ -154,9 +155,7 @@ class Disks:
                 raise ApiError("IncorrectDiskStatus", f"The system disk {disk_id} goes with its instance.", 403)
             ds.check("DeleteDisk", disk_id, disk.status)
             enqueue(s, now, "delete", disk)
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == disk_id)):
-                s.delete(tag)
-            s.delete(disk)
+            release_disk(s, disk)
         self._notify(disk_id)
 
     # ---- attach / detach -------------------------------------------------------------------

@@ -7,11 +7,10 @@ it, so disks made from it, resets to it and images made of it take constant time
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nubes import ids
@@ -20,27 +19,13 @@ from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
+from nubes.domain.snapshot_usage import disks_using, images_using
 from nubes.domain.storage_tasks import enqueue
 from nubes.store.db import Database
-from nubes.store.models import Disk, Image, Snapshot, Tag
+from nubes.store.models import Disk, Snapshot, Tag
 
 PROGRESSING, ACCOMPLISHED, FAILED = "progressing", "accomplished", "failed"
 MAX_SNAPSHOTS_PER_DISK = 256  # ECS keeps up to 256 snapshots of a disk
-
-
-def images_using(s: Session, snapshot_id: str) -> list[str]:
-    """Custom images whose system or data disks are this snapshot."""
-    found = []
-    for image in s.scalars(select(Image).where(or_(Image.snapshot_id == snapshot_id,
-                                                   Image.disk_mappings.contains(snapshot_id)))):
-        if image.snapshot_id == snapshot_id or any(m.get("SnapshotId") == snapshot_id
-                                                   for m in json.loads(image.disk_mappings or "[]")):
-            found.append(image.id)
-    return found
-
-
-def disks_using(s: Session, snapshot_id: str) -> list[str]:
-    return list(s.scalars(select(Disk.id).where(Disk.source_snapshot_id == snapshot_id)))
 
 
 class Snapshots:

@@ -15,7 +15,7 @@ from nubes.api.params import Boolean, Integer, String, StringList, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import check_description, check_name
-from nubes.domain.snapshots import disks_using, images_using
+from nubes.domain.snapshot_usage import disks_using, images_using
 from nubes.store.models import Disk, Snapshot, Tag
 
 actions = ActionTable("ecs")

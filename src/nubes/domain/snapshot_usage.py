@@ -1,0 +1,41 @@
+"""Who depends on a snapshot, and what goes with a released disk (no domain imports: the
+disk and snapshot modules both use it)."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from nubes.store.models import Disk, Image, Snapshot, Tag
+
+
+def images_using(s: Session, snapshot_id: str) -> list[str]:
+    """Custom images whose system or data disks are this snapshot."""
+    found = []
+    for image in s.scalars(select(Image).where(or_(Image.snapshot_id == snapshot_id,
+                                                   Image.disk_mappings.contains(snapshot_id)))):
+        if image.snapshot_id == snapshot_id or any(m.get("SnapshotId") == snapshot_id
+                                                   for m in json.loads(image.disk_mappings or "[]")):
+            found.append(image.id)
+    return found
+
+
+def disks_using(s: Session, snapshot_id: str) -> list[str]:
+    return list(s.scalars(select(Disk.id).where(Disk.source_snapshot_id == snapshot_id)))
+
+
+def release_disk(s: Session, disk: Disk) -> None:
+    """Delete a disk row with its tags and, if it asks for it (DeleteAutoSnapshot), its automatic
+    snapshots that no image or disk uses. Its layers go with the agent's next collection."""
+    if disk.delete_auto_snapshot:
+        for snapshot in s.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "",
+                                                         Snapshot.status != "progressing")):
+            if not images_using(s, snapshot.id) and not disks_using(s, snapshot.id):
+                for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot.id)):
+                    s.delete(tag)
+                s.delete(snapshot)
+    for tag in s.scalars(select(Tag).where(Tag.resource_id == disk.id)):
+        s.delete(tag)
+    s.delete(disk)
