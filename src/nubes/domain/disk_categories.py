@@ -269,6 +269,12 @@ def size_range(name: str, performance_level: str = "", disk_type: str = DATA) ->
     return tier(name, performance_level).size_range(disk_type)
 
 
+def overall_range(name: str, disk_type: str = DATA) -> SizeRange:
+    """The sizes a category allows at any of its performance levels (DescribeAvailableResource)."""
+    ranges = [t.size_range(disk_type) for t in find_category(name, disk_type).tiers.values()]
+    return SizeRange(min(r.min_gib for r in ranges), max(r.max_gib for r in ranges))
+
+
 def autopl_baseline(size_gib: int) -> DiskLimits:
     """ESSD AutoPL baseline performance: max{min{1,800 + 50 x C, 50,000}, 3,000} IOPS and
     max{min{120 + 0.5 x C, 350}, 125} MB/s."""

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from nubes import ids
 from nubes.api.errors import ApiError
-from nubes.catalog.disks import DISK_CATEGORIES, ESSD_LEVEL_MIN_SIZE
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock, as_utc
 from nubes.domain import cidr, instance_states as states
+from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
 from nubes.domain.common import Scope, check_description, check_name, not_found
 from nubes.domain.images import Images
 from nubes.domain.names import check_hostname, expand
@@ -135,20 +135,19 @@ def _hosts(s: Session) -> list[HostState]:
 
 
 def _disk_size(category: str, size: int | None, minimum: int, system: bool, level: str | None) -> int:
-    spec = DISK_CATEGORIES.get(category)
-    if spec is None or (system and spec.system_min is None):
-        kind = "SystemDisk" if system else "DataDisk"
+    """A launch disk's size (the smallest allowed when none is given), checked against its
+    category's range with RunInstances' error codes."""
+    kind = "SystemDisk" if system else "DataDisk"
+    if category not in CATEGORIES:
         raise ApiError(f"Invalid{kind}Category.ValueNotSupported", f"The disk category {category!r} is not supported.")
-    low = max(spec.system_min or 0, minimum) if system else spec.data_min
-    high = (spec.system_max or 0) if system else spec.data_max
-    if category == "cloud_essd" and level and not system:
-        low = max(low, ESSD_LEVEL_MIN_SIZE.get(level, low))
+    allowed = size_range(category, level or "", SYSTEM if system else DATA)
+    low = max(allowed.min_gib, minimum) if system else allowed.min_gib
     value = size if size is not None else low
-    if not low <= value <= high:
+    if not low <= value <= allowed.max_gib:
         code = "InvalidSystemDiskSize" if system else "InvalidDataDiskSize.ValueNotSupported"
         if system and value < minimum:
             code = "InvalidSystemDiskSize.LessThanImageSize"
-        raise ApiError(code, f"The {category} disk size must be from {low} to {high} GiB; got {value}.")
+        raise ApiError(code, f"The {category} disk size must be from {low} to {allowed.max_gib} GiB; got {value}.")
     return value
 
 

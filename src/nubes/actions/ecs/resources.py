@@ -8,7 +8,7 @@ from nubes.actions.common import INSTANCE_CHARGE_TYPE, REGION_ID, SPOT_STRATEGY
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, Number, String
 from nubes.api.registry import ActionTable
-from nubes.catalog.disks import DISK_CATEGORIES
+from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, overall_range
 from nubes.catalog.model import Catalog, Region
 from nubes.domain.regions import require_region, zones_of
 
@@ -40,19 +40,14 @@ def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]
         if p["Memory"] is not None:
             types = [t for t in types if t.memory_gib == p["Memory"]]
         return [_available(t.type_id) for t in types]
-    categories = [DISK_CATEGORIES[c] for c in catalog.disk_categories(region) if c in DISK_CATEGORIES]
-    if destination == "SystemDisk":
-        wanted = p["SystemDiskCategory"]
-        return [
-            _available(c.name, Min=c.system_min, Max=c.system_max, Unit="GiB")
-            for c in categories
-            if c.system_min is not None and (not wanted or c.name == wanted)
-        ]
-    wanted = p["DataDiskCategory"]
+    categories = [c for c in catalog.disk_categories(region) if c in CATEGORIES]
+    disk_type = SYSTEM if destination == "SystemDisk" else DATA
+    wanted = p["SystemDiskCategory"] if disk_type == SYSTEM else p["DataDiskCategory"]
     return [
-        _available(c.name, Min=c.data_min, Max=c.data_max, Unit="GiB")
-        for c in categories
-        if not wanted or c.name == wanted
+        _available(name, Min=sizes.min_gib, Max=sizes.max_gib, Unit="GiB")
+        for name in categories
+        if not wanted or name == wanted
+        for sizes in [overall_range(name, disk_type)]
     ]
 
 
