@@ -818,3 +818,14 @@ def test_disks_go_or_stay_with_their_instance(lab: Lab) -> None:
     for disk_id in left:
         lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
     assert disks(lab.ecs).total_count == 0
+
+
+def test_deleting_a_progressing_snapshot_cancels_it(live: LiveServer, lab: Lab) -> None:
+    disk_id = available(lab.ecs, new_disk(lab.ecs))
+    snapshot_id = snapshot(lab, disk_id)
+    with parked(live, Snapshot, snapshot_id, status="progressing", progress=10):
+        lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+    assert snapshot_ids(lab.ecs, disk_id=disk_id) == set()
+    # the disk goes on as before, and takes new snapshots
+    assert disk_of_client(lab.ecs, disk_id).status == "Available"
+    assert snapshot_ids(lab.ecs, snapshot_ids=f'["{snapshot(lab, disk_id)}"]')

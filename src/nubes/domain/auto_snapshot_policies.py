@@ -428,13 +428,13 @@ class AutoSnapshotPolicies:
         return False
 
     def release_expired(self, now: datetime) -> set[str]:
-        """Delete the automatic snapshots whose retention has run out (unless an image or a disk
-        still uses them); returns the agent keys to wake."""
+        """Delete the snapshots whose retention has run out: automatic ones by their policy's
+        RetentionDays, manual ones by CreateSnapshot's (unless an image or a disk still uses
+        them); returns the agent keys to wake."""
         now = as_utc(now)
         wake: set[str] = set()
         with self._db.session() as s:
-            for snapshot in s.scalars(select(Snapshot).where(Snapshot.auto_policy_id != "",
-                                                             Snapshot.retention_days.is_not(None),
+            for snapshot in s.scalars(select(Snapshot).where(Snapshot.retention_days.is_not(None),
                                                              Snapshot.retention_days > 0)):
                 days = snapshot.retention_days or 0
                 if as_utc(snapshot.created_at) + timedelta(days=days) > now or not _deletable(s, snapshot):

@@ -8,14 +8,14 @@ it, so disks made from it, resets to it and images made of it take constant time
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nubes import ids
 from nubes.api.errors import ApiError
-from nubes.clock import Clock, as_utc
+from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
@@ -86,8 +86,8 @@ class Snapshots:
                 raise ApiError("SnapshotCreatedDisk",
                                f"The snapshot {snapshot_id} was used to create the disk(s) {', '.join(disks)}; "
                                "set Force=true to delete it anyway.", 403)
-            if snapshot.status == PROGRESSING:
-                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is still being created.", 403)
+            # a progressing snapshot is cancelled: its task finds no snapshot and does nothing
+            # (or, if the disk already has its new top, records only that)
             for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot_id)):
                 s.delete(tag)
             s.delete(snapshot)
@@ -115,14 +115,6 @@ class Snapshots:
                 Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id)))
         count, size = rows[0]
         return int(count or 0), int(size or 0) << 30
-
-    def expired(self, now: datetime) -> list[str]:
-        """Snapshots past their retention (auto snapshots of policies with RetentionDays)."""
-        with self._db.session() as s:
-            return [snap.id for snap in s.scalars(select(Snapshot).where(Snapshot.retention_days.is_not(None),
-                                                                         Snapshot.retention_days > 0))
-                    if snap.retention_days is not None
-                    and as_utc(snap.created_at) + timedelta(days=snap.retention_days) <= now]
 
 
 def snapshot_key(s: Session, disk_id: str) -> str:
