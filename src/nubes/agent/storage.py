@@ -33,6 +33,7 @@ log = logging.getLogger("nubes.agent.storage")
 
 MAX_ATTEMPTS = 5
 GIB = 1 << 30
+STREAM_TIMEOUT = 3600.0
 
 # The image file (root file system) a system disk is made on.
 RootfsResolver = Callable[[Image], Path]
@@ -234,6 +235,69 @@ class StorageWork:
             self._storage.resize(disk.top_layer, task.size_gib)
         self._finish(task, lambda d, sn: None)
 
+    def _do_merge(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
+        self.merge_chain(disk.id)
+        self._finish(task, lambda d, sn: None)
+
+    def merge_chain(self, disk_id: str) -> int:
+        """Fold each layer of the disk's chain that no disk or snapshot refers to any more (a
+        deleted snapshot's) into the one layer above it, so chains stay as long as the snapshots
+        kept: live (QMP block-stream) when the disk's VM runs, else with qemu-img rebase. A layer
+        another disk also reads through is left alone. Returns how many layers were folded."""
+        folded = 0
+        while True:
+            with self._files:
+                step = self._next_fold(disk_id)
+            if step is None:
+                return folded
+            child, parent, instance_id = step
+            backing = self._storage.backing_name(parent)
+            if instance_id:
+                under = self._storage.graph().get(parent)
+                base = self._storage.layer_path(under) if under else self._image_file(backing)
+                self._compute.stream_layer(instance_id, self._storage.layer_path(child), base, backing,
+                                           STREAM_TIMEOUT)
+                if not self._storage.real_files:
+                    self._storage.rebase(child, backing)  # the fake VM keeps no files to rewrite
+            else:
+                self._storage.rebase(child, backing)
+            folded += 1
+            self.collect()
+
+    def _image_file(self, backing: str | None) -> Path | None:
+        return self._storage.layer_path("x").parent / backing if backing else None
+
+    def _next_fold(self, disk_id: str) -> tuple[str, str, str] | None:
+        """(layer to fold into, layer to fold, the running VM that has them open or "")."""
+        with self._db.session() as s:
+            disk = s.get(Disk, disk_id)
+            if disk is None:
+                return None
+            disks = list(s.scalars(select(Disk).where(Disk.host_id == disk.host_id)))
+            referenced = {d.top_layer for d in disks} | set(s.scalars(select(Snapshot.layer).where(Snapshot.layer != "")))
+            pending = s.scalar(select(StorageTask.id).where(StorageTask.disk_id == disk_id,
+                                                            StorageTask.kind != "merge").limit(1))
+        if pending is not None:
+            return None  # the disk's other work first
+        graph = self._storage.graph()
+        children: dict[str, int] = {}
+        for under in graph.values():
+            if under is not None:
+                children[under] = children.get(under, 0) + 1
+        readers: dict[str, set[str]] = {}
+        for d in disks:
+            for layer in _walk(graph, d.top_layer):
+                readers.setdefault(layer, set()).add(d.id)
+        chain = _walk(graph, disk.top_layer)
+        running = disk.instance_id if disk.instance_id and self._running(disk.instance_id) else ""
+        for child, parent in zip(chain, chain[1:]):
+            if parent in referenced or children.get(parent) != 1:
+                continue
+            if readers.get(child, set()) - {disk.id}:
+                continue  # another disk reads through it (a clone of a snapshot): its chain stays
+            return child, parent, running
+        return None
+
     def _do_delete(self, task: StorageTask, disk: Disk | None, _: Snapshot | None) -> None:
         self._finish(task, lambda d, sn: None)  # the collector removes its layers
 
@@ -254,3 +318,12 @@ class StorageWork:
             elif d.status == ds.CREATING:
                 d.status = ds.AVAILABLE
         self._finish(task, fail)
+
+
+def _walk(graph: dict[str, str | None], top: str) -> list[str]:
+    chain: list[str] = []
+    current: str | None = top
+    while current is not None and current in graph and current not in chain:
+        chain.append(current)
+        current = graph[current]
+    return chain

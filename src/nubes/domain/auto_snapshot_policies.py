@@ -38,7 +38,7 @@ from nubes.api.errors import ApiError
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope, check_name
-from nubes.domain.snapshot_usage import disks_using, images_using
+from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
 from nubes.domain.tags import MAX_TAGS, check_tag
 from nubes.store.db import Database
@@ -200,10 +200,6 @@ def _deletable(s: Session, snapshot: Snapshot) -> bool:
     return snapshot.status != PROGRESSING and not images_using(s, snapshot.id) and not disks_using(s, snapshot.id)
 
 
-def _delete_row(s: Session, snapshot: Snapshot) -> None:
-    for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot.id)):
-        s.delete(tag)
-    s.delete(snapshot)  # its layer is removed by the agent's collector once nothing stands on it
 
 
 class AutoSnapshotPolicies:
@@ -389,7 +385,7 @@ class AutoSnapshotPolicies:
                 if s.scalar(select(Snapshot.id).where(Snapshot.disk_id == disk.id,
                                                       Snapshot.status == PROGRESSING).limit(1)) is not None:
                     continue  # ECS skips a time point while the disk's previous snapshot is being made
-                if not self._make_room(s, disk, wake):
+                if not self._make_room(s, now, disk, wake):
                     log.warning("disk %s keeps %d snapshots, none of them deletable: automatic snapshot skipped",
                                 disk.id, MAX_SNAPSHOTS_PER_DISK)
                     continue
@@ -412,7 +408,7 @@ class AutoSnapshotPolicies:
         return int(same_day) + 1
 
     @staticmethod
-    def _make_room(s: Session, disk: Disk, wake: set[str]) -> bool:
+    def _make_room(s: Session, now: datetime, disk: Disk, wake: set[str]) -> bool:
         """At the snapshot limit of the disk, delete its oldest deletable automatic snapshot
         (as ECS does); False if there is no room and none can go."""
         count = s.scalar(select(func.count()).select_from(Snapshot).where(Snapshot.disk_id == disk.id)) or 0
@@ -421,7 +417,7 @@ class AutoSnapshotPolicies:
         for oldest in s.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "")
                                 .order_by(Snapshot.created_at, Snapshot.id)):
             if _deletable(s, oldest):
-                _delete_row(s, oldest)
+                forget_snapshot(s, now, oldest)
                 s.flush()
                 wake.add(f"gc:{oldest.host_id}")
                 return True
@@ -439,6 +435,6 @@ class AutoSnapshotPolicies:
                 days = snapshot.retention_days or 0
                 if as_utc(snapshot.created_at) + timedelta(days=days) > now or not _deletable(s, snapshot):
                     continue
-                _delete_row(s, snapshot)
+                forget_snapshot(s, now, snapshot)
                 wake.add(f"gc:{snapshot.host_id}")
         return wake

@@ -4,10 +4,12 @@ disk and snapshot modules both use it)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from nubes.domain.storage_tasks import enqueue
 from nubes.store.models import Disk, Image, Snapshot, Tag
 
 
@@ -24,6 +26,17 @@ def images_using(s: Session, snapshot_id: str) -> list[str]:
 
 def disks_using(s: Session, snapshot_id: str) -> list[str]:
     return list(s.scalars(select(Disk.id).where(Disk.source_snapshot_id == snapshot_id)))
+
+
+def forget_snapshot(s: Session, now: datetime, snapshot: Snapshot) -> None:
+    """Delete a snapshot row and its tags; its frozen layer is then merged into the layer above
+    it (a "merge" task of its disk keeps the disk's chain short) and collected."""
+    for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot.id)):
+        s.delete(tag)
+    disk = s.get(Disk, snapshot.disk_id) if snapshot.disk_id else None
+    if disk is not None and snapshot.layer:
+        enqueue(s, now, "merge", disk, instance_id=disk.instance_id)
+    s.delete(snapshot)
 
 
 def release_disk(s: Session, disk: Disk) -> None:

@@ -19,7 +19,7 @@ from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
-from nubes.domain.snapshot_usage import disks_using, images_using
+from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.storage_tasks import enqueue
 from nubes.store.db import Database
 from nubes.store.models import Disk, Snapshot, Tag
@@ -88,9 +88,7 @@ class Snapshots:
                                "set Force=true to delete it anyway.", 403)
             # a progressing snapshot is cancelled: its task finds no snapshot and does nothing
             # (or, if the disk already has its new top, records only that)
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot_id)):
-                s.delete(tag)
-            s.delete(snapshot)
+            forget_snapshot(s, self._clock.now(), snapshot)
             # its layer stays while disks still stand on it; the agent collects it after
             host = snapshot.host_id
         self._notify(f"gc:{host}")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from nubes.store.models import Disk, StorageTask
 
-DISK_KINDS = ("create", "attach", "detach", "snapshot", "reset", "reinit", "resize", "delete")
+DISK_KINDS = ("create", "attach", "detach", "snapshot", "reset", "reinit", "resize", "delete", "merge")
 IMAGE_KINDS = ("import", "export")
 
 

@@ -288,6 +288,14 @@ class FakeComputeDriver(ComputeDriver):
                 raise VmNotRunning(f"{instance_id} is not running")
             self.host.say(instance_id, f"disk {disk_id} grown to {size_bytes} bytes")
 
+    def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
+                     timeout: float) -> None:
+        self._enter("stream_layer", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            self.host.say(instance_id, f"layer {layer.name} streamed onto {base.name if base else 'nothing'}")
+
     def cleanup(self, instance_id: str) -> None:
         with self.host.lock:
             vm = self.host.vms.get(instance_id)

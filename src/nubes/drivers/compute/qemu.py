@@ -858,6 +858,39 @@ class QemuDriver(ComputeDriver):
                 except QmpError as exc:
                     raise ComputeError(f"{instance_id}: resize of {disk_id} failed: {exc}") from exc
 
+    def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
+                     timeout: float) -> None:
+        with self._locked(instance_id):
+            handle = self._running_handle(instance_id)
+            job = qemu_id("stream", layer.stem)
+            with self._qmp(handle) as q:
+                nodes = _format_nodes(q)
+                top = nodes.get(os.path.realpath(layer))
+                if top is None:
+                    raise ComputeError(f"{instance_id}: no block node for {layer.name}")
+                if _backing_of(q, top) == (os.path.realpath(base) if base else None):
+                    return  # streamed before (the agent died before it recorded it)
+                if job not in _job_ids(q):
+                    args: dict[str, Any] = {"job-id": job, "device": top}
+                    if base is not None:
+                        base_node = nodes.get(os.path.realpath(base))
+                        if base_node is None:
+                            raise ComputeError(f"{instance_id}: no block node for {base.name}")
+                        args["base-node"] = base_node
+                    if backing_name is not None:
+                        args["backing-file"] = backing_name
+                    try:
+                        q.execute("block-stream", args)
+                    except QmpError as exc:
+                        raise ComputeError(f"{instance_id}: block-stream into {layer.name} failed: {exc}") from exc
+                deadline = time.monotonic() + timeout
+                while job in _job_ids(q):
+                    if time.monotonic() > deadline:
+                        raise ComputeError(f"{instance_id}: streaming into {layer.name} did not end in {timeout}s")
+                    time.sleep(0.05)
+                if _backing_of(q, top) != (os.path.realpath(base) if base else None):
+                    raise ComputeError(f"{instance_id}: streaming into {layer.name} failed")
+
     def cleanup(self, instance_id: str) -> None:
         if not self._known(instance_id):
             return
@@ -884,6 +917,27 @@ def _peripherals(q: QmpClient) -> set[str]:
 
 def _node_names(q: QmpClient) -> set[str]:
     return {str(n.get("node-name")) for n in q.execute("query-named-block-nodes", {"flat": True})}
+
+
+def _format_nodes(q: QmpClient) -> dict[str, str]:
+    """The qcow2 nodes of the VM by the real path of their file."""
+    return {os.path.realpath(str(n["file"])): str(n["node-name"])
+            for n in q.execute("query-named-block-nodes", {"flat": True})
+            if n.get("drv") == "qcow2" and not str(n.get("file", "")).startswith("json:")}
+
+
+def _backing_of(q: QmpClient, node: str) -> str | None:
+    """The real path of the file under a node now (None: nothing)."""
+    for n in q.execute("query-named-block-nodes", {"flat": True}):
+        if n.get("node-name") == node:
+            backing = n.get("image", {}).get("full-backing-filename") or n.get("backing_file")
+            return os.path.realpath(str(backing)) if backing else None
+    return None
+
+
+def _job_ids(q: QmpClient) -> set[str]:
+    return {str(j.get("device")) for j in q.execute("query-block-jobs")} | \
+        {str(j.get("id")) for j in q.execute("query-jobs")}
 
 
 def _port_of(q: QmpClient, disk_id: str, default: int) -> int:

@@ -49,6 +49,19 @@ class StorageDriver(ABC):
         """The layer and the layers under it, top first (image files excluded)."""
 
     @abstractmethod
+    def graph(self) -> dict[str, str | None]:
+        """Every layer of this host and the layer under it (None: none, or an image file)."""
+
+    @abstractmethod
+    def backing_name(self, layer: str) -> str | None:
+        """What the layer names as its backing file, as written (relative to the layers' directory)."""
+
+    @abstractmethod
+    def rebase(self, layer: str, backing_name: str | None) -> None:
+        """Put a layer no VM has open on another backing file (or none), copying into it what it
+        read through the layers it drops, so it shows the same content."""
+
+    @abstractmethod
     def delete(self, layer: str) -> None:
         """Remove the layer's file; succeeds if there is none."""
 

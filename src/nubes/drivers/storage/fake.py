@@ -45,6 +45,17 @@ class FakeStorage(StorageDriver):
             current = self.layers[current][1]
         return names
 
+    def graph(self) -> dict[str, str | None]:
+        return {name: backing for name, (_, backing) in self.layers.items()}
+
+    def backing_name(self, layer: str) -> str | None:
+        backing = self.layers[layer][1]
+        return f"{backing}.qcow2" if backing is not None else None
+
+    def rebase(self, layer: str, backing_name: str | None) -> None:
+        size, _ = self.layers[layer]
+        self.layers[layer] = (size, backing_name.removesuffix(".qcow2") if backing_name else None)
+
     def delete(self, layer: str) -> None:
         self.layers.pop(layer, None)
 

@@ -112,6 +112,25 @@ class Qcow2Storage(StorageDriver):
             path = (self._dir / backing) if not os.path.isabs(backing) else Path(backing)
         return names
 
+    def graph(self) -> dict[str, str | None]:
+        graph: dict[str, str | None] = {}
+        for path in self._dir.glob("*.qcow2"):
+            backing = backing_file_name(path)
+            under = self._dir / backing if backing and not os.path.isabs(backing) else None
+            graph[path.stem] = under.stem if under is not None and under.parent == self._dir else None
+        return graph
+
+    def backing_name(self, layer: str) -> str | None:
+        return backing_file_name(self.layer_path(layer))
+
+    def rebase(self, layer: str, backing_name: str | None) -> None:
+        # safe mode: reads the old and the new chain and writes the differing clusters into the layer.
+        # qemu-img opens a relative new backing name relative to the image, as QEMU does.
+        args = ["rebase", "-q", "-f", "qcow2", "-b", backing_name or ""]
+        if backing_name:
+            args += ["-F", "qcow2"]
+        _qemu_img(*args, str(self.layer_path(layer)), timeout=3600)
+
     def delete(self, layer: str) -> None:
         for path in (self.layer_path(layer), self.layer_path(layer).with_suffix(".partial")):
             path.unlink(missing_ok=True)
