@@ -140,8 +140,10 @@ def test_share_image_with_another_account(live: LiveServer, lab: Lab) -> None:
     assert image(other, image_id) is None
 
 
-def test_import_and_export(lab: Lab, tmp_path: Path) -> None:
-    source = tmp_path / "disk.raw"
+def test_import_and_export(live: LiveServer, lab: Lab, tmp_path: Path) -> None:
+    bucket = live.data_dir / "oss" / "imports"
+    bucket.mkdir(parents=True, exist_ok=True)
+    source = bucket / "disk.raw"
     source.write_bytes(b"\0" * (1 << 20))
     image_id = lab.ecs.import_image(em.ImportImageRequest(
         region_id=REGION, image_name="imported",
@@ -159,8 +161,23 @@ def test_import_and_export(lab: Lab, tmp_path: Path) -> None:
     assert not_loopback.code == "InvalidOSSObject.NotLoopback"
     absent = error_of(lambda: lab.ecs.import_image(em.ImportImageRequest(
         region_id=REGION, disk_device_mapping=[em.ImportImageRequestDiskDeviceMapping(
-            ossobject=str(tmp_path / "nope.qcow2"), format="qcow2")])))
+            ossobject=str(bucket / "nope.qcow2"), format="qcow2")])))
     assert absent.code == "InvalidOSSObject.NotFound"
+    # the API runs as root: only the buckets' directory is readable and writable through it
+    outside = tmp_path / "secret.raw"
+    outside.write_bytes(b"\0" * 512)
+    for path in (str(outside), str(bucket / ".." / ".." / ".." / outside.name), "/etc/shadow"):
+        forbidden = error_of(lambda path=path: lab.ecs.import_image(em.ImportImageRequest(
+            region_id=REGION, disk_device_mapping=[em.ImportImageRequestDiskDeviceMapping(
+                ossobject=path, format="raw")])))
+        assert forbidden.code == "InvalidOSSObject.Forbidden"
+    by_bucket = lab.ecs.import_image(em.ImportImageRequest(region_id=REGION, disk_device_mapping=[
+        em.ImportImageRequestDiskDeviceMapping(ossbucket="imports", ossobject="disk.raw", format="raw")])).body.image_id
+    assert wait_image(lab, by_bucket).status == "Available"
+    for bucket_name, key in (("/etc", "shadow"), ("imports", "../../x"), ("Bad_Bucket", "x")):
+        bad = error_of(lambda b=bucket_name, k=key: lab.ecs.export_image(em.ExportImageRequest(
+            region_id=REGION, image_id=image_id, ossbucket=b, ossprefix=k, image_format="raw")))
+        assert bad.code in ("InvalidOSSBucket.Malformed", "InvalidOSSObject.Malformed")
     bad_format = error_of(lambda: lab.ecs.import_image(em.ImportImageRequest(
         region_id=REGION, disk_device_mapping=[em.ImportImageRequestDiskDeviceMapping(
             ossobject=str(source), format="vmdk")])))

@@ -9,6 +9,8 @@ snapshot's disk came from (`boot_image_id`, whose files `artifact` names). The i
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -30,6 +32,7 @@ from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance,
 CREATING, AVAILABLE, CREATE_FAILED = "Creating", "Available", "CreateFailed"
 IMPORT_FORMATS = ("qcow2", "raw", "vhd")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by default
 
 
@@ -64,14 +67,25 @@ class CustomImages:
         self._buckets = buckets  # "OSS buckets": directories on the host
 
     def bucket_path(self, bucket: str, key: str) -> Path:
-        """Where an object of an "OSS bucket" lives: DATA_DIR/oss/<bucket>/<key>, or, for a
-        bucket given as an absolute host directory, inside it."""
-        base = Path(bucket) if bucket.startswith("/") else self._buckets / bucket
-        path = (base / key).resolve()
-        if not bucket or ".." in Path(key).parts or not str(path).startswith(str(base.resolve())):
-            raise ApiError("InvalidOSSObject.Malformed" if bucket else "InvalidOSSBucket.Malformed",
-                           f"The object {key!r} of bucket {bucket!r} is not a valid location.")
-        return path
+        """Where an object of an "OSS bucket" lives: DATA_DIR/oss/<bucket>/<key>. Buckets are the
+        only host files ImportImage reads and ExportImage writes (the API runs as root: a caller
+        must not name /etc/shadow); an operator links or copies other files in."""
+        if not BUCKET_NAME.fullmatch(bucket):
+            raise ApiError("InvalidOSSBucket.Malformed", f"The bucket name {bucket!r} is not valid: 3 to 63 lower-case "
+                           "letters, digits and hyphens, starting and ending with a letter or digit.")
+        parts = Path(key).parts
+        if not key or key.startswith("/") or ".." in parts or "\0" in key or len(key) > 1023:
+            raise ApiError("InvalidOSSObject.Malformed", f"The object name {key!r} is not valid.")
+        return self._buckets / bucket / key
+
+    def host_file(self, path: str) -> Path:
+        """A host path given to ImportImage: only inside the buckets' directory."""
+        normal = Path(os.path.normpath(path))
+        root = Path(os.path.normpath(self._buckets))
+        if not normal.is_absolute() or root not in normal.parents:
+            raise ApiError("InvalidOSSObject.Forbidden",
+                           f"nubes imports host files only from its buckets ({root}/<bucket>/...).", 403)
+        return normal
 
     # ---- import / export / copy ------------------------------------------------------------
 
@@ -88,7 +102,7 @@ class CustomImages:
             if host not in LOOPBACK_HOSTS:
                 raise ApiError("InvalidOSSObject.NotLoopback",
                                "An image URL must point at the loopback interface (127.0.0.1) of the nubes host.")
-        elif not Path(source).is_file():
+        elif not self.host_file(source).is_file():
             raise ApiError("InvalidOSSObject.NotFound", f"The image file {source} does not exist.", 404)
         now = self._clock.now()
         with self._db.session() as s:

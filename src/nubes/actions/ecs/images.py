@@ -240,8 +240,8 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
                                      String("Device", max_length=32)], max_items=17),
     TAGS, CLIENT_TOKEN], idempotent=True)
 def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Import a qcow2, raw or VHD system disk image: from a bucket (a directory of the host: DATA_DIR/oss/<bucket>,
-    or an absolute path), a host file path, or an HTTP URL on 127.0.0.1. It boots with nubes' Debian kernel."""
+    """Import a qcow2, raw or VHD system disk image: from a bucket (the host directory DATA_DIR/oss/<bucket>), a host
+    path inside it, or an HTTP URL on 127.0.0.1. It boots with nubes' Debian kernel."""
     scope = ctx.scope(p["RegionId"])
     if p["DryRun"]:
         raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
