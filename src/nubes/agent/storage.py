@@ -41,7 +41,8 @@ RootfsResolver = Callable[[Image], Path]
 
 def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
     """How a VM opens a disk: its top layer, throttled to its category's limits."""
-    caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops)
+    caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops,
+                  bursting_enabled=disk.bursting_enabled)
     return DiskAttachment(disk.id, storage.layer_path(disk.top_layer), iops=caps.iops, bps=bytes_per_second(caps))
 
 
@@ -96,6 +97,9 @@ class StorageWork:
                 keep |= {layer for layer in s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))}
                 keep |= {f"{image_id}.import" for image_id in s.scalars(
                     select(StorageTask.disk_id).where(StorageTask.kind == "import"))}
+                # a snapshot's new top may be in a running VM before the store names it
+                keep |= {_overlay_name(disk_id, snapshot_id) for disk_id, snapshot_id in s.execute(
+                    select(StorageTask.disk_id, StorageTask.snapshot_id).where(StorageTask.kind == "snapshot"))}
                 if s.scalar(select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)):
                     return []  # a disk is being made: its source may be known only to the task
             return self._storage.collect(keep)
@@ -180,11 +184,14 @@ class StorageWork:
         self._finish(task, settle)
 
     def _do_snapshot(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
-        if snapshot is None or snapshot.status != PROGRESSING:
-            self._finish(task, lambda d, sn: None)
-            return
         frozen = disk.top_layer
-        overlay = f"{disk.id}.{snapshot.id}"
+        overlay = _overlay_name(disk.id, task.snapshot_id)
+        cancelled = snapshot is None or snapshot.status != PROGRESSING
+        if cancelled and (frozen == overlay or not self._storage.exists(overlay)):
+            self._finish(task, lambda d, sn: None)  # cancelled before anything was done
+            return
+        # (cancelled after the overlay was made: the VM may write to it already, so the disk
+        # moves onto it all the same; the frozen layer is then folded away)
         with self._files:
             self._storage.create_overlay(overlay, frozen, disk.size_gib)
             if disk.instance_id and self._running(disk.instance_id):
@@ -194,7 +201,7 @@ class StorageWork:
             def settle(d: Disk | None, sn: Snapshot | None) -> None:
                 if d is not None:
                     d.layer = overlay
-                if sn is not None:
+                if sn is not None and sn.status == PROGRESSING:
                     sn.layer, sn.status, sn.progress, sn.completed_at = frozen, ACCOMPLISHED, 100, self._clock.now()
                     session = object_session(sn)
                     if session is not None:
@@ -311,13 +318,19 @@ class StorageWork:
                 sn.status = FAILED
             if d is None:
                 return
-            if d.status == ds.ATTACHING:
+            # undo only the status this task was to settle
+            if task.kind == "attach" and d.status == ds.ATTACHING:
                 d.status, d.instance_id, d.device = ds.AVAILABLE, "", ""
-            elif d.status in (ds.DETACHING, ds.REINITING):
+            elif (task.kind, d.status) in (("detach", ds.DETACHING), ("reinit", ds.REINITING)):
                 d.status = ds.IN_USE
-            elif d.status == ds.CREATING:
+            elif task.kind == "create" and d.status == ds.CREATING:
                 d.status = ds.AVAILABLE
         self._finish(task, fail)
+
+
+def _overlay_name(disk_id: str, snapshot_id: str) -> str:
+    """The layer a snapshot puts on top of its disk."""
+    return f"{disk_id}.{snapshot_id}"
 
 
 def _walk(graph: dict[str, str | None], top: str) -> list[str]:

@@ -140,7 +140,9 @@ class Disks:
             for key, value in spec.tags:
                 s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="disk",
                           resource_id=disk.id, key=key, value=value))
-            enqueue(s, now, "create", disk, snapshot_id=spec.snapshot_id)
+            # made attached: one key (the instance) keeps create before attach
+            enqueue(s, now, "create", disk, instance_id=instance.id if instance is not None else "",
+                    snapshot_id=spec.snapshot_id)
             if instance is not None:
                 self._attach(s, disk, instance, delete_with_instance=True)
             disk_id = disk.id

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nubes.drivers.storage.base import StorageDriver, StorageError
 
-_LAYER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LAYER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _QCOW2_MAGIC = b"QFI\xfb"
 GIB = 1 << 30
 
@@ -52,7 +52,7 @@ class Qcow2Storage(StorageDriver):
         self._dir.mkdir(parents=True, exist_ok=True)
 
     def layer_path(self, layer: str) -> Path:
-        if not _LAYER_RE.match(layer):
+        if not _LAYER_RE.fullmatch(layer):
             raise StorageError(f"bad layer name {layer!r}")
         return self._dir / f"{layer}.qcow2"
 
@@ -148,8 +148,10 @@ class Qcow2Storage(StorageDriver):
 
     def export(self, layer: str, dest: Path, fmt: str) -> None:
         partial = dest.with_name(dest.name + ".partial")
-        _qemu_img("convert", "-q", "-U", "-f", "qcow2", "-O", fmt, str(self.layer_path(layer)), str(partial),
-                  timeout=3600)
+        # VHD rounds the size up to its geometry unless told to keep it (a re-import would grow)
+        options = ["-o", "force_size=on"] if fmt == "vpc" else []
+        _qemu_img("convert", "-q", "-U", "-f", "qcow2", "-O", fmt, *options, str(self.layer_path(layer)),
+                  str(partial), timeout=3600)
         os.replace(partial, dest)
 
     def import_file(self, layer: str, source: Path, fmt: str) -> int:
