@@ -82,7 +82,7 @@ class CustomImages:
         """A host path given to ImportImage: only inside the buckets' directory."""
         normal = Path(os.path.normpath(path))
         root = Path(os.path.normpath(self._buckets))
-        if not normal.is_absolute() or root not in normal.parents:
+        if "\0" in path or not normal.is_absolute() or root not in normal.parents:
             raise ApiError("InvalidOSSObject.Forbidden",
                            f"nubes imports host files only from its buckets ({root}/<bucket>/...).", 403)
         return normal
@@ -98,7 +98,10 @@ class CustomImages:
             raise ApiError("InvalidParameter.Format", f"Format must be one of {', '.join(IMPORT_FORMATS)}.")
         source = source_url_or_path
         if source.startswith(("http://", "https://")):
-            host = urlparse(source).hostname or ""
+            try:
+                host = urlparse(source).hostname or ""
+            except ValueError:
+                host = ""
             if host not in LOOPBACK_HOSTS:
                 raise ApiError("InvalidOSSObject.NotLoopback",
                                "An image URL must point at the loopback interface (127.0.0.1) of the nubes host.")
