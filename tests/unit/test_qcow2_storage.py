@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,16 +92,21 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
     storage.create_blank("held", 10)
     path = storage.layer_path("held")
     qemu_io(path, "write -P 0x33 0 8M")
-    process = subprocess.Popen(["qemu-io", "-f", "qcow2", str(path)], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = path.with_suffix(".err")
+    with open(errors, "wb") as err:
+        process = subprocess.Popen(["qemu-io", "-f", "qcow2", str(path)], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=err)
+    assert process.stdin is not None and process.stdout is not None
     try:
-        for _ in range(200):  # until qemu-io has the image open and locked
-            probe = subprocess.run(["qemu-img", "info", str(path)], capture_output=True, text=True, timeout=60)
-            if probe.returncode != 0 and "lock" in probe.stderr:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("qemu-io did not lock the layer")
+        # a command answered means the image is open, and so locked (no probing meanwhile: a
+        # probe's own lock would race qemu-io's)
+        process.stdin.write(b"read 0 512\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        if not ready or b"read 512/512" not in process.stdout.readline():
+            pytest.fail(f"qemu-io did not open the layer (exit {process.poll()}): {errors.read_text()[-500:]}")
+        probe = subprocess.run(["qemu-img", "info", str(path)], capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0 and "lock" in probe.stderr, "qemu-io holds no lock"
         yield path
     finally:
         assert process.stdin is not None
