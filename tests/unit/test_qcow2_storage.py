@@ -11,7 +11,6 @@ import os
 import shutil
 import select
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
