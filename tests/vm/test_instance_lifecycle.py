@@ -211,9 +211,16 @@ def test_private_ip_reused_after_delete_gets_dhcp(cloud: LiveServer) -> None:
     first, first_ip = launch()
     assert ready_line(first) == f"NUBES-READY instance-id={first}"
     ecs.delete_instance(em.DeleteInstanceRequest(instance_id=first, force=True))
+
+    def released() -> bool:  # the agent releases the address with the interface, after the VM
+        enis = ecs.describe_network_interfaces(em.DescribeNetworkInterfacesRequest(
+            region_id=REGION, instance_id=first)).body.network_interface_sets.network_interface_set
+        return not qemu_processes(first) and not enis
+
     deadline = time.monotonic() + 60
-    while qemu_processes(first) and time.monotonic() < deadline:
+    while not released() and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert released()
     second, second_ip = launch()
     assert second_ip == first_ip
     assert ready_line(second) == f"NUBES-READY instance-id={second}"
