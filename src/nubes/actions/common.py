@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nubes.api.params import Boolean, Integer, String
 from nubes.catalog.model import LANGUAGES
 
@@ -16,6 +18,11 @@ DRY_RUN = Boolean("DryRun", default=False)
 PAGE_NUMBER = Integer("PageNumber", minimum=1, default=1)
 PAGE_SIZE = Integer("PageSize", minimum=1, maximum=50, default=10)
 RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
+
+
+def tag_pairs(p: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Tag.N.Key/Value of a request as (key, value) pairs; entries without a key are left out."""
+    return tuple((t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if t.get("Key"))
 
 
 def paged(items_key: str, item_key: str, items: list[object], page_number: int, page_size: int) -> dict[str, object]:

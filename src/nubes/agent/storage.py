@@ -74,6 +74,8 @@ class StorageWork:
             tasks = list(s.scalars(select(StorageTask).where(
                 (StorageTask.instance_id == key) | ((StorageTask.instance_id == "") & (StorageTask.disk_id == key)))
                 .order_by(StorageTask.id)))
+        if not tasks:
+            return  # the common case, every pass for every instance: no collection either
         for task in tasks:
             try:
                 self._do(task)

@@ -22,13 +22,14 @@ from nubes.api.errors import ApiError
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock, as_utc
 from nubes.domain import cidr, instance_states as states
-from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
 from nubes.domain.common import Scope, check_description, check_name, not_found
+from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
 from nubes.domain.images import Images
 from nubes.domain.names import check_hostname, expand
 from nubes.domain.network_interfaces import ENI_IN_USE, new_mac
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.regions import require_region
+from nubes.domain.tags import tags_by_resource
 from nubes.domain.vpcs import AVAILABLE
 from nubes.scheduler.placement import HostState, NoHostFound, PlacementRequest, place_all
 from nubes.store.db import Database
@@ -532,10 +533,7 @@ class Instances:
             ):
                 groups[instance_id].append(group_id)
             tags: dict[str, list[tuple[str, str]]] = {i: [] for i in instance_ids}
-            for resource_id, key, value in s.execute(
-                select(Tag.resource_id, Tag.key, Tag.value).where(Tag.resource_id.in_(instance_ids)).order_by(Tag.id)
-            ):
-                tags[resource_id].append((key, value))
+            tags.update(tags_by_resource(s, instance_ids))
             return enis, groups, tags
 
     def image_of(self, image_id: str) -> Image | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from nubes.api.errors import ApiError
@@ -11,28 +14,26 @@ from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.db import Database
 from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Snapshot, Tag
 
+T = TypeVar("T", bound=Any)
+
 MAX_TAGS = 20
 # ECS's ResourceType names (TagResources spells them in lower case; AddTags capitalises some).
 RESOURCE_TYPES = ("instance", "disk", "snapshot", "image", "securitygroup", "eni", "keypair", "launchtemplate", "ddh")
 
 
+# The resource types whose rows carry their account and region (instances and images differ).
+_REGIONAL: dict[str, Any] = {"disk": Disk, "snapshot": Snapshot, "securitygroup": SecurityGroup,
+                             "eni": NetworkInterface}
+
+
 def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> bool:
+    if resource_type in _REGIONAL:
+        row = s.get(_REGIONAL[resource_type], resource_id)
+        return row is not None and row.account_id == scope.account_id and row.region_id == scope.region_id
     if resource_type == "instance":
         i = s.get(Instance, resource_id)
         return i is not None and i.account_id == scope.account_id and i.region_id == scope.region_id \
             and i.desired != WANT_DELETED
-    if resource_type == "disk":
-        d = s.get(Disk, resource_id)
-        return d is not None and d.account_id == scope.account_id and d.region_id == scope.region_id
-    if resource_type == "securitygroup":
-        g = s.get(SecurityGroup, resource_id)
-        return g is not None and g.account_id == scope.account_id and g.region_id == scope.region_id
-    if resource_type == "eni":
-        e = s.get(NetworkInterface, resource_id)
-        return e is not None and e.account_id == scope.account_id and e.region_id == scope.region_id
-    if resource_type == "snapshot":
-        sn = s.get(Snapshot, resource_id)
-        return sn is not None and sn.account_id == scope.account_id and sn.region_id == scope.region_id
     if resource_type == "image":
         m = s.get(Image, resource_id)
         return m is not None and m.account_id == scope.account_id
@@ -41,6 +42,26 @@ def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> b
             KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
             KeyPair.name == resource_id)) is not None
     return False
+
+
+def where_tagged(query: Select[T], resource_id: Any, tags: Iterable[tuple[str, str | None]]) -> Select[T]:
+    """Narrow a query of resources (`resource_id`: their id column) to those carrying every tag;
+    an empty value matches any value of the key."""
+    for key, value in tags:
+        condition = (Tag.resource_id == resource_id) & (Tag.key == key)
+        if value:
+            condition = condition & (Tag.value == value)
+        query = query.where(select(Tag.id).where(condition).exists())
+    return query
+
+
+def tags_by_resource(s: Session, resource_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The tags of these resources, in one query, in the order they were added."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for resource_id, key, value in s.execute(select(Tag.resource_id, Tag.key, Tag.value).where(
+            Tag.resource_id.in_(list(resource_ids))).order_by(Tag.id)):
+        found.setdefault(resource_id, []).append((key, value))
+    return found
 
 
 def normalise_type(resource_type: str) -> str:

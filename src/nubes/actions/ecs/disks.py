@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
 from nubes.actions.paging import either_page
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
@@ -18,7 +18,8 @@ from nubes.domain.common import Scope, check_description, check_name
 from nubes.domain.disk_categories import limits
 from nubes.domain.disks import DiskSpec
 from nubes.domain.regions import require_region, zones_of
-from nubes.store.models import Disk, Tag
+from nubes.domain.tags import tags_by_resource, where_tagged
+from nubes.store.models import Disk
 
 actions = ActionTable("ecs")
 
@@ -27,10 +28,6 @@ TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_len
 CATEGORIES = ("cloud", "cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto", "cloud_essd_entry")
 LEVELS = ("PL0", "PL1", "PL2", "PL3")
 SPEC_CATEGORIES = CATEGORIES[1:]  # ModifyDiskSpec cannot turn a disk into a basic disk (cloud)
-
-
-def _tags(p: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if t.get("Key"))
 
 
 def _dry_run(p: dict[str, Any]) -> None:
@@ -64,7 +61,7 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         performance_level=p["PerformanceLevel"] or "", snapshot_id=p["SnapshotId"] or "",
         name=check_name("DiskName", p["DiskName"]), description=check_description(p["Description"]),
         instance_id=p["InstanceId"] or "", provisioned_iops=p["ProvisionedIops"] or 0,
-        bursting_enabled=bool(p["BurstingEnabled"]), tags=_tags(p), client_token=p["ClientToken"] or "",
+        bursting_enabled=bool(p["BurstingEnabled"]), tags=tag_pairs(p), client_token=p["ClientToken"] or "",
     )
     disk_id = ctx.services.disks.create(scope, spec)
     return {"DiskId": disk_id, "OrderId": ""}
@@ -162,17 +159,10 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
                             else (Disk.auto_snapshot_policy_id == ""))
     if p["Encrypted"]:
         query = query.where(Disk.id.is_(None))
-    for tag in p["Tag"] or []:
-        if tag.get("Key"):
-            condition = (Tag.resource_id == Disk.id) & (Tag.key == tag["Key"])
-            if tag.get("Value"):
-                condition = condition & (Tag.value == tag["Value"])
-            query = query.where(select(Tag.id).where(condition).exists())
+    query = where_tagged(query, Disk.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
-        tags: dict[str, list[tuple[str, str]]] = {}
-        for t in s.scalars(select(Tag).where(Tag.resource_id.in_([d.id for d in disks]))):
-            tags.setdefault(t.resource_id, []).append((t.key, t.value))
+        tags = tags_by_resource(s, (d.id for d in disks))
     body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
     body["TotalCount"] = len(disks)
     return body

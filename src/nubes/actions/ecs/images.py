@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -172,7 +172,7 @@ def create_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     scope = ctx.scope(p["RegionId"])
     snapshot_id = p["SnapshotId"] or next((m.get("SnapshotId") for m in p["DiskDeviceMapping"] or []
                                            if m.get("DiskType", "system") == "system" and m.get("SnapshotId")), None)
-    tags = tuple((t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key"))
+    tags = tag_pairs(p)
     image_id = ctx.services.custom_images.create(
         scope, p["InstanceId"], snapshot_id, check_name("ImageName", p["ImageName"]),
         check_description(p["Description"]), p["ImageFamily"] or "", tags, p["ClientToken"] or "")

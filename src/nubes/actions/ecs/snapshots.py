@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
 from nubes.actions.paging import either_page
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
@@ -16,7 +16,8 @@ from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import check_description, check_name
 from nubes.domain.snapshot_usage import disks_using, images_using
-from nubes.store.models import Disk, Snapshot, Tag
+from nubes.domain.tags import tags_by_resource, where_tagged
+from nubes.store.models import Disk, Snapshot
 
 actions = ActionTable("ecs")
 
@@ -35,7 +36,7 @@ TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_len
 )
 def create_snapshot(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Snapshot a disk: instant and crash-consistent (the running VM's writes go to a new layer)."""
-    tags = tuple((t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key"))
+    tags = tag_pairs(p)
     snapshot_id = ctx.services.snapshots.create(
         ctx.principal.account_id, p["DiskId"], check_name("SnapshotName", p["SnapshotName"]),
         check_description(p["Description"]), p["RetentionDays"], tags, p["ClientToken"] or "",
@@ -84,17 +85,10 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Snapshot.id.is_(None))
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
-    for tag in p["Tag"] or []:
-        if tag.get("Key"):
-            condition = (Tag.resource_id == Snapshot.id) & (Tag.key == tag["Key"])
-            if tag.get("Value"):
-                condition = condition & (Tag.value == tag["Value"])
-            query = query.where(select(Tag.id).where(condition).exists())
+    query = where_tagged(query, Snapshot.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         snapshots = list(s.scalars(query.order_by(Snapshot.created_at.desc(), Snapshot.id)))
-        tags: dict[str, list[tuple[str, str]]] = {}
-        for t in s.scalars(select(Tag).where(Tag.resource_id.in_([sn.id for sn in snapshots]))):
-            tags.setdefault(t.resource_id, []).append((t.key, t.value))
+        tags = tags_by_resource(s, (sn.id for sn in snapshots))
         usage = {sn.id: _usage(bool(images_using(s, sn.id)), bool(disks_using(s, sn.id))) for sn in snapshots}
     if p["Usage"]:
         snapshots = [sn for sn in snapshots if usage[sn.id] == p["Usage"]]

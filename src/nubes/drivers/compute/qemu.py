@@ -445,6 +445,18 @@ class QemuDriver(ComputeDriver):
             finally:
                 os.close(fd)
 
+    @contextlib.contextmanager
+    def _locked_running(self, instance_id: str) -> Iterator[VmHandle]:
+        """The VM's handle, under its lock; VmNotRunning when there is no VM (checked before
+        locking, which would make the instance's directory)."""
+        if not self._known(instance_id):
+            raise VmNotRunning(f"{instance_id} is not running")
+        with self._locked(instance_id):
+            handle = self._find(instance_id)
+            if handle is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            yield handle
+
     def _intent(self, instance_id: str) -> str:
         try:
             return (self._dir(instance_id) / INTENT_FILE).read_text().strip()
@@ -706,12 +718,7 @@ class QemuDriver(ComputeDriver):
         off by ACPI (as shutdown() does); once it has, the VM is reset and resumed in the same QEMU
         process -- a clean OS shutdown then a fresh boot, as ECS's RebootInstance does. Raises
         ComputeError when the guest did not power off within `reboot_timeout` (the VM runs on)."""
-        if not self._known(instance_id):
-            raise VmNotRunning(f"{instance_id} is not running")
-        with self._locked(instance_id):
-            handle = self._find(instance_id)
-            if handle is None:
-                raise VmNotRunning(f"{instance_id} is not running")
+        with self._locked_running(instance_id) as handle:
             if not force and not self._powerdown_until_off(handle, self.reboot_timeout):
                 raise ComputeError(f"{instance_id}: the guest did not power off within {self.reboot_timeout}s")
             if not self._alive(handle):
@@ -748,12 +755,7 @@ class QemuDriver(ComputeDriver):
             return b""
 
     def attach_disk(self, instance_id: str, disk: DiskAttachment) -> None:
-        if not self._known(instance_id):
-            raise VmNotRunning(f"{instance_id} is not running")
-        with self._locked(instance_id):
-            handle = self._find(instance_id)
-            if handle is None:
-                raise VmNotRunning(f"{instance_id} is not running")
+        with self._locked_running(instance_id) as handle:
             runtime = self._load_runtime(instance_id)
             if disk.disk_id == runtime.system or disk.disk_id in runtime.ports:
                 return
@@ -817,19 +819,12 @@ class QemuDriver(ComputeDriver):
             runtime.ports.pop(disk_id, None)
             self._save_runtime(instance_id, runtime)
 
-    def _running_handle(self, instance_id: str) -> VmHandle:
-        handle = self._find(instance_id) if self._known(instance_id) else None
-        if handle is None:
-            raise VmNotRunning(f"{instance_id} is not running")
-        return handle
-
     def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
         # QEMU drains the disk and flushes the old top inside blockdev-snapshot-sync: write the host's
         # dirty pages of that file back first, while the guest's I/O still flows (measured: a
         # snapshot right after a 512 MiB burst paused the disk ~300 ms instead of ~40 ms)
         _write_back(current)
-        with self._locked(instance_id):
-            handle = self._running_handle(instance_id)
+        with self._locked_running(instance_id) as handle:
             with self._qmp(handle) as q:
                 nodes = _node_names(q)
                 if layer_node(overlay) in nodes:
@@ -848,8 +843,7 @@ class QemuDriver(ComputeDriver):
                     raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
 
     def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
-        with self._locked(instance_id):
-            handle = self._running_handle(instance_id)
+        with self._locked_running(instance_id) as handle:
             with self._qmp(handle) as q:
                 # the device's root node (a throttle filter, or the top layer) tells the device
                 target = next((str(b["inserted"]["node-name"]) for b in q.execute("query-block")
@@ -864,8 +858,7 @@ class QemuDriver(ComputeDriver):
 
     def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
                      timeout: float) -> None:
-        with self._locked(instance_id):
-            handle = self._running_handle(instance_id)
+        with self._locked_running(instance_id) as handle:
             job = qemu_id("stream", layer.stem)
             with self._qmp(handle) as q:
                 nodes = _format_nodes(q)
