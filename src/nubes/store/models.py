@@ -68,6 +68,16 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SignatureNonce(Base):
+    """A SignatureNonce seen within the timestamp window, shared by every API process and kept
+    across restarts. The digest covers the AccessKey and the nonce."""
+
+    __tablename__ = "signature_nonces"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Vpc(Base):
     __tablename__ = "vpcs"
 
@@ -408,10 +418,11 @@ class StorageTask(Base):
 
 
 class Tag(Base):
-    """Tags of every resource type, by resource ID."""
+    """Tags of every resource type, by the resource's owner-scoped identity: key pairs are named
+    per account and region, so (account, region, type, id) and never the id alone."""
 
     __tablename__ = "tags"
-    __table_args__ = (UniqueConstraint("resource_id", "key"),)
+    __table_args__ = (UniqueConstraint("account_id", "region_id", "resource_type", "resource_id", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
