@@ -16,7 +16,11 @@ timeouts (their latency counts as infinite in the percentiles).
 Both servers run as subprocesses on free ports with temporary data directories, one at a time
 (so they never compete for the CPU), and are stopped on exit, Ctrl-C or error.
 
-Run:  ./nubes-dev bench api [--seconds 5] [--concurrency 8,64] [--only nubes|moto] [--json FILE]
+With --baseline REF (a git commit, e.g. HEAD~1 or main), nubes as it was at REF runs in the same
+run beside the working tree's nubes (checked out into the temporary directory, same flags), and
+each nubes row is printed against its baseline row: the cost of a change, measured side by side.
+
+Run:  ./nubes-dev bench api [--seconds 5] [--concurrency 8,64] [--only nubes|moto] [--baseline REF] [--json FILE]
   or: .venv/bin/python bench/api.py ...     (after: pip install -e '.[bench]')
 """
 
@@ -71,6 +75,7 @@ class Options:
     concurrency: tuple[int, ...]
     only: str | None
     json_path: Path | None
+    baseline: str | None = None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -85,6 +90,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--concurrency", default="8,64", help="comma-separated client counts (default 8,64)")
     parser.add_argument("--only", choices=("nubes", "moto"), help="benchmark one server only")
     parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also run nubes as of this git commit, side by side, and print the ratios")
     args = parser.parse_args(argv)
     try:
         concurrency = tuple(int(part) for part in args.concurrency.split(",") if part.strip())
@@ -94,7 +101,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--concurrency values must be between 1 and 1024")
     if args.seconds <= 0 or args.seconds > 600 or args.warmup < 0 or args.grace < 0 or args.max_requests < 1:
         parser.error("--seconds must be in (0, 600], --warmup and --grace >= 0, --max-requests >= 1")
-    return Options(args.seconds, args.warmup, args.grace, args.max_requests, concurrency, args.only, args.json_path)
+    return Options(args.seconds, args.warmup, args.grace, args.max_requests, concurrency, args.only, args.json_path,
+                   args.baseline)
 
 
 # ---- servers ----------------------------------------------------------------------------------
@@ -214,7 +222,9 @@ def nubes_extra_flags() -> list[str]:
     return ["--driver", "fake"] if "--driver" in help_text and "fake" in help_text else []
 
 
-def nubes_spec(access_key_id: str, secret: str, extra_flags: Sequence[str]) -> ServerSpec:
+def nubes_spec(access_key_id: str, secret: str, extra_flags: Sequence[str], name: str = "nubes",
+               source: Path | None = None) -> ServerSpec:
+    """nubes as installed, or (with `source`) the nubes of another checkout's src directory."""
     def command(port: int, data_dir: Path) -> list[str]:
         return [
             *NUBES_SERVER,
@@ -222,7 +232,23 @@ def nubes_spec(access_key_id: str, secret: str, extra_flags: Sequence[str]) -> S
         ]
 
     env = {"NUBES_ACCESS_KEY_ID": access_key_id, "NUBES_ACCESS_KEY_SECRET": secret}
-    return ServerSpec("nubes", command, env, "/healthz")
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    return ServerSpec(name, command, env, "/healthz")
+
+
+@contextlib.contextmanager
+def baseline_checkout(ref: str, workdir: Path) -> Iterator[Path]:
+    """The src directory of nubes as of git commit `ref`, in a detached worktree removed afterwards."""
+    repo = Path(__file__).resolve().parent.parent
+    tree = workdir / "baseline"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(tree), ref],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield tree / "src"
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                       capture_output=True, timeout=120)
 
 
 def moto_spec() -> ServerSpec:
@@ -715,6 +741,30 @@ def report(results: list[CaseResult], opts: Options) -> list[dict[str, Any]]:
     return pairs
 
 
+def report_baseline(results: list[CaseResult], baseline: str) -> list[dict[str, Any]]:
+    """Each nubes row beside the same case of nubes@baseline: throughput and p99 ratios."""
+    prefix = f"nubes@{baseline}"
+    rows: list[dict[str, Any]] = []
+    ours = [r for r in results if r.server.startswith("nubes ")]
+    if not ours:
+        return rows
+    print(f"\nnubes (this tree) / {prefix}, same machine, same run:")
+    for r in ours:
+        base = next((b for b in results if b.server == r.server.replace("nubes", prefix, 1)
+                     and b.action == r.action and b.concurrency == r.concurrency), None)
+        if base is None or not base.rps:
+            continue
+        throughput, p99 = r.rps / base.rps, r.p99_ms / base.p99_ms if base.p99_ms else math.nan
+        print(f"  {r.server:<9} {r.action:<22} c={r.concurrency:<4} {r.rps:9.1f} vs {base.rps:9.1f} req/s "
+              f"= {throughput:.3f}x; p99 {fmt_ms(r.p99_ms)} vs {fmt_ms(base.p99_ms)} ms = {p99:.2f}x")
+        rows.append({"server": r.server, "action": r.action, "concurrency": r.concurrency,
+                     "throughput_ratio": throughput, "p99_ratio": p99})
+    if rows:
+        mean = sum(x["throughput_ratio"] for x in rows) / len(rows)
+        print(f"  => mean throughput ratio {mean:.3f} over {len(rows)} cases")
+    return rows
+
+
 def print_verdicts(pairs: list[dict[str, Any]]) -> None:
     if not pairs:
         return
@@ -841,20 +891,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     def moto_factories(action: str, host: str) -> list[RequestFactory]:
         return [MotoSigV4(action, host)]
 
+    def baseline_factories(ref: str) -> Callable[[str, str], list[RequestFactory]]:
+        def factories(action: str, host: str) -> list[RequestFactory]:
+            made = nubes_factories(action, host)
+            for factory in made:
+                factory.label = factory.label.replace("nubes", f"nubes@{ref}", 1)
+            return made
+        return factories
+
     results: list[CaseResult] = []
-    with tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp, asyncio.Runner(loop_factory=make_loop) as runner:
+    with tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp, asyncio.Runner(loop_factory=make_loop) as runner, \
+            contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        plan = [(nubes_spec(access_key_id, secret, nubes_flags), nubes_factories), (moto_spec(), moto_factories)]
-        for spec, factories in plan:
-            if opts.only and opts.only != spec.name:
+        plan = [(nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
+        if opts.baseline and opts.only != "moto":
+            source = stack.enter_context(baseline_checkout(opts.baseline, workdir))
+            plan.append((nubes_spec(access_key_id, secret, nubes_flags, f"nubes@{opts.baseline}", source),
+                         baseline_factories(opts.baseline), "nubes"))
+        plan.append((moto_spec(), moto_factories, "moto"))
+        for spec, factories, kind in plan:
+            if opts.only and opts.only != kind:
                 continue
             print(f"\n[{spec.name}]")
             results += run_server_cases(runner.run, ManagedServer(spec, workdir), factories, opts)
 
     info["loadavg_end"] = os.getloadavg()
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
-    pairs = report(results, opts)
+    pairs = report([r for r in results if "@" not in r.server], opts)
     print_verdicts(pairs)
+    baseline_rows = report_baseline(results, opts.baseline) if opts.baseline else []
     failed = [r for r in results if r.errors]
     if failed:
         print(f"\n!!! {len(failed)} case(s) had errors: "
@@ -862,7 +927,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               + " - read those figures with care")
     if opts.json_path:
         payload = {"machine": info, "options": {**asdict(opts), "json_path": str(opts.json_path)},
-                   "cases": [asdict(r) for r in results], "pairs": pairs}
+                   "cases": [asdict(r) for r in results], "pairs": pairs,
+                   "baseline": baseline_rows}
         opts.json_path.write_text(json.dumps(finite_or_text(payload), indent=2, default=str) + "\n")
         print(f"raw figures saved to {opts.json_path}")
     return 1 if any(r.errors for r in results if r.server != "moto") else 0

@@ -109,18 +109,22 @@ def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: 
         args += ["--driver", "fake"]
     log_file = open(log_path, "wb")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    _wait_healthy(port, process, log_path)
+    url = database_url or f"sqlite:///{data_dir / 'nubes.db'}"
+    return LiveServer(f"127.0.0.1:{port}", port, data_dir, url, backend, process, log_path, args)
+
+
+def _wait_healthy(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                break
+                return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError(f"nubes server did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.1)
-    url = database_url or f"sqlite:///{data_dir / 'nubes.db'}"
-    return LiveServer(f"127.0.0.1:{port}", port, data_dir, url, backend, process, log_path, args)
 
 
 def stop_server(server: LiveServer) -> None:
@@ -129,6 +133,20 @@ def stop_server(server: LiveServer) -> None:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def restart_server(server: LiveServer, *, kill: bool = False) -> None:
+    """Stop the server (SIGTERM, or SIGKILL with `kill`) and start it again on the same port,
+    data dir and store; `server.process` is the new process."""
+    if kill:
+        server.process.kill()
+        server.process.wait(timeout=15)
+    else:
+        stop_server(server)
+    env = {**os.environ, "NUBES_ACCESS_KEY_ID": ROOT_KEY_ID, "NUBES_ACCESS_KEY_SECRET": ROOT_SECRET}
+    log_file = open(server.log_path, "ab")
+    server.process = subprocess.Popen(server.args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    _wait_healthy(server.port, server.process, server.log_path)
 
 
 def backends() -> list[Any]:

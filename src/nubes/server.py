@@ -14,13 +14,13 @@ from nubes.actions import all_tables
 from nubes.api.app import ApiApp
 from nubes.api.auth import Authenticator
 from nubes.api.context import Services
-from nubes.api.nonces import NonceCache
 from nubes.api.registry import Registry
 from nubes.api.throttle import Throttle
 from nubes.catalog.model import load_catalog
 from nubes.clock import Clock, SystemClock
 from nubes.config import Settings
 from nubes.domain.accounts import KeyRecord
+from nubes.domain.nonces import SignatureNonces
 from nubes.domain.quotas import Quotas
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.drivers.network.base import NetworkDriver
@@ -124,7 +124,7 @@ def start_agents(services: Services, settings: Settings, build_images: bool = Tr
 
 def build_app(services: Services, settings: Settings) -> ApiApp:
     registry = Registry(all_tables())
-    authenticator = Authenticator(services.accounts, services.clock, NonceCache())
+    authenticator = Authenticator(services.accounts, services.clock, SignatureNonces(services.db))
     return ApiApp(services, registry, authenticator, Throttle(settings.throttle_rate, settings.throttle_burst))
 
 

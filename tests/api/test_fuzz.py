@@ -729,6 +729,17 @@ def test_lone_surrogate_in_json_array_is_invalid_parameter(live: LiveServer) -> 
     assert_client_error_answer(signed_answer(live, params), "InvalidParameter")
 
 
+@pytest.mark.parametrize("action", ["ApplyAutoSnapshotPolicy", "CancelAutoSnapshotPolicy"])
+@pytest.mark.parametrize("text", ['["\\ud800"]', '["d-\\u0000"]'], ids=["surrogate", "nul"])
+def test_unstorable_text_in_a_json_list_parameter_is_a_client_error(live: LiveServer, action: str,
+                                                                    text: str) -> None:
+    """Found by the fuzz: diskIds is parsed from JSON by the action, and passed the lone surrogate
+    on to the store (500); it must refuse what the typed list parameters refuse."""
+    params = {"Action": action, "regionId": "cn-hangzhou", "autoSnapshotPolicyId": "sp-nubes0000000000001",
+              "diskIds": text}
+    assert_client_error_answer(signed_answer(live, params), "ParameterInvalid")
+
+
 @pytest.mark.parametrize(
     "params",
     [

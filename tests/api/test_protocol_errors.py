@@ -840,3 +840,15 @@ def test_format_xml_is_honoured_for_early_refusals(live: LiveServer, case: str) 
         response = http_request(live, "GET", "/?Format=XML&" + "&".join(f"p{i}=1" for i in range(5001)))
         assert_error(response, "InvalidParameter", 400)
     assert response.content_type == XML_TYPE, response.body[:200]
+
+
+@pytest.mark.parametrize("case", ["more than 5000 parameters", "over 4 MB"])
+def test_format_xml_deep_in_a_large_post_body_is_honoured(live: LiveServer, case: str) -> None:
+    """Format=XML after the first 64 KB of a form body, in a request refused before parsing."""
+    filler = "&".join(f"param{i:06d}=1" for i in range(5001)) if case == "more than 5000 parameters" \
+        else "p=" + "x" * (4 * 1024 * 1024 + 100_000)
+    assert len(filler) > 65536
+    response = http_request(live, "POST", "/", f"{filler}&Format=XML".encode(), FORM)
+    assert_error(response, "InvalidParameter" if case.startswith("more") else "RequestEntityTooLarge",
+                 400 if case.startswith("more") else 413)
+    assert response.content_type == XML_TYPE, response.body[:200]

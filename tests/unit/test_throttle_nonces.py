@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import cast
 from urllib.parse import urlencode
@@ -9,15 +11,18 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from nubes.api.auth import MAX_SKEW, Authenticator
 from nubes.api.errors import ApiError
-from nubes.api.nonces import NonceCache
 from nubes.api.request import build_request
 from nubes.api.signing import sign_v1
 from nubes.api.throttle import Throttle
 from nubes.clock import ManualClock
 from nubes.domain.accounts import Accounts, KeyRecord, Principal
+from nubes.domain.nonces import SignatureNonces, nonce_digest
+from nubes.store.db import Database
+from nubes.store.models import SignatureNonce
 
 ACCOUNT_A = 1
 ACCOUNT_B = 2
@@ -146,46 +151,82 @@ T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=timezone.utc)
 WINDOW = 900
 
 
-def test_nonce_reuse_within_the_window_is_refused() -> None:
-    cache = NonceCache(WINDOW)
-    assert cache.use("LTAIa", "n-1", T0)
-    assert not cache.use("LTAIa", "n-1", T0)
-    assert not cache.use("LTAIa", "n-1", T0 + timedelta(seconds=WINDOW - 1))
-    assert not cache.use("LTAIa", "n-1", T0 + timedelta(seconds=WINDOW))
+@pytest.fixture(scope="module")
+def nonce_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One migrated store for the module; each test uses keys of its own."""
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('nonces') / 'nubes.db'}")
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def fresh_key() -> str:
+    return f"LTAI{uuid.uuid4().hex[:12]}"
+
+
+def test_nonce_reuse_within_the_window_is_refused(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db, timedelta(seconds=WINDOW)), fresh_key()
+    assert cache.use(key, "n-1", T0)
+    assert not cache.use(key, "n-1", T0)
+    assert not cache.use(key, "n-1", T0 + timedelta(seconds=WINDOW - 1))
+    assert not cache.use(key, "n-1", T0 + timedelta(seconds=WINDOW))
 
 
 @given(start=st.integers(min_value=0, max_value=10**6), offset=st.integers(min_value=0, max_value=WINDOW))
-def test_nonce_is_remembered_for_the_whole_window(start: int, offset: int) -> None:
-    cache = NonceCache(WINDOW)
+def test_nonce_is_remembered_for_the_whole_window(nonce_db: Database, start: int, offset: int) -> None:
+    cache, key = SignatureNonces(nonce_db, timedelta(seconds=WINDOW)), fresh_key()
     first = T0 + timedelta(seconds=start)
-    assert cache.use("LTAIa", "n", first)
-    assert not cache.use("LTAIa", "n", first + timedelta(seconds=offset))
+    assert cache.use(key, "n", first)
+    assert not cache.use(key, "n", first + timedelta(seconds=offset))
 
 
-def test_nonce_is_accepted_again_after_the_window() -> None:
-    cache = NonceCache(WINDOW)
-    assert cache.use("LTAIa", "n-1", T0)
+def test_nonce_is_accepted_again_after_the_window(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db, timedelta(seconds=WINDOW)), fresh_key()
+    assert cache.use(key, "n-1", T0)
     later = T0 + timedelta(seconds=WINDOW + 180)
-    assert cache.use("LTAIa", "n-1", later)
-    assert not cache.use("LTAIa", "n-1", later)
+    assert cache.use(key, "n-1", later)
+    assert not cache.use(key, "n-1", later)
 
 
-def test_nonces_are_per_access_key() -> None:
-    cache = NonceCache(WINDOW)
-    assert cache.use("LTAIa", "shared", T0)
-    assert cache.use("LTAIb", "shared", T0)
-    assert not cache.use("LTAIb", "shared", T0)
+def test_nonces_are_per_access_key(nonce_db: Database) -> None:
+    cache, key_a, key_b = SignatureNonces(nonce_db), fresh_key(), fresh_key()
+    assert cache.use(key_a, "shared", T0)
+    assert cache.use(key_b, "shared", T0)
+    assert not cache.use(key_b, "shared", T0)
 
 
-def test_different_nonces_of_one_key_are_independent() -> None:
-    cache = NonceCache(WINDOW)
-    assert all(cache.use("LTAIa", f"n-{i}", T0 + timedelta(seconds=i)) for i in range(100))
+def test_different_nonces_of_one_key_are_independent(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db), fresh_key()
+    assert all(cache.use(key, f"n-{i}", T0 + timedelta(seconds=i)) for i in range(100))
 
 
-def test_key_and_nonce_do_not_run_together() -> None:
-    cache = NonceCache(WINDOW)
-    assert cache.use("LTAIab", "c", T0)
-    assert cache.use("LTAIa", "bc", T0)
+def test_key_and_nonce_do_not_run_together(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db), fresh_key()
+    assert cache.use(key + "b", "c", T0)
+    assert cache.use(key, "bc", T0)
+
+
+def test_nonces_survive_a_restart_and_are_shared_by_processes(nonce_db: Database) -> None:
+    """A new SignatureNonces on the same store (a restarted or second API process) knows them."""
+    key = fresh_key()
+    assert SignatureNonces(nonce_db).use(key, "n", T0)
+    assert not SignatureNonces(nonce_db).use(key, "n", T0 + timedelta(minutes=5))
+    second_store = Database(nonce_db.url)
+    try:
+        assert not SignatureNonces(second_store).use(key, "n", T0 + timedelta(minutes=20))
+    finally:
+        second_store.dispose()
+
+
+def test_expired_nonces_are_swept_from_the_store(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db, timedelta(seconds=WINDOW)), fresh_key()
+    assert cache.use(key, "old", T0)
+    far = T0 + timedelta(days=400)
+    assert cache.use(key, "new", far)  # the first use of a fresh instance sweeps
+    with nonce_db.session() as s:
+        left = s.scalar(select(func.count()).select_from(SignatureNonce).where(
+            SignatureNonce.digest == nonce_digest(key, "old")))
+    assert left == 0
 
 
 # ---- nonces as the authenticator uses them -----------------------------------------------
@@ -220,18 +261,18 @@ def authenticate(auth: Authenticator, query: bytes) -> str:
     return "OK"
 
 
-def test_authenticator_refuses_a_replayed_request() -> None:
+def test_authenticator_refuses_a_replayed_request(nonce_db: Database) -> None:
     clock = ManualClock(T0)
-    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, NonceCache())
+    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, SignatureNonces(nonce_db))
     query = signed_request(T0, "replay-1")
     assert authenticate(auth, query) == "OK"
     clock.advance(600)
     assert authenticate(auth, query) == "SignatureNonceUsed"
 
 
-def test_authenticator_refuses_a_replay_for_as_long_as_the_timestamp_is_valid() -> None:
+def test_authenticator_refuses_a_replay_for_as_long_as_the_timestamp_is_valid(nonce_db: Database) -> None:
     clock = ManualClock(T0)
-    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, NonceCache())
+    auth = Authenticator(cast(Accounts, OneKeyAccounts()), clock, SignatureNonces(nonce_db))
     stamped = T0 + MAX_SKEW - timedelta(minutes=1)  # the client's clock runs 14 minutes ahead
     query = signed_request(stamped, "replay-2")
     assert authenticate(auth, query) == "OK"

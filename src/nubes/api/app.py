@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from nubes import ids
 from nubes.api import errors
 from nubes.api.auth import Authenticator
@@ -19,7 +21,7 @@ from nubes.api.errors import ApiError
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, PRODUCT_VERSIONS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
-from nubes.api.request import MAX_BODY_BYTES, build_request, sniff_format
+from nubes.api.request import MAX_BODY_BYTES, asks_for_xml, build_request, sniff_format
 from nubes.api.throttle import Throttle
 
 log = logging.getLogger("nubes.api")
@@ -60,12 +62,13 @@ class ApiApp:
             return
         if scope["type"] != "http":
             return
-        body, too_large = await _read_body(receive)
+        body, too_large, dropped_body_xml = await _read_body(receive)
         if scope["path"] == "/healthz":
             response = Response(200, b'{"Status":"ok"}', JSON_TYPE)
         elif too_large:
             error = ApiError("RequestEntityTooLarge", f"The request body exceeds {MAX_BODY_BYTES} bytes.", 413)
-            response = self._error(error, ids.new_request_id(), sniff_format(scope["query_string"]), "ecs")
+            fmt = "XML" if dropped_body_xml else sniff_format(scope["query_string"])
+            response = self._error(error, ids.new_request_id(), fmt, "ecs")
         else:
             response = self.handle(scope["method"], scope["path"], scope["query_string"], scope["headers"], body)
         headers = [
@@ -114,17 +117,27 @@ class ApiApp:
         return response
 
     def _run(self, spec: ActionSpec, context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The action in one unit of work: its effects and its ClientToken commit together, so a
+        crash at any point leaves either both (a retry gets the first answer) or neither."""
         token = params.get("ClientToken") if spec.idempotent else None
-        if not token:
-            return spec.handler(context, params)
         idempotency = self.services.idempotency
         account_id = context.principal.account_id
-        earlier = idempotency.lookup(account_id, spec.name, token, params)
-        if earlier is not None:
+        try:
+            with self.services.db.unit_of_work():
+                if token:
+                    earlier = idempotency.lookup(account_id, spec.name, token, params)
+                    if earlier is not None:
+                        return earlier
+                result = spec.handler(context, params)
+                if token:
+                    idempotency.remember(account_id, spec.name, token, params, result)
+                return result
+        except IntegrityError:
+            # Another process committed the same ClientToken first: its answer is the answer.
+            earlier = idempotency.lookup(account_id, spec.name, token, params) if token else None
+            if earlier is None:
+                raise
             return earlier
-        result = spec.handler(context, params)
-        idempotency.remember(account_id, spec.name, token, params, result)
-        return result
 
     def _error(self, error: ApiError, request_id: str, fmt: str, product: str) -> Response:
         payload, content_type = render(error_body(error, request_id, HOST_IDS[product]), "Error", fmt)
@@ -144,10 +157,14 @@ class ApiApp:
                 return
 
 
-async def _read_body(receive: Any) -> tuple[bytes, bool]:
+async def _read_body(receive: Any) -> tuple[bytes, bool, bool]:
+    """The body, whether it was too large (then dropped), and whether a dropped body asked
+    for XML (`Format=XML` may sit anywhere in it, even across two chunks)."""
     chunks: list[bytes] = []
     size = 0
     too_large = False
+    xml = False
+    tail = b""
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -155,9 +172,17 @@ async def _read_body(receive: Any) -> tuple[bytes, bool]:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            too_large = True
+            if not too_large:
+                too_large = True
+                chunks.append(chunk)
+                tail = b"".join(chunks)
+                chunks = []
+            else:
+                tail += chunk
+            xml = xml or asks_for_xml(tail)
+            tail = tail[-16:]
         elif chunk:
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks), too_large
+    return b"".join(chunks), too_large, xml

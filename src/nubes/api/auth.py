@@ -9,16 +9,16 @@ import hashlib
 from datetime import datetime, timedelta
 
 from nubes.api import errors, signing
-from nubes.api.nonces import NonceCache
 from nubes.api.request import ApiRequest
 from nubes.clock import Clock
 from nubes.domain.accounts import KEY_ACTIVE, Accounts, KeyRecord, Principal
+from nubes.domain.nonces import SignatureNonces
 
 MAX_SKEW = timedelta(minutes=15)
 
 
 class Authenticator:
-    def __init__(self, accounts: Accounts, clock: Clock, nonces: NonceCache) -> None:
+    def __init__(self, accounts: Accounts, clock: Clock, nonces: SignatureNonces) -> None:
         self._accounts = accounts
         self._clock = clock
         self._nonces = nonces

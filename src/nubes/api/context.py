@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ class Notifier:
         if self.bump:
             bump_generation(self.db, vpc_id)
         for listener in self.listeners:
-            listener(vpc_id)
+            self.db.after_commit(functools.partial(listener, vpc_id))
 
 
 @dataclass

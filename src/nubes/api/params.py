@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nubes.api.errors import ApiError, invalid_parameter, missing_parameter
+from nubes.domain.jsonlists import decode_json_list, valid_text
 
 _INTEGER = re.compile(r"^[+-]?\d{1,19}$")
 _TRUE = frozenset({"true", "True", "TRUE"})
@@ -181,11 +182,8 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
     assert spec.item is not None
     if text.strip() == "":
         return []
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        decoded = None
-    if not isinstance(decoded, list):
+    decoded = decode_json_list(text)
+    if decoded is None:
         raise invalid_parameter(path, 'It must be a JSON array of strings, for example ["a", "b"].')
     if spec.max_items is not None and len(decoded) > spec.max_items:
         raise invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(decoded)}.")
@@ -201,7 +199,7 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
 
 
 def _parse_scalar(spec: Param, path: str, text: str) -> Any:
-    if not _encodable(text) or "\x00" in text:
+    if not valid_text(text):
         raise invalid_parameter(path, "It is not valid text (NUL characters and lone surrogates are refused).")
     if spec.kind == "string":
         return _check_string(spec, path, text)
@@ -231,15 +229,6 @@ def _parse_scalar(spec: Param, path: str, text: str) -> Any:
         except ValueError:
             raise invalid_parameter(path, "It must be a JSON document.") from None
     raise ApiError("InternalError", f"Unknown parameter kind {spec.kind}", 500)
-
-
-def _encodable(text: str) -> bool:
-    """False for lone surrogates (from JSON escapes like \\ud800), which no store or JSON encoder takes."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_string(spec: Param, path: str, text: str) -> str | None:

@@ -40,8 +40,13 @@ _XML_FORMAT = re.compile(rb"(?:^|&)Format=xml(?:&|$)", re.IGNORECASE)
 
 
 def sniff_format(query: bytes, body: bytes = b"") -> str:
-    """The response format of a request refused before its parameters could be parsed."""
-    return "XML" if _XML_FORMAT.search(query) or _XML_FORMAT.search(body[:65536]) else "JSON"
+    """The response format of a request refused before its parameters could be parsed; the
+    whole body is searched (a regular expression over 4 MB is a few milliseconds)."""
+    return "XML" if _XML_FORMAT.search(query) or asks_for_xml(body) else "JSON"
+
+
+def asks_for_xml(body: bytes) -> bool:
+    return _XML_FORMAT.search(body) is not None
 
 
 def parse_pairs(text: str, what: str) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
+from nubes.domain.jsonlists import decode_json_list
 from nubes.domain.common import Scope, check_name
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
@@ -66,11 +67,8 @@ def _invalid(what: str) -> ApiError:
 
 def _int_list(text: str, low: int, high: int, most: int, what: str) -> list[int]:
     """A JSON array of hours or weekdays (strings like "1" or numbers), sorted, without repeats."""
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        raise _invalid(what) from None
-    if not isinstance(decoded, list) or not decoded or len(decoded) > most:
+    decoded = decode_json_list(text)
+    if decoded is None or not decoded or len(decoded) > most:
         raise _invalid(what)
     values = set()
     for item in decoded:
@@ -111,11 +109,8 @@ def check_copy_retention(days: int | None) -> int:
 
 def parse_disk_ids(text: str) -> list[str]:
     """diskIds: a JSON array of disk IDs."""
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        decoded = None
-    if not isinstance(decoded, list) or not decoded or len(decoded) > MAX_DISKS_PER_CALL \
+    decoded = decode_json_list(text)
+    if decoded is None or not decoded or len(decoded) > MAX_DISKS_PER_CALL \
             or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in decoded):
         raise ApiError("ParameterInvalid", "The specified DiskIds are invalid.", 403)
     return list(dict.fromkeys(cast(list[str], decoded)))
@@ -125,11 +120,8 @@ def parse_copy_regions(text: str | None, known: Callable[[str], bool]) -> list[s
     """TargetCopyRegions: a JSON array with one region."""
     if not text:
         return []
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        decoded = None
-    if not isinstance(decoded, list) or len(decoded) != 1 or not isinstance(decoded[0], str) \
+    decoded = decode_json_list(text)
+    if decoded is None or len(decoded) != 1 or not isinstance(decoded[0], str) \
             or not known(decoded[0]):
         raise ApiError("InvalidParameter.TargetCopyRegions", "The specified TargetCopyRegions is invalid.", 403)
     return [decoded[0]]

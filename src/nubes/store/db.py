@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass
+class _Unit:
+    """The one session of a unit of work, and what waits for its commit."""
+
+    session: Session
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -46,10 +56,19 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Per thread and per asyncio task: agents in other threads never join a request's unit.
+        self._unit: ContextVar[_Unit | None] = ContextVar(f"nubes-unit-{id(self)}", default=None)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends, rolled back if it raises."""
+        """A transaction: committed when the block ends, rolled back if it raises. Inside
+        `unit_of_work` it is the unit's session instead, flushed when the block ends and
+        committed (or rolled back) with everything else the unit does."""
+        unit = self._unit.get()
+        if unit is not None:
+            yield unit.session
+            unit.session.flush()
+            return
         session = self._sessions()
         try:
             yield session
@@ -59,6 +78,36 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction for everything the block does through `session()`, so that an action's
+        effects and its ClientToken commit together or not at all. Callbacks registered with
+        `after_commit` run once it has committed (never if it rolls back)."""
+        if self._unit.get() is not None:
+            raise RuntimeError("units of work do not nest")
+        unit = _Unit(self._sessions())
+        token = self._unit.set(unit)
+        try:
+            yield unit.session
+            unit.session.commit()
+        except BaseException:
+            unit.session.rollback()
+            raise
+        finally:
+            self._unit.reset(token)
+            unit.session.close()
+        for callback in unit.after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the current unit of work has committed; at once outside one.
+        Agents told about a change must find it in the store when they look."""
+        unit = self._unit.get()
+        if unit is None:
+            callback()
+        else:
+            unit.after_commit.append(callback)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic)."""
