@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nubes.drivers.compute import accel
+from nubes.drivers.compute.qemu import accel
 from nubes.drivers.compute.base import Boot, DiskAttachment, NicAttachment, VmSpec
-from nubes.drivers.compute.qemu import (
-    RenderOptions,
-    VmPaths,
-    blockdev,
-    disk_serial,
-    qemu_id,
-    render_command,
-)
+from nubes.drivers.compute.qemu.cmdline import RenderOptions, blockdev, disk_serial, qemu_id, render_command
+from nubes.drivers.compute.qemu.vmdir import VmPaths
 
 PATHS = VmPaths(Path("/var/lib/nubes/vms/i-1"), Path("/var/lib/nubes/vms/i-1/qmp.sock"),
                 Path("/var/lib/nubes/vms/i-1/serial.log"), Path("/var/lib/nubes/vms/i-1/qemu.pid"))
@@ -346,7 +340,7 @@ def _qmp_server(path: Path, script: dict[str, list[dict[str, object]]]) -> None:
 def test_qmp_client_replies_events_errors_and_timeouts(tmp_path: Path) -> None:
     import time
 
-    from nubes.drivers.compute.qmp import QmpClient, QmpCommandError, QmpConnectError, QmpTimeout
+    from nubes.drivers.compute.qemu.qmp import QmpClient, QmpCommandError, QmpConnectError, QmpTimeout
 
     sock = tmp_path / "qmp.sock"
     _qmp_server(sock, {
@@ -378,7 +372,7 @@ def test_qmp_connect_times_out_without_greeting(tmp_path: Path) -> None:
     import socket as socketlib
     import time
 
-    from nubes.drivers.compute.qmp import QmpClient, QmpConnectError
+    from nubes.drivers.compute.qemu.qmp import QmpClient, QmpConnectError
 
     server = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
     server.bind(str(tmp_path / "busy.sock"))

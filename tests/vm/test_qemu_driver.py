@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from nubes.drivers.compute import accel as accel_mod
+from nubes.drivers.compute.qemu import accel as accel_mod
 from nubes.drivers.compute.base import (
     Boot,
     ComputeError,
@@ -43,7 +43,7 @@ from nubes.drivers.compute.base import (
     VmSpec,
 )
 from nubes.drivers.compute.qemu import QemuDriver, disk_serial, process_cmdline, process_start_time
-from nubes.drivers.compute.qmp import qmp
+from nubes.drivers.compute.qemu.qmp import qmp
 from nubes.drivers.network.base import PortNet, SecurityGroupNet, SecurityRule, VpcNet, VSwitchNet
 from nubes.drivers.network.linux import LinuxNetworkDriver
 from nubes.drivers.network.proc import in_netns, list_netns, run

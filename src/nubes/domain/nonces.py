@@ -49,9 +49,9 @@ class SignatureNonces:
         with self._lock:
             driver = self._driver()
             try:
-                inserted = driver.execute(self._insert, (digest, expires_at)).fetchall() != []
+                inserted: bool = len(driver.execute(self._insert, (digest, expires_at)).fetchall()) > 0
                 if not inserted:
-                    inserted = driver.execute(self._renew, (expires_at, digest, moment)).fetchall() != []
+                    inserted = len(driver.execute(self._renew, (expires_at, digest, moment)).fetchall()) > 0
                 if self._sweep_due(now):
                     driver.execute(self._sweep, (moment,))
                 driver.commit()
