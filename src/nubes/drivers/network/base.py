@@ -21,6 +21,10 @@ METADATA_ADDRESS = "100.100.100.200"
 METADATA_PORT = 80
 
 
+class NetworkError(RuntimeError):
+    """The machine could not be brought to the desired network state."""
+
+
 @dataclass(frozen=True)
 class SecurityRule:
     """One security group rule, direction-neutral: `peer_*` is the source of an ingress

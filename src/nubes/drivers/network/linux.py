@@ -36,27 +36,25 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
-import stat
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
-from nubes.drivers.network import names, nft
+from nubes.drivers.network import names, nft, testhosts
 from nubes.drivers.network.base import (
     METADATA_ADDRESS,
     METADATA_PORT,
     ActualNetwork,
     Capabilities,
     NetworkDriver,
+    NetworkError,
     PortNet,
     VpcNet,
     VSwitchNet,
 )
+from nubes.drivers.network.dnsmasq import DhcpServers
 from nubes.drivers.network.proc import (
     CommandError,
     in_netns,
@@ -66,8 +64,6 @@ from nubes.drivers.network.proc import (
     list_netns,
     netns_exec,
     netns_exists,
-    process_alive,
-    process_cmdline,
     run,
     write_sysctls,
 )
@@ -82,16 +78,7 @@ VPC_SYSCTLS = {
     "net.ipv4.conf.all.send_redirects": "0",
     "net.ipv4.conf.default.send_redirects": "0",
 }
-HOST_SYSCTLS = {
-    "net.ipv6.conf.all.disable_ipv6": "1",
-    "net.ipv6.conf.default.disable_ipv6": "1",
-}
-DHCP_LEASE_TIME = "12h"
 STATE_FILE = "state.json"
-
-
-class NetworkError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -141,11 +128,6 @@ def _port_config(port: PortNet, vsw: VSwitchNet) -> str:
     return _fingerprint("veth", port.mac.lower(), port.ip, vsw.cidr, vsw.gateway, port.host_netns)
 
 
-def _hostname(port: PortNet) -> str:
-    name = re.sub(r"[^A-Za-z0-9-]", "-", port.hostname).strip("-")[:63]
-    return name
-
-
 class LinuxNetworkDriver(NetworkDriver):
     """Real networking with namespaces, bridges, taps/veths, nftables and dnsmasq (root).
 
@@ -164,6 +146,7 @@ class LinuxNetworkDriver(NetworkDriver):
         # the first sync of each VPC always re-applies its ruleset.
         self._applied: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._dhcp = DhcpServers(self.vpc_dir, self.bridge_name)
 
     # ---- names ----------------------------------------------------------------------------
 
@@ -183,8 +166,11 @@ class LinuxNetworkDriver(NetworkDriver):
         return self.run_dir / vpc_id
 
     def dnsmasq_files(self, vpc_id: str, vswitch_id: str) -> dict[str, Path]:
-        base = self.vpc_dir(vpc_id)
-        return {k: base / f"dnsmasq-{vswitch_id}.{k}" for k in ("pid", "hosts", "leases", "log")}
+        return self._dhcp.files(vpc_id, vswitch_id)
+
+    def dnsmasq_pid(self, vpc_id: str, vswitch_id: str) -> int | None:
+        """The pid of the vSwitch's dnsmasq if it runs (for tests and diagnostics)."""
+        return self._dhcp.pid(vpc_id, vswitch_id)
 
     def render(self, vpc: VpcNet) -> str:
         return nft.render_ruleset(vpc, tap_name=self.tap_name, veth_name=self.veth_name)
@@ -333,10 +319,10 @@ class LinuxNetworkDriver(NetworkDriver):
             # veths of recreated test hosts must not meet a stale namespace of the same name
             for port in host_setup:
                 assert port.host_netns
-                self._prepare_host_netns(vpc.vpc_id, ns, port)
+                testhosts.prepare_host_netns(self.prefix, vpc.vpc_id, ns, port)
             ip_batch(batch, netns=ns)
             for port in host_setup:
-                self._configure_host(port, vswitches[port.vswitch_id])
+                testhosts.configure_host(port, vswitches[port.vswitch_id])
             ip_batch(
                 [
                     f"link set dev {self.veth_name(p.port_id)} alias "
@@ -347,7 +333,7 @@ class LinuxNetworkDriver(NetworkDriver):
             )
 
         for host in sorted(stale_hosts):
-            self._delete_host_netns(vpc.vpc_id, host)
+            testhosts.delete_host_netns(self.prefix, vpc.vpc_id, host)
 
         wanted_bridges = {self.bridge_name(v.vswitch_id) for v in vpc.vswitches}
         batch = []
@@ -356,11 +342,11 @@ class LinuxNetworkDriver(NetworkDriver):
             ours = parts[0] == names.VSWITCH_MARK or link.name.startswith(names.BRIDGE_PREFIX)
             if ours and link.name not in wanted_bridges:
                 if parts[0] == names.VSWITCH_MARK and len(parts) >= 2:
-                    self._stop_dnsmasq(vpc.vpc_id, parts[1])
+                    self._dhcp.stop(vpc.vpc_id, parts[1])
                 batch.append(f"link del dev {link.name}")
         ip_batch(batch, netns=ns)
 
-        self._sync_dnsmasq(vpc, ns)
+        self._dhcp.sync(vpc, ns)
         self._write_state(vpc.vpc_id, {"host_netns": sorted(wanted_hosts)})
 
     # ---- namespace ------------------------------------------------------------------------
@@ -439,7 +425,7 @@ class LinuxNetworkDriver(NetworkDriver):
                 commands.append(f"link set dev {dev} up")
             return commands, False
         if link is not None and port.kind != "veth":
-            commands.append(f"link del dev {dev}")  # (a veth is deleted by _prepare_host_netns)
+            commands.append(f"link del dev {dev}")  # (a veth is deleted by testhosts.prepare_host_netns)
         if port.kind == "tap":
             commands.append(f"tuntap add dev {dev} mode tap")
         elif port.kind == "veth":
@@ -456,208 +442,13 @@ class LinuxNetworkDriver(NetworkDriver):
             commands.append(f"link set dev {dev} master {br} up")
         return commands, True
 
-    def _host_owned(self, vpc_id: str, host: str) -> bool:
-        """Whether namespace `host` may be deleted as a test host of this VPC: it carries our
-        mark, or no mark and no device but `lo` (created by us, crashed before marking it)."""
-        try:
-            links = ip_json("link", "show", netns=host)
-        except CommandError:
-            return False
-        lo = next((link for link in links if link.get("ifname") == "lo"), None)
-        alias = str(lo.get("ifalias", "")) if lo else ""
-        if alias == "":
-            return len(links) == 1
-        parts = names.parse_alias(alias)
-        return parts[0] == names.HOST_MARK and len(parts) >= 3 and parts[1] == self.prefix and parts[2] == vpc_id
-
-    def _prepare_host_netns(self, vpc_id: str, ns: str, port: PortNet) -> None:
-        """A fresh, marked test-host namespace for a veth port about to be (re)created."""
-        host = port.host_netns
-        assert host
-        # Deleting a device takes its veth peer at once; deleting a namespace does so only
-        # when the kernel reaps it, which would race with creating the new pair.
-        ip("link", "del", "dev", self.veth_name(port.port_id), netns=ns, check=False)
-        if netns_exists(host):
-            if not self._host_owned(vpc_id, host):
-                raise NetworkError(f"namespace {host} exists and is not a nubes test host of {vpc_id}")
-            ip("link", "del", "dev", "eth0", netns=host, check=False)
-            run(["ip", "netns", "delete", host])
-        ip("netns", "add", host)
-        ip_batch([f"link set dev lo alias {names.host_alias(self.prefix, vpc_id, port.port_id)} up"], netns=host)
-        write_sysctls(host, HOST_SYSCTLS)
-
-    def _configure_host(self, port: PortNet, vsw: VSwitchNet) -> None:
-        assert port.host_netns
-        prefixlen = ipaddress.IPv4Network(vsw.cidr, strict=False).prefixlen
-        ip_batch(
-            [
-                f"addr add {port.ip}/{prefixlen} dev eth0",
-                "link set dev eth0 up",
-                f"route replace default via {vsw.gateway} dev eth0",
-            ],
-            netns=port.host_netns,
-        )
-
-    def _delete_host_netns(self, vpc_id: str, host: str) -> None:
-        if netns_exists(host) and self._host_owned(vpc_id, host):
-            # delete eth0 first: the veth pair goes at once, not when the namespace is reaped
-            ip("link", "del", "dev", "eth0", netns=host, check=False)
-            run(["ip", "netns", "delete", host], check=False)
-
-    # ---- dnsmasq --------------------------------------------------------------------------
-
-    def _dnsmasq_argv(self, vpc_id: str, vsw: VSwitchNet) -> list[str]:
-        files = self.dnsmasq_files(vpc_id, vsw.vswitch_id)
-        net = ipaddress.IPv4Network(vsw.cidr, strict=False)
-        return [
-            "dnsmasq",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            f"--interface={self.bridge_name(vsw.vswitch_id)}",
-            "--except-interface=lo",
-            f"--dhcp-range={net.network_address},static,{net.netmask},{DHCP_LEASE_TIME}",
-            f"--dhcp-option=option:router,{vsw.gateway}",
-            f"--dhcp-hostsfile={files['hosts']}",
-            f"--dhcp-leasefile={files['leases']}",
-            f"--pid-file={files['pid']}",
-            f"--log-facility={files['log']}",
-            "--dhcp-authoritative",
-            # dnsmasq drops root for user "nobody", who must then be able to re-read the hosts
-            # file on SIGHUP; if run_dir is not reachable for others (a 0700 home, a pytest
-            # tmp dir), it keeps running as root instead.
-            *([] if _others_can_enter(self.vpc_dir(vpc_id)) else ["--user=root"]),
-        ]
-
-    def _hosts_text(self, vpc: VpcNet, vswitch_id: str) -> str:
-        lines = []
-        for port in sorted(vpc.ports, key=lambda p: p.port_id):
-            if port.vswitch_id != vswitch_id:
-                continue
-            fields = [port.mac.lower(), port.ip]
-            hostname = _hostname(port)
-            if hostname:
-                fields.append(hostname)
-            lines.append(",".join(fields))
-        return "".join(line + "\n" for line in lines)
-
-    def _dnsmasq_pid(self, vpc_id: str, vswitch_id: str, argv: list[str] | None = None) -> int | None:
-        """The pid of the running dnsmasq of a vSwitch (with exactly `argv`, if given)."""
-        pid_file = self.dnsmasq_files(vpc_id, vswitch_id)["pid"]
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not process_alive(pid):
-            return None
-        cmdline = process_cmdline(pid)
-        if not cmdline or os.path.basename(cmdline[0]) != "dnsmasq":
-            return None
-        if f"--pid-file={pid_file}" not in cmdline:
-            return None
-        if argv is not None and cmdline[1:] != argv[1:]:
-            return -pid  # ours, but started with another configuration
-        return pid
-
-    def dnsmasq_pid(self, vpc_id: str, vswitch_id: str) -> int | None:
-        """The pid of the vSwitch's dnsmasq if it runs (for tests and diagnostics)."""
-        pid = self._dnsmasq_pid(vpc_id, vswitch_id)
-        return pid if pid and pid > 0 else None
-
-    def _sync_dnsmasq(self, vpc: VpcNet, ns: str) -> None:
-        wanted = {v.vswitch_id for v in vpc.vswitches}
-        for pid_file in self.vpc_dir(vpc.vpc_id).glob("dnsmasq-*.pid"):
-            vswitch_id = pid_file.name[len("dnsmasq-"):-len(".pid")]
-            if vswitch_id not in wanted:
-                self._stop_dnsmasq(vpc.vpc_id, vswitch_id)
-        for vsw in vpc.vswitches:
-            files = self.dnsmasq_files(vpc.vpc_id, vsw.vswitch_id)
-            text = self._hosts_text(vpc, vsw.vswitch_id)
-            changed = not files["hosts"].exists() or files["hosts"].read_text() != text
-            if changed:
-                tmp = files["hosts"].with_suffix(".tmp")
-                tmp.write_text(text)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, files["hosts"])
-            argv = self._dnsmasq_argv(vpc.vpc_id, vsw)
-            pid = self._dnsmasq_pid(vpc.vpc_id, vsw.vswitch_id, argv)
-            if pid is not None and pid < 0:
-                _kill(-pid)
-                pid = None
-            if pid is not None and changed:
-                running = pid
-                if _drop_stale_leases(files["leases"], text, before=lambda: _kill(running)):
-                    pid = None  # dnsmasq holds leases in memory too: it restarts from the pruned file
-            if pid is None:
-                self._start_dnsmasq(ns, vpc.vpc_id, vsw, argv)
-            elif changed:
-                self._reload_dnsmasq(pid, files)
-
-    def _reload_dnsmasq(self, pid: int, files: dict[str, Path]) -> None:
-        """SIGHUP makes dnsmasq re-read --dhcp-hostsfile. Wait (briefly) until its log says it
-        has, so a guest that asks right after `sync` returns gets its lease."""
-        log_file = files["log"]
-        offset = log_file.stat().st_size if log_file.exists() else 0
-        os.kill(pid, signal.SIGHUP)
-        needle = f"read {files['hosts']}".encode()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            try:
-                with open(log_file, "rb") as f:
-                    f.seek(offset)
-                    text = f.read()
-            except FileNotFoundError:
-                return
-            if needle in text:
-                return
-            if b"cannot read" in text:
-                log.warning("dnsmasq %d could not re-read %s", pid, files["hosts"])
-                return
-            time.sleep(0.002)
-        log.warning("dnsmasq %d did not confirm re-reading %s", pid, files["hosts"])
-
-    def _start_dnsmasq(self, ns: str, vpc_id: str, vsw: VSwitchNet, argv: list[str]) -> None:
-        files = self.dnsmasq_files(vpc_id, vsw.vswitch_id)
-        self._kill_all_dnsmasq(vpc_id, files["pid"])  # one whose pid file was lost, if any
-        files["pid"].unlink(missing_ok=True)
-        # dnsmasq daemonizes; its parent exits once the daemon is set up (or failed).
-        netns_exec(ns, argv)
-        deadline = time.monotonic() + 5
-        while self._dnsmasq_pid(vpc_id, vsw.vswitch_id) is None:
-            if time.monotonic() > deadline:
-                tail = files["log"].read_text(errors="replace")[-2000:] if files["log"].exists() else ""
-                raise NetworkError(f"dnsmasq for {vsw.vswitch_id} did not start: {tail}")
-            time.sleep(0.01)
-
-    def _stop_dnsmasq(self, vpc_id: str, vswitch_id: str) -> None:
-        pid = self._dnsmasq_pid(vpc_id, vswitch_id)
-        if pid is not None:
-            _kill(abs(pid))
-        for path in self.dnsmasq_files(vpc_id, vswitch_id).values():
-            path.unlink(missing_ok=True)
-
-    def _kill_all_dnsmasq(self, vpc_id: str, pid_file: Path | None = None) -> None:
-        """Kill every dnsmasq whose pid file lies in this VPC's run dir (or is `pid_file`),
-        found in /proc: pid files may be missing after a crash."""
-        marker = f"--pid-file={pid_file}" if pid_file else f"--pid-file={self.vpc_dir(vpc_id)}/"
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            cmdline = process_cmdline(int(entry))
-            if not cmdline or os.path.basename(cmdline[0]) != "dnsmasq":
-                continue
-            if any(arg == marker if pid_file else arg.startswith(marker) for arg in cmdline):
-                _kill(int(entry))
-
     # ---- removal --------------------------------------------------------------------------
 
     def _remove_vpc(self, vpc_id: str) -> None:
         ns = self.netns_name(vpc_id)
-        self._kill_all_dnsmasq(vpc_id)
+        self._dhcp.kill_all(vpc_id)
         for host in self._read_state(vpc_id).get("host_netns", []):
-            self._delete_host_netns(vpc_id, str(host))
+            testhosts.delete_host_netns(self.prefix, vpc_id, str(host))
         if netns_exists(ns):
             try:
                 links = _links(ns)
@@ -701,49 +492,3 @@ class LinuxNetworkDriver(NetworkDriver):
             return sock
 
         return in_netns(ns, make)
-
-
-def _others_can_enter(path: Path) -> bool:
-    """Whether every directory from / down to `path` is searchable by any user."""
-    try:
-        return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
-    except OSError:
-        return False
-
-
-def _drop_stale_leases(leases: Path, hosts_text: str, before: Callable[[], None]) -> bool:
-    """Remove from a dnsmasq lease file the leases no static host entry backs any more (an
-    address whose interface is gone, or given to another MAC). Until they go, dnsmasq refuses
-    the address to its new owner. Calls `before` (stopping dnsmasq, which rewrites the file
-    from memory) first, and only when there is something to drop. True if it dropped any."""
-    try:
-        lines = leases.read_text().splitlines()
-    except FileNotFoundError:
-        return False
-    wanted = {tuple(entry.split(",")[:2]) for entry in hosts_text.splitlines()}
-    keep = [line for line in lines if tuple(line.split()[1:3]) in wanted]
-    if len(keep) == len(lines):
-        return False
-    before()
-    lines = leases.read_text().splitlines() if leases.exists() else []
-    keep = [line for line in lines if tuple(line.split()[1:3]) in wanted]
-    tmp = leases.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, leases)
-    return True
-
-
-def _kill(pid: int, timeout: float = 2.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + timeout
-        time.sleep(0.005)
