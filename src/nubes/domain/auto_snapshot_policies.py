@@ -40,7 +40,7 @@ from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope, check_name
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
-from nubes.domain.tags import MAX_TAGS, check_tag, tags_by_resource, where_tagged
+from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged
 from nubes.store.db import Database
 from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot, Tag
 
@@ -258,13 +258,13 @@ class AutoSnapshotPolicies:
                 query = query.where(AutoSnapshotPolicy.id == policy_id)
             if name:
                 query = query.where(AutoSnapshotPolicy.name == name)
-            query = where_tagged(query, AutoSnapshotPolicy.id, tags)
+            query = where_tagged(query, scope, TAG_RESOURCE_TYPE, AutoSnapshotPolicy.id, tags)
             policies = list(s.scalars(query.order_by(AutoSnapshotPolicy.created_at.desc(), AutoSnapshotPolicy.id)))
             policy_ids = [p.id for p in policies]
             counts: dict[str, int] = {policy: int(n) for policy, n in s.execute(
                 select(Disk.auto_snapshot_policy_id, func.count()).where(Disk.auto_snapshot_policy_id.in_(policy_ids))
                 .group_by(Disk.auto_snapshot_policy_id))}
-            tag_rows = tags_by_resource(s, policy_ids)
+            tag_rows = tags_by_resource(s, scope, TAG_RESOURCE_TYPE, policy_ids)
             return [PolicyView(p, counts.get(p.id, 0), tag_rows.get(p.id, [])) for p in policies]
 
     def modify(self, scope: Scope, policy_id: str, name: str | None = None, time_points: str | None = None,
@@ -302,8 +302,7 @@ class AutoSnapshotPolicies:
         with self._db.session() as s:
             policy = self.get(s, scope, policy_id)
             s.execute(update(Disk).where(Disk.auto_snapshot_policy_id == policy.id).values(auto_snapshot_policy_id=""))
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == policy.id)):
-                s.delete(tag)
+            drop_tags(s, policy.account_id, policy.region_id, TAG_RESOURCE_TYPE, policy.id)
             s.delete(policy)
 
     def _disks(self, s: Session, scope: Scope, disk_ids: list[str]) -> list[Disk]:

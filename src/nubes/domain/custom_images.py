@@ -26,6 +26,7 @@ from nubes.domain.common import Scope
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.storage_tasks import enqueue_image
+from nubes.domain.tags import drop_tags
 from nubes.store.db import Database
 from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot, Tag
 
@@ -249,8 +250,7 @@ class CustomImages:
                                f"The image {image_id} is used by instances (e.g. {users}); set Force=true.", 403)
             for share in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id)):
                 s.delete(share)
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == image_id)):
-                s.delete(tag)
+            drop_tags(s, account_id, image.region_id, "image", image_id)
             s.delete(image)
 
     def modify(self, account_id: int, image_id: str, name: str | None, description: str | None,

@@ -518,7 +518,7 @@ class Instances:
                 .order_by(Instance.created_at.desc(), Instance.id)
             ))
 
-    def related(self, instance_ids: list[str]) -> tuple[dict[str, NetworkInterface], dict[str, list[str]],
+    def related(self, scope: Scope, instance_ids: list[str]) -> tuple[dict[str, NetworkInterface], dict[str, list[str]],
                                                           dict[str, list[tuple[str, str]]]]:
         """Primary interfaces, security groups and tags of instances, in three queries."""
         with self._db.session() as s:
@@ -533,7 +533,7 @@ class Instances:
             ):
                 groups[instance_id].append(group_id)
             tags: dict[str, list[tuple[str, str]]] = {i: [] for i in instance_ids}
-            tags.update(tags_by_resource(s, instance_ids))
+            tags.update(tags_by_resource(s, scope, "instance", instance_ids))
             return enis, groups, tags
 
     def image_of(self, image_id: str) -> Image | None:

@@ -18,6 +18,7 @@ from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.domain.quotas import Quotas
+from nubes.domain.tags import drop_tags
 from nubes.store.db import Database
 from nubes.store.models import KeyPair
 
@@ -147,6 +148,7 @@ class KeyPairs:
                     "InvalidKeyPairName.NotFound", f"The specified key pair does not exist: {', '.join(missing)}.", 404
                 )
             for row in rows:
+                drop_tags(s, row.account_id, row.region_id, "keypair", row.name)
                 s.delete(row)
 
 

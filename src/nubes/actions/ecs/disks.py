@@ -159,10 +159,10 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
                             else (Disk.auto_snapshot_policy_id == ""))
     if p["Encrypted"]:
         query = query.where(Disk.id.is_(None))
-    query = where_tagged(query, Disk.id, tag_pairs(p))
+    query = where_tagged(query, ctx.scope(p["RegionId"]), "disk", Disk.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
-        tags = tags_by_resource(s, (d.id for d in disks))
+        tags = tags_by_resource(s, ctx.scope(p["RegionId"]), "disk", (d.id for d in disks))
     body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
     body["TotalCount"] = len(disks)
     return body
