@@ -37,7 +37,7 @@ from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
-from nubes.domain.common import Scope, check_name
+from nubes.domain.common import Scope, check_name, owned
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
 from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged
@@ -212,9 +212,7 @@ class AutoSnapshotPolicies:
     # ---- API ---------------------------------------------------------------------------------
 
     def get(self, s: Session, scope: Scope, policy_id: str) -> AutoSnapshotPolicy:
-        policy = s.get(AutoSnapshotPolicy, policy_id)
-        if policy is None or policy.account_id != scope.account_id:
-            raise _not_found(in_region=False)
+        policy = owned(s, AutoSnapshotPolicy, scope.account_id, policy_id, lambda _: _not_found(in_region=False))
         if policy.region_id != scope.region_id:
             raise _not_found(in_region=True)
         return policy
@@ -308,11 +306,8 @@ class AutoSnapshotPolicies:
     def _disks(self, s: Session, scope: Scope, disk_ids: list[str]) -> list[Disk]:
         disks = []
         for disk_id in disk_ids:
-            disk = s.get(Disk, disk_id)
-            if disk is None or disk.account_id != scope.account_id or disk.region_id != scope.region_id:
-                raise ApiError("InvalidDiskId.NotFound",
-                               f"The specified disk {disk_id!r} does not exist in the region.", 404)
-            disks.append(disk)
+            disks.append(owned(s, Disk, scope, disk_id, lambda missing: ApiError(
+                "InvalidDiskId.NotFound", f"The specified disk {missing!r} does not exist in the region.", 404)))
         return disks
 
     def apply(self, scope: Scope, policy_id: str, disk_ids_json: str) -> None:
