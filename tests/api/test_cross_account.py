@@ -416,6 +416,7 @@ def test_every_action_answers_another_accounts_ids_as_ids_that_do_not_exist(
                 nobody = b.ask(spec.product, spec.name, probe_request(probe, b, values, fake, optional_ids))
                 theirs, nobody = theirs.normalised(real, a, b), nobody.normalised(fake, a, b)
                 probed += 1
+                # XACCT_DUMP=file: every probe's answer, to see how far each request gets (coverage).
                 if os.environ.get("XACCT_DUMP"):
                     with open(os.environ["XACCT_DUMP"], "a") as dump:
                         dump.write(f"{probe.label} {optional_ids}: {theirs.status} {theirs.code} "
