@@ -37,11 +37,11 @@ from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
+from nubes.domain.common import Scope, check_name, owned
 from nubes.domain.jsonlists import decode_json_list
-from nubes.domain.common import Scope, check_name
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
-from nubes.domain.tags import MAX_TAGS, check_tag, tags_by_resource, where_tagged
+from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged
 from nubes.store.db import Database
 from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot, Tag
 
@@ -204,9 +204,7 @@ class AutoSnapshotPolicies:
     # ---- API ---------------------------------------------------------------------------------
 
     def get(self, s: Session, scope: Scope, policy_id: str) -> AutoSnapshotPolicy:
-        policy = s.get(AutoSnapshotPolicy, policy_id)
-        if policy is None or policy.account_id != scope.account_id:
-            raise _not_found(in_region=False)
+        policy = owned(s, AutoSnapshotPolicy, scope.account_id, policy_id, lambda _: _not_found(in_region=False))
         if policy.region_id != scope.region_id:
             raise _not_found(in_region=True)
         return policy
@@ -250,13 +248,13 @@ class AutoSnapshotPolicies:
                 query = query.where(AutoSnapshotPolicy.id == policy_id)
             if name:
                 query = query.where(AutoSnapshotPolicy.name == name)
-            query = where_tagged(query, AutoSnapshotPolicy.id, tags)
+            query = where_tagged(query, scope, TAG_RESOURCE_TYPE, AutoSnapshotPolicy.id, tags)
             policies = list(s.scalars(query.order_by(AutoSnapshotPolicy.created_at.desc(), AutoSnapshotPolicy.id)))
             policy_ids = [p.id for p in policies]
             counts: dict[str, int] = {policy: int(n) for policy, n in s.execute(
                 select(Disk.auto_snapshot_policy_id, func.count()).where(Disk.auto_snapshot_policy_id.in_(policy_ids))
                 .group_by(Disk.auto_snapshot_policy_id))}
-            tag_rows = tags_by_resource(s, policy_ids)
+            tag_rows = tags_by_resource(s, scope, TAG_RESOURCE_TYPE, policy_ids)
             return [PolicyView(p, counts.get(p.id, 0), tag_rows.get(p.id, [])) for p in policies]
 
     def modify(self, scope: Scope, policy_id: str, name: str | None = None, time_points: str | None = None,
@@ -294,18 +292,14 @@ class AutoSnapshotPolicies:
         with self._db.session() as s:
             policy = self.get(s, scope, policy_id)
             s.execute(update(Disk).where(Disk.auto_snapshot_policy_id == policy.id).values(auto_snapshot_policy_id=""))
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == policy.id)):
-                s.delete(tag)
+            drop_tags(s, policy.account_id, policy.region_id, TAG_RESOURCE_TYPE, policy.id)
             s.delete(policy)
 
     def _disks(self, s: Session, scope: Scope, disk_ids: list[str]) -> list[Disk]:
         disks = []
         for disk_id in disk_ids:
-            disk = s.get(Disk, disk_id)
-            if disk is None or disk.account_id != scope.account_id or disk.region_id != scope.region_id:
-                raise ApiError("InvalidDiskId.NotFound",
-                               f"The specified disk {disk_id!r} does not exist in the region.", 404)
-            disks.append(disk)
+            disks.append(owned(s, Disk, scope, disk_id, lambda missing: ApiError(
+                "InvalidDiskId.NotFound", f"The specified disk {missing!r} does not exist in the region.", 404)))
         return disks
 
     def apply(self, scope: Scope, policy_id: str, disk_ids_json: str) -> None:

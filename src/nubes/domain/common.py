@@ -7,9 +7,10 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
@@ -54,6 +55,36 @@ def check_description(value: str | None) -> str:
 def not_found(kind: str, resource_id: str, http_status: int = 404) -> ApiError:
     """`InvalidVpcId.NotFound`-style errors."""
     return ApiError(f"Invalid{kind}Id.NotFound", f"The specified {kind}Id {resource_id!r} does not exist.", http_status)
+
+
+class Owned(Protocol):
+    """A row that belongs to an account in a region (system images: to none, in every region)."""
+
+    @property
+    def account_id(self) -> int | None: ...
+
+    @property
+    def region_id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Owned)
+
+
+def owned(s: Session, model: type[R], scope: Scope | int, resource_id: str,
+          kind: str | Callable[[str], ApiError], usable: Callable[[R], bool] | None = None) -> R:
+    """The caller's row of `model`, or the resource's NotFound error.
+
+    The one rule for "not yours": a row of another account, of another region, or one that is
+    going away (`usable` false) is answered exactly as an ID that names nothing, so that no
+    answer tells one account what another owns. `scope` is the bare account id for the actions
+    ECS serves without a RegionId (DescribeInstanceAttribute, AttachDisk, ...). `kind` names
+    the resource for `not_found`, or is the resource's own error constructor."""
+    row = s.get(model, resource_id) if resource_id else None
+    account_id, region_id = (scope, None) if isinstance(scope, int) else (scope.account_id, scope.region_id)
+    if row is None or row.account_id != account_id or (region_id is not None and row.region_id != region_id) \
+            or (usable is not None and not usable(row)):
+        raise not_found(kind, resource_id) if isinstance(kind, str) else kind(resource_id)
+    return row
 
 
 NotifyNetwork = Callable[[str], None]

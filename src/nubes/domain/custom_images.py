@@ -22,10 +22,11 @@ from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain import instance_states as istates
-from nubes.domain.common import Scope
+from nubes.domain.common import Scope, owned
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.storage_tasks import enqueue_image
+from nubes.domain.tags import drop_tags
 from nubes.store.db import Database
 from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot, Tag
 
@@ -37,10 +38,10 @@ MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by defaul
 
 
 def owned_image(s: Session, account_id: int, image_id: str) -> Image:
-    image = s.get(Image, image_id)
-    if image is None or image.account_id != account_id or image.owner_alias == "system":
-        raise ApiError("InvalidImageId.NotFound", f"The specified image {image_id!r} does not exist.", 404)
-    return image
+    return owned(s, Image, account_id, image_id,
+                 lambda missing: ApiError("InvalidImageId.NotFound", f"The specified image {missing!r} does not exist.",
+                                          404),
+                 usable=lambda i: i.owner_alias != "system")
 
 
 def settle_images(s: Session, snapshot_id: str) -> None:
@@ -249,8 +250,7 @@ class CustomImages:
                                f"The image {image_id} is used by instances (e.g. {users}); set Force=true.", 403)
             for share in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id)):
                 s.delete(share)
-            for tag in s.scalars(select(Tag).where(Tag.resource_id == image_id)):
-                s.delete(tag)
+            drop_tags(s, account_id, image.region_id, "image", image_id)
             s.delete(image)
 
     def modify(self, account_id: int, image_id: str, name: str | None, description: str | None,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
-from nubes.domain.common import Scope, check_description, check_name
+from nubes.domain.common import Scope, check_description, check_name, owned
 from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.db import Database
 from nubes.store.models import DeploymentSet, Instance
@@ -40,10 +40,8 @@ class DeploymentSets:
             return row.id
 
     def get(self, s: Session, scope: Scope, set_id: str) -> DeploymentSet:
-        row = s.get(DeploymentSet, set_id)
-        if row is None or row.account_id != scope.account_id or row.region_id != scope.region_id:
-            raise ApiError("InvalidDeploymentSetId.NotFound", f"The deployment set {set_id!r} does not exist.", 404)
-        return row
+        return owned(s, DeploymentSet, scope, set_id, lambda missing: ApiError(
+            "InvalidDeploymentSetId.NotFound", f"The deployment set {missing!r} does not exist.", 404))
 
     def describe(self, scope: Scope, set_ids: list[str] | None, name: str | None, strategy: str | None
                  ) -> list[tuple[DeploymentSet, list[str]]]:

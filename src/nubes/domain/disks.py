@@ -17,7 +17,8 @@ from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as istates
-from nubes.domain.common import Scope
+from nubes.domain.common import Scope, owned
+from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
 from nubes.domain.snapshot_usage import release_disk
@@ -30,25 +31,22 @@ PAYG_DATA_DISKS_PER_ACCOUNT = 10_000
 
 
 def owned_disk(s: Session, account_id: int, disk_id: str, region_id: str | None = None) -> Disk:
-    disk = s.get(Disk, disk_id)
-    if disk is None or disk.account_id != account_id or (region_id is not None and disk.region_id != region_id):
-        raise ApiError("InvalidDiskId.NotFound", f"The specified disk {disk_id!r} does not exist.", 404)
-    return disk
+    return owned(s, Disk, Scope(account_id, region_id) if region_id is not None else account_id, disk_id,
+                 lambda missing: ApiError("InvalidDiskId.NotFound", f"The specified disk {missing!r} does not exist.",
+                                          404))
 
 
 def owned_instance(s: Session, account_id: int, instance_id: str) -> Instance:
-    instance = s.get(Instance, instance_id)
-    if instance is None or instance.account_id != account_id or instance.desired == istates.WANT_DELETED:
-        raise ApiError("InvalidInstanceId.NotFound", f"The specified instance {instance_id!r} does not exist.", 404)
-    return instance
+    return owned(s, Instance, account_id, instance_id,
+                 lambda missing: ApiError("InvalidInstanceId.NotFound",
+                                          f"The specified instance {missing!r} does not exist.", 404),
+                 usable=lambda i: i.desired != istates.WANT_DELETED)
 
 
 def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str | None = None) -> Snapshot:
-    snapshot = s.get(Snapshot, snapshot_id)
-    if snapshot is None or snapshot.account_id != account_id or (
-            region_id is not None and snapshot.region_id != region_id):
-        raise ApiError("InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id!r} does not exist.", 404)
-    return snapshot
+    return owned(s, Snapshot, Scope(account_id, region_id) if region_id is not None else account_id, snapshot_id,
+                 lambda missing: ApiError("InvalidSnapshotId.NotFound",
+                                          f"The specified snapshot {missing!r} does not exist.", 404))
 
 
 def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403) -> None:
@@ -182,10 +180,12 @@ class Disks:
         enqueue(s, self._clock.now(), "attach", disk, instance_id=instance.id)
 
     def attach(self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None,
-               bootable: bool = False) -> None:
+               bootable: bool = False, key_pair_name: str | None = None) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
+            if key_pair_name:  # named key pairs must exist (and be the caller's), even where unused
+                owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
             if disk.instance_id and disk.instance_id != instance_id:
                 raise ApiError("InvalidDisk.InUse",
                                f"The specified disk has been occupied: {disk_id} is attached to {disk.instance_id}.",
@@ -262,9 +262,11 @@ class Disks:
             key = disk.instance_id or disk.id
         self._notify(key)
 
-    def reinit(self, account_id: int, disk_id: str) -> None:
+    def reinit(self, account_id: int, disk_id: str, key_pair_name: str | None = None) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
+            if key_pair_name:  # named key pairs must exist (and be the caller's), even where unused
+                owned_key_pair(s, Scope(account_id, disk.region_id), key_pair_name)
             ds.check("ReInitDisk", disk_id, disk.status)
             instance = owned_instance(s, account_id, disk.instance_id)
             require_instance_status(instance, (istates.STOPPED,), "ReInitDisk")
@@ -337,11 +339,16 @@ class Disks:
 
     # ---- system disk -----------------------------------------------------------------------
 
-    def replace_system_disk(self, account_id: int, instance_id: str, image: Image, size_gib: int | None) -> str:
+    def replace_system_disk(self, account_id: int, instance_id: str, image: Image, size_gib: int | None,
+                            key_pair_name: str | None = None, disk_id: str | None = None) -> str:
         """A new system disk from `image` (the old one is released); the instance stays Stopped."""
         now = self._clock.now()
         with self._db.session() as s:
             instance = owned_instance(s, account_id, instance_id)
+            if key_pair_name:  # named resources must exist (and be the caller's), even where unused
+                owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
+            if disk_id:
+                owned_disk(s, account_id, disk_id)
             istates.check("ReplaceSystemDisk", instance_id, instance.status)
             old = s.scalar(select(Disk).where(Disk.instance_id == instance_id, Disk.disk_type == "system"))
             size = size_gib or max(image.size_gib, old.size_gib if old is not None else 0)

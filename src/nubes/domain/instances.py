@@ -22,7 +22,8 @@ from nubes.api.errors import ApiError
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock, as_utc
 from nubes.domain import cidr, instance_states as states
-from nubes.domain.common import Scope, check_description, check_name, not_found
+from nubes.domain.common import Scope, check_description, check_name, owned
+from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
 from nubes.domain.images import Images
 from nubes.domain.names import check_hostname, expand
@@ -40,7 +41,6 @@ from nubes.store.models import (
     Image,
     ImageShare,
     Instance,
-    KeyPair,
     NetworkInterface,
     NetworkInterfaceGroup,
     SecurityGroup,
@@ -254,9 +254,7 @@ class Instances:
         if not request.vswitch_id:
             raise ApiError("MissingParameter.VSwitchId", "Instances live in a VPC: give the VSwitchId to launch into.")
         with self._db.session() as s:
-            vswitch = s.get(VSwitch, request.vswitch_id)
-            if vswitch is None or vswitch.account_id != scope.account_id or vswitch.region_id != scope.region_id:
-                raise not_found("VSwitch", request.vswitch_id)
+            vswitch = owned(s, VSwitch, scope, request.vswitch_id, "VSwitch")
             if vswitch.status != AVAILABLE:
                 raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch.id} is {vswitch.status}.")
             if request.zone_id and request.zone_id != vswitch.zone_id:
@@ -266,12 +264,7 @@ class Instances:
                 )
             groups = self._security_groups(s, scope, vswitch.vpc_id, request.security_group_ids)
             if request.key_pair_name:
-                key = s.scalar(select(KeyPair).where(
-                    KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
-                    KeyPair.name == request.key_pair_name))
-                if key is None:
-                    raise ApiError("InvalidKeyPairName.NotFound", f"The key pair {request.key_pair_name!r} does not exist.",
-                                   404)
+                owned_key_pair(s, scope, request.key_pair_name)
             deployment = self._deployment_set(s, scope, request.deployment_set_id)
             used_ips = {IPv4Address(ip) for ip in s.scalars(
                 select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id))}
@@ -435,9 +428,7 @@ class Instances:
             raise ApiError("MissingParameter.SecurityGroupId", "Give SecurityGroupId or SecurityGroupIds.N.")
         groups = []
         for group_id in dict.fromkeys(group_ids):
-            group = s.get(SecurityGroup, group_id)
-            if group is None or group.account_id != scope.account_id or group.region_id != scope.region_id:
-                raise not_found("SecurityGroup", group_id)
+            group = owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
             if group.vpc_id != vpc_id:
                 raise ApiError(
                     "InvalidSecurityGroupId.VpcMismatch",
@@ -454,24 +445,14 @@ class Instances:
     def _deployment_set(s: Session, scope: Scope, set_id: str | None) -> DeploymentSet | None:
         if not set_id:
             return None
-        deployment = s.get(DeploymentSet, set_id)
-        if deployment is None or deployment.account_id != scope.account_id or deployment.region_id != scope.region_id:
-            raise ApiError("InvalidDeploymentSetId.NotFound", f"The deployment set {set_id!r} does not exist.", 404)
-        return deployment
+        return owned(s, DeploymentSet, scope, set_id, lambda missing: ApiError(
+            "InvalidDeploymentSetId.NotFound", f"The deployment set {missing!r} does not exist.", 404))
 
     # ---- lookups ------------------------------------------------------------------------------
 
     def owned(self, s: Session, account_id: int, instance_id: str, region_id: str | None = None) -> Instance:
-        instance = s.get(Instance, instance_id)
-        if (
-            instance is None
-            or instance.account_id != account_id
-            or instance.desired == states.WANT_DELETED
-            or (region_id is not None and instance.region_id != region_id)
-        ):
-            raise ApiError("InvalidInstanceId.NotFound", f"The specified InstanceId {instance_id!r} does not exist.",
-                           404)
-        return instance
+        return owned(s, Instance, Scope(account_id, region_id) if region_id is not None else account_id, instance_id,
+                     "Instance", usable=lambda i: i.desired != states.WANT_DELETED)
 
     def get(self, account_id: int, instance_id: str, region_id: str | None = None) -> Instance:
         with self._db.session() as s:
@@ -518,7 +499,7 @@ class Instances:
                 .order_by(Instance.created_at.desc(), Instance.id)
             ))
 
-    def related(self, instance_ids: list[str]) -> tuple[dict[str, NetworkInterface], dict[str, list[str]],
+    def related(self, scope: Scope, instance_ids: list[str]) -> tuple[dict[str, NetworkInterface], dict[str, list[str]],
                                                           dict[str, list[tuple[str, str]]]]:
         """Primary interfaces, security groups and tags of instances, in three queries."""
         with self._db.session() as s:
@@ -533,7 +514,7 @@ class Instances:
             ):
                 groups[instance_id].append(group_id)
             tags: dict[str, list[tuple[str, str]]] = {i: [] for i in instance_ids}
-            tags.update(tags_by_resource(s, instance_ids))
+            tags.update(tags_by_resource(s, scope, "instance", instance_ids))
             return enis, groups, tags
 
     def image_of(self, image_id: str) -> Image | None:
@@ -649,10 +630,7 @@ class InstanceChanges:
         Per instance: (instance id, code, message)."""
         results = []
         with self._db.session() as s:
-            key = s.scalar(select(KeyPair).where(KeyPair.account_id == scope.account_id,
-                                                 KeyPair.region_id == scope.region_id, KeyPair.name == key_pair_name))
-            if key is None:
-                raise ApiError("InvalidKeyPairName.NotFound", f"The key pair {key_pair_name!r} does not exist.", 404)
+            owned_key_pair(s, scope, key_pair_name)
             for instance_id in instance_ids:
                 instance = s.get(Instance, instance_id)
                 if instance is None or instance.account_id != scope.account_id \

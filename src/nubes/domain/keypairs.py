@@ -13,11 +13,13 @@ from datetime import datetime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.domain.quotas import Quotas
+from nubes.domain.tags import drop_tags
 from nubes.store.db import Database
 from nubes.store.models import KeyPair
 
@@ -147,7 +149,17 @@ class KeyPairs:
                     "InvalidKeyPairName.NotFound", f"The specified key pair does not exist: {', '.join(missing)}.", 404
                 )
             for row in rows:
+                drop_tags(s, row.account_id, row.region_id, "keypair", row.name)
                 s.delete(row)
+
+
+def owned_key_pair(s: Session, scope: Scope, name: str) -> KeyPair:
+    """The caller's key pair of this name. Key pairs are named per account and region, so a name
+    is only ever looked up with its owner: another account's `shared` is answered as no key pair."""
+    row = s.scalar(select(KeyPair).where(*_in_scope(scope), KeyPair.name == name))
+    if row is None:
+        raise ApiError("InvalidKeyPairName.NotFound", f"The key pair {name!r} does not exist.", 404)
+    return row
 
 
 def _in_scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

@@ -15,7 +15,7 @@ from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
 from nubes.domain import cidr
-from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found, owned
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
@@ -53,9 +53,7 @@ class NetworkInterfaces:
         name = check_name("NetworkInterfaceName", name)
         description = check_description(description)
         with self._db.session() as s:
-            vswitch = s.get(VSwitch, vswitch_id)
-            if vswitch is None or vswitch.account_id != scope.account_id or vswitch.region_id != scope.region_id:
-                raise not_found("VSwitch", vswitch_id)
+            vswitch = owned(s, VSwitch, scope, vswitch_id, "VSwitch")
             if vswitch.status != AVAILABLE:
                 raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
@@ -96,9 +94,7 @@ class NetworkInterfaces:
             )
         groups = []
         for group_id in unique:
-            group = s.get(SecurityGroup, group_id)
-            if group is None or group.account_id != scope.account_id or group.region_id != scope.region_id:
-                raise not_found("SecurityGroup", group_id)
+            group = owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
             if group.vpc_id != vpc_id:
                 raise ApiError(
                     "InvalidSecurityGroupId.VpcMismatch",
@@ -191,11 +187,12 @@ class NetworkInterfaces:
     def leave(self, scope: Scope, eni_id: str, group_id: str) -> None:
         with self._db.session() as s:
             eni = _eni(s, scope, eni_id)
+            # Another account's group is answered as one that does not exist, never as "not in it".
+            owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
             membership = next((m for m in eni.memberships if m.group_id == group_id), None)
             if membership is None:
                 raise ApiError(
-                    "InvalidSecurityGroupId.NotInThisGroup" if s.get(SecurityGroup, group_id) else
-                    "InvalidSecurityGroupId.NotFound",
+                    "InvalidSecurityGroupId.NotInThisGroup",
                     f"The network interface {eni_id} is not in the security group {group_id}.",
                     404,
                 )
@@ -242,10 +239,7 @@ class NetworkInterfaces:
 
 
 def _eni(s: Session, scope: Scope, eni_id: str) -> NetworkInterface:
-    eni = s.get(NetworkInterface, eni_id)
-    if eni is None or eni.account_id != scope.account_id or eni.region_id != scope.region_id:
-        raise not_found("NetworkInterface", eni_id)
-    return eni
+    return owned(s, NetworkInterface, scope, eni_id, "NetworkInterface")
 
 
 def _loaded(s: Session, eni_id: str) -> NetworkInterface:

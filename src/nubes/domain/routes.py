@@ -141,6 +141,11 @@ class Routes:
             query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
             if route_entry_id:
                 query = query.where(RouteEntry.id == route_entry_id)
+                # What else is given must fit the entry: no parameter is taken on trust or ignored.
+                if route_table_id:
+                    query = query.where(RouteEntry.route_table_id == route_table_id)
+                if next_hop_id:
+                    query = query.where(RouteEntry.next_hop_id == next_hop_id)
             elif route_table_id and destination:
                 query = query.where(
                     RouteEntry.route_table_id == route_table_id, RouteEntry.destination_cidr == destination

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from nubes import ids
 from nubes.api.errors import ApiError
 from nubes.clock import Clock
-from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterfaceGroup, SecurityGroup, SecurityGroupRule, Vpc
@@ -182,9 +182,7 @@ class SecurityGroups:
         name = check_name("SecurityGroupName", name)
         description = check_description(description)
         with self._db.session() as s:
-            vpc = s.get(Vpc, vpc_id)
-            if vpc is None or vpc.account_id != scope.account_id or vpc.region_id != scope.region_id:
-                raise not_found("Vpc", vpc_id)
+            vpc = owned(s, Vpc, scope, vpc_id, "Vpc")
             count = s.scalar(select(func.count(SecurityGroup.id)).where(*_scope(scope))) or 0
             if count >= self.quotas.groups_per_region:
                 raise ApiError(
@@ -367,9 +365,7 @@ class SecurityGroups:
                 "InvalidParameter.GroupNotSupported",
                 f"Rules of enterprise security groups cannot name a {word}GroupId; use CIDR blocks.",
             )
-        peer = s.get(SecurityGroup, peer_id)
-        if peer is None or peer.account_id != scope.account_id or peer.region_id != scope.region_id:
-            raise ApiError(f"Invalid{word}GroupId.NotFound", f"The {word}GroupId {peer_id!r} does not exist.", 404)
+        peer = _peer(s, scope, peer_id, direction)
         if peer.vpc_id != group.vpc_id:
             raise ApiError(
                 f"Invalid{word}GroupId.Mismatch",
@@ -391,6 +387,9 @@ class SecurityGroups:
                         404,
                     )
                 doomed.append(match)
+            for permission in permissions:  # a peer group must be the caller's, as when the rule was made
+                if permission.peer_group_id:
+                    _peer(s, scope, permission.peer_group_id, direction)
             wanted = {validate(direction, p).key() for p in permissions}
             doomed += [r for r in mine if _stored(r).key() in wanted]
             if not rule_ids and not permissions:
@@ -442,8 +441,11 @@ def _scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (SecurityGroup.account_id == scope.account_id, SecurityGroup.region_id == scope.region_id)
 
 
+def _peer(s: Session, scope: Scope, peer_id: str, direction: str) -> SecurityGroup:
+    word = _peer_word(direction)
+    return owned(s, SecurityGroup, scope, peer_id, lambda missing: ApiError(
+        f"Invalid{word}GroupId.NotFound", f"The {word}GroupId {missing!r} does not exist.", 404))
+
+
 def _group(s: Session, scope: Scope, group_id: str) -> SecurityGroup:
-    group = s.get(SecurityGroup, group_id)
-    if group is None or group.account_id != scope.account_id or group.region_id != scope.region_id:
-        raise not_found("SecurityGroup", group_id)
-    return group
+    return owned(s, SecurityGroup, scope, group_id, "SecurityGroup")

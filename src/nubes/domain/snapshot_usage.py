@@ -1,5 +1,5 @@
-"""Who depends on a snapshot, and what goes with a released disk (no domain imports: the
-disk and snapshot modules both use it)."""
+"""Who depends on a snapshot, and what goes with a released disk (no domain imports but the
+tags': the disk and snapshot modules both use it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from nubes.domain.storage_tasks import enqueue
-from nubes.store.models import Disk, Image, Snapshot, Tag
+from nubes.domain.tags import drop_tags
+from nubes.store.models import Disk, Image, Snapshot
 
 
 def images_using(s: Session, snapshot_id: str) -> list[str]:
@@ -31,8 +32,7 @@ def disks_using(s: Session, snapshot_id: str) -> list[str]:
 def forget_snapshot(s: Session, now: datetime, snapshot: Snapshot) -> None:
     """Delete a snapshot row and its tags; its frozen layer is then merged into the layer above
     it (a "merge" task of its disk keeps the disk's chain short) and collected."""
-    for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot.id)):
-        s.delete(tag)
+    drop_tags(s, snapshot.account_id, snapshot.region_id, "snapshot", snapshot.id)
     disk = s.get(Disk, snapshot.disk_id) if snapshot.disk_id else None
     if disk is not None and snapshot.layer:
         enqueue(s, now, "merge", disk, instance_id=disk.instance_id)
@@ -46,9 +46,7 @@ def release_disk(s: Session, disk: Disk) -> None:
         for snapshot in s.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "",
                                                          Snapshot.status != "progressing")):
             if not images_using(s, snapshot.id) and not disks_using(s, snapshot.id):
-                for tag in s.scalars(select(Tag).where(Tag.resource_id == snapshot.id)):
-                    s.delete(tag)
+                drop_tags(s, snapshot.account_id, snapshot.region_id, "snapshot", snapshot.id)
                 s.delete(snapshot)
-    for tag in s.scalars(select(Tag).where(Tag.resource_id == disk.id)):
-        s.delete(tag)
+    drop_tags(s, disk.account_id, disk.region_id, "disk", disk.id)
     s.delete(disk)

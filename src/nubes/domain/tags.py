@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session
 
 from nubes.api.errors import ApiError
@@ -36,7 +36,7 @@ def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> b
             and i.desired != WANT_DELETED
     if resource_type == "image":
         m = s.get(Image, resource_id)
-        return m is not None and m.account_id == scope.account_id
+        return m is not None and m.account_id == scope.account_id and m.region_id == scope.region_id
     if resource_type == "keypair":
         return s.scalar(select(KeyPair.id).where(
             KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
@@ -44,24 +44,44 @@ def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> b
     return False
 
 
-def where_tagged(query: Select[T], resource_id: Any, tags: Iterable[tuple[str, str | None]]) -> Select[T]:
-    """Narrow a query of resources (`resource_id`: their id column) to those carrying every tag;
-    an empty value matches any value of the key."""
+def _owned_by(account_id: int, region_id: str, resource_type: str) -> ColumnElement[bool]:
+    """Tags belong to the resource's owner-scoped identity: key pairs are named per account and
+    region, so a resource id alone may name two accounts' resources."""
+    return (Tag.account_id == account_id) & (Tag.region_id == region_id) & (Tag.resource_type == resource_type)
+
+
+def where_tagged(query: Select[T], scope: Scope, resource_type: str, resource_id: Any,
+                 tags: Iterable[tuple[str, str | None]]) -> Select[T]:
+    """Narrow a query of the scope's resources of one type (`resource_id`: their id column) to
+    those carrying every tag; an empty value matches any value of the key."""
     for key, value in tags:
-        condition = (Tag.resource_id == resource_id) & (Tag.key == key)
+        condition = _owned_by(scope.account_id, scope.region_id, resource_type) & (Tag.resource_id == resource_id) \
+            & (Tag.key == key)
         if value:
             condition = condition & (Tag.value == value)
         query = query.where(select(Tag.id).where(condition).exists())
     return query
 
 
-def tags_by_resource(s: Session, resource_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
-    """The tags of these resources, in one query, in the order they were added."""
+def tags_by_resource(s: Session, scope: Scope, resource_type: str,
+                     resource_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The tags of these resources of the scope, in one query, in the order they were added."""
     found: dict[str, list[tuple[str, str]]] = {}
     for resource_id, key, value in s.execute(select(Tag.resource_id, Tag.key, Tag.value).where(
+            _owned_by(scope.account_id, scope.region_id, resource_type),
             Tag.resource_id.in_(list(resource_ids))).order_by(Tag.id)):
         found.setdefault(resource_id, []).append((key, value))
     return found
+
+
+def drop_tags(s: Session, account_id: int, region_id: str, resource_type: str, resource_id: str) -> None:
+    """Delete a released resource's tags (only its owner's: another account may use the same name)."""
+    s.execute(delete(Tag).where(_owned_by(account_id, region_id, resource_type), Tag.resource_id == resource_id))
+
+
+def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: str) -> list[Tag]:
+    return list(s.scalars(select(Tag).where(_owned_by(scope.account_id, scope.region_id, resource_type),
+                                            Tag.resource_id == resource_id).order_by(Tag.id)))
 
 
 def normalise_type(resource_type: str) -> str:
@@ -93,7 +113,7 @@ class Tags:
                 if not _exists(s, scope, kind, resource_id):
                     raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
                                    404)
-                current = {t.key: t for t in s.scalars(select(Tag).where(Tag.resource_id == resource_id))}
+                current = {t.key: t for t in _resource_tags(s, scope, kind, resource_id)}
                 for key, value in tags:
                     if key in current:
                         current[key].value = value
@@ -113,7 +133,7 @@ class Tags:
                 if not _exists(s, scope, kind, resource_id):
                     raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
                                    404)
-                for row in s.scalars(select(Tag).where(Tag.resource_id == resource_id)):
+                for row in _resource_tags(s, scope, kind, resource_id):
                     if keys is None and pairs is None:
                         s.delete(row)
                     elif keys is not None and row.key in keys:
@@ -131,9 +151,10 @@ class Tags:
                 query = query.where(Tag.resource_id.in_(resource_ids))
             rows = list(s.scalars(query.order_by(Tag.resource_id, Tag.id)))
         if filters:
-            matching: set[str] | None = None
+            matching: set[tuple[str, str]] | None = None
             for key, value in filters:
-                ids = {t.resource_id for t in rows if t.key == key and (value is None or t.value == value)}
+                ids = {(t.resource_type, t.resource_id) for t in rows
+                       if t.key == key and (value is None or t.value == value)}
                 matching = ids if matching is None else matching & ids
-            rows = [t for t in rows if t.resource_id in (matching or set())]
+            rows = [t for t in rows if (t.resource_type, t.resource_id) in (matching or set())]
         return rows

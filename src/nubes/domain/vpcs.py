@@ -14,7 +14,7 @@ from nubes.api.errors import ApiError
 from nubes.catalog.model import Catalog
 from nubes.clock import Clock
 from nubes.domain import cidr
-from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.regions import require_region, zones_of
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterface, RouteEntry, SecurityGroup, Vpc, VSwitch
@@ -240,17 +240,11 @@ def _vpc_scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
 
 
 def _vpc(s: Session, scope: Scope, vpc_id: str) -> Vpc:
-    vpc = s.get(Vpc, vpc_id)
-    if vpc is None or vpc.account_id != scope.account_id or vpc.region_id != scope.region_id:
-        raise not_found("Vpc", vpc_id)
-    return vpc
+    return owned(s, Vpc, scope, vpc_id, "Vpc")
 
 
 def _vswitch(s: Session, scope: Scope, vswitch_id: str) -> VSwitch:
-    vswitch = s.get(VSwitch, vswitch_id)
-    if vswitch is None or vswitch.account_id != scope.account_id or vswitch.region_id != scope.region_id:
-        raise not_found("VSwitch", vswitch_id)
-    return vswitch
+    return owned(s, VSwitch, scope, vswitch_id, "VSwitch")
 
 
 def _incorrect_vpc_status(vpc: Vpc) -> ApiError:

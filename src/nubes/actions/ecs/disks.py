@@ -159,10 +159,10 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
                             else (Disk.auto_snapshot_policy_id == ""))
     if p["Encrypted"]:
         query = query.where(Disk.id.is_(None))
-    query = where_tagged(query, Disk.id, tag_pairs(p))
+    query = where_tagged(query, ctx.scope(p["RegionId"]), "disk", Disk.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
-        tags = tags_by_resource(s, (d.id for d in disks))
+        tags = tags_by_resource(s, ctx.scope(p["RegionId"]), "disk", (d.id for d in disks))
     body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
     body["TotalCount"] = len(disks)
     return body
@@ -175,7 +175,7 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def attach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Attach an Available disk to a Running (hot-plug) or Stopped instance."""
     ctx.services.disks.attach(ctx.principal.account_id, p["DiskId"], p["InstanceId"], p["DeleteWithInstance"],
-                              p["Bootable"])
+                              p["Bootable"], p["KeyPairName"])
     return {}
 
 
@@ -201,7 +201,7 @@ def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
                                String("KeyPairName", max_length=128), String("SecurityEnhancementStrategy", choices=("Active", "Deactive"))])
 def reinit_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Return a disk to its initial state: its image, its source snapshot, or empty."""
-    ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"])
+    ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"], p["KeyPairName"])
     return {}
 
 
@@ -272,6 +272,7 @@ def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
     image = ctx.services.images.usable(Scope(ctx.principal.account_id, instance.region_id), p["ImageId"], None)
     disk_id = ctx.services.disks.replace_system_disk(ctx.principal.account_id, p["InstanceId"], image,
-                                                     (p["SystemDisk"] or {}).get("Size"))
+                                                     (p["SystemDisk"] or {}).get("Size"), p["KeyPairName"],
+                                                     p["DiskId"])
     return {"DiskId": disk_id}
 

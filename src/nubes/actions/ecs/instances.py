@@ -16,8 +16,10 @@ from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import as_utc, iso8601
 from nubes.domain import instance_states as states
+from nubes.domain.common import Scope
 from nubes.domain.instances import DiskRequest, LaunchRequest
-from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup, Tag
+from nubes.domain.tags import where_tagged
+from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup
 
 actions = ActionTable("ecs")
 
@@ -375,13 +377,8 @@ def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
             query = query.where(Instance.created_at <= moment)
         elif key == "ExpiredStartTime" and moment.year > 2099:
             query = query.where(Instance.id.is_(None))  # pay-as-you-go instances never expire
-    for tag in p["Tag"] or []:
-        if tag.get("Key"):
-            condition = (Tag.resource_id == Instance.id) & (Tag.key == tag["Key"])
-            if tag.get("Value") is not None:
-                condition = condition & (Tag.value == tag["Value"])
-            query = query.where(select(Tag.id).where(condition).exists())
-    return query
+    tags = [(t["Key"], t.get("Value")) for t in p["Tag"] or [] if t.get("Key")]
+    return where_tagged(query, Scope(ctx.principal.account_id, p["RegionId"]), "instance", Instance.id, tags)
 
 
 @actions.define(
@@ -436,7 +433,7 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     with ctx.services.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         page = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(start).limit(size)))
-    enis, groups, tags = ctx.services.instances.related([i.id for i in page])
+    enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in page])
     images = ctx.services.instances.images_of(page)
     items = [render_instance(ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, []))
              for i in page]
@@ -477,7 +474,8 @@ def describe_instance_status(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
 def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """One instance in detail."""
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
-    enis, groups, tags = ctx.services.instances.related([instance.id])
+    enis, groups, tags = ctx.services.instances.related(Scope(instance.account_id, instance.region_id),
+                                                        [instance.id])
     item = render_instance(ctx, instance, ctx.services.instances.image_of(instance.image_id), enis.get(instance.id),
                            groups[instance.id], tags[instance.id])
     item["IoOptimized"] = "optimized"

@@ -85,10 +85,10 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Snapshot.id.is_(None))
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
-    query = where_tagged(query, Snapshot.id, tag_pairs(p))
+    query = where_tagged(query, ctx.scope(p["RegionId"]), "snapshot", Snapshot.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         snapshots = list(s.scalars(query.order_by(Snapshot.created_at.desc(), Snapshot.id)))
-        tags = tags_by_resource(s, (sn.id for sn in snapshots))
+        tags = tags_by_resource(s, ctx.scope(p["RegionId"]), "snapshot", (sn.id for sn in snapshots))
         usage = {sn.id: _usage(bool(images_using(s, sn.id)), bool(disks_using(s, sn.id))) for sn in snapshots}
     if p["Usage"]:
         snapshots = [sn for sn in snapshots if usage[sn.id] == p["Usage"]]
