@@ -89,3 +89,15 @@ def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[Comput
             compute.step("i-1")
     compute.step("i-1")
     assert status(db) == (states.RUNNING, states.WANT_RUNNING)
+
+
+def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
+        agent: tuple[ComputeAgent, FakeHost, Database]) -> None:
+    """Fake VMs are not watched pass after pass (they never change by themselves), but one that
+    ran before a host reboot is CRASHED when the emulator comes back: the first pass sees it."""
+    compute, host, db = agent
+    compute.step("i-1")
+    assert status(db) == (states.RUNNING, states.WANT_RUNNING)
+    host.crash("i-1")  # what FakeHost finds of a VM saved under another boot id
+    compute.pass_once(wait=True)
+    assert status(db) == (states.STOPPED, states.WANT_RUNNING)

@@ -93,6 +93,7 @@ class ComputeAgent:
         self._log_offsets: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
         self._start_failures: dict[str, int] = {}
+        self._looked_at_all = False  # the first pass after a start looks at every instance
         self._auto_snapshots = AutoSnapshotPolicies(db, clock)
         self.storage_work = StorageWork(db, clock, storage, compute, lambda image: boot_files(image).rootfs,
                                         self.host_id)
@@ -158,8 +159,8 @@ class ComputeAgent:
         for instance in mine:
             if not self._compute.capabilities.real_vms and instance.status in steady \
                     and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED) \
-                    and instance.id not in storage_keys:
-                continue  # a fake VM never changes by itself: nothing to watch
+                    and instance.id not in storage_keys and self._looked_at_all:
+                continue  # a fake VM never changes by itself (but may have across a host reboot)
             keys.append(instance.id)
         keys += sorted(storage_keys - {i.id for i in mine})  # disks on their own
         for key in keys:
@@ -168,6 +169,7 @@ class ComputeAgent:
                     continue
                 self._busy.add(key)
             futures.append(self._pool.submit(self._step_guarded, key))
+        self._looked_at_all = True
         if wait:
             for future in futures:
                 future.result()
