@@ -66,7 +66,9 @@ def compute_drivers(settings: Settings, data_dir: Path) -> tuple[ComputeDriver, 
         from nubes.drivers.compute.fake import FakeComputeDriver
         from nubes.drivers.storage.fake import FakeStorage
 
-        return FakeComputeDriver(), FakeStorage()
+        # the emulator keeps its VMs and layers in the data dir, to survive restarts as real ones do
+        fake = data_dir / "run" / "fake"
+        return FakeComputeDriver(state_dir=fake / "vms"), FakeStorage(fake / "layers")
     from nubes.drivers.compute.qemu import QemuDriver
     from nubes.drivers.storage.qcow2 import Qcow2Storage
 

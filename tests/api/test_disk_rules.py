@@ -829,3 +829,15 @@ def test_deleting_a_progressing_snapshot_cancels_it(live: LiveServer, lab: Lab) 
     # the disk goes on as before, and takes new snapshots
     assert disk_of_client(lab.ecs, disk_id).status == "Available"
     assert snapshot_ids(lab.ecs, snapshot_ids=f'["{snapshot(lab, disk_id)}"]')
+
+
+def test_a_disk_is_not_deleted_while_a_snapshot_of_it_is_progressing(live: LiveServer, lab: Lab) -> None:
+    """As ECS (DiskCreatingSnapshot): the snapshot would otherwise never be taken and stay
+    progressing for ever."""
+    disk_id = available(lab.ecs, new_disk(lab.ecs))
+    snapshot_id = snapshot(lab, disk_id)
+    with parked(live, Snapshot, snapshot_id, status="progressing", progress=10):
+        expect(lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)), "DiskCreatingSnapshot", 403)
+    lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
+    assert disk_ids(lab.ecs, disk_ids=f'["{disk_id}"]') == set()
+    assert snapshot_ids(lab.ecs, snapshot_ids=f'["{snapshot_id}"]') == {snapshot_id}  # manual snapshots stay

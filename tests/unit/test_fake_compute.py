@@ -201,3 +201,60 @@ def test_thousands_of_instances_concurrently() -> None:
     handles = d.recover()
     assert len(handles) == 2000
     assert len({h.pid for h in handles}) == 2000
+
+
+# ---- kept in a state directory (the emulator survives restarts) ---------------------------------
+
+
+def test_vms_in_a_state_dir_are_found_again_by_a_new_process(tmp_path: Path) -> None:
+    """A new driver on the same state dir (a restarted server, even after kill -9: every change
+    is written when it is made) finds the VMs as QEMU leaves them running: same handle, disks,
+    console; stopped ones stay stopped."""
+    state = tmp_path / "vms"
+    d = FakeComputeDriver(state_dir=state)
+    handle = d.start(spec("i-1"))
+    d.attach_disk("i-1", DiskAttachment("d-data", Path("/d/d-data.qcow2"), iops=3000))
+    d.start(spec("i-2"))
+    d.shutdown("i-2", 10)
+    d.start(spec("i-3"))
+    d.host.crash("i-3")
+
+    again = FakeComputeDriver(state_dir=state)
+    assert again.state("i-1") == PowerState.RUNNING
+    assert again.start(spec("i-1")) == handle  # the running VM, not a second one
+    assert again.attached_disks("i-1") == ["d-data"]
+    assert again.host.vms["i-1"].disks["d-data"].iops == 3000
+    assert b"plugged in" in again.console_output("i-1")
+    assert again.state("i-2") == PowerState.STOPPED
+    assert again.state("i-3") == PowerState.CRASHED
+    assert [h.instance_id for h in again.recover()] == ["i-1"]
+    assert again.start(spec("i-2")).pid > handle.pid  # pids are not reused
+
+    again.destroy("i-1")
+    again.cleanup("i-1")
+    assert FakeComputeDriver(state_dir=state).state("i-1") == PowerState.STOPPED
+    assert not (state / "i-1.json").exists()
+
+
+def test_after_a_host_reboot_the_vms_that_ran_are_crashed(tmp_path: Path) -> None:
+    state = tmp_path / "vms"
+    d = FakeComputeDriver(FakeHost(state, boot_id="boot-1"))
+    d.start(spec("i-1", "d-data"))
+    d.start(spec("i-2"))
+    d.shutdown("i-2", 10)
+    rebooted = FakeComputeDriver(FakeHost(state, boot_id="boot-2"))
+    assert rebooted.state("i-1") == PowerState.CRASHED  # as qemu reports a VM meant to run with no process
+    assert rebooted.state("i-2") == PowerState.STOPPED
+    assert rebooted.recover() == []
+    same_boot = FakeComputeDriver(FakeHost(state, boot_id="boot-1"))
+    assert same_boot.state("i-1") == PowerState.RUNNING
+
+
+def test_a_write_cut_short_leaves_the_last_whole_state(tmp_path: Path) -> None:
+    state = tmp_path / "vms"
+    FakeComputeDriver(state_dir=state).start(spec("i-1"))
+    (state / ".i-1.json.999.tmp").write_text('{"spec": ')  # a crash in the middle of a write
+    (state / "i-2.json").write_text("{not json")
+    d = FakeComputeDriver(state_dir=state)
+    assert d.state("i-1") == PowerState.RUNNING and d.state("i-2") == PowerState.STOPPED
+    assert not (state / ".i-1.json.999.tmp").exists()

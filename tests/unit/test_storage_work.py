@@ -756,3 +756,97 @@ def test_a_snapshot_cancelled_after_the_vm_moved_records_the_new_top(world: Worl
     assert f"{world.get_disk('d-1').top_layer}.qcow2" == world.compute.tops["d-1"]
     assert world.storage.exists(world.get_disk("d-1").top_layer)
 
+
+
+# ---- no status stays transient for ever -----------------------------------------------------------
+
+
+def test_a_snapshot_whose_disk_was_released_before_its_task_ran_fails_with_its_image(world: World) -> None:
+    """The instance went (ForceDeleteInstance) with its disks while a CreateImage snapshot was
+    queued: the snapshot can never be taken, so it and the image end failed, not progressing."""
+    from nubes.domain.snapshot_usage import release_disk
+
+    running_instance_with_disk(world)
+    snapshot_id = world.snapshots.create(world.account_id, "d-1")
+    world.image("m-1", status="Creating", snapshot_id=snapshot_id)
+    with world.db.session() as s:
+        disk = s.get(Disk, "d-1")
+        assert disk is not None
+        release_disk(s, disk)
+    world.run_all()
+    snapshot = world.get_snapshot(snapshot_id)
+    assert snapshot is not None and snapshot.status == FAILED
+    with world.db.session() as s:
+        image = s.get(Image, "m-1")
+        assert image is not None and image.status == "CreateFailed"
+    assert world.tasks() == []
+    assert world.calls("snapshot_disk") == []
+
+
+def test_delete_disk_is_refused_while_a_snapshot_of_it_is_progressing(world: World) -> None:
+    from nubes.api.errors import ApiError
+
+    world.disk("d-1")
+    snapshot_id = world.snapshots.create(world.account_id, "d-1")
+    with pytest.raises(ApiError) as refused:
+        world.disks.delete(world.account_id, "d-1")
+    assert (refused.value.code, refused.value.http_status) == ("DiskCreatingSnapshot", 403)
+    world.run_all()
+    snapshot = world.get_snapshot(snapshot_id)
+    assert snapshot is not None and snapshot.status == ACCOMPLISHED
+    world.disks.delete(world.account_id, "d-1")  # once it is taken the disk goes
+    world.run_all()
+    assert world.tasks() == [] and world.storage.exists("d-1")  # the snapshot's layer stays
+
+
+def test_an_image_whose_snapshot_was_given_up_is_create_failed(world: World) -> None:
+    running_instance_with_disk(world)
+    snapshot_id = world.snapshots.create(world.account_id, "d-1")
+    world.image("m-1", status="Creating", snapshot_id=snapshot_id)
+    for _ in range(MAX_ATTEMPTS):
+        world.host.inject_failure("snapshot_disk", ComputeError("QMP: device busy"), "i-1")
+    for _ in range(MAX_ATTEMPTS):
+        world.work.run("i-1")
+    snapshot = world.get_snapshot(snapshot_id)
+    assert snapshot is not None and snapshot.status == FAILED
+    with world.db.session() as s:
+        image = s.get(Image, "m-1")
+        assert image is not None and image.status == "CreateFailed"
+
+
+def test_recover_settles_what_a_crash_left_transient_without_a_task(world: World) -> None:
+    """Statuses a crash (or an older nubes) left with no task to move them: an agent start
+    fails what can no longer happen and queues again what still can."""
+    world.instance("i-1", "Stopped")
+    world.disk("d-1", ds.IN_USE, instance_id="i-1")
+    world.snapshot_row("s-lost", "d-1", "", status=PROGRESSING)
+    world.snapshot_row("s-done", "d-1", "d-1")
+    world.image("m-lost", status="Creating", snapshot_id="s-lost")
+    world.image("m-done", status="Creating", snapshot_id="s-done")
+    world.image("m-import", status="Creating", snapshot_id="")
+    with world.db.session() as s:  # an import image is not a system image
+        image = s.get(Image, "m-import")
+        assert image is not None
+        image.owner_alias, image.account_id = "self", world.account_id
+    world.disk("d-attaching", ds.ATTACHING, instance_id="i-1")
+    world.disk("d-creating", ds.CREATING, make_file=False)
+    world.disk("d-queued", ds.CREATING, make_file=False)
+    world.task("create", "d-queued")
+    world.disk("d-other-host", ds.DETACHING, instance_id="i-1")
+    world.set_disk("d-other-host", host_id="h2")
+
+    world.agent().recover()
+    snapshot = world.get_snapshot("s-lost")
+    assert snapshot is not None and snapshot.status == FAILED
+    with world.db.session() as s:
+        statuses = {i.id: i.status for i in s.scalars(select(Image).where(Image.id.like("m-%")))}
+    assert statuses == {"m-lost": "CreateFailed", "m-done": "Available", "m-import": "CreateFailed"}
+    assert sorted(world.tasks()) == [("attach", "d-attaching"), ("create", "d-creating"), ("create", "d-queued")]
+
+    world.run_all()
+    assert world.get_disk("d-attaching").status == ds.IN_USE
+    assert world.get_disk("d-creating").status == ds.AVAILABLE
+    assert world.get_disk("d-queued").status == ds.AVAILABLE
+    assert world.get_disk("d-other-host").status == ds.DETACHING  # its own host's agent settles it
+    world.agent().recover()
+    assert world.tasks() == []  # nothing left to find

@@ -43,6 +43,7 @@ log = logging.getLogger("nubes.agent.compute")
 READY_MARKER = "NUBES-READY"
 GUEST_UP_DEADLINE = 900.0  # a guest that never reports ready is called Running after this long
 SHUTDOWN_TIMEOUT = 60.0
+MAX_START_ATTEMPTS = 5  # passes in a row a VM may fail to start before the instance is Stopped
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class ComputeAgent:
         self._thread: threading.Thread | None = None
         self._log_offsets: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
+        self._start_failures: dict[str, int] = {}
+        self._looked_at_all = False  # the first pass after a start looks at every instance
         self._auto_snapshots = AutoSnapshotPolicies(db, clock)
         self.storage_work = StorageWork(db, clock, storage, compute, lambda image: boot_files(image).rootfs,
                                         self.host_id)
@@ -118,6 +121,7 @@ class ComputeAgent:
             known = s.get(Host, self.host_id) is not None
         if not known:
             self.register_host()
+        self.storage_work.recover()
         self._thread = threading.Thread(target=self._run, name="nubes-compute-agent", daemon=True)
         self._thread.start()
 
@@ -155,8 +159,8 @@ class ComputeAgent:
         for instance in mine:
             if not self._compute.capabilities.real_vms and instance.status in steady \
                     and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED) \
-                    and instance.id not in storage_keys:
-                continue  # a fake VM never changes by itself: nothing to watch
+                    and instance.id not in storage_keys and self._looked_at_all:
+                continue  # a fake VM never changes by itself (but may have across a host reboot)
             keys.append(instance.id)
         keys += sorted(storage_keys - {i.id for i in mine})  # disks on their own
         for key in keys:
@@ -165,6 +169,7 @@ class ComputeAgent:
                     continue
                 self._busy.add(key)
             futures.append(self._pool.submit(self._step_guarded, key))
+        self._looked_at_all = True
         if wait:
             for future in futures:
                 future.result()
@@ -267,7 +272,21 @@ class ComputeAgent:
             if self._compute.capabilities.real_vms:
                 self._sync_network(instance.vpc_id)  # the tap must exist before QEMU opens it
             self._log_offsets[instance.id] = len(self._compute.console_output(instance.id, max_bytes=1 << 30))
-            self._compute.start(self._spec(instance))
+            try:
+                self._compute.start(self._spec(instance))
+            except Exception:
+                failures = self._start_failures.get(instance.id, 0) + 1
+                self._start_failures[instance.id] = failures
+                if failures < MAX_START_ATTEMPTS:
+                    raise  # retried on the next pass
+                # as ECS: an instance that cannot start falls back to Stopped (never Starting for ever)
+                log.exception("instance %s failed to start %d times; it is Stopped", instance.id, failures)
+                self._start_failures.pop(instance.id, None)
+                after = states.next_status(states.STARTING, "start_failed")
+                if after is not None:
+                    self._set_status(instance.id, states.STARTING, after, desired=states.WANT_STOPPED)
+                return
+            self._start_failures.pop(instance.id, None)
             self._started_at[instance.id] = time.monotonic()
             with self._db.session() as s:
                 row = s.get(Instance, instance.id)

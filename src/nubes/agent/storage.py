@@ -21,9 +21,10 @@ from sqlalchemy.orm import object_session
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.agent.image_transfer import do_export, do_import, fail_import
-from nubes.domain.custom_images import settle_images
+from nubes.domain.custom_images import CREATE_FAILED, CREATING, settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
+from nubes.domain.storage_tasks import enqueue
 from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
 from nubes.drivers.storage.base import StorageDriver
 from nubes.store.db import Database
@@ -106,6 +107,37 @@ class StorageWork:
                     return []  # a disk is being made: its source may be known only to the task
             return self._storage.collect(keep)
 
+    def recover(self) -> None:
+        """At agent start, settle what a crash (or an older nubes) left in a transient status
+        without the task that would move it on: tasks are committed with their statuses and
+        deleted with their outcome, so this finds nothing after a clean history; it is the net
+        under the rule that no status stays transient for ever. A progressing snapshot with no
+        task is failed (its moment is past, nothing can take it now), the images waiting for
+        it then fail too, an image import with no task fails, and a disk of this host that is
+        Creating, Attaching, Detaching or ReIniting gets its task queued again (every task is
+        idempotent, so doing one twice is harmless)."""
+        with self._db.session() as s:
+            tasks = list(s.execute(select(StorageTask.kind, StorageTask.disk_id, StorageTask.snapshot_id)))
+            snapshot_tasks = {snapshot_id for kind, _, snapshot_id in tasks if kind == "snapshot"}
+            disk_tasks = {(kind, disk_id) for kind, disk_id, _ in tasks}
+            for snapshot in s.scalars(select(Snapshot).where(Snapshot.status == PROGRESSING)):
+                if snapshot.id not in snapshot_tasks:
+                    log.warning("snapshot %s was progressing with no task to take it: failed", snapshot.id)
+                    snapshot.status = FAILED
+            s.flush()
+            settle_images(s)
+            for image in s.scalars(select(Image).where(Image.status == CREATING, Image.snapshot_id == "",
+                                                       Image.owner_alias != "system")):
+                if ("import", image.id) not in disk_tasks:
+                    log.warning("image %s was Creating with no import task: CreateFailed", image.id)
+                    image.status = CREATE_FAILED
+            for disk in s.scalars(select(Disk).where(Disk.host_id == self.host_id, Disk.status.in_(tuple(_TASK_OF)))):
+                kind = _TASK_OF[disk.status]
+                if (kind, disk.id) not in disk_tasks:
+                    log.warning("disk %s was %s with no task: queued %s again", disk.id, disk.status, kind)
+                    enqueue(s, self._clock.now(), kind, disk, instance_id=disk.instance_id,
+                            snapshot_id=disk.source_snapshot_id if kind == "create" else "")
+
     # ---- the tasks -------------------------------------------------------------------------
 
     def _running(self, instance_id: str) -> bool:
@@ -136,7 +168,10 @@ class StorageWork:
             return
         disk, snapshot = self._load(task)
         if disk is None and task.kind != "delete":
-            self._finish(task, lambda d, sn: None)
+            # the disk was released before its task ran (its instance was deleted, or it was
+            # while a snapshot was queued): nothing to do on files, but a snapshot it was to
+            # take can never be taken and must not stay progressing
+            self._finish(task, _fail_snapshot)
             return
         getattr(self, f"_do_{task.kind}")(task, disk, snapshot)
 
@@ -316,8 +351,7 @@ class StorageWork:
             return
 
         def fail(d: Disk | None, sn: Snapshot | None) -> None:
-            if sn is not None and sn.status == PROGRESSING:
-                sn.status = FAILED
+            _fail_snapshot(d, sn)
             if d is None:
                 return
             # undo only the status this task was to settle
@@ -328,6 +362,21 @@ class StorageWork:
             elif task.kind == "create" and d.status == ds.CREATING:
                 d.status = ds.AVAILABLE
         self._finish(task, fail)
+
+
+# The task that moves a disk out of each transient status.
+_TASK_OF = {ds.CREATING: "create", ds.ATTACHING: "attach", ds.DETACHING: "detach", ds.REINITING: "reinit"}
+
+
+def _fail_snapshot(_: Disk | None, snapshot: Snapshot | None) -> None:
+    """A progressing snapshot that will never be taken is failed, and so are the images that
+    were waiting for it (in the same transaction)."""
+    if snapshot is not None and snapshot.status == PROGRESSING:
+        snapshot.status = FAILED
+        session = object_session(snapshot)
+        if session is not None:
+            session.flush()
+            settle_images(session, snapshot.id)
 
 
 def _overlay_name(disk_id: str, snapshot_id: str) -> str:

@@ -44,15 +44,20 @@ def owned_image(s: Session, account_id: int, image_id: str) -> Image:
                  usable=lambda i: i.owner_alias != "system")
 
 
-def settle_images(s: Session, snapshot_id: str) -> None:
-    """Make the Creating images whose snapshots are all accomplished Available (the agent calls
-    this in the transaction that accomplishes a snapshot)."""
+def settle_images(s: Session, snapshot_id: str | None = None) -> None:
+    """Settle the Creating images made of snapshots (of `snapshot_id`, or all): Available once
+    their snapshots are all accomplished, CreateFailed as soon as one of them failed or is gone,
+    as ECS shows an image whose snapshot could not be taken. The agent calls this in the
+    transaction that settles a snapshot, so an image never waits for a snapshot that is over."""
     for image in s.scalars(select(Image).where(Image.status == CREATING, Image.snapshot_id != "")):
         wanted = [image.snapshot_id] + [m["SnapshotId"] for m in json.loads(image.disk_mappings or "[]")]
-        if snapshot_id not in wanted:
+        if snapshot_id is not None and snapshot_id not in wanted:
             continue
-        statuses = {sid: s.get(Snapshot, sid) for sid in wanted}
-        done = [sn for sn in statuses.values() if sn is not None and sn.status == "accomplished"]
+        snapshots = [s.get(Snapshot, sid) for sid in wanted]
+        if any(sn is None or sn.status == "failed" for sn in snapshots):
+            image.status = CREATE_FAILED
+            continue
+        done = [sn for sn in snapshots if sn is not None and sn.status == "accomplished"]
         image.progress = 100 * len(done) // len(wanted)
         if len(done) == len(wanted):
             image.status = AVAILABLE

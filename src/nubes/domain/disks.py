@@ -154,6 +154,12 @@ class Disks:
             if disk.disk_type == "system" and disk.instance_id:
                 raise ApiError("IncorrectDiskStatus", f"The system disk {disk_id} goes with its instance.", 403)
             ds.check("DeleteDisk", disk_id, disk.status)
+            taking = s.scalar(select(Snapshot.id).where(Snapshot.disk_id == disk_id,
+                                                        Snapshot.status == "progressing").limit(1))
+            if taking is not None:
+                # as ECS: the snapshot is taken from the disk, which must stay until it is
+                raise ApiError("DiskCreatingSnapshot", "The operation is denied due to a snapshot of the specified "
+                               f"disk is not completed yet: {taking} of {disk_id} is progressing.", 403)
             enqueue(s, now, "delete", disk)
             release_disk(s, disk)
         self._notify(disk_id)

@@ -47,6 +47,7 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (STOPPING, "reboot_off"): STARTING,
     (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down
     (STARTING, "powered_off"): STOPPED,
+    (STARTING, "start_failed"): STOPPED,  # the VM could not be started, again and again
 }
 
 

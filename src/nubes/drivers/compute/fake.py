@@ -8,7 +8,11 @@ run, detaching the system disk, running out of hot-plug ports), and nothing else
 no process, no disk I/O, no console but a few lines that say it is fake.
 
 The VMs live on a `FakeHost`, which outlives driver objects: a new driver on the same host
-finds them with `recover()`, as the qemu driver does after an agent restart. Operations
+finds them with `recover()`, as the qemu driver does after an agent restart. A host with a
+`state_dir` (the emulator) also keeps each VM in a small JSON file there, as QEMU keeps
+running beside a restarted server: a new process finds its VMs as they were, even after
+kill -9; after a reboot of the machine (another boot id) the VMs that ran are CRASHED, as
+the qemu driver reports a VM that should run and has no process. Operations
 can take time (`FakeTimings`, spent through the injected `sleep`, so a test passes a fake
 sleeper) and can be made to fail once (`FakeHost.inject_failure`). Test hooks on the host:
 `crash`, `guest_power_off`, `pause`, `resume`, `set_acpi` (a guest that ignores the power
@@ -22,17 +26,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Any
+
+from nubes.drivers import statefile
 from nubes.drivers.compute.base import (
+    Boot,
     ComputeCapabilities,
     ComputeDriver,
     ComputeError,
     DiskAttachment,
+    NicAttachment,
     PowerState,
     VmHandle,
     VmNotRunning,
     VmSpec,
 )
 
+CONSOLE_KEPT = 64 * 1024  # bytes of a fake console kept across restarts
 FAKE_CONSOLE_BANNER = "[nubes fake compute driver] no virtual machine runs here; this console is simulated"
 HOTPLUG_PORTS = 8  # as the qemu driver's default: free hot-plug slots beyond the data disks at start
 
@@ -64,13 +74,45 @@ class FakeVm:
 class FakeHost:
     """The fake machine: its VMs, their consoles, and one-shot failures to inject."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path | None = None, boot_id: str | None = None) -> None:
         self.vms: dict[str, FakeVm] = {}
         self.consoles: dict[str, bytearray] = {}
         self.lock = threading.RLock()
         self._next_pid = 10_000
         self._failures: list[tuple[str, str | None, Exception]] = []
         self.calls: list[tuple[str, str]] = []  # (operation, instance id), for assertions
+        self._state_dir = state_dir
+        self._boot_id = boot_id if boot_id is not None else _boot_id()
+        if state_dir is not None:
+            self._load(state_dir)
+
+    # ---- kept in the state directory -----------------------------------------------------------
+
+    def _load(self, state_dir: Path) -> None:
+        for instance_id, record in statefile.read_all(state_dir).items():
+            try:
+                vm, console = _vm_from(record)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a VM record of this driver
+            if record.get("boot_id") != self._boot_id and vm.power in (PowerState.RUNNING, PowerState.PAUSED):
+                vm.power = PowerState.CRASHED  # the machine rebooted under it
+                vm.disks.clear()
+            self.vms[instance_id] = vm
+            self.consoles[instance_id] = bytearray(console)
+            self._next_pid = max(self._next_pid, vm.handle.pid)
+
+    def save(self, instance_id: str) -> None:
+        """Write the VM's record (or remove it once the VM is gone); call with the lock held."""
+        if self._state_dir is None:
+            return
+        path = self._state_dir / f"{instance_id}.json"
+        vm = self.vms.get(instance_id)
+        if vm is None:
+            statefile.remove(path)
+            return
+        console = bytes(self.consoles.get(instance_id, b""))[-CONSOLE_KEPT:]
+        statefile.write_json(path, {**_vm_record(vm), "console": console.decode(errors="replace"),
+                                    "boot_id": self._boot_id})
 
     def new_pid(self) -> int:
         with self.lock:
@@ -107,24 +149,29 @@ class FakeHost:
         with self.lock:
             self._vm(instance_id).power = PowerState.CRASHED
             self.say(instance_id, "the VM process died")
+            self.save(instance_id)
 
     def guest_power_off(self, instance_id: str) -> None:
         """The guest powers itself off (`poweroff` inside): the driver reports STOPPED."""
         with self.lock:
             self._vm(instance_id).power = PowerState.STOPPED
             self.say(instance_id, "the guest powered off")
+            self.save(instance_id)
 
     def pause(self, instance_id: str) -> None:
         with self.lock:
             self._vm(instance_id).power = PowerState.PAUSED
+            self.save(instance_id)
 
     def resume(self, instance_id: str) -> None:
         with self.lock:
             self._vm(instance_id).power = PowerState.RUNNING
+            self.save(instance_id)
 
     def set_acpi(self, instance_id: str, responsive: bool) -> None:
         with self.lock:
             self._vm(instance_id).acpi = responsive
+            self.save(instance_id)
 
 
 class FakeComputeDriver(ComputeDriver):
@@ -133,7 +180,8 @@ class FakeComputeDriver(ComputeDriver):
     def __init__(self, host: FakeHost | None = None, timings: FakeTimings | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  state_dir: Path | None = None) -> None:
-        self.host = host or FakeHost()
+        # a host of its own keeps its VMs in state_dir when one is given (the emulator)
+        self.host = host or FakeHost(state_dir)
         self.timings = timings or FakeTimings()
         self._sleep = sleep
         self._clock = clock
@@ -181,6 +229,7 @@ class FakeComputeDriver(ComputeDriver):
                                             f"disks {', '.join(d.disk_id for d in spec.disks)}, "
                                             f"nics {', '.join(n.mac for n in spec.nics) or 'none'}")
             self.host.say(spec.instance_id, "guest up (simulated)")
+            self.host.save(spec.instance_id)
             return handle
 
     def state(self, instance_id: str) -> PowerState:
@@ -195,6 +244,7 @@ class FakeComputeDriver(ComputeDriver):
             if vm is None:
                 if instance_id in self.host.vms:
                     self.host.vms[instance_id].power = PowerState.STOPPED
+                    self.host.save(instance_id)
                 return True
             acpi = vm.acpi and vm.power == PowerState.RUNNING
         if not acpi or self.timings.shutdown > timeout:
@@ -205,6 +255,7 @@ class FakeComputeDriver(ComputeDriver):
             vm.power = PowerState.STOPPED
             vm.disks.clear()
             self.host.say(instance_id, "ACPI power button: the guest powered off")
+            self.host.save(instance_id)
         return True
 
     def destroy(self, instance_id: str) -> None:
@@ -218,6 +269,7 @@ class FakeComputeDriver(ComputeDriver):
                     self.host.say(instance_id, "destroyed (power cut)")
                 vm.power = PowerState.STOPPED
                 vm.disks.clear()
+                self.host.save(instance_id)
 
     def reboot(self, instance_id: str, force: bool) -> None:
         self._enter("reboot", instance_id)
@@ -233,6 +285,7 @@ class FakeComputeDriver(ComputeDriver):
             vm.boots += 1
             self.host.say(instance_id, "hard reset" if force else "ACPI power off, reset")
             self.host.say(instance_id, "guest up (simulated)")
+            self.host.save(instance_id)
 
     def recover(self) -> list[VmHandle]:
         with self.host.lock:
@@ -258,6 +311,7 @@ class FakeComputeDriver(ComputeDriver):
         with self.host.lock:
             vm.disks[disk.disk_id] = disk
             self.host.say(instance_id, f"disk {disk.disk_id} plugged in")
+            self.host.save(instance_id)
 
     def detach_disk(self, instance_id: str, disk_id: str) -> None:
         self._enter("detach_disk", instance_id)
@@ -273,6 +327,7 @@ class FakeComputeDriver(ComputeDriver):
         with self.host.lock:
             vm.disks.pop(disk_id, None)
             self.host.say(instance_id, f"disk {disk_id} unplugged")
+            self.host.save(instance_id)
 
     def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
         self._enter("snapshot_disk", instance_id)
@@ -280,6 +335,7 @@ class FakeComputeDriver(ComputeDriver):
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
             self.host.say(instance_id, f"disk {disk_id}: new top layer {overlay.name}")
+            self.host.save(instance_id)
 
     def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
         self._enter("resize_disk", instance_id)
@@ -287,6 +343,7 @@ class FakeComputeDriver(ComputeDriver):
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
             self.host.say(instance_id, f"disk {disk_id} grown to {size_bytes} bytes")
+            self.host.save(instance_id)
 
     def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
                      timeout: float) -> None:
@@ -295,6 +352,7 @@ class FakeComputeDriver(ComputeDriver):
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
             self.host.say(instance_id, f"layer {layer.name} streamed onto {base.name if base else 'nothing'}")
+            self.host.save(instance_id)
 
     def cleanup(self, instance_id: str) -> None:
         with self.host.lock:
@@ -303,6 +361,7 @@ class FakeComputeDriver(ComputeDriver):
                 vm.power = PowerState.STOPPED
             self.host.vms.pop(instance_id, None)
             self.host.consoles.pop(instance_id, None)
+            self.host.save(instance_id)
 
     # ---- for tests ----------------------------------------------------------------------------
 
@@ -311,3 +370,57 @@ class FakeComputeDriver(ComputeDriver):
         with self.host.lock:
             vm = self._running(instance_id)
             return sorted(vm.disks) if vm is not None else []
+
+
+# ---- VM records (JSON) -------------------------------------------------------------------------------
+
+
+def _boot_id() -> str:
+    """This boot of the machine: VMs saved under another one did not survive a reboot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _disk_record(disk: DiskAttachment) -> dict[str, Any]:
+    return {"disk_id": disk.disk_id, "path": str(disk.path), "read_only": disk.read_only, "iops": disk.iops,
+            "bps": disk.bps}
+
+
+def _disk_from(record: dict[str, Any]) -> DiskAttachment:
+    return DiskAttachment(str(record["disk_id"]), Path(record["path"]), bool(record["read_only"]),
+                          int(record["iops"]), int(record["bps"]))
+
+
+def _vm_record(vm: FakeVm) -> dict[str, Any]:
+    spec, handle = vm.spec, vm.handle
+    return {
+        "spec": {"instance_id": spec.instance_id, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
+                 "boot": {"kernel": str(spec.boot.kernel), "initrd": str(spec.boot.initrd),
+                          "cmdline": spec.boot.cmdline},
+                 "disks": [_disk_record(d) for d in spec.disks],
+                 "nics": [{"port_id": n.port_id, "mac": n.mac, "tap": n.tap} for n in spec.nics],
+                 "netns": spec.netns, "hostname": spec.hostname},
+        "handle": {"pid": handle.pid, "qmp_socket": str(handle.qmp_socket), "serial_log": str(handle.serial_log),
+                   "accel": handle.accel, "started_at": handle.started_at, "extra": handle.extra},
+        "power": vm.power.value, "disks": [_disk_record(d) for d in vm.disks.values()], "ports": vm.ports,
+        "acpi": vm.acpi, "boots": vm.boots,
+    }
+
+
+def _vm_from(record: dict[str, Any]) -> tuple[FakeVm, bytes]:
+    s, h = record["spec"], record["handle"]
+    spec = VmSpec(
+        instance_id=str(s["instance_id"]), vcpus=int(s["vcpus"]), memory_mib=int(s["memory_mib"]),
+        boot=Boot(Path(s["boot"]["kernel"]), Path(s["boot"]["initrd"]), str(s["boot"]["cmdline"])),
+        disks=tuple(_disk_from(d) for d in s["disks"]),
+        nics=tuple(NicAttachment(str(n["port_id"]), str(n["mac"]), str(n["tap"])) for n in s["nics"]),
+        netns=s["netns"], hostname=str(s["hostname"]),
+    )
+    handle = VmHandle(spec.instance_id, int(h["pid"]), Path(h["qmp_socket"]), Path(h["serial_log"]), str(h["accel"]),
+                      float(h["started_at"]), {str(k): str(v) for k, v in dict(h["extra"]).items()})
+    disks = {d.disk_id: d for d in (_disk_from(r) for r in record["disks"])}
+    vm = FakeVm(spec, handle, PowerState(record["power"]), disks, int(record["ports"]), bool(record["acpi"]),
+                int(record["boots"]))
+    return vm, str(record.get("console", "")).encode()

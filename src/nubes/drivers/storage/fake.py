@@ -1,17 +1,40 @@
-"""Disk layers that exist only in memory: the emulator mode and scale tests."""
+"""Disk layers without disk content: the emulator mode and scale tests.
+
+A layer is its size and the layer under it. In memory only by default (tests, scale tests);
+with a `state_dir` (the emulator) each layer is also a small JSON file there, written as a
+qcow2 header would be, so layers outlive the process as the real driver's files do."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+from nubes.drivers import statefile
 from nubes.drivers.storage.base import StorageDriver, StorageError
 
 
 class FakeStorage(StorageDriver):
     real_files = False
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self._state_dir = state_dir
+        self._lock = threading.RLock()  # one writer per layer file at a time
         self.layers: dict[str, tuple[int, str | None]] = {}  # layer -> (size GiB, backing layer)
+        if state_dir is not None:
+            for name, row in statefile.read_all(state_dir).items():
+                self.layers[name] = (int(row["size_gib"]), row.get("backing"))
+
+    def _set(self, layer: str, size_gib: int, backing: str | None) -> None:
+        with self._lock:
+            self.layers[layer] = (size_gib, backing)
+            if self._state_dir is not None:
+                statefile.write_json(self._state_dir / f"{layer}.json", {"size_gib": size_gib, "backing": backing})
+
+    def _make(self, layer: str, size_gib: int, backing: str | None) -> None:
+        """Create it unless it exists (creates are idempotent: an existing layer is kept)."""
+        with self._lock:
+            if layer not in self.layers:
+                self._set(layer, size_gib, backing)
 
     def layer_path(self, layer: str) -> Path:
         return Path("/nonexistent/nubes-fake") / f"{layer}.qcow2"
@@ -20,22 +43,22 @@ class FakeStorage(StorageDriver):
         return layer in self.layers
 
     def create_from_image(self, layer: str, base: Path, size_gib: int) -> Path:
-        self.layers.setdefault(layer, (size_gib, None))
+        self._make(layer, size_gib, None)
         return self.layer_path(layer)
 
     def create_blank(self, layer: str, size_gib: int) -> Path:
-        self.layers.setdefault(layer, (size_gib, None))
+        self._make(layer, size_gib, None)
         return self.layer_path(layer)
 
     def create_overlay(self, layer: str, backing: str, size_gib: int) -> Path:
         if backing not in self.layers:
             raise StorageError(f"layer {backing} is missing")
-        self.layers.setdefault(layer, (size_gib, backing))
+        self._make(layer, size_gib, backing)
         return self.layer_path(layer)
 
     def resize(self, layer: str, size_gib: int) -> None:
         _, backing = self.layers[layer]
-        self.layers[layer] = (size_gib, backing)
+        self._set(layer, size_gib, backing)
 
     def chain(self, layer: str) -> list[str]:
         names: list[str] = []
@@ -54,17 +77,21 @@ class FakeStorage(StorageDriver):
 
     def rebase(self, layer: str, backing_name: str | None) -> None:
         size, _ = self.layers[layer]
-        self.layers[layer] = (size, backing_name.removesuffix(".qcow2") if backing_name else None)
+        self._set(layer, size, backing_name.removesuffix(".qcow2") if backing_name else None)
 
     def delete(self, layer: str) -> None:
-        self.layers.pop(layer, None)
+        with self._lock:
+            self.layers.pop(layer, None)
+            if self._state_dir is not None:
+                statefile.remove(self._state_dir / f"{layer}.json")
 
     def collect(self, keep: set[str]) -> list[str]:
-        needed = {name for layer in keep for name in self.chain(layer)}
-        removed = [name for name in self.layers if name not in needed]
-        for name in removed:
-            del self.layers[name]
-        return removed
+        with self._lock:
+            needed = {name for layer in keep for name in self.chain(layer)}
+            removed = [name for name in self.layers if name not in needed]
+            for name in removed:
+                self.delete(name)
+            return removed
 
     def export(self, layer: str, dest: Path, fmt: str) -> None:
         if layer not in self.layers:
@@ -74,5 +101,5 @@ class FakeStorage(StorageDriver):
         if not source.exists():
             raise StorageError(f"{source} does not exist")
         size = max(1, -(-source.stat().st_size // (1 << 30)))
-        self.layers.setdefault(layer, (size, None))
+        self._make(layer, size, None)
         return size
