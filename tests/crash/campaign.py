@@ -32,7 +32,7 @@ from pathlib import Path
 from tests.conftest import ROOT_KEY_ID, ROOT_SECRET, LiveServer, start_server
 
 from .client import Answer, Client, Unreachable
-from .load import CREATES, DELETES, Base, Generator, Op, Pool
+from .load import BASE_VPC_CIDR, BASE_VSWITCH_CIDR, DELETES, ZONE, Base, Generator, Op, Pool
 from .world import KINDS, ListingFailed, World, observe
 
 STUCK_AFTER = 30.0  # seconds of server uptime a passing status may last (emulator mode is instant)
@@ -40,7 +40,8 @@ WORKERS = 3
 KILL_AFTER = (3, 40)  # the kill fires once this many requests (drawn in the range) were sent in the round...
 KILL_DELAY = (0.0, 0.03)  # ...plus this many seconds, so that it lands in the middle of requests
 ROUND_TIMEOUT = 20.0  # a kill fires after this long even if the load sent fewer requests
-OLD_RETRIES = 5  # acknowledged creates of earlier rounds retried after each restart (all of the last round's are)
+# Acknowledged creates of earlier rounds retried after each restart (all of the last round's are).
+OLD_RETRIES = 5
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
 RESOURCE_ID = re.compile(r"\b(i|d|s|m|sg|vpc|vsw|vrt|vtb|eni)-[a-z0-9]{8,}\b")
 NUMBER = re.compile(r"\b\d+\b")
@@ -75,7 +76,8 @@ class Report:
     def summary(self) -> str:
         lines = [
             f"seed {self.seed}: {self.kill_points} kill points in {self.elapsed:.0f}s",
-            f"  calls {self.calls}, acknowledged {self.acknowledged}, refused (4xx) {sum(self.refused.values())}, "
+            f"  calls {self.calls}, acknowledged {self.acknowledged}, "
+            f"refused (4xx) {sum(self.refused.values())}, "
             f"unknown outcome {self.unknown}, retries {self.retries}, listings {self.listings}",
             f"  refusals by code: {dict(self.refused.most_common(8))}",
             f"  violations {len(self.violations)}: {dict(sorted(self.by_kind().items()))}",
@@ -115,6 +117,20 @@ def _tracebacks(text: str) -> list[str]:
     return found
 
 
+def _source(world: World, kind: str, row: dict[str, object]) -> str:
+    """What a snapshot or image was made from, and what became of it: the likely cause of a finding."""
+    if kind == "snapshot":
+        disk = str(row.get("SourceDiskId", ""))
+        return f"; its disk {disk} is {world.status('disk', disk) or 'gone'}"
+    if kind == "image":
+        mappings = row.get("DiskDeviceMappings", {})
+        snapshots = [str(m.get("SnapshotId", "")) for m in (mappings.get("DiskDeviceMapping", [])
+                                                             if isinstance(mappings, dict) else [])]
+        return "; its snapshots: " + ", ".join(f"{sid} {world.status('snapshot', sid) or 'gone'}"
+                                               for sid in snapshots if sid)
+    return ""
+
+
 class Campaign:
     def __init__(self, seed: int, kill_points: int, workdir: Path, database_url: str | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -145,8 +161,8 @@ class Campaign:
 
     def run(self) -> Report:
         started = time.monotonic()
-        self.server = start_server(self.workdir, self.database_url, "postgres" if self.database_url else "sqlite",
-                                   ["--throttle-rate", "0"])
+        backend = "postgres" if self.database_url else "sqlite"
+        self.server = start_server(self.workdir, self.database_url, backend, ["--throttle-rate", "0"])
         self.up_since = time.monotonic()
         try:
             self.pool = Pool(self._setup())
@@ -185,10 +201,10 @@ class Campaign:
                 raise RuntimeError(f"setup: {action} answered {answer.status} {answer.body}")
             return str(answer.body[wanted])
 
-        vpc_id = must("vpc", "CreateVpc", {"CidrBlock": "10.0.0.0/16", "VpcName": "base"}, "VpcId")
+        vpc_id = must("vpc", "CreateVpc", {"CidrBlock": BASE_VPC_CIDR, "VpcName": "base"}, "VpcId")
         self._wait_status(client, "vpc", "DescribeVpcAttribute", {"VpcId": vpc_id})
-        vswitch_id = must("vpc", "CreateVSwitch", {"VpcId": vpc_id, "ZoneId": "cn-hangzhou-h",
-                                                   "CidrBlock": "10.0.1.0/24", "VSwitchName": "base"}, "VSwitchId")
+        vswitch = {"VpcId": vpc_id, "ZoneId": ZONE, "CidrBlock": BASE_VSWITCH_CIDR, "VSwitchName": "base"}
+        vswitch_id = must("vpc", "CreateVSwitch", vswitch, "VSwitchId")
         self._wait_status(client, "vpc", "DescribeVSwitchAttributes", {"VSwitchId": vswitch_id})
         group_id = must("ecs", "CreateSecurityGroup", {"VpcId": vpc_id, "SecurityGroupName": "base"},
                         "SecurityGroupId")
@@ -209,7 +225,7 @@ class Campaign:
 
     def _load_and_kill(self, round_no: int) -> None:
         assert self.server is not None and self.pool is not None
-        process = self.server.process
+        process, pool = self.server.process, self.pool
         target = self.rng.randint(*KILL_AFTER)
         delay = self.rng.uniform(*KILL_DELAY)
         sent = 0
@@ -220,7 +236,7 @@ class Campaign:
 
         def worker(index: int) -> None:
             nonlocal sent
-            generator = Generator(self.pool, round_no, index, random.Random(f"{self.seed}:{round_no}:{index}"))
+            generator = Generator(pool, round_no, index, random.Random(f"{self.seed}:{round_no}:{index}"))
             while not fired.is_set():
                 op = generator.next()
                 with sent_lock:
@@ -269,9 +285,8 @@ class Campaign:
             self.report.acknowledged += 1
         elif op.outcome == "refused":
             self.report.refused[answer.code] += 1
-        else:
-            self.violate("5xx", round_no, f"{op.action} {op.params}{' (retry)' if retry else ''} answered "
-                                          f"{answer.status} {answer.body}")
+        elif not retry:  # _retry reported it
+            self.violate("5xx", round_no, f"{op.action} {op.params} answered {answer.status} {answer.body}")
         if op.outcome != "refused":  # a 5xx may have acted before failing
             self._may_have_acted(op)
         if op.outcome == "ok" and (op.action in DELETES or op.action == "DeleteInstances"):
@@ -326,7 +341,7 @@ class Campaign:
         """Collect the incarnation's tracebacks, grouped by their shape (IDs and counters blanked)."""
         assert self.server is not None
         for line in _tracebacks(self.server.log()):
-            shape = RESOURCE_ID.sub("<id>", NUMBER.sub("N", line.split(" ", 2)[-1]))
+            shape = NUMBER.sub("N", RESOURCE_ID.sub("<id>", line.split(" ", 2)[-1]))
             if shape not in self.tracebacks:
                 self.tracebacks[shape] = (incarnation, line)
             self.traceback_counts[shape] += 1
@@ -341,7 +356,7 @@ class Campaign:
     def _recover(self, round_no: int) -> None:
         client = self._client()
         unknown = [op for op in self.ops if op.round == round_no and op.outcome == "unknown" and op.create]
-        acked = [op for op in self.ops if op.outcome == "ok" and op.create and not op.retried]
+        acked = [op for op in self.ops if op.outcome == "ok" and op.create]
         last = [op for op in acked if op.round == round_no]
         older = [op for op in acked if op.round != round_no]
         sample = last + self.rng.sample(older, min(OLD_RETRIES, len(older)))
@@ -358,6 +373,8 @@ class Campaign:
         for op in unknown:
             if id(op) in retry_answers:
                 self._check_in_flight(round_no, op, retry_answers[id(op)], world)
+        for op in sample:
+            self._check_no_more(round_no, op, world)
         self._check_world(round_no, world, final=False)
 
     def _retry(self, client: Client, round_no: int, op: Op) -> Answer | None:
@@ -369,7 +386,8 @@ class Campaign:
             self._unanswered(round_no, op, error)
             return None
         if answer.status >= 500:
-            self.violate("5xx", round_no, f"{op.action} {op.params} (retry) answered {answer.status} {answer.body}")
+            self.violate("5xx", round_no,
+                         f"{op.action} {op.params} (retry) answered {answer.status} {answer.body}")
         elif answer.code == "IdempotentParameterMismatch":
             self.violate("retry_mismatch", round_no, f"{op.action} {op.params}: same token and parameters "
                                                      f"refused: {answer.body.get('Message')}")
@@ -396,15 +414,24 @@ class Campaign:
         if answer.ok:
             ids = sorted(op.ids())
             if len(named) > op.expected:
-                self.violate("duplicate", round_no, f"{op.action} {op.name} (Amount {op.expected}) retried after "
-                                                    f"the kill: {len(named)} {create.kind}s {named}, retry "
-                                                    f"answered {ids}")
+                self.violate("duplicate", round_no,
+                             f"{op.action} {op.name} (Amount {op.expected}) retried after the kill: "
+                             f"{len(named)} {create.kind}s {named}, retry answered {ids}")
             elif named != ids:
                 self.violate("retry_ids", round_no, f"{op.action} {op.name} retried: answered {ids}, "
                                                     f"the store has {named}")
         elif named:
             self.violate("orphan", round_no, f"{op.action} {op.name} retried after the kill was refused "
                                              f"({answer.code}) but made {named}")
+
+    def _check_no_more(self, round_no: int, op: Op, world: World) -> None:
+        """An acknowledged create, retried: still only what it made (fewer if some were deleted since)."""
+        create = op.create
+        assert create is not None
+        named = world.named(create.kind, op.name)
+        if set(named) - set(op.ids()):
+            self.violate("duplicate", round_no,
+                         f"{op.action} {op.name} acknowledged {op.ids()}, retried: the store has {named}")
 
     def _observe(self, client: Client, round_no: int) -> World | None:
         self.report.listings += len(KINDS)
@@ -431,14 +458,16 @@ class Campaign:
         for rid, at in self.deleted_at.items():
             row = world.find(rid)
             if row is not None and (final or now - at > STUCK_AFTER):
-                self._once("delete_lingers", rid, round_no, f"{rid} deleted (acknowledged) {now - at:.0f}s of "
-                                                            f"uptime ago, still listed as {row.get('Status')}")
+                self._once("delete_lingers", rid, round_no,
+                           f"{rid} deleted (acknowledged) {now - at:.0f}s of uptime ago, "
+                           f"still listed as {row.get('Status')}")
         seen: set[str] = set()
         for kind in KINDS.values():
             for rid, row in world.rows.get(kind.name, {}).items():
                 status = str(row.get("Status", ""))
                 if status in kind.failed:
-                    self._once("failed_status", rid, round_no, f"{kind.name} {rid} is {status}")
+                    self._once("failed_status", rid, round_no,
+                               f"{kind.name} {rid} is {status}{_source(world, kind.name, row)}")
                 if status not in kind.transitional:
                     continue
                 seen.add(rid)
@@ -446,7 +475,7 @@ class Campaign:
                 if final or now - since > STUCK_AFTER:
                     self._once(f"stuck_{kind.name}", rid, round_no,
                                f"{kind.name} {rid} {status} for {now - since:.0f}s of uptime "
-                               f"(first seen {first_status})")
+                               f"(first seen {first_status}){_source(world, kind.name, row)}")
         for rid in set(self.passing_since) - seen:
             del self.passing_since[rid]
         instances = world.rows.get("instance", {})

@@ -51,8 +51,8 @@ class Client:
         self.timeout = timeout
 
     def call(self, product: str, action: str, params: dict[str, str]) -> Answer:
-        signed = sign_v1("POST", {"Action": action, "Version": VERSIONS[product], "RegionId": REGION, **params},
-                         *self.key)
+        common = {"Action": action, "Version": VERSIONS[product], "RegionId": REGION}
+        signed = sign_v1("POST", {**common, **params}, *self.key)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             conn.request("POST", "/?" + urlencode(signed, quote_via=quote))

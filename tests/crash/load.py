@@ -17,6 +17,7 @@ from .world import World
 ZONE = "cn-hangzhou-h"
 INSTANCE_TYPE = "ecs.g7.large"
 BASE_VPC_CIDR = "10.0.0.0/16"
+BASE_VSWITCH_CIDR = "10.0.1.0/24"  # CreateVSwitch in the load draws 10.0.2-250.0/24
 # Caps on what the load keeps alive: at a cap, a create of that kind becomes a delete.
 CAPS = {"instance": 12, "disk": 24, "snapshot": 30, "image": 10, "vpc": 5, "vswitch": 8, "sg": 8}
 
@@ -125,7 +126,8 @@ class Pool:
         with self.lock:
             self.ids = {kind: {rid for rid in rows if rid not in base} for kind, rows in world.rows.items()}
             disks = world.rows.get("disk", {})
-            self.system_disks = {rid for rid, row in disks.items() if str(row.get("Type", "")).lower() == "system"}
+            self.system_disks = {rid for rid, row in disks.items()
+                                 if str(row.get("Type", "")).lower() == "system"}
             self.system_snapshots = {rid for rid, row in world.rows.get("snapshot", {}).items()
                                      if row.get("SourceDiskId") in self.system_disks}
             self.attached = {rid: str(row["InstanceId"]) for rid, row in disks.items()
@@ -188,7 +190,8 @@ class Generator:
         params: dict[str, str]
         if action == "RunInstances":
             params = {"ImageId": base.image_id, "InstanceType": INSTANCE_TYPE, "VSwitchId": base.vswitch_id,
-                      "SecurityGroupId": base.group_id, "InstanceName": name, "Amount": str(rng.randint(1, 4))}
+                      "SecurityGroupId": base.group_id, "InstanceName": name,
+                      "Amount": str(rng.randint(1, 4))}
         elif action == "CreateInstance":
             params = {"ImageId": base.image_id, "InstanceType": INSTANCE_TYPE, "VSwitchId": base.vswitch_id,
                       "SecurityGroupId": base.group_id, "InstanceName": name}
@@ -249,7 +252,8 @@ class Generator:
             if not attached:
                 return None
             disk = rng.choice(sorted(attached))
-            return Op(self.round, name, "ecs", action, {"DiskId": disk, "InstanceId": attached[disk]}, (disk,))
+            params = {"DiskId": disk, "InstanceId": attached[disk]}
+            return Op(self.round, name, "ecs", action, params, (disk,))
         kind, product, id_param = DELETES[action]
         with self.pool.lock:
             among = self.pool.ids.get(kind, set()) - (self.pool.system_disks if kind == "disk" else set())

@@ -34,7 +34,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     # DescribeImages shows only Available images unless asked for the others
     Kind("image", "ecs", "DescribeImages", ("Images", "Image"), "ImageId", "ImageName",
          frozenset({"Creating", "Waiting"}), frozenset({"CreateFailed"}),
-         (("ImageOwnerAlias", "self"), ("Status", "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"))),
+         (("ImageOwnerAlias", "self"),
+          ("Status", "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"))),
     Kind("vpc", "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), "VpcId", "VpcName", frozenset({"Pending"})),
     Kind("vswitch", "vpc", "DescribeVSwitches", ("VSwitches", "VSwitch"), "VSwitchId", "VSwitchName",
          frozenset({"Pending"})),
