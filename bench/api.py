@@ -30,37 +30,44 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
-import json
 import math
 import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from nubes.api.signing import sign_v1, sign_v3
+from common import (
+    ECS_VERSION,
+    LOCALHOST,
+    NUBES_CLI,
+    Ratio,
+    ServerProcess,
+    cpu_model,
+    interrupt,
+    loadavg_text,
+    nearest_rank,
+    save_json,
+    v1_path,
+)
 
-HOST = "127.0.0.1"  # the only address this script ever sends load to
-ECS_VERSION = "2014-05-26"
+from nubes.api.signing import sign_v3
+
+HOST = LOCALHOST  # the only address this script ever sends load to
 EC2_VERSION = "2016-11-15"
 ACTIONS = ("DescribeRegions", "DescribeInstanceTypes")
 TARGET_THROUGHPUT_RATIO = 3.0
-STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 WARMUP_MAX_REQUESTS = 200
 MAX_ERROR_SAMPLES = 5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # ---- options --------------------------------------------------------------------------------
@@ -108,13 +115,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 # ---- servers ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class ServerSpec:
     name: str
@@ -124,99 +124,50 @@ class ServerSpec:
 
 
 class ManagedServer:
-    """One server subprocess on a free port, with its own temporary directory and log file."""
+    """The server of one ServerSpec; each start gets a new port, data directory and log file."""
 
     def __init__(self, spec: ServerSpec, workdir: Path) -> None:
         self.spec = spec
         self.workdir = workdir
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ServerProcess(spec.name)
         self.starts = 0
 
     @property
-    def host_header(self) -> str:
-        return f"{HOST}:{self.port}"
+    def port(self) -> int:
+        return self.process.port
 
     @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.spec.name}-{self.starts}.log"
+    def host_header(self) -> str:
+        return self.process.endpoint
 
     def start(self) -> None:
         self.starts += 1
-        self.port = free_port()
         data_dir = self.workdir / f"{self.spec.name}-data-{self.starts}"
         data_dir.mkdir()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.spec.command(self.port, data_dir),
-                env={**os.environ, **self.spec.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches only this script, which stops the server itself
-            )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.spec.name} exited during startup:\n{self.log_tail()}")
-            if self._is_ready():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.spec.name} was not ready after {STARTUP_TIMEOUT:.0f}s:\n{self.log_tail()}")
-
-    def _is_ready(self) -> bool:
-        if self.spec.health_path is None:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):
-                return True
-            return False
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}{self.spec.health_path}", timeout=2) as reply:
-                return bool(reply.status == 200)
-        except (OSError, urllib.error.URLError):
-            return False
+        self.process.start(lambda port: self.spec.command(port, data_dir), {**os.environ, **self.spec.env},
+                           self.workdir / f"{self.spec.name}-{self.starts}.log", self.spec.health_path)
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
+        self.process.stop(STOP_TIMEOUT)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system, all threads) the server process has used so far."""
-        if self.proc is None:
-            return math.nan
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return self.process.cpu_seconds()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
 
-
-NUBES_SERVER = [sys.executable, "-m", "nubes.cli.main", "server"]
+NUBES_SERVER = [*NUBES_CLI, "server"]
 
 
 def nubes_extra_flags() -> list[str]:
     """Flags the installed nubes needs besides the basic ones: when it has real VM/network drivers,
     the benchmark runs the emulator ('--driver fake') so it never touches this machine's networking."""
     try:
-        help_text = subprocess.run([*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60).stdout
+        help_text = subprocess.run([*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60,
+                                   check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
     return ["--driver", "fake"] if "--driver" in help_text and "fake" in help_text else []
@@ -248,7 +199,7 @@ def baseline_checkout(ref: str, workdir: Path) -> Iterator[Path]:
         yield tree / "src"
     finally:
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, check=False)
 
 
 def moto_spec() -> ServerSpec:
@@ -313,8 +264,7 @@ class NubesV1:
 
     def build(self) -> bytes:
         params = {"Action": self.action, "Version": ECS_VERSION, "Format": "JSON"}
-        signed = sign_v1("POST", params, self.access_key_id, self.secret)
-        return http_request(f"/?{urlencode(signed, quote_via=quote)}", [("Host", self.host)])
+        return http_request(v1_path(params, (self.access_key_id, self.secret)), [("Host", self.host)])
 
     def check_body(self, body: bytes) -> int:
         return count_items(body, *NUBES_ITEMS[self.action])
@@ -497,15 +447,6 @@ class CaseResult:
     error_samples: list[str]
 
 
-def percentile(sorted_values: Sequence[float], censored: int, pct: float) -> float:
-    """Nearest-rank percentile; `censored` extra observations count as +infinity."""
-    n = len(sorted_values) + censored
-    if n == 0:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * n))
-    return sorted_values[rank - 1] if rank <= len(sorted_values) else math.inf
-
-
 async def one_request(conn: Connection, factory: RequestFactory, tally: Tally) -> bytes | None:
     request = factory.build()  # signed afresh: every request carries a new nonce and timestamp
     started = time.perf_counter()
@@ -551,12 +492,12 @@ async def warm_up(port: int, factory: RequestFactory, seconds: float, timeout: f
                 cold = tally.latencies.pop()  # the first request pays for lazy loading: not a serial figure
             elif time.perf_counter() >= deadline:
                 break
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise RuntimeError(f"{factory.label} {factory.action}: no answer within {timeout:.0f}s in warm-up") from None
     finally:
         conn.close()
     latencies = sorted(tally.latencies) or [cold]
-    return WarmUp(items, body_bytes, 1000 * percentile(latencies, 0, 50))
+    return WarmUp(items, body_bytes, 1000 * nearest_rank(latencies, 0, 50))
 
 
 async def client_loop(conn: Connection, factory: RequestFactory, tally: Tally, deadline: float, cap: int) -> None:
@@ -625,8 +566,8 @@ def summarize(
         errors=tally.errors,
         timeouts=tally.timeouts,
         rps=tally.ok / window.elapsed if window.elapsed > 0 else 0.0,
-        p50_ms=ms(percentile(latencies, censored, 50)),
-        p99_ms=ms(percentile(latencies, censored, 99)),
+        p50_ms=ms(nearest_rank(latencies, censored, 50)),
+        p99_ms=ms(nearest_rank(latencies, censored, 99)),
         max_ms=math.inf if censored else ms(latencies[-1] if latencies else math.nan),
         bytes_per_response=tally.response_bytes // tally.ok if tally.ok else warm.body_bytes,
         items_per_response=warm.items,
@@ -654,17 +595,6 @@ def fmt_ms(value: float, censored_above_ms: float = math.nan) -> str:
     if math.isinf(value):
         return f">{censored_above_ms:.0f}" if math.isfinite(censored_above_ms) else "timeout"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-
-
-@dataclass(frozen=True)
-class Ratio:
-    value: float
-    bound: str = ""  # "": measured; ">": the true ratio is above `value`; "<": below it
-
-    def __str__(self) -> str:
-        if math.isnan(self.value):
-            return "n/a"
-        return f"{self.bound}{self.value:.0f}x" if self.value >= 100 else f"{self.bound}{self.value:.3g}x"
 
 
 def throughput_ratio(nubes: CaseResult, moto: CaseResult) -> Ratio:
@@ -730,10 +660,9 @@ def report(results: list[CaseResult], opts: Options) -> list[dict[str, Any]]:
                 pairs.append({"action": action, "concurrency": concurrency, "nubes": nubes.server,
                               "throughput_ratio": str(tr), "p99_ratio": str(pr), "met": met, "verdict": text})
             sizes = [r.bytes_per_response for r in group if r.bytes_per_response]
-            if moto is not None and sizes:
-                if max(sizes) > 2 * min(sizes):
-                    print("  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
-                          "as a client makes them, not equal work")
+            if moto is not None and sizes and max(sizes) > 2 * min(sizes):
+                print("  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
+                      "as a client makes them, not equal work")
             for r in group:
                 if r.errors:
                     print(f"  !!! {r.server}: {r.errors} ERROR(S) ({r.timeouts} timeouts = unanswered "
@@ -775,17 +704,6 @@ def print_verdicts(pairs: list[dict[str, Any]]) -> None:
     print(f"  => target met in {met} of {len(pairs)} pairs")
 
 
-def finite_or_text(value: Any) -> Any:
-    """JSON has no Infinity or NaN: write those as strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: finite_or_text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_text(v) for v in value]
-    return value
-
-
 def version_of(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -793,18 +711,10 @@ def version_of(package: str) -> str:
         return "not installed"
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def machine_info(uvloop_used: bool) -> dict[str, Any]:
     return {
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu": cpu_model(),
+        "cpu": cpu_model(platform.processor() or "unknown"),
         "platform": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "nubes": version_of("nubes"),
@@ -821,7 +731,7 @@ def print_header(info: dict[str, Any], opts: Options, nubes_flags: Sequence[str]
     print(f"  machine: nproc={info['nproc']}  cpu={info['cpu']}  {info['platform']}")
     print(f"  python {info['python']}; nubes {info['nubes']}, moto {info['moto']}, botocore {info['botocore']}, "
           f"uvicorn {info['uvicorn']}; client event loop: {info['client_loop']}")
-    print(f"  load average at start: {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(f"  load average at start: {loadavg_text(info['loadavg_start'])}")
     if info["loadavg_start"][0] > 0.5:
         print("  !!! the machine is not idle (1-minute load above 0.5): other work competes for the CPU;"
               " the figures will be noisy")
@@ -871,10 +781,6 @@ def run_server_cases(
     return results
 
 
-def interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM, like Ctrl-C, runs the cleanup below
@@ -903,7 +809,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp, asyncio.Runner(loop_factory=make_loop) as runner, \
             contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        plan = [(nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
+        plan: list[tuple[ServerSpec, Callable[[str, str], list[RequestFactory]], str]] = [
+            (nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
         if opts.baseline and opts.only != "moto":
             source = stack.enter_context(baseline_checkout(opts.baseline, workdir))
             plan.append((nubes_spec(access_key_id, secret, nubes_flags, f"nubes@{opts.baseline}", source),
@@ -916,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += run_server_cases(runner.run, ManagedServer(spec, workdir), factories, opts)
 
     info["loadavg_end"] = os.getloadavg()
-    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+    print(f"\nload average at end: {loadavg_text(info['loadavg_end'])}")
     pairs = report([r for r in results if "@" not in r.server], opts)
     print_verdicts(pairs)
     baseline_rows = report_baseline(results, opts.baseline) if opts.baseline else []
@@ -929,8 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {"machine": info, "options": {**asdict(opts), "json_path": str(opts.json_path)},
                    "cases": [asdict(r) for r in results], "pairs": pairs,
                    "baseline": baseline_rows}
-        opts.json_path.write_text(json.dumps(finite_or_text(payload), indent=2, default=str) + "\n")
-        print(f"raw figures saved to {opts.json_path}")
+        save_json(opts.json_path, payload)
     return 1 if any(r.errors for r in results if r.server != "moto") else 0
 
 
