@@ -26,10 +26,12 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -555,6 +557,37 @@ class Bench:
             self.notes.append(f"could not delete namespaces: {', '.join(remaining)}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def run(self, body: Callable[[], None], before_close: Callable[[], None] | None = None) -> int:
+        """Run `body`, then `before_close` and close(), whatever happened, with SIGINT and SIGTERM
+        ignored meanwhile. The exit status: 0, 130 (interrupted) or 2 (failed: the exception and the
+        servers' log tails go to stderr)."""
+        status = 0
+        try:
+            body()
+        except KeyboardInterrupt:
+            print("\ninterrupted; cleaning up", file=sys.stderr)
+            status = 130
+        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+            traceback.print_exc()
+            print(f"\n!!! benchmark aborted: {type(exc).__name__}: {exc}", file=sys.stderr)
+            for srv in self.servers:
+                print(f"--- {srv.driver} server log (tail) ---\n{srv.log_tail()}", file=sys.stderr)
+            status = 2
+        finally:
+            with signals_ignored():
+                try:
+                    if before_close is not None:
+                        before_close()
+                finally:
+                    self.close()
+        return status
+
+    def print_footer(self, info: dict[str, Any], cleaned: str) -> None:
+        """What the cleanup did (and had to do), the load average at the end and the run's duration."""
+        notes = "" if not self.notes else "; notes: " + "; ".join(self.notes)
+        print(f"\ncleanup: {cleaned}{notes}")
+        print(f"load average at end: {loadavg_text(info['loadavg_end'])}; total {info['seconds_total']:.0f} s")
+
     def _kill(self, pids: list[int], what: str) -> None:
         for pid in pids:
             self.notes.append(f"{what} {pid} was left running; killed")
@@ -585,6 +618,12 @@ def percentile(values: Sequence[float | None], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(data) - 1)
     return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def median(values: Sequence[float | None]) -> float:
+    """The median, None and NaN left out; NaN when nothing is left."""
+    data = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(data) if data else math.nan
 
 
 def ratio(a: float | None, b: float | None) -> float:

@@ -29,7 +29,7 @@ out of a throttled cloud disk against the host's own file system. Every figure i
 Only software emulation (TCG) runs guests on these machines: the guest figures are TCG figures.
 Nothing is asserted: the figures are measured and printed. Every wait is bounded. The server,
 every QEMU, the server's network namespaces and dnsmasq daemons and the temporary directory are
-removed at the end, on Ctrl-C, on SIGTERM or on error (bench/launch.py's `Bench.close`).
+removed at the end, on Ctrl-C, on SIGTERM or on error (common.py's `Bench.close`).
 
 Run:  .venv/bin/python bench/storage.py [--trials 8] [--skip-guest] [--json FILE]
 Needs root, qemu-system-x86, qemu-utils (qemu-img, qemu-io), iproute2, nftables, dnsmasq,
@@ -45,7 +45,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -55,11 +54,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-# bench/ is not a package: launch.py is found next to this file
-from launch import (
+from common import (
     DEFAULT_IMAGES_DIR,
+    INSTANCE_TYPE,
     REGION,
     ZONE,
     Bench,
@@ -68,16 +65,21 @@ from launch import (
     api_error_code,
     cpu_seconds,
     first_line,
-    interrupt,
-    machine_info,
+    fmt_ms,
+    fmt_num,
+    interrupt_on_signals,
+    machine_line,
     percentile,
+    ratio,
     run,
+    save_json,
+    verdict_word,
+    vm_machine_info,
     wait_for,
 )
 
 IMAGE_NAME = "debian-12"
 IMAGE_FAMILY = "nubes:debian_12_x64"
-INSTANCE_TYPE = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: what the VM tests use under TCG
 CATEGORY = "cloud_essd"
 LEVEL = "PL1"
 VPC = ("10.243.0.0/16", "10.243.1.0/24")
@@ -182,24 +184,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # ---- small helpers --------------------------------------------------------------------------------
-
-
-def ms(value: float | None, width: int = 7) -> str:
-    if value is None or math.isnan(value):
-        return "-".rjust(width)
-    return f"{value * 1000:{width}.1f}"
-
-
-def num(value: float | None, width: int = 7, digits: int = 0) -> str:
-    if value is None or math.isnan(value):
-        return "-".rjust(width)
-    return f"{value:{width}.{digits}f}"
-
-
-def ratio(a: float | None, b: float | None) -> float:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return float("nan")
-    return a / b
 
 
 def dirty_mib() -> float:
@@ -391,7 +375,7 @@ def launch_guest(bench: Bench, cloud: Cloud, results: dict[str, Any], guests: li
     key_file.chmod(0o600)
     t0 = time.monotonic()
     [instance_id] = srv.ecs.run_instances(em.RunInstancesRequest(
-        region_id=REGION, image_id=srv.image_id(IMAGE_FAMILY), instance_type=INSTANCE_TYPE, v_switch_id=vswitch,
+        region_id=REGION, image_id=srv.image_id(IMAGE_FAMILY, IMAGE_NAME), instance_type=INSTANCE_TYPE, v_switch_id=vswitch,
         security_group_id=group, key_pair_name="bench")).body.instance_id_sets.instance_id_set
     guest = Guest(cloud, key_file, str(instance_id))
     guests.append(guest)  # deleted at the end, whatever happens next
@@ -432,7 +416,7 @@ def rounds(opts: Options, label: str, entries: dict[str, dict[str, Any]],
         for gib, entry in entries.items():
             result = trial(int(gib), entry, k)
             entry["trials"].append(result)
-            line.append(f"{gib} GiB {ms(result['seconds'], 1).strip()} ms")
+            line.append(f"{gib} GiB {fmt_ms(result['seconds'], 1).strip()} ms")
             time.sleep(SETTLE)
         print(f"  {label}round {k + 1}/{opts.trials}: " + ", ".join(line), flush=True)
 
@@ -506,8 +490,8 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
         times = [t["seconds"] for t in live["trials"]]
         print(f"  {disk_id} ({device}): {gib} GiB written in {live['fill']['seconds']:.1f} s "
               f"({live['fill']['mib_per_s']:.0f} MiB/s), top layer {live['fill']['allocated_mib']:.0f} MiB, host "
-              f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {ms(times[0], 1).strip()} ms, "
-              f"p50 {ms(percentile(times, .5), 1).strip()} ms, max {ms(max(times), 1).strip()} ms", flush=True)
+              f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {fmt_ms(times[0], 1).strip()} ms, "
+              f"p50 {fmt_ms(percentile(times, .5), 1).strip()} ms, max {fmt_ms(max(times), 1).strip()} ms", flush=True)
     if opts.burst_mib:
         first = part["live"][str(opts.written_gib[0])]
         part["live_burst"] = live_burst(cloud, guest, first["disk_id"], first["device"])
@@ -535,7 +519,7 @@ def live_burst(cloud: Cloud, guest: Guest, disk_id: str, device: str) -> dict[st
 
 def burst_line(found: dict[str, Any]) -> str:
     def case(trials: list[dict[str, Any]]) -> str:
-        return (", ".join(ms(t["seconds"], 1).strip() for t in trials) + " ms (host Dirty "
+        return (", ".join(fmt_ms(t["seconds"], 1).strip() for t in trials) + " ms (host Dirty "
                 + ", ".join(f"{t['host_dirty_mib']:.0f}" for t in trials) + " MiB)")
     return (f"{found['mib']} MiB written by dd in the guest, then the snapshot at once: {case(found['as left'])}; "
             f"the same after a host `sync`: {case(found['after sync'])}")
@@ -665,8 +649,8 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
     finally:
         host_file.unlink(missing_ok=True)
     h = part["host"]
-    print(f"  host file in {cloud.disks_dir}: seq write {num(h['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-          f"random read {num(h.get('randread', {}).get('iops'), 1).strip()} IOPS", flush=True)
+    print(f"  host file in {cloud.disks_dir}: seq write {fmt_num(h['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
+          f"random read {fmt_num(h.get('randread', {}).get('iops'), 1).strip()} IOPS", flush=True)
     part["tool"] = runner.tool
     part["note"] = runner.note
     if guest is None:
@@ -695,8 +679,8 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
             row[kind] = figures
         part["guest"].append(row)
         print(f"  guest {disk_id} {device} ({CATEGORY} {level} {size} GiB, cap {caps.iops} IOPS / "
-              f"{caps.throughput_mbps} MB/s): seq write {num(row['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-              f"random read {num(row['randread'].get('iops'), 1).strip()} IOPS", flush=True)
+              f"{caps.throughput_mbps} MB/s): seq write {fmt_num(row['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
+              f"random read {fmt_num(row['randread'].get('iops'), 1).strip()} IOPS", flush=True)
 
 
 # ---- summary --------------------------------------------------------------------------------------------
@@ -751,7 +735,7 @@ def summarize(results: dict[str, Any], opts: Options) -> dict[str, Any]:
 def verdict_ms(value: float) -> str:
     if math.isnan(value):
         return "-"
-    return "met" if value < SNAPSHOT_TARGET_S else "NOT met"
+    return verdict_word(value < SNAPSHOT_TARGET_S)
 
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Options) -> None:
@@ -767,13 +751,13 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         print("    written   n   first     p50     p90     min     max   call p50  polls p50"
               + ("  Dirty@first   p50 < 200 ms" if case != "create_disk" else ""))
         for gib, s in rows.items():
-            flags = f" {num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}" if case != "create_disk" else ""
+            flags = f" {fmt_num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}" if case != "create_disk" else ""
             if case != "create_disk" and s["max"] >= SNAPSHOT_TARGET_S:
-                flags += f"  !!! max {ms(s['max'], 1).strip()} ms"
+                flags += f"  !!! max {fmt_ms(s['max'], 1).strip()} ms"
             if s["failed"]:
                 flags += f"  !!! {s['failed']} trial(s) failed or timed out"
-            print(f"    {gib:>3} GiB {s['n']:>4} {ms(s['first'])} {ms(s['p50'])} {ms(s['p90'])} {ms(s['min'])} "
-                  f"{ms(s['max'])} {ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}")
+            print(f"    {gib:>3} GiB {s['n']:>4} {fmt_ms(s['first'])} {fmt_ms(s['p50'])} {fmt_ms(s['p90'])} {fmt_ms(s['min'])} "
+                  f"{fmt_ms(s['max'])} {fmt_ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}")
         sizes = list(rows)
         if len(sizes) > 1:
             lo, hi = rows[sizes[0]], rows[sizes[-1]]
@@ -793,7 +777,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         blank = snaps.get("create_blank_seconds", [])
         if blank:
             print(f"    (for scale: CreateDisk of a blank {opts.disk_gib} GiB disk -> Available, p50 "
-                  f"{ms(percentile(blank, .5), 1).strip()} ms over {len(blank)})")
+                  f"{fmt_ms(percentile(blank, .5), 1).strip()} ms over {len(blank)})")
         print("    'first' = the trial right after the data was written (the data in the disk's top layer); each later "
               "trial snapshots a disk whose chain is one layer deeper. Dirty@first = the host's dirty page cache "
               "(/proc/meminfo Dirty: the whole machine's, other files' too) just before the first trial. The time is taken when the first answer "
@@ -807,22 +791,22 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         print(f"\n(3) Guest data disk against a file of the host ({tool}, the same binary on both sides; TCG guest, "
               f"1 vCPU)")
         hs, hr = host.get("seqwrite", {}), host.get("randread", {})
-        print(f"    host file            seq write {num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
-              f"{num(hr.get('iops'), 9)} IOPS (clat p50 {num(hr.get('clat_p50_us'), 1, 0)} us)")
+        print(f"    host file            seq write {fmt_num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
+              f"{fmt_num(hr.get('iops'), 9)} IOPS (clat p50 {fmt_num(hr.get('clat_p50_us'), 1, 0)} us)")
         if rows:
             print("    guest disk           cap MB/s  seq MiB/s  /host  /min(host,cap)  /cap  | cap IOPS  rand IOPS  "
                   "/host  /min(host,cap)  /cap   QEMU CPU% seq/rand")
             for r in rows:
                 seq_ok = r["seq_ratio_reachable"] >= RATIO_TARGET
                 iops_ok = abs(r["rand_ratio_cap"] - 1) <= CAP_TOLERANCE
-                print(f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {num(r['seq_mib_per_s'], 10, 1)} "
-                      f"{num(r['seq_ratio_host'], 6, 2)} {num(r['seq_ratio_reachable'], 15, 2)} "
-                      f"{num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {num(r['rand_iops'], 10)} "
-                      f"{num(r['rand_ratio_host'], 6, 2)} {num(r['rand_ratio_reachable'], 15, 2)} "
-                      f"{num(r['rand_ratio_cap'], 5, 2)}   {num(r['qemu_cpu_seq'], 5)}/{num(r['qemu_cpu_rand'], 0)}")
+                print(f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {fmt_num(r['seq_mib_per_s'], 10, 1)} "
+                      f"{fmt_num(r['seq_ratio_host'], 6, 2)} {fmt_num(r['seq_ratio_reachable'], 15, 2)} "
+                      f"{fmt_num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {fmt_num(r['rand_iops'], 10)} "
+                      f"{fmt_num(r['rand_ratio_host'], 6, 2)} {fmt_num(r['rand_ratio_reachable'], 15, 2)} "
+                      f"{fmt_num(r['rand_ratio_cap'], 5, 2)}   {fmt_num(r['qemu_cpu_seq'], 5)}/{fmt_num(r['qemu_cpu_rand'], 0)}")
                 print(f"    {'':<20} targets: seq >= {RATIO_TARGET} of min(host, cap): "
-                      f"{'met' if seq_ok else 'NOT met'}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
-                      f"{'met' if iops_ok else 'NOT met'}")
+                      f"{verdict_word(seq_ok)}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
+                      f"{verdict_word(iops_ok)}")
         if fio.get("note"):
             print(f"    !!! {fio['note']}")
         print("    cap = the throttle group nubes gives the disk (limits(): iops-total, bps-total; MB = MiB). "
@@ -835,8 +819,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
 
 def print_header(info: dict[str, Any], opts: Options) -> None:
     print("nubes storage benchmark")
-    print(f"  machine : {info['nproc']} CPUs ({info['cpu']}), {info['memory_mib']} MiB, kernel {info['kernel']}, "
-          f"load average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(machine_line(info))
     print(f"  accel   : TCG only (software emulation; /dev/kvm {info['dev_kvm']}): every guest figure is a TCG "
           "figure, the host figures are native")
     print(f"  tools   : {info['qemu']}; {first_line(['qemu-img', '--version'])}; "
@@ -891,60 +874,31 @@ def run_parts(bench: Bench, opts: Options, results: dict[str, Any], guests: list
         fio_part(cloud, guest, bench, results)
 
 
-def clean_up(bench: Bench, guests: list[Guest]) -> None:
-    """Delete the instance, then remove everything (Bench.close); neither a second Ctrl-C nor a
-    SIGTERM stops it."""
-    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for guest in guests:
-            delete_guest(bench, guest)
-        bench.close()
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     preflight(opts)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    bench = Bench(opts)  # type: ignore[arg-type]  # Bench keeps its options; close() reads none of them
-    renamed = bench.tmp.with_name(bench.tmp.name.replace("-launch-", "-storage-"))
-    os.rename(bench.tmp, renamed)
-    bench.tmp = renamed
-    results: dict[str, Any] = {"machine": machine_info()}
+    interrupt_on_signals()
+    bench = Bench("nubes-bench-storage-", "nbl")
+    results: dict[str, Any] = {"machine": vm_machine_info()}
     guests: list[Guest] = []
-    status, t_run = 0, time.monotonic()
-    try:
-        run_parts(bench, opts, results, guests)
-    except KeyboardInterrupt:
-        status = 130
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-    except Exception as exc:  # noqa: BLE001 - report what there is, clean up, exit 2
-        import traceback
+    t_run = time.monotonic()
 
-        status = 2
-        traceback.print_exc()
-        logs = "".join(f"\n--- {srv.driver} server log (tail) ---\n{srv.log_tail()}" for srv in bench.servers)
-        print(f"\n!!! benchmark aborted: {type(exc).__name__}: {exc}{logs}", file=sys.stderr)
-    finally:
-        clean_up(bench, guests)
+    def delete_guests() -> None:  # before Bench.close: the server's VMs outlive it by design
+        for guest in guests:
+            delete_guest(bench, guest)
+
+    status = bench.run(lambda: run_parts(bench, opts, results, guests), before_close=delete_guests)
     info = results["machine"]
     info.update(loadavg_end=os.getloadavg(), seconds_total=time.monotonic() - t_run)
     results["summary"] = summarize(results, opts)
     if status != 130 and results["summary"]:
         print("\n================ Summary ================" + ("" if status == 0 else " (partial: the run failed)"))
         print_summary(results, results["summary"], opts)
-    notes = "" if not bench.notes else "; notes: " + "; ".join(bench.notes)
-    print(f"\ncleanup: {'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces removed, "
-          f"temporary files deleted{notes}\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}; total "
-          f"{info['seconds_total']:.0f} s")
+    bench.print_footer(info, f"{'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces "
+                             "removed, temporary files deleted")
     if opts.json_path:
         options = {**asdict(opts), "json_path": str(opts.json_path), "images_dir": str(opts.images_dir)}
-        opts.json_path.write_text(json.dumps({"options": options, "status": status, **results}, indent=2,
-                                             default=str) + "\n")
-        print(f"raw figures saved to {opts.json_path}")
+        save_json(opts.json_path, {"options": options, "status": status, **results})
     return status
 
 
