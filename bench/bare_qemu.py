@@ -24,7 +24,7 @@ from launch_trials import (
     Watcher,
     got_metadata,
     mem_available_kib,
-    qemu_memory,
+    memory_sample,
     quiesce,
 )
 
@@ -158,11 +158,8 @@ def bare_trial(bench: LaunchBench, manifest: Any, images_dir: Path, count: int, 
                                f"within {bench.boot_timeout:.0f} s")
         trial.no_metadata = sum(got_metadata(w / "serial.log") is False for w, _, _ in vms)
         time.sleep(1.0)  # let the guests settle after the marker, then sample memory
-        for _, _, proc in vms:
-            mem = qemu_memory(proc.pid, GUEST_RAM_MIB)
-            if mem is not None:
-                trial.memory.append(mem)
-        trial.mem_available_drop_mib = (mem_before - mem_available_kib()) / 1024 / count
+        trial.memory, trial.mem_available_drop_mib = memory_sample([proc.pid for _, _, proc in vms], mem_before,
+                                                                     count)
     finally:
         watcher.stop()
         for workdir, md, proc in vms:

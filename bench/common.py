@@ -15,6 +15,7 @@ it (sys.path[0]).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -63,7 +64,8 @@ NUBES_CLI = [sys.executable, "-m", "nubes.cli.main"]
 
 def run(argv: Sequence[str], *, timeout: float = 60, check: bool = True, input: str | None = None) -> str:
     """A command's stdout; RuntimeError with the end of its stderr when it fails (and `check`)."""
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=False)
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input,
+                          check=False)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
@@ -78,7 +80,8 @@ def first_line(argv: Sequence[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else "?"
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT, interval: float = 0.05) -> Any:
+def wait_for(check: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT,
+             interval: float = 0.05) -> Any:
     """Poll `check()` until it returns something truthy, and return that; RuntimeError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -121,9 +124,10 @@ def free_port(host: str = LOCALHOST) -> int:
 
 def process_cmdline(pid: int) -> list[str]:
     try:
-        return [p.decode(errors="replace") for p in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if p]
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
+    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
 
 
 def alive(pid: int) -> bool:
@@ -288,7 +292,8 @@ class RawClient:
         self.conn: http.client.HTTPConnection | None = None
 
     def call(self, action: str, params: dict[str, str], product: str = "ecs") -> tuple[int, bytes, float]:
-        query = {"Action": action, "Version": self.VERSIONS[product], "Format": "JSON", "RegionId": REGION, **params}
+        query = {"Action": action, "Version": self.VERSIONS[product], "Format": "JSON", "RegionId": REGION,
+                 **params}
         path = v1_path(query, self.key)
         for attempt in range(2):  # once more on a connection the server closed meanwhile
             if self.conn is None:
@@ -385,8 +390,8 @@ class NubesServer:
 
     def admin(self, *args: str) -> str:
         """`nubes admin ARGS` on this server's data directory; its stdout."""
-        proc = subprocess.run([*NUBES_CLI, "admin", *args, "--data-dir", str(self.data_dir)], capture_output=True,
-                              text=True, timeout=120, env=nubes_env(self.key), check=False)
+        proc = subprocess.run([*NUBES_CLI, "admin", *args, "--data-dir", str(self.data_dir)],
+                              capture_output=True, text=True, timeout=120, env=nubes_env(self.key), check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"nubes admin {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -416,7 +421,8 @@ class NubesServer:
 
         vpc_id = str(self.vpc.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=cidr)).body.vpc_id)
         wait_for(lambda: self.vpc.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(
-            region_id=REGION, vpc_id=vpc_id)).body.status == "Available", f"VPC {vpc_id} Available", interval=0.1)
+            region_id=REGION, vpc_id=vpc_id)).body.status == "Available", f"VPC {vpc_id} Available",
+            interval=0.1)
         return vpc_id
 
     def create_vswitch(self, vpc_id: str, cidr: str) -> str:
@@ -479,8 +485,8 @@ class NubesServer:
         from alibabacloud_ecs20140526 import models as em
 
         for i in range(0, len(ids), 100):
-            self.ecs.delete_instances(em.DeleteInstancesRequest(region_id=REGION, instance_id=list(ids[i:i + 100]),
-                                                                force=True))
+            self.ecs.delete_instances(em.DeleteInstancesRequest(
+                region_id=REGION, instance_id=list(ids[i:i + 100]), force=True))
 
 
 # ---- the run: its temporary directory, its servers, and the cleanup ---------------------------------
@@ -497,6 +503,7 @@ class Bench:
         self.servers: list[NubesServer] = []
         self.own_netns: list[str] = []  # made by the script itself: deleted without a note
         self.notes: list[str] = []
+        self.t0 = time.monotonic()
 
     def server(self, driver: str, images_dir: Path | None, **kwargs: Any) -> NubesServer:
         """A started nubes server (`kwargs`: NubesServer's flags, sdk_read_timeout_ms)."""
@@ -557,10 +564,12 @@ class Bench:
             self.notes.append(f"could not delete namespaces: {', '.join(remaining)}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def run(self, body: Callable[[], None], before_close: Callable[[], None] | None = None) -> int:
+    def run(self, body: Callable[[], None], info: dict[str, Any],
+            before_close: Callable[[], None] | None = None) -> int:
         """Run `body`, then `before_close` and close(), whatever happened, with SIGINT and SIGTERM
-        ignored meanwhile. The exit status: 0, 130 (interrupted) or 2 (failed: the exception and the
-        servers' log tails go to stderr)."""
+        ignored meanwhile; then note the load average and the run's duration in `info`. The exit
+        status: 0, 130 (interrupted) or 2 (failed: the exception and the servers' log tails go to
+        stderr)."""
         status = 0
         try:
             body()
@@ -580,19 +589,35 @@ class Bench:
                         before_close()
                 finally:
                     self.close()
+        info.update(loadavg_end=os.getloadavg(), seconds_total=time.monotonic() - self.t0)
         return status
 
     def print_footer(self, info: dict[str, Any], cleaned: str) -> None:
         """What the cleanup did (and had to do), the load average at the end and the run's duration."""
         notes = "" if not self.notes else "; notes: " + "; ".join(self.notes)
         print(f"\ncleanup: {cleaned}{notes}")
-        print(f"load average at end: {loadavg_text(info['loadavg_end'])}; total {info['seconds_total']:.0f} s")
+        print(f"load average at end: {loadavg_text(info['loadavg_end'])}; "
+              f"total {info['seconds_total']:.0f} s")
 
     def _kill(self, pids: list[int], what: str) -> None:
         for pid in pids:
             self.notes.append(f"{what} {pid} was left running; killed")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# ---- options ------------------------------------------------------------------------------------
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
+
+
+def add_images_dir_option(parser: argparse.ArgumentParser, image: str) -> None:
+    parser.add_argument("--images-dir", type=Path,
+                        default=Path(os.environ.get("NUBES_IMAGES_DIR") or DEFAULT_IMAGES_DIR),
+                        help=f"where the {image} image is built "
+                             f"(default $NUBES_IMAGES_DIR or {DEFAULT_IMAGES_DIR})")
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -696,7 +721,8 @@ def vm_machine_info() -> dict[str, Any]:
     """What the VM benchmarks' headers print and their JSON keeps: CPUs, memory, KVM, QEMU."""
     flags = ""
     with contextlib.suppress(OSError):
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
     modules = ""
     with contextlib.suppress(OSError):
         modules = ",".join(sorted({line.split()[0] for line in Path("/proc/modules").read_text().splitlines()

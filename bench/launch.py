@@ -45,18 +45,18 @@ import json
 import os
 import shutil
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bare_qemu import SYSTEM_DISK_GIB, bare_command, bare_trial
 from common import (
-    DEFAULT_IMAGES_DIR,
     GUEST_RAM_MIB,
     GUEST_VCPUS,
     INSTANCE_TYPE,
+    add_images_dir_option,
+    add_json_option,
     api_error_code,
     fmt_s,
     interrupt_on_signals,
@@ -114,10 +114,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--amount", type=int, default=10, help="the batch size of the batch trials (default 10)")
     parser.add_argument("--skip-real", action="store_true", help="skip (a) and (b): no root, no VMs")
     parser.add_argument("--skip-fake", action="store_true", help="skip (c)")
-    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
-    parser.add_argument("--images-dir", type=Path,
-                        default=Path(os.environ.get("NUBES_IMAGES_DIR") or DEFAULT_IMAGES_DIR),
-                        help=f"where the tiny image is built (default $NUBES_IMAGES_DIR or {DEFAULT_IMAGES_DIR})")
+    add_json_option(parser)
+    add_images_dir_option(parser, "tiny")
     parser.add_argument("--fake-instances", type=int, default=10000, help="instances for (c) (default 10000)")
     parser.add_argument("--requests", type=int, default=200,
                         help="DescribeInstances requests per case in (c) (default 200)")
@@ -331,13 +329,17 @@ def summarize_real(real: dict[str, Any], opts: Options) -> dict[str, Any]:
     return summary
 
 
+def by_amount(summary: dict[str, Any], opts: Options) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(amount, its summary) for Amount=1 and the batch size, those that were measured."""
+    for amount in (1, opts.amount):
+        if str(amount) in summary:
+            yield amount, summary[str(amount)]
+
+
 def print_real_summary(summary: dict[str, Any], opts: Options, accel: str) -> None:
     print("\n(a) Launch to the guest's ready marker, seconds (TCG; per-instance times; p50/p90 interpolated)")
     print("    side                                                   n     p50     p90     min     max")
-    for amount in (1, opts.amount):
-        s = summary.get(str(amount))
-        if s is None:
-            continue
+    for amount, s in by_amount(summary, opts):
         bare_label = "bare QEMU, 1 VM" if amount == 1 else f"bare QEMU, {amount} started back to back"
         print(f"    {bare_label:<52} {s['bare_n']:>4} {fmt_s(s['bare_p50'], 7)} {fmt_s(s['bare_p90'], 7)} "
               f"{fmt_s(s['bare_min'], 7)} {fmt_s(s['bare_max'], 7)}")
@@ -366,17 +368,12 @@ def print_real_summary(summary: dict[str, Any], opts: Options, accel: str) -> No
     print(head + "".join(f"  Amount={a:<3} (+step)" for a in (1, opts.amount) if str(a) in summary))
     for key, label in STAGES:
         cells = ""
-        for amount in (1, opts.amount):
-            s = summary.get(str(amount))
-            if s is None:
-                continue
+        for _, s in by_amount(summary, opts):
             cells += f"  {fmt_s(s['timeline'][key], 7)} (+{fmt_s(s['stages'][key], 5).strip()})"
-            cells = cells.ljust(len(cells) + max(0, 21 - len(f"{fmt_s(s['timeline'][key], 7)} (+{fmt_s(s['stages'][key], 5).strip()})")))
+            cells = cells.ljust(len(cells) + max(0, 21 - len(f"{fmt_s(s['timeline'][key], 7)} "
+                                                              f"(+{fmt_s(s['stages'][key], 5).strip()})")))
         print(f"    {label:<55}{cells}")
-    for amount in (1, opts.amount):
-        s = summary.get(str(amount))
-        if s is None:
-            continue
+    for amount, s in by_amount(summary, opts):
         print(f"    Amount={amount}: guest boot (QEMU exec -> marker) nubes {fmt_s(s['nubes_boot_p50'], 5).strip()} s "
               f"vs bare {fmt_s(s['bare_boot_p50'], 5).strip()} s; control plane before QEMU exec: nubes "
               f"{fmt_s(s['timeline']['qemu_exec'], 5).strip()} s vs bare {fmt_s(s['bare_exec_p50'], 5).strip()} s "
@@ -385,10 +382,7 @@ def print_real_summary(summary: dict[str, Any], opts: Options, accel: str) -> No
     print("    CPU-seconds per instance from the start to the last marker (medians over trials; 'other' = the whole"
           " machine minus the QEMUs, the server and this script: qemu-img, socat, dnsmasq, ip, and anything else"
           " running on the machine):")
-    for amount in (1, opts.amount):
-        s = summary.get(str(amount))
-        if s is None:
-            continue
+    for amount, s in by_amount(summary, opts):
         for side in ("bare", "nubes"):
             c = s[f"cpu_{side}"]
             print(f"      Amount={amount:<3} {side:<6} QEMU {c['qemu']:5.2f}  server {c['server']:5.2f}  this script "
@@ -448,7 +442,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = vm_machine_info()
     bench = LaunchBench(opts.boot_timeout)
     results: dict[str, Any] = {"machine": info}
-    t_run = time.monotonic()
 
     def body() -> None:
         print_header(info, opts)
@@ -457,9 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not opts.skip_fake:
             fake_part(bench, opts, results)
 
-    status = bench.run(body)
-    info["loadavg_end"] = os.getloadavg()
-    info["seconds_total"] = time.monotonic() - t_run
+    status = bench.run(body, info)
     if status == 0:
         print("\n================ Summary ================")
         if "real" in results:

@@ -230,19 +230,26 @@ def measure_describe(raw: RawClient, server_pid: int, name: str, params: dict[st
     first_last: dict[str, list[float]] = {"first": [], "last": []}
     for page in (numbers[:3] if page_style else []) + [1]:  # warm-up, not counted
         raw.call("DescribeInstances", {**params, "PageSize": "100", "PageNumber": str(page)})
+
+    def timed(p: dict[str, str]) -> dict[str, Any] | None:
+        """One measured request: its answer, None (an error, counted) when it is not HTTP 200."""
+        status, body, seconds = raw.call("DescribeInstances", p)
+        lat.append(seconds)
+        sizes.append(len(body))
+        if status != 200:
+            errors.append(f"HTTP {status}: {body[:200]!r}")
+            return None
+        data: dict[str, Any] = json.loads(body)
+        totals.add(int(data["TotalCount"]))
+        return data
+
     c0, t0 = cpu_seconds(server_pid), time.perf_counter()
     if page_style:
         for page in numbers:
-            status, body, seconds = raw.call("DescribeInstances",
-                                             {**params, "PageSize": "100", "PageNumber": str(page)})
-            lat.append(seconds)
-            sizes.append(len(body))
-            if status != 200:
-                errors.append(f"HTTP {status}: {body[:200]!r}")
+            data = timed({**params, "PageSize": "100", "PageNumber": str(page)})
+            if data is None:
                 continue
-            data = json.loads(body)
             got, count = len(data["Instances"]["Instance"]), int(data["TotalCount"])
-            totals.add(count)
             if got != max(0, min(100, count - (page - 1) * 100)):
                 errors.append(f"page {page}: {got} items with TotalCount {count}")
     else:
@@ -253,18 +260,13 @@ def measure_describe(raw: RawClient, server_pid: int, name: str, params: dict[st
             p = {**params, "MaxResults": "100"}
             if token:
                 p["NextToken"] = token
-            status, body, seconds = raw.call("DescribeInstances", p)
-            lat.append(seconds)
-            sizes.append(len(body))
-            if status != 200:
-                errors.append(f"HTTP {status}: {body[:200]!r}")
+            data = timed(p)
+            if data is None:
                 break
-            data = json.loads(body)
-            totals.add(int(data["TotalCount"]))
             if not token:
-                first_last["first"].append(seconds)
+                first_last["first"].append(lat[-1])
             elif not data["NextToken"]:
-                first_last["last"].append(seconds)
+                first_last["last"].append(lat[-1])
             seen += len(data["Instances"]["Instance"])
             token = data["NextToken"]
             if not token:

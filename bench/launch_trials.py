@@ -125,6 +125,13 @@ def quiesce() -> float:
 
 
 
+def memory_sample(pids: Sequence[int], mem_available_before_kib: int, count: int) -> tuple[list[dict[str, float]], float]:
+    """qemu_memory() of each QEMU (those still there), and the drop of MemAvailable since
+    `mem_available_before_kib` per guest of the `count` launched, in MiB."""
+    found = [mem for mem in (qemu_memory(pid, GUEST_RAM_MIB) for pid in pids) if mem is not None]
+    return found, (mem_available_before_kib - mem_available_kib()) / 1024 / count
+
+
 # ---- memory of a QEMU process ---------------------------------------------------------------------
 
 
@@ -401,12 +408,8 @@ def nubes_trial(bench: LaunchBench, srv: NubesServer, net: dict[str, str], amoun
                                f"{bench.boot_timeout:.0f} s")
         if poller.errors or watcher.errors:
             bench.notes.append(f"nubes {label}: poll errors {poller.errors + watcher.errors}")
-        for i in ids:
-            if i in pids:
-                mem = qemu_memory(pids[i], GUEST_RAM_MIB)
-                if mem is not None:
-                    trial.memory.append(mem)
-        trial.mem_available_drop_mib = (mem_before - mem_available_kib()) / 1024 / amount
+        trial.memory, trial.mem_available_drop_mib = memory_sample([pids[i] for i in ids if i in pids], mem_before,
+                                                                     amount)
     finally:
         watcher.stop()
         if poller is not None:
