@@ -391,7 +391,8 @@ class NubesServer:
     def admin(self, *args: str) -> str:
         """`nubes admin ARGS` on this server's data directory; its stdout."""
         proc = subprocess.run([*NUBES_CLI, "admin", *args, "--data-dir", str(self.data_dir)],
-                              capture_output=True, text=True, timeout=120, env=nubes_env(self.key), check=False)
+                              capture_output=True, text=True, timeout=120, env=nubes_env(self.key),
+                              check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"nubes admin {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
