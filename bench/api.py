@@ -20,6 +20,9 @@ With --baseline REF (a git commit, e.g. HEAD~1 or main), nubes as it was at REF 
 run beside the working tree's nubes (checked out into the temporary directory, same flags), and
 each nubes row is printed against its baseline row: the cost of a change, measured side by side.
 
+The load generator (signed requests, the HTTP/1.1 client, the closed loop) is in api_load.py, what all
+benchmarks share in common.py.
+
 Run:  ./nubes-dev bench api [--seconds 5] [--concurrency 8,64] [--only nubes|moto] [--baseline REF] [--json FILE]
   or: .venv/bin/python bench/api.py ...     (after: pip install -e '.[bench]')
 """
@@ -30,37 +33,36 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
-import json
 import math
 import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from typing import Any
 
-from nubes.api.signing import sign_v1, sign_v3
+from api_load import CaseResult, MotoSigV4, NubesV1, NubesV3, RequestFactory, run_case
+from common import (
+    LOCALHOST,
+    NUBES_CLI,
+    Ratio,
+    ServerProcess,
+    add_json_option,
+    cpu_model,
+    interrupt,
+    loadavg_text,
+    save_json,
+)
 
-HOST = "127.0.0.1"  # the only address this script ever sends load to
-ECS_VERSION = "2014-05-26"
-EC2_VERSION = "2016-11-15"
+HOST = LOCALHOST  # the only address this script ever sends load to
 ACTIONS = ("DescribeRegions", "DescribeInstanceTypes")
 TARGET_THROUGHPUT_RATIO = 3.0
-STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-WARMUP_MAX_REQUESTS = 200
-MAX_ERROR_SAMPLES = 5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # ---- options --------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--max-requests", type=int, default=200_000, help="request cap per case (default 200000)")
     parser.add_argument("--concurrency", default="8,64", help="comma-separated client counts (default 8,64)")
     parser.add_argument("--only", choices=("nubes", "moto"), help="benchmark one server only")
-    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
+    add_json_option(parser)
     parser.add_argument("--baseline", metavar="REF",
                         help="also run nubes as of this git commit, side by side, and print the ratios")
     args = parser.parse_args(argv)
@@ -108,13 +110,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 # ---- servers ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class ServerSpec:
     name: str
@@ -124,99 +119,50 @@ class ServerSpec:
 
 
 class ManagedServer:
-    """One server subprocess on a free port, with its own temporary directory and log file."""
+    """The server of one ServerSpec; each start gets a new port, data directory and log file."""
 
     def __init__(self, spec: ServerSpec, workdir: Path) -> None:
         self.spec = spec
         self.workdir = workdir
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ServerProcess(spec.name)
         self.starts = 0
 
     @property
-    def host_header(self) -> str:
-        return f"{HOST}:{self.port}"
+    def port(self) -> int:
+        return self.process.port
 
     @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.spec.name}-{self.starts}.log"
+    def host_header(self) -> str:
+        return self.process.endpoint
 
     def start(self) -> None:
         self.starts += 1
-        self.port = free_port()
         data_dir = self.workdir / f"{self.spec.name}-data-{self.starts}"
         data_dir.mkdir()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.spec.command(self.port, data_dir),
-                env={**os.environ, **self.spec.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches only this script, which stops the server itself
-            )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.spec.name} exited during startup:\n{self.log_tail()}")
-            if self._is_ready():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.spec.name} was not ready after {STARTUP_TIMEOUT:.0f}s:\n{self.log_tail()}")
-
-    def _is_ready(self) -> bool:
-        if self.spec.health_path is None:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):
-                return True
-            return False
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}{self.spec.health_path}", timeout=2) as reply:
-                return bool(reply.status == 200)
-        except (OSError, urllib.error.URLError):
-            return False
+        self.process.start(lambda port: self.spec.command(port, data_dir), {**os.environ, **self.spec.env},
+                           self.workdir / f"{self.spec.name}-{self.starts}.log", self.spec.health_path)
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
+        self.process.stop(STOP_TIMEOUT)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system, all threads) the server process has used so far."""
-        if self.proc is None:
-            return math.nan
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return self.process.cpu_seconds()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
 
-
-NUBES_SERVER = [sys.executable, "-m", "nubes.cli.main", "server"]
+NUBES_SERVER = [*NUBES_CLI, "server"]
 
 
 def nubes_extra_flags() -> list[str]:
     """Flags the installed nubes needs besides the basic ones: when it has real VM/network drivers,
     the benchmark runs the emulator ('--driver fake') so it never touches this machine's networking."""
     try:
-        help_text = subprocess.run([*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60).stdout
+        help_text = subprocess.run([*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60,
+                                   check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
     return ["--driver", "fake"] if "--driver" in help_text and "fake" in help_text else []
@@ -248,7 +194,7 @@ def baseline_checkout(ref: str, workdir: Path) -> Iterator[Path]:
         yield tree / "src"
     finally:
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, check=False)
 
 
 def moto_spec() -> ServerSpec:
@@ -268,383 +214,6 @@ def running(server: ManagedServer) -> Iterator[ManagedServer]:
         server.stop()
 
 
-# ---- signed requests ----------------------------------------------------------------------------
-
-
-class RequestFactory(Protocol):
-    label: str
-    action: str
-
-    def build(self) -> bytes:
-        """The bytes of one freshly signed HTTP/1.1 request."""
-        ...
-
-    def check_body(self, body: bytes) -> int:
-        """Raise if the body is not a real answer to the action; return how many items it lists."""
-        ...
-
-
-def http_request(path: str, headers: Sequence[tuple[str, str]], body: bytes = b"") -> bytes:
-    lines = [f"POST {path} HTTP/1.1", *(f"{name}: {value}" for name, value in headers), f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def count_items(body: bytes, envelope: bytes, item: bytes) -> int:
-    if envelope not in body:
-        raise ValueError(f"answer lacks {envelope!r}: {body[:200]!r}")
-    return body.count(item)
-
-
-NUBES_ITEMS = {"DescribeRegions": (b'"Regions"', b'"RegionId"'),
-               "DescribeInstanceTypes": (b'"InstanceTypes"', b'"InstanceTypeId"')}
-MOTO_ITEMS = {"DescribeRegions": (b"<DescribeRegionsResponse", b"<regionName>"),
-              "DescribeInstanceTypes": (b"<DescribeInstanceTypesResponse", b"<instanceType>")}
-
-
-@dataclass
-class NubesV1:
-    """Like aliyun-python-sdk-core: POST /?<signed parameters>, empty body, HMAC-SHA1."""
-
-    action: str
-    host: str
-    access_key_id: str
-    secret: str
-    label: str = "nubes v1"
-
-    def build(self) -> bytes:
-        params = {"Action": self.action, "Version": ECS_VERSION, "Format": "JSON"}
-        signed = sign_v1("POST", params, self.access_key_id, self.secret)
-        return http_request(f"/?{urlencode(signed, quote_via=quote)}", [("Host", self.host)])
-
-    def check_body(self, body: bytes) -> int:
-        return count_items(body, *NUBES_ITEMS[self.action])
-
-
-@dataclass
-class NubesV3:
-    """Like the alibabacloud Tea SDKs: ACS3-HMAC-SHA256 in the Authorization header."""
-
-    action: str
-    host: str
-    access_key_id: str
-    secret: str
-    label: str = "nubes v3"
-
-    def build(self) -> bytes:
-        headers = sign_v3("POST", self.host, self.action, ECS_VERSION, {}, self.access_key_id, self.secret)
-        return http_request("/", list(headers.items()))
-
-    def check_body(self, body: bytes) -> int:
-        return count_items(body, *NUBES_ITEMS[self.action])
-
-
-class MotoSigV4:
-    """EC2 query API: form body, SigV4 (service ec2, us-east-1) by botocore, as boto3 signs it."""
-
-    label = "moto"
-
-    def __init__(self, action: str, host: str) -> None:
-        from botocore.auth import SigV4Auth  # type: ignore[import-untyped, unused-ignore]
-        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped, unused-ignore]
-        from botocore.credentials import Credentials  # type: ignore[import-untyped, unused-ignore]
-
-        self.action = action
-        self.host = host
-        self._request_class: Any = AWSRequest
-        self._signer: Any = SigV4Auth(Credentials("testing", "testing"), "ec2", "us-east-1")
-        self._body = urlencode({"Action": action, "Version": EC2_VERSION}).encode()
-
-    def build(self) -> bytes:
-        request = self._request_class(
-            "POST", f"http://{self.host}/", data=self._body,
-            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-        )
-        self._signer.add_auth(request)
-        headers = [("Host", self.host), *((str(k), str(v)) for k, v in request.headers.items())]
-        return http_request("/", headers, self._body)
-
-    def check_body(self, body: bytes) -> int:
-        return count_items(body, *MOTO_ITEMS[self.action])
-
-
-# ---- a minimal HTTP/1.1 client --------------------------------------------------------------------
-
-
-class HttpError(Exception):
-    pass
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    keep_alive: bool
-
-
-class Connection:
-    """One keep-alive connection; reconnects when the server closes it (moto closes every one)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.connects = 0
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        self.connects += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-    async def roundtrip(self, request: bytes) -> Reply:
-        if self.writer is None:
-            await self.open()
-        reader, writer = self.reader, self.writer
-        assert reader is not None and writer is not None
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status, headers = parse_head(head)
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await read_chunked(reader)
-        elif "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
-        else:
-            body = await reader.read()  # delimited by close
-            headers["connection"] = "close"
-        keep_alive = headers.get("connection", "").lower() != "close"
-        if not keep_alive:
-            self.close()
-        return Reply(status, body, keep_alive)
-
-
-def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise HttpError(f"bad status line {lines[0]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    if parts[0] == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
-        headers["connection"] = "close"
-    return int(parts[1]), headers
-
-
-async def read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the empty line
-                pass
-            return b"".join(chunks)
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
-
-
-# ---- measurement ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """What the clients of one phase saw."""
-
-    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
-    issued: int = 0
-    ok: int = 0
-    bad_status: int = 0
-    failures: int = 0  # connection or protocol errors
-    timeouts: int = 0  # still in flight at the end of the grace period
-    response_bytes: int = 0
-    last_end: float = 0.0
-    samples: list[str] = field(default_factory=list)
-
-    def error(self, message: str) -> None:
-        if len(self.samples) < MAX_ERROR_SAMPLES:
-            self.samples.append(message)
-
-    @property
-    def errors(self) -> int:
-        return self.bad_status + self.failures + self.timeouts
-
-
-@dataclass
-class CaseResult:
-    server: str  # "nubes v1", "nubes v3", "moto"
-    action: str
-    concurrency: int
-    seconds: float  # from the start of the window to the last answer (or the abandonment)
-    requests: int
-    ok: int
-    errors: int
-    timeouts: int
-    rps: float
-    p50_ms: float  # inf when over half the requests timed out
-    p99_ms: float
-    max_ms: float
-    bytes_per_response: int
-    items_per_response: int
-    serial_ms: float  # median latency with one client, from the warm-up
-    censored_above_ms: float  # an unanswered request waited at least this long (inf latencies)
-    connects: int
-    server_cpu_pct: float  # percent of one core over `seconds`
-    client_cpu_pct: float  # this process (the load generator), same window
-    error_samples: list[str]
-
-
-def percentile(sorted_values: Sequence[float], censored: int, pct: float) -> float:
-    """Nearest-rank percentile; `censored` extra observations count as +infinity."""
-    n = len(sorted_values) + censored
-    if n == 0:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * n))
-    return sorted_values[rank - 1] if rank <= len(sorted_values) else math.inf
-
-
-async def one_request(conn: Connection, factory: RequestFactory, tally: Tally) -> bytes | None:
-    request = factory.build()  # signed afresh: every request carries a new nonce and timestamp
-    started = time.perf_counter()
-    try:
-        reply = await conn.roundtrip(request)
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError, ValueError) as exc:
-        conn.close()
-        tally.failures += 1
-        tally.error(f"{type(exc).__name__}: {exc}")
-        return None
-    ended = time.perf_counter()
-    tally.last_end = ended
-    if reply.status != 200:
-        tally.bad_status += 1
-        tally.error(f"HTTP {reply.status}: {reply.body[:300]!r}")
-        return None
-    tally.ok += 1
-    tally.latencies.append(ended - started)
-    tally.response_bytes += len(reply.body)
-    return reply.body
-
-
-@dataclass
-class WarmUp:
-    items: int  # items listed in the first answer
-    body_bytes: int  # size of the first answer
-    serial_ms: float  # median latency of the warm-up's one-at-a-time requests
-
-
-async def warm_up(port: int, factory: RequestFactory, seconds: float, timeout: float) -> WarmUp:
-    """Serial requests for `seconds` (at least two); the first (cold) answer's body is checked."""
-    conn = Connection(port)
-    tally = Tally()
-    deadline = time.perf_counter() + seconds
-    items, body_bytes, cold = -1, 0, math.nan
-    try:
-        for _ in range(WARMUP_MAX_REQUESTS):
-            body = await asyncio.wait_for(one_request(conn, factory, tally), timeout)
-            if body is None:
-                raise RuntimeError(f"{factory.label} {factory.action} failed during warm-up: {tally.samples[-1]}")
-            if items < 0:
-                items, body_bytes = factory.check_body(body), len(body)
-                cold = tally.latencies.pop()  # the first request pays for lazy loading: not a serial figure
-            elif time.perf_counter() >= deadline:
-                break
-    except asyncio.TimeoutError:
-        raise RuntimeError(f"{factory.label} {factory.action}: no answer within {timeout:.0f}s in warm-up") from None
-    finally:
-        conn.close()
-    latencies = sorted(tally.latencies) or [cold]
-    return WarmUp(items, body_bytes, 1000 * percentile(latencies, 0, 50))
-
-
-async def client_loop(conn: Connection, factory: RequestFactory, tally: Tally, deadline: float, cap: int) -> None:
-    while tally.issued < cap and time.perf_counter() < deadline:
-        tally.issued += 1
-        await one_request(conn, factory, tally)
-
-
-async def measure(
-    server: ManagedServer, factory: RequestFactory, concurrency: int, opts: Options
-) -> tuple[Tally, Window]:
-    """Closed loop: `concurrency` clients, each sends its next request when the last one is answered."""
-    conns = [Connection(server.port) for _ in range(concurrency)]
-    tasks: list[asyncio.Future[None]] = []
-    try:
-        await asyncio.gather(*(c.open() for c in conns))  # keep-alive servers: connected before the clock starts
-        tally = Tally()
-        server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
-        started = time.perf_counter()
-        deadline = started + opts.seconds
-        tasks += [asyncio.ensure_future(client_loop(c, factory, tally, deadline, opts.max_requests)) for c in conns]
-        _, pending = await asyncio.wait(tasks, timeout=opts.seconds + opts.grace)
-        for task in pending:  # each pending client has exactly one request in flight
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        abandoned_at = time.perf_counter()
-        tally.timeouts = len(pending)
-        if pending:
-            tally.error(f"{len(pending)} request(s) unanswered {opts.seconds + opts.grace:.0f}s after the start")
-        end = abandoned_at if pending else max(tally.last_end, started)
-        server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
-        return tally, Window(end - started, sum(c.connects for c in conns), server_cpu, client_cpu)
-    finally:  # also on Ctrl-C: no client outlives its phase
-        for task in tasks:
-            task.cancel()
-        for conn in conns:
-            conn.close()
-
-
-@dataclass
-class Window:
-    """What one measured phase yields besides the tally."""
-
-    elapsed: float
-    connects: int
-    server_cpu: float
-    client_cpu: float
-
-
-def summarize(
-    factory: RequestFactory, concurrency: int, tally: Tally, window: Window, warm: WarmUp, grace: float
-) -> CaseResult:
-    latencies = sorted(tally.latencies)
-    censored = tally.timeouts
-
-    def ms(value: float) -> float:
-        return value * 1000 if math.isfinite(value) else value
-
-    return CaseResult(
-        server=factory.label,
-        action=factory.action,
-        concurrency=concurrency,
-        seconds=window.elapsed,
-        requests=tally.issued,
-        ok=tally.ok,
-        errors=tally.errors,
-        timeouts=tally.timeouts,
-        rps=tally.ok / window.elapsed if window.elapsed > 0 else 0.0,
-        p50_ms=ms(percentile(latencies, censored, 50)),
-        p99_ms=ms(percentile(latencies, censored, 99)),
-        max_ms=math.inf if censored else ms(latencies[-1] if latencies else math.nan),
-        bytes_per_response=tally.response_bytes // tally.ok if tally.ok else warm.body_bytes,
-        items_per_response=warm.items,
-        serial_ms=warm.serial_ms,
-        censored_above_ms=grace * 1000,
-        connects=window.connects,
-        server_cpu_pct=100 * window.server_cpu / window.elapsed if window.elapsed > 0 else math.nan,
-        client_cpu_pct=100 * window.client_cpu / window.elapsed if window.elapsed > 0 else math.nan,
-        error_samples=list(tally.samples),
-    )
-
-
-async def run_case(server: ManagedServer, factory: RequestFactory, concurrency: int, opts: Options) -> CaseResult:
-    warm = await warm_up(server.port, factory, opts.warmup, opts.seconds + opts.grace)
-    tally, window = await measure(server, factory, concurrency, opts)
-    return summarize(factory, concurrency, tally, window, warm, opts.grace)
-
-
 # ---- report -----------------------------------------------------------------------------------------
 
 
@@ -654,17 +223,6 @@ def fmt_ms(value: float, censored_above_ms: float = math.nan) -> str:
     if math.isinf(value):
         return f">{censored_above_ms:.0f}" if math.isfinite(censored_above_ms) else "timeout"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-
-
-@dataclass(frozen=True)
-class Ratio:
-    value: float
-    bound: str = ""  # "": measured; ">": the true ratio is above `value`; "<": below it
-
-    def __str__(self) -> str:
-        if math.isnan(self.value):
-            return "n/a"
-        return f"{self.bound}{self.value:.0f}x" if self.value >= 100 else f"{self.bound}{self.value:.3g}x"
 
 
 def throughput_ratio(nubes: CaseResult, moto: CaseResult) -> Ratio:
@@ -730,10 +288,9 @@ def report(results: list[CaseResult], opts: Options) -> list[dict[str, Any]]:
                 pairs.append({"action": action, "concurrency": concurrency, "nubes": nubes.server,
                               "throughput_ratio": str(tr), "p99_ratio": str(pr), "met": met, "verdict": text})
             sizes = [r.bytes_per_response for r in group if r.bytes_per_response]
-            if moto is not None and sizes:
-                if max(sizes) > 2 * min(sizes):
-                    print("  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
-                          "as a client makes them, not equal work")
+            if moto is not None and sizes and max(sizes) > 2 * min(sizes):
+                print("  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
+                      "as a client makes them, not equal work")
             for r in group:
                 if r.errors:
                     print(f"  !!! {r.server}: {r.errors} ERROR(S) ({r.timeouts} timeouts = unanswered "
@@ -775,17 +332,6 @@ def print_verdicts(pairs: list[dict[str, Any]]) -> None:
     print(f"  => target met in {met} of {len(pairs)} pairs")
 
 
-def finite_or_text(value: Any) -> Any:
-    """JSON has no Infinity or NaN: write those as strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: finite_or_text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_text(v) for v in value]
-    return value
-
-
 def version_of(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -793,18 +339,10 @@ def version_of(package: str) -> str:
         return "not installed"
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def machine_info(uvloop_used: bool) -> dict[str, Any]:
     return {
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu": cpu_model(),
+        "cpu": cpu_model(platform.processor() or "unknown"),
         "platform": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "nubes": version_of("nubes"),
@@ -821,7 +359,7 @@ def print_header(info: dict[str, Any], opts: Options, nubes_flags: Sequence[str]
     print(f"  machine: nproc={info['nproc']}  cpu={info['cpu']}  {info['platform']}")
     print(f"  python {info['python']}; nubes {info['nubes']}, moto {info['moto']}, botocore {info['botocore']}, "
           f"uvicorn {info['uvicorn']}; client event loop: {info['client_loop']}")
-    print(f"  load average at start: {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(f"  load average at start: {loadavg_text(info['loadavg_start'])}")
     if info["loadavg_start"][0] > 0.5:
         print("  !!! the machine is not idle (1-minute load above 0.5): other work competes for the CPU;"
               " the figures will be noisy")
@@ -871,10 +409,6 @@ def run_server_cases(
     return results
 
 
-def interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM, like Ctrl-C, runs the cleanup below
@@ -903,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp, asyncio.Runner(loop_factory=make_loop) as runner, \
             contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        plan = [(nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
+        plan: list[tuple[ServerSpec, Callable[[str, str], list[RequestFactory]], str]] = [
+            (nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
         if opts.baseline and opts.only != "moto":
             source = stack.enter_context(baseline_checkout(opts.baseline, workdir))
             plan.append((nubes_spec(access_key_id, secret, nubes_flags, f"nubes@{opts.baseline}", source),
@@ -916,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += run_server_cases(runner.run, ManagedServer(spec, workdir), factories, opts)
 
     info["loadavg_end"] = os.getloadavg()
-    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+    print(f"\nload average at end: {loadavg_text(info['loadavg_end'])}")
     pairs = report([r for r in results if "@" not in r.server], opts)
     print_verdicts(pairs)
     baseline_rows = report_baseline(results, opts.baseline) if opts.baseline else []
@@ -929,8 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {"machine": info, "options": {**asdict(opts), "json_path": str(opts.json_path)},
                    "cases": [asdict(r) for r in results], "pairs": pairs,
                    "baseline": baseline_rows}
-        opts.json_path.write_text(json.dumps(finite_or_text(payload), indent=2, default=str) + "\n")
-        print(f"raw figures saved to {opts.json_path}")
+        save_json(opts.json_path, payload)
     return 1 if any(r.errors for r in results if r.server != "moto") else 0
 
 

@@ -33,36 +33,45 @@ Needs: root, ip (iproute2), nft (nftables), dnsmasq, iperf3 (Debian packages).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import math
 import os
 import platform
-import secrets
-import select
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REGION = "cn-hangzhou"
-ZONE = "cn-hangzhou-h"
+from common import (
+    REGION,
+    Bench,
+    NubesServer,
+    add_json_option,
+    cpu_model,
+    first_line,
+    fmt_ms,
+    interrupt_on_signals,
+    list_netns,
+    machine_line,
+    percentile,
+    ratio,
+    run,
+    save_json,
+    verdict_word,
+    wait_for,
+)
+from netns_probe import LISTENER, PROBER, LineChild, in_ns, probe_once, stop_process
+
 TARGET_RATIO = 0.9
 DEFAULT_RULE_COUNTS = (1, 100, 1000)
 DEFAULT_TRIALS = {1: 30, 100: 30, 1000: 20}
 FALLBACK_TRIALS = 20  # for rule counts given with --rules that have no default
 RULES_PER_CALL = 100  # AuthorizeSecurityGroup takes at most 100 Permissions
-STARTUP_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
-READY_TIMEOUT = 30.0  # a VPC/vSwitch Available, a test host's address up
 
 # Addresses: only ever configured inside namespaces (the VPCs' by the server, the bare pair's here).
 THROUGHPUT_VPC = ("10.231.0.0/16", "10.231.1.0/24", "10.231.1.10", "10.231.1.11")
@@ -110,7 +119,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
                         help="an attempt not connected after this long counts as dropped (default 0.010)")
     parser.add_argument("--settle", type=float, default=0.2,
                         help="pause after a revoke is enforced, before the next trial (default 0.2)")
-    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
+    add_json_option(parser)
     parser.add_argument("--skip-throughput", action="store_true", help="do not run the iperf3 part")
     parser.add_argument("--skip-latency", action="store_true", help="do not run the enforcement-latency part")
     args = parser.parse_args(argv)
@@ -134,335 +143,26 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
                    args.attempt_timeout, args.settle, args.json_path, args.skip_throughput, args.skip_latency)
 
 
-# ---- small helpers ----------------------------------------------------------------------------
-
-
-def run(argv: Sequence[str], *, timeout: float = 60, check: bool = True, input: str | None = None) -> str:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=False)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
-
-
-def in_ns(ns: str, *argv: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *argv]
-
-
-def list_netns() -> list[str]:
-    try:
-        return sorted(os.listdir("/run/netns"))
-    except FileNotFoundError:
-        return []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    data = sorted(values)
-    if not data:
-        return float("nan")
-    pos = (len(data) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (pos - low)
-
-
-def first_line(argv: Sequence[str]) -> str:
-    try:
-        out = run(argv, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return out.strip().splitlines()[0] if out.strip() else "?"
-
-
-def wait_for(check: Any, what: str, timeout: float = READY_TIMEOUT, interval: float = 0.05) -> Any:
-    """Poll `check()` until it returns something truthy; RuntimeError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-# ---- processes inside namespaces --------------------------------------------------------------
-
-# A TCP listener on many ports: accepts and closes at once. Prints "ready" once all are bound.
-LISTENER = r"""
-import selectors, socket, sys
-sel = selectors.DefaultSelector()
-for port in map(int, sys.argv[1:]):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(4096); s.setblocking(False)
-    sel.register(s, selectors.EVENT_READ)
-print("ready", flush=True)
-while True:
-    for key, _ in sel.select():
-        for _ in range(64):
-            try:
-                conn, _ = key.fileobj.accept()
-            except BlockingIOError:
-                break
-            conn.close()
-"""
-
-# The prober: one process inside host A, driven by JSON lines on stdin.
-#   {"cmd": "once", "port": P, "timeout": T} -> {"outcome": "open"|"refused"|"dropped"|"error:..."}
-#   {"cmd": "until", "port": P, "want": "open"|"closed", "limit": S}
-#       -> {"ack": true} at once, then after the loop {"result": "open"|"closed"|"timeout", "t": ..., ...}
-# "until" starts a non-blocking connect every INTERVAL; an attempt that has not connected
-# (or been refused) after ATTEMPT seconds is closed and counts as dropped. Attempts are judged
-# in the order they were started: "open" -> the start time of the first attempt that got
-# through; "closed" -> the start time of the first of 3 consecutive dropped attempts.
-PROBER = r"""
-import errno, json, select, socket, sys, time
-HOST, INTERVAL, ATTEMPT = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-CLOSED_RUN = 3
-PASSED = (0, errno.ECONNREFUSED)  # connected, or refused by the host: the firewall let it by
-
-def say(obj):
-    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
-
-def once(port, timeout):
-    s = socket.socket(); s.settimeout(timeout)
-    try:
-        s.connect((HOST, port)); return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (socket.timeout, TimeoutError):
-        return "dropped"
-    except OSError as exc:
-        return "error:" + str(exc)
-    finally:
-        s.close()
-
-def until(port, want, limit):
-    poller = select.poll()
-    inflight = {}                 # fd -> (socket, index)
-    starts, outcomes = [], []     # per attempt, in start order; outcome None while in flight
-    scan, candidate, run_len = 0, None, 0
-    end = time.monotonic() + limit
-    next_start = time.monotonic()
-    result = None
-    try:
-        while result is None:
-            now = time.monotonic()
-            if now >= end:
-                result = {"result": "timeout"}
-                break
-            if now >= next_start:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.setblocking(False)
-                start = time.monotonic()
-                rc = s.connect_ex((HOST, port))
-                starts.append(start); outcomes.append(None)
-                index = len(starts) - 1
-                if rc in PASSED:
-                    outcomes[index] = "ok"; s.close()
-                elif rc == errno.EINPROGRESS:
-                    inflight[s.fileno()] = (s, index); poller.register(s.fileno(), select.POLLOUT)
-                else:
-                    outcomes[index] = "error"; s.close()
-                next_start = max(start + INTERVAL, time.monotonic() - INTERVAL)
-            wake = next_start
-            if inflight:
-                wake = min(wake, min(starts[i] for _, i in inflight.values()) + ATTEMPT)
-            for fd, _ in poller.poll(max(0.0, (wake - time.monotonic()) * 1000)):
-                s, index = inflight.pop(fd); poller.unregister(fd)
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR); s.close()
-                outcomes[index] = "ok" if err in PASSED else "error"
-            now = time.monotonic()
-            for fd, (s, index) in list(inflight.items()):
-                if now - starts[index] >= ATTEMPT:
-                    del inflight[fd]; poller.unregister(fd); s.close()
-                    outcomes[index] = "drop"
-            while scan < len(outcomes) and outcomes[scan] is not None:
-                outcome = outcomes[scan]
-                if want == "open" and outcome == "ok":
-                    result = {"result": "open", "t": starts[scan], "index": scan}
-                    break
-                if want == "closed":
-                    if outcome == "drop":
-                        if candidate is None:
-                            candidate = scan
-                        run_len += 1
-                        if run_len >= CLOSED_RUN:
-                            result = {"result": "closed", "t": starts[candidate], "index": candidate}
-                            break
-                    elif outcome == "ok":
-                        candidate, run_len = None, 0
-                scan += 1
-    finally:
-        for s, _ in inflight.values():
-            s.close()
-    result["attempts"] = len(starts)
-    result["errors"] = outcomes.count("error")
-    result["detected"] = time.monotonic()
-    return result
-
-for line in sys.stdin:
-    cmd = json.loads(line)
-    if cmd["cmd"] == "once":
-        say({"outcome": once(cmd["port"], cmd["timeout"])})
-    elif cmd["cmd"] == "until":
-        say({"ack": True})
-        say(until(cmd["port"], cmd["want"], cmd["limit"]))
-    else:
-        break
-"""
-
-
-class LineChild:
-    """A child process spoken to in JSON lines (stdin/stdout), with timeouts on every read."""
-
-    def __init__(self, argv: list[str], name: str, stderr_path: Path) -> None:
-        self.name = name
-        self.stderr_path = stderr_path
-        with open(stderr_path, "wb") as stderr:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                         start_new_session=True)
-        self._buf = b""
-
-    def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def line(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"{self.name}: no answer within {timeout:.1f} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    tail = self.stderr_path.read_text(errors="replace")[-1500:]
-                    raise RuntimeError(f"{self.name} exited ({self.proc.poll()}): {tail}")
-                self._buf += chunk
-        text, self._buf = self._buf.split(b"\n", 1)
-        return text.decode()
-
-    def recv(self, timeout: float) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.line(timeout))
-        return value
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
-
-
 # ---- the run: server, resources, cleanup ------------------------------------------------------
 
 
-class Bench:
-    """Everything this run creates, and the cleanup of all of it (`close`)."""
+class NetBench(Bench):
+    """common.Bench with one `nubes server --driver real` (`nubes`), plus the script's own processes
+    (iperf3, the listener, the prober), stopped first, and the bare pair's namespaces."""
 
-    def __init__(self, opts: Options) -> None:
-        self.opts = opts
-        self.tmp = Path(tempfile.mkdtemp(prefix="nubes-bench-net-"))
-        os.chmod(self.tmp, 0o755)  # dnsmasq (user nobody) must be able to read its hosts file
-        self.data_dir = self.tmp / "data"
-        self.run_dir = self.data_dir / "run" / "network"
-        self.prefix = self._unique_prefix()
-        self.bare_ns: list[str] = []
+    def __init__(self) -> None:
+        super().__init__("nubes-bench-net-", "nbn")
         self.processes: list[subprocess.Popen[Any]] = []
         self.children: list[LineChild] = []
-        self.server: subprocess.Popen[Any] | None = None
-        self.server_log = self.tmp / "server.log"
-        self.key = ("LTAIbenchnet" + secrets.token_hex(6), secrets.token_hex(15))
-        self.endpoint = ""
-        self.ecs: Any = None
-        self.vpc: Any = None
-        self.cleanup_notes: list[str] = []
 
-    @staticmethod
-    def _unique_prefix() -> str:
-        existing = list_netns()
-        for _ in range(20):
-            prefix = f"nbn{os.getpid() % 100000}{secrets.token_hex(2)}"
-            if not any(ns.startswith(prefix) for ns in existing):
-                return prefix
-        raise RuntimeError("could not find an unused network-namespace prefix")
-
-    # -- server --
+    @property
+    def nubes(self) -> NubesServer:
+        assert self.servers, "the server has not been started"
+        return self.servers[0]
 
     def start_server(self, max_rules: int) -> list[str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("NUBES_HOME", "NUBES_DATABASE_URL")}
-        env.update(NUBES_ACCESS_KEY_ID=self.key[0], NUBES_ACCESS_KEY_SECRET=self.key[1])
-        flags = ["--driver", "real", "--netns-prefix", self.prefix, "--throttle-rate", "0",
-                 "--max-rules-per-group", str(max_rules)]
-        argv = [sys.executable, "-m", "nubes.cli.main", "server", "--port", str(port),
-                "--data-dir", str(self.data_dir), *flags]
-        with open(self.server_log, "wb") as log_file:
-            self.server = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                           start_new_session=True)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if self.server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nubes server did not start:\n{self.server_log_tail()}") from None
-                time.sleep(0.1)
-        self.endpoint = f"127.0.0.1:{port}"
-        from alibabacloud_ecs20140526.client import Client as EcsClient
-        from alibabacloud_tea_openapi.models import Config
-        from alibabacloud_vpc20160428.client import Client as VpcClient
-
-        def config() -> Any:
-            return Config(access_key_id=self.key[0], access_key_secret=self.key[1], region_id=REGION,
-                          endpoint=self.endpoint, protocol="http", read_timeout=60000, connect_timeout=5000)
-
-        self.ecs, self.vpc = EcsClient(config()), VpcClient(config())
-        return flags
-
-    def server_log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.server_log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no server log)"
-
-    def admin(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if k not in ("NUBES_HOME", "NUBES_DATABASE_URL")}
-        proc = subprocess.run([sys.executable, "-m", "nubes.cli.main", "admin", *args, "--data-dir",
-                               str(self.data_dir)], capture_output=True, text=True, timeout=120, env=env, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"nubes admin {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
-
-    # -- children --
+        flags = ("--throttle-rate", "0", "--max-rules-per-group", str(max_rules))
+        return self.server("real", None, flags=flags, sdk_read_timeout_ms=60000).flags
 
     def spawn(self, argv: list[str], name: str) -> subprocess.Popen[Any]:
         with open(self.tmp / f"{name}.log", "wb") as log:
@@ -476,70 +176,17 @@ class Bench:
         self.children.append(child)
         return child
 
-    # -- cleanup --
-
-    def close(self) -> None:
-        """Remove everything, whatever state the run is in. Never raises."""
+    def stop_own(self) -> None:
         for child in reversed(self.children):
             try:
                 child.stop()
             except Exception as exc:  # noqa: BLE001 - keep cleaning
-                self.cleanup_notes.append(f"stopping {child.name}: {exc}")
+                self.notes.append(f"stopping {child.name}: {exc}")
         for proc in reversed(self.processes):
             try:
                 stop_process(proc)
             except Exception as exc:  # noqa: BLE001
-                self.cleanup_notes.append(f"stopping pid {proc.pid}: {exc}")
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.cleanup_notes.append("server did not stop on SIGTERM; killed")
-                self.server.kill()
-                self.server.wait(timeout=5)
-        if self.run_dir.is_dir():
-            # The server's own driver removes its VPCs (dnsmasq, test hosts, VPC namespaces):
-            # a stopped server leaves them in place by design, so they survive restarts.
-            try:
-                from nubes.drivers.network.linux import LinuxNetworkDriver
-
-                LinuxNetworkDriver(self.run_dir, prefix=self.prefix).sync([])
-            except Exception as exc:  # noqa: BLE001 - the sweep below still runs
-                self.cleanup_notes.append(f"driver cleanup failed: {exc}")
-        for pid in self._leftover_dnsmasq():
-            self.cleanup_notes.append(f"dnsmasq {pid} was left running; killed")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for ns in self.my_namespaces():
-            if ns not in self.bare_ns:
-                self.cleanup_notes.append(f"namespace {ns} was left behind; deleted")
-            run(["ip", "netns", "delete", ns], check=False)
-        remaining = self.my_namespaces()
-        if remaining:
-            self.cleanup_notes.append(f"could not delete namespaces: {', '.join(remaining)}")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def my_namespaces(self) -> list[str]:
-        return [ns for ns in list_netns() if ns.startswith(self.prefix + "-") or ns in self.bare_ns]
-
-    def _leftover_dnsmasq(self) -> list[int]:
-        marker = f"--pid-file={self.run_dir}/"
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv and os.path.basename(argv[0].decode(errors="replace")) == "dnsmasq" and any(
-                a.decode(errors="replace").startswith(marker) for a in argv
-            ):
-                found.append(int(entry))
-        return found
+                self.notes.append(f"stopping pid {proc.pid}: {exc}")
 
 
 # ---- building networks through the official SDKs ----------------------------------------------
@@ -552,26 +199,18 @@ class Net:
     vpc_netns: str
 
 
-def build_net(bench: Bench, cidrs: tuple[str, str, str, str]) -> Net:
-    from alibabacloud_vpc20160428 import models as vm
-
+def build_net(bench: NetBench, cidrs: tuple[str, str, str, str]) -> Net:
     vpc_cidr, vsw_cidr, _, _ = cidrs
-    vpc_id = bench.vpc.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=vpc_cidr)).body.vpc_id
-    wait_for(lambda: bench.vpc.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(
-        region_id=REGION, vpc_id=vpc_id)).body.status == "Available", f"VPC {vpc_id} Available")
-    vsw_id = bench.vpc.create_vswitch(vm.CreateVSwitchRequest(
-        region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block=vsw_cidr)).body.v_switch_id
-    wait_for(lambda: bench.vpc.describe_vswitch_attributes(vm.DescribeVSwitchAttributesRequest(
-        region_id=REGION, v_switch_id=vsw_id)).body.status == "Available", f"vSwitch {vsw_id} Available")
-    return Net(vpc_id, vsw_id, f"{bench.prefix}-{vpc_id}")
+    vpc_id = bench.nubes.create_vpc(vpc_cidr)
+    return Net(vpc_id, bench.nubes.create_vswitch(vpc_id, vsw_cidr), f"{bench.prefix}-{vpc_id}")
 
 
-def create_group(bench: Bench, net: Net) -> str:
+def create_group(bench: NetBench, net: Net) -> str:
     from alibabacloud_ecs20140526 import models as em
 
-    group = str(bench.ecs.create_security_group(em.CreateSecurityGroupRequest(
+    group = str(bench.nubes.ecs.create_security_group(em.CreateSecurityGroupRequest(
         region_id=REGION, vpc_id=net.vpc_id, security_group_type="normal")).body.security_group_id)
-    bench.ecs.modify_security_group_policy(em.ModifySecurityGroupPolicyRequest(
+    bench.nubes.ecs.modify_security_group_policy(em.ModifySecurityGroupPolicyRequest(
         region_id=REGION, security_group_id=group, inner_access_policy="Drop"))
     return group
 
@@ -598,43 +237,43 @@ def fillers(count: int, vswitch_cidr: str, start: int = 0) -> list[Rule]:
     return rules
 
 
-def authorize(bench: Bench, group: str, rules: Sequence[Rule]) -> None:
+def authorize(bench: NetBench, group: str, rules: Sequence[Rule]) -> None:
     from alibabacloud_ecs20140526 import models as em
 
     for i in range(0, len(rules), RULES_PER_CALL):
         chunk = rules[i:i + RULES_PER_CALL]
-        bench.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
+        bench.nubes.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
             region_id=REGION, security_group_id=group,
             permissions=[em.AuthorizeSecurityGroupRequestPermissions(**r.fields()) for r in chunk]))
 
 
-def revoke(bench: Bench, group: str, rules: Sequence[Rule]) -> None:
+def revoke(bench: NetBench, group: str, rules: Sequence[Rule]) -> None:
     from alibabacloud_ecs20140526 import models as em
 
-    bench.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
+    bench.nubes.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
         region_id=REGION, security_group_id=group,
         permissions=[em.RevokeSecurityGroupRequestPermissions(**r.fields()) for r in rules]))
 
 
-def ingress_rule_count(bench: Bench, group: str) -> int | None:
+def ingress_rule_count(bench: NetBench, group: str) -> int | None:
     from alibabacloud_ecs20140526 import models as em
 
     try:
-        body = bench.ecs.describe_security_group_attribute(em.DescribeSecurityGroupAttributeRequest(
+        body = bench.nubes.ecs.describe_security_group_attribute(em.DescribeSecurityGroupAttributeRequest(
             region_id=REGION, security_group_id=group, direction="ingress")).body
         return len(body.permissions.permission or [])
     except Exception:  # noqa: BLE001 - informational only
         return None
 
 
-def test_host(bench: Bench, net: Net, group: str, ip: str) -> str:
+def test_host(bench: NetBench, net: Net, group: str, ip: str) -> str:
     """An interface with this address in `group`, plugged into a test host; its namespace."""
     from alibabacloud_ecs20140526 import models as em
 
-    eni = bench.ecs.create_network_interface(em.CreateNetworkInterfaceRequest(
+    eni = bench.nubes.ecs.create_network_interface(em.CreateNetworkInterfaceRequest(
         region_id=REGION, v_switch_id=net.vswitch_id, security_group_ids=[group],
         primary_ip_address=ip)).body.network_interface_id
-    ns = bench.admin("test-host", "attach", eni, "--netns-prefix", bench.prefix).strip()
+    ns = bench.nubes.admin("test-host", "attach", eni, "--netns-prefix", bench.prefix).strip()
     if not ns.startswith(bench.prefix + "-"):
         raise RuntimeError(f"unexpected test-host namespace {ns!r}")
 
@@ -648,14 +287,14 @@ def test_host(bench: Bench, net: Net, group: str, ip: str) -> str:
     return ns
 
 
-def bare_pair(bench: Bench) -> tuple[str, str]:
+def bare_pair(bench: NetBench) -> tuple[str, str]:
     """Two namespaces of our own joined by one veth pair (eth0 in each); nothing in the host's."""
     tag = bench.prefix.replace("nbn", "nbbare", 1)
     client, server = f"{tag}-c", f"{tag}-s"
     for ns in (client, server):
         if ns in list_netns():
             raise RuntimeError(f"namespace {ns} exists already")
-        bench.bare_ns.append(ns)  # before creating it: cleanup knows it even if `add` half-works
+        bench.own_netns.append(ns)  # before creating it: cleanup knows it even if `add` half-works
         run(["ip", "netns", "add", ns])
         run(["ip", "-n", ns, "link", "set", "dev", "lo", "up"])
     # Created inside the client's namespace, the peer moved straight into the server's.
@@ -664,11 +303,6 @@ def bare_pair(bench: Bench) -> tuple[str, str]:
         run(["ip", "-n", ns, "addr", "add", f"{ip}/{BARE_PREFIXLEN}", "dev", "eth0"])
         run(["ip", "-n", ns, "link", "set", "dev", "eth0", "up"])
     return client, server
-
-
-def probe_once(ns: str, host: str, port: int, timeout: float = 0.3) -> str:
-    code = PROBER.split("\ndef until", 1)[0] + f"\nprint(once({port}, {timeout}))\n"
-    return run(in_ns(ns, sys.executable, "-c", code, host, "0.001", "0.01"), timeout=30).strip()
 
 
 # ---- throughput ---------------------------------------------------------------------------------
@@ -684,7 +318,7 @@ class IperfRun:
     cpu_receiver: float | None
 
 
-def iperf_server(bench: Bench, ns: str, name: str) -> None:
+def iperf_server(bench: NetBench, ns: str, name: str) -> None:
     bench.spawn(in_ns(ns, "iperf3", "-s", "-p", str(IPERF_PORT)), name)
 
     def listening() -> bool:
@@ -705,7 +339,7 @@ def iperf_client(ns: str, host: str, seconds: float) -> dict[str, Any]:
     return data
 
 
-def measure_throughput(bench: Bench, opts: Options) -> dict[str, Any]:
+def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
     print("\n[throughput] iperf3 TCP, one stream, client -> server")
     t_setup = time.monotonic()
     net = build_net(bench, THROUGHPUT_VPC)
@@ -733,7 +367,8 @@ def measure_throughput(bench: Bench, opts: Options) -> dict[str, Any]:
     print(f"  check: tcp {UNUSED_PORT} (no rule) from the client is dropped by the group: {'yes' if enforced else 'NO'}")
     print(f"  set-up took {time.monotonic() - t_setup:.1f} s; warm-up 1 s per side (not counted)")
     for side, (ns, host) in sides.items():
-        wait_for(lambda ns=ns, host=host: _iperf_ok(ns, host), f"a first iperf3 run on the {side} side", timeout=20, interval=0.5)
+        wait_for(functools.partial(_iperf_ok, ns, host), f"a first iperf3 run on the {side} side", timeout=20,
+                 interval=0.5)
 
     runs: list[IperfRun] = []
     for r in range(opts.runs):
@@ -752,12 +387,12 @@ def measure_throughput(bench: Bench, opts: Options) -> dict[str, Any]:
                   f" receiver {_pct(result.cpu_receiver)})")
     nubes = statistics.median(x.bits_per_second for x in runs if x.side == "nubes")
     bare = statistics.median(x.bits_per_second for x in runs if x.side == "bare")
-    ratio = nubes / bare if bare else float("nan")
+    nubes_bare = ratio(nubes, bare)
     spread = {side: (min(x.bits_per_second for x in runs if x.side == side),
                      max(x.bits_per_second for x in runs if x.side == side)) for side in sides}
     return {"vpc": net.vpc_id, "group": group, "rules": rule_count, "runs": [asdict(x) for x in runs],
-            "median_nubes_bps": nubes, "median_bare_bps": bare, "range_bps": spread, "ratio": ratio, "target": TARGET_RATIO,
-            "met": ratio >= TARGET_RATIO}
+            "median_nubes_bps": nubes, "median_bare_bps": bare, "range_bps": spread, "ratio": nubes_bare,
+            "target": TARGET_RATIO, "met": nubes_bare >= TARGET_RATIO}
 
 
 def _iperf_ok(ns: str, host: str) -> bool:
@@ -791,7 +426,7 @@ class Trial:
 
 
 class Latency:
-    def __init__(self, bench: Bench, opts: Options) -> None:
+    def __init__(self, bench: NetBench, opts: Options) -> None:
         self.bench, self.opts = bench, opts
         self.next_port = FIRST_TRIAL_PORT
         self.prober: LineChild | None = None
@@ -851,7 +486,7 @@ class Latency:
         return trial
 
 
-def measure_latency(bench: Bench, opts: Options) -> dict[str, Any]:
+def measure_latency(bench: NetBench, opts: Options) -> dict[str, Any]:
     print("\n[enforcement latency] AuthorizeSecurityGroup returning -> first connection let through")
     net = build_net(bench, LATENCY_VPC)
     _, vsw_cidr, a_ip, b_ip = LATENCY_VPC
@@ -891,7 +526,7 @@ def measure_latency(bench: Bench, opts: Options) -> dict[str, Any]:
         results[n] = trials
         lats = [t.latency for t in trials if t.latency is not None]
         print(f"  N={n:<5} {len(trials)} trials in {time.monotonic() - t_start:5.1f} s: "
-              f"p50 {_ms(percentile(lats, 0.5))}  p99 {_ms(percentile(lats, 0.99))}  max {_ms(max(lats, default=float('nan')))}"
+              f"p50 {fmt_ms(percentile(lats, 0.5), 6)}  p99 {fmt_ms(percentile(lats, 0.99), 6)}  max {fmt_ms(max(lats, default=float('nan')), 6)}"
               f"   (rules in the group: {ingress_rule_count(bench, lat.group)} with the trial rule revoked)")
     lat.prober.send({"cmd": "quit"})
     return {"vpc": net.vpc_id, "group": lat.group, "interval": opts.interval, "attempt_timeout": opts.attempt_timeout,
@@ -916,25 +551,13 @@ def summarize(trials: list[Trial]) -> dict[str, Any]:
     }
 
 
-def _ms(seconds: float) -> str:
-    return "     -" if math.isnan(seconds) else f"{seconds * 1000:6.1f}"
-
-
 # ---- header and summary -----------------------------------------------------------------------------
 
 
 def machine_info() -> dict[str, Any]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "nproc": first_line(["nproc"]),
-        "cpu": model,
+        "cpu": cpu_model(),
         "kernel": platform.release(),
         "nft": first_line(["nft", "--version"]),
         "iperf3": first_line(["iperf3", "--version"]),
@@ -945,8 +568,7 @@ def machine_info() -> dict[str, Any]:
 
 def print_header(info: dict[str, Any], opts: Options, flags: list[str]) -> None:
     print("nubes network benchmark")
-    print(f"  machine : {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, "
-          f"load average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(machine_line(info))
     print(f"  tools   : {info['nft']}; {info['iperf3']}; python {info['python']}")
     print(f"  server  : nubes server {' '.join(flags)} (SQLite store in a temporary directory)")
     parts = []
@@ -967,7 +589,7 @@ def print_summary(results: dict[str, Any], opts: Options) -> None:
             print(f"    {label:<50} {tp[f'median_{side}_bps'] / 1e9:7.2f} Gbit/s"
                   f"   (runs {low / 1e9:.2f} - {high / 1e9:.2f})")
         print(f"    ratio nubes/bare                                   {tp['ratio']:7.3f}   "
-              f"target >= {TARGET_RATIO}: {'met' if tp['met'] else 'NOT met'}")
+              f"target >= {TARGET_RATIO}: {verdict_word(tp['met'])}")
     lat = results.get("latency")
     if lat:
         print("  Enforcement latency, ms: AuthorizeSecurityGroup returned -> first connection through")
@@ -975,9 +597,9 @@ def print_summary(results: dict[str, Any], opts: Options) -> None:
               "  revoke->blocked p50    p99  (n)")
         for n in opts.rule_counts:
             s = lat["summary"][str(n)]
-            print(f"    {n:>5}  {s['enforced']:>3}/{s['trials']:<3} {_ms(s['p50'])}  {_ms(s['p99'])}  {_ms(s['max'])}"
-                  f"  {_ms(s['min'])}  |             {_ms(s['from_call_start_p50'])}    {_ms(s['call_p50'])} |"
-                  f"               {_ms(s['revoke_p50'])} {_ms(s['revoke_p99'])}  ({s['revoke_measured']})")
+            print(f"    {n:>5}  {s['enforced']:>3}/{s['trials']:<3} {fmt_ms(s['p50'], 6)}  {fmt_ms(s['p99'], 6)}  {fmt_ms(s['max'], 6)}"
+                  f"  {fmt_ms(s['min'], 6)}  |             {fmt_ms(s['from_call_start_p50'], 6)}    {fmt_ms(s['call_p50'], 6)} |"
+                  f"               {fmt_ms(s['revoke_p50'], 6)} {fmt_ms(s['revoke_p99'], 6)}  ({s['revoke_measured']})")
         print("    p99 of 20-30 trials is interpolated between the two largest values: it is close to the max.")
         print(f"    Resolution: one attempt every {opts.interval * 1000:g} ms. A negative value means the rule was "
               "enforced before the API call had returned (the agent is woken as the change commits).")
@@ -1006,48 +628,25 @@ def preflight(opts: Options) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     preflight(opts)
-    # SIGTERM, like Ctrl-C, runs the cleanup below; SIGINT explicitly too, as a shell leaves it
-    # ignored for a job started in the background with `&`.
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
+    interrupt_on_signals()
     info = machine_info()
-    bench = Bench(opts)
+    bench = NetBench()
     results: dict[str, Any] = {"machine": info}
-    status = 0
-    t_run = time.monotonic()
-    try:
+
+    def body() -> None:
         flags = bench.start_server(max(1100, max(opts.rule_counts) + 10))
         print_header(info, opts, flags)
         if not opts.skip_throughput:
             results["throughput"] = measure_throughput(bench, opts)
         if not opts.skip_latency:
             results["latency"] = measure_latency(bench, opts)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        status = 130
-    except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
-        print(f"\n!!! benchmark aborted: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(f"--- server log (tail) ---\n{bench.server_log_tail()}", file=sys.stderr)
-        status = 2
-    finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            bench.close()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    info["loadavg_end"] = os.getloadavg()
-    info["seconds_total"] = time.monotonic() - t_run
+
+    status = bench.run(body, info)
     if status == 0:
         print_summary(results, opts)
-    print(f"\ncleanup: server stopped, {bench.prefix}-* namespaces and bare pair removed"
-          + ("" if not bench.cleanup_notes else "; notes: " + "; ".join(bench.cleanup_notes)))
-    print(f"load average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}; "
-          f"total {info['seconds_total']:.0f} s")
+    bench.print_footer(info, f"server stopped, {bench.prefix}-* namespaces and bare pair removed")
     if opts.json_path and status == 0:
-        payload = {"options": {**asdict(opts), "json_path": str(opts.json_path)}, **results}
-        opts.json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        print(f"raw figures saved to {opts.json_path}")
+        save_json(opts.json_path, {"options": {**asdict(opts), "json_path": str(opts.json_path)}, **results})
     return status
 
 

@@ -29,7 +29,7 @@ out of a throttled cloud disk against the host's own file system. Every figure i
 Only software emulation (TCG) runs guests on these machines: the guest figures are TCG figures.
 Nothing is asserted: the figures are measured and printed. Every wait is bounded. The server,
 every QEMU, the server's network namespaces and dnsmasq daemons and the temporary directory are
-removed at the end, on Ctrl-C, on SIGTERM or on error (bench/launch.py's `Bench.close`).
+removed at the end, on Ctrl-C, on SIGTERM or on error (common.py's `Bench.close`).
 
 Run:  .venv/bin/python bench/storage.py [--trials 8] [--skip-guest] [--json FILE]
 Needs root, qemu-system-x86, qemu-utils (qemu-img, qemu-io), iproute2, nftables, dnsmasq,
@@ -39,57 +39,49 @@ openssh-client, fio, the official SDKs and the Debian 12 image in /var/cache/nub
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import re
-import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-# bench/ is not a package: launch.py is found next to this file
-from launch import (
-    DEFAULT_IMAGES_DIR,
-    REGION,
-    ZONE,
+from common import (
     Bench,
-    NubesServer,
-    alive,
-    api_error_code,
-    cpu_seconds,
+    add_images_dir_option,
+    add_json_option,
     first_line,
-    interrupt,
-    machine_info,
+    fmt_ms,
+    fmt_num,
+    interrupt_on_signals,
+    machine_line,
     percentile,
-    run,
-    wait_for,
+    ratio,
+    save_json,
+    verdict_word,
+    vm_machine_info,
 )
+from storage_cloud import (
+    CATEGORY,
+    IMAGE_NAME,
+    LEVEL,
+    Cloud,
+    Guest,
+    allocated_mib,
+    content_ok,
+    delete_guest,
+    dirty_mib,
+    fill,
+    launch_guest,
+)
+from storage_fio import fio_part
 
-IMAGE_NAME = "debian-12"
-IMAGE_FAMILY = "nubes:debian_12_x64"
-INSTANCE_TYPE = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: what the VM tests use under TCG
-CATEGORY = "cloud_essd"
-LEVEL = "PL1"
-VPC = ("10.243.0.0/16", "10.243.1.0/24")
-GIB = 1024 ** 3
-MIB = 1024 ** 2
-PATTERN = 0x5A  # the byte qemu-io writes
-FILL_CHUNK_MIB = 256
 SNAPSHOT_TARGET_S = 0.200
 RATIO_TARGET = 0.8
 CAP_TOLERANCE = 0.10
-GLIBC = ("libc.so.", "libm.so.", "libresolv.so.", "libpthread.so.", "libdl.so.", "librt.so.", "ld-linux", "linux-vdso")
-GUEST_FIO = "/opt/fio"
 BURSTS = 2  # live: burst pairs (as left, after sync)
 SETTLE = 0.2  # between trials: let the agent finish its bookkeeping (collect) before the next call
 
@@ -152,10 +144,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
                         help="give up on one snapshot/disk trial after this long (default 60)")
     parser.add_argument("--boot-timeout", type=float, default=300.0,
                         help="give up on the instance's boot and first login after this long (default 300)")
-    parser.add_argument("--json", dest="json_path", type=Path, help="also save the raw figures to this file")
-    parser.add_argument("--images-dir", type=Path,
-                        default=Path(os.environ.get("NUBES_IMAGES_DIR") or DEFAULT_IMAGES_DIR),
-                        help=f"where the Debian image is built (default $NUBES_IMAGES_DIR or {DEFAULT_IMAGES_DIR})")
+    add_json_option(parser)
+    add_images_dir_option(parser, "Debian")
     args = parser.parse_args(argv)
     try:
         written = tuple(int(x) for x in args.written.split(","))
@@ -181,245 +171,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
                    args.images_dir)
 
 
-# ---- small helpers --------------------------------------------------------------------------------
-
-
-def ms(value: float | None, width: int = 7) -> str:
-    if value is None or math.isnan(value):
-        return "-".rjust(width)
-    return f"{value * 1000:{width}.1f}"
-
-
-def num(value: float | None, width: int = 7, digits: int = 0) -> str:
-    if value is None or math.isnan(value):
-        return "-".rjust(width)
-    return f"{value:{width}.{digits}f}"
-
-
-def ratio(a: float | None, b: float | None) -> float:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return float("nan")
-    return a / b
-
-
-def dirty_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("Dirty:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def allocated_mib(path: Path) -> float:
-    """What the qcow2 file holds on the host's file system."""
-    try:
-        return path.stat().st_blocks * 512 / MIB
-    except OSError:
-        return float("nan")
-
-
-def qemu_io(path: Path, commands: Sequence[str], *, flags: Sequence[str] = (), timeout: float = 900) -> str:
-    argv = ["qemu-io", *flags, "-f", "qcow2"]
-    for command in commands:
-        argv += ["-c", command]
-    out = run([*argv, str(path)], timeout=timeout)
-    if "fail" in out.lower():
-        raise RuntimeError(f"qemu-io on {path.name}: {out.strip()[-500:]}")
-    return out
-
-
-def fill(path: Path, gib: int) -> dict[str, float]:
-    """Write `gib` GiB of the pattern at offset 0 of a qcow2 file no VM has open (O_DIRECT)."""
-    chunks = gib * 1024 // FILL_CHUNK_MIB
-    t0 = time.perf_counter()
-    qemu_io(path, [f"write -q -P {PATTERN:#x} {i * FILL_CHUNK_MIB}M {FILL_CHUNK_MIB}M" for i in range(chunks)],
-            flags=("-n", "-i", "native"))
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "mib_per_s": gib * 1024 / seconds, "allocated_mib": allocated_mib(path)}
-
-
-def content_ok(path: Path, gib: int) -> bool:
-    """The pattern in the last MiB below `gib` GiB, zeros in the MiB after it (read-only, shared)."""
-    try:
-        qemu_io(path, [f"read -q -P {PATTERN:#x} {gib * 1024 - 1}M 1M", f"read -q -P 0 {gib * 1024}M 1M"],
-                flags=("-r", "-U"), timeout=60)
-    except RuntimeError:
-        return False
-    return True
-
-
-# ---- driving nubes ---------------------------------------------------------------------------------
-
-
-class Cloud:
-    """The server, a keep-alive signed client for the timed calls, and what the run created."""
-
-    def __init__(self, srv: NubesServer, opts: Options) -> None:
-        assert srv.raw is not None
-        self.srv, self.raw, self.opts = srv, srv.raw, opts
-        self.disks_dir = srv.data_dir / "disks"
-
-    def call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
-        return self.raw.json(action, params)
-
-    def layer(self, name: str) -> Path:
-        return self.disks_dir / f"{name}.qcow2"
-
-    def poll(self, action: str, params: dict[str, str], read: Callable[[dict[str, Any]], str], wanted: str,
-             t0: float) -> tuple[float, int, str]:
-        """Call `action` until read(answer) == wanted, pausing opts.poll_interval between calls;
-        (seconds from t0 to the answer that said so, polls made, last value). NaN on a failure or
-        after opts.call_timeout."""
-        polls, value = 0, ""
-        while True:
-            status, body, _ = self.raw.call(action, params)
-            now = time.perf_counter()
-            polls += 1
-            value = read(json.loads(body)) if status == 200 else f"HTTP {status}"
-            if value == wanted:
-                return now - t0, polls, value
-            if value in ("failed", "Deleted") or value.startswith("HTTP") or now - t0 > self.opts.call_timeout:
-                return float("nan"), polls, value
-            time.sleep(self.opts.poll_interval)
-
-    def disk_status(self, disk_id: str) -> str:
-        disks = self.call("DescribeDisks", {"DiskIds": json.dumps([disk_id])})["Disks"]["Disk"]
-        return str(disks[0]["Status"]) if disks else ""
-
-    def describe_disk(self, disk_id: str) -> dict[str, Any]:
-        disk: dict[str, Any] = self.call("DescribeDisks", {"DiskIds": json.dumps([disk_id])})["Disks"]["Disk"][0]
-        return disk
-
-    def create_disk(self, size_gib: int | None = None, snapshot_id: str = "", level: str = LEVEL) -> dict[str, Any]:
-        """CreateDisk, timed until DescribeDisks says Available."""
-        params = {"ZoneId": ZONE, "DiskCategory": CATEGORY, "PerformanceLevel": level}
-        if size_gib:
-            params["Size"] = str(size_gib)
-        if snapshot_id:
-            params["SnapshotId"] = snapshot_id
-        t0 = time.perf_counter()
-        disk_id = str(self.call("CreateDisk", params)["DiskId"])
-        api = time.perf_counter() - t0
-        seconds, polls, last = self.poll("DescribeDisks", {"DiskIds": json.dumps([disk_id])},
-                                         lambda d: str(d["Disks"]["Disk"][0]["Status"]), "Available", t0)
-        if math.isnan(seconds):
-            raise RuntimeError(f"disk {disk_id} is {last}, not Available, {self.opts.call_timeout:.0f} s after "
-                               "CreateDisk")
-        return {"disk_id": disk_id, "seconds": seconds, "api_seconds": api, "polls": polls}
-
-    def snapshot(self, disk_id: str) -> dict[str, Any]:
-        """CreateSnapshot, timed until DescribeSnapshots says accomplished."""
-        dirty = dirty_mib()
-        t0 = time.perf_counter()
-        snapshot_id = str(self.call("CreateSnapshot", {"DiskId": disk_id})["SnapshotId"])
-        api = time.perf_counter() - t0
-        seconds, polls, last = self.poll("DescribeSnapshots", {"SnapshotIds": json.dumps([snapshot_id])},
-                                         lambda d: str(d["Snapshots"]["Snapshot"][0]["Status"]), "accomplished", t0)
-        return {"snapshot_id": snapshot_id, "seconds": seconds, "api_seconds": api, "polls": polls, "last": last,
-                "host_dirty_mib": dirty}
-
-    def attach(self, disk_id: str, instance_id: str) -> None:
-        self.call("AttachDisk", {"DiskId": disk_id, "InstanceId": instance_id})
-        wait_for(lambda: self.disk_status(disk_id) == "In_use", f"{disk_id} In_use", self.opts.call_timeout, 0.1)
-
-
-class Guest:
-    """A running Debian instance and `nubes ssh` into it."""
-
-    def __init__(self, cloud: Cloud, key_file: Path, instance_id: str) -> None:
-        self.cloud, self.key_file, self.id = cloud, key_file, instance_id
-        srv = cloud.srv
-        self.env = {**os.environ, "NUBES_ENDPOINT": srv.endpoint, "NUBES_REGION": REGION,
-                    "NUBES_ACCESS_KEY_ID": srv.key[0], "NUBES_ACCESS_KEY_SECRET": srv.key[1]}
-
-    def _ssh(self, script: str, stdin: Path | None, timeout: float) -> subprocess.CompletedProcess[str]:
-        # ssh hands the words to the remote shell joined: the script goes as one quoted word
-        argv = [sys.executable, "-m", "nubes.cli.main", "ssh", "-i", str(self.key_file), self.id, "--",
-                "sh", "-c", shlex.quote(script)]
-        with open(stdin or os.devnull, "rb") as source:
-            return subprocess.run(argv, stdin=source, capture_output=True, text=True, timeout=timeout, env=self.env,
-                                  check=False)
-
-    def sh(self, script: str, *, stdin: Path | None = None, timeout: float = 120) -> str:
-        """Run a shell script in the guest; its stdout. 255 is ssh's own failure (sshd reloads once
-        shortly after boot): retried, bounded."""
-        for _ in range(10):
-            done = self._ssh(script, stdin, timeout)
-            if done.returncode != 255:
-                break
-            time.sleep(1)
-        if done.returncode != 0:
-            raise RuntimeError(f"{script[:200]!r} in {self.id} exited {done.returncode}: "
-                               f"{(done.stderr or done.stdout).strip()[-800:]}")
-        return done.stdout
-
-    def wait_login(self, timeout: float) -> float:
-        t0 = time.monotonic()
-        wait_for(lambda: self._ssh("true", None, 30).returncode == 0, f"ssh into {self.id}", timeout, 2)
-        return time.monotonic() - t0
-
-    def device(self, disk_id: str) -> str:
-        """/dev/vdX of the virtio disk whose serial is the disk id (no udev in the guest)."""
-        serial = disk_id.removeprefix("d-")[:20]
-        script = (f'for b in /sys/block/vd*; do [ "$(cat $b/serial 2>/dev/null)" = "{serial}" ] && '
-                  "echo /dev/${b##*/}; done; true")
-        found: str = wait_for(lambda: self.sh(script).strip(), f"{disk_id} in {self.id}", self.cloud.opts.call_timeout,
-                              1)
-        return found
-
-    def dd_zero(self, device: str, mib: int) -> tuple[float, str]:
-        """Write `mib` MiB of zeros at the start of a device, O_DIRECT, 1 MiB blocks: (seconds, dd's
-        summary line). QEMU stores them as data (its detect-zeroes is off)."""
-        t0 = time.perf_counter()
-        out = self.sh(f"dd if=/dev/zero of={device} bs=1M count={mib} oflag=direct 2>&1", timeout=max(600, mib / 8))
-        return time.perf_counter() - t0, out.strip().splitlines()[-1]
-
-    def qemu_pid(self) -> int:
-        handle = self.cloud.srv.data_dir / "run" / "vms" / self.id / "handle.json"
-        return int(json.loads(handle.read_text())["pid"])
-
-
-def launch_guest(bench: Bench, cloud: Cloud, results: dict[str, Any], guests: list[Guest]) -> Guest:
-    from alibabacloud_ecs20140526 import models as em
-
-    srv, opts = cloud.srv, cloud.opts
-    _, vswitch, group = srv.network(*VPC)
-    srv.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
-        region_id=REGION, security_group_id=group, ip_protocol="tcp", port_range="22/22", source_cidr_ip="0.0.0.0/0"))
-    private = srv.ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="bench")).body
-    key_file = bench.tmp / "bench.pem"
-    key_file.write_text(private.private_key_body)
-    key_file.chmod(0o600)
-    t0 = time.monotonic()
-    [instance_id] = srv.ecs.run_instances(em.RunInstancesRequest(
-        region_id=REGION, image_id=srv.image_id(IMAGE_FAMILY), instance_type=INSTANCE_TYPE, v_switch_id=vswitch,
-        security_group_id=group, key_pair_name="bench")).body.instance_id_sets.instance_id_set
-    guest = Guest(cloud, key_file, str(instance_id))
-    guests.append(guest)  # deleted at the end, whatever happens next
-    wait_for(lambda: cloud.call("DescribeInstances", {"InstanceIds": json.dumps([guest.id])})
-             ["Instances"]["Instance"][0]["Status"] == "Running", f"{guest.id} Running", opts.boot_timeout, 0.5)
-    running = time.monotonic() - t0
-    login = guest.wait_login(max(30.0, opts.boot_timeout - running)) + running
-    results["guest"] = {"instance_id": guest.id, "instance_type": INSTANCE_TYPE, "running_s": running,
-                        "login_s": login, "kernel": guest.sh("uname -r").strip()}
-    print(f"  guest   : {guest.id} ({INSTANCE_TYPE}, {IMAGE_FAMILY}) Running after {running:.1f} s, ssh after "
-          f"{login:.1f} s", flush=True)
-    return guest
-
-
-def delete_guest(bench: Bench, guest: Guest) -> None:
-    """DeleteInstances (Force) and wait, bounded, until its QEMU is gone: the server's VMs outlive
-    the server by design, and Bench.close() would have to kill it."""
-    try:
-        pid = guest.qemu_pid()
-        guest.cloud.srv.delete_instances([guest.id])
-    except Exception as exc:  # noqa: BLE001 - Bench.close() kills what is left
-        bench.notes.append(f"DeleteInstances {guest.id}: {api_error_code(exc)}")
-        return
-    deadline = time.monotonic() + 60
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 # ---- (1) and (2): snapshots and disks from snapshots ----------------------------------------------------
 
 
@@ -432,7 +183,7 @@ def rounds(opts: Options, label: str, entries: dict[str, dict[str, Any]],
         for gib, entry in entries.items():
             result = trial(int(gib), entry, k)
             entry["trials"].append(result)
-            line.append(f"{gib} GiB {ms(result['seconds'], 1).strip()} ms")
+            line.append(f"{gib} GiB {fmt_ms(result['seconds'], 1).strip()} ms")
             time.sleep(SETTLE)
         print(f"  {label}round {k + 1}/{opts.trials}: " + ", ".join(line), flush=True)
 
@@ -506,8 +257,8 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
         times = [t["seconds"] for t in live["trials"]]
         print(f"  {disk_id} ({device}): {gib} GiB written in {live['fill']['seconds']:.1f} s "
               f"({live['fill']['mib_per_s']:.0f} MiB/s), top layer {live['fill']['allocated_mib']:.0f} MiB, host "
-              f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {ms(times[0], 1).strip()} ms, "
-              f"p50 {ms(percentile(times, .5), 1).strip()} ms, max {ms(max(times), 1).strip()} ms", flush=True)
+              f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {fmt_ms(times[0], 1).strip()} ms, "
+              f"p50 {fmt_ms(percentile(times, .5), 1).strip()} ms, max {fmt_ms(max(times), 1).strip()} ms", flush=True)
     if opts.burst_mib:
         first = part["live"][str(opts.written_gib[0])]
         part["live_burst"] = live_burst(cloud, guest, first["disk_id"], first["device"])
@@ -535,168 +286,10 @@ def live_burst(cloud: Cloud, guest: Guest, disk_id: str, device: str) -> dict[st
 
 def burst_line(found: dict[str, Any]) -> str:
     def case(trials: list[dict[str, Any]]) -> str:
-        return (", ".join(ms(t["seconds"], 1).strip() for t in trials) + " ms (host Dirty "
+        return (", ".join(fmt_ms(t["seconds"], 1).strip() for t in trials) + " ms (host Dirty "
                 + ", ".join(f"{t['host_dirty_mib']:.0f}" for t in trials) + " MiB)")
     return (f"{found['mib']} MiB written by dd in the guest, then the snapshot at once: {case(found['as left'])}; "
             f"the same after a host `sync`: {case(found['after sync'])}")
-
-
-# ---- (3) fio, host and guest --------------------------------------------------------------------------
-
-
-def fio_argv(kind: str, target: str, size_mib: int, opts: Options) -> list[str]:
-    """The fio job (the same on both sides); its JSON on stdout."""
-    shape = {"seqwrite": ["--rw=write", "--bs=1M", f"--iodepth={opts.seq_iodepth}"],
-             "randread": ["--rw=randread", "--bs=4k", f"--iodepth={opts.rand_iodepth}"]}[kind]
-    return [f"--name={kind}", f"--filename={target}", *shape, "--direct=1", "--ioengine=libaio",
-            f"--size={size_mib}M", "--time_based", f"--runtime={opts.fio_seconds}", f"--ramp_time={opts.fio_ramp}",
-            "--randrepeat=0", "--norandommap", "--group_reporting", "--output-format=json"]
-
-
-def parse_fio(out: str) -> dict[str, float]:
-    data = json.loads(out[out.index("{"):])
-    job = data["jobs"][0]
-    side = job["write"] if job["write"]["io_bytes"] else job["read"]
-    clat = side.get("clat_ns", {}).get("percentile", {})
-    return {"mib_per_s": side["bw_bytes"] / MIB, "iops": side["iops"], "io_mib": side["io_bytes"] / MIB,
-            "clat_p50_us": clat.get("50.000000", float("nan")) / 1000,
-            "clat_p99_us": clat.get("99.000000", float("nan")) / 1000}
-
-
-def fio_bundle(tmp: Path) -> tuple[Path, list[str]]:
-    """A tar.gz of the host's fio and the shared libraries it needs (glibc left to the guest's own)."""
-    fio = shutil.which("fio")
-    if fio is None:
-        raise RuntimeError("fio is not installed on the host (Debian package fio)")
-    libs: list[tuple[str, str]] = []
-    for line in run(["ldd", fio], timeout=30).splitlines():
-        match = re.match(r"\s*(\S+) => (/\S+)", line)
-        if match and not match.group(1).startswith(GLIBC):
-            libs.append((match.group(1), os.path.realpath(match.group(2))))
-    bundle = tmp / "fio.tar.gz"
-    with tarfile.open(bundle, "w:gz", compresslevel=1) as tar:
-        tar.add(os.path.realpath(fio), arcname="fio")
-        for soname, path in libs:
-            tar.add(path, arcname=f"lib/{soname}")
-    return bundle, [soname for soname, _ in libs]
-
-
-class FioRunner:
-    """Runs a fio job on the host or in the guest; the guest gets the host's fio, or dd stands in."""
-
-    def __init__(self, opts: Options) -> None:
-        self.opts = opts
-        self.tool = "fio" if shutil.which("fio") else "dd"  # on both sides: dd when either cannot run fio
-        self.note = "" if self.tool == "fio" else "fio is not installed on the host: dd measures the sequential " \
-                                                 "write on both sides, no random read"
-
-    def install(self, guest: Guest, tmp: Path, results: dict[str, Any]) -> None:
-        if self.tool != "fio":
-            return
-        try:
-            bundle, libs = fio_bundle(tmp)
-            t0 = time.perf_counter()
-            guest.sh(f"rm -rf {GUEST_FIO} && mkdir -p {GUEST_FIO} && tar -xzf - -C {GUEST_FIO}", stdin=bundle,
-                     timeout=600)
-            version = guest.sh(f"LD_LIBRARY_PATH={GUEST_FIO}/lib {GUEST_FIO}/fio --version").strip()
-            seconds = time.perf_counter() - t0
-            results["fio_bundle"] = {"mib": bundle.stat().st_size / MIB, "libraries": libs, "copy_seconds": seconds,
-                                     "guest_version": version}
-            print(f"  fio     : host {first_line(['fio', '--version'])}; copied into the guest with {len(libs)} shared "
-                  f"libraries ({bundle.stat().st_size / MIB:.0f} MiB tar.gz, {seconds:.1f} s): {version}", flush=True)
-        except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-            self.tool = "dd"
-            self.note = (f"fio could not run in the guest ({exc}): dd measures the sequential write on both sides, "
-                         "no random read")
-            results["fio_bundle"] = {"error": str(exc)}
-            print(f"  !!! {self.note}", flush=True)
-
-    def host(self, kind: str, target: Path, size_mib: int) -> dict[str, float]:
-        if self.tool != "fio":
-            return self._dd_host(kind, target, size_mib)
-        out = run(["fio", *fio_argv(kind, str(target), size_mib, self.opts)],
-                  timeout=self.opts.fio_seconds + self.opts.fio_ramp + 120)
-        return parse_fio(out)
-
-    def guest(self, guest: Guest, kind: str, device: str, size_mib: int) -> dict[str, float]:
-        if self.tool != "fio":
-            return self._dd_guest(guest, kind, device, size_mib)
-        argv = fio_argv(kind, device, size_mib, self.opts)
-        out = guest.sh(f"LD_LIBRARY_PATH={GUEST_FIO}/lib {GUEST_FIO}/fio {shlex.join(argv)}",
-                       timeout=self.opts.fio_seconds + self.opts.fio_ramp + 180)
-        return parse_fio(out)
-
-    # dd: the sequential write only, when fio cannot run in the guest (the host then uses dd too)
-    @staticmethod
-    def _dd_result(out: str, mib: int) -> dict[str, float]:
-        match = re.search(r"copied, ([0-9.]+) s", out)
-        seconds = float(match.group(1)) if match else float("nan")
-        return {"mib_per_s": mib / seconds, "iops": mib / seconds, "io_mib": float(mib)}
-
-    def _dd_host(self, kind: str, target: Path, size_mib: int) -> dict[str, float]:
-        if kind != "seqwrite":
-            return {}
-        out = run(["sh", "-c", f"dd if=/dev/zero of={shlex.quote(str(target))} bs=1M count={size_mib} oflag=direct 2>&1"],
-                  timeout=600)
-        return self._dd_result(out, size_mib)
-
-    def _dd_guest(self, guest: Guest, kind: str, device: str, size_mib: int) -> dict[str, float]:
-        if kind != "seqwrite":
-            return {}
-        return self._dd_result(guest.dd_zero(device, size_mib)[1], size_mib)
-
-
-def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str, Any]) -> None:
-    from nubes.domain.disk_categories import limits
-
-    opts = cloud.opts
-    part: dict[str, Any] = {"host": {}, "guest": []}
-    results["fio"] = part
-    runner = FioRunner(opts)
-    print(f"\n(3) fio: sequential write (1 MiB, iodepth {opts.seq_iodepth}) and random read (4 KiB, iodepth "
-          f"{opts.rand_iodepth}), O_DIRECT, libaio, {opts.fio_size_mib} MiB region, {opts.fio_ramp} s ramp + "
-          f"{opts.fio_seconds} s", flush=True)
-    if guest is not None:
-        runner.install(guest, bench.tmp, part)
-    host_file = cloud.disks_dir / "bench-fio-host.dat"
-    try:
-        for kind in ("seqwrite", "randread"):
-            part["host"][kind] = runner.host(kind, host_file, opts.fio_size_mib)
-    finally:
-        host_file.unlink(missing_ok=True)
-    h = part["host"]
-    print(f"  host file in {cloud.disks_dir}: seq write {num(h['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-          f"random read {num(h.get('randread', {}).get('iops'), 1).strip()} IOPS", flush=True)
-    part["tool"] = runner.tool
-    part["note"] = runner.note
-    if guest is None:
-        return
-    pid = guest.qemu_pid()
-    for level, size in opts.fio_disks:
-        caps = limits(CATEGORY, size, level)
-        made = cloud.create_disk(size, level=level)
-        disk_id = made["disk_id"]
-        cloud.attach(disk_id, guest.id)
-        device = guest.device(disk_id)
-        api = cloud.describe_disk(disk_id)
-        row: dict[str, Any] = {"disk_id": disk_id, "level": level, "size_gib": size, "device": device,
-                               "cap_iops": caps.iops, "cap_mib_per_s": caps.throughput_mbps,
-                               "api_iops": api.get("IOPS"), "api_throughput": api.get("Throughput")}
-        for kind in ("seqwrite", "randread"):
-            region = opts.fio_size_mib
-            if kind == "randread" and row.get("seqwrite"):
-                # read only what the write covered: an unwritten qcow2 cluster reads as zeros without I/O
-                region = max(16, min(region, int(row["seqwrite"]["io_mib"])))
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            figures = runner.guest(guest, kind, device, region)
-            if figures:
-                figures["qemu_cpu_percent"] = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
-                figures["region_mib"] = region
-            row[kind] = figures
-        part["guest"].append(row)
-        print(f"  guest {disk_id} {device} ({CATEGORY} {level} {size} GiB, cap {caps.iops} IOPS / "
-              f"{caps.throughput_mbps} MB/s): seq write {num(row['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-              f"random read {num(row['randread'].get('iops'), 1).strip()} IOPS", flush=True)
 
 
 # ---- summary --------------------------------------------------------------------------------------------
@@ -751,7 +344,7 @@ def summarize(results: dict[str, Any], opts: Options) -> dict[str, Any]:
 def verdict_ms(value: float) -> str:
     if math.isnan(value):
         return "-"
-    return "met" if value < SNAPSHOT_TARGET_S else "NOT met"
+    return verdict_word(value < SNAPSHOT_TARGET_S)
 
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Options) -> None:
@@ -767,13 +360,13 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         print("    written   n   first     p50     p90     min     max   call p50  polls p50"
               + ("  Dirty@first   p50 < 200 ms" if case != "create_disk" else ""))
         for gib, s in rows.items():
-            flags = f" {num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}" if case != "create_disk" else ""
+            flags = f" {fmt_num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}" if case != "create_disk" else ""
             if case != "create_disk" and s["max"] >= SNAPSHOT_TARGET_S:
-                flags += f"  !!! max {ms(s['max'], 1).strip()} ms"
+                flags += f"  !!! max {fmt_ms(s['max'], 1).strip()} ms"
             if s["failed"]:
                 flags += f"  !!! {s['failed']} trial(s) failed or timed out"
-            print(f"    {gib:>3} GiB {s['n']:>4} {ms(s['first'])} {ms(s['p50'])} {ms(s['p90'])} {ms(s['min'])} "
-                  f"{ms(s['max'])} {ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}")
+            print(f"    {gib:>3} GiB {s['n']:>4} {fmt_ms(s['first'])} {fmt_ms(s['p50'])} {fmt_ms(s['p90'])} {fmt_ms(s['min'])} "
+                  f"{fmt_ms(s['max'])} {fmt_ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}")
         sizes = list(rows)
         if len(sizes) > 1:
             lo, hi = rows[sizes[0]], rows[sizes[-1]]
@@ -793,7 +386,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         blank = snaps.get("create_blank_seconds", [])
         if blank:
             print(f"    (for scale: CreateDisk of a blank {opts.disk_gib} GiB disk -> Available, p50 "
-                  f"{ms(percentile(blank, .5), 1).strip()} ms over {len(blank)})")
+                  f"{fmt_ms(percentile(blank, .5), 1).strip()} ms over {len(blank)})")
         print("    'first' = the trial right after the data was written (the data in the disk's top layer); each later "
               "trial snapshots a disk whose chain is one layer deeper. Dirty@first = the host's dirty page cache "
               "(/proc/meminfo Dirty: the whole machine's, other files' too) just before the first trial. The time is taken when the first answer "
@@ -807,22 +400,22 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
         print(f"\n(3) Guest data disk against a file of the host ({tool}, the same binary on both sides; TCG guest, "
               f"1 vCPU)")
         hs, hr = host.get("seqwrite", {}), host.get("randread", {})
-        print(f"    host file            seq write {num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
-              f"{num(hr.get('iops'), 9)} IOPS (clat p50 {num(hr.get('clat_p50_us'), 1, 0)} us)")
+        print(f"    host file            seq write {fmt_num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
+              f"{fmt_num(hr.get('iops'), 9)} IOPS (clat p50 {fmt_num(hr.get('clat_p50_us'), 1, 0)} us)")
         if rows:
             print("    guest disk           cap MB/s  seq MiB/s  /host  /min(host,cap)  /cap  | cap IOPS  rand IOPS  "
                   "/host  /min(host,cap)  /cap   QEMU CPU% seq/rand")
             for r in rows:
                 seq_ok = r["seq_ratio_reachable"] >= RATIO_TARGET
                 iops_ok = abs(r["rand_ratio_cap"] - 1) <= CAP_TOLERANCE
-                print(f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {num(r['seq_mib_per_s'], 10, 1)} "
-                      f"{num(r['seq_ratio_host'], 6, 2)} {num(r['seq_ratio_reachable'], 15, 2)} "
-                      f"{num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {num(r['rand_iops'], 10)} "
-                      f"{num(r['rand_ratio_host'], 6, 2)} {num(r['rand_ratio_reachable'], 15, 2)} "
-                      f"{num(r['rand_ratio_cap'], 5, 2)}   {num(r['qemu_cpu_seq'], 5)}/{num(r['qemu_cpu_rand'], 0)}")
+                print(f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {fmt_num(r['seq_mib_per_s'], 10, 1)} "
+                      f"{fmt_num(r['seq_ratio_host'], 6, 2)} {fmt_num(r['seq_ratio_reachable'], 15, 2)} "
+                      f"{fmt_num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {fmt_num(r['rand_iops'], 10)} "
+                      f"{fmt_num(r['rand_ratio_host'], 6, 2)} {fmt_num(r['rand_ratio_reachable'], 15, 2)} "
+                      f"{fmt_num(r['rand_ratio_cap'], 5, 2)}   {fmt_num(r['qemu_cpu_seq'], 5)}/{fmt_num(r['qemu_cpu_rand'], 0)}")
                 print(f"    {'':<20} targets: seq >= {RATIO_TARGET} of min(host, cap): "
-                      f"{'met' if seq_ok else 'NOT met'}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
-                      f"{'met' if iops_ok else 'NOT met'}")
+                      f"{verdict_word(seq_ok)}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
+                      f"{verdict_word(iops_ok)}")
         if fio.get("note"):
             print(f"    !!! {fio['note']}")
         print("    cap = the throttle group nubes gives the disk (limits(): iops-total, bps-total; MB = MiB). "
@@ -835,8 +428,7 @@ def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Option
 
 def print_header(info: dict[str, Any], opts: Options) -> None:
     print("nubes storage benchmark")
-    print(f"  machine : {info['nproc']} CPUs ({info['cpu']}), {info['memory_mib']} MiB, kernel {info['kernel']}, "
-          f"load average {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}")
+    print(machine_line(info))
     print(f"  accel   : TCG only (software emulation; /dev/kvm {info['dev_kvm']}): every guest figure is a TCG "
           "figure, the host figures are native")
     print(f"  tools   : {info['qemu']}; {first_line(['qemu-img', '--version'])}; "
@@ -891,60 +483,29 @@ def run_parts(bench: Bench, opts: Options, results: dict[str, Any], guests: list
         fio_part(cloud, guest, bench, results)
 
 
-def clean_up(bench: Bench, guests: list[Guest]) -> None:
-    """Delete the instance, then remove everything (Bench.close); neither a second Ctrl-C nor a
-    SIGTERM stops it."""
-    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for guest in guests:
-            delete_guest(bench, guest)
-        bench.close()
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     preflight(opts)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    bench = Bench(opts)  # type: ignore[arg-type]  # Bench keeps its options; close() reads none of them
-    renamed = bench.tmp.with_name(bench.tmp.name.replace("-launch-", "-storage-"))
-    os.rename(bench.tmp, renamed)
-    bench.tmp = renamed
-    results: dict[str, Any] = {"machine": machine_info()}
+    interrupt_on_signals()
+    bench = Bench("nubes-bench-storage-", "nbl")
+    results: dict[str, Any] = {"machine": vm_machine_info()}
     guests: list[Guest] = []
-    status, t_run = 0, time.monotonic()
-    try:
-        run_parts(bench, opts, results, guests)
-    except KeyboardInterrupt:
-        status = 130
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-    except Exception as exc:  # noqa: BLE001 - report what there is, clean up, exit 2
-        import traceback
 
-        status = 2
-        traceback.print_exc()
-        logs = "".join(f"\n--- {srv.driver} server log (tail) ---\n{srv.log_tail()}" for srv in bench.servers)
-        print(f"\n!!! benchmark aborted: {type(exc).__name__}: {exc}{logs}", file=sys.stderr)
-    finally:
-        clean_up(bench, guests)
+    def delete_guests() -> None:  # before Bench.close: the server's VMs outlive it by design
+        for guest in guests:
+            delete_guest(bench, guest)
+
     info = results["machine"]
-    info.update(loadavg_end=os.getloadavg(), seconds_total=time.monotonic() - t_run)
+    status = bench.run(lambda: run_parts(bench, opts, results, guests), info, before_close=delete_guests)
     results["summary"] = summarize(results, opts)
     if status != 130 and results["summary"]:
         print("\n================ Summary ================" + ("" if status == 0 else " (partial: the run failed)"))
         print_summary(results, results["summary"], opts)
-    notes = "" if not bench.notes else "; notes: " + "; ".join(bench.notes)
-    print(f"\ncleanup: {'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces removed, "
-          f"temporary files deleted{notes}\nload average at end: {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}; total "
-          f"{info['seconds_total']:.0f} s")
+    bench.print_footer(info, f"{'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces "
+                             "removed, temporary files deleted")
     if opts.json_path:
         options = {**asdict(opts), "json_path": str(opts.json_path), "images_dir": str(opts.images_dir)}
-        opts.json_path.write_text(json.dumps({"options": options, "status": status, **results}, indent=2,
-                                             default=str) + "\n")
-        print(f"raw figures saved to {opts.json_path}")
+        save_json(opts.json_path, {"options": options, "status": status, **results})
     return status
 
 
