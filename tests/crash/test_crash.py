@@ -19,7 +19,6 @@ SEED = int(os.environ.get("NUBES_CRASH_SEED", "20240905"))
 KILL_POINTS = 20
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9: fixes pending merge")
 def test_kill_nine_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     report = run(SEED, KILL_POINTS, tmp_path)
     print(report.summary())
