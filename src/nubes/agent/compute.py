@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from nubes.clock import Clock
 from nubes.domain import instance_states as states
@@ -207,16 +207,18 @@ class ComputeAgent:
     # ---- steps -----------------------------------------------------------------------------
 
     def _set_status(self, instance_id: str, expected: str, new: str, **fields: object) -> bool:
-        """Move the status on, unless the owner changed it meanwhile (then the next pass decides)."""
+        """Move the status on, unless the owner changed it meanwhile (then the next pass decides).
+        One compare-and-set UPDATE: a DeleteInstance committed between a read and a write here
+        must not be overwritten (a deleted instance would boot again)."""
         with self._db.session() as s:
-            instance = s.get(Instance, instance_id)
-            if instance is None or instance.status != expected or instance.desired == states.WANT_DELETED:
-                return False
-            instance.status = new
-            instance.status_changed_at = self._clock.now()
-            for name, value in fields.items():
-                setattr(instance, name, value)
-            return True
+            moved = s.execute(
+                update(Instance)
+                .where(Instance.id == instance_id, Instance.status == expected,
+                       Instance.desired != states.WANT_DELETED)
+                .values(status=new, status_changed_at=self._clock.now(), **fields)
+                .returning(Instance.id)
+            ).first()
+            return moved is not None
 
     def _disks(self, instance_id: str) -> list[Disk]:
         with self._db.session() as s:
