@@ -5,7 +5,7 @@ settles, retries, cancellation, crashes between the work and its commit, and the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -405,6 +405,31 @@ def test_a_snapshot_deleted_before_its_task_ran_changes_nothing(world: World) ->
     assert world.tasks() == []
 
 
+def test_a_snapshot_deleted_while_its_task_settles_is_settled_without_error(world: World) -> None:
+    # found by the crash campaign (seed 11): the settle wrote a snapshot row that DeleteSnapshot had
+    # just removed, and the agent logged a StaleDataError and redid the whole task
+    running_instance_with_disk(world)
+    snapshot_id = world.snapshots.create(world.account_id, "d-1")
+    settles = 0
+    finish = world.work._finish
+
+    def deleted_meanwhile(task: StorageTask, change: Callable[[Disk | None, Snapshot | None], None]) -> None:
+        def racing(disk: Disk | None, snapshot: Snapshot | None) -> None:
+            nonlocal settles
+            settles += 1
+            if settles == 1:
+                world.snapshots.delete(world.account_id, snapshot_id, force=False)
+            change(disk, snapshot)
+        finish(task, racing)
+
+    world.work._finish = deleted_meanwhile  # type: ignore[method-assign]
+    world.work.run("i-1")
+    assert settles == 2
+    assert world.get_snapshot(snapshot_id) is None
+    assert world.get_disk("d-1").layer == f"d-1.{snapshot_id}"  # the VM writes there now
+    assert world.tasks() == []
+
+
 def test_a_snapshot_task_redone_after_a_lost_commit_ends_consistent(world: World, monkeypatch:
                                                                      pytest.MonkeyPatch) -> None:
     """The file and QMP work were done, then the agent died before the transaction: a new agent
@@ -698,6 +723,31 @@ def test_collect_waits_while_a_disk_is_being_made(world: World) -> None:
     assert world.storage.exists("stray")
     world.work.run("d-1")
     assert not world.storage.exists("stray")
+
+
+class CreatingWhileListed(FakeStorage):
+    """Makes a layer right after the collector lists the layers, before it reads the store: what a
+    disk's create task on another agent thread does when its row is not yet committed."""
+
+    def __init__(self, made: str) -> None:
+        super().__init__()
+        self.made = made
+
+    def graph(self) -> dict[str, str | None]:
+        listed = super().graph()
+        if not self.exists(self.made):
+            self.create_blank(self.made, 20)
+        return listed
+
+
+def test_collect_never_removes_a_layer_made_after_it_listed_the_layers(world: World) -> None:
+    # found by the crash campaign (seed 11): a new disk ended Available without its layer, which a
+    # concurrent collection had taken for garbage between the layer's creation and its row's commit
+    world.storage = CreatingWhileListed("d-new")
+    world.work = world.agent()
+    world.storage.create_blank("stray", 5)
+    assert world.work.collect() == ["stray"]
+    assert world.storage.exists("d-new")
 
 
 def test_collect_ignores_disks_of_other_hosts_but_keeps_all_snapshots(world: World) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
+from sqlalchemy.orm.exc import StaleDataError
 
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
@@ -95,6 +96,9 @@ class StorageWork:
     def collect(self) -> list[str]:
         """Remove the layers no disk or snapshot of this host needs any more."""
         with self._files:
+            # listed before the store is read: a layer made meanwhile (a disk's create, an
+            # image import) is not yet named by its row and must not be taken for garbage
+            among = set(self._storage.graph())
             with self._db.session() as s:
                 keep = {d.top_layer for d in s.scalars(select(Disk).where(Disk.host_id == self.host_id))}
                 keep |= {layer for layer in s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))}
@@ -105,7 +109,7 @@ class StorageWork:
                     select(StorageTask.disk_id, StorageTask.snapshot_id).where(StorageTask.kind == "snapshot"))}
                 if s.scalar(select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)):
                     return []  # a disk is being made: its source may be known only to the task
-            return self._storage.collect(keep)
+            return self._storage.collect(keep, among)
 
     def recover(self) -> None:
         """At agent start, settle what a crash (or an older nubes) left in a transient status
@@ -144,13 +148,21 @@ class StorageWork:
         return bool(instance_id) and self._compute.state(instance_id) in (PowerState.RUNNING, PowerState.PAUSED)
 
     def _finish(self, task: StorageTask, change: Callable[[Disk | None, Snapshot | None], None]) -> None:
-        with self._db.session() as s:
-            disk = s.get(Disk, task.disk_id)
-            snapshot = s.get(Snapshot, task.snapshot_id) if task.snapshot_id else None
-            change(disk, snapshot)
-            row = s.get(StorageTask, task.id)
-            if row is not None:
-                s.delete(row)
+        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+            try:
+                with self._db.session() as s:
+                    disk = s.get(Disk, task.disk_id)
+                    snapshot = s.get(Snapshot, task.snapshot_id) if task.snapshot_id else None
+                    change(disk, snapshot)
+                    row = s.get(StorageTask, task.id)
+                    if row is not None:
+                        s.delete(row)
+                break
+            except StaleDataError:
+                # a row went between the read and the write (DeleteSnapshot of a progressing
+                # snapshot, a released disk): the work is done, settle against what is there now
+                if attempt == SETTLE_ATTEMPTS:
+                    raise
         self._attempts.pop(task.id, None)
 
     def _load(self, task: StorageTask) -> tuple[Disk | None, Snapshot | None]:
@@ -363,6 +375,8 @@ class StorageWork:
                 d.status = ds.AVAILABLE
         self._finish(task, fail)
 
+
+SETTLE_ATTEMPTS = 3
 
 # The task that moves a disk out of each transient status.
 _TASK_OF = {ds.CREATING: "create", ds.ATTACHING: "attach", ds.DETACHING: "detach", ds.REINITING: "reinit"}

@@ -66,8 +66,10 @@ class StorageDriver(ABC):
         """Remove the layer's file; succeeds if there is none."""
 
     @abstractmethod
-    def collect(self, keep: set[str]) -> list[str]:
-        """Remove every layer that is neither in `keep` nor under one of them; return their names."""
+    def collect(self, keep: set[str], among: set[str] | None = None) -> list[str]:
+        """Remove every layer that is neither in `keep` nor under one of them; return their names.
+        With `among`, only layers named there may go: a caller lists the layers before it reads
+        what to keep, so a layer made in between (its owner not yet recorded) is never removed."""
 
     @abstractmethod
     def export(self, layer: str, dest: Path, fmt: str) -> None:

@@ -85,10 +85,10 @@ class FakeStorage(StorageDriver):
             if self._state_dir is not None:
                 statefile.remove(self._state_dir / f"{layer}.json")
 
-    def collect(self, keep: set[str]) -> list[str]:
+    def collect(self, keep: set[str], among: set[str] | None = None) -> list[str]:
         with self._lock:
             needed = {name for layer in keep for name in self.chain(layer)}
-            removed = [name for name in self.layers if name not in needed]
+            removed = [name for name in self.layers if name not in needed and (among is None or name in among)]
             for name in removed:
                 self.delete(name)
             return removed

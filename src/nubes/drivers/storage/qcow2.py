@@ -135,13 +135,13 @@ class Qcow2Storage(StorageDriver):
         for path in (self.layer_path(layer), self.layer_path(layer).with_suffix(".partial")):
             path.unlink(missing_ok=True)
 
-    def collect(self, keep: set[str]) -> list[str]:
+    def collect(self, keep: set[str], among: set[str] | None = None) -> list[str]:
         needed: set[str] = set()
         for layer in keep:
             needed.update(self.chain(layer))
         removed = []
         for path in self._dir.glob("*.qcow2"):
-            if path.stem not in needed:
+            if path.stem not in needed and (among is None or path.stem in among):
                 path.unlink(missing_ok=True)
                 removed.append(path.stem)
         return removed
