@@ -21,7 +21,7 @@ run beside the working tree's nubes (checked out into the temporary directory, s
 each nubes row is printed against its baseline row: the cost of a change, measured side by side.
 
 The load generator (signed requests, the HTTP/1.1 client, the closed loop) is in api_load.py, what all
-benchmarks share in common.py.
+benchmarks share in common.py and servers.py.
 
 Run:  ./nubes-dev bench api [--seconds 5] [--concurrency 8,64] [--only nubes|moto] [--baseline REF] [--json FILE]
   or: .venv/bin/python bench/api.py ...     (after: pip install -e '.[bench]')
@@ -47,17 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from api_load import CaseResult, MotoSigV4, NubesV1, NubesV3, RequestFactory, run_case
-from common import (
-    LOCALHOST,
-    NUBES_CLI,
-    Ratio,
-    ServerProcess,
-    add_json_option,
-    cpu_model,
-    interrupt,
-    loadavg_text,
-    save_json,
-)
+from common import LOCALHOST, NUBES_CLI, Ratio, add_json_option, cpu_model, interrupt, loadavg_text, save_json
+from servers import ServerProcess
 
 HOST = LOCALHOST  # the only address this script ever sends load to
 ACTIONS = ("DescribeRegions", "DescribeInstanceTypes")

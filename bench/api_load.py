@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
-from common import ECS_VERSION, LOCALHOST, nearest_rank, v1_path
+from common import ECS_VERSION, LOCALHOST, nearest_rank
+from servers import v1_path
 
 from nubes.api.signing import sign_v3
 

@@ -35,7 +35,7 @@ The real part needs root, qemu-system-x86, qemu-utils, socat, iproute2, nftables
 the tiny image (built once into /var/cache/nubes-test/images, or --images-dir).
 
 The trials of (a)/(b) are in launch_trials.py (the nubes side, watching, CPU and memory) and
-bare_qemu.py (the bare side), (c) in launch_scale.py, what all benchmarks share in common.py.
+bare_qemu.py (the bare side), (c) in launch_scale.py, what all benchmarks share in common.py and servers.py.
 """
 
 from __future__ import annotations

@@ -18,14 +18,13 @@ from common import (
     GUEST_VCPUS,
     INSTANCE_TYPE,
     REGION,
-    NubesServer,
-    RawClient,
     api_error_code,
     cpu_seconds,
     fmt_ms,
     percentile,
 )
 from launch_trials import IMAGE_FAMILY, IMAGE_NAME, LaunchBench
+from servers import NubesServer, RawClient
 
 if TYPE_CHECKING:
     from launch import Options

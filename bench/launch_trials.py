@@ -19,16 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import (
-    GUEST_RAM_MIB,
-    Bench,
-    NubesServer,
-    RawClient,
-    alive,
-    api_error_code,
-    cpu_seconds,
-    process_cmdline,
-)
+from common import GUEST_RAM_MIB, alive, api_error_code, cpu_seconds, process_cmdline
+from servers import Bench, NubesServer, RawClient
 
 if TYPE_CHECKING:
     from bare_qemu import MetadataServer
@@ -50,7 +42,7 @@ ID_RE = re.compile(r"^i-[A-Za-z0-9]+$")
 
 
 class LaunchBench(Bench):
-    """common.Bench plus the bare side's QEMUs and metadata servers, which go first."""
+    """servers.Bench plus the bare side's QEMUs and metadata servers, which go first."""
 
     def __init__(self, boot_timeout: float) -> None:
         super().__init__("nubes-bench-launch-", "nbl")

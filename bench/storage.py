@@ -29,7 +29,7 @@ out of a throttled cloud disk against the host's own file system. Every figure i
 Only software emulation (TCG) runs guests on these machines: the guest figures are TCG figures.
 Nothing is asserted: the figures are measured and printed. Every wait is bounded. The server,
 every QEMU, the server's network namespaces and dnsmasq daemons and the temporary directory are
-removed at the end, on Ctrl-C, on SIGTERM or on error (common.py's `Bench.close`).
+removed at the end, on Ctrl-C, on SIGTERM or on error (servers.py's `Bench.close`).
 
 Run:  .venv/bin/python bench/storage.py [--trials 8] [--skip-guest] [--json FILE]
 Needs root, qemu-system-x86, qemu-utils (qemu-img, qemu-io), iproute2, nftables, dnsmasq,
@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    Bench,
     add_images_dir_option,
     add_json_option,
     first_line,
@@ -64,6 +63,7 @@ from common import (
     verdict_word,
     vm_machine_info,
 )
+from servers import Bench
 from storage_cloud import (
     CATEGORY,
     IMAGE_NAME,

@@ -16,17 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import (
-    INSTANCE_TYPE,
-    REGION,
-    ZONE,
-    Bench,
-    NubesServer,
-    alive,
-    api_error_code,
-    run,
-    wait_for,
-)
+from common import INSTANCE_TYPE, REGION, ZONE, alive, api_error_code, run, wait_for
+from servers import Bench, NubesServer
 
 if TYPE_CHECKING:
     from storage import Options

@@ -15,13 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import (
-    Bench,
-    cpu_seconds,
-    first_line,
-    fmt_num,
-    run,
-)
+from common import cpu_seconds, first_line, fmt_num, run
+from servers import Bench
 from storage_cloud import CATEGORY, MIB, Cloud, Guest
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from nubes.api.registry import PRODUCT_VERSIONS
 from nubes.api.signing import sign_v1
+from nubes.api.versions import PRODUCT_VERSIONS
 
 VERSIONS = {product: version for version, product in PRODUCT_VERSIONS.items()}
 

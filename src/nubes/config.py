@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-
 def default_data_dir() -> Path:
     env = os.environ.get("NUBES_HOME")
     if env:
         return Path(env).expanduser()
     return Path.home() / ".local" / "share" / "nubes"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'nubes.db'}"
 
 
 @dataclass
@@ -41,6 +44,4 @@ class Settings:
         return (self.data_dir or default_data_dir()).expanduser().resolve()
 
     def resolved_database_url(self) -> str:
-        from nubes.store.db import sqlite_url  # the store (SQLAlchemy, Alembic) only when needed
-
         return self.database_url or os.environ.get("NUBES_DATABASE_URL") or sqlite_url(self.resolved_data_dir())

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from nubes.api import errors
 from nubes.api.params import Param
+from nubes.api.versions import PRODUCT_VERSIONS
 
 if TYPE_CHECKING:
     from nubes.api.context import ActionContext
 
 Handler = Callable[["ActionContext", dict[str, Any]], dict[str, Any]]
 
-PRODUCT_VERSIONS = {"2014-05-26": "ecs", "2016-04-28": "vpc"}
 HOST_IDS = {"ecs": "ecs.aliyuncs.com", "vpc": "vpc.aliyuncs.com"}
 
 

@@ -26,10 +26,6 @@ class _Unit:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
-def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'nubes.db'}"
-
-
 def normalise_url(url: str) -> str:
     """Accept postgresql:// and postgres:// and use the psycopg 3 driver for them."""
     for prefix in ("postgresql://", "postgres://"):
