@@ -41,9 +41,9 @@ from nubes.domain.common import Scope, check_name, owned
 from nubes.domain.jsonlists import decode_json_list
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
-from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged
+from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged, write_tags
 from nubes.store.db import Database
-from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot, Tag
+from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot
 
 log = logging.getLogger("nubes.domain.auto_snapshot_policies")
 
@@ -234,9 +234,7 @@ class AutoSnapshotPolicies:
                 last_fired_at=None,
             )
             s.add(policy)
-            for key, value in dict(tags).items():
-                s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type=TAG_RESOURCE_TYPE,
-                          resource_id=policy.id, key=key, value=value))
+            write_tags(s, scope, TAG_RESOURCE_TYPE, policy.id, tags, created=True)
             return policy.id
 
     def describe(self, scope: Scope, policy_id: str | None = None, name: str | None = None,

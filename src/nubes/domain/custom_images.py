@@ -26,9 +26,9 @@ from nubes.domain.common import Scope, owned
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.storage_tasks import enqueue_image
-from nubes.domain.tags import drop_tags
+from nubes.domain.tags import drop_tags, write_tags
 from nubes.store.db import Database
-from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot, Tag
+from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot
 
 CREATING, AVAILABLE, CREATE_FAILED = "Creating", "Available", "CreateFailed"
 IMPORT_FORMATS = ("qcow2", "raw", "vhd")
@@ -233,9 +233,7 @@ class CustomImages:
             image = self._new_image(scope, name or f"image-{now:%Y%m%d%H%M%S}", description, family, source, size,
                                     system_snapshot.id, mappings, instance_id or "", client_token)
             s.add(image)
-            for key, value in tags:
-                s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="image",
-                          resource_id=image.id, key=key, value=value))
+            write_tags(s, scope, "image", image.id, tags, created=True)
             if system_snapshot.status == "accomplished":
                 settle_images(s, system_snapshot.id)
             image_id = image.id

@@ -18,13 +18,14 @@ from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as istates
 from nubes.domain.common import Scope, owned
-from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
+from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
+from nubes.domain.tags import write_tags
 from nubes.store.db import Database
-from nubes.store.models import Disk, Host, Image, Instance, Snapshot, Tag
+from nubes.store.models import Disk, Host, Image, Instance, Snapshot
 
 MAX_DATA_DISKS = 64  # per instance, as ECS allows for most instance types
 PAYG_DATA_DISKS_PER_ACCOUNT = 10_000
@@ -135,9 +136,7 @@ class Disks:
                 bursting_enabled=spec.bursting_enabled, client_token=spec.client_token,
             )
             s.add(disk)
-            for key, value in spec.tags:
-                s.add(Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type="disk",
-                          resource_id=disk.id, key=key, value=value))
+            write_tags(s, scope, "disk", disk.id, spec.tags, created=True)
             # made attached: one key (the instance) keeps create before attach
             enqueue(s, now, "create", disk, instance_id=instance.id if instance is not None else "",
                     snapshot_id=spec.snapshot_id)

@@ -21,8 +21,9 @@ from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.storage_tasks import enqueue
+from nubes.domain.tags import write_tags
 from nubes.store.db import Database
-from nubes.store.models import Disk, Snapshot, Tag
+from nubes.store.models import Disk, Snapshot
 
 PROGRESSING, ACCOMPLISHED, FAILED = "progressing", "accomplished", "failed"
 MAX_SNAPSHOTS_PER_DISK = 256  # ECS keeps up to 256 snapshots of a disk
@@ -41,9 +42,7 @@ class Snapshots:
         with self._db.session() as s:
             snapshot = self.create_in(s, now, owned_disk(s, account_id, disk_id), name, description, retention_days,
                                       client_token, auto_policy_id, instant_access)
-            for key, value in tags:
-                s.add(Tag(account_id=account_id, region_id=snapshot.region_id, resource_type="snapshot",
-                          resource_id=snapshot.id, key=key, value=value))
+            write_tags(s, Scope(account_id, snapshot.region_id), "snapshot", snapshot.id, tags, created=True)
             key_id = snapshot.id
             wake = snapshot_key(s, disk_id)
         self._notify(wake)

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session
 
 from nubes.api.errors import ApiError
-from nubes.domain.common import Scope
+from nubes.domain.common import Scope, owned
 from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.db import Database
 from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Snapshot, Tag
@@ -21,27 +21,26 @@ MAX_TAGS = 20
 RESOURCE_TYPES = ("instance", "disk", "snapshot", "image", "securitygroup", "eni", "keypair", "launchtemplate", "ddh")
 
 
-# The resource types whose rows carry their account and region (instances and images differ).
-_REGIONAL: dict[str, Any] = {"disk": Disk, "snapshot": Snapshot, "securitygroup": SecurityGroup,
-                             "eni": NetworkInterface}
+# The resource types whose rows carry their account and region (instances: while not going away).
+_OWNED: dict[str, Any] = {"disk": Disk, "snapshot": Snapshot, "securitygroup": SecurityGroup,
+                          "eni": NetworkInterface, "instance": Instance, "image": Image}
 
 
-def _exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> bool:
-    if resource_type in _REGIONAL:
-        row = s.get(_REGIONAL[resource_type], resource_id)
-        return row is not None and row.account_id == scope.account_id and row.region_id == scope.region_id
-    if resource_type == "instance":
-        i = s.get(Instance, resource_id)
-        return i is not None and i.account_id == scope.account_id and i.region_id == scope.region_id \
-            and i.desired != WANT_DELETED
-    if resource_type == "image":
-        m = s.get(Image, resource_id)
-        return m is not None and m.account_id == scope.account_id and m.region_id == scope.region_id
-    if resource_type == "keypair":
-        return s.scalar(select(KeyPair.id).where(
+def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> None:
+    """InvalidResourceId.NotFound unless the scope owns the resource."""
+    def missing(_: str) -> ApiError:
+        return ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({resource_type}) does not exist.",
+                        404)
+
+    if resource_type in _OWNED:
+        owned(s, _OWNED[resource_type], scope, resource_id, missing,
+              usable=(lambda i: i.desired != WANT_DELETED) if resource_type == "instance" else None)
+        return
+    if resource_type == "keypair" and s.scalar(select(KeyPair.id).where(
             KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
-            KeyPair.name == resource_id)) is not None
-    return False
+            KeyPair.name == resource_id)) is not None:
+        return  # key pairs are named per account and region: their name is their id
+    raise missing(resource_id)
 
 
 def _owned_by(account_id: int, region_id: str, resource_type: str) -> ColumnElement[bool]:
@@ -79,6 +78,24 @@ def drop_tags(s: Session, account_id: int, region_id: str, resource_type: str, r
     s.execute(delete(Tag).where(_owned_by(account_id, region_id, resource_type), Tag.resource_id == resource_id))
 
 
+def write_tags(s: Session, scope: Scope, resource_type: str, resource_id: str,
+               tags: Iterable[tuple[str, str]], *, created: bool = False) -> None:
+    """Create or replace tags on one resource of the scope: a key it carries takes the new value,
+    a new key is added (in the order given); more than MAX_TAGS in all is InvalidTagCount.
+    `created`: the resource is new in this session and carries no tags yet (none are read)."""
+    current = {} if created else {t.key: t for t in _resource_tags(s, scope, resource_type, resource_id)}
+    for key, value in tags:
+        if key in current:
+            current[key].value = value
+        else:
+            row = Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type=resource_type,
+                      resource_id=resource_id, key=key, value=value)
+            s.add(row)
+            current[key] = row
+    if len(current) > MAX_TAGS:
+        raise ApiError("InvalidTagCount", f"A resource can have at most {MAX_TAGS} tags.")
+
+
 def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: str) -> list[Tag]:
     return list(s.scalars(select(Tag).where(_owned_by(scope.account_id, scope.region_id, resource_type),
                                             Tag.resource_id == resource_id).order_by(Tag.id)))
@@ -110,35 +127,20 @@ class Tags:
             check_tag(key, value)
         with self._db.session() as s:
             for resource_id in resource_ids:
-                if not _exists(s, scope, kind, resource_id):
-                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
-                                   404)
-                current = {t.key: t for t in _resource_tags(s, scope, kind, resource_id)}
-                for key, value in tags:
-                    if key in current:
-                        current[key].value = value
-                    else:
-                        row = Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type=kind,
-                                  resource_id=resource_id, key=key, value=value)
-                        s.add(row)
-                        current[key] = row
-                if len(current) > MAX_TAGS:
-                    raise ApiError("InvalidTagCount", f"A resource can have at most {MAX_TAGS} tags.")
+                _check_exists(s, scope, kind, resource_id)
+                write_tags(s, scope, kind, resource_id, tags)
 
     def untag(self, scope: Scope, resource_type: str, resource_ids: list[str], keys: list[str] | None,
               pairs: list[tuple[str, str | None]] | None = None) -> None:
         kind = normalise_type(resource_type)
         with self._db.session() as s:
             for resource_id in resource_ids:
-                if not _exists(s, scope, kind, resource_id):
-                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
-                                   404)
+                _check_exists(s, scope, kind, resource_id)
                 for row in _resource_tags(s, scope, kind, resource_id):
-                    if keys is None and pairs is None:
-                        s.delete(row)
-                    elif keys is not None and row.key in keys:
-                        s.delete(row)
-                    elif pairs is not None and any(row.key == k and (v is None or row.value == v) for k, v in pairs):
+                    every = keys is None and pairs is None
+                    by_key = keys is not None and row.key in keys
+                    by_pair = pairs is not None and any(row.key == k and (v is None or row.value == v) for k, v in pairs)
+                    if every or by_key or by_pair:
                         s.delete(row)
 
     def list(self, scope: Scope, resource_type: str | None, resource_ids: list[str] | None,

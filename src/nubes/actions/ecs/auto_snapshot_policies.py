@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nubes.actions.common import RESOURCE_GROUP_ID, paged
+from nubes.actions.common import RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
-from nubes.api.params import Boolean, Integer, String, StructList
+from nubes.api.params import Boolean, Integer, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.auto_snapshot_policies import (
@@ -33,7 +34,6 @@ TIME_POINTS = String("timePoints", max_length=1024)
 WEEKDAYS = String("repeatWeekdays", max_length=256)
 RETENTION = Integer("retentionDays")  # -1 or 1-65536, checked by the domain (ParameterInvalid)
 DISK_IDS = String("diskIds", required=True)
-TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 CROSS_REGION = [Boolean("EnableCrossRegionCopy"), String("TargetCopyRegions", max_length=256),
                 Integer("CopiedSnapshotsRetentionDays")]
 
@@ -70,10 +70,9 @@ def copy_settings(ctx: ActionContext, p: dict[str, Any]) -> tuple[list[str] | No
 def create_auto_snapshot_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a policy: hours (UTC+8) and weekdays at which its disks get snapshots, and their retention."""
     scope = policy_scope(ctx, p["regionId"])
-    tags = [(t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key") is not None]
     regions, copy_retention = copy_settings(ctx, p)
     policy_id = ctx.services.auto_snapshot_policies.create(
-        scope, p["autoSnapshotPolicyName"], p["timePoints"], p["repeatWeekdays"], p["retentionDays"], tags,
+        scope, p["autoSnapshotPolicyName"], p["timePoints"], p["repeatWeekdays"], p["retentionDays"], tag_pairs(p),
         regions or [], -1 if copy_retention is None else copy_retention)
     return {"AutoSnapshotPolicyId": policy_id}
 
@@ -108,16 +107,15 @@ def render_policy(view: PolicyView) -> dict[str, Any]:
     "DescribeAutoSnapshotPolicyEx",
     [String("RegionId", required=True, max_length=64), String("AutoSnapshotPolicyId", max_length=64),
      String("AutoSnapshotPolicyName", max_length=128), TAGS, RESOURCE_GROUP_ID,
-     Integer("PageNumber", minimum=1, default=1), Integer("PageSize", minimum=1, maximum=100, default=10)],
+     *page_params(max_size=100)],
 )
 def describe_auto_snapshot_policy_ex(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's automatic snapshot policies in a region, with how many disks each is applied to."""
     scope = ctx.scope(p["RegionId"])
-    tags = [(t["Key"], t.get("Value")) for t in p["Tag"] or [] if t.get("Key")]
     views = ctx.services.auto_snapshot_policies.describe(scope, p["AutoSnapshotPolicyId"], p["AutoSnapshotPolicyName"],
-                                                          tags)
+                                                          tag_pairs(p))
     items: list[object] = [render_policy(v) for v in views]
-    return paged("AutoSnapshotPolicies", "AutoSnapshotPolicy", items, p["PageNumber"], p["PageSize"])
+    return number_paged(items, p, "AutoSnapshotPolicies", "AutoSnapshotPolicy")
 
 
 @actions.define("ModifyAutoSnapshotPolicyEx", [REGION, POLICY_ID, NAME, TIME_POINTS, WEEKDAYS, RETENTION,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes.actions.common import CLIENT_TOKEN, REGION_ID
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, String, StringList
 from nubes.api.registry import ActionTable
@@ -37,8 +38,7 @@ def create_deployment_set(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
     [REGION_ID, StringList("DeploymentSetIds", json_array=True, max_items=100, item_max_length=64),
      String("DeploymentSetName", max_length=128), String("Strategy", choices=STRATEGIES),
      String("Domain", max_length=16), String("Granularity", max_length=16), String("NetworkType", max_length=16),
-     String("Type", max_length=32), Integer("PageNumber", minimum=1, default=1),
-     Integer("PageSize", minimum=1, maximum=50, default=10)],
+     String("Type", max_length=32), *page_params()],
 )
 def describe_deployment_sets(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's deployment sets with their instances."""
@@ -52,9 +52,7 @@ def describe_deployment_sets(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
          "Capacities": {"Capacity": []}}
         for d, members in rows
     ]
-    start = (p["PageNumber"] - 1) * p["PageSize"]
-    return {"RegionId": p["RegionId"], "TotalCount": len(items), "PageNumber": p["PageNumber"],
-            "PageSize": p["PageSize"], "DeploymentSets": {"DeploymentSet": items[start : start + p["PageSize"]]}}
+    return {"RegionId": p["RegionId"], **number_paged(items, p, "DeploymentSets", "DeploymentSet")}
 
 
 @actions.define(

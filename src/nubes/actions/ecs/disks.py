@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
-from nubes.actions.paging import either_page
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
-from nubes.api.params import Boolean, Integer, String, StringList, Struct, StructList
+from nubes.api.params import Boolean, Integer, String, StringList, Struct
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import Scope, check_description, check_name
@@ -24,7 +24,6 @@ from nubes.store.models import Disk
 actions = ActionTable("ecs")
 
 DISK_ID = String("DiskId", required=True, max_length=64)
-TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 CATEGORIES = ("cloud", "cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto", "cloud_essd_entry")
 LEVELS = ("PL0", "PL1", "PL2", "PL3")
 SPEC_CATEGORIES = CATEGORIES[1:]  # ModifyDiskSpec cannot turn a disk into a basic disk (cloud)
@@ -129,9 +128,7 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
      Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("EnableAutomatedSnapshotPolicy"),
      String("AutoSnapshotPolicyId", max_length=64), String("PerformanceLevel", max_length=8),
      String("DiskChargeType", max_length=16), Boolean("Encrypted"), String("ResourceGroupId", max_length=64),
-     String("MultiAttach", max_length=16), TAGS, DRY_RUN, Integer("PageNumber", minimum=1, default=1),
-     Integer("PageSize", minimum=1, maximum=100, default=10), Integer("MaxResults", minimum=1, maximum=500),
-     String("NextToken", max_length=512)],
+     String("MultiAttach", max_length=16), TAGS, DRY_RUN, *page_params(max_size=100), *token_params(max_results=500)],
 )
 def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's disks in a region, filtered; both paging styles."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -85,8 +86,7 @@ def render_image(image: Image, account_id: int = 0) -> dict[str, Any]:
         String("ResourceGroupId", max_length=64),
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
         DRY_RUN,
-        Integer("PageNumber", minimum=1, default=1),
-        Integer("PageSize", minimum=1, maximum=100, default=10),
+        *page_params(max_size=100),
     ],
 )
 def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -113,15 +113,8 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
-    start = (p["PageNumber"] - 1) * p["PageSize"]
-    return {
-        "RegionId": p["RegionId"],
-        "TotalCount": len(images),
-        "PageNumber": p["PageNumber"],
-        "PageSize": p["PageSize"],
-        "Images": {"Image": [render_image(i, ctx.principal.account_id)
-                             for i in images[start : start + p["PageSize"]]]},
-    }
+    return {"RegionId": p["RegionId"],
+            **number_paged(images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id))}
 
 
 @actions.define(
@@ -150,7 +143,6 @@ def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any])
     }
 
 
-TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 IMAGE_ID = String("ImageId", required=True, max_length=128)
 
 
@@ -215,18 +207,13 @@ def modify_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict
     return {}
 
 
-@actions.define("DescribeImageSharePermission", [REGION_ID, IMAGE_ID, Integer("PageNumber", minimum=1, default=1),
-                                                 Integer("PageSize", minimum=1, maximum=100, default=10)])
+@actions.define("DescribeImageSharePermission", [REGION_ID, IMAGE_ID, *page_params(max_size=100)])
 def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The accounts a custom image is shared with."""
     ctx.scope(p["RegionId"])
     uids = ctx.services.custom_images.shared_with(ctx.principal.account_id, p["ImageId"])
-    start = (p["PageNumber"] - 1) * p["PageSize"]
-    return {
-        "RegionId": p["RegionId"], "ImageId": p["ImageId"], "TotalCount": len(uids), "PageNumber": p["PageNumber"],
-        "PageSize": p["PageSize"], "ShareGroups": {"ShareGroup": []},
-        "Accounts": {"Account": [{"AliyunId": uid, "SharedTime": ""} for uid in uids[start:start + p["PageSize"]]]},
-    }
+    return {"RegionId": p["RegionId"], "ImageId": p["ImageId"], "ShareGroups": {"ShareGroup": []},
+            **number_paged(uids, p, "Accounts", "Account", lambda uid: {"AliyunId": uid, "SharedTime": ""})}
 
 
 @actions.define("ImportImage", [

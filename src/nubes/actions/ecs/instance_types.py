@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nubes.actions.common import REGION_ID
-from nubes.actions.paging import token_page
+from nubes.actions.paging import token_page, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, Number, Param, String, StringList
 from nubes.api.registry import ActionTable
@@ -66,8 +66,7 @@ def _bound_param(name: str, field: str) -> Param:
 
 
 PARAMS: list[Param] = [
-    Integer("MaxResults", minimum=1, maximum=1600, default=1600),
-    String("NextToken", max_length=512),
+    *token_params(max_results=1600, default=1600),
     String("InstanceFamilyLevel", choices=("EntryLevel", "EnterpriseLevel", "CreditEntryLevel")),
     String("NvmeSupport", choices=("required", "supported", "unsupported")),
     StringList("AdditionalAttributes", max_items=10),

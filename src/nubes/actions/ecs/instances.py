@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, select
-
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
-from nubes.actions.paging import decode_token, encode_token
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.paging import number_paged, page_of, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
@@ -17,9 +14,9 @@ from nubes.api.registry import ActionTable, Handler
 from nubes.clock import as_utc, iso8601
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope
-from nubes.domain.instances import DiskRequest, LaunchRequest
-from nubes.domain.tags import where_tagged
-from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup
+from nubes.domain.instance_queries import InstanceFilter
+from nubes.domain.launch import DiskRequest, LaunchRequest
+from nubes.store.models import Image, Instance, NetworkInterface
 
 actions = ActionTable("ecs")
 
@@ -32,7 +29,6 @@ DISK_FIELDS = [  # sizes are checked per category by the domain, with ECS's erro
     String("Description", max_length=256),
     String("SnapshotId", max_length=64),
 ]
-TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 
 LAUNCH_PARAMS: list[Param] = [
     REGION_ID,
@@ -114,7 +110,7 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
         deployment_set_group_no=p["DeploymentSetGroupNo"],
         auto_release_time=p.get("AutoReleaseTime"),
         deletion_protection=p["DeletionProtection"],
-        tags=[(t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or [] if t.get("Key")],
+        tags=list(tag_pairs(p)),
         resource_group_id=p["ResourceGroupId"],
         http_tokens=p["HttpTokens"],
         http_endpoint=p["HttpEndpoint"],
@@ -186,25 +182,19 @@ actions.define(
 
 def _batch(action: str, summary: str, force_param: str | None = None) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-        instances = ctx.services.instances
         name = "ForceDeleteInstance" if action == "DeleteInstance" and p.get("Force") else action
-        force = bool(force_param and p.get(force_param))
-        for instance_id in p["InstanceId"]:  # all exist and may do it, or nothing happens
-            instance = instances.get(ctx.principal.account_id, instance_id, p["RegionId"])
-            states.check(name, instance_id, instance.status)
-        if p.get("DryRun"):
-            raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
-        responses = []
-        for instance_id in p["InstanceId"]:
-            previous, current = instances.act(
-                ctx.principal.account_id, instance_id, name, force=force, region_id=p["RegionId"],
-                stopped_mode=p.get("StoppedMode"),
-            )
-            responses.append({"InstanceId": instance_id, "Code": "200", "Message": "success",
-                              "PreviousStatus": previous, "CurrentStatus": current})
+        moves = ctx.services.instances.act_all(
+            Scope(ctx.principal.account_id, p["RegionId"]), p["InstanceId"], name,
+            force=bool(force_param and p.get(force_param)), stopped_mode=p.get("StoppedMode"),
+            dry_run=bool(p.get("DryRun")),
+        )
         if action == "DeleteInstance":
             return {}
-        return {"InstanceResponses": {"InstanceResponse": responses}}
+        return {"InstanceResponses": {"InstanceResponse": [
+            {"InstanceId": instance_id, "Code": "200", "Message": "success", "PreviousStatus": previous,
+             "CurrentStatus": current}
+            for instance_id, previous, current in moves
+        ]}}
 
     handler.__doc__ = summary
     return handler
@@ -313,72 +303,20 @@ def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: N
     }
 
 
-FILTER_KEYS = ("CreationStartTime", "CreationEndTime", "ExpiredStartTime", "ExpiredEndTime")
-
-
-def _filter_time(key: str, value: str) -> datetime:
-    if key not in FILTER_KEYS:
-        raise ApiError("InvalidFilterKey.NotFound", f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
-    for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    raise ApiError("InvalidFilterValue", f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
-
-
-def _like(pattern: str) -> str:
-    return pattern.replace("%", r"\%").replace("_", r"\_").replace("*", "%")
-
-
-def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
-    query = select(Instance).where(
-        Instance.account_id == ctx.principal.account_id, Instance.region_id == p["RegionId"],
-        Instance.desired != states.WANT_DELETED,
+def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
+    return InstanceFilter(
+        instance_ids=p["InstanceIds"] or (), vpc_id=p["VpcId"], vswitch_id=p["VSwitchId"], zone_id=p["ZoneId"],
+        instance_type=p["InstanceType"], type_family=p["InstanceTypeFamily"], name=p["InstanceName"],
+        status=p["Status"], image_id=p["ImageId"], key_pair_name=p["KeyPairName"],
+        charge_type=p["InstanceChargeType"], resource_group_id=p["ResourceGroupId"],
+        security_group_id=p["SecurityGroupId"],
+        private_ips=list(p["PrivateIpAddresses"] or []) + list(p["InnerIpAddresses"] or []),
+        http_tokens=p["HttpTokens"], http_endpoint=p["HttpEndpoint"],
+        times=[(f.get("Key") or "", f.get("Value") or "") for f in p["Filter"] or []], tags=tag_pairs(p),
+        lock_reason=p["LockReason"], rdma_ips=p["RdmaIpAddresses"] or (), ipv6_addresses=p["Ipv6Address"] or (),
+        public_ips=p["PublicIpAddresses"] or (), eip_addresses=p["EipAddresses"] or (),
+        network_type=p["InstanceNetworkType"],
     )
-    equal = {
-        "VpcId": Instance.vpc_id, "VSwitchId": Instance.vswitch_id, "ZoneId": Instance.zone_id,
-        "InstanceType": Instance.instance_type, "Status": Instance.status, "ImageId": Instance.image_id,
-        "KeyPairName": Instance.key_pair_name, "InstanceChargeType": Instance.charge_type,
-        "ResourceGroupId": Instance.resource_group_id,
-    }
-    for name, column in equal.items():
-        if p.get(name):
-            query = query.where(column == p[name])
-    if p["InstanceIds"]:
-        query = query.where(Instance.id.in_(p["InstanceIds"]))
-    if p["InstanceTypeFamily"]:
-        query = query.where(Instance.instance_type.like(_like(p["InstanceTypeFamily"]) + ".%", escape="\\"))
-    if p["InstanceName"]:
-        query = query.where(Instance.name.like(_like(p["InstanceName"]), escape="\\"))
-    if p["SecurityGroupId"]:
-        query = query.where(Instance.id.in_(
-            select(NetworkInterface.instance_id)
-            .join(NetworkInterfaceGroup, NetworkInterfaceGroup.interface_id == NetworkInterface.id)
-            .where(NetworkInterfaceGroup.group_id == p["SecurityGroupId"])))
-    addresses = list(p["PrivateIpAddresses"] or []) + list(p["InnerIpAddresses"] or [])
-    if addresses:
-        query = query.where(Instance.id.in_(
-            select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(addresses))))
-    if p["HttpTokens"]:
-        query = query.where(Instance.metadata_http_tokens == p["HttpTokens"])
-    if p["HttpEndpoint"]:
-        query = query.where(Instance.metadata_http_endpoint == p["HttpEndpoint"])
-    if p["LockReason"] or p["RdmaIpAddresses"] or p["Ipv6Address"]:
-        query = query.where(Instance.id.is_(None))  # no locks, RDMA or IPv6 addresses in nubes yet
-    for item in p["Filter"] or []:
-        key, value = item.get("Key"), item.get("Value")
-        if not key or not value:
-            continue
-        moment = _filter_time(key, value)
-        if key == "CreationStartTime":
-            query = query.where(Instance.created_at >= moment)
-        elif key == "CreationEndTime":
-            query = query.where(Instance.created_at <= moment)
-        elif key == "ExpiredStartTime" and moment.year > 2099:
-            query = query.where(Instance.id.is_(None))  # pay-as-you-go instances never expire
-    tags = [(t["Key"], t.get("Value")) for t in p["Tag"] or [] if t.get("Key")]
-    return where_tagged(query, Scope(ctx.principal.account_id, p["RegionId"]), "instance", Instance.id, tags)
 
 
 @actions.define(
@@ -414,60 +352,35 @@ def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=64)], max_items=10),
         TAGS,
         DRY_RUN,
-        Integer("PageNumber", minimum=1),
-        Integer("PageSize", minimum=1, maximum=100),
-        Integer("MaxResults", minimum=1, maximum=100),
-        String("NextToken", max_length=512),
+        *page_params(max_size=100, default_size=None),
+        *token_params(max_results=100),
     ],
 )
 def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's instances in a region, filtered; PageNumber/PageSize or NextToken/MaxResults."""
     if p["DryRun"]:
         raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
-    query = _filtered(ctx, p)
-    if p["PublicIpAddresses"] or p["EipAddresses"] or p["InstanceNetworkType"] == "classic":
-        query = query.where(Instance.id.is_(None))  # nubes instances have no public addresses yet
-    token_style = p["MaxResults"] is not None or bool(p["NextToken"])
-    size = (p["MaxResults"] if token_style else p["PageSize"]) or 10
-    start = decode_token(p["NextToken"]) if token_style else ((p["PageNumber"] or 1) - 1) * size
-    with ctx.services.db.session() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        page = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(start).limit(size)))
-    enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in page])
-    images = ctx.services.instances.images_of(page)
+    where = _instance_filter(p)
+    page = page_of(p)
+    total, found = ctx.services.instances.find(Scope(ctx.principal.account_id, p["RegionId"]), where, page.offset,
+                                               page.size)
+    enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in found])
+    images = ctx.services.instances.images_of(found)
     items = [render_instance(ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, []))
-             for i in page]
-    body: dict[str, Any] = {"TotalCount": total, "Instances": {"Instance": items}}
-    if token_style:
-        body["NextToken"] = encode_token(start + len(page)) if start + len(page) < total else ""
-    else:
-        body.update({"PageNumber": p["PageNumber"] or 1, "PageSize": size, "NextToken": ""})
-    return body
+             for i in found]
+    return {"TotalCount": total, "Instances": {"Instance": items}, **page.fields(total, len(found))}
 
 
 @actions.define(
     "DescribeInstanceStatus",
     [REGION_ID, StringList("InstanceId", max_items=100, item_max_length=64), String("ZoneId", max_length=64),
-     String("ClusterId", max_length=64), Integer("PageNumber", minimum=1, default=1),
-     Integer("PageSize", minimum=1, maximum=50, default=10)],
+     String("ClusterId", max_length=64), *page_params()],
 )
 def describe_instance_status(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The status of each of the caller's instances."""
-    query = select(Instance.id, Instance.status).where(
-        Instance.account_id == ctx.principal.account_id, Instance.region_id == ctx.scope(p["RegionId"]).region_id,
-        Instance.desired != states.WANT_DELETED)
-    if p["InstanceId"]:
-        query = query.where(Instance.id.in_(p["InstanceId"]))
-    if p["ZoneId"]:
-        query = query.where(Instance.zone_id == p["ZoneId"])
-    with ctx.services.db.session() as s:
-        rows = list(s.execute(query.order_by(Instance.created_at.desc(), Instance.id)))
-    start = (p["PageNumber"] - 1) * p["PageSize"]
-    return {
-        "TotalCount": len(rows), "PageNumber": p["PageNumber"], "PageSize": p["PageSize"],
-        "InstanceStatuses": {"InstanceStatus": [{"InstanceId": i, "Status": st}
-                                                for i, st in rows[start : start + p["PageSize"]]]},
-    }
+    rows = ctx.services.instances.statuses(ctx.scope(p["RegionId"]), p["InstanceId"] or [], p["ZoneId"])
+    return number_paged(rows, p, "InstanceStatuses", "InstanceStatus",
+                        lambda row: {"InstanceId": row[0], "Status": row[1]})
 
 
 @actions.define("DescribeInstanceAttribute", [INSTANCE_ID])

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import REGION_ID
-from nubes.actions.paging import number_page
+from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.params import Boolean, String, StringList
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import iso8601
 from nubes.domain.common import Scope
+from nubes.domain.keypairs import KeyPairView
 
 actions = ActionTable("ecs")
 
 KEY_PAIR_NAME = String("KeyPairName", required=True)  # check_name gives the ECS error for length
-RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")
 
 
 def _scope(ctx: ActionContext, region_id: str) -> Scope:
@@ -53,8 +53,7 @@ def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("KeyPairFingerPrint", max_length=128),
         String("ResourceGroupId", max_length=64),
         Boolean("IncludePublicKey", default=False),
-        Integer("PageNumber", minimum=1, default=1),
-        Integer("PageSize", minimum=1, maximum=50, default=10),
+        *page_params(),
     ],
 )
 def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +61,8 @@ def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     views = ctx.services.keypairs.describe(
         _scope(ctx, p["RegionId"]), p["KeyPairName"], p["KeyPairFingerPrint"], p["ResourceGroupId"]
     )
-    items = []
-    for view in number_page(views, p["PageNumber"], p["PageSize"]):
+
+    def render(view: KeyPairView) -> dict[str, Any]:
         item: dict[str, Any] = {
             "KeyPairName": view.name,
             "KeyPairFingerPrint": view.fingerprint,
@@ -73,13 +72,9 @@ def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         }
         if p["IncludePublicKey"]:
             item["PublicKey"] = view.public_key
-        items.append(item)
-    return {
-        "TotalCount": len(views),
-        "PageNumber": p["PageNumber"],
-        "PageSize": p["PageSize"],
-        "KeyPairs": {"KeyPair": items},
-    }
+        return item
+
+    return number_paged(views, p, "KeyPairs", "KeyPair", render)
 
 
 @actions.define(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from nubes.actions.common import CLIENT_TOKEN, REGION_ID, RESOURCE_GROUP_ID
-from nubes.actions.paging import either_page
+from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.params import Boolean, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.store.models import NetworkInterface
@@ -91,10 +91,8 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         String("NetworkInterfaceName", max_length=128),
         String("PrimaryIpAddress", max_length=64),
         String("ResourceGroupId", max_length=64),
-        Integer("PageNumber", minimum=1),
-        Integer("PageSize", minimum=1, maximum=500),
-        Integer("MaxResults", minimum=10, maximum=500),
-        String("NextToken", max_length=512),
+        *page_params(max_size=500, default_size=None),
+        *token_params(max_results=500, min_results=10),
     ],
 )
 def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
-from nubes.actions.paging import either_page, token_page
+from nubes.actions.paging import either_page, page_params, token_page, token_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
@@ -141,10 +141,8 @@ def delete_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         String("ResourceGroupId", max_length=64),
         Boolean("ServiceManaged"),
         DRY_RUN,
-        Integer("PageNumber", minimum=1),
-        Integer("PageSize", minimum=1, maximum=50),
-        Integer("MaxResults", minimum=10, maximum=100),
-        String("NextToken", max_length=512),
+        *page_params(default_size=None),
+        *token_params(max_results=100, min_results=10),
     ],
 )
 def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -223,8 +221,7 @@ def render_rule(rule: SecurityGroupRule, names: dict[str, str]) -> dict[str, Any
         String("Direction", choices=("ingress", "egress", "all"), default="all"),
         String("NicType", choices=("internet", "intranet")),
         String("Attribute", max_length=64),
-        Integer("MaxResults", minimum=10, maximum=1000),
-        String("NextToken", max_length=512),
+        *token_params(max_results=1000, min_results=10),
     ],
 )
 def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

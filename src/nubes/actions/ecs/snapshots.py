@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, tag_pairs
-from nubes.actions.paging import either_page
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -22,7 +22,6 @@ from nubes.store.models import Disk, Snapshot
 actions = ActionTable("ecs")
 
 SNAPSHOT_ID = String("SnapshotId", required=True, max_length=64)
-TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 
 
 @actions.define(
@@ -58,8 +57,8 @@ def _usage(images: bool, disks: bool) -> str:
      String("SnapshotLinkId", max_length=64), Boolean("Encrypted"), String("KMSKeyId", max_length=128),
      String("ResourceGroupId", max_length=64), TAGS, DRY_RUN,
      StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
-     Integer("PageNumber", minimum=1, default=1), Integer("PageSize", minimum=1, maximum=100, default=10),
-     Integer("MaxResults", minimum=10, maximum=100), String("NextToken", max_length=512)],
+     *page_params(max_size=100),
+     *token_params(max_results=100, min_results=10)],
 )
 def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's snapshots in a region, filtered; both paging styles."""

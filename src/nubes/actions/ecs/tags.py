@@ -5,24 +5,29 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from nubes.actions.common import REGION_ID
-from nubes.actions.paging import token_page
+from nubes.actions.common import REGION_ID, TAGS, tag_pairs
+from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StringList, StructList
+from nubes.api.params import Boolean, String, StringList
 from nubes.api.registry import ActionTable
 
 actions = ActionTable("ecs")
 
-TAG = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 RESOURCE_TYPE = String("ResourceType", required=True, max_length=32)
 
 
 def _pairs(p: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(t.get("Key") or "", t.get("Value") or "") for t in p["Tag"] or []]
+    """Tag.N as given: a pair without a key is refused by the domain (TagResources, AddTags)."""
+    return list(tag_pairs(p, keyless=True))
+
+
+def _matching(p: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Tag.N as a filter: a pair without a value matches every value of its key."""
+    return [(k, v or None) for k, v in tag_pairs(p, keyless=True)]
 
 
 @actions.define("TagResources", [REGION_ID, RESOURCE_TYPE, StringList("ResourceId", required=True, max_items=50),
-                                 TAG])
+                                 TAGS])
 def tag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Add (or overwrite) tags on up to 50 resources of one type."""
     ctx.services.tags.tag(ctx.scope(p["RegionId"]), p["ResourceType"], p["ResourceId"], _pairs(p))
@@ -45,13 +50,13 @@ def untag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @actions.define(
     "ListTagResources",
-    [REGION_ID, String("ResourceType", required=True, max_length=32), StringList("ResourceId", max_items=50), TAG,
-     String("NextToken", max_length=512)],
+    [REGION_ID, String("ResourceType", required=True, max_length=32), StringList("ResourceId", max_items=50), TAGS,
+     NEXT_TOKEN],
 )
 def list_tag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The tags of resources, filtered by resource or by tag."""
     rows = ctx.services.tags.list(ctx.scope(p["RegionId"]), p["ResourceType"], p["ResourceId"],
-                                  [(k, v or None) for k, v in _pairs(p)])
+                                  _matching(p))
     page, token = token_page(rows, p["NextToken"], 50)
     return {
         "NextToken": token,
@@ -62,17 +67,17 @@ def list_tag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@actions.define("AddTags", [REGION_ID, RESOURCE_TYPE, String("ResourceId", required=True, max_length=128), TAG])
+@actions.define("AddTags", [REGION_ID, RESOURCE_TYPE, String("ResourceId", required=True, max_length=128), TAGS])
 def add_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Add tags to one resource (the older form of TagResources)."""
     ctx.services.tags.tag(ctx.scope(p["RegionId"]), p["ResourceType"], [p["ResourceId"]], _pairs(p))
     return {}
 
 
-@actions.define("RemoveTags", [REGION_ID, RESOURCE_TYPE, String("ResourceId", required=True, max_length=128), TAG])
+@actions.define("RemoveTags", [REGION_ID, RESOURCE_TYPE, String("ResourceId", required=True, max_length=128), TAGS])
 def remove_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Remove tags (by key, or key and value) from one resource."""
-    pairs = [(k, v or None) for k, v in _pairs(p)]
+    pairs = _matching(p)
     ctx.services.tags.untag(ctx.scope(p["RegionId"]), p["ResourceType"], [p["ResourceId"]], None if not pairs else [],
                             pairs or None)
     return {}
@@ -80,15 +85,14 @@ def remove_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @actions.define(
     "DescribeTags",
-    [REGION_ID, String("ResourceType", max_length=32), String("ResourceId", max_length=128), TAG,
-     String("Category", max_length=16), Integer("PageNumber", minimum=1, default=1),
-     Integer("PageSize", minimum=1, maximum=100, default=50)],
+    [REGION_ID, String("ResourceType", max_length=32), String("ResourceId", max_length=128), TAGS,
+     String("Category", max_length=16), *page_params(max_size=100, default_size=50)],
 )
 def describe_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The distinct tags in use, with how many resources of each type carry them."""
     rows = ctx.services.tags.list(ctx.scope(p["RegionId"]), p["ResourceType"],
                                   [p["ResourceId"]] if p["ResourceId"] else None,
-                                  [(k, v or None) for k, v in _pairs(p)])
+                                  _matching(p))
     counts: dict[tuple[str, str], Counter[str]] = {}
     for row in rows:
         counts.setdefault((row.key, row.value), Counter())[row.resource_type] += 1
@@ -100,6 +104,4 @@ def describe_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
          "ResourceTypeCount": {name: counter.get(kind, 0) for kind, name in names.items()}}
         for (key, value), counter in counts.items()
     ]
-    start = (p["PageNumber"] - 1) * p["PageSize"]
-    return {"TotalCount": len(items), "PageNumber": p["PageNumber"], "PageSize": p["PageSize"],
-            "Tags": {"Tag": items[start : start + p["PageSize"]]}}
+    return number_paged(items, p, "Tags", "Tag")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, paged
-from nubes.actions.paging import token_page
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, String
 from nubes.api.registry import ActionTable
@@ -25,8 +25,7 @@ actions = ActionTable("vpc")
         String("RouteTableName", max_length=128),
         String("RouteTableType", choices=("System", "Custom")),
         String("ResourceGroupId", max_length=64),
-        PAGE_NUMBER,
-        PAGE_SIZE,
+        *page_params(),
     ],
 )
 def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +61,7 @@ def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
                 "Tags": {"Tag": []},
             }
         )
-    body = paged("RouterTableList", "RouterTableListType", list(tables), p["PageNumber"], p["PageSize"])
+    body = number_paged(list(tables), p, "RouterTableList", "RouterTableListType")
     return body
 
 
@@ -79,7 +78,7 @@ def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
         String("NextHopType", max_length=64),
         String("IpVersion", choices=("IPv4", "IPv6")),
         Integer("MaxResult", minimum=20, maximum=100, default=50),
-        String("NextToken", max_length=512),
+        NEXT_TOKEN,
     ],
 )
 def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +166,7 @@ def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("DescribeVRouters", [REGION_ID, String("VRouterId", max_length=64), PAGE_NUMBER, PAGE_SIZE])
+@actions.define("DescribeVRouters", [REGION_ID, String("VRouterId", max_length=64), *page_params()])
 def describe_vrouters(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The vRouter of each VPC."""
     vpcs = ctx.services.vpcs.describe_vpcs(ctx.scope(p["RegionId"]))
@@ -184,4 +183,4 @@ def describe_vrouters(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         for v in vpcs
         if not p["VRouterId"] or v.vrouter_id == p["VRouterId"]
     ]
-    return paged("VRouters", "VRouter", routers, p["PageNumber"], p["PageSize"])
+    return number_paged(routers, p, "VRouters", "VRouter")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, RESOURCE_GROUP_ID, paged
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String
 from nubes.api.registry import ActionTable
@@ -87,8 +88,7 @@ def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         Boolean("IsDefault"),
         String("ResourceGroupId", max_length=64),
         DRY_RUN,
-        PAGE_NUMBER,
-        PAGE_SIZE,
+        *page_params(),
     ],
 )
 def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     )
     switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
     items: list[object] = [render_vpc(ctx, v, switches[v.id]) for v in vpcs]
-    return paged("Vpcs", "Vpc", items, p["PageNumber"], p["PageSize"])
+    return number_paged(items, p, "Vpcs", "Vpc")
 
 
 @actions.define("DescribeVpcAttribute", [REGION_ID, VPC_ID, DRY_RUN, Boolean("IsDefault")])

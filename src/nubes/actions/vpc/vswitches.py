@@ -5,7 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, PAGE_NUMBER, PAGE_SIZE, REGION_ID, paged
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String
 from nubes.api.registry import ActionTable
@@ -86,8 +87,7 @@ def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> d
         String("ResourceGroupId", max_length=64),
         String("RouteTableId", max_length=64),
         DRY_RUN,
-        PAGE_NUMBER,
-        PAGE_SIZE,
+        *page_params(),
     ],
 )
 def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["RouteTableId"]:
         rows = [(v, n) for v, n in rows if tables.get(v.vpc_id) == p["RouteTableId"]]
     items: list[object] = [render_vswitch(ctx, v, n, tables.get(v.vpc_id, "")) for v, n in rows]
-    return paged("VSwitches", "VSwitch", items, p["PageNumber"], p["PageSize"])
+    return number_paged(items, p, "VSwitches", "VSwitch")
 
 
 @actions.define("DescribeVSwitchAttributes", [REGION_ID, VSWITCH_ID, DRY_RUN])

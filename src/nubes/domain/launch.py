@@ -1,0 +1,509 @@
+"""Launching instances (RunInstances, CreateInstance): validate the request, place the instances on
+hosts, allocate their addresses, and write the rows of each instance, its network interface, disks
+and tags in one transaction.
+
+Nothing here touches a machine: the host agent reads what is wanted and makes it so. The checks
+that later changes of an instance share (instance type, security groups, deployment set, user
+data, host room) are here too, as functions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from ipaddress import IPv4Address, IPv4Network
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nubes import ids
+from nubes.api.errors import ApiError
+from nubes.catalog.model import Catalog, InstanceType
+from nubes.clock import Clock
+from nubes.domain import cidr
+from nubes.domain import instance_states as states
+from nubes.domain.common import Scope, check_description, check_name, owned
+from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
+from nubes.domain.images import Images
+from nubes.domain.keypairs import owned_key_pair
+from nubes.domain.names import check_hostname, expand
+from nubes.domain.network_interfaces import ENI_IN_USE, new_mac
+from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.domain.regions import require_region
+from nubes.domain.tags import write_tags
+from nubes.domain.vpcs import AVAILABLE
+from nubes.scheduler.placement import HostState, NoHostFound, PlacementRequest, place_all
+from nubes.store.db import Database
+from nubes.store.models import (
+    DeploymentSet,
+    Disk,
+    Host,
+    Image,
+    ImageShare,
+    Instance,
+    NetworkInterface,
+    NetworkInterfaceGroup,
+    SecurityGroup,
+    Snapshot,
+    VSwitch,
+)
+
+USER_DATA_MAX_BYTES = 32 * 1024
+
+
+@dataclass
+class DiskRequest:
+    size_gib: int | None = None
+    category: str | None = None
+    performance_level: str | None = None
+    name: str | None = None
+    description: str | None = None
+    delete_with_instance: bool = True
+    snapshot_id: str | None = None
+
+
+@dataclass
+class LaunchRequest:
+    """Everything RunInstances and CreateInstance take, validated by `Launcher.launch`."""
+
+    instance_type: str
+    image_id: str | None = None
+    image_family: str | None = None
+    vswitch_id: str | None = None
+    zone_id: str | None = None
+    security_group_ids: list[str] = field(default_factory=list)
+    private_ip: str | None = None
+    amount: int = 1
+    min_amount: int | None = None
+    instance_name: str | None = None
+    host_name: str | None = None
+    host_names: list[str] = field(default_factory=list)
+    unique_suffix: bool = False
+    description: str | None = None
+    key_pair_name: str | None = None
+    password: str | None = None
+    user_data: str | None = None
+    system_disk: DiskRequest = field(default_factory=DiskRequest)
+    data_disks: list[DiskRequest] = field(default_factory=list)
+    charge_type: str = "PostPaid"
+    spot_strategy: str = "NoSpot"
+    deployment_set_id: str | None = None
+    deployment_set_group_no: int | None = None
+    auto_release_time: str | None = None
+    deletion_protection: bool = False
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    resource_group_id: str = ""
+    http_tokens: str = "optional"
+    http_endpoint: str = "enabled"
+    start: bool = True  # RunInstances starts them; CreateInstance leaves them Stopped
+    dry_run: bool = False
+
+
+# ---- checks shared with the changes of existing instances ----------------------------------------
+
+
+def host_states(s: Session) -> list[HostState]:
+    """The available hosts with what their instances use, for the scheduler."""
+    used = {
+        host_id: (int(cpu or 0), int(memory or 0))
+        for host_id, cpu, memory in s.execute(
+            select(Instance.host_id, func.sum(Instance.cpu), func.sum(Instance.memory_mib))
+            .where(Instance.desired != states.WANT_DELETED)
+            .group_by(Instance.host_id)
+        )
+    }
+    sets: dict[str, dict[str, dict[int, int]]] = {}
+    for host_id, set_id in s.execute(
+        select(Instance.host_id, Instance.deployment_set_id).where(
+            Instance.deployment_set_id != "", Instance.desired != states.WANT_DELETED
+        )
+    ):
+        if host_id is None:
+            continue
+        groups = sets.setdefault(host_id, {}).setdefault(set_id, {})
+        groups[1] = groups.get(1, 0) + 1
+    return [
+        HostState(
+            host_id=h.id,
+            zones=None if h.zones == "*" else frozenset(z for z in h.zones.split(",") if z),
+            vcpus=h.vcpus,
+            memory_mib=h.memory_mib,
+            cpu_overcommit=h.cpu_overcommit,
+            memory_overcommit=h.memory_overcommit,
+            used_vcpus=used.get(h.id, (0, 0))[0],
+            used_memory_mib=used.get(h.id, (0, 0))[1],
+            deployment_sets=sets.get(h.id, {}),
+        )
+        for h in s.scalars(select(Host).where(Host.status == "Available"))
+    ]
+
+
+def check_user_data(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("InvalidUserData.Base64FormatInvalid", "UserData must be Base64-encoded.") from None
+    if len(raw) > USER_DATA_MAX_BYTES:
+        raise ApiError("InvalidUserData.SizeExceeded", "UserData must be at most 32 KB before encoding.")
+    return text
+
+
+def offered_type(catalog: Catalog, families: tuple[str, ...], type_id: str) -> InstanceType:
+    """The instance type, if the region offers its family."""
+    itype = catalog.instance_type(type_id)
+    if itype is None or itype.family not in families:
+        raise ApiError(
+            "InvalidInstanceType.ValueNotSupported",
+            f"The instance type {type_id!r} is not offered in this region; DescribeInstanceTypes and "
+            "DescribeZones list what is.",
+        )
+    return itype
+
+
+def security_groups(s: Session, scope: Scope, vpc_id: str, group_ids: list[str]) -> list[SecurityGroup]:
+    """The groups an instance joins: the caller's, of the instance's VPC, at most 5, of one type."""
+    if not group_ids:
+        raise ApiError("MissingParameter.SecurityGroupId", "Give SecurityGroupId or SecurityGroupIds.N.")
+    groups = []
+    for group_id in dict.fromkeys(group_ids):
+        group = owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
+        if group.vpc_id != vpc_id:
+            raise ApiError(
+                "InvalidSecurityGroupId.VpcMismatch",
+                f"The security group {group_id} is in another VPC than the vSwitch.",
+            )
+        groups.append(group)
+    if len(groups) > 5:
+        raise ApiError("InvalidSecurityGroupIds.LimitExceeded", "An instance can be in at most 5 security groups.")
+    if len({g.group_type for g in groups}) > 1:
+        raise ApiError("InvalidSecurityGroupType.Mixed", "Normal and enterprise security groups cannot be mixed.")
+    return groups
+
+
+def deployment_set(s: Session, scope: Scope, set_id: str | None) -> DeploymentSet | None:
+    if not set_id:
+        return None
+    return owned(s, DeploymentSet, scope, set_id, lambda missing: ApiError(
+        "InvalidDeploymentSetId.NotFound", f"The deployment set {missing!r} does not exist.", 404))
+
+
+# ---- launch: the checks of the request alone -----------------------------------------------------
+
+
+def _disk_size(category: str, size: int | None, minimum: int, system: bool, level: str | None) -> int:
+    """A launch disk's size (the smallest allowed when none is given), checked against its
+    category's range with RunInstances' error codes."""
+    kind = "SystemDisk" if system else "DataDisk"
+    if category not in CATEGORIES:
+        raise ApiError(f"Invalid{kind}Category.ValueNotSupported", f"The disk category {category!r} is not supported.")
+    allowed = size_range(category, level or "", SYSTEM if system else DATA)
+    low = max(allowed.min_gib, minimum) if system else allowed.min_gib
+    value = size if size is not None else low
+    if not low <= value <= allowed.max_gib:
+        code = "InvalidSystemDiskSize" if system else "InvalidDataDiskSize.ValueNotSupported"
+        if system and value < minimum:
+            code = "InvalidSystemDiskSize.LessThanImageSize"
+        raise ApiError(code, f"The {category} disk size must be from {low} to {allowed.max_gib} GiB; got {value}.")
+    return value
+
+
+def _image_snapshots(image: Image | None) -> list[str]:
+    if image is None:
+        return []
+    return [image.snapshot_id, *(str(m["SnapshotId"]) for m in json.loads(image.disk_mappings or "[]"))]
+
+
+def _auto_release(text: str | None, now: datetime) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=now.tzinfo)
+    except ValueError:
+        try:
+            moment = datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=now.tzinfo)
+        except ValueError:
+            raise ApiError(
+                "InvalidAutoReleaseTime.Malformed", "AutoReleaseTime must read yyyy-MM-ddTHH:mm:ssZ (UTC)."
+            ) from None
+    if not now + timedelta(minutes=30) <= moment <= now + timedelta(days=3 * 365):
+        raise ApiError(
+            "InvalidAutoReleaseTime.Malformed",
+            "AutoReleaseTime must be at least 30 minutes and at most three years after now.",
+        )
+    return moment
+
+
+def _hostnames(request: LaunchRequest) -> list[str]:
+    if request.host_names:
+        if len(request.host_names) != request.amount:
+            raise ApiError("InvalidHostNames.CountMismatch", "Give one HostNames.N per instance (Amount).")
+        return [check_hostname(h) for h in request.host_names]
+    if request.host_name:
+        return [check_hostname(h) for h in expand(request.host_name, request.amount, request.unique_suffix,
+                                                   "HostName")]
+    return []
+
+
+def _image_data_disks(image: Image, asked: list[DiskRequest]) -> list[DiskRequest]:
+    """The data disks a custom image carries (its data snapshots), unless the request names them."""
+    named = {d.snapshot_id for d in asked if d.snapshot_id}
+    return [DiskRequest(size_gib=int(m.get("Size") or 0) or None, category="cloud_essd",
+                        snapshot_id=str(m["SnapshotId"]))
+            for m in json.loads(image.disk_mappings or "[]") if m.get("SnapshotId") not in named]
+
+
+@dataclass
+class _Checked:
+    """A launch request past the checks that need no VPC, host or address."""
+
+    itype: InstanceType
+    image: Image
+    names: list[str]
+    hostnames: list[str]
+    description: str
+    user_data: str
+    release_at: datetime | None
+    system_category: str
+    system_size: int
+    data_disks: list[tuple[DiskRequest, str, int]]  # (request, category, size)
+
+
+@dataclass
+class _Network:
+    vswitch: VSwitch
+    groups: list[SecurityGroup]
+    deployment: DeploymentSet | None
+
+
+class Launcher:
+    """RunInstances and CreateInstance: validate → place → allocate → write."""
+
+    def __init__(self, db: Database, clock: Clock, catalog: Catalog, images: Images,
+                 notify: Callable[[list[str], set[str]], None], rng: random.Random | None = None) -> None:
+        self._db = db
+        self._clock = clock
+        self._catalog = catalog
+        self._images = images
+        self._notify = notify  # (instance ids, VPC ids)
+        self._rng = rng or random.Random()
+
+    def launch(self, scope: Scope, request: LaunchRequest) -> list[str]:
+        now = self._clock.now()
+        checked = self._check(scope, request, now)
+        with self._db.session() as s:
+            network = self._network(s, scope, request)
+            placements = self._place(s, request, checked.itype, network)
+            addresses = self._allocate(s, network.vswitch, len(placements), request.private_ip)
+            if request.dry_run:
+                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            instance_ids = self._write(s, scope, request, now, checked, network, placements, addresses)
+            vpc_id = network.vswitch.vpc_id
+        self._notify(instance_ids, {vpc_id})
+        return instance_ids
+
+    # ---- validate ------------------------------------------------------------------------------
+
+    def _check(self, scope: Scope, request: LaunchRequest, now: datetime) -> _Checked:
+        region = require_region(self._catalog, scope.region_id)
+        itype = offered_type(self._catalog, region.families, request.instance_type)
+        image = self._images.usable(scope, request.image_id, request.image_family)
+        if request.amount < 1 or request.amount > 100:
+            raise ApiError("InvalidParameter.Amount", "Amount must be from 1 to 100.")
+        if request.min_amount is not None and not 1 <= request.min_amount <= request.amount:
+            raise ApiError("InvalidParameter.MinAmount", "MinAmount must be from 1 to Amount.")
+        if request.private_ip and request.amount > 1:
+            raise ApiError(
+                "InvalidParameter.PrivateIpAddress", "PrivateIpAddress can be given only when Amount is 1."
+            )
+        names = expand(request.instance_name or "", request.amount, request.unique_suffix, "InstanceName")
+        for name in names:
+            if name:
+                check_name("InstanceName", name)
+        hostnames = _hostnames(request)
+        description = check_description(request.description)
+        if request.password:
+            check_password(request.password)
+        user_data = check_user_data(request.user_data)
+        release_at = _auto_release(request.auto_release_time, now)
+        system_category = request.system_disk.category or "cloud_essd"
+        system_size = _disk_size(system_category, request.system_disk.size_gib, image.size_gib, True,
+                                 request.system_disk.performance_level)
+        data_disks = list(request.data_disks) + _image_data_disks(image, request.data_disks)
+        snapshot_sizes = self._data_snapshot_sizes(scope, data_disks)
+        data_sizes = []
+        for d in data_disks:
+            category = d.category or "cloud_efficiency"
+            size = _disk_size(category, d.size_gib or snapshot_sizes.get(d.snapshot_id or "", None), 0, False,
+                              d.performance_level)
+            if d.snapshot_id and size < snapshot_sizes[d.snapshot_id]:
+                raise ApiError("InvalidDataDiskSize.ValueNotSupported",
+                               f"A data disk from {d.snapshot_id} needs at least {snapshot_sizes[d.snapshot_id]} GiB.")
+            data_sizes.append((d, category, size))
+        if len(data_disks) > 16:
+            raise ApiError("InvalidDataDiskCount.LimitExceeded", "At most 16 data disks can be created at launch.")
+        if len(request.tags) > 20:
+            raise ApiError("InvalidTagCount.LimitExceeded", "At most 20 tags can be given.")
+        if not request.vswitch_id:
+            raise ApiError("MissingParameter.VSwitchId", "Instances live in a VPC: give the VSwitchId to launch into.")
+        return _Checked(itype, image, names, hostnames, description, user_data, release_at, system_category,
+                        system_size, data_sizes)
+
+    def _data_snapshot_sizes(self, scope: Scope, disks: list[DiskRequest]) -> dict[str, int]:
+        """The sizes of the snapshots data disks are made from (which must be usable)."""
+        wanted = {d.snapshot_id for d in disks if d.snapshot_id}
+        if not wanted:
+            return {}
+        with self._db.session() as s:
+            found = {sn.id: sn for sn in s.scalars(select(Snapshot).where(Snapshot.id.in_(wanted)))}
+            shared_images = {sid for image_id in s.scalars(select(ImageShare.image_id).where(
+                ImageShare.account_id == scope.account_id))
+                for sid in _image_snapshots(s.get(Image, image_id))}
+        sizes = {}
+        for snapshot_id in wanted:
+            snap = found.get(snapshot_id)
+            if snap is None or (snap.account_id != scope.account_id and snapshot_id not in shared_images):
+                raise ApiError("InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id!r} does not exist.",
+                               404)
+            if snap.status != "accomplished":
+                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is {snap.status}.", 403)
+            sizes[snapshot_id] = snap.disk_size_gib
+        return sizes
+
+    @staticmethod
+    def _network(s: Session, scope: Scope, request: LaunchRequest) -> _Network:
+        vswitch = owned(s, VSwitch, scope, request.vswitch_id or "", "VSwitch")
+        if vswitch.status != AVAILABLE:
+            raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch.id} is {vswitch.status}.")
+        if request.zone_id and request.zone_id != vswitch.zone_id:
+            raise ApiError(
+                "InvalidParameter.Mismatch", f"The vSwitch {vswitch.id} is in zone {vswitch.zone_id}, not "
+                f"{request.zone_id}."
+            )
+        groups = security_groups(s, scope, vswitch.vpc_id, request.security_group_ids)
+        if request.key_pair_name:
+            owned_key_pair(s, scope, request.key_pair_name)
+        return _Network(vswitch, groups, deployment_set(s, scope, request.deployment_set_id))
+
+    # ---- place and allocate --------------------------------------------------------------------
+
+    def _place(self, s: Session, request: LaunchRequest, itype: InstanceType, network: _Network) -> list[str]:
+        """A host for each instance: Amount of them, or as few as MinAmount when the hosts are full."""
+        vswitch, deployment = network.vswitch, network.deployment
+        hosts = host_states(s)
+        count = request.amount
+        while True:
+            placement = [
+                PlacementRequest(vswitch.zone_id, itype.cpu, int(itype.memory_gib * 1024),
+                                 deployment.id if deployment else "", deployment.strategy if deployment else "",
+                                 request.deployment_set_group_no or 1)
+                for _ in range(count)
+            ]
+            try:
+                return place_all(placement, hosts, rng=self._rng)
+            except NoHostFound:
+                if request.min_amount is None or count <= request.min_amount:
+                    raise ApiError(
+                        "OperationDenied.NoStock",
+                        f"The resource is out of stock in zone {vswitch.zone_id}: no host has room for "
+                        f"{count} x {itype.type_id}. Try another instance type, zone, or a smaller Amount.",
+                        403,
+                    ) from None
+                count -= 1
+
+    @staticmethod
+    def _allocate(s: Session, vswitch: VSwitch, count: int, private_ip: str | None) -> list[IPv4Address]:
+        """A free address of the vSwitch for each instance (the asked one, when given)."""
+        used_ips = {IPv4Address(ip) for ip in s.scalars(
+            select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id))}
+        network = IPv4Network(vswitch.cidr)
+        addresses = []
+        for _ in range(count):
+            address = cidr.allocate(network, used_ips, private_ip)
+            used_ips.add(address)
+            addresses.append(address)
+        return addresses
+
+    # ---- write ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _write(s: Session, scope: Scope, request: LaunchRequest, now: datetime, checked: _Checked,
+               network: _Network, placements: list[str], addresses: list[IPv4Address]) -> list[str]:
+        """The rows of each instance: itself, its primary interface, its disks and its tags."""
+        vswitch, itype, image = network.vswitch, checked.itype, checked.image
+        deployment = network.deployment
+        instance_ids = []
+        macs: set[str] = set()
+        for index, host_id in enumerate(placements):
+            instance_id = ids.new_id("instance")
+            instance_ids.append(instance_id)
+            s.add(Instance(
+                id=instance_id,
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                zone_id=vswitch.zone_id,
+                host_id=host_id,
+                instance_type=itype.type_id,
+                cpu=itype.cpu,
+                memory_mib=int(itype.memory_gib * 1024),
+                image_id=image.id,
+                name=checked.names[index] or instance_id,
+                description=checked.description,
+                hostname=checked.hostnames[index] if checked.hostnames else f"iZ{instance_id[2:]}Z",
+                status=states.PENDING,
+                desired=states.WANT_RUNNING if request.start else states.WANT_STOPPED,
+                force=False,
+                stopped_mode="KeepCharging",
+                vpc_id=vswitch.vpc_id,
+                vswitch_id=vswitch.id,
+                key_pair_name=request.key_pair_name or "",
+                pending_key_pair_name=None,
+                password_hash=sha512_crypt(request.password) if request.password else "",
+                user_data=checked.user_data,
+                charge_type=request.charge_type,
+                spot_strategy=request.spot_strategy,
+                deployment_set_id=deployment.id if deployment else "",
+                deletion_protection=request.deletion_protection,
+                auto_release_time=checked.release_at,
+                metadata_http_tokens=request.http_tokens,
+                metadata_http_endpoint=request.http_endpoint,
+                resource_group_id=request.resource_group_id,
+                created_at=now,
+                started_at=None,
+                status_changed_at=now,
+            ))
+            eni = NetworkInterface(
+                id=ids.new_id("network_interface"), account_id=scope.account_id, region_id=scope.region_id,
+                zone_id=vswitch.zone_id, vpc_id=vswitch.vpc_id, vswitch_id=vswitch.id, name="", description="",
+                mac=new_mac(s, macs), primary_ip=str(addresses[index]), status=ENI_IN_USE, eni_type="Primary",
+                instance_id=instance_id, attachment="instance", resource_group_id="", created_at=now,
+            )
+            eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(network.groups)]
+            s.add(eni)
+            system = request.system_disk
+            s.add(Disk(
+                id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id,
+                zone_id=vswitch.zone_id, instance_id=instance_id, disk_type="system",
+                category=checked.system_category,
+                performance_level=system.performance_level or ("PL1" if checked.system_category == "cloud_essd"
+                                                               else ""),
+                size_gib=checked.system_size, name=system.name or "", description=system.description or "",
+                status="In_use", image_id=image.id, device="/dev/xvda", delete_with_instance=True, host_id=host_id,
+                created_at=now,
+            ))
+            for number, (d, category, size) in enumerate(checked.data_disks):
+                s.add(Disk(
+                    id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id,
+                    zone_id=vswitch.zone_id, instance_id=instance_id, disk_type="data", category=category,
+                    performance_level=d.performance_level or ("PL1" if category == "cloud_essd" else ""),
+                    size_gib=size, name=d.name or "", description=d.description or "", status="In_use",
+                    image_id="", device=f"/dev/xvd{chr(ord('b') + number)}", source_snapshot_id=d.snapshot_id or "",
+                    delete_with_instance=d.delete_with_instance, host_id=host_id, created_at=now,
+                ))
+            write_tags(s, scope, "instance", instance_id, request.tags, created=True)
+        return instance_ids
