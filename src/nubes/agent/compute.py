@@ -111,7 +111,7 @@ class ComputeAgent:
             host.cpu_overcommit = host.cpu_overcommit or 4.0
             host.memory_overcommit = host.memory_overcommit or 1.0
             host.zones = host.zones or "*"
-            host.compute_driver = "qemu" if self._compute.capabilities.real_vms else "fake"
+            host.compute_driver = self._compute.capabilities.name
             host.accel = self._compute.capabilities.accel
             host.status = "Available"
             host.heartbeat_at = self._clock.now()
@@ -157,7 +157,7 @@ class ComputeAgent:
         steady = (states.RUNNING, states.STOPPED)
         keys = []
         for instance in mine:
-            if not self._compute.capabilities.real_vms and instance.status in steady \
+            if not self._compute.capabilities.changes_by_itself and instance.status in steady \
                     and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED) \
                     and instance.id not in storage_keys and self._looked_at_all:
                 continue  # a fake VM never changes by itself (but may have across a host reboot)
@@ -271,7 +271,7 @@ class ComputeAgent:
         if state not in (PowerState.RUNNING, PowerState.PAUSED):
             if instance.pending_key_pair_name is not None:
                 self._apply_pending_key(instance.id)
-            if self._compute.capabilities.real_vms:
+            if self._compute.capabilities.opens_taps:
                 self._sync_network(instance.vpc_id)  # the tap must exist before QEMU opens it
             self._log_offsets[instance.id] = len(self._compute.console_output(instance.id, max_bytes=1 << 30))
             try:
@@ -302,7 +302,7 @@ class ComputeAgent:
         self._wake.set()
 
     def _guest_up(self, instance_id: str) -> bool:
-        if not self._compute.capabilities.real_vms:
+        if not self._compute.capabilities.reports_ready:
             return self._compute.state(instance_id) == PowerState.RUNNING
         output = self._compute.console_output(instance_id, max_bytes=1 << 30)
         offset = self._log_offsets.get(instance_id, 0)

@@ -10,7 +10,6 @@ before that transaction are guarded from the collector by one lock."""
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -58,8 +57,7 @@ class StorageWork:
         self.host_id = host_id
         self._files = threading.Lock()
         self._attempts: dict[int, int] = {}
-        self._downloads = (storage.layer_path("x").parent / "downloads" if storage.real_files
-                           else Path(tempfile.gettempdir()) / "nubes-downloads")
+        self._downloads = storage.capabilities.downloads_dir
 
     # ---- what there is to do ---------------------------------------------------------------
 
@@ -301,8 +299,8 @@ class StorageWork:
                 base = self._storage.layer_path(under) if under else self._image_file(backing)
                 self._compute.stream_layer(instance_id, self._storage.layer_path(child), base, backing,
                                            STREAM_TIMEOUT)
-                if not self._storage.real_files:
-                    self._storage.rebase(child, backing)  # the fake VM keeps no files to rewrite
+                if not self._storage.capabilities.layers_are_files:
+                    self._storage.rebase(child, backing)  # the VM rewrote no file the driver reads: tell it
             else:
                 self._storage.rebase(child, backing)
             folded += 1
