@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 
-from nubes.domain.netstate import desired_vpcs, generations
+from nubes.agent.vpcnet import desired_vpcs
+from nubes.domain.netstate import generations
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.network.base import NetworkDriver
 from nubes.guest.metadata import MetadataService
