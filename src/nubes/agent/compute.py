@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from nubes.clock import Clock
+from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
 from nubes.agent.storage import StorageWork, attachment
 from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
@@ -206,10 +207,12 @@ class ComputeAgent:
 
     # ---- steps -----------------------------------------------------------------------------
 
-    def _set_status(self, instance_id: str, expected: str, new: str, **fields: object) -> bool:
-        """Move the status on, unless the owner changed it meanwhile (then the next pass decides).
-        One compare-and-set UPDATE: a DeleteInstance committed between a read and a write here
-        must not be overwritten (a deleted instance would boot again)."""
+    def _set_status(self, instance_id: str, expected: str, event: str, **fields: object) -> bool:
+        """Move the status on as the table says `event` does (a step it lacks is refused, a bug),
+        unless the owner changed it meanwhile (then the next pass decides). One compare-and-set
+        UPDATE: a DeleteInstance committed between a read and a write here must not be
+        overwritten (a deleted instance would boot again)."""
+        new = states.agent_step(instance_id, expected, event)
         with self._db.session() as s:
             moved = s.execute(
                 update(Instance)
@@ -241,10 +244,8 @@ class ComputeAgent:
                 row = s.get(Disk, disk.id)
                 if row is not None:
                     row.layer = disk.id
-        after = states.next_status(states.PENDING,
-                                   "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
-        if after is not None:
-            self._set_status(instance.id, states.PENDING, after)
+        self._set_status(instance.id, states.PENDING,
+                         "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
         self._wake.set()
 
     def _spec(self, instance: Instance) -> VmSpec:
@@ -284,9 +285,7 @@ class ComputeAgent:
                 # as ECS: an instance that cannot start falls back to Stopped (never Starting for ever)
                 log.exception("instance %s failed to start %d times; it is Stopped", instance.id, failures)
                 self._start_failures.pop(instance.id, None)
-                after = states.next_status(states.STARTING, "start_failed")
-                if after is not None:
-                    self._set_status(instance.id, states.STARTING, after, desired=states.WANT_STOPPED)
+                self._set_status(instance.id, states.STARTING, "start_failed", desired=states.WANT_STOPPED)
                 return
             self._start_failures.pop(instance.id, None)
             self._started_at[instance.id] = time.monotonic()
@@ -295,7 +294,7 @@ class ComputeAgent:
                 if row is not None:
                     row.started_at = self._clock.now()
         if self._guest_up(instance.id):
-            self._set_status(instance.id, states.STARTING, states.RUNNING)
+            self._set_status(instance.id, states.STARTING, "guest_up")
             self._log_offsets.pop(instance.id, None)
         else:
             time.sleep(0.2)  # poll the console again on the next pass
@@ -321,9 +320,7 @@ class ComputeAgent:
         """A Running instance whose VM is gone (the guest powered off, or it crashed) is Stopped."""
         state = self._compute.state(instance.id)
         if state in (PowerState.STOPPED, PowerState.CRASHED):
-            after = states.next_status(states.RUNNING, "powered_off")
-            if after is not None:
-                self._set_status(instance.id, states.RUNNING, after)
+            self._set_status(instance.id, states.RUNNING, "powered_off")
 
     def _power_off(self, instance: Instance) -> None:
         if instance.force:
@@ -332,9 +329,9 @@ class ComputeAgent:
             log.warning("instance %s did not power off within %ss; forcing it", instance.id, SHUTDOWN_TIMEOUT)
             self._compute.destroy(instance.id)
         if instance.desired == states.WANT_REBOOT:
-            self._set_status(instance.id, states.STOPPING, states.STARTING, desired=states.WANT_RUNNING, force=False)
+            self._set_status(instance.id, states.STOPPING, "reboot_off", desired=states.WANT_RUNNING, force=False)
         else:
-            self._set_status(instance.id, states.STOPPING, states.STOPPED, force=False)
+            self._set_status(instance.id, states.STOPPING, "powered_off", force=False)
         self._wake.set()
 
     def _delete(self, instance: Instance) -> None:
@@ -346,7 +343,8 @@ class ComputeAgent:
                 if disk.delete_with_instance:
                     release_disk(s, disk)  # its layers go with the collection below
                 else:
-                    disk.instance_id, disk.status, disk.device = "", "Available", ""
+                    disk.status = ds.agent_move(disk.id, disk.status, ds.AVAILABLE)
+                    disk.instance_id, disk.device = "", ""
             for eni in s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)):
                 if eni.eni_type == "Primary":
                     s.delete(eni)

@@ -1,5 +1,6 @@
 """The storage part of the host agent: do the queued disk tasks of this host (files and, for
-disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle the statuses.
+disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle the statuses
+(through the disk status table: `disk_states.agent_move`).
 
 Tasks run in id order per key (the instance a disk is attached to, or the disk), inside the
 compute agent's one-step-at-a-time slot for that key, so a VM never starts or stops while one
@@ -37,6 +38,11 @@ STREAM_TIMEOUT = 3600.0
 
 # The image file (root file system) a system disk is made on.
 RootfsResolver = Callable[[Image], Path]
+
+
+def _move(disk: Disk, to: str) -> None:
+    """Move a disk's status on through the status table (a move it lacks is refused, a bug)."""
+    disk.status = ds.agent_move(disk.id, disk.status, to)
 
 
 def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
@@ -197,7 +203,7 @@ class StorageWork:
             if d is not None:
                 d.layer = d.id
                 if d.status == ds.CREATING:
-                    d.status = ds.ATTACHING if d.instance_id else ds.AVAILABLE
+                    _move(d, ds.ATTACHING if d.instance_id else ds.AVAILABLE)
         self._finish(task, settle)
 
     def _do_attach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -206,7 +212,7 @@ class StorageWork:
 
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.ATTACHING:
-                d.status = ds.IN_USE
+                _move(d, ds.IN_USE)
         self._finish(task, settle)
 
     def _do_detach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -215,7 +221,8 @@ class StorageWork:
 
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.DETACHING:
-                d.status, d.instance_id, d.device, d.detached_at = ds.AVAILABLE, "", "", self._clock.now()
+                _move(d, ds.AVAILABLE)
+                d.instance_id, d.device, d.detached_at = "", "", self._clock.now()
         self._finish(task, settle)
 
     def _do_snapshot(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
@@ -266,7 +273,7 @@ class StorageWork:
                 if d is not None:
                     d.layer = layer
                     if d.status == ds.REINITING:
-                        d.status = ds.IN_USE if d.instance_id else ds.AVAILABLE
+                        _move(d, ds.IN_USE if d.instance_id else ds.AVAILABLE)
             self._finish(task, settle)
 
     def _do_resize(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -353,17 +360,17 @@ class StorageWork:
             if d is None:
                 return
             # undo only the status this task was to settle
-            if task.kind == "attach" and d.status == ds.ATTACHING:
-                d.status, d.instance_id, d.device = ds.AVAILABLE, "", ""
-            elif (task.kind, d.status) in (("detach", ds.DETACHING), ("reinit", ds.REINITING)):
-                d.status = ds.IN_USE
-            elif task.kind == "create" and d.status == ds.CREATING:
-                d.status = ds.AVAILABLE
+            if (task.kind, d.status) in _UNDOES:
+                _move(d, ds.UNDONE[d.status])
+                if task.kind == "attach":
+                    d.instance_id, d.device = "", ""
         self._finish(task, fail)
 
 
 # The task that moves a disk out of each transient status.
 _TASK_OF = {ds.CREATING: "create", ds.ATTACHING: "attach", ds.DETACHING: "detach", ds.REINITING: "reinit"}
+# A task given up undoes the transient status it was to settle, and no other.
+_UNDOES = {(kind, status) for status, kind in _TASK_OF.items()}
 
 
 def _fail_snapshot(_: Disk | None, snapshot: Snapshot | None) -> None:
