@@ -3,13 +3,14 @@ disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle th
 (through the disk status table: `disk_states.agent_move`).
 
 Tasks run in id order per key (the instance a disk is attached to, or the disk), inside the
-compute agent's one-step-at-a-time slot for that key, so a VM never starts or stops while one
-of its disks is being worked on. Every step is idempotent: a task is deleted only in the
-transaction that records its outcome, and a crash redoes it. The files that a task makes
-before that transaction are guarded from the collector by one lock."""
+host loop's one-step-at-a-time slot for that key, before the instance's lifecycle step, so a
+VM never starts or stops while one of its disks is being worked on. Every step is idempotent:
+a task is deleted only in the transaction that records its outcome, and a crash redoes it. The
+files that a task makes before that transaction are guarded from the collector by one lock."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
+from nubes.agent.image_transfer import do_export, do_import, fail_import
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
-from nubes.agent.image_transfer import do_export, do_import, fail_import
 from nubes.domain.custom_images import CREATE_FAILED, CREATING, settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
@@ -63,7 +64,6 @@ class StorageWork:
         self.host_id = host_id
         self._files = threading.Lock()
         self._attempts: dict[int, int] = {}
-        self._downloads = storage.capabilities.downloads_dir
 
     # ---- what there is to do ---------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class StorageWork:
 
     def _do(self, task: StorageTask) -> None:
         if task.kind == "import":
-            do_import(self._db, self._clock, self._storage, self._downloads, task)
+            do_import(self._db, self._clock, self._storage, self._storage.capabilities.downloads_dir, task)
             return
         if task.kind == "export":
             do_export(self._db, self._storage, task)
@@ -178,6 +178,30 @@ class StorageWork:
             self._finish(task, _fail_snapshot)
             return
         getattr(self, f"_do_{task.kind}")(task, disk, snapshot)
+
+    def attachment(self, disk: Disk) -> DiskAttachment:
+        """How the VM opens the disk."""
+        return attachment(self._storage, disk)
+
+    def disks_of(self, instance_id: str) -> list[Disk]:
+        """The disks of an instance, the system disk first."""
+        with self._db.session() as s:
+            return list(s.scalars(
+                select(Disk).where(Disk.instance_id == instance_id).order_by(Disk.disk_type.desc(), Disk.device)
+            ))
+
+    def make_instance_disks(self, instance_id: str) -> None:
+        """The layers of a new instance's disks that are not made yet (its Pending step)."""
+        for disk in self.disks_of(instance_id):
+            if disk.layer:
+                continue  # made already
+            with self._db.session() as s:
+                source = s.get(Snapshot, disk.source_snapshot_id) if disk.source_snapshot_id else None
+            self.make_content(disk, disk.id, source)
+            with self._db.session() as s:
+                row = s.get(Disk, disk.id)
+                if row is not None:
+                    row.layer = disk.id
 
     def make_content(self, disk: Disk, layer: str, snapshot: Snapshot | None) -> None:
         """A fresh layer with what a new disk holds: its image, its snapshot, or nothing."""
@@ -339,7 +363,7 @@ class StorageWork:
                 readers.setdefault(layer, set()).add(d.id)
         chain = _walk(graph, disk.top_layer)
         running = disk.instance_id if disk.instance_id and self._running(disk.instance_id) else ""
-        for child, parent in zip(chain, chain[1:]):
+        for child, parent in itertools.pairwise(chain):
             if parent in referenced or children.get(parent) != 1:
                 continue
             if readers.get(child, set()) - {disk.id}:
