@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from nubes.agent.images import FAKE_IMAGES
-from nubes.api.context import Services
 from nubes.api.errors import ApiError
 from nubes.catalog.model import load_catalog
 from nubes.clock import ManualClock
 from nubes.domain.common import Scope
 from nubes.domain.launch import LaunchRequest
 from nubes.domain.quotas import Quotas
+from nubes.services import build_services
 from nubes.store.db import Database
 from nubes.store.models import Host
 
@@ -23,7 +23,7 @@ def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
     clock = ManualClock()
     db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
     db.migrate()
-    services = Services.build(db, load_catalog(), clock, tmp_path, Quotas())
+    services = build_services(db, load_catalog(), clock, tmp_path, Quotas())
     services.accounts.create("owner")
     account_id = services.accounts.lookup_key(services.accounts.create_key("owner").access_key_id)
     assert account_id is not None

@@ -10,36 +10,52 @@ from pathlib import Path
 import pytest
 
 from nubes.agent.compute import MAX_START_ATTEMPTS, BootFiles, ComputeAgent
+from nubes.agent.host import HostAgent
 from nubes.agent.images import FAKE_IMAGES
-from nubes.api.context import Services
+from nubes.agent.network import NetworkAgent
+from nubes.agent.storage import StorageWork
+from nubes.agent.timers import Timers
 from nubes.catalog.model import load_catalog
 from nubes.clock import ManualClock
 from nubes.domain import instance_states as states
 from nubes.domain.quotas import Quotas
+from nubes.domain.services import Services
 from nubes.drivers.compute.base import ComputeError, PowerState
 from nubes.drivers.compute.fake import FakeComputeDriver, FakeHost
 from nubes.drivers.network.fake import FakeNetworkDriver
 from nubes.drivers.storage.fake import FakeStorage
+from nubes.services import build_services
 from nubes.store.db import Database
-from nubes.store.models import Account, Disk, Host, Instance
+from nubes.store.models import Account, Disk, Host, Image, Instance
 
 HOST = "h1"
 
 
+def nowhere(_: Image) -> BootFiles:
+    path = Path("/nonexistent")
+    return BootFiles(path / "k", path / "i", path / "r", "")
+
+
+def host_agent(services: Services, compute: FakeComputeDriver, storage: FakeStorage, host_id: str) -> HostAgent:
+    """What nubes.services builds, on fake drivers and a manual clock."""
+    db, clock = services.db, services.clock
+    network = NetworkAgent(db, FakeNetworkDriver(), services.vpcs, "nubes")
+    work = StorageWork(db, clock, storage, compute, lambda image: nowhere(image).rootfs, host_id)
+    return HostAgent(ComputeAgent(db, clock, services.instances, services.consoles, compute, work, network, nowhere,
+                                  host_id), work, network,
+                     Timers(clock, services.instances, services.auto_snapshot_policies))
+
+
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[ComputeAgent, FakeHost, Database]]:
+def agent(tmp_path: Path) -> Iterator[tuple[HostAgent, FakeHost, Database]]:
     clock = ManualClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
     db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
     db.migrate()
-    services = Services.build(db, load_catalog(tmp_path), clock, tmp_path, Quotas())
+    services = build_services(db, load_catalog(tmp_path), clock, tmp_path, Quotas())
     services.images.register_system(FAKE_IMAGES[0])
     host = FakeHost()
     storage = FakeStorage()
-    nowhere = Path("/nonexistent")
-    agent = ComputeAgent(db, clock, services.instances, FakeComputeDriver(host), storage, FakeNetworkDriver(),
-                         sync_network=lambda _: None,
-                         boot_files=lambda _: BootFiles(nowhere / "k", nowhere / "i", nowhere / "r", ""),
-                         host_id=HOST)
+    agent = host_agent(services, FakeComputeDriver(host), storage, HOST)
     with db.session() as s:
         s.add(Host(id=HOST, vcpus=8, memory_mib=16384, heartbeat_at=clock.now()))
         account = Account(name="owner", uid="1000000000000001", created_at=clock.now())
@@ -56,6 +72,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[ComputeAgent, FakeHost, Database]]:
                    host_id=HOST, created_at=now, layer="d-sys"))
     storage.create_blank("d-sys", 20)
     yield agent, host, db
+    agent.stop()
     db.dispose()
 
 
@@ -67,7 +84,7 @@ def status(db: Database) -> tuple[str, str]:
 
 
 def test_an_instance_whose_vm_keeps_failing_to_start_ends_stopped(
-        agent: tuple[ComputeAgent, FakeHost, Database]) -> None:
+        agent: tuple[HostAgent, FakeHost, Database]) -> None:
     compute, host, db = agent
     for _ in range(MAX_START_ATTEMPTS):
         host.inject_failure("start", ComputeError("qemu: could not open the disk"), "i-1")
@@ -77,10 +94,10 @@ def test_an_instance_whose_vm_keeps_failing_to_start_ends_stopped(
         assert status(db) == (states.STARTING, states.WANT_RUNNING), attempt
     compute.step("i-1")
     assert status(db) == (states.STOPPED, states.WANT_STOPPED)
-    assert compute._compute.state("i-1") == PowerState.STOPPED
+    assert FakeComputeDriver(host).state("i-1") == PowerState.STOPPED
 
 
-def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[ComputeAgent, FakeHost, Database]) -> None:
+def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[HostAgent, FakeHost, Database]) -> None:
     compute, host, db = agent
     for _ in range(MAX_START_ATTEMPTS - 1):
         host.inject_failure("start", ComputeError("qemu: busy"), "i-1")
@@ -92,7 +109,7 @@ def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[Comput
 
 
 def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
-        agent: tuple[ComputeAgent, FakeHost, Database]) -> None:
+        agent: tuple[HostAgent, FakeHost, Database]) -> None:
     """Fake VMs are not watched pass after pass (they never change by themselves), but one that
     ran before a host reboot is CRASHED when the emulator comes back: the first pass sees it."""
     compute, host, db = agent

@@ -28,7 +28,8 @@ class Sleeper:
 
 def test_capabilities_say_fake() -> None:
     caps = FakeComputeDriver().capabilities
-    assert caps.real_vms is False and caps.accel == "none" and caps.disk_hotplug
+    assert caps.name == "fake" and caps.accel == "none" and caps.disk_hotplug
+    assert not (caps.changes_by_itself or caps.opens_taps or caps.reports_ready)
 
 
 def test_start_shutdown_and_idempotent_start() -> None:

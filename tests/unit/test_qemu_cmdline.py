@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nubes.drivers.compute.qemu import accel
 from nubes.drivers.compute.base import Boot, DiskAttachment, NicAttachment, VmSpec
+from nubes.drivers.compute.qemu import accel
 from nubes.drivers.compute.qemu.cmdline import RenderOptions, blockdev, disk_serial, qemu_id, render_command
 from nubes.drivers.compute.qemu.vmdir import VmPaths
 
@@ -270,7 +270,8 @@ def test_driver_accel_from_argument_and_environment(tmp_path: Path, monkeypatch:
     assert QemuDriver(tmp_path / "a", accel="auto").capabilities.accel == "tcg"
     assert QemuDriver(tmp_path / "b", accel="kvm").capabilities.accel == "kvm"
     caps = QemuDriver(tmp_path / "c", accel="tcg", machine="microvm").capabilities
-    assert caps.real_vms and not caps.disk_hotplug
+    assert caps.name == "qemu" and caps.changes_by_itself and caps.opens_taps and caps.reports_ready
+    assert not caps.disk_hotplug
     with pytest.raises(ValueError):
         QemuDriver(tmp_path / "d", accel="fast")
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from nubes.api.app import ApiApp
 from nubes.api.auth import Authenticator
-from nubes.api.context import Services
+from nubes.services import build_services
 from nubes.api.throttle import Throttle
 from nubes.api.registry import Registry
 from nubes.actions import all_tables
@@ -33,7 +33,7 @@ KEY_ID, SECRET = "LTAIunitofwork000001", "unitOfWorkSecret000000000001"
 def app(tmp_path: Path) -> Iterator[ApiApp]:
     db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
     db.migrate()
-    services = Services.build(db, load_catalog(), SystemClock(), tmp_path, Quotas())
+    services = build_services(db, load_catalog(), SystemClock(), tmp_path, Quotas())
     services.accounts.ensure_root(KEY_ID, SECRET)
     yield ApiApp(services, Registry(all_tables()), Authenticator(services.accounts, services.clock,
                                                                  SignatureNonces(db)), Throttle(0, 0))

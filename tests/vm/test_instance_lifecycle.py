@@ -181,6 +181,10 @@ def test_agent_killed_while_booting_recovers(images_dir: Path, tiny_image: Image
         ecs = tea_ecs(server, net.key)
         assert wait_status(ecs, instance_id, "Running", 300) == "Running"
         assert len(qemu_processes(instance_id)) == 1  # re-attached, not started twice
+        # the new agent recorded the console (in the store, which the API reads) before Running
+        output = ecs.get_instance_console_output(em.GetInstanceConsoleOutputRequest(
+            region_id=REGION, instance_id=instance_id)).body.console_output
+        assert f"NUBES-READY instance-id={instance_id}" in base64.b64decode(output).decode(errors="replace")
         ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
         _teardown(server)

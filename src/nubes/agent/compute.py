@@ -1,58 +1,54 @@
 """The compute part of the host agent: make the instances placed on this host what their
-owners asked for, one idempotent step at a time, and report their status.
+owners asked for, one idempotent step at a time, and report their status and console.
 
-Each pass reads the store; an instance that needs work gets one step on a worker thread
-(never two at once), and the step moves its status on through the status table. Killing
-the agent at any point is safe: the next pass sees the same state and the drivers'
-idempotent methods (start returns the running VM, destroy of a gone VM succeeds) finish it."""
+The host loop (nubes.agent.host) gives each instance that needs work one step on a worker
+thread (never two at once), after the instance's queued storage work; the step moves its
+status on through the status table (`instance_states.agent_step`) with one compare-and-set
+UPDATE. Killing the agent at any point is safe: the next pass sees the same state and the
+drivers' idempotent methods (start returns the running VM, destroy of a gone VM succeeds)
+finish it. The tail of each VM's serial console is recorded in the store when it changes
+(at most every CONSOLE_INTERVAL seconds, and always before the instance is called Running),
+where GetInstanceConsoleOutput reads it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
+from nubes.agent.images import BootFiles
+from nubes.agent.network import NetworkAgent
+from nubes.agent.storage import StorageWork
 from nubes.clock import Clock
+from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
-from nubes.agent.storage import StorageWork, attachment
-from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
+from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.instances import Instances
 from nubes.domain.snapshot_usage import release_disk
 from nubes.drivers.compute.base import (
+    READY_MARKER,
     Boot,
     ComputeDriver,
     NicAttachment,
     PowerState,
     VmSpec,
 )
-from nubes.drivers.network.base import NetworkDriver
-from nubes.drivers.storage.base import StorageDriver
 from nubes.store.db import Database
-from nubes.store.models import Disk, Host, Image, Instance, NetworkInterface, Snapshot, Tag
+from nubes.store.models import ConsoleOutput, Disk, Host, Image, Instance, NetworkInterface, Tag
+
+__all__ = ["MAX_START_ATTEMPTS", "READY_MARKER", "BootFiles", "ComputeAgent"]
 
 log = logging.getLogger("nubes.agent.compute")
 
-READY_MARKER = "NUBES-READY"
 GUEST_UP_DEADLINE = 900.0  # a guest that never reports ready is called Running after this long
 SHUTDOWN_TIMEOUT = 60.0
 MAX_START_ATTEMPTS = 5  # passes in a row a VM may fail to start before the instance is Stopped
-
-
-@dataclass(frozen=True)
-class BootFiles:
-    kernel: Path
-    initrd: Path
-    rootfs: Path
-    cmdline: str
-
+CONSOLE_INTERVAL = 2.0  # seconds between two recordings of one VM's console (unless it becomes Running)
+STEADY = (states.RUNNING, states.STOPPED)
 
 BootResolver = Callable[[Image], BootFiles]
 
@@ -68,37 +64,39 @@ def host_memory_mib() -> int:
     return 4096
 
 
+def _digest(output: bytes) -> bytes:
+    return hashlib.blake2b(output, digest_size=16).digest()
+
+
+_NOTHING = _digest(b"")
+
+
 class ComputeAgent:
     def __init__(
-        self, db: Database, clock: Clock, instances: Instances, compute: ComputeDriver, storage: StorageDriver,
-        network: NetworkDriver, sync_network: Callable[[str], None], boot_files: BootResolver,
-        host_id: str | None = None, interval: float = 0.5, workers: int = 8,
+        self, db: Database, clock: Clock, instances: Instances, consoles: ConsoleOutputs, compute: ComputeDriver,
+        storage: StorageWork, network: NetworkAgent, boot_files: BootResolver, host_id: str,
     ) -> None:
         self._db = db
         self._clock = clock
         self._instances = instances
+        self._consoles = consoles
         self._compute = compute
         self._storage = storage
         self._network = network
-        self._sync_network = sync_network
         self._boot_files = boot_files
-        self.host_id = host_id or socket.gethostname()
-        self._interval = interval
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nubes-compute")
-        self._busy: set[str] = set()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.host_id = host_id
         self._log_offsets: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
         self._start_failures: dict[str, int] = {}
-        self._looked_at_all = False  # the first pass after a start looks at every instance
-        self._auto_snapshots = AutoSnapshotPolicies(db, clock)
-        self.storage_work = StorageWork(db, clock, storage, compute, lambda image: boot_files(image).rootfs,
-                                        self.host_id)
+        self._console_seen: dict[str, bytes] = {}  # instance id -> digest of the console tail recorded
+        self._console_written: dict[str, float] = {}  # instance id -> time.monotonic() of that recording
+        self._console_behind: set[str] = set()  # changed since, not recorded yet (too soon)
 
-    # ---- lifecycle ---------------------------------------------------------------------------
+    # ---- the host row ------------------------------------------------------------------------
+
+    def known(self) -> bool:
+        with self._db.session() as s:
+            return s.get(Host, self.host_id) is not None
 
     def register_host(self, vcpus: int | None = None, memory_mib: int | None = None) -> None:
         with self._db.session() as s:
@@ -111,105 +109,60 @@ class ComputeAgent:
             host.cpu_overcommit = host.cpu_overcommit or 4.0
             host.memory_overcommit = host.memory_overcommit or 1.0
             host.zones = host.zones or "*"
-            host.compute_driver = "qemu" if self._compute.capabilities.real_vms else "fake"
+            host.compute_driver = self._compute.capabilities.name
             host.accel = self._compute.capabilities.accel
             host.status = "Available"
             host.heartbeat_at = self._clock.now()
 
-    def start(self) -> None:
+    # ---- what to look at -----------------------------------------------------------------------
+
+    def instances_to_step(self, everything: bool) -> tuple[list[str], set[str]]:
+        """(the instances of this host that need a step now, every instance of this host). A VM
+        that cannot change by itself is not looked at in a steady status, unless `everything`
+        (the first pass after a start: the host may have rebooted meanwhile)."""
         with self._db.session() as s:
-            known = s.get(Host, self.host_id) is not None
-        if not known:
-            self.register_host()
-        self.storage_work.recover()
-        self._thread = threading.Thread(target=self._run, name="nubes-compute-agent", daemon=True)
-        self._thread.start()
+            mine = list(s.execute(select(Instance.id, Instance.status, Instance.desired)
+                                  .where(Instance.host_id == self.host_id)))
+        watch = everything or self._compute.capabilities.changes_by_itself
+        wanted = [instance_id for instance_id, status, desired in mine
+                  if watch or status not in STEADY or desired not in (states.WANT_RUNNING, states.WANT_STOPPED)
+                  or instance_id in self._console_behind]
+        return wanted, {instance_id for instance_id, _, _ in mine}
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    # ---- one step --------------------------------------------------------------------------
 
-    def notify(self, _instance_id: str) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pass_once()
-            except Exception:
-                log.exception("compute pass failed; retrying")
-            self._wake.wait(self._interval)
-            self._wake.clear()
-
-    # ---- one pass --------------------------------------------------------------------------
-
-    def pass_once(self, wait: bool = False) -> None:
-        """Look at every instance of this host and start the steps they need."""
-        self._instances.release_due()
-        self._auto_snapshots.fire_due(self._clock.now())
-        with self._db.session() as s:
-            mine = list(s.scalars(select(Instance).where(Instance.host_id == self.host_id)))
-        storage_keys = self.storage_work.pending_keys()
-        futures = []
-        steady = (states.RUNNING, states.STOPPED)
-        keys = []
-        for instance in mine:
-            if not self._compute.capabilities.real_vms and instance.status in steady \
-                    and instance.desired in (states.WANT_RUNNING, states.WANT_STOPPED) \
-                    and instance.id not in storage_keys and self._looked_at_all:
-                continue  # a fake VM never changes by itself (but may have across a host reboot)
-            keys.append(instance.id)
-        keys += sorted(storage_keys - {i.id for i in mine})  # disks on their own
-        for key in keys:
-            with self._lock:
-                if key in self._busy:
-                    continue
-                self._busy.add(key)
-            futures.append(self._pool.submit(self._step_guarded, key))
-        self._looked_at_all = True
-        if wait:
-            for future in futures:
-                future.result()
-
-    def _step_guarded(self, instance_id: str) -> None:
-        try:
-            self.step(instance_id)
-        except Exception:
-            log.exception("step for %s failed; retrying on the next pass", instance_id)
-        finally:
-            with self._lock:
-                self._busy.discard(instance_id)
-
-    def step(self, instance_id: str) -> None:
-        """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""
-        self.storage_work.run(instance_id)
+    def step(self, instance_id: str) -> bool:
+        """The instance's next lifecycle step; True when another pass should come at once."""
         with self._db.session() as s:
             instance = s.get(Instance, instance_id)
         if instance is None:
-            return
+            return False
+        again = False
         if instance.desired == states.WANT_DELETED:
             self._delete(instance)
-        elif instance.status == states.PENDING:
-            self._build(instance)
+            return False
+        if instance.status == states.PENDING:
+            again = self._build(instance)
         elif instance.status == states.STARTING:
-            self._boot(instance)
+            again = self._boot(instance)
         elif instance.status == states.RUNNING:
             self._watch(instance)
         elif instance.status == states.STOPPING:
-            self._power_off(instance)
-        elif instance.status == states.STOPPED:
-            if self._compute.state(instance.id) in (PowerState.RUNNING, PowerState.PAUSED):
-                self._compute.destroy(instance.id)
+            again = self._power_off(instance)
+        elif instance.status == states.STOPPED and \
+                self._compute.state(instance.id) in (PowerState.RUNNING, PowerState.PAUSED):
+            self._compute.destroy(instance.id)
+        self.record_console(instance.id)
+        return again
 
     # ---- steps -----------------------------------------------------------------------------
 
-    def _set_status(self, instance_id: str, expected: str, new: str, **fields: object) -> bool:
-        """Move the status on, unless the owner changed it meanwhile (then the next pass decides).
-        One compare-and-set UPDATE: a DeleteInstance committed between a read and a write here
-        must not be overwritten (a deleted instance would boot again)."""
+    def _set_status(self, instance_id: str, expected: str, event: str, **fields: object) -> bool:
+        """Move the status on as the table says `event` does (a step it lacks is refused, a bug),
+        unless the owner changed it meanwhile (then the next pass decides). One compare-and-set
+        UPDATE: a DeleteInstance committed between a read and a write here must not be
+        overwritten (a deleted instance would boot again)."""
+        new = states.agent_step(instance_id, expected, event)
         with self._db.session() as s:
             moved = s.execute(
                 update(Instance)
@@ -220,32 +173,15 @@ class ComputeAgent:
             ).first()
             return moved is not None
 
-    def _disks(self, instance_id: str) -> list[Disk]:
-        with self._db.session() as s:
-            return list(s.scalars(
-                select(Disk).where(Disk.instance_id == instance_id).order_by(Disk.disk_type.desc(), Disk.device)
-            ))
-
-    def _build(self, instance: Instance) -> None:
+    def _build(self, instance: Instance) -> bool:
         image = self._instances.image_of(instance.image_id)
         if image is None:
             log.error("instance %s: image %s is gone", instance.id, instance.image_id)
-            return
-        for disk in self._disks(instance.id):
-            if disk.layer:
-                continue  # made already
-            with self._db.session() as s:
-                source = s.get(Snapshot, disk.source_snapshot_id) if disk.source_snapshot_id else None
-            self.storage_work.make_content(disk, disk.id, source)
-            with self._db.session() as s:
-                row = s.get(Disk, disk.id)
-                if row is not None:
-                    row.layer = disk.id
-        after = states.next_status(states.PENDING,
-                                   "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
-        if after is not None:
-            self._set_status(instance.id, states.PENDING, after)
-        self._wake.set()
+            return False
+        self._storage.make_instance_disks(instance.id)
+        self._set_status(instance.id, states.PENDING,
+                         "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
+        return True
 
     def _spec(self, instance: Instance) -> VmSpec:
         image = self._instances.image_of(instance.image_id)
@@ -254,7 +190,7 @@ class ComputeAgent:
         with self._db.session() as s:
             enis = list(s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)
                                   .order_by(NetworkInterface.eni_type)))
-        disks = [attachment(self._storage, d) for d in self._disks(instance.id)]
+        disks = [self._storage.attachment(d) for d in self._storage.disks_of(instance.id)]
         return VmSpec(
             instance_id=instance.id,
             vcpus=instance.cpu,
@@ -266,13 +202,13 @@ class ComputeAgent:
             hostname=instance.hostname,
         )
 
-    def _boot(self, instance: Instance) -> None:
+    def _boot(self, instance: Instance) -> bool:
         state = self._compute.state(instance.id)
         if state not in (PowerState.RUNNING, PowerState.PAUSED):
             if instance.pending_key_pair_name is not None:
                 self._apply_pending_key(instance.id)
-            if self._compute.capabilities.real_vms:
-                self._sync_network(instance.vpc_id)  # the tap must exist before QEMU opens it
+            if self._compute.capabilities.opens_taps:
+                self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
             self._log_offsets[instance.id] = len(self._compute.console_output(instance.id, max_bytes=1 << 30))
             try:
                 self._compute.start(self._spec(instance))
@@ -284,10 +220,8 @@ class ComputeAgent:
                 # as ECS: an instance that cannot start falls back to Stopped (never Starting for ever)
                 log.exception("instance %s failed to start %d times; it is Stopped", instance.id, failures)
                 self._start_failures.pop(instance.id, None)
-                after = states.next_status(states.STARTING, "start_failed")
-                if after is not None:
-                    self._set_status(instance.id, states.STARTING, after, desired=states.WANT_STOPPED)
-                return
+                self._set_status(instance.id, states.STARTING, "start_failed", desired=states.WANT_STOPPED)
+                return False
             self._start_failures.pop(instance.id, None)
             self._started_at[instance.id] = time.monotonic()
             with self._db.session() as s:
@@ -295,14 +229,15 @@ class ComputeAgent:
                 if row is not None:
                     row.started_at = self._clock.now()
         if self._guest_up(instance.id):
-            self._set_status(instance.id, states.STARTING, states.RUNNING)
+            self.record_console(instance.id, at_once=True)  # a client that sees Running sees why
+            self._set_status(instance.id, states.STARTING, "guest_up")
             self._log_offsets.pop(instance.id, None)
         else:
             time.sleep(0.2)  # poll the console again on the next pass
-        self._wake.set()
+        return True
 
     def _guest_up(self, instance_id: str) -> bool:
-        if not self._compute.capabilities.real_vms:
+        if not self._compute.capabilities.reports_ready:
             return self._compute.state(instance_id) == PowerState.RUNNING
         output = self._compute.console_output(instance_id, max_bytes=1 << 30)
         offset = self._log_offsets.get(instance_id, 0)
@@ -321,21 +256,19 @@ class ComputeAgent:
         """A Running instance whose VM is gone (the guest powered off, or it crashed) is Stopped."""
         state = self._compute.state(instance.id)
         if state in (PowerState.STOPPED, PowerState.CRASHED):
-            after = states.next_status(states.RUNNING, "powered_off")
-            if after is not None:
-                self._set_status(instance.id, states.RUNNING, after)
+            self._set_status(instance.id, states.RUNNING, "powered_off")
 
-    def _power_off(self, instance: Instance) -> None:
+    def _power_off(self, instance: Instance) -> bool:
         if instance.force:
             self._compute.destroy(instance.id)
         elif not self._compute.shutdown(instance.id, SHUTDOWN_TIMEOUT):
             log.warning("instance %s did not power off within %ss; forcing it", instance.id, SHUTDOWN_TIMEOUT)
             self._compute.destroy(instance.id)
         if instance.desired == states.WANT_REBOOT:
-            self._set_status(instance.id, states.STOPPING, states.STARTING, desired=states.WANT_RUNNING, force=False)
+            self._set_status(instance.id, states.STOPPING, "reboot_off", desired=states.WANT_RUNNING, force=False)
         else:
-            self._set_status(instance.id, states.STOPPING, states.STOPPED, force=False)
-        self._wake.set()
+            self._set_status(instance.id, states.STOPPING, "powered_off", force=False)
+        return True
 
     def _delete(self, instance: Instance) -> None:
         self._compute.destroy(instance.id)
@@ -346,7 +279,8 @@ class ComputeAgent:
                 if disk.delete_with_instance:
                     release_disk(s, disk)  # its layers go with the collection below
                 else:
-                    disk.instance_id, disk.status, disk.device = "", "Available", ""
+                    disk.status = ds.agent_move(disk.id, disk.status, ds.AVAILABLE)
+                    disk.instance_id, disk.device = "", ""
             for eni in s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)):
                 if eni.eni_type == "Primary":
                     s.delete(eni)
@@ -354,9 +288,37 @@ class ComputeAgent:
                     eni.instance_id, eni.status, eni.attachment = "", "Available", ""
             for tag in s.scalars(select(Tag).where(Tag.resource_id == instance.id)):
                 s.delete(tag)
+            s.execute(delete(ConsoleOutput).where(ConsoleOutput.instance_id == instance.id))
             row = s.get(Instance, instance.id)
             if row is not None:
                 s.delete(row)
         self._log_offsets.pop(instance.id, None)
-        self.storage_work.collect()
-        self._sync_network(vpc_id)
+        self._forget_console(instance.id)
+        self._storage.collect()
+        self._network.reconcile({vpc_id})
+
+    # ---- the console in the store ------------------------------------------------------------
+
+    def record_console(self, instance_id: str, at_once: bool = False) -> None:
+        """Record the VM's console tail in the store if it changed since the last recording, and
+        that was CONSOLE_INTERVAL ago or more (or `at_once`); else remember to do it later."""
+        output = self._compute.console_output(instance_id, CONSOLE_TAIL)
+        digest = _digest(output)
+        if digest == self._console_seen.get(instance_id, _NOTHING):
+            self._console_behind.discard(instance_id)
+            return
+        now = time.monotonic()
+        if not at_once and now - self._console_written.get(instance_id, -CONSOLE_INTERVAL) < CONSOLE_INTERVAL:
+            self._console_behind.add(instance_id)
+            return
+        if self._consoles.record(instance_id, output):
+            self._console_seen[instance_id] = digest
+            self._console_written[instance_id] = now
+            self._console_behind.discard(instance_id)
+        else:
+            self._forget_console(instance_id)  # the instance is gone
+
+    def _forget_console(self, instance_id: str) -> None:
+        self._console_seen.pop(instance_id, None)
+        self._console_written.pop(instance_id, None)
+        self._console_behind.discard(instance_id)

@@ -1,13 +1,13 @@
 """System images on a host: register the ones built, build the missing ones in the background,
-and tell the compute agent which files boot an image."""
+and tell the compute and storage parts of the agent which files boot an image."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from nubes.agent.compute import BootFiles
 from nubes.domain.images import Images, SystemImage
 from nubes.store.models import Image
 
@@ -20,6 +20,14 @@ FAKE_IMAGES = (
     SystemImage("nubes_tiny_x64_1G_busybox_20261126.vhd", "tiny", "nubes:tiny_x64", "Nubes Tiny (BusyBox) 64位",
                 "Nubes Tiny (BusyBox) 64 bit", "linux", "Others Linux", "x86_64", 1, "fake"),
 )
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    kernel: Path
+    initrd: Path
+    rootfs: Path
+    cmdline: str
 
 
 def _system_image(manifest: object) -> SystemImage:
@@ -55,8 +63,8 @@ class ImageService:
             for image in FAKE_IMAGES:
                 self._images.register_system(image)
             return []
-        from nubes.guest.images.manifest import load_manifest
         from nubes.guest.images import IMAGE_NAMES
+        from nubes.guest.images.manifest import load_manifest
 
         missing = []
         for name in IMAGE_NAMES:
@@ -106,3 +114,7 @@ class ImageService:
             rootfs=manifest.path(self.images_dir, "rootfs"),
             cmdline=manifest.cmdline,
         )
+
+    def rootfs(self, image: Image) -> Path:
+        """The image file (root file system) a system disk of `image` is made on."""
+        return self.boot_files(image).rootfs

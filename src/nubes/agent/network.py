@@ -1,8 +1,9 @@
 """The network part of the host agent: reconcile the store's VPCs onto the host.
 
-A change in the API names the VPC it touched (`notify`); the agent then re-syncs that VPC
-at once. Every `full_interval` seconds, and on start, it syncs everything, which also
-removes what the store no longer has and repairs what was changed behind its back."""
+A change in the API names the VPC it touched (`notify`); the host loop's next pass then
+re-syncs that VPC. Every `full_interval` seconds, and on the first pass, it syncs everything,
+which also removes what the store no longer has and repairs what was changed behind its back.
+Changes made by other processes show up as bumped generations in the store, polled each pass."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import logging
 import threading
 import time
 
-from nubes.domain.netstate import desired_vpcs, generations
+from nubes.agent.vpcnet import desired_vpcs
+from nubes.domain.netstate import generations
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.network.base import NetworkDriver
 from nubes.guest.metadata import MetadataService
 from nubes.store.db import Database
 
 log = logging.getLogger("nubes.agent.network")
+
+RETRY_AFTER = 1.0  # seconds without a reconcile after one failed
 
 
 class NetworkAgent:
@@ -32,29 +36,60 @@ class NetworkAgent:
         self._metadata = metadata
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
-        # The driver is not thread-safe; the compute agent also asks for syncs (before a VM starts).
+        # The driver is not thread-safe; the compute part also asks for syncs (before a VM starts).
         self._driver_lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._seen: dict[str, int] = {}
+        self._last_full: float | None = None  # time.monotonic() of the last full sync
+        self._not_before = 0.0
         self.syncs = 0  # completed reconcile passes, for tests and benchmarks
-        self.poll_interval = 0.5
+
+    # ---- what the compute part needs -------------------------------------------------------
+
+    def tap_name(self, port_id: str) -> str:
+        return self._driver.tap_name(port_id)
+
+    def netns_name(self, vpc_id: str) -> str:
+        return self._driver.netns_name(vpc_id)
+
+    def sync(self, vpc_id: str) -> None:
+        """Sync one VPC now (its taps exist once this returns)."""
+        self.reconcile({vpc_id})
+
+    # ---- the pass --------------------------------------------------------------------------
 
     def notify(self, vpc_id: str) -> None:
+        """The VPC changed: the next pass syncs it."""
         with self._lock:
             self._dirty.add(vpc_id)
-        self._wake.set()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="nubes-network-agent", daemon=True)
-        self._thread.start()
+    def pass_once(self) -> None:
+        """A full sync when one is due, else the VPCs that changed (told, or seen in the store)."""
+        now = time.monotonic()
+        if now < self._not_before:
+            return
+        try:
+            if self._last_full is None or now - self._last_full >= self._full_interval:
+                with self._lock:
+                    self._dirty.clear()
+                self._seen = generations(self._db)
+                self.reconcile_all()
+                self._last_full = now
+            else:
+                self._poll_generations()
+                with self._lock:
+                    dirty, self._dirty = self._dirty, set()
+                if dirty:
+                    try:
+                        self.reconcile(dirty)
+                    except Exception:
+                        with self._lock:
+                            self._dirty |= dirty  # try again on a later pass
+                        raise
+        except Exception:
+            log.exception("network reconcile failed; retrying")
+            self._not_before = time.monotonic() + RETRY_AFTER
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+    def close(self) -> None:
         if self._metadata is not None:
             self._metadata.close()
 
@@ -100,32 +135,3 @@ class NetworkAgent:
                 self._driver.remove_vpc(vpc_id)
         self._vpcs.mark_available(sorted(desired))
         self.syncs += 1
-
-    def _run(self) -> None:
-        last_full = 0.0
-        while not self._stop.is_set():
-            now = time.monotonic()
-            try:
-                if now - last_full >= self._full_interval:
-                    with self._lock:
-                        self._dirty.clear()
-                    self._seen = generations(self._db)
-                    self.reconcile_all()
-                    last_full = now
-                else:
-                    self._poll_generations()
-                    with self._lock:
-                        dirty, self._dirty = self._dirty, set()
-                    if dirty:
-                        try:
-                            self.reconcile(dirty)
-                        except Exception:
-                            with self._lock:
-                                self._dirty |= dirty  # try again on the next pass
-                            raise
-            except Exception:
-                log.exception("network reconcile failed; retrying")
-                self._stop.wait(1.0)
-            timeout = min(self.poll_interval, max(0.05, self._full_interval - (time.monotonic() - last_full)))
-            self._wake.wait(timeout)
-            self._wake.clear()

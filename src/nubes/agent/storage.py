@@ -1,16 +1,17 @@
 """The storage part of the host agent: do the queued disk tasks of this host (files and, for
-disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle the statuses.
+disks in running VMs, QEMU hot-plug, live snapshots and resizes), then settle the statuses
+(through the disk status table: `disk_states.agent_move`).
 
 Tasks run in id order per key (the instance a disk is attached to, or the disk), inside the
-compute agent's one-step-at-a-time slot for that key, so a VM never starts or stops while one
-of its disks is being worked on. Every step is idempotent: a task is deleted only in the
-transaction that records its outcome, and a crash redoes it. The files that a task makes
-before that transaction are guarded from the collector by one lock."""
+host loop's one-step-at-a-time slot for that key, before the instance's lifecycle step, so a
+VM never starts or stops while one of its disks is being worked on. Every step is idempotent:
+a task is deleted only in the transaction that records its outcome, and a crash redoes it. The
+files that a task makes before that transaction are guarded from the collector by one lock."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 from sqlalchemy.orm.exc import StaleDataError
 
+from nubes.agent.image_transfer import do_export, do_import, fail_import
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
-from nubes.agent.image_transfer import do_export, do_import, fail_import
 from nubes.domain.custom_images import CREATE_FAILED, CREATING, settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
@@ -39,6 +40,11 @@ STREAM_TIMEOUT = 3600.0
 
 # The image file (root file system) a system disk is made on.
 RootfsResolver = Callable[[Image], Path]
+
+
+def _move(disk: Disk, to: str) -> None:
+    """Move a disk's status on through the status table (a move it lacks is refused, a bug)."""
+    disk.status = ds.agent_move(disk.id, disk.status, to)
 
 
 def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
@@ -59,8 +65,6 @@ class StorageWork:
         self.host_id = host_id
         self._files = threading.Lock()
         self._attempts: dict[int, int] = {}
-        self._downloads = (storage.layer_path("x").parent / "downloads" if storage.real_files
-                           else Path(tempfile.gettempdir()) / "nubes-downloads")
 
     # ---- what there is to do ---------------------------------------------------------------
 
@@ -173,7 +177,7 @@ class StorageWork:
 
     def _do(self, task: StorageTask) -> None:
         if task.kind == "import":
-            do_import(self._db, self._clock, self._storage, self._downloads, task)
+            do_import(self._db, self._clock, self._storage, self._storage.capabilities.downloads_dir, task)
             return
         if task.kind == "export":
             do_export(self._db, self._storage, task)
@@ -186,6 +190,30 @@ class StorageWork:
             self._finish(task, _fail_snapshot)
             return
         getattr(self, f"_do_{task.kind}")(task, disk, snapshot)
+
+    def attachment(self, disk: Disk) -> DiskAttachment:
+        """How the VM opens the disk."""
+        return attachment(self._storage, disk)
+
+    def disks_of(self, instance_id: str) -> list[Disk]:
+        """The disks of an instance, the system disk first."""
+        with self._db.session() as s:
+            return list(s.scalars(
+                select(Disk).where(Disk.instance_id == instance_id).order_by(Disk.disk_type.desc(), Disk.device)
+            ))
+
+    def make_instance_disks(self, instance_id: str) -> None:
+        """The layers of a new instance's disks that are not made yet (its Pending step)."""
+        for disk in self.disks_of(instance_id):
+            if disk.layer:
+                continue  # made already
+            with self._db.session() as s:
+                source = s.get(Snapshot, disk.source_snapshot_id) if disk.source_snapshot_id else None
+            self.make_content(disk, disk.id, source)
+            with self._db.session() as s:
+                row = s.get(Disk, disk.id)
+                if row is not None:
+                    row.layer = disk.id
 
     def make_content(self, disk: Disk, layer: str, snapshot: Snapshot | None) -> None:
         """A fresh layer with what a new disk holds: its image, its snapshot, or nothing."""
@@ -211,7 +239,7 @@ class StorageWork:
             if d is not None:
                 d.layer = d.id
                 if d.status == ds.CREATING:
-                    d.status = ds.ATTACHING if d.instance_id else ds.AVAILABLE
+                    _move(d, ds.ATTACHING if d.instance_id else ds.AVAILABLE)
         self._finish(task, settle)
 
     def _do_attach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -220,7 +248,7 @@ class StorageWork:
 
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.ATTACHING:
-                d.status = ds.IN_USE
+                _move(d, ds.IN_USE)
         self._finish(task, settle)
 
     def _do_detach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -229,7 +257,8 @@ class StorageWork:
 
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.DETACHING:
-                d.status, d.instance_id, d.device, d.detached_at = ds.AVAILABLE, "", "", self._clock.now()
+                _move(d, ds.AVAILABLE)
+                d.instance_id, d.device, d.detached_at = "", "", self._clock.now()
         self._finish(task, settle)
 
     def _do_snapshot(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
@@ -280,7 +309,7 @@ class StorageWork:
                 if d is not None:
                     d.layer = layer
                     if d.status == ds.REINITING:
-                        d.status = ds.IN_USE if d.instance_id else ds.AVAILABLE
+                        _move(d, ds.IN_USE if d.instance_id else ds.AVAILABLE)
             self._finish(task, settle)
 
     def _do_resize(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -313,8 +342,8 @@ class StorageWork:
                 base = self._storage.layer_path(under) if under else self._image_file(backing)
                 self._compute.stream_layer(instance_id, self._storage.layer_path(child), base, backing,
                                            STREAM_TIMEOUT)
-                if not self._storage.real_files:
-                    self._storage.rebase(child, backing)  # the fake VM keeps no files to rewrite
+                if not self._storage.capabilities.layers_are_files:
+                    self._storage.rebase(child, backing)  # the VM rewrote no file the driver reads: tell it
             else:
                 self._storage.rebase(child, backing)
             folded += 1
@@ -346,7 +375,7 @@ class StorageWork:
                 readers.setdefault(layer, set()).add(d.id)
         chain = _walk(graph, disk.top_layer)
         running = disk.instance_id if disk.instance_id and self._running(disk.instance_id) else ""
-        for child, parent in zip(chain, chain[1:]):
+        for child, parent in itertools.pairwise(chain):
             if parent in referenced or children.get(parent) != 1:
                 continue
             if readers.get(child, set()) - {disk.id}:
@@ -367,12 +396,10 @@ class StorageWork:
             if d is None:
                 return
             # undo only the status this task was to settle
-            if task.kind == "attach" and d.status == ds.ATTACHING:
-                d.status, d.instance_id, d.device = ds.AVAILABLE, "", ""
-            elif (task.kind, d.status) in (("detach", ds.DETACHING), ("reinit", ds.REINITING)):
-                d.status = ds.IN_USE
-            elif task.kind == "create" and d.status == ds.CREATING:
-                d.status = ds.AVAILABLE
+            if (task.kind, d.status) in _UNDOES:
+                _move(d, ds.UNDONE[d.status])
+                if task.kind == "attach":
+                    d.instance_id, d.device = "", ""
         self._finish(task, fail)
 
 
@@ -380,6 +407,8 @@ SETTLE_ATTEMPTS = 3
 
 # The task that moves a disk out of each transient status.
 _TASK_OF = {ds.CREATING: "create", ds.ATTACHING: "attach", ds.DETACHING: "detach", ds.REINITING: "reinit"}
+# A task given up undoes the transient status it was to settle, and no other.
+_UNDOES = {(kind, status) for status, kind in _TASK_OF.items()}
 
 
 def _fail_snapshot(_: Disk | None, snapshot: Snapshot | None) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from nubes import ids
 from nubes.api import errors
 from nubes.api.auth import Authenticator
-from nubes.api.context import ActionContext, Services
+from nubes.api.context import ActionContext
 from nubes.api.errors import ApiError
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, ActionSpec, Registry
@@ -24,6 +24,7 @@ from nubes.api.render import JSON_TYPE, render
 from nubes.api.request import MAX_BODY_BYTES, asks_for_xml, build_request, sniff_format
 from nubes.api.throttle import Throttle
 from nubes.api.versions import PRODUCT_VERSIONS
+from nubes.domain.services import Services
 
 log = logging.getLogger("nubes.api")
 

@@ -56,7 +56,7 @@ def server(host: str, port: int, data_dir: Path | None, database_url: str | None
 
 
 def _accounts(data_dir: Path | None, database_url: str | None) -> Accounts:
-    from nubes.server import open_services
+    from nubes.services import open_services
 
     return open_services(Settings(data_dir=data_dir, database_url=database_url)).accounts
 
@@ -192,7 +192,7 @@ def test_host() -> None:
 
 def _set_test_host(eni_id: str, attached: bool, data_dir: Path | None, database_url: str | None) -> None:
     from nubes.api.errors import ApiError
-    from nubes.server import open_services
+    from nubes.services import open_services
 
     services = open_services(Settings(data_dir=data_dir, database_url=database_url))
     try:
@@ -236,7 +236,7 @@ def images_build(names: tuple[str, ...], data_dir: Path | None, database_url: st
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nubes.guest.images import IMAGE_NAMES, build_image
-    from nubes.server import images_dir, open_services
+    from nubes.services import images_dir, open_services
 
     services = open_services(Settings(data_dir=data_dir, database_url=database_url))
     from nubes.agent.images import ImageService

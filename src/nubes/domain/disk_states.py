@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nubes.api.errors import ApiError
+from nubes.domain.state_tables import refuse
 
 CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING = (
     "Creating", "Available", "Attaching", "In_use", "Detaching", "ReIniting")
@@ -32,8 +33,18 @@ TRANSITIONS: dict[str, Transition] = {
     "ModifyDiskSpec": Transition(frozenset({AVAILABLE, IN_USE}), None),
 }
 
-# When the agent has done the work of a transient status, the disk is in the second status.
-SETTLED = {CREATING: AVAILABLE, ATTACHING: IN_USE, DETACHING: AVAILABLE}
+# The agent's moves (AGENT_MOVES, checked by `agent_move`). When it has done the work of a
+# transient status, the disk is in the second status.
+SETTLED = {CREATING: AVAILABLE, ATTACHING: IN_USE, DETACHING: AVAILABLE, REINITING: IN_USE}
+# When the work fails for good, the disk is back in the status the action found it in.
+UNDONE = {CREATING: AVAILABLE, ATTACHING: AVAILABLE, DETACHING: IN_USE, REINITING: IN_USE}
+# A disk kept when its instance is deleted is Available, whatever it was doing (RELEASED).
+RELEASED = frozenset({CREATING, ATTACHING, IN_USE, DETACHING, REINITING})
+AGENT_MOVES: frozenset[tuple[str, str]] = frozenset(
+    set(SETTLED.items()) | set(UNDONE.items()) | {(status, AVAILABLE) for status in RELEASED} | {
+        (CREATING, ATTACHING),  # made for an instance (CreateDisk with InstanceId): its attach comes next
+        (REINITING, AVAILABLE),  # re-initialised after it left its instance
+    })
 
 
 def check(action: str, disk_id: str, status: str) -> Transition:
@@ -45,3 +56,12 @@ def check(action: str, disk_id: str, status: str) -> Transition:
                        f"The current status of the disk {disk_id} is {status}; {action} needs it to be {allowed}.",
                        403)
     return transition
+
+
+def agent_move(disk_id: str, status: str, to: str) -> str:
+    """`to`, when the agent may move a disk from `status` to it (staying is no move). Every disk
+    status move of the agent goes through here: one not in AGENT_MOVES is a bug, refused
+    (IllegalStatusMove)."""
+    if to != status and (status, to) not in AGENT_MOVES:
+        refuse("disk", disk_id, status, to)
+    return to

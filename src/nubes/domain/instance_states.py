@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nubes.api.errors import ApiError
+from nubes.domain.state_tables import refuse
 
 PENDING, STARTING, RUNNING, STOPPING, STOPPED = "Pending", "Starting", "Running", "Stopping", "Stopped"
 STATUSES = (PENDING, STARTING, RUNNING, STOPPING, STOPPED)
@@ -68,3 +69,12 @@ def check(action: str, instance_id: str, status: str) -> Transition:
 def next_status(status: str, event: str) -> str | None:
     """The status an agent event leads to, or None when the event does not apply."""
     return AGENT_STEPS.get((status, event))
+
+
+def agent_step(instance_id: str, status: str, event: str) -> str:
+    """The status the agent's `event` moves an instance in `status` to. Every status move of the
+    agent goes through here: one the table does not have is a bug, refused (IllegalStatusMove)."""
+    after = AGENT_STEPS.get((status, event))
+    if after is None:
+        refuse("instance", instance_id, status, event)
+    return after

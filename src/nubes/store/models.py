@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -304,6 +304,17 @@ class Instance(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleOutput(Base):
+    """The tail of an instance's serial console, as the agent of its host last recorded it: what
+    GetInstanceConsoleOutput answers, in any API process, without a driver."""
+
+    __tablename__ = "console_outputs"
+
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    output: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Disk(Base):

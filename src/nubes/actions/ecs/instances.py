@@ -408,7 +408,7 @@ def describe_user_data(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def get_instance_console_output(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The tail of the instance's serial console, Base64-encoded."""
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
-    output = ctx.services.console(instance.id)
+    output = ctx.services.consoles.tail(instance.id)  # recorded by the agent of its host
     if p["RemoveSymbols"]:
         output = bytes(b for b in output if b in (9, 10, 13) or 32 <= b < 127)
     return {

@@ -3,7 +3,11 @@
 The agent decides what should run; the driver makes it so and reports what is. Every
 method is idempotent: starting a VM that runs returns its handle, destroying one that is
 gone succeeds. A VM outlives the agent: after an agent restart `recover()` finds the VMs
-that still run (from their persisted handles) instead of starting second copies."""
+that still run (from their persisted handles) instead of starting second copies.
+
+What differs between drivers is declared in `capabilities` (a `ComputeCapabilities`); the
+agent reads those and never asks which driver it has. A fake driver keeps every other part
+of this contract: the same calls succeed and fail in the same cases."""
 
 from __future__ import annotations
 
@@ -71,11 +75,29 @@ class VmHandle:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+# The line a guest prints on its serial console once it is up (nubes' images print
+# `NUBES-READY instance-id=<id>` after reading the metadata service): see `reports_ready`.
+READY_MARKER = "NUBES-READY"
+
+
 @dataclass(frozen=True)
 class ComputeCapabilities:
-    real_vms: bool
-    accel: str  # the accelerator this host uses: "kvm" or "tcg" (or "none" for fake)
-    disk_hotplug: bool
+    """What differs between compute drivers, for the agent to read instead of asking which
+    driver it has."""
+
+    name: str  # recorded as the host's compute driver in the store: "qemu", "fake"
+    accel: str  # the accelerator this host uses: "kvm" or "tcg" ("none": no VM runs)
+    disk_hotplug: bool  # attach_disk/detach_disk work on a running VM
+    # A running VM can change by itself (its guest powers off, its process dies): the agent polls
+    # `state` of every VM that should run. False: a VM changes only through this driver's calls,
+    # and across a reboot of the host (which the agent's first pass after its start looks at).
+    changes_by_itself: bool
+    # `start` opens the taps of the VM's NICs by name (`NicAttachment.tap`), so the network
+    # driver must have made them before. False: the taps are only recorded.
+    opens_taps: bool
+    # The guest prints READY_MARKER on the serial console once it is up, which is when the agent
+    # calls it Running. False: there is no guest to wait for; it is up as soon as the VM runs.
+    reports_ready: bool
 
 
 class ComputeError(RuntimeError):
@@ -115,7 +137,9 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     def console_output(self, instance_id: str, max_bytes: int = 64 * 1024) -> bytes:
-        """The tail of the VM's serial console log."""
+        """The tail of the VM's serial console log (the last `max_bytes`; b"" when there is
+        none). It outlives the VM's process until `cleanup`. Only the host's agent reads it: it
+        records the tail in the store, where the API reads it."""
 
     @abstractmethod
     def attach_disk(self, instance_id: str, disk: DiskAttachment) -> None:
@@ -140,7 +164,9 @@ class ComputeDriver(ABC):
                      timeout: float) -> None:
         """In a running VM, copy into `layer` (the top or a layer under it) the data of the layers
         between it and `base` (None: all below), then make `base` its backing, written into its
-        header as `backing_name`. Returns once done (a job already running is waited for)."""
+        header as `backing_name`. Returns once done (a job already running is waited for). Only
+        the layer's file changes: a storage driver whose layers are not files
+        (`StorageCapabilities.layers_are_files`) must be told by the caller."""
 
     @abstractmethod
     def cleanup(self, instance_id: str) -> None:

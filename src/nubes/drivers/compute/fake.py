@@ -16,7 +16,8 @@ the qemu driver reports a VM that should run and has no process. Operations
 can take time (`FakeTimings`, spent through the injected `sleep`, so a test passes a fake
 sleeper) and can be made to fail once (`FakeHost.inject_failure`). Test hooks on the host:
 `crash`, `guest_power_off`, `pause`, `resume`, `set_acpi` (a guest that ignores the power
-button)."""
+button). What differs from the qemu driver is declared in `capabilities`: no tap is opened, no
+guest reports ready, and a VM changes only through the driver's calls (and those hooks)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 from nubes.drivers import statefile
@@ -175,7 +175,10 @@ class FakeHost:
 
 
 class FakeComputeDriver(ComputeDriver):
-    capabilities = ComputeCapabilities(real_vms=False, accel="none", disk_hotplug=True)
+    # No guest runs, so none powers off or reports ready; a VM changes only through the driver's
+    # calls (the host's test hooks stand in for a guest or a crash) and across a reboot of the host.
+    capabilities = ComputeCapabilities(name="fake", accel="none", disk_hotplug=True, changes_by_itself=False,
+                                       opens_taps=False, reports_ready=False)
 
     def __init__(self, host: FakeHost | None = None, timings: FakeTimings | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,

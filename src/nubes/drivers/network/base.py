@@ -9,7 +9,11 @@ driver only realises them.
 Isolation model (linux driver): each VPC is a network namespace owned by nubes; each
 vSwitch a bridge in it holding the vSwitch gateway address; each network interface a
 port on that bridge (a tap for a VM, a veth whose peer sits in a test-host namespace).
-Security groups become one nftables ruleset per VPC, applied atomically."""
+Security groups become one nftables ruleset per VPC, applied atomically.
+
+What differs between drivers is declared in `capabilities`; the agent never asks which driver
+it has. The plain types here (VpcNet, PortNet, ...) are the driver's input: the agent maps the
+store's rows to them (nubes.agent.vpcnet); the domain does not know them."""
 
 from __future__ import annotations
 
@@ -83,9 +87,12 @@ class VpcNet:
 
 @dataclass(frozen=True)
 class Capabilities:
-    real_isolation: bool  # traffic is really filtered by the kernel
-    dhcp: bool
-    metadata: bool
+    """What differs between network drivers, for the agent to read instead of asking which
+    driver it has."""
+
+    real_isolation: bool  # traffic is really filtered by the kernel (else the rules are only rendered)
+    dhcp: bool  # guests get their addresses by DHCP on their vSwitch
+    metadata: bool  # `open_metadata_socket` gives a socket (else None: no guest could reach one)
 
 
 @dataclass

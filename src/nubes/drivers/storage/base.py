@@ -5,11 +5,15 @@ snapshot freezes the top and puts a new, empty overlay on it, so snapshots, disk
 snapshots and resets all take constant time whatever the disk holds. A layer is named by a
 stem (a disk id at first, `<disk>.<snapshot>` for the overlay made by a snapshot, ...); the
 store records which layer each disk and snapshot uses, and `collect` removes the layers no
-longer needed by any of them. Every method is idempotent."""
+longer needed by any of them. Every method is idempotent.
+
+What differs between drivers is declared in `capabilities` (a `StorageCapabilities`); the
+agent reads those and never asks which driver it has."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -17,8 +21,23 @@ class StorageError(Exception):
     """A disk file operation failed."""
 
 
+@dataclass(frozen=True)
+class StorageCapabilities:
+    """What differs between storage drivers, for the agent to read instead of asking which
+    driver it has."""
+
+    # Each layer is the file at `layer_path`, which VMs open: what a VM's block job writes into
+    # it (`ComputeDriver.stream_layer` rewriting its backing) the driver sees at once. False: the
+    # driver keeps records of its layers only, and whoever changes a layer through a VM tells
+    # the driver too (`rebase`).
+    layers_are_files: bool
+    # A directory of this host, owned by the driver, for the files fetched for it (an image
+    # imported from a URL, before `import_file`); made by whoever puts a file there.
+    downloads_dir: Path
+
+
 class StorageDriver(ABC):
-    real_files: bool
+    capabilities: StorageCapabilities
 
     @abstractmethod
     def layer_path(self, layer: str) -> Path:

@@ -2,21 +2,27 @@
 
 A layer is its size and the layer under it. In memory only by default (tests, scale tests);
 with a `state_dir` (the emulator) each layer is also a small JSON file there, written as a
-qcow2 header would be, so layers outlive the process as the real driver's files do."""
+qcow2 header would be, so layers outlive the process as the real driver's files do. Layers
+are no files (`capabilities.layers_are_files` is False): `layer_path` names a path that does
+not exist, and a live block stream in a (fake) VM is told to the driver with `rebase`.
+Downloads go to `state_dir/downloads` (without one, to nubes-downloads in the temporary directory)."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 
 from nubes.drivers import statefile
-from nubes.drivers.storage.base import StorageDriver, StorageError
+from nubes.drivers.storage.base import StorageCapabilities, StorageDriver, StorageError
 
 
 class FakeStorage(StorageDriver):
-    real_files = False
-
     def __init__(self, state_dir: Path | None = None) -> None:
+        self.capabilities = StorageCapabilities(
+            layers_are_files=False,
+            downloads_dir=state_dir / "downloads" if state_dir else Path(tempfile.gettempdir()) / "nubes-downloads",
+        )
         self._state_dir = state_dir
         self._lock = threading.RLock()  # one writer per layer file at a time
         self.layers: dict[str, tuple[int, str | None]] = {}  # layer -> (size GiB, backing layer)

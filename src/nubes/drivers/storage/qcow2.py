@@ -16,7 +16,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from nubes.drivers.storage.base import StorageDriver, StorageError
+from nubes.drivers.storage.base import StorageCapabilities, StorageDriver, StorageError
 
 _LAYER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _QCOW2_MAGIC = b"QFI\xfb"
@@ -24,7 +24,7 @@ GIB = 1 << 30
 
 
 def _qemu_img(*args: str, timeout: float = 120) -> str:
-    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise StorageError(f"qemu-img {' '.join(args)}: {result.stderr.strip()[-500:]}")
     return result.stdout
@@ -45,11 +45,11 @@ def backing_file_name(path: Path) -> str | None:
 
 
 class Qcow2Storage(StorageDriver):
-    real_files = True
-
     def __init__(self, disks_dir: Path) -> None:
         self._dir = disks_dir
         self._dir.mkdir(parents=True, exist_ok=True)
+        # downloads beside the layers: on the same file system as the layer they become
+        self.capabilities = StorageCapabilities(layers_are_files=True, downloads_dir=disks_dir / "downloads")
 
     def layer_path(self, layer: str) -> Path:
         if not _LAYER_RE.fullmatch(layer):

@@ -114,9 +114,7 @@ class QemuDriver(BlockOperations, ComputeDriver):
         self._accel: str | None = accel_mod.resolve_accel(
             accel, self.cache_dir, qemu_binary, probe_kernel, trial_timeout
         ) if probe_kernel is not None else self._quick_accel()
-        self.capabilities = ComputeCapabilities(
-            real_vms=True, accel=self._accel or "auto", disk_hotplug=machine == "q35"
-        )
+        self.capabilities = self._capabilities(self._accel or "auto")
 
     # ---- accelerator -------------------------------------------------------------------------
 
@@ -137,9 +135,14 @@ class QemuDriver(BlockOperations, ComputeDriver):
                     self._requested_accel, self.cache_dir, self.qemu_binary, kernel, self.trial_timeout
                 )
                 if self._accel is not None:
-                    self.capabilities = ComputeCapabilities(real_vms=True, accel=self._accel,
-                                                            disk_hotplug=self.machine == "q35")
+                    self.capabilities = self._capabilities(self._accel)
             return self._accel
+
+    def _capabilities(self, accel: str) -> ComputeCapabilities:
+        # QEMU processes can die or be powered off by their guests; QEMU opens the taps itself;
+        # nubes' images print the ready line
+        return ComputeCapabilities(name="qemu", accel=accel, disk_hotplug=self.machine == "q35",
+                                   changes_by_itself=True, opens_taps=True, reports_ready=True)
 
     def render_options(self) -> RenderOptions:
         return RenderOptions(qemu_binary=self.qemu_binary, machine=self.machine, tb_size_mib=self.tb_size_mib,

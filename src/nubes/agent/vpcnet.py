@@ -1,0 +1,88 @@
+"""The desired network state of VPCs: the store's rows mapped to the types the network driver
+takes (the driver knows neither the store nor the domain; the domain does not know the driver)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from ipaddress import IPv4Network
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from nubes.domain import cidr
+from nubes.domain.netstate import ATTACHED_KINDS, test_host_netns
+from nubes.drivers.network.base import PortNet, SecurityGroupNet, SecurityRule, VpcNet, VSwitchNet
+from nubes.store.db import Database
+from nubes.store.models import NetworkInterface, SecurityGroup, SecurityGroupRule, Vpc, VSwitch
+
+
+def rule_net(rule: SecurityGroupRule) -> SecurityRule:
+    start, _, end = rule.port_range.partition("/")
+    return SecurityRule(
+        rule_id=rule.id,
+        direction=rule.direction,
+        protocol=rule.ip_protocol.lower(),
+        port_from=int(start),
+        port_to=int(end),
+        policy=rule.policy,
+        priority=rule.priority,
+        peer_cidr=rule.peer_cidr or None,
+        peer_group_id=rule.peer_group_id or None,
+    )
+
+
+def group_net(group: SecurityGroup) -> SecurityGroupNet:
+    return SecurityGroupNet(
+        group_id=group.id,
+        kind=group.group_type,
+        inner_access=group.inner_access_policy.lower(),
+        rules=tuple(rule_net(r) for r in group.rules),
+    )
+
+
+def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None = None) -> list[VpcNet]:
+    """Every VPC (or the ones named) with its vSwitches, plugged-in ports and their groups."""
+    with db.session() as s:
+        vpc_query = select(Vpc).order_by(Vpc.id)
+        if vpc_ids is not None:
+            vpc_query = vpc_query.where(Vpc.id.in_(vpc_ids))
+        vpcs = list(s.scalars(vpc_query))
+        wanted = [v.id for v in vpcs]
+        vswitches: dict[str, list[VSwitchNet]] = defaultdict(list)
+        for vsw in s.scalars(select(VSwitch).where(VSwitch.vpc_id.in_(wanted)).order_by(VSwitch.id)):
+            network = IPv4Network(vsw.cidr)
+            vswitches[vsw.vpc_id].append(VSwitchNet(vsw.id, vsw.cidr, str(cidr.gateway(network))))
+        ports: dict[str, list[PortNet]] = defaultdict(list)
+        used_groups: dict[str, set[str]] = defaultdict(set)
+        for eni in s.scalars(
+            select(NetworkInterface)
+            .where(NetworkInterface.vpc_id.in_(wanted), NetworkInterface.attachment.in_(ATTACHED_KINDS))
+            .options(selectinload(NetworkInterface.memberships))
+            .order_by(NetworkInterface.id)
+        ):
+            group_ids = tuple(m.group_id for m in eni.memberships)
+            used_groups[eni.vpc_id].update(group_ids)
+            test_host = eni.attachment == "testhost"
+            ports[eni.vpc_id].append(
+                PortNet(
+                    port_id=eni.id,
+                    vswitch_id=eni.vswitch_id,
+                    mac=eni.mac,
+                    ip=eni.primary_ip,
+                    security_group_ids=group_ids,
+                    kind="veth" if test_host else "tap",
+                    host_netns=test_host_netns(host_netns_prefix, eni.id) if test_host else None,
+                )
+            )
+        groups: dict[str, list[SecurityGroupNet]] = defaultdict(list)
+        all_used = set().union(*used_groups.values()) if used_groups else set()
+        for group in s.scalars(
+            select(SecurityGroup)
+            .where(SecurityGroup.id.in_(all_used))
+            .options(selectinload(SecurityGroup.rules))
+            .order_by(SecurityGroup.id)
+        ):
+            groups[group.vpc_id].append(group_net(group))
+        return [
+            VpcNet(v.id, v.cidr, tuple(vswitches[v.id]), tuple(ports[v.id]), tuple(groups[v.id])) for v in vpcs
+        ]

@@ -1,0 +1,78 @@
+"""The domain services of one cloud, as the API actions use them: the store, the catalog, the
+clock and one object per resource. Built by the composition root (nubes.services), which also
+wires the agents' wake-ups into the notifiers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nubes.catalog.model import Catalog
+from nubes.clock import Clock
+from nubes.domain.accounts import Accounts
+from nubes.domain.auto_snapshot_policies import AutoSnapshotPolicies
+from nubes.domain.common import Idempotency
+from nubes.domain.consoles import ConsoleOutputs
+from nubes.domain.custom_images import CustomImages
+from nubes.domain.deployment_sets import DeploymentSets
+from nubes.domain.disks import Disks
+from nubes.domain.images import Images
+from nubes.domain.instances import InstanceChanges, Instances
+from nubes.domain.keypairs import KeyPairs
+from nubes.domain.netstate import bump_generation
+from nubes.domain.network_interfaces import NetworkInterfaces
+from nubes.domain.quotas import Quotas
+from nubes.domain.routes import Routes
+from nubes.domain.security_groups import SecurityGroups
+from nubes.domain.snapshots import Snapshots
+from nubes.domain.tags import Tags
+from nubes.domain.vpcs import Vpcs
+from nubes.store.db import Database
+
+
+@dataclass
+class Notifier:
+    """Tells the agents that a resource changed: for networks also in the store (agents in
+    other processes poll it), and directly to the agents of this process, which act at once."""
+
+    db: Database
+    listeners: list[Callable[[str], None]] = field(default_factory=list)
+    bump: bool = True  # record the change in the store (networks); instances are polled anyway
+
+    def __call__(self, key: str) -> None:
+        if self.bump:
+            bump_generation(self.db, key)
+        for listener in self.listeners:
+            self.db.after_commit(functools.partial(listener, key))
+
+
+@dataclass
+class Services:
+    """The explicit wiring of one server: store, catalog, clock, domain services."""
+
+    db: Database
+    catalog: Catalog
+    clock: Clock
+    data_dir: Path
+    quotas: Quotas
+    notify: Notifier  # a VPC changed (networks)
+    compute_notify: Notifier  # an instance or disk changed (compute, storage)
+    accounts: Accounts
+    idempotency: Idempotency
+    keypairs: KeyPairs
+    vpcs: Vpcs
+    routes: Routes
+    security_groups: SecurityGroups
+    network_interfaces: NetworkInterfaces
+    images: Images
+    instances: Instances
+    tags: Tags
+    deployment_sets: DeploymentSets
+    changes: InstanceChanges
+    disks: Disks
+    snapshots: Snapshots
+    auto_snapshot_policies: AutoSnapshotPolicies
+    custom_images: CustomImages
+    consoles: ConsoleOutputs  # the console tails the host agents record
