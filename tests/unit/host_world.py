@@ -16,7 +16,7 @@ from nubes.agent.timers import Timers
 from nubes.catalog.model import load_catalog
 from nubes.clock import ManualClock
 from nubes.domain.common import Scope
-from nubes.domain.instances import DiskRequest, LaunchRequest
+from nubes.domain.launch import DiskRequest, LaunchRequest
 from nubes.domain.quotas import Quotas
 from nubes.drivers.compute.fake import FakeComputeDriver, FakeHost
 from nubes.drivers.network.fake import FakeNetworkDriver

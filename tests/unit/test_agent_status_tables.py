@@ -16,7 +16,7 @@ from nubes.agent.storage import MAX_ATTEMPTS
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
 from nubes.domain.disks import DiskSpec
-from nubes.domain.instances import DiskRequest
+from nubes.domain.launch import DiskRequest
 from nubes.domain.state_tables import IllegalStatusMove
 from nubes.drivers.compute.base import ComputeError
 from nubes.store.models import Disk
