@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from nubes.api.errors import invalid_parameter
+from nubes import errors
 
 T = TypeVar("T")
 
@@ -27,8 +27,7 @@ def decode_token(token: str | None) -> int:
         offset = -1
         prefix = ""
     if prefix != "offset" or offset < 0:
-        raise invalid_parameter("NextToken", "It was not returned by a previous call of this action.",
-                                code="InvalidParameter.NextToken")
+        raise errors.invalid_parameter_next_token()
     return offset
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.domain.common import Scope
 from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.db import Database
@@ -87,17 +87,15 @@ def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: st
 def normalise_type(resource_type: str) -> str:
     value = resource_type.lower()
     if value not in RESOURCE_TYPES:
-        raise ApiError("InvalidResourceType.NotFound", f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
+        raise errors.invalid_resource_type_not_found(f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
     return value
 
 
 def check_tag(key: str, value: str) -> None:
     if not key or len(key) > 128 or key.startswith(("aliyun", "acs:", "http://", "https://")):
-        raise ApiError("InvalidTagKey.Malformed",
-                       "A tag key is 1 to 128 characters and does not start with aliyun, acs:, http:// or https://.")
+        raise errors.invalid_tag_key_malformed()
     if len(value) > 128 or value.startswith(("acs:", "http://", "https://")):
-        raise ApiError("InvalidTagValue.Malformed",
-                       "A tag value is at most 128 characters and does not start with acs:, http:// or https://.")
+        raise errors.invalid_tag_value_malformed()
 
 
 class Tags:
@@ -111,8 +109,9 @@ class Tags:
         with self._db.session() as s:
             for resource_id in resource_ids:
                 if not _exists(s, scope, kind, resource_id):
-                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
-                                   404)
+                    raise errors.invalid_resource_id_not_found(
+                        f"The resource {resource_id!r} ({kind}) does not exist."
+                    )
                 current = {t.key: t for t in _resource_tags(s, scope, kind, resource_id)}
                 for key, value in tags:
                     if key in current:
@@ -123,7 +122,7 @@ class Tags:
                         s.add(row)
                         current[key] = row
                 if len(current) > MAX_TAGS:
-                    raise ApiError("InvalidTagCount", f"A resource can have at most {MAX_TAGS} tags.")
+                    raise errors.invalid_tag_count(f"A resource can have at most {MAX_TAGS} tags.")
 
     def untag(self, scope: Scope, resource_type: str, resource_ids: list[str], keys: list[str] | None,
               pairs: list[tuple[str, str | None]] | None = None) -> None:
@@ -131,8 +130,9 @@ class Tags:
         with self._db.session() as s:
             for resource_id in resource_ids:
                 if not _exists(s, scope, kind, resource_id):
-                    raise ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({kind}) does not exist.",
-                                   404)
+                    raise errors.invalid_resource_id_not_found(
+                        f"The resource {resource_id!r} ({kind}) does not exist."
+                    )
                 for row in _resource_tags(s, scope, kind, resource_id):
                     if keys is None and pairs is None:
                         s.delete(row)

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
 from nubes.actions.paging import decode_token, encode_token
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import as_utc, iso8601
@@ -78,7 +78,7 @@ def _disk(raw: dict[str, Any] | None) -> DiskRequest:
     size = raw.get("Size")
     if isinstance(size, str):
         if not size.isdigit():
-            raise ApiError("InvalidSystemDiskSize", f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
+            raise errors.invalid_system_disk_size(f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
         size = int(size)
     return DiskRequest(
         size_gib=size, category=raw.get("Category"), performance_level=raw.get("PerformanceLevel"),
@@ -193,7 +193,7 @@ def _batch(action: str, summary: str, force_param: str | None = None) -> Handler
             instance = instances.get(ctx.principal.account_id, instance_id, p["RegionId"])
             states.check(name, instance_id, instance.status)
         if p.get("DryRun"):
-            raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            raise errors.dry_run_operation()
         responses = []
         for instance_id in p["InstanceId"]:
             previous, current = instances.act(
@@ -318,13 +318,13 @@ FILTER_KEYS = ("CreationStartTime", "CreationEndTime", "ExpiredStartTime", "Expi
 
 def _filter_time(key: str, value: str) -> datetime:
     if key not in FILTER_KEYS:
-        raise ApiError("InvalidFilterKey.NotFound", f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
+        raise errors.invalid_filter_key_not_found(f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
     for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)
         except ValueError:
             continue
-    raise ApiError("InvalidFilterValue", f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
+    raise errors.invalid_filter_value(f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
 
 
 def _like(pattern: str) -> str:
@@ -423,7 +423,7 @@ def _filtered(ctx: ActionContext, p: dict[str, Any]) -> Select[Any]:
 def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's instances in a region, filtered; PageNumber/PageSize or NextToken/MaxResults."""
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     query = _filtered(ctx, p)
     if p["PublicIpAddresses"] or p["EipAddresses"] or p["InstanceNetworkType"] == "classic":
         query = query.where(Instance.id.is_(None))  # nubes instances have no public addresses yet
@@ -536,7 +536,7 @@ def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
     if not p["InstanceType"]:
         if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
             return {}  # nubes instances have no public bandwidth to change
-        raise ApiError("MissingParameter.InstanceType", "Give the new InstanceType.")
+        raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
     ctx.services.changes.modify_spec(ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"])
     return {}
 
