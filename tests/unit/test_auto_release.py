@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from nubes.agent.images import FAKE_IMAGES
-from nubes.api.errors import ApiError
 from nubes.catalog.model import load_catalog
 from nubes.clock import ManualClock
 from nubes.domain.common import Scope
 from nubes.domain.launch import LaunchRequest
 from nubes.domain.quotas import Quotas
+from nubes.errors import ApiError
 from nubes.services import build_services
 from nubes.store.db import Database
 from nubes.store.models import Host

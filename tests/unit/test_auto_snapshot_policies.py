@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from nubes.api.errors import ApiError
 from nubes.clock import ManualClock, as_utc
 from nubes.domain import auto_snapshot_policies as asp
 from nubes.domain import snapshots as snapshots_domain
@@ -25,6 +24,7 @@ from nubes.domain.auto_snapshot_policies import (
     parse_weekdays,
 )
 from nubes.domain.common import Scope
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import Account, AutoSnapshotPolicy, Disk, Snapshot, StorageTask
 

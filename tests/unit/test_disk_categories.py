@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nubes.api.errors import ApiError
 from nubes.domain import disk_categories as dc
 from nubes.domain.disk_categories import DiskLimits, bytes_per_second, limits, validate
+from nubes.errors import ApiError
 
 
 def _error(excinfo: pytest.ExceptionInfo[ApiError]) -> tuple[str, int]:

@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 
-from nubes.api.errors import ApiError
 from nubes.domain import instance_states as states
 from nubes.domain.names import check_hostname, expand
 from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.errors import ApiError
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nubes.api.errors import ApiError
 from nubes.api.params import (
     Boolean,
     Integer,
@@ -21,6 +20,7 @@ from nubes.api.params import (
     StructList,
     parse_params,
 )
+from nubes.errors import ApiError
 
 TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_length=128)], max_items=20)
 SYSTEM_DISK = Struct("SystemDisk", [Integer("Size", minimum=20, maximum=2048), String("Category")])

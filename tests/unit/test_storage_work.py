@@ -834,7 +834,7 @@ def test_a_snapshot_whose_disk_was_released_before_its_task_ran_fails_with_its_i
 
 
 def test_delete_disk_is_refused_while_a_snapshot_of_it_is_progressing(world: World) -> None:
-    from nubes.api.errors import ApiError
+    from nubes.errors import ApiError
 
     world.disk("d-1")
     snapshot_id = world.snapshots.create(world.account_id, "d-1")

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from nubes.api.auth import MAX_SKEW, Authenticator
-from nubes.api.errors import ApiError
 from nubes.api.request import build_request
 from nubes.api.signing import sign_v1
 from nubes.api.throttle import Throttle
 from nubes.clock import ManualClock
 from nubes.domain.accounts import Accounts, KeyRecord, Principal
 from nubes.domain.nonces import SignatureNonces, nonce_digest
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import SignatureNonce
 

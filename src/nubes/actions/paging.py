@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nubes.api.errors import invalid_parameter
+from nubes import errors
 from nubes.api.params import Integer, Param, String
 
 T = TypeVar("T")
@@ -44,8 +44,7 @@ def decode_token(token: str | None) -> int:
         offset = -1
         prefix = ""
     if prefix != "offset" or offset < 0:
-        raise invalid_parameter("NextToken", "It was not returned by a previous call of this action.",
-                                code="InvalidParameter.NextToken")
+        raise errors.invalid_parameter_next_token()
     return offset
 
 

@@ -13,11 +13,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from nubes import ids
-from nubes.api import errors
+from nubes import errors, ids
 from nubes.api.auth import Authenticator
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
@@ -25,6 +23,7 @@ from nubes.api.request import MAX_BODY_BYTES, asks_for_xml, build_request, sniff
 from nubes.api.throttle import Throttle
 from nubes.api.versions import PRODUCT_VERSIONS
 from nubes.domain.services import Services
+from nubes.errors import ApiError
 
 log = logging.getLogger("nubes.api")
 
@@ -68,7 +67,7 @@ class ApiApp:
         if scope["path"] == "/healthz":
             response = Response(200, b'{"Status":"ok"}', JSON_TYPE)
         elif too_large:
-            error = ApiError("RequestEntityTooLarge", f"The request body exceeds {MAX_BODY_BYTES} bytes.", 413)
+            error = errors.request_entity_too_large(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
             fmt = "XML" if dropped_body_xml else sniff_format(scope["query_string"])
             response = self._error(error, ids.new_request_id(), fmt, "ecs")
         else:
@@ -89,7 +88,7 @@ class ApiApp:
         fmt, product, action, account = sniff_format(query, body), "ecs", "-", "-"
         try:
             if method.upper() not in ("GET", "POST"):
-                raise ApiError("UnsupportedHTTPMethod", f"HTTP method {method} is not supported; use GET or POST.", 405)
+                raise errors.unsupported_http_method(f"HTTP method {method} is not supported; use GET or POST.")
             request = build_request(method, path, query, raw_headers, body)
             fmt = request.format
             version, action = request.version, request.action or "-"
@@ -103,7 +102,7 @@ class ApiApp:
             account = principal.account_name
             wait = self.throttle.admit(principal.account_id, spec.name)
             if wait:
-                raise errors.throttled(wait)
+                raise errors.throttling(wait)
             params = parse_params(spec.params, request.params)
             context = ActionContext(request_id, principal, self.services, spec.product, spec.name)
             result = self._run(spec, context, params)

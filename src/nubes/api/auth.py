@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from nubes.api import errors, signing
+from nubes import errors
+from nubes.api import signing
 from nubes.api.request import ApiRequest
 from nubes.clock import Clock
 from nubes.domain.accounts import KEY_ACTIVE, Accounts, KeyRecord, Principal
@@ -69,8 +70,8 @@ class Authenticator:
         if not signing.signatures_equal(expected, auth.signature):
             raise errors.signature_does_not_match(string_to_sign)
         if hashlib.sha256(request.body).hexdigest() != payload_hash.lower():
-            raise errors.ApiError(
-                "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the SHA-256 of the body."
+            raise errors.signature_does_not_match(
+                message="The x-acs-content-sha256 header does not match the SHA-256 of the body."
             )
         self._use_nonce(key, headers["x-acs-signature-nonce"])
         return key.principal
@@ -78,23 +79,23 @@ class Authenticator:
     def _check_timestamp(self, value: str) -> None:
         moment = parse_timestamp(value)
         if moment is None:
-            raise errors.timestamp_format(value)
+            raise errors.invalid_time_stamp_format(value)
         if abs(self._clock.now() - moment) > MAX_SKEW:
-            raise errors.timestamp_expired(value)
+            raise errors.invalid_time_stamp_expired(value)
 
     def _key(self, access_key_id: str) -> KeyRecord:
         if "\x00" in access_key_id or len(access_key_id) > 128:
-            raise errors.access_key_not_found()  # no such key can exist; do not ask the store
+            raise errors.invalid_access_key_id_not_found()  # no such key can exist; do not ask the store
         key = self._accounts.lookup_key(access_key_id)
         if key is None:
-            raise errors.access_key_not_found()
+            raise errors.invalid_access_key_id_not_found()
         if key.status != KEY_ACTIVE:
-            raise errors.access_key_inactive()
+            raise errors.invalid_access_key_id_inactive()
         return key
 
     def _use_nonce(self, key: KeyRecord, nonce: str) -> None:
         if not self._nonces.use(key.access_key_id, nonce, self._clock.now()):
-            raise errors.nonce_used()
+            raise errors.signature_nonce_used()
 
 
 def parse_timestamp(value: str) -> datetime | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nubes.api.errors import ApiError, invalid_parameter, missing_parameter
+from nubes import errors
 from nubes.domain.jsonlists import decode_json_list, valid_text
 
 _INTEGER = re.compile(r"^[+-]?\d{1,19}$")
@@ -127,7 +127,7 @@ def _parse(spec: Param, path: str, node: Any) -> Any:
         value = None if text is None else _parse_scalar(spec, path, text)
     if value is None or value == [] or value == {}:
         if spec.required:
-            raise missing_parameter(path)
+            raise errors.missing_parameter(path)
         return spec.default if value is None else value
     return value
 
@@ -136,7 +136,7 @@ def _parse_struct(spec: Param, path: str, node: Any) -> dict[str, Any] | None:
     if node is None:
         return None
     if not isinstance(node, dict):
-        raise invalid_parameter(path, "It must be given as fields, for example " f"{path}.{_first_field(spec)}=...")
+        raise errors.invalid_parameter(path, "It must be given as fields, for example " f"{path}.{_first_field(spec)}=...")
     parsed = {f.name: _parse(f, f"{path}.{f.name}", node.get(f.name)) for f in spec.fields}
     if all(v is None for v in parsed.values()):
         return None
@@ -153,7 +153,7 @@ def _parse_list(spec: Param, path: str, node: Any) -> list[Any] | None:
         return None
     if isinstance(node, str):
         if not spec.json_array:
-            raise invalid_parameter(path, f"Give its items as {path}.1, {path}.2, ...")
+            raise errors.invalid_parameter(path, f"Give its items as {path}.1, {path}.2, ...")
         return _parse_json_array(spec, path, node)
     items: dict[int, Any] = {}
     for key, child in node.items():
@@ -164,12 +164,12 @@ def _parse_list(spec: Param, path: str, node: Any) -> list[Any] | None:
         match = _INDEXED.match(key)
         index = int(match.group(1)) if match else 0
         if index < 1:
-            raise invalid_parameter(f"{path}.{key}", "List indexes start at 1.")
+            raise errors.invalid_parameter(f"{path}.{key}", "List indexes start at 1.")
         items[index] = child
     if spec.max_items is not None and len(items) > spec.max_items:
-        raise invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(items)}.")
+        raise errors.invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(items)}.")
     if spec.max_items is not None and items and max(items) > spec.max_items:
-        raise invalid_parameter(f"{path}.{max(items)}", f"The index exceeds the limit of {spec.max_items}.")
+        raise errors.invalid_parameter(f"{path}.{max(items)}", f"The index exceeds the limit of {spec.max_items}.")
     result = []
     for index in sorted(items):
         value = _parse(spec.item, f"{path}.{index}", items[index])
@@ -184,30 +184,30 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
         return []
     decoded = decode_json_list(text)
     if decoded is None:
-        raise invalid_parameter(path, 'It must be a JSON array of strings, for example ["a", "b"].')
+        raise errors.invalid_parameter(path, 'It must be a JSON array of strings, for example ["a", "b"].')
     if spec.max_items is not None and len(decoded) > spec.max_items:
-        raise invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(decoded)}.")
+        raise errors.invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(decoded)}.")
     out = []
     for i, element in enumerate(decoded, start=1):
         if not isinstance(element, (str, int)) or isinstance(element, bool):
-            raise invalid_parameter(path, "Each element of the JSON array must be a string.")
+            raise errors.invalid_parameter(path, "Each element of the JSON array must be a string.")
         value = _parse_scalar(spec.item, f"{path}[{i}]", str(element))
         if value is None:
-            raise invalid_parameter(path, "The elements of the JSON array must not be empty.")
+            raise errors.invalid_parameter(path, "The elements of the JSON array must not be empty.")
         out.append(value)
     return out
 
 
 def _parse_scalar(spec: Param, path: str, text: str) -> Any:
     if not valid_text(text):
-        raise invalid_parameter(path, "It is not valid text (NUL characters and lone surrogates are refused).")
+        raise errors.invalid_parameter(path, "It is not valid text (NUL characters and lone surrogates are refused).")
     if spec.kind == "string":
         return _check_string(spec, path, text)
     if text == "" and not spec.required:
         return None
     if spec.kind == "integer":
         if not _INTEGER.match(text.strip()):
-            raise invalid_parameter(path, f"It must be an integer; got {text[:64]!r}.")
+            raise errors.invalid_parameter(path, f"It must be an integer; got {text[:64]!r}.")
         return _check_range(spec, path, int(text.strip()))
     if spec.kind == "number":
         try:
@@ -215,40 +215,40 @@ def _parse_scalar(spec: Param, path: str, text: str) -> Any:
         except ValueError:
             number = math.nan
         if not math.isfinite(number):
-            raise invalid_parameter(path, f"It must be a number; got {text[:64]!r}.")
+            raise errors.invalid_parameter(path, f"It must be a number; got {text[:64]!r}.")
         return _check_range(spec, path, number)
     if spec.kind == "boolean":
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
-        raise invalid_parameter(path, f"It must be true or false; got {text[:64]!r}.")
+        raise errors.invalid_parameter(path, f"It must be true or false; got {text[:64]!r}.")
     if spec.kind == "json":
         try:
             return json.loads(text)
         except ValueError:
-            raise invalid_parameter(path, "It must be a JSON document.") from None
-    raise ApiError("InternalError", f"Unknown parameter kind {spec.kind}", 500)
+            raise errors.invalid_parameter(path, "It must be a JSON document.") from None
+    raise errors.internal_error(f"Unknown parameter kind {spec.kind}")
 
 
 def _check_string(spec: Param, path: str, text: str) -> str | None:
     if text == "":
         return None  # an empty value counts as absent, as in ECS
     if spec.max_length is not None and len(text) > spec.max_length:
-        raise invalid_parameter(path, f"It must be at most {spec.max_length} characters long.")
+        raise errors.invalid_parameter(path, f"It must be at most {spec.max_length} characters long.")
     if spec.choices is not None and text not in spec.choices:
         allowed = ", ".join(spec.choices)
-        raise invalid_parameter(path, f"Valid values: {allowed}; got {text[:64]!r}.")
+        raise errors.invalid_parameter(path, f"Valid values: {allowed}; got {text[:64]!r}.")
     if spec._regex is not None and not spec._regex.fullmatch(text):
-        raise invalid_parameter(path, f"It does not have the expected format; got {text[:64]!r}.")
+        raise errors.invalid_parameter(path, f"It does not have the expected format; got {text[:64]!r}.")
     return text
 
 
 def _check_range(spec: Param, path: str, value: float) -> Any:
     if spec.minimum is not None and value < spec.minimum:
-        raise invalid_parameter(path, f"It must be at least {_fmt(spec.minimum)}; got {_fmt(value)}.")
+        raise errors.invalid_parameter(path, f"It must be at least {_fmt(spec.minimum)}; got {_fmt(value)}.")
     if spec.maximum is not None and value > spec.maximum:
-        raise invalid_parameter(path, f"It must be at most {_fmt(spec.maximum)}; got {_fmt(value)}.")
+        raise errors.invalid_parameter(path, f"It must be at most {_fmt(spec.maximum)}; got {_fmt(value)}.")
     return value
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nubes.api import errors
+from nubes import errors
 from nubes.api.params import Param
 from nubes.api.versions import PRODUCT_VERSIONS
 
@@ -60,10 +60,10 @@ class Registry:
     def find(self, version: str, action: str) -> ActionSpec:
         product = PRODUCT_VERSIONS.get(version)
         if product is None:
-            raise errors.version_not_supported(version)
+            raise errors.invalid_version(version)
         spec = self._actions.get((product, action))
         if spec is None:
-            raise errors.action_not_found(action, version)
+            raise errors.invalid_action_not_found(action, version)
         return spec
 
     def all(self) -> list[ActionSpec]:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from nubes.api.errors import ApiError
+from nubes import errors
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_FIELDS = 5000
@@ -53,7 +53,7 @@ def parse_pairs(text: str, what: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, errors="replace", max_num_fields=MAX_FIELDS)
     except ValueError:
-        raise ApiError("InvalidParameter", f"The {what} has more than {MAX_FIELDS} parameters.") from None
+        raise errors.invalid_parameter(message=f"The {what} has more than {MAX_FIELDS} parameters.") from None
 
 
 def build_request(method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> ApiRequest:

@@ -191,7 +191,7 @@ def test_host() -> None:
 
 
 def _set_test_host(eni_id: str, attached: bool, data_dir: Path | None, database_url: str | None) -> None:
-    from nubes.api.errors import ApiError
+    from nubes.errors import ApiError
     from nubes.services import open_services
 
     services = open_services(Settings(data_dir=data_dir, database_url=database_url))

@@ -33,8 +33,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope, check_name, owned
@@ -42,6 +41,7 @@ from nubes.domain.jsonlists import decode_json_list
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
 from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged, write_tags
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot
 
@@ -62,7 +62,7 @@ CREATES_SNAPSHOTS = ds.TRANSITIONS["CreateSnapshot"].allowed_from
 
 
 def _invalid(what: str) -> ApiError:
-    return ApiError("ParameterInvalid", f"The specified {what} parameter is invalid.", 403)
+    return errors.parameter_invalid(f"The specified {what} parameter is invalid.")
 
 
 def _int_list(text: str, low: int, high: int, most: int, what: str) -> list[int]:
@@ -102,8 +102,7 @@ def check_copy_retention(days: int | None) -> int:
     if days is None:
         return -1
     if days != -1 and not 1 <= days <= MAX_COPY_RETENTION_DAYS:
-        raise ApiError("InvalidParameter.CopiedSnapshotsRetentionDays",
-                       "The specified CopiedSnapshotsRetentionDays is invalid.", 403)
+        raise errors.invalid_parameter_copied_snapshots_retention_days()
     return days
 
 
@@ -112,7 +111,7 @@ def parse_disk_ids(text: str) -> list[str]:
     decoded = decode_json_list(text)
     if decoded is None or not decoded or len(decoded) > MAX_DISKS_PER_CALL \
             or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in decoded):
-        raise ApiError("ParameterInvalid", "The specified DiskIds are invalid.", 403)
+        raise errors.parameter_invalid("The specified DiskIds are invalid.")
     return list(dict.fromkeys(cast(list[str], decoded)))
 
 
@@ -123,7 +122,7 @@ def parse_copy_regions(text: str | None, known: Callable[[str], bool]) -> list[s
     decoded = decode_json_list(text)
     if decoded is None or len(decoded) != 1 or not isinstance(decoded[0], str) \
             or not known(decoded[0]):
-        raise ApiError("InvalidParameter.TargetCopyRegions", "The specified TargetCopyRegions is invalid.", 403)
+        raise errors.invalid_parameter_target_copy_regions()
     return [decoded[0]]
 
 
@@ -178,7 +177,10 @@ class PolicyView:
 
 def _not_found(in_region: bool) -> ApiError:
     where = " in the region" if in_region else ""
-    return ApiError("ParameterInvalid", f"The specified automatic snapshot policy does not exist{where}.", 404)
+    return errors.parameter_invalid(
+        f"The specified automatic snapshot policy does not exist{where}.",
+        http_status=404,
+    )
 
 
 def _fired_or_created(policy: AutoSnapshotPolicy) -> datetime:
@@ -216,7 +218,7 @@ class AutoSnapshotPolicies:
         check_retention(retention_days)
         policy_name = check_name("AutoSnapshotPolicyName", name)
         if len(tags) > MAX_TAGS:
-            raise ApiError("InvalidTagCount", "The specified tags are beyond the permitted range.")
+            raise errors.invalid_tag_count()
         for key, value in tags:
             check_tag(key, value)
         with self._db.session() as s:
@@ -224,8 +226,7 @@ class AutoSnapshotPolicies:
                 AutoSnapshotPolicy.account_id == scope.account_id,
                 AutoSnapshotPolicy.region_id == scope.region_id)) or 0
             if count >= MAX_POLICIES:
-                raise ApiError("AutoSnapshotPolicy.QuotaExceed",
-                               "The maximum number of automatic snapshot policy has been reached.", 403)
+                raise errors.auto_snapshot_policy_quota_exceed()
             policy = AutoSnapshotPolicy(
                 id=ids.new_id("auto_snapshot_policy"), account_id=scope.account_id, region_id=scope.region_id,
                 name=policy_name, time_points=json.dumps(hours), repeat_weekdays=json.dumps(days),
@@ -296,8 +297,9 @@ class AutoSnapshotPolicies:
     def _disks(self, s: Session, scope: Scope, disk_ids: list[str]) -> list[Disk]:
         disks = []
         for disk_id in disk_ids:
-            disks.append(owned(s, Disk, scope, disk_id, lambda missing: ApiError(
-                "InvalidDiskId.NotFound", f"The specified disk {missing!r} does not exist in the region.", 404)))
+            disks.append(owned(s, Disk, scope, disk_id, lambda missing: errors.invalid_disk_id_not_found(
+                f"The specified disk {missing!r} does not exist in the region."
+            )))
         return disks
 
     def apply(self, scope: Scope, policy_id: str, disk_ids_json: str) -> None:

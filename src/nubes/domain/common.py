@@ -12,8 +12,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.clock import Clock
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import IdempotencyRecord
 
@@ -33,8 +34,8 @@ def check_name(field: str, value: str | None) -> str:
     if not value:
         return ""
     if not _NAME.fullmatch(value) or value.startswith(("http://", "https://")):
-        raise ApiError(
-            f"Invalid{field}.Malformed",
+        raise errors.invalid_malformed(
+            field,
             f"The {field} must be 2 to 128 characters long, start with a letter and not start with "
             "http:// or https://.",
         )
@@ -45,16 +46,10 @@ def check_description(value: str | None) -> str:
     if not value:
         return ""
     if len(value) > 256 or value.startswith(("http://", "https://")):
-        raise ApiError(
-            "InvalidDescription.Malformed",
-            "The description must be at most 256 characters long and not start with http:// or https://.",
+        raise errors.invalid_description_malformed(
+            "The description must be at most 256 characters long and not start with http:// or https://."
         )
     return value
-
-
-def not_found(kind: str, resource_id: str, http_status: int = 404) -> ApiError:
-    """`InvalidVpcId.NotFound`-style errors."""
-    return ApiError(f"Invalid{kind}Id.NotFound", f"The specified {kind}Id {resource_id!r} does not exist.", http_status)
 
 
 class Owned(Protocol):
@@ -78,12 +73,12 @@ def owned(s: Session, model: type[R], scope: Scope | int, resource_id: str,
     going away (`usable` false) is answered exactly as an ID that names nothing, so that no
     answer tells one account what another owns. `scope` is the bare account id for the actions
     ECS serves without a RegionId (DescribeInstanceAttribute, AttachDisk, ...). `kind` names
-    the resource for `not_found`, or is the resource's own error constructor."""
+    the resource for errors.invalid_id_not_found, or is the resource's own error constructor."""
     row = s.get(model, resource_id) if resource_id else None
     account_id, region_id = (scope, None) if isinstance(scope, int) else (scope.account_id, scope.region_id)
     if row is None or row.account_id != account_id or (region_id is not None and row.region_id != region_id) \
             or (usable is not None and not usable(row)):
-        raise not_found(kind, resource_id) if isinstance(kind, str) else kind(resource_id)
+        raise errors.invalid_id_not_found(kind, resource_id) if isinstance(kind, str) else kind(resource_id)
     return row
 
 
@@ -119,10 +114,7 @@ class Idempotency:
             if record is None:
                 return None
             if record.params_hash != self.fingerprint(params):
-                raise ApiError(
-                    "IdempotentParameterMismatch",
-                    "The ClientToken was used before with other parameters; use a new ClientToken.",
-                )
+                raise errors.idempotent_parameter_mismatch()
             stored: dict[str, Any] = json.loads(record.response)
             return stored
 

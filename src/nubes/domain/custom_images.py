@@ -18,8 +18,7 @@ from urllib.parse import urlparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import instance_states as istates
 from nubes.domain.common import Scope, owned
@@ -39,8 +38,9 @@ MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by defaul
 
 def owned_image(s: Session, account_id: int, image_id: str) -> Image:
     return owned(s, Image, account_id, image_id,
-                 lambda missing: ApiError("InvalidImageId.NotFound", f"The specified image {missing!r} does not exist.",
-                                          404),
+                 lambda missing: errors.invalid_image_id_not_found(
+                     f"The specified image {missing!r} does not exist."
+                 ),
                  usable=lambda i: i.owner_alias != "system")
 
 
@@ -77,11 +77,13 @@ class CustomImages:
         only host files ImportImage reads and ExportImage writes (the API runs as root: a caller
         must not name /etc/shadow); an operator links or copies other files in."""
         if not BUCKET_NAME.fullmatch(bucket):
-            raise ApiError("InvalidOSSBucket.Malformed", f"The bucket name {bucket!r} is not valid: 3 to 63 lower-case "
-                           "letters, digits and hyphens, starting and ending with a letter or digit.")
+            raise errors.invalid_oss_bucket_malformed(
+                f"The bucket name {bucket!r} is not valid: 3 to 63 lower-case "
+                "letters, digits and hyphens, starting and ending with a letter or digit.",
+            )
         parts = Path(key).parts
         if not key or key.startswith("/") or ".." in parts or "\0" in key or len(key) > 1023:
-            raise ApiError("InvalidOSSObject.Malformed", f"The object name {key!r} is not valid.")
+            raise errors.invalid_oss_object_malformed(f"The object name {key!r} is not valid.")
         return self._buckets / bucket / key
 
     def host_file(self, path: str) -> Path:
@@ -89,8 +91,9 @@ class CustomImages:
         normal = Path(os.path.normpath(path))
         root = Path(os.path.normpath(self._buckets))
         if "\0" in path or not normal.is_absolute() or root not in normal.parents:
-            raise ApiError("InvalidOSSObject.Forbidden",
-                           f"nubes imports host files only from its buckets ({root}/<bucket>/...).", 403)
+            raise errors.invalid_oss_object_forbidden(
+                f"nubes imports host files only from its buckets ({root}/<bucket>/...)."
+            )
         return normal
 
     # ---- import / export / copy ------------------------------------------------------------
@@ -101,7 +104,7 @@ class CustomImages:
         guest boots with nubes' kernel of `boot_image` on the imported root file system."""
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
-            raise ApiError("InvalidParameter.Format", f"Format must be one of {', '.join(IMPORT_FORMATS)}.")
+            raise errors.invalid_parameter_format(f"Format must be one of {', '.join(IMPORT_FORMATS)}.")
         source = source_url_or_path
         if source.startswith(("http://", "https://")):
             try:
@@ -109,10 +112,9 @@ class CustomImages:
             except ValueError:
                 host = ""
             if host not in LOOPBACK_HOSTS:
-                raise ApiError("InvalidOSSObject.NotLoopback",
-                               "An image URL must point at the loopback interface (127.0.0.1) of the nubes host.")
+                raise errors.invalid_oss_object_not_loopback()
         elif not self.host_file(source).is_file():
-            raise ApiError("InvalidOSSObject.NotFound", f"The image file {source} does not exist.", 404)
+            raise errors.invalid_oss_object_not_found(f"The image file {source} does not exist.")
         now = self._clock.now()
         with self._db.session() as s:
             self._check_name(s, scope, name)
@@ -129,14 +131,14 @@ class CustomImages:
         """ExportImage: the agent writes <prefix><image>_system.<fmt> into the bucket; the task id."""
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
-            raise ApiError("InvalidParameter.ImageFormat", f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}.")
+            raise errors.invalid_parameter_image_format(f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}.")
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
-                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+                raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
             snapshot = s.get(Snapshot, image.snapshot_id)
             if snapshot is None:
-                raise ApiError("InvalidSnapshotId.NotFound", "The image's system snapshot is gone.", 404)
+                raise errors.invalid_snapshot_id_not_found("The image's system snapshot is gone.")
             dest = self.bucket_path(bucket, f"{prefix}{image_id}_system.{fmt}")
             task = enqueue_image(s, self._clock.now(), "export", image_id, snapshot.host_id,
                                  {"dest": str(dest), "format": fmt}, snapshot_id=snapshot.id)
@@ -151,14 +153,14 @@ class CustomImages:
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
-                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+                raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
             scope = Scope(account_id, region_id)
             self._check_name(s, scope, name)
 
             def copied(snapshot_id: str) -> str:
                 source = s.get(Snapshot, snapshot_id)
                 if source is None:
-                    raise ApiError("InvalidSnapshotId.NotFound", f"The image's snapshot {snapshot_id} is gone.", 404)
+                    raise errors.invalid_snapshot_id_not_found(f"The image's snapshot {snapshot_id} is gone.")
                 copy = Snapshot(
                     id=ids.new_id("snapshot"), account_id=account_id, region_id=region_id, disk_id=source.disk_id,
                     disk_type=source.disk_type, disk_category=source.disk_category,
@@ -181,7 +183,7 @@ class CustomImages:
     def _check_name(self, s: Session, scope: Scope, name: str) -> None:
         if name and s.scalar(select(Image.id).where(Image.account_id == scope.account_id,
                                                     Image.region_id == scope.region_id, Image.name == name)):
-            raise ApiError("InvalidImageName.Duplicated", f"An image named {name!r} exists already.", 403)
+            raise errors.invalid_image_name_duplicated(f"An image named {name!r} exists already.")
 
     def _new_image(self, scope: Scope, name: str, description: str, family: str, source: Image, size: int,
                    snapshot_id: str, mappings: list[dict[str, object]], instance_id: str,
@@ -219,17 +221,21 @@ class CustomImages:
             elif snapshot_id:
                 system_snapshot = owned_snapshot(s, scope.account_id, snapshot_id, scope.region_id)
                 if system_snapshot.disk_type != "system":
-                    raise ApiError("InvalidParameter.SnapshotId",
-                                   f"The snapshot {snapshot_id} is of a data disk; an image needs a system disk's.")
+                    raise errors.invalid_parameter_snapshot_id(
+                        f"The snapshot {snapshot_id} is of a data disk; an image needs a system disk's."
+                    )
                 if system_snapshot.status != "accomplished":
-                    raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is not accomplished yet.",
-                                   403)
+                    raise errors.incorrect_snapshot_status(
+                        f"The snapshot {snapshot_id} is not accomplished yet."
+                    )
                 source = s.get(Image, system_snapshot.source_image_id)
                 size = system_snapshot.disk_size_gib
             else:
-                raise ApiError("MissingParameter", "InstanceId or SnapshotId is mandatory for this action.")
+                raise errors.missing_parameter(
+                    message="InstanceId or SnapshotId is mandatory for this action."
+                )
             if source is None:
-                raise ApiError("InvalidImageId.NotFound", "The image the disk was made from is gone.", 404)
+                raise errors.invalid_image_id_not_found("The image the disk was made from is gone.")
             image = self._new_image(scope, name or f"image-{now:%Y%m%d%H%M%S}", description, family, source, size,
                                     system_snapshot.id, mappings, instance_id or "", client_token)
             s.add(image)
@@ -249,8 +255,9 @@ class CustomImages:
             users = s.scalar(select(Instance.id).where(Instance.image_id == image_id,
                                                        Instance.desired != istates.WANT_DELETED).limit(1))
             if users and not force:
-                raise ApiError("InvalidImageId.InUse",
-                               f"The image {image_id} is used by instances (e.g. {users}); set Force=true.", 403)
+                raise errors.invalid_image_id_in_use(
+                    f"The image {image_id} is used by instances (e.g. {users}); set Force=true."
+                )
             for share in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id)):
                 s.delete(share)
             drop_tags(s, account_id, image.region_id, "image", image_id)
@@ -268,7 +275,7 @@ class CustomImages:
                 image.family = family
             if status is not None:
                 if image.status not in (AVAILABLE, "Deprecated"):
-                    raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+                    raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
                 image.status = status
 
     # ---- sharing ---------------------------------------------------------------------------
@@ -278,15 +285,14 @@ class CustomImages:
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
-                raise ApiError("IncorrectImageStatus", f"The image {image_id} is {image.status}.", 403)
+                raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
 
             def account_of(uid: str) -> Account:
                 target = s.scalar(select(Account).where(Account.uid == uid))
                 if target is None:
-                    raise ApiError("InvalidAccount.NotFound", f"The account {uid} does not exist.", 404)
+                    raise errors.invalid_account_not_found(f"The account {uid} does not exist.")
                 if target.id == account_id:
-                    raise ApiError("InvalidParameter.AddAccount",
-                                   "An image cannot be shared with its owner.")
+                    raise errors.invalid_parameter_add_account()
                 return target
             shared = {sh.account_id: sh for sh in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id))}
             for uid in remove:
@@ -297,8 +303,9 @@ class CustomImages:
                 target = account_of(uid)
                 if target.id not in shared:
                     if len(shared) >= MAX_SHARES:
-                        raise ApiError("QuotaExceed.ShareImageUser",
-                                       f"An image can be shared with at most {MAX_SHARES} accounts.", 403)
+                        raise errors.quota_exceed_share_image_user(
+                            f"An image can be shared with at most {MAX_SHARES} accounts."
+                        )
                     share = ImageShare(image_id=image_id, account_id=target.id, created_at=self._clock.now())
                     s.add(share)
                     shared[target.id] = share

@@ -6,8 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import Scope, check_description, check_name, owned
 from nubes.domain.instance_states import WANT_DELETED
@@ -29,7 +28,7 @@ class DeploymentSets:
             count = s.scalar(select(func.count(DeploymentSet.id)).where(
                 DeploymentSet.account_id == scope.account_id, DeploymentSet.region_id == scope.region_id)) or 0
             if count >= MAX_SETS:
-                raise ApiError("QuotaExceed.DeploymentSet", f"At most {MAX_SETS} deployment sets per region.")
+                raise errors.quota_exceed_deployment_set(f"At most {MAX_SETS} deployment sets per region.")
             row = DeploymentSet(
                 id=ids.new_id("deployment_set"), account_id=scope.account_id, region_id=scope.region_id,
                 name=check_name("DeploymentSetName", name), description=check_description(description),
@@ -40,8 +39,9 @@ class DeploymentSets:
             return row.id
 
     def get(self, s: Session, scope: Scope, set_id: str) -> DeploymentSet:
-        return owned(s, DeploymentSet, scope, set_id, lambda missing: ApiError(
-            "InvalidDeploymentSetId.NotFound", f"The deployment set {missing!r} does not exist.", 404))
+        return owned(s, DeploymentSet, scope, set_id, lambda missing: errors.invalid_deployment_set_id_not_found(
+            f"The deployment set {missing!r} does not exist."
+        ))
 
     def describe(self, scope: Scope, set_ids: list[str] | None, name: str | None, strategy: str | None
                  ) -> list[tuple[DeploymentSet, list[str]]]:
@@ -75,6 +75,8 @@ class DeploymentSets:
             used = s.scalar(select(func.count(Instance.id)).where(
                 Instance.deployment_set_id == set_id, Instance.desired != WANT_DELETED))
             if used:
-                raise ApiError("DependencyViolation.Instance",
-                               f"The deployment set {set_id} still holds {used} instances.")
+                raise errors.dependency_violation(
+                    "Instance",
+                    message=f"The deployment set {set_id} still holds {used} instances.",
+                )
             s.delete(row)

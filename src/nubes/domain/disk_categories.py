@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Final
 
-from nubes.api.errors import ApiError
+from nubes import errors
+from nubes.errors import ApiError
 
 SYSTEM, DATA = "system", "data"
 DISK_TYPES: Final = (SYSTEM, DATA)
@@ -224,14 +225,12 @@ def find_category(name: str, disk_type: str = DATA) -> DiskCategory:
     if spec is None:
         valid = ", ".join(CATEGORIES)
         if disk_type == SYSTEM:
-            raise ApiError(
-                "InvalidSystemDiskCategory.ValueNotSupported",
+            raise errors.invalid_system_disk_category_value_not_supported(
                 f'The specified parameter "SystemDisk.Category" is not valid. Got {name!r}; '
                 f"valid values: {valid}.",
             )
-        raise ApiError(
-            "InvalidDiskCategory.ValueNotSupported",
-            f'The specified parameter "DiskCategory" is not valid. Got {name!r}; valid values: {valid}.',
+        raise errors.invalid_disk_category_value_not_supported(
+            f'The specified parameter "DiskCategory" is not valid. Got {name!r}; valid values: {valid}.'
         )
     return spec
 
@@ -243,16 +242,14 @@ def effective_performance_level(name: str, performance_level: str = "") -> str:
     spec = find_category(name)
     if not spec.has_performance_levels:
         if performance_level:
-            raise ApiError(
-                "InvalidPerformanceLevel.Malformed",
+            raise errors.invalid_performance_level_malformed(
                 f"The specified parameter PerformanceLevel is not valid. PerformanceLevel applies only to "
                 f"cloud_essd disks; the category {name} has none (got {performance_level!r}).",
             )
         return ""
     level = performance_level or spec.default_performance_level
     if level not in spec.tiers:
-        raise ApiError(
-            "InvalidPerformanceLevel.Malformed",
+        raise errors.invalid_performance_level_malformed(
             f"The specified parameter PerformanceLevel is not valid. Got {performance_level!r}; valid values "
             f"for {name}: {', '.join(spec.tiers)}.",
         )
@@ -338,22 +335,15 @@ def bytes_per_second(disk_limits: DiskLimits) -> int:
 # Validation
 
 
-# Which code ECS answers for a data disk whose size the category does not take.
-_DATA_SIZE_ERRORS: Final[Mapping[str, tuple[str, str, int]]] = {
-    CLOUD_AUTO: (
-        "InvalidDataDiskSize.ValueNotSupported",
-        (
+def _data_size_error(category: str, detail: str) -> ApiError:
+    """The code ECS answers for a data disk whose size the category does not take."""
+    if category == CLOUD_AUTO:
+        return errors.invalid_data_disk_size_value_not_supported(
             "The specified disk size is beyond the permitted range, or the snapshot capacity exceeds the "
-            "size limit for the specified disk category."
-        ),
-        403,
-    ),
-}
-_DEFAULT_DATA_SIZE_ERROR: Final = (
-    "InvalidDiskSize.NotSupported",
-    "The specified disk size is not supported.",
-    403,
-)
+            f"size limit for the specified disk category. {detail}",
+            http_status=403,
+        )
+    return errors.invalid_disk_size_not_supported(f"The specified disk size is not supported. {detail}")
 
 
 def validate(
@@ -376,18 +366,14 @@ def validate(
         what = f"{category} {level} disk" if level else f"{category} disk"
         detail = f"A {disk_type} {what} must be {allowed}; got {size_gib} GiB."
         if disk_type == SYSTEM:
-            raise ApiError(
-                "InvalidSystemDiskSize.ValueNotSupported",
-                f"The specified parameter SystemDisk.Size is invalid. {detail}",
+            raise errors.invalid_system_disk_size_value_not_supported(
+                f"The specified parameter SystemDisk.Size is invalid. {detail}"
             )
         if spec.has_performance_levels and _fits_another_level(spec, size_gib):
-            raise ApiError(
-                "OperationDenied.PerformanceLevelNotMatch",
-                f"The specified PerformanceLevel and Size do not match. {detail}",
-                403,
+            raise errors.operation_denied_performance_level_not_match(
+                f"The specified PerformanceLevel and Size do not match. {detail}"
             )
-        code, message, status = _DATA_SIZE_ERRORS.get(category, _DEFAULT_DATA_SIZE_ERROR)
-        raise ApiError(code, f"{message} {detail}", status)
+        raise _data_size_error(category, detail)
     _check_provisioning(spec, size_gib, provisioned_iops, bursting_enabled)
 
 
@@ -400,14 +386,12 @@ def _check_provisioning(
 ) -> None:
     if not spec.provisioned_iops:
         if provisioned_iops:
-            raise ApiError(
-                "ProvisionedIopsForDiskCategoryUnsupported",
+            raise errors.provisioned_iops_for_disk_category_unsupported(
                 f"The specified disk category does not support provisioned iops. Only cloud_auto takes "
                 f"ProvisionedIops; got {spec.name}.",
             )
         if bursting_enabled:
-            raise ApiError(
-                "BurstingEnabledForDiskCategoryUnsupported",
+            raise errors.bursting_enabled_for_disk_category_unsupported(
                 f"The specified disk category does not support bursting enabled. Only cloud_auto takes "
                 f"BurstingEnabled; got {spec.name}.",
             )
@@ -415,15 +399,13 @@ def _check_provisioning(
     ceiling = max_provisioned_iops(size_gib)
     if provisioned_iops < 0 or provisioned_iops > ceiling:
         allowed = f"0 to {ceiling}" if ceiling else "0 (disks of 3 GiB or less cannot provision IOPS)"
-        raise ApiError(
-            "InvalidProvisionedIops.LimitExceed",
+        raise errors.invalid_provisioned_iops_limit_exceed(
             f"The provisioned iops exceeds the limit. A {size_gib} GiB cloud_auto disk takes ProvisionedIops "
             f"{allowed}; got {provisioned_iops}.",
         )
     if bursting_enabled and size_gib < AUTOPL_MIN_SIZE_FOR_PROVISIONING:
-        raise ApiError(
-            "InvalidBurstingEnabled.DiskSizeTooSmall",
-            f"The disk size must be greater than 3 GiB to enable burst; got {size_gib} GiB.",
+        raise errors.invalid_bursting_enabled_disk_size_too_small(
+            f"The disk size must be greater than 3 GiB to enable burst; got {size_gib} GiB."
         )
 
 

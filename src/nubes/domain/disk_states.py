@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.domain.state_tables import refuse
 
 CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING = (
@@ -52,9 +52,9 @@ def check(action: str, disk_id: str, status: str) -> Transition:
     transition = TRANSITIONS[action]
     if status not in transition.allowed_from:
         allowed = " or ".join(sorted(transition.allowed_from))
-        raise ApiError("IncorrectDiskStatus",
-                       f"The current status of the disk {disk_id} is {status}; {action} needs it to be {allowed}.",
-                       403)
+        raise errors.incorrect_disk_status(
+            f"The current status of the disk {disk_id} is {status}; {action} needs it to be {allowed}."
+        )
     return transition
 
 

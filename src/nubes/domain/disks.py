@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as istates
@@ -33,29 +32,34 @@ PAYG_DATA_DISKS_PER_ACCOUNT = 10_000
 
 def owned_disk(s: Session, account_id: int, disk_id: str, region_id: str | None = None) -> Disk:
     return owned(s, Disk, Scope(account_id, region_id) if region_id is not None else account_id, disk_id,
-                 lambda missing: ApiError("InvalidDiskId.NotFound", f"The specified disk {missing!r} does not exist.",
-                                          404))
+                 lambda missing: errors.invalid_disk_id_not_found(
+                     f"The specified disk {missing!r} does not exist."
+                 ))
 
 
 def owned_instance(s: Session, account_id: int, instance_id: str) -> Instance:
     return owned(s, Instance, account_id, instance_id,
-                 lambda missing: ApiError("InvalidInstanceId.NotFound",
-                                          f"The specified instance {missing!r} does not exist.", 404),
+                 lambda missing: errors.invalid_instance_id_not_found(
+                     f"The specified instance {missing!r} does not exist."
+                 ),
                  usable=lambda i: i.desired != istates.WANT_DELETED)
 
 
 def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str | None = None) -> Snapshot:
     return owned(s, Snapshot, Scope(account_id, region_id) if region_id is not None else account_id, snapshot_id,
-                 lambda missing: ApiError("InvalidSnapshotId.NotFound",
-                                          f"The specified snapshot {missing!r} does not exist.", 404))
+                 lambda missing: errors.invalid_snapshot_id_not_found(
+                     f"The specified snapshot {missing!r} does not exist."
+                 ))
 
 
 def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403) -> None:
     """IncorrectInstanceStatus, 403 in most actions (AttachDisk documents 400)."""
     if instance.status not in allowed:
-        raise ApiError("IncorrectInstanceStatus",
-                       f"The current status of the instance {instance.id} is {instance.status}; {action} needs it "
-                       f"to be {' or '.join(allowed)}.", http_status)
+        raise errors.incorrect_instance_status(
+            f"The current status of the instance {instance.id} is {instance.status}; {action} needs it "
+            f"to be {' or '.join(allowed)}.",
+            http_status=http_status,
+        )
 
 
 def host_for_zone(s: Session, zone_id: str) -> str | None:
@@ -99,34 +103,34 @@ class Disks:
     def create(self, scope: Scope, spec: DiskSpec) -> str:
         now = self._clock.now()
         if spec.zone_id and spec.instance_id:
-            raise ApiError("InvalidParam.ZoneIdAndInstanceId.Conflict",
-                           "The specified parameter 'ZoneId' and 'InstanceId' are not blank at the same time.", 403)
+            raise errors.invalid_param_zone_id_and_instance_id_conflict()
         with self._db.session() as s:
             instance = owned_instance(s, scope.account_id, spec.instance_id) if spec.instance_id else None
             snapshot = owned_snapshot(s, scope.account_id, spec.snapshot_id, scope.region_id) \
                 if spec.snapshot_id else None
             if snapshot is not None and snapshot.status != "accomplished":
-                raise ApiError("InvalidSnapshotId.NotReady",
-                               f"The specified snapshot has not completed yet: {snapshot.id} is {snapshot.status}.",
-                               403)
+                raise errors.invalid_snapshot_id_not_ready(
+                    f"The specified snapshot has not completed yet: {snapshot.id} is {snapshot.status}."
+                )
             size = spec.size_gib if spec.size_gib is not None else (snapshot.disk_size_gib if snapshot else None)
             if size is None:
-                raise ApiError("MissingParameter", "Size is mandatory when no SnapshotId is given.")
+                raise errors.missing_parameter(message="Size is mandatory when no SnapshotId is given.")
             if snapshot is not None and size < snapshot.disk_size_gib:
-                raise ApiError("InvalidDiskSize.TooSmall",
-                               f"Specified disk size is less than the size of snapshot ({size} < "
-                               f"{snapshot.disk_size_gib} GiB).", 403)
+                raise errors.invalid_disk_size_too_small(
+                    f"Specified disk size is less than the size of snapshot ({size} < "
+                    f"{snapshot.disk_size_gib} GiB).",
+                )
             level = spec.performance_level or ("PL1" if spec.category == "cloud_essd" else "")
             validate_disk(spec.category, size, level, "data", provisioned_iops=spec.provisioned_iops,
                           bursting_enabled=spec.bursting_enabled)
             zone_id = instance.zone_id if instance is not None else spec.zone_id
             if not zone_id:
-                raise ApiError("MissingParameter", "ZoneId is mandatory when no InstanceId is given.")
+                raise errors.missing_parameter(message="ZoneId is mandatory when no InstanceId is given.")
             if instance is not None:
                 self._check_room(s, instance)
             host_id = instance.host_id if instance is not None else host_for_zone(s, zone_id)
             if host_id is None:
-                raise ApiError("OperationDenied.NoStock", f"No host serves zone {zone_id} now.", 403)
+                raise errors.operation_denied_no_stock(f"No host serves zone {zone_id} now.")
             disk = Disk(
                 id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id, zone_id=zone_id,
                 instance_id="", disk_type="data", category=spec.category, performance_level=level, size_gib=size,
@@ -151,14 +155,16 @@ class Disks:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             if disk.disk_type == "system" and disk.instance_id:
-                raise ApiError("IncorrectDiskStatus", f"The system disk {disk_id} goes with its instance.", 403)
+                raise errors.incorrect_disk_status(f"The system disk {disk_id} goes with its instance.")
             ds.check("DeleteDisk", disk_id, disk.status)
             taking = s.scalar(select(Snapshot.id).where(Snapshot.disk_id == disk_id,
                                                         Snapshot.status == "progressing").limit(1))
             if taking is not None:
                 # as ECS: the snapshot is taken from the disk, which must stay until it is
-                raise ApiError("DiskCreatingSnapshot", "The operation is denied due to a snapshot of the specified "
-                               f"disk is not completed yet: {taking} of {disk_id} is progressing.", 403)
+                raise errors.disk_creating_snapshot(
+                    "The operation is denied due to a snapshot of the specified "
+                    f"disk is not completed yet: {taking} of {disk_id} is progressing.",
+                )
             enqueue(s, now, "delete", disk)
             release_disk(s, disk)
         self._notify(disk_id)
@@ -169,8 +175,9 @@ class Disks:
         count = s.scalar(select(func.count()).select_from(Disk).where(
             Disk.instance_id == instance.id, Disk.disk_type == "data")) or 0
         if count >= MAX_DATA_DISKS:
-            raise ApiError("InstanceDiskNumber.LimitExceed",
-                           f"The instance {instance.id} has {count} data disks, the most it can have.", 403)
+            raise errors.instance_disk_number_limit_exceed(
+                f"The instance {instance.id} has {count} data disks, the most it can have."
+            )
 
     def _attach(self, s: Session, disk: Disk, instance: Instance, delete_with_instance: bool | None) -> None:
         taken = set(s.scalars(select(Disk.device).where(Disk.instance_id == instance.id)))
@@ -192,18 +199,19 @@ class Disks:
             if key_pair_name:  # named key pairs must exist (and be the caller's), even where unused
                 owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
             if disk.instance_id and disk.instance_id != instance_id:
-                raise ApiError("InvalidDisk.InUse",
-                               f"The specified disk has been occupied: {disk_id} is attached to {disk.instance_id}.",
-                               404)
+                raise errors.invalid_disk_in_use(
+                    f"The specified disk has been occupied: {disk_id} is attached to {disk.instance_id}."
+                )
             if disk.instance_id:
-                raise ApiError("IncorrectDiskStatus", f"The disk {disk_id} is attached to {disk.instance_id}.", 403)
+                raise errors.incorrect_disk_status(f"The disk {disk_id} is attached to {disk.instance_id}.")
             ds.check("AttachDisk", disk_id, disk.status)
             if disk.zone_id != instance.zone_id:
-                raise ApiError("ResourcesNotInSameZone",
-                               f"The specified instance and disk are not in the same zone: the disk {disk_id} is in "
-                               f"{disk.zone_id} and the instance in {instance.zone_id}.", 403)
+                raise errors.resources_not_in_same_zone(
+                    f"The specified instance and disk are not in the same zone: the disk {disk_id} is in "
+                    f"{disk.zone_id} and the instance in {instance.zone_id}.",
+                )
             if bootable:
-                raise ApiError("InvalidParameter.Bootable", "Attaching a data disk as the system disk is not supported.")
+                raise errors.invalid_parameter_bootable()
             require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "AttachDisk", 400)
             self._check_room(s, instance)
             self._attach(s, disk, instance, delete_with_instance)
@@ -214,15 +222,17 @@ class Disks:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
             if not disk.instance_id:
-                raise ApiError("InvalidDisk.AlreadyDetached", f"The specified disk has been detached: {disk_id}.",
-                               404)
+                raise errors.invalid_disk_already_detached(
+                    f"The specified disk has been detached: {disk_id}."
+                )
             if disk.instance_id != instance_id:
-                raise ApiError("DependencyViolation",
-                               f"The specified disk has not been attached on the specified instance: {disk_id} is "
-                               f"attached to {disk.instance_id}.", 403)
+                raise errors.dependency_violation(
+                    message=f"The specified disk has not been attached on the specified instance: {disk_id} is "
+                    f"attached to {disk.instance_id}.",
+                    http_status=403,
+                )
             if disk.disk_type == "system":
-                raise ApiError("DiskTypeViolation",
-                               "The specified disk is a system disk and cannot support the operation.", 403)
+                raise errors.disk_type_violation()
             ds.check("DetachDisk", disk_id, disk.status)
             require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "DetachDisk")
             disk.status = ds.DETACHING
@@ -238,27 +248,32 @@ class Disks:
             disk = owned_disk(s, account_id, disk_id)
             ds.check("ResizeDisk", disk_id, disk.status)
             if new_size < disk.size_gib:
-                raise ApiError("InvalidDiskSize.TooSmall",
-                               f"Specified new disk size is less than the original disk size ({new_size} < "
-                               f"{disk.size_gib} GiB).", 403)
+                raise errors.invalid_disk_size_too_small(
+                    f"Specified new disk size is less than the original disk size ({new_size} < "
+                    f"{disk.size_gib} GiB).",
+                )
             if new_size == disk.size_gib:
-                raise ApiError("InvalidDiskSize",
-                               f"Specified new disk size is less than or equal the original disk size ({new_size} "
-                               "GiB).", 403)
+                raise errors.invalid_disk_size(
+                    f"Specified new disk size is less than or equal the original disk size ({new_size} "
+                    "GiB).",
+                )
             allowed = size_range(disk.category, disk.performance_level, disk.disk_type)
             if disk.disk_type == "data" and new_size > allowed.max_gib:
-                raise ApiError("InvalidDiskSize.TooLarge",
-                               f"Specified new disk size is beyond the permitted range: a data {disk.category} disk "
-                               f"is {allowed}; got {new_size} GiB.", 403)
+                raise errors.invalid_disk_size_too_large(
+                    f"Specified new disk size is beyond the permitted range: a data {disk.category} disk "
+                    f"is {allowed}; got {new_size} GiB.",
+                )
             validate_disk(disk.category, new_size, disk.performance_level, disk.disk_type)
             if online and disk.category == "cloud":
-                raise ApiError("InvalidDiskCategory.NotSupported",
-                               "The specified disk category does not support resize online.", 403)
+                raise errors.invalid_disk_category_not_supported(
+                    "The specified disk category does not support resize online."
+                )
             instance = s.get(Instance, disk.instance_id) if disk.instance_id else None
             if instance is not None and online and instance.status != istates.RUNNING:
-                raise ApiError("InvalidInstanceStatus.NotRunning",
-                               "The status of instance to which the disk attachs must be running when resizing "
-                               f"online; {instance.id} is {instance.status}.", 403)
+                raise errors.invalid_instance_status_not_running(
+                    "The status of instance to which the disk attachs must be running when resizing "
+                    f"online; {instance.id} is {instance.status}.",
+                )
             if instance is not None and not online:
                 # offline resizing takes effect at the next start, as ECS documents: allowed while Running
                 require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "ResizeDisk")
@@ -276,9 +291,10 @@ class Disks:
             instance = owned_instance(s, account_id, disk.instance_id)
             require_instance_status(instance, (istates.STOPPED,), "ReInitDisk")
             if disk.source_snapshot_id and s.get(Snapshot, disk.source_snapshot_id) is None:
-                raise ApiError("InvalidSourceSnapshot",
-                               "The snapshot which is used to create the specified disk has been deleted: "
-                               f"{disk.source_snapshot_id}.", 403)
+                raise errors.invalid_source_snapshot(
+                    "The snapshot which is used to create the specified disk has been deleted: "
+                    f"{disk.source_snapshot_id}.",
+                )
             disk.status = ds.REINITING
             enqueue(s, self._clock.now(), "reinit", disk, instance_id=instance.id)
         self._notify(instance.id)
@@ -289,13 +305,15 @@ class Disks:
             snapshot = owned_snapshot(s, account_id, snapshot_id)
             ds.check("ResetDisk", disk_id, disk.status)
             if snapshot.disk_id != disk.id:
-                raise ApiError("InvalidParameter.Mismatch",
-                               f"The specified snapshot is not created from the specified disk: {snapshot_id} is a "
-                               f"snapshot of {snapshot.disk_id}.", 403)
+                raise errors.invalid_parameter_mismatch(
+                    f"The specified snapshot is not created from the specified disk: {snapshot_id} is a "
+                    f"snapshot of {snapshot.disk_id}.",
+                    http_status=403,
+                )
             if snapshot.status != "accomplished":
-                raise ApiError("InvalidSnapshotId.NotReady",
-                               f"The specified snapshot has not completed yet: {snapshot_id} is {snapshot.status}.",
-                               403)
+                raise errors.invalid_snapshot_id_not_ready(
+                    f"The specified snapshot has not completed yet: {snapshot_id} is {snapshot.status}."
+                )
             if disk.instance_id:
                 instance = owned_instance(s, account_id, disk.instance_id)
                 require_instance_status(instance, (istates.STOPPED,), "ResetDisk")
@@ -313,8 +331,9 @@ class Disks:
             for disk in disks:
                 if delete_with_instance is not None:
                     if disk.disk_type == "system" and not delete_with_instance:
-                        raise ApiError("InvalidDiskCategory.NotSupported",
-                                       "A system disk is always released with its instance.", 403)
+                        raise errors.invalid_disk_category_not_supported(
+                            "A system disk is always released with its instance."
+                        )
                     disk.delete_with_instance = delete_with_instance
                 if name is not None:
                     disk.name = name
@@ -361,8 +380,9 @@ class Disks:
             level = old.performance_level if old is not None else "PL1"
             validate_disk(category, size, level, "system")
             if size < image.size_gib:
-                raise ApiError("InvalidSystemDiskSize.LessThanImageSize",
-                               f"The system disk ({size} GiB) must hold the image ({image.size_gib} GiB).")
+                raise errors.invalid_system_disk_size_less_than_image_size(
+                    f"The system disk ({size} GiB) must hold the image ({image.size_gib} GiB)."
+                )
             disk = Disk(
                 id=ids.new_id("disk"), account_id=account_id, region_id=instance.region_id, zone_id=instance.zone_id,
                 instance_id=instance_id, disk_type="system", category=category, performance_level=level,

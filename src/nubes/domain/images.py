@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.store.db import Database
@@ -96,20 +96,22 @@ class Images:
             for image in self.visible(scope):
                 if image.id == image_id:
                     if image.status != AVAILABLE:
-                        raise ApiError(
-                            "InvalidImageId.NotAvailable" if image.status != "Creating" else "InvalidImageId.Creating",
-                            f"The image {image_id} is {image.status}; it cannot launch instances now.",
-                        )
+                        refuse = errors.invalid_image_id_creating if image.status == "Creating" \
+                            else errors.invalid_image_id_not_available
+                        raise refuse(f"The image {image_id} is {image.status}; it cannot launch instances now.")
                     return image
-            raise ApiError("InvalidImageId.NotFound", f"The specified ImageId {image_id!r} does not exist.", 404)
+            raise errors.invalid_image_id_not_found(f"The specified ImageId {image_id!r} does not exist.")
         if family:
             for image in images:
                 if image.family == family:
                     return image
-            raise ApiError(
-                "InvalidImageFamily.NotFound", f"No available image of the family {family!r} exists.", 404
+            raise errors.invalid_image_family_not_found(
+                f"No available image of the family {family!r} exists."
             )
-        raise ApiError("MissingParameter.ImageId", "Give ImageId (or ImageFamily, or a launch template).")
+        raise errors.missing_parameter(
+            "ImageId",
+            message="Give ImageId (or ImageFamily, or a launch template).",
+        )
 
     def get(self, image_id: str) -> Image | None:
         with self._db.session() as s:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope
 from nubes.domain.tags import tags_by_resource, where_tagged
@@ -60,13 +60,13 @@ class InstanceFilter:
 
 def _filter_time(key: str, value: str) -> datetime:
     if key not in FILTER_KEYS:
-        raise ApiError("InvalidFilterKey.NotFound", f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
+        raise errors.invalid_filter_key_not_found(f"Filter keys are {', '.join(FILTER_KEYS)}; got {key!r}.")
     for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return datetime.strptime(value, layout).replace(tzinfo=UTC)
         except ValueError:
             continue
-    raise ApiError("InvalidFilterValue", f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
+    raise errors.invalid_filter_value(f"Filter {key} takes a UTC time like 2024-01-01T12:00Z; got {value!r}.")
 
 
 def _like(pattern: str) -> str:

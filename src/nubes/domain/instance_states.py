@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.domain.state_tables import refuse
 
 PENDING, STARTING, RUNNING, STOPPING, STOPPED = "Pending", "Starting", "Running", "Stopping", "Stopped"
@@ -57,11 +57,9 @@ def check(action: str, instance_id: str, status: str) -> Transition:
     transition = TRANSITIONS[action]
     if status not in transition.allowed_from:
         allowed = ", ".join(sorted(transition.allowed_from))
-        raise ApiError(
-            "IncorrectInstanceStatus",
+        raise errors.incorrect_instance_status(
             f"The current status of the instance {instance_id} is {status}; {action.split('.')[0]} needs it to be "
             f"{allowed}.",
-            403,
         )
     return transition
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.catalog.model import Catalog
 from nubes.clock import Clock, as_utc
 from nubes.domain import instance_queries as queries
@@ -32,6 +32,7 @@ from nubes.domain.launch import (
 from nubes.domain.names import check_hostname
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.regions import require_region
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup
 
@@ -75,14 +76,12 @@ class Instances:
         with self._db.session() as s:
             instance = self.owned(s, account_id, instance_id, region_id)
             if action in ("DeleteInstance", "ForceDeleteInstance") and instance.deletion_protection:
-                raise ApiError(
-                    "InvalidOperation.DeletionProtection",
+                raise errors.invalid_operation_deletion_protection(
                     f"The instance {instance_id} has deletion protection; turn it off with ModifyInstanceAttribute.",
-                    403,
                 )
             transition = states.check(action, instance_id, instance.status)
             if dry_run:
-                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+                raise errors.dry_run_operation()
             previous = instance.status
             if transition.to is not None:
                 instance.status = transition.to
@@ -104,7 +103,7 @@ class Instances:
         for instance_id in instance_ids:
             states.check(action, instance_id, self.get(scope.account_id, instance_id, scope.region_id).status)
         if dry_run:
-            raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+            raise errors.dry_run_operation()
         return [(instance_id, *self.act(scope.account_id, instance_id, action, force=force, region_id=scope.region_id,
                                         stopped_mode=stopped_mode))
                 for instance_id in instance_ids]
@@ -179,7 +178,7 @@ class InstanceChanges:
                 instance.password_hash = sha512_crypt(password)
             if user_data is not None:
                 if instance.status != states.STOPPED:
-                    raise ApiError("IncorrectInstanceStatus", "UserData can be changed only while Stopped.", 403)
+                    raise errors.incorrect_instance_status("UserData can be changed only while Stopped.")
                 instance.user_data = check_user_data(user_data)
             if deletion_protection is not None:
                 instance.deletion_protection = deletion_protection
@@ -210,18 +209,20 @@ class InstanceChanges:
             region = require_region(self._catalog, instance.region_id)
             itype = offered_type(self._catalog, region.families, instance_type)
             if itype.type_id == instance.instance_type:
-                raise ApiError("InvalidInstanceType.ValueUnauthorized",
-                               f"The instance is already of type {instance_type}.")
+                raise errors.invalid_instance_type_value_unauthorized(
+                    f"The instance is already of type {instance_type}."
+                )
             if instance.host_id:
                 host_state = next((h for h in host_states(s) if h.host_id == instance.host_id), None)
                 extra_cpu = itype.cpu - instance.cpu
                 extra_memory = int(itype.memory_gib * 1024) - instance.memory_mib
                 if host_state is not None and (host_state.free_vcpus < extra_cpu
                                                or host_state.free_memory_mib < extra_memory):
-                    raise ApiError("OperationDenied.NoStock",
-                                   f"The host of {instance_id} has no room for {instance_type}.", 403)
+                    raise errors.operation_denied_no_stock(
+                        f"The host of {instance_id} has no room for {instance_type}."
+                    )
             if dry_run:
-                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+                raise errors.dry_run_operation()
             instance.instance_type, instance.cpu = itype.type_id, itype.cpu
             instance.memory_mib = int(itype.memory_gib * 1024)
 
@@ -268,7 +269,8 @@ class InstanceChanges:
                 instance.deployment_set_id = ""
                 return
             if instance.status != states.STOPPED:
-                raise ApiError("IncorrectInstanceStatus",
-                               "An instance moves into a deployment set only while Stopped.", 403)
+                raise errors.incorrect_instance_status(
+                    "An instance moves into a deployment set only while Stopped."
+                )
             deployment = deployment_set(s, Scope(account_id, instance.region_id), deployment_set_id)
             instance.deployment_set_id = deployment.id if deployment else ""

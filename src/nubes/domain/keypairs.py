@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.domain.quotas import Quotas
 from nubes.domain.tags import drop_tags
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import KeyPair
 
@@ -45,11 +46,7 @@ def fingerprint(public_key: str) -> str:
 
 def check_name(name: str) -> None:
     if not _NAME.fullmatch(name) or name.startswith(("http://", "https://")):
-        raise ApiError(
-            "InvalidKeyPairName.Malformed",
-            "The key pair name must be 2 to 128 characters, start with a letter, and contain only letters, "
-            "digits, colons (:), underscores (_), periods (.) and hyphens (-).",
-        )
+        raise errors.invalid_key_pair_name_malformed()
 
 
 def normalise_public_key(body: str) -> str:
@@ -68,10 +65,7 @@ def normalise_public_key(body: str) -> str:
 
 
 def _bad_public_key() -> ApiError:
-    return ApiError(
-        "InvalidPublicKeyBody.Malformed",
-        "The PublicKeyBody must be an OpenSSH public key such as 'ssh-rsa AAAA...' or 'ssh-ed25519 AAAA...'.",
-    )
+    return errors.invalid_public_key_body_malformed()
 
 
 def generate_rsa_key_pair() -> tuple[str, str]:
@@ -104,11 +98,11 @@ class KeyPairs:
         with self._db.session() as s:
             exists = s.scalar(select(KeyPair.id).where(*_in_scope(scope), KeyPair.name == name))
             if exists is not None:
-                raise ApiError("KeyPair.AlreadyExist", f"The key pair {name!r} already exists.")
+                raise errors.key_pair_already_exist(f"The key pair {name!r} already exists.")
             count = s.scalar(select(func.count(KeyPair.id)).where(*_in_scope(scope))) or 0
             if count >= self._quotas.max_key_pairs:
-                raise ApiError(
-                    "QuotaExceed.KeyPair", f"The key pair quota of {self._quotas.max_key_pairs} is reached.", 403
+                raise errors.quota_exceed_key_pair(
+                    f"The key pair quota of {self._quotas.max_key_pairs} is reached."
                 )
             row = KeyPair(
                 account_id=scope.account_id,
@@ -145,8 +139,8 @@ class KeyPairs:
             rows = list(s.scalars(select(KeyPair).where(*_in_scope(scope), KeyPair.name.in_(names))))
             missing = sorted(set(names) - {r.name for r in rows})
             if missing:
-                raise ApiError(
-                    "InvalidKeyPairName.NotFound", f"The specified key pair does not exist: {', '.join(missing)}.", 404
+                raise errors.invalid_key_pair_name_not_found(
+                    f"The specified key pair does not exist: {', '.join(missing)}."
                 )
             for row in rows:
                 drop_tags(s, row.account_id, row.region_id, "keypair", row.name)
@@ -158,7 +152,7 @@ def owned_key_pair(s: Session, scope: Scope, name: str) -> KeyPair:
     is only ever looked up with its owner: another account's `shared` is answered as no key pair."""
     row = s.scalar(select(KeyPair).where(*_in_scope(scope), KeyPair.name == name))
     if row is None:
-        raise ApiError("InvalidKeyPairName.NotFound", f"The key pair {name!r} does not exist.", 404)
+        raise errors.invalid_key_pair_name_not_found(f"The key pair {name!r} does not exist.")
     return row
 
 

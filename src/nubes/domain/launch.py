@@ -20,8 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock
 from nubes.domain import cidr
@@ -148,9 +147,9 @@ def check_user_data(text: str | None) -> str:
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError("InvalidUserData.Base64FormatInvalid", "UserData must be Base64-encoded.") from None
+        raise errors.invalid_user_data_base64_format_invalid() from None
     if len(raw) > USER_DATA_MAX_BYTES:
-        raise ApiError("InvalidUserData.SizeExceeded", "UserData must be at most 32 KB before encoding.")
+        raise errors.invalid_user_data_size_exceeded()
     return text
 
 
@@ -158,8 +157,7 @@ def offered_type(catalog: Catalog, families: tuple[str, ...], type_id: str) -> I
     """The instance type, if the region offers its family."""
     itype = catalog.instance_type(type_id)
     if itype is None or itype.family not in families:
-        raise ApiError(
-            "InvalidInstanceType.ValueNotSupported",
+        raise errors.invalid_instance_type_value_not_supported(
             f"The instance type {type_id!r} is not offered in this region; DescribeInstanceTypes and "
             "DescribeZones list what is.",
         )
@@ -169,28 +167,31 @@ def offered_type(catalog: Catalog, families: tuple[str, ...], type_id: str) -> I
 def security_groups(s: Session, scope: Scope, vpc_id: str, group_ids: list[str]) -> list[SecurityGroup]:
     """The groups an instance joins: the caller's, of the instance's VPC, at most 5, of one type."""
     if not group_ids:
-        raise ApiError("MissingParameter.SecurityGroupId", "Give SecurityGroupId or SecurityGroupIds.N.")
+        raise errors.missing_parameter(
+            "SecurityGroupId",
+            message="Give SecurityGroupId or SecurityGroupIds.N.",
+        )
     groups = []
     for group_id in dict.fromkeys(group_ids):
         group = owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
         if group.vpc_id != vpc_id:
-            raise ApiError(
-                "InvalidSecurityGroupId.VpcMismatch",
-                f"The security group {group_id} is in another VPC than the vSwitch.",
+            raise errors.invalid_security_group_id_vpc_mismatch(
+                f"The security group {group_id} is in another VPC than the vSwitch."
             )
         groups.append(group)
     if len(groups) > 5:
-        raise ApiError("InvalidSecurityGroupIds.LimitExceeded", "An instance can be in at most 5 security groups.")
+        raise errors.invalid_security_group_ids_limit_exceeded("An instance can be in at most 5 security groups.")
     if len({g.group_type for g in groups}) > 1:
-        raise ApiError("InvalidSecurityGroupType.Mixed", "Normal and enterprise security groups cannot be mixed.")
+        raise errors.invalid_security_group_type_mixed("Normal and enterprise security groups cannot be mixed.")
     return groups
 
 
 def deployment_set(s: Session, scope: Scope, set_id: str | None) -> DeploymentSet | None:
     if not set_id:
         return None
-    return owned(s, DeploymentSet, scope, set_id, lambda missing: ApiError(
-        "InvalidDeploymentSetId.NotFound", f"The deployment set {missing!r} does not exist.", 404))
+    return owned(s, DeploymentSet, scope, set_id, lambda missing: errors.invalid_deployment_set_id_not_found(
+        f"The deployment set {missing!r} does not exist."
+    ))
 
 
 # ---- launch: the checks of the request alone -----------------------------------------------------
@@ -201,15 +202,15 @@ def _disk_size(category: str, size: int | None, minimum: int, system: bool, leve
     category's range with RunInstances' error codes."""
     kind = "SystemDisk" if system else "DataDisk"
     if category not in CATEGORIES:
-        raise ApiError(f"Invalid{kind}Category.ValueNotSupported", f"The disk category {category!r} is not supported.")
+        raise errors.invalid_category_value_not_supported(kind, f"The disk category {category!r} is not supported.")
     allowed = size_range(category, level or "", SYSTEM if system else DATA)
     low = max(allowed.min_gib, minimum) if system else allowed.min_gib
     value = size if size is not None else low
     if not low <= value <= allowed.max_gib:
-        code = "InvalidSystemDiskSize" if system else "InvalidDataDiskSize.ValueNotSupported"
+        refuse = errors.invalid_system_disk_size if system else errors.invalid_data_disk_size_value_not_supported
         if system and value < minimum:
-            code = "InvalidSystemDiskSize.LessThanImageSize"
-        raise ApiError(code, f"The {category} disk size must be from {low} to {allowed.max_gib} GiB; got {value}.")
+            refuse = errors.invalid_system_disk_size_less_than_image_size
+        raise refuse(f"The {category} disk size must be from {low} to {allowed.max_gib} GiB; got {value}.")
     return value
 
 
@@ -228,13 +229,12 @@ def _auto_release(text: str | None, now: datetime) -> datetime | None:
         try:
             moment = datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=now.tzinfo)
         except ValueError:
-            raise ApiError(
-                "InvalidAutoReleaseTime.Malformed", "AutoReleaseTime must read yyyy-MM-ddTHH:mm:ssZ (UTC)."
+            raise errors.invalid_auto_release_time_malformed(
+                "AutoReleaseTime must read yyyy-MM-ddTHH:mm:ssZ (UTC)."
             ) from None
     if not now + timedelta(minutes=30) <= moment <= now + timedelta(days=3 * 365):
-        raise ApiError(
-            "InvalidAutoReleaseTime.Malformed",
-            "AutoReleaseTime must be at least 30 minutes and at most three years after now.",
+        raise errors.invalid_auto_release_time_malformed(
+            "AutoReleaseTime must be at least 30 minutes and at most three years after now."
         )
     return moment
 
@@ -242,7 +242,7 @@ def _auto_release(text: str | None, now: datetime) -> datetime | None:
 def _hostnames(request: LaunchRequest) -> list[str]:
     if request.host_names:
         if len(request.host_names) != request.amount:
-            raise ApiError("InvalidHostNames.CountMismatch", "Give one HostNames.N per instance (Amount).")
+            raise errors.invalid_host_names_count_mismatch()
         return [check_hostname(h) for h in request.host_names]
     if request.host_name:
         return [check_hostname(h) for h in expand(request.host_name, request.amount, request.unique_suffix,
@@ -301,7 +301,7 @@ class Launcher:
             placements = self._place(s, request, checked.itype, network)
             addresses = self._allocate(s, network.vswitch, len(placements), request.private_ip)
             if request.dry_run:
-                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+                raise errors.dry_run_operation()
             instance_ids = self._write(s, scope, request, now, checked, network, placements, addresses)
             vpc_id = network.vswitch.vpc_id
         self._notify(instance_ids, {vpc_id})
@@ -314,13 +314,11 @@ class Launcher:
         itype = offered_type(self._catalog, region.families, request.instance_type)
         image = self._images.usable(scope, request.image_id, request.image_family)
         if request.amount < 1 or request.amount > 100:
-            raise ApiError("InvalidParameter.Amount", "Amount must be from 1 to 100.")
+            raise errors.invalid_parameter_amount()
         if request.min_amount is not None and not 1 <= request.min_amount <= request.amount:
-            raise ApiError("InvalidParameter.MinAmount", "MinAmount must be from 1 to Amount.")
+            raise errors.invalid_parameter_min_amount()
         if request.private_ip and request.amount > 1:
-            raise ApiError(
-                "InvalidParameter.PrivateIpAddress", "PrivateIpAddress can be given only when Amount is 1."
-            )
+            raise errors.invalid_parameter_private_ip_address()
         names = expand(request.instance_name or "", request.amount, request.unique_suffix, "InstanceName")
         for name in names:
             if name:
@@ -342,15 +340,19 @@ class Launcher:
             size = _disk_size(category, d.size_gib or snapshot_sizes.get(d.snapshot_id or "", None), 0, False,
                               d.performance_level)
             if d.snapshot_id and size < snapshot_sizes[d.snapshot_id]:
-                raise ApiError("InvalidDataDiskSize.ValueNotSupported",
-                               f"A data disk from {d.snapshot_id} needs at least {snapshot_sizes[d.snapshot_id]} GiB.")
+                raise errors.invalid_data_disk_size_value_not_supported(
+                    f"A data disk from {d.snapshot_id} needs at least {snapshot_sizes[d.snapshot_id]} GiB."
+                )
             data_sizes.append((d, category, size))
         if len(data_disks) > 16:
-            raise ApiError("InvalidDataDiskCount.LimitExceeded", "At most 16 data disks can be created at launch.")
+            raise errors.invalid_data_disk_count_limit_exceeded()
         if len(request.tags) > 20:
-            raise ApiError("InvalidTagCount.LimitExceeded", "At most 20 tags can be given.")
+            raise errors.invalid_tag_count_limit_exceeded("At most 20 tags can be given.")
         if not request.vswitch_id:
-            raise ApiError("MissingParameter.VSwitchId", "Instances live in a VPC: give the VSwitchId to launch into.")
+            raise errors.missing_parameter(
+                "VSwitchId",
+                message="Instances live in a VPC: give the VSwitchId to launch into.",
+            )
         return _Checked(itype, image, names, hostnames, description, user_data, release_at, system_category,
                         system_size, data_sizes)
 
@@ -368,10 +370,11 @@ class Launcher:
         for snapshot_id in wanted:
             snap = found.get(snapshot_id)
             if snap is None or (snap.account_id != scope.account_id and snapshot_id not in shared_images):
-                raise ApiError("InvalidSnapshotId.NotFound", f"The specified snapshot {snapshot_id!r} does not exist.",
-                               404)
+                raise errors.invalid_snapshot_id_not_found(
+                    f"The specified snapshot {snapshot_id!r} does not exist."
+                )
             if snap.status != "accomplished":
-                raise ApiError("IncorrectSnapshotStatus", f"The snapshot {snapshot_id} is {snap.status}.", 403)
+                raise errors.incorrect_snapshot_status(f"The snapshot {snapshot_id} is {snap.status}.")
             sizes[snapshot_id] = snap.disk_size_gib
         return sizes
 
@@ -379,11 +382,11 @@ class Launcher:
     def _network(s: Session, scope: Scope, request: LaunchRequest) -> _Network:
         vswitch = owned(s, VSwitch, scope, request.vswitch_id or "", "VSwitch")
         if vswitch.status != AVAILABLE:
-            raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch.id} is {vswitch.status}.")
+            raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch.id} is {vswitch.status}.")
         if request.zone_id and request.zone_id != vswitch.zone_id:
-            raise ApiError(
-                "InvalidParameter.Mismatch", f"The vSwitch {vswitch.id} is in zone {vswitch.zone_id}, not "
-                f"{request.zone_id}."
+            raise errors.invalid_parameter_mismatch(
+                f"The vSwitch {vswitch.id} is in zone {vswitch.zone_id}, not "
+                f"{request.zone_id}.",
             )
         groups = security_groups(s, scope, vswitch.vpc_id, request.security_group_ids)
         if request.key_pair_name:
@@ -408,11 +411,9 @@ class Launcher:
                 return place_all(placement, hosts, rng=self._rng)
             except NoHostFound:
                 if request.min_amount is None or count <= request.min_amount:
-                    raise ApiError(
-                        "OperationDenied.NoStock",
+                    raise errors.operation_denied_no_stock(
                         f"The resource is out of stock in zone {vswitch.zone_id}: no host has room for "
                         f"{count} x {itype.type_id}. Try another instance type, zone, or a smaller Amount.",
-                        403,
                     ) from None
                 count -= 1
 

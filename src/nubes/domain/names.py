@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from nubes.api.errors import ApiError
+from nubes import errors
 
 _SEQUENCE = re.compile(r"\[(\d+),(\d+)\]")
 
@@ -14,15 +14,15 @@ def expand(pattern: str, amount: int, unique_suffix: bool, field: str) -> list[s
     """The `amount` names a pattern makes (ECS: [begin,bits], at most one such range)."""
     matches = list(_SEQUENCE.finditer(pattern))
     if len(matches) > 1:
-        raise ApiError(f"Invalid{field}.Malformed", f"{field} may contain at most one [begin,bits] sequence.")
+        raise errors.invalid_malformed(field, f"{field} may contain at most one [begin,bits] sequence.")
     if matches:
         match = matches[0]
         begin, bits = int(match.group(1)), int(match.group(2))
         if not 1 <= bits <= 8:
-            raise ApiError(f"Invalid{field}.Malformed", f"The bits of a {field} sequence must be 1 to 8.")
+            raise errors.invalid_malformed(field, f"The bits of a {field} sequence must be 1 to 8.")
         names = [pattern[: match.start()] + str(begin + i).zfill(bits) + pattern[match.end():] for i in range(amount)]
         if len(str(begin + amount - 1)) > bits:
-            raise ApiError(f"Invalid{field}.Malformed", f"The {field} sequence cannot number {amount} instances.")
+            raise errors.invalid_malformed(field, f"The {field} sequence cannot number {amount} instances.")
         return names
     if unique_suffix and amount > 1:
         return [f"{pattern}{i:03d}" for i in range(1, amount + 1)]
@@ -36,9 +36,5 @@ def check_hostname(hostname: str) -> str:
     """Linux host names: 2 to 64 characters, letters, digits, '.' and '-', no '..' or '--' runs at the ends."""
     if len(hostname) < 2 or not _HOSTNAME.fullmatch(hostname) or ".." in hostname or ".-" in hostname \
             or "-." in hostname:
-        raise ApiError(
-            "InvalidHostName.Malformed",
-            "The host name must be 2 to 64 characters of letters, digits, periods (.) and hyphens (-), "
-            "starting and ending with a letter or digit.",
-        )
+        raise errors.invalid_host_name_malformed()
     return hostname

@@ -11,11 +11,10 @@ from ipaddress import IPv4Address, IPv4Network
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import cidr
-from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, not_found, owned
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
@@ -55,7 +54,7 @@ class NetworkInterfaces:
         with self._db.session() as s:
             vswitch = owned(s, VSwitch, scope, vswitch_id, "VSwitch")
             if vswitch.status != AVAILABLE:
-                raise ApiError("IncorrectVSwitchStatus", f"The vSwitch {vswitch_id} is {vswitch.status}.")
+                raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
             used = {IPv4Address(ip) for ip in s.scalars(
                 select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id))}
@@ -85,26 +84,26 @@ class NetworkInterfaces:
 
     def _groups(self, s: Session, scope: Scope, vpc_id: str, group_ids: list[str]) -> list[SecurityGroup]:
         if not group_ids:
-            raise ApiError("MissingParameter.SecurityGroupId", "A network interface needs at least one security group.")
+            raise errors.missing_parameter(
+                "SecurityGroupId",
+                message="A network interface needs at least one security group.",
+            )
         unique = list(dict.fromkeys(group_ids))
         if len(unique) > self._quotas.groups_per_interface:
-            raise ApiError(
-                "InvalidSecurityGroupIds.LimitExceeded",
-                f"A network interface can be in at most {self._quotas.groups_per_interface} security groups.",
+            raise errors.invalid_security_group_ids_limit_exceeded(
+                f"A network interface can be in at most {self._quotas.groups_per_interface} security groups."
             )
         groups = []
         for group_id in unique:
             group = owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
             if group.vpc_id != vpc_id:
-                raise ApiError(
-                    "InvalidSecurityGroupId.VpcMismatch",
-                    f"The security group {group_id} belongs to another VPC than the vSwitch.",
+                raise errors.invalid_security_group_id_vpc_mismatch(
+                    f"The security group {group_id} belongs to another VPC than the vSwitch."
                 )
             groups.append(group)
         if len({g.group_type for g in groups}) > 1:
-            raise ApiError(
-                "InvalidSecurityGroupType.Mixed",
-                "A network interface cannot be in normal and enterprise security groups at once.",
+            raise errors.invalid_security_group_type_mixed(
+                "A network interface cannot be in normal and enterprise security groups at once."
             )
         return groups
 
@@ -175,9 +174,8 @@ class NetworkInterfaces:
             eni = _eni(s, scope, eni_id)
             current = [m.group_id for m in eni.memberships]
             if group_id in current:
-                raise ApiError(
-                    "InvalidNetworkInterfaceId.AlreadyInSecurityGroup",
-                    f"The network interface {eni_id} is already in the security group {group_id}.",
+                raise errors.invalid_network_interface_id_already_in_security_group(
+                    f"The network interface {eni_id} is already in the security group {group_id}."
                 )
             groups = self._groups(s, scope, eni.vpc_id, [*current, group_id])
             eni.memberships.append(NetworkInterfaceGroup(group_id=groups[-1].id, position=len(current)))
@@ -191,16 +189,11 @@ class NetworkInterfaces:
             owned(s, SecurityGroup, scope, group_id, "SecurityGroup")
             membership = next((m for m in eni.memberships if m.group_id == group_id), None)
             if membership is None:
-                raise ApiError(
-                    "InvalidSecurityGroupId.NotInThisGroup",
-                    f"The network interface {eni_id} is not in the security group {group_id}.",
-                    404,
+                raise errors.invalid_security_group_id_not_in_this_group(
+                    f"The network interface {eni_id} is not in the security group {group_id}."
                 )
             if len(eni.memberships) == 1:
-                raise ApiError(
-                    "InvalidOperation.LastSecurityGroup",
-                    "A network interface must stay in at least one security group.",
-                )
+                raise errors.invalid_operation_last_security_group()
             eni.memberships.remove(membership)
             vpc_id = eni.vpc_id
         self._notify(vpc_id)
@@ -209,9 +202,8 @@ class NetworkInterfaces:
         with self._db.session() as s:
             eni = _eni(s, scope, eni_id)
             if eni.status != ENI_AVAILABLE or eni.eni_type == "Primary":
-                raise ApiError(
-                    "InvalidOperation.InvalidEniState",
-                    f"The network interface {eni_id} is {eni.status}; detach it before deleting it.",
+                raise errors.invalid_operation_invalid_eni_state(
+                    f"The network interface {eni_id} is {eni.status}; detach it before deleting it."
                 )
             vpc_id = eni.vpc_id
             s.delete(eni)
@@ -224,14 +216,14 @@ class NetworkInterfaces:
         with self._db.session() as s:
             eni = s.get(NetworkInterface, eni_id)
             if eni is None:
-                raise not_found("NetworkInterface", eni_id)
+                raise errors.invalid_id_not_found("NetworkInterface", eni_id)
             if attached:
                 if eni.status != ENI_AVAILABLE:
-                    raise ApiError("InvalidOperation.InvalidEniState", f"{eni_id} is {eni.status}, not Available.")
+                    raise errors.invalid_operation_invalid_eni_state(f"{eni_id} is {eni.status}, not Available.")
                 eni.status, eni.attachment = ENI_IN_USE, TEST_HOST
             else:
                 if eni.attachment != TEST_HOST:
-                    raise ApiError("InvalidOperation.InvalidEniState", f"{eni_id} is not plugged into a test host.")
+                    raise errors.invalid_operation_invalid_eni_state(f"{eni_id} is not plugged into a test host.")
                 eni.status, eni.attachment = ENI_AVAILABLE, ""
             vpc_id = eni.vpc_id
         self._notify(vpc_id)

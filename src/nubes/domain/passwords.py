@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import string
 
-from nubes.api.errors import ApiError
+from nubes import errors
 
 _B64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SPECIALS = set("()`~!@#$%^&*-_+=|{}[]:;'<>,.?/")
@@ -27,11 +27,7 @@ def check_password(password: str) -> None:
     ]
     allowed = set(string.ascii_letters + string.digits) | _SPECIALS
     if not 8 <= len(password) <= 30 or sum(classes) < 3 or not set(password) <= allowed:
-        raise ApiError(
-            "InvalidPassword.Malformed",
-            "The password must be 8 to 30 characters long and contain at least three of: upper-case letters, "
-            "lower-case letters, digits, and the special characters ()`~!@#$%^&*-_+=|{}[]:;'<>,.?/",
-        )
+        raise errors.invalid_password_malformed()
 
 
 def _b64_from_24bit(b2: int, b1: int, b0: int, n: int) -> str:

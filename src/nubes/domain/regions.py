@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.catalog.model import Catalog, Region, Zone
 
 
 def require_region(catalog: Catalog, region_id: str) -> Region:
     region = catalog.region(region_id)
     if region is None:
-        raise ApiError(
-            "InvalidRegionId.NotFound",
-            f"The specified RegionId {region_id!r} does not exist; DescribeRegions lists the valid ones.",
-            404,
+        raise errors.invalid_region_id_not_found(
+            f"The specified RegionId {region_id!r} does not exist; DescribeRegions lists the valid ones."
         )
     return region
 
@@ -24,8 +22,6 @@ def zones_of(region: Region, zone_id: str | None) -> list[Zone]:
     for zone in region.zones:
         if zone.zone_id == zone_id:
             return [zone]
-    raise ApiError(
-        "InvalidZoneId.NotFound",
-        f"The specified ZoneId {zone_id!r} does not exist in region {region.region_id}.",
-        404,
+    raise errors.invalid_zone_id_not_found(
+        f"The specified ZoneId {zone_id!r} does not exist in region {region.region_id}."
     )

@@ -9,8 +9,7 @@ from ipaddress import IPv4Network
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name
 from nubes.domain.vpcs import AVAILABLE, NetworkQuotas
@@ -48,8 +47,8 @@ class Routes:
             )
         )
         if vpc is None:
-            raise ApiError(
-                "InvalidRouteTableId.NotFound", f"The specified RouteTableId {route_table_id!r} does not exist.", 404
+            raise errors.invalid_route_table_id_not_found(
+                f"The specified RouteTableId {route_table_id!r} does not exist."
             )
         return vpc
 
@@ -79,32 +78,30 @@ class Routes:
         try:
             network = IPv4Network(destination, strict=True)
         except ValueError:
-            raise ApiError(
-                "InvalidDestinationCidrBlock.Malformed", f"{destination!r} is not an IPv4 CIDR block."
+            raise errors.invalid_destination_cidr_block_malformed(
+                f"{destination!r} is not an IPv4 CIDR block."
             ) from None
         if next_hop_type not in NEXT_HOP_TYPES:
-            raise ApiError(
-                "InvalidNextHopType.NotSupported",
-                f"NextHopType {next_hop_type!r} is not supported here; use {' or '.join(NEXT_HOP_TYPES)}.",
+            raise errors.invalid_next_hop_type_not_supported(
+                f"NextHopType {next_hop_type!r} is not supported here; use {' or '.join(NEXT_HOP_TYPES)}."
             )
         with self._db.session() as s:
             vpc = self.table_vpc(s, scope, route_table_id)
             if vpc.status != AVAILABLE:
-                raise ApiError("IncorrectVpcStatus", f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+                raise errors.incorrect_vpc_status(f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
             system = {IPv4Network(c) for c in s.scalars(select(VSwitch.cidr).where(VSwitch.vpc_id == vpc.id))}
             if network.subnet_of(IPv4Network(CLOUD_SERVICES_CIDR)) or network in system:
-                raise ApiError(
-                    "InvalidDestinationCidrBlock.Conflict",
+                raise errors.invalid_destination_cidr_block_conflict(
                     f"{network} is a system route's destination (a vSwitch CIDR block, or inside "
                     f"{CLOUD_SERVICES_CIDR}).",
                 )
             existing = list(s.scalars(select(RouteEntry).where(RouteEntry.route_table_id == route_table_id)))
             if any(e.destination_cidr == str(network) for e in existing):
-                raise ApiError(
-                    "InvalidCidrBlock.Duplicate", f"The route table already has an entry for {network}."
+                raise errors.invalid_cidr_block_duplicate(
+                    f"The route table already has an entry for {network}."
                 )
             if len(existing) >= self._quotas.route_entries_per_table:
-                raise ApiError("QuotaExceeded.RouteEntry", "The route table has reached its quota of custom entries.")
+                raise errors.quota_exceeded_route_entry()
             self._check_next_hop(s, scope, vpc, next_hop_type, next_hop_id)
             entry = RouteEntry(
                 id=ids.new_id("route_entry"),
@@ -131,8 +128,8 @@ class Routes:
             select(NetworkInterface).where(column == next_hop_id, NetworkInterface.account_id == scope.account_id)
         )
         if eni is None or eni.vpc_id != vpc.id:
-            raise ApiError(
-                "InvalidNextHopId.NotFound", f"The next hop {next_hop_id!r} does not exist in the VPC {vpc.id}.", 404
+            raise errors.invalid_next_hop_id_not_found(
+                f"The next hop {next_hop_id!r} does not exist in the VPC {vpc.id}."
             )
 
     def delete(self, scope: Scope, route_entry_id: str | None, route_table_id: str | None,
@@ -153,13 +150,13 @@ class Routes:
                 if next_hop_id:
                     query = query.where(RouteEntry.next_hop_id == next_hop_id)
             else:
-                raise ApiError(
-                    "MissingParameter", "Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
+                raise errors.missing_parameter(
+                    message="Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
                 )
             entry = s.scalar(query)
             vpc = s.get(Vpc, entry.vpc_id) if entry is not None else None
             if entry is None or vpc is None or vpc.region_id != scope.region_id:
-                raise ApiError("InvalidRouteEntry.NotFound", "The specified route entry does not exist.", 404)
+                raise errors.invalid_route_entry_not_found()
             vpc_id = entry.vpc_id
             s.delete(entry)
         self._notify(vpc_id)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.vpcs import AVAILABLE
@@ -78,19 +77,21 @@ def _peer_word(direction: str) -> str:
 def parse_port_range(protocol: str, text: str | None) -> str:
     if protocol in PORTLESS:
         if text not in (None, "", "-1/-1"):
-            raise ApiError("InvalidPortRange.Malformed", f"The PortRange of {protocol} rules must be -1/-1.")
+            raise errors.invalid_port_range_malformed(f"The PortRange of {protocol} rules must be -1/-1.")
         return "-1/-1"
     if not text:
-        raise ApiError("MissingParameter.PortRange", f"{protocol} rules need a PortRange such as 22/22 or 1/65535.")
+        raise errors.missing_parameter(
+            "PortRange",
+            message=f"{protocol} rules need a PortRange such as 22/22 or 1/65535.",
+        )
     start_text, sep, end_text = text.partition("/")
     try:
         start, end = int(start_text), int(end_text)
     except ValueError:
         start, end = 0, -1
     if not sep or not (1 <= start <= end <= 65535):
-        raise ApiError(
-            "InvalidPortRange.Malformed",
-            f"PortRange {text!r} is not valid: write start/end with 1 <= start <= end <= 65535, e.g. 22/22.",
+        raise errors.invalid_port_range_malformed(
+            f"PortRange {text!r} is not valid: write start/end with 1 <= start <= end <= 65535, e.g. 22/22."
         )
     return f"{start}/{end}"
 
@@ -100,45 +101,49 @@ def parse_cidr(direction: str, text: str) -> str:
         return str(ipaddress.IPv4Network(text.strip(), strict=False))
     except ValueError:
         word = _peer_word(direction)
-        raise ApiError(
-            f"Invalid{word}CidrIp.Malformed", f"The {word}CidrIp {text!r} is not an IPv4 address or CIDR block."
+        raise errors.invalid_malformed(
+            f"{word}CidrIp",
+            f"The {word}CidrIp {text!r} is not an IPv4 address or CIDR block.",
         ) from None
 
 
 def validate(direction: str, p: Permission) -> Rule:
     word = _peer_word(direction)
     if p.ipv6_cidr:
-        raise ApiError("InvalidParameter.Ipv6NotSupported", "IPv6 security group rules are not supported by nubes yet.")
+        raise errors.invalid_parameter_ipv6_not_supported()
     if p.prefix_list_id:
-        raise ApiError("InvalidParameter.PrefixListNotSupported", "Prefix lists are not supported by nubes yet.")
+        raise errors.invalid_parameter_prefix_list_not_supported()
     if p.port_range_list_id:
-        raise ApiError("InvalidParameter.PortRangeListNotSupported", "Port lists are not supported by nubes yet.")
+        raise errors.invalid_parameter_port_range_list_not_supported()
     if not p.ip_protocol:
-        raise ApiError("MissingParameter.IpProtocol", "Each rule needs an IpProtocol: tcp, udp, icmp, gre or all.")
+        raise errors.missing_parameter(
+            "IpProtocol",
+            message="Each rule needs an IpProtocol: tcp, udp, icmp, gre or all.",
+        )
     protocol = p.ip_protocol.upper()
     if protocol not in PROTOCOLS:
-        raise ApiError("InvalidIpProtocol.Malformed", f"IpProtocol {p.ip_protocol!r} is not one of tcp, udp, icmp, gre, all.")
+        raise errors.invalid_ip_protocol_malformed(f"IpProtocol {p.ip_protocol!r} is not one of tcp, udp, icmp, gre, all.")
     port_range = parse_port_range(protocol, p.port_range)
     if bool(p.peer_cidr) == bool(p.peer_group_id):
-        raise ApiError(
-            "InvalidParameter.Conflict" if p.peer_cidr else f"MissingParameter.{word}CidrIp",
-            f"Give exactly one of {word}CidrIp and {word}GroupId for each rule.",
-        )
+        message = f"Give exactly one of {word}CidrIp and {word}GroupId for each rule."
+        if p.peer_cidr:
+            raise errors.invalid_parameter_conflict(message)
+        raise errors.missing_parameter(f"{word}CidrIp", message=message)
     policy = (p.policy or "accept").lower()
     if policy not in ("accept", "drop"):
-        raise ApiError("InvalidPolicy.Malformed", f"Policy {p.policy!r} must be accept or drop.")
+        raise errors.invalid_policy_malformed(f"Policy {p.policy!r} must be accept or drop.")
     try:
         priority = int(p.priority) if p.priority not in (None, "") else 1
     except ValueError:
         priority = 0
     if not 1 <= priority <= 100:
-        raise ApiError("InvalidPriority.Malformed", f"Priority {p.priority!r} must be an integer from 1 to 100.")
+        raise errors.invalid_priority_malformed(f"Priority {p.priority!r} must be an integer from 1 to 100.")
     nic_type = (p.nic_type or "intranet").lower()
     if nic_type not in ("intranet", "internet"):
-        raise ApiError("InvalidNicType.ValueNotSupported", f"NicType {p.nic_type!r} must be intranet or internet.")
+        raise errors.invalid_nic_type_value_not_supported(f"NicType {p.nic_type!r} must be intranet or internet.")
     description = p.description or ""
     if len(description) > 512 or description.startswith(("http://", "https://")):
-        raise ApiError("InvalidDescription.Malformed", "A rule description is at most 512 characters, not a URL.")
+        raise errors.invalid_description_malformed("A rule description is at most 512 characters, not a URL.")
     source_ports = ""
     if p.source_port_range:
         source_ports = parse_port_range(protocol, p.source_port_range)
@@ -185,9 +190,8 @@ class SecurityGroups:
             vpc = owned(s, Vpc, scope, vpc_id, "Vpc")
             count = s.scalar(select(func.count(SecurityGroup.id)).where(*_scope(scope))) or 0
             if count >= self.quotas.groups_per_region:
-                raise ApiError(
-                    "QuotaExceed.SecurityGroup",
-                    f"You can create at most {self.quotas.groups_per_region} security groups in a region.",
+                raise errors.quota_exceed_security_group(
+                    f"You can create at most {self.quotas.groups_per_region} security groups in a region."
                 )
             group = SecurityGroup(
                 id=ids.new_id("security_group"),
@@ -270,9 +274,8 @@ class SecurityGroups:
                 select(func.count(NetworkInterfaceGroup.id)).where(NetworkInterfaceGroup.group_id == group_id)
             )
             if members:
-                raise ApiError(
-                    "DependencyViolation",
-                    f"The security group {group_id} still has {members} instances or network interfaces in it.",
+                raise errors.dependency_violation(
+                    message=f"The security group {group_id} still has {members} instances or network interfaces in it.",
                 )
             referencing = sorted(
                 set(
@@ -284,9 +287,8 @@ class SecurityGroups:
                 )
             )
             if referencing:
-                raise ApiError(
-                    "DependencyViolation",
-                    f"The security group {group_id} is referenced by rules of {', '.join(referencing)}; "
+                raise errors.dependency_violation(
+                    message=f"The security group {group_id} is referenced by rules of {', '.join(referencing)}; "
                     "revoke those rules first.",
                 )
             vpc_id = group.vpc_id
@@ -312,13 +314,16 @@ class SecurityGroups:
 
     def authorize(self, scope: Scope, group_id: str, direction: str, permissions: list[Permission]) -> list[str]:
         if not permissions:
-            raise ApiError("MissingParameter.Permissions", "Give at least one rule (Permissions.N.* or IpProtocol...).")
+            raise errors.missing_parameter(
+                "Permissions",
+                message="Give at least one rule (Permissions.N.* or IpProtocol...).",
+            )
         rules = [validate(direction, p) for p in permissions]
         with self._db.session() as s:
             group = _group(s, scope, group_id)
             vpc = s.get(Vpc, group.vpc_id)
             if vpc is not None and vpc.status != AVAILABLE:
-                raise ApiError("IncorrectVpcStatus", f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+                raise errors.incorrect_vpc_status(f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
             for rule in rules:
                 if rule.peer_group_id:
                     self._check_peer(s, scope, group, rule.peer_group_id, direction)
@@ -326,14 +331,13 @@ class SecurityGroups:
             new_keys: set[tuple[str, str, str, str, str, int, str]] = set()
             for rule in rules:
                 if rule.key() in existing or rule.key() in new_keys:
-                    raise ApiError(
-                        "InvalidPermission.Duplicate", "The specified rule exists already in the security group."
+                    raise errors.invalid_permission_duplicate(
+                        "The specified rule exists already in the security group."
                     )
                 new_keys.add(rule.key())
             if len(group.rules) + len(rules) > self.quotas.rules_per_group:
-                raise ApiError(
-                    "AuthorizationLimitExceed",
-                    f"A security group can hold at most {self.quotas.rules_per_group} rules.",
+                raise errors.authorization_limit_exceed(
+                    f"A security group can hold at most {self.quotas.rules_per_group} rules."
                 )
             now = self._clock.now()
             rule_ids = []
@@ -361,14 +365,13 @@ class SecurityGroups:
     def _check_peer(self, s: Session, scope: Scope, group: SecurityGroup, peer_id: str, direction: str) -> None:
         word = _peer_word(direction)
         if group.group_type == "enterprise":
-            raise ApiError(
-                "InvalidParameter.GroupNotSupported",
-                f"Rules of enterprise security groups cannot name a {word}GroupId; use CIDR blocks.",
+            raise errors.invalid_parameter_group_not_supported(
+                f"Rules of enterprise security groups cannot name a {word}GroupId; use CIDR blocks."
             )
         peer = _peer(s, scope, peer_id, direction)
         if peer.vpc_id != group.vpc_id:
-            raise ApiError(
-                f"Invalid{word}GroupId.Mismatch",
+            raise errors.invalid_group_id_mismatch(
+                word,
                 f"The {word}GroupId {peer_id} belongs to another VPC than the security group {group.id}.",
             )
 
@@ -381,10 +384,8 @@ class SecurityGroups:
             for rule_id in rule_ids:
                 match = next((r for r in mine if r.id == rule_id), None)
                 if match is None:
-                    raise ApiError(
-                        "InvalidSecurityGroupRuleId.NotFound",
-                        f"The rule {rule_id!r} is not an {direction} rule of {group_id}.",
-                        404,
+                    raise errors.invalid_security_group_rule_id_not_found(
+                        f"The rule {rule_id!r} is not an {direction} rule of {group_id}."
                     )
                 doomed.append(match)
             for permission in permissions:  # a peer group must be the caller's, as when the rule was made
@@ -393,8 +394,9 @@ class SecurityGroups:
             wanted = {validate(direction, p).key() for p in permissions}
             doomed += [r for r in mine if _stored(r).key() in wanted]
             if not rule_ids and not permissions:
-                raise ApiError(
-                    "MissingParameter.Permissions", "Give SecurityGroupRuleId.N or the rule's fields (Permissions.N.*)."
+                raise errors.missing_parameter(
+                    "Permissions",
+                    message="Give SecurityGroupRuleId.N or the rule's fields (Permissions.N.*).",
                 )
             for rule in {id(r): r for r in doomed}.values():
                 group.rules.remove(rule)
@@ -406,9 +408,8 @@ class SecurityGroups:
             group = _group(s, scope, group_id)
             rule = next((r for r in group.rules if r.id == rule_id and r.direction == direction), None)
             if rule is None:
-                raise ApiError(
-                    "InvalidSecurityGroupRuleId.NotFound", f"The rule {rule_id!r} is not an {direction} rule of {group_id}.",
-                    404,
+                raise errors.invalid_security_group_rule_id_not_found(
+                    f"The rule {rule_id!r} is not an {direction} rule of {group_id}."
                 )
             current = _stored(rule)
             merged = Permission(
@@ -428,7 +429,7 @@ class SecurityGroups:
                 self._check_peer(s, scope, group, updated.peer_group_id, direction)
             others = {_stored(r).key() for r in group.rules if r.direction == direction and r.id != rule_id}
             if updated.key() in others:
-                raise ApiError("InvalidPermission.Duplicate", "An identical rule exists already in the security group.")
+                raise errors.invalid_permission_duplicate("An identical rule exists already in the security group.")
             rule.ip_protocol, rule.port_range, rule.peer_cidr = updated.ip_protocol, updated.port_range, updated.peer_cidr
             rule.peer_group_id, rule.policy, rule.priority = updated.peer_group_id, updated.policy, updated.priority
             rule.nic_type, rule.description = updated.nic_type, updated.description
@@ -443,8 +444,10 @@ def _scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
 
 def _peer(s: Session, scope: Scope, peer_id: str, direction: str) -> SecurityGroup:
     word = _peer_word(direction)
-    return owned(s, SecurityGroup, scope, peer_id, lambda missing: ApiError(
-        f"Invalid{word}GroupId.NotFound", f"The {word}GroupId {missing!r} does not exist.", 404))
+    return owned(s, SecurityGroup, scope, peer_id, lambda missing: errors.invalid_id_not_found(
+        f"{word}Group",
+        message=f"The {word}GroupId {missing!r} does not exist.",
+    ))
 
 
 def _group(s: Session, scope: Scope, group_id: str) -> SecurityGroup:

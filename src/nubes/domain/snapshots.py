@@ -13,8 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
@@ -55,10 +54,11 @@ class Snapshots:
         ds.check("CreateSnapshot", disk.id, disk.status)
         count = s.scalar(select(func.count()).select_from(Snapshot).where(Snapshot.disk_id == disk.id)) or 0
         if count >= MAX_SNAPSHOTS_PER_DISK:
-            raise ApiError("QuotaExceed.Snapshot", f"The disk {disk.id} has {count} snapshots, the most it can keep.",
-                           403)
+            raise errors.quota_exceed_snapshot(
+                f"The disk {disk.id} has {count} snapshots, the most it can keep."
+            )
         if name.startswith("auto") and not auto_policy_id:
-            raise ApiError("InvalidSnapshotName.Malformed", "A snapshot name cannot start with 'auto'.")
+            raise errors.invalid_snapshot_name_malformed()
         snapshot = Snapshot(
             id=ids.new_id("snapshot"), account_id=disk.account_id, region_id=disk.region_id, disk_id=disk.id,
             disk_type=disk.disk_type, disk_category=disk.category, disk_size_gib=disk.size_gib,
@@ -77,14 +77,16 @@ class Snapshots:
                 return  # ECS ignores a snapshot that does not exist
             images = images_using(s, snapshot_id)
             if images:
-                raise ApiError("SnapshotCreatedImage",
-                               f"The snapshot {snapshot_id} is used by the image(s) {', '.join(images)}; delete "
-                               "them first.", 403)
+                raise errors.snapshot_created_image(
+                    f"The snapshot {snapshot_id} is used by the image(s) {', '.join(images)}; delete "
+                    "them first.",
+                )
             disks = disks_using(s, snapshot_id)
             if disks and not force:
-                raise ApiError("SnapshotCreatedDisk",
-                               f"The snapshot {snapshot_id} was used to create the disk(s) {', '.join(disks)}; "
-                               "set Force=true to delete it anyway.", 403)
+                raise errors.snapshot_created_disk(
+                    f"The snapshot {snapshot_id} was used to create the disk(s) {', '.join(disks)}; "
+                    "set Force=true to delete it anyway.",
+                )
             # a progressing snapshot is cancelled: its task finds no snapshot and does nothing
             # (or, if the disk already has its new top, records only that)
             forget_snapshot(s, self._clock.now(), snapshot)
@@ -98,7 +100,7 @@ class Snapshots:
             snapshot = owned_snapshot(s, account_id, snapshot_id)
             if name is not None:
                 if name.startswith("auto"):
-                    raise ApiError("InvalidSnapshotName.Malformed", "A snapshot name cannot start with 'auto'.")
+                    raise errors.invalid_snapshot_name_malformed()
                 snapshot.name = name
             if description is not None:
                 snapshot.description = description

@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session
 
-from nubes.api.errors import ApiError
+from nubes import errors
 from nubes.domain.common import Scope, owned
 from nubes.domain.instance_states import WANT_DELETED
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Snapshot, Tag
 
@@ -29,8 +30,9 @@ _OWNED: dict[str, Any] = {"disk": Disk, "snapshot": Snapshot, "securitygroup": S
 def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> None:
     """InvalidResourceId.NotFound unless the scope owns the resource."""
     def missing(_: str) -> ApiError:
-        return ApiError("InvalidResourceId.NotFound", f"The resource {resource_id!r} ({resource_type}) does not exist.",
-                        404)
+        return errors.invalid_resource_id_not_found(
+            f"The resource {resource_id!r} ({resource_type}) does not exist."
+        )
 
     if resource_type in _OWNED:
         owned(s, _OWNED[resource_type], scope, resource_id, missing,
@@ -93,7 +95,7 @@ def write_tags(s: Session, scope: Scope, resource_type: str, resource_id: str,
             s.add(row)
             current[key] = row
     if len(current) > MAX_TAGS:
-        raise ApiError("InvalidTagCount", f"A resource can have at most {MAX_TAGS} tags.")
+        raise errors.invalid_tag_count(f"A resource can have at most {MAX_TAGS} tags.")
 
 
 def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: str) -> list[Tag]:
@@ -104,17 +106,15 @@ def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: st
 def normalise_type(resource_type: str) -> str:
     value = resource_type.lower()
     if value not in RESOURCE_TYPES:
-        raise ApiError("InvalidResourceType.NotFound", f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
+        raise errors.invalid_resource_type_not_found(f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
     return value
 
 
 def check_tag(key: str, value: str) -> None:
     if not key or len(key) > 128 or key.startswith(("aliyun", "acs:", "http://", "https://")):
-        raise ApiError("InvalidTagKey.Malformed",
-                       "A tag key is 1 to 128 characters and does not start with aliyun, acs:, http:// or https://.")
+        raise errors.invalid_tag_key_malformed()
     if len(value) > 128 or value.startswith(("acs:", "http://", "https://")):
-        raise ApiError("InvalidTagValue.Malformed",
-                       "A tag value is at most 128 characters and does not start with acs:, http:// or https://.")
+        raise errors.invalid_tag_value_malformed()
 
 
 class Tags:

@@ -9,13 +9,13 @@ from ipaddress import IPv4Network
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from nubes import ids
-from nubes.api.errors import ApiError
+from nubes import errors, ids
 from nubes.catalog.model import Catalog
 from nubes.clock import Clock
 from nubes.domain import cidr
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.regions import require_region, zones_of
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterface, RouteEntry, SecurityGroup, Vpc, VSwitch
 
@@ -53,11 +53,11 @@ class Vpcs:
         with self._db.session() as s:
             count = s.scalar(select(func.count(Vpc.id)).where(*_vpc_scope(scope))) or 0
             if count >= self.quotas.vpcs_per_region:
-                raise ApiError(
-                    "QuotaExceeded.Vpc", f"You can create at most {self.quotas.vpcs_per_region} VPCs in a region.", 400
+                raise errors.quota_exceeded_vpc(
+                    f"You can create at most {self.quotas.vpcs_per_region} VPCs in a region."
                 )
             if dry_run:
-                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+                raise errors.dry_run_operation()
             vpc = Vpc(
                 id=ids.new_id("vpc"),
                 account_id=scope.account_id,
@@ -121,12 +121,12 @@ class Vpcs:
                 raise _incorrect_vpc_status(vpc)
             for model, kind in ((VSwitch, "VSwitch"), (SecurityGroup, "SecurityGroup"), (RouteEntry, "RouteEntry")):
                 if s.scalar(select(func.count()).select_from(model).where(model.vpc_id == vpc_id)):
-                    raise ApiError(
-                        f"DependencyViolation.{kind}",
-                        f"The VPC {vpc_id} still has {kind} resources; delete them first.",
+                    raise errors.dependency_violation(
+                        kind,
+                        message=f"The VPC {vpc_id} still has {kind} resources; delete them first.",
                     )
             if dry_run:
-                raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+                raise errors.dry_run_operation()
             s.delete(vpc)
         self._notify(vpc_id)
 
@@ -145,8 +145,8 @@ class Vpcs:
                 raise _incorrect_vpc_status(vpc)
             siblings = list(s.scalars(select(VSwitch.cidr).where(VSwitch.vpc_id == vpc_id)))
             if len(siblings) >= self.quotas.vswitches_per_vpc:
-                raise ApiError(
-                    "QuotaExceeded.VSwitch", f"A VPC can have at most {self.quotas.vswitches_per_vpc} vSwitches."
+                raise errors.quota_exceeded_vswitch(
+                    f"A VPC can have at most {self.quotas.vswitches_per_vpc} vSwitches."
                 )
             network = cidr.vswitch_network(cidr_block, IPv4Network(vpc.cidr), [IPv4Network(c) for c in siblings])
             vswitch = VSwitch(
@@ -209,14 +209,14 @@ class Vpcs:
         with self._db.session() as s:
             vswitch = _vswitch(s, scope, vswitch_id)
             if vswitch.status != AVAILABLE:
-                raise ApiError(
-                    "IncorrectVSwitchStatus", f"The vSwitch {vswitch_id} is {vswitch.status}; wait until it is Available."
+                raise errors.incorrect_vswitch_status(
+                    f"The vSwitch {vswitch_id} is {vswitch.status}; wait until it is Available."
                 )
             in_use = s.scalar(select(func.count(NetworkInterface.id)).where(NetworkInterface.vswitch_id == vswitch_id))
             if in_use:
-                raise ApiError(
-                    "DependencyViolation.NetworkInterface",
-                    f"The vSwitch {vswitch_id} still has {in_use} network interfaces or instances; delete them first.",
+                raise errors.dependency_violation(
+                    "NetworkInterface",
+                    message=f"The vSwitch {vswitch_id} still has {in_use} network interfaces or instances; delete them first.",
                 )
             vpc_id = vswitch.vpc_id
             s.delete(vswitch)
@@ -248,4 +248,4 @@ def _vswitch(s: Session, scope: Scope, vswitch_id: str) -> VSwitch:
 
 
 def _incorrect_vpc_status(vpc: Vpc) -> ApiError:
-    return ApiError("IncorrectVpcStatus", f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+    return errors.incorrect_vpc_status(f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import RESOURCE_GROUP_ID, TAGS, tag_pairs
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
@@ -24,6 +24,7 @@ from nubes.domain.auto_snapshot_policies import (
     render_list,
 )
 from nubes.domain.common import Scope
+from nubes.errors import ApiError
 
 actions = ActionTable("ecs")
 
@@ -45,7 +46,7 @@ def policy_scope(ctx: ActionContext, region_id: str) -> Scope:
     except ApiError as error:
         if error.code != "InvalidRegionId.NotFound":
             raise
-        raise ApiError("ParameterInvalid", "The specified RegionId parameter is invalid.", 403) from None
+        raise errors.parameter_invalid("The specified RegionId parameter is invalid.") from None
 
 
 def copy_settings(ctx: ActionContext, p: dict[str, Any]) -> tuple[list[str] | None, int | None]:

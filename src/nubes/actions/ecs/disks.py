@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, Struct
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
@@ -31,7 +31,7 @@ SPEC_CATEGORIES = CATEGORIES[1:]  # ModifyDiskSpec cannot turn a disk into a bas
 
 def _dry_run(p: dict[str, Any]) -> None:
     if p.get("DryRun"):
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
 
 
 @actions.define(
@@ -50,9 +50,9 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a pay-as-you-go data disk: empty, or from a snapshot in constant time."""
     scope = ctx.scope(p["RegionId"])
     if p["Encrypted"]:
-        raise ApiError("InvalidParameter.Encrypted", "Encrypted disks are not supported by nubes.")
+        raise errors.invalid_parameter_encrypted("Encrypted disks are not supported by nubes.")
     if p["MultiAttach"] == "Enabled":
-        raise ApiError("InvalidParameter.MultiAttach", "Multi-attach disks are not supported by nubes.")
+        raise errors.invalid_parameter_multi_attach()
     if p["ZoneId"]:
         zones_of(require_region(ctx.services.catalog, p["RegionId"]), p["ZoneId"])
     spec = DiskSpec(
@@ -189,7 +189,7 @@ def detach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Grow a disk: online in a running VM (the guest sees the new size at once), or offline."""
     if p["Type"] not in ("offline", "online"):
-        raise ApiError("InvalidParam.Type", f"The specified type is not supported: {p['Type']!r}.")
+        raise errors.invalid_param_type(f"The specified type is not supported: {p['Type']!r}.")
     ctx.services.disks.resize(ctx.principal.account_id, p["DiskId"], p["NewSize"], p["Type"] == "online")
     return {"OrderId": ""}
 
@@ -219,7 +219,7 @@ def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
     """Rename, describe, and set a disk's release and automatic snapshot behaviour."""
     disk_ids = ([p["DiskId"]] if p["DiskId"] else []) + list(p["DiskIds"] or [])
     if not disk_ids:
-        raise ApiError("MissingParameter", "DiskId or DiskIds.N is mandatory for this action.")
+        raise errors.missing_parameter(message="DiskId or DiskIds.N is mandatory for this action.")
     ctx.services.disks.modify_attribute(
         ctx.principal.account_id, disk_ids,
         check_name("DiskName", p["DiskName"]) if p["DiskName"] is not None else None,
@@ -235,15 +235,17 @@ def modify_disk_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change a disk's category or performance level (and so its IOPS and throughput limits)."""
     _dry_run(p)
     if not (p["DiskCategory"] or p["PerformanceLevel"] or p["ProvisionedIops"] is not None):
-        raise ApiError("MissingParameter", "Give DiskCategory, PerformanceLevel or ProvisionedIops.")
+        raise errors.missing_parameter(message="Give DiskCategory, PerformanceLevel or ProvisionedIops.")
     if p["DiskCategory"] and p["DiskCategory"] not in SPEC_CATEGORIES:
-        raise ApiError("InvalidDiskCategory.ValueNotSupported",
-                       'The specified parameter "DiskCategory" is not valid. Valid values: '
-                       f"{', '.join(SPEC_CATEGORIES)}; got {p['DiskCategory']!r}.")
+        raise errors.invalid_disk_category_value_not_supported(
+            'The specified parameter "DiskCategory" is not valid. Valid values: '
+            f"{', '.join(SPEC_CATEGORIES)}; got {p['DiskCategory']!r}.",
+        )
     if p["PerformanceLevel"] and p["PerformanceLevel"] not in LEVELS:
-        raise ApiError("InvalidPerformanceLevel.Malformed",
-                       f"The specified parameter PerformanceLevel is not valid. Valid values: {', '.join(LEVELS)}; "
-                       f"got {p['PerformanceLevel']!r}.")
+        raise errors.invalid_performance_level_malformed(
+            f"The specified parameter PerformanceLevel is not valid. Valid values: {', '.join(LEVELS)}; "
+            f"got {p['PerformanceLevel']!r}.",
+        )
     ctx.services.disks.modify_spec(ctx.principal.account_id, p["DiskId"], p["DiskCategory"], p["PerformanceLevel"],
                                    p["ProvisionedIops"])
     return {"OrderId": "", "TaskId": ""}
@@ -265,7 +267,7 @@ def delete_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Give a Stopped instance a new system disk from an image; the old one is released."""
     if not p["ImageId"]:
-        raise ApiError("MissingParameter.ImageId", "ImageId is mandatory for this action.")
+        raise errors.missing_parameter("ImageId", message="ImageId is mandatory for this action.")
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
     image = ctx.services.images.usable(Scope(ctx.principal.account_id, instance.region_id), p["ImageId"], None)
     disk_id = ctx.services.disks.replace_system_disk(ctx.principal.account_id, p["InstanceId"], image,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
@@ -95,9 +95,7 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     statuses = {s.strip() for s in p["Status"].split(",") if s.strip()}
     unknown = statuses - set(STATUSES)
     if unknown:
-        from nubes.api.errors import invalid_parameter
-
-        raise invalid_parameter("Status", f"Valid values: {', '.join(STATUSES)}.")
+        raise errors.invalid_parameter("Status", f"Valid values: {', '.join(STATUSES)}.")
     images = [i for i in images if i.status in statuses]
     if p["ImageId"]:
         wanted = {i.strip() for i in p["ImageId"].split(",")}
@@ -201,7 +199,7 @@ def modify_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict
     """Share a custom image with other accounts (by account ID), or stop sharing it."""
     ctx.scope(p["RegionId"])
     if p["IsPublic"]:
-        raise ApiError("InvalidParameter.IsPublic", "Publishing images to every account is not supported by nubes.")
+        raise errors.invalid_parameter_is_public()
     ctx.services.custom_images.share(ctx.principal.account_id, p["ImageId"], list(p["AddAccount"] or []),
                                      list(p["RemoveAccount"] or []))
     return {}
@@ -231,12 +229,12 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     path inside it, or an HTTP URL on 127.0.0.1. It boots with nubes' Debian kernel."""
     scope = ctx.scope(p["RegionId"])
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     mappings = p["DiskDeviceMapping"] or []
     if not mappings or not mappings[0].get("OSSObject"):
-        raise ApiError("MissingParameter", "DiskDeviceMapping.1.OSSObject is mandatory for this action.")
+        raise errors.missing_parameter(message="DiskDeviceMapping.1.OSSObject is mandatory for this action.")
     if len(mappings) > 1:
-        raise ApiError("InvalidParameter.DiskDeviceMapping", "nubes imports the system disk only (one mapping).")
+        raise errors.invalid_parameter_disk_device_mapping()
     mapping = mappings[0]
     obj, bucket = str(mapping["OSSObject"]), str(mapping.get("OSSBucket") or "")
     if obj.startswith(("http://", "https://")) or (not bucket and obj.startswith("/")):
@@ -257,7 +255,7 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Write a custom image's system disk to <bucket>/<prefix><ImageId>_system.<format> (raw by default)."""
     scope = ctx.scope(p["RegionId"])
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     task_id = ctx.services.custom_images.export_image(ctx.principal.account_id, p["ImageId"], p["OSSBucket"],
                                                       p["OSSPrefix"] or "", p["ImageFormat"] or "raw")
     return {"RegionId": scope.region_id, "TaskId": f"t-export{task_id:014d}"}
@@ -273,9 +271,9 @@ def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     scope = ctx.scope(p["RegionId"])
     destination = ctx.scope(p["DestinationRegionId"] or p["RegionId"])
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     if p["Encrypted"]:
-        raise ApiError("InvalidParameter.Encrypted", "Encrypted images are not supported by nubes.")
+        raise errors.invalid_parameter_encrypted("Encrypted images are not supported by nubes.")
     image_id = ctx.services.custom_images.copy_image(
         scope.account_id, p["ImageId"], destination.region_id,
         check_name("ImageName", p["DestinationImageName"]), check_description(p["DestinationDescription"]))

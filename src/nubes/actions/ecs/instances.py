@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
 from nubes.actions.paging import number_paged, page_of, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import as_utc, iso8601
@@ -74,7 +74,7 @@ def _disk(raw: dict[str, Any] | None) -> DiskRequest:
     size = raw.get("Size")
     if isinstance(size, str):
         if not size.isdigit():
-            raise ApiError("InvalidSystemDiskSize", f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
+            raise errors.invalid_system_disk_size(f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
         size = int(size)
     return DiskRequest(
         size_gib=size, category=raw.get("Category"), performance_level=raw.get("PerformanceLevel"),
@@ -359,7 +359,7 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
 def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's instances in a region, filtered; PageNumber/PageSize or NextToken/MaxResults."""
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     where = _instance_filter(p)
     page = page_of(p)
     total, found = ctx.services.instances.find(Scope(ctx.principal.account_id, p["RegionId"]), where, page.offset,
@@ -449,7 +449,7 @@ def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
     if not p["InstanceType"]:
         if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
             return {}  # nubes instances have no public bandwidth to change
-        raise ApiError("MissingParameter.InstanceType", "Give the new InstanceType.")
+        raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
     ctx.services.changes.modify_spec(ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"])
     return {}
 

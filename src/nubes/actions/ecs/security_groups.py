@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
 from nubes.actions.paging import either_page, page_params, token_page, token_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import iso8601_seconds
@@ -295,8 +295,9 @@ def _modify(direction: str) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "Change one rule, named by SecurityGroupRuleId."
         if not p["SecurityGroupRuleId"]:
-            raise ApiError(
-                "MissingParameter.SecurityGroupRuleId", "Name the rule to modify with SecurityGroupRuleId."
+            raise errors.missing_parameter(
+                "SecurityGroupRuleId",
+                message="Name the rule to modify with SecurityGroupRuleId.",
             )
         _groups(ctx).modify_rule(
             ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, p["SecurityGroupRuleId"],
@@ -341,11 +342,11 @@ def _membership(join: bool) -> Handler:
         "Put a network interface into a security group, or take it out."
         scope = ctx.scope(p["RegionId"])
         if p["InstanceId"] and not p["NetworkInterfaceId"]:
-            raise ApiError(
-                "InvalidInstanceId.NotFound", f"The specified InstanceId {p['InstanceId']!r} does not exist.", 404
+            raise errors.invalid_instance_id_not_found(
+                f"The specified InstanceId {p['InstanceId']!r} does not exist."
             )
         if not p["NetworkInterfaceId"]:
-            raise ApiError("MissingParameter", "Give InstanceId or NetworkInterfaceId.")
+            raise errors.missing_parameter(message="Give InstanceId or NetworkInterfaceId.")
         enis = ctx.services.network_interfaces
         (enis.join if join else enis.leave)(scope, p["NetworkInterfaceId"], p["SecurityGroupId"])
         return {}

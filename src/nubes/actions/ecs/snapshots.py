@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.errors import ApiError
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
@@ -63,7 +63,7 @@ def _usage(images: bool, disks: bool) -> str:
 def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's snapshots in a region, filtered; both paging styles."""
     if p["DryRun"]:
-        raise ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        raise errors.dry_run_operation()
     scope = ctx.scope(p["RegionId"])
     query = select(Snapshot).where(Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id)
     if p["DiskId"]:

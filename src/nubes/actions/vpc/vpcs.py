@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
@@ -129,11 +130,6 @@ def modify_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
     if p["CidrBlock"]:
         vpc = ctx.services.vpcs.get_vpc(ctx.scope(p["RegionId"]), p["VpcId"])
         if p["CidrBlock"] != vpc.cidr:
-            from nubes.api.errors import ApiError
-
-            raise ApiError(
-                "OperationUnsupported.CidrBlock",
-                "Changing the CIDR block of a VPC is not supported by nubes; create a new VPC.",
-            )
+            raise errors.operation_unsupported_cidr_block()
     ctx.services.vpcs.modify_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["VpcName"], p["Description"])
     return {}
