@@ -50,3 +50,36 @@ def test_postgres_schema_matches_models() -> None:
         _assert_no_drift(db)
     finally:
         db.dispose()
+
+
+def test_nonces_in_their_window_survive_the_compact_nonce_migration(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from nubes.domain.nonces import SignatureNonces
+    from nubes.store.db import MIGRATIONS
+
+    db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+    now = datetime.now(UTC)
+    old_digest = "0f" * 32  # revision 0006 kept the whole SHA-256 in hex
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO signature_nonces (digest, expires_at) VALUES (:d, :e)"),
+                           {"d": old_digest, "e": (now + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S.%f")})
+    db.migrate()
+    with db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT digest, expires_at FROM signature_nonces")).all()
+    assert rows == [(bytes.fromhex("0f" * 16), int((now + timedelta(minutes=10)).timestamp()))]
+    nonces = SignatureNonces(db)
+    try:
+        assert nonces.use("AK", "fresh", now)
+        assert not nonces.use("AK", "fresh", now)
+    finally:
+        nonces.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -278,3 +279,27 @@ def test_authenticator_refuses_a_replay_for_as_long_as_the_timestamp_is_valid(no
     assert authenticate(auth, query) == "OK"
     clock.advance(20 * 60)  # still within 15 minutes of the request's Timestamp
     assert authenticate(auth, query) == "SignatureNonceUsed"
+
+
+def test_a_nonce_submitted_twice_in_one_group_is_fresh_once(nonce_db: Database) -> None:
+    cache, key = SignatureNonces(nonce_db), fresh_key()
+    try:
+        answers = [cache.submit(key, nonce, T0) for nonce in ("a", "a", "b", "a", "b")]
+        assert [answer.result() for answer in answers] == [True, False, True, False, False]
+    finally:
+        cache.close()
+
+
+def test_the_writer_leaves_when_idle_and_comes_back(nonce_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nubes.domain.nonces as nonces_module
+
+    monkeypatch.setattr(nonces_module, "WRITER_IDLE", 0.05)
+    cache, key = SignatureNonces(nonce_db), fresh_key()
+    assert cache.use(key, "first", T0)
+    deadline = time.monotonic() + 5
+    while cache._writer is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache._writer is None and cache._connection is None
+    assert not cache.use(key, "first", T0)
+    assert cache.use(key, "second", T0)
+    cache.close()

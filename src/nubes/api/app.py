@@ -6,8 +6,10 @@ InternalError without one."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +21,10 @@ from nubes.api.context import ActionContext
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
-from nubes.api.request import MAX_BODY_BYTES, asks_for_xml, build_request, sniff_format
+from nubes.api.request import MAX_BODY_BYTES, ApiRequest, asks_for_xml, build_request, sniff_format
 from nubes.api.throttle import Throttle
 from nubes.api.versions import PRODUCT_VERSIONS
+from nubes.domain.accounts import Principal
 from nubes.domain.services import Services
 from nubes.errors import ApiError
 
@@ -48,6 +51,22 @@ def error_body(error: ApiError, request_id: str, host_id: str) -> dict[str, Any]
     }
 
 
+@dataclass
+class Call:
+    """A request between its authentication and its action: its nonce is being recorded."""
+
+    started: float
+    request_id: str
+    fmt: str
+    product: str = "ecs"
+    action: str = "-"
+    account: str = "-"
+    spec: ActionSpec | None = None
+    request: ApiRequest | None = None
+    principal: Principal | None = None
+    nonce: Future[bool] = field(default_factory=Future)
+
+
 class ApiApp:
     def __init__(
         self, services: Services, registry: Registry, authenticator: Authenticator, throttle: Throttle
@@ -71,7 +90,8 @@ class ApiApp:
             fmt = "XML" if dropped_body_xml else sniff_format(scope["query_string"])
             response = self._error(error, ids.new_request_id(), fmt, "ecs")
         else:
-            response = self.handle(scope["method"], scope["path"], scope["query_string"], scope["headers"], body)
+            response = await self._handle(scope["method"], scope["path"], scope["query_string"],
+                                          scope["headers"], body)
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),
@@ -83,38 +103,75 @@ class ApiApp:
     def handle(
         self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
     ) -> Response:
-        started = time.perf_counter()
-        request_id = ids.new_request_id()
-        fmt, product, action, account = sniff_format(query, body), "ecs", "-", "-"
+        """The whole request on the calling thread (the ASGI path awaits the nonce instead)."""
+        call = self._begin(method, path, query, raw_headers, body)
+        if isinstance(call, Response):
+            return call
+        return self._finish(call)
+
+    async def _handle(
+        self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Response:
+        call = self._begin(method, path, query, raw_headers, body)
+        if isinstance(call, Response):
+            return call
+        # the nonce's commit runs on its writer thread, grouped with the other requests'
+        # nonces, while this loop serves them
+        await asyncio.wait([asyncio.wrap_future(call.nonce)])  # its failure is _finish's to answer
+        return self._finish(call)
+
+    def _begin(
+        self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Call | Response:
+        """Parse and authenticate: a call whose nonce is being recorded, or the error answer."""
+        call = Call(time.perf_counter(), ids.new_request_id(), sniff_format(query, body))
         try:
             if method.upper() not in ("GET", "POST"):
                 raise errors.unsupported_http_method(f"HTTP method {method} is not supported; use GET or POST.")
             request = build_request(method, path, query, raw_headers, body)
-            fmt = request.format
-            version, action = request.version, request.action or "-"
-            product = PRODUCT_VERSIONS.get(version, "ecs")
+            call.fmt = request.format
+            version, call.action = request.version, request.action or "-"
+            call.product = PRODUCT_VERSIONS.get(version, "ecs")
             if not version:
                 raise errors.missing_parameter("Version", common=True)
             if not request.action:
                 raise errors.missing_parameter("Action", common=True)
-            spec = self.registry.find(version, request.action)
-            principal = self.authenticator.authenticate(request)
-            account = principal.account_name
-            wait = self.throttle.admit(principal.account_id, spec.name)
+            call.spec = self.registry.find(version, request.action)
+            call.request = request
+            call.principal, call.nonce = self.authenticator.verify(request)
+            call.account = call.principal.account_name
+        except ApiError as error:
+            return self._done(call, self._error(error, call.request_id, call.fmt, call.product))
+        except Exception:
+            log.exception("internal error in %s (request %s)", call.action, call.request_id)
+            return self._done(call, self._error(errors.internal_error(), call.request_id, call.fmt, call.product))
+        return call
+
+    def _finish(self, call: Call) -> Response:
+        try:
+            if not call.nonce.result():
+                raise errors.signature_nonce_used()
+            assert call.spec is not None and call.principal is not None and call.request is not None
+            wait = self.throttle.admit(call.principal.account_id, call.spec.name)
             if wait:
                 raise errors.throttling(wait)
-            params = parse_params(spec.params, request.params)
-            context = ActionContext(request_id, principal, self.services, spec.product, spec.name)
-            result = self._run(spec, context, params)
-            payload, content_type = render({"RequestId": request_id, **result}, f"{spec.name}Response", fmt)
+            params = parse_params(call.spec.params, call.request.params)
+            context = ActionContext(call.request_id, call.principal, self.services, call.spec.product, call.spec.name)
+            result = self._run(call.spec, context, params)
+            payload, content_type = render({"RequestId": call.request_id, **result}, f"{call.spec.name}Response",
+                                           call.fmt)
             response = Response(200, payload, content_type)
         except ApiError as error:
-            response = self._error(error, request_id, fmt, product)
+            response = self._error(error, call.request_id, call.fmt, call.product)
         except Exception:
-            log.exception("internal error in %s (request %s)", action, request_id)
-            response = self._error(errors.internal_error(), request_id, fmt, product)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info("%s account=%s status=%d %.1fms", action[:64], account, response.status, elapsed_ms)
+            log.exception("internal error in %s (request %s)", call.action, call.request_id)
+            response = self._error(errors.internal_error(), call.request_id, call.fmt, call.product)
+        return self._done(call, response)
+
+    @staticmethod
+    def _done(call: Call, response: Response) -> Response:
+        elapsed_ms = (time.perf_counter() - call.started) * 1000
+        log.info("%s account=%s status=%d %.1fms", call.action[:64], call.account, response.status, elapsed_ms)
         return response
 
     def _run(self, spec: ActionSpec, context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ AccessKey, signature, and last the nonce, so that a forged request cannot burn o
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from nubes import errors
@@ -25,12 +26,20 @@ class Authenticator:
         self._nonces = nonces
 
     def authenticate(self, request: ApiRequest) -> Principal:
+        principal, nonce = self.verify(request)
+        if not nonce.result():
+            raise errors.signature_nonce_used()
+        return principal
+
+    def verify(self, request: ApiRequest) -> tuple[Principal, Future[bool]]:
+        """The caller, and its nonce being recorded: False once settled means a replay. The
+        nonce goes last, once the signature holds, so that a forged request cannot burn one."""
         authorization = request.headers.get("authorization", "")
         if authorization.startswith(signing.V3_ALGORITHM):
             return self._v3(request, authorization)
         return self._v1(request)
 
-    def _v1(self, request: ApiRequest) -> Principal:
+    def _v1(self, request: ApiRequest) -> tuple[Principal, Future[bool]]:
         params = request.params
         for name in ("AccessKeyId", "Signature", "SignatureMethod", "Timestamp", "SignatureNonce"):
             if not params.get(name):
@@ -45,10 +54,9 @@ class Authenticator:
         expected = signing.v1_signature(key.secret, string_to_sign)
         if not signing.signatures_equal(expected, params["Signature"]):
             raise errors.signature_does_not_match(string_to_sign)
-        self._use_nonce(key, params["SignatureNonce"])
-        return key.principal
+        return key.principal, self._nonces.submit(key.access_key_id, params["SignatureNonce"], self._clock.now())
 
-    def _v3(self, request: ApiRequest, authorization: str) -> Principal:
+    def _v3(self, request: ApiRequest, authorization: str) -> tuple[Principal, Future[bool]]:
         auth = signing.parse_v3_authorization(authorization)
         if auth is None:
             raise errors.incomplete_signature(
@@ -73,8 +81,8 @@ class Authenticator:
             raise errors.signature_does_not_match(
                 message="The x-acs-content-sha256 header does not match the SHA-256 of the body."
             )
-        self._use_nonce(key, headers["x-acs-signature-nonce"])
-        return key.principal
+        return key.principal, self._nonces.submit(key.access_key_id, headers["x-acs-signature-nonce"],
+                                                  self._clock.now())
 
     def _check_timestamp(self, value: str) -> None:
         moment = parse_timestamp(value)
@@ -92,10 +100,6 @@ class Authenticator:
         if key.status != KEY_ACTIVE:
             raise errors.invalid_access_key_id_inactive()
         return key
-
-    def _use_nonce(self, key: KeyRecord, nonce: str) -> None:
-        if not self._nonces.use(key.access_key_id, nonce, self._clock.now()):
-            raise errors.signature_nonce_used()
 
 
 def parse_timestamp(value: str) -> datetime | None:

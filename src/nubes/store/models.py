@@ -73,9 +73,11 @@ class SignatureNonce(Base):
     across restarts. The digest covers the AccessKey and the nonce."""
 
     __tablename__ = "signature_nonces"
+    # one B-tree per insert on SQLite (every request writes here); the minutely sweep scans
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(Integer)  # epoch seconds
 
 
 class Vpc(Base):
