@@ -131,7 +131,7 @@ class SignatureNonces:
     def _driver(self) -> Any:
         if self._connection is None:
             pooled = self._db.engine.raw_connection()  # with the store's connect-time settings
-            connection = pooled.driver_connection
+            connection: Any = pooled.driver_connection
             pooled.detach()  # then its own, outside the pool the sessions share
             if not self._sqlite:
                 # A server restart keeps a nonce without waiting for the WAL flush; only an
