@@ -49,7 +49,7 @@ except Exception as e:
 
 
 def in_netns(netns: str, *argv: str, timeout: float = 30) -> str:
-    result = subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["ip", "netns", "exec", netns, *argv], check=False, capture_output=True, text=True, timeout=timeout)
     return result.stdout.strip()
 
 
