@@ -65,6 +65,8 @@ def listening(netns: str, proto: str, port: int) -> Iterator[None]:
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def reachable(netns: str, proto: str, host: str, port: int, timeout: float = 1.0) -> bool:

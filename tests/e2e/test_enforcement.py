@@ -113,6 +113,7 @@ def test_no_path_between_vpcs_or_to_the_host(real: LiveServer) -> None:
                 assert not reachable(a, "tcp", address, 18999), address
     finally:
         host_listener.kill()
+        host_listener.wait()
 
 
 def test_metadata_service_answers_each_host_with_its_own_data(real: LiveServer) -> None:
