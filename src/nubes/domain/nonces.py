@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nubes.store.db import Database
@@ -86,7 +86,7 @@ class SignatureNonces:
     def _value(self, moment: datetime) -> Any:
         """SQLite keeps DateTime columns as UTC text, in SQLAlchemy's format; PostgreSQL takes the datetime."""
         if self._sqlite:
-            return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return moment
 
     def _sweep_due(self, now: datetime) -> bool:
