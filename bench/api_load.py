@@ -284,7 +284,7 @@ class WarmUp:
     serial_ms: float  # median latency of the warm-up's one-at-a-time requests
 
 
-async def warm_up(port: int, factory: RequestFactory, seconds: float, timeout: float) -> WarmUp:
+async def warm_up(port: int, factory: RequestFactory, seconds: float, timeout: float) -> WarmUp:  # noqa: ASYNC109 (per request)
     """Serial requests for `seconds` (at least two); the first (cold) answer's body is checked."""
     conn = Connection(port)
     tally = Tally()

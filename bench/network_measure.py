@@ -82,7 +82,7 @@ def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
     net = build_net(bench, THROUGHPUT_VPC)
     _, vsw_cidr, client_ip, server_ip = THROUGHPUT_VPC
     group = create_group(bench, net)
-    authorize(bench, group, fillers(199, vsw_cidr) + [Rule(IPERF_PORT, f"{client_ip}/32")])
+    authorize(bench, group, [*fillers(199, vsw_cidr), Rule(IPERF_PORT, f"{client_ip}/32")])
     rule_count = ingress_rule_count(bench, group)
     client_ns = test_host(bench, net, group, client_ip)
     server_ns = test_host(bench, net, group, server_ip)

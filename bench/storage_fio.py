@@ -72,8 +72,8 @@ class FioRunner:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.tool = "fio" if shutil.which("fio") else "dd"  # on both sides: dd when either cannot run fio
-        self.note = "" if self.tool == "fio" else "fio is not installed on the host: dd measures the sequential " \
-                                                 "write on both sides, no random read"
+        self.note = "" if self.tool == "fio" else ("fio is not installed on the host: dd measures the sequential "
+                                                  "write on both sides, no random read")
 
     def install(self, guest: Guest, tmp: Path, results: dict[str, Any]) -> None:
         if self.tool != "fio":

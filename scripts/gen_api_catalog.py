@@ -58,7 +58,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Union
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "src" / "nubes" / "catalog" / "data" / "api"
@@ -108,7 +108,7 @@ class Model:
     cls: type
 
 
-FieldType = Union[Scalar, ListOf, DictOf, Model]
+FieldType = Scalar | ListOf | DictOf | Model
 
 
 def parse_annotation(text: str, models: ModuleType) -> FieldType:
@@ -226,7 +226,7 @@ def says_json_array(cls: type, attr: str) -> bool:
 
     The doc comment above `self.<attr> = <attr>` in the model's __init__ is the only place the
     SDK says so: the type is plain `str` and the value is sent as is."""
-    code = getattr(cls, "__init__").__code__
+    code = getattr(cls, "__init__").__code__  # (mypy refuses cls.__init__ on a `type`)
     lines = linecache.getlines(code.co_filename)  # (inspect.getsource is slower: it searches sys.modules)
     assignment = f"self.{attr} = {attr}"
     index = next(i for i in range(code.co_firstlineno, len(lines)) if lines[i].strip() == assignment)

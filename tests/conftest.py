@@ -107,8 +107,8 @@ def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: 
         args += ["--netns-prefix", unique_prefix()]
     if "--driver" not in args:
         args += ["--driver", "fake"]
-    log_file = open(log_path, "wb")
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "wb") as log_file:  # the server writes to its own copy of the descriptor
+        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     _wait_healthy(port, process, log_path)
     url = database_url or f"sqlite:///{data_dir / 'nubes.db'}"
     return LiveServer(f"127.0.0.1:{port}", port, data_dir, url, backend, process, log_path, args)
@@ -123,7 +123,7 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log_path: Path) -
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"nubes server did not start:\n{log_path.read_text(errors='replace')}")
+                raise RuntimeError(f"nubes server did not start:\n{log_path.read_text(errors='replace')}") from None
             time.sleep(0.1)
 
 
@@ -144,8 +144,8 @@ def restart_server(server: LiveServer, *, kill: bool = False) -> None:
     else:
         stop_server(server)
     env = {**os.environ, "NUBES_ACCESS_KEY_ID": ROOT_KEY_ID, "NUBES_ACCESS_KEY_SECRET": ROOT_SECRET}
-    log_file = open(server.log_path, "ab")
-    server.process = subprocess.Popen(server.args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    with open(server.log_path, "ab") as log_file:
+        server.process = subprocess.Popen(server.args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     _wait_healthy(server.port, server.process, server.log_path)
 
 

@@ -217,7 +217,7 @@ def test_env_key_id_without_secret_refuses_to_start(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "nubes.cli.main", "server", "--port", "0", "--data-dir", str(tmp_path / "data"),
          "--driver", "fake"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert result.returncode != 0
     assert "NUBES_ACCESS_KEY_SECRET" in result.stdout + result.stderr

@@ -180,7 +180,7 @@ class Tenant:
         return Answer(200, "", "", json.dumps(body, sort_keys=True))
 
     def ok(self, product: str, action: str, **params: str) -> dict[str, Any]:
-        answer = self.ask(product, action, {k: v for k, v in params.items()})
+        answer = self.ask(product, action, dict(params))
         assert answer.status == 200, f"{self.name} {action}: {answer}"
         return dict(json.loads(answer.body))
 
@@ -394,8 +394,8 @@ def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tenants(live: LiveServer) -> Iterator[tuple[Tenant, Tenant]]:
-    yield build(live, "alice", "10.71"), build(live, "bob", "10.72")
+def tenants(live: LiveServer) -> tuple[Tenant, Tenant]:
+    return build(live, "alice", "10.71"), build(live, "bob", "10.72")
 
 
 def test_every_action_answers_another_accounts_ids_as_ids_that_do_not_exist(

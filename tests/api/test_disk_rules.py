@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -490,8 +491,7 @@ def test_snapshot_rules_filters_and_usage(live: LiveServer, lab: Lab) -> None:
     attach(lab, first, instance_id)
     attach(lab, second, instance_id)
     for name in ("auto1", "automatic", "1digit", "http://x"):
-        expect(lambda name=name: lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=first,
-                                                                                  snapshot_name=name)),
+        expect(partial(lab.ecs.create_snapshot, em.CreateSnapshotRequest(disk_id=first, snapshot_name=name)),
                "InvalidSnapshotName.Malformed", 400)
     assert snapshots(lab.ecs).total_count == 0
 
@@ -703,7 +703,7 @@ def test_tags_on_disks_and_snapshots(lab: Lab) -> None:
     assert listed("disk", resource_id=[disk_id]) == {(disk_id, "disk", "team", "a")}
     assert disk_ids(lab.ecs, tag=[em.DescribeDisksRequestTag(key="env")]) == set()
     for kind, resource_id in (("disk", snapshot_id), ("snapshot", disk_id), ("disk", "d-nothere")):
-        expect(lambda kind=kind, resource_id=resource_id: lab.ecs.tag_resources(em.TagResourcesRequest(
+        expect(partial(lab.ecs.tag_resources, em.TagResourcesRequest(
             region_id=REGION, resource_type=kind, resource_id=[resource_id],
             tag=[em.TagResourcesRequestTag(key="k", value="v")])), "InvalidResourceId.NotFound", 404)
 
@@ -754,7 +754,7 @@ def test_other_accounts_cannot_see_or_touch_disks_and_snapshots(live: LiveServer
     ):
         expect(call, "InvalidSnapshotId.NotFound", 404)
     for kind, resource_id in (("disk", disk_id), ("snapshot", snapshot_id)):
-        expect(lambda kind=kind, resource_id=resource_id: other.tag_resources(em.TagResourcesRequest(
+        expect(partial(other.tag_resources, em.TagResourcesRequest(
             region_id=REGION, resource_type=kind, resource_id=[resource_id],
             tag=[em.TagResourcesRequestTag(key="k", value="v")])), "InvalidResourceId.NotFound", 404)
         rows = other.list_tag_resources(em.ListTagResourcesRequest(region_id=REGION, resource_type=kind,

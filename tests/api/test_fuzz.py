@@ -61,7 +61,7 @@ PROTOCOL_MISSING = re.compile(r'^The input parameter "(Action|Version|AccessKeyI
 def refused_by_protocol(fields: dict[str, str]) -> bool:
     """An authentication or protocol refusal (not a refusal of the action's own parameters)."""
     code = fields.get("Code", "")
-    return code in AUTH_CODES or code == "MissingParameter" and bool(PROTOCOL_MISSING.match(fields.get("Message", "")))
+    return code in AUTH_CODES or (code == "MissingParameter" and bool(PROTOCOL_MISSING.match(fields.get("Message", ""))))
 
 
 ACTIONS: list[tuple[str, ActionSpec]] = sorted(

@@ -121,7 +121,7 @@ def test_batches_names_and_filters(lab: Lab) -> None:
     seen = [i.instance_id for i in first.instances.instance + second.instances.instance]
     assert sorted(seen) == sorted(ids) and second.next_token == ""
     statuses = lab.ecs.describe_instance_status(em.DescribeInstanceStatusRequest(region_id=REGION)).body
-    assert {s.instance_id: s.status for s in statuses.instance_statuses.instance_status} == {i: "Running" for i in ids}
+    assert {s.instance_id: s.status for s in statuses.instance_statuses.instance_status} == dict.fromkeys(ids, "Running")
     lab.ecs.stop_instances(em.StopInstancesRequest(region_id=REGION, instance_id=ids, force_stop=True))
     for instance_id in ids:
         assert lab.wait(instance_id, "Stopped") == "Stopped"

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +154,12 @@ def test_create_key_pair_with_resource_group_and_filter_by_it(owner: Owner) -> N
 
 def test_creation_time_is_utc_minutes(owner: Owner) -> None:
     name = unique("timed")
-    before = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
     create(owner, name)
     [item] = describe(owner, key_pair_name=name).key_pairs.key_pair
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", item.creation_time)
-    created = datetime.strptime(item.creation_time, "%Y-%m-%dT%H:%MZ").replace(tzinfo=timezone.utc)
-    assert before - timedelta(minutes=1) <= created <= datetime.now(timezone.utc) + timedelta(minutes=1)
+    created = datetime.strptime(item.creation_time, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    assert before - timedelta(minutes=1) <= created <= datetime.now(UTC) + timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -175,8 +175,8 @@ def test_creation_time_is_utc_on_a_server_outside_utc(server_east_of_utc: LiveSe
     client = tea_ecs(server_east_of_utc)
     client.create_key_pair(ecs_models.CreateKeyPairRequest(region_id=REGION, key_pair_name="tz-probe"))
     body = client.describe_key_pairs(ecs_models.DescribeKeyPairsRequest(region_id=REGION)).body
-    created = datetime.strptime(body.key_pairs.key_pair[0].creation_time, "%Y-%m-%dT%H:%MZ")
-    drift = abs(created.replace(tzinfo=timezone.utc) - datetime.now(timezone.utc))
+    created = datetime.strptime(body.key_pairs.key_pair[0].creation_time, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    drift = abs(created - datetime.now(UTC))
     assert drift <= timedelta(minutes=2), f"CreationTime is {drift} away from now"
 
 

@@ -84,7 +84,7 @@ class RawResponse:
         assert self.content_type == JSON_TYPE, self.content_type
         doc = json.loads(self.body)
         assert isinstance(doc, dict), doc
-        return {k: v for k, v in doc.items()}
+        return dict(doc)
 
     def json(self) -> dict[str, Any]:
         assert self.content_type == JSON_TYPE, (self.status, self.content_type, self.body[:300])
@@ -456,8 +456,8 @@ def test_replaying_the_exact_bytes_of_a_v1_request_is_signature_nonce_used(live:
 
 def test_replaying_the_exact_bytes_of_a_v3_request_is_signature_nonce_used(live: LiveServer) -> None:
     headers = sign_v3("POST", live.endpoint, "DescribeZones", ECS, {"RegionId": "cn-hangzhou"}, *ROOT)
-    lines = ["POST /?RegionId=cn-hangzhou HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
-    raw = ("\r\n".join(lines + ["Content-Length: 0", "Connection: close"]) + "\r\n\r\n").encode()
+    lines = ["POST /?RegionId=cn-hangzhou HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+    raw = ("\r\n".join([*lines, "Content-Length: 0", "Connection: close"]) + "\r\n\r\n").encode()
     first = send_bytes(live, raw)
     assert first.status == 200 and first.json()["Zones"]["Zone"]
     assert_error(send_bytes(live, raw), "SignatureNonceUsed", 400)

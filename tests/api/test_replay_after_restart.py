@@ -15,7 +15,14 @@ import pytest
 from nubes.api.signing import sign_v1
 
 from ..conftest import (
-    ROOT_KEY_ID, ROOT_SECRET, LiveServer, _postgres_database, backends, restart_server, start_server, stop_server,
+    ROOT_KEY_ID,
+    ROOT_SECRET,
+    LiveServer,
+    _postgres_database,
+    backends,
+    restart_server,
+    start_server,
+    stop_server,
 )
 
 

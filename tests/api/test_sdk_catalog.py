@@ -30,7 +30,7 @@ HANGZHOU_ZONES = [z.zone_id for z in HANGZHOU.zones]
 
 @pytest.mark.parametrize("algorithm", [None, "v2"])
 def test_tea_client_catalog(live: LiveServer, algorithm: str | None) -> None:
-    client = tea_ecs(live, **({"signature_algorithm": algorithm} if algorithm else {}))
+    client = tea_ecs(live, signature_algorithm=algorithm)  # None: the SDK default
     regions = client.describe_regions(ecs_models.DescribeRegionsRequest(accept_language="en-US")).body
     assert {r.region_id for r in regions.regions.region} == ALL_REGIONS
     hz = next(r for r in regions.regions.region if r.region_id == "cn-hangzhou")

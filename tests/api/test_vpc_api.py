@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -91,7 +92,7 @@ def test_vpc_cidr_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     default = client.create_vpc(vm.CreateVpcRequest(region_id=REGION)).body
     assert wait_available(client, default.vpc_id).cidr_block == "172.16.0.0/12"
     for bad in ("10.0.0.0/7", "10.0.0.0/29", "100.64.0.0/16", "10.0.0.1/16", "nonsense"):
-        error = error_of(lambda: client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=bad)))
+        error = error_of(partial(client.create_vpc, vm.CreateVpcRequest(region_id=REGION, cidr_block=bad)))
         assert error.code == "InvalidCidrBlock.Malformed", bad
 
     vpc_id = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.10.0.0/16")).body.vpc_id

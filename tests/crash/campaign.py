@@ -77,9 +77,9 @@ class Report:
     def summary(self) -> str:
         lines = [
             f"seed {self.seed}: {self.kill_points} kill points in {self.elapsed:.0f}s",
-            f"  calls {self.calls}, acknowledged {self.acknowledged}, "
-            f"refused (4xx) {sum(self.refused.values())}, "
-            f"unknown outcome {self.unknown}, retries {self.retries}, listings {self.listings}",
+            (f"  calls {self.calls}, acknowledged {self.acknowledged}, "
+             f"refused (4xx) {sum(self.refused.values())}, "
+             f"unknown outcome {self.unknown}, retries {self.retries}, listings {self.listings}"),
             f"  refusals by code: {dict(self.refused.most_common(8))}",
             f"  violations {len(self.violations)}: {dict(sorted(self.by_kind().items()))}",
         ]
@@ -350,7 +350,7 @@ class Campaign:
             except OSError:
                 if server.process.poll() is not None or time.monotonic() > deadline:
                     server.process.kill()
-                    raise RuntimeError(f"nubes server did not restart (seed {self.seed}):\n{server.log()}")
+                    raise RuntimeError(f"nubes server did not restart (seed {self.seed}):\n{server.log()}") from None
                 time.sleep(0.05)
         self.up_since = time.monotonic()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -59,7 +58,7 @@ class Client:
             response = conn.getresponse()
             raw = response.read()
             status = response.status
-        except (TimeoutError, socket.timeout) as error:
+        except TimeoutError as error:
             raise Unreachable(f"{type(error).__name__}: {error}", timed_out=True) from error
         except (OSError, http.client.HTTPException) as error:
             raise Unreachable(f"{type(error).__name__}: {error}", timed_out=False) from error

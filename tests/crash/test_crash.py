@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from .campaign import run
 
 SEED = int(os.environ.get("NUBES_CRASH_SEED", "20240905"))

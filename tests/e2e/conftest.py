@@ -13,8 +13,8 @@ import pytest
 from alibabacloud_ecs20140526 import models as em
 from alibabacloud_vpc20160428 import models as vm
 
-from ..conftest import LiveServer, start_server, stop_server, tea_ecs, tea_vpc
 from ..api.test_vpc_api import REGION, ZONE, wait_available, wait_vswitch
+from ..conftest import LiveServer, start_server, stop_server, tea_ecs, tea_vpc
 from .netprobe import eventually, in_netns
 
 
@@ -42,7 +42,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     from nubes.drivers.network.linux import LinuxNetworkDriver
 
     LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
-    leftovers = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    leftovers = [n for n in subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout.split()
                  if n.startswith(server.netns_prefix + "-")]
     assert leftovers == [], f"namespaces left behind: {leftovers}"
 
@@ -74,7 +74,7 @@ class Net:
 
 
 def make_net(server: LiveServer, cidr: str) -> Net:
-    key = server.create_account(f"net-{cidr.split('/')[0].replace('.', '-')}")
+    key = server.create_account(f"net-{cidr.split('/', maxsplit=1)[0].replace('.', '-')}")
     vpc = tea_vpc(server, key)
     vpc_id = vpc.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=cidr)).body.vpc_id
     assert wait_available(vpc, vpc_id).status == "Available"

@@ -49,7 +49,7 @@ except Exception as e:
 
 
 def in_netns(netns: str, *argv: str, timeout: float = 30) -> str:
-    result = subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["ip", "netns", "exec", netns, *argv], check=False, capture_output=True, text=True, timeout=timeout)
     return result.stdout.strip()
 
 
@@ -65,6 +65,8 @@ def listening(netns: str, proto: str, port: int) -> Iterator[None]:
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def reachable(netns: str, proto: str, host: str, port: int, timeout: float = 1.0) -> bool:

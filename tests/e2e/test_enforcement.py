@@ -101,18 +101,19 @@ def test_no_path_between_vpcs_or_to_the_host(real: LiveServer) -> None:
     a = one.host("10.53.1.10", open_one)
     b = two.host("10.54.1.10", open_two)
     host_listener = subprocess.Popen(  # a service in the host's own namespace
-        ["python3", "-c", "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-         "s.bind(('0.0.0.0',18999));s.listen();import time;time.sleep(120)"])
+        ["python3", "-c", ("import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                           "s.bind(('0.0.0.0',18999));s.listen();import time;time.sleep(120)")])
     try:
         with listening(b, "tcp", 9000):
             assert not reachable(a, "tcp", "10.54.1.10", 9000)
             assert not reachable(a, "tcp", "10.53.1.253", 18999)  # the gateway is not the host
             assert not reachable(a, "tcp", "127.0.0.1", 18999)
-            host_ips = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+            host_ips = subprocess.run(["hostname", "-I"], check=False, capture_output=True, text=True).stdout.split()
             for address in host_ips[:3]:
                 assert not reachable(a, "tcp", address, 18999), address
     finally:
         host_listener.kill()
+        host_listener.wait()
 
 
 def test_metadata_service_answers_each_host_with_its_own_data(real: LiveServer) -> None:

@@ -201,7 +201,7 @@ def test_rules_of_all_groups_of_a_port_are_merged() -> None:
         sg("sg-2", rule("ingress", "tcp", "20/20", priority=20, rule_id="b"),
            rule("ingress", "tcp", "10/10", priority=10, policy="drop", rule_id="d"), inner="drop"),
     ]))
-    body = [line for line in chain(text, "in_eni_a")]
+    body = list(chain(text, "in_eni_a"))
     assert body == [
         'tcp dport 10 drop comment "sg-2/d prio 10"',
         'tcp dport 10 accept comment "sg-1/a prio 10"',

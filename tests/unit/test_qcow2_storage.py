@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import select
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,14 +30,14 @@ MIB = 1 << 20
 
 def qemu_io(path: Path, command: str, fmt: str = "qcow2") -> None:
     """Run one qemu-io command (write -P / read -P); a pattern mismatch fails the test."""
-    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], capture_output=True, text=True,
+    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], check=False, capture_output=True, text=True,
                             timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "failed" not in output.lower(), f"qemu-io {command} {path}: {output}"
 
 
 def pattern_absent(path: Path, command: str, fmt: str = "qcow2") -> bool:
-    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], capture_output=True, text=True,
+    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], check=False, capture_output=True, text=True,
                             timeout=120)
     return result.returncode != 0 or "Pattern verification failed" in result.stdout + result.stderr
 
@@ -104,7 +104,7 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
         ready, _, _ = select.select([process.stdout], [], [], 120)
         if not ready or b"read 512/512" not in process.stdout.readline():
             pytest.fail(f"qemu-io did not open the layer (exit {process.poll()}): {errors.read_text()[-500:]}")
-        probe = subprocess.run(["qemu-img", "info", str(path)], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(["qemu-img", "info", str(path)], check=False, capture_output=True, text=True, timeout=60)
         assert probe.returncode != 0 and "lock" in probe.stderr, "qemu-io holds no lock"
         yield path
     finally:
@@ -115,6 +115,7 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
 
 
 # ---- names ------------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_create_overlay_works_on_a_layer_a_running_vm_holds(storage: Qcow2Storag
     # reading the chain reads only headers: no lock needed either
     assert storage.chain("held.s-1") == ["held.s-1", "held"]
     # and the lock was really held all along
-    probe = subprocess.run(["qemu-img", "info", str(write_locked)], capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(["qemu-img", "info", str(write_locked)], check=False, capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "lock" in probe.stderr
 
 

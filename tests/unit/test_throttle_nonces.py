@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import cast
 from urllib.parse import urlencode
 
@@ -148,7 +148,7 @@ def test_buckets_are_per_account_and_per_action() -> None:
 
 # ---- nonces ------------------------------------------------------------------------------
 
-T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 WINDOW = 900
 
 

@@ -12,17 +12,17 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
+from nubes.actions import all_tables
 from nubes.api.app import ApiApp
 from nubes.api.auth import Authenticator
-from nubes.services import build_services
-from nubes.api.throttle import Throttle
 from nubes.api.registry import Registry
-from nubes.actions import all_tables
 from nubes.api.signing import sign_v1
+from nubes.api.throttle import Throttle
 from nubes.catalog.model import load_catalog
 from nubes.clock import SystemClock
 from nubes.domain.nonces import SignatureNonces
 from nubes.domain.quotas import Quotas
+from nubes.services import build_services
 from nubes.store.db import Database
 from nubes.store.models import IdempotencyRecord, Vpc
 
@@ -91,7 +91,6 @@ def test_agents_hear_of_a_change_only_after_it_committed(app: ApiApp) -> None:
 
 def test_units_of_work_do_not_nest(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
-    with db.unit_of_work(), pytest.raises(RuntimeError):
-        with db.unit_of_work():
-            pass
+    with db.unit_of_work(), pytest.raises(RuntimeError), db.unit_of_work():
+        pass
     db.dispose()

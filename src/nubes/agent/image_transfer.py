@@ -26,7 +26,7 @@ DOWNLOAD_TIMEOUT = 600
 
 def _fetch(url: str, dest: Path) -> Path:
     partial = dest.with_name(dest.name + ".partial")
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
         shutil.copyfileobj(response, out, 1 << 20)
     partial.replace(dest)
     return dest

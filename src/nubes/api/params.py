@@ -125,7 +125,7 @@ def _parse(spec: Param, path: str, node: Any) -> Any:
     else:
         text = node.get("") if isinstance(node, dict) else node
         value = None if text is None else _parse_scalar(spec, path, text)
-    if value is None or value == [] or value == {}:
+    if value is None or value in ([], {}):
         if spec.required:
             raise errors.missing_parameter(path)
         return spec.default if value is None else value

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from xml.sax.saxutils import escape
 
 import orjson
-from xml.sax.saxutils import escape
 
 JSON_TYPE = "application/json;charset=utf-8"
 XML_TYPE = "text/xml;charset=utf-8"  # the Tea SDKs parse an XML error only with exactly this

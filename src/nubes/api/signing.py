@@ -12,7 +12,7 @@ import hmac
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
@@ -104,7 +104,7 @@ def signatures_equal(a: str, b: str) -> bool:
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_nonce() -> str:

@@ -58,7 +58,7 @@ def check(action: str, instance_id: str, status: str) -> Transition:
     if status not in transition.allowed_from:
         allowed = ", ".join(sorted(transition.allowed_from))
         raise errors.incorrect_instance_status(
-            f"The current status of the instance {instance_id} is {status}; {action.split('.')[0]} needs it to be "
+            f"The current status of the instance {instance_id} is {status}; {action.partition('.')[0]} needs it to be "
             f"{allowed}.",
         )
     return transition

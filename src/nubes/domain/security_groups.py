@@ -187,7 +187,7 @@ class SecurityGroups:
         name = check_name("SecurityGroupName", name)
         description = check_description(description)
         with self._db.session() as s:
-            vpc = owned(s, Vpc, scope, vpc_id, "Vpc")
+            owned(s, Vpc, scope, vpc_id, "Vpc")  # it exists and is the caller's
             count = s.scalar(select(func.count(SecurityGroup.id)).where(*_scope(scope))) or 0
             if count >= self.quotas.groups_per_region:
                 raise errors.quota_exceed_security_group(

@@ -11,9 +11,9 @@ import base64
 import json
 import logging
 import secrets
-import time
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _VpcServer
     protocol_version = "HTTP/1.0"
 
-    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+    def do_PUT(self) -> None:  # http.server's naming
         """Hardened mode: PUT /latest/api/token with a TTL header gives a token for later GETs."""
         if self.path.split("?", 1)[0] != "/latest/api/token":
             self._send(404, "Not Found")
@@ -165,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, self.server.tokens.issue(self.client_address[0], ttl))
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         path = self.path.split("?", 1)[0]
         if not path.startswith("/latest"):
             self._send(200 if path in ("/", "") else 404, "latest\n" if path in ("/", "") else "Not Found")
@@ -192,8 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        log.debug("metadata %s: " + format, self.server.vpc_id, *args)
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
+        log.debug("metadata %s: " + format, self.server.vpc_id, *args)  # noqa: G003 (http.server's format)
 
 
 class TokenStore:

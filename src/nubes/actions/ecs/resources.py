@@ -8,8 +8,8 @@ from nubes.actions.common import INSTANCE_CHARGE_TYPE, REGION_ID, SPOT_STRATEGY
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, Number, String
 from nubes.api.registry import ActionTable
-from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, overall_range
 from nubes.catalog.model import Catalog, Region
+from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, overall_range
 from nubes.domain.regions import require_region, zones_of
 
 actions = ActionTable("ecs")

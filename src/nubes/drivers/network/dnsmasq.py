@@ -120,7 +120,7 @@ class DhcpServers:
                 pid = None
             if pid is not None and changed:
                 running = pid
-                if _drop_stale_leases(files["leases"], text, before=lambda: _kill(running)):
+                if _drop_stale_leases(files["leases"], text, before=lambda: _kill(running)):  # noqa: B023 (called at once)
                     pid = None  # dnsmasq holds leases in memory too: it restarts from the pruned file
             if pid is None:
                 self._start(ns, vpc.vpc_id, vsw, argv)

@@ -103,6 +103,8 @@ def run_streaming(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if code != 0:
         message = f"{what} failed" if code > 0 else f"{what} was stopped (timeout {timeout:.0f} s?)"
         raise ImageBuildError(message, command=argv, returncode=code, stderr="".join(tail))

@@ -202,37 +202,35 @@ class BlockOperations(ABC):
         # dirty pages of that file back first, while the guest's I/O still flows (measured: a
         # snapshot right after a 512 MiB burst paused the disk ~300 ms instead of ~40 ms)
         write_back(current)
-        with self._locked_running(instance_id) as handle:
-            with self._qmp(handle) as q:
-                nodes = node_names(q)
-                if layer_node(overlay) in nodes:
-                    return  # done before (the agent died before it recorded it)
-                # the current top: a layer node, or the device's root when the disk has no
-                # throttle filter and was never snapshotted in this process
-                target = next((n for n in (layer_node(current), disk_node(disk_id)) if n in nodes), None)
-                if target is None:
-                    raise ComputeError(f"{instance_id}: {disk_id} is not attached (no node for {current.name})")
-                try:
-                    q.execute("blockdev-snapshot-sync", {
-                        "node-name": target, "snapshot-file": str(overlay), "snapshot-node-name": layer_node(overlay),
-                        "format": "qcow2", "mode": "existing",
-                    })
-                except QmpError as exc:
-                    raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
+        with self._locked_running(instance_id) as handle, self._qmp(handle) as q:
+            nodes = node_names(q)
+            if layer_node(overlay) in nodes:
+                return  # done before (the agent died before it recorded it)
+            # the current top: a layer node, or the device's root when the disk has no
+            # throttle filter and was never snapshotted in this process
+            target = next((n for n in (layer_node(current), disk_node(disk_id)) if n in nodes), None)
+            if target is None:
+                raise ComputeError(f"{instance_id}: {disk_id} is not attached (no node for {current.name})")
+            try:
+                q.execute("blockdev-snapshot-sync", {
+                    "node-name": target, "snapshot-file": str(overlay), "snapshot-node-name": layer_node(overlay),
+                    "format": "qcow2", "mode": "existing",
+                })
+            except QmpError as exc:
+                raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
 
     def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
-        with self._locked_running(instance_id) as handle:
-            with self._qmp(handle) as q:
-                # the device's root node (a throttle filter, or the top layer) tells the device
-                target = next((str(b["inserted"]["node-name"]) for b in q.execute("query-block")
-                               if f"/{disk_device_id(disk_id)}/" in str(b.get("qdev", "")) and b.get("inserted")),
-                              None)
-                if target is None:
-                    raise ComputeError(f"{instance_id}: {disk_id} is not attached")
-                try:
-                    q.execute("block_resize", {"node-name": target, "size": size_bytes})
-                except QmpError as exc:
-                    raise ComputeError(f"{instance_id}: resize of {disk_id} failed: {exc}") from exc
+        with self._locked_running(instance_id) as handle, self._qmp(handle) as q:
+            # the device's root node (a throttle filter, or the top layer) tells the device
+            target = next((str(b["inserted"]["node-name"]) for b in q.execute("query-block")
+                           if f"/{disk_device_id(disk_id)}/" in str(b.get("qdev", "")) and b.get("inserted")),
+                          None)
+            if target is None:
+                raise ComputeError(f"{instance_id}: {disk_id} is not attached")
+            try:
+                q.execute("block_resize", {"node-name": target, "size": size_bytes})
+            except QmpError as exc:
+                raise ComputeError(f"{instance_id}: resize of {disk_id} failed: {exc}") from exc
 
     def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
                      timeout: float) -> None:
