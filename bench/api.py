@@ -74,17 +74,26 @@ class Options:
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window per case (default 5)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="serial warm-up per case, seconds (default 1)")
     parser.add_argument(
-        "--grace", type=float, default=15.0,
+        "--warmup", type=float, default=1.0, help="serial warm-up per case, seconds (default 1)"
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=15.0,
         help="seconds in-flight requests may still finish after the window; later ones are timeouts (default 15)",
     )
-    parser.add_argument("--max-requests", type=int, default=200_000, help="request cap per case (default 200000)")
+    parser.add_argument(
+        "--max-requests", type=int, default=200_000, help="request cap per case (default 200000)"
+    )
     parser.add_argument("--concurrency", default="8,64", help="comma-separated client counts (default 8,64)")
     parser.add_argument("--only", choices=("nubes", "moto"), help="benchmark one server only")
     add_json_option(parser)
-    parser.add_argument("--baseline", metavar="REF",
-                        help="also run nubes as of this git commit, side by side, and print the ratios")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run nubes as of this git commit, side by side, and print the ratios",
+    )
     args = parser.parse_args(argv)
     try:
         concurrency = tuple(int(part) for part in args.concurrency.split(",") if part.strip())
@@ -94,8 +103,16 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--concurrency values must be between 1 and 1024")
     if args.seconds <= 0 or args.seconds > 600 or args.warmup < 0 or args.grace < 0 or args.max_requests < 1:
         parser.error("--seconds must be in (0, 600], --warmup and --grace >= 0, --max-requests >= 1")
-    return Options(args.seconds, args.warmup, args.grace, args.max_requests, concurrency, args.only, args.json_path,
-                   args.baseline)
+    return Options(
+        args.seconds,
+        args.warmup,
+        args.grace,
+        args.max_requests,
+        concurrency,
+        args.only,
+        args.json_path,
+        args.baseline,
+    )
 
 
 # ---- servers ----------------------------------------------------------------------------------
@@ -130,8 +147,12 @@ class ManagedServer:
         self.starts += 1
         data_dir = self.workdir / f"{self.spec.name}-data-{self.starts}"
         data_dir.mkdir()
-        self.process.start(lambda port: self.spec.command(port, data_dir), {**os.environ, **self.spec.env},
-                           self.workdir / f"{self.spec.name}-{self.starts}.log", self.spec.health_path)
+        self.process.start(
+            lambda port: self.spec.command(port, data_dir),
+            {**os.environ, **self.spec.env},
+            self.workdir / f"{self.spec.name}-{self.starts}.log",
+            self.spec.health_path,
+        )
 
     def stop(self) -> None:
         self.process.stop(STOP_TIMEOUT)
@@ -152,20 +173,35 @@ def nubes_extra_flags() -> list[str]:
     """Flags the installed nubes needs besides the basic ones: when it has real VM/network drivers,
     the benchmark runs the emulator ('--driver fake') so it never touches this machine's networking."""
     try:
-        help_text = subprocess.run([*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60,
-                                   check=False).stdout
+        help_text = subprocess.run(
+            [*NUBES_SERVER, "--help"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
     return ["--driver", "fake"] if "--driver" in help_text and "fake" in help_text else []
 
 
-def nubes_spec(access_key_id: str, secret: str, extra_flags: Sequence[str], name: str = "nubes",
-               source: Path | None = None) -> ServerSpec:
+def nubes_spec(
+    access_key_id: str,
+    secret: str,
+    extra_flags: Sequence[str],
+    name: str = "nubes",
+    source: Path | None = None,
+) -> ServerSpec:
     """nubes as installed, or (with `source`) the nubes of another checkout's src directory."""
+
     def command(port: int, data_dir: Path) -> list[str]:
         return [
             *NUBES_SERVER,
-            "--host", HOST, "--port", str(port), "--data-dir", str(data_dir), "--throttle-rate", "0", *extra_flags,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--throttle-rate",
+            "0",
+            *extra_flags,
         ]
 
     env = {"NUBES_ACCESS_KEY_ID": access_key_id, "NUBES_ACCESS_KEY_SECRET": secret}
@@ -179,20 +215,32 @@ def baseline_checkout(ref: str, workdir: Path) -> Iterator[Path]:
     """The src directory of nubes as of git commit `ref`, in a detached worktree removed afterwards."""
     repo = Path(__file__).resolve().parent.parent
     tree = workdir / "baseline"
-    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(tree), ref],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(tree), ref],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield tree / "src"
     finally:
-        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def moto_spec() -> ServerSpec:
     def command(port: int, data_dir: Path) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
 
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     return ServerSpec("moto", command, env, None)
 
 
@@ -239,22 +287,28 @@ def verdict(nubes: CaseResult, moto: CaseResult) -> tuple[bool, str]:
     faster = tr.value >= TARGET_THROUGHPUT_RATIO
     lower = nubes.p99_ms < moto.p99_ms
     met = faster and lower
-    reasons = [f"throughput {tr} {'>=' if faster else '<'} {TARGET_THROUGHPUT_RATIO:.0f}x",
-               f"p99 {fmt_ms(nubes.p99_ms)} ms {'<' if lower else '>='} {fmt_ms(moto.p99_ms, moto.censored_above_ms)} ms"]
+    reasons = [
+        f"throughput {tr} {'>=' if faster else '<'} {TARGET_THROUGHPUT_RATIO:.0f}x",
+        f"p99 {fmt_ms(nubes.p99_ms)} ms {'<' if lower else '>='} {fmt_ms(moto.p99_ms, moto.censored_above_ms)} ms",
+    ]
     if moto.timeouts:
         reasons.append(f"moto left {moto.timeouts} request(s) unanswered")
     return met, ("MET" if met else "MISSED") + " (" + ", ".join(reasons) + ")"
 
 
-HEADER = (f"  {'server':<9} {'ok':>7} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'1-cli ms':>8} {'KiB/resp':>8} {'items':>5} {'conns':>6} {'cpu% srv/cli':>12}")
+HEADER = (
+    f"  {'server':<9} {'ok':>7} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+    f"{'1-cli ms':>8} {'KiB/resp':>8} {'items':>5} {'conns':>6} {'cpu% srv/cli':>12}"
+)
 
 
 def row(r: CaseResult) -> str:
     c = r.censored_above_ms
-    return (f"  {r.server:<9} {r.ok:>7} {r.errors:>6} {r.rps:>9.1f} {fmt_ms(r.p50_ms, c):>8} {fmt_ms(r.p99_ms, c):>8} "
-            f"{fmt_ms(r.max_ms, c):>8} {fmt_ms(r.serial_ms):>8} {r.bytes_per_response / 1024:>8.1f} "
-            f"{r.items_per_response:>5} {r.connects:>6} {f'{r.server_cpu_pct:.0f}/{r.client_cpu_pct:.0f}':>12}")
+    return (
+        f"  {r.server:<9} {r.ok:>7} {r.errors:>6} {r.rps:>9.1f} {fmt_ms(r.p50_ms, c):>8} {fmt_ms(r.p99_ms, c):>8} "
+        f"{fmt_ms(r.max_ms, c):>8} {fmt_ms(r.serial_ms):>8} {r.bytes_per_response / 1024:>8.1f} "
+        f"{r.items_per_response:>5} {r.connects:>6} {f'{r.server_cpu_pct:.0f}/{r.client_cpu_pct:.0f}':>12}"
+    )
 
 
 def report(results: list[CaseResult], opts: Options) -> list[dict[str, Any]]:
@@ -276,16 +330,29 @@ def report(results: list[CaseResult], opts: Options) -> list[dict[str, Any]]:
                 met, text = verdict(nubes, moto)
                 tr, pr = throughput_ratio(nubes, moto), p99_ratio(nubes, moto)
                 print(f"  {nubes.server} / moto: throughput {tr}, p99 {pr}  -> {'MET' if met else 'MISSED'}")
-                pairs.append({"action": action, "concurrency": concurrency, "nubes": nubes.server,
-                              "throughput_ratio": str(tr), "p99_ratio": str(pr), "met": met, "verdict": text})
+                pairs.append(
+                    {
+                        "action": action,
+                        "concurrency": concurrency,
+                        "nubes": nubes.server,
+                        "throughput_ratio": str(tr),
+                        "p99_ratio": str(pr),
+                        "met": met,
+                        "verdict": text,
+                    }
+                )
             sizes = [r.bytes_per_response for r in group if r.bytes_per_response]
             if moto is not None and sizes and max(sizes) > 2 * min(sizes):
-                print("  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
-                      "as a client makes them, not equal work")
+                print(
+                    "  note: the answers differ in size (see KiB/resp, items): the ratio compares the calls "
+                    "as a client makes them, not equal work"
+                )
             for r in group:
                 if r.errors:
-                    print(f"  !!! {r.server}: {r.errors} ERROR(S) ({r.timeouts} timeouts = unanswered "
-                          f"{r.censored_above_ms / 1000:.0f}s after the window); first: {r.error_samples}")
+                    print(
+                        f"  !!! {r.server}: {r.errors} ERROR(S) ({r.timeouts} timeouts = unanswered "
+                        f"{r.censored_above_ms / 1000:.0f}s after the window); first: {r.error_samples}"
+                    )
     return pairs
 
 
@@ -298,15 +365,32 @@ def report_baseline(results: list[CaseResult], baseline: str) -> list[dict[str, 
         return rows
     print(f"\nnubes (this tree) / {prefix}, same machine, same run:")
     for r in ours:
-        base = next((b for b in results if b.server == r.server.replace("nubes", prefix, 1)
-                     and b.action == r.action and b.concurrency == r.concurrency), None)
+        base = next(
+            (
+                b
+                for b in results
+                if b.server == r.server.replace("nubes", prefix, 1)
+                and b.action == r.action
+                and b.concurrency == r.concurrency
+            ),
+            None,
+        )
         if base is None or not base.rps:
             continue
         throughput, p99 = r.rps / base.rps, r.p99_ms / base.p99_ms if base.p99_ms else math.nan
-        print(f"  {r.server:<9} {r.action:<22} c={r.concurrency:<4} {r.rps:9.1f} vs {base.rps:9.1f} req/s "
-              f"= {throughput:.3f}x; p99 {fmt_ms(r.p99_ms)} vs {fmt_ms(base.p99_ms)} ms = {p99:.2f}x")
-        rows.append({"server": r.server, "action": r.action, "concurrency": r.concurrency,
-                     "throughput_ratio": throughput, "p99_ratio": p99})
+        print(
+            f"  {r.server:<9} {r.action:<22} c={r.concurrency:<4} {r.rps:9.1f} vs {base.rps:9.1f} req/s "
+            f"= {throughput:.3f}x; p99 {fmt_ms(r.p99_ms)} vs {fmt_ms(base.p99_ms)} ms = {p99:.2f}x"
+        )
+        rows.append(
+            {
+                "server": r.server,
+                "action": r.action,
+                "concurrency": r.concurrency,
+                "throughput_ratio": throughput,
+                "p99_ratio": p99,
+            }
+        )
     if rows:
         mean = sum(x["throughput_ratio"] for x in rows) / len(rows)
         print(f"  => mean throughput ratio {mean:.3f} over {len(rows)} cases")
@@ -348,22 +432,34 @@ def machine_info(uvloop_used: bool) -> dict[str, Any]:
 def print_header(info: dict[str, Any], opts: Options, nubes_flags: Sequence[str]) -> None:
     print("nubes vs moto API benchmark (closed loop, keep-alive HTTP/1.1, load on 127.0.0.1 only)")
     print(f"  machine: nproc={info['nproc']}  cpu={info['cpu']}  {info['platform']}")
-    print(f"  python {info['python']}; nubes {info['nubes']}, moto {info['moto']}, botocore {info['botocore']}, "
-          f"uvicorn {info['uvicorn']}; client event loop: {info['client_loop']}")
+    print(
+        f"  python {info['python']}; nubes {info['nubes']}, moto {info['moto']}, botocore {info['botocore']}, "
+        f"uvicorn {info['uvicorn']}; client event loop: {info['client_loop']}"
+    )
     print(f"  load average at start: {loadavg_text(info['loadavg_start'])}")
     if info["loadavg_start"][0] > 0.5:
-        print("  !!! the machine is not idle (1-minute load above 0.5): other work competes for the CPU;"
-              " the figures will be noisy")
-    print("  nubes: THROTTLING OFF (--throttle-rate 0), default log level, SQLite in a temp dir, one uvicorn process"
-          + (f"; extra flags: {' '.join(nubes_flags)}" if nubes_flags else ""))
-    print("  moto:  moto.server (Werkzeug, threaded), EC2 query API 2016-11-15, SigV4 ec2/us-east-1;"
-          " it closes every connection, so each moto request includes a TCP connect")
-    print(f"  per case: {opts.warmup:g}s serial warm-up (first answer checked), then {opts.seconds:g}s window, "
-          f"cap {opts.max_requests} requests, {opts.grace:g}s grace; every request signed afresh (new nonce)")
-    print("  servers run one at a time; 'conns' = TCP connections opened in the window;"
-          " 'cpu% srv/cli' = CPU of the server process / of this load generator, % of one core;"
-          " '1-cli ms' = median latency of the serial warm-up (one client at a time);"
-          f" '>N' = unanswered after N ms ({opts.grace:g}s grace), counted as infinite")
+        print(
+            "  !!! the machine is not idle (1-minute load above 0.5): other work competes for the CPU;"
+            " the figures will be noisy"
+        )
+    print(
+        "  nubes: THROTTLING OFF (--throttle-rate 0), default log level, SQLite in a temp dir, one uvicorn process"
+        + (f"; extra flags: {' '.join(nubes_flags)}" if nubes_flags else "")
+    )
+    print(
+        "  moto:  moto.server (Werkzeug, threaded), EC2 query API 2016-11-15, SigV4 ec2/us-east-1;"
+        " it closes every connection, so each moto request includes a TCP connect"
+    )
+    print(
+        f"  per case: {opts.warmup:g}s serial warm-up (first answer checked), then {opts.seconds:g}s window, "
+        f"cap {opts.max_requests} requests, {opts.grace:g}s grace; every request signed afresh (new nonce)"
+    )
+    print(
+        "  servers run one at a time; 'conns' = TCP connections opened in the window;"
+        " 'cpu% srv/cli' = CPU of the server process / of this load generator, % of one core;"
+        " '1-cli ms' = median latency of the serial warm-up (one client at a time);"
+        f" '>N' = unanswered after N ms ({opts.grace:g}s grace), counted as infinite"
+    )
 
 
 # ---- main ----------------------------------------------------------------------------------------------
@@ -393,8 +489,11 @@ def run_server_cases(
                     results.append(result)
                     flag = f"  !!! {result.errors} errors" if result.errors else ""
                     c = result.censored_above_ms
-                    print(f" {result.rps:9.1f} req/s  p50 {fmt_ms(result.p50_ms, c)} ms  p99 {fmt_ms(result.p99_ms, c)} ms"
-                          f"{flag}", flush=True)
+                    print(
+                        f" {result.rps:9.1f} req/s  p50 {fmt_ms(result.p50_ms, c)} ms  p99 {fmt_ms(result.p99_ms, c)} ms"
+                        f"{flag}",
+                        flush=True,
+                    )
                     if result.timeouts:  # the server is still busy with abandoned requests: start afresh
                         server.restart()
     return results
@@ -422,18 +521,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             for factory in made:
                 factory.label = factory.label.replace("nubes", f"nubes@{ref}", 1)
             return made
+
         return factories
 
     results: list[CaseResult] = []
-    with tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp, asyncio.Runner(loop_factory=make_loop) as runner, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="nubes-bench-") as tmp,
+        asyncio.Runner(loop_factory=make_loop) as runner,
+        contextlib.ExitStack() as stack,
+    ):
         workdir = Path(tmp)
         plan: list[tuple[ServerSpec, Callable[[str, str], list[RequestFactory]], str]] = [
-            (nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")]
+            (nubes_spec(access_key_id, secret, nubes_flags), nubes_factories, "nubes")
+        ]
         if opts.baseline and opts.only != "moto":
             source = stack.enter_context(baseline_checkout(opts.baseline, workdir))
-            plan.append((nubes_spec(access_key_id, secret, nubes_flags, f"nubes@{opts.baseline}", source),
-                         baseline_factories(opts.baseline), "nubes"))
+            plan.append(
+                (
+                    nubes_spec(access_key_id, secret, nubes_flags, f"nubes@{opts.baseline}", source),
+                    baseline_factories(opts.baseline),
+                    "nubes",
+                )
+            )
         plan.append((moto_spec(), moto_factories, "moto"))
         for spec, factories, kind in plan:
             if opts.only and opts.only != kind:
@@ -448,13 +557,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline_rows = report_baseline(results, opts.baseline) if opts.baseline else []
     failed = [r for r in results if r.errors]
     if failed:
-        print(f"\n!!! {len(failed)} case(s) had errors: "
-              + ", ".join(f"{r.server} {r.action} c={r.concurrency} ({r.errors})" for r in failed)
-              + " - read those figures with care")
+        print(
+            f"\n!!! {len(failed)} case(s) had errors: "
+            + ", ".join(f"{r.server} {r.action} c={r.concurrency} ({r.errors})" for r in failed)
+            + " - read those figures with care"
+        )
     if opts.json_path:
-        payload = {"machine": info, "options": {**asdict(opts), "json_path": str(opts.json_path)},
-                   "cases": [asdict(r) for r in results], "pairs": pairs,
-                   "baseline": baseline_rows}
+        payload = {
+            "machine": info,
+            "options": {**asdict(opts), "json_path": str(opts.json_path)},
+            "cases": [asdict(r) for r in results],
+            "pairs": pairs,
+            "baseline": baseline_rows,
+        }
         save_json(opts.json_path, payload)
     return 1 if any(r.errors for r in results if r.server != "moto") else 0
 

@@ -45,7 +45,11 @@ class RequestFactory(Protocol):
 
 
 def http_request(path: str, headers: Sequence[tuple[str, str]], body: bytes = b"") -> bytes:
-    lines = [f"POST {path} HTTP/1.1", *(f"{name}: {value}" for name, value in headers), f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        *(f"{name}: {value}" for name, value in headers),
+        f"Content-Length: {len(body)}",
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -55,10 +59,14 @@ def count_items(body: bytes, envelope: bytes, item: bytes) -> int:
     return body.count(item)
 
 
-NUBES_ITEMS = {"DescribeRegions": (b'"Regions"', b'"RegionId"'),
-               "DescribeInstanceTypes": (b'"InstanceTypes"', b'"InstanceTypeId"')}
-MOTO_ITEMS = {"DescribeRegions": (b"<DescribeRegionsResponse", b"<regionName>"),
-              "DescribeInstanceTypes": (b"<DescribeInstanceTypesResponse", b"<instanceType>")}
+NUBES_ITEMS = {
+    "DescribeRegions": (b'"Regions"', b'"RegionId"'),
+    "DescribeInstanceTypes": (b'"InstanceTypes"', b'"InstanceTypeId"'),
+}
+MOTO_ITEMS = {
+    "DescribeRegions": (b"<DescribeRegionsResponse", b"<regionName>"),
+    "DescribeInstanceTypes": (b"<DescribeInstanceTypesResponse", b"<instanceType>"),
+}
 
 
 @dataclass
@@ -114,7 +122,9 @@ class MotoSigV4:
 
     def build(self) -> bytes:
         request = self._request_class(
-            "POST", f"http://{self.host}/", data=self._body,
+            "POST",
+            f"http://{self.host}/",
+            data=self._body,
             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         )
         self._signer.add_auth(request)
@@ -294,21 +304,27 @@ async def warm_up(port: int, factory: RequestFactory, seconds: float, timeout: f
         for _ in range(WARMUP_MAX_REQUESTS):
             body = await asyncio.wait_for(one_request(conn, factory, tally), timeout)
             if body is None:
-                raise RuntimeError(f"{factory.label} {factory.action} failed during warm-up: {tally.samples[-1]}")
+                raise RuntimeError(
+                    f"{factory.label} {factory.action} failed during warm-up: {tally.samples[-1]}"
+                )
             if items < 0:
                 items, body_bytes = factory.check_body(body), len(body)
                 cold = tally.latencies.pop()  # the first request pays for lazy loading: not a serial figure
             elif time.perf_counter() >= deadline:
                 break
     except TimeoutError:
-        raise RuntimeError(f"{factory.label} {factory.action}: no answer within {timeout:.0f}s in warm-up") from None
+        raise RuntimeError(
+            f"{factory.label} {factory.action}: no answer within {timeout:.0f}s in warm-up"
+        ) from None
     finally:
         conn.close()
     latencies = sorted(tally.latencies) or [cold]
     return WarmUp(items, body_bytes, 1000 * nearest_rank(latencies, 0, 50))
 
 
-async def client_loop(conn: Connection, factory: RequestFactory, tally: Tally, deadline: float, cap: int) -> None:
+async def client_loop(
+    conn: Connection, factory: RequestFactory, tally: Tally, deadline: float, cap: int
+) -> None:
     while tally.issued < cap and time.perf_counter() < deadline:
         tally.issued += 1
         await one_request(conn, factory, tally)
@@ -321,12 +337,16 @@ async def measure(
     conns = [Connection(server.port) for _ in range(concurrency)]
     tasks: list[asyncio.Future[None]] = []
     try:
-        await asyncio.gather(*(c.open() for c in conns))  # keep-alive servers: connected before the clock starts
+        await asyncio.gather(
+            *(c.open() for c in conns)
+        )  # keep-alive servers: connected before the clock starts
         tally = Tally()
         server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         deadline = started + opts.seconds
-        tasks += [asyncio.ensure_future(client_loop(c, factory, tally, deadline, opts.max_requests)) for c in conns]
+        tasks += [
+            asyncio.ensure_future(client_loop(c, factory, tally, deadline, opts.max_requests)) for c in conns
+        ]
         _, pending = await asyncio.wait(tasks, timeout=opts.seconds + opts.grace)
         for task in pending:  # each pending client has exactly one request in flight
             task.cancel()
@@ -334,7 +354,9 @@ async def measure(
         abandoned_at = time.perf_counter()
         tally.timeouts = len(pending)
         if pending:
-            tally.error(f"{len(pending)} request(s) unanswered {opts.seconds + opts.grace:.0f}s after the start")
+            tally.error(
+                f"{len(pending)} request(s) unanswered {opts.seconds + opts.grace:.0f}s after the start"
+            )
         end = abandoned_at if pending else max(tally.last_end, started)
         server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
         return tally, Window(end - started, sum(c.connects for c in conns), server_cpu, client_cpu)
@@ -388,7 +410,9 @@ def summarize(
     )
 
 
-async def run_case(server: ManagedServer, factory: RequestFactory, concurrency: int, opts: Options) -> CaseResult:
+async def run_case(
+    server: ManagedServer, factory: RequestFactory, concurrency: int, opts: Options
+) -> CaseResult:
     warm = await warm_up(server.port, factory, opts.warmup, opts.seconds + opts.grace)
     tally, window = await measure(server, factory, concurrency, opts)
     return summarize(factory, concurrency, tally, window, warm, opts.grace)

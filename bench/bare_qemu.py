@@ -40,8 +40,11 @@ class MetadataServer:
     through `socat`): the token endpoint, meta-data/instance-id and hostname; the rest is 404."""
 
     def __init__(self, instance_id: str) -> None:
-        tree = {"meta-data/instance-id": instance_id, "meta-data/hostname": instance_id,
-                "meta-data/": "instance-id\nhostname"}
+        tree = {
+            "meta-data/instance-id": instance_id,
+            "meta-data/hostname": instance_id,
+            "meta-data/": "instance-id\nhostname",
+        }
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
@@ -93,19 +96,43 @@ class BareTrial:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-seconds from t0 to the last marker
 
 
-
-def bare_command(manifest: Any, images_dir: Path, workdir: Path, disk: Path, md_port: int, index: int) -> list[str]:
-    netdev = (f"user,id=n0,net=100.100.100.0/24,host=100.100.100.2,dhcpstart=100.100.100.15,"
-              f"guestfwd=tcp:{METADATA_IP}:80-cmd:socat - TCP:{LOCALHOST}:{md_port}")
+def bare_command(
+    manifest: Any, images_dir: Path, workdir: Path, disk: Path, md_port: int, index: int
+) -> list[str]:
+    netdev = (
+        f"user,id=n0,net=100.100.100.0/24,host=100.100.100.2,dhcpstart=100.100.100.15,"
+        f"guestfwd=tcp:{METADATA_IP}:80-cmd:socat - TCP:{LOCALHOST}:{md_port}"
+    )
     return [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", f"{GUEST_RAM_MIB}M", "-smp", str(GUEST_VCPUS),
-        "-nodefaults", "-no-user-config", "-display", "none",
-        "-kernel", str(manifest.path(images_dir, "kernel")), "-initrd", str(manifest.path(images_dir, "initrd")),
-        "-append", manifest.cmdline,
-        "-serial", f"file:{workdir / 'serial.log'}",
-        "-drive", f"file={disk},if=none,id=sys,format=qcow2",
-        "-device", "virtio-blk-pci,drive=sys,serial=systemdisk",
-        "-netdev", netdev, "-device", f"virtio-net-pci,netdev=n0,mac=52:54:00:12:{index // 256:02x}:{index % 256:02x}",
+        "qemu-system-x86_64",
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-m",
+        f"{GUEST_RAM_MIB}M",
+        "-smp",
+        str(GUEST_VCPUS),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-kernel",
+        str(manifest.path(images_dir, "kernel")),
+        "-initrd",
+        str(manifest.path(images_dir, "initrd")),
+        "-append",
+        manifest.cmdline,
+        "-serial",
+        f"file:{workdir / 'serial.log'}",
+        "-drive",
+        f"file={disk},if=none,id=sys,format=qcow2",
+        "-device",
+        "virtio-blk-pci,drive=sys,serial=systemdisk",
+        "-netdev",
+        netdev,
+        "-device",
+        f"virtio-net-pci,netdev=n0,mac=52:54:00:12:{index // 256:02x}:{index % 256:02x}",
     ]
 
 
@@ -126,40 +153,72 @@ def bare_trial(bench: LaunchBench, manifest: Any, images_dir: Path, count: int, 
             bench.metadata.append(md)
             t_start = time.time()
             disk = workdir / "disk.qcow2"
-            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(disk),
-                 f"{SYSTEM_DISK_GIB}G"])
+            run(
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    str(base),
+                    "-F",
+                    "qcow2",
+                    str(disk),
+                    f"{SYSTEM_DISK_GIB}G",
+                ]
+            )
             t_overlay = time.time()
             with open(workdir / "qemu.err", "wb") as err:
-                proc = subprocess.Popen(bare_command(manifest, images_dir, workdir, disk, md.port, k),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    bare_command(manifest, images_dir, workdir, disk, md.port, k),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                )
             t_popen = time.time()
             bench.bare.append(proc)
             watcher.add_serial(str(k), workdir / "serial.log")
             vms.append((workdir, md, proc))
-            trial.per_vm.append({"start": t_start - trial.t0, "overlay": t_overlay - trial.t0,
-                                 "qemu_exec": t_popen - trial.t0})
+            trial.per_vm.append(
+                {
+                    "start": t_start - trial.t0,
+                    "overlay": t_overlay - trial.t0,
+                    "qemu_exec": t_popen - trial.t0,
+                }
+            )
         deadline = time.monotonic() + bench.boot_timeout
         while len(watcher.marker) < count and time.monotonic() < deadline:
             for workdir, _, proc in vms:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"bare QEMU exited ({proc.returncode}): "
-                                       f"{(workdir / 'qemu.err').read_text(errors='replace')[-1500:]}")
+                    raise RuntimeError(
+                        f"bare QEMU exited ({proc.returncode}): "
+                        f"{(workdir / 'qemu.err').read_text(errors='replace')[-1500:]}"
+                    )
             time.sleep(0.05)
         busy, own = window.stop()
         qemu_cpu = sum(cpu_seconds(proc.pid) for _, _, proc in vms)
-        trial.cpu = {"machine": busy, "qemu": qemu_cpu, "bench": own, "server": 0.0,
-                     "other": busy - qemu_cpu - own}
+        trial.cpu = {
+            "machine": busy,
+            "qemu": qemu_cpu,
+            "bench": own,
+            "server": 0.0,
+            "other": busy - qemu_cpu - own,
+        }
         watcher.stop()
         for k, entry in enumerate(trial.per_vm):
             entry["marker"] = watcher.marker[str(k)] - trial.t0 if str(k) in watcher.marker else float("nan")
         if len(watcher.marker) < count:
-            bench.notes.append(f"bare {label}: {count - len(watcher.marker)} VM(s) without a marker "
-                               f"within {bench.boot_timeout:.0f} s")
+            bench.notes.append(
+                f"bare {label}: {count - len(watcher.marker)} VM(s) without a marker "
+                f"within {bench.boot_timeout:.0f} s"
+            )
         trial.no_metadata = sum(got_metadata(w / "serial.log") is False for w, _, _ in vms)
         time.sleep(1.0)  # let the guests settle after the marker, then sample memory
-        trial.memory, trial.mem_available_drop_mib = memory_sample([proc.pid for _, _, proc in vms], mem_before,
-                                                                     count)
+        trial.memory, trial.mem_available_drop_mib = memory_sample(
+            [proc.pid for _, _, proc in vms], mem_before, count
+        )
     finally:
         watcher.stop()
         for workdir, md, proc in vms:
@@ -171,5 +230,3 @@ def bare_trial(bench: LaunchBench, manifest: Any, images_dir: Path, count: int, 
             bench.metadata.remove(md)
             shutil.rmtree(workdir, ignore_errors=True)
     return trial
-
-

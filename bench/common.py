@@ -11,6 +11,7 @@ The servers a run starts, their clients and the run's cleanup are in servers.py 
 bench/ is not a package: each script runs as `python bench/<name>.py`, so this file is found next to
 it (sys.path[0]).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ NUBES_CLI = [sys.executable, "-m", "nubes.cli.main"]
 
 def run(argv: Sequence[str], *, timeout: float = 60, check: bool = True, input: str | None = None) -> str:
     """A command's stdout; RuntimeError with the end of its stderr when it fails (and `check`)."""
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input,
-                          check=False)
+    proc = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=False
+    )
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
@@ -68,8 +70,9 @@ def first_line(argv: Sequence[str]) -> str:
     return out.strip().splitlines()[0] if out.strip() else "?"
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT,
-             interval: float = 0.05) -> Any:
+def wait_for(
+    check: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT, interval: float = 0.05
+) -> Any:
     """Poll `check()` until it returns something truthy, and return that; RuntimeError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -183,10 +186,12 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_images_dir_option(parser: argparse.ArgumentParser, image: str) -> None:
-    parser.add_argument("--images-dir", type=Path,
-                        default=Path(os.environ.get("NUBES_IMAGES_DIR") or DEFAULT_IMAGES_DIR),
-                        help=f"where the {image} image is built "
-                             f"(default $NUBES_IMAGES_DIR or {DEFAULT_IMAGES_DIR})")
+    parser.add_argument(
+        "--images-dir",
+        type=Path,
+        default=Path(os.environ.get("NUBES_IMAGES_DIR") or DEFAULT_IMAGES_DIR),
+        help=f"where the {image} image is built (default $NUBES_IMAGES_DIR or {DEFAULT_IMAGES_DIR})",
+    )
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -290,17 +295,30 @@ def vm_machine_info() -> dict[str, Any]:
     """What the VM benchmarks' headers print and their JSON keeps: CPUs, memory, KVM, QEMU."""
     flags = ""
     with contextlib.suppress(OSError):
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "")
+        flags = next(
+            (line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""
+        )
     modules = ""
     with contextlib.suppress(OSError):
-        modules = ",".join(sorted({line.split()[0] for line in Path("/proc/modules").read_text().splitlines()
-                                   if line.startswith("kvm")}))
+        modules = ",".join(
+            sorted(
+                {
+                    line.split()[0]
+                    for line in Path("/proc/modules").read_text().splitlines()
+                    if line.startswith("kvm")
+                }
+            )
+        )
     return {
-        "nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
         "memory_mib": int(Path("/proc/meminfo").read_text().split()[1]) // 1024,
-        "vmx_or_svm": (" vmx" in flags) or (" svm" in flags), "dev_kvm": kvm_state(), "kvm_modules": modules,
-        "qemu": first_line(["qemu-system-x86_64", "--version"]), "python": platform.python_version(),
+        "vmx_or_svm": (" vmx" in flags) or (" svm" in flags),
+        "dev_kvm": kvm_state(),
+        "kvm_modules": modules,
+        "qemu": first_line(["qemu-system-x86_64", "--version"]),
+        "python": platform.python_version(),
         "loadavg_start": os.getloadavg(),
     }
 
@@ -308,8 +326,10 @@ def vm_machine_info() -> dict[str, Any]:
 def machine_line(info: dict[str, Any]) -> str:
     """The header's `machine :` line (memory when `info` has it)."""
     memory = f"{info['memory_mib']} MiB, " if "memory_mib" in info else ""
-    return (f"  machine : {info['nproc']} CPUs ({info['cpu']}), {memory}kernel {info['kernel']}, "
-            f"load average {loadavg_text(info['loadavg_start'])}")
+    return (
+        f"  machine : {info['nproc']} CPUs ({info['cpu']}), {memory}kernel {info['kernel']}, "
+        f"load average {loadavg_text(info['loadavg_start'])}"
+    )
 
 
 def finite_or_text(value: Any) -> Any:

@@ -108,26 +108,48 @@ class Options:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--trials", default="5,2",
-                        help="launch trials as N1,N10: N1 single launches and N10 batch launches per side "
-                             "(bare QEMU and nubes alike; default 5,2)")
-    parser.add_argument("--amount", type=int, default=10, help="the batch size of the batch trials (default 10)")
+    parser.add_argument(
+        "--trials",
+        default="5,2",
+        help="launch trials as N1,N10: N1 single launches and N10 batch launches per side "
+        "(bare QEMU and nubes alike; default 5,2)",
+    )
+    parser.add_argument(
+        "--amount", type=int, default=10, help="the batch size of the batch trials (default 10)"
+    )
     parser.add_argument("--skip-real", action="store_true", help="skip (a) and (b): no root, no VMs")
     parser.add_argument("--skip-fake", action="store_true", help="skip (c)")
     add_json_option(parser)
     add_images_dir_option(parser, "tiny")
     parser.add_argument("--fake-instances", type=int, default=10000, help="instances for (c) (default 10000)")
-    parser.add_argument("--requests", type=int, default=200,
-                        help="DescribeInstances requests per case in (c) (default 200)")
-    parser.add_argument("--deployed-requests", type=int, default=30,
-                        help="(c): requests per case while the server's host agent is busy (default 30; each "
-                             "takes ~0.3 s there)")
-    parser.add_argument("--settle", type=float, default=10.0,
-                        help="(c): seconds to watch the fake agent move instances to Running (default 10)")
-    parser.add_argument("--boot-timeout", type=float, default=180.0,
-                        help="give up on a launch trial after this many seconds (default 180)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
-                        help="skip the untimed warm-up launch of each side")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="DescribeInstances requests per case in (c) (default 200)"
+    )
+    parser.add_argument(
+        "--deployed-requests",
+        type=int,
+        default=30,
+        help="(c): requests per case while the server's host agent is busy (default 30; each "
+        "takes ~0.3 s there)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="(c): seconds to watch the fake agent move instances to Running (default 10)",
+    )
+    parser.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=180.0,
+        help="give up on a launch trial after this many seconds (default 180)",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="skip the untimed warm-up launch of each side",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the random page numbers in (c)")
     args = parser.parse_args(argv)
     try:
@@ -150,9 +172,22 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--boot-timeout must be in [10, 1800]")
     if args.skip_real and args.skip_fake:
         parser.error("nothing to do: both parts skipped")
-    return Options(parts[0], parts[1], args.amount, args.skip_real, args.skip_fake, args.json_path,
-                   args.images_dir, args.fake_instances, args.requests, args.deployed_requests, args.settle,
-                   args.boot_timeout, args.warmup, args.seed)
+    return Options(
+        parts[0],
+        parts[1],
+        args.amount,
+        args.skip_real,
+        args.skip_fake,
+        args.json_path,
+        args.images_dir,
+        args.fake_instances,
+        args.requests,
+        args.deployed_requests,
+        args.settle,
+        args.boot_timeout,
+        args.warmup,
+        args.seed,
+    )
 
 
 # ---- (a)+(b) the real part ------------------------------------------------------------------------
@@ -163,21 +198,35 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
 
     manifest = load_manifest(opts.images_dir, IMAGE_NAME)
     if manifest is None:
-        print(f"  building the {IMAGE_NAME} image into {opts.images_dir} (once; this takes minutes) ...", flush=True)
+        print(
+            f"  building the {IMAGE_NAME} image into {opts.images_dir} (once; this takes minutes) ...",
+            flush=True,
+        )
         manifest = build_image(IMAGE_NAME, opts.images_dir)
     srv = bench.server("real", opts.images_dir)
     vpc_id, vswitch, group = srv.network(*REAL_VPC)  # this vSwitch (x.x.1.0/24) only for the capacity probe
-    net = {"vpc": vpc_id, "vswitch": vswitch, "group": group, "image": srv.image_id(IMAGE_FAMILY, IMAGE_NAME),
-           "next_subnet": "2"}
+    net = {
+        "vpc": vpc_id,
+        "vswitch": vswitch,
+        "group": group,
+        "image": srv.image_id(IMAGE_FAMILY, IMAGE_NAME),
+        "next_subnet": "2",
+    }
     real: dict[str, Any] = {"server_flags": srv.flags, "image": asdict(manifest), "bare": [], "nubes": []}
     results["real"] = real
     print(f"  nubes   : nubes server {' '.join(srv.flags)} (SQLite store in a temporary directory)")
-    print(f"  image   : {manifest.image_id} (kernel {manifest.kernel_version}), marker {MARKER.decode()} on ttyS0; "
-          f"{INSTANCE_TYPE} = {GUEST_VCPUS} vCPU, {GUEST_RAM_MIB} MiB; system disk {SYSTEM_DISK_GIB} GiB overlay")
+    print(
+        f"  image   : {manifest.image_id} (kernel {manifest.kernel_version}), marker {MARKER.decode()} on ttyS0; "
+        f"{INSTANCE_TYPE} = {GUEST_VCPUS} vCPU, {GUEST_RAM_MIB} MiB; system disk {SYSTEM_DISK_GIB} GiB overlay"
+    )
     sample = bare_command(manifest, opts.images_dir, Path("<dir>"), Path("<dir>/disk.qcow2"), 0, 0)
-    print(f"  bare    : qemu-img create -f qcow2 -b <rootfs> <dir>/disk.qcow2 {SYSTEM_DISK_GIB}G; "
-          f"{' '.join(a if ' ' not in a else repr(a) for a in sample)}")
-    print("            (metadata: a Python HTTP server of this script on 127.0.0.1, reached through guestfwd+socat)")
+    print(
+        f"  bare    : qemu-img create -f qcow2 -b <rootfs> <dir>/disk.qcow2 {SYSTEM_DISK_GIB}G; "
+        f"{' '.join(a if ' ' not in a else repr(a) for a in sample)}"
+    )
+    print(
+        "            (metadata: a Python HTTP server of this script on 127.0.0.1, reached through guestfwd+socat)"
+    )
 
     # Amount=N of a 1-vCPU type needs N vCPU slots on this host (vCPUs x the store's overcommit).
     def probe() -> str | None:
@@ -191,11 +240,15 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
     capacity = ensure_capacity(bench, srv, opts.amount * GUEST_VCPUS, opts.amount * GUEST_RAM_MIB, probe)
     real["capacity"] = capacity
     host = capacity["host"]
-    line = (f"  host    : {host['vcpus']} vCPUs x {host['cpu_overcommit']:g} overcommit = {capacity['vcpu_slots']:g} "
-            f"vCPU slots, {host['memory_mib']} MiB x {host['memory_overcommit']:g}")
+    line = (
+        f"  host    : {host['vcpus']} vCPUs x {host['cpu_overcommit']:g} overcommit = {capacity['vcpu_slots']:g} "
+        f"vCPU slots, {host['memory_mib']} MiB x {host['memory_overcommit']:g}"
+    )
     if capacity["adjusted"]:
-        line += (f"; RunInstances Amount={opts.amount} was refused ({capacity['probe_error']}) -> raised the "
-                 f"host's cpu_overcommit to {capacity['cpu_overcommit']:g} in the store (no API/CLI for it)")
+        line += (
+            f"; RunInstances Amount={opts.amount} was refused ({capacity['probe_error']}) -> raised the "
+            f"host's cpu_overcommit to {capacity['cpu_overcommit']:g} in the store (no API/CLI for it)"
+        )
     print(line, flush=True)
     print()
 
@@ -204,11 +257,15 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
         n = nubes_trial(bench, srv, net, 1, "warm-up")
         real["warmup"] = {"bare": asdict(t), "nubes": asdict(n)}
         first = next(iter(n.per_instance.values()), {})
-        flags = "".join(f" !!! {side} guest got no metadata" for side, x in (("bare", t), ("nubes", n))
-                        if x.no_metadata)
-        print(f"  warm-up (not counted): bare {fmt_s(t.per_vm[0]['marker'], 5)} s, nubes "
-              f"{fmt_s(first.get('marker'), 5)} s (the first launch also decides the accelerator by a trial "
-              f"boot; nubes chose {n.accel or '?'}){flags}", flush=True)
+        flags = "".join(
+            f" !!! {side} guest got no metadata" for side, x in (("bare", t), ("nubes", n)) if x.no_metadata
+        )
+        print(
+            f"  warm-up (not counted): bare {fmt_s(t.per_vm[0]['marker'], 5)} s, nubes "
+            f"{fmt_s(first.get('marker'), 5)} s (the first launch also decides the accelerator by a trial "
+            f"boot; nubes chose {n.accel or '?'}){flags}",
+            flush=True,
+        )
     accel_cache = srv.data_dir / "run" / "vms" / "accel.json"
     if accel_cache.exists():
         real["accel_verdict"] = json.loads(accel_cache.read_text())
@@ -235,14 +292,21 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
                 real["nubes"].append(asdict(nt))
                 cpu_notes["nubes"] = cpu_note(nt.cpu, amount)
                 marks = [v["marker"] for v in nt.per_instance.values()]
-                figures["nubes"] = (f"p50 {fmt_s(median(marks), 5)} s"
-                                    + (f", last {fmt_s(max(marks), 5)} s" if amount > 1 else "")
-                                    + f" (Running seen p50 "
-                                      f"{fmt_s(median([v['seen_running'] for v in nt.per_instance.values()]), 5)} s)"
-                                    + (f" !!! {nt.no_metadata} guest(s) got no metadata" if nt.no_metadata else ""))
-        print(f"  Amount={amount:<3} trial {i + 1}/{total}: bare {figures['bare']}  |  nubes {figures['nubes']}",
-              flush=True)
-        print(f"      CPU-s to the last marker: bare {cpu_notes['bare']}  |  nubes {cpu_notes['nubes']}", flush=True)
+                figures["nubes"] = (
+                    f"p50 {fmt_s(median(marks), 5)} s"
+                    + (f", last {fmt_s(max(marks), 5)} s" if amount > 1 else "")
+                    + f" (Running seen p50 "
+                    f"{fmt_s(median([v['seen_running'] for v in nt.per_instance.values()]), 5)} s)"
+                    + (f" !!! {nt.no_metadata} guest(s) got no metadata" if nt.no_metadata else "")
+                )
+        print(
+            f"  Amount={amount:<3} trial {i + 1}/{total}: bare {figures['bare']}  |  nubes {figures['nubes']}",
+            flush=True,
+        )
+        print(
+            f"      CPU-s to the last marker: bare {cpu_notes['bare']}  |  nubes {cpu_notes['nubes']}",
+            flush=True,
+        )
 
 
 # ---- summary -----------------------------------------------------------------------------------------
@@ -251,18 +315,24 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
 def print_header(info: dict[str, Any], opts: Options) -> None:
     print("nubes launch benchmark")
     print(machine_line(info))
-    print(f"  accel   : TCG (software emulation) on both sides. /dev/kvm {info['dev_kvm']}"
-          f"{' (' + info['kvm_modules'] + ')' if info['kvm_modules'] else ''}, CPU flags "
-          f"{'with' if info['vmx_or_svm'] else 'without'} vmx/svm: KVM cannot run a Debian guest here "
-          "(see /work/shared/HOST_NOTES.md), so the KVM target (p50 < 1 s) cannot be measured on this machine.")
+    print(
+        f"  accel   : TCG (software emulation) on both sides. /dev/kvm {info['dev_kvm']}"
+        f"{' (' + info['kvm_modules'] + ')' if info['kvm_modules'] else ''}, CPU flags "
+        f"{'with' if info['vmx_or_svm'] else 'without'} vmx/svm: KVM cannot run a Debian guest here "
+        "(see /work/shared/HOST_NOTES.md), so the KVM target (p50 < 1 s) cannot be measured on this machine."
+    )
     print(f"  tools   : {info['qemu']}; python {info['python']}")
     parts = []
     if not opts.skip_real:
-        parts.append(f"(a)+(b) warm-up {'1+1' if opts.warmup else 'none'}, then {opts.trials1} x Amount=1 and "
-                     f"{opts.trials10} x Amount={opts.amount} per side, alternating")
+        parts.append(
+            f"(a)+(b) warm-up {'1+1' if opts.warmup else 'none'}, then {opts.trials1} x Amount=1 and "
+            f"{opts.trials10} x Amount={opts.amount} per side, alternating"
+        )
     if not opts.skip_fake:
-        parts.append(f"(c) {opts.fake_instances} fake instances, DescribeInstances {opts.deployed_requests} per case "
-                     f"with the host agent busy, {opts.requests} per case API alone")
+        parts.append(
+            f"(c) {opts.fake_instances} fake instances, DescribeInstances {opts.deployed_requests} per case "
+            f"with the host agent busy, {opts.requests} per case API alone"
+        )
     print(f"  plan    : {'; '.join(parts)}", flush=True)
 
 
@@ -288,15 +358,22 @@ def summarize_real(real: dict[str, Any], opts: Options) -> dict[str, Any]:
         n = [v["marker"] for v in nubes]
         r = [v["seen_running"] for v in nubes]
         s = {
-            "bare_n": len(b), "bare_p50": percentile(b, .5), "bare_p90": percentile(b, .9),
-            "bare_min": min(b), "bare_max": max(b),
-            "nubes_n": len(n), "nubes_p50": percentile(n, .5), "nubes_p90": percentile(n, .9),
-            "nubes_min": min(n), "nubes_max": max(n),
-            "running_p50": percentile(r, .5), "running_p90": percentile(r, .9),
-            "bare_boot_p50": percentile([v["marker"] - v["qemu_exec"] for v in bare], .5),
-            "bare_overlay_p50": percentile([v["overlay"] - v["start"] for v in bare], .5),
-            "bare_exec_p50": percentile([v["qemu_exec"] for v in bare], .5),
-            "timeline": {k: percentile([v[k] for v in nubes], .5) for k, _ in STAGES},
+            "bare_n": len(b),
+            "bare_p50": percentile(b, 0.5),
+            "bare_p90": percentile(b, 0.9),
+            "bare_min": min(b),
+            "bare_max": max(b),
+            "nubes_n": len(n),
+            "nubes_p50": percentile(n, 0.5),
+            "nubes_p90": percentile(n, 0.9),
+            "nubes_min": min(n),
+            "nubes_max": max(n),
+            "running_p50": percentile(r, 0.5),
+            "running_p90": percentile(r, 0.9),
+            "bare_boot_p50": percentile([v["marker"] - v["qemu_exec"] for v in bare], 0.5),
+            "bare_overlay_p50": percentile([v["overlay"] - v["start"] for v in bare], 0.5),
+            "bare_exec_p50": percentile([v["qemu_exec"] for v in bare], 0.5),
+            "timeline": {k: percentile([v[k] for v in nubes], 0.5) for k, _ in STAGES},
             "stages": {},
         }
         s["ratio_p50"] = ratio(s["nubes_p50"], s["bare_p50"])
@@ -304,23 +381,29 @@ def summarize_real(real: dict[str, Any], opts: Options) -> dict[str, Any]:
         previous = None
         for key, _ in STAGES:
             if previous is None:
-                s["stages"][key] = percentile([v[key] for v in nubes], .5)
+                s["stages"][key] = percentile([v[key] for v in nubes], 0.5)
             else:
-                s["stages"][key] = percentile([v[key] - v[previous] for v in nubes], .5)
+                s["stages"][key] = percentile([v[key] - v[previous] for v in nubes], 0.5)
             previous = key
-        s["nubes_boot_p50"] = percentile([v["marker"] - v["qemu_exec"] for v in nubes], .5)
+        s["nubes_boot_p50"] = percentile([v["marker"] - v["qemu_exec"] for v in nubes], 0.5)
         for side, key, size in (("bare", "bare", "count"), ("nubes", "nubes", "amount")):
             trials = [t for t in real[key] if t[size] == amount and t["cpu"]]
-            s[f"cpu_{side}"] = {k: median([t["cpu"][k] / amount for t in trials])
-                                for k in ("qemu", "server", "bench", "other", "machine")}
-        s["seen_starting_p50"] = percentile([v["seen_starting"] for v in nubes], .5)
+            s[f"cpu_{side}"] = {
+                k: median([t["cpu"][k] / amount for t in trials])
+                for k in ("qemu", "server", "bench", "other", "machine")
+            }
+        s["seen_starting_p50"] = percentile([v["seen_starting"] for v in nubes], 0.5)
         summary[str(amount)] = s
     mem: dict[str, Any] = {}
     for side, key in (("nubes", "nubes"), ("bare", "bare")):
         samples = [m for t in real[key] for m in t["memory"]]
-        drops = [t["mem_available_drop_mib"] for t in real[key] if (t.get("amount") or t.get("count")) == opts.amount]
+        drops = [
+            t["mem_available_drop_mib"]
+            for t in real[key]
+            if (t.get("amount") or t.get("count")) == opts.amount
+        ]
         if samples:
-            mem[side] = {k: percentile([m[k] for m in samples], .5) for k in samples[0]}
+            mem[side] = {k: percentile([m[k] for m in samples], 0.5) for k in samples[0]}
             mem[side]["n"] = len(samples)
             mem[side]["mem_available_drop_per_vm"] = median(drops)
     summary["memory"] = mem
@@ -341,27 +424,41 @@ def print_real_summary(summary: dict[str, Any], opts: Options, accel: str) -> No
     print("    side                                                   n     p50     p90     min     max")
     for amount, s in by_amount(summary, opts):
         bare_label = "bare QEMU, 1 VM" if amount == 1 else f"bare QEMU, {amount} started back to back"
-        print(f"    {bare_label:<52} {s['bare_n']:>4} {fmt_s(s['bare_p50'], 7)} {fmt_s(s['bare_p90'], 7)} "
-              f"{fmt_s(s['bare_min'], 7)} {fmt_s(s['bare_max'], 7)}")
-        print(f"    {'nubes RunInstances Amount=' + str(amount) + ' -> marker':<52} {s['nubes_n']:>4} "
-              f"{fmt_s(s['nubes_p50'], 7)} {fmt_s(s['nubes_p90'], 7)} {fmt_s(s['nubes_min'], 7)} "
-              f"{fmt_s(s['nubes_max'], 7)}")
-        print(f"    {'nubes RunInstances Amount=' + str(amount) + ' -> Running (API)':<52} {s['nubes_n']:>4} "
-              f"{fmt_s(s['running_p50'], 7)} {fmt_s(s['running_p90'], 7)}")
+        print(
+            f"    {bare_label:<52} {s['bare_n']:>4} {fmt_s(s['bare_p50'], 7)} {fmt_s(s['bare_p90'], 7)} "
+            f"{fmt_s(s['bare_min'], 7)} {fmt_s(s['bare_max'], 7)}"
+        )
+        print(
+            f"    {'nubes RunInstances Amount=' + str(amount) + ' -> marker':<52} {s['nubes_n']:>4} "
+            f"{fmt_s(s['nubes_p50'], 7)} {fmt_s(s['nubes_p90'], 7)} {fmt_s(s['nubes_min'], 7)} "
+            f"{fmt_s(s['nubes_max'], 7)}"
+        )
+        print(
+            f"    {'nubes RunInstances Amount=' + str(amount) + ' -> Running (API)':<52} {s['nubes_n']:>4} "
+            f"{fmt_s(s['running_p50'], 7)} {fmt_s(s['running_p90'], 7)}"
+        )
         for q in ("p50", "p90"):
             value = s[f"ratio_{q}"]
-            print(f"    ratio nubes/bare {q} (marker), Amount={amount:<3}{'':<24} {value:7.2f}x   "
-                  f"target <= {TARGET_RATIO}x: {verdict_word(value <= TARGET_RATIO)}")
+            print(
+                f"    ratio nubes/bare {q} (marker), Amount={amount:<3}{'':<24} {value:7.2f}x   "
+                f"target <= {TARGET_RATIO}x: {verdict_word(value <= TARGET_RATIO)}"
+            )
         print()
     for side, key in (("bare", "no_metadata_bare"), ("nubes", "no_metadata_nubes")):
         if summary.get(key):
-            print(f"    !!! {summary[key]} {side} guest(s) printed the marker without an instance id (no network or "
-                  "metadata; they waited 20 s for it): their times are in the figures above")
-    print(f"    Both sides: TCG (nubes' accelerator: {accel or '?'}). The KVM target -- RunInstances to the marker "
-          f"under {KVM_TARGET_P50:g} s p50 -- needs a KVM host; only TCG can be measured here: NOT measured.")
-    print("    bare = qemu-img overlay + QEMU started by hand (slirp NIC + guestfwd metadata); nubes = the "
-          "RunInstances call to the marker in run/vms/<id>/serial.log (tap on a vSwitch bridge, dnsmasq DHCP, "
-          "nubes' metadata service).")
+            print(
+                f"    !!! {summary[key]} {side} guest(s) printed the marker without an instance id (no network or "
+                "metadata; they waited 20 s for it): their times are in the figures above"
+            )
+    print(
+        f"    Both sides: TCG (nubes' accelerator: {accel or '?'}). The KVM target -- RunInstances to the marker "
+        f"under {KVM_TARGET_P50:g} s p50 -- needs a KVM host; only TCG can be measured here: NOT measured."
+    )
+    print(
+        "    bare = qemu-img overlay + QEMU started by hand (slirp NIC + guestfwd metadata); nubes = the "
+        "RunInstances call to the marker in run/vms/<id>/serial.log (tap on a vSwitch bridge, dnsmasq DHCP, "
+        "nubes' metadata service)."
+    )
 
     print("\n    Where nubes' time goes: median per instance, seconds")
     head = "    stage (timeline from the RunInstances call)            "
@@ -370,46 +467,64 @@ def print_real_summary(summary: dict[str, Any], opts: Options, accel: str) -> No
         cells = ""
         for _, s in by_amount(summary, opts):
             cells += f"  {fmt_s(s['timeline'][key], 7)} (+{fmt_s(s['stages'][key], 5).strip()})"
-            cells = cells.ljust(len(cells) + max(0, 21 - len(f"{fmt_s(s['timeline'][key], 7)} "
-                                                              f"(+{fmt_s(s['stages'][key], 5).strip()})")))
+            cells = cells.ljust(
+                len(cells)
+                + max(0, 21 - len(f"{fmt_s(s['timeline'][key], 7)} (+{fmt_s(s['stages'][key], 5).strip()})"))
+            )
         print(f"    {label:<55}{cells}")
     for amount, s in by_amount(summary, opts):
-        print(f"    Amount={amount}: guest boot (QEMU exec -> marker) nubes {fmt_s(s['nubes_boot_p50'], 5).strip()} s "
-              f"vs bare {fmt_s(s['bare_boot_p50'], 5).strip()} s; control plane before QEMU exec: nubes "
-              f"{fmt_s(s['timeline']['qemu_exec'], 5).strip()} s vs bare {fmt_s(s['bare_exec_p50'], 5).strip()} s "
-              f"(overlay {fmt_s(s['bare_overlay_p50'], 5).strip()} s); DescribeInstances first said Starting at "
-              f"{fmt_s(s['seen_starting_p50'], 5).strip()} s")
-    print("    CPU-seconds per instance from the start to the last marker (medians over trials; 'other' = the whole"
-          " machine minus the QEMUs, the server and this script: qemu-img, socat, dnsmasq, ip, and anything else"
-          " running on the machine):")
+        print(
+            f"    Amount={amount}: guest boot (QEMU exec -> marker) nubes {fmt_s(s['nubes_boot_p50'], 5).strip()} s "
+            f"vs bare {fmt_s(s['bare_boot_p50'], 5).strip()} s; control plane before QEMU exec: nubes "
+            f"{fmt_s(s['timeline']['qemu_exec'], 5).strip()} s vs bare {fmt_s(s['bare_exec_p50'], 5).strip()} s "
+            f"(overlay {fmt_s(s['bare_overlay_p50'], 5).strip()} s); DescribeInstances first said Starting at "
+            f"{fmt_s(s['seen_starting_p50'], 5).strip()} s"
+        )
+    print(
+        "    CPU-seconds per instance from the start to the last marker (medians over trials; 'other' = the whole"
+        " machine minus the QEMUs, the server and this script: qemu-img, socat, dnsmasq, ip, and anything else"
+        " running on the machine):"
+    )
     for amount, s in by_amount(summary, opts):
         for side in ("bare", "nubes"):
             c = s[f"cpu_{side}"]
-            print(f"      Amount={amount:<3} {side:<6} QEMU {c['qemu']:5.2f}  server {c['server']:5.2f}  this script "
-                  f"{c['bench']:5.2f}  other {c['other']:5.2f}  machine total {c['machine']:5.2f}")
-    print("    (file times: overlay first seen by a 5 ms poll; instance dir = its lock file's mtime; QEMU exec = "
-          "mtime of run/vms/<id>/cmdline; QEMU up = mtime of handle.json; statuses by a 100 ms DescribeInstances poll)")
+            print(
+                f"      Amount={amount:<3} {side:<6} QEMU {c['qemu']:5.2f}  server {c['server']:5.2f}  this script "
+                f"{c['bench']:5.2f}  other {c['other']:5.2f}  machine total {c['machine']:5.2f}"
+            )
+    print(
+        "    (file times: overlay first seen by a 5 ms poll; instance dir = its lock file's mtime; QEMU exec = "
+        "mtime of run/vms/<id>/cmdline; QEMU up = mtime of handle.json; statuses by a 100 ms DescribeInstances poll)"
+    )
 
     mem = summary.get("memory", {})
     if mem:
-        print(f"\n(b) Host memory per running tiny instance (guest RAM {GUEST_RAM_MIB} MiB), MiB, median over the QEMU "
-              f"processes sampled once the guests were up")
-        print("    side       n     RSS     PSS   RAM touched   RSS-RAM cfg   PSS-RAM cfg   RSS-touched   PSS-touched"
-              "   MemAvailable drop/VM")
+        print(
+            f"\n(b) Host memory per running tiny instance (guest RAM {GUEST_RAM_MIB} MiB), MiB, median over the QEMU "
+            f"processes sampled once the guests were up"
+        )
+        print(
+            "    side       n     RSS     PSS   RAM touched   RSS-RAM cfg   PSS-RAM cfg   RSS-touched   PSS-touched"
+            "   MemAvailable drop/VM"
+        )
         for side in ("nubes", "bare"):
             m = mem.get(side)
             if not m:
                 continue
-            print(f"    {side:<8} {m['n']:>3} {m['rss']:7.1f} {m['pss']:7.1f} {m['ram_touched']:13.1f} "
-                  f"{m['rss'] - m['ram_configured']:13.1f} {m['pss'] - m['ram_configured']:13.1f} "
-                  f"{m['rss'] - m['ram_touched']:13.1f} {m['pss'] - m['ram_touched_pss']:13.1f} "
-                  f"{m['mem_available_drop_per_vm']:22.1f}")
-        print("    RSS-RAM cfg is negative while the guest has not touched all its RAM, so it bounds nothing; the\n"
-              "    overhead beyond guest RAM is RSS minus the resident part of the guest-RAM mapping (RSS-touched):\n"
-              "    QEMU's own memory -- TCG translation cache (nubes: tb-size=64 MiB; bare: QEMU's default 1 GiB, both\n"
-              "    touched only in part), the kernel/initrd images QEMU keeps, devices, libraries. PSS-touched shares\n"
-              "    the pages common to all QEMUs (binary, libraries, the same kernel file). MemAvailable drop/VM is\n"
-              f"    system-wide over the Amount={opts.amount} trials (includes page cache and everything else).")
+            print(
+                f"    {side:<8} {m['n']:>3} {m['rss']:7.1f} {m['pss']:7.1f} {m['ram_touched']:13.1f} "
+                f"{m['rss'] - m['ram_configured']:13.1f} {m['pss'] - m['ram_configured']:13.1f} "
+                f"{m['rss'] - m['ram_touched']:13.1f} {m['pss'] - m['ram_touched_pss']:13.1f} "
+                f"{m['mem_available_drop_per_vm']:22.1f}"
+            )
+        print(
+            "    RSS-RAM cfg is negative while the guest has not touched all its RAM, so it bounds nothing; the\n"
+            "    overhead beyond guest RAM is RSS minus the resident part of the guest-RAM mapping (RSS-touched):\n"
+            "    QEMU's own memory -- TCG translation cache (nubes: tb-size=64 MiB; bare: QEMU's default 1 GiB, both\n"
+            "    touched only in part), the kernel/initrd images QEMU keeps, devices, libraries. PSS-touched shares\n"
+            "    the pages common to all QEMUs (binary, libraries, the same kernel file). MemAvailable drop/VM is\n"
+            f"    system-wide over the Amount={opts.amount} trials (includes page cache and everything else)."
+        )
 
 
 # ---- main ---------------------------------------------------------------------------------------------
@@ -423,8 +538,10 @@ def preflight(opts: Options) -> None:
         tools = ["qemu-system-x86_64", "qemu-img", "socat", "ip", "nft", "dnsmasq"]
         missing = [t for t in tools if shutil.which(t) is None]
         if missing:
-            problems.append(f"missing tools: {', '.join(missing)} (Debian: qemu-system-x86 qemu-utils socat "
-                            "iproute2 nftables dnsmasq-base)")
+            problems.append(
+                f"missing tools: {', '.join(missing)} (Debian: qemu-system-x86 qemu-utils socat "
+                "iproute2 nftables dnsmasq-base)"
+            )
     try:
         import alibabacloud_ecs20140526  # noqa: F401
         import alibabacloud_vpc20160428  # noqa: F401
@@ -459,11 +576,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_real_summary(results["real"]["summary"], opts, accel)
         if "fake" in results:
             print_fake_summary(results["fake"])
-    bench.print_footer(info, f"servers stopped, VMs killed, {bench.prefix}* namespaces removed, temporary files "
-                             "deleted")
+    bench.print_footer(
+        info, f"servers stopped, VMs killed, {bench.prefix}* namespaces removed, temporary files deleted"
+    )
     if opts.json_path and status == 0:
-        save_json(opts.json_path, {"options": {**asdict(opts), "json_path": str(opts.json_path),
-                                               "images_dir": str(opts.images_dir)}, **results})
+        save_json(
+            opts.json_path,
+            {
+                "options": {
+                    **asdict(opts),
+                    "json_path": str(opts.json_path),
+                    "images_dir": str(opts.images_dir),
+                },
+                **results,
+            },
+        )
     return status
 
 

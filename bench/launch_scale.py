@@ -49,14 +49,22 @@ def describe_cases(vswitch: str) -> list[tuple[str, dict[str, str], bool]]:
     ]
 
 
-def describe_phase(srv: NubesServer, vswitch: str, requests: int, rng: random.Random, title: str) -> list[dict[str, Any]]:
+def describe_phase(
+    srv: NubesServer, vswitch: str, requests: int, rng: random.Random, title: str
+) -> list[dict[str, Any]]:
     raw = srv.raw
     assert raw is not None
-    print(f"\n  DescribeInstances -- {title}: PageSize=100 at random PageNumber (or MaxResults=100 following "
-          f"NextToken), {requests} requests per case; raw keep-alive HTTP, v1 signature, latency = request "
-          "written -> last byte read", flush=True)
-    print("    case                                  style       matches  reqs   p50 ms   p99 ms   max ms"
-          "  KiB/resp  srv cpu%  errors", flush=True)
+    print(
+        f"\n  DescribeInstances -- {title}: PageSize=100 at random PageNumber (or MaxResults=100 following "
+        f"NextToken), {requests} requests per case; raw keep-alive HTTP, v1 signature, latency = request "
+        "written -> last byte read",
+        flush=True,
+    )
+    print(
+        "    case                                  style       matches  reqs   p50 ms   p99 ms   max ms"
+        "  KiB/resp  srv cpu%  errors",
+        flush=True,
+    )
     rows = []
     for name, params, page_style in describe_cases(vswitch):
         matches = int(raw.json("DescribeInstances", {**params, "PageSize": "1"})["TotalCount"])
@@ -76,13 +84,19 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
     image = srv.image_id(IMAGE_FAMILY, IMAGE_NAME)
     fake: dict[str, Any] = {"server_flags": srv.flags, "vswitch_cidr": FAKE_VPC[1]}
     results["fake"] = fake
-    print(f"\n(c) fake driver: nubes server {' '.join(srv.flags)}; VPC {FAKE_VPC[0]}, vSwitch {FAKE_VPC[1]}", flush=True)
+    print(
+        f"\n(c) fake driver: nubes server {' '.join(srv.flags)}; VPC {FAKE_VPC[0]}, vSwitch {FAKE_VPC[1]}",
+        flush=True,
+    )
     [host] = srv.hosts()
     fake["host_before"] = host
     slots = host["vcpus"] * host["cpu_overcommit"]
-    print(f"  emulator host: {host['vcpus']} vCPUs x {host['cpu_overcommit']:g} = {slots:g} vCPU slots, "
-          f"{host['memory_mib']} MiB x {host['memory_overcommit']:g}; {opts.fake_instances} x {INSTANCE_TYPE} "
-          f"need {opts.fake_instances * GUEST_VCPUS} vCPUs, {opts.fake_instances * GUEST_RAM_MIB} MiB", flush=True)
+    print(
+        f"  emulator host: {host['vcpus']} vCPUs x {host['cpu_overcommit']:g} = {slots:g} vCPU slots, "
+        f"{host['memory_mib']} MiB x {host['memory_overcommit']:g}; {opts.fake_instances} x {INSTANCE_TYPE} "
+        f"need {opts.fake_instances * GUEST_VCPUS} vCPUs, {opts.fake_instances * GUEST_RAM_MIB} MiB",
+        flush=True,
+    )
 
     calls: list[float] = []
     created = 0
@@ -97,8 +111,14 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
         log_offset = srv.log_path.stat().st_size
         t0 = time.perf_counter()
         try:
-            ids = srv.run_instances(image, vswitch, group, amount, name=f"bench-{batch:03d}-[1,3]",
-                                    tags={"bench-group": f"g{batch % 10}"})
+            ids = srv.run_instances(
+                image,
+                vswitch,
+                group,
+                amount,
+                name=f"bench-{batch:03d}-[1,3]",
+                tags={"bench-group": f"g{batch % 10}"},
+            )
         except Exception as exc:
             code = api_error_code(exc)
             if code == "InternalError" and len(internal_errors) < 10:
@@ -109,23 +129,35 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
                     found = re.findall(rb"^\S*(?:Error|Exception)\b.*$", log_file.read(), re.MULTILINE)
                 cause = found[-1].decode(errors="replace")[:160] if found else "?"
                 internal_errors.append({"after_instances": created, "cause": cause})
-                print(f"  RunInstances #{batch + 1} answered InternalError (HTTP 500) after {created} instances; "
-                      f"server log: {cause}; the batch is sent again", flush=True)
+                print(
+                    f"  RunInstances #{batch + 1} answered InternalError (HTTP 500) after {created} instances; "
+                    f"server log: {cause}; the batch is sent again",
+                    flush=True,
+                )
                 continue
             if code != "OperationDenied.NoStock" or no_stock is not None:
                 raise
-            no_stock = {"after_instances": created, "call_seconds": time.perf_counter() - t0,
-                        "message": str(getattr(exc, "message", exc))[:300]}
-            print(f"  RunInstances #{batch + 1} answered OperationDenied.NoStock after {created} instances: "
-                  f"{no_stock['message']}", flush=True)
+            no_stock = {
+                "after_instances": created,
+                "call_seconds": time.perf_counter() - t0,
+                "message": str(getattr(exc, "message", exc))[:300],
+            }
+            print(
+                f"  RunInstances #{batch + 1} answered OperationDenied.NoStock after {created} instances: "
+                f"{no_stock['message']}",
+                flush=True,
+            )
             need_cpu = opts.fake_instances * GUEST_VCPUS
             need_mem = opts.fake_instances * GUEST_RAM_MIB
             cpu = max(host["cpu_overcommit"], math.ceil(need_cpu / host["vcpus"]))
             mem = max(host["memory_overcommit"], math.ceil(need_mem / host["memory_mib"] * 10) / 10)
             srv.set_overcommit(host["id"], cpu, mem)
             no_stock.update(cpu_overcommit=cpu, memory_overcommit=mem)
-            print(f"  -> raised the emulator host's overcommit in the store to cpu {cpu:g}, memory {mem:g} "
-                  "(no API/CLI for it) and went on", flush=True)
+            print(
+                f"  -> raised the emulator host's overcommit in the store to cpu {cpu:g}, memory {mem:g} "
+                "(no API/CLI for it) and went on",
+                flush=True,
+            )
             continue
         calls.append(time.perf_counter() - t0)
         created += len(ids)
@@ -137,20 +169,31 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
     wall = time.perf_counter() - t_create0
     fake["no_stock"] = no_stock
     fake["internal_errors"] = internal_errors
-    fake["create"] = {"instances": created, "calls": len(calls), "call_seconds": calls,
-                      "seconds_in_calls": create_seconds, "wall_seconds": wall, "server_cpu_seconds": create_cpu}
-    print(f"  created {created} instances in {len(calls)} calls: {create_seconds:.1f} s in RunInstances "
-          f"= {created / create_seconds:.0f} instances/s; per call p50 {fmt_ms(percentile(calls, .5), 1).strip()} ms, "
-          f"p99 {fmt_ms(percentile(calls, .99), 1).strip()} ms, first {fmt_ms(calls[0], 1).strip()} ms, "
-          f"last {fmt_ms(calls[-1], 1).strip()} ms", flush=True)
+    fake["create"] = {
+        "instances": created,
+        "calls": len(calls),
+        "call_seconds": calls,
+        "seconds_in_calls": create_seconds,
+        "wall_seconds": wall,
+        "server_cpu_seconds": create_cpu,
+    }
+    print(
+        f"  created {created} instances in {len(calls)} calls: {create_seconds:.1f} s in RunInstances "
+        f"= {created / create_seconds:.0f} instances/s; per call p50 {fmt_ms(percentile(calls, 0.5), 1).strip()} ms, "
+        f"p99 {fmt_ms(percentile(calls, 0.99), 1).strip()} ms, first {fmt_ms(calls[0], 1).strip()} ms, "
+        f"last {fmt_ms(calls[-1], 1).strip()} ms",
+        flush=True,
+    )
 
     raw = srv.raw
     assert raw is not None
 
     def statuses() -> dict[str, int]:
         assert raw is not None
-        return {st: int(raw.json("DescribeInstances", {"Status": st, "PageSize": "1"})["TotalCount"])
-                for st in ("Pending", "Starting", "Running")}
+        return {
+            st: int(raw.json("DescribeInstances", {"Status": st, "PageSize": "1"})["TotalCount"])
+            for st in ("Pending", "Starting", "Running")
+        }
 
     # The fake agent moves instances Pending -> Starting -> Running; how fast, with this many?
     first = statuses()
@@ -159,16 +202,28 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
     later = statuses()
     span = time.perf_counter() - t0
     agent_cpu = (cpu_seconds(srv.pid) - c0) / span
-    fake["agent"] = {"statuses_at_end_of_create": first, "statuses_after_settle": later, "settle_seconds": span,
-                     "running_per_second": (later["Running"] - first["Running"]) / span,
-                     "server_cpu_percent_without_api_traffic": agent_cpu * 100}
-    print(f"  statuses when the last RunInstances returned: {first}; {span:.0f} s later, with no API traffic: "
-          f"{later} -> {fake['agent']['running_per_second']:.1f} instances/s reach Running; server CPU "
-          f"{agent_cpu * 100:.0f}% of one core", flush=True)
+    fake["agent"] = {
+        "statuses_at_end_of_create": first,
+        "statuses_after_settle": later,
+        "settle_seconds": span,
+        "running_per_second": (later["Running"] - first["Running"]) / span,
+        "server_cpu_percent_without_api_traffic": agent_cpu * 100,
+    }
+    print(
+        f"  statuses when the last RunInstances returned: {first}; {span:.0f} s later, with no API traffic: "
+        f"{later} -> {fake['agent']['running_per_second']:.1f} instances/s reach Running; server CPU "
+        f"{agent_cpu * 100:.0f}% of one core",
+        flush=True,
+    )
 
     rng = random.Random(opts.seed)
-    fake["describe"] = describe_phase(srv, vswitch, opts.deployed_requests, rng,
-                                      "as deployed (the server's host agent busy with the instances)")
+    fake["describe"] = describe_phase(
+        srv,
+        vswitch,
+        opts.deployed_requests,
+        rng,
+        "as deployed (the server's host agent busy with the instances)",
+    )
     fake["agent"]["statuses_after_describe"] = statuses()
     print(f"  statuses after these requests: {fake['agent']['statuses_after_describe']}", flush=True)
 
@@ -185,23 +240,35 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
     idle = (cpu_seconds(srv.pid) - c0) / (time.perf_counter() - t0)
     fake["api_alone_server_cpu_idle_percent"] = idle * 100
     fake["describe_api_alone"] = describe_phase(
-        srv, vswitch, opts.requests, rng,
+        srv,
+        vswitch,
+        opts.requests,
+        rng,
         f"API alone (server restarted with --host-id bench-idle-host: its agent has no instances; idle CPU "
-        f"{idle * 100:.0f}%)")
+        f"{idle * 100:.0f}%)",
+    )
 
     # what a user of the official SDK sees (client-side parsing included), API alone
     sdk_lat = []
     for _ in range(20):
         page = rng.randint(1, max(1, math.ceil(created / 100)))
         t0 = time.perf_counter()
-        body = srv.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION, page_size=100,
-                                                                      page_number=page)).body
+        body = srv.ecs.describe_instances(
+            em.DescribeInstancesRequest(region_id=REGION, page_size=100, page_number=page)
+        ).body
         sdk_lat.append(time.perf_counter() - t0)
         if len(body.instances.instance) != min(100, created - (page - 1) * 100):
             bench.notes.append(f"SDK DescribeInstances page {page}: {len(body.instances.instance)} items")
-    fake["sdk_no_filter"] = {"n": len(sdk_lat), "p50": percentile(sdk_lat, .5), "p99": percentile(sdk_lat, .99)}
-    print(f"  through the official SDK (alibabacloud_ecs20140526, parsing included), API alone, no filter, 20 requests:"
-          f" p50 {fmt_ms(percentile(sdk_lat, .5), 1).strip()} ms, max {fmt_ms(max(sdk_lat), 1).strip()} ms", flush=True)
+    fake["sdk_no_filter"] = {
+        "n": len(sdk_lat),
+        "p50": percentile(sdk_lat, 0.5),
+        "p99": percentile(sdk_lat, 0.99),
+    }
+    print(
+        f"  through the official SDK (alibabacloud_ecs20140526, parsing included), API alone, no filter, 20 requests:"
+        f" p50 {fmt_ms(percentile(sdk_lat, 0.5), 1).strip()} ms, max {fmt_ms(max(sdk_lat), 1).strip()} ms",
+        flush=True,
+    )
 
     # RunInstances Amount=100 once more, with no agent competing (it does not walk these either)
     more = []
@@ -215,12 +282,23 @@ def fake_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
         more.append(time.perf_counter() - t0)
     fake["create_api_alone"] = more
     if more:
-        print(f"  RunInstances Amount=100 at {created}+ instances, API alone: "
-              + ", ".join(f"{x * 1000:.0f} ms" for x in more), flush=True)
+        print(
+            f"  RunInstances Amount=100 at {created}+ instances, API alone: "
+            + ", ".join(f"{x * 1000:.0f} ms" for x in more),
+            flush=True,
+        )
 
 
-def measure_describe(raw: RawClient, server_pid: int, name: str, params: dict[str, str], matches: int,
-                     numbers: list[int], page_style: bool, requests: int) -> dict[str, Any]:
+def measure_describe(
+    raw: RawClient,
+    server_pid: int,
+    name: str,
+    params: dict[str, str],
+    matches: int,
+    numbers: list[int],
+    page_style: bool,
+    requests: int,
+) -> dict[str, Any]:
     """Each answer is checked against its own TotalCount (statuses may move during the run)."""
     lat: list[float] = []
     sizes: list[int] = []
@@ -275,80 +353,110 @@ def measure_describe(raw: RawClient, server_pid: int, name: str, params: dict[st
                 seen = 0
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - c0
-    row = {"case": name, "style": "PageNumber" if page_style else "NextToken", "matches": matches,
-           "totals_seen": sorted(totals)[:5], "requests": len(lat), "p50": percentile(lat, .5),
-           "p99": percentile(lat, .99), "max": max(lat), "kib_per_response": statistics.mean(sizes) / 1024,
-           "errors": errors[:5], "error_count": len(errors), "server_cpu_percent": cpu / wall * 100,
-           "latencies": lat}
+    row = {
+        "case": name,
+        "style": "PageNumber" if page_style else "NextToken",
+        "matches": matches,
+        "totals_seen": sorted(totals)[:5],
+        "requests": len(lat),
+        "p50": percentile(lat, 0.5),
+        "p99": percentile(lat, 0.99),
+        "max": max(lat),
+        "kib_per_response": statistics.mean(sizes) / 1024,
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "server_cpu_percent": cpu / wall * 100,
+        "latencies": lat,
+    }
     if not page_style:
-        row["first_page_p50"] = percentile(first_last["first"], .5)
-        row["last_page_p50"] = percentile(first_last["last"], .5)
+        row["first_page_p50"] = percentile(first_last["first"], 0.5)
+        row["last_page_p50"] = percentile(first_last["last"], 0.5)
     return row
 
 
 def print_describe_row(row: dict[str, Any]) -> None:
     extra = ""
     if row["style"] == "NextToken":
-        extra = (f"  (first page p50 {fmt_ms(row['first_page_p50'], 1).strip()} ms, last page p50 "
-                 f"{fmt_ms(row['last_page_p50'], 1).strip()} ms)")
+        extra = (
+            f"  (first page p50 {fmt_ms(row['first_page_p50'], 1).strip()} ms, last page p50 "
+            f"{fmt_ms(row['last_page_p50'], 1).strip()} ms)"
+        )
     moved = " (moving)" if len(row["totals_seen"]) > 1 else ""
     err = f"{row['error_count']}  !!! {row['errors'][0]}" if row["errors"] else ""
-    print(f"    {row['case']:<37} {row['style']:<10} {row['matches']:>8} {row['requests']:>5} {fmt_ms(row['p50'], 8)} "
-          f"{fmt_ms(row['p99'], 8)} {fmt_ms(row['max'], 8)} {row['kib_per_response']:9.1f} "
-          f"{row['server_cpu_percent']:9.0f}  {err}{moved}{extra}", flush=True)
-
+    print(
+        f"    {row['case']:<37} {row['style']:<10} {row['matches']:>8} {row['requests']:>5} {fmt_ms(row['p50'], 8)} "
+        f"{fmt_ms(row['p99'], 8)} {fmt_ms(row['max'], 8)} {row['kib_per_response']:9.1f} "
+        f"{row['server_cpu_percent']:9.0f}  {err}{moved}{extra}",
+        flush=True,
+    )
 
 
 def print_fake_summary(fake: dict[str, Any]) -> None:
     create = fake.get("create")
     if not create:
         return
-    print(f"\n(c) Fake driver: {create['instances']} instances in {create['calls']} RunInstances calls (Amount<=100): "
-          f"{create['instances'] / create['seconds_in_calls']:.0f} instances/s in the calls "
-          f"({create['seconds_in_calls']:.1f} s; server CPU {create['server_cpu_seconds']:.1f} s)")
+    print(
+        f"\n(c) Fake driver: {create['instances']} instances in {create['calls']} RunInstances calls (Amount<=100): "
+        f"{create['instances'] / create['seconds_in_calls']:.0f} instances/s in the calls "
+        f"({create['seconds_in_calls']:.1f} s; server CPU {create['server_cpu_seconds']:.1f} s)"
+    )
     if fake.get("no_stock"):
         ns = fake["no_stock"]
-        print(f"    OperationDenied.NoStock after {ns['after_instances']} instances: the emulator host offers "
-              f"{fake['host_before']['vcpus']} vCPUs x {fake['host_before']['cpu_overcommit']:g} = "
-              f"{fake['host_before']['vcpus'] * fake['host_before']['cpu_overcommit']:g} vCPU slots; the run raised its "
-              f"overcommit in the store to cpu {ns['cpu_overcommit']:g} / memory {ns['memory_overcommit']:g}")
+        print(
+            f"    OperationDenied.NoStock after {ns['after_instances']} instances: the emulator host offers "
+            f"{fake['host_before']['vcpus']} vCPUs x {fake['host_before']['cpu_overcommit']:g} = "
+            f"{fake['host_before']['vcpus'] * fake['host_before']['cpu_overcommit']:g} vCPU slots; the run raised its "
+            f"overcommit in the store to cpu {ns['cpu_overcommit']:g} / memory {ns['memory_overcommit']:g}"
+        )
     for err in fake.get("internal_errors", []):
-        print(f"    !!! RunInstances failed with InternalError (HTTP 500) after {err['after_instances']} instances: "
-              f"{err['cause']} (a random MAC collided; the batch was sent again)")
+        print(
+            f"    !!! RunInstances failed with InternalError (HTTP 500) after {err['after_instances']} instances: "
+            f"{err['cause']} (a random MAC collided; the batch was sent again)"
+        )
     agent = fake.get("agent")
     if agent:
-        print(f"    the fake host agent: {agent['statuses_at_end_of_create']} when the last RunInstances returned, "
-              f"{agent['statuses_after_settle']} {agent['settle_seconds']:.0f} s later "
-              f"({agent['running_per_second']:.1f} instances/s reach Running, server CPU "
-              f"{agent['server_cpu_percent_without_api_traffic']:.0f}% of one core without API traffic), "
-              f"{agent.get('statuses_after_describe')} after the 'as deployed' requests")
+        print(
+            f"    the fake host agent: {agent['statuses_at_end_of_create']} when the last RunInstances returned, "
+            f"{agent['statuses_after_settle']} {agent['settle_seconds']:.0f} s later "
+            f"({agent['running_per_second']:.1f} instances/s reach Running, server CPU "
+            f"{agent['server_cpu_percent_without_api_traffic']:.0f}% of one core without API traffic), "
+            f"{agent.get('statuses_after_describe')} after the 'as deployed' requests"
+        )
     both = {row["case"] + " [" + row["style"] + "]": [row] for row in fake.get("describe", [])}
     for row in fake.get("describe_api_alone", []):
         both.setdefault(row["case"] + " [" + row["style"] + "]", [None]).append(row)
     dn = max((r["requests"] for r in fake.get("describe", [])), default=0)
     an = max((r["requests"] for r in fake.get("describe_api_alone", [])), default=0)
-    print(f"    DescribeInstances, PageSize/MaxResults 100, ms  as deployed (n={dn}): p50  p99 | API alone (n={an}): "
-          "p50  p99   matches")
+    print(
+        f"    DescribeInstances, PageSize/MaxResults 100, ms  as deployed (n={dn}): p50  p99 | API alone (n={an}): "
+        "p50  p99   matches"
+    )
     for name, rows in both.items():
         a = rows[0]
         b = rows[1] if len(rows) > 1 else None
         bad = any(r is not None and r["error_count"] for r in rows)
         some = a if a is not None else b
         assert some is not None
-        print(f"    {name:<50} {fmt_ms(a['p50'] if a else None, 8)} {fmt_ms(a['p99'] if a else None, 8)} | "
-              f"{fmt_ms(b['p50'] if b else None, 8)} {fmt_ms(b['p99'] if b else None, 8)}   "
-              f"{some['matches']:>7}{'  !!! errors' if bad else ''}")
+        print(
+            f"    {name:<50} {fmt_ms(a['p50'] if a else None, 8)} {fmt_ms(a['p99'] if a else None, 8)} | "
+            f"{fmt_ms(b['p50'] if b else None, 8)} {fmt_ms(b['p99'] if b else None, 8)}   "
+            f"{some['matches']:>7}{'  !!! errors' if bad else ''}"
+        )
     if fake.get("create_api_alone"):
-        print(f"    RunInstances Amount=100 at {create['instances']}+ instances with no agent competing: p50 "
-              f"{fmt_ms(percentile(fake['create_api_alone'], .5), 1).strip()} ms (while creating: p50 "
-              f"{fmt_ms(percentile(create['call_seconds'], .5), 1).strip()} ms, last "
-              f"{fmt_ms(create['call_seconds'][-1], 1).strip()} ms)")
+        print(
+            f"    RunInstances Amount=100 at {create['instances']}+ instances with no agent competing: p50 "
+            f"{fmt_ms(percentile(fake['create_api_alone'], 0.5), 1).strip()} ms (while creating: p50 "
+            f"{fmt_ms(percentile(create['call_seconds'], 0.5), 1).strip()} ms, last "
+            f"{fmt_ms(create['call_seconds'][-1], 1).strip()} ms)"
+        )
     if "api_alone_server_cpu_idle_percent" in fake:
-        print(f"    server CPU without API traffic: {fake['agent']['server_cpu_percent_without_api_traffic']:.0f}% as "
-              f"deployed, {fake['api_alone_server_cpu_idle_percent']:.0f}% with no instances on its host")
+        print(
+            f"    server CPU without API traffic: {fake['agent']['server_cpu_percent_without_api_traffic']:.0f}% as "
+            f"deployed, {fake['api_alone_server_cpu_idle_percent']:.0f}% with no instances on its host"
+        )
     sdk = fake.get("sdk_no_filter")
     if sdk:
-        print(f"    official SDK, no filter, API alone (client parsing included): p50 {fmt_ms(sdk['p50'], 1).strip()} ms "
-              f"over {sdk['n']}")
-
-
+        print(
+            f"    official SDK, no filter, API alone (client parsing included): p50 {fmt_ms(sdk['p50'], 1).strip()} ms "
+            f"over {sdk['n']}"
+        )

@@ -79,6 +79,7 @@ def cpu_idle_fraction(window: float = 0.5) -> float:
     def sample() -> tuple[int, int]:
         values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return values[3] + values[4], sum(values)
+
     idle0, total0 = sample()
     time.sleep(window)
     idle1, total1 = sample()
@@ -116,8 +117,9 @@ def quiesce() -> float:
     return idle
 
 
-
-def memory_sample(pids: Sequence[int], mem_available_before_kib: int, count: int) -> tuple[list[dict[str, float]], float]:
+def memory_sample(
+    pids: Sequence[int], mem_available_before_kib: int, count: int
+) -> tuple[list[dict[str, float]], float]:
     """qemu_memory() of each QEMU (those still there), and the drop of MemAvailable since
     `mem_available_before_kib` per guest of the `count` launched, in MiB."""
     found = [mem for mem in (qemu_memory(pid, GUEST_RAM_MIB) for pid in pids) if mem is not None]
@@ -155,8 +157,13 @@ def qemu_memory(pid: int, ram_mib: int) -> dict[str, float] | None:
             ram_rss = int(parts[1]) / 1024
         elif parts[0] == "Pss:" and size_kib == ram_mib * 1024 and len(header) == 5:
             ram_pss = int(parts[1]) / 1024
-    return {"rss": totals.get("Rss", float("nan")), "pss": totals.get("Pss", float("nan")),
-            "ram_configured": float(ram_mib), "ram_touched": ram_rss, "ram_touched_pss": ram_pss}
+    return {
+        "rss": totals.get("Rss", float("nan")),
+        "pss": totals.get("Pss", float("nan")),
+        "ram_configured": float(ram_mib),
+        "ram_touched": ram_rss,
+        "ram_touched_pss": ram_pss,
+    }
 
 
 # ---- watching launches --------------------------------------------------------------------------
@@ -229,7 +236,7 @@ class Watcher(threading.Thread):
             text = self.tails.get(key, b"") + chunk
             if MARKER in text:
                 self.marker[key] = now
-            self.tails[key] = text[-len(MARKER):]
+            self.tails[key] = text[-len(MARKER) :]
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -284,7 +291,6 @@ def got_metadata(serial: Path) -> bool | None:
     return None if match is None else bool(match.group(1))
 
 
-
 # ---- (a) nubes --------------------------------------------------------------------------------------
 
 
@@ -325,7 +331,9 @@ def _system_disk_file(vm_dir: Path) -> str | None:
     return None
 
 
-def nubes_trial(bench: LaunchBench, srv: NubesServer, net: dict[str, str], amount: int, label: str) -> NubesTrial:
+def nubes_trial(
+    bench: LaunchBench, srv: NubesServer, net: dict[str, str], amount: int, label: str
+) -> NubesTrial:
     """One RunInstances call, on a vSwitch of its own (made before the clock starts, deleted after):
     a deleted instance's address is given to the next one, and the vSwitch's dnsmasq keeps the old
     lease for it, so a reused address gets no DHCP answer (see the README)."""
@@ -359,8 +367,13 @@ def nubes_trial(bench: LaunchBench, srv: NubesServer, net: dict[str, str], amoun
             except (OSError, ValueError, KeyError):
                 pass
         qemu_cpu = sum(cpu_seconds(p) for p in pids.values())
-        trial.cpu = {"machine": busy, "qemu": qemu_cpu, "bench": own, "server": server_cpu,
-                     "other": busy - qemu_cpu - own - server_cpu}
+        trial.cpu = {
+            "machine": busy,
+            "qemu": qemu_cpu,
+            "bench": own,
+            "server": server_cpu,
+            "other": busy - qemu_cpu - own - server_cpu,
+        }
         running_deadline = time.monotonic() + RUNNING_GRACE
         while poller.is_alive() and time.monotonic() < running_deadline:
             time.sleep(0.05)
@@ -396,12 +409,15 @@ def nubes_trial(bench: LaunchBench, srv: NubesServer, net: dict[str, str], amoun
         trial.no_metadata = sum(got_metadata(vms_dir / i / "serial.log") is False for i in ids)
         missing = [i for i in ids if i not in watcher.marker]
         if missing:
-            bench.notes.append(f"nubes {label}: {len(missing)} instance(s) without a marker within "
-                               f"{bench.boot_timeout:.0f} s")
+            bench.notes.append(
+                f"nubes {label}: {len(missing)} instance(s) without a marker within "
+                f"{bench.boot_timeout:.0f} s"
+            )
         if poller.errors or watcher.errors:
             bench.notes.append(f"nubes {label}: poll errors {poller.errors + watcher.errors}")
-        trial.memory, trial.mem_available_drop_mib = memory_sample([pids[i] for i in ids if i in pids], mem_before,
-                                                                     amount)
+        trial.memory, trial.mem_available_drop_mib = memory_sample(
+            [pids[i] for i in ids if i in pids], mem_before, amount
+        )
     finally:
         watcher.stop()
         if poller is not None:
@@ -447,20 +463,27 @@ def delete_and_wait(bench: LaunchBench, srv: NubesServer, ids: list[str], pids: 
         time.sleep(0.1)
     for i, pid in pids.items():
         if alive(pid) and any(str(srv.data_dir) in a for a in process_cmdline(pid)):
-            bench.notes.append(f"QEMU of {i} (pid {pid}) still ran {GONE_TIMEOUT:.0f} s after DeleteInstances; "
-                               "killed")
+            bench.notes.append(
+                f"QEMU of {i} (pid {pid}) still ran {GONE_TIMEOUT:.0f} s after DeleteInstances; killed"
+            )
             os.kill(pid, signal.SIGKILL)
 
 
-def ensure_capacity(bench: LaunchBench, srv: NubesServer, needed_vcpus: int, needed_mib: int,
-                    probe: Callable[[], str | None]) -> dict[str, Any]:
+def ensure_capacity(
+    bench: LaunchBench, srv: NubesServer, needed_vcpus: int, needed_mib: int, probe: Callable[[], str | None]
+) -> dict[str, Any]:
     """If the store's host cannot take `needed`, confirm with a real call (probe() returns the
     error code, None if it worked) and raise the host's overcommit in the store (there is no API
     or CLI for it). Returns what was found and done."""
     [host] = srv.hosts()
     cap_cpu = host["vcpus"] * host["cpu_overcommit"]
     cap_mem = host["memory_mib"] * host["memory_overcommit"]
-    info: dict[str, Any] = {"host": host, "vcpu_slots": cap_cpu, "memory_mib_slots": cap_mem, "adjusted": False}
+    info: dict[str, Any] = {
+        "host": host,
+        "vcpu_slots": cap_cpu,
+        "memory_mib_slots": cap_mem,
+        "adjusted": False,
+    }
     if cap_cpu >= needed_vcpus and cap_mem >= needed_mib:
         return info
     code = probe()
@@ -470,5 +493,3 @@ def ensure_capacity(bench: LaunchBench, srv: NubesServer, needed_vcpus: int, nee
     srv.set_overcommit(host["id"], cpu, mem)
     info.update(adjusted=True, cpu_overcommit=cpu, memory_overcommit=mem)
     return info
-
-

@@ -154,8 +154,9 @@ class LineChild:
         self.name = name
         self.stderr_path = stderr_path
         with open(stderr_path, "wb") as stderr:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+            )
         self._buf = b""
 
     def send(self, obj: dict[str, Any]) -> None:

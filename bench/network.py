@@ -89,16 +89,35 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--seconds", type=float, default=5.0, help="iperf3 duration per run (default 5)")
     parser.add_argument("--runs", type=int, default=3, help="iperf3 runs per side, alternating (default 3)")
     parser.add_argument("--trials", type=int, help="enforcement trials per rule count (default 30, 30, 20)")
-    parser.add_argument("--rules", default=",".join(map(str, DEFAULT_RULE_COUNTS)),
-                        help="comma-separated rule counts for the latency part (default 1,100,1000)")
-    parser.add_argument("--trial-timeout", type=float, default=30.0,
-                        help="give up on one trial after this many seconds (default 30)")
-    parser.add_argument("--interval", type=float, default=0.001,
-                        help="the prober starts a connect attempt this often, seconds (default 0.001)")
-    parser.add_argument("--attempt-timeout", type=float, default=0.010,
-                        help="an attempt not connected after this long counts as dropped (default 0.010)")
-    parser.add_argument("--settle", type=float, default=0.2,
-                        help="pause after a revoke is enforced, before the next trial (default 0.2)")
+    parser.add_argument(
+        "--rules",
+        default=",".join(map(str, DEFAULT_RULE_COUNTS)),
+        help="comma-separated rule counts for the latency part (default 1,100,1000)",
+    )
+    parser.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=30.0,
+        help="give up on one trial after this many seconds (default 30)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.001,
+        help="the prober starts a connect attempt this often, seconds (default 0.001)",
+    )
+    parser.add_argument(
+        "--attempt-timeout",
+        type=float,
+        default=0.010,
+        help="an attempt not connected after this long counts as dropped (default 0.010)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.2,
+        help="pause after a revoke is enforced, before the next trial (default 0.2)",
+    )
     add_json_option(parser)
     parser.add_argument("--skip-throughput", action="store_true", help="do not run the iperf3 part")
     parser.add_argument("--skip-latency", action="store_true", help="do not run the enforcement-latency part")
@@ -119,8 +138,19 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--attempt-timeout must be in [--interval, 1], --settle in [0, 10]")
     if args.skip_throughput and args.skip_latency:
         parser.error("nothing to do: both parts skipped")
-    return Options(args.seconds, args.runs, args.trials, counts, args.trial_timeout, args.interval,
-                   args.attempt_timeout, args.settle, args.json_path, args.skip_throughput, args.skip_latency)
+    return Options(
+        args.seconds,
+        args.runs,
+        args.trials,
+        counts,
+        args.trial_timeout,
+        args.interval,
+        args.attempt_timeout,
+        args.settle,
+        args.json_path,
+        args.skip_throughput,
+        args.skip_latency,
+    )
 
 
 # ---- header and summary -----------------------------------------------------------------------------
@@ -156,25 +186,40 @@ def print_summary(results: dict[str, Any], opts: Options) -> None:
     tp = results.get("throughput")
     if tp:
         print(f"  TCP throughput, iperf3, median of {opts.runs} x {opts.seconds:g} s (alternating)")
-        for side, label in (("nubes", "nubes: vSwitch bridge + 200-rule security group"), ("bare", "bare veth pair")):
+        for side, label in (
+            ("nubes", "nubes: vSwitch bridge + 200-rule security group"),
+            ("bare", "bare veth pair"),
+        ):
             low, high = tp["range_bps"][side]
-            print(f"    {label:<50} {tp[f'median_{side}_bps'] / 1e9:7.2f} Gbit/s"
-                  f"   (runs {low / 1e9:.2f} - {high / 1e9:.2f})")
-        print(f"    ratio nubes/bare                                   {tp['ratio']:7.3f}   "
-              f"target >= {TARGET_RATIO}: {verdict_word(tp['met'])}")
+            print(
+                f"    {label:<50} {tp[f'median_{side}_bps'] / 1e9:7.2f} Gbit/s"
+                f"   (runs {low / 1e9:.2f} - {high / 1e9:.2f})"
+            )
+        print(
+            f"    ratio nubes/bare                                   {tp['ratio']:7.3f}   "
+            f"target >= {TARGET_RATIO}: {verdict_word(tp['met'])}"
+        )
     lat = results.get("latency")
     if lat:
         print("  Enforcement latency, ms: AuthorizeSecurityGroup returned -> first connection through")
-        print("    rules  trials     p50     p99     max     min  | from call start p50  call p50 |"
-              "  revoke->blocked p50    p99  (n)")
+        print(
+            "    rules  trials     p50     p99     max     min  | from call start p50  call p50 |"
+            "  revoke->blocked p50    p99  (n)"
+        )
         for n in opts.rule_counts:
             s = lat["summary"][str(n)]
-            print(f"    {n:>5}  {s['enforced']:>3}/{s['trials']:<3} {fmt_ms(s['p50'], 6)}  {fmt_ms(s['p99'], 6)}  {fmt_ms(s['max'], 6)}"
-                  f"  {fmt_ms(s['min'], 6)}  |             {fmt_ms(s['from_call_start_p50'], 6)}    {fmt_ms(s['call_p50'], 6)} |"
-                  f"               {fmt_ms(s['revoke_p50'], 6)} {fmt_ms(s['revoke_p99'], 6)}  ({s['revoke_measured']})")
-        print("    p99 of 20-30 trials is interpolated between the two largest values: it is close to the max.")
-        print(f"    Resolution: one attempt every {opts.interval * 1000:g} ms. A negative value means the rule was "
-              "enforced before the API call had returned (the agent is woken as the change commits).")
+            print(
+                f"    {n:>5}  {s['enforced']:>3}/{s['trials']:<3} {fmt_ms(s['p50'], 6)}  {fmt_ms(s['p99'], 6)}  {fmt_ms(s['max'], 6)}"
+                f"  {fmt_ms(s['min'], 6)}  |             {fmt_ms(s['from_call_start_p50'], 6)}    {fmt_ms(s['call_p50'], 6)} |"
+                f"               {fmt_ms(s['revoke_p50'], 6)} {fmt_ms(s['revoke_p99'], 6)}  ({s['revoke_measured']})"
+            )
+        print(
+            "    p99 of 20-30 trials is interpolated between the two largest values: it is close to the max."
+        )
+        print(
+            f"    Resolution: one attempt every {opts.interval * 1000:g} ms. A negative value means the rule was "
+            "enforced before the API call had returned (the agent is woken as the change commits)."
+        )
         early = sum(lat["summary"][str(n)]["before_return"] for n in opts.rule_counts)
         if early:
             print(f"    {early} trial(s) were enforced before the call returned.")
@@ -190,8 +235,10 @@ def preflight(opts: Options) -> None:
     tools = ["ip", "nft", "dnsmasq", "ss"] + ([] if opts.skip_throughput else ["iperf3"])
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        problems.append(f"missing tools: {', '.join(missing)} "
-                        "(Debian: apt-get install iproute2 nftables dnsmasq-base iperf3)")
+        problems.append(
+            f"missing tools: {', '.join(missing)} "
+            "(Debian: apt-get install iproute2 nftables dnsmasq-base iperf3)"
+        )
     if problems:
         print("bench/network.py: " + "; ".join(problems), file=sys.stderr)
         raise SystemExit(2)

@@ -70,7 +70,9 @@ def iperf_client(ns: str, host: str, seconds: float) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:
-        raise RuntimeError(f"iperf3 from {ns} to {host}: no JSON ({proc.returncode}): {proc.stderr.strip()}") from None
+        raise RuntimeError(
+            f"iperf3 from {ns} to {host}: no JSON ({proc.returncode}): {proc.stderr.strip()}"
+        ) from None
     if "error" in data:
         raise RuntimeError(f"iperf3 from {ns} to {host}: {data['error']}")
     return data
@@ -93,19 +95,31 @@ def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
         "nubes": (client_ns, server_ip),
         "bare": (bare_client, BARE_SERVER),
     }
-    print(f"  nubes: {client_ip} -> {server_ip}, both on vSwitch {net.vswitch_id} of {net.vpc_id}, "
-          f"group {group} with {rule_count if rule_count is not None else '?'} ingress rules, inner access Drop")
+    print(
+        f"  nubes: {client_ip} -> {server_ip}, both on vSwitch {net.vswitch_id} of {net.vpc_id}, "
+        f"group {group} with {rule_count if rule_count is not None else '?'} ingress rules, inner access Drop"
+    )
     print(f"  bare : {BARE_CLIENT} -> {BARE_SERVER}, one veth pair between two namespaces, no firewall")
 
     # The group must be what decides: an unauthorized port is dropped, the iperf3 port is not.
     # (Retried for a while: the agent applies the group's ruleset asynchronously.)
-    enforced = wait_for(lambda: probe_once(client_ns, server_ip, UNUSED_PORT) == "dropped",
-                        f"tcp {UNUSED_PORT} to be dropped by {group}", timeout=10, interval=0.2)
-    print(f"  check: tcp {UNUSED_PORT} (no rule) from the client is dropped by the group: {'yes' if enforced else 'NO'}")
+    enforced = wait_for(
+        lambda: probe_once(client_ns, server_ip, UNUSED_PORT) == "dropped",
+        f"tcp {UNUSED_PORT} to be dropped by {group}",
+        timeout=10,
+        interval=0.2,
+    )
+    print(
+        f"  check: tcp {UNUSED_PORT} (no rule) from the client is dropped by the group: {'yes' if enforced else 'NO'}"
+    )
     print(f"  set-up took {time.monotonic() - t_setup:.1f} s; warm-up 1 s per side (not counted)")
     for side, (ns, host) in sides.items():
-        wait_for(functools.partial(_iperf_ok, ns, host), f"a first iperf3 run on the {side} side", timeout=20,
-                 interval=0.5)
+        wait_for(
+            functools.partial(_iperf_ok, ns, host),
+            f"a first iperf3 run on the {side} side",
+            timeout=20,
+            interval=0.5,
+        )
 
     runs: list[IperfRun] = []
     for r in range(opts.runs):
@@ -115,21 +129,42 @@ def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
             data = iperf_client(ns, host, opts.seconds)
             end = data.get("end", {})
             cpu = end.get("cpu_utilization_percent", {})
-            result = IperfRun(side, r + 1, float(end["sum_received"]["bits_per_second"]),
-                              end.get("sum_sent", {}).get("retransmits"), cpu.get("host_total"),
-                              cpu.get("remote_total"))
+            result = IperfRun(
+                side,
+                r + 1,
+                float(end["sum_received"]["bits_per_second"]),
+                end.get("sum_sent", {}).get("retransmits"),
+                cpu.get("host_total"),
+                cpu.get("remote_total"),
+            )
             runs.append(result)
-            print(f"  run {r + 1}/{opts.runs}  {side:<5}  {result.bits_per_second / 1e9:7.2f} Gbit/s"
-                  f"  (retransmits {result.retransmits}, cpu sender {_pct(result.cpu_sender)},"
-                  f" receiver {_pct(result.cpu_receiver)})")
+            print(
+                f"  run {r + 1}/{opts.runs}  {side:<5}  {result.bits_per_second / 1e9:7.2f} Gbit/s"
+                f"  (retransmits {result.retransmits}, cpu sender {_pct(result.cpu_sender)},"
+                f" receiver {_pct(result.cpu_receiver)})"
+            )
     nubes = statistics.median(x.bits_per_second for x in runs if x.side == "nubes")
     bare = statistics.median(x.bits_per_second for x in runs if x.side == "bare")
     nubes_bare = ratio(nubes, bare)
-    spread = {side: (min(x.bits_per_second for x in runs if x.side == side),
-                     max(x.bits_per_second for x in runs if x.side == side)) for side in sides}
-    return {"vpc": net.vpc_id, "group": group, "rules": rule_count, "runs": [asdict(x) for x in runs],
-            "median_nubes_bps": nubes, "median_bare_bps": bare, "range_bps": spread, "ratio": nubes_bare,
-            "target": TARGET_RATIO, "met": nubes_bare >= TARGET_RATIO}
+    spread = {
+        side: (
+            min(x.bits_per_second for x in runs if x.side == side),
+            max(x.bits_per_second for x in runs if x.side == side),
+        )
+        for side in sides
+    }
+    return {
+        "vpc": net.vpc_id,
+        "group": group,
+        "rules": rule_count,
+        "runs": [asdict(x) for x in runs],
+        "median_nubes_bps": nubes,
+        "median_bare_bps": bare,
+        "range_bps": spread,
+        "ratio": nubes_bare,
+        "target": TARGET_RATIO,
+        "met": nubes_bare >= TARGET_RATIO,
+    }
 
 
 def _iperf_ok(ns: str, host: str) -> bool:
@@ -202,12 +237,22 @@ class Latency:
         # 2. authorize, and time the first connection that gets through
         start, end, res = self.until(port, "open", lambda: authorize(self.bench, self.group, [rule]))
         got = res["result"] == "open"
-        trial = Trial(rules, port, start, end, res["t"] if got else None, res["attempts"],
-                      res["t"] - end if got else None, notes=notes)
+        trial = Trial(
+            rules,
+            port,
+            start,
+            end,
+            res["t"] if got else None,
+            res["attempts"],
+            res["t"] - end if got else None,
+            notes=notes,
+        )
         if not got:
             notes.append(f"not enforced within {self.opts.trial_timeout:.0f} s")
         # 3. revoke, and wait until the port is blocked again (confirmed with a slower probe)
-        _, trial.revoke_call_end, res = self.until(port, "closed", lambda: revoke(self.bench, self.group, [rule]))
+        _, trial.revoke_call_end, res = self.until(
+            port, "closed", lambda: revoke(self.bench, self.group, [rule])
+        )
         if res["result"] == "closed":
             trial.blocked_at = res["t"]
             trial.revoke_latency = res["t"] - trial.revoke_call_end
@@ -237,12 +282,20 @@ def measure_latency(bench: NetBench, opts: Options) -> dict[str, Any]:
     listener = bench.line_child(in_ns(host_b, sys.executable, "-c", LISTENER, *ports), "listener")
     if listener.line(30) != "ready":
         raise RuntimeError("the listener did not start")
-    lat.prober = bench.line_child(in_ns(host_a, sys.executable, "-u", "-c", PROBER, b_ip, str(opts.interval),
-                                        str(opts.attempt_timeout)), "prober")
-    print(f"  {a_ip} (prober) -> {b_ip} (listener on {len(ports)} ports), vSwitch {net.vswitch_id} of {net.vpc_id}, "
-          f"group {lat.group}, inner access Drop")
-    print(f"  a connect attempt every {opts.interval * 1000:g} ms, each given {opts.attempt_timeout * 1000:g} ms; "
-          f"{opts.settle * 1000:g} ms pause after each revoke; one warm-up trial per rule count (not counted)")
+    lat.prober = bench.line_child(
+        in_ns(
+            host_a, sys.executable, "-u", "-c", PROBER, b_ip, str(opts.interval), str(opts.attempt_timeout)
+        ),
+        "prober",
+    )
+    print(
+        f"  {a_ip} (prober) -> {b_ip} (listener on {len(ports)} ports), vSwitch {net.vswitch_id} of {net.vpc_id}, "
+        f"group {lat.group}, inner access Drop"
+    )
+    print(
+        f"  a connect attempt every {opts.interval * 1000:g} ms, each given {opts.attempt_timeout * 1000:g} ms; "
+        f"{opts.settle * 1000:g} ms pause after each revoke; one warm-up trial per rule count (not counted)"
+    )
 
     results: dict[int, list[Trial]] = {}
     have = 0
@@ -262,13 +315,20 @@ def measure_latency(bench: NetBench, opts: Options) -> dict[str, Any]:
                 print(f"    N={n} trial {i + 1}: {'; '.join(last.notes)}")
         results[n] = trials
         lats = [t.latency for t in trials if t.latency is not None]
-        print(f"  N={n:<5} {len(trials)} trials in {time.monotonic() - t_start:5.1f} s: "
-              f"p50 {fmt_ms(percentile(lats, 0.5), 6)}  p99 {fmt_ms(percentile(lats, 0.99), 6)}  max {fmt_ms(max(lats, default=float('nan')), 6)}"
-              f"   (rules in the group: {ingress_rule_count(bench, lat.group)} with the trial rule revoked)")
+        print(
+            f"  N={n:<5} {len(trials)} trials in {time.monotonic() - t_start:5.1f} s: "
+            f"p50 {fmt_ms(percentile(lats, 0.5), 6)}  p99 {fmt_ms(percentile(lats, 0.99), 6)}  max {fmt_ms(max(lats, default=float('nan')), 6)}"
+            f"   (rules in the group: {ingress_rule_count(bench, lat.group)} with the trial rule revoked)"
+        )
     lat.prober.send({"cmd": "quit"})
-    return {"vpc": net.vpc_id, "group": lat.group, "interval": opts.interval, "attempt_timeout": opts.attempt_timeout,
-            "trials": {str(n): [asdict(t) for t in ts] for n, ts in results.items()},
-            "summary": {str(n): summarize(ts) for n, ts in results.items()}}
+    return {
+        "vpc": net.vpc_id,
+        "group": lat.group,
+        "interval": opts.interval,
+        "attempt_timeout": opts.attempt_timeout,
+        "trials": {str(n): [asdict(t) for t in ts] for n, ts in results.items()},
+        "summary": {str(n): summarize(ts) for n, ts in results.items()},
+    }
 
 
 def summarize(trials: list[Trial]) -> dict[str, Any]:
@@ -277,12 +337,19 @@ def summarize(trials: list[Trial]) -> dict[str, Any]:
     calls = [t.call_end - t.call_start for t in trials]
     revokes = [t.revoke_latency for t in trials if t.revoke_latency is not None]
     return {
-        "trials": len(trials), "enforced": len(lats),
-        "p50": percentile(lats, 0.5), "p99": percentile(lats, 0.99),
-        "max": max(lats, default=float("nan")), "min": min(lats, default=float("nan")),
+        "trials": len(trials),
+        "enforced": len(lats),
+        "p50": percentile(lats, 0.5),
+        "p99": percentile(lats, 0.99),
+        "max": max(lats, default=float("nan")),
+        "min": min(lats, default=float("nan")),
         "before_return": sum(1 for x in lats if x < 0),
-        "from_call_start_p50": percentile(from_start, 0.5), "from_call_start_p99": percentile(from_start, 0.99),
-        "call_p50": percentile(calls, 0.5), "call_p99": percentile(calls, 0.99),
-        "revoke_measured": len(revokes), "revoke_p50": percentile(revokes, 0.5),
-        "revoke_p99": percentile(revokes, 0.99), "revoke_max": max(revokes, default=float("nan")),
+        "from_call_start_p50": percentile(from_start, 0.5),
+        "from_call_start_p99": percentile(from_start, 0.99),
+        "call_p50": percentile(calls, 0.5),
+        "call_p99": percentile(calls, 0.99),
+        "revoke_measured": len(revokes),
+        "revoke_p50": percentile(revokes, 0.5),
+        "revoke_p99": percentile(revokes, 0.99),
+        "revoke_max": max(revokes, default=float("nan")),
     }

@@ -50,8 +50,9 @@ class NetBench(Bench):
 
     def spawn(self, argv: list[str], name: str) -> subprocess.Popen[Any]:
         with open(self.tmp / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.processes.append(proc)
         return proc
 
@@ -92,10 +93,16 @@ def build_net(bench: NetBench, cidrs: tuple[str, str, str, str]) -> Net:
 def create_group(bench: NetBench, net: Net) -> str:
     from alibabacloud_ecs20140526 import models as em
 
-    group = str(bench.nubes.ecs.create_security_group(em.CreateSecurityGroupRequest(
-        region_id=REGION, vpc_id=net.vpc_id, security_group_type="normal")).body.security_group_id)
-    bench.nubes.ecs.modify_security_group_policy(em.ModifySecurityGroupPolicyRequest(
-        region_id=REGION, security_group_id=group, inner_access_policy="Drop"))
+    group = str(
+        bench.nubes.ecs.create_security_group(
+            em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=net.vpc_id, security_group_type="normal")
+        ).body.security_group_id
+    )
+    bench.nubes.ecs.modify_security_group_policy(
+        em.ModifySecurityGroupPolicyRequest(
+            region_id=REGION, security_group_id=group, inner_access_policy="Drop"
+        )
+    )
     return group
 
 
@@ -105,8 +112,13 @@ class Rule:
     cidr: str
 
     def fields(self) -> dict[str, str]:
-        return {"ip_protocol": "tcp", "port_range": f"{self.port}/{self.port}", "source_cidr_ip": self.cidr,
-                "policy": "accept", "priority": "1"}
+        return {
+            "ip_protocol": "tcp",
+            "port_range": f"{self.port}/{self.port}",
+            "source_cidr_ip": self.cidr,
+            "policy": "accept",
+            "priority": "1",
+        }
 
 
 def fillers(count: int, vswitch_cidr: str, start: int = 0) -> list[Rule]:
@@ -125,26 +137,37 @@ def authorize(bench: NetBench, group: str, rules: Sequence[Rule]) -> None:
     from alibabacloud_ecs20140526 import models as em
 
     for i in range(0, len(rules), RULES_PER_CALL):
-        chunk = rules[i:i + RULES_PER_CALL]
-        bench.nubes.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
-            region_id=REGION, security_group_id=group,
-            permissions=[em.AuthorizeSecurityGroupRequestPermissions(**r.fields()) for r in chunk]))
+        chunk = rules[i : i + RULES_PER_CALL]
+        bench.nubes.ecs.authorize_security_group(
+            em.AuthorizeSecurityGroupRequest(
+                region_id=REGION,
+                security_group_id=group,
+                permissions=[em.AuthorizeSecurityGroupRequestPermissions(**r.fields()) for r in chunk],
+            )
+        )
 
 
 def revoke(bench: NetBench, group: str, rules: Sequence[Rule]) -> None:
     from alibabacloud_ecs20140526 import models as em
 
-    bench.nubes.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
-        region_id=REGION, security_group_id=group,
-        permissions=[em.RevokeSecurityGroupRequestPermissions(**r.fields()) for r in rules]))
+    bench.nubes.ecs.revoke_security_group(
+        em.RevokeSecurityGroupRequest(
+            region_id=REGION,
+            security_group_id=group,
+            permissions=[em.RevokeSecurityGroupRequestPermissions(**r.fields()) for r in rules],
+        )
+    )
 
 
 def ingress_rule_count(bench: NetBench, group: str) -> int | None:
     from alibabacloud_ecs20140526 import models as em
 
     try:
-        body = bench.nubes.ecs.describe_security_group_attribute(em.DescribeSecurityGroupAttributeRequest(
-            region_id=REGION, security_group_id=group, direction="ingress")).body
+        body = bench.nubes.ecs.describe_security_group_attribute(
+            em.DescribeSecurityGroupAttributeRequest(
+                region_id=REGION, security_group_id=group, direction="ingress"
+            )
+        ).body
         return len(body.permissions.permission or [])
     except Exception:  # noqa: BLE001 - informational only
         return None
@@ -154,9 +177,11 @@ def test_host(bench: NetBench, net: Net, group: str, ip: str) -> str:
     """An interface with this address in `group`, plugged into a test host; its namespace."""
     from alibabacloud_ecs20140526 import models as em
 
-    eni = bench.nubes.ecs.create_network_interface(em.CreateNetworkInterfaceRequest(
-        region_id=REGION, v_switch_id=net.vswitch_id, security_group_ids=[group],
-        primary_ip_address=ip)).body.network_interface_id
+    eni = bench.nubes.ecs.create_network_interface(
+        em.CreateNetworkInterfaceRequest(
+            region_id=REGION, v_switch_id=net.vswitch_id, security_group_ids=[group], primary_ip_address=ip
+        )
+    ).body.network_interface_id
     ns = bench.nubes.admin("test-host", "attach", eni, "--netns-prefix", bench.prefix).strip()
     if not ns.startswith(bench.prefix + "-"):
         raise RuntimeError(f"unexpected test-host namespace {ns!r}")

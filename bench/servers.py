@@ -80,15 +80,27 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, command: Callable[[int], list[str]], env: dict[str, str], log_path: Path,
-              health_path: str | None = "/healthz", timeout: float = STARTUP_TIMEOUT) -> None:
+    def start(
+        self,
+        command: Callable[[int], list[str]],
+        env: dict[str, str],
+        log_path: Path,
+        health_path: str | None = "/healthz",
+        timeout: float = STARTUP_TIMEOUT,
+    ) -> None:
         """Start `command(port)` and wait until GET `health_path` answers 200 (None: until the port
         accepts a connection); RuntimeError with the log's tail if it exits or is not ready in time."""
         self.port = free_port()
         self.log_path = log_path
         with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(command(self.port), env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                command(self.port),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -163,8 +175,13 @@ class RawClient:
         self.conn: http.client.HTTPConnection | None = None
 
     def call(self, action: str, params: dict[str, str], product: str = "ecs") -> tuple[int, bytes, float]:
-        query = {"Action": action, "Version": self.VERSIONS[product], "Format": "JSON", "RegionId": REGION,
-                 **params}
+        query = {
+            "Action": action,
+            "Version": self.VERSIONS[product],
+            "Format": "JSON",
+            "RegionId": REGION,
+            **params,
+        }
         path = v1_path(query, self.key)
         for attempt in range(2):  # once more on a connection the server closed meanwhile
             if self.conn is None:
@@ -199,9 +216,15 @@ class NubesServer:
     network-namespace prefix and a random root AccessKey; the official SDK clients (`ecs`, `vpc`) and
     a RawClient (`raw`) once started."""
 
-    def __init__(self, root: Path, driver: str, prefix: str, images_dir: Path | None,
-                 flags: Sequence[str] = ("--no-build-images", "--throttle-rate", "0"),
-                 sdk_read_timeout_ms: int = 300000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        driver: str,
+        prefix: str,
+        images_dir: Path | None,
+        flags: Sequence[str] = ("--no-build-images", "--throttle-rate", "0"),
+        sdk_read_timeout_ms: int = 300000,
+    ) -> None:
         self.root = root
         self.driver = driver
         self.prefix = prefix
@@ -235,9 +258,15 @@ class NubesServer:
         from alibabacloud_vpc20160428.client import Client as VpcClient
 
         def config() -> Any:
-            return Config(access_key_id=self.key[0], access_key_secret=self.key[1], region_id=REGION,
-                          endpoint=self.endpoint, protocol="http", read_timeout=self.sdk_read_timeout_ms,
-                          connect_timeout=5000)
+            return Config(
+                access_key_id=self.key[0],
+                access_key_secret=self.key[1],
+                region_id=REGION,
+                endpoint=self.endpoint,
+                protocol="http",
+                read_timeout=self.sdk_read_timeout_ms,
+                connect_timeout=5000,
+            )
 
         self.ecs, self.vpc = EcsClient(config()), VpcClient(config())
         self.raw = RawClient(self.endpoint, self.key)
@@ -261,9 +290,14 @@ class NubesServer:
 
     def admin(self, *args: str) -> str:
         """`nubes admin ARGS` on this server's data directory; its stdout."""
-        proc = subprocess.run([*NUBES_CLI, "admin", *args, "--data-dir", str(self.data_dir)],
-                              capture_output=True, text=True, timeout=120, env=nubes_env(self.key),
-                              check=False)
+        proc = subprocess.run(
+            [*NUBES_CLI, "admin", *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=nubes_env(self.key),
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"nubes admin {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -272,16 +306,21 @@ class NubesServer:
 
     def hosts(self) -> list[dict[str, Any]]:
         with sqlite3.connect(self.db_path, timeout=30) as conn:
-            rows = conn.execute("SELECT id, vcpus, memory_mib, cpu_overcommit, memory_overcommit, accel "
-                                "FROM hosts").fetchall()
-        return [dict(zip(("id", "vcpus", "memory_mib", "cpu_overcommit", "memory_overcommit", "accel"), r))
-                for r in rows]
+            rows = conn.execute(
+                "SELECT id, vcpus, memory_mib, cpu_overcommit, memory_overcommit, accel FROM hosts"
+            ).fetchall()
+        return [
+            dict(zip(("id", "vcpus", "memory_mib", "cpu_overcommit", "memory_overcommit", "accel"), r))
+            for r in rows
+        ]
 
     def set_overcommit(self, host_id: str, cpu: float, memory: float) -> None:
         conn = sqlite3.connect(self.db_path, timeout=30)
         try:
-            conn.execute("UPDATE hosts SET cpu_overcommit = ?, memory_overcommit = ? WHERE id = ?",
-                         (cpu, memory, host_id))
+            conn.execute(
+                "UPDATE hosts SET cpu_overcommit = ?, memory_overcommit = ? WHERE id = ?",
+                (cpu, memory, host_id),
+            )
             conn.commit()
         finally:
             conn.close()
@@ -292,19 +331,36 @@ class NubesServer:
         from alibabacloud_vpc20160428 import models as vm
 
         vpc_id = str(self.vpc.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block=cidr)).body.vpc_id)
-        wait_for(lambda: self.vpc.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(
-            region_id=REGION, vpc_id=vpc_id)).body.status == "Available", f"VPC {vpc_id} Available",
-            interval=0.1)
+        wait_for(
+            lambda: (
+                self.vpc.describe_vpc_attribute(
+                    vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id)
+                ).body.status
+                == "Available"
+            ),
+            f"VPC {vpc_id} Available",
+            interval=0.1,
+        )
         return vpc_id
 
     def create_vswitch(self, vpc_id: str, cidr: str) -> str:
         from alibabacloud_vpc20160428 import models as vm
 
-        vswitch_id = str(self.vpc.create_vswitch(vm.CreateVSwitchRequest(
-            region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block=cidr)).body.v_switch_id)
-        wait_for(lambda: self.vpc.describe_vswitch_attributes(vm.DescribeVSwitchAttributesRequest(
-            region_id=REGION, v_switch_id=vswitch_id)).body.status == "Available",
-            f"vSwitch {vswitch_id} Available", interval=0.1)
+        vswitch_id = str(
+            self.vpc.create_vswitch(
+                vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block=cidr)
+            ).body.v_switch_id
+        )
+        wait_for(
+            lambda: (
+                self.vpc.describe_vswitch_attributes(
+                    vm.DescribeVSwitchAttributesRequest(region_id=REGION, v_switch_id=vswitch_id)
+                ).body.status
+                == "Available"
+            ),
+            f"vSwitch {vswitch_id} Available",
+            interval=0.1,
+        )
         return vswitch_id
 
     def network(self, vpc_cidr: str, vswitch_cidr: str) -> tuple[str, str, str]:
@@ -313,8 +369,9 @@ class NubesServer:
 
         vpc_id = self.create_vpc(vpc_cidr)
         vswitch_id = self.create_vswitch(vpc_id, vswitch_cidr)
-        group = self.ecs.create_security_group(em.CreateSecurityGroupRequest(
-            region_id=REGION, vpc_id=vpc_id)).body.security_group_id
+        group = self.ecs.create_security_group(
+            em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
+        ).body.security_group_id
         return vpc_id, vswitch_id, group
 
     def delete_vswitch(self, vswitch_id: str, notes: list[str]) -> None:
@@ -336,29 +393,44 @@ class NubesServer:
         """The id of the system image of this family (`name`: what to build when it is missing)."""
         from alibabacloud_ecs20140526 import models as em
 
-        images = self.ecs.describe_images(em.DescribeImagesRequest(
-            region_id=REGION, image_owner_alias="system", page_size=100)).body.images.image
+        images = self.ecs.describe_images(
+            em.DescribeImagesRequest(region_id=REGION, image_owner_alias="system", page_size=100)
+        ).body.images.image
         for image in images:
             if image.image_family == family:
                 return str(image.image_id)
         raise RuntimeError(f"no image of family {family} registered (is the {name} image built?)")
 
-    def run_instances(self, image: str, vswitch: str, group: str, amount: int, name: str = "",
-                      tags: dict[str, str] | None = None) -> list[str]:
+    def run_instances(
+        self,
+        image: str,
+        vswitch: str,
+        group: str,
+        amount: int,
+        name: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> list[str]:
         from alibabacloud_ecs20140526 import models as em
 
         request = em.RunInstancesRequest(
-            region_id=REGION, image_id=image, instance_type=INSTANCE_TYPE, v_switch_id=vswitch,
-            security_group_id=group, amount=amount, instance_name=name or None,
-            tag=[em.RunInstancesRequestTag(key=k, value=v) for k, v in (tags or {}).items()] or None)
+            region_id=REGION,
+            image_id=image,
+            instance_type=INSTANCE_TYPE,
+            v_switch_id=vswitch,
+            security_group_id=group,
+            amount=amount,
+            instance_name=name or None,
+            tag=[em.RunInstancesRequestTag(key=k, value=v) for k, v in (tags or {}).items()] or None,
+        )
         return list(self.ecs.run_instances(request).body.instance_id_sets.instance_id_set)
 
     def delete_instances(self, ids: Sequence[str]) -> None:
         from alibabacloud_ecs20140526 import models as em
 
         for i in range(0, len(ids), 100):
-            self.ecs.delete_instances(em.DeleteInstancesRequest(
-                region_id=REGION, instance_id=list(ids[i:i + 100]), force=True))
+            self.ecs.delete_instances(
+                em.DeleteInstancesRequest(region_id=REGION, instance_id=list(ids[i : i + 100]), force=True)
+            )
 
 
 # ---- the run: its temporary directory, its servers, and the cleanup ---------------------------------
@@ -390,13 +462,15 @@ class Bench:
 
     def leftover_qemu(self) -> list[int]:
         """QEMU processes whose command line names this run's temporary directory."""
-        return processes_matching(lambda argv: "qemu-system" in os.path.basename(argv[0])
-                                  and any(str(self.tmp) in a for a in argv))
+        return processes_matching(
+            lambda argv: "qemu-system" in os.path.basename(argv[0]) and any(str(self.tmp) in a for a in argv)
+        )
 
     def leftover_dnsmasq(self) -> list[int]:
         marker = f"--pid-file={self.tmp}/"
-        return processes_matching(lambda argv: os.path.basename(argv[0]) == "dnsmasq"
-                                  and any(a.startswith(marker) for a in argv))
+        return processes_matching(
+            lambda argv: os.path.basename(argv[0]) == "dnsmasq" and any(a.startswith(marker) for a in argv)
+        )
 
     def my_namespaces(self) -> list[str]:
         return [ns for ns in list_netns() if ns.startswith(self.prefix) or ns in self.own_netns]
@@ -436,8 +510,9 @@ class Bench:
             self.notes.append(f"could not delete namespaces: {', '.join(remaining)}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def run(self, body: Callable[[], None], info: dict[str, Any],
-            before_close: Callable[[], None] | None = None) -> int:
+    def run(
+        self, body: Callable[[], None], info: dict[str, Any], before_close: Callable[[], None] | None = None
+    ) -> int:
         """Run `body`, then `before_close` and close(), whatever happened, with SIGINT and SIGTERM
         ignored meanwhile; then note the load average and the run's duration in `info`. The exit
         status: 0, 130 (interrupted) or 2 (failed: the exception and the servers' log tails go to
@@ -468,8 +543,9 @@ class Bench:
         """What the cleanup did (and had to do), the load average at the end and the run's duration."""
         notes = "" if not self.notes else "; notes: " + "; ".join(self.notes)
         print(f"\ncleanup: {cleaned}{notes}")
-        print(f"load average at end: {loadavg_text(info['loadavg_end'])}; "
-              f"total {info['seconds_total']:.0f} s")
+        print(
+            f"load average at end: {loadavg_text(info['loadavg_end'])}; total {info['seconds_total']:.0f} s"
+        )
 
     def _kill(self, pids: list[int], what: str) -> None:
         for pid in pids:

@@ -114,43 +114,96 @@ class Options:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=8,
-                        help="CreateSnapshot and CreateDisk trials per size and case (default 8)")
-    parser.add_argument("--written", default="1,4,8", help="GiB written into the disk before snapshotting (1,4,8)")
-    parser.add_argument("--disk-size", dest="disk_gib", type=int, default=20,
-                        help="size of the snapshotted cloud_essd disks, GiB (default 20)")
-    parser.add_argument("--fio-disks", default="PL1:20,PL1:2000",
-                        help="guest fio data disks as LEVEL:GiB,... (cloud_essd; default PL1:20,PL1:2000: a cap a "
-                             "TCG guest reaches and one it does not)")
-    parser.add_argument("--skip-guest", action="store_true",
-                        help="no VM: only Available-disk snapshots, CreateDisk and the host's fio")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=8,
+        help="CreateSnapshot and CreateDisk trials per size and case (default 8)",
+    )
+    parser.add_argument(
+        "--written", default="1,4,8", help="GiB written into the disk before snapshotting (1,4,8)"
+    )
+    parser.add_argument(
+        "--disk-size",
+        dest="disk_gib",
+        type=int,
+        default=20,
+        help="size of the snapshotted cloud_essd disks, GiB (default 20)",
+    )
+    parser.add_argument(
+        "--fio-disks",
+        default="PL1:20,PL1:2000",
+        help="guest fio data disks as LEVEL:GiB,... (cloud_essd; default PL1:20,PL1:2000: a cap a "
+        "TCG guest reaches and one it does not)",
+    )
+    parser.add_argument(
+        "--skip-guest",
+        action="store_true",
+        help="no VM: only Available-disk snapshots, CreateDisk and the host's fio",
+    )
     parser.add_argument("--skip-snapshots", action="store_true", help="leave out (1) and (2)")
     parser.add_argument("--skip-fio", action="store_true", help="leave out (3)")
-    parser.add_argument("--live-fill", choices=("guest", "host"), default="guest",
-                        help="how the attached disks get their data: dd inside the guest (default) or qemu-io on the "
-                             "host before the attach")
-    parser.add_argument("--burst", dest="burst_mib", type=int, default=512,
-                        help="live: MiB of the write burst snapshotted as left and after a host sync, twice each "
-                             "(default 512; 0 = leave it out)")
-    parser.add_argument("--fio-seconds", type=int, default=10, help="measured seconds per fio job (default 10)")
-    parser.add_argument("--fio-ramp", type=int, default=2, help="unmeasured seconds before each fio job (default 2)")
-    parser.add_argument("--fio-size", dest="fio_size_mib", type=int, default=1024,
-                        help="MiB of the file/disk the fio jobs cover (default 1024)")
-    parser.add_argument("--seq-iodepth", type=int, default=4, help="queue depth of the sequential write (default 4)")
-    parser.add_argument("--rand-iodepth", type=int, default=32, help="queue depth of the random read (default 32)")
-    parser.add_argument("--poll-interval", type=float, default=0.005,
-                        help="pause between two status polls, seconds (default 0.005)")
-    parser.add_argument("--call-timeout", type=float, default=60.0,
-                        help="give up on one snapshot/disk trial after this long (default 60)")
-    parser.add_argument("--boot-timeout", type=float, default=300.0,
-                        help="give up on the instance's boot and first login after this long (default 300)")
+    parser.add_argument(
+        "--live-fill",
+        choices=("guest", "host"),
+        default="guest",
+        help="how the attached disks get their data: dd inside the guest (default) or qemu-io on the "
+        "host before the attach",
+    )
+    parser.add_argument(
+        "--burst",
+        dest="burst_mib",
+        type=int,
+        default=512,
+        help="live: MiB of the write burst snapshotted as left and after a host sync, twice each "
+        "(default 512; 0 = leave it out)",
+    )
+    parser.add_argument(
+        "--fio-seconds", type=int, default=10, help="measured seconds per fio job (default 10)"
+    )
+    parser.add_argument(
+        "--fio-ramp", type=int, default=2, help="unmeasured seconds before each fio job (default 2)"
+    )
+    parser.add_argument(
+        "--fio-size",
+        dest="fio_size_mib",
+        type=int,
+        default=1024,
+        help="MiB of the file/disk the fio jobs cover (default 1024)",
+    )
+    parser.add_argument(
+        "--seq-iodepth", type=int, default=4, help="queue depth of the sequential write (default 4)"
+    )
+    parser.add_argument(
+        "--rand-iodepth", type=int, default=32, help="queue depth of the random read (default 32)"
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.005,
+        help="pause between two status polls, seconds (default 0.005)",
+    )
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=60.0,
+        help="give up on one snapshot/disk trial after this long (default 60)",
+    )
+    parser.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=300.0,
+        help="give up on the instance's boot and first login after this long (default 300)",
+    )
     add_json_option(parser)
     add_images_dir_option(parser, "Debian")
     args = parser.parse_args(argv)
     try:
         written = tuple(int(x) for x in args.written.split(","))
-        fio_disks = tuple((level.strip().upper(), int(size)) for level, size in
-                          (item.split(":") for item in args.fio_disks.split(",") if item))
+        fio_disks = tuple(
+            (level.strip().upper(), int(size))
+            for level, size in (item.split(":") for item in args.fio_disks.split(",") if item)
+        )
     except ValueError:
         parser.error("--written takes GiB,GiB,... and --fio-disks LEVEL:GiB,...")
     if not 0 <= args.burst_mib <= 8192:
@@ -159,23 +212,52 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--trials must be in [1, 100]")
     if not written or any(not 1 <= w < args.disk_gib for w in written):
         parser.error("--written: each size must be at least 1 and below --disk-size")
-    if not 1 <= args.fio_seconds <= 300 or not 0 <= args.fio_ramp <= 60 or not 16 <= args.fio_size_mib <= 16384:
+    if (
+        not 1 <= args.fio_seconds <= 300
+        or not 0 <= args.fio_ramp <= 60
+        or not 16 <= args.fio_size_mib <= 16384
+    ):
         parser.error("--fio-seconds in [1, 300], --fio-ramp in [0, 60], --fio-size in [16, 16384]")
-    if not 0 <= args.poll_interval <= 1 or not 1 <= args.call_timeout <= 600 or not 30 <= args.boot_timeout <= 1800:
+    if (
+        not 0 <= args.poll_interval <= 1
+        or not 1 <= args.call_timeout <= 600
+        or not 30 <= args.boot_timeout <= 1800
+    ):
         parser.error("--poll-interval in [0, 1], --call-timeout in [1, 600], --boot-timeout in [30, 1800]")
     if args.skip_snapshots and args.skip_fio:
         parser.error("nothing to do: both parts skipped")
-    return Options(args.trials, written, args.disk_gib, fio_disks, args.skip_guest, args.skip_snapshots, args.skip_fio,
-                   args.live_fill, args.burst_mib, args.fio_seconds, args.fio_ramp, args.fio_size_mib, args.seq_iodepth,
-                   args.rand_iodepth, args.poll_interval, args.call_timeout, args.boot_timeout, args.json_path,
-                   args.images_dir)
+    return Options(
+        args.trials,
+        written,
+        args.disk_gib,
+        fio_disks,
+        args.skip_guest,
+        args.skip_snapshots,
+        args.skip_fio,
+        args.live_fill,
+        args.burst_mib,
+        args.fio_seconds,
+        args.fio_ramp,
+        args.fio_size_mib,
+        args.seq_iodepth,
+        args.rand_iodepth,
+        args.poll_interval,
+        args.call_timeout,
+        args.boot_timeout,
+        args.json_path,
+        args.images_dir,
+    )
 
 
 # ---- (1) and (2): snapshots and disks from snapshots ----------------------------------------------------
 
 
-def rounds(opts: Options, label: str, entries: dict[str, dict[str, Any]],
-           trial: Callable[[int, dict[str, Any], int], dict[str, Any]]) -> None:
+def rounds(
+    opts: Options,
+    label: str,
+    entries: dict[str, dict[str, Any]],
+    trial: Callable[[int, dict[str, Any], int], dict[str, Any]],
+) -> None:
     """opts.trials rounds over the sizes (1, 4, 8, 1, 4, 8, ...): trial(GiB, entry, round) is
     appended to entry["trials"]; one line per round."""
     for k in range(opts.trials):
@@ -192,8 +274,11 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
     opts = cloud.opts
     part: dict[str, Any] = {"available": {}, "live": {}, "create_disk": {}}
     results["snapshots"] = part
-    print(f"\n(1) CreateSnapshot of a {opts.disk_gib} GiB {CATEGORY} {LEVEL} disk -> 'accomplished' "
-          f"(DescribeSnapshots every {opts.poll_interval * 1000:g} ms)", flush=True)
+    print(
+        f"\n(1) CreateSnapshot of a {opts.disk_gib} GiB {CATEGORY} {LEVEL} disk -> 'accomplished' "
+        f"(DescribeSnapshots every {opts.poll_interval * 1000:g} ms)",
+        flush=True,
+    )
 
     # Available disks: filled on the host, then snapshotted in rounds over the sizes.
     blank_create: list[float] = []
@@ -203,8 +288,11 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
         path = cloud.layer(made["disk_id"])
         written = fill(path, gib)
         part["available"][str(gib)] = {"disk_id": made["disk_id"], "fill": written, "trials": []}
-        print(f"  Available {made['disk_id']}: {gib} GiB written with qemu-io in {written['seconds']:.1f} s "
-              f"({written['mib_per_s']:.0f} MiB/s), top layer holds {written['allocated_mib']:.0f} MiB", flush=True)
+        print(
+            f"  Available {made['disk_id']}: {gib} GiB written with qemu-io in {written['seconds']:.1f} s "
+            f"({written['mib_per_s']:.0f} MiB/s), top layer holds {written['allocated_mib']:.0f} MiB",
+            flush=True,
+        )
     part["create_blank_seconds"] = blank_create
 
     def snapshot_available(gib: int, entry: dict[str, Any], k: int) -> dict[str, Any]:
@@ -213,11 +301,15 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
     rounds(opts, "Available, ", part["available"], snapshot_available)
 
     # (2) disks from each size's first snapshot, in rounds too
-    print(f"\n(2) CreateDisk from the snapshot -> 'Available' (DescribeDisks every {opts.poll_interval * 1000:g} ms)",
-          flush=True)
+    print(
+        f"\n(2) CreateDisk from the snapshot -> 'Available' (DescribeDisks every {opts.poll_interval * 1000:g} ms)",
+        flush=True,
+    )
     for gib in opts.written_gib:
-        part["create_disk"][str(gib)] = {"snapshot_id": part["available"][str(gib)]["trials"][0]["snapshot_id"],
-                                         "trials": []}
+        part["create_disk"][str(gib)] = {
+            "snapshot_id": part["available"][str(gib)]["trials"][0]["snapshot_id"],
+            "trials": [],
+        }
 
     def disk_from_snapshot(gib: int, entry: dict[str, Any], k: int) -> dict[str, Any]:
         made = cloud.create_disk(snapshot_id=entry["snapshot_id"])
@@ -227,15 +319,20 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
 
     rounds(opts, "", part["create_disk"], disk_from_snapshot)
     checks = {gib: part["create_disk"][str(gib)].get("content_ok") for gib in opts.written_gib}
-    print("  content of the first disk from each snapshot (qemu-io: pattern below the written size, zeros above): "
-          + ", ".join(f"{gib} GiB {'ok' if ok else '!!! WRONG'}" for gib, ok in checks.items()), flush=True)
+    print(
+        "  content of the first disk from each snapshot (qemu-io: pattern below the written size, zeros above): "
+        + ", ".join(f"{gib} GiB {'ok' if ok else '!!! WRONG'}" for gib, ok in checks.items()),
+        flush=True,
+    )
 
     if guest is None:
         return
     # Live: attached to the running instance, written, snapshotted through QMP.
-    print(f"\n(1) live: disks attached to the RUNNING instance {guest.id}, data written "
-          f"{'in the guest (dd oflag=direct, 1 MiB blocks)' if opts.live_fill == 'guest' else 'with qemu-io before the attach'}",
-          flush=True)
+    print(
+        f"\n(1) live: disks attached to the RUNNING instance {guest.id}, data written "
+        f"{'in the guest (dd oflag=direct, 1 MiB blocks)' if opts.live_fill == 'guest' else 'with qemu-io before the attach'}",
+        flush=True,
+    )
     for gib in opts.written_gib:
         made = cloud.create_disk(opts.disk_gib)
         disk_id = made["disk_id"]
@@ -255,10 +352,13 @@ def snapshot_part(cloud: Cloud, guest: Guest | None, results: dict[str, Any]) ->
             live["trials"].append({**cloud.snapshot(disk_id), "chain_depth": k})
             time.sleep(SETTLE)
         times = [t["seconds"] for t in live["trials"]]
-        print(f"  {disk_id} ({device}): {gib} GiB written in {live['fill']['seconds']:.1f} s "
-              f"({live['fill']['mib_per_s']:.0f} MiB/s), top layer {live['fill']['allocated_mib']:.0f} MiB, host "
-              f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {fmt_ms(times[0], 1).strip()} ms, "
-              f"p50 {fmt_ms(percentile(times, .5), 1).strip()} ms, max {fmt_ms(max(times), 1).strip()} ms", flush=True)
+        print(
+            f"  {disk_id} ({device}): {gib} GiB written in {live['fill']['seconds']:.1f} s "
+            f"({live['fill']['mib_per_s']:.0f} MiB/s), top layer {live['fill']['allocated_mib']:.0f} MiB, host "
+            f"Dirty {live['host_dirty_mib_before']:.0f} MiB; snapshots: first {fmt_ms(times[0], 1).strip()} ms, "
+            f"p50 {fmt_ms(percentile(times, 0.5), 1).strip()} ms, max {fmt_ms(max(times), 1).strip()} ms",
+            flush=True,
+        )
     if opts.burst_mib:
         first = part["live"][str(opts.written_gib[0])]
         part["live_burst"] = live_burst(cloud, guest, first["disk_id"], first["device"])
@@ -286,10 +386,17 @@ def live_burst(cloud: Cloud, guest: Guest, disk_id: str, device: str) -> dict[st
 
 def burst_line(found: dict[str, Any]) -> str:
     def case(trials: list[dict[str, Any]]) -> str:
-        return (", ".join(fmt_ms(t["seconds"], 1).strip() for t in trials) + " ms (host Dirty "
-                + ", ".join(f"{t['host_dirty_mib']:.0f}" for t in trials) + " MiB)")
-    return (f"{found['mib']} MiB written by dd in the guest, then the snapshot at once: {case(found['as left'])}; "
-            f"the same after a host `sync`: {case(found['after sync'])}")
+        return (
+            ", ".join(fmt_ms(t["seconds"], 1).strip() for t in trials)
+            + " ms (host Dirty "
+            + ", ".join(f"{t['host_dirty_mib']:.0f}" for t in trials)
+            + " MiB)"
+        )
+
+    return (
+        f"{found['mib']} MiB written by dd in the guest, then the snapshot at once: {case(found['as left'])}; "
+        f"the same after a host `sync`: {case(found['after sync'])}"
+    )
 
 
 # ---- summary --------------------------------------------------------------------------------------------
@@ -297,9 +404,15 @@ def burst_line(found: dict[str, Any]) -> str:
 
 def stats(values: Sequence[float]) -> dict[str, float]:
     good = [v for v in values if not math.isnan(v)]
-    return {"n": len(good), "failed": len(values) - len(good), "first": values[0] if values else float("nan"),
-            "p50": percentile(good, .5), "p90": percentile(good, .9), "min": min(good, default=float("nan")),
-            "max": max(good, default=float("nan"))}
+    return {
+        "n": len(good),
+        "failed": len(values) - len(good),
+        "first": values[0] if values else float("nan"),
+        "p50": percentile(good, 0.5),
+        "p90": percentile(good, 0.9),
+        "min": min(good, default=float("nan")),
+        "max": max(good, default=float("nan")),
+    }
 
 
 def summarize(results: dict[str, Any], opts: Options) -> dict[str, Any]:
@@ -312,8 +425,8 @@ def summarize(results: dict[str, Any], opts: Options) -> dict[str, Any]:
                 if not entry["trials"]:  # an interrupted or failed run
                     continue
                 rows[gib] = stats([t["seconds"] for t in entry["trials"]])
-                rows[gib]["api_p50"] = percentile([t["api_seconds"] for t in entry["trials"]], .5)
-                rows[gib]["polls_p50"] = percentile([t["polls"] for t in entry["trials"]], .5)
+                rows[gib]["api_p50"] = percentile([t["api_seconds"] for t in entry["trials"]], 0.5)
+                rows[gib]["polls_p50"] = percentile([t["polls"] for t in entry["trials"]], 0.5)
                 rows[gib]["dirty_first"] = entry["trials"][0].get("host_dirty_mib", float("nan"))
             if rows:
                 summary[case] = rows
@@ -323,20 +436,29 @@ def summarize(results: dict[str, Any], opts: Options) -> dict[str, Any]:
         fio_rows = []
         for row in fio["guest"]:
             seq, rnd = row.get("seqwrite", {}), row.get("randread", {})
-            host_seq, host_iops = host.get("seqwrite", {}).get("mib_per_s"), host.get("randread", {}).get("iops")
+            host_seq, host_iops = (
+                host.get("seqwrite", {}).get("mib_per_s"),
+                host.get("randread", {}).get("iops"),
+            )
             reachable_seq = min(host_seq or float("nan"), row["cap_mib_per_s"])
             reachable_iops = min(host_iops or float("nan"), row["cap_iops"])
-            fio_rows.append({
-                "disk": f"{row['level']} {row['size_gib']} GiB", "cap_iops": row["cap_iops"],
-                "cap_mib_per_s": row["cap_mib_per_s"],
-                "seq_mib_per_s": seq.get("mib_per_s"), "seq_ratio_host": ratio(seq.get("mib_per_s"), host_seq),
-                "seq_ratio_reachable": ratio(seq.get("mib_per_s"), reachable_seq),
-                "seq_ratio_cap": ratio(seq.get("mib_per_s"), row["cap_mib_per_s"]),
-                "rand_iops": rnd.get("iops"), "rand_ratio_host": ratio(rnd.get("iops"), host_iops),
-                "rand_ratio_reachable": ratio(rnd.get("iops"), reachable_iops),
-                "rand_ratio_cap": ratio(rnd.get("iops"), row["cap_iops"]),
-                "qemu_cpu_seq": seq.get("qemu_cpu_percent"), "qemu_cpu_rand": rnd.get("qemu_cpu_percent"),
-            })
+            fio_rows.append(
+                {
+                    "disk": f"{row['level']} {row['size_gib']} GiB",
+                    "cap_iops": row["cap_iops"],
+                    "cap_mib_per_s": row["cap_mib_per_s"],
+                    "seq_mib_per_s": seq.get("mib_per_s"),
+                    "seq_ratio_host": ratio(seq.get("mib_per_s"), host_seq),
+                    "seq_ratio_reachable": ratio(seq.get("mib_per_s"), reachable_seq),
+                    "seq_ratio_cap": ratio(seq.get("mib_per_s"), row["cap_mib_per_s"]),
+                    "rand_iops": rnd.get("iops"),
+                    "rand_ratio_host": ratio(rnd.get("iops"), host_iops),
+                    "rand_ratio_reachable": ratio(rnd.get("iops"), reachable_iops),
+                    "rand_ratio_cap": ratio(rnd.get("iops"), row["cap_iops"]),
+                    "qemu_cpu_seq": seq.get("qemu_cpu_percent"),
+                    "qemu_cpu_rand": rnd.get("qemu_cpu_percent"),
+                }
+            )
         summary["fio"] = fio_rows
     return summary
 
@@ -348,103 +470,154 @@ def verdict_ms(value: float) -> str:
 
 
 def print_summary(results: dict[str, Any], summary: dict[str, Any], opts: Options) -> None:
-    titles = {"available": "(1) CreateSnapshot, Available disk (no VM)",
-              "live": f"(1) CreateSnapshot, disk of a RUNNING instance (live, QMP; data written "
-                      f"{'by dd in the guest' if opts.live_fill == 'guest' else 'by qemu-io before the attach'})",
-              "create_disk": "(2) CreateDisk from the snapshot -> Available"}
+    titles = {
+        "available": "(1) CreateSnapshot, Available disk (no VM)",
+        "live": f"(1) CreateSnapshot, disk of a RUNNING instance (live, QMP; data written "
+        f"{'by dd in the guest' if opts.live_fill == 'guest' else 'by qemu-io before the attach'})",
+        "create_disk": "(2) CreateDisk from the snapshot -> Available",
+    }
     for case, title in titles.items():
         rows = summary.get(case)
         if not rows:
             continue
-        print(f"\n{title}, ms from the API call ({opts.disk_gib} GiB {CATEGORY} {LEVEL}; p50/p90 interpolated)")
-        print("    written   n   first     p50     p90     min     max   call p50  polls p50"
-              + ("  Dirty@first   p50 < 200 ms" if case != "create_disk" else ""))
+        print(
+            f"\n{title}, ms from the API call ({opts.disk_gib} GiB {CATEGORY} {LEVEL}; p50/p90 interpolated)"
+        )
+        print(
+            "    written   n   first     p50     p90     min     max   call p50  polls p50"
+            + ("  Dirty@first   p50 < 200 ms" if case != "create_disk" else "")
+        )
         for gib, s in rows.items():
-            flags = f" {fmt_num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}" if case != "create_disk" else ""
+            flags = (
+                f" {fmt_num(s['dirty_first'], 8)} MiB   {verdict_ms(s['p50'])}"
+                if case != "create_disk"
+                else ""
+            )
             if case != "create_disk" and s["max"] >= SNAPSHOT_TARGET_S:
                 flags += f"  !!! max {fmt_ms(s['max'], 1).strip()} ms"
             if s["failed"]:
                 flags += f"  !!! {s['failed']} trial(s) failed or timed out"
-            print(f"    {gib:>3} GiB {s['n']:>4} {fmt_ms(s['first'])} {fmt_ms(s['p50'])} {fmt_ms(s['p90'])} {fmt_ms(s['min'])} "
-                  f"{fmt_ms(s['max'])} {fmt_ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}")
+            print(
+                f"    {gib:>3} GiB {s['n']:>4} {fmt_ms(s['first'])} {fmt_ms(s['p50'])} {fmt_ms(s['p90'])} {fmt_ms(s['min'])} "
+                f"{fmt_ms(s['max'])} {fmt_ms(s['api_p50'], 10)} {s['polls_p50']:10.0f}{flags}"
+            )
         sizes = list(rows)
         if len(sizes) > 1:
             lo, hi = rows[sizes[0]], rows[sizes[-1]]
-            print(f"    ratio {sizes[-1]} GiB / {sizes[0]} GiB: p50 {ratio(hi['p50'], lo['p50']):.2f}x, p90 "
-                  f"{ratio(hi['p90'], lo['p90']):.2f}x, first {ratio(hi['first'], lo['first']):.2f}x (target: "
-                  "constant, 1.0x)")
+            print(
+                f"    ratio {sizes[-1]} GiB / {sizes[0]} GiB: p50 {ratio(hi['p50'], lo['p50']):.2f}x, p90 "
+                f"{ratio(hi['p90'], lo['p90']):.2f}x, first {ratio(hi['first'], lo['first']):.2f}x (target: "
+                "constant, 1.0x)"
+            )
         burst = (results.get("snapshots") or {}).get("live_burst")
         if case == "live" and burst:
             print(f"    burst: {burst_line(burst)}")
-            print("    A live snapshot waits for QEMU's blockdev-snapshot-sync, which drains the disk and flushes the old "
-                  "top layer (bdrv_flush = fdatasync of a qcow2 file opened with the host's page cache): what the host "
-                  "has not written back yet (Dirty) adds to its time, the GiB the disk holds do not; the guest's I/O "
-                  "to that disk waits meanwhile. The kernel writes back a file dirty for 30 s, so a long fill ends "
-                  "with little dirty data and a short one with much.")
+            print(
+                "    A live snapshot waits for QEMU's blockdev-snapshot-sync, which drains the disk and flushes the old "
+                "top layer (bdrv_flush = fdatasync of a qcow2 file opened with the host's page cache): what the host "
+                "has not written back yet (Dirty) adds to its time, the GiB the disk holds do not; the guest's I/O "
+                "to that disk waits meanwhile. The kernel writes back a file dirty for 30 s, so a long fill ends "
+                "with little dirty data and a short one with much."
+            )
     snaps = results.get("snapshots")
     if snaps:
         blank = snaps.get("create_blank_seconds", [])
         if blank:
-            print(f"    (for scale: CreateDisk of a blank {opts.disk_gib} GiB disk -> Available, p50 "
-                  f"{fmt_ms(percentile(blank, .5), 1).strip()} ms over {len(blank)})")
-        print("    'first' = the trial right after the data was written (the data in the disk's top layer); each later "
-              "trial snapshots a disk whose chain is one layer deeper. Dirty@first = the host's dirty page cache "
-              "(/proc/meminfo Dirty: the whole machine's, other files' too) just before the first trial. The time is taken when the first answer "
-              f"saying so arrives; resolution: the {opts.poll_interval * 1000:g} ms pause plus one DescribeSnapshots/"
-              "DescribeDisks call (see 'polls p50').")
+            print(
+                f"    (for scale: CreateDisk of a blank {opts.disk_gib} GiB disk -> Available, p50 "
+                f"{fmt_ms(percentile(blank, 0.5), 1).strip()} ms over {len(blank)})"
+            )
+        print(
+            "    'first' = the trial right after the data was written (the data in the disk's top layer); each later "
+            "trial snapshots a disk whose chain is one layer deeper. Dirty@first = the host's dirty page cache "
+            "(/proc/meminfo Dirty: the whole machine's, other files' too) just before the first trial. The time is taken when the first answer "
+            f"saying so arrives; resolution: the {opts.poll_interval * 1000:g} ms pause plus one DescribeSnapshots/"
+            "DescribeDisks call (see 'polls p50')."
+        )
     rows = summary.get("fio")
     fio = results.get("fio")
     if fio:
         host = fio["host"]
         tool = fio.get("tool", "fio")
-        print(f"\n(3) Guest data disk against a file of the host ({tool}, the same binary on both sides; TCG guest, "
-              f"1 vCPU)")
+        print(
+            f"\n(3) Guest data disk against a file of the host ({tool}, the same binary on both sides; TCG guest, "
+            f"1 vCPU)"
+        )
         hs, hr = host.get("seqwrite", {}), host.get("randread", {})
-        print(f"    host file            seq write {fmt_num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
-              f"{fmt_num(hr.get('iops'), 9)} IOPS (clat p50 {fmt_num(hr.get('clat_p50_us'), 1, 0)} us)")
+        print(
+            f"    host file            seq write {fmt_num(hs.get('mib_per_s'), 8, 1)} MiB/s     random read "
+            f"{fmt_num(hr.get('iops'), 9)} IOPS (clat p50 {fmt_num(hr.get('clat_p50_us'), 1, 0)} us)"
+        )
         if rows:
-            print("    guest disk           cap MB/s  seq MiB/s  /host  /min(host,cap)  /cap  | cap IOPS  rand IOPS  "
-                  "/host  /min(host,cap)  /cap   QEMU CPU% seq/rand")
+            print(
+                "    guest disk           cap MB/s  seq MiB/s  /host  /min(host,cap)  /cap  | cap IOPS  rand IOPS  "
+                "/host  /min(host,cap)  /cap   QEMU CPU% seq/rand"
+            )
             for r in rows:
                 seq_ok = r["seq_ratio_reachable"] >= RATIO_TARGET
                 iops_ok = abs(r["rand_ratio_cap"] - 1) <= CAP_TOLERANCE
-                print(f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {fmt_num(r['seq_mib_per_s'], 10, 1)} "
-                      f"{fmt_num(r['seq_ratio_host'], 6, 2)} {fmt_num(r['seq_ratio_reachable'], 15, 2)} "
-                      f"{fmt_num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {fmt_num(r['rand_iops'], 10)} "
-                      f"{fmt_num(r['rand_ratio_host'], 6, 2)} {fmt_num(r['rand_ratio_reachable'], 15, 2)} "
-                      f"{fmt_num(r['rand_ratio_cap'], 5, 2)}   {fmt_num(r['qemu_cpu_seq'], 5)}/{fmt_num(r['qemu_cpu_rand'], 0)}")
-                print(f"    {'':<20} targets: seq >= {RATIO_TARGET} of min(host, cap): "
-                      f"{verdict_word(seq_ok)}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
-                      f"{verdict_word(iops_ok)}")
+                print(
+                    f"    {r['disk']:<20} {r['cap_mib_per_s']:8d} {fmt_num(r['seq_mib_per_s'], 10, 1)} "
+                    f"{fmt_num(r['seq_ratio_host'], 6, 2)} {fmt_num(r['seq_ratio_reachable'], 15, 2)} "
+                    f"{fmt_num(r['seq_ratio_cap'], 5, 2)}  | {r['cap_iops']:8d} {fmt_num(r['rand_iops'], 10)} "
+                    f"{fmt_num(r['rand_ratio_host'], 6, 2)} {fmt_num(r['rand_ratio_reachable'], 15, 2)} "
+                    f"{fmt_num(r['rand_ratio_cap'], 5, 2)}   {fmt_num(r['qemu_cpu_seq'], 5)}/{fmt_num(r['qemu_cpu_rand'], 0)}"
+                )
+                print(
+                    f"    {'':<20} targets: seq >= {RATIO_TARGET} of min(host, cap): "
+                    f"{verdict_word(seq_ok)}; IOPS within {CAP_TOLERANCE:.0%} of the cap: "
+                    f"{verdict_word(iops_ok)}"
+                )
         if fio.get("note"):
             print(f"    !!! {fio['note']}")
-        print("    cap = the throttle group nubes gives the disk (limits(): iops-total, bps-total; MB = MiB). "
-              "/min(host,cap) is the figure the >= 0.8 target is read against: the cap, where it is below the host. "
-              "The guest's O_DIRECT reaches QEMU, whose qcow2 file is opened with the host's page cache "
-              "(cache=writeback), while the host's fio bypasses it: the random reads of the guest come from the "
-              "host's page cache. QEMU CPU% = the instance's QEMU process (all threads), % of one core: near "
-              "100 % per vCPU thread means TCG was the limit.")
+        print(
+            "    cap = the throttle group nubes gives the disk (limits(): iops-total, bps-total; MB = MiB). "
+            "/min(host,cap) is the figure the >= 0.8 target is read against: the cap, where it is below the host. "
+            "The guest's O_DIRECT reaches QEMU, whose qcow2 file is opened with the host's page cache "
+            "(cache=writeback), while the host's fio bypasses it: the random reads of the guest come from the "
+            "host's page cache. QEMU CPU% = the instance's QEMU process (all threads), % of one core: near "
+            "100 % per vCPU thread means TCG was the limit."
+        )
 
 
 def print_header(info: dict[str, Any], opts: Options) -> None:
     print("nubes storage benchmark")
     print(machine_line(info))
-    print(f"  accel   : TCG only (software emulation; /dev/kvm {info['dev_kvm']}): every guest figure is a TCG "
-          "figure, the host figures are native")
-    print(f"  tools   : {info['qemu']}; {first_line(['qemu-img', '--version'])}; "
-          f"{first_line(['fio', '--version']) if shutil.which('fio') else 'no fio'}")
+    print(
+        f"  accel   : TCG only (software emulation; /dev/kvm {info['dev_kvm']}): every guest figure is a TCG "
+        "figure, the host figures are native"
+    )
+    print(
+        f"  tools   : {info['qemu']}; {first_line(['qemu-img', '--version'])}; "
+        f"{first_line(['fio', '--version']) if shutil.which('fio') else 'no fio'}"
+    )
     parts = []
     if not opts.skip_snapshots:
-        parts.append(f"(1)+(2) {opts.trials} trials x {','.join(map(str, opts.written_gib))} GiB written, Available"
-                     + ("" if opts.skip_guest else " and live"))
+        parts.append(
+            f"(1)+(2) {opts.trials} trials x {','.join(map(str, opts.written_gib))} GiB written, Available"
+            + ("" if opts.skip_guest else " and live")
+        )
     if not opts.skip_fio:
-        parts.append("(3) host file" + ("" if opts.skip_guest else " vs guest "
-                                        + ", ".join(f"{lv} {sz} GiB" for lv, sz in opts.fio_disks)))
+        parts.append(
+            "(3) host file"
+            + (
+                ""
+                if opts.skip_guest
+                else " vs guest " + ", ".join(f"{lv} {sz} GiB" for lv, sz in opts.fio_disks)
+            )
+        )
     print(f"  plan    : {'; '.join(parts)}", flush=True)
 
 
-TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "qemu-io": "qemu-utils",
-         "ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base", "ssh": "openssh-client"}
+TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "qemu-io": "qemu-utils",
+    "ip": "iproute2",
+    "nft": "nftables",
+    "dnsmasq": "dnsmasq-base",
+    "ssh": "openssh-client",
+}
 
 
 def preflight(opts: Options) -> None:
@@ -461,8 +634,10 @@ def preflight(opts: Options) -> None:
         print("bench/storage.py: " + "; ".join(problems), file=sys.stderr)
         raise SystemExit(2)
     if shutil.which("fio") is None and not opts.skip_fio:
-        print("bench/storage.py: fio is not installed (Debian package fio): dd stands in, sequential write only",
-              file=sys.stderr)
+        print(
+            "bench/storage.py: fio is not installed (Debian package fio): dd stands in, sequential write only",
+            file=sys.stderr,
+        )
 
 
 def run_parts(bench: Bench, opts: Options, results: dict[str, Any], guests: list[Guest]) -> None:
@@ -470,11 +645,16 @@ def run_parts(bench: Bench, opts: Options, results: dict[str, Any], guests: list
 
     print_header(results["machine"], opts)
     if load_manifest(opts.images_dir, IMAGE_NAME) is None and not opts.skip_guest:
-        print(f"  building the {IMAGE_NAME} image into {opts.images_dir} (once; this takes minutes) ...", flush=True)
+        print(
+            f"  building the {IMAGE_NAME} image into {opts.images_dir} (once; this takes minutes) ...",
+            flush=True,
+        )
         build_image(IMAGE_NAME, opts.images_dir)
     srv = bench.server("real", opts.images_dir)
     results["server_flags"] = srv.flags
-    print(f"  nubes   : nubes server {' '.join(srv.flags)} (SQLite store, data in {srv.data_dir})", flush=True)
+    print(
+        f"  nubes   : nubes server {' '.join(srv.flags)} (SQLite store, data in {srv.data_dir})", flush=True
+    )
     cloud = Cloud(srv, opts)
     guest = None if opts.skip_guest else launch_guest(bench, cloud, results, guests)
     if not opts.skip_snapshots:
@@ -499,10 +679,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = bench.run(lambda: run_parts(bench, opts, results, guests), info, before_close=delete_guests)
     results["summary"] = summarize(results, opts)
     if status != 130 and results["summary"]:
-        print("\n================ Summary ================" + ("" if status == 0 else " (partial: the run failed)"))
+        print(
+            "\n================ Summary ================"
+            + ("" if status == 0 else " (partial: the run failed)")
+        )
         print_summary(results, results["summary"], opts)
-    bench.print_footer(info, f"{'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces "
-                             "removed, temporary files deleted")
+    bench.print_footer(
+        info,
+        f"{'instance deleted, ' if guests else ''}server stopped, {bench.prefix}* namespaces "
+        "removed, temporary files deleted",
+    )
     if opts.json_path:
         options = {**asdict(opts), "json_path": str(opts.json_path), "images_dir": str(opts.images_dir)}
         save_json(opts.json_path, {"options": options, "status": status, **results})

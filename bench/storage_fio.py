@@ -22,7 +22,16 @@ from storage_cloud import CATEGORY, MIB, Cloud, Guest
 if TYPE_CHECKING:
     from storage import Options
 
-GLIBC = ("libc.so.", "libm.so.", "libresolv.so.", "libpthread.so.", "libdl.so.", "librt.so.", "ld-linux", "linux-vdso")
+GLIBC = (
+    "libc.so.",
+    "libm.so.",
+    "libresolv.so.",
+    "libpthread.so.",
+    "libdl.so.",
+    "librt.so.",
+    "ld-linux",
+    "linux-vdso",
+)
 GUEST_FIO = "/opt/fio"
 
 
@@ -31,21 +40,39 @@ GUEST_FIO = "/opt/fio"
 
 def fio_argv(kind: str, target: str, size_mib: int, opts: Options) -> list[str]:
     """The fio job (the same on both sides); its JSON on stdout."""
-    shape = {"seqwrite": ["--rw=write", "--bs=1M", f"--iodepth={opts.seq_iodepth}"],
-             "randread": ["--rw=randread", "--bs=4k", f"--iodepth={opts.rand_iodepth}"]}[kind]
-    return [f"--name={kind}", f"--filename={target}", *shape, "--direct=1", "--ioengine=libaio",
-            f"--size={size_mib}M", "--time_based", f"--runtime={opts.fio_seconds}", f"--ramp_time={opts.fio_ramp}",
-            "--randrepeat=0", "--norandommap", "--group_reporting", "--output-format=json"]
+    shape = {
+        "seqwrite": ["--rw=write", "--bs=1M", f"--iodepth={opts.seq_iodepth}"],
+        "randread": ["--rw=randread", "--bs=4k", f"--iodepth={opts.rand_iodepth}"],
+    }[kind]
+    return [
+        f"--name={kind}",
+        f"--filename={target}",
+        *shape,
+        "--direct=1",
+        "--ioengine=libaio",
+        f"--size={size_mib}M",
+        "--time_based",
+        f"--runtime={opts.fio_seconds}",
+        f"--ramp_time={opts.fio_ramp}",
+        "--randrepeat=0",
+        "--norandommap",
+        "--group_reporting",
+        "--output-format=json",
+    ]
 
 
 def parse_fio(out: str) -> dict[str, float]:
-    data = json.loads(out[out.index("{"):])
+    data = json.loads(out[out.index("{") :])
     job = data["jobs"][0]
     side = job["write"] if job["write"]["io_bytes"] else job["read"]
     clat = side.get("clat_ns", {}).get("percentile", {})
-    return {"mib_per_s": side["bw_bytes"] / MIB, "iops": side["iops"], "io_mib": side["io_bytes"] / MIB,
-            "clat_p50_us": clat.get("50.000000", float("nan")) / 1000,
-            "clat_p99_us": clat.get("99.000000", float("nan")) / 1000}
+    return {
+        "mib_per_s": side["bw_bytes"] / MIB,
+        "iops": side["iops"],
+        "io_mib": side["io_bytes"] / MIB,
+        "clat_p50_us": clat.get("50.000000", float("nan")) / 1000,
+        "clat_p99_us": clat.get("99.000000", float("nan")) / 1000,
+    }
 
 
 def fio_bundle(tmp: Path) -> tuple[Path, list[str]]:
@@ -72,8 +99,14 @@ class FioRunner:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.tool = "fio" if shutil.which("fio") else "dd"  # on both sides: dd when either cannot run fio
-        self.note = "" if self.tool == "fio" else ("fio is not installed on the host: dd measures the sequential "
-                                                  "write on both sides, no random read")
+        self.note = (
+            ""
+            if self.tool == "fio"
+            else (
+                "fio is not installed on the host: dd measures the sequential "
+                "write on both sides, no random read"
+            )
+        )
 
     def install(self, guest: Guest, tmp: Path, results: dict[str, Any]) -> None:
         if self.tool != "fio":
@@ -81,34 +114,50 @@ class FioRunner:
         try:
             bundle, libs = fio_bundle(tmp)
             t0 = time.perf_counter()
-            guest.sh(f"rm -rf {GUEST_FIO} && mkdir -p {GUEST_FIO} && tar -xzf - -C {GUEST_FIO}", stdin=bundle,
-                     timeout=600)
+            guest.sh(
+                f"rm -rf {GUEST_FIO} && mkdir -p {GUEST_FIO} && tar -xzf - -C {GUEST_FIO}",
+                stdin=bundle,
+                timeout=600,
+            )
             version = guest.sh(f"LD_LIBRARY_PATH={GUEST_FIO}/lib {GUEST_FIO}/fio --version").strip()
             seconds = time.perf_counter() - t0
-            results["fio_bundle"] = {"mib": bundle.stat().st_size / MIB, "libraries": libs, "copy_seconds": seconds,
-                                     "guest_version": version}
-            print(f"  fio     : host {first_line(['fio', '--version'])}; copied into the guest with {len(libs)} shared "
-                  f"libraries ({bundle.stat().st_size / MIB:.0f} MiB tar.gz, {seconds:.1f} s): {version}", flush=True)
+            results["fio_bundle"] = {
+                "mib": bundle.stat().st_size / MIB,
+                "libraries": libs,
+                "copy_seconds": seconds,
+                "guest_version": version,
+            }
+            print(
+                f"  fio     : host {first_line(['fio', '--version'])}; copied into the guest with {len(libs)} shared "
+                f"libraries ({bundle.stat().st_size / MIB:.0f} MiB tar.gz, {seconds:.1f} s): {version}",
+                flush=True,
+            )
         except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
             self.tool = "dd"
-            self.note = (f"fio could not run in the guest ({exc}): dd measures the sequential write on both sides, "
-                         "no random read")
+            self.note = (
+                f"fio could not run in the guest ({exc}): dd measures the sequential write on both sides, "
+                "no random read"
+            )
             results["fio_bundle"] = {"error": str(exc)}
             print(f"  !!! {self.note}", flush=True)
 
     def host(self, kind: str, target: Path, size_mib: int) -> dict[str, float]:
         if self.tool != "fio":
             return self._dd_host(kind, target, size_mib)
-        out = run(["fio", *fio_argv(kind, str(target), size_mib, self.opts)],
-                  timeout=self.opts.fio_seconds + self.opts.fio_ramp + 120)
+        out = run(
+            ["fio", *fio_argv(kind, str(target), size_mib, self.opts)],
+            timeout=self.opts.fio_seconds + self.opts.fio_ramp + 120,
+        )
         return parse_fio(out)
 
     def guest(self, guest: Guest, kind: str, device: str, size_mib: int) -> dict[str, float]:
         if self.tool != "fio":
             return self._dd_guest(guest, kind, device, size_mib)
         argv = fio_argv(kind, device, size_mib, self.opts)
-        out = guest.sh(f"LD_LIBRARY_PATH={GUEST_FIO}/lib {GUEST_FIO}/fio {shlex.join(argv)}",
-                       timeout=self.opts.fio_seconds + self.opts.fio_ramp + 180)
+        out = guest.sh(
+            f"LD_LIBRARY_PATH={GUEST_FIO}/lib {GUEST_FIO}/fio {shlex.join(argv)}",
+            timeout=self.opts.fio_seconds + self.opts.fio_ramp + 180,
+        )
         return parse_fio(out)
 
     # dd: the sequential write only, when fio cannot run in the guest (the host then uses dd too)
@@ -121,8 +170,14 @@ class FioRunner:
     def _dd_host(self, kind: str, target: Path, size_mib: int) -> dict[str, float]:
         if kind != "seqwrite":
             return {}
-        out = run(["sh", "-c", f"dd if=/dev/zero of={shlex.quote(str(target))} bs=1M count={size_mib} oflag=direct 2>&1"],
-                  timeout=600)
+        out = run(
+            [
+                "sh",
+                "-c",
+                f"dd if=/dev/zero of={shlex.quote(str(target))} bs=1M count={size_mib} oflag=direct 2>&1",
+            ],
+            timeout=600,
+        )
         return self._dd_result(out, size_mib)
 
     def _dd_guest(self, guest: Guest, kind: str, device: str, size_mib: int) -> dict[str, float]:
@@ -138,9 +193,12 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
     part: dict[str, Any] = {"host": {}, "guest": []}
     results["fio"] = part
     runner = FioRunner(opts)
-    print(f"\n(3) fio: sequential write (1 MiB, iodepth {opts.seq_iodepth}) and random read (4 KiB, iodepth "
-          f"{opts.rand_iodepth}), O_DIRECT, libaio, {opts.fio_size_mib} MiB region, {opts.fio_ramp} s ramp + "
-          f"{opts.fio_seconds} s", flush=True)
+    print(
+        f"\n(3) fio: sequential write (1 MiB, iodepth {opts.seq_iodepth}) and random read (4 KiB, iodepth "
+        f"{opts.rand_iodepth}), O_DIRECT, libaio, {opts.fio_size_mib} MiB region, {opts.fio_ramp} s ramp + "
+        f"{opts.fio_seconds} s",
+        flush=True,
+    )
     if guest is not None:
         runner.install(guest, bench.tmp, part)
     host_file = cloud.disks_dir / "bench-fio-host.dat"
@@ -150,8 +208,11 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
     finally:
         host_file.unlink(missing_ok=True)
     h = part["host"]
-    print(f"  host file in {cloud.disks_dir}: seq write {fmt_num(h['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-          f"random read {fmt_num(h.get('randread', {}).get('iops'), 1).strip()} IOPS", flush=True)
+    print(
+        f"  host file in {cloud.disks_dir}: seq write {fmt_num(h['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
+        f"random read {fmt_num(h.get('randread', {}).get('iops'), 1).strip()} IOPS",
+        flush=True,
+    )
     part["tool"] = runner.tool
     part["note"] = runner.note
     if guest is None:
@@ -164,9 +225,16 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
         cloud.attach(disk_id, guest.id)
         device = guest.device(disk_id)
         api = cloud.describe_disk(disk_id)
-        row: dict[str, Any] = {"disk_id": disk_id, "level": level, "size_gib": size, "device": device,
-                               "cap_iops": caps.iops, "cap_mib_per_s": caps.throughput_mbps,
-                               "api_iops": api.get("IOPS"), "api_throughput": api.get("Throughput")}
+        row: dict[str, Any] = {
+            "disk_id": disk_id,
+            "level": level,
+            "size_gib": size,
+            "device": device,
+            "cap_iops": caps.iops,
+            "cap_mib_per_s": caps.throughput_mbps,
+            "api_iops": api.get("IOPS"),
+            "api_throughput": api.get("Throughput"),
+        }
         for kind in ("seqwrite", "randread"):
             region = opts.fio_size_mib
             if kind == "randread" and row.get("seqwrite"):
@@ -179,6 +247,9 @@ def fio_part(cloud: Cloud, guest: Guest | None, bench: Bench, results: dict[str,
                 figures["region_mib"] = region
             row[kind] = figures
         part["guest"].append(row)
-        print(f"  guest {disk_id} {device} ({CATEGORY} {level} {size} GiB, cap {caps.iops} IOPS / "
-              f"{caps.throughput_mbps} MB/s): seq write {fmt_num(row['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
-              f"random read {fmt_num(row['randread'].get('iops'), 1).strip()} IOPS", flush=True)
+        print(
+            f"  guest {disk_id} {device} ({CATEGORY} {level} {size} GiB, cap {caps.iops} IOPS / "
+            f"{caps.throughput_mbps} MB/s): seq write {fmt_num(row['seqwrite'].get('mib_per_s'), 1).strip()} MiB/s, "
+            f"random read {fmt_num(row['randread'].get('iops'), 1).strip()} IOPS",
+            flush=True,
+        )

@@ -119,7 +119,11 @@ def parse_annotation(text: str, models: ModuleType) -> FieldType:
 def _annotation(node: ast.expr, models: ModuleType, text: str) -> FieldType:
     if isinstance(node, ast.Name) and node.id in SCALARS:
         return Scalar(SCALARS[node.id])
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "main_models":
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "main_models"
+    ):
         return Model(getattr(models, node.attr))
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
         if node.value.id == "List":
@@ -231,7 +235,7 @@ def says_json_array(cls: type, attr: str) -> bool:
     assignment = f"self.{attr} = {attr}"
     index = next(i for i in range(code.co_firstlineno, len(lines)) if lines[i].strip() == assignment)
     comment = []
-    for line in reversed(lines[code.co_firstlineno:index]):
+    for line in reversed(lines[code.co_firstlineno : index]):
         if not line.strip().startswith("#"):
             break
         comment.append(line)
@@ -267,7 +271,11 @@ def _model_ref(node: ast.expr | None, models: ModuleType) -> type | None:
     """main_models.X (an annotation, or the callee of main_models.X()) as a class."""
     if isinstance(node, ast.Call):
         node = node.func
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "main_models":
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "main_models"
+    ):
         cls: type = getattr(models, node.attr)
         return cls
     return None
@@ -315,16 +323,25 @@ def read_operation(func: ast.FunctionDef, sdk_method: str, models: ModuleType) -
                 location = LOCATIONS.get(target.value.id)
                 if location is None:
                     continue
-                if not (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
-                        and value.value.id == "request"):
+                if not (
+                    isinstance(value, ast.Attribute)
+                    and isinstance(value.value, ast.Name)
+                    and value.value.id == "request"
+                ):
                     raise SdkShapeError(f"{func.name}: {ast.unparse(node)}")
                 params.append((location, _const(target.slice), value.attr))
     if response_model is None or "action" not in keywords:
         raise SdkShapeError(f"{func.name}: no action or no response model")
     return Operation(
-        action=keywords["action"], method=keywords["method"], style=keywords["style"], sdk_method=sdk_method,
-        request_model=request_model, response_model=response_model, params=params,
-        whole_model_in_query=whole, shrunk=shrunk,
+        action=keywords["action"],
+        method=keywords["method"],
+        style=keywords["style"],
+        sdk_method=sdk_method,
+        request_model=request_model,
+        response_model=response_model,
+        params=params,
+        whole_model_in_query=whole,
+        shrunk=shrunk,
         # the SDK builds no query/body for an action without parameters; RPC still sends Action & co.
         # in the query
         locations=["body" if loc == "body" else "query" for loc in locations] or ["query"],
@@ -342,9 +359,14 @@ def read_client(package: str, models: ModuleType) -> list[Operation]:
     public: dict[str, str] = {}
     for func in methods:
         last = func.body[-1]
-        if (isinstance(last, ast.Return) and isinstance(last.value, ast.Call)
-                and isinstance(last.value.func, ast.Attribute) and isinstance(last.value.func.value, ast.Name)
-                and last.value.func.value.id == "self" and last.value.func.attr != "call_api"):
+        if (
+            isinstance(last, ast.Return)
+            and isinstance(last.value, ast.Call)
+            and isinstance(last.value.func, ast.Attribute)
+            and isinstance(last.value.func.value, ast.Name)
+            and last.value.func.value.id == "self"
+            and last.value.func.attr != "call_api"
+        ):
             public[last.value.func.attr] = func.name
     operations = []
     for func in methods:
@@ -427,7 +449,9 @@ def render(catalog: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed files, write nothing"
+    )
     parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output directory (default {OUT_DIR})")
     parser.add_argument("products", nargs="*", help=f"default: all of {', '.join(sorted(PRODUCTS))}")
     args = parser.parse_args(argv)

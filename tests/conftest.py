@@ -37,12 +37,18 @@ class LiveServer:
     extra: dict[str, Any] = field(default_factory=dict)  # whatever a test wants to carry along
     extra_accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def nubes(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def nubes(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the nubes CLI against this server's store and endpoint."""
         full_env = {**os.environ, "NUBES_HOME": str(self.data_dir), **(env or {})}
         return subprocess.run(
             [sys.executable, "-m", "nubes.cli.main", *args],
-            capture_output=True, text=True, env=full_env, check=check, timeout=120,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            check=check,
+            timeout=120,
         )
 
     def admin_store_args(self) -> list[str]:
@@ -51,7 +57,9 @@ class LiveServer:
     def create_account(self, name: str) -> tuple[str, str]:
         """A new account through `nubes admin account create`; returns its AccessKey pair."""
         out = self.nubes("admin", "account", "create", name, *self.admin_store_args()).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and line.startswith("Access"))
+        fields = dict(
+            line.split(":", 1) for line in out.splitlines() if ":" in line and line.startswith("Access")
+        )
         pair = (fields["AccessKeyId"].strip(), fields["AccessKeySecret"].strip())
         self.extra_accounts[name] = pair
         return pair
@@ -94,12 +102,23 @@ def unique_prefix() -> str:
     return f"nt{os.getpid() % 100000}x{_SERVERS_STARTED}"
 
 
-def start_server(tmp: Path, database_url: str | None, backend: str, extra_args: list[str] | None = None) -> LiveServer:
+def start_server(
+    tmp: Path, database_url: str | None, backend: str, extra_args: list[str] | None = None
+) -> LiveServer:
     port = free_port()
     data_dir = tmp / "data"
     log_path = tmp / "server.log"
     env = {**os.environ, "NUBES_ACCESS_KEY_ID": ROOT_KEY_ID, "NUBES_ACCESS_KEY_SECRET": ROOT_SECRET}
-    args = [sys.executable, "-m", "nubes.cli.main", "server", "--port", str(port), "--data-dir", str(data_dir)]
+    args = [
+        sys.executable,
+        "-m",
+        "nubes.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     if database_url:
         args += ["--database-url", database_url]
     args += extra_args or []
@@ -123,7 +142,9 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log_path: Path) -
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"nubes server did not start:\n{log_path.read_text(errors='replace')}") from None
+                raise RuntimeError(
+                    f"nubes server did not start:\n{log_path.read_text(errors='replace')}"
+                ) from None
             time.sleep(0.1)
 
 
@@ -163,8 +184,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             if os.environ.get("CI"):
                 pytest.fail(f"{PG_ENV} is not set: CI must test the PostgreSQL store")
             pytest.skip(f"{PG_ENV} not set (run the tests through ./nubes-dev test to get PostgreSQL)")
-    server = start_server(tmp_path_factory.mktemp(f"live-{backend}"), database_url, backend,
-                          ["--throttle-rate", "0"])
+    server = start_server(
+        tmp_path_factory.mktemp(f"live-{backend}"), database_url, backend, ["--throttle-rate", "0"]
+    )
     yield server
     stop_server(server)
 
@@ -176,19 +198,37 @@ def tea_ecs(server: LiveServer, key: tuple[str, str] = (ROOT_KEY_ID, ROOT_SECRET
     from alibabacloud_ecs20140526.client import Client
     from alibabacloud_tea_openapi.models import Config
 
-    return Client(Config(access_key_id=key[0], access_key_secret=key[1], region_id="cn-hangzhou",
-                         endpoint=server.endpoint, protocol="http", **config))
+    return Client(
+        Config(
+            access_key_id=key[0],
+            access_key_secret=key[1],
+            region_id="cn-hangzhou",
+            endpoint=server.endpoint,
+            protocol="http",
+            **config,
+        )
+    )
 
 
 def tea_vpc(server: LiveServer, key: tuple[str, str] = (ROOT_KEY_ID, ROOT_SECRET), **config: Any) -> Any:
     from alibabacloud_tea_openapi.models import Config
     from alibabacloud_vpc20160428.client import Client
 
-    return Client(Config(access_key_id=key[0], access_key_secret=key[1], region_id="cn-hangzhou",
-                         endpoint=server.endpoint, protocol="http", **config))
+    return Client(
+        Config(
+            access_key_id=key[0],
+            access_key_secret=key[1],
+            region_id="cn-hangzhou",
+            endpoint=server.endpoint,
+            protocol="http",
+            **config,
+        )
+    )
 
 
-def acs_client(server: LiveServer, key: tuple[str, str] = (ROOT_KEY_ID, ROOT_SECRET), region: str = "cn-hangzhou") -> Any:
+def acs_client(
+    server: LiveServer, key: tuple[str, str] = (ROOT_KEY_ID, ROOT_SECRET), region: str = "cn-hangzhou"
+) -> Any:
     from aliyunsdkcore.client import AcsClient
 
     client = AcsClient(key[0], key[1], region, auto_retry=False)

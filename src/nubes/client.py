@@ -39,11 +39,15 @@ def base_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
-def call(creds: Credentials, product: str, action: str, params: dict[str, str], timeout: float = 60) -> dict[str, Any]:
+def call(
+    creds: Credentials, product: str, action: str, params: dict[str, str], timeout: float = 60
+) -> dict[str, Any]:
     """POST a v1-signed request, as aliyun-python-sdk-core does; return the JSON body."""
     query = {"Action": action, "Version": VERSIONS[product], "Format": "JSON", **params}
     signed = sign_v1("POST", query, creds.access_key_id, creds.access_key_secret)
-    request = urllib.request.Request(f"{base_url(creds.endpoint)}/?{urlencode(signed)}", data=b"", method="POST")
+    request = urllib.request.Request(
+        f"{base_url(creds.endpoint)}/?{urlencode(signed)}", data=b"", method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return dict(json.loads(response.read()))
@@ -52,9 +56,14 @@ def call(creds: Credentials, product: str, action: str, params: dict[str, str], 
         try:
             data = json.loads(body)
         except ValueError:
-            raise ClientError("SDK.UnknownServerError", body[:200].decode(errors="replace"), error.code) from None
+            raise ClientError(
+                "SDK.UnknownServerError", body[:200].decode(errors="replace"), error.code
+            ) from None
         raise ClientError(
-            str(data.get("Code", "Unknown")), str(data.get("Message", "")), error.code, str(data.get("RequestId", ""))
+            str(data.get("Code", "Unknown")),
+            str(data.get("Message", "")),
+            error.code,
+            str(data.get("RequestId", "")),
         ) from None
     except (urllib.error.URLError, OSError) as error:
         raise ClientError("SDK.ServerUnreachable", f"cannot reach {creds.endpoint}: {error}") from None

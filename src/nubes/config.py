@@ -44,4 +44,6 @@ class Settings:
         return (self.data_dir or default_data_dir()).expanduser().resolve()
 
     def resolved_database_url(self) -> str:
-        return self.database_url or os.environ.get("NUBES_DATABASE_URL") or sqlite_url(self.resolved_data_dir())
+        return (
+            self.database_url or os.environ.get("NUBES_DATABASE_URL") or sqlite_url(self.resolved_data_dir())
+        )

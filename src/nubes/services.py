@@ -64,8 +64,14 @@ EMULATOR_HOST = (512, 2 * 1024 * 1024)
 # ---- the store and the domain -----------------------------------------------------------------
 
 
-def build_services(db: Database, catalog: Catalog, clock: Clock, data_dir: Path, quotas: Quotas,
-                   security_quotas: SecurityQuotas | None = None) -> Services:
+def build_services(
+    db: Database,
+    catalog: Catalog,
+    clock: Clock,
+    data_dir: Path,
+    quotas: Quotas,
+    security_quotas: SecurityQuotas | None = None,
+) -> Services:
     """The domain services on a store (already migrated), with notifiers no agent listens to yet."""
     notify = Notifier(db)
     compute_notify = Notifier(db, bump=False)
@@ -110,7 +116,9 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     db = Database(settings.resolved_database_url())
     db.migrate()
     security_quotas = SecurityQuotas(rules_per_group=settings.max_rules_per_group)
-    return build_services(db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas(), security_quotas)
+    return build_services(
+        db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas(), security_quotas
+    )
 
 
 # ---- drivers ------------------------------------------------------------------------------------
@@ -182,11 +190,21 @@ def build_host(services: Services, settings: Settings) -> Host:
     compute_driver, storage_driver = compute_drivers(settings, data_dir)
     images = ImageService(services.images, images_dir(data_dir), fake=settings.driver == "fake")
     metadata = MetadataService(functools.partial(interface_tree, services.db))
-    network = NetworkAgent(services.db, net_driver, services.vpcs, host_netns_prefix=settings.netns_prefix,
-                           metadata=metadata)
+    network = NetworkAgent(
+        services.db, net_driver, services.vpcs, host_netns_prefix=settings.netns_prefix, metadata=metadata
+    )
     storage = StorageWork(services.db, services.clock, storage_driver, compute_driver, images.rootfs, host_id)
-    compute = ComputeAgent(services.db, services.clock, services.instances, services.consoles, compute_driver,
-                           storage, network, images.boot_files, host_id)
+    compute = ComputeAgent(
+        services.db,
+        services.clock,
+        services.instances,
+        services.consoles,
+        compute_driver,
+        storage,
+        network,
+        images.boot_files,
+        host_id,
+    )
     timers = Timers(services.clock, services.instances, services.auto_snapshot_policies)
     agent = HostAgent(compute, storage, network, timers)
     services.notify.listeners.append(agent.notify_network)
@@ -200,7 +218,9 @@ def build_host(services: Services, settings: Settings) -> Host:
 def build_app(services: Services, settings: Settings) -> ApiApp:
     registry = Registry(all_tables())
     authenticator = Authenticator(services.accounts, services.clock, SignatureNonces(services.db))
-    return ApiApp(services, registry, authenticator, Throttle(settings.throttle_rate, settings.throttle_burst))
+    return ApiApp(
+        services, registry, authenticator, Throttle(settings.throttle_rate, settings.throttle_burst)
+    )
 
 
 def write_credentials(path: Path, key: KeyRecord) -> None:

@@ -215,9 +215,23 @@ def test_env_key_id_without_secret_refuses_to_start(tmp_path: Path) -> None:
     env = {**os.environ, "NUBES_ACCESS_KEY_ID": "LTAIonlytheid000000001"}
     env.pop("NUBES_ACCESS_KEY_SECRET", None)
     result = subprocess.run(
-        [sys.executable, "-m", "nubes.cli.main", "server", "--port", "0", "--data-dir", str(tmp_path / "data"),
-         "--driver", "fake"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "nubes.cli.main",
+            "server",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--driver",
+            "fake",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "NUBES_ACCESS_KEY_SECRET" in result.stdout + result.stderr

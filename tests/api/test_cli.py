@@ -82,7 +82,12 @@ def run_offline(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI with no server: only commands that never call the API."""
     env = {**os.environ, "NUBES_HOME": str(tmp_path / "home")}
     return subprocess.run(
-        [sys.executable, "-m", "nubes.cli.main", *args], check=False, capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "nubes.cli.main", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 

@@ -42,23 +42,58 @@ PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGqS8aXgXo1l2kP0P0mXbN4xD1hUj9
 
 # The stem of an ID parameter's name (lower case, without Id/Ids/Name) -> the kind of resource.
 RESOURCE_STEMS = {
-    "instance": "instance", "disk": "disk", "snapshot": "snapshot", "image": "image",
-    "securitygroup": "securitygroup", "sourcegroup": "securitygroup", "destgroup": "securitygroup",
-    "vpc": "vpc", "vswitch": "vswitch", "networkinterface": "eni", "deploymentset": "deploymentset",
-    "autosnapshotpolicy": "policy", "keypair": "keypair", "routetable": "routetable", "routeentry": "routeentry",
-    "vrouter": "vrouter", "router": "vrouter", "nexthop": "instance", "securitygrouprule": "rule",
+    "instance": "instance",
+    "disk": "disk",
+    "snapshot": "snapshot",
+    "image": "image",
+    "securitygroup": "securitygroup",
+    "sourcegroup": "securitygroup",
+    "destgroup": "securitygroup",
+    "vpc": "vpc",
+    "vswitch": "vswitch",
+    "networkinterface": "eni",
+    "deploymentset": "deploymentset",
+    "autosnapshotpolicy": "policy",
+    "keypair": "keypair",
+    "routetable": "routetable",
+    "routeentry": "routeentry",
+    "vrouter": "vrouter",
+    "router": "vrouter",
+    "nexthop": "instance",
+    "securitygrouprule": "rule",
     "resource": "resource",  # typed by the action's ResourceType parameter
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
 NOT_RESOURCES = {
-    "region", "zone", "destinationregion", "resourcegroup", "kmskey", "dedicatedhost", "dedicatedhostcluster",
-    "cluster", "hpccluster", "storageset", "portrangelist", "sourceprefixlist", "destprefixlist",
-    "sourcegroupowner", "destgroupowner", "imageowner", "snapshotlink",
+    "region",
+    "zone",
+    "destinationregion",
+    "resourcegroup",
+    "kmskey",
+    "dedicatedhost",
+    "dedicatedhostcluster",
+    "cluster",
+    "hpccluster",
+    "storageset",
+    "portrangelist",
+    "sourceprefixlist",
+    "destprefixlist",
+    "sourcegroupowner",
+    "destgroupowner",
+    "imageowner",
+    "snapshotlink",
 }
 # The kinds TagResources and friends take in ResourceType, and where the test finds them.
-TAG_TYPES = {"instance": "instance", "disk": "disk", "snapshot": "snapshot", "image": "image",
-             "securitygroup": "securitygroup", "eni": "eni", "keypair": "keypair"}
+TAG_TYPES = {
+    "instance": "instance",
+    "disk": "disk",
+    "snapshot": "snapshot",
+    "image": "image",
+    "securitygroup": "securitygroup",
+    "eni": "eni",
+    "keypair": "keypair",
+}
 
 
 def id_stem(name: str) -> str | None:
@@ -78,8 +113,9 @@ def kind_of(name: str) -> str | None:
     if stem is None or stem in NOT_RESOURCES:
         return None
     if stem not in RESOURCE_STEMS:
-        raise AssertionError(f"parameter {name!r} looks like an ID: classify {stem!r} in RESOURCE_STEMS or "
-                             "NOT_RESOURCES")
+        raise AssertionError(
+            f"parameter {name!r} looks like an ID: classify {stem!r} in RESOURCE_STEMS or NOT_RESOURCES"
+        )
     return RESOURCE_STEMS[stem]
 
 
@@ -162,6 +198,7 @@ class Answer:
             for value in a.ids.values():
                 text = text.replace(value, "<A>")
             return _ID.sub(lambda m: m.group(0) if m.group(0) in known else "<NEW>", text)
+
         return Answer(self.status, self.code, clean(self.message), clean(self.body))
 
 
@@ -200,8 +237,14 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
     t = Tenant(name, Credentials(live.endpoint, REGION, key[0], key[1]))
     label = f"{name}{SECRET}" if name == "alice" else name
     ids = t.ids
-    vpc = t.ok("vpc", "CreateVpc", RegionId=REGION, CidrBlock=f"{cidr}.0.0/16", VpcName=f"{label}-vpc",
-               Description=label)
+    vpc = t.ok(
+        "vpc",
+        "CreateVpc",
+        RegionId=REGION,
+        CidrBlock=f"{cidr}.0.0/16",
+        VpcName=f"{label}-vpc",
+        Description=label,
+    )
     ids["vpc"], ids["vrouter"], ids["routetable"] = vpc["VpcId"], vpc["VRouterId"], vpc["RouteTableId"]
     zone = t.ecs("DescribeZones", RegionId=REGION)["Zones"]["Zone"][0]["ZoneId"]
     ids["zone"] = zone
@@ -209,56 +252,145 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
     while t.ok("vpc", "DescribeVpcAttribute", RegionId=REGION, VpcId=ids["vpc"])["Status"] != "Available":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    ids["vswitch"] = t.ok("vpc", "CreateVSwitch", RegionId=REGION, VpcId=ids["vpc"], ZoneId=zone,
-                          CidrBlock=f"{cidr}.1.0/24", VSwitchName=f"{label}-vsw", Description=label)["VSwitchId"]
-    ids["securitygroup"] = t.ecs("CreateSecurityGroup", RegionId=REGION, VpcId=ids["vpc"],
-                                 SecurityGroupName=f"{label}-sg", Description=label)["SecurityGroupId"]
-    t.ecs("AuthorizeSecurityGroup", RegionId=REGION, SecurityGroupId=ids["securitygroup"], IpProtocol="tcp",
-          PortRange="22/22", SourceCidrIp="0.0.0.0/0", Description=label)
-    t.ecs("AuthorizeSecurityGroupEgress", RegionId=REGION, SecurityGroupId=ids["securitygroup"], IpProtocol="tcp",
-          PortRange="443/443", DestCidrIp="0.0.0.0/0", Description=label)
+    ids["vswitch"] = t.ok(
+        "vpc",
+        "CreateVSwitch",
+        RegionId=REGION,
+        VpcId=ids["vpc"],
+        ZoneId=zone,
+        CidrBlock=f"{cidr}.1.0/24",
+        VSwitchName=f"{label}-vsw",
+        Description=label,
+    )["VSwitchId"]
+    ids["securitygroup"] = t.ecs(
+        "CreateSecurityGroup",
+        RegionId=REGION,
+        VpcId=ids["vpc"],
+        SecurityGroupName=f"{label}-sg",
+        Description=label,
+    )["SecurityGroupId"]
+    t.ecs(
+        "AuthorizeSecurityGroup",
+        RegionId=REGION,
+        SecurityGroupId=ids["securitygroup"],
+        IpProtocol="tcp",
+        PortRange="22/22",
+        SourceCidrIp="0.0.0.0/0",
+        Description=label,
+    )
+    t.ecs(
+        "AuthorizeSecurityGroupEgress",
+        RegionId=REGION,
+        SecurityGroupId=ids["securitygroup"],
+        IpProtocol="tcp",
+        PortRange="443/443",
+        DestCidrIp="0.0.0.0/0",
+        Description=label,
+    )
     rules = t.ecs("DescribeSecurityGroupAttribute", RegionId=REGION, SecurityGroupId=ids["securitygroup"])
     ids["rule"] = rules["Permissions"]["Permission"][0]["SecurityGroupRuleId"]
     ids["keypair"] = f"kp-{name}-{uuid.uuid4().hex[:8]}"
     t.ecs("ImportKeyPair", RegionId=REGION, KeyPairName=ids["keypair"], PublicKeyBody=PUBLIC_KEY)
-    images = t.ecs("DescribeImages", RegionId=REGION, ImageOwnerAlias="system", PageSize="100")["Images"]["Image"]
+    images = t.ecs("DescribeImages", RegionId=REGION, ImageOwnerAlias="system", PageSize="100")["Images"][
+        "Image"
+    ]
     ids["system_image"] = next(i["ImageId"] for i in images if i["ImageFamily"] == "nubes:debian_12_x64")
-    ids["deploymentset"] = t.ecs("CreateDeploymentSet", RegionId=REGION, DeploymentSetName=f"{label}-ds",
-                                 Description=label)["DeploymentSetId"]
-    ids["instance"] = t.ecs("RunInstances", RegionId=REGION, ImageId=ids["system_image"], InstanceType=INSTANCE_TYPE,
-                            VSwitchId=ids["vswitch"], SecurityGroupId=ids["securitygroup"],
-                            KeyPairName=ids["keypair"], InstanceName=f"{label}-vm", Description=label,
-                            UserData="c2VjcmV0", DeploymentSetId=ids["deploymentset"]
-                            )["InstanceIdSets"]["InstanceIdSet"][0]
+    ids["deploymentset"] = t.ecs(
+        "CreateDeploymentSet", RegionId=REGION, DeploymentSetName=f"{label}-ds", Description=label
+    )["DeploymentSetId"]
+    ids["instance"] = t.ecs(
+        "RunInstances",
+        RegionId=REGION,
+        ImageId=ids["system_image"],
+        InstanceType=INSTANCE_TYPE,
+        VSwitchId=ids["vswitch"],
+        SecurityGroupId=ids["securitygroup"],
+        KeyPairName=ids["keypair"],
+        InstanceName=f"{label}-vm",
+        Description=label,
+        UserData="c2VjcmV0",
+        DeploymentSetId=ids["deploymentset"],
+    )["InstanceIdSets"]["InstanceIdSet"][0]
     t.until("DescribeInstanceAttribute", lambda b: b["Status"] == "Running", InstanceId=ids["instance"])
     t.ecs("StopInstance", InstanceId=ids["instance"])
     t.until("DescribeInstanceAttribute", lambda b: b["Status"] == "Stopped", InstanceId=ids["instance"])
-    ids["disk"] = t.ecs("CreateDisk", RegionId=REGION, ZoneId=zone, Size="20", DiskCategory="cloud_essd",
-                        DiskName=f"{label}-disk", Description=label)["DiskId"]
-    t.until("DescribeDisks", lambda b: b["Disks"]["Disk"][0]["Status"] == "Available", RegionId=REGION,
-            DiskIds=json.dumps([ids["disk"]]))
-    ids["snapshot"] = t.ecs("CreateSnapshot", DiskId=ids["disk"], SnapshotName=f"{label}-snap",
-                            Description=label)["SnapshotId"]
-    ids["image"] = t.ecs("CreateImage", RegionId=REGION, InstanceId=ids["instance"], ImageName=f"{label}-image",
-                         Description=label)["ImageId"]
-    t.until("DescribeSnapshots", lambda b: all(s["Status"] == "accomplished" for s in b["Snapshots"]["Snapshot"]),
-            RegionId=REGION)
-    t.until("DescribeImages", lambda b: b["Images"]["Image"][0]["Status"] == "Available", RegionId=REGION,
-            ImageId=ids["image"])
-    ids["eni"] = t.ecs("CreateNetworkInterface", RegionId=REGION, VSwitchId=ids["vswitch"],
-                       SecurityGroupId=ids["securitygroup"], NetworkInterfaceName=f"{label}-eni",
-                       Description=label)["NetworkInterfaceId"]
-    ids["routeentry"] = t.ok("vpc", "CreateRouteEntry", RegionId=REGION, RouteTableId=ids["routetable"],
-                             DestinationCidrBlock="192.168.50.0/24", NextHopType="Instance",
-                             NextHopId=ids["instance"], RouteEntryName=f"{label}-route",
-                             Description=label)["RouteEntryId"]
-    ids["policy"] = t.ecs("CreateAutoSnapshotPolicy", regionId=REGION, autoSnapshotPolicyName=f"{label}-policy",
-                          timePoints='["3"]', repeatWeekdays='["1"]', retentionDays="7")["AutoSnapshotPolicyId"]
-    t.ecs("ApplyAutoSnapshotPolicy", regionId=REGION, autoSnapshotPolicyId=ids["policy"],
-          diskIds=json.dumps([ids["disk"]]))
+    ids["disk"] = t.ecs(
+        "CreateDisk",
+        RegionId=REGION,
+        ZoneId=zone,
+        Size="20",
+        DiskCategory="cloud_essd",
+        DiskName=f"{label}-disk",
+        Description=label,
+    )["DiskId"]
+    t.until(
+        "DescribeDisks",
+        lambda b: b["Disks"]["Disk"][0]["Status"] == "Available",
+        RegionId=REGION,
+        DiskIds=json.dumps([ids["disk"]]),
+    )
+    ids["snapshot"] = t.ecs(
+        "CreateSnapshot", DiskId=ids["disk"], SnapshotName=f"{label}-snap", Description=label
+    )["SnapshotId"]
+    ids["image"] = t.ecs(
+        "CreateImage",
+        RegionId=REGION,
+        InstanceId=ids["instance"],
+        ImageName=f"{label}-image",
+        Description=label,
+    )["ImageId"]
+    t.until(
+        "DescribeSnapshots",
+        lambda b: all(s["Status"] == "accomplished" for s in b["Snapshots"]["Snapshot"]),
+        RegionId=REGION,
+    )
+    t.until(
+        "DescribeImages",
+        lambda b: b["Images"]["Image"][0]["Status"] == "Available",
+        RegionId=REGION,
+        ImageId=ids["image"],
+    )
+    ids["eni"] = t.ecs(
+        "CreateNetworkInterface",
+        RegionId=REGION,
+        VSwitchId=ids["vswitch"],
+        SecurityGroupId=ids["securitygroup"],
+        NetworkInterfaceName=f"{label}-eni",
+        Description=label,
+    )["NetworkInterfaceId"]
+    ids["routeentry"] = t.ok(
+        "vpc",
+        "CreateRouteEntry",
+        RegionId=REGION,
+        RouteTableId=ids["routetable"],
+        DestinationCidrBlock="192.168.50.0/24",
+        NextHopType="Instance",
+        NextHopId=ids["instance"],
+        RouteEntryName=f"{label}-route",
+        Description=label,
+    )["RouteEntryId"]
+    ids["policy"] = t.ecs(
+        "CreateAutoSnapshotPolicy",
+        regionId=REGION,
+        autoSnapshotPolicyName=f"{label}-policy",
+        timePoints='["3"]',
+        repeatWeekdays='["1"]',
+        retentionDays="7",
+    )["AutoSnapshotPolicyId"]
+    t.ecs(
+        "ApplyAutoSnapshotPolicy",
+        regionId=REGION,
+        autoSnapshotPolicyId=ids["policy"],
+        diskIds=json.dumps([ids["disk"]]),
+    )
     for resource_type, kind in TAG_TYPES.items():
-        t.ecs("TagResources", RegionId=REGION, ResourceType=resource_type, **{"ResourceId.1": ids[kind]},
-              **{"Tag.1.Key": "owner", "Tag.1.Value": label})
+        t.ecs(
+            "TagResources",
+            RegionId=REGION,
+            ResourceType=resource_type,
+            **{"ResourceId.1": ids[kind]},
+            **{"Tag.1.Key": "owner", "Tag.1.Value": label},
+        )
     return t
 
 
@@ -268,18 +400,31 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
 def plausible(b: Tenant, tmp: Path) -> dict[str, str]:
     """Values that get a request of B past validation (by parameter name, case-insensitive)."""
     values = {
-        "regionid": REGION, "zoneid": b.ids["zone"], "instancetype": INSTANCE_TYPE, "cidrblock": "172.31.77.0/24",
-        "destinationcidrblock": "192.168.77.0/24", "nexthoptype": "Instance", "ipprotocol": "tcp",
-        "portrange": "80/80", "size": "20",
-        "newsize": "40", "timepoints": '["5"]', "repeatweekdays": '["2"]', "retentiondays": "3",
-        "inneraccesspolicy": "Accept", "destinationresource": "InstanceType", "publickeybody": PUBLIC_KEY,
-        "ossbucket": str(tmp), "diskcategory": "cloud_essd",
+        "regionid": REGION,
+        "zoneid": b.ids["zone"],
+        "instancetype": INSTANCE_TYPE,
+        "cidrblock": "172.31.77.0/24",
+        "destinationcidrblock": "192.168.77.0/24",
+        "nexthoptype": "Instance",
+        "ipprotocol": "tcp",
+        "portrange": "80/80",
+        "size": "20",
+        "newsize": "40",
+        "timepoints": '["5"]',
+        "repeatweekdays": '["2"]',
+        "retentiondays": "3",
+        "inneraccesspolicy": "Accept",
+        "destinationresource": "InstanceType",
+        "publickeybody": PUBLIC_KEY,
+        "ossbucket": str(tmp),
+        "diskcategory": "cloud_essd",
     }
     return values
 
 
-def base_request(spec: ActionSpec, b: Tenant, values: dict[str, str], optional_ids: bool = True
-                 ) -> dict[str, str]:
+def base_request(
+    spec: ActionSpec, b: Tenant, values: dict[str, str], optional_ids: bool = True
+) -> dict[str, str]:
     """Every required parameter and every parameter with a plausible value filled with B's own
     resources and values; optional ID parameters too unless `optional_ids` is false (some are
     alternatives to each other: JoinSecurityGroup's InstanceId and NetworkInterfaceId)."""
@@ -302,8 +447,11 @@ def base_request(spec: ActionSpec, b: Tenant, values: dict[str, str], optional_i
 def struct_item(slot: Slot, values: dict[str, str]) -> dict[str, str]:
     """The other fields of a struct item, where the test knows a plausible value."""
     assert slot.field is not None and slot.param.item is not None
-    return {f"{slot.param.name}.1.{f.name}": values[f.name.lower()] for f in slot.param.item.fields
-            if f is not slot.field and f.name.lower() in values}
+    return {
+        f"{slot.param.name}.1.{f.name}": values[f.name.lower()]
+        for f in slot.param.item.fields
+        if f is not slot.field and f.name.lower() in values
+    }
 
 
 @dataclass(frozen=True)
@@ -327,8 +475,9 @@ def probes(spec: ActionSpec) -> Iterator[Probe]:
             yield Probe(spec, slot, None)
 
 
-def probe_request(probe: Probe, b: Tenant, values: dict[str, str], value: str, optional_ids: bool
-                  ) -> dict[str, str]:
+def probe_request(
+    probe: Probe, b: Tenant, values: dict[str, str], value: str, optional_ids: bool
+) -> dict[str, str]:
     request = base_request(probe.action, b, values, optional_ids)
     request.pop(probe.slot.param.name, None)
     for key in [k for k in request if k.startswith(f"{probe.slot.param.name}.")]:
@@ -362,8 +511,11 @@ def state_of(a: Tenant, specs: list[ActionSpec], values: dict[str, str]) -> dict
         request = base_request(spec, a, values)
         if any(p.name == "ResourceType" and p.required for p in spec.params):
             for resource_type, kind in TAG_TYPES.items():
-                answer = a.ask(spec.product, spec.name, {**request, "ResourceType": resource_type,
-                                                         "ResourceId.1": a.ids[kind]})
+                answer = a.ask(
+                    spec.product,
+                    spec.name,
+                    {**request, "ResourceType": resource_type, "ResourceId.1": a.ids[kind]},
+                )
                 state[f"{spec.name} {resource_type}"] = f"{answer.status} {answer.code} {stable(answer.body)}"
             continue
         answer = a.ask(spec.product, spec.name, request)
@@ -382,12 +534,16 @@ def stable(body: str) -> str:
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
+
     return json.dumps(strip(json.loads(body)), sort_keys=True) if body else body
 
 
 def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    return [f"{name}:\n    before {before[name][:600]}\n    after  {after.get(name, '')[:600]}"
-            for name in before if before[name] != after.get(name)]
+    return [
+        f"{name}:\n    before {before[name][:600]}\n    after  {after.get(name, '')[:600]}"
+        for name in before
+        if before[name] != after.get(name)
+    ]
 
 
 # ---- the tests ---------------------------------------------------------------------------
@@ -399,7 +555,8 @@ def tenants(live: LiveServer) -> tuple[Tenant, Tenant]:
 
 
 def test_every_action_answers_another_accounts_ids_as_ids_that_do_not_exist(
-        tenants: tuple[Tenant, Tenant], tmp_path: Path) -> None:
+    tenants: tuple[Tenant, Tenant], tmp_path: Path
+) -> None:
     a, b = tenants
     specs = Registry(all_tables()).all()
     values = plausible(b, tmp_path)
@@ -419,8 +576,10 @@ def test_every_action_answers_another_accounts_ids_as_ids_that_do_not_exist(
                 # XACCT_DUMP=file: every probe's answer, to see how far each request gets (coverage).
                 if os.environ.get("XACCT_DUMP"):
                     with open(os.environ["XACCT_DUMP"], "a") as dump:
-                        dump.write(f"{probe.label} {optional_ids}: {theirs.status} {theirs.code} "
-                                   f"{theirs.message[:150]} {theirs.body[:100]}\n")
+                        dump.write(
+                            f"{probe.label} {optional_ids}: {theirs.status} {theirs.code} "
+                            f"{theirs.message[:150]} {theirs.body[:100]}\n"
+                        )
                 if theirs != nobody:
                     failures.append(f"{probe.label}: A's ID answers {theirs}, a made-up one {nobody}")
                 elif SECRET in json.dumps(theirs.__dict__):
@@ -436,23 +595,43 @@ def test_every_action_answers_another_accounts_ids_as_ids_that_do_not_exist(
 def test_tags_of_same_named_key_pairs_stay_with_their_account(live: LiveServer) -> None:
     """Key pairs are named per account: B tagging and untagging its `shared` leaves A's alone."""
     name = f"shared-{uuid.uuid4().hex[:8]}"
-    a, b = (Tenant(n, Credentials(live.endpoint, REGION, *live.create_account(f"{n}-{uuid.uuid4().hex[:8]}")))
-            for n in ("ta", "tb"))
+    a, b = (
+        Tenant(n, Credentials(live.endpoint, REGION, *live.create_account(f"{n}-{uuid.uuid4().hex[:8]}")))
+        for n in ("ta", "tb")
+    )
     for t in (a, b):
         t.ecs("ImportKeyPair", RegionId=REGION, KeyPairName=name, PublicKeyBody=PUBLIC_KEY)
-    a.ecs("TagResources", RegionId=REGION, ResourceType="keypair", **{"ResourceId.1": name, "Tag.1.Key": "env",
-                                                                      "Tag.1.Value": "prod", "Tag.2.Key": "team",
-                                                                      "Tag.2.Value": "a"})
+    a.ecs(
+        "TagResources",
+        RegionId=REGION,
+        ResourceType="keypair",
+        **{
+            "ResourceId.1": name,
+            "Tag.1.Key": "env",
+            "Tag.1.Value": "prod",
+            "Tag.2.Key": "team",
+            "Tag.2.Value": "a",
+        },
+    )
 
     def tags(t: Tenant) -> list[tuple[str, str]]:
         body = t.ecs("ListTagResources", RegionId=REGION, ResourceType="keypair", **{"ResourceId.1": name})
         return [(r["TagKey"], r["TagValue"]) for r in body["TagResources"]["TagResource"]]
 
     mine = [("env", "prod"), ("team", "a")]
-    b.ecs("TagResources", RegionId=REGION, ResourceType="keypair", **{"ResourceId.1": name, "Tag.1.Key": "env",
-                                                                      "Tag.1.Value": "dev"})
-    b.ecs("AddTags", RegionId=REGION, ResourceType="keypair", ResourceId=name, **{"Tag.1.Key": "team",
-                                                                                  "Tag.1.Value": "b"})
+    b.ecs(
+        "TagResources",
+        RegionId=REGION,
+        ResourceType="keypair",
+        **{"ResourceId.1": name, "Tag.1.Key": "env", "Tag.1.Value": "dev"},
+    )
+    b.ecs(
+        "AddTags",
+        RegionId=REGION,
+        ResourceType="keypair",
+        ResourceId=name,
+        **{"Tag.1.Key": "team", "Tag.1.Value": "b"},
+    )
     assert tags(a) == mine and tags(b) == [("env", "dev"), ("team", "b")]
     b.ecs("RemoveTags", RegionId=REGION, ResourceType="keypair", ResourceId=name, **{"Tag.1.Key": "team"})
     b.ecs("UntagResources", RegionId=REGION, ResourceType="keypair", All="true", **{"ResourceId.1": name})

@@ -87,9 +87,14 @@ def snapshot_ids(client: Any, **filters: Any) -> set[str]:
     return {s.snapshot_id for s in snapshots(client, page_size=100, **filters).snapshots.snapshot}
 
 
-def new_disk(client: Any, zone: str = ZONE, size: int = 40, category: str = "cloud_essd", **fields: Any) -> str:
-    disk_id = str(client.create_disk(em.CreateDiskRequest(
-        region_id=REGION, zone_id=zone, size=size, disk_category=category, **fields)).body.disk_id)
+def new_disk(
+    client: Any, zone: str = ZONE, size: int = 40, category: str = "cloud_essd", **fields: Any
+) -> str:
+    disk_id = str(
+        client.create_disk(
+            em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=size, disk_category=category, **fields)
+        ).body.disk_id
+    )
     assert disk_id.startswith("d-")
     return disk_id
 
@@ -125,7 +130,9 @@ def attach(lab: Lab, disk_id: str, instance_id: str, **fields: Any) -> None:
 
 
 def snapshot(lab: Lab, disk_id: str, **fields: Any) -> str:
-    snapshot_id = str(lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id, **fields)).body.snapshot_id)
+    snapshot_id = str(
+        lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id, **fields)).body.snapshot_id
+    )
     assert snapshot_id.startswith("s-")
     assert wait_snapshot(lab, snapshot_id).status == "accomplished"
     return snapshot_id
@@ -139,8 +146,9 @@ def system_disk(lab: Lab, instance_id: str) -> str:
 def gone(lab: Lab, instance_id: str) -> bool:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = lab.ecs.describe_instances(em.DescribeInstancesRequest(
-            region_id=REGION, instance_ids=f'["{instance_id}"]')).body
+        found = lab.ecs.describe_instances(
+            em.DescribeInstancesRequest(region_id=REGION, instance_ids=f'["{instance_id}"]')
+        ).body
         if found.total_count == 0:
             return True
         time.sleep(0.1)
@@ -158,7 +166,9 @@ def test_unknown_disks_and_snapshots(ecs: Any) -> None:
         lambda: ecs.resize_disk(em.ResizeDiskRequest(disk_id=missing, new_size=100)),
         lambda: ecs.re_init_disk(em.ReInitDiskRequest(disk_id=missing)),
         lambda: ecs.reset_disk(em.ResetDiskRequest(disk_id=missing, snapshot_id="s-nothere")),
-        lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=missing, disk_name="renamed")),
+        lambda: ecs.modify_disk_attribute(
+            em.ModifyDiskAttributeRequest(disk_id=missing, disk_name="renamed")
+        ),
         lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=missing, performance_level="PL2")),
         lambda: ecs.delete_disk(em.DeleteDiskRequest(disk_id=missing)),
         lambda: ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=missing)),
@@ -167,12 +177,18 @@ def test_unknown_disks_and_snapshots(ecs: Any) -> None:
     assert disks(ecs, disk_ids=f'["{missing}"]').total_count == 0
 
     disk_id = available(ecs, new_disk(ecs))
-    expect(lambda: ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id="i-nothere")),
-           "InvalidInstanceId.NotFound", 404)
+    expect(
+        lambda: ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id="i-nothere")),
+        "InvalidInstanceId.NotFound",
+        404,
+    )
     for call in (
-        lambda: ecs.modify_snapshot_attribute(em.ModifySnapshotAttributeRequest(snapshot_id="s-nothere",
-                                                                                 snapshot_name="renamed")),
-        lambda: ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=ZONE, snapshot_id="s-nothere")),
+        lambda: ecs.modify_snapshot_attribute(
+            em.ModifySnapshotAttributeRequest(snapshot_id="s-nothere", snapshot_name="renamed")
+        ),
+        lambda: ecs.create_disk(
+            em.CreateDiskRequest(region_id=REGION, zone_id=ZONE, snapshot_id="s-nothere")
+        ),
         lambda: ecs.reset_disk(em.ResetDiskRequest(disk_id=disk_id, snapshot_id="s-nothere")),
     ):
         expect(call, "InvalidSnapshotId.NotFound", 404)
@@ -193,28 +209,57 @@ def test_unknown_disks_and_snapshots(ecs: Any) -> None:
         ({"disk_category": "cloud_efficiency", "size": 19}, "InvalidDiskSize.NotSupported", 403),
         ({"disk_category": "cloud_ssd", "size": 32769}, "InvalidDiskSize.NotSupported", 403),
         ({"disk_category": "cloud_essd_entry", "size": 9}, "InvalidDiskSize.NotSupported", 403),
-        ({"disk_category": "cloud_essd", "performance_level": "PL2", "size": 460},
-         "OperationDenied.PerformanceLevelNotMatch", 403),
-        ({"disk_category": "cloud_essd", "performance_level": "PL3", "size": 1260},
-         "OperationDenied.PerformanceLevelNotMatch", 403),
+        (
+            {"disk_category": "cloud_essd", "performance_level": "PL2", "size": 460},
+            "OperationDenied.PerformanceLevelNotMatch",
+            403,
+        ),
+        (
+            {"disk_category": "cloud_essd", "performance_level": "PL3", "size": 1260},
+            "OperationDenied.PerformanceLevelNotMatch",
+            403,
+        ),
         ({"disk_category": "cloud_essd", "size": 19}, "OperationDenied.PerformanceLevelNotMatch", 403),  # PL1
         ({"disk_category": "cloud_essd", "size": 65537}, "InvalidDiskSize.NotSupported", 403),
         ({"disk_category": "cloud_auto", "size": 65537}, "InvalidDataDiskSize.ValueNotSupported", 403),
         ({"disk_category": "cloud_magic", "size": 40}, "InvalidDiskCategory.ValueNotSupported", 400),
-        ({"disk_category": "cloud_essd", "performance_level": "PL9", "size": 40},
-         "InvalidPerformanceLevel.Malformed", 400),
-        ({"disk_category": "cloud_ssd", "performance_level": "PL1", "size": 40},
-         "InvalidPerformanceLevel.Malformed", 400),
+        (
+            {"disk_category": "cloud_essd", "performance_level": "PL9", "size": 40},
+            "InvalidPerformanceLevel.Malformed",
+            400,
+        ),
+        (
+            {"disk_category": "cloud_ssd", "performance_level": "PL1", "size": 40},
+            "InvalidPerformanceLevel.Malformed",
+            400,
+        ),
         ({"disk_category": "cloud_essd", "size": 40, "zone_id": None}, "MissingParameter", 400),
-        ({"disk_category": "cloud_essd", "size": 40, "instance_id": "i-any"},
-         "InvalidParam.ZoneIdAndInstanceId.Conflict", 403),
-        ({"disk_category": "cloud_essd", "size": 40, "zone_id": "cn-hangzhou-zz"}, "InvalidZoneId.NotFound", 404),
+        (
+            {"disk_category": "cloud_essd", "size": 40, "instance_id": "i-any"},
+            "InvalidParam.ZoneIdAndInstanceId.Conflict",
+            403,
+        ),
+        (
+            {"disk_category": "cloud_essd", "size": 40, "zone_id": "cn-hangzhou-zz"},
+            "InvalidZoneId.NotFound",
+            404,
+        ),
         ({"disk_category": "cloud_essd"}, "MissingParameter", 400),  # neither Size nor SnapshotId
-        ({"disk_category": "cloud_essd", "size": 40, "provisioned_iops": 1000},
-         "ProvisionedIopsForDiskCategoryUnsupported", 400),
-        ({"disk_category": "cloud_essd", "size": 40, "disk_name": "1-starts-with-a-digit"},
-         "InvalidDiskName.Malformed", 400),
-        ({"disk_category": "cloud_essd", "size": 40, "description": "http://x"}, "InvalidDescription.Malformed", 400),
+        (
+            {"disk_category": "cloud_essd", "size": 40, "provisioned_iops": 1000},
+            "ProvisionedIopsForDiskCategoryUnsupported",
+            400,
+        ),
+        (
+            {"disk_category": "cloud_essd", "size": 40, "disk_name": "1-starts-with-a-digit"},
+            "InvalidDiskName.Malformed",
+            400,
+        ),
+        (
+            {"disk_category": "cloud_essd", "size": 40, "description": "http://x"},
+            "InvalidDescription.Malformed",
+            400,
+        ),
     ],
 )
 def test_create_disk_refusals(ecs: Any, fields: dict[str, Any], code: str, status: int) -> None:
@@ -239,7 +284,10 @@ def test_create_disk_size_bounds(ecs: Any) -> None:
     }
     for disk_id in made:
         available(ecs, disk_id)
-    listed = {d.disk_id: (d.category, d.performance_level or "", d.size) for d in disks(ecs, page_size=100).disks.disk}
+    listed = {
+        d.disk_id: (d.category, d.performance_level or "", d.size)
+        for d in disks(ecs, page_size=100).disks.disk
+    }
     assert listed == made
     for disk_id in made:
         ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
@@ -262,40 +310,71 @@ def test_create_disk_client_token(ecs: Any) -> None:
 def test_disk_status_machine_and_attach_detach_rules(lab: Lab) -> None:
     first = running(lab)
     second = running(lab)
-    disk_id = lab.ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=ZONE, size=40,
-                                                       disk_category="cloud_essd")).body.disk_id
+    disk_id = lab.ecs.create_disk(
+        em.CreateDiskRequest(region_id=REGION, zone_id=ZONE, size=40, disk_category="cloud_essd")
+    ).body.disk_id
     assert disk_of(lab, disk_id).status in ("Creating", "Available")
     assert wait_disk(lab, disk_id, "Available") == "Available"
     fresh = disk_of(lab, disk_id)
-    assert (fresh.instance_id, fresh.device, fresh.type, fresh.portable, fresh.delete_with_instance) == \
-        ("", "", "data", True, False)
+    assert (fresh.instance_id, fresh.device, fresh.type, fresh.portable, fresh.delete_with_instance) == (
+        "",
+        "",
+        "data",
+        True,
+        False,
+    )
     assert fresh.attachments.attachment == [] and fresh.detached_time == ""
 
     elsewhere = available(lab.ecs, new_disk(lab.ecs, zone=OTHER_ZONE))
-    expect(lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=elsewhere, instance_id=first)),
-           "ResourcesNotInSameZone", 403)
-    expect(lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=disk_id, instance_id=first)),
-           "InvalidDisk.AlreadyDetached", 404)
+    expect(
+        lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=elsewhere, instance_id=first)),
+        "ResourcesNotInSameZone",
+        403,
+    )
+    expect(
+        lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=disk_id, instance_id=first)),
+        "InvalidDisk.AlreadyDetached",
+        404,
+    )
 
     lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=first))
     assert disk_of(lab, disk_id).status in ("Attaching", "In_use")
     assert wait_disk(lab, disk_id, "In_use") == "In_use"
     attached = disk_of(lab, disk_id)
-    assert (attached.instance_id, attached.device, attached.delete_with_instance) == (first, "/dev/xvdb", False)
+    assert (attached.instance_id, attached.device, attached.delete_with_instance) == (
+        first,
+        "/dev/xvdb",
+        False,
+    )
     assert [a.instance_id for a in attached.attachments.attachment] == [first]
     assert attached.attached_time != ""
 
-    expect(lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=first)),
-           "IncorrectDiskStatus", 403)
-    expect(lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=second)),
-           "InvalidDisk.InUse", 404)
-    expect(lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=disk_id, instance_id=second)),
-           "DependencyViolation", 403)
-    expect(lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=system_disk(lab, first), instance_id=first)),
-           "DiskTypeViolation", 403)
+    expect(
+        lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=first)),
+        "IncorrectDiskStatus",
+        403,
+    )
+    expect(
+        lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=second)),
+        "InvalidDisk.InUse",
+        404,
+    )
+    expect(
+        lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=disk_id, instance_id=second)),
+        "DependencyViolation",
+        403,
+    )
+    expect(
+        lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=system_disk(lab, first), instance_id=first)),
+        "DiskTypeViolation",
+        403,
+    )
     expect(lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)), "IncorrectDiskStatus", 403)
-    expect(lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=system_disk(lab, first))),
-           "IncorrectDiskStatus", 403)
+    expect(
+        lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=system_disk(lab, first))),
+        "IncorrectDiskStatus",
+        403,
+    )
 
     lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=disk_id, instance_id=first))
     assert disk_of(lab, disk_id).status in ("Detaching", "Available")
@@ -326,7 +405,9 @@ def test_transient_disk_statuses_refuse_changes(live: LiveServer, lab: Lab, stat
             lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=instance_id)),
             lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)),
             lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=disk_id, new_size=80)),
-            lambda: lab.ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL0")),
+            lambda: lab.ecs.modify_disk_spec(
+                em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL0")
+            ),
             lambda: lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)),
             lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=disk_id)),
         ):
@@ -334,14 +415,21 @@ def test_transient_disk_statuses_refuse_changes(live: LiveServer, lab: Lab, stat
         # attributes have no status requirement
         lab.ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=disk_id, disk_name="still-there"))
     disk = disk_of(lab, disk_id)
-    assert (disk.status, disk.size, disk.performance_level, disk.disk_name) == ("Available", 40, "PL1", "still-there")
+    assert (disk.status, disk.size, disk.performance_level, disk.disk_name) == (
+        "Available",
+        40,
+        "PL1",
+        "still-there",
+    )
     assert snapshots(lab.ecs, disk_id=disk_id).total_count == 0
     lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
     lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
 
 
 @pytest.mark.parametrize("status", ["Pending", "Starting", "Stopping"])
-def test_attach_and_detach_need_a_running_or_stopped_instance(live: LiveServer, lab: Lab, status: str) -> None:
+def test_attach_and_detach_need_a_running_or_stopped_instance(
+    live: LiveServer, lab: Lab, status: str
+) -> None:
     instance_id = running(lab)
     loose = available(lab.ecs, new_disk(lab.ecs))
     held = available(lab.ecs, new_disk(lab.ecs))
@@ -349,10 +437,16 @@ def test_attach_and_detach_need_a_running_or_stopped_instance(live: LiveServer, 
     # off its host, the instance stays in `status`: no agent moves it on
     with parked(live, Instance, instance_id, status=status, host_id=None):
         assert lab.status(instance_id) == status
-        expect(lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=loose, instance_id=instance_id)),
-               "IncorrectInstanceStatus", 400)
-        expect(lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=held, instance_id=instance_id)),
-               "IncorrectInstanceStatus", 403)
+        expect(
+            lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=loose, instance_id=instance_id)),
+            "IncorrectInstanceStatus",
+            400,
+        )
+        expect(
+            lambda: lab.ecs.detach_disk(em.DetachDiskRequest(disk_id=held, instance_id=instance_id)),
+            "IncorrectInstanceStatus",
+            403,
+        )
     assert (disk_of(lab, loose).status, disk_of(lab, held).status) == ("Available", "In_use")
     lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     assert gone(lab, instance_id)
@@ -380,11 +474,17 @@ def test_resize_rules(lab: Lab) -> None:
     assert (grown.size, grown.status, grown.iops) == (50, "Available", 1800 + 50 * 50)
 
     basic = available(lab.ecs, new_disk(lab.ecs, size=100, category="cloud"))
-    expect(lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=basic, new_size=2001)),
-           "InvalidDiskSize.TooLarge", 403)
+    expect(
+        lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=basic, new_size=2001)),
+        "InvalidDiskSize.TooLarge",
+        403,
+    )
     attach(lab, basic, instance_id)
-    expect(lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=basic, new_size=200, type="online")),
-           "InvalidDiskCategory.NotSupported", 403)
+    expect(
+        lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=basic, new_size=200, type="online")),
+        "InvalidDiskCategory.NotSupported",
+        403,
+    )
 
     attach(lab, disk_id, instance_id)
     resize(60, type="online")
@@ -393,8 +493,11 @@ def test_resize_rules(lab: Lab) -> None:
     assert disk_of(lab, disk_id).size == 70
 
     system = system_disk(lab, instance_id)
-    expect(lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=system, new_size=2049)),
-           "InvalidSystemDiskSize.ValueNotSupported", 400)
+    expect(
+        lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=system, new_size=2049)),
+        "InvalidSystemDiskSize.ValueNotSupported",
+        400,
+    )
     stopped(lab, instance_id)
     expect(lambda: resize(80, type="online"), "InvalidInstanceStatus.NotRunning", 403)
     lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=system, new_size=2048))
@@ -415,13 +518,24 @@ def test_reinit_rules(lab: Lab) -> None:
     source = available(lab.ecs, new_disk(lab.ecs))
     attach(lab, source, instance_id)
     snapshot_id = snapshot(lab, source, snapshot_name="base")
-    copy = available(lab.ecs, str(lab.ecs.create_disk(em.CreateDiskRequest(
-        region_id=REGION, zone_id=ZONE, snapshot_id=snapshot_id, disk_category="cloud_essd")).body.disk_id))
+    copy = available(
+        lab.ecs,
+        str(
+            lab.ecs.create_disk(
+                em.CreateDiskRequest(
+                    region_id=REGION, zone_id=ZONE, snapshot_id=snapshot_id, disk_category="cloud_essd"
+                )
+            ).body.disk_id
+        ),
+    )
     expect(lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=copy)), "IncorrectDiskStatus", 403)
     attach(lab, copy, instance_id)
     expect(lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=copy)), "IncorrectInstanceStatus", 403)
-    expect(lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=system_disk(lab, instance_id))),
-           "IncorrectInstanceStatus", 403)
+    expect(
+        lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=system_disk(lab, instance_id))),
+        "IncorrectInstanceStatus",
+        403,
+    )
 
     stopped(lab, instance_id)
     for disk_id in (copy, system_disk(lab, instance_id)):
@@ -430,8 +544,11 @@ def test_reinit_rules(lab: Lab) -> None:
         assert wait_disk(lab, disk_id, "In_use") == "In_use"
 
     # once its source snapshot is gone (forced), the disk cannot go back to it
-    expect(lambda: lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id)),
-           "SnapshotCreatedDisk", 403)
+    expect(
+        lambda: lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id)),
+        "SnapshotCreatedDisk",
+        403,
+    )
     lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id, force=True))
     expect(lambda: lab.ecs.re_init_disk(em.ReInitDiskRequest(disk_id=copy)), "InvalidSourceSnapshot", 403)
     assert disk_of(lab, copy).source_snapshot_id == snapshot_id
@@ -449,33 +566,69 @@ def test_reset_and_snapshot_readiness(live: LiveServer, lab: Lab) -> None:
     attach(lab, theirs, instance_id)
     my_snapshot, their_snapshot = snapshot(lab, mine), snapshot(lab, theirs)
 
-    expect(lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot)),
-           "IncorrectInstanceStatus", 403)
+    expect(
+        lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot)),
+        "IncorrectInstanceStatus",
+        403,
+    )
     stopped(lab, instance_id)
-    expect(lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=their_snapshot)),
-           "InvalidParameter.Mismatch", 403)
-    expect(lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot, dry_run=True)),
-           "DryRunOperation", 400)
+    expect(
+        lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=their_snapshot)),
+        "InvalidParameter.Mismatch",
+        403,
+    )
+    expect(
+        lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot, dry_run=True)),
+        "DryRunOperation",
+        400,
+    )
 
     with parked(live, Snapshot, my_snapshot, status="progressing", progress=40):
         assert snapshot_ids(lab.ecs, status="progressing") == {my_snapshot}
         shown = snapshots(lab.ecs, snapshot_ids=f'["{my_snapshot}"]').snapshots.snapshot[0]
         assert (shown.progress, shown.available) == ("40%", False)
-        expect(lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot)),
-               "InvalidSnapshotId.NotReady", 403)
-        expect(lambda: lab.ecs.create_disk(em.CreateDiskRequest(
-            region_id=REGION, zone_id=ZONE, snapshot_id=my_snapshot, disk_category="cloud_essd")),
-            "InvalidSnapshotId.NotReady", 403)
+        expect(
+            lambda: lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot)),
+            "InvalidSnapshotId.NotReady",
+            403,
+        )
+        expect(
+            lambda: lab.ecs.create_disk(
+                em.CreateDiskRequest(
+                    region_id=REGION, zone_id=ZONE, snapshot_id=my_snapshot, disk_category="cloud_essd"
+                )
+            ),
+            "InvalidSnapshotId.NotReady",
+            403,
+        )
     assert disk_ids(lab.ecs, snapshot_id=my_snapshot) == set()
 
     lab.ecs.reset_disk(em.ResetDiskRequest(disk_id=mine, snapshot_id=my_snapshot))
     assert wait_disk(lab, mine, "In_use") == "In_use"  # no Resetting status
     # a disk made from a snapshot is at least as large as its source
-    expect(lambda: lab.ecs.create_disk(em.CreateDiskRequest(
-        region_id=REGION, zone_id=ZONE, snapshot_id=my_snapshot, size=39, disk_category="cloud_essd")),
-        "InvalidDiskSize.TooSmall", 403)
-    bigger = available(lab.ecs, str(lab.ecs.create_disk(em.CreateDiskRequest(
-        region_id=REGION, zone_id=ZONE, snapshot_id=my_snapshot, size=60, disk_category="cloud_essd")).body.disk_id))
+    expect(
+        lambda: lab.ecs.create_disk(
+            em.CreateDiskRequest(
+                region_id=REGION, zone_id=ZONE, snapshot_id=my_snapshot, size=39, disk_category="cloud_essd"
+            )
+        ),
+        "InvalidDiskSize.TooSmall",
+        403,
+    )
+    bigger = available(
+        lab.ecs,
+        str(
+            lab.ecs.create_disk(
+                em.CreateDiskRequest(
+                    region_id=REGION,
+                    zone_id=ZONE,
+                    snapshot_id=my_snapshot,
+                    size=60,
+                    disk_category="cloud_essd",
+                )
+            ).body.disk_id
+        ),
+    )
     assert (disk_of(lab, bigger).size, disk_of(lab, bigger).source_snapshot_id) == (60, my_snapshot)
     assert disk_ids(lab.ecs, snapshot_id=my_snapshot) == {bigger}
     lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=bigger))
@@ -491,36 +644,71 @@ def test_snapshot_rules_filters_and_usage(live: LiveServer, lab: Lab) -> None:
     attach(lab, first, instance_id)
     attach(lab, second, instance_id)
     for name in ("auto1", "automatic", "1digit", "http://x"):
-        expect(partial(lab.ecs.create_snapshot, em.CreateSnapshotRequest(disk_id=first, snapshot_name=name)),
-               "InvalidSnapshotName.Malformed", 400)
+        expect(
+            partial(lab.ecs.create_snapshot, em.CreateSnapshotRequest(disk_id=first, snapshot_name=name)),
+            "InvalidSnapshotName.Malformed",
+            400,
+        )
     assert snapshots(lab.ecs).total_count == 0
 
     token = f"snap-{uuid.uuid4().hex}"
-    one = lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=first, snapshot_name="one",
-                                                          client_token=token)).body.snapshot_id
-    assert lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=first, snapshot_name="one",
-                                                           client_token=token)).body.snapshot_id == one
-    expect(lambda: lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=second, snapshot_name="one",
-                                                                    client_token=token)),
-           "IdempotentParameterMismatch", 400)
+    one = lab.ecs.create_snapshot(
+        em.CreateSnapshotRequest(disk_id=first, snapshot_name="one", client_token=token)
+    ).body.snapshot_id
+    assert (
+        lab.ecs.create_snapshot(
+            em.CreateSnapshotRequest(disk_id=first, snapshot_name="one", client_token=token)
+        ).body.snapshot_id
+        == one
+    )
+    expect(
+        lambda: lab.ecs.create_snapshot(
+            em.CreateSnapshotRequest(disk_id=second, snapshot_name="one", client_token=token)
+        ),
+        "IdempotentParameterMismatch",
+        400,
+    )
     shown = wait_snapshot(lab, one)
-    assert (shown.status, shown.progress, shown.available, shown.snapshot_type, shown.usage) == \
-        ("accomplished", "100%", True, "user", "none")
-    assert (shown.source_disk_id, shown.source_disk_size, shown.source_disk_type, shown.snapshot_name) == \
-        (first, "40", "Data", "one")
+    assert (shown.status, shown.progress, shown.available, shown.snapshot_type, shown.usage) == (
+        "accomplished",
+        "100%",
+        True,
+        "user",
+        "none",
+    )
+    assert (shown.source_disk_id, shown.source_disk_size, shown.source_disk_type, shown.snapshot_name) == (
+        first,
+        "40",
+        "Data",
+        "one",
+    )
     two = snapshot(lab, second, snapshot_name="two")
     system = snapshot(lab, system_disk(lab, instance_id), snapshot_name="sys")
     assert snapshots(lab.ecs).total_count == 3
 
-    lab.ecs.modify_snapshot_attribute(em.ModifySnapshotAttributeRequest(
-        snapshot_id=one, snapshot_name="renamed", description="described"))
-    expect(lambda: lab.ecs.modify_snapshot_attribute(em.ModifySnapshotAttributeRequest(
-        snapshot_id=one, snapshot_name="auto-renamed")), "InvalidSnapshotName.Malformed", 400)
+    lab.ecs.modify_snapshot_attribute(
+        em.ModifySnapshotAttributeRequest(snapshot_id=one, snapshot_name="renamed", description="described")
+    )
+    expect(
+        lambda: lab.ecs.modify_snapshot_attribute(
+            em.ModifySnapshotAttributeRequest(snapshot_id=one, snapshot_name="auto-renamed")
+        ),
+        "InvalidSnapshotName.Malformed",
+        400,
+    )
     renamed = snapshots(lab.ecs, snapshot_ids=f'["{one}"]').snapshots.snapshot[0]
     assert (renamed.snapshot_name, renamed.description) == ("renamed", "described")
 
-    copy = available(lab.ecs, str(lab.ecs.create_disk(em.CreateDiskRequest(
-        region_id=REGION, zone_id=ZONE, snapshot_id=two, disk_category="cloud_essd")).body.disk_id))
+    copy = available(
+        lab.ecs,
+        str(
+            lab.ecs.create_disk(
+                em.CreateDiskRequest(
+                    region_id=REGION, zone_id=ZONE, snapshot_id=two, disk_category="cloud_essd"
+                )
+            ).body.disk_id
+        ),
+    )
 
     assert snapshot_ids(lab.ecs, disk_id=first) == {one}
     assert snapshot_ids(lab.ecs, snapshot_name="renamed") == {one}
@@ -548,7 +736,9 @@ def test_snapshot_rules_filters_and_usage(live: LiveServer, lab: Lab) -> None:
         assert snapshot_ids(lab.ecs, status="failed") == {one}
         assert snapshot_ids(lab.ecs, status="all") == {one, two, system}
 
-    expect(lambda: lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=two)), "SnapshotCreatedDisk", 403)
+    expect(
+        lambda: lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=two)), "SnapshotCreatedDisk", 403
+    )
     assert snapshot_ids(lab.ecs) == {one, two, system}
     lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=two, force=True))
     lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=one))
@@ -567,8 +757,16 @@ def test_describe_disks_filters(lab: Lab) -> None:
     instance_id = running(lab, data_disk=[em.RunInstancesRequestDataDisk(size=30, category="cloud_essd")])
     system = system_disk(lab, instance_id)
     [launched] = disk_ids(lab.ecs, instance_id=instance_id, disk_type="data")
-    loose = available(lab.ecs, new_disk(lab.ecs, size=30, category="cloud_ssd", disk_name="loose",
-                                        tag=[em.CreateDiskRequestTag(key="env", value="prod")]))
+    loose = available(
+        lab.ecs,
+        new_disk(
+            lab.ecs,
+            size=30,
+            category="cloud_ssd",
+            disk_name="loose",
+            tag=[em.CreateDiskRequestTag(key="env", value="prod")],
+        ),
+    )
     extra = available(lab.ecs, new_disk(lab.ecs, size=50, category="cloud_efficiency"))
     attach(lab, extra, instance_id)
     everything = {system, launched, loose, extra}
@@ -601,8 +799,9 @@ def test_describe_disks_filters(lab: Lab) -> None:
     first = disks(lab.ecs, max_results=3)
     second = disks(lab.ecs, max_results=3, next_token=first.next_token)
     assert first.next_token != "" and second.next_token == ""
-    assert [d.disk_id for d in first.disks.disk + second.disks.disk] == [d.disk_id for d in disks(
-        lab.ecs, page_size=100).disks.disk]
+    assert [d.disk_id for d in first.disks.disk + second.disks.disk] == [
+        d.disk_id for d in disks(lab.ecs, page_size=100).disks.disk
+    ]
     assert len({d.disk_id for d in first.disks.disk + second.disks.disk}) == 4
     lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     assert gone(lab, instance_id)
@@ -611,29 +810,56 @@ def test_describe_disks_filters(lab: Lab) -> None:
 
 def test_modify_disk_attribute(ecs: Any) -> None:
     first, second = available(ecs, new_disk(ecs)), available(ecs, new_disk(ecs))
-    ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(
-        disk_id=first, disk_name="renamed", description="described", delete_with_instance=True,
-        delete_auto_snapshot=False, enable_auto_snapshot=False))
+    ecs.modify_disk_attribute(
+        em.ModifyDiskAttributeRequest(
+            disk_id=first,
+            disk_name="renamed",
+            description="described",
+            delete_with_instance=True,
+            delete_auto_snapshot=False,
+            enable_auto_snapshot=False,
+        )
+    )
     disk = disk_of_client(ecs, first)
-    assert (disk.disk_name, disk.description, disk.delete_with_instance, disk.delete_auto_snapshot,
-            disk.enable_auto_snapshot) == ("renamed", "described", True, False, False)
+    assert (
+        disk.disk_name,
+        disk.description,
+        disk.delete_with_instance,
+        disk.delete_auto_snapshot,
+        disk.enable_auto_snapshot,
+    ) == ("renamed", "described", True, False, False)
     assert disk_ids(ecs, disk_name="renamed") == {first}
     assert disk_ids(ecs, delete_with_instance=True) == {first}
 
-    ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(region_id=REGION, disk_ids=[first, second],
-                                                            description="both"))
+    ecs.modify_disk_attribute(
+        em.ModifyDiskAttributeRequest(region_id=REGION, disk_ids=[first, second], description="both")
+    )
     assert {disk_of_client(ecs, d).description for d in (first, second)} == {"both"}
     assert disk_of_client(ecs, first).disk_name == "renamed"
 
-    expect(lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=first, disk_name="-bad")),
-           "InvalidDiskName.Malformed", 400)
-    malformed = error_of(lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=first,
-                                                                                         description="https://x")))
+    expect(
+        lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=first, disk_name="-bad")),
+        "InvalidDiskName.Malformed",
+        400,
+    )
+    malformed = error_of(
+        lambda: ecs.modify_disk_attribute(
+            em.ModifyDiskAttributeRequest(disk_id=first, description="https://x")
+        )
+    )
     assert malformed.code == "InvalidDescription.Malformed" and malformed.status_code in (400, 404)
-    expect(lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_name="nothing")),
-           "MissingParameter", 400)
-    expect(lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(
-        region_id=REGION, disk_ids=[second, "d-nothere"], disk_name="half")), "InvalidDiskId.NotFound", 404)
+    expect(
+        lambda: ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_name="nothing")),
+        "MissingParameter",
+        400,
+    )
+    expect(
+        lambda: ecs.modify_disk_attribute(
+            em.ModifyDiskAttributeRequest(region_id=REGION, disk_ids=[second, "d-nothere"], disk_name="half")
+        ),
+        "InvalidDiskId.NotFound",
+        404,
+    )
     assert disk_of_client(ecs, second).disk_name == ""  # all or nothing
     for disk_id in (first, second):
         ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
@@ -646,24 +872,47 @@ def test_modify_disk_spec_changes_performance(ecs: Any) -> None:
 
     ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL2"))
     disk = disk_of_client(ecs, disk_id)
-    assert (disk.performance_level, disk.iops, disk.throughput, disk.status) == ("PL2", 1800 + 50 * 1000,
-                                                                                 120 + 1000 // 2, "Available")
+    assert (disk.performance_level, disk.iops, disk.throughput, disk.status) == (
+        "PL2",
+        1800 + 50 * 1000,
+        120 + 1000 // 2,
+        "Available",
+    )
     assert (disk.iopsread, disk.iopswrite) == (disk.iops, disk.iops)
 
-    expect(lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL3")),
-           "OperationDenied.PerformanceLevelNotMatch", 403)
-    expect(lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL9")),
-           "InvalidPerformanceLevel.Malformed", 400)
-    expect(lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, disk_category="cloud_magic")),
-           "InvalidDiskCategory.ValueNotSupported", 400)
+    expect(
+        lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL3")),
+        "OperationDenied.PerformanceLevelNotMatch",
+        403,
+    )
+    expect(
+        lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL9")),
+        "InvalidPerformanceLevel.Malformed",
+        400,
+    )
+    expect(
+        lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, disk_category="cloud_magic")),
+        "InvalidDiskCategory.ValueNotSupported",
+        400,
+    )
     expect(lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id)), "MissingParameter", 400)
-    expect(lambda: ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL0",
-                                                                 dry_run=True)), "DryRunOperation", 400)
+    expect(
+        lambda: ecs.modify_disk_spec(
+            em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL0", dry_run=True)
+        ),
+        "DryRunOperation",
+        400,
+    )
     assert disk_of_client(ecs, disk_id).performance_level == "PL2"
 
     ecs.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, disk_category="cloud_ssd"))
     disk = disk_of_client(ecs, disk_id)
-    assert (disk.category, disk.performance_level, disk.iops, disk.throughput) == ("cloud_ssd", "", 25000, 300)
+    assert (disk.category, disk.performance_level, disk.iops, disk.throughput) == (
+        "cloud_ssd",
+        "",
+        25000,
+        300,
+    )
     assert disk_ids(ecs, category="cloud_ssd") == {disk_id}
     ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
 
@@ -675,37 +924,70 @@ def test_tags_on_disks_and_snapshots(lab: Lab) -> None:
     instance_id = running(lab)
     disk_id = available(lab.ecs, new_disk(lab.ecs, tag=[em.CreateDiskRequestTag(key="team", value="a")]))
     attach(lab, disk_id, instance_id)
-    snapshot_id = str(lab.ecs.create_snapshot(em.CreateSnapshotRequest(
-        disk_id=disk_id, tag=[em.CreateSnapshotRequestTag(key="team", value="b")])).body.snapshot_id)
+    snapshot_id = str(
+        lab.ecs.create_snapshot(
+            em.CreateSnapshotRequest(
+                disk_id=disk_id, tag=[em.CreateSnapshotRequestTag(key="team", value="b")]
+            )
+        ).body.snapshot_id
+    )
     wait_snapshot(lab, snapshot_id)
 
     def listed(kind: str, **filters: Any) -> set[tuple[str, str, str, str]]:
-        rows = lab.ecs.list_tag_resources(em.ListTagResourcesRequest(region_id=REGION, resource_type=kind,
-                                                                     **filters)).body
-        return {(t.resource_id, t.resource_type, t.tag_key, t.tag_value) for t in rows.tag_resources.tag_resource}
+        rows = lab.ecs.list_tag_resources(
+            em.ListTagResourcesRequest(region_id=REGION, resource_type=kind, **filters)
+        ).body
+        return {
+            (t.resource_id, t.resource_type, t.tag_key, t.tag_value) for t in rows.tag_resources.tag_resource
+        }
 
     for kind, resource_id in (("disk", disk_id), ("snapshot", snapshot_id)):
-        lab.ecs.tag_resources(em.TagResourcesRequest(region_id=REGION, resource_type=kind, resource_id=[resource_id],
-                                                     tag=[em.TagResourcesRequestTag(key="env", value="prod")]))
-    assert listed("disk", resource_id=[disk_id]) == {(disk_id, "disk", "team", "a"), (disk_id, "disk", "env", "prod")}
-    assert listed("snapshot", resource_id=[snapshot_id]) == {(snapshot_id, "snapshot", "team", "b"),
-                                                             (snapshot_id, "snapshot", "env", "prod")}
-    assert {row[0] for row in listed("disk", tag=[em.ListTagResourcesRequestTag(key="team", value="a")])} == \
-        {disk_id}
+        lab.ecs.tag_resources(
+            em.TagResourcesRequest(
+                region_id=REGION,
+                resource_type=kind,
+                resource_id=[resource_id],
+                tag=[em.TagResourcesRequestTag(key="env", value="prod")],
+            )
+        )
+    assert listed("disk", resource_id=[disk_id]) == {
+        (disk_id, "disk", "team", "a"),
+        (disk_id, "disk", "env", "prod"),
+    }
+    assert listed("snapshot", resource_id=[snapshot_id]) == {
+        (snapshot_id, "snapshot", "team", "b"),
+        (snapshot_id, "snapshot", "env", "prod"),
+    }
+    assert {row[0] for row in listed("disk", tag=[em.ListTagResourcesRequestTag(key="team", value="a")])} == {
+        disk_id
+    }
     assert listed("snapshot", tag=[em.ListTagResourcesRequestTag(key="team", value="a")]) == set()
     assert disk_ids(lab.ecs, tag=[em.DescribeDisksRequestTag(key="env", value="prod")]) == {disk_id}
     assert snapshot_ids(lab.ecs, tag=[em.DescribeSnapshotsRequestTag(key="team", value="b")]) == {snapshot_id}
     shown = snapshots(lab.ecs, snapshot_ids=f'["{snapshot_id}"]').snapshots.snapshot[0]
     assert {(t.tag_key, t.tag_value) for t in shown.tags.tag} == {("team", "b"), ("env", "prod")}
 
-    lab.ecs.untag_resources(em.UntagResourcesRequest(region_id=REGION, resource_type="disk", resource_id=[disk_id],
-                                                     tag_key=["env"]))
+    lab.ecs.untag_resources(
+        em.UntagResourcesRequest(
+            region_id=REGION, resource_type="disk", resource_id=[disk_id], tag_key=["env"]
+        )
+    )
     assert listed("disk", resource_id=[disk_id]) == {(disk_id, "disk", "team", "a")}
     assert disk_ids(lab.ecs, tag=[em.DescribeDisksRequestTag(key="env")]) == set()
     for kind, resource_id in (("disk", snapshot_id), ("snapshot", disk_id), ("disk", "d-nothere")):
-        expect(partial(lab.ecs.tag_resources, em.TagResourcesRequest(
-            region_id=REGION, resource_type=kind, resource_id=[resource_id],
-            tag=[em.TagResourcesRequestTag(key="k", value="v")])), "InvalidResourceId.NotFound", 404)
+        expect(
+            partial(
+                lab.ecs.tag_resources,
+                em.TagResourcesRequest(
+                    region_id=REGION,
+                    resource_type=kind,
+                    resource_id=[resource_id],
+                    tag=[em.TagResourcesRequestTag(key="k", value="v")],
+                ),
+            ),
+            "InvalidResourceId.NotFound",
+            404,
+        )
 
     lab.ecs.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id))
     assert listed("snapshot", resource_id=[snapshot_id]) == set()
@@ -739,7 +1021,9 @@ def test_other_accounts_cannot_see_or_touch_disks_and_snapshots(live: LiveServer
         lambda: other.resize_disk(em.ResizeDiskRequest(disk_id=disk_id, new_size=100)),
         lambda: other.re_init_disk(em.ReInitDiskRequest(disk_id=disk_id)),
         lambda: other.reset_disk(em.ResetDiskRequest(disk_id=disk_id, snapshot_id=snapshot_id)),
-        lambda: other.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=disk_id, disk_name="theirs")),
+        lambda: other.modify_disk_attribute(
+            em.ModifyDiskAttributeRequest(disk_id=disk_id, disk_name="theirs")
+        ),
         lambda: other.modify_disk_spec(em.ModifyDiskSpecRequest(disk_id=disk_id, performance_level="PL0")),
         lambda: other.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)),
         lambda: other.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)),
@@ -747,26 +1031,50 @@ def test_other_accounts_cannot_see_or_touch_disks_and_snapshots(live: LiveServer
     ):
         expect(call, "InvalidDiskId.NotFound", 404)
     for call in (
-        lambda: other.modify_snapshot_attribute(em.ModifySnapshotAttributeRequest(snapshot_id=snapshot_id,
-                                                                                   snapshot_name="theirs")),
-        lambda: other.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=ZONE, snapshot_id=snapshot_id,
-                                                       disk_category="cloud_essd")),
+        lambda: other.modify_snapshot_attribute(
+            em.ModifySnapshotAttributeRequest(snapshot_id=snapshot_id, snapshot_name="theirs")
+        ),
+        lambda: other.create_disk(
+            em.CreateDiskRequest(
+                region_id=REGION, zone_id=ZONE, snapshot_id=snapshot_id, disk_category="cloud_essd"
+            )
+        ),
     ):
         expect(call, "InvalidSnapshotId.NotFound", 404)
     for kind, resource_id in (("disk", disk_id), ("snapshot", snapshot_id)):
-        expect(partial(other.tag_resources, em.TagResourcesRequest(
-            region_id=REGION, resource_type=kind, resource_id=[resource_id],
-            tag=[em.TagResourcesRequestTag(key="k", value="v")])), "InvalidResourceId.NotFound", 404)
-        rows = other.list_tag_resources(em.ListTagResourcesRequest(region_id=REGION, resource_type=kind,
-                                                                   resource_id=[resource_id])).body
+        expect(
+            partial(
+                other.tag_resources,
+                em.TagResourcesRequest(
+                    region_id=REGION,
+                    resource_type=kind,
+                    resource_id=[resource_id],
+                    tag=[em.TagResourcesRequestTag(key="k", value="v")],
+                ),
+            ),
+            "InvalidResourceId.NotFound",
+            404,
+        )
+        rows = other.list_tag_resources(
+            em.ListTagResourcesRequest(region_id=REGION, resource_type=kind, resource_id=[resource_id])
+        ).body
         assert rows.tag_resources.tag_resource == []
     # their own disk cannot go onto my instance, nor an instance of theirs get my disk
     theirs = available(other, new_disk(other))
-    expect(lambda: other.attach_disk(em.AttachDiskRequest(disk_id=theirs, instance_id=instance_id)),
-           "InvalidInstanceId.NotFound", 404)
-    expect(lambda: other.create_disk(em.CreateDiskRequest(region_id=REGION, instance_id=instance_id, size=40,
-                                                          disk_category="cloud_essd")),
-           "InvalidInstanceId.NotFound", 404)
+    expect(
+        lambda: other.attach_disk(em.AttachDiskRequest(disk_id=theirs, instance_id=instance_id)),
+        "InvalidInstanceId.NotFound",
+        404,
+    )
+    expect(
+        lambda: other.create_disk(
+            em.CreateDiskRequest(
+                region_id=REGION, instance_id=instance_id, size=40, disk_category="cloud_essd"
+            )
+        ),
+        "InvalidInstanceId.NotFound",
+        404,
+    )
     # a snapshot of someone else "does not exist", and DeleteSnapshot ignores it
     other.delete_snapshot(em.DeleteSnapshotRequest(snapshot_id=snapshot_id, force=True))
 
@@ -783,11 +1091,15 @@ def test_other_accounts_cannot_see_or_touch_disks_and_snapshots(live: LiveServer
 
 
 def test_disks_go_or_stay_with_their_instance(lab: Lab) -> None:
-    instance_id = running(lab, data_disk=[
-        em.RunInstancesRequestDataDisk(size=30, category="cloud_essd", disk_name="goes"),
-        em.RunInstancesRequestDataDisk(size=30, category="cloud_essd", disk_name="stays",
-                                       delete_with_instance=False),
-    ])
+    instance_id = running(
+        lab,
+        data_disk=[
+            em.RunInstancesRequestDataDisk(size=30, category="cloud_essd", disk_name="goes"),
+            em.RunInstancesRequestDataDisk(
+                size=30, category="cloud_essd", disk_name="stays", delete_with_instance=False
+            ),
+        ],
+    )
     launched = {d.disk_name: d for d in disks(lab.ecs, instance_id=instance_id, disk_type="data").disks.disk}
     assert {name: d.delete_with_instance for name, d in launched.items()} == {"goes": True, "stays": False}
     system = system_disk(lab, instance_id)
@@ -801,7 +1113,11 @@ def test_disks_go_or_stay_with_their_instance(lab: Lab) -> None:
     attach(lab, flipped, instance_id)
     lab.ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=flipped, delete_with_instance=True))
     assert disk_ids(lab.ecs, instance_id=instance_id, delete_with_instance=True) == {
-        system, launched["goes"].disk_id, released, flipped}
+        system,
+        launched["goes"].disk_id,
+        released,
+        flipped,
+    }
 
     stopped(lab, instance_id)
     lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id))
@@ -837,7 +1153,9 @@ def test_a_disk_is_not_deleted_while_a_snapshot_of_it_is_progressing(live: LiveS
     disk_id = available(lab.ecs, new_disk(lab.ecs))
     snapshot_id = snapshot(lab, disk_id)
     with parked(live, Snapshot, snapshot_id, status="progressing", progress=10):
-        expect(lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)), "DiskCreatingSnapshot", 403)
+        expect(
+            lambda: lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id)), "DiskCreatingSnapshot", 403
+        )
     lab.ecs.delete_disk(em.DeleteDiskRequest(disk_id=disk_id))
     assert disk_ids(lab.ecs, disk_ids=f'["{disk_id}"]') == set()
     assert snapshot_ids(lab.ecs, snapshot_ids=f'["{snapshot_id}"]') == {snapshot_id}  # manual snapshots stay

@@ -23,21 +23,32 @@ class Client:
         self.ecs = tea_ecs(server)
 
     def instance_status(self, instance_id: str) -> str:
-        return str(self.ecs.describe_instance_attribute(
-            em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body.status)
+        return str(
+            self.ecs.describe_instance_attribute(
+                em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+            ).body.status
+        )
 
     def disks(self, instance_id: str) -> dict[str, str]:
-        body = self.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, instance_id=instance_id)).body
+        body = self.ecs.describe_disks(
+            em.DescribeDisksRequest(region_id=REGION, instance_id=instance_id)
+        ).body
         return {d.disk_id: d.status for d in body.disks.disk}
 
     def snapshots(self, disk_id: str) -> dict[str, str]:
-        body = self.ecs.describe_snapshots(em.DescribeSnapshotsRequest(region_id=REGION, disk_id=disk_id)).body
+        body = self.ecs.describe_snapshots(
+            em.DescribeSnapshotsRequest(region_id=REGION, disk_id=disk_id)
+        ).body
         return {s.snapshot_id: s.status for s in body.snapshots.snapshot}
 
     def snapshot(self, disk_id: str, timeout: float = 30) -> tuple[str, str]:
-        snapshot_id = str(self.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)).body.snapshot_id)
+        snapshot_id = str(
+            self.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)).body.snapshot_id
+        )
         deadline = time.monotonic() + timeout
-        while (status := self.snapshots(disk_id)[snapshot_id]) == "progressing" and time.monotonic() < deadline:
+        while (
+            status := self.snapshots(disk_id)[snapshot_id]
+        ) == "progressing" and time.monotonic() < deadline:
             time.sleep(0.05)
         return snapshot_id, status
 
@@ -61,12 +72,22 @@ def test_the_emulator_keeps_its_disks_and_running_vms_across_restarts(tmp_path: 
         [instance_id] = lab.run()
         assert lab.wait(instance_id, "Running") == "Running"
         zone = lab.ecs.describe_instance_attribute(
-            em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body.zone_id
-        data = str(lab.ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=40,
-                                                             disk_category="cloud_essd")).body.disk_id)
+            em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+        ).body.zone_id
+        data = str(
+            lab.ecs.create_disk(
+                em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=40, disk_category="cloud_essd")
+            ).body.disk_id
+        )
         client = Client(server)
-        assert client.wait(lambda: client.ecs.describe_disks(em.DescribeDisksRequest(
-            region_id=REGION, disk_ids=f'["{data}"]')).body.disks.disk[0].status == "Available")
+        assert client.wait(
+            lambda: (
+                client.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, disk_ids=f'["{data}"]'))
+                .body.disks.disk[0]
+                .status
+                == "Available"
+            )
+        )
         lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=data, instance_id=instance_id))
         assert client.wait(lambda: client.disks(instance_id).get(data) == "In_use")
         disks = client.disks(instance_id)
@@ -94,10 +115,19 @@ def test_the_emulator_keeps_its_disks_and_running_vms_across_restarts(tmp_path: 
         client.ecs.start_instance(em.StartInstanceRequest(instance_id=instance_id))
         assert client.wait(lambda: client.instance_status(instance_id) == "Running")
         first_snapshot = taken[data][0][0]
-        clone = str(client.ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=zone,
-                                                                 snapshot_id=first_snapshot)).body.disk_id)
-        assert client.wait(lambda: client.ecs.describe_disks(em.DescribeDisksRequest(
-            region_id=REGION, disk_ids=f'["{clone}"]')).body.disks.disk[0].status == "Available")
+        clone = str(
+            client.ecs.create_disk(
+                em.CreateDiskRequest(region_id=REGION, zone_id=zone, snapshot_id=first_snapshot)
+            ).body.disk_id
+        )
+        assert client.wait(
+            lambda: (
+                client.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, disk_ids=f'["{clone}"]'))
+                .body.disks.disk[0]
+                .status
+                == "Available"
+            )
+        )
     finally:
         server.process.kill()
         server.process.wait(timeout=30)

@@ -45,23 +45,46 @@ MAX_FIELDS = 5000  # the server's documented limit on parameters per query strin
 VERSIONS = {"ecs": "2014-05-26", "vpc": "2016-04-28"}
 # Resource ids created before the fuzz starts (see `seeded_ids`): name -> ids, e.g. "VpcId" -> ["vpc-..."].
 Pools = dict[str, list[str]]
-PROTOCOL_PARAMS = frozenset({
-    "Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
-    "SignatureNonce", "Timestamp", "SignatureType",
-})
+PROTOCOL_PARAMS = frozenset(
+    {
+        "Action",
+        "Version",
+        "Format",
+        "AccessKeyId",
+        "Signature",
+        "SignatureMethod",
+        "SignatureVersion",
+        "SignatureNonce",
+        "Timestamp",
+        "SignatureType",
+    }
+)
 # Codes a correctly signed request for a known action must never get.
-AUTH_CODES = frozenset({
-    "SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive",
-    "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format", "SignatureNonceUsed", "InvalidAction.NotFound",
-    "InvalidVersion", "UnsupportedHTTPMethod",
-})
-PROTOCOL_MISSING = re.compile(r'^The input parameter "(Action|Version|AccessKeyId|Signature\w*|Timestamp|x-acs-[\w-]+)"')
+AUTH_CODES = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidAccessKeyId.Inactive",
+        "InvalidTimeStamp.Expired",
+        "InvalidTimeStamp.Format",
+        "SignatureNonceUsed",
+        "InvalidAction.NotFound",
+        "InvalidVersion",
+        "UnsupportedHTTPMethod",
+    }
+)
+PROTOCOL_MISSING = re.compile(
+    r'^The input parameter "(Action|Version|AccessKeyId|Signature\w*|Timestamp|x-acs-[\w-]+)"'
+)
 
 
 def refused_by_protocol(fields: dict[str, str]) -> bool:
     """An authentication or protocol refusal (not a refusal of the action's own parameters)."""
     code = fields.get("Code", "")
-    return code in AUTH_CODES or (code == "MissingParameter" and bool(PROTOCOL_MISSING.match(fields.get("Message", ""))))
+    return code in AUTH_CODES or (
+        code == "MissingParameter" and bool(PROTOCOL_MISSING.match(fields.get("Message", "")))
+    )
 
 
 ACTIONS: list[tuple[str, ActionSpec]] = sorted(
@@ -73,16 +96,23 @@ REGIONS = [r.region_id for r in CATALOG.regions]
 ZONES = [z.zone_id for r in CATALOG.regions for z in r.zones]
 TYPES = [t.type_id for t in CATALOG.all_types()][:40]
 FAMILIES = [f.family_id for f in CATALOG.families]
-PUBLIC_KEY = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-    serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-).decode()
+PUBLIC_KEY = (
+    ed25519.Ed25519PrivateKey.generate()
+    .public_key()
+    .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    .decode()
+)
 
 FUZZ_SETTINGS = settings(
     max_examples=300,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
@@ -219,7 +249,11 @@ def known_500(live: LiveServer, sent: Sent, request_id: str) -> KnownBug | None:
         return None
     trace = traceback_of(live.log(), request_id)
     for bug in KNOWN_500_BUGS:
-        if bug.trigger(sent) and trace and (not bug.exception or any(text in trace for text in bug.exception)):
+        if (
+            bug.trigger(sent)
+            and trace
+            and (not bug.exception or any(text in trace for text in bug.exception))
+        ):
             return bug
     return None
 
@@ -270,7 +304,9 @@ def assert_no_unexplained_traceback(live: LiveServer, log_start: int, tolerated:
         match = re.search(r"\(request ([0-9A-F-]+)\)", record.split("\n", 1)[0])
         if match is None or match.group(1) not in tolerated.request_ids:
             unexplained.append(record[:4000])
-    assert not unexplained, f"the server logged {len(unexplained)} tracebacks:\n\n" + "\n\n".join(unexplained[:3])
+    assert not unexplained, f"the server logged {len(unexplained)} tracebacks:\n\n" + "\n\n".join(
+        unexplained[:3]
+    )
 
 
 @pytest.fixture
@@ -288,8 +324,9 @@ def fuzz_key(live: LiveServer) -> tuple[str, str]:
     return live.create_account(f"fuzz-{uuid.uuid4().hex[:8]}")
 
 
-def call_signed(live: LiveServer, key: tuple[str, str], version: str, action: str,
-                params: dict[str, str]) -> dict[str, Any]:
+def call_signed(
+    live: LiveServer, key: tuple[str, str], version: str, action: str, params: dict[str, str]
+) -> dict[str, Any]:
     signed = sign_v1("POST", {"Action": action, "Version": version, **params}, *key)
     answer = send(live, Sent("POST", "/?" + urlencode(signed, quote_via=quote), {}, b"", live.backend))
     doc = json.loads(answer.body) if answer.headers.get("content-type") == JSON_TYPE else {}
@@ -347,12 +384,56 @@ def seeded_ids(live: LiveServer, fuzz_key: tuple[str, str]) -> Pools:
 # ---- strategies: raw text ------------------------------------------------------------------
 
 URL_CHARS = string.ascii_letters + string.digits + "-._~!$'()*,;:@/[]"
-PERCENT_JUNK = ["%", "%z", "%zz", "%e9", "%ff%fe", "%00", "%C3", "%C3%28", "%E2%82", "%u1234", "%%", "%2",
-                "%F0%9F%92%A9", "%ED%A0%80", "%0D%0A", "%3C%3E%26"]
+PERCENT_JUNK = [
+    "%",
+    "%z",
+    "%zz",
+    "%e9",
+    "%ff%fe",
+    "%00",
+    "%C3",
+    "%C3%28",
+    "%E2%82",
+    "%u1234",
+    "%%",
+    "%2",
+    "%F0%9F%92%A9",
+    "%ED%A0%80",
+    "%0D%0A",
+    "%3C%3E%26",
+]
 JUNK_VALUES = [
-    "", " ", "null", "None", "true", "[]", "{}", "%", "\x00", "a\x00b", "\x01", "\u202e", "'\"<>&", "*", "9" * 30,
-    "-1", "0", "1e309", "NaN", "Infinity", "[1,{\"a\":2}]", "not json", "[" * 40, "cn-hangzhou", "\ufeff",
-    "\ud7ff\ue000", "]]>", "<![CDATA[x]]>", "&amp;", "\t\n\r", "a" * 3000,
+    "",
+    " ",
+    "null",
+    "None",
+    "true",
+    "[]",
+    "{}",
+    "%",
+    "\x00",
+    "a\x00b",
+    "\x01",
+    "\u202e",
+    "'\"<>&",
+    "*",
+    "9" * 30,
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "Infinity",
+    '[1,{"a":2}]',
+    "not json",
+    "[" * 40,
+    "cn-hangzhou",
+    "\ufeff",
+    "\ud7ff\ue000",
+    "]]>",
+    "<![CDATA[x]]>",
+    "&amp;",
+    "\t\n\r",
+    "a" * 3000,
 ]
 
 hostile_text = st.text(max_size=40)
@@ -405,8 +486,17 @@ def raw_query(draw: st.DrawFn) -> str:
 
 HEADER_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
 header_value = st.text(alphabet=HEADER_CHARS, max_size=60)
-X_ACS_NAMES = ["x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256",
-               "x-acs-security-token", "x-acs-accesskey-id", "x-acs-signature-type", "x-acs-credentials-provider"]
+X_ACS_NAMES = [
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+    "x-acs-security-token",
+    "x-acs-accesskey-id",
+    "x-acs-signature-type",
+    "x-acs-credentials-provider",
+]
 x_acs_header = st.tuples(
     st.one_of(st.sampled_from(X_ACS_NAMES), st.from_regex(r"x-acs-[a-z0-9-]{1,20}", fullmatch=True)),
     st.one_of(header_value, st.sampled_from([spec.name for _, spec in ACTIONS] + list(VERSIONS.values()))),
@@ -414,23 +504,38 @@ x_acs_header = st.tuples(
 authorization = st.one_of(
     header_value,
     st.builds(
-        lambda head, cred, signed, sig, tail: f"{head}Credential={cred},SignedHeaders={signed},Signature={sig}{tail}",
-        st.sampled_from(["ACS3-HMAC-SHA256 ", "ACS3-HMAC-SHA256", "ACS3-HMAC-SHA256X ", "acs3-hmac-sha256 ", ""]),
+        lambda head, cred, signed, sig, tail: (
+            f"{head}Credential={cred},SignedHeaders={signed},Signature={sig}{tail}"
+        ),
+        st.sampled_from(
+            ["ACS3-HMAC-SHA256 ", "ACS3-HMAC-SHA256", "ACS3-HMAC-SHA256X ", "acs3-hmac-sha256 ", ""]
+        ),
         st.one_of(st.just(ROOT_KEY_ID), st.text(alphabet=HEADER_CHARS, max_size=20)),
-        st.one_of(st.sampled_from(["host", "host;x-acs-date", ";;", "", "authorization", "x-acs-action;host"]),
-                  st.text(alphabet=HEADER_CHARS, max_size=20)),
+        st.one_of(
+            st.sampled_from(["host", "host;x-acs-date", ";;", "", "authorization", "x-acs-action;host"]),
+            st.text(alphabet=HEADER_CHARS, max_size=20),
+        ),
         st.text(alphabet=string.hexdigits + ",= ", max_size=70),
         st.sampled_from(["", ",", ",junk", ",Extra=1", " "]),
     ),
 )
-CONTENT_TYPES = [FORM_TYPE, FORM_TYPE + "; charset=UTF-8", "APPLICATION/X-WWW-FORM-URLENCODED", "application/json",
-                 "text/plain", "multipart/form-data; boundary=x", "text/xml"]
+CONTENT_TYPES = [
+    FORM_TYPE,
+    FORM_TYPE + "; charset=UTF-8",
+    "APPLICATION/X-WWW-FORM-URLENCODED",
+    "application/json",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "text/xml",
+]
 
 
 @st.composite
 def raw_request(draw: st.DrawFn, backend: str) -> Sent:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "HEAD", "DELETE"]))
-    path = draw(st.one_of(st.just("/"), st.text(alphabet=URL_CHARS + "%", max_size=30).map(lambda p: "/" + p)))
+    path = draw(
+        st.one_of(st.just("/"), st.text(alphabet=URL_CHARS + "%", max_size=30).map(lambda p: "/" + p))
+    )
     query = draw(raw_query())
     headers = dict(draw(st.lists(x_acs_header, max_size=4)))
     if draw(st.booleans()):
@@ -440,34 +545,90 @@ def raw_request(draw: st.DrawFn, backend: str) -> Sent:
         headers["content-type"] = content_type
     body = draw(st.one_of(st.just(b""), st.binary(max_size=400), raw_query().map(str.encode)))
     pairs, within = decoded_params(query, body, content_type)
-    return Sent(method, f"{path}?{query}" if query else path, headers, body, backend, params=pairs,
-                expect_xml=wants_xml(method, pairs, within))
+    return Sent(
+        method,
+        f"{path}?{query}" if query else path,
+        headers,
+        body,
+        backend,
+        params=pairs,
+        expect_xml=wants_xml(method, pairs, within),
+    )
 
 
 # ---- strategies: parameters of the known actions ---------------------------------------------
 
 INDEXES = st.one_of(
     st.integers(1, 12).map(str),
-    st.sampled_from(["0", "-1", "00", "01", "999999", "1000000", "999999999", "", "x", " 1", "\u0663", "+1", "1e2"]),
+    st.sampled_from(
+        ["0", "-1", "00", "01", "999999", "1000000", "999999999", "", "x", " 1", "\u0663", "+1", "1e2"]
+    ),
 )
 json_array_text = st.one_of(
     st.lists(
-        st.one_of(st.text(max_size=20), st.integers(), st.booleans(), st.none(), st.floats(),
-                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.lists(st.integers(), max_size=2)),
+        st.one_of(
+            st.text(max_size=20),
+            st.integers(),
+            st.booleans(),
+            st.none(),
+            st.floats(),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+            st.lists(st.integers(), max_size=2),
+        ),
         max_size=6,
     ).map(json.dumps),
     st.lists(st.from_regex(r"[A-Za-z][A-Za-z0-9_.:-]{1,20}", fullmatch=True), max_size=4).map(json.dumps),
-    st.sampled_from(['[1,{"a":2}]', "not json", "[", "]", "[]", '[""]', "null", '"x"', "{}", '["a",]',
-                     '["\\ud800"]', '["\\u0000"]', '["\\u0001"]', "[" * 600 + "]" * 600, '[' * 50 + ']' * 50]),
+    st.sampled_from(
+        [
+            '[1,{"a":2}]',
+            "not json",
+            "[",
+            "]",
+            "[]",
+            '[""]',
+            "null",
+            '"x"',
+            "{}",
+            '["a",]',
+            '["\\ud800"]',
+            '["\\u0000"]',
+            '["\\u0001"]',
+            "[" * 600 + "]" * 600,
+            "[" * 50 + "]" * 50,
+        ]
+    ),
 )
-INTEGER_JUNK = ["abc", "1.5", "1e3", " 7", "+3", "-0", "\u0663", "0x10", "9" * 19, "9" * 20, "-" + "9" * 19, "١٢"]
+INTEGER_JUNK = [
+    "abc",
+    "1.5",
+    "1e3",
+    " 7",
+    "+3",
+    "-0",
+    "\u0663",
+    "0x10",
+    "9" * 19,
+    "9" * 20,
+    "-" + "9" * 19,
+    "١٢",
+]
 NUMBER_JUNK = ["1e309", "-1e309", "NaN", "inf", "1_000", "0x1p3", "1e-400", "", "--1"]
 BOOLEAN_JUNK = ["maybe", "1", "0", "yes", "", "tRUE"]
 CIDRS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "10.1.0.0/24", "10.1.1.0/24", "192.168.1.0/24"]
-CIDR_JUNK = ["10.0.0.0/33", "10.0.0.1/8", "300.0.0.0/8", "10.0.0.0", "::/0", "0.0.0.0/0", "10.0.0.0/-1", "a/b"]
+CIDR_JUNK = [
+    "10.0.0.0/33",
+    "10.0.0.1/8",
+    "300.0.0.0/8",
+    "10.0.0.0",
+    "::/0",
+    "0.0.0.0/0",
+    "10.0.0.0/-1",
+    "a/b",
+]
 NAMED_VALUES: dict[str, list[str]] = {
     "RegionId": ["cn-hangzhou"] * 6 + REGIONS,
-    "ZoneId": [z.zone_id for r in CATALOG.regions if r.region_id == "cn-hangzhou" for z in r.zones] * 3 + ZONES,
+    "ZoneId": [z.zone_id for r in CATALOG.regions if r.region_id == "cn-hangzhou" for z in r.zones] * 3
+    + ZONES,
     "InstanceType": TYPES,
     "InstanceTypeFamily": FAMILIES,
     "PublicKeyBody": [PUBLIC_KEY, PUBLIC_KEY + " comment"],
@@ -501,8 +662,11 @@ def scalar_values(p: Param, pools: Pools, clean: bool) -> st.SearchStrategy[str]
         low = int(p.minimum) if p.minimum is not None else 0
         high = int(p.maximum) if p.maximum is not None else max(low, 0) + 100
         good.append(st.integers(low, high).map(str))
-        bad += [st.integers(low - 3, high + 3).map(str), st.integers(-(2**70), 2**70).map(str),
-                st.sampled_from(INTEGER_JUNK)]
+        bad += [
+            st.integers(low - 3, high + 3).map(str),
+            st.integers(-(2**70), 2**70).map(str),
+            st.sampled_from(INTEGER_JUNK),
+        ]
     elif p.kind == "number":
         low_f = p.minimum if p.minimum is not None else 0.0
         high_f = p.maximum if p.maximum is not None else low_f + 100.0
@@ -512,10 +676,15 @@ def scalar_values(p: Param, pools: Pools, clean: bool) -> st.SearchStrategy[str]
         good.append(st.sampled_from(["true", "false", "True", "False"]))
         bad.append(st.sampled_from(BOOLEAN_JUNK))
     elif p.kind == "json":
-        good.append(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                                 lambda kids: st.lists(kids, max_size=3)
-                                 | st.dictionaries(st.text(max_size=3), kids, max_size=3),
-                                 max_leaves=8).map(json.dumps))
+        good.append(
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                lambda kids: (
+                    st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=3)
+                ),
+                max_leaves=8,
+            ).map(json.dumps)
+        )
         bad.append(json_array_text)
     elif not good:  # a free-form string
         good.append(clean_name if p.max_length is None or p.max_length >= 31 else st.just("x"))
@@ -555,10 +724,35 @@ def wire_pairs(draw: st.DrawFn, p: Param, name: str, pools: Pools, clean: bool) 
 
 
 STRUCTURAL_NAMES = [
-    "Tag.0.Key", "Tag.999999999.Key", "Tag..Key", "Tag.1.Key", "Tag.1", "Tag", "Tag.1.Key.Extra", "Tag.-1.Value",
-    "DataDisk.1.Size", "DataDisk.0.Size", "DataDisk..Size", "DataDisk.1", "SystemDisk.Size", "SystemDisk",
-    "NetworkInterface.1.SecurityGroupIds.1", "HostNames.1", ".", "..", "...", "", ".Tag", "Tag.", "InstanceIds",
-    "KeyPairNames", "KeyPairNames.1", "KeyPairNames.0", "RegionId.1", "RegionId..x", "MaxResults..x",
+    "Tag.0.Key",
+    "Tag.999999999.Key",
+    "Tag..Key",
+    "Tag.1.Key",
+    "Tag.1",
+    "Tag",
+    "Tag.1.Key.Extra",
+    "Tag.-1.Value",
+    "DataDisk.1.Size",
+    "DataDisk.0.Size",
+    "DataDisk..Size",
+    "DataDisk.1",
+    "SystemDisk.Size",
+    "SystemDisk",
+    "NetworkInterface.1.SecurityGroupIds.1",
+    "HostNames.1",
+    ".",
+    "..",
+    "...",
+    "",
+    ".Tag",
+    "Tag.",
+    "InstanceIds",
+    "KeyPairNames",
+    "KeyPairNames.1",
+    "KeyPairNames.0",
+    "RegionId.1",
+    "RegionId..x",
+    "MaxResults..x",
 ]
 STRUCTURAL_VALUES = ["abc", "1", "0", "", "-1", '["i-1"]', '[1,{"a":2}]', "not json", "true"]
 
@@ -569,8 +763,12 @@ def noise_pairs(draw: st.DrawFn, spec: ActionSpec) -> list[tuple[str, str]]:
     declared = [p.name for p in spec.params] or ["RegionId"]
     names = st.one_of(
         st.sampled_from(STRUCTURAL_NAMES),
-        st.builds(lambda base, index, tail: f"{base}.{index}{tail}", st.sampled_from(declared), INDEXES,
-                  st.sampled_from(["", ".Key", ".Size", ".1", ".", ".Key.Extra", "..x"])),
+        st.builds(
+            lambda base, index, tail: f"{base}.{index}{tail}",
+            st.sampled_from(declared),
+            INDEXES,
+            st.sampled_from(["", ".Key", ".Size", ".1", ".", ".Key.Extra", "..x"]),
+        ),
         st.builds(lambda base: f"{base}..x", st.sampled_from(declared)),
         hostile_text,
     )
@@ -610,14 +808,26 @@ def signed_request(draw: st.DrawFn, backend: str, key: tuple[str, str], host: st
             query = encoded
     elif scheme == "v3-form":
         body = urlencode(params, quote_via=quote).encode()
-        headers = {**sign_v3(method, host, spec.name, version, {}, *key, body=body), "content-type": FORM_TYPE}
+        headers = {
+            **sign_v3(method, host, spec.name, version, {}, *key, body=body),
+            "content-type": FORM_TYPE,
+        }
     else:
         query = urlencode(params, quote_via=quote)
         headers = sign_v3(method, host, spec.name, version, params, *key)
     decoded, within = decoded_params(query, body, headers.get("content-type"))
-    return Sent(method, f"/?{query}" if query else "/", headers, body, backend, action=spec.name,
-                declared=frozenset(p.name for p in spec.params), params=decoded,
-                expect_xml=wants_xml(method, decoded, within), within_limits=within)
+    return Sent(
+        method,
+        f"/?{query}" if query else "/",
+        headers,
+        body,
+        backend,
+        action=spec.name,
+        declared=frozenset(p.name for p in spec.params),
+        params=decoded,
+        expect_xml=wants_xml(method, decoded, within),
+        within_limits=within,
+    )
 
 
 # ---- the fuzz tests --------------------------------------------------------------------------
@@ -712,7 +922,9 @@ def assert_client_error_answer(answer: Answer, code: str) -> None:
     ],
     ids=["string", "string-with-choices", "integer", "json-array-list"],
 )
-def test_name_with_an_empty_segment_is_not_an_internal_error(live: LiveServer, params: dict[str, str]) -> None:
+def test_name_with_an_empty_segment_is_not_an_internal_error(
+    live: LiveServer, params: dict[str, str]
+) -> None:
     """Found by this fuzz (RegionId..x used to reach the handlers as a dict: 500)."""
     assert_answered(signed_answer(live, params))
 
@@ -731,12 +943,17 @@ def test_lone_surrogate_in_json_array_is_invalid_parameter(live: LiveServer) -> 
 
 @pytest.mark.parametrize("action", ["ApplyAutoSnapshotPolicy", "CancelAutoSnapshotPolicy"])
 @pytest.mark.parametrize("text", ['["\\ud800"]', '["d-\\u0000"]'], ids=["surrogate", "nul"])
-def test_unstorable_text_in_a_json_list_parameter_is_a_client_error(live: LiveServer, action: str,
-                                                                    text: str) -> None:
+def test_unstorable_text_in_a_json_list_parameter_is_a_client_error(
+    live: LiveServer, action: str, text: str
+) -> None:
     """Found by the fuzz: diskIds is parsed from JSON by the action, and passed the lone surrogate
     on to the store (500); it must refuse what the typed list parameters refuse."""
-    params = {"Action": action, "regionId": "cn-hangzhou", "autoSnapshotPolicyId": "sp-nubes0000000000001",
-              "diskIds": text}
+    params = {
+        "Action": action,
+        "regionId": "cn-hangzhou",
+        "autoSnapshotPolicyId": "sp-nubes0000000000001",
+        "diskIds": text,
+    }
     assert_client_error_answer(signed_answer(live, params), "ParameterInvalid")
 
 
@@ -748,7 +965,9 @@ def test_unstorable_text_in_a_json_list_parameter_is_a_client_error(live: LiveSe
     ],
     ids=["name-in-message", "value-in-message"],
 )
-def test_xml_error_echoing_a_control_character_stays_well_formed(live: LiveServer, params: dict[str, str]) -> None:
+def test_xml_error_echoing_a_control_character_stays_well_formed(
+    live: LiveServer, params: dict[str, str]
+) -> None:
     """Found by this fuzz (the control character used to be copied into the XML: unparseable)."""
     answer = signed_answer(live, {**params, "Format": "XML"})
     assert answer.status in (400, 404) and answer.headers["content-type"] == XML_TYPE
@@ -770,7 +989,9 @@ def test_nul_character_is_refused(live: LiveServer, params: dict[str, str]) -> N
     """Found by this fuzz: a NUL that reached the store was a 500 on PostgreSQL. Now refused up front."""
     if "AccessKeyId" in params:  # unauthenticated: the key lookup itself used to hit the store
         fields = dict(params)
-        signed = sign_v1("GET", {"Version": VERSIONS["ecs"], "Action": fields.pop("Action")}, fields["AccessKeyId"], "x")
+        signed = sign_v1(
+            "GET", {"Version": VERSIONS["ecs"], "Action": fields.pop("Action")}, fields["AccessKeyId"], "x"
+        )
         answer = send(live, Sent("GET", "/?" + urlencode(signed, quote_via=quote), {}, b"", live.backend))
         assert_client_error_answer(answer, "InvalidAccessKeyId.NotFound")
     else:
@@ -782,8 +1003,12 @@ class SetupFailed(RuntimeError):
 
 
 def must_call(live: LiveServer, version: str, action: str, params: dict[str, str]) -> dict[str, Any]:
-    signed = sign_v1("POST", {"Action": action, "Version": version, "RegionId": "cn-hangzhou", **params},
-                     ROOT_KEY_ID, ROOT_SECRET)
+    signed = sign_v1(
+        "POST",
+        {"Action": action, "Version": version, "RegionId": "cn-hangzhou", **params},
+        ROOT_KEY_ID,
+        ROOT_SECRET,
+    )
     answer = send(live, Sent("POST", "/?" + urlencode(signed, quote_via=quote), {}, b"", live.backend))
     if answer.status != 200:
         raise SetupFailed(f"{action} answered {answer.status}: {answer.body[:300]!r}")
@@ -805,13 +1030,26 @@ def test_modify_network_interface_to_the_groups_it_has_is_not_an_internal_error(
     vpc_id = must_call(live, vpc, "CreateVpc", {"CidrBlock": "10.0.0.0/8"})["VpcId"]
     must_become_available(live, "DescribeVpcAttribute", {"VpcId": vpc_id})
     zone = NAMED_VALUES["ZoneId"][0]
-    vswitch_id = must_call(live, vpc, "CreateVSwitch", {"VpcId": vpc_id, "ZoneId": zone, "CidrBlock": "10.9.0.0/24"})
+    vswitch_id = must_call(
+        live, vpc, "CreateVSwitch", {"VpcId": vpc_id, "ZoneId": zone, "CidrBlock": "10.9.0.0/24"}
+    )
     must_become_available(live, "DescribeVSwitchAttributes", {"VSwitchId": vswitch_id["VSwitchId"]})
     group = must_call(live, ecs, "CreateSecurityGroup", {"VpcId": vpc_id})["SecurityGroupId"]
-    eni = must_call(live, ecs, "CreateNetworkInterface",
-                    {"VSwitchId": vswitch_id["VSwitchId"], "SecurityGroupId": group})["NetworkInterfaceId"]
-    signed = sign_v1("POST", {"Action": "ModifyNetworkInterfaceAttribute", "Version": ecs, "RegionId": "cn-hangzhou",
-                              "NetworkInterfaceId": eni, "SecurityGroupId.1": group}, ROOT_KEY_ID, ROOT_SECRET)
+    eni = must_call(
+        live, ecs, "CreateNetworkInterface", {"VSwitchId": vswitch_id["VSwitchId"], "SecurityGroupId": group}
+    )["NetworkInterfaceId"]
+    signed = sign_v1(
+        "POST",
+        {
+            "Action": "ModifyNetworkInterfaceAttribute",
+            "Version": ecs,
+            "RegionId": "cn-hangzhou",
+            "NetworkInterfaceId": eni,
+            "SecurityGroupId.1": group,
+        },
+        ROOT_KEY_ID,
+        ROOT_SECRET,
+    )
     answer = send(live, Sent("POST", "/?" + urlencode(signed, quote_via=quote), {}, b"", live.backend))
     assert answer.status == 200, answer.body[:300]  # the groups it has already: nothing to change
     attributes = must_call(live, ecs, "DescribeNetworkInterfaces", {"NetworkInterfaceId.1": eni})

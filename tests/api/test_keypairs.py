@@ -175,7 +175,9 @@ def test_creation_time_is_utc_on_a_server_outside_utc(server_east_of_utc: LiveSe
     client = tea_ecs(server_east_of_utc)
     client.create_key_pair(ecs_models.CreateKeyPairRequest(region_id=REGION, key_pair_name="tz-probe"))
     body = client.describe_key_pairs(ecs_models.DescribeKeyPairsRequest(region_id=REGION)).body
-    created = datetime.strptime(body.key_pairs.key_pair[0].creation_time, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    created = datetime.strptime(body.key_pairs.key_pair[0].creation_time, "%Y-%m-%dT%H:%MZ").replace(
+        tzinfo=UTC
+    )
     drift = abs(created - datetime.now(UTC))
     assert drift <= timedelta(minutes=2), f"CreationTime is {drift} away from now"
 

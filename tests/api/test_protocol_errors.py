@@ -154,7 +154,9 @@ def expected_v1_string_to_sign(method: str, params: Mapping[str, str]) -> str:
     return f"{method}&%2F&{pct(canon)}"
 
 
-def assert_error(response: RawResponse, code: str, status: int, *, naming: str | None = None) -> dict[str, str]:
+def assert_error(
+    response: RawResponse, code: str, status: int, *, naming: str | None = None
+) -> dict[str, str]:
     """The response is error `code` with `status`, a complete body, and (optionally) names a parameter."""
     assert response.status == status, (response.status, response.body[:400])
     fields = response.error_fields()
@@ -191,12 +193,25 @@ def tea_client(live: LiveServer, flavor: str, key: Key = ROOT) -> Any:
 
 
 def tea_call(
-    live: LiveServer, flavor: str, action: str, query: Mapping[str, str], *, key: Key = ROOT, version: str = ECS
+    live: LiveServer,
+    flavor: str,
+    action: str,
+    query: Mapping[str, str],
+    *,
+    key: Key = ROOT,
+    version: str = ECS,
 ) -> dict[str, Any]:
     """Call any action through the ECS Tea client's own call_api (the path every generated method takes)."""
     params = tea_models.Params(
-        action=action, version=version, protocol="HTTP", pathname="/", method="POST", auth_type="AK",
-        style="RPC", req_body_type="formData", body_type="json",
+        action=action,
+        version=version,
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
     )
     result: dict[str, Any] = tea_client(live, flavor, key).call_api(
         params, tea_models.OpenApiRequest(query=dict(query)), RuntimeOptions()
@@ -205,8 +220,14 @@ def tea_call(
 
 
 def acs_call(
-    live: LiveServer, action: str, query: Mapping[str, str], *, key: Key = ROOT, version: str = ECS,
-    region: str = "cn-hangzhou", method: str = "POST",
+    live: LiveServer,
+    action: str,
+    query: Mapping[str, str],
+    *,
+    key: Key = ROOT,
+    version: str = ECS,
+    region: str = "cn-hangzhou",
+    method: str = "POST",
 ) -> dict[str, Any]:
     request = CommonRequest(domain=live.endpoint, version=version, action_name=action)
     request.set_method(method)
@@ -219,8 +240,14 @@ def acs_call(
 
 
 def client_call(
-    live: LiveServer, flavor: str, action: str, query: Mapping[str, str] | None = None, *, key: Key = ROOT,
-    version: str = ECS, region: str = "cn-hangzhou",
+    live: LiveServer,
+    flavor: str,
+    action: str,
+    query: Mapping[str, str] | None = None,
+    *,
+    key: Key = ROOT,
+    version: str = ECS,
+    region: str = "cn-hangzhou",
 ) -> dict[str, Any]:
     if flavor == ACS:
         return acs_call(live, action, query or {}, key=key, version=version, region=region)
@@ -243,12 +270,16 @@ def tea_error(error: AlibabaCloudException) -> ClientError:
     assert data["Recommend"] == f"https://api.aliyun.com/troubleshoot?q={error.code}"
     # The Tea SDK wraps the server's Message; the server's own text is in .data.
     assert error.message == f"code: {error.status_code}, {data['Message']} request id: {error.request_id}"
-    return ClientError("tea", str(error.code), int(error.status_code), str(data["Message"]), str(error.request_id))
+    return ClientError(
+        "tea", str(error.code), int(error.status_code), str(data["Message"]), str(error.request_id)
+    )
 
 
 def acs_error(error: AcsServerException) -> ClientError:
     assert error.get_request_id(), str(error)
-    return ClientError(ACS, error.get_error_code(), error.get_http_status(), error.get_error_msg(), error.get_request_id())
+    return ClientError(
+        ACS, error.get_error_code(), error.get_http_status(), error.get_error_msg(), error.get_request_id()
+    )
 
 
 def expect_error(call: Callable[[], object]) -> ClientError:
@@ -263,10 +294,18 @@ def expect_error(call: Callable[[], object]) -> ClientError:
 
 
 def client_error(
-    live: LiveServer, flavor: str, action: str, query: Mapping[str, str] | None = None, *, key: Key = ROOT,
-    version: str = ECS, region: str = "cn-hangzhou",
+    live: LiveServer,
+    flavor: str,
+    action: str,
+    query: Mapping[str, str] | None = None,
+    *,
+    key: Key = ROOT,
+    version: str = ECS,
+    region: str = "cn-hangzhou",
 ) -> ClientError:
-    return expect_error(lambda: client_call(live, flavor, action, query, key=key, version=version, region=region))
+    return expect_error(
+        lambda: client_call(live, flavor, action, query, key=key, version=version, region=region)
+    )
 
 
 def assert_client_error(error: ClientError, code: str, status: int, *, naming: str | None = None) -> None:
@@ -306,7 +345,9 @@ def test_tea_wrong_secret_is_signature_does_not_match_with_the_clients_string_to
 ) -> None:
     client = tea_client(live, flavor, (ROOT_KEY_ID, WRONG_SECRET))
     # Hostile characters in a signed value: space, *, ~, /, +, &, =, %, non-ASCII.
-    request = ecs_models.DescribeKeyPairsRequest(region_id="cn-hangzhou", key_pair_name="a b*c~d/e+f&g=h%i\u00e9\u4e2d")
+    request = ecs_models.DescribeKeyPairsRequest(
+        region_id="cn-hangzhou", key_pair_name="a b*c~d/e+f&g=h%i\u00e9\u4e2d"
+    )
     error = expect_error(lambda: client.describe_key_pairs(request))
     assert_client_error(error, "SignatureDoesNotMatch", 400)
     assert error.message.startswith("Specified signature is not matched with our calculation.")
@@ -323,7 +364,9 @@ def test_tea_wrong_secret_is_signature_does_not_match_with_the_clients_string_to
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
-def test_aliyunsdkcore_relabels_wrong_secret_as_invalid_access_key_secret(live: LiveServer, method: str) -> None:
+def test_aliyunsdkcore_relabels_wrong_secret_as_invalid_access_key_secret(
+    live: LiveServer, method: str
+) -> None:
     """aliyunsdkcore says InvalidAccessKeySecret only when our string to sign equals its own, byte for byte."""
     request = DescribeRegionsRequest()
     request.set_method(method)
@@ -331,7 +374,10 @@ def test_aliyunsdkcore_relabels_wrong_secret_as_invalid_access_key_secret(live: 
     client = acs_client(live, (ROOT_KEY_ID, WRONG_SECRET))
     error = expect_error(lambda: client.do_action_with_exception(request))
     assert_client_error(error, "InvalidAccessKeySecret", 400)
-    assert error.message == "The AccessKeySecret is incorrect. Please check your AccessKeyId and AccessKeySecret."
+    assert (
+        error.message
+        == "The AccessKeySecret is incorrect. Please check your AccessKeyId and AccessKeySecret."
+    )
 
 
 def test_raw_wrong_signature_message_ends_with_the_string_to_sign(live: LiveServer) -> None:
@@ -371,7 +417,9 @@ def test_disabled_access_key_is_inactive(live: LiveServer) -> None:
         assert regions_in(flavor, client_call(live, flavor, "DescribeRegions", key=key))
     live.nubes("admin", "key", "disable", "--account", name, key[0], *live.admin_store_args())
     for flavor in CLIENTS:
-        assert_client_error(client_error(live, flavor, "DescribeRegions", key=key), "InvalidAccessKeyId.Inactive", 400)
+        assert_client_error(
+            client_error(live, flavor, "DescribeRegions", key=key), "InvalidAccessKeyId.Inactive", 400
+        )
     # A disabled key is refused before its signature is looked at.
     params = signed_v1("DescribeRegions", key=(key[0], WRONG_SECRET))
     assert_error(v1_get(live, params), "InvalidAccessKeyId.Inactive", 400)
@@ -427,16 +475,26 @@ def test_raw_v1_timestamp_window_is_15_minutes(live: LiveServer, skew: timedelta
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["2024-01-01 12:00:00", "yesterday", "2024-01-01T12:00:00", "2024-13-01T12:00:00Z", "2024-01-01T12:00:00+99:00",
-     "1700000000"],
+    [
+        "2024-01-01 12:00:00",
+        "yesterday",
+        "2024-01-01T12:00:00",
+        "2024-13-01T12:00:00Z",
+        "2024-01-01T12:00:00+99:00",
+        "1700000000",
+    ],
 )
 def test_raw_v1_malformed_timestamp_is_format_error(live: LiveServer, timestamp: str) -> None:
-    fields = assert_error(v1_get(live, signed_v1("DescribeRegions", timestamp=timestamp)), "InvalidTimeStamp.Format", 400)
+    fields = assert_error(
+        v1_get(live, signed_v1("DescribeRegions", timestamp=timestamp)), "InvalidTimeStamp.Format", 400
+    )
     assert repr(timestamp) in fields["Message"]
 
 
-@pytest.mark.parametrize(("timestamp", "code"), [(utc(timedelta(hours=-1)), "InvalidTimeStamp.Expired"),
-                                                 ("not-a-date", "InvalidTimeStamp.Format")])
+@pytest.mark.parametrize(
+    ("timestamp", "code"),
+    [(utc(timedelta(hours=-1)), "InvalidTimeStamp.Expired"), ("not-a-date", "InvalidTimeStamp.Format")],
+)
 def test_raw_v3_bad_x_acs_date(live: LiveServer, timestamp: str, code: str) -> None:
     headers = sign_v3("POST", live.endpoint, "DescribeRegions", ECS, {}, *ROOT, timestamp=timestamp)
     assert_error(http_request(live, "POST", "/", headers=headers), code, 400)
@@ -475,7 +533,9 @@ def test_tea_client_reusing_a_nonce_is_signature_nonce_used(
     assert_client_error(error, "SignatureNonceUsed", 400)
 
 
-def test_aliyunsdkcore_reusing_a_nonce_is_signature_nonce_used(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aliyunsdkcore_reusing_a_nonce_is_signature_nonce_used(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nonce = uuid.uuid4().hex
     monkeypatch.setattr(parameter_helper, "get_uuid", lambda: nonce)
     assert "cn-hangzhou" in regions_in(ACS, client_call(live, ACS, "DescribeRegions"))
@@ -487,7 +547,9 @@ def test_nonces_are_per_access_key(live: LiveServer) -> None:
     nonce = uuid.uuid4().hex
     assert v1_get(live, signed_v1("DescribeRegions", nonce=nonce)).status == 200
     assert v1_get(live, signed_v1("DescribeRegions", key=other, nonce=nonce)).status == 200
-    assert_error(v1_get(live, signed_v1("DescribeRegions", key=other, nonce=nonce)), "SignatureNonceUsed", 400)
+    assert_error(
+        v1_get(live, signed_v1("DescribeRegions", key=other, nonce=nonce)), "SignatureNonceUsed", 400
+    )
 
 
 def test_a_forged_request_does_not_burn_the_nonce(live: LiveServer) -> None:
@@ -500,8 +562,10 @@ def test_a_forged_request_does_not_burn_the_nonce(live: LiveServer) -> None:
 # ---- missing protocol parameters -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Action", "Version", "Signature", "AccessKeyId", "SignatureNonce", "Timestamp",
-                                  "SignatureMethod"])
+@pytest.mark.parametrize(
+    "name",
+    ["Action", "Version", "Signature", "AccessKeyId", "SignatureNonce", "Timestamp", "SignatureMethod"],
+)
 def test_raw_missing_protocol_parameter(live: LiveServer, name: str) -> None:
     params = signed_v1("DescribeRegions")
     del params[name]
@@ -518,11 +582,20 @@ def test_tea_empty_action_or_version_is_missing_parameter(live: LiveServer, flav
 
 def test_tea_anonymous_call_is_missing_access_key_id(live: LiveServer) -> None:
     params = tea_models.Params(
-        action="DescribeRegions", version=ECS, protocol="HTTP", pathname="/", method="POST", auth_type="Anonymous",
-        style="RPC", req_body_type="formData", body_type="json",
+        action="DescribeRegions",
+        version=ECS,
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="Anonymous",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
     )
     client = tea_ecs(live)
-    error = expect_error(lambda: client.call_api(params, tea_models.OpenApiRequest(query={}), RuntimeOptions()))
+    error = expect_error(
+        lambda: client.call_api(params, tea_models.OpenApiRequest(query={}), RuntimeOptions())
+    )
     assert_client_error(error, "MissingParameter", 400, naming="AccessKeyId")
 
 
@@ -559,37 +632,62 @@ def test_unknown_action_is_answered_before_authentication(live: LiveServer) -> N
 
 
 @pytest.mark.parametrize("flavor", [TEA_V3, TEA_V2])
-def test_tea_describe_zones_without_region_is_missing_parameter_region_id(live: LiveServer, flavor: str) -> None:
+def test_tea_describe_zones_without_region_is_missing_parameter_region_id(
+    live: LiveServer, flavor: str
+) -> None:
     client = tea_client(live, flavor)
     error = expect_error(lambda: client.describe_zones(ecs_models.DescribeZonesRequest()))
     assert_client_error(error, "MissingParameter.RegionId", 400, naming="RegionId")
 
 
 def test_raw_describe_zones_without_region_is_missing_parameter_region_id(live: LiveServer) -> None:
-    assert_error(v1_get(live, signed_v1("DescribeZones")), "MissingParameter.RegionId", 400, naming="RegionId")
+    assert_error(
+        v1_get(live, signed_v1("DescribeZones")), "MissingParameter.RegionId", 400, naming="RegionId"
+    )
 
 
 TEA_INVALID: list[tuple[str, Callable[[Any], object]]] = [
-    ("MaxResults", lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results=0))),
-    ("MaxResults", lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results=1601))),
-    ("MaxResults", lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results="abc"))),
-    ("Verbose", lambda c: c.describe_zones(ecs_models.DescribeZonesRequest(region_id="cn-hangzhou", verbose="maybe"))),
+    (
+        "MaxResults",
+        lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results=0)),
+    ),
+    (
+        "MaxResults",
+        lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results=1601)),
+    ),
+    (
+        "MaxResults",
+        lambda c: c.describe_instance_types(ecs_models.DescribeInstanceTypesRequest(max_results="abc")),
+    ),
+    (
+        "Verbose",
+        lambda c: c.describe_zones(ecs_models.DescribeZonesRequest(region_id="cn-hangzhou", verbose="maybe")),
+    ),
     ("AcceptLanguage", lambda c: c.describe_regions(ecs_models.DescribeRegionsRequest(accept_language="xx"))),
 ]
 
 
-@pytest.mark.parametrize(("name", "call"), TEA_INVALID, ids=["MaxResults=0", "MaxResults=1601", "MaxResults=abc",
-                                                             "Verbose=maybe", "AcceptLanguage=xx"])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    TEA_INVALID,
+    ids=["MaxResults=0", "MaxResults=1601", "MaxResults=abc", "Verbose=maybe", "AcceptLanguage=xx"],
+)
 @pytest.mark.parametrize("flavor", [TEA_V3, TEA_V2])
-def test_tea_invalid_parameter(live: LiveServer, flavor: str, name: str, call: Callable[[Any], object]) -> None:
+def test_tea_invalid_parameter(
+    live: LiveServer, flavor: str, name: str, call: Callable[[Any], object]
+) -> None:
     client = tea_client(live, flavor)
     assert_client_error(expect_error(lambda: call(client)), "InvalidParameter", 400, naming=name)
 
 
 @pytest.mark.parametrize(
     ("action", "name", "value"),
-    [("DescribeInstanceTypes", "MaxResults", "0"), ("DescribeInstanceTypes", "MaxResults", "abc"),
-     ("DescribeZones", "Verbose", "maybe"), ("DescribeRegions", "AcceptLanguage", "xx")],
+    [
+        ("DescribeInstanceTypes", "MaxResults", "0"),
+        ("DescribeInstanceTypes", "MaxResults", "abc"),
+        ("DescribeZones", "Verbose", "maybe"),
+        ("DescribeRegions", "AcceptLanguage", "xx"),
+    ],
 )
 def test_aliyunsdkcore_invalid_parameter(live: LiveServer, action: str, name: str, value: str) -> None:
     error = client_error(live, ACS, action, {name: value})
@@ -611,8 +709,12 @@ def test_unknown_region_is_not_found(live: LiveServer, flavor: str) -> None:
 @pytest.fixture(scope="module")
 def throttled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server allowing 1 request per second per account and action, bursts of 2."""
-    server = start_server(tmp_path_factory.mktemp("throttled"), None, "sqlite",
-                          ["--throttle-rate", "1", "--throttle-burst", "2"])
+    server = start_server(
+        tmp_path_factory.mktemp("throttled"),
+        None,
+        "sqlite",
+        ["--throttle-rate", "1", "--throttle-burst", "2"],
+    )
     yield server
     stop_server(server)
 
@@ -667,8 +769,9 @@ def test_throttling_is_per_account(throttled: LiveServer) -> None:
 
 
 def test_aliyunsdkcore_throttled_is_server_exception_throttling(throttled: LiveServer) -> None:
-    error = first_throttled(lambda: acs_call(throttled, "DescribeAvailableResource",
-                                             {"DestinationResource": "Zone"}))
+    error = first_throttled(
+        lambda: acs_call(throttled, "DescribeAvailableResource", {"DestinationResource": "Zone"})
+    )
     assert isinstance(error, AcsServerException), error
     assert (error.get_error_code(), error.get_http_status()) == ("Throttling", 400)
 
@@ -722,7 +825,9 @@ def test_unauthenticated_errors_honour_format_xml(live: LiveServer) -> None:
 
 
 def test_tea_v3_reads_an_xml_error(live: LiveServer) -> None:
-    error = expect_error(lambda: tea_call(live, TEA_V3, "DescribeZones", {"RegionId": "xx-nowhere-1", "Format": "XML"}))
+    error = expect_error(
+        lambda: tea_call(live, TEA_V3, "DescribeZones", {"RegionId": "xx-nowhere-1", "Format": "XML"})
+    )
     assert_client_error(error, "InvalidRegionId.NotFound", 404)
 
 
@@ -791,10 +896,14 @@ def test_pop_core_form_post_succeeds(live: LiveServer) -> None:
 
 
 def test_pop_core_form_post_with_charset_and_plus_spaces(live: LiveServer) -> None:
-    params = signed_v1("DescribeKeyPairs", {"RegionId": "cn-hangzhou", "KeyPairName": "no such pair"}, method="POST")
+    params = signed_v1(
+        "DescribeKeyPairs", {"RegionId": "cn-hangzhou", "KeyPairName": "no such pair"}, method="POST"
+    )
     body = urlencode(params).encode()  # '+' for spaces, as HTML forms do
     assert b"no+such+pair" in body
-    response = http_request(live, "POST", "/", body, {"content-type": "application/x-www-form-urlencoded; charset=UTF-8"})
+    response = http_request(
+        live, "POST", "/", body, {"content-type": "application/x-www-form-urlencoded; charset=UTF-8"}
+    )
     assert response.status == 200, response.body
     assert response.json()["TotalCount"] == 0
 
@@ -809,7 +918,9 @@ def test_pop_core_form_post_split_between_query_and_body(live: LiveServer) -> No
 
 
 def test_pop_core_form_post_with_wrong_signature(live: LiveServer) -> None:
-    params = signed_v1("DescribeRegions", {"AcceptLanguage": "en-US"}, method="POST", key=(ROOT_KEY_ID, WRONG_SECRET))
+    params = signed_v1(
+        "DescribeRegions", {"AcceptLanguage": "en-US"}, method="POST", key=(ROOT_KEY_ID, WRONG_SECRET)
+    )
     response = http_request(live, "POST", "/", query_of(params).encode(), FORM)
     fields = assert_error(response, "SignatureDoesNotMatch", 400)
     assert fields["Message"].endswith(STS_MARKER + expected_v1_string_to_sign("POST", params))
@@ -845,10 +956,16 @@ def test_format_xml_is_honoured_for_early_refusals(live: LiveServer, case: str) 
 @pytest.mark.parametrize("case", ["more than 5000 parameters", "over 4 MB"])
 def test_format_xml_deep_in_a_large_post_body_is_honoured(live: LiveServer, case: str) -> None:
     """Format=XML after the first 64 KB of a form body, in a request refused before parsing."""
-    filler = "&".join(f"param{i:06d}=1" for i in range(5001)) if case == "more than 5000 parameters" \
+    filler = (
+        "&".join(f"param{i:06d}=1" for i in range(5001))
+        if case == "more than 5000 parameters"
         else "p=" + "x" * (4 * 1024 * 1024 + 100_000)
+    )
     assert len(filler) > 65536
     response = http_request(live, "POST", "/", f"{filler}&Format=XML".encode(), FORM)
-    assert_error(response, "InvalidParameter" if case.startswith("more") else "RequestEntityTooLarge",
-                 400 if case.startswith("more") else 413)
+    assert_error(
+        response,
+        "InvalidParameter" if case.startswith("more") else "RequestEntityTooLarge",
+        400 if case.startswith("more") else 413,
+    )
     assert response.content_type == XML_TYPE, response.body[:200]

@@ -51,8 +51,12 @@ def send(server: LiveServer, query: str) -> tuple[int, dict[str, object]]:
 
 
 def count_groups(server: LiveServer) -> int:
-    params = {"Action": "DescribeSecurityGroups", "Version": "2014-05-26", "RegionId": "cn-hangzhou",
-              "Format": "JSON"}
+    params = {
+        "Action": "DescribeSecurityGroups",
+        "Version": "2014-05-26",
+        "RegionId": "cn-hangzhou",
+        "Format": "JSON",
+    }
     status, body = send(server, urlencode(sign_v1("GET", params, ROOT_KEY_ID, ROOT_SECRET), quote_via=quote))
     assert status == 200, body
     return int(str(body["TotalCount"]))
@@ -60,13 +64,32 @@ def count_groups(server: LiveServer) -> int:
 
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 def test_a_request_replayed_after_a_restart_is_refused(server: LiveServer, kill: bool) -> None:
-    vpc_params = {"Action": "CreateVpc", "Version": "2016-04-28", "RegionId": "cn-hangzhou",
-                  "CidrBlock": "10.0.0.0/16", "Format": "JSON"}
-    status, vpc = send(server, urlencode(sign_v1("GET", vpc_params, ROOT_KEY_ID, ROOT_SECRET), quote_via=quote))
+    vpc_params = {
+        "Action": "CreateVpc",
+        "Version": "2016-04-28",
+        "RegionId": "cn-hangzhou",
+        "CidrBlock": "10.0.0.0/16",
+        "Format": "JSON",
+    }
+    status, vpc = send(
+        server, urlencode(sign_v1("GET", vpc_params, ROOT_KEY_ID, ROOT_SECRET), quote_via=quote)
+    )
     assert status == 200, vpc
-    captured = urlencode(sign_v1("GET", {
-        "Action": "CreateSecurityGroup", "Version": "2014-05-26", "RegionId": "cn-hangzhou",
-        "VpcId": str(vpc["VpcId"]), "Format": "JSON"}, ROOT_KEY_ID, ROOT_SECRET), quote_via=quote)
+    captured = urlencode(
+        sign_v1(
+            "GET",
+            {
+                "Action": "CreateSecurityGroup",
+                "Version": "2014-05-26",
+                "RegionId": "cn-hangzhou",
+                "VpcId": str(vpc["VpcId"]),
+                "Format": "JSON",
+            },
+            ROOT_KEY_ID,
+            ROOT_SECRET,
+        ),
+        quote_via=quote,
+    )
     status, body = send(server, captured)
     assert status == 200, body
     groups = count_groups(server)

@@ -76,12 +76,17 @@ def test_tea_describe_instance_types_paging_and_filters(live: LiveServer) -> Non
         ecs_models.DescribeInstanceTypesRequest(minimum_cpu_core_count=64, cpu_architecture="X86")
     ).body
     assert big.instance_types.instance_type
-    assert all(t.cpu_core_count >= 64 and t.cpu_architecture == "X86" for t in big.instance_types.instance_type)
+    assert all(
+        t.cpu_core_count >= 64 and t.cpu_architecture == "X86" for t in big.instance_types.instance_type
+    )
 
     chosen = client.describe_instance_types(
         ecs_models.DescribeInstanceTypesRequest(instance_types=["ecs.c7.large", "ecs.r7.xlarge"])
     ).body
-    assert sorted(t.instance_type_id for t in chosen.instance_types.instance_type) == ["ecs.c7.large", "ecs.r7.xlarge"]
+    assert sorted(t.instance_type_id for t in chosen.instance_types.instance_type) == [
+        "ecs.c7.large",
+        "ecs.r7.xlarge",
+    ]
 
 
 def test_aliyun_sdk_core_catalog(live: LiveServer) -> None:
@@ -113,12 +118,17 @@ def test_raw_xml_catalog(live: LiveServer) -> None:
     assert root.tag == "DescribeRegionsResponse" and root.findtext("RequestId")
     assert {e.text for e in root.iterfind("Regions/Region/RegionId")} == ALL_REGIONS
 
-    root = _raw_xml(live, "GET", {"Action": "DescribeZones", "Version": "2014-05-26", "RegionId": "cn-hangzhou"})
+    root = _raw_xml(
+        live, "GET", {"Action": "DescribeZones", "Version": "2014-05-26", "RegionId": "cn-hangzhou"}
+    )
     assert [e.text for e in root.iterfind("Zones/Zone/ZoneId")] == HANGZHOU_ZONES
     assert "Instance" in [e.text for e in root.iterfind("Zones/Zone/AvailableResourceCreation/ResourceTypes")]
 
-    root = _raw_xml(live, "POST", {"Action": "DescribeInstanceTypes", "Version": "2014-05-26",
-                                   "InstanceTypeFamily": "ecs.r7"})
+    root = _raw_xml(
+        live,
+        "POST",
+        {"Action": "DescribeInstanceTypes", "Version": "2014-05-26", "InstanceTypeFamily": "ecs.r7"},
+    )
     ids = [e.text for e in root.iterfind("InstanceTypes/InstanceType/InstanceTypeId")]
     assert ids and all(i and i.startswith("ecs.r7.") for i in ids)
 

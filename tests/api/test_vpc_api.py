@@ -20,7 +20,9 @@ def wait_available(client: Any, vpc_id: str, timeout: float = 30) -> Any:
     """VPCs are Pending until the host agent has built them (as in ECS)."""
     deadline = time.monotonic() + timeout
     while True:
-        vpc = client.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id)).body
+        vpc = client.describe_vpc_attribute(
+            vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id)
+        ).body
         if vpc.status == "Available" or time.monotonic() > deadline:
             return vpc
         time.sleep(0.1)
@@ -46,21 +48,32 @@ def error_of(call: Any) -> ClientException:
 def test_vpc_lifecycle(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     client = tea_vpc(live, fresh_key)
     created = client.create_vpc(
-        vm.CreateVpcRequest(region_id=REGION, cidr_block="192.168.0.0/16", vpc_name="lab", description="first")
+        vm.CreateVpcRequest(
+            region_id=REGION, cidr_block="192.168.0.0/16", vpc_name="lab", description="first"
+        )
     ).body
     assert created.vpc_id.startswith("vpc-") and created.vrouter_id.startswith("vrt-")
     assert created.route_table_id.startswith("vtb-")
     vpc = wait_available(client, created.vpc_id)
-    assert (vpc.status, vpc.cidr_block, vpc.vpc_name, vpc.description) == ("Available", "192.168.0.0/16", "lab", "first")
+    assert (vpc.status, vpc.cidr_block, vpc.vpc_name, vpc.description) == (
+        "Available",
+        "192.168.0.0/16",
+        "lab",
+        "first",
+    )
 
     listed = client.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION, vpc_id=created.vpc_id)).body
     assert listed.total_count == 1 and listed.vpcs.vpc[0].vpc_id == created.vpc_id
 
-    client.modify_vpc_attribute(vm.ModifyVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id, vpc_name="lab2"))
+    client.modify_vpc_attribute(
+        vm.ModifyVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id, vpc_name="lab2")
+    )
     assert wait_available(client, created.vpc_id).vpc_name == "lab2"
 
     vsw = client.create_vswitch(
-        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="192.168.1.0/24")
+        vm.CreateVSwitchRequest(
+            region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="192.168.1.0/24"
+        )
     ).body
     assert vsw.v_switch_id.startswith("vsw-")
     attrs = client.describe_vswitch_attributes(
@@ -82,7 +95,9 @@ def test_vpc_lifecycle(live: LiveServer, fresh_key: tuple[str, str]) -> None:
             time.sleep(0.1)
     client.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=created.vpc_id))
     error = error_of(
-        lambda: client.describe_vpc_attribute(vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id))
+        lambda: client.describe_vpc_attribute(
+            vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=created.vpc_id)
+        )
     )
     assert error.code == "InvalidVpcId.NotFound" and error.status_code == 404
 
@@ -108,9 +123,16 @@ def test_vpc_cidr_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     assert error_of(lambda: vswitch("10.11.0.0/24")).code == "InvalidCidrBlock.NotInVpc"
     assert error_of(lambda: vswitch("10.10.1.0/30")).code == "InvalidCidrBlock.Malformed"
     assert error_of(lambda: vswitch("10.10.2.0/24", "cn-hangzhou-zz")).code == "InvalidZoneId.NotFound"
-    assert error_of(lambda: client.create_vswitch(
-        vm.CreateVSwitchRequest(region_id=REGION, vpc_id="vpc-nothere", zone_id=ZONE, cidr_block="10.0.0.0/24")
-    )).code == "InvalidVpcId.NotFound"
+    assert (
+        error_of(
+            lambda: client.create_vswitch(
+                vm.CreateVSwitchRequest(
+                    region_id=REGION, vpc_id="vpc-nothere", zone_id=ZONE, cidr_block="10.0.0.0/24"
+                )
+            )
+        ).code
+        == "InvalidVpcId.NotFound"
+    )
 
 
 def test_vpc_quota_and_client_token(live: LiveServer) -> None:
@@ -119,9 +141,11 @@ def test_vpc_quota_and_client_token(live: LiveServer) -> None:
     first = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, client_token="token-1")).body
     again = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, client_token="token-1")).body
     assert again.vpc_id == first.vpc_id
-    error = error_of(lambda: client.create_vpc(
-        vm.CreateVpcRequest(region_id=REGION, client_token="token-1", cidr_block="10.0.0.0/8")
-    ))
+    error = error_of(
+        lambda: client.create_vpc(
+            vm.CreateVpcRequest(region_id=REGION, client_token="token-1", cidr_block="10.0.0.0/8")
+        )
+    )
     assert error.code == "IdempotentParameterMismatch"
     for _ in range(9):
         client.create_vpc(vm.CreateVpcRequest(region_id=REGION))
@@ -137,7 +161,9 @@ def test_route_tables(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     created = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.20.0.0/16")).body
     wait_available(client, created.vpc_id)
     client.create_vswitch(
-        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="10.20.1.0/24")
+        vm.CreateVSwitchRequest(
+            region_id=REGION, vpc_id=created.vpc_id, zone_id=ZONE, cidr_block="10.20.1.0/24"
+        )
     )
     tables = client.describe_route_table_list(
         vm.DescribeRouteTableListRequest(region_id=REGION, vpc_id=created.vpc_id)
@@ -149,15 +175,33 @@ def test_route_tables(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     ).body
     destinations = {e.destination_cidr_block: e.type for e in entries.route_entrys.route_entry}
     assert destinations == {"10.20.1.0/24": "System", "100.64.0.0/10": "System"}
-    routers = client.describe_vrouters(vm.DescribeVRoutersRequest(region_id=REGION, vrouter_id=created.vrouter_id)).body
+    routers = client.describe_vrouters(
+        vm.DescribeVRoutersRequest(region_id=REGION, vrouter_id=created.vrouter_id)
+    ).body
     assert routers.vrouters.vrouter[0].vpc_id == created.vpc_id
-    error = error_of(lambda: client.create_route_entry(vm.CreateRouteEntryRequest(
-        region_id=REGION, route_table_id=created.route_table_id, destination_cidr_block="10.20.1.0/24",
-        next_hop_type="NetworkInterface", next_hop_id="eni-x")))
+    error = error_of(
+        lambda: client.create_route_entry(
+            vm.CreateRouteEntryRequest(
+                region_id=REGION,
+                route_table_id=created.route_table_id,
+                destination_cidr_block="10.20.1.0/24",
+                next_hop_type="NetworkInterface",
+                next_hop_id="eni-x",
+            )
+        )
+    )
     assert error.code == "InvalidDestinationCidrBlock.Conflict"
-    error = error_of(lambda: client.create_route_entry(vm.CreateRouteEntryRequest(
-        region_id=REGION, route_table_id=created.route_table_id, destination_cidr_block="0.0.0.0/0",
-        next_hop_type="NetworkInterface", next_hop_id="eni-x")))
+    error = error_of(
+        lambda: client.create_route_entry(
+            vm.CreateRouteEntryRequest(
+                region_id=REGION,
+                route_table_id=created.route_table_id,
+                destination_cidr_block="0.0.0.0/0",
+                next_hop_type="NetworkInterface",
+                next_hop_id="eni-x",
+            )
+        )
+    )
     assert error.code == "InvalidNextHopId.NotFound"
 
 
@@ -168,7 +212,10 @@ def test_accounts_do_not_see_each_others_vpcs(live: LiveServer) -> None:
     assert theirs.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 0
     error = error_of(lambda: theirs.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=vpc_id)))
     assert error.code == "InvalidVpcId.NotFound"
-    error = error_of(lambda: theirs.create_vswitch(
-        vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block="172.16.0.0/24")))
+    error = error_of(
+        lambda: theirs.create_vswitch(
+            vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=ZONE, cidr_block="172.16.0.0/24")
+        )
+    )
     assert error.code == "InvalidVpcId.NotFound"
     assert mine.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 1

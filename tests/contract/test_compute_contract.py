@@ -114,8 +114,24 @@ def _overlay(current: Path, real: bool) -> Path:
     """An empty qcow2 on `current`, named relative to it (as Qcow2Storage.create_overlay does)."""
     path = current.with_name(f"{current.stem}.s-{secrets.token_hex(4)}.qcow2")
     if real:
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", current.name,
-                        str(path), "64M"], check=True, timeout=60)
+        subprocess.run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-u",
+                "-F",
+                "qcow2",
+                "-b",
+                current.name,
+                str(path),
+                "64M",
+            ],
+            check=True,
+            timeout=60,
+        )
     return path
 
 
@@ -150,10 +166,15 @@ def _vm_network(root: Path, instance_id: str, closers: list[Callable[[], None]])
             force_cleanup(prefix, run_dir)
 
     closers.append(close_network)
-    group = SecurityGroupNet("sg-ccontract", "normal", "accept", (
-        SecurityRule("sgr-ccin", "ingress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
-        SecurityRule("sgr-ccout", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
-    ))
+    group = SecurityGroupNet(
+        "sg-ccontract",
+        "normal",
+        "accept",
+        (
+            SecurityRule("sgr-ccin", "ingress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
+            SecurityRule("sgr-ccout", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
+        ),
+    )
     network.sync([VpcNet(VPC_ID, "10.78.0.0/16", (VSWITCH,), (PORT,), (group,))])
 
     def view(vpc_id: str, source_ip: str) -> GuestView | None:
@@ -176,8 +197,22 @@ def _qemu_lab(root: Path, closers: list[Callable[[], None]]) -> Lab:
         return QemuDriver(state_dir, accel="auto", cache_dir=root)
 
     system = root / "system.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    str(manifest.path(images_dir, "rootfs")), str(system)], check=True, timeout=60)
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            str(manifest.path(images_dir, "rootfs")),
+            str(system),
+        ],
+        check=True,
+        timeout=60,
+    )
     boot = Boot(manifest.path(images_dir, "kernel"), manifest.path(images_dir, "initrd"), manifest.cmdline)
     disks = (DiskAttachment("d-ccsystem", system), _data_disk(root, real=True))
     instance_id = new_id("i-cc")
@@ -196,7 +231,11 @@ def _close(lab: Lab) -> None:
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 argv = process_cmdline(int(entry))
-                if argv and any("qemu-system" in a for a in argv[:6]) and any(str(lab.root) in a for a in argv):
+                if (
+                    argv
+                    and any("qemu-system" in a for a in argv[:6])
+                    and any(str(lab.root) in a for a in argv)
+                ):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(entry), signal.SIGKILL)
 
@@ -305,18 +344,27 @@ def test_snapshot_and_resize_a_disk_of_a_running_vm(lab: Lab) -> None:
     lab.data_top = overlay
     d.resize_disk(iid, data.disk_id, overlay, 128 << 20)
     if lab.real:
-        info = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlay)], check=True,
-                              capture_output=True, text=True, timeout=60).stdout
+        info = subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(overlay)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert json.loads(info)["virtual-size"] == 128 << 20
     assert d.state(iid) == PowerState.RUNNING
 
 
 def test_stream_into_the_top_a_snapshot_made(lab: Lab, request: pytest.FixtureRequest) -> None:
     if lab.real:
-        request.applymarker(pytest.mark.xfail(
-            raises=ComputeError, strict=True,
-            reason="the qemu driver finds a layer's node by its file name, and the top a live snapshot "
-                   "made has a json: name in QEMU: no block node for it"))
+        request.applymarker(
+            pytest.mark.xfail(
+                raises=ComputeError,
+                strict=True,
+                reason="the qemu driver finds a layer's node by its file name, and the top a live snapshot "
+                "made has a json: name in QEMU: no block node for it",
+            )
+        )
     spec = lab.running()
     d, iid, data = lab.driver, spec.instance_id, spec.disks[1]
     overlay = lab.overlay(lab.data_top)

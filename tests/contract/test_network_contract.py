@@ -44,7 +44,9 @@ def network(request: pytest.FixtureRequest) -> Iterator[NetworkDriver]:
         return
     require_net()
     # under /run (searchable by all) so dnsmasq runs unprivileged, as in production
-    run_dir = Path(tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None))
+    run_dir = Path(
+        tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None)
+    )
     os.chmod(run_dir, 0o755)
     driver = LinuxNetworkDriver(run_dir, prefix=prefix)
     try:
@@ -59,10 +61,15 @@ def network(request: pytest.FixtureRequest) -> Iterator[NetworkDriver]:
 
 # ---- desired state ------------------------------------------------------------------------------
 
-GROUP = SecurityGroupNet("sg-c1", "normal", "accept", (
-    SecurityRule("sgr-c1", "ingress", "tcp", 22, 22, "accept", 1, peer_cidr="0.0.0.0/0"),
-    SecurityRule("sgr-c2", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
-))
+GROUP = SecurityGroupNet(
+    "sg-c1",
+    "normal",
+    "accept",
+    (
+        SecurityRule("sgr-c1", "ingress", "tcp", 22, 22, "accept", 1, peer_cidr="0.0.0.0/0"),
+        SecurityRule("sgr-c2", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
+    ),
+)
 
 
 def vsw(vswitch_id: str, net: str) -> VSwitchNet:
@@ -91,8 +98,10 @@ def shape(network: NetworkDriver) -> tuple[dict[str, set[str]], dict[str, str]]:
     return actual.vpcs, actual.ports
 
 
-BOTH = ({"vpc-a": {"vsw-a1", "vsw-a2"}, "vpc-b": {"vsw-b1"}},
-        {"eni-a1": "vpc-a", "eni-a2": "vpc-a", "eni-a3": "vpc-a", "eni-b1": "vpc-b"})
+BOTH = (
+    {"vpc-a": {"vsw-a1", "vsw-a2"}, "vpc-b": {"vsw-b1"}},
+    {"eni-a1": "vpc-a", "eni-a2": "vpc-a", "eni-a3": "vpc-a", "eni-b1": "vpc-b"},
+)
 
 
 # ---- cases --------------------------------------------------------------------------------------

@@ -19,8 +19,12 @@ from nubes.drivers.storage.qcow2 import Qcow2Storage
 HAVE_QEMU_IMG = shutil.which("qemu-img") is not None
 
 
-@pytest.fixture(params=["fake", pytest.param("qcow2", marks=pytest.mark.skipif(not HAVE_QEMU_IMG,
-                                                                            reason="needs qemu-img"))])
+@pytest.fixture(
+    params=[
+        "fake",
+        pytest.param("qcow2", marks=pytest.mark.skipif(not HAVE_QEMU_IMG, reason="needs qemu-img")),
+    ]
+)
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageDriver:
     if request.param == "qcow2":
         return Qcow2Storage(tmp_path / "disks")

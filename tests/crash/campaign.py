@@ -77,9 +77,11 @@ class Report:
     def summary(self) -> str:
         lines = [
             f"seed {self.seed}: {self.kill_points} kill points in {self.elapsed:.0f}s",
-            (f"  calls {self.calls}, acknowledged {self.acknowledged}, "
-             f"refused (4xx) {sum(self.refused.values())}, "
-             f"unknown outcome {self.unknown}, retries {self.retries}, listings {self.listings}"),
+            (
+                f"  calls {self.calls}, acknowledged {self.acknowledged}, "
+                f"refused (4xx) {sum(self.refused.values())}, "
+                f"unknown outcome {self.unknown}, retries {self.retries}, listings {self.listings}"
+            ),
             f"  refusals by code: {dict(self.refused.most_common(8))}",
             f"  violations {len(self.violations)}: {dict(sorted(self.by_kind().items()))}",
         ]
@@ -130,8 +132,9 @@ def _source(world: World, kind: str, row: dict[str, object]) -> str:
         disk = str(row.get("SourceDiskId", ""))
         return f"; its disk {disk} is {world.status('disk', disk) or 'gone'}"
     if kind == "image":
-        return "; its snapshots: " + ", ".join(f"{sid} {world.status('snapshot', sid) or 'gone'}"
-                                               for sid in _image_snapshots(row))
+        return "; its snapshots: " + ", ".join(
+            f"{sid} {world.status('snapshot', sid) or 'gone'}" for sid in _image_snapshots(row)
+        )
     return ""
 
 
@@ -146,8 +149,14 @@ def _source_lost(world: World, kind: str, row: dict[str, object]) -> bool:
 
 
 class Campaign:
-    def __init__(self, seed: int, kill_points: int, workdir: Path, database_url: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        kill_points: int,
+        workdir: Path,
+        database_url: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.seed = seed
         self.kill_points = kill_points
         self.workdir = workdir
@@ -186,8 +195,10 @@ class Campaign:
                 self.report.kill_points += 1
                 self._restart()
                 self._recover(round_no)
-                self.progress(f"kill point {round_no + 1}/{self.kill_points}: "
-                              f"{len(self.report.violations)} violations so far")
+                self.progress(
+                    f"kill point {round_no + 1}/{self.kill_points}: "
+                    f"{len(self.report.violations)} violations so far"
+                )
             self._settle(self.kill_points)
         finally:
             self._stop()
@@ -202,10 +213,21 @@ class Campaign:
         with open(self.workdir / "ops.jsonl", "w") as journal:
             for op in self.ops:
                 answer = op.answer
-                journal.write(json.dumps({
-                    "round": op.round, "name": op.name, "action": op.action, "params": op.params,
-                    "outcome": op.outcome, "retried": op.retried, "status": answer.status if answer else None,
-                    "body": answer.body if answer else None}) + "\n")
+                journal.write(
+                    json.dumps(
+                        {
+                            "round": op.round,
+                            "name": op.name,
+                            "action": op.action,
+                            "params": op.params,
+                            "outcome": op.outcome,
+                            "retried": op.retried,
+                            "status": answer.status if answer else None,
+                            "body": answer.body if answer else None,
+                        }
+                    )
+                    + "\n"
+                )
 
     def _client(self) -> Client:
         assert self.server is not None
@@ -232,11 +254,15 @@ class Campaign:
         vswitch = {"VpcId": vpc_id, "ZoneId": ZONE, "CidrBlock": BASE_VSWITCH_CIDR, "VSwitchName": "base"}
         vswitch_id = must("vpc", "CreateVSwitch", vswitch, "VSwitchId")
         self._wait_status(client, "vpc", "DescribeVSwitchAttributes", {"VSwitchId": vswitch_id})
-        group_id = must("ecs", "CreateSecurityGroup", {"VpcId": vpc_id, "SecurityGroupName": "base"},
-                        "SecurityGroupId")
+        group_id = must(
+            "ecs", "CreateSecurityGroup", {"VpcId": vpc_id, "SecurityGroupName": "base"}, "SecurityGroupId"
+        )
         images = client.call("ecs", "DescribeImages", {"ImageOwnerAlias": "system", "PageSize": "100"})
-        image_id = next(str(i["ImageId"]) for i in images.body["Images"]["Image"]
-                        if i.get("ImageFamily") == "nubes:debian_12_x64")
+        image_id = next(
+            str(i["ImageId"])
+            for i in images.body["Images"]["Image"]
+            if i.get("ImageFamily") == "nubes:debian_12_x64"
+        )
         return Base(vpc_id, vswitch_id, group_id, image_id)
 
     @staticmethod
@@ -350,7 +376,9 @@ class Campaign:
             except OSError:
                 if server.process.poll() is not None or time.monotonic() > deadline:
                     server.process.kill()
-                    raise RuntimeError(f"nubes server did not restart (seed {self.seed}):\n{server.log()}") from None
+                    raise RuntimeError(
+                        f"nubes server did not restart (seed {self.seed}):\n{server.log()}"
+                    ) from None
                 time.sleep(0.05)
         self.up_since = time.monotonic()
 
@@ -374,8 +402,11 @@ class Campaign:
 
     def _report_tracebacks(self) -> None:
         for shape, (incarnation, line) in self.tracebacks.items():
-            self.violate("server_traceback", incarnation - 1,
-                         f"{self.traceback_counts[shape]}x, first in server-{incarnation}.log: {line}")
+            self.violate(
+                "server_traceback",
+                incarnation - 1,
+                f"{self.traceback_counts[shape]}x, first in server-{incarnation}.log: {line}",
+            )
 
     # ---- after a restart: retries and checks ---------------------------------------------------
 
@@ -412,11 +443,15 @@ class Campaign:
             self._unanswered(round_no, op, error)
             return None
         if answer.status >= 500:
-            self.violate("5xx", round_no,
-                         f"{op.action} {op.params} (retry) answered {answer.status} {answer.body}")
+            self.violate(
+                "5xx", round_no, f"{op.action} {op.params} (retry) answered {answer.status} {answer.body}"
+            )
         elif answer.code == "IdempotentParameterMismatch":
-            self.violate("retry_mismatch", round_no, f"{op.action} {op.params}: same token and parameters "
-                                                     f"refused: {answer.body.get('Message')}")
+            self.violate(
+                "retry_mismatch",
+                round_no,
+                f"{op.action} {op.params}: same token and parameters refused: {answer.body.get('Message')}",
+            )
         return answer
 
     def _retry_acknowledged(self, client: Client, round_no: int, op: Op) -> None:
@@ -427,8 +462,11 @@ class Campaign:
         first = {k: v for k, v in op.answer.body.items() if k != "RequestId"}
         again = {k: v for k, v in answer.body.items() if k != "RequestId"}
         if again != first:
-            self.violate("retry_changed", round_no, f"{op.action} {op.name} acknowledged {first}, "
-                                                    f"retry answered {answer.status} {again}")
+            self.violate(
+                "retry_changed",
+                round_no,
+                f"{op.action} {op.name} acknowledged {first}, retry answered {answer.status} {again}",
+            )
 
     def _check_in_flight(self, round_no: int, op: Op, answer: Answer, world: World) -> None:
         """A request in flight at the kill, retried: it happened once or not at all."""
@@ -440,15 +478,25 @@ class Campaign:
         if answer.ok:
             ids = sorted(op.ids())
             if len(named) > op.expected:
-                self._once("duplicate", op.name, round_no,
-                           f"{op.action} {op.name} (Amount {op.expected}) retried after the kill: "
-                           f"{len(named)} {create.kind}s {named}, retry answered {ids}")
+                self._once(
+                    "duplicate",
+                    op.name,
+                    round_no,
+                    f"{op.action} {op.name} (Amount {op.expected}) retried after the kill: "
+                    f"{len(named)} {create.kind}s {named}, retry answered {ids}",
+                )
             elif named != ids:
-                self.violate("retry_ids", round_no, f"{op.action} {op.name} retried: answered {ids}, "
-                                                    f"the store has {named}")
+                self.violate(
+                    "retry_ids",
+                    round_no,
+                    f"{op.action} {op.name} retried: answered {ids}, the store has {named}",
+                )
         elif named:
-            self.violate("orphan", round_no, f"{op.action} {op.name} retried after the kill was refused "
-                                             f"({answer.code}) but made {named}")
+            self.violate(
+                "orphan",
+                round_no,
+                f"{op.action} {op.name} retried after the kill was refused ({answer.code}) but made {named}",
+            )
 
     def _check_no_more(self, round_no: int, op: Op, world: World) -> None:
         """An acknowledged create, retried: still only what it made (fewer if some were deleted since)."""
@@ -456,8 +504,12 @@ class Campaign:
         assert create is not None
         named = world.named(create.kind, op.name)
         if set(named) - set(op.ids()):
-            self._once("duplicate", op.name, round_no,
-                       f"{op.action} {op.name} acknowledged {op.ids()}, retried: the store has {named}")
+            self._once(
+                "duplicate",
+                op.name,
+                round_no,
+                f"{op.action} {op.name} acknowledged {op.ids()}, retried: the store has {named}",
+            )
 
     def _observe(self, client: Client, round_no: int) -> World | None:
         self.report.listings += len(KINDS)
@@ -479,37 +531,57 @@ class Campaign:
                 continue
             for rid in op.ids():
                 if rid not in self.maybe_gone and world.find(rid) is None:
-                    self._once("lost_create", rid, round_no, f"{op.action} {op.name} acknowledged {rid}; "
-                                                             "it is gone and nothing deleted it")
+                    self._once(
+                        "lost_create",
+                        rid,
+                        round_no,
+                        f"{op.action} {op.name} acknowledged {rid}; it is gone and nothing deleted it",
+                    )
         for rid, at in self.deleted_at.items():
             row = world.find(rid)
             if row is not None and (final or now - at > STUCK_AFTER):
-                self._once("delete_lingers", rid, round_no,
-                           f"{rid} deleted (acknowledged) {now - at:.0f}s of uptime ago, "
-                           f"still listed as {row.get('Status')}")
+                self._once(
+                    "delete_lingers",
+                    rid,
+                    round_no,
+                    f"{rid} deleted (acknowledged) {now - at:.0f}s of uptime ago, "
+                    f"still listed as {row.get('Status')}",
+                )
         seen: set[str] = set()
         for kind in KINDS.values():
             for rid, row in world.rows.get(kind.name, {}).items():
                 status = str(row.get("Status", ""))
                 if status in kind.failed and not _source_lost(world, kind.name, row):
-                    self._once("failed_status", rid, round_no,
-                               f"{kind.name} {rid} is {status}{_source(world, kind.name, row)}")
+                    self._once(
+                        "failed_status",
+                        rid,
+                        round_no,
+                        f"{kind.name} {rid} is {status}{_source(world, kind.name, row)}",
+                    )
                 if status not in kind.transitional:
                     continue
                 seen.add(rid)
                 first_status, since = self.passing_since.setdefault(rid, (status, now))
                 if final or now - since > STUCK_AFTER:
-                    self._once(f"stuck_{kind.name}", rid, round_no,
-                               f"{kind.name} {rid} {status} for {now - since:.0f}s of uptime "
-                               f"(first seen {first_status}){_source(world, kind.name, row)}")
+                    self._once(
+                        f"stuck_{kind.name}",
+                        rid,
+                        round_no,
+                        f"{kind.name} {rid} {status} for {now - since:.0f}s of uptime "
+                        f"(first seen {first_status}){_source(world, kind.name, row)}",
+                    )
         for rid in set(self.passing_since) - seen:
             del self.passing_since[rid]
         instances = world.rows.get("instance", {})
         for rid in sorted(self.running - self.touched):
             status = str(instances.get(rid, {}).get("Status", "gone"))
             if status in ("Stopped", "Stopping") or (status == "gone" and rid not in self.maybe_gone):
-                self._once("power_lost", rid, round_no, f"instance {rid} was Running, nothing stopped it, "
-                                                        f"after the restart it is {status}")
+                self._once(
+                    "power_lost",
+                    rid,
+                    round_no,
+                    f"instance {rid} was Running, nothing stopped it, after the restart it is {status}",
+                )
         self.running = {rid for rid, row in instances.items() if row.get("Status") == "Running"}
         self.touched = set()
         self.pool.refresh(world)
@@ -543,6 +615,11 @@ class Campaign:
         return passing or lingering
 
 
-def run(seed: int, kill_points: int, workdir: Path, database_url: str | None = None,
-        progress: Callable[[str], None] | None = None) -> Report:
+def run(
+    seed: int,
+    kill_points: int,
+    workdir: Path,
+    database_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
     return Campaign(seed, kill_points, workdir, database_url, progress).run()

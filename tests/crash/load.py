@@ -59,11 +59,27 @@ DELETES: dict[str, tuple[str, str, str]] = {  # action -> (kind, product, id par
 POWER = ("StartInstance", "StopInstance", "RebootInstance")
 # action -> weight; deletes are drawn per kind below
 MIX: dict[str, int] = {
-    "RunInstances": 6, "CreateInstance": 3, "CreateDisk": 5, "CreateSnapshot": 7, "CreateImage": 4,
-    "CreateVpc": 2, "CreateVSwitch": 2, "CreateSecurityGroup": 2,
-    "StartInstance": 4, "StopInstance": 4, "RebootInstance": 3, "AttachDisk": 3, "DetachDisk": 2,
-    "DeleteInstance": 4, "DeleteInstances": 1, "DeleteDisk": 4, "DeleteSnapshot": 4, "DeleteImage": 2,
-    "DeleteVpc": 1, "DeleteVSwitch": 1, "DeleteSecurityGroup": 1,
+    "RunInstances": 6,
+    "CreateInstance": 3,
+    "CreateDisk": 5,
+    "CreateSnapshot": 7,
+    "CreateImage": 4,
+    "CreateVpc": 2,
+    "CreateVSwitch": 2,
+    "CreateSecurityGroup": 2,
+    "StartInstance": 4,
+    "StopInstance": 4,
+    "RebootInstance": 3,
+    "AttachDisk": 3,
+    "DetachDisk": 2,
+    "DeleteInstance": 4,
+    "DeleteInstances": 1,
+    "DeleteDisk": 4,
+    "DeleteSnapshot": 4,
+    "DeleteImage": 2,
+    "DeleteVpc": 1,
+    "DeleteVSwitch": 1,
+    "DeleteSecurityGroup": 1,
 }
 
 
@@ -126,12 +142,19 @@ class Pool:
         with self.lock:
             self.ids = {kind: {rid for rid in rows if rid not in base} for kind, rows in world.rows.items()}
             disks = world.rows.get("disk", {})
-            self.system_disks = {rid for rid, row in disks.items()
-                                 if str(row.get("Type", "")).lower() == "system"}
-            self.system_snapshots = {rid for rid, row in world.rows.get("snapshot", {}).items()
-                                     if row.get("SourceDiskId") in self.system_disks}
-            self.attached = {rid: str(row["InstanceId"]) for rid, row in disks.items()
-                             if row.get("InstanceId") and rid not in self.system_disks}
+            self.system_disks = {
+                rid for rid, row in disks.items() if str(row.get("Type", "")).lower() == "system"
+            }
+            self.system_snapshots = {
+                rid
+                for rid, row in world.rows.get("snapshot", {}).items()
+                if row.get("SourceDiskId") in self.system_disks
+            }
+            self.attached = {
+                rid: str(row["InstanceId"])
+                for rid, row in disks.items()
+                if row.get("InstanceId") and rid not in self.system_disks
+            }
 
     def learn(self, op: Op) -> None:
         """Fold an acknowledged answer in."""
@@ -189,15 +212,29 @@ class Generator:
         create = CREATES.get(action)
         params: dict[str, str]
         if action == "RunInstances":
-            params = {"ImageId": base.image_id, "InstanceType": INSTANCE_TYPE, "VSwitchId": base.vswitch_id,
-                      "SecurityGroupId": base.group_id, "InstanceName": name,
-                      "Amount": str(rng.randint(1, 4))}
+            params = {
+                "ImageId": base.image_id,
+                "InstanceType": INSTANCE_TYPE,
+                "VSwitchId": base.vswitch_id,
+                "SecurityGroupId": base.group_id,
+                "InstanceName": name,
+                "Amount": str(rng.randint(1, 4)),
+            }
         elif action == "CreateInstance":
-            params = {"ImageId": base.image_id, "InstanceType": INSTANCE_TYPE, "VSwitchId": base.vswitch_id,
-                      "SecurityGroupId": base.group_id, "InstanceName": name}
+            params = {
+                "ImageId": base.image_id,
+                "InstanceType": INSTANCE_TYPE,
+                "VSwitchId": base.vswitch_id,
+                "SecurityGroupId": base.group_id,
+                "InstanceName": name,
+            }
         elif action == "CreateDisk":
-            params = {"ZoneId": ZONE, "DiskCategory": "cloud_essd", "Size": str(rng.choice([20, 40])),
-                      "DiskName": name}
+            params = {
+                "ZoneId": ZONE,
+                "DiskCategory": "cloud_essd",
+                "Size": str(rng.choice([20, 40])),
+                "DiskName": name,
+            }
         elif action == "CreateSnapshot":
             if (disk := self._pick("disk")) is None:
                 return None
@@ -213,8 +250,12 @@ class Generator:
         elif action == "CreateVpc":
             params = {"CidrBlock": rng.choice(["172.16.0.0/16", "192.168.0.0/16"]), "VpcName": name}
         elif action == "CreateVSwitch":
-            params = {"VpcId": base.vpc_id, "ZoneId": ZONE, "CidrBlock": f"10.0.{rng.randint(2, 250)}.0/24",
-                      "VSwitchName": name}
+            params = {
+                "VpcId": base.vpc_id,
+                "ZoneId": ZONE,
+                "CidrBlock": f"10.0.{rng.randint(2, 250)}.0/24",
+                "VSwitchName": name,
+            }
         elif action == "CreateSecurityGroup":
             params = {"VpcId": base.vpc_id, "SecurityGroupName": name}
         else:

@@ -24,24 +24,72 @@ class Kind:
     page_size: int = 50
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("instance", "ecs", "DescribeInstances", ("Instances", "Instance"), "InstanceId", "InstanceName",
-         frozenset({"Pending", "Starting", "Stopping"})),
-    Kind("disk", "ecs", "DescribeDisks", ("Disks", "Disk"), "DiskId", "DiskName",
-         frozenset({"Creating", "Attaching", "Detaching", "ReIniting"})),
-    Kind("snapshot", "ecs", "DescribeSnapshots", ("Snapshots", "Snapshot"), "SnapshotId", "SnapshotName",
-         frozenset({"progressing"}), frozenset({"failed"})),
-    # DescribeImages shows only Available images unless asked for the others
-    Kind("image", "ecs", "DescribeImages", ("Images", "Image"), "ImageId", "ImageName",
-         frozenset({"Creating", "Waiting"}), frozenset({"CreateFailed"}),
-         (("ImageOwnerAlias", "self"),
-          ("Status", "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"))),
-    Kind("vpc", "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), "VpcId", "VpcName", frozenset({"Pending"})),
-    Kind("vswitch", "vpc", "DescribeVSwitches", ("VSwitches", "VSwitch"), "VSwitchId", "VSwitchName",
-         frozenset({"Pending"})),
-    Kind("sg", "ecs", "DescribeSecurityGroups", ("SecurityGroups", "SecurityGroup"), "SecurityGroupId",
-         "SecurityGroupName"),
-)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "instance",
+            "ecs",
+            "DescribeInstances",
+            ("Instances", "Instance"),
+            "InstanceId",
+            "InstanceName",
+            frozenset({"Pending", "Starting", "Stopping"}),
+        ),
+        Kind(
+            "disk",
+            "ecs",
+            "DescribeDisks",
+            ("Disks", "Disk"),
+            "DiskId",
+            "DiskName",
+            frozenset({"Creating", "Attaching", "Detaching", "ReIniting"}),
+        ),
+        Kind(
+            "snapshot",
+            "ecs",
+            "DescribeSnapshots",
+            ("Snapshots", "Snapshot"),
+            "SnapshotId",
+            "SnapshotName",
+            frozenset({"progressing"}),
+            frozenset({"failed"}),
+        ),
+        # DescribeImages shows only Available images unless asked for the others
+        Kind(
+            "image",
+            "ecs",
+            "DescribeImages",
+            ("Images", "Image"),
+            "ImageId",
+            "ImageName",
+            frozenset({"Creating", "Waiting"}),
+            frozenset({"CreateFailed"}),
+            (
+                ("ImageOwnerAlias", "self"),
+                ("Status", "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"),
+            ),
+        ),
+        Kind("vpc", "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), "VpcId", "VpcName", frozenset({"Pending"})),
+        Kind(
+            "vswitch",
+            "vpc",
+            "DescribeVSwitches",
+            ("VSwitches", "VSwitch"),
+            "VSwitchId",
+            "VSwitchName",
+            frozenset({"Pending"}),
+        ),
+        Kind(
+            "sg",
+            "ecs",
+            "DescribeSecurityGroups",
+            ("SecurityGroups", "SecurityGroup"),
+            "SecurityGroupId",
+            "SecurityGroupName",
+        ),
+    )
+}
 
 Row = dict[str, Any]
 

@@ -49,7 +49,9 @@ except Exception as e:
 
 
 def in_netns(netns: str, *argv: str, timeout: float = 30) -> str:
-    result = subprocess.run(["ip", "netns", "exec", netns, *argv], check=False, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], check=False, capture_output=True, text=True, timeout=timeout
+    )
     return result.stdout.strip()
 
 
@@ -57,7 +59,9 @@ def in_netns(netns: str, *argv: str, timeout: float = 30) -> str:
 def listening(netns: str, proto: str, port: int) -> Iterator[None]:
     process = subprocess.Popen(
         ["ip", "netns", "exec", netns, sys.executable, "-c", LISTENER, proto, str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.net
 
 
 def authorize(net, group: str, **fields: str) -> None:  # type: ignore[no-untyped-def]
-    net.ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
-        region_id=REGION, security_group_id=group, **fields))
+    net.ecs.authorize_security_group(
+        em.AuthorizeSecurityGroupRequest(region_id=REGION, security_group_id=group, **fields)
+    )
 
 
 def test_rules_inner_access_priority_and_revoke(real: LiveServer) -> None:
@@ -29,8 +30,11 @@ def test_rules_inner_access_priority_and_revoke(real: LiveServer) -> None:
     with listening(server, "tcp", 8080), listening(server, "tcp", 8081), listening(server, "udp", 5353):
         # A normal group lets its members talk to each other when no rule decides.
         assert eventually(lambda: reachable(client, "tcp", "10.50.1.11", 8080))
-        net.ecs.modify_security_group_policy(em.ModifySecurityGroupPolicyRequest(
-            region_id=REGION, security_group_id=group, inner_access_policy="Drop"))
+        net.ecs.modify_security_group_policy(
+            em.ModifySecurityGroupPolicyRequest(
+                region_id=REGION, security_group_id=group, inner_access_policy="Drop"
+            )
+        )
         assert eventually(lambda: not reachable(client, "tcp", "10.50.1.11", 8080))
 
         authorize(net, group, ip_protocol="tcp", port_range="8080/8080", source_cidr_ip="10.50.1.10/32")
@@ -49,19 +53,40 @@ def test_rules_inner_access_priority_and_revoke(real: LiveServer) -> None:
         assert eventually(lambda: reachable(client, "udp", "10.50.1.11", 5353))
 
         # Priority first; at equal priority drop wins over accept.
-        authorize(net, group, ip_protocol="all", port_range="-1/-1", source_cidr_ip="10.50.1.10/32",
-                  policy="drop", priority="1")
+        authorize(
+            net,
+            group,
+            ip_protocol="all",
+            port_range="-1/-1",
+            source_cidr_ip="10.50.1.10/32",
+            policy="drop",
+            priority="1",
+        )
         assert eventually(lambda: not reachable(client, "tcp", "10.50.1.11", 8080))
         assert not reachable(client, "udp", "10.50.1.11", 5353)
-        net.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
-            region_id=REGION, security_group_id=group, ip_protocol="all", port_range="-1/-1",
-            source_cidr_ip="10.50.1.10/32", policy="drop", priority="1"))
+        net.ecs.revoke_security_group(
+            em.RevokeSecurityGroupRequest(
+                region_id=REGION,
+                security_group_id=group,
+                ip_protocol="all",
+                port_range="-1/-1",
+                source_cidr_ip="10.50.1.10/32",
+                policy="drop",
+                priority="1",
+            )
+        )
         assert eventually(lambda: reachable(client, "tcp", "10.50.1.11", 8080))
 
         # Revoking the accept closes the port for new connections.
-        net.ecs.revoke_security_group(em.RevokeSecurityGroupRequest(
-            region_id=REGION, security_group_id=group, ip_protocol="tcp", port_range="8080/8080",
-            source_cidr_ip="10.50.1.10/32"))
+        net.ecs.revoke_security_group(
+            em.RevokeSecurityGroupRequest(
+                region_id=REGION,
+                security_group_id=group,
+                ip_protocol="tcp",
+                port_range="8080/8080",
+                source_cidr_ip="10.50.1.10/32",
+            )
+        )
         assert eventually(lambda: not reachable(client, "tcp", "10.50.1.11", 8080))
 
 
@@ -77,9 +102,16 @@ def test_group_to_group_and_egress(real: LiveServer) -> None:
         assert eventually(lambda: reachable(web_host, "tcp", "10.51.1.20", 5432))
         assert reachable(other_host, "tcp", "10.51.1.20", 5432)
         # An egress drop on the web group stops its members' new connections out.
-        net.ecs.authorize_security_group_egress(em.AuthorizeSecurityGroupEgressRequest(
-            region_id=REGION, security_group_id=web, ip_protocol="tcp", port_range="5432/5432",
-            dest_cidr_ip="10.51.1.20/32", policy="drop"))
+        net.ecs.authorize_security_group_egress(
+            em.AuthorizeSecurityGroupEgressRequest(
+                region_id=REGION,
+                security_group_id=web,
+                ip_protocol="tcp",
+                port_range="5432/5432",
+                dest_cidr_ip="10.51.1.20/32",
+                policy="drop",
+            )
+        )
         assert eventually(lambda: not reachable(web_host, "tcp", "10.51.1.20", 5432))
 
 
@@ -101,14 +133,23 @@ def test_no_path_between_vpcs_or_to_the_host(real: LiveServer) -> None:
     a = one.host("10.53.1.10", open_one)
     b = two.host("10.54.1.10", open_two)
     host_listener = subprocess.Popen(  # a service in the host's own namespace
-        ["python3", "-c", ("import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-                           "s.bind(('0.0.0.0',18999));s.listen();import time;time.sleep(120)")])
+        [
+            "python3",
+            "-c",
+            (
+                "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                "s.bind(('0.0.0.0',18999));s.listen();import time;time.sleep(120)"
+            ),
+        ]
+    )
     try:
         with listening(b, "tcp", 9000):
             assert not reachable(a, "tcp", "10.54.1.10", 9000)
             assert not reachable(a, "tcp", "10.53.1.253", 18999)  # the gateway is not the host
             assert not reachable(a, "tcp", "127.0.0.1", 18999)
-            host_ips = subprocess.run(["hostname", "-I"], check=False, capture_output=True, text=True).stdout.split()
+            host_ips = subprocess.run(
+                ["hostname", "-I"], check=False, capture_output=True, text=True
+            ).stdout.split()
             for address in host_ips[:3]:
                 assert not reachable(a, "tcp", address, 18999), address
     finally:

@@ -34,7 +34,9 @@ _counter = itertools.count()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "net: needs root; builds real network namespaces, bridges and nftables")
+    config.addinivalue_line(
+        "markers", "net: needs root; builds real network namespaces, bridges and nftables"
+    )
 
 
 def _missing() -> str | None:
@@ -59,16 +61,35 @@ def require_net() -> None:
 # ---- building desired state by hand --------------------------------------------------------
 
 
-def rule(direction: str, protocol: str, ports: str = "-1/-1", policy: str = "accept", priority: int = 1,
-         cidr: str | None = None, group: str | None = None, rule_id: str | None = None) -> SecurityRule:
+def rule(
+    direction: str,
+    protocol: str,
+    ports: str = "-1/-1",
+    policy: str = "accept",
+    priority: int = 1,
+    cidr: str | None = None,
+    group: str | None = None,
+    rule_id: str | None = None,
+) -> SecurityRule:
     low, high = (int(p) for p in ports.split("/"))
     if cidr is None and group is None:
         cidr = "0.0.0.0/0"
-    return SecurityRule(rule_id or f"sgr-{next(_counter)}", direction, protocol, low, high, policy, priority,
-                        peer_cidr=cidr, peer_group_id=group)
+    return SecurityRule(
+        rule_id or f"sgr-{next(_counter)}",
+        direction,
+        protocol,
+        low,
+        high,
+        policy,
+        priority,
+        peer_cidr=cidr,
+        peer_group_id=group,
+    )
 
 
-def group(group_id: str, *rules: SecurityRule, kind: str = "normal", inner: str | None = None) -> SecurityGroupNet:
+def group(
+    group_id: str, *rules: SecurityRule, kind: str = "normal", inner: str | None = None
+) -> SecurityGroupNet:
     inner_access = inner or ("accept" if kind == "normal" else "drop")
     return SecurityGroupNet(group_id, kind, inner_access, tuple(rules))
 
@@ -88,10 +109,26 @@ class NetEnv:
     def host(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    def port(self, port_id: str, vswitch: VSwitchNet, ip: str, *groups: str, host: str | None = None,
-             kind: str = "veth", hostname: str = "") -> PortNet:
-        return PortNet(port_id, vswitch.vswitch_id, mac_for(ip), ip, tuple(groups), kind=kind,
-                       host_netns=self.host(host or port_id) if kind == "veth" else None, hostname=hostname)
+    def port(
+        self,
+        port_id: str,
+        vswitch: VSwitchNet,
+        ip: str,
+        *groups: str,
+        host: str | None = None,
+        kind: str = "veth",
+        hostname: str = "",
+    ) -> PortNet:
+        return PortNet(
+            port_id,
+            vswitch.vswitch_id,
+            mac_for(ip),
+            ip,
+            tuple(groups),
+            kind=kind,
+            host_netns=self.host(host or port_id) if kind == "veth" else None,
+            hostname=hostname,
+        )
 
     # ---- listeners -----------------------------------------------------------------------
 
@@ -158,7 +195,7 @@ class NetEnv:
 
 
 def tcp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
-    """"open" (handshake done), "refused" (RST), "timeout" (dropped) or "unreachable"."""
+    """ "open" (handshake done), "refused" (RST), "timeout" (dropped) or "unreachable"."""
     sock = in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
     sock.settimeout(timeout)
     try:
@@ -177,7 +214,7 @@ def tcp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT) -> st
 
 
 def udp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
-    """"open" when the echo server answered, else "timeout" (or "refused"/"unreachable")."""
+    """ "open" when the echo server answered, else "timeout" (or "refused"/"unreachable")."""
     sock = in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     sock.settimeout(timeout)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -227,7 +264,7 @@ def icmp_probe(ns: str, ip: str, timeout: float = PROBE_TIMEOUT) -> str:
             except TimeoutError:
                 return "timeout"
             ihl = (data[0] & 0x0F) * 4
-            icmp_type, _, _, rid, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+            icmp_type, _, _, rid, _ = struct.unpack("!BBHHH", data[ihl : ihl + 8])
             if icmp_type == 0 and rid == ident and (peer[0] == ip or ip == "255.255.255.255"):
                 return "open"
     finally:
@@ -269,7 +306,11 @@ def force_cleanup(prefix: str, run_dir: Path) -> None:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             cmdline = process_cmdline(int(entry))
-            if cmdline and os.path.basename(cmdline[0]) == "dnsmasq" and any(str(run_dir) in a for a in cmdline):
+            if (
+                cmdline
+                and os.path.basename(cmdline[0]) == "dnsmasq"
+                and any(str(run_dir) in a for a in cmdline)
+            ):
                 try:
                     os.kill(int(entry), signal.SIGKILL)
                 except ProcessLookupError:
@@ -284,7 +325,9 @@ def net() -> Iterator[NetEnv]:
     require_net()
     prefix = f"nt{os.getpid() % 10000}{next(_counter)}"
     # Under /run (searchable by all) so dnsmasq runs unprivileged, as it would in production.
-    base = Path(tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None))
+    base = Path(
+        tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None)
+    )
     os.chmod(base, 0o755)
     env = NetEnv(LinuxNetworkDriver(base, prefix=prefix), prefix, base)
     try:
@@ -306,6 +349,7 @@ def vswitch(vswitch_id: str, cidr: str) -> VSwitchNet:
     return VSwitchNet(vswitch_id, cidr, str(net.broadcast_address - 2))
 
 
-def vpc(vpc_id: str, cidr: str, vswitches: list[VSwitchNet], ports: list[PortNet],
-        groups: list[SecurityGroupNet]) -> VpcNet:
+def vpc(
+    vpc_id: str, cidr: str, vswitches: list[VSwitchNet], ports: list[PortNet], groups: list[SecurityGroupNet]
+) -> VpcNet:
     return VpcNet(vpc_id, cidr, tuple(vswitches), tuple(ports), tuple(groups))

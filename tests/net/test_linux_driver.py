@@ -77,24 +77,26 @@ def test_rules_on_one_vswitch_tcp_udp_icmp(net: NetEnv) -> None:
     net.tcp_listeners([A], [22])
     net.udp_echo(B, 53)
     net.udp_echo(B, 54)
-    check_reach({
-        ("tcp", A, "10.1.0.11", 22): True,
-        ("tcp", A, "10.1.0.11", 23): False,  # egress accept, no ingress rule: dropped
-        ("tcp", A, "10.1.0.11", 8000): True,
-        ("tcp", A, "10.1.0.11", 8005): False,  # a's egress drop wins over b's ingress accept
-        ("tcp", A, "10.1.0.11", 8010): True,
-        ("tcp", A, "10.1.0.11", 8011): False,
-        ("tcp", A, "10.1.0.11", 9000): False,
-        ("tcp", C, "10.1.0.11", 8000): False,  # cidr 10.1.0.10/32 only
-        ("tcp", C, "10.1.0.11", 22): True,
-        ("udp", A, "10.1.0.11", 53): True,
-        ("udp", A, "10.1.0.11", 54): False,
-        ("icmp", A, "10.1.0.11", 0): True,
-        ("tcp", B, "10.1.0.10", 22): False,  # sg-a has no ingress rule; b is not in sg-a
-        ("icmp", B, "10.1.0.10", 0): False,
-        ("tcp", C, "10.1.0.10", 22): True,  # c shares normal group sg-a with a: inner access
-        ("icmp", A, vsw.gateway, 0): True,
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.1.0.11", 22): True,
+            ("tcp", A, "10.1.0.11", 23): False,  # egress accept, no ingress rule: dropped
+            ("tcp", A, "10.1.0.11", 8000): True,
+            ("tcp", A, "10.1.0.11", 8005): False,  # a's egress drop wins over b's ingress accept
+            ("tcp", A, "10.1.0.11", 8010): True,
+            ("tcp", A, "10.1.0.11", 8011): False,
+            ("tcp", A, "10.1.0.11", 9000): False,
+            ("tcp", C, "10.1.0.11", 8000): False,  # cidr 10.1.0.10/32 only
+            ("tcp", C, "10.1.0.11", 22): True,
+            ("udp", A, "10.1.0.11", 53): True,
+            ("udp", A, "10.1.0.11", 54): False,
+            ("icmp", A, "10.1.0.11", 0): True,
+            ("tcp", B, "10.1.0.10", 22): False,  # sg-a has no ingress rule; b is not in sg-a
+            ("icmp", B, "10.1.0.10", 0): False,
+            ("tcp", C, "10.1.0.10", 22): True,  # c shares normal group sg-a with a: inner access
+            ("icmp", A, vsw.gateway, 0): True,
+        }
+    )
 
 
 def test_priority_drop_before_accept_and_multi_group_merge(net: NetEnv) -> None:
@@ -122,15 +124,17 @@ def test_priority_drop_before_accept_and_multi_group_merge(net: NetEnv) -> None:
     A, B, C = net.host("eni-a"), net.host("eni-b"), net.host("eni-c")
     net.tcp_listeners([B], [22, 23, 24, 25])
     net.udp_echo(B, 53)
-    check_reach({
-        ("tcp", A, "10.1.0.11", 22): True,  # prio 1 accept before prio 5 drop-all
-        ("udp", A, "10.1.0.11", 53): True,
-        ("tcp", A, "10.1.0.11", 24): False,  # prio 10 accept after prio 5 drop-all (other group)
-        ("tcp", C, "10.1.0.11", 24): True,  # the drop-all is for a only
-        ("tcp", C, "10.1.0.11", 23): False,  # accept and drop at prio 5: drop wins
-        ("tcp", C, "10.1.0.11", 25): False,  # prio 2 drop of sg-b2 before prio 3 accept of sg-b
-        ("icmp", C, "10.1.0.11", 0): False,  # nothing matches: ingress default drop
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.1.0.11", 22): True,  # prio 1 accept before prio 5 drop-all
+            ("udp", A, "10.1.0.11", 53): True,
+            ("tcp", A, "10.1.0.11", 24): False,  # prio 10 accept after prio 5 drop-all (other group)
+            ("tcp", C, "10.1.0.11", 24): True,  # the drop-all is for a only
+            ("tcp", C, "10.1.0.11", 23): False,  # accept and drop at prio 5: drop wins
+            ("tcp", C, "10.1.0.11", 25): False,  # prio 2 drop of sg-b2 before prio 3 accept of sg-b
+            ("icmp", C, "10.1.0.11", 0): False,  # nothing matches: ingress default drop
+        }
+    )
 
 
 def test_group_peer_and_inner_access_normal_vs_enterprise(net: NetEnv) -> None:
@@ -155,20 +159,22 @@ def test_group_peer_and_inner_access_normal_vs_enterprise(net: NetEnv) -> None:
     A, B, C, D, E = (net.host(f"eni-{x}") for x in "abcde")
     net.tcp_listeners([A, B, C, D], [22])
     net.tcp_listeners([E], [22, 5432, 6000])
-    check_reach({
-        ("tcp", A, "10.1.0.11", 22): True,  # normal group: members talk freely
-        ("tcp", B, "10.1.0.10", 22): True,
-        ("icmp", A, "10.1.0.11", 0): True,
-        ("tcp", C, "10.1.0.13", 22): False,  # enterprise group: they do not
-        ("tcp", D, "10.1.0.12", 22): False,
-        ("icmp", C, "10.1.0.13", 0): False,
-        ("tcp", A, "10.1.0.12", 22): False,  # no shared group
-        ("tcp", A, "10.1.0.14", 5432): True,  # group peer: a is in sg-n
-        ("tcp", B, "10.1.0.14", 5432): True,
-        ("tcp", C, "10.1.0.14", 5432): False,
-        ("tcp", A, "10.1.0.14", 22): False,
-        ("tcp", A, "10.1.0.14", 6000): False,  # the empty-group rule matches nobody
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.1.0.11", 22): True,  # normal group: members talk freely
+            ("tcp", B, "10.1.0.10", 22): True,
+            ("icmp", A, "10.1.0.11", 0): True,
+            ("tcp", C, "10.1.0.13", 22): False,  # enterprise group: they do not
+            ("tcp", D, "10.1.0.12", 22): False,
+            ("icmp", C, "10.1.0.13", 0): False,
+            ("tcp", A, "10.1.0.12", 22): False,  # no shared group
+            ("tcp", A, "10.1.0.14", 5432): True,  # group peer: a is in sg-n
+            ("tcp", B, "10.1.0.14", 5432): True,
+            ("tcp", C, "10.1.0.14", 5432): False,
+            ("tcp", A, "10.1.0.14", 22): False,
+            ("tcp", A, "10.1.0.14", 6000): False,  # the empty-group rule matches nobody
+        }
+    )
     ruleset = run(["ip", "netns", "exec", net.driver.netns_name("vpc-1"), "nft", "list", "ruleset"])
     assert "6000" not in ruleset
 
@@ -224,22 +230,28 @@ def test_two_vswitches_route_subject_to_rules(net: NetEnv) -> None:
     vsw1 = vswitch("vsw-1", "10.2.1.0/24")
     vsw2 = vswitch("vsw-2", "10.2.2.0/24")
     sg_a = group("sg-a")
-    sg_b = group("sg-b", rule("ingress", "tcp", "22/22", cidr="10.2.1.0/24"), rule("ingress", "icmp", cidr="10.2.1.0/24"))
+    sg_b = group(
+        "sg-b",
+        rule("ingress", "tcp", "22/22", cidr="10.2.1.0/24"),
+        rule("ingress", "icmp", cidr="10.2.1.0/24"),
+    )
     a = net.port("eni-a", vsw1, "10.2.1.10", "sg-a")
     b = net.port("eni-b", vsw2, "10.2.2.10", "sg-b")
     net.driver.sync([vpc("vpc-1", "10.2.0.0/16", [vsw1, vsw2], [a, b], [sg_a, sg_b])])
     A, B = net.host("eni-a"), net.host("eni-b")
     net.tcp_listeners([B], [22, 23])
     net.tcp_listeners([A], [22])
-    check_reach({
-        ("tcp", A, "10.2.2.10", 22): True,
-        ("icmp", A, "10.2.2.10", 0): True,
-        ("tcp", A, "10.2.2.10", 23): False,
-        ("tcp", B, "10.2.1.10", 22): False,  # a has no ingress rules
-        ("icmp", A, vsw1.gateway, 0): True,
-        ("icmp", A, vsw2.gateway, 0): True,  # the router answers on all its gateways
-        ("icmp", B, vsw1.gateway, 0): True,
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.2.2.10", 22): True,
+            ("icmp", A, "10.2.2.10", 0): True,
+            ("tcp", A, "10.2.2.10", 23): False,
+            ("tcp", B, "10.2.1.10", 22): False,  # a has no ingress rules
+            ("icmp", A, vsw1.gateway, 0): True,
+            ("icmp", A, vsw2.gateway, 0): True,  # the router answers on all its gateways
+            ("icmp", B, vsw1.gateway, 0): True,
+        }
+    )
 
 
 def test_two_vpcs_have_no_path_even_with_allow_all_and_overlapping_cidrs(net: NetEnv) -> None:
@@ -250,24 +262,28 @@ def test_two_vpcs_have_no_path_even_with_allow_all_and_overlapping_cidrs(net: Ne
     b = net.port("eni-b", vsw1, "10.3.0.11", "sg-1")
     c = net.port("eni-c", vsw2, "10.3.0.20", "sg-2")
     d = net.port("eni-d", vsw2, "10.3.0.10", "sg-2")  # same address as a
-    net.driver.sync([
-        vpc("vpc-1", "10.3.0.0/16", [vsw1], [a, b], [group("sg-1", *allow_all)]),
-        vpc("vpc-2", "10.3.0.0/16", [vsw2], [c, d], [group("sg-2", *allow_all)]),
-    ])
+    net.driver.sync(
+        [
+            vpc("vpc-1", "10.3.0.0/16", [vsw1], [a, b], [group("sg-1", *allow_all)]),
+            vpc("vpc-2", "10.3.0.0/16", [vsw2], [c, d], [group("sg-2", *allow_all)]),
+        ]
+    )
     A, B, C, D = (net.host(f"eni-{x}") for x in "abcd")
     net.tcp_listeners([A, B], [22])
     c_listener = net.tcp_listen(C, 22)
     d_listener = net.tcp_listen(D, 2222)
     net.udp_echo(C, 53)
-    check_reach({
-        ("tcp", A, "10.3.0.11", 22): True,  # inside a VPC: allowed by the rules
-        ("tcp", C, "10.3.0.10", 2222): True,
-        ("tcp", A, "10.3.0.20", 22): False,  # across VPCs: nothing
-        ("udp", A, "10.3.0.20", 53): False,
-        ("icmp", A, "10.3.0.20", 0): False,
-        ("tcp", B, "10.3.0.10", 2222): False,  # reaches a (refused), never d
-        ("tcp", C, "10.3.0.11", 22): False,
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.3.0.11", 22): True,  # inside a VPC: allowed by the rules
+            ("tcp", C, "10.3.0.10", 2222): True,
+            ("tcp", A, "10.3.0.20", 22): False,  # across VPCs: nothing
+            ("udp", A, "10.3.0.20", 53): False,
+            ("icmp", A, "10.3.0.20", 0): False,
+            ("tcp", B, "10.3.0.10", 2222): False,  # reaches a (refused), never d
+            ("tcp", C, "10.3.0.11", 22): False,
+        }
+    )
     assert _pending_peers(c_listener) == set()
     assert _pending_peers(d_listener) == {"10.3.0.20"}  # c, its neighbour; never b
 
@@ -326,8 +342,23 @@ def test_no_path_from_a_guest_to_the_host_namespace(net: NetEnv) -> None:
 def _dhcp_discover_frame(mac: str, xid: int, eth_src: str | None = None) -> bytes:
     hw = bytes.fromhex(mac.replace(":", ""))
     src = bytes.fromhex((eth_src or mac).replace(":", ""))
-    bootp = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4, b"\0" * 4,
-                        b"\0" * 4, b"\0" * 4, hw + b"\0" * 10, b"\0" * 64, b"\0" * 128)
+    bootp = struct.pack(
+        "!BBBBIHH4s4s4s4s16s64s128s",
+        1,
+        1,
+        6,
+        0,
+        xid,
+        0,
+        0x8000,
+        b"\0" * 4,
+        b"\0" * 4,
+        b"\0" * 4,
+        b"\0" * 4,
+        hw + b"\0" * 10,
+        b"\0" * 64,
+        b"\0" * 128,
+    )
     options = bytes([99, 130, 83, 99, 53, 1, 1, 55, 2, 1, 3, 255])
     payload = bootp + options
     udp = struct.pack("!HHHH", 68, 67, 8 + len(payload), 0) + payload
@@ -389,7 +420,7 @@ def _parse_offer(bootp: bytes, xid: int) -> tuple[str, str] | None:
             continue
         code, length = options[i], options[i + 1]
         if code == 3:
-            router = socket.inet_ntoa(options[i + 2:i + 6])
+            router = socket.inet_ntoa(options[i + 2 : i + 6])
         i += 2 + length
     return socket.inet_ntoa(bootp[16:20]), router
 
@@ -422,7 +453,7 @@ def _dhcp_via_tap(vpc_ns: str, tap: str, mac: str, spoof_src: str) -> tuple[tupl
             reply = os.read(fd, 4096)
             if reply[12:14] != b"\x08\x00" or reply[23] != 17:
                 continue
-            udp = reply[14 + (reply[14] & 0x0F) * 4:]
+            udp = reply[14 + (reply[14] & 0x0F) * 4 :]
             if struct.unpack("!H", udp[2:4])[0] == 68 and (offer := _parse_offer(udp[8:], xid)):
                 return offer
         return None
@@ -488,9 +519,31 @@ def test_dhcp_dnsmasq_serves_static_leases(net: NetEnv) -> None:
 def _dhcp_lease(host_ns: str) -> bool:
     """Take a full lease (DISCOVER, OFFER, REQUEST, ACK) with busybox's udhcpc on eth0 of
     `host_ns`, as a guest's init does; the server then holds it in its leases."""
-    done = subprocess.run(["ip", "netns", "exec", host_ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q",
-                           "-n", "-t", "6", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            host_ns,
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "6",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     return done.returncode == 0 and "obtained" in done.stderr
 
 
@@ -560,16 +613,38 @@ def _arp_frame(src_mac: str, sender_mac: str, sender_ip: str, marker_ip: str) ->
     """A broadcast ARP reply (gratuitous) with the given sender; `marker_ip` as target IP."""
     s = bytes.fromhex(src_mac.replace(":", ""))
     sm = bytes.fromhex(sender_mac.replace(":", ""))
-    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, sm, socket.inet_aton(sender_ip),
-                      b"\xff" * 6, socket.inet_aton(marker_ip))
+    arp = struct.pack(
+        "!HHBBH6s4s6s4s",
+        1,
+        0x0800,
+        6,
+        4,
+        2,
+        sm,
+        socket.inet_aton(sender_ip),
+        b"\xff" * 6,
+        socket.inet_aton(marker_ip),
+    )
     return b"\xff" * 6 + s + b"\x08\x06" + arp
 
 
-def _udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, port: int, payload: bytes,
-               sport: int = 40000) -> bytes:
+def _udp_frame(
+    src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, port: int, payload: bytes, sport: int = 40000
+) -> bytes:
     udp = struct.pack("!HHHH", sport, port, 8 + len(payload), 0) + payload
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                         socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        0,
+        0,
+        64,
+        17,
+        0,
+        socket.inet_aton(src_ip),
+        socket.inet_aton(dst_ip),
+    )
     header = header[:10] + struct.pack("!H", _ip_checksum(header)) + header[12:]
     macs = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
     return macs + b"\x08\x00" + header + udp
@@ -600,7 +675,14 @@ def test_anti_spoofing(net: NetEnv) -> None:
         sender.send(_arp_frame(a.mac, a.mac, "10.4.0.12", "10.4.0.202"))  # claims c's IP
         sender.send(_arp_frame(a.mac, c.mac, "10.4.0.12", "10.4.0.203"))  # ARP sender MAC of c
         sender.send(_arp_frame(c.mac, c.mac, "10.4.0.12", "10.4.0.204"))  # Ethernet source of c
-        ipv6 = b"\xff" * 6 + bytes.fromhex(a.mac.replace(":", "")) + b"\x86\xdd" + b"\x60" + b"\0" * 39 + b"nubes-v6"
+        ipv6 = (
+            b"\xff" * 6
+            + bytes.fromhex(a.mac.replace(":", ""))
+            + b"\x86\xdd"
+            + b"\x60"
+            + b"\0" * 39
+            + b"nubes-v6"
+        )
         sender.send(ipv6)
         seen = b""
         sniff.settimeout(0.05)
@@ -653,15 +735,17 @@ def test_anti_spoofing(net: NetEnv) -> None:
     run(["ip", "-n", A, "neigh", "replace", vsw.gateway, "lladdr", names.bridge_mac("vsw-1"), "dev", "eth0"])
     # c changes its MAC
     run(["ip", "-n", C, "link", "set", "eth0", "address", "00:16:3e:99:99:99"])
-    check_reach({
-        ("tcp", A, "10.4.0.11", 22): False,
-        ("icmp", A, "10.4.0.11", 0): False,
-        ("icmp", A, vsw.gateway, 0): False,
-        ("tcp", A, METADATA_ADDRESS, 80): False,
-        ("tcp", C, "10.4.0.11", 22): False,
-        ("icmp", C, vsw.gateway, 0): False,
-        ("tcp", B, "10.4.0.10", 22): False,  # and nothing reaches a at its old address
-    })
+    check_reach(
+        {
+            ("tcp", A, "10.4.0.11", 22): False,
+            ("icmp", A, "10.4.0.11", 0): False,
+            ("icmp", A, vsw.gateway, 0): False,
+            ("tcp", A, METADATA_ADDRESS, 80): False,
+            ("tcp", C, "10.4.0.11", 22): False,
+            ("icmp", C, vsw.gateway, 0): False,
+            ("tcp", B, "10.4.0.10", 22): False,  # and nothing reaches a at its old address
+        }
+    )
 
 
 # ---- lifecycle ---------------------------------------------------------------------------------
@@ -678,7 +762,8 @@ def _snapshot(driver: LinuxNetworkDriver, vpcs: list[VpcNet]) -> dict[str, objec
         for port in v.ports:
             if port.host_netns:
                 state[port.host_netns] = [
-                    (link["ifname"], link["ifindex"]) for link in ip_json("addr", "show", netns=port.host_netns)
+                    (link["ifname"], link["ifindex"])
+                    for link in ip_json("addr", "show", netns=port.host_netns)
                 ]
     return state
 
@@ -778,7 +863,9 @@ def test_ruleset_in_kernel_is_the_rendered_one(net: NetEnv) -> None:
     sg = group("sg-1", rule("ingress", "tcp", "22/22", rule_id="sgr-ssh"))
     v = vpc("vpc-1", "10.9.0.0/16", [vsw], [net.port("eni-a", vsw, "10.9.0.10", "sg-1")], [sg])
     net.driver.sync([v])
-    listing = json.loads(run(["ip", "netns", "exec", net.driver.netns_name("vpc-1"), "nft", "-j", "list", "ruleset"]))
+    listing = json.loads(
+        run(["ip", "netns", "exec", net.driver.netns_name("vpc-1"), "nft", "-j", "list", "ruleset"])
+    )
     tables = {(t["table"]["family"], t["table"]["name"]) for t in listing["nftables"] if "table" in t}
     assert tables == {("bridge", "nubes_guard"), ("inet", "nubes")}
     text = run(["ip", "netns", "exec", net.driver.netns_name("vpc-1"), "nft", "list", "ruleset"])

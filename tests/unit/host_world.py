@@ -53,12 +53,26 @@ class HostWorld:
         assert key is not None
         self.scope = Scope(key.principal.account_id, REGION)
         with self.db.session() as s:
-            s.add(Host(id=HOST, vcpus=64, memory_mib=262144, cpu_overcommit=1.0, memory_overcommit=1.0, zones="*",
-                       compute_driver="fake", accel="none", status="Available", heartbeat_at=self.clock.now()))
+            s.add(
+                Host(
+                    id=HOST,
+                    vcpus=64,
+                    memory_mib=262144,
+                    cpu_overcommit=1.0,
+                    memory_overcommit=1.0,
+                    zones="*",
+                    compute_driver="fake",
+                    accel="none",
+                    status="Available",
+                    heartbeat_at=self.clock.now(),
+                )
+            )
         vpcs = self.services.vpcs
         vpc = vpcs.create_vpc(self.scope, "10.0.0.0/16", None, None, "")
         vpcs.mark_available([vpc.id])
-        self.vswitch_id = vpcs.create_vswitch(self.scope, vpc.id, "cn-hangzhou-h", "10.0.1.0/24", None, None).id
+        self.vswitch_id = vpcs.create_vswitch(
+            self.scope, vpc.id, "cn-hangzhou-h", "10.0.1.0/24", None, None
+        ).id
         vpcs.mark_available([vpc.id])
         self.group_id = self.services.security_groups.create(self.scope, vpc.id, None, None, "normal", "").id
         self.vms = FakeHost()
@@ -70,9 +84,22 @@ class HostWorld:
         services, compute = self.services, FakeComputeDriver(self.vms)
         network = NetworkAgent(self.db, FakeNetworkDriver(), services.vpcs, "nubes")
         storage = StorageWork(self.db, self.clock, self.storage, compute, nowhere_rootfs, HOST)
-        agent = HostAgent(ComputeAgent(self.db, self.clock, services.instances, services.consoles, compute, storage,
-                                       network, nowhere, HOST),
-                          storage, network, Timers(self.clock, services.instances, services.auto_snapshot_policies))
+        agent = HostAgent(
+            ComputeAgent(
+                self.db,
+                self.clock,
+                services.instances,
+                services.consoles,
+                compute,
+                storage,
+                network,
+                nowhere,
+                HOST,
+            ),
+            storage,
+            network,
+            Timers(self.clock, services.instances, services.auto_snapshot_policies),
+        )
         services.compute_notify.listeners.append(agent.notify)
         services.notify.listeners.append(agent.notify_network)
         return agent
@@ -84,9 +111,16 @@ class HostWorld:
     # ---- driving -------------------------------------------------------------------------------
 
     def launch(self, data_disks: list[DiskRequest] | None = None) -> str:
-        [instance_id] = self.services.instances.launch(self.scope, LaunchRequest(
-            instance_type="ecs.t5-lc2m1.nano", image_id=FAKE_IMAGES[1].image_id, vswitch_id=self.vswitch_id,
-            security_group_ids=[self.group_id], data_disks=data_disks or []))
+        [instance_id] = self.services.instances.launch(
+            self.scope,
+            LaunchRequest(
+                instance_type="ecs.t5-lc2m1.nano",
+                image_id=FAKE_IMAGES[1].image_id,
+                vswitch_id=self.vswitch_id,
+                security_group_ids=[self.group_id],
+                data_disks=data_disks or [],
+            ),
+        )
         return instance_id
 
     def settle(self, done: Callable[[], bool], passes: int = 40) -> None:

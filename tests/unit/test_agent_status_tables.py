@@ -49,8 +49,9 @@ def test_a_move_the_disk_table_lacks_is_refused_and_logged(caplog: pytest.LogCap
     assert caplog.text.count("BUG") == 3
 
 
-def test_the_agent_refuses_a_status_step_the_table_lacks(world: HostWorld, monkeypatch: pytest.MonkeyPatch,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_the_agent_refuses_a_status_step_the_table_lacks(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without (Starting, guest_up) in the table, a booted instance stays Starting and the
     agent logs the bug on every pass, instead of moving it anyway."""
     instance_id = world.launch()
@@ -68,12 +69,14 @@ def test_the_agent_refuses_a_status_step_the_table_lacks(world: HostWorld, monke
     world.reach(instance_id, states.RUNNING)
 
 
-def test_the_agent_refuses_a_disk_move_the_table_lacks(world: HostWorld, monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_the_agent_refuses_a_disk_move_the_table_lacks(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     instance_id = world.launch()
     world.reach(instance_id, states.RUNNING)
-    disk_id = world.services.disks.create(world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20,
-                                                                instance_id=instance_id))
+    disk_id = world.services.disks.create(
+        world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id=instance_id)
+    )
     monkeypatch.setattr(ds, "AGENT_MOVES", ds.AGENT_MOVES - {(ds.ATTACHING, ds.IN_USE)})
     with caplog.at_level(logging.ERROR):
         for _ in range(MAX_ATTEMPTS - 1):
@@ -87,8 +90,9 @@ def test_the_agent_refuses_a_disk_move_the_table_lacks(world: HostWorld, monkeyp
 # ---- every step the agent takes is in the tables -------------------------------------------------------
 
 
-def test_every_status_move_of_the_agent_is_in_the_tables(world: HostWorld, monkeypatch: pytest.MonkeyPatch,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_every_status_move_of_the_agent_is_in_the_tables(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A life of instances and disks on the fake drivers, with failures and a host restart, the
     agent's every status move recorded: all are in the tables (nothing refused), and the life
     covers the moves it is meant to."""
@@ -126,8 +130,9 @@ def test_every_status_move_of_the_agent_is_in_the_tables(world: HostWorld, monke
         world.reach(instance_id, states.RUNNING)
 
         # a disk made for the instance, detached, then an attach that fails for good
-        disk_id = disks.create(world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20,
-                                                     instance_id=instance_id))
+        disk_id = disks.create(
+            world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id=instance_id)
+        )
         world.settle(lambda: world.disk_status(disk_id) == ds.IN_USE)
         disks.detach(account, disk_id, instance_id, None)
         world.settle(lambda: world.disk_status(disk_id) == ds.AVAILABLE)
@@ -157,13 +162,26 @@ def test_every_status_move_of_the_agent_is_in_the_tables(world: HostWorld, monke
     assert "BUG" not in caplog.text
     assert steps <= set(states.AGENT_STEPS)
     assert moves <= ds.AGENT_MOVES
-    assert steps >= {(states.PENDING, "built_running"), (states.STARTING, "guest_up"),
-                     (states.STOPPING, "powered_off"), (states.STOPPING, "reboot_off"),
-                     (states.RUNNING, "powered_off"), (states.STARTING, "start_failed")}
-    assert moves >= {(ds.REINITING, ds.IN_USE), (ds.CREATING, ds.ATTACHING), (ds.ATTACHING, ds.IN_USE),
-                     (ds.DETACHING, ds.AVAILABLE), (ds.ATTACHING, ds.AVAILABLE), (ds.IN_USE, ds.AVAILABLE)}
+    assert steps >= {
+        (states.PENDING, "built_running"),
+        (states.STARTING, "guest_up"),
+        (states.STOPPING, "powered_off"),
+        (states.STOPPING, "reboot_off"),
+        (states.RUNNING, "powered_off"),
+        (states.STARTING, "start_failed"),
+    }
+    assert moves >= {
+        (ds.REINITING, ds.IN_USE),
+        (ds.CREATING, ds.ATTACHING),
+        (ds.ATTACHING, ds.IN_USE),
+        (ds.DETACHING, ds.AVAILABLE),
+        (ds.ATTACHING, ds.AVAILABLE),
+        (ds.IN_USE, ds.AVAILABLE),
+    }
 
 
 def disks_of(world: HostWorld, instance_id: str, disk_type: str) -> list[str]:
     with world.db.session() as s:
-        return list(s.scalars(select(Disk.id).where(Disk.instance_id == instance_id, Disk.disk_type == disk_type)))
+        return list(
+            s.scalars(select(Disk.id).where(Disk.instance_id == instance_id, Disk.disk_type == disk_type))
+        )

@@ -38,7 +38,11 @@ def generated(product: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("product", PRODUCTS)
 def test_the_committed_catalog_is_what_the_installed_sdk_generates(product: str) -> None:
-    committed = resources.files("nubes.catalog").joinpath("data", "api", f"{product}.json").read_text(encoding="utf-8")
+    committed = (
+        resources.files("nubes.catalog")
+        .joinpath("data", "api", f"{product}.json")
+        .read_text(encoding="utf-8")
+    )
     fresh = generated(product)
     if generator().render(fresh) == committed:
         return
@@ -48,7 +52,8 @@ def test_the_committed_catalog_is_what_the_installed_sdk_generates(product: str)
     pytest.fail(
         f"{product}.json is stale for {len(changed)} actions ({', '.join(changed[:10])}...): "
         f"run PYTHONPATH=src python scripts/gen_api_catalog.py and commit the result"
-        if changed else f"{product}.json differs from the generator's output only in layout: regenerate it"
+        if changed
+        else f"{product}.json differs from the generator's output only in layout: regenerate it"
     )
 
 
@@ -79,7 +84,12 @@ def test_names_the_sdk_spells_its_own_way() -> None:
     ecs = official_actions("ecs")
     # lower-camel wire names, and JSON-array strings, straight from the model's to_map and docs
     assert ecs["ApplyAutoSnapshotPolicy"]["request"] == [
-        "autoSnapshotPolicyId", "diskIds", "OwnerId", "regionId", "ResourceOwnerAccount", "ResourceOwnerId"
+        "autoSnapshotPolicyId",
+        "diskIds",
+        "OwnerId",
+        "regionId",
+        "ResourceOwnerAccount",
+        "ResourceOwnerId",
     ]
     assert ecs["ApplyAutoSnapshotPolicy"]["json_array_string_params"] == ["diskIds"]
     assert "InstanceIds" in ecs["DescribeInstances"]["json_array_string_params"]
@@ -92,7 +102,9 @@ def test_encoded_and_body_parameters() -> None:
     ecs, vpc = official_actions("ecs"), official_actions("vpc")
     assert ecs["RunCommand"]["request_types"]["Parameters"] == "json"
     assert ecs["RunCommand"]["encoded_params"] == {"Parameters": {"style": "json", "shape": {"{key}": "any"}}}
-    assert vpc["GrantInstanceToVbr"]["encoded_params"] == {"VbrInstanceIds": {"style": "simple", "shape": "simple"}}
+    assert vpc["GrantInstanceToVbr"]["encoded_params"] == {
+        "VbrInstanceIds": {"style": "simple", "shape": "simple"}
+    }
     vpn = vpc["CreateVpnConnection"]
     assert vpn["request_location"] == ["body", "query"]
     assert "TunnelOptionsSpecification.N.TunnelIkeConfig.Psk" in vpn["body_params"]

@@ -29,8 +29,20 @@ def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
     assert account_id is not None
     scope = Scope(account_id.principal.account_id, "cn-hangzhou")
     with db.session() as s:
-        s.add(Host(id="h1", vcpus=64, memory_mib=262144, cpu_overcommit=1.0, memory_overcommit=1.0, zones="*",
-                   compute_driver="fake", accel="none", status="Available", heartbeat_at=clock.now()))
+        s.add(
+            Host(
+                id="h1",
+                vcpus=64,
+                memory_mib=262144,
+                cpu_overcommit=1.0,
+                memory_overcommit=1.0,
+                zones="*",
+                compute_driver="fake",
+                accel="none",
+                status="Available",
+                heartbeat_at=clock.now(),
+            )
+        )
     for image in FAKE_IMAGES:
         services.images.register_system(image)
     vpc = services.vpcs.create_vpc(scope, "10.0.0.0/16", None, None, "")
@@ -39,9 +51,16 @@ def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
     services.vpcs.mark_available([vpc.id])
     group = services.security_groups.create(scope, vpc.id, None, None, "normal", "")
     release_at = (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    [instance_id] = services.instances.launch(scope, LaunchRequest(
-        instance_type="ecs.t5-lc2m1.nano", image_id=FAKE_IMAGES[1].image_id, vswitch_id=vswitch.id,
-        security_group_ids=[group.id], auto_release_time=release_at))
+    [instance_id] = services.instances.launch(
+        scope,
+        LaunchRequest(
+            instance_type="ecs.t5-lc2m1.nano",
+            image_id=FAKE_IMAGES[1].image_id,
+            vswitch_id=vswitch.id,
+            security_group_ids=[group.id],
+            auto_release_time=release_at,
+        ),
+    )
 
     clock.advance(59 * 60)
     assert services.instances.release_due() == []
@@ -53,8 +72,14 @@ def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
     assert gone.value.code == "InvalidInstanceId.NotFound"
 
     with pytest.raises(ApiError) as too_soon:
-        services.instances.launch(scope, LaunchRequest(
-            instance_type="ecs.t5-lc2m1.nano", image_id=FAKE_IMAGES[1].image_id, vswitch_id=vswitch.id,
-            security_group_ids=[group.id],
-            auto_release_time=(clock.now() + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        services.instances.launch(
+            scope,
+            LaunchRequest(
+                instance_type="ecs.t5-lc2m1.nano",
+                image_id=FAKE_IMAGES[1].image_id,
+                vswitch_id=vswitch.id,
+                security_group_ids=[group.id],
+                auto_release_time=(clock.now() + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ),
+        )
     assert too_soon.value.code == "InvalidAutoReleaseTime.Malformed"

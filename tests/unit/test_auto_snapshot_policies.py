@@ -79,13 +79,25 @@ def test_latest_due_is_the_most_recent_slot_only() -> None:
     assert latest_due([10], [1], since, now) == at("2026-01-19T02:00")  # Monday the 19th
     assert latest_due([10], [1], at("2026-01-19T02:00"), now) is None
     # naive instants (as SQLite returns them) are UTC
-    assert latest_due([10], [1], since.replace(tzinfo=None), now.replace(tzinfo=None)) == at("2026-01-19T02:00")
+    assert latest_due([10], [1], since.replace(tzinfo=None), now.replace(tzinfo=None)) == at(
+        "2026-01-19T02:00"
+    )
 
 
 def test_parameters_are_checked_as_ecs_does() -> None:
     assert parse_time_points('["23", "0", "0", 5]') == [0, 5, 23]
     assert parse_weekdays('["7","1"]') == [1, 7]
-    for bad in ('["24"]', "[]", '["-1"]', '["a"]', "1", "not json", '[true]', '["1.5"]', str(list(range(25)))):
+    for bad in (
+        '["24"]',
+        "[]",
+        '["-1"]',
+        '["a"]',
+        "1",
+        "not json",
+        "[true]",
+        '["1.5"]',
+        str(list(range(25))),
+    ):
         with pytest.raises(ApiError) as error:
             parse_time_points(bad)
         assert (error.value.code, error.value.http_status) == ("ParameterInvalid", 403)
@@ -103,7 +115,10 @@ def test_parameters_are_checked_as_ecs_does() -> None:
     for bad in ("d-1", "[]", "[1]", '[""]'):
         with pytest.raises(ApiError) as error:
             parse_disk_ids(bad)
-        assert (error.value.code, error.value.message) == ("ParameterInvalid", "The specified DiskIds are invalid.")
+        assert (error.value.code, error.value.message) == (
+            "ParameterInvalid",
+            "The specified DiskIds are invalid.",
+        )
 
 
 def test_auto_snapshot_names_use_the_utc_plus_8_date() -> None:
@@ -129,19 +144,38 @@ class World:
         assert account_id is not None
         return Scope(account_id, "cn-hangzhou")
 
-    def disk(self, disk_id: str, status: str = "In_use", scope: Scope | None = None, enabled: bool = True) -> str:
+    def disk(
+        self, disk_id: str, status: str = "In_use", scope: Scope | None = None, enabled: bool = True
+    ) -> str:
         scope = scope or self.scope
         with self.db.session() as s:
-            s.add(Disk(id=disk_id, account_id=scope.account_id, region_id=scope.region_id, zone_id="cn-hangzhou-h",
-                       instance_id="i-1" if status == "In_use" else "", disk_type="data", category="cloud_essd",
-                       size_gib=20, status=status, host_id="h1", created_at=self.clock.now(),
-                       enable_auto_snapshot=enabled))
+            s.add(
+                Disk(
+                    id=disk_id,
+                    account_id=scope.account_id,
+                    region_id=scope.region_id,
+                    zone_id="cn-hangzhou-h",
+                    instance_id="i-1" if status == "In_use" else "",
+                    disk_type="data",
+                    category="cloud_essd",
+                    size_gib=20,
+                    status=status,
+                    host_id="h1",
+                    created_at=self.clock.now(),
+                    enable_auto_snapshot=enabled,
+                )
+            )
         return disk_id
 
     def auto_snapshots(self) -> list[Snapshot]:
         with self.db.session() as s:
-            return list(s.scalars(select(Snapshot).where(Snapshot.auto_policy_id != "")
-                                  .order_by(Snapshot.created_at, Snapshot.disk_id)))
+            return list(
+                s.scalars(
+                    select(Snapshot)
+                    .where(Snapshot.auto_policy_id != "")
+                    .order_by(Snapshot.created_at, Snapshot.disk_id)
+                )
+            )
 
     def settle(self) -> None:
         """What the agent does: the snapshots are made."""
@@ -165,8 +199,13 @@ def world(tmp_path: Path) -> World:
 def test_a_policy_fires_once_at_its_time_point(world: World) -> None:
     # 10:00 UTC+8 every day = 02:00 UTC
     policy_id = world.policies.create(world.scope, "daily", '["10"]', EVERY_DAY, 2)
-    disks = [world.disk("d-use"), world.disk("d-free", "Available"), world.disk("d-new", "Creating"),
-             world.disk("d-off", enabled=False), world.disk("d-none")]
+    disks = [
+        world.disk("d-use"),
+        world.disk("d-free", "Available"),
+        world.disk("d-new", "Creating"),
+        world.disk("d-off", enabled=False),
+        world.disk("d-none"),
+    ]
     world.policies.apply(world.scope, policy_id, '["d-use", "d-free", "d-new", "d-off"]')
     assert [v.disk_count for v in world.policies.describe(world.scope)] == [4]
 
@@ -202,8 +241,9 @@ def test_a_policy_fires_once_at_its_time_point(world: World) -> None:
 
 
 def test_a_disk_still_being_snapshotted_skips_the_time_point(world: World) -> None:
-    policy_id = world.policies.create(world.scope, "hourly", str([str(h) for h in range(24)]).replace("'", '"'),
-                                      EVERY_DAY, -1)
+    policy_id = world.policies.create(
+        world.scope, "hourly", str([str(h) for h in range(24)]).replace("'", '"'), EVERY_DAY, -1
+    )
     world.disk("d-1")
     world.policies.apply(world.scope, policy_id, '["d-1"]')
     world.advance_to("2026-01-01T00:30:00")
@@ -241,8 +281,12 @@ def test_only_the_weekdays_of_the_policy_fire(world: World) -> None:
         if world.policies.fire_due(world.clock.now()):
             fired.append(world.clock.now())
             world.settle()
-    assert fired == [at("2026-01-05T00:00"), at("2026-01-07T00:00"), at("2026-01-12T00:00"),
-                     at("2026-01-14T00:00")]
+    assert fired == [
+        at("2026-01-05T00:00"),
+        at("2026-01-07T00:00"),
+        at("2026-01-12T00:00"),
+        at("2026-01-14T00:00"),
+    ]
 
 
 def test_retention_deletes_old_automatic_snapshots_only(world: World) -> None:
@@ -252,9 +296,20 @@ def test_retention_deletes_old_automatic_snapshots_only(world: World) -> None:
     world.disk("d-copy", "Available")
     world.policies.apply(world.scope, policy_id, '["d-1", "d-2"]')
     with world.db.session() as s:  # a manual snapshot with its own retention is not the policies' business
-        s.add(Snapshot(id="s-manual", account_id=world.scope.account_id, region_id="cn-hangzhou", disk_id="d-1",
-                       disk_type="data", disk_category="cloud_essd", disk_size_gib=20, status="accomplished",
-                       retention_days=1, created_at=world.clock.now()))
+        s.add(
+            Snapshot(
+                id="s-manual",
+                account_id=world.scope.account_id,
+                region_id="cn-hangzhou",
+                disk_id="d-1",
+                disk_type="data",
+                disk_category="cloud_essd",
+                disk_size_gib=20,
+                status="accomplished",
+                retention_days=1,
+                created_at=world.clock.now(),
+            )
+        )
 
     world.advance_to("2026-01-01T02:00:00")
     first = world.policies.fire_due(world.clock.now())
@@ -289,8 +344,9 @@ def test_retention_deletes_old_automatic_snapshots_only(world: World) -> None:
     assert {s.id for s in world.auto_snapshots()} == {first[0], *third, *fourth}
 
 
-def test_the_oldest_automatic_snapshot_makes_room_at_the_limit(world: World, monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_the_oldest_automatic_snapshot_makes_room_at_the_limit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(asp, "MAX_SNAPSHOTS_PER_DISK", 2)
     monkeypatch.setattr(snapshots_domain, "MAX_SNAPSHOTS_PER_DISK", 2)
     policy_id = world.policies.create(world.scope, "daily", '["10"]', EVERY_DAY, -1)
@@ -324,7 +380,9 @@ def test_cancelled_and_deleted_policies_stop_firing(world: World) -> None:
     world.policies.cancel(world.scope, '["d-1"]')
     world.policies.cancel(world.scope, '["d-2"]', other_id)  # not d-2's policy: nothing changes
     world.advance_to("2026-01-01T02:00:00")
-    assert [s.disk_id for s in world.auto_snapshots()] == [] and len(world.policies.fire_due(world.clock.now())) == 1
+    assert [s.disk_id for s in world.auto_snapshots()] == [] and len(
+        world.policies.fire_due(world.clock.now())
+    ) == 1
     assert [s.disk_id for s in world.auto_snapshots()] == ["d-2"]
 
     world.policies.delete(world.scope, policy_id)

@@ -36,14 +36,21 @@ def nowhere(_: Image) -> BootFiles:
     return BootFiles(path / "k", path / "i", path / "r", "")
 
 
-def host_agent(services: Services, compute: FakeComputeDriver, storage: FakeStorage, host_id: str) -> HostAgent:
+def host_agent(
+    services: Services, compute: FakeComputeDriver, storage: FakeStorage, host_id: str
+) -> HostAgent:
     """What nubes.services builds, on fake drivers and a manual clock."""
     db, clock = services.db, services.clock
     network = NetworkAgent(db, FakeNetworkDriver(), services.vpcs, "nubes")
     work = StorageWork(db, clock, storage, compute, lambda image: nowhere(image).rootfs, host_id)
-    return HostAgent(ComputeAgent(db, clock, services.instances, services.consoles, compute, work, network, nowhere,
-                                  host_id), work, network,
-                     Timers(clock, services.instances, services.auto_snapshot_policies))
+    return HostAgent(
+        ComputeAgent(
+            db, clock, services.instances, services.consoles, compute, work, network, nowhere, host_id
+        ),
+        work,
+        network,
+        Timers(clock, services.instances, services.auto_snapshot_policies),
+    )
 
 
 @pytest.fixture
@@ -62,14 +69,44 @@ def agent(tmp_path: Path) -> Iterator[tuple[HostAgent, FakeHost, Database]]:
         s.add(account)
         s.flush()
         now = clock.now()
-        s.add(Instance(id="i-1", account_id=account.id, region_id="cn-hangzhou", zone_id="cn-hangzhou-h",
-                       host_id=HOST, instance_type="ecs.g7.large", cpu=2, memory_mib=8192,
-                       image_id=FAKE_IMAGES[0].image_id, status=states.STARTING, desired=states.WANT_RUNNING,
-                       vpc_id="vpc-1", vswitch_id="vsw-1", created_at=now, status_changed_at=now))
-        s.add(Disk(id="d-sys", account_id=account.id, region_id="cn-hangzhou", zone_id="cn-hangzhou-h",
-                   instance_id="i-1", disk_type="system", category="cloud_essd", performance_level="PL1",
-                   size_gib=20, status="In_use", image_id=FAKE_IMAGES[0].image_id, device="/dev/xvda",
-                   host_id=HOST, created_at=now, layer="d-sys"))
+        s.add(
+            Instance(
+                id="i-1",
+                account_id=account.id,
+                region_id="cn-hangzhou",
+                zone_id="cn-hangzhou-h",
+                host_id=HOST,
+                instance_type="ecs.g7.large",
+                cpu=2,
+                memory_mib=8192,
+                image_id=FAKE_IMAGES[0].image_id,
+                status=states.STARTING,
+                desired=states.WANT_RUNNING,
+                vpc_id="vpc-1",
+                vswitch_id="vsw-1",
+                created_at=now,
+                status_changed_at=now,
+            )
+        )
+        s.add(
+            Disk(
+                id="d-sys",
+                account_id=account.id,
+                region_id="cn-hangzhou",
+                zone_id="cn-hangzhou-h",
+                instance_id="i-1",
+                disk_type="system",
+                category="cloud_essd",
+                performance_level="PL1",
+                size_gib=20,
+                status="In_use",
+                image_id=FAKE_IMAGES[0].image_id,
+                device="/dev/xvda",
+                host_id=HOST,
+                created_at=now,
+                layer="d-sys",
+            )
+        )
     storage.create_blank("d-sys", 20)
     yield agent, host, db
     agent.stop()
@@ -84,7 +121,8 @@ def status(db: Database) -> tuple[str, str]:
 
 
 def test_an_instance_whose_vm_keeps_failing_to_start_ends_stopped(
-        agent: tuple[HostAgent, FakeHost, Database]) -> None:
+    agent: tuple[HostAgent, FakeHost, Database],
+) -> None:
     compute, host, db = agent
     for _ in range(MAX_START_ATTEMPTS):
         host.inject_failure("start", ComputeError("qemu: could not open the disk"), "i-1")
@@ -97,7 +135,9 @@ def test_an_instance_whose_vm_keeps_failing_to_start_ends_stopped(
     assert FakeComputeDriver(host).state("i-1") == PowerState.STOPPED
 
 
-def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[HostAgent, FakeHost, Database]) -> None:
+def test_a_start_that_fails_less_than_the_limit_ends_running(
+    agent: tuple[HostAgent, FakeHost, Database],
+) -> None:
     compute, host, db = agent
     for _ in range(MAX_START_ATTEMPTS - 1):
         host.inject_failure("start", ComputeError("qemu: busy"), "i-1")
@@ -109,7 +149,8 @@ def test_a_start_that_fails_less_than_the_limit_ends_running(agent: tuple[HostAg
 
 
 def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
-        agent: tuple[HostAgent, FakeHost, Database]) -> None:
+    agent: tuple[HostAgent, FakeHost, Database],
+) -> None:
     """Fake VMs are not watched pass after pass (they never change by themselves), but one that
     ran before a host reboot is CRASHED when the emulator comes back: the first pass sees it."""
     compute, host, db = agent

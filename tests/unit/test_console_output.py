@@ -54,8 +54,14 @@ def api(world: HostWorld, tmp_path: Path) -> Iterator[ApiApp]:
 
 
 def console_output(app: ApiApp, instance_id: str, **extra: str) -> dict[str, Any]:
-    params = {"Action": "GetInstanceConsoleOutput", "Version": "2014-05-26", "Format": "JSON", "RegionId": REGION,
-              "InstanceId": instance_id, **extra}
+    params = {
+        "Action": "GetInstanceConsoleOutput",
+        "Version": "2014-05-26",
+        "Format": "JSON",
+        "RegionId": REGION,
+        "InstanceId": instance_id,
+        **extra,
+    }
     response = app.handle("GET", "/", urlencode(sign_v1("GET", params, KEY_ID, SECRET)).encode(), [], b"")
     body: dict[str, Any] = json.loads(response.body)
     assert response.status == 200, body
@@ -66,21 +72,25 @@ def vm_console(world: HostWorld, instance_id: str) -> bytes:
     return FakeComputeDriver(world.vms).console_output(instance_id)
 
 
-def test_the_api_answers_from_the_store_with_no_driver(world: HostWorld, api: ApiApp,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_api_answers_from_the_store_with_no_driver(
+    world: HostWorld, api: ApiApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     instance_id = world.launch()
     assert console_output(api, instance_id)["ConsoleOutput"] == ""  # nothing printed yet
     world.reach(instance_id, states.RUNNING)
     body = console_output(api, instance_id)
     assert set(body) == {"RequestId", "InstanceId", "ConsoleOutput", "LastUpdateTime"}
     assert body["InstanceId"] == instance_id and body["LastUpdateTime"].endswith(":00Z")
-    assert base64.b64decode(body["ConsoleOutput"]) == vm_console(world, instance_id)  # recorded before Running
+    assert base64.b64decode(body["ConsoleOutput"]) == vm_console(
+        world, instance_id
+    )  # recorded before Running
     assert b"no virtual machine runs here" in base64.b64decode(body["ConsoleOutput"])
 
     # a change of the console reaches the store on a later pass
     monkeypatch.setattr(compute_agent, "CONSOLE_INTERVAL", 0.0)
-    disk_id = world.services.disks.create(world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20,
-                                                                instance_id=instance_id))
+    disk_id = world.services.disks.create(
+        world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id=instance_id)
+    )
     world.settle(lambda: world.disk_status(disk_id) == "In_use")
     world.agent.pass_once(wait=True)
     output = base64.b64decode(console_output(api, instance_id)["ConsoleOutput"])
@@ -90,8 +100,9 @@ def test_the_api_answers_from_the_store_with_no_driver(world: HostWorld, api: Ap
     assert symbols == bytes(b for b in output if b in (9, 10, 13) or 32 <= b < 127)
 
 
-def test_the_console_is_recorded_when_it_changes_at_a_bounded_rate(world: HostWorld,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_console_is_recorded_when_it_changes_at_a_bounded_rate(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     instance_id = world.launch()
     world.reach(instance_id, states.RUNNING)
     compute = world.agent.compute
@@ -99,8 +110,9 @@ def test_the_console_is_recorded_when_it_changes_at_a_bounded_rate(world: HostWo
     assert recorded == vm_console(world, instance_id)
 
     monkeypatch.setattr(compute_agent, "CONSOLE_INTERVAL", 3600.0)
-    disk_id = world.services.disks.create(world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20,
-                                                                instance_id=instance_id))
+    disk_id = world.services.disks.create(
+        world.scope, DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id=instance_id)
+    )
     world.settle(lambda: world.disk_status(disk_id) == "In_use")
     plugged = f"disk {disk_id} plugged in".encode()
     assert plugged in vm_console(world, instance_id)

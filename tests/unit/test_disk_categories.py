@@ -169,7 +169,12 @@ def test_size_ranges_and_their_edges(
 
 def test_every_category_is_listed() -> None:
     assert set(dc.CATEGORIES) == {
-        "cloud", "cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto", "cloud_essd_entry"
+        "cloud",
+        "cloud_efficiency",
+        "cloud_ssd",
+        "cloud_essd",
+        "cloud_auto",
+        "cloud_essd_entry",
     }
     assert list(dc.CATEGORIES["cloud_essd"].tiers) == ["PL0", "PL1", "PL2", "PL3"]
     assert [name for name, spec in dc.CATEGORIES.items() if spec.provisioned_iops] == ["cloud_auto"]
@@ -214,8 +219,15 @@ def test_data_disk_size_errors(category: str, size: int, level: str, code: str, 
 
 @pytest.mark.parametrize(
     "category, size, level",
-    [("cloud", 501, ""), ("cloud", 19, ""), ("cloud_essd", 2_049, "PL0"), ("cloud_essd", 100, "PL2"),
-     ("cloud_ssd", 10, ""), ("cloud_essd_entry", 10, ""), ("cloud_auto", 2_049, "")],
+    [
+        ("cloud", 501, ""),
+        ("cloud", 19, ""),
+        ("cloud_essd", 2_049, "PL0"),
+        ("cloud_essd", 100, "PL2"),
+        ("cloud_ssd", 10, ""),
+        ("cloud_essd_entry", 10, ""),
+        ("cloud_auto", 2_049, ""),
+    ],
 )
 def test_system_disk_size_errors(category: str, size: int, level: str) -> None:
     with pytest.raises(ApiError) as excinfo:
@@ -240,8 +252,15 @@ def test_unknown_category() -> None:
 
 @pytest.mark.parametrize(
     "category, level",
-    [("cloud_essd", "PL4"), ("cloud_essd", "pl1"), ("cloud_essd", "1"), ("cloud_ssd", "PL1"),
-     ("cloud_auto", "PL1"), ("cloud", "PL0"), ("cloud_essd_entry", "PL0")],
+    [
+        ("cloud_essd", "PL4"),
+        ("cloud_essd", "pl1"),
+        ("cloud_essd", "1"),
+        ("cloud_ssd", "PL1"),
+        ("cloud_auto", "PL1"),
+        ("cloud", "PL0"),
+        ("cloud_essd_entry", "PL0"),
+    ],
 )
 def test_bad_performance_level(category: str, level: str) -> None:
     with pytest.raises(ApiError) as excinfo:

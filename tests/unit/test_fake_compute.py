@@ -14,8 +14,13 @@ SYSTEM = DiskAttachment("d-system", Path("/d/system.qcow2"))
 
 
 def spec(instance_id: str = "i-1", *data: str) -> VmSpec:
-    return VmSpec(instance_id, 1, 512, Boot(Path("/k"), Path("/i"), "quiet"),
-                  (SYSTEM, *(DiskAttachment(d, Path(f"/d/{d}.qcow2")) for d in data)))
+    return VmSpec(
+        instance_id,
+        1,
+        512,
+        Boot(Path("/k"), Path("/i"), "quiet"),
+        (SYSTEM, *(DiskAttachment(d, Path(f"/d/{d}.qcow2")) for d in data)),
+    )
 
 
 class Sleeper:
@@ -122,8 +127,11 @@ def test_shutdown_of_a_guest_that_ignores_acpi_or_is_slow() -> None:
 
 def test_timings_go_through_the_sleeper() -> None:
     sleeper = Sleeper()
-    d = FakeComputeDriver(timings=FakeTimings(start=2.0, reboot=1.5, attach=0.1, detach=0.2, destroy=0.3),
-                          sleep=sleeper, clock=lambda: 1234.0)
+    d = FakeComputeDriver(
+        timings=FakeTimings(start=2.0, reboot=1.5, attach=0.1, detach=0.2, destroy=0.3),
+        sleep=sleeper,
+        clock=lambda: 1234.0,
+    )
     h = d.start(spec())
     assert h.started_at == 1234.0
     d.start(spec())  # running: no time spent

@@ -21,7 +21,9 @@ SSH = SecurityRule("sgr-1", "ingress", "tcp", 22, 22, "accept", 1, peer_cidr="0.
 
 
 def vpc(vpc_id: str, *ports: PortNet, rules: tuple[SecurityRule, ...] = (SSH,)) -> VpcNet:
-    return VpcNet(vpc_id, "10.0.0.0/16", (VSW,), ports, (SecurityGroupNet("sg-1", "normal", "accept", rules),))
+    return VpcNet(
+        vpc_id, "10.0.0.0/16", (VSW,), ports, (SecurityGroupNet("sg-1", "normal", "accept", rules),)
+    )
 
 
 def port(port_id: str, ip: str) -> PortNet:
@@ -75,7 +77,9 @@ def test_sync_removes_what_is_not_desired_and_remove_is_idempotent() -> None:
 
 def test_invalid_desired_state_is_rejected_like_the_linux_driver() -> None:
     driver = FakeNetworkDriver()
-    bad = VpcNet("vpc-1", "10.0.0.0/16", (VSW,), (PortNet("eni-a", "vsw-9", "00:16:3e:00:00:01", "10.0.1.10", ()),))
+    bad = VpcNet(
+        "vpc-1", "10.0.0.0/16", (VSW,), (PortNet("eni-a", "vsw-9", "00:16:3e:00:00:01", "10.0.1.10", ()),)
+    )
     with pytest.raises(ValueError):
         driver.sync([bad])
     with pytest.raises(ValueError):

@@ -16,11 +16,18 @@ from nubes.errors import ApiError
 @pytest.mark.parametrize(
     "action, status, allowed",
     [
-        ("StartInstance", "Stopped", True), ("StartInstance", "Running", False), ("StartInstance", "Pending", False),
-        ("StopInstance", "Running", True), ("StopInstance", "Stopped", False), ("StopInstance", "Starting", True),
-        ("RebootInstance", "Running", True), ("RebootInstance", "Stopped", False),
-        ("DeleteInstance", "Stopped", True), ("DeleteInstance", "Running", False),
-        ("ForceDeleteInstance", "Running", True), ("ModifyInstanceSpec", "Running", False),
+        ("StartInstance", "Stopped", True),
+        ("StartInstance", "Running", False),
+        ("StartInstance", "Pending", False),
+        ("StopInstance", "Running", True),
+        ("StopInstance", "Stopped", False),
+        ("StopInstance", "Starting", True),
+        ("RebootInstance", "Running", True),
+        ("RebootInstance", "Stopped", False),
+        ("DeleteInstance", "Stopped", True),
+        ("DeleteInstance", "Running", False),
+        ("ForceDeleteInstance", "Running", True),
+        ("ModifyInstanceSpec", "Running", False),
         ("ModifyInstanceSpec", "Stopped", True),
     ],
 )
@@ -63,7 +70,9 @@ def test_good_passwords(password: str) -> None:
     check_password(password)
 
 
-@pytest.mark.parametrize("password", ["short1A", "alllowercase1", "NoDigitsHere", "x" * 31 + "A1", "Passw0rd\u00e9"])
+@pytest.mark.parametrize(
+    "password", ["short1A", "alllowercase1", "NoDigitsHere", "x" * 31 + "A1", "Passw0rd\u00e9"]
+)
 def test_bad_passwords(password: str) -> None:
     with pytest.raises(ApiError) as info:
         check_password(password)

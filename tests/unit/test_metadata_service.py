@@ -12,8 +12,11 @@ import pytest
 from nubes.guest.metadata import TOKEN_HEADER, TTL_HEADER, GuestView, MetadataService, lookup
 
 TREE = {
-    "meta-data": {"instance-id": "i-1", "public-keys": {"0": {"openssh-key": "ssh-ed25519 AAAA"}},
-                  "network": {"interfaces": {"macs": {"00:16:3e:00:00:01": {"vpc-id": "vpc-1"}}}}},
+    "meta-data": {
+        "instance-id": "i-1",
+        "public-keys": {"0": {"openssh-key": "ssh-ed25519 AAAA"}},
+        "network": {"interfaces": {"macs": {"00:16:3e:00:00:01": {"vpc-id": "vpc-1"}}}},
+    },
     "user-data": "#!/bin/sh\necho hi\n",
 }
 
@@ -52,8 +55,9 @@ def get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
 
 
 def put_token(port: int, ttl: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/latest/api/token", method="PUT",
-                                     headers={TTL_HEADER: ttl})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/latest/api/token", method="PUT", headers={TTL_HEADER: ttl}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
@@ -68,7 +72,11 @@ def test_plain_and_hardened_modes(service_port: tuple[int, dict[str, GuestView]]
     assert status == 200 and len(token) > 20
     assert get(port, "/latest/meta-data/instance-id", token) == (200, "i-1")
     assert get(port, "/latest/meta-data/instance-id", "forged")[0] == 401
-    assert put_token(port, "0")[0] == 400 and put_token(port, "21601")[0] == 400 and put_token(port, "x")[0] == 400
+    assert (
+        put_token(port, "0")[0] == 400
+        and put_token(port, "21601")[0] == 400
+        and put_token(port, "x")[0] == 400
+    )
     views["127.0.0.1"] = GuestView(TREE, tokens_required=True)
     assert get(port, "/latest/meta-data/instance-id")[0] == 403
     assert get(port, "/latest/meta-data/instance-id", token) == (200, "i-1")

@@ -71,8 +71,10 @@ def test_nonces_in_their_window_survive_the_compact_nonce_migration(tmp_path: Pa
     now = datetime.now(UTC)
     old_digest = "0f" * 32  # revision 0006 kept the whole SHA-256 in hex
     with db.engine.begin() as connection:
-        connection.execute(text("INSERT INTO signature_nonces (digest, expires_at) VALUES (:d, :e)"),
-                           {"d": old_digest, "e": (now + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S.%f")})
+        connection.execute(
+            text("INSERT INTO signature_nonces (digest, expires_at) VALUES (:d, :e)"),
+            {"d": old_digest, "e": (now + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S.%f")},
+        )
     db.migrate()
     with db.engine.connect() as connection:
         rows = connection.execute(text("SELECT digest, expires_at FROM signature_nonces")).all()

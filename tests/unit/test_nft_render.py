@@ -16,24 +16,52 @@ VSW1 = VSwitchNet("vsw-1", "192.168.1.0/24", "192.168.1.253")
 VSW2 = VSwitchNet("vsw-2", "192.168.2.0/24", "192.168.2.253")
 
 
-def rule(direction: str, protocol: str, ports: str = "-1/-1", policy: str = "accept", priority: int = 1,
-         cidr: str | None = "0.0.0.0/0", group: str | None = None, rule_id: str = "r") -> SecurityRule:
+def rule(
+    direction: str,
+    protocol: str,
+    ports: str = "-1/-1",
+    policy: str = "accept",
+    priority: int = 1,
+    cidr: str | None = "0.0.0.0/0",
+    group: str | None = None,
+    rule_id: str = "r",
+) -> SecurityRule:
     low, high = (int(p) for p in ports.split("/"))
-    return SecurityRule(rule_id, direction, protocol, low, high, policy, priority,
-                        peer_cidr=None if group else cidr, peer_group_id=group)
+    return SecurityRule(
+        rule_id,
+        direction,
+        protocol,
+        low,
+        high,
+        policy,
+        priority,
+        peer_cidr=None if group else cidr,
+        peer_group_id=group,
+    )
 
 
 def sg(group_id: str, *rules: SecurityRule, inner: str = "accept", kind: str = "normal") -> SecurityGroupNet:
     return SecurityGroupNet(group_id, kind, inner, rules)
 
 
-def port(port_id: str, ip: str, *groups: str, vsw: VSwitchNet = VSW1, kind: str = "tap", mac: str | None = None) -> PortNet:
+def port(
+    port_id: str, ip: str, *groups: str, vsw: VSwitchNet = VSW1, kind: str = "tap", mac: str | None = None
+) -> PortNet:
     last = int(ip.rsplit(".", 1)[1])
-    return PortNet(port_id, vsw.vswitch_id, mac or f"00:16:3e:00:00:{last:02x}", ip, groups, kind=kind,
-                   host_netns=f"h-{port_id}" if kind == "veth" else None)
+    return PortNet(
+        port_id,
+        vsw.vswitch_id,
+        mac or f"00:16:3e:00:00:{last:02x}",
+        ip,
+        groups,
+        kind=kind,
+        host_netns=f"h-{port_id}" if kind == "veth" else None,
+    )
 
 
-def make_vpc(ports: list[PortNet], groups: list[SecurityGroupNet], vswitches: tuple[VSwitchNet, ...] = (VSW1, VSW2)) -> VpcNet:
+def make_vpc(
+    ports: list[PortNet], groups: list[SecurityGroupNet], vswitches: tuple[VSwitchNet, ...] = (VSW1, VSW2)
+) -> VpcNet:
     return VpcNet("vpc-1", "192.168.0.0/16", vswitches, tuple(ports), tuple(groups))
 
 
@@ -47,7 +75,7 @@ def chain(text: str, name: str) -> list[str]:
     start = next(i for i, line in enumerate(lines) if line.strip() == f"chain {name} {{")
     body: list[str] = []
     depth = 0
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         stripped = line.strip()
         if stripped == "}":
             if depth == 0:
@@ -112,8 +140,12 @@ def test_icmp_gre_all() -> None:
 
 
 def test_unsupported_protocol_or_ports_are_skipped_with_a_note() -> None:
-    text = render(make_vpc([port("eni-b", "192.168.1.11", "sg-b")],
-                           [sg("sg-b", rule("ingress", "sctp"), rule("ingress", "tcp", "90/80", rule_id="bad"))]))
+    text = render(
+        make_vpc(
+            [port("eni-b", "192.168.1.11", "sg-b")],
+            [sg("sg-b", rule("ingress", "sctp"), rule("ingress", "tcp", "90/80", rule_id="bad"))],
+        )
+    )
     body = chain(text, "in_eni_b")
     assert body[0].startswith("# skipped sg-b/r") and "sctp" in body[0]
     assert body[1].startswith("# skipped sg-b/bad") and "90/80" in body[1]
@@ -121,13 +153,21 @@ def test_unsupported_protocol_or_ports_are_skipped_with_a_note() -> None:
 
 
 def test_cidr_peers_ingress_source_egress_destination() -> None:
-    text = render(make_vpc([port("eni-a", "192.168.1.10", "sg-a")], [sg("sg-a",
-        rule("ingress", "tcp", "22/22", cidr="10.0.0.0/8"),
-        rule("ingress", "tcp", "23/23", cidr="172.16.5.9/32", priority=2),
-        rule("ingress", "tcp", "24/24", cidr="192.168.7.1/24", priority=3),  # host bits ignored
-        rule("egress", "udp", "53/53", cidr="8.8.8.8/32"),
-        rule("egress", "tcp", "443/443", cidr="0.0.0.0/0", policy="drop", priority=2),
-    )]))
+    text = render(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-a")],
+            [
+                sg(
+                    "sg-a",
+                    rule("ingress", "tcp", "22/22", cidr="10.0.0.0/8"),
+                    rule("ingress", "tcp", "23/23", cidr="172.16.5.9/32", priority=2),
+                    rule("ingress", "tcp", "24/24", cidr="192.168.7.1/24", priority=3),  # host bits ignored
+                    rule("egress", "udp", "53/53", cidr="8.8.8.8/32"),
+                    rule("egress", "tcp", "443/443", cidr="0.0.0.0/0", policy="drop", priority=2),
+                )
+            ],
+        )
+    )
     assert rules_of(text, "in_eni_a")[:3] == [
         "ip saddr 10.0.0.0/8 tcp dport 22 accept",
         "ip saddr 172.16.5.9 tcp dport 23 accept",
@@ -137,23 +177,44 @@ def test_cidr_peers_ingress_source_egress_destination() -> None:
 
 
 def test_group_peers_use_a_named_set_of_member_addresses() -> None:
-    text = render(make_vpc(
-        [port("eni-a", "192.168.1.10", "sg-web"), port("eni-c", "192.168.2.9", "sg-web", vsw=VSW2),
-         port("eni-b", "192.168.1.11", "sg-db")],
-        [sg("sg-web"), sg("sg-db", rule("ingress", "tcp", "5432/5432", group="sg-web"),
-                          rule("egress", "all", group="sg-web", policy="drop"), inner="drop")],
-    ))
+    text = render(
+        make_vpc(
+            [
+                port("eni-a", "192.168.1.10", "sg-web"),
+                port("eni-c", "192.168.2.9", "sg-web", vsw=VSW2),
+                port("eni-b", "192.168.1.11", "sg-db"),
+            ],
+            [
+                sg("sg-web"),
+                sg(
+                    "sg-db",
+                    rule("ingress", "tcp", "5432/5432", group="sg-web"),
+                    rule("egress", "all", group="sg-web", policy="drop"),
+                    inner="drop",
+                ),
+            ],
+        )
+    )
     assert "\tset grp_sg_web {\n\t\ttype ipv4_addr\n\t\telements = { 192.168.1.10, 192.168.2.9 }\n\t}" in text
     assert rules_of(text, "in_eni_b") == ["ip saddr @grp_sg_web tcp dport 5432 accept", "drop"]
     assert rules_of(text, "out_eni_b") == ["ip daddr @grp_sg_web drop"]
 
 
 def test_rule_naming_a_group_without_members_is_skipped() -> None:
-    text = render(make_vpc([port("eni-b", "192.168.1.11", "sg-b")], [
-        sg("sg-b", rule("ingress", "tcp", "22/22", group="sg-nobody", rule_id="r-empty"),
-           rule("egress", "tcp", "22/22", group="sg-nobody", policy="drop", rule_id="r-empty-out"), inner="drop"),
-        sg("sg-nobody"),
-    ]))
+    text = render(
+        make_vpc(
+            [port("eni-b", "192.168.1.11", "sg-b")],
+            [
+                sg(
+                    "sg-b",
+                    rule("ingress", "tcp", "22/22", group="sg-nobody", rule_id="r-empty"),
+                    rule("egress", "tcp", "22/22", group="sg-nobody", policy="drop", rule_id="r-empty-out"),
+                    inner="drop",
+                ),
+                sg("sg-nobody"),
+            ],
+        )
+    )
     assert "# skipped sg-b/r-empty prio 1: group sg-nobody has no member ports" in chain(text, "in_eni_b")
     assert rules_of(text, "in_eni_b") == ["drop"]
     assert "grp_sg_nobody" not in text
@@ -162,12 +223,20 @@ def test_rule_naming_a_group_without_members_is_skipped() -> None:
 
 
 def test_accept_and_drop_verdicts_by_direction() -> None:
-    text = render(make_vpc([port("eni-a", "192.168.1.10", "sg-a")], [sg("sg-a",
-        rule("ingress", "tcp", "22/22", policy="accept"),
-        rule("ingress", "tcp", "23/23", policy="drop", priority=2),
-        rule("egress", "tcp", "80/80", policy="accept"),
-        rule("egress", "tcp", "81/81", policy="drop", priority=2),
-    )]))
+    text = render(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-a")],
+            [
+                sg(
+                    "sg-a",
+                    rule("ingress", "tcp", "22/22", policy="accept"),
+                    rule("ingress", "tcp", "23/23", policy="drop", priority=2),
+                    rule("egress", "tcp", "80/80", policy="accept"),
+                    rule("egress", "tcp", "81/81", policy="drop", priority=2),
+                )
+            ],
+        )
+    )
     assert rules_of(text, "in_eni_a")[:2] == ["tcp dport 22 accept", "tcp dport 23 drop"]
     # egress accept returns to `forward` so the destination's ingress chain still decides
     assert rules_of(text, "out_eni_a") == ["tcp dport 80 return", "tcp dport 81 drop"]
@@ -195,12 +264,25 @@ def test_priority_order_and_drop_before_accept_at_equal_priority() -> None:
 
 
 def test_rules_of_all_groups_of_a_port_are_merged() -> None:
-    text = render(make_vpc([port("eni-a", "192.168.1.10", "sg-1", "sg-2")], [
-        sg("sg-1", rule("ingress", "tcp", "10/10", priority=10, rule_id="a"),
-           rule("ingress", "tcp", "30/30", priority=30, rule_id="c"), inner="drop"),
-        sg("sg-2", rule("ingress", "tcp", "20/20", priority=20, rule_id="b"),
-           rule("ingress", "tcp", "10/10", priority=10, policy="drop", rule_id="d"), inner="drop"),
-    ]))
+    text = render(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-1", "sg-2")],
+            [
+                sg(
+                    "sg-1",
+                    rule("ingress", "tcp", "10/10", priority=10, rule_id="a"),
+                    rule("ingress", "tcp", "30/30", priority=30, rule_id="c"),
+                    inner="drop",
+                ),
+                sg(
+                    "sg-2",
+                    rule("ingress", "tcp", "20/20", priority=20, rule_id="b"),
+                    rule("ingress", "tcp", "10/10", priority=10, policy="drop", rule_id="d"),
+                    inner="drop",
+                ),
+            ],
+        )
+    )
     body = list(chain(text, "in_eni_a"))
     assert body == [
         'tcp dport 10 drop comment "sg-2/d prio 10"',
@@ -212,10 +294,15 @@ def test_rules_of_all_groups_of_a_port_are_merged() -> None:
 
 
 def test_each_port_gets_only_its_own_groups_rules() -> None:
-    text = render(make_vpc(
-        [port("eni-a", "192.168.1.10", "sg-1"), port("eni-b", "192.168.1.11", "sg-2")],
-        [sg("sg-1", rule("ingress", "tcp", "1/1"), inner="drop"), sg("sg-2", rule("ingress", "tcp", "2/2"), inner="drop")],
-    ))
+    text = render(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-1"), port("eni-b", "192.168.1.11", "sg-2")],
+            [
+                sg("sg-1", rule("ingress", "tcp", "1/1"), inner="drop"),
+                sg("sg-2", rule("ingress", "tcp", "2/2"), inner="drop"),
+            ],
+        )
+    )
     assert rules_of(text, "in_eni_a") == ["tcp dport 1 accept", "drop"]
     assert rules_of(text, "in_eni_b") == ["tcp dport 2 accept", "drop"]
 
@@ -224,12 +311,19 @@ def test_each_port_gets_only_its_own_groups_rules() -> None:
 
 
 def test_inner_access_accept_normal_vs_drop_enterprise() -> None:
-    text = render(make_vpc(
-        [port("eni-a", "192.168.1.10", "sg-n"), port("eni-b", "192.168.1.11", "sg-n", "sg-e"),
-         port("eni-c", "192.168.1.12", "sg-e")],
-        [sg("sg-n", rule("ingress", "tcp", "22/22"), kind="normal", inner="accept"),
-         sg("sg-e", kind="enterprise", inner="drop")],
-    ))
+    text = render(
+        make_vpc(
+            [
+                port("eni-a", "192.168.1.10", "sg-n"),
+                port("eni-b", "192.168.1.11", "sg-n", "sg-e"),
+                port("eni-c", "192.168.1.12", "sg-e"),
+            ],
+            [
+                sg("sg-n", rule("ingress", "tcp", "22/22"), kind="normal", inner="accept"),
+                sg("sg-e", kind="enterprise", inner="drop"),
+            ],
+        )
+    )
     # rules first, then the inner-access accept, then the default drop
     assert rules_of(text, "in_eni_a") == ["tcp dport 22 accept", "ip saddr @grp_sg_n accept", "drop"]
     assert rules_of(text, "in_eni_b") == ["tcp dport 22 accept", "ip saddr @grp_sg_n accept", "drop"]
@@ -239,10 +333,15 @@ def test_inner_access_accept_normal_vs_drop_enterprise() -> None:
 
 
 def test_egress_default_accept_and_dispatch() -> None:
-    text = render(make_vpc(
-        [port("eni-a", "192.168.1.10", "sg-out"), port("eni-b", "192.168.2.11", "sg-in", vsw=VSW2)],
-        [sg("sg-out", rule("egress", "tcp", "25/25", policy="drop")), sg("sg-in", rule("ingress", "all"))],
-    ))
+    text = render(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-out"), port("eni-b", "192.168.2.11", "sg-in", vsw=VSW2)],
+            [
+                sg("sg-out", rule("egress", "tcp", "25/25", policy="drop")),
+                sg("sg-in", rule("ingress", "all")),
+            ],
+        )
+    )
     forward = chain(text, "forward")
     assert forward[:5] == [
         "type filter hook forward priority filter; policy drop;",
@@ -320,9 +419,14 @@ def test_router_input_chain() -> None:
 
 
 def test_naming_callables_are_used() -> None:
-    text = render_ruleset(make_vpc([port("eni-a", "192.168.1.10", "sg-1"), port("eni-b", "192.168.1.11", "sg-1", kind="veth")],
-                                   [sg("sg-1")]),
-                          tap_name=lambda p: "T-" + p, veth_name=lambda p: "V-" + p)
+    text = render_ruleset(
+        make_vpc(
+            [port("eni-a", "192.168.1.10", "sg-1"), port("eni-b", "192.168.1.11", "sg-1", kind="veth")],
+            [sg("sg-1")],
+        ),
+        tap_name=lambda p: "T-" + p,
+        veth_name=lambda p: "V-" + p,
+    )
     assert '"T-eni-a" : jump port_eni_a' in text and '"V-eni-b" : jump port_eni_b' in text
 
 
@@ -352,22 +456,46 @@ def test_validate_vpc() -> None:
 
 def complex_vpc() -> VpcNet:
     groups = [
-        sg("sg-web", rule("ingress", "tcp", "80/80", rule_id="http"), rule("ingress", "tcp", "443/443", rule_id="https"),
-           rule("ingress", "icmp", cidr="10.0.0.0/8", priority=5), rule("egress", "all", policy="drop", priority=100,
-           cidr="192.168.200.0/24"), rule("egress", "tcp", "25/25", policy="drop", priority=1)),
-        sg("sg-db", rule("ingress", "tcp", "5432/5432", group="sg-web"), rule("ingress", "udp", "1000/2000", group="sg-web"),
-           rule("ingress", "all", policy="drop", priority=50), rule("ingress", "gre", group="sg-empty"),
-           rule("egress", "all", group="sg-web", priority=2), kind="enterprise", inner="drop"),
-        sg("sg-mgmt", rule("ingress", "tcp", "22/22", cidr="203.0.113.0/24"), rule("ingress", "all", group="sg-mgmt"),
-           rule("egress", "udp", "-1/-1", policy="accept")),
+        sg(
+            "sg-web",
+            rule("ingress", "tcp", "80/80", rule_id="http"),
+            rule("ingress", "tcp", "443/443", rule_id="https"),
+            rule("ingress", "icmp", cidr="10.0.0.0/8", priority=5),
+            rule("egress", "all", policy="drop", priority=100, cidr="192.168.200.0/24"),
+            rule("egress", "tcp", "25/25", policy="drop", priority=1),
+        ),
+        sg(
+            "sg-db",
+            rule("ingress", "tcp", "5432/5432", group="sg-web"),
+            rule("ingress", "udp", "1000/2000", group="sg-web"),
+            rule("ingress", "all", policy="drop", priority=50),
+            rule("ingress", "gre", group="sg-empty"),
+            rule("egress", "all", group="sg-web", priority=2),
+            kind="enterprise",
+            inner="drop",
+        ),
+        sg(
+            "sg-mgmt",
+            rule("ingress", "tcp", "22/22", cidr="203.0.113.0/24"),
+            rule("ingress", "all", group="sg-mgmt"),
+            rule("egress", "udp", "-1/-1", policy="accept"),
+        ),
         sg("sg-empty"),
     ]
     ports = []
     for i in range(40):
         vsw = VSW1 if i % 2 else VSW2
         base = "192.168.1." if i % 2 else "192.168.2."
-        member = ("sg-web", "sg-mgmt") if i % 3 == 0 else ("sg-db",) if i % 3 == 1 else ("sg-mgmt", "sg-db", "sg-web")
-        ports.append(port(f"eni-{i:03d}", f"{base}{10 + i}", *member, vsw=vsw, kind="veth" if i % 4 == 0 else "tap"))
+        member = (
+            ("sg-web", "sg-mgmt")
+            if i % 3 == 0
+            else ("sg-db",)
+            if i % 3 == 1
+            else ("sg-mgmt", "sg-db", "sg-web")
+        )
+        ports.append(
+            port(f"eni-{i:03d}", f"{base}{10 + i}", *member, vsw=vsw, kind="veth" if i % 4 == 0 else "tap")
+        )
     return make_vpc(ports, groups)
 
 
@@ -383,18 +511,27 @@ def _nft_available() -> None:
         pytest.skip(reason)
 
 
-@pytest.mark.parametrize("vpc", [complex_vpc(), make_vpc([], []), make_vpc([port("eni-a", "192.168.1.10", "sg-x")], [])],
-                         ids=["complex", "empty", "unknown-group"])
+@pytest.mark.parametrize(
+    "vpc",
+    [complex_vpc(), make_vpc([], []), make_vpc([port("eni-a", "192.168.1.10", "sg-x")], [])],
+    ids=["complex", "empty", "unknown-group"],
+)
 def test_nft_accepts_the_rendered_ruleset(vpc: VpcNet) -> None:
     """`nft -c` (check only) in a throwaway network namespace."""
     _nft_available()
     text = render(vpc)
-    proc = subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["unshare", "--net", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     # and it really loads (still in a throwaway namespace), with every chain present
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", "nft -f - && nft list chains"], input=text,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["unshare", "--net", "sh", "-c", "nft -f - && nft list chains"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     for p in vpc.ports:
         assert f"chain in_{p.port_id.replace('-', '_')}" in proc.stdout

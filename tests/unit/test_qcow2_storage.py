@@ -19,8 +19,9 @@ import pytest
 from nubes.drivers.storage.base import StorageError
 from nubes.drivers.storage.qcow2 import GIB, Qcow2Storage, backing_file_name
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None or shutil.which("qemu-io") is None,
-                                reason="needs qemu-img and qemu-io")
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-img") is None or shutil.which("qemu-io") is None, reason="needs qemu-img and qemu-io"
+)
 
 MIB = 1 << 20
 
@@ -30,15 +31,25 @@ MIB = 1 << 20
 
 def qemu_io(path: Path, command: str, fmt: str = "qcow2") -> None:
     """Run one qemu-io command (write -P / read -P); a pattern mismatch fails the test."""
-    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], check=False, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["qemu-io", "-f", fmt, "-c", command, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "failed" not in output.lower(), f"qemu-io {command} {path}: {output}"
 
 
 def pattern_absent(path: Path, command: str, fmt: str = "qcow2") -> bool:
-    result = subprocess.run(["qemu-io", "-f", fmt, "-c", command, str(path)], check=False, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["qemu-io", "-f", fmt, "-c", command, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.returncode != 0 or "Pattern verification failed" in result.stdout + result.stderr
 
 
@@ -93,8 +104,9 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
     qemu_io(path, "write -P 0x33 0 8M")
     errors = path.with_suffix(".err")
     with open(errors, "wb") as err:
-        process = subprocess.Popen(["qemu-io", "-f", "qcow2", str(path)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=err)
+        process = subprocess.Popen(
+            ["qemu-io", "-f", "qcow2", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+        )
     assert process.stdin is not None and process.stdout is not None
     try:
         # a command answered means the image is open, and so locked (no probing meanwhile: a
@@ -103,8 +115,12 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
         process.stdin.flush()
         ready, _, _ = select.select([process.stdout], [], [], 120)
         if not ready or b"read 512/512" not in process.stdout.readline():
-            pytest.fail(f"qemu-io did not open the layer (exit {process.poll()}): {errors.read_text()[-500:]}")
-        probe = subprocess.run(["qemu-img", "info", str(path)], check=False, capture_output=True, text=True, timeout=60)
+            pytest.fail(
+                f"qemu-io did not open the layer (exit {process.poll()}): {errors.read_text()[-500:]}"
+            )
+        probe = subprocess.run(
+            ["qemu-img", "info", str(path)], check=False, capture_output=True, text=True, timeout=60
+        )
         assert probe.returncode != 0 and "lock" in probe.stderr, "qemu-io holds no lock"
         yield path
     finally:
@@ -121,7 +137,9 @@ def write_locked(storage: Qcow2Storage) -> Iterator[Path]:
 # ---- names ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "a/b", "/abs", ".hidden", "-opt", "a b", "bases/x", "d-1\x00"])
+@pytest.mark.parametrize(
+    "name", ["", "../escape", "a/b", "/abs", ".hidden", "-opt", "a b", "bases/x", "d-1\x00"]
+)
 def test_bad_layer_names_are_rejected(storage: Qcow2Storage, disks: Path, tmp_path: Path, name: str) -> None:
     with pytest.raises(StorageError):
         storage.layer_path(name)
@@ -180,7 +198,8 @@ def test_create_blank_twice_keeps_the_file(storage: Qcow2Storage) -> None:
 
 
 def test_create_from_image_keeps_the_base_under_bases_and_names_it_relatively(
-        storage: Qcow2Storage, disks: Path, image: Path) -> None:
+    storage: Qcow2Storage, disks: Path, image: Path
+) -> None:
     path = storage.create_from_image("d-sys", image, 3)
     backing = backing_file_name(path)
     assert backing is not None
@@ -196,7 +215,8 @@ def test_create_from_image_keeps_the_base_under_bases_and_names_it_relatively(
 
 
 def test_create_from_image_twice_keeps_the_file_and_the_bases_are_shared(
-        storage: Qcow2Storage, disks: Path, image: Path) -> None:
+    storage: Qcow2Storage, disks: Path, image: Path
+) -> None:
     first = storage.create_from_image("d-1", image, 1)
     qemu_io(first, "write -P 0x11 4M 64k")
     inode = first.stat().st_ino
@@ -209,7 +229,8 @@ def test_create_from_image_twice_keeps_the_file_and_the_bases_are_shared(
 
 
 def test_a_rebuilt_image_does_not_change_the_disks_made_on_it(
-        storage: Qcow2Storage, disks: Path, image: Path, tmp_path: Path) -> None:
+    storage: Qcow2Storage, disks: Path, image: Path, tmp_path: Path
+) -> None:
     old = storage.create_from_image("d-old", image, 1)
     # the image builder writes the new image beside the old one and renames it over it
     rebuilt = make_image(tmp_path / "images" / "img-ubuntu" / "disk.qcow2.new")
@@ -222,7 +243,9 @@ def test_a_rebuilt_image_does_not_change_the_disks_made_on_it(
     assert len(list((disks / "bases").glob("*.qcow2"))) == 2
 
 
-def test_the_disks_directory_can_move(storage: Qcow2Storage, disks: Path, image: Path, tmp_path: Path) -> None:
+def test_the_disks_directory_can_move(
+    storage: Qcow2Storage, disks: Path, image: Path, tmp_path: Path
+) -> None:
     storage.create_from_image("d-1", image, 1)
     storage.create_overlay("d-1.s-1", "d-1", 1)
     qemu_io(storage.layer_path("d-1.s-1"), "write -P 0x22 8M 64k")
@@ -270,14 +293,18 @@ def test_create_overlay_never_opens_the_backing(storage: Qcow2Storage, disks: Pa
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
-def test_create_overlay_works_on_a_layer_a_running_vm_holds(storage: Qcow2Storage, write_locked: Path) -> None:
+def test_create_overlay_works_on_a_layer_a_running_vm_holds(
+    storage: Qcow2Storage, write_locked: Path
+) -> None:
     overlay = storage.create_overlay("held.s-1", "held", 10)
     assert backing_file_name(overlay) == "held.qcow2"
     assert overlay.stat().st_size < 1 * MIB
     # reading the chain reads only headers: no lock needed either
     assert storage.chain("held.s-1") == ["held.s-1", "held"]
     # and the lock was really held all along
-    probe = subprocess.run(["qemu-img", "info", str(write_locked)], check=False, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["qemu-img", "info", str(write_locked)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert probe.returncode != 0 and "lock" in probe.stderr
 
 
@@ -336,7 +363,12 @@ def test_rebase_drops_a_layer_and_keeps_what_the_top_shows(storage: Qcow2Storage
     assert storage.chain("d-1.s-2") == ["d-1.s-2", "d-1"]
     assert backing_file_name(storage.layer_path("d-1.s-2")) == "d-1.qcow2"  # still relative
     top = storage.layer_path("d-1.s-2")
-    for command in ("read -P 0x5a 1M 64k", "read -P 0x11 4M 64k", "read -P 0x22 8M 64k", "read -P 0x33 12M 64k"):
+    for command in (
+        "read -P 0x5a 1M 64k",
+        "read -P 0x11 4M 64k",
+        "read -P 0x22 8M 64k",
+        "read -P 0x33 12M 64k",
+    ):
         qemu_io(top, command)
     storage.delete("d-1.s-1")
     qemu_io(top, "read -P 0x22 8M 64k")
@@ -344,7 +376,12 @@ def test_rebase_drops_a_layer_and_keeps_what_the_top_shows(storage: Qcow2Storage
     storage.rebase("d-1.s-2", None)
     assert backing_file_name(top) is None and storage.chain("d-1.s-2") == ["d-1.s-2"]
     storage.delete("d-1")
-    for command in ("read -P 0x5a 1M 64k", "read -P 0x11 4M 64k", "read -P 0x22 8M 64k", "read -P 0x33 12M 64k"):
+    for command in (
+        "read -P 0x5a 1M 64k",
+        "read -P 0x11 4M 64k",
+        "read -P 0x22 8M 64k",
+        "read -P 0x33 12M 64k",
+    ):
         qemu_io(top, command)
 
 
@@ -443,8 +480,9 @@ def chain_with_data(storage: Qcow2Storage, image: Path) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "raw", "vpc"])
-def test_export_flattens_the_chain_with_its_content(storage: Qcow2Storage, chain_with_data: str, tmp_path: Path,
-                                                    fmt: str) -> None:
+def test_export_flattens_the_chain_with_its_content(
+    storage: Qcow2Storage, chain_with_data: str, tmp_path: Path, fmt: str
+) -> None:
     dest = tmp_path / "oss" / "bucket" / f"img_system.{fmt}"
     dest.parent.mkdir(parents=True)
     storage.export(chain_with_data, dest, fmt)
@@ -469,7 +507,9 @@ def test_export_flattens_the_chain_with_its_content(storage: Qcow2Storage, chain
         assert dest.stat().st_size == 1 * GIB
 
 
-def test_export_of_a_layer_a_running_vm_holds(storage: Qcow2Storage, write_locked: Path, tmp_path: Path) -> None:
+def test_export_of_a_layer_a_running_vm_holds(
+    storage: Qcow2Storage, write_locked: Path, tmp_path: Path
+) -> None:
     dest = tmp_path / "out.raw"
     storage.export("held", dest, "raw")
     with open(dest, "rb") as f:
@@ -494,7 +534,9 @@ def test_a_vhd_export_keeps_the_virtual_size(storage: Qcow2Storage, tmp_path: Pa
 # ---- import ----------------------------------------------------------------------------------
 
 
-def test_import_file_from_raw_returns_the_size_in_gib_rounded_up(storage: Qcow2Storage, tmp_path: Path) -> None:
+def test_import_file_from_raw_returns_the_size_in_gib_rounded_up(
+    storage: Qcow2Storage, tmp_path: Path
+) -> None:
     source = tmp_path / "upload.raw"
     with open(source, "wb") as f:
         f.seek(1 * MIB)
@@ -515,8 +557,11 @@ def test_import_file_from_qcow2_and_vhd(storage: Qcow2Storage, tmp_path: Path) -
     qemu_io(storage.layer_path("a.import"), "read -P 0x5a 1M 64k")
 
     vhd = tmp_path / "up.vhd"
-    subprocess.run(["qemu-img", "convert", "-q", "-O", "vpc", "-o", "force_size=on", str(source), str(vhd)],
-                   check=True, timeout=120)
+    subprocess.run(
+        ["qemu-img", "convert", "-q", "-O", "vpc", "-o", "force_size=on", str(source), str(vhd)],
+        check=True,
+        timeout=120,
+    )
     assert storage.import_file("b.import", vhd, "vpc") == 3
     qemu_io(storage.layer_path("b.import"), "read -P 0x5a 1M 64k")
 
@@ -539,8 +584,9 @@ def test_import_file_twice_keeps_the_layer(storage: Qcow2Storage, tmp_path: Path
     qemu_io(layer, "read -P 0x44 1M 64k")
 
 
-def test_import_file_of_a_bad_file_fails_and_leaves_no_layer(storage: Qcow2Storage, disks: Path,
-                                                            tmp_path: Path) -> None:
+def test_import_file_of_a_bad_file_fails_and_leaves_no_layer(
+    storage: Qcow2Storage, disks: Path, tmp_path: Path
+) -> None:
     source = tmp_path / "bad.qcow2"
     source.write_bytes(b"this is not a qcow2 image" * 100)
     with pytest.raises(StorageError):

@@ -13,15 +13,24 @@ from nubes.drivers.compute.qemu import accel
 from nubes.drivers.compute.qemu.cmdline import RenderOptions, blockdev, disk_serial, qemu_id, render_command
 from nubes.drivers.compute.qemu.vmdir import VmPaths
 
-PATHS = VmPaths(Path("/var/lib/nubes/vms/i-1"), Path("/var/lib/nubes/vms/i-1/qmp.sock"),
-                Path("/var/lib/nubes/vms/i-1/serial.log"), Path("/var/lib/nubes/vms/i-1/qemu.pid"))
+PATHS = VmPaths(
+    Path("/var/lib/nubes/vms/i-1"),
+    Path("/var/lib/nubes/vms/i-1/qmp.sock"),
+    Path("/var/lib/nubes/vms/i-1/serial.log"),
+    Path("/var/lib/nubes/vms/i-1/qemu.pid"),
+)
 BOOT = Boot(Path("/img/tiny/vmlinux"), Path("/img/tiny/initrd.img"), "root=/dev/vda rw quiet")
 SYSTEM = DiskAttachment("d-bp1system000000000001", Path("/disks/d-bp1system000000000001.qcow2"))
 
 
 def spec(**kw: object) -> VmSpec:
-    base: dict[str, object] = {"instance_id": "i-bp1abcdefghij0123456", "vcpus": 2, "memory_mib": 1024,
-                               "boot": BOOT, "disks": (SYSTEM,)}
+    base: dict[str, object] = {
+        "instance_id": "i-bp1abcdefghij0123456",
+        "vcpus": 2,
+        "memory_mib": 1024,
+        "boot": BOOT,
+        "disks": (SYSTEM,),
+    }
     base.update(kw)
     return VmSpec(**base)  # type: ignore[arg-type]
 
@@ -72,7 +81,9 @@ def test_kvm_uses_host_cpu_and_no_tb_size() -> None:
 
 
 def test_tb_size_option_and_default() -> None:
-    assert values(render_command(spec(), PATHS, "tcg", RenderOptions(tb_size_mib=128)), "-accel") == ["tcg,tb-size=128"]
+    assert values(render_command(spec(), PATHS, "tcg", RenderOptions(tb_size_mib=128)), "-accel") == [
+        "tcg,tb-size=128"
+    ]
     assert values(render_command(spec(), PATHS, "tcg", RenderOptions(tb_size_mib=0)), "-accel") == ["tcg"]
 
 
@@ -99,20 +110,39 @@ def test_system_disk_without_throttling() -> None:
     assert node["driver"] == "qcow2"
     assert node["node-name"] == "disk-d-bp1system000000000001"
     assert node["read-only"] is False
-    assert node["file"] == {"driver": "file", "node-name": "f-d-bp1system000000000001",
-                            "filename": "/disks/d-bp1system000000000001.qcow2", "read-only": False, "aio": "threads"}
+    assert node["file"] == {
+        "driver": "file",
+        "node-name": "f-d-bp1system000000000001",
+        "filename": "/disks/d-bp1system000000000001.qcow2",
+        "read-only": False,
+        "aio": "threads",
+    }
     devices = [d for d in json_values(argv, "-device") if d["driver"] == "virtio-blk-pci"]
-    assert devices == [{"driver": "virtio-blk-pci", "id": "vd-d-bp1system000000000001",
-                        "drive": "disk-d-bp1system000000000001", "serial": "bp1system00000000000"}]
+    assert devices == [
+        {
+            "driver": "virtio-blk-pci",
+            "id": "vd-d-bp1system000000000001",
+            "drive": "disk-d-bp1system000000000001",
+            "serial": "bp1system00000000000",
+        }
+    ]
 
 
 def test_data_disk_with_throttling_in_its_own_root_port() -> None:
-    data = DiskAttachment("d-bp1data00000000000001", Path("/disks/data, with comma.qcow2"), read_only=True,
-                          iops=500, bps=10_000_000)
+    data = DiskAttachment(
+        "d-bp1data00000000000001",
+        Path("/disks/data, with comma.qcow2"),
+        read_only=True,
+        iops=500,
+        bps=10_000_000,
+    )
     argv = render_command(spec(disks=(SYSTEM, data)), PATHS, "tcg")
     [group] = json_values(argv, "-object")
-    assert group == {"qom-type": "throttle-group", "id": "tg-d-bp1data00000000000001",
-                     "limits": {"iops-total": 500, "bps-total": 10_000_000}}
+    assert group == {
+        "qom-type": "throttle-group",
+        "id": "tg-d-bp1data00000000000001",
+        "limits": {"iops-total": 500, "bps-total": 10_000_000},
+    }
     nodes = json_values(argv, "-blockdev")
     top = nodes[1]
     assert top["driver"] == "throttle" and top["throttle-group"] == "tg-d-bp1data00000000000001"
@@ -121,8 +151,13 @@ def test_data_disk_with_throttling_in_its_own_root_port() -> None:
     assert isinstance(inner, dict) and inner["driver"] == "qcow2" and inner["read-only"] is True
     assert inner["file"]["filename"] == "/disks/data, with comma.qcow2"  # JSON: no escaping needed
     devices = [d for d in json_values(argv, "-device") if d["driver"] == "virtio-blk-pci"]
-    assert devices[1] == {"driver": "virtio-blk-pci", "id": "vd-d-bp1data00000000000001",
-                          "drive": "disk-d-bp1data00000000000001", "serial": "bp1data0000000000000", "bus": "rp0"}
+    assert devices[1] == {
+        "driver": "virtio-blk-pci",
+        "id": "vd-d-bp1data00000000000001",
+        "drive": "disk-d-bp1data00000000000001",
+        "serial": "bp1data0000000000000",
+        "bus": "rp0",
+    }
     # the object comes before the blockdev that names it
     assert argv.index("-object") < [i for i, a in enumerate(argv) if a == "-blockdev"][1]
 
@@ -143,17 +178,25 @@ def test_root_ports_one_per_data_disk_plus_free_ones() -> None:
     assert buses == [None, "rp0", "rp1"]
     # the ports exist before the devices plugged into them
     assert argv.index(next(a for a in argv if a.startswith("pcie-root-port,id=rp1"))) < argv.index(
-        next(a for a in argv if '"bus":"rp1"' in a))
+        next(a for a in argv if '"bus":"rp1"' in a)
+    )
 
 
 def test_nics_in_order_with_macs_and_taps() -> None:
-    nics = (NicAttachment("eni-1", "00:16:3e:00:00:01", "ntpaaaa"), NicAttachment("eni-2", "00:16:3e:00:00:02", "ntpbbbb"))
+    nics = (
+        NicAttachment("eni-1", "00:16:3e:00:00:01", "ntpaaaa"),
+        NicAttachment("eni-2", "00:16:3e:00:00:02", "ntpbbbb"),
+    )
     argv = render_command(spec(nics=nics, netns="nubes-vpc-1"), PATHS, "tcg")
-    assert values(argv, "-netdev") == ["tap,id=net0,ifname=ntpaaaa,script=no,downscript=no",
-                                       "tap,id=net1,ifname=ntpbbbb,script=no,downscript=no"]
+    assert values(argv, "-netdev") == [
+        "tap,id=net0,ifname=ntpaaaa,script=no,downscript=no",
+        "tap,id=net1,ifname=ntpbbbb,script=no,downscript=no",
+    ]
     net_devices = [d for d in values(argv, "-device") if d.startswith("virtio-net-pci")]
-    assert net_devices == ["virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01,id=nic-eni-1,romfile=",
-                           "virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02,id=nic-eni-2,romfile="]
+    assert net_devices == [
+        "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01,id=nic-eni-1,romfile=",
+        "virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02,id=nic-eni-2,romfile=",
+    ]
 
 
 def test_netns_wrapper() -> None:
@@ -163,7 +206,9 @@ def test_netns_wrapper() -> None:
 
 
 def test_qemu_binary_and_extra_args() -> None:
-    argv = render_command(spec(), PATHS, "tcg", RenderOptions(qemu_binary="/opt/q", extra_args=("-S",), daemonize=False))
+    argv = render_command(
+        spec(), PATHS, "tcg", RenderOptions(qemu_binary="/opt/q", extra_args=("-S",), daemonize=False)
+    )
     assert argv[0] == "/opt/q" and argv[-1] == "-S" and "-daemonize" not in argv
 
 
@@ -219,14 +264,21 @@ def test_forced_accel_precedence() -> None:
 
 
 def test_resolve_without_kvm_device_is_tcg(tmp_path: Path) -> None:
-    assert accel.resolve_accel("auto", tmp_path, "qemu-system-x86_64", kvm_device=str(tmp_path / "no-kvm")) == "tcg"
+    assert (
+        accel.resolve_accel("auto", tmp_path, "qemu-system-x86_64", kvm_device=str(tmp_path / "no-kvm"))
+        == "tcg"
+    )
 
 
-def test_resolve_uses_cache_and_cache_is_keyed_by_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_uses_cache_and_cache_is_keyed_by_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NUBES_ACCEL", raising=False)
     device = tmp_path / "kvm"
     device.write_text("")
-    assert accel.resolve_accel("auto", tmp_path, "/bin/true", kvm_device=str(device)) is None  # nothing to try
+    assert (
+        accel.resolve_accel("auto", tmp_path, "/bin/true", kvm_device=str(device)) is None
+    )  # nothing to try
     accel.write_cache(tmp_path, "/bin/true", None, "kvm", "test")
     assert accel.read_cache(tmp_path, "/bin/true") == "kvm"
     assert accel.resolve_accel("auto", tmp_path, "/bin/true", kvm_device=str(device)) == "kvm"
@@ -244,7 +296,9 @@ def test_trial_boot_failure_is_tcg_and_cached(tmp_path: Path, monkeypatch: pytes
     kernel = tmp_path / "vmlinux"
     kernel.write_bytes(b"not a kernel")
     # /bin/false as "QEMU": exits at once without a marker
-    verdict = accel.resolve_accel("auto", tmp_path, "/bin/false", kernel=kernel, timeout=5, kvm_device=str(device))
+    verdict = accel.resolve_accel(
+        "auto", tmp_path, "/bin/false", kernel=kernel, timeout=5, kvm_device=str(device)
+    )
     assert verdict == "tcg"
     assert accel.read_cache(tmp_path, "/bin/false") == "tcg"
 
@@ -282,7 +336,9 @@ def test_driver_short_qmp_path_for_long_state_dirs(tmp_path: Path) -> None:
     d = QemuDriver(tmp_path / ("x" * 120), accel="tcg")
     paths = d.paths("i-bp1abcdefghij0123456")
     assert len(str(paths.qmp_socket)) <= UNIX_PATH_MAX
-    assert paths.serial_log.parent == paths.pidfile.parent == tmp_path / ("x" * 120) / "i-bp1abcdefghij0123456"
+    assert (
+        paths.serial_log.parent == paths.pidfile.parent == tmp_path / ("x" * 120) / "i-bp1abcdefghij0123456"
+    )
     assert d.paths("i-other").qmp_socket != paths.qmp_socket
     short = QemuDriver(tmp_path / "s", accel="tcg").paths("i-1")
     assert short.qmp_socket == tmp_path / "s" / "i-1" / "qmp.sock"
@@ -344,12 +400,18 @@ def test_qmp_client_replies_events_errors_and_timeouts(tmp_path: Path) -> None:
     from nubes.drivers.compute.qemu.qmp import QmpClient, QmpCommandError, QmpConnectError, QmpTimeout
 
     sock = tmp_path / "qmp.sock"
-    _qmp_server(sock, {
-        "qmp_capabilities": [{"return": {}, "id": "$id"}],
-        "query-status": [{"event": "RESUME", "data": {}}, {"return": {"status": "running"}, "id": "$id"}],
-        "device_del": [{"return": {}, "id": "$id"}, {"event": "DEVICE_DELETED", "data": {"device": "vd-1"}}],
-        "bad": [{"error": {"class": "DeviceNotFound", "desc": "no such device"}, "id": "$id"}],
-    })
+    _qmp_server(
+        sock,
+        {
+            "qmp_capabilities": [{"return": {}, "id": "$id"}],
+            "query-status": [{"event": "RESUME", "data": {}}, {"return": {"status": "running"}, "id": "$id"}],
+            "device_del": [
+                {"return": {}, "id": "$id"},
+                {"event": "DEVICE_DELETED", "data": {"device": "vd-1"}},
+            ],
+            "bad": [{"error": {"class": "DeviceNotFound", "desc": "no such device"}, "id": "$id"}],
+        },
+    )
     with QmpClient(sock, timeout=2) as q:
         assert q.execute("query-status") == {"status": "running"}
         assert [e["event"] for e in q.events] == ["RESUME"]

@@ -9,7 +9,9 @@ import pytest
 from nubes.scheduler.placement import HostState, NoHostFound, PlacementRequest, place, place_all
 
 
-def host(name: str, vcpus: int = 8, memory: int = 16384, zones: frozenset[str] | None = None, **kw: object) -> HostState:
+def host(
+    name: str, vcpus: int = 8, memory: int = 16384, zones: frozenset[str] | None = None, **kw: object
+) -> HostState:
     return HostState(name, zones, vcpus, memory, 1.0, 1.0, **kw)  # type: ignore[arg-type]
 
 

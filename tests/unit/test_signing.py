@@ -76,7 +76,9 @@ def test_v3_tea_run_instances_verifies() -> None:
     )
     assert signing.v3_signature(SECRET, signing.v3_string_to_sign(creq)) == auth.signature
     tampered = {**TEA_HEADERS, "x-acs-action": "DeleteInstance"}
-    creq2 = signing.v3_canonical_request("POST", "/", pairs, tampered, auth.signed_headers, signing.EMPTY_BODY_SHA256)
+    creq2 = signing.v3_canonical_request(
+        "POST", "/", pairs, tampered, auth.signed_headers, signing.EMPTY_BODY_SHA256
+    )
     assert signing.v3_signature(SECRET, signing.v3_string_to_sign(creq2)) != auth.signature
 
 

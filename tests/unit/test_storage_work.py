@@ -49,7 +49,9 @@ class LosingCompute(FakeComputeDriver):
         self.tops[disk_id] = overlay.name
         if self.lose_snapshot_replies:
             self.lose_snapshot_replies -= 1
-            raise ComputeError(f"{instance_id}: QMP connection lost before the reply to blockdev-snapshot-sync")
+            raise ComputeError(
+                f"{instance_id}: QMP connection lost before the reply to blockdev-snapshot-sync"
+            )
 
 
 class World:
@@ -74,9 +76,11 @@ class World:
 
     def agent(self) -> StorageWork:
         """A (new) agent on the same store, files and VMs: what an agent restart gives."""
+
         def rootfs(image: Image) -> Path:
             self.rootfs_calls.append(image.id)
             return Path("/var/lib/nubes/images") / image.artifact / "disk.qcow2"
+
         return StorageWork(self.db, self.clock, self.storage, self.compute, rootfs, HOST)
 
     # ---- rows ---------------------------------------------------------------------------------
@@ -84,58 +88,146 @@ class World:
     def instance(self, instance_id: str = "i-1", status: str = "Running") -> str:
         with self.db.session() as s:
             now = self.clock.now()
-            s.add(Instance(id=instance_id, account_id=self.account_id, region_id="cn-hangzhou", zone_id=ZONE,
-                           host_id=HOST, instance_type="ecs.g7.large", cpu=2, memory_mib=8192, image_id="img-sys",
-                           status=status, desired="running" if status == "Running" else "stopped", vpc_id="vpc-1",
-                           vswitch_id="vsw-1", created_at=now, status_changed_at=now))
+            s.add(
+                Instance(
+                    id=instance_id,
+                    account_id=self.account_id,
+                    region_id="cn-hangzhou",
+                    zone_id=ZONE,
+                    host_id=HOST,
+                    instance_type="ecs.g7.large",
+                    cpu=2,
+                    memory_mib=8192,
+                    image_id="img-sys",
+                    status=status,
+                    desired="running" if status == "Running" else "stopped",
+                    vpc_id="vpc-1",
+                    vswitch_id="vsw-1",
+                    created_at=now,
+                    status_changed_at=now,
+                )
+            )
         return instance_id
 
     def start_vm(self, instance_id: str = "i-1", system_disk: str = "d-sys") -> None:
-        self.compute.start(VmSpec(instance_id, 2, 8192, Boot(Path("/k"), Path("/i"), ""),
-                                  (DiskAttachment(system_disk, self.storage.layer_path(system_disk)),)))
+        self.compute.start(
+            VmSpec(
+                instance_id,
+                2,
+                8192,
+                Boot(Path("/k"), Path("/i"), ""),
+                (DiskAttachment(system_disk, self.storage.layer_path(system_disk)),),
+            )
+        )
 
-    def disk(self, disk_id: str, status: str = ds.AVAILABLE, instance_id: str = "", layer: str | None = None,
-             size: int = 20, disk_type: str = "data", image_id: str = "", source_snapshot_id: str = "",
-             category: str = "cloud_essd", make_file: bool = True) -> str:
+    def disk(
+        self,
+        disk_id: str,
+        status: str = ds.AVAILABLE,
+        instance_id: str = "",
+        layer: str | None = None,
+        size: int = 20,
+        disk_type: str = "data",
+        image_id: str = "",
+        source_snapshot_id: str = "",
+        category: str = "cloud_essd",
+        make_file: bool = True,
+    ) -> str:
         """A disk row; unless it is Creating, its top layer exists too."""
         with self.db.session() as s:
-            s.add(Disk(id=disk_id, account_id=self.account_id, region_id="cn-hangzhou", zone_id=ZONE,
-                       instance_id=instance_id, disk_type=disk_type, category=category,
-                       performance_level="PL1" if category == "cloud_essd" else "", size_gib=size, status=status,
-                       image_id=image_id, device="/dev/xvdb" if instance_id else "", host_id=HOST,
-                       created_at=self.clock.now(), layer="" if layer is None else layer,
-                       source_snapshot_id=source_snapshot_id, delete_auto_snapshot=False))
+            s.add(
+                Disk(
+                    id=disk_id,
+                    account_id=self.account_id,
+                    region_id="cn-hangzhou",
+                    zone_id=ZONE,
+                    instance_id=instance_id,
+                    disk_type=disk_type,
+                    category=category,
+                    performance_level="PL1" if category == "cloud_essd" else "",
+                    size_gib=size,
+                    status=status,
+                    image_id=image_id,
+                    device="/dev/xvdb" if instance_id else "",
+                    host_id=HOST,
+                    created_at=self.clock.now(),
+                    layer="" if layer is None else layer,
+                    source_snapshot_id=source_snapshot_id,
+                    delete_auto_snapshot=False,
+                )
+            )
         if make_file and status != ds.CREATING:
             self.storage.create_blank(layer or disk_id, size)
         return disk_id
 
-    def snapshot_row(self, snapshot_id: str, disk_id: str, layer: str, status: str = ACCOMPLISHED,
-                     size: int = 20) -> str:
+    def snapshot_row(
+        self, snapshot_id: str, disk_id: str, layer: str, status: str = ACCOMPLISHED, size: int = 20
+    ) -> str:
         with self.db.session() as s:
-            s.add(Snapshot(id=snapshot_id, account_id=self.account_id, region_id="cn-hangzhou", disk_id=disk_id,
-                           disk_type="data", disk_category="cloud_essd", disk_size_gib=size, status=status,
-                           progress=100 if status == ACCOMPLISHED else 0, layer=layer, host_id=HOST,
-                           created_at=self.clock.now()))
+            s.add(
+                Snapshot(
+                    id=snapshot_id,
+                    account_id=self.account_id,
+                    region_id="cn-hangzhou",
+                    disk_id=disk_id,
+                    disk_type="data",
+                    disk_category="cloud_essd",
+                    disk_size_gib=size,
+                    status=status,
+                    progress=100 if status == ACCOMPLISHED else 0,
+                    layer=layer,
+                    host_id=HOST,
+                    created_at=self.clock.now(),
+                )
+            )
         return snapshot_id
 
-    def image(self, image_id: str, status: str = "Available", snapshot_id: str = "",
-              disk_mappings: list[dict[str, object]] | None = None) -> str:
+    def image(
+        self,
+        image_id: str,
+        status: str = "Available",
+        snapshot_id: str = "",
+        disk_mappings: list[dict[str, object]] | None = None,
+    ) -> str:
         with self.db.session() as s:
-            s.add(Image(id=image_id, region_id="*" if not snapshot_id else "cn-hangzhou",
-                        account_id=None if not snapshot_id else self.account_id,
-                        owner_alias="system" if not snapshot_id else "self", name=image_id, os_name="Ubuntu",
-                        os_name_en="Ubuntu", os_type="linux", platform="Ubuntu", architecture="x86_64", size_gib=20,
-                        status=status, progress=100 if status == "Available" else 0, artifact=f"art-{image_id}",
-                        created_at=self.clock.now(), snapshot_id=snapshot_id,
-                        disk_mappings=json.dumps(disk_mappings or [])))
+            s.add(
+                Image(
+                    id=image_id,
+                    region_id="*" if not snapshot_id else "cn-hangzhou",
+                    account_id=None if not snapshot_id else self.account_id,
+                    owner_alias="system" if not snapshot_id else "self",
+                    name=image_id,
+                    os_name="Ubuntu",
+                    os_name_en="Ubuntu",
+                    os_type="linux",
+                    platform="Ubuntu",
+                    architecture="x86_64",
+                    size_gib=20,
+                    status=status,
+                    progress=100 if status == "Available" else 0,
+                    artifact=f"art-{image_id}",
+                    created_at=self.clock.now(),
+                    snapshot_id=snapshot_id,
+                    disk_mappings=json.dumps(disk_mappings or []),
+                )
+            )
         return image_id
 
-    def task(self, kind: str, disk_id: str, instance_id: str = "", snapshot_id: str = "", size_gib: int = 0) -> int:
+    def task(
+        self, kind: str, disk_id: str, instance_id: str = "", snapshot_id: str = "", size_gib: int = 0
+    ) -> int:
         with self.db.session() as s:
             disk = s.get(Disk, disk_id)
             assert disk is not None
-            enqueue(s, self.clock.now(), kind, disk, instance_id=instance_id, snapshot_id=snapshot_id,
-                    size_gib=size_gib)
+            enqueue(
+                s,
+                self.clock.now(),
+                kind,
+                disk,
+                instance_id=instance_id,
+                snapshot_id=snapshot_id,
+                size_gib=size_gib,
+            )
             s.flush()
             task_id = s.scalar(select(StorageTask.id).order_by(StorageTask.id.desc()).limit(1))
         assert task_id is not None
@@ -260,7 +352,9 @@ def test_create_twice_keeps_one_layer(world: World) -> None:
     world.work.run("d-1")
     # the commit was lost: the same task again
     with world.db.session() as s:
-        s.add(StorageTask(id=task_id, kind="create", disk_id="d-1", host_id=HOST, created_at=world.clock.now()))
+        s.add(
+            StorageTask(id=task_id, kind="create", disk_id="d-1", host_id=HOST, created_at=world.clock.now())
+        )
     world.work.run("d-1")
     assert world.storage.layers == {"d-1": (20, None)}
     assert world.get_disk("d-1").status == ds.AVAILABLE and world.tasks() == []
@@ -309,13 +403,22 @@ def test_attachment_has_the_category_limits(world: World) -> None:
     world.disk("d-ssd", category="cloud_ssd", size=100)
     world.disk("d-essd", size=500)
     world.set_disk("d-essd", performance_level="PL2")
-    for disk_id, category, size, level in (("d-ssd", "cloud_ssd", 100, ""), ("d-essd", "cloud_essd", 500, "PL2")):
+    for disk_id, category, size, level in (
+        ("d-ssd", "cloud_ssd", 100, ""),
+        ("d-essd", "cloud_essd", 500, "PL2"),
+    ):
         got = attachment(world.storage, world.get_disk(disk_id))
         caps = limits(category, size, level)
         assert (got.disk_id, got.path, got.iops, got.bps) == (
-            disk_id, world.storage.layer_path(disk_id), caps.iops, bytes_per_second(caps))
-    assert attachment(world.storage, world.get_disk("d-essd")).iops > \
-        attachment(world.storage, world.get_disk("d-ssd")).iops
+            disk_id,
+            world.storage.layer_path(disk_id),
+            caps.iops,
+            bytes_per_second(caps),
+        )
+    assert (
+        attachment(world.storage, world.get_disk("d-essd")).iops
+        > attachment(world.storage, world.get_disk("d-ssd")).iops
+    )
 
 
 def test_attachment_of_a_bursting_cloud_auto_disk_allows_the_burst(world: World) -> None:
@@ -420,6 +523,7 @@ def test_a_snapshot_deleted_while_its_task_settles_is_settled_without_error(worl
             if settles == 1:
                 world.snapshots.delete(world.account_id, snapshot_id, force=False)
             change(disk, snapshot)
+
         finish(task, racing)
 
     world.work._finish = deleted_meanwhile  # type: ignore[method-assign]
@@ -430,8 +534,9 @@ def test_a_snapshot_deleted_while_its_task_settles_is_settled_without_error(worl
     assert world.tasks() == []
 
 
-def test_a_snapshot_task_redone_after_a_lost_commit_ends_consistent(world: World, monkeypatch:
-                                                                     pytest.MonkeyPatch) -> None:
+def test_a_snapshot_task_redone_after_a_lost_commit_ends_consistent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The file and QMP work were done, then the agent died before the transaction: a new agent
     redoes the task; the same overlay is used (no second one) and the VM is not moved twice."""
     running_instance_with_disk(world)
@@ -440,6 +545,7 @@ def test_a_snapshot_task_redone_after_a_lost_commit_ends_consistent(world: World
 
     def crash(*_: object) -> None:
         raise RuntimeError("the agent died before the commit")
+
     monkeypatch.setattr(first, "_finish", crash)
     first.run("i-1")
     overlay = f"d-1.{snapshot_id}"
@@ -460,8 +566,16 @@ def test_a_snapshot_task_redone_after_a_lost_commit_ends_consistent(world: World
 
     # the same task row once more (its delete was lost too): nothing moves
     with world.db.session() as s:
-        s.add(StorageTask(kind="snapshot", disk_id="d-1", instance_id="i-1", snapshot_id=snapshot_id, host_id=HOST,
-                          created_at=world.clock.now()))
+        s.add(
+            StorageTask(
+                kind="snapshot",
+                disk_id="d-1",
+                instance_id="i-1",
+                snapshot_id=snapshot_id,
+                host_id=HOST,
+                created_at=world.clock.now(),
+            )
+        )
     calls = len(world.calls("snapshot_disk"))
     restarted.run("i-1")
     assert world.get_disk("d-1").layer == overlay
@@ -539,6 +653,7 @@ def test_a_task_that_fails_less_than_max_attempts_succeeds(world: World) -> None
             failures[0] -= 1
             raise OSError("disk full")
         return original(layer, backing, size_gib)
+
     world.storage.create_overlay = flaky  # type: ignore[method-assign]
     for _ in range(MAX_ATTEMPTS):
         world.work.run("d-1")
@@ -552,8 +667,12 @@ def test_create_image_becomes_available_when_its_snapshots_are_accomplished(worl
     world.compute.attach_disk("i-1", attachment(world.storage, world.get_disk("d-2")))
     system = world.snapshots.create(world.account_id, "d-1")
     data = world.snapshots.create(world.account_id, "d-2")
-    world.image("m-1", status="Creating", snapshot_id=system,
-                disk_mappings=[{"SnapshotId": data, "Size": 20, "Device": "/dev/xvdb"}])
+    world.image(
+        "m-1",
+        status="Creating",
+        snapshot_id=system,
+        disk_mappings=[{"SnapshotId": data, "Size": 20, "Device": "/dev/xvdb"}],
+    )
     world.image("m-other", status="Creating", snapshot_id="s-unrelated")
     with world.db.session() as s:
         # run only the first task: the image waits for its second snapshot
@@ -766,7 +885,8 @@ def test_a_disk_created_on_an_instance_ends_in_use_whatever_the_key_order(world:
     world.instance("i-1")
     world.start_vm("i-1")
     disk_id = world.disks.create(
-        _scope(world), DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id="i-1"))
+        _scope(world), DiskSpec(zone_id=None, category="cloud_essd", size_gib=20, instance_id="i-1")
+    )
     assert world.work.pending_keys() == {"i-1"}  # create and attach under one key, in order
     world.work.run(disk_id)  # nothing of it runs under the disk's own key
     world.work.run("i-1")
@@ -805,7 +925,6 @@ def test_a_snapshot_cancelled_after_the_vm_moved_records_the_new_top(world: Worl
     assert world.tasks() == []
     assert f"{world.get_disk('d-1').top_layer}.qcow2" == world.compute.tops["d-1"]
     assert world.storage.exists(world.get_disk("d-1").top_layer)
-
 
 
 # ---- no status stays transient for ever -----------------------------------------------------------
@@ -891,7 +1010,11 @@ def test_recover_settles_what_a_crash_left_transient_without_a_task(world: World
     with world.db.session() as s:
         statuses = {i.id: i.status for i in s.scalars(select(Image).where(Image.id.like("m-%")))}
     assert statuses == {"m-lost": "CreateFailed", "m-done": "Available", "m-import": "CreateFailed"}
-    assert sorted(world.tasks()) == [("attach", "d-attaching"), ("create", "d-creating"), ("create", "d-queued")]
+    assert sorted(world.tasks()) == [
+        ("attach", "d-attaching"),
+        ("create", "d-creating"),
+        ("create", "d-queued"),
+    ]
 
     world.run_all()
     assert world.get_disk("d-attaching").status == ds.IN_USE

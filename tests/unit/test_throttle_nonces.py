@@ -225,8 +225,11 @@ def test_expired_nonces_are_swept_from_the_store(nonce_db: Database) -> None:
     far = T0 + timedelta(days=400)
     assert cache.use(key, "new", far)  # the first use of a fresh instance sweeps
     with nonce_db.session() as s:
-        left = s.scalar(select(func.count()).select_from(SignatureNonce).where(
-            SignatureNonce.digest == nonce_digest(key, "old")))
+        left = s.scalar(
+            select(func.count())
+            .select_from(SignatureNonce)
+            .where(SignatureNonce.digest == nonce_digest(key, "old"))
+        )
     assert left == 0
 
 
@@ -290,7 +293,9 @@ def test_a_nonce_submitted_twice_in_one_group_is_fresh_once(nonce_db: Database) 
         cache.close()
 
 
-def test_the_writer_leaves_when_idle_and_comes_back(nonce_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_writer_leaves_when_idle_and_comes_back(
+    nonce_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nubes.domain.nonces as nonces_module
 
     monkeypatch.setattr(nonces_module, "WRITER_IDLE", 0.05)

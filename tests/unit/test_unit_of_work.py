@@ -35,14 +35,19 @@ def app(tmp_path: Path) -> Iterator[ApiApp]:
     db.migrate()
     services = build_services(db, load_catalog(), SystemClock(), tmp_path, Quotas())
     services.accounts.ensure_root(KEY_ID, SECRET)
-    yield ApiApp(services, Registry(all_tables()), Authenticator(services.accounts, services.clock,
-                                                                 SignatureNonces(db)), Throttle(0, 0))
+    yield ApiApp(
+        services,
+        Registry(all_tables()),
+        Authenticator(services.accounts, services.clock, SignatureNonces(db)),
+        Throttle(0, 0),
+    )
     db.dispose()
 
 
 def call(app: ApiApp, action: str, params: dict[str, str], version: str = "2016-04-28") -> tuple[int, Any]:
-    query = urlencode(sign_v1("GET", {"Action": action, "Version": version, "Format": "JSON", **params},
-                              KEY_ID, SECRET)).encode()
+    query = urlencode(
+        sign_v1("GET", {"Action": action, "Version": version, "Format": "JSON", **params}, KEY_ID, SECRET)
+    ).encode()
     response = app.handle("GET", "/", query, [], b"")
     return response.status, json.loads(response.body)
 
@@ -52,30 +57,37 @@ def count(app: ApiApp, model: Any) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_an_action_is_undone_when_its_client_token_cannot_be_saved(app: ApiApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_action_is_undone_when_its_client_token_cannot_be_saved(
+    app: ApiApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash between the action's commit and the token's would let the retry act twice: here
     saving the token fails, and the VPC must not exist either."""
+
     def fail(*_args: Any, **_kwargs: Any) -> None:
         raise OSError("the store went away")
 
     monkeypatch.setattr(app.services.idempotency, "remember", fail)
-    status, body = call(app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16",
-                                           "ClientToken": "tok-1"})
+    status, body = call(
+        app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16", "ClientToken": "tok-1"}
+    )
     assert status == 500 and body["Code"] == "InternalError"
     assert count(app, Vpc) == 0
     monkeypatch.undo()
-    status, body = call(app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16",
-                                           "ClientToken": "tok-1"})
+    status, body = call(
+        app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16", "ClientToken": "tok-1"}
+    )
     assert status == 200
-    again_status, again = call(app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16",
-                                                  "ClientToken": "tok-1"})
+    again_status, again = call(
+        app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/16", "ClientToken": "tok-1"}
+    )
     assert again_status == 200 and again["VpcId"] == body["VpcId"]
     assert count(app, Vpc) == 1 and count(app, IdempotencyRecord) == 1
 
 
 def test_a_failed_action_leaves_no_client_token(app: ApiApp) -> None:
-    status, body = call(app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/33",
-                                           "ClientToken": "tok-2"})
+    status, body = call(
+        app, "CreateVpc", {"RegionId": "cn-hangzhou", "CidrBlock": "10.0.0.0/33", "ClientToken": "tok-2"}
+    )
     assert status == 400, body
     assert count(app, IdempotencyRecord) == 0 and count(app, Vpc) == 0
 

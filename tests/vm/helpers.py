@@ -63,7 +63,9 @@ class MetadataServer:
     one entry a line, sub-directories with a trailing "/"). PUT /latest/api/token hands out a
     token (hardened mode); with `require_token`, GETs without a valid token get 401."""
 
-    def __init__(self, tree: dict[str, Any], require_token: bool = False, token_endpoint: bool = True) -> None:
+    def __init__(
+        self, tree: dict[str, Any], require_token: bool = False, token_endpoint: bool = True
+    ) -> None:
         self.tree = tree
         self.require_token = require_token
         self.token_endpoint = token_endpoint
@@ -245,8 +247,21 @@ class Vm:
             base = self.manifest.path(self.images_dir, "rootfs")
             size = [f"{self.disk_size_gib}G"] if self.disk_size_gib else []
             subprocess.run(
-                ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(self.disk), *size],
-                check=True, capture_output=True,
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    str(base),
+                    "-F",
+                    "qcow2",
+                    str(self.disk),
+                    *size,
+                ],
+                check=True,
+                capture_output=True,
             )
 
     def command(self) -> list[str]:
@@ -272,21 +287,46 @@ class Vm:
         for i in range(1, self.hotplug_ports + 1):
             ports += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i}"]
         if self.serial_socket:
-            serial = ["-chardev", f"socket,id=con0,path={self.serial_path},server=on,wait=off,logfile={self.serial_log}",
-                      "-serial", "chardev:con0"]
+            serial = [
+                "-chardev",
+                f"socket,id=con0,path={self.serial_path},server=on,wait=off,logfile={self.serial_log}",
+                "-serial",
+                "chardev:con0",
+            ]
         else:
             serial = ["-serial", f"file:{self.serial_log}"]
         return [
-            "qemu-system-x86_64", *machine, "-accel", "tcg", "-cpu", self.cpu, "-m", str(self.memory_mib), "-smp", "1",
-            "-nodefaults", "-no-user-config", "-display", "none",
+            "qemu-system-x86_64",
+            *machine,
+            "-accel",
+            "tcg",
+            "-cpu",
+            self.cpu,
+            "-m",
+            str(self.memory_mib),
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
             *serial,
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-kernel", str(m.path(self.images_dir, "kernel")),
-            "-initrd", str(m.path(self.images_dir, "initrd")),
-            "-append", cmdline,
-            "-drive", f"file={self.disk},if=none,id=sys,format=qcow2,cache=unsafe",
-            "-device", f"{blk},drive=sys,serial=d-systemdisk0001",
-            "-netdev", netdev, "-device", f"{net},netdev=n0,mac=52:54:00:12:34:56",
+            "-qmp",
+            f"unix:{self.qmp_path},server=on,wait=off",
+            "-kernel",
+            str(m.path(self.images_dir, "kernel")),
+            "-initrd",
+            str(m.path(self.images_dir, "initrd")),
+            "-append",
+            cmdline,
+            "-drive",
+            f"file={self.disk},if=none,id=sys,format=qcow2,cache=unsafe",
+            "-device",
+            f"{blk},drive=sys,serial=d-systemdisk0001",
+            "-netdev",
+            netdev,
+            "-device",
+            f"{net},netdev=n0,mac=52:54:00:12:34:56",
             *ports,
         ]
 
@@ -296,7 +336,10 @@ class Vm:
         self.started = time.monotonic()
         with open(self.workdir / "qemu.stderr", "wb") as stderr:
             self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
                 start_new_session=True,
             )
         return self
@@ -317,8 +360,10 @@ class Vm:
             if m:
                 return m
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"QEMU exited ({self.process.returncode}) before {pattern!r}:\n"
-                                     f"{self._stderr()}\n{text[-3000:]}")
+                raise AssertionError(
+                    f"QEMU exited ({self.process.returncode}) before {pattern!r}:\n"
+                    f"{self._stderr()}\n{text[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {pattern!r} on the console within {timeout} s:\n{text[-3000:]}")
             time.sleep(0.02)
@@ -375,18 +420,42 @@ def make_ssh_key(directory: Path) -> SshKey:
     directory.mkdir(parents=True, exist_ok=True)
     private = directory / "id_ed25519"
     if not private.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nubes-test", "-f", str(private)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nubes-test", "-f", str(private)],
+            check=True,
+            capture_output=True,
+        )
     return SshKey(private, (directory / "id_ed25519.pub").read_text().strip())
 
 
-def ssh(port: int, key: SshKey, command: str, timeout: float = 60, user: str = "root") -> subprocess.CompletedProcess[str]:
+def ssh(
+    port: int, key: SshKey, command: str, timeout: float = 60, user: str = "root"
+) -> subprocess.CompletedProcess[str]:
     """Run `command` on the guest through the loopback port forward, with the system ssh."""
     return subprocess.run(
-        ["ssh", "-i", str(key.private), "-p", str(port), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-         "-o", "LogLevel=ERROR", f"{user}@127.0.0.1", command],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [
+            "ssh",
+            "-i",
+            str(key.private),
+            "-p",
+            str(port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user}@127.0.0.1",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -401,4 +470,3 @@ def wait_ssh(port: int, key: SshKey, timeout: float = 60) -> subprocess.Complete
 
 def require_binaries(*names: str) -> list[str]:
     return [n for n in names if shutil.which(n) is None]
-

@@ -18,11 +18,24 @@ from nubes.guest.images import ImageManifest, builder_version, cpio, guestfiles,
 from nubes.guest.images.proc import ImageBuildError, run
 
 MANIFEST = ImageManifest(
-    image_id="nubes_tiny_x64_1G_busybox_20261126.vhd", name="tiny", os_name="Nubes Tiny (BusyBox) 64位",
-    os_name_en="Nubes Tiny (BusyBox) 64 bit", platform="Others Linux", os_type="linux", architecture="x86_64",
-    image_family="nubes:tiny_x64", size_gib=1, kernel="vmlinux", initrd="initrd.img", rootfs="rootfs.qcow2",
-    cmdline="console=ttyS0 root=/dev/vda", ready_marker="NUBES-READY", login="console",
-    built_at="2026-11-26T00:00:00+00:00", builder_version="1.abc", kernel_version="6.1.0-56-amd64",
+    image_id="nubes_tiny_x64_1G_busybox_20261126.vhd",
+    name="tiny",
+    os_name="Nubes Tiny (BusyBox) 64位",
+    os_name_en="Nubes Tiny (BusyBox) 64 bit",
+    platform="Others Linux",
+    os_type="linux",
+    architecture="x86_64",
+    image_family="nubes:tiny_x64",
+    size_gib=1,
+    kernel="vmlinux",
+    initrd="initrd.img",
+    rootfs="rootfs.qcow2",
+    cmdline="console=ttyS0 root=/dev/vda",
+    ready_marker="NUBES-READY",
+    login="console",
+    built_at="2026-11-26T00:00:00+00:00",
+    builder_version="1.abc",
+    kernel_version="6.1.0-56-amd64",
 )
 
 
@@ -73,13 +86,13 @@ def _parse_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
     entries: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
     pos = 0
     while True:
-        assert data[pos:pos + 6] == b"070701"
-        fields = [int(data[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13)]
+        assert data[pos : pos + 6] == b"070701"
+        fields = [int(data[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
         mode, size, rmaj, rmin, namesize = fields[1], fields[6], fields[9], fields[10], fields[11]
-        name = data[pos + 110:pos + 110 + namesize - 1].decode()
+        name = data[pos + 110 : pos + 110 + namesize - 1].decode()
         pos += 110 + namesize
         pos += -pos % 4
-        body = data[pos:pos + size]
+        body = data[pos : pos + size]
         pos += size
         pos += -pos % 4
         if name == "TRAILER!!!":
@@ -89,12 +102,15 @@ def _parse_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
 
 def test_cpio_newc(tmp_path: Path) -> None:
     out = tmp_path / "initrd"
-    cpio.write(out, [
-        cpio.file("init", b"#!/bin/sh\n", 0o755),
-        cpio.symlink("bin/sh", "/bin/busybox"),
-        cpio.char_device("dev/console", 5, 1),
-        cpio.file("lib/modules/a.ko", b"\0" * 5),
-    ])
+    cpio.write(
+        out,
+        [
+            cpio.file("init", b"#!/bin/sh\n", 0o755),
+            cpio.symlink("bin/sh", "/bin/busybox"),
+            cpio.char_device("dev/console", 5, 1),
+            cpio.file("lib/modules/a.ko", b"\0" * 5),
+        ],
+    )
     entries = _parse_newc(out.read_bytes())
     assert list(entries) == sorted(entries)  # parents before children
     assert {"bin", "dev", "lib", "lib/modules"} <= set(entries)
@@ -102,10 +118,15 @@ def test_cpio_newc(tmp_path: Path) -> None:
     assert entries["init"][:2] == (stat.S_IFREG | 0o755, b"#!/bin/sh\n")
     assert stat.S_ISLNK(entries["bin/sh"][0]) and entries["bin/sh"][1] == b"/bin/busybox"
     assert stat.S_ISCHR(entries["dev/console"][0]) and entries["dev/console"][2] == (5, 1)
-    cpio.write(tmp_path / "again", [
-        cpio.file("lib/modules/a.ko", b"\0" * 5), cpio.char_device("dev/console", 5, 1),
-        cpio.symlink("bin/sh", "/bin/busybox"), cpio.file("init", b"#!/bin/sh\n", 0o755),
-    ])
+    cpio.write(
+        tmp_path / "again",
+        [
+            cpio.file("lib/modules/a.ko", b"\0" * 5),
+            cpio.char_device("dev/console", 5, 1),
+            cpio.symlink("bin/sh", "/bin/busybox"),
+            cpio.file("init", b"#!/bin/sh\n", 0o755),
+        ],
+    )
     assert out.read_bytes() == (tmp_path / "again").read_bytes()  # reproducible, whatever the order given
 
 
@@ -117,7 +138,13 @@ def _elf(notes: Sequence[tuple[bytes, int, bytes]] = (), sections: dict[str, byt
     note = b""
     for name, ntype, desc in notes:
         n = name + b"\0"
-        note += struct.pack("<III", len(n), len(desc), ntype) + n + b"\0" * (-len(n) % 4) + desc + b"\0" * (-len(desc) % 4)
+        note += (
+            struct.pack("<III", len(n), len(desc), ntype)
+            + n
+            + b"\0" * (-len(n) % 4)
+            + desc
+            + b"\0" * (-len(desc) % 4)
+        )
     sections = sections or {}
     shstr = b"\0" + b"".join(n.encode() + b"\0" for n in [*sections, ".shstrtab"])
     header_size, ph_size, sh_size = 64, 56, 64
@@ -132,8 +159,22 @@ def _elf(notes: Sequence[tuple[bytes, int, bytes]] = (), sections: dict[str, byt
     shoff = note_off + len(body)
     shnum = len(sections) + 2
     hdr = b"\x7fELF\x02\x01\x01" + b"\0" * 9
-    hdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, header_size, shoff, 0, header_size, ph_size, 1, sh_size,
-                       shnum, shnum - 1)
+    hdr += struct.pack(
+        "<HHIQQQIHHHHHH",
+        2,
+        62,
+        1,
+        0,
+        header_size,
+        shoff,
+        0,
+        header_size,
+        ph_size,
+        1,
+        sh_size,
+        shnum,
+        shnum - 1,
+    )
     ph = struct.pack("<IIQQQQQQ", 4, 4, note_off, 0, 0, len(note), len(note), 4)
     shdrs = b"\0" * sh_size
     name_off = 1
@@ -162,12 +203,22 @@ def test_vmlinux_out_of_a_bzimage_and_its_pvh_note() -> None:
 
 def test_modules_resolve_dependencies_first(tmp_path: Path) -> None:
     moddir = tmp_path / "6.1.0-test"
-    deps = {"ext4": "jbd2,mbcache,crc16", "jbd2": "", "mbcache": "", "crc16": "", "virtio-blk": "virtio,virtio_ring",
-            "virtio": "", "virtio_ring": "", "unused": ""}
+    deps = {
+        "ext4": "jbd2,mbcache,crc16",
+        "jbd2": "",
+        "mbcache": "",
+        "crc16": "",
+        "virtio-blk": "virtio,virtio_ring",
+        "virtio": "",
+        "virtio_ring": "",
+        "unused": "",
+    }
     for name, depends in deps.items():
         path = moddir / "kernel" / f"{name}.ko"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_elf(sections={".modinfo": f"license=GPL\0depends={depends}\0name={name}\0".encode()}))
+        path.write_bytes(
+            _elf(sections={".modinfo": f"license=GPL\0depends={depends}\0name={name}\0".encode()})
+        )
     (moddir / "modules.builtin").write_text("kernel/lib/crc16.ko\n")
     order = [p.stem for p in kernel.resolve_modules(moddir, ("virtio_blk", "ext4"))]
     assert order == ["virtio", "virtio_ring", "virtio-blk", "jbd2", "mbcache", "ext4"]  # crc16 is built in
@@ -199,7 +250,9 @@ def test_guest_scripts_parse(path: str) -> None:
         text, _mode = guestfiles.NUBES_FILES[path]
     if not text.startswith("#!") or path == "etc/inittab":
         return
-    result = subprocess.run([str(BUSYBOX), "sh", "-n"], input=text, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(BUSYBOX), "sh", "-n"], input=text, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -228,9 +281,13 @@ write_files:
     content: aGVsbG8K
 unknown_key: 1
 """
-    translated = subprocess.run(["sh", "-c", script], input=user_data, capture_output=True, text=True, check=True).stdout
+    translated = subprocess.run(
+        ["sh", "-c", script], input=user_data, capture_output=True, text=True, check=True
+    ).stdout
     assert "# ignored: unknown_key" in translated
-    assert translated.index("mkdir -p") < translated.index("a.conf") < translated.index("run1")  # cloud-init's order
+    assert (
+        translated.index("mkdir -p") < translated.index("a.conf") < translated.index("run1")
+    )  # cloud-init's order
     translated = translated.replace("/bin/busybox base64", f"{BUSYBOX} base64")
     subprocess.run(["sh", "-e"], input=translated, capture_output=True, text=True, check=True)
     assert (out / "etc/a.conf").read_text() == "first 'quoted'\n  indented\n\nlast\n"

@@ -23,7 +23,9 @@ READY = rf"{READY_MARKER} instance-id=(\S*)\r?\n"
 BOOT_TIMEOUT = 120  # seconds; a loaded 2-core CI machine boots much slower than the ~3 s here
 POWERDOWN_LIMIT = 10
 # crypt(3) of "nubes-test" (SHA-512); the agent sets it as root's password hash
-PASSWORD_HASH = "$6$nubestestsalt$NZ9ZvBrEKFqGHHsIdEkXvJues8SV0KfFVVuqy0.ejuXXWjqMF/GZRGqKtOmfYrH4K48AcsDKdIuwkBnIsH7z6/"
+PASSWORD_HASH = (
+    "$6$nubestestsalt$NZ9ZvBrEKFqGHHsIdEkXvJues8SV0KfFVVuqy0.ejuXXWjqMF/GZRGqKtOmfYrH4K48AcsDKdIuwkBnIsH7z6/"
+)
 
 # A user-data script for images without sshd: reports what the agent applied on the console.
 REPORT_SCRIPT = """#!/bin/sh
@@ -39,7 +41,9 @@ def _powerdown(vm: Vm) -> float:
     with vm.qmp() as qmp:
         qmp.execute("system_powerdown")
     code = vm.wait_exit(POWERDOWN_LIMIT)
-    assert code is not None, f"still running {POWERDOWN_LIMIT} s after system_powerdown:\n{vm.console()[-2000:]}"
+    assert code is not None, (
+        f"still running {POWERDOWN_LIMIT} s after system_powerdown:\n{vm.console()[-2000:]}"
+    )
     return time.monotonic() - started
 
 
@@ -54,7 +58,11 @@ def test_build_is_cached_and_manifest_complete(tiny_image: ImageManifest, images
     assert tiny_image.builder_version == builder_version("tiny")
     assert re.fullmatch(r"nubes_tiny_x64_1G_busybox_\d{8}\.vhd", tiny_image.image_id)
     assert (tiny_image.name, tiny_image.size_gib, tiny_image.login) == ("tiny", 1, "console")
-    assert (tiny_image.os_type, tiny_image.architecture, tiny_image.ready_marker) == ("linux", "x86_64", READY_MARKER)
+    assert (tiny_image.os_type, tiny_image.architecture, tiny_image.ready_marker) == (
+        "linux",
+        "x86_64",
+        READY_MARKER,
+    )
     kernel = tiny_image.path(images_dir, "kernel").read_bytes()
     assert kernel.startswith(b"\x7fELF") and has_pvh_note(kernel)
     assert tiny_image.path(images_dir, "initrd").read_bytes()[:6] == b"070701"
@@ -67,7 +75,11 @@ def test_build_is_cached_and_manifest_complete(tiny_image: ImageManifest, images
 
 @pytest.mark.parametrize("mode", ["hardened", "no-token-endpoint", "plain"])
 def test_tiny_boots_and_applies_metadata(
-    mode: str, tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path, ssh_key: SshKey,
+    mode: str,
+    tiny_image: ImageManifest,
+    images_dir: Path,
+    vm_workdir: Path,
+    ssh_key: SshKey,
     boot_timings: dict[str, list[float]],
 ) -> None:
     """Three boots (their median is the tiny image's boot time), one per metadata mode: the
@@ -75,7 +87,9 @@ def test_tiny_boots_and_applies_metadata(
     tokens offered but not required."""
     instance_id = f"i-tiny{mode.replace('-', '')[:8]}"
     tree = instance_tree(instance_id, f"tiny-{mode}", [ssh_key.public], REPORT_SCRIPT, PASSWORD_HASH)
-    server = MetadataServer(tree, require_token=mode == "hardened", token_endpoint=mode != "no-token-endpoint")
+    server = MetadataServer(
+        tree, require_token=mode == "hardened", token_endpoint=mode != "no-token-endpoint"
+    )
     with server as md, Vm(tiny_image, images_dir, vm_workdir, md.port) as vm:
         ready = vm.wait_for(READY, BOOT_TIMEOUT)
         boot_timings.setdefault("tiny boot to ready (q35)", []).append(time.monotonic() - vm.started)
@@ -87,8 +101,12 @@ def test_tiny_boots_and_applies_metadata(
     gets = [r for r in md.requests if r.method == "GET"]
     puts = [r for r in md.requests if r.method == "PUT"]
     assert {r.path for r in gets} >= {
-        "/latest/meta-data/instance-id", "/latest/meta-data/hostname", "/latest/meta-data/public-keys/",
-        "/latest/meta-data/public-keys/0/openssh-key", "/latest/nubes/password-hash", "/latest/user-data",
+        "/latest/meta-data/instance-id",
+        "/latest/meta-data/hostname",
+        "/latest/meta-data/public-keys/",
+        "/latest/meta-data/public-keys/0/openssh-key",
+        "/latest/nubes/password-hash",
+        "/latest/user-data",
     }
     assert puts and puts[0].path == "/latest/api/token"
     if mode == "no-token-endpoint":
@@ -108,22 +126,39 @@ done
 """
 
 
-def test_tiny_disk_links_and_acpi_powerdown(tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path) -> None:
+def test_tiny_disk_links_and_acpi_powerdown(
+    tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path
+) -> None:
     """/dev/disk/by-id/virtio-<serial> for the system disk and a hot-plugged one (gone when it
     is unplugged); then QMP system_powerdown powers the guest off within 10 s."""
     data = vm_workdir / "data.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "64M"], check=True)
-    with MetadataServer(instance_tree("i-tinypower", "tiny-power", user_data=WATCH_BY_ID)) as md, \
-            Vm(tiny_image, images_dir, vm_workdir, md.port, hotplug_ports=1) as vm:
+    with (
+        MetadataServer(instance_tree("i-tinypower", "tiny-power", user_data=WATCH_BY_ID)) as md,
+        Vm(tiny_image, images_dir, vm_workdir, md.port, hotplug_ports=1) as vm,
+    ):
         vm.wait_for(READY, BOOT_TIMEOUT)
         system_only = vm.wait_for(r"BY-ID:virtio-d-systemdisk0001=\.\./\.\./vda,\n", 30)
         with vm.qmp() as qmp:
-            qmp.execute("blockdev-add", driver="qcow2", **{"node-name": "data1"},
-                        file={"driver": "file", "filename": str(data)})
-            qmp.execute("device_add", driver="virtio-blk-pci", id="data1dev", drive="data1", bus="rp1",
-                        serial="d-hotplug0001")
-        plugged = vm.wait_for(r"BY-ID:virtio-d-hotplug0001=\.\./\.\./vdb,virtio-d-systemdisk0001=\.\./\.\./vda,",
-                              30, after=system_only.end())
+            qmp.execute(
+                "blockdev-add",
+                driver="qcow2",
+                **{"node-name": "data1"},
+                file={"driver": "file", "filename": str(data)},
+            )
+            qmp.execute(
+                "device_add",
+                driver="virtio-blk-pci",
+                id="data1dev",
+                drive="data1",
+                bus="rp1",
+                serial="d-hotplug0001",
+            )
+        plugged = vm.wait_for(
+            r"BY-ID:virtio-d-hotplug0001=\.\./\.\./vdb,virtio-d-systemdisk0001=\.\./\.\./vda,",
+            30,
+            after=system_only.end(),
+        )
         with vm.qmp() as qmp:
             qmp.execute("device_del", id="data1dev")
         vm.wait_for(r"BY-ID:virtio-d-systemdisk0001=\.\./\.\./vda,\n", 30, after=plugged.end())
@@ -131,11 +166,16 @@ def test_tiny_disk_links_and_acpi_powerdown(tiny_image: ImageManifest, images_di
         assert "reboot: Power down" in vm.console()
 
 
-def test_tiny_console_login_with_the_password(tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path) -> None:
+def test_tiny_console_login_with_the_password(
+    tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path
+) -> None:
     """The tiny image's login is the serial console, with the password whose hash the
     metadata gives (nubes/password-hash)."""
     tree = instance_tree("i-tinylogin", "tiny-login", password_hash=PASSWORD_HASH)
-    with MetadataServer(tree) as md, Vm(tiny_image, images_dir, vm_workdir, md.port, serial_socket=True) as vm:
+    with (
+        MetadataServer(tree) as md,
+        Vm(tiny_image, images_dir, vm_workdir, md.port, serial_socket=True) as vm,
+    ):
         vm.wait_for("tiny-login login: ", BOOT_TIMEOUT)
         with vm.console_socket() as console:
             console.sendall(b"root\r")
@@ -146,23 +186,30 @@ def test_tiny_console_login_with_the_password(tiny_image: ImageManifest, images_
             vm.wait_for("LOGGED-IN-42", 30, after=prompt.end())
 
 
-def test_tiny_on_microvm(tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path,
-                         boot_timings: dict[str, list[float]]) -> None:
+def test_tiny_on_microvm(
+    tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path, boot_timings: dict[str, list[float]]
+) -> None:
     """The same image on QEMU's microvm (virtio-mmio, no PCI; and -cpu max): boots, powers
     off by ACPI."""
-    with MetadataServer(instance_tree("i-tinymicro", "tiny-micro")) as md, \
-            Vm(tiny_image, images_dir, vm_workdir, md.port, machine="microvm", cpu="max") as vm:
+    with (
+        MetadataServer(instance_tree("i-tinymicro", "tiny-micro")) as md,
+        Vm(tiny_image, images_dir, vm_workdir, md.port, machine="microvm", cpu="max") as vm,
+    ):
         assert vm.wait_for(READY, BOOT_TIMEOUT).group(1) == "i-tinymicro"
         boot_timings.setdefault("tiny boot to ready (microvm)", []).append(time.monotonic() - vm.started)
         vm.wait_for("tiny-micro login:", 30)
         _powerdown(vm)
 
 
-def test_tiny_guest_reboot_runs_user_data_once(tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path) -> None:
+def test_tiny_guest_reboot_runs_user_data_once(
+    tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path
+) -> None:
     """A user-data script that reboots the guest runs once: the second boot does not run it."""
     script = "#!/bin/sh\necho USER-DATA-RAN > /dev/console\nreboot\n"
-    with MetadataServer(instance_tree("i-tinyreboot", "tiny-reboot", user_data=script)) as md, \
-            Vm(tiny_image, images_dir, vm_workdir, md.port) as vm:
+    with (
+        MetadataServer(instance_tree("i-tinyreboot", "tiny-reboot", user_data=script)) as md,
+        Vm(tiny_image, images_dir, vm_workdir, md.port) as vm,
+    ):
         first = vm.wait_for(READY, BOOT_TIMEOUT)
         vm.wait_for("USER-DATA-RAN", 30)
         requests_before = len(md.requests)
@@ -177,7 +224,9 @@ def test_tiny_guest_reboot_runs_user_data_once(tiny_image: ImageManifest, images
     assert any(r.path == "/latest/meta-data/instance-id" for r in md.requests[requests_before:])
 
 
-def test_tiny_cloud_config_and_guest_poweroff(tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path) -> None:
+def test_tiny_cloud_config_and_guest_poweroff(
+    tiny_image: ImageManifest, images_dir: Path, vm_workdir: Path
+) -> None:
     """#cloud-config user data (write_files, then runcmd); the last command powers the guest off."""
     cloud_config = """#cloud-config
 runcmd:
@@ -189,8 +238,10 @@ write_files:
     content: |
       written-by-cloud-config
 """
-    with MetadataServer(instance_tree("i-tinycloud", "tiny-cloud", user_data=cloud_config)) as md, \
-            Vm(tiny_image, images_dir, vm_workdir, md.port) as vm:
+    with (
+        MetadataServer(instance_tree("i-tinycloud", "tiny-cloud", user_data=cloud_config)) as md,
+        Vm(tiny_image, images_dir, vm_workdir, md.port) as vm,
+    ):
         vm.wait_for(READY, BOOT_TIMEOUT)
         vm.wait_for(r"FILE=written-by-cloud-config MODE=600", 60)
         assert vm.wait_exit(30) is not None, f"the guest did not power off:\n{vm.console()[-2000:]}"
@@ -200,16 +251,22 @@ write_files:
 
 
 def test_debian_ssh_metadata_reboot_powerdown(
-    debian_image: ImageManifest, images_dir: Path, vm_workdir: Path, ssh_key: SshKey,
+    debian_image: ImageManifest,
+    images_dir: Path,
+    vm_workdir: Path,
+    ssh_key: SshKey,
     boot_timings: dict[str, list[float]],
 ) -> None:
     """One Debian instance through its life: first boot on a system disk larger than the image
     (metadata applied, file system grown, SSH with the key, user data run), a reboot from
     inside (user data not run again), ACPI power-off."""
     assert (debian_image.login, debian_image.size_gib, debian_image.platform) == ("ssh", 20, "Debian")
-    user_data = "#!/bin/sh\necho \"ran at $(cat /proc/uptime)\" >> /root/user-data-runs\n"
+    user_data = '#!/bin/sh\necho "ran at $(cat /proc/uptime)" >> /root/user-data-runs\n'
     tree = instance_tree("i-debian0001", "debian-test", [ssh_key.public], user_data, PASSWORD_HASH)
-    with MetadataServer(tree) as md, Vm(debian_image, images_dir, vm_workdir, md.port, disk_size_gib=24) as vm:
+    with (
+        MetadataServer(tree) as md,
+        Vm(debian_image, images_dir, vm_workdir, md.port, disk_size_gib=24) as vm,
+    ):
         first = vm.wait_for(READY, BOOT_TIMEOUT)
         boot_timings.setdefault("debian-12 boot to ready (q35)", []).append(time.monotonic() - vm.started)
         assert first.group(1) == "i-debian0001"
@@ -219,10 +276,14 @@ def test_debian_ssh_metadata_reboot_powerdown(
         boot_timings.setdefault("debian-12 ready to first ssh login", []).append(time.monotonic() - started)
         vm.wait_for("NUBES-USERDATA instance-id=i-debian0001 exit=0", 60)
 
-        out = ssh(vm.ssh_port, ssh_key, "hostname; wc -l < /root/user-data-runs; grep '^root:' /etc/shadow | cut -d: -f2;"
-                  " . /etc/os-release; echo $VERSION_ID; readlink /dev/disk/by-id/virtio-d-systemdisk0001;"
-                  " cat /proc/1/comm; modprobe -n -v vfat >/dev/null && echo modprobe-ok;"
-                  " df --output=size -B1G / | tail -n 1")
+        out = ssh(
+            vm.ssh_port,
+            ssh_key,
+            "hostname; wc -l < /root/user-data-runs; grep '^root:' /etc/shadow | cut -d: -f2;"
+            " . /etc/os-release; echo $VERSION_ID; readlink /dev/disk/by-id/virtio-d-systemdisk0001;"
+            " cat /proc/1/comm; modprobe -n -v vfat >/dev/null && echo modprobe-ok;"
+            " df --output=size -B1G / | tail -n 1",
+        )
         assert out.returncode == 0, out.stderr
         *facts, root_gib = out.stdout.split()
         assert facts == ["debian-test", "1", PASSWORD_HASH, "12", "../../vda", "init", "modprobe-ok"]
@@ -245,4 +306,3 @@ def test_debian_ssh_metadata_reboot_powerdown(
         _powerdown(vm)
     assert vm.console().count("NUBES-USERDATA") == 1
     assert "did not answer" not in vm.console()
-

@@ -31,7 +31,9 @@ SMALL = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: kind to software emulation
 
 def _start(tmp: Path, images_dir: Path) -> LiveServer:
     os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
-    return start_server(tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0"])
+    return start_server(
+        tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0"]
+    )
 
 
 def _teardown(server: LiveServer) -> None:
@@ -44,20 +46,30 @@ def _teardown(server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def cloud(images_dir: Path, debian_image: ImageManifest, tiny_image: ImageManifest,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def cloud(
+    images_dir: Path,
+    debian_image: ImageManifest,
+    tiny_image: ImageManifest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
     server = _start(tmp_path_factory.mktemp("cloud"), images_dir)
     yield server
     _teardown(server)
 
 
 def qemu_processes(instance_id: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64 .*{instance_id}"], check=False, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["pgrep", "-f", f"qemu-system-x86_64 .*{instance_id}"], check=False, capture_output=True, text=True
+    ).stdout
     return out.split()
 
 
 def status_of(ecs: Any, instance_id: str) -> str:
-    return str(ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body.status)
+    return str(
+        ecs.describe_instance_attribute(
+            em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+        ).body.status
+    )
 
 
 def wait_status(ecs: Any, instance_id: str, wanted: str, timeout: float = 600) -> str:
@@ -74,9 +86,15 @@ def image_id(ecs: Any, family: str) -> str:
     return str(next(i.image_id for i in images.images.image if i.image_family == family))
 
 
-def nubes_ssh(server: LiveServer, key_file: Path, instance_id: str, *command: str) -> subprocess.CompletedProcess[str]:
-    env = {"NUBES_ENDPOINT": server.endpoint, "NUBES_REGION": REGION, "NUBES_ACCESS_KEY_ID": server.extra["key"][0],
-           "NUBES_ACCESS_KEY_SECRET": server.extra["key"][1]}
+def nubes_ssh(
+    server: LiveServer, key_file: Path, instance_id: str, *command: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "NUBES_ENDPOINT": server.endpoint,
+        "NUBES_REGION": REGION,
+        "NUBES_ACCESS_KEY_ID": server.extra["key"][0],
+        "NUBES_ACCESS_KEY_SECRET": server.extra["key"][1],
+    }
     return server.nubes("ssh", "-i", str(key_file), instance_id, "--", *command, check=False, env=env)
 
 
@@ -90,19 +108,33 @@ def test_debian_instance_end_to_end(cloud: LiveServer, tmp_path: Path) -> None:
     key_file.write_text(private_key.private_key_body)
     key_file.chmod(0o600)
     script = "#!/bin/sh\necho ran >> /root/userdata-ran\n"
-    [instance_id] = ecs.run_instances(em.RunInstancesRequest(
-        region_id=REGION, image_id=image_id(ecs, "nubes:debian_12_x64"), instance_type=SMALL,
-        v_switch_id=net.vswitch_id, security_group_id=group, key_pair_name="e2e", host_name="e2e-host",
-        user_data=base64.b64encode(script.encode()).decode(),
-    )).body.instance_id_sets.instance_id_set
+    [instance_id] = ecs.run_instances(
+        em.RunInstancesRequest(
+            region_id=REGION,
+            image_id=image_id(ecs, "nubes:debian_12_x64"),
+            instance_type=SMALL,
+            v_switch_id=net.vswitch_id,
+            security_group_id=group,
+            key_pair_name="e2e",
+            host_name="e2e-host",
+            user_data=base64.b64encode(script.encode()).decode(),
+        )
+    ).body.instance_id_sets.instance_id_set
     assert wait_status(ecs, instance_id, "Running") == "Running"
     assert len(qemu_processes(instance_id)) == 1
 
     # The group does not open port 22: no login.
     denied = nubes_ssh(cloud, key_file, instance_id, "true")
     assert denied.returncode != 0
-    ecs.authorize_security_group(em.AuthorizeSecurityGroupRequest(
-        region_id=REGION, security_group_id=group, ip_protocol="tcp", port_range="22/22", source_cidr_ip="0.0.0.0/0"))
+    ecs.authorize_security_group(
+        em.AuthorizeSecurityGroupRequest(
+            region_id=REGION,
+            security_group_id=group,
+            ip_protocol="tcp",
+            port_range="22/22",
+            source_cidr_ip="0.0.0.0/0",
+        )
+    )
     deadline = time.monotonic() + 120
     login = nubes_ssh(cloud, key_file, instance_id, "hostname")
     while login.returncode != 0 and time.monotonic() < deadline:
@@ -110,8 +142,17 @@ def test_debian_instance_end_to_end(cloud: LiveServer, tmp_path: Path) -> None:
         login = nubes_ssh(cloud, key_file, instance_id, "hostname")
     assert login.returncode == 0, login.stderr
     assert login.stdout.strip() == "e2e-host"
-    metadata = nubes_ssh(cloud, key_file, instance_id, "timeout", "10", "busybox", "wget", "-qO-",
-                         "http://100.100.100.200/latest/meta-data/instance-id")
+    metadata = nubes_ssh(
+        cloud,
+        key_file,
+        instance_id,
+        "timeout",
+        "10",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://100.100.100.200/latest/meta-data/instance-id",
+    )
     assert metadata.stdout.strip() == instance_id
     ran = nubes_ssh(cloud, key_file, instance_id, "sh", "-c", "sleep 1; cat /root/userdata-ran")
     assert ran.stdout.split() == ["ran"]
@@ -144,7 +185,9 @@ def test_debian_instance_end_to_end(cloud: LiveServer, tmp_path: Path) -> None:
     netns = f"{cloud.netns_prefix}-{net.vpc_id}"
 
     def taps() -> str:
-        links = subprocess.run(["ip", "-n", netns, "-o", "link"], check=False, capture_output=True, text=True).stdout
+        links = subprocess.run(
+            ["ip", "-n", netns, "-o", "link"], check=False, capture_output=True, text=True
+        ).stdout
         return " ".join(line.split(":")[1].strip() for line in links.splitlines() if ": ntp" in line)
 
     deadline = time.monotonic() + 30  # the agent unplugs the port right after the VM is gone
@@ -153,16 +196,23 @@ def test_debian_instance_end_to_end(cloud: LiveServer, tmp_path: Path) -> None:
     assert taps() == ""  # no tap left in the VPC
 
 
-def test_agent_killed_while_booting_recovers(images_dir: Path, tiny_image: ImageManifest,
-                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_agent_killed_while_booting_recovers(
+    images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     tmp = tmp_path_factory.mktemp("sigkill")
     server = _start(tmp, images_dir)
     try:
         net = make_net(server, "10.81.0.0/16")
         ecs = net.ecs
-        [instance_id] = ecs.run_instances(em.RunInstancesRequest(
-            region_id=REGION, image_id=image_id(ecs, "nubes:tiny_x64"), instance_type=SMALL,
-            v_switch_id=net.vswitch_id, security_group_id=net.group())).body.instance_id_sets.instance_id_set
+        [instance_id] = ecs.run_instances(
+            em.RunInstancesRequest(
+                region_id=REGION,
+                image_id=image_id(ecs, "nubes:tiny_x64"),
+                instance_type=SMALL,
+                v_switch_id=net.vswitch_id,
+                security_group_id=net.group(),
+            )
+        ).body.instance_id_sets.instance_id_set
         deadline = time.monotonic() + 60
         while not qemu_processes(instance_id) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -176,14 +226,27 @@ def test_agent_killed_while_booting_recovers(images_dir: Path, tiny_image: Image
             time.sleep(0.1)
         assert len(qemu_processes(instance_id)) == 1
 
-        server = start_server(tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0",
-                                                    "--netns-prefix", server.netns_prefix])
+        server = start_server(
+            tmp,
+            None,
+            "sqlite",
+            [
+                "--driver",
+                "real",
+                "--no-build-images",
+                "--throttle-rate",
+                "0",
+                "--netns-prefix",
+                server.netns_prefix,
+            ],
+        )
         ecs = tea_ecs(server, net.key)
         assert wait_status(ecs, instance_id, "Running", 300) == "Running"
         assert len(qemu_processes(instance_id)) == 1  # re-attached, not started twice
         # the new agent recorded the console (in the store, which the API reads) before Running
-        output = ecs.get_instance_console_output(em.GetInstanceConsoleOutputRequest(
-            region_id=REGION, instance_id=instance_id)).body.console_output
+        output = ecs.get_instance_console_output(
+            em.GetInstanceConsoleOutputRequest(region_id=REGION, instance_id=instance_id)
+        ).body.console_output
         assert f"NUBES-READY instance-id={instance_id}" in base64.b64decode(output).decode(errors="replace")
         ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
@@ -199,16 +262,23 @@ def test_private_ip_reused_after_delete_gets_dhcp(cloud: LiveServer) -> None:
     group = net.group()
 
     def launch() -> tuple[str, str]:
-        [iid] = ecs.run_instances(em.RunInstancesRequest(
-            region_id=REGION, image_id=image_id(ecs, "nubes:tiny_x64"), instance_type=SMALL,
-            v_switch_id=net.vswitch_id, security_group_id=group)).body.instance_id_sets.instance_id_set
+        [iid] = ecs.run_instances(
+            em.RunInstancesRequest(
+                region_id=REGION,
+                image_id=image_id(ecs, "nubes:tiny_x64"),
+                instance_type=SMALL,
+                v_switch_id=net.vswitch_id,
+                security_group_id=group,
+            )
+        ).body.instance_id_sets.instance_id_set
         assert wait_status(ecs, iid, "Running", 300) == "Running"
         attribute = ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=iid)).body
         return iid, str(attribute.vpc_attributes.private_ip_address.ip_address[0])
 
     def ready_line(iid: str) -> str:
-        output = ecs.get_instance_console_output(em.GetInstanceConsoleOutputRequest(
-            region_id=REGION, instance_id=iid)).body.console_output
+        output = ecs.get_instance_console_output(
+            em.GetInstanceConsoleOutputRequest(region_id=REGION, instance_id=iid)
+        ).body.console_output
         text = base64.b64decode(output).decode(errors="replace")
         return next((line.strip() for line in text.splitlines() if line.startswith("NUBES-READY")), "")
 
@@ -217,8 +287,9 @@ def test_private_ip_reused_after_delete_gets_dhcp(cloud: LiveServer) -> None:
     ecs.delete_instance(em.DeleteInstanceRequest(instance_id=first, force=True))
 
     def released() -> bool:  # the agent releases the address with the interface, after the VM
-        enis = ecs.describe_network_interfaces(em.DescribeNetworkInterfacesRequest(
-            region_id=REGION, instance_id=first)).body.network_interface_sets.network_interface_set
+        enis = ecs.describe_network_interfaces(
+            em.DescribeNetworkInterfacesRequest(region_id=REGION, instance_id=first)
+        ).body.network_interface_sets.network_interface_set
         return not qemu_processes(first) and not enis
 
     deadline = time.monotonic() + 60

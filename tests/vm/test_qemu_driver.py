@@ -122,18 +122,24 @@ class Net:
         if guest is None:
             return None
         instance_id, user_data = guest
-        tree: dict[str, Any] = {"meta-data": {"instance-id": instance_id, "hostname": instance_id,
-                                              "region-id": "cn-nubes-1"}}
+        tree: dict[str, Any] = {
+            "meta-data": {"instance-id": instance_id, "hostname": instance_id, "region-id": "cn-nubes-1"}
+        }
         if user_data is not None:
             tree["user-data"] = user_data
         return GuestView(tree)
 
 
 def _sg() -> SecurityGroupNet:
-    return SecurityGroupNet("sg-qemudrv", "normal", "accept", (
-        SecurityRule("sgr-in", "ingress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
-        SecurityRule("sgr-out", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
-    ))
+    return SecurityGroupNet(
+        "sg-qemudrv",
+        "normal",
+        "accept",
+        (
+            SecurityRule("sgr-in", "ingress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
+            SecurityRule("sgr-out", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
+        ),
+    )
 
 
 def _kill_qemus_under(root: Path) -> None:
@@ -149,20 +155,43 @@ def _kill_qemus_under(root: Path) -> None:
 @pytest.fixture(scope="module")
 def net(tiny: tuple[Path, ImageManifest]) -> Iterator[Net]:
     prefix = f"qd{os.getpid() % 100000}"
-    run_dir = Path(tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None))
+    run_dir = Path(
+        tempfile.mkdtemp(prefix=f"nubes-{prefix}-", dir="/run" if os.access("/run", os.W_OK) else None)
+    )
     os.chmod(run_dir, 0o755)
     driver = LinuxNetworkDriver(run_dir, prefix=prefix)
-    ports = [PortNet(f"eni-qemudrv{i}", VSWITCH.vswitch_id, f"00:16:3e:4d:01:{10 + i:02x}", f"10.77.1.{10 + i}",
-                     ("sg-qemudrv",), kind="tap") for i in range(SLOTS)]
+    ports = [
+        PortNet(
+            f"eni-qemudrv{i}",
+            VSWITCH.vswitch_id,
+            f"00:16:3e:4d:01:{10 + i:02x}",
+            f"10.77.1.{10 + i}",
+            ("sg-qemudrv",),
+            kind="tap",
+        )
+        for i in range(SLOTS)
+    ]
     host_ns = f"{prefix}-host"
-    host = PortNet("eni-qemudrvhost", VSWITCH.vswitch_id, "00:16:3e:4d:01:64", HOST_IP, ("sg-qemudrv",),
-                   kind="veth", host_netns=host_ns)
+    host = PortNet(
+        "eni-qemudrvhost",
+        VSWITCH.vswitch_id,
+        "00:16:3e:4d:01:64",
+        HOST_IP,
+        ("sg-qemudrv",),
+        kind="veth",
+        host_netns=host_ns,
+    )
     vpc = VpcNet(VPC_ID, "10.77.0.0/16", (VSWITCH,), (*ports, host), (_sg(),))
     metadata: MetadataService | None = None
     try:
         driver.sync([vpc])
-        env = Net(driver, driver.netns_name(VPC_ID), host_ns, ports,
-                  driver.dnsmasq_files(VPC_ID, VSWITCH.vswitch_id)["leases"])
+        env = Net(
+            driver,
+            driver.netns_name(VPC_ID),
+            host_ns,
+            ports,
+            driver.dnsmasq_files(VPC_ID, VSWITCH.vswitch_id)["leases"],
+        )
         metadata = MetadataService(env.view)
         metadata.ensure(VPC_ID, driver.open_metadata_socket)
         yield env
@@ -221,16 +250,35 @@ class Lab:
         self.net.guests[port.ip] = (instance_id, user_data)
         system_id = new_id("d-")
         system = self.disk_dir / f"{system_id}.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-                        "-b", str(self.manifest.path(self.images_dir, "rootfs")), str(system)], check=True)
+        subprocess.run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                str(self.manifest.path(self.images_dir, "rootfs")),
+                str(system),
+            ],
+            check=True,
+        )
         self.instances.add(instance_id)
         return VmSpec(
-            instance_id=instance_id, vcpus=1, memory_mib=MEMORY_MIB,
-            boot=Boot(self.manifest.path(self.images_dir, "kernel"), self.manifest.path(self.images_dir, "initrd"),
-                      self.manifest.cmdline),
+            instance_id=instance_id,
+            vcpus=1,
+            memory_mib=MEMORY_MIB,
+            boot=Boot(
+                self.manifest.path(self.images_dir, "kernel"),
+                self.manifest.path(self.images_dir, "initrd"),
+                self.manifest.cmdline,
+            ),
             disks=(DiskAttachment(system_id, system), *data),
             nics=(NicAttachment(port.port_id, port.mac, self.net.driver.tap_name(port.port_id)),),
-            netns=self.net.netns, hostname=instance_id,
+            netns=self.net.netns,
+            hostname=instance_id,
         )
 
     def ip_of(self, spec: VmSpec) -> str:
@@ -247,8 +295,9 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tiny: tuple[Path, ImageManifest], net: Net, accel_cache: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(
+    tiny: tuple[Path, ImageManifest], net: Net, accel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
     the_lab = Lab(tmp_path_factory.mktemp("qd"), tiny, net, accel_cache)
     try:
         yield the_lab
@@ -256,8 +305,9 @@ def lab(tiny: tuple[Path, ImageManifest], net: Net, accel_cache: Path,
         the_lab.close()
 
 
-def wait_console(driver: QemuDriver, instance_id: str, pattern: str, count: int = 1,
-                 timeout: float = READY_TIMEOUT) -> float:
+def wait_console(
+    driver: QemuDriver, instance_id: str, pattern: str, count: int = 1, timeout: float = READY_TIMEOUT
+) -> float:
     """Seconds until `pattern` (a regex) appears `count` times in the console."""
     t0 = time.monotonic()
     regex = re.compile(pattern)
@@ -266,7 +316,9 @@ def wait_console(driver: QemuDriver, instance_id: str, pattern: str, count: int 
         if len(regex.findall(text)) >= count:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"{pattern!r} x{count} not on the console within {timeout}s:\n{text[-3000:]}")
+            raise AssertionError(
+                f"{pattern!r} x{count} not on the console within {timeout}s:\n{text[-3000:]}"
+            )
         time.sleep(0.05)
 
 
@@ -315,7 +367,11 @@ def icmp_echo(ns: str, ip: str, timeout: float = 1.0) -> bool:
             except TimeoutError:
                 return False
             ihl = (reply[0] & 0x0F) * 4
-            if peer[0] == ip and reply[ihl] == 0 and struct.unpack("!H", reply[ihl + 4:ihl + 6])[0] == ident:
+            if (
+                peer[0] == ip
+                and reply[ihl] == 0
+                and struct.unpack("!H", reply[ihl + 4 : ihl + 6])[0] == ident
+            ):
                 return True
         return False
     finally:
@@ -334,8 +390,9 @@ print(handle.pid, flush=True)
 # ---- tests ------------------------------------------------------------------------------------
 
 
-def test_accel_auto_decides_once_and_is_cached(tiny: tuple[Path, ImageManifest], tmp_path: Path,
-                                               accel_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accel_auto_decides_once_and_is_cached(
+    tiny: tuple[Path, ImageManifest], tmp_path: Path, accel_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     images_dir, manifest = tiny
     verdict = accel_mod.read_cache(accel_cache, "qemu-system-x86_64")
     if accel_mod.forced_accel("auto") is None and accel_mod.kvm_device_opens():
@@ -349,7 +406,9 @@ def test_accel_auto_decides_once_and_is_cached(tiny: tuple[Path, ImageManifest],
     assert QemuDriver(tmp_path / "vms2", accel="auto").capabilities.accel == "tcg"
     assert QemuDriver(tmp_path / "vms3", accel="kvm").capabilities.accel == "kvm"  # the argument wins
     # the probe initramfs reaches user space under TCG with the image's kernel
-    result = accel_mod.trial_boot("qemu-system-x86_64", manifest.path(images_dir, "kernel"), "tcg", timeout=30)
+    result = accel_mod.trial_boot(
+        "qemu-system-x86_64", manifest.path(images_dir, "kernel"), "tcg", timeout=30
+    )
     assert result.ok, result.detail
 
 
@@ -359,8 +418,13 @@ def test_lifecycle_survives_the_agent_and_recovers(lab: Lab, boot_timings: Timin
     iid = spec.instance_id
     # an "agent" process starts the VM and exits
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", AGENT], input=pickle.dumps((lab.state_dir, lab.cache, spec)),
-                         capture_output=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", AGENT],
+        input=pickle.dumps((lab.state_dir, lab.cache, spec)),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr.decode()
     timed("start (agent process, to daemonized QEMU)", timings, t0)
     pid = int(out.stdout.split()[0])
@@ -424,7 +488,9 @@ def test_crash_is_detected_and_a_failed_start_cleans_up(lab: Lab) -> None:
     d.destroy(iid)
     assert d.state(iid) == PowerState.STOPPED
 
-    broken = VmSpec(new_id("i-"), 1, MEMORY_MIB, Boot(lab.root / "no-kernel", spec.boot.initrd, ""), spec.disks[:1])
+    broken = VmSpec(
+        new_id("i-"), 1, MEMORY_MIB, Boot(lab.root / "no-kernel", spec.boot.initrd, ""), spec.disks[:1]
+    )
     lab.instances.add(broken.instance_id)
     with pytest.raises(ComputeError, match="failed to start"):
         d.start(broken)
@@ -476,16 +542,22 @@ def test_disk_hotplug_and_unplug(lab: Lab, boot_timings: Timings) -> None:
     d.attach_disk(iid, hot)
     timed("attach_disk call", timings, t0)
     d.attach_disk(iid, hot)  # idempotent
-    wait_console(d, iid, rf"NUBES-DISKS: vda:{sys_serial} vdb:{cold_serial} vdc:{disk_serial(hot.disk_id)}\r?\n",
-                 timeout=30)
+    wait_console(
+        d,
+        iid,
+        rf"NUBES-DISKS: vda:{sys_serial} vdb:{cold_serial} vdc:{disk_serial(hot.disk_id)}\r?\n",
+        timeout=30,
+    )
     timed("attach to guest sees it", timings, t0)
     with qmp(h.qmp_socket) as q:
         nodes = {n["node-name"]: n["drv"] for n in q.execute("query-named-block-nodes")}
         assert nodes.get(f"disk-{hot.disk_id}") == "throttle"
         limits = q.execute("qom-get", {"path": f"/objects/tg-{hot.disk_id}", "property": "limits"})
         assert limits["iops-total"] == 200 and limits["bps-total"] == 8 << 20
-        assert any(b.get("qdev", "").startswith(f"/machine/peripheral/vd-{hot.disk_id}/")
-                   for b in q.execute("query-block"))
+        assert any(
+            b.get("qdev", "").startswith(f"/machine/peripheral/vd-{hot.disk_id}/")
+            for b in q.execute("query-block")
+        )
 
     t0 = time.monotonic()
     d.detach_disk(iid, hot.disk_id)

@@ -29,7 +29,9 @@ PATTERNS = [(0x11, 0), (0x22, 1 << 20), (0x33, 2 << 20), (0x44, 3 << 20)]  # one
 
 
 @pytest.fixture(scope="module")
-def cloud(images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def cloud(
+    images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     server = _start(tmp_path_factory.mktemp("chains"), images_dir)
     yield server
     _teardown(server)
@@ -48,8 +50,13 @@ def top_layer(cloud: LiveServer, disk_id: str) -> str:
 
 def qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
     # -U: read while the VM holds the image (shared, read-only)
-    return subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-U", "-c", command, str(path)],
-                          check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-r", "-U", "-c", command, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def shows_all(storage: Qcow2Storage, layer: str, patterns: list[tuple[int, int]]) -> bool:
@@ -64,19 +71,39 @@ def test_deleting_snapshots_folds_their_layers(cloud: LiveServer) -> None:
     net = make_net(cloud, "10.86.0.0/16")
     ecs: Any = net.ecs
     storage = Qcow2Storage(cloud.data_dir / "disks")
-    [instance_id] = ecs.run_instances(em.RunInstancesRequest(
-        region_id=REGION, image_id=image_id(ecs, "nubes:tiny_x64"), instance_type=SMALL,
-        v_switch_id=net.vswitch_id, security_group_id=net.group())).body.instance_id_sets.instance_id_set
-    zone = ecs.describe_instance_attribute(em.DescribeInstanceAttributeRequest(instance_id=instance_id)).body.zone_id
-    disk_id = ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=20,
-                                                   disk_category="cloud_essd")).body.disk_id
+    [instance_id] = ecs.run_instances(
+        em.RunInstancesRequest(
+            region_id=REGION,
+            image_id=image_id(ecs, "nubes:tiny_x64"),
+            instance_type=SMALL,
+            v_switch_id=net.vswitch_id,
+            security_group_id=net.group(),
+        )
+    ).body.instance_id_sets.instance_id_set
+    zone = ecs.describe_instance_attribute(
+        em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+    ).body.zone_id
+    disk_id = ecs.create_disk(
+        em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=20, disk_category="cloud_essd")
+    ).body.disk_id
     assert wait_for(lambda: disk_status(ecs, disk_id) == "Available", 60)
 
     # four layers, each with its own block: write, snapshot, write, snapshot, ... (offline)
     snapshots = []
     for value, offset in PATTERNS[:3]:
-        written = subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {value:#x} {offset} 64k",
-                                  str(storage.layer_path(top_layer(cloud, disk_id)))], check=False, capture_output=True, text=True)
+        written = subprocess.run(
+            [
+                "qemu-io",
+                "-f",
+                "qcow2",
+                "-c",
+                f"write -P {value:#x} {offset} 64k",
+                str(storage.layer_path(top_layer(cloud, disk_id))),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         assert written.returncode == 0, written.stderr
         snapshot_id = ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)).body.snapshot_id
         assert wait_for(lambda sid=snapshot_id: snapshot_status(ecs, sid) == "accomplished", 60)
@@ -93,8 +120,11 @@ def test_deleting_snapshots_folds_their_layers(cloud: LiveServer) -> None:
     assert wait_for(lambda: len(storage.chain(top_layer(cloud, disk_id))) == 3, 120)
     assert shows_all(storage, top_layer(cloud, disk_id), PATTERNS[:3])
     # the kept snapshots still show what they held: a disk made from the last one has every block
-    clone = ecs.create_disk(em.CreateDiskRequest(region_id=REGION, zone_id=zone, snapshot_id=snapshots[2],
-                                                 disk_category="cloud_essd")).body.disk_id
+    clone = ecs.create_disk(
+        em.CreateDiskRequest(
+            region_id=REGION, zone_id=zone, snapshot_id=snapshots[2], disk_category="cloud_essd"
+        )
+    ).body.disk_id
     assert wait_for(lambda: disk_status(ecs, clone) == "Available", 60)
     assert shows_all(storage, top_layer(cloud, clone), PATTERNS[:3])
     ecs.delete_disk(em.DeleteDiskRequest(disk_id=clone))

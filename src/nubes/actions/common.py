@@ -22,4 +22,6 @@ TAGS = StructList("Tag", [String("Key", max_length=128), String("Value", max_len
 def tag_pairs(p: dict[str, Any], *, keyless: bool = False) -> tuple[tuple[str, str], ...]:
     """Tag.N.Key/Value of a request as (key, value) pairs; entries without a key are left out,
     unless `keyless` (the tag actions refuse them, or match nothing with them)."""
-    return tuple((t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if keyless or t.get("Key"))
+    return tuple(
+        (t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if keyless or t.get("Key")
+    )

@@ -20,8 +20,10 @@ NEXT_TOKEN = String("NextToken", max_length=512)
 def page_params(max_size: int = 50, default_size: int | None = 10) -> list[Param]:
     """PageNumber and PageSize. Without a default size neither has a default: the actions that
     take NextToken too tell the styles apart by what is given."""
-    return [Integer("PageNumber", minimum=1, default=None if default_size is None else 1),
-            Integer("PageSize", minimum=1, maximum=max_size, default=default_size)]
+    return [
+        Integer("PageNumber", minimum=1, default=None if default_size is None else 1),
+        Integer("PageSize", minimum=1, maximum=max_size, default=default_size),
+    ]
 
 
 def token_params(max_results: int, min_results: int = 1, default: int | None = None) -> list[Param]:
@@ -84,8 +86,9 @@ def token_page(items: Sequence[T], token: str | None, max_results: int) -> tuple
     return chosen, page.fields(len(items), len(chosen))["NextToken"]
 
 
-def either_page(items: Sequence[T], p: Mapping[str, Any], items_key: str, item_key: str,
-                default_size: int = 10) -> dict[str, Any]:
+def either_page(
+    items: Sequence[T], p: Mapping[str, Any], items_key: str, item_key: str, default_size: int = 10
+) -> dict[str, Any]:
     """ECS's two paging styles on one list (see `page_of`): the answer's paging fields and the
     wrapped page."""
     page = page_of(p, default_size)
@@ -93,11 +96,20 @@ def either_page(items: Sequence[T], p: Mapping[str, Any], items_key: str, item_k
     return {**page.fields(len(items), len(chosen)), items_key: {item_key: chosen}}
 
 
-def number_paged(items: Sequence[T], p: Mapping[str, Any], items_key: str, item_key: str,
-                 render: Callable[[T], Any] | None = None) -> dict[str, Any]:
+def number_paged(
+    items: Sequence[T],
+    p: Mapping[str, Any],
+    items_key: str,
+    item_key: str,
+    render: Callable[[T], Any] | None = None,
+) -> dict[str, Any]:
     """The answer of the actions paged by PageNumber/PageSize alone: TotalCount, PageNumber,
     PageSize and the wrapped page (each item through `render`, when given)."""
     number, size = p["PageNumber"], p["PageSize"]
     chosen = Page((number - 1) * size, size, number).of(items)
-    return {"TotalCount": len(items), "PageNumber": number, "PageSize": size,
-            items_key: {item_key: [render(i) for i in chosen] if render else chosen}}
+    return {
+        "TotalCount": len(items),
+        "PageNumber": number,
+        "PageSize": size,
+        items_key: {item_key: [render(i) for i in chosen] if render else chosen},
+    }

@@ -73,8 +73,16 @@ _NOTHING = _digest(b"")
 
 class ComputeAgent:
     def __init__(
-        self, db: Database, clock: Clock, instances: Instances, consoles: ConsoleOutputs, compute: ComputeDriver,
-        storage: StorageWork, network: NetworkAgent, boot_files: BootResolver, host_id: str,
+        self,
+        db: Database,
+        clock: Clock,
+        instances: Instances,
+        consoles: ConsoleOutputs,
+        compute: ComputeDriver,
+        storage: StorageWork,
+        network: NetworkAgent,
+        boot_files: BootResolver,
+        host_id: str,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -121,12 +129,22 @@ class ComputeAgent:
         that cannot change by itself is not looked at in a steady status, unless `everything`
         (the first pass after a start: the host may have rebooted meanwhile)."""
         with self._db.session() as s:
-            mine = list(s.execute(select(Instance.id, Instance.status, Instance.desired)
-                                  .where(Instance.host_id == self.host_id)))
+            mine = list(
+                s.execute(
+                    select(Instance.id, Instance.status, Instance.desired).where(
+                        Instance.host_id == self.host_id
+                    )
+                )
+            )
         watch = everything or self._compute.capabilities.changes_by_itself
-        wanted = [instance_id for instance_id, status, desired in mine
-                  if watch or status not in STEADY or desired not in (states.WANT_RUNNING, states.WANT_STOPPED)
-                  or instance_id in self._console_behind]
+        wanted = [
+            instance_id
+            for instance_id, status, desired in mine
+            if watch
+            or status not in STEADY
+            or desired not in (states.WANT_RUNNING, states.WANT_STOPPED)
+            or instance_id in self._console_behind
+        ]
         return wanted, {instance_id for instance_id, _, _ in mine}
 
     # ---- one step --------------------------------------------------------------------------
@@ -149,8 +167,10 @@ class ComputeAgent:
             self._watch(instance)
         elif instance.status == states.STOPPING:
             again = self._power_off(instance)
-        elif instance.status == states.STOPPED and \
-                self._compute.state(instance.id) in (PowerState.RUNNING, PowerState.PAUSED):
+        elif instance.status == states.STOPPED and self._compute.state(instance.id) in (
+            PowerState.RUNNING,
+            PowerState.PAUSED,
+        ):
             self._compute.destroy(instance.id)
         self.record_console(instance.id)
         return again
@@ -166,8 +186,11 @@ class ComputeAgent:
         with self._db.session() as s:
             moved = s.execute(
                 update(Instance)
-                .where(Instance.id == instance_id, Instance.status == expected,
-                       Instance.desired != states.WANT_DELETED)
+                .where(
+                    Instance.id == instance_id,
+                    Instance.status == expected,
+                    Instance.desired != states.WANT_DELETED,
+                )
                 .values(status=new, status_changed_at=self._clock.now(), **fields)
                 .returning(Instance.id)
             ).first()
@@ -179,8 +202,11 @@ class ComputeAgent:
             log.error("instance %s: image %s is gone", instance.id, instance.image_id)
             return False
         self._storage.make_instance_disks(instance.id)
-        self._set_status(instance.id, states.PENDING,
-                         "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped")
+        self._set_status(
+            instance.id,
+            states.PENDING,
+            "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped",
+        )
         return True
 
     def _spec(self, instance: Instance) -> VmSpec:
@@ -188,8 +214,13 @@ class ComputeAgent:
         assert image is not None
         files = self._boot_files(image)
         with self._db.session() as s:
-            enis = list(s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)
-                                  .order_by(NetworkInterface.eni_type)))
+            enis = list(
+                s.scalars(
+                    select(NetworkInterface)
+                    .where(NetworkInterface.instance_id == instance.id)
+                    .order_by(NetworkInterface.eni_type)
+                )
+            )
         disks = [self._storage.attachment(d) for d in self._storage.disks_of(instance.id)]
         return VmSpec(
             instance_id=instance.id,
@@ -265,7 +296,9 @@ class ComputeAgent:
             log.warning("instance %s did not power off within %ss; forcing it", instance.id, SHUTDOWN_TIMEOUT)
             self._compute.destroy(instance.id)
         if instance.desired == states.WANT_REBOOT:
-            self._set_status(instance.id, states.STOPPING, "reboot_off", desired=states.WANT_RUNNING, force=False)
+            self._set_status(
+                instance.id, states.STOPPING, "reboot_off", desired=states.WANT_RUNNING, force=False
+            )
         else:
             self._set_status(instance.id, states.STOPPING, "powered_off", force=False)
         return True

@@ -28,8 +28,13 @@ NETWORK_KEY = "<network>"  # the network part's slot among the instance and disk
 
 class HostAgent:
     def __init__(
-        self, compute: ComputeAgent, storage: StorageWork, network: NetworkAgent, timers: Timers,
-        interval: float = 0.5, workers: int = 8,
+        self,
+        compute: ComputeAgent,
+        storage: StorageWork,
+        network: NetworkAgent,
+        timers: Timers,
+        interval: float = 0.5,
+        workers: int = 8,
     ) -> None:
         self.compute = compute
         self.storage = storage

@@ -49,11 +49,22 @@ def do_import(db: Database, clock: Clock, storage: StorageDriver, downloads: Pat
         image = s.get(Image, image_id)
         if image is not None and image.status != AVAILABLE:
             snapshot = Snapshot(
-                id=ids.new_id("snapshot"), account_id=image.account_id, region_id=image.region_id, disk_id="",
-                disk_type="system", disk_category="cloud_essd", disk_size_gib=size,
-                source_image_id=image.boot_image_id, name=f"Imported for {image_id}",
-                description=f"Imported from {source}"[:256], status="accomplished", progress=100, layer=layer,
-                host_id=task.host_id, created_at=clock.now(), completed_at=clock.now(),
+                id=ids.new_id("snapshot"),
+                account_id=image.account_id,
+                region_id=image.region_id,
+                disk_id="",
+                disk_type="system",
+                disk_category="cloud_essd",
+                disk_size_gib=size,
+                source_image_id=image.boot_image_id,
+                name=f"Imported for {image_id}",
+                description=f"Imported from {source}"[:256],
+                status="accomplished",
+                progress=100,
+                layer=layer,
+                host_id=task.host_id,
+                created_at=clock.now(),
+                completed_at=clock.now(),
             )
             s.add(snapshot)
             image.snapshot_id, image.size_gib = snapshot.id, max(image.size_gib, size)

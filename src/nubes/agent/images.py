@@ -15,10 +15,30 @@ log = logging.getLogger("nubes.images")
 
 # The emulator mode's images: what the real builders make, without files.
 FAKE_IMAGES = (
-    SystemImage("debian_12_x64_20G_nubes_20261126.vhd", "debian-12", "nubes:debian_12_x64", "Debian 12 64位",
-                "Debian 12 64 bit", "linux", "Debian", "x86_64", 20, "fake"),
-    SystemImage("nubes_tiny_x64_1G_busybox_20261126.vhd", "tiny", "nubes:tiny_x64", "Nubes Tiny (BusyBox) 64位",
-                "Nubes Tiny (BusyBox) 64 bit", "linux", "Others Linux", "x86_64", 1, "fake"),
+    SystemImage(
+        "debian_12_x64_20G_nubes_20261126.vhd",
+        "debian-12",
+        "nubes:debian_12_x64",
+        "Debian 12 64位",
+        "Debian 12 64 bit",
+        "linux",
+        "Debian",
+        "x86_64",
+        20,
+        "fake",
+    ),
+    SystemImage(
+        "nubes_tiny_x64_1G_busybox_20261126.vhd",
+        "tiny",
+        "nubes:tiny_x64",
+        "Nubes Tiny (BusyBox) 64位",
+        "Nubes Tiny (BusyBox) 64 bit",
+        "linux",
+        "Others Linux",
+        "x86_64",
+        1,
+        "fake",
+    ),
 )
 
 
@@ -79,6 +99,7 @@ class ImageService:
         from nubes.guest.images import build_image
 
         for name in names:
+
             def progress(step: str, fraction: float, name: str = name) -> None:
                 self.progress[name] = (step, fraction)
 

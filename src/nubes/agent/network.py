@@ -25,7 +25,12 @@ RETRY_AFTER = 1.0  # seconds without a reconcile after one failed
 
 class NetworkAgent:
     def __init__(
-        self, db: Database, driver: NetworkDriver, vpcs: Vpcs, host_netns_prefix: str, full_interval: float = 10.0,
+        self,
+        db: Database,
+        driver: NetworkDriver,
+        vpcs: Vpcs,
+        host_netns_prefix: str,
+        full_interval: float = 10.0,
         metadata: MetadataService | None = None,
     ) -> None:
         self._db = db

@@ -49,14 +49,28 @@ def _move(disk: Disk, to: str) -> None:
 
 def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
     """How a VM opens a disk: its top layer, throttled to its category's limits."""
-    caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops,
-                  bursting_enabled=disk.bursting_enabled)
-    return DiskAttachment(disk.id, storage.layer_path(disk.top_layer), iops=caps.iops, bps=bytes_per_second(caps))
+    caps = limits(
+        disk.category,
+        disk.size_gib,
+        disk.performance_level,
+        disk.provisioned_iops,
+        bursting_enabled=disk.bursting_enabled,
+    )
+    return DiskAttachment(
+        disk.id, storage.layer_path(disk.top_layer), iops=caps.iops, bps=bytes_per_second(caps)
+    )
 
 
 class StorageWork:
-    def __init__(self, db: Database, clock: Clock, storage: StorageDriver, compute: ComputeDriver,
-                 rootfs: RootfsResolver, host_id: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        storage: StorageDriver,
+        compute: ComputeDriver,
+        rootfs: RootfsResolver,
+        host_id: str,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._storage = storage
@@ -70,16 +84,26 @@ class StorageWork:
 
     def pending_keys(self) -> set[str]:
         with self._db.session() as s:
-            rows = s.execute(select(StorageTask.instance_id, StorageTask.disk_id).where(
-                (StorageTask.host_id == self.host_id) | StorageTask.host_id.is_(None)))
+            rows = s.execute(
+                select(StorageTask.instance_id, StorageTask.disk_id).where(
+                    (StorageTask.host_id == self.host_id) | StorageTask.host_id.is_(None)
+                )
+            )
             return {instance_id or disk_id for instance_id, disk_id in rows}
 
     def run(self, key: str) -> None:
         """Do the tasks of `key` (an instance id or a disk id), oldest first."""
         with self._db.session() as s:
-            tasks = list(s.scalars(select(StorageTask).where(
-                (StorageTask.instance_id == key) | ((StorageTask.instance_id == "") & (StorageTask.disk_id == key)))
-                .order_by(StorageTask.id)))
+            tasks = list(
+                s.scalars(
+                    select(StorageTask)
+                    .where(
+                        (StorageTask.instance_id == key)
+                        | ((StorageTask.instance_id == "") & (StorageTask.disk_id == key))
+                    )
+                    .order_by(StorageTask.id)
+                )
+            )
         if not tasks:
             return  # the common case, every pass for every instance: no collection either
         for task in tasks:
@@ -89,11 +113,21 @@ class StorageWork:
                 attempts = self._attempts.get(task.id, 0) + 1
                 self._attempts[task.id] = attempts
                 if attempts < MAX_ATTEMPTS:
-                    log.exception("storage task %s %s of %s failed (attempt %d); retrying", task.id, task.kind,
-                                  task.disk_id, attempts)
+                    log.exception(
+                        "storage task %s %s of %s failed (attempt %d); retrying",
+                        task.id,
+                        task.kind,
+                        task.disk_id,
+                        attempts,
+                    )
                     return
-                log.exception("storage task %s %s of %s failed %d times; giving up", task.id, task.kind,
-                              task.disk_id, attempts)
+                log.exception(
+                    "storage task %s %s of %s failed %d times; giving up",
+                    task.id,
+                    task.kind,
+                    task.disk_id,
+                    attempts,
+                )
                 self._give_up(task)
         self.collect()
 
@@ -106,12 +140,22 @@ class StorageWork:
             with self._db.session() as s:
                 keep = {d.top_layer for d in s.scalars(select(Disk).where(Disk.host_id == self.host_id))}
                 keep |= {layer for layer in s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))}
-                keep |= {f"{image_id}.import" for image_id in s.scalars(
-                    select(StorageTask.disk_id).where(StorageTask.kind == "import"))}
+                keep |= {
+                    f"{image_id}.import"
+                    for image_id in s.scalars(select(StorageTask.disk_id).where(StorageTask.kind == "import"))
+                }
                 # a snapshot's new top may be in a running VM before the store names it
-                keep |= {_overlay_name(disk_id, snapshot_id) for disk_id, snapshot_id in s.execute(
-                    select(StorageTask.disk_id, StorageTask.snapshot_id).where(StorageTask.kind == "snapshot"))}
-                if s.scalar(select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)):
+                keep |= {
+                    _overlay_name(disk_id, snapshot_id)
+                    for disk_id, snapshot_id in s.execute(
+                        select(StorageTask.disk_id, StorageTask.snapshot_id).where(
+                            StorageTask.kind == "snapshot"
+                        )
+                    )
+                }
+                if s.scalar(
+                    select(StorageTask.id).where(StorageTask.kind.in_(("create", "reinit", "reset"))).limit(1)
+                ):
                     return []  # a disk is being made: its source may be known only to the task
             return self._storage.collect(keep, among)
 
@@ -134,22 +178,36 @@ class StorageWork:
                     snapshot.status = FAILED
             s.flush()
             settle_images(s)
-            for image in s.scalars(select(Image).where(Image.status == CREATING, Image.snapshot_id == "",
-                                                       Image.owner_alias != "system")):
+            for image in s.scalars(
+                select(Image).where(
+                    Image.status == CREATING, Image.snapshot_id == "", Image.owner_alias != "system"
+                )
+            ):
                 if ("import", image.id) not in disk_tasks:
                     log.warning("image %s was Creating with no import task: CreateFailed", image.id)
                     image.status = CREATE_FAILED
-            for disk in s.scalars(select(Disk).where(Disk.host_id == self.host_id, Disk.status.in_(tuple(_TASK_OF)))):
+            for disk in s.scalars(
+                select(Disk).where(Disk.host_id == self.host_id, Disk.status.in_(tuple(_TASK_OF)))
+            ):
                 kind = _TASK_OF[disk.status]
                 if (kind, disk.id) not in disk_tasks:
                     log.warning("disk %s was %s with no task: queued %s again", disk.id, disk.status, kind)
-                    enqueue(s, self._clock.now(), kind, disk, instance_id=disk.instance_id,
-                            snapshot_id=disk.source_snapshot_id if kind == "create" else "")
+                    enqueue(
+                        s,
+                        self._clock.now(),
+                        kind,
+                        disk,
+                        instance_id=disk.instance_id,
+                        snapshot_id=disk.source_snapshot_id if kind == "create" else "",
+                    )
 
     # ---- the tasks -------------------------------------------------------------------------
 
     def _running(self, instance_id: str) -> bool:
-        return bool(instance_id) and self._compute.state(instance_id) in (PowerState.RUNNING, PowerState.PAUSED)
+        return bool(instance_id) and self._compute.state(instance_id) in (
+            PowerState.RUNNING,
+            PowerState.PAUSED,
+        )
 
     def _finish(self, task: StorageTask, change: Callable[[Disk | None, Snapshot | None], None]) -> None:
         for attempt in range(1, SETTLE_ATTEMPTS + 1):
@@ -198,9 +256,13 @@ class StorageWork:
     def disks_of(self, instance_id: str) -> list[Disk]:
         """The disks of an instance, the system disk first."""
         with self._db.session() as s:
-            return list(s.scalars(
-                select(Disk).where(Disk.instance_id == instance_id).order_by(Disk.disk_type.desc(), Disk.device)
-            ))
+            return list(
+                s.scalars(
+                    select(Disk)
+                    .where(Disk.instance_id == instance_id)
+                    .order_by(Disk.disk_type.desc(), Disk.device)
+                )
+            )
 
     def make_instance_disks(self, instance_id: str) -> None:
         """The layers of a new instance's disks that are not made yet (its Pending step)."""
@@ -220,7 +282,9 @@ class StorageWork:
         if disk.disk_type == "system":
             with self._db.session() as s:
                 image = s.get(Image, disk.image_id)
-                base_snapshot = s.get(Snapshot, image.snapshot_id) if image is not None and image.snapshot_id else None
+                base_snapshot = (
+                    s.get(Snapshot, image.snapshot_id) if image is not None and image.snapshot_id else None
+                )
             if image is None:
                 raise RuntimeError(f"disk {disk.id}: image {disk.image_id} is gone")
             if base_snapshot is not None:
@@ -240,6 +304,7 @@ class StorageWork:
                 d.layer = d.id
                 if d.status == ds.CREATING:
                     _move(d, ds.ATTACHING if d.instance_id else ds.AVAILABLE)
+
         self._finish(task, settle)
 
     def _do_attach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -249,6 +314,7 @@ class StorageWork:
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.ATTACHING:
                 _move(d, ds.IN_USE)
+
         self._finish(task, settle)
 
     def _do_detach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -259,6 +325,7 @@ class StorageWork:
             if d is not None and d.status == ds.DETACHING:
                 _move(d, ds.AVAILABLE)
                 d.instance_id, d.device, d.detached_at = "", "", self._clock.now()
+
         self._finish(task, settle)
 
     def _do_snapshot(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
@@ -273,17 +340,27 @@ class StorageWork:
         with self._files:
             self._storage.create_overlay(overlay, frozen, disk.size_gib)
             if disk.instance_id and self._running(disk.instance_id):
-                self._compute.snapshot_disk(disk.instance_id, disk.id, self._storage.layer_path(frozen),
-                                            self._storage.layer_path(overlay))
+                self._compute.snapshot_disk(
+                    disk.instance_id,
+                    disk.id,
+                    self._storage.layer_path(frozen),
+                    self._storage.layer_path(overlay),
+                )
 
             def settle(d: Disk | None, sn: Snapshot | None) -> None:
                 if d is not None:
                     d.layer = overlay
                 if sn is not None and sn.status == PROGRESSING:
-                    sn.layer, sn.status, sn.progress, sn.completed_at = frozen, ACCOMPLISHED, 100, self._clock.now()
+                    sn.layer, sn.status, sn.progress, sn.completed_at = (
+                        frozen,
+                        ACCOMPLISHED,
+                        100,
+                        self._clock.now(),
+                    )
                     session = object_session(sn)
                     if session is not None:
                         settle_images(session, sn.id)
+
             self._finish(task, settle)
 
     def _do_reset(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
@@ -296,6 +373,7 @@ class StorageWork:
             def settle(d: Disk | None, _: Snapshot | None) -> None:
                 if d is not None:
                     d.layer = layer
+
             self._finish(task, settle)
 
     def _do_reinit(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -310,12 +388,14 @@ class StorageWork:
                     d.layer = layer
                     if d.status == ds.REINITING:
                         _move(d, ds.IN_USE if d.instance_id else ds.AVAILABLE)
+
             self._finish(task, settle)
 
     def _do_resize(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
         if disk.instance_id and self._running(disk.instance_id):
-            self._compute.resize_disk(disk.instance_id, disk.id, self._storage.layer_path(disk.top_layer),
-                                      task.size_gib * GIB)
+            self._compute.resize_disk(
+                disk.instance_id, disk.id, self._storage.layer_path(disk.top_layer), task.size_gib * GIB
+            )
         else:
             self._storage.resize(disk.top_layer, task.size_gib)
         self._finish(task, lambda d, sn: None)
@@ -340,8 +420,9 @@ class StorageWork:
             if instance_id:
                 under = self._storage.graph().get(parent)
                 base = self._storage.layer_path(under) if under else self._image_file(backing)
-                self._compute.stream_layer(instance_id, self._storage.layer_path(child), base, backing,
-                                           STREAM_TIMEOUT)
+                self._compute.stream_layer(
+                    instance_id, self._storage.layer_path(child), base, backing, STREAM_TIMEOUT
+                )
                 if not self._storage.capabilities.layers_are_files:
                     self._storage.rebase(child, backing)  # the VM rewrote no file the driver reads: tell it
             else:
@@ -359,9 +440,14 @@ class StorageWork:
             if disk is None:
                 return None
             disks = list(s.scalars(select(Disk).where(Disk.host_id == disk.host_id)))
-            referenced = {d.top_layer for d in disks} | set(s.scalars(select(Snapshot.layer).where(Snapshot.layer != "")))
-            pending = s.scalar(select(StorageTask.id).where(StorageTask.disk_id == disk_id,
-                                                            StorageTask.kind != "merge").limit(1))
+            referenced = {d.top_layer for d in disks} | set(
+                s.scalars(select(Snapshot.layer).where(Snapshot.layer != ""))
+            )
+            pending = s.scalar(
+                select(StorageTask.id)
+                .where(StorageTask.disk_id == disk_id, StorageTask.kind != "merge")
+                .limit(1)
+            )
         if pending is not None:
             return None  # the disk's other work first
         graph = self._storage.graph()
@@ -400,6 +486,7 @@ class StorageWork:
                 _move(d, ds.UNDONE[d.status])
                 if task.kind == "attach":
                     d.instance_id, d.device = "", ""
+
         self._finish(task, fail)
 
 

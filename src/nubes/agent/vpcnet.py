@@ -84,5 +84,6 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
         ):
             groups[group.vpc_id].append(group_net(group))
         return [
-            VpcNet(v.id, v.cidr, tuple(vswitches[v.id]), tuple(ports[v.id]), tuple(groups[v.id])) for v in vpcs
+            VpcNet(v.id, v.cidr, tuple(vswitches[v.id]), tuple(ports[v.id]), tuple(groups[v.id]))
+            for v in vpcs
         ]

@@ -90,8 +90,9 @@ class ApiApp:
             fmt = "XML" if dropped_body_xml else sniff_format(scope["query_string"])
             response = self._error(error, ids.new_request_id(), fmt, "ecs")
         else:
-            response = await self._handle(scope["method"], scope["path"], scope["query_string"],
-                                          scope["headers"], body)
+            response = await self._handle(
+                scope["method"], scope["path"], scope["query_string"], scope["headers"], body
+            )
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),
@@ -127,7 +128,9 @@ class ApiApp:
         call = Call(time.perf_counter(), ids.new_request_id(), sniff_format(query, body))
         try:
             if method.upper() not in ("GET", "POST"):
-                raise errors.unsupported_http_method(f"HTTP method {method} is not supported; use GET or POST.")
+                raise errors.unsupported_http_method(
+                    f"HTTP method {method} is not supported; use GET or POST."
+                )
             request = build_request(method, path, query, raw_headers, body)
             call.fmt = request.format
             version, call.action = request.version, request.action or "-"
@@ -144,7 +147,9 @@ class ApiApp:
             return self._done(call, self._error(error, call.request_id, call.fmt, call.product))
         except Exception:
             log.exception("internal error in %s (request %s)", call.action, call.request_id)
-            return self._done(call, self._error(errors.internal_error(), call.request_id, call.fmt, call.product))
+            return self._done(
+                call, self._error(errors.internal_error(), call.request_id, call.fmt, call.product)
+            )
         return call
 
     def _finish(self, call: Call) -> Response:
@@ -156,10 +161,13 @@ class ApiApp:
             if wait:
                 raise errors.throttling(wait)
             params = parse_params(call.spec.params, call.request.params)
-            context = ActionContext(call.request_id, call.principal, self.services, call.spec.product, call.spec.name)
+            context = ActionContext(
+                call.request_id, call.principal, self.services, call.spec.product, call.spec.name
+            )
             result = self._run(call.spec, context, params)
-            payload, content_type = render({"RequestId": call.request_id, **result}, f"{call.spec.name}Response",
-                                           call.fmt)
+            payload, content_type = render(
+                {"RequestId": call.request_id, **result}, f"{call.spec.name}Response", call.fmt
+            )
             response = Response(200, payload, content_type)
         except ApiError as error:
             response = self._error(error, call.request_id, call.fmt, call.product)
@@ -171,7 +179,9 @@ class ApiApp:
     @staticmethod
     def _done(call: Call, response: Response) -> Response:
         elapsed_ms = (time.perf_counter() - call.started) * 1000
-        log.info("%s account=%s status=%d %.1fms", call.action[:64], call.account, response.status, elapsed_ms)
+        log.info(
+            "%s account=%s status=%d %.1fms", call.action[:64], call.account, response.status, elapsed_ms
+        )
         return response
 
     def _run(self, spec: ActionSpec, context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,9 @@ class Authenticator:
             if not params.get(name):
                 raise errors.missing_parameter(name, common=True)
         if params["SignatureMethod"] != "HMAC-SHA1":
-            raise errors.invalid_parameter("SignatureMethod", "Only HMAC-SHA1 is supported with signature v1.")
+            raise errors.invalid_parameter(
+                "SignatureMethod", "Only HMAC-SHA1 is supported with signature v1."
+            )
         if params.get("SignatureVersion", "1.0") != "1.0":
             raise errors.invalid_parameter("SignatureVersion", "Only 1.0 is supported.")
         self._check_timestamp(params["Timestamp"])
@@ -54,7 +56,9 @@ class Authenticator:
         expected = signing.v1_signature(key.secret, string_to_sign)
         if not signing.signatures_equal(expected, params["Signature"]):
             raise errors.signature_does_not_match(string_to_sign)
-        return key.principal, self._nonces.submit(key.access_key_id, params["SignatureNonce"], self._clock.now())
+        return key.principal, self._nonces.submit(
+            key.access_key_id, params["SignatureNonce"], self._clock.now()
+        )
 
     def _v3(self, request: ApiRequest, authorization: str) -> tuple[Principal, Future[bool]]:
         auth = signing.parse_v3_authorization(authorization)
@@ -81,8 +85,9 @@ class Authenticator:
             raise errors.signature_does_not_match(
                 message="The x-acs-content-sha256 header does not match the SHA-256 of the body."
             )
-        return key.principal, self._nonces.submit(key.access_key_id, headers["x-acs-signature-nonce"],
-                                                  self._clock.now())
+        return key.principal, self._nonces.submit(
+            key.access_key_id, headers["x-acs-signature-nonce"], self._clock.now()
+        )
 
     def _check_timestamp(self, value: str) -> None:
         moment = parse_timestamp(value)

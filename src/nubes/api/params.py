@@ -69,7 +69,9 @@ def Boolean(name: str, **kw: Any) -> Param:  # noqa: N802
 
 def StringList(name: str, **kw: Any) -> Param:  # noqa: N802
     """`Name.N` strings (1-based), or a JSON array in `Name` when json_array=True."""
-    item = Param(name, "string", max_length=kw.pop("item_max_length", None), choices=kw.pop("item_choices", None))
+    item = Param(
+        name, "string", max_length=kw.pop("item_max_length", None), choices=kw.pop("item_choices", None)
+    )
     return Param(name, "list", item=item, **kw)
 
 
@@ -136,7 +138,9 @@ def _parse_struct(spec: Param, path: str, node: Any) -> dict[str, Any] | None:
     if node is None:
         return None
     if not isinstance(node, dict):
-        raise errors.invalid_parameter(path, "It must be given as fields, for example " f"{path}.{_first_field(spec)}=...")
+        raise errors.invalid_parameter(
+            path, f"It must be given as fields, for example {path}.{_first_field(spec)}=..."
+        )
     parsed = {f.name: _parse(f, f"{path}.{f.name}", node.get(f.name)) for f in spec.fields}
     if all(v is None for v in parsed.values()):
         return None
@@ -169,7 +173,9 @@ def _parse_list(spec: Param, path: str, node: Any) -> list[Any] | None:
     if spec.max_items is not None and len(items) > spec.max_items:
         raise errors.invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(items)}.")
     if spec.max_items is not None and items and max(items) > spec.max_items:
-        raise errors.invalid_parameter(f"{path}.{max(items)}", f"The index exceeds the limit of {spec.max_items}.")
+        raise errors.invalid_parameter(
+            f"{path}.{max(items)}", f"The index exceeds the limit of {spec.max_items}."
+        )
     result = []
     for index in sorted(items):
         value = _parse(spec.item, f"{path}.{index}", items[index])
@@ -186,7 +192,9 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
     if decoded is None:
         raise errors.invalid_parameter(path, 'It must be a JSON array of strings, for example ["a", "b"].')
     if spec.max_items is not None and len(decoded) > spec.max_items:
-        raise errors.invalid_parameter(path, f"At most {spec.max_items} items are allowed; got {len(decoded)}.")
+        raise errors.invalid_parameter(
+            path, f"At most {spec.max_items} items are allowed; got {len(decoded)}."
+        )
     out = []
     for i, element in enumerate(decoded, start=1):
         if not isinstance(element, (str, int)) or isinstance(element, bool):
@@ -200,7 +208,9 @@ def _parse_json_array(spec: Param, path: str, text: str) -> list[Any]:
 
 def _parse_scalar(spec: Param, path: str, text: str) -> Any:
     if not valid_text(text):
-        raise errors.invalid_parameter(path, "It is not valid text (NUL characters and lone surrogates are refused).")
+        raise errors.invalid_parameter(
+            path, "It is not valid text (NUL characters and lone surrogates are refused)."
+        )
     if spec.kind == "string":
         return _check_string(spec, path, text)
     if text == "" and not spec.required:

@@ -56,7 +56,9 @@ def parse_pairs(text: str, what: str) -> list[tuple[str, str]]:
         raise errors.invalid_parameter(message=f"The {what} has more than {MAX_FIELDS} parameters.") from None
 
 
-def build_request(method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> ApiRequest:
+def build_request(
+    method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
+) -> ApiRequest:
     headers: dict[str, str] = {}
     for name, value in raw_headers:
         headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))

@@ -84,7 +84,14 @@ def v3_canonical_request(
     names = list(signed_headers)
     canonical_headers = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in names)
     return "\n".join(
-        [method.upper(), path or "/", canonical_query(query_pairs), canonical_headers, ";".join(names), payload_hash]
+        [
+            method.upper(),
+            path or "/",
+            canonical_query(query_pairs),
+            canonical_headers,
+            ";".join(names),
+            payload_hash,
+        ]
     )
 
 

@@ -25,31 +25,92 @@ err_console = Console(stderr=True)
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Default: $NUBES_HOME or ~/.local/share/nubes.")
-@click.option("--database-url", help="Default: SQLite in the data dir. postgresql://user@host/db for several hosts.")
-@click.option("--throttle-rate", type=float, default=500.0, show_default=True,
-              help="Requests per second per account and action; 0 switches throttling off.")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Default: $NUBES_HOME or ~/.local/share/nubes."
+)
+@click.option(
+    "--database-url", help="Default: SQLite in the data dir. postgresql://user@host/db for several hosts."
+)
+@click.option(
+    "--throttle-rate",
+    type=float,
+    default=500.0,
+    show_default=True,
+    help="Requests per second per account and action; 0 switches throttling off.",
+)
 @click.option("--throttle-burst", type=float, default=1000.0, show_default=True)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--driver", default="real", show_default=True, type=click.Choice(["real", "fake"]),
-              help="real: QEMU VMs and Linux networking (needs root); fake: the emulator mode.")
-@click.option("--netns-prefix", default="nubes", show_default=True,
-              help="Prefix of the network namespaces this server owns (one per server on a host).")
-@click.option("--max-rules-per-group", default=200, show_default=True, type=click.IntRange(1, 100000),
-              help="Security group rule quota (ECS: 200).")
-@click.option("--accel", default="auto", show_default=True, type=click.Choice(["auto", "kvm", "tcg"]),
-              help="VM accelerator; auto uses KVM only when a trial boot proves it works.")
-@click.option("--host-id", default="", help="This host's name in the store (default: the machine's host name).")
-@click.option("--build-images/--no-build-images", default=True, show_default=True,
-              help="Build missing system images in the background (NUBES_IMAGES_DIR shares them).")
-def server(host: str, port: int, data_dir: Path | None, database_url: str | None, throttle_rate: float,
-           throttle_burst: float, log_level: str, driver: str, netns_prefix: str, max_rules_per_group: int,
-           accel: str, host_id: str, build_images: bool) -> None:
+@click.option(
+    "--driver",
+    default="real",
+    show_default=True,
+    type=click.Choice(["real", "fake"]),
+    help="real: QEMU VMs and Linux networking (needs root); fake: the emulator mode.",
+)
+@click.option(
+    "--netns-prefix",
+    default="nubes",
+    show_default=True,
+    help="Prefix of the network namespaces this server owns (one per server on a host).",
+)
+@click.option(
+    "--max-rules-per-group",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="Security group rule quota (ECS: 200).",
+)
+@click.option(
+    "--accel",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "kvm", "tcg"]),
+    help="VM accelerator; auto uses KVM only when a trial boot proves it works.",
+)
+@click.option(
+    "--host-id", default="", help="This host's name in the store (default: the machine's host name)."
+)
+@click.option(
+    "--build-images/--no-build-images",
+    default=True,
+    show_default=True,
+    help="Build missing system images in the background (NUBES_IMAGES_DIR shares them).",
+)
+def server(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    database_url: str | None,
+    throttle_rate: float,
+    throttle_burst: float,
+    log_level: str,
+    driver: str,
+    netns_prefix: str,
+    max_rules_per_group: int,
+    accel: str,
+    host_id: str,
+    build_images: bool,
+) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
 
-    serve(Settings(host, port, data_dir, database_url, throttle_rate, throttle_burst, log_level, driver, netns_prefix,
-                   max_rules_per_group, accel, host_id, build_images))
+    serve(
+        Settings(
+            host,
+            port,
+            data_dir,
+            database_url,
+            throttle_rate,
+            throttle_burst,
+            log_level,
+            driver,
+            netns_prefix,
+            max_rules_per_group,
+            accel,
+            host_id,
+            build_images,
+        )
+    )
 
 
 # ---- admin ---------------------------------------------------------------------------------
@@ -149,8 +210,9 @@ def key_list(account_name: str, data_dir: Path | None, database_url: str | None)
     console.print(table)
 
 
-def _set_status(account_name: str, access_key_id: str, status: str, data_dir: Path | None,
-                database_url: str | None) -> None:
+def _set_status(
+    account_name: str, access_key_id: str, status: str, data_dir: Path | None, database_url: str | None
+) -> None:
     from nubes.domain.accounts import AccountError
 
     try:
@@ -162,19 +224,25 @@ def _set_status(account_name: str, access_key_id: str, status: str, data_dir: Pa
 
 @_key_command("disable", "Disable an AccessKey: requests signed with it are refused.")
 @click.argument("access_key_id")
-def key_disable(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+def key_disable(
+    account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None
+) -> None:
     _set_status(account_name, access_key_id, "Inactive", data_dir, database_url)
 
 
 @_key_command("enable", "Enable a disabled AccessKey again.")
 @click.argument("access_key_id")
-def key_enable(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+def key_enable(
+    account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None
+) -> None:
     _set_status(account_name, access_key_id, "Active", data_dir, database_url)
 
 
 @_key_command("delete", "Delete an AccessKey.")
 @click.argument("access_key_id")
-def key_delete(account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+def key_delete(
+    account_name: str, access_key_id: str, data_dir: Path | None, database_url: str | None
+) -> None:
     from nubes.domain.accounts import AccountError
 
     try:
@@ -205,8 +273,9 @@ def _set_test_host(eni_id: str, attached: bool, data_dir: Path | None, database_
 @click.argument("network_interface_id")
 @click.option("--netns-prefix", default="nubes", show_default=True, help="The server's --netns-prefix.")
 @with_store
-def test_host_attach(network_interface_id: str, netns_prefix: str, data_dir: Path | None,
-                     database_url: str | None) -> None:
+def test_host_attach(
+    network_interface_id: str, netns_prefix: str, data_dir: Path | None, database_url: str | None
+) -> None:
     """Plug an Available interface into a new test host; prints the host's namespace."""
     from nubes.domain.netstate import test_host_netns
 
@@ -246,8 +315,13 @@ def images_build(names: tuple[str, ...], data_dir: Path | None, database_url: st
     unknown = [n for n in wanted if n not in IMAGE_NAMES]
     if unknown:
         raise click.UsageError(f"unknown image {unknown[0]!r}; known: {', '.join(IMAGE_NAMES)}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=err_console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
         for name in wanted:
             task = progress.add_task(name, total=1.0)
 

@@ -29,8 +29,15 @@ err_console = Console(stderr=True)
 @click.option("--profile", "profile_name", help="Profile saved by nubes configure.")
 @click.argument("instance_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def ssh(identity: str | None, user: str, endpoint: str | None, region: str | None, profile_name: str | None,
-        instance_id: str, command: tuple[str, ...]) -> None:
+def ssh(
+    identity: str | None,
+    user: str,
+    endpoint: str | None,
+    region: str | None,
+    profile_name: str | None,
+    instance_id: str,
+    command: tuple[str, ...],
+) -> None:
     """Open a shell on a Running instance, or run COMMAND there (exit status passed on).
 
     Runs on the host of the instance, as root: the connection starts in the instance's VPC
@@ -57,9 +64,13 @@ def ssh(identity: str | None, user: str, endpoint: str | None, region: str | Non
 @click.option("--region", prompt="Default region", default=profiles.DEFAULT_REGION)
 @click.option("--access-key-id", prompt="AccessKeyId")
 @click.option("--access-key-secret", prompt="AccessKeySecret", hide_input=True)
-def configure(profile_name: str, endpoint: str, region: str, access_key_id: str, access_key_secret: str) -> None:
+def configure(
+    profile_name: str, endpoint: str, region: str, access_key_id: str, access_key_secret: str
+) -> None:
     """Save an endpoint and credentials as a profile (mode 0600)."""
-    path = profiles.save_profile(profiles.Profile(profile_name, endpoint, region, access_key_id, access_key_secret))
+    path = profiles.save_profile(
+        profiles.Profile(profile_name, endpoint, region, access_key_id, access_key_secret)
+    )
     click.echo(f"profile {profile_name!r} saved to {path}")
 
 
@@ -98,7 +109,9 @@ def _describe_param(p: dict[str, Any]) -> str:
         notes.append("one of " + "|".join(p["choices"]))
     minimum, maximum = p.get("minimum"), p.get("maximum")
     if minimum is not None or maximum is not None:
-        notes.append(f"range {minimum if minimum is not None else ''}..{maximum if maximum is not None else ''}")
+        notes.append(
+            f"range {minimum if minimum is not None else ''}..{maximum if maximum is not None else ''}"
+        )
     return f"  --{name}  ({', '.join(notes)})"
 
 
@@ -113,12 +126,24 @@ def _api_group(product: str) -> click.Command:
     @click.option("--region", help="Region sent as RegionId when the action takes one (env NUBES_REGION).")
     @click.option("--profile", "profile_name", help="Profile saved by nubes configure.")
     @click.option("--output", help="Table instead of JSON: 'cols=A,B rows=Path.To.List[]'.")
-    @click.option("--wait", "wait_for", is_flag=True,
-                  help="After Run/Create/Start/Stop/Reboot/DeleteInstance(s): wait for the end status.")
+    @click.option(
+        "--wait",
+        "wait_for",
+        is_flag=True,
+        help="After Run/Create/Start/Stop/Reboot/DeleteInstance(s): wait for the end status.",
+    )
     @click.option("--help", "show_help", is_flag=True, help="Show the action's parameters.")
     @click.pass_context
-    def command(ctx: click.Context, action: str | None, endpoint: str | None, region: str | None,
-                profile_name: str | None, output: str | None, wait_for: bool, show_help: bool) -> None:
+    def command(
+        ctx: click.Context,
+        action: str | None,
+        endpoint: str | None,
+        region: str | None,
+        profile_name: str | None,
+        output: str | None,
+        wait_for: bool,
+        show_help: bool,
+    ) -> None:
         specs = implemented_actions(product)
         if not action or (show_help and action not in specs):
             click.echo(ctx.get_help())

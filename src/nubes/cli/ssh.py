@@ -13,8 +13,18 @@ from typing import NoReturn
 
 from nubes.client import Credentials, call
 
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-               "-o", "ConnectTimeout=10", "-o", "BatchMode=yes"]
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "BatchMode=yes",
+]
 
 
 class SshError(Exception):
@@ -23,7 +33,9 @@ class SshError(Exception):
 
 def locate(creds: Credentials, instance_id: str) -> tuple[str, str]:
     """(VPC ID, private IP) of a Running instance."""
-    body = call(creds, "ecs", "DescribeInstances", {"RegionId": creds.region_id, "InstanceIds": f'["{instance_id}"]'})
+    body = call(
+        creds, "ecs", "DescribeInstances", {"RegionId": creds.region_id, "InstanceIds": f'["{instance_id}"]'}
+    )
     instances = body.get("Instances", {}).get("Instance", [])
     if not instances:
         raise SshError(f"no instance {instance_id} in region {creds.region_id}")
@@ -43,8 +55,10 @@ def vpc_namespace(vpc_id: str) -> str:
         name = line.split()[0] if line.split() else ""
         if name.endswith(f"-{vpc_id}"):
             return name
-    raise SshError(f"the VPC {vpc_id} has no namespace on this host: run nubes ssh, as root, on the host that "
-                   "runs the instance")
+    raise SshError(
+        f"the VPC {vpc_id} has no namespace on this host: run nubes ssh, as root, on the host that "
+        "runs the instance"
+    )
 
 
 def exec_ssh(netns: str, user: str, address: str, identity: str | None, command: list[str]) -> NoReturn:

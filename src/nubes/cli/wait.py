@@ -12,9 +12,16 @@ from nubes.client import Credentials, call
 
 # action -> the status it ends in ("" : the instance is gone)
 TARGETS = {
-    "RunInstances": "Running", "CreateInstance": "Stopped", "StartInstance": "Running", "StartInstances": "Running",
-    "StopInstance": "Stopped", "StopInstances": "Stopped", "RebootInstance": "Running",
-    "RebootInstances": "Running", "DeleteInstance": "", "DeleteInstances": "",
+    "RunInstances": "Running",
+    "CreateInstance": "Stopped",
+    "StartInstance": "Running",
+    "StartInstances": "Running",
+    "StopInstance": "Stopped",
+    "StopInstances": "Stopped",
+    "RebootInstance": "Running",
+    "RebootInstances": "Running",
+    "DeleteInstance": "",
+    "DeleteInstances": "",
 }
 
 
@@ -28,19 +35,38 @@ def instance_ids(action: str, params: dict[str, str], body: dict[str, Any]) -> l
     return [v for k, v in sorted(params.items()) if k.startswith("InstanceId.")]
 
 
-def wait(creds: Credentials, action: str, params: dict[str, str], body: dict[str, Any], console: Console,
-         timeout: float = 1800.0) -> bool:
+def wait(
+    creds: Credentials,
+    action: str,
+    params: dict[str, str],
+    body: dict[str, Any],
+    console: Console,
+    timeout: float = 1800.0,
+) -> bool:
     """Poll until every instance is in the action's end status; False on timeout."""
     target = TARGETS[action]
     ids = instance_ids(action, params, body)
     region = params.get("RegionId", creds.region_id)
     deadline = time.monotonic() + timeout
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(f"waiting for {len(ids)} instance(s) to be {target or 'released'}")
         while time.monotonic() < deadline:
-            found = call(creds, "ecs", "DescribeInstances", {
-                "RegionId": region, "InstanceIds": "[" + ",".join(f'"{i}"' for i in ids) + "]", "PageSize": "100"})
+            found = call(
+                creds,
+                "ecs",
+                "DescribeInstances",
+                {
+                    "RegionId": region,
+                    "InstanceIds": "[" + ",".join(f'"{i}"' for i in ids) + "]",
+                    "PageSize": "100",
+                },
+            )
             statuses = {i["InstanceId"]: i["Status"] for i in found.get("Instances", {}).get("Instance", [])}
             summary = ", ".join(f"{i}: {statuses.get(i, 'released')}" for i in ids)
             progress.update(task, description=summary)

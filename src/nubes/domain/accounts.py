@@ -65,7 +65,9 @@ class Accounts:
         with self._db.session() as s:
             if s.scalar(select(Account.id).where(Account.name == name)) is not None:
                 raise AccountError(f"account {name!r} exists already")
-            account = Account(name=name, uid=ids.new_account_uid(), status="Enabled", created_at=self._clock.now())
+            account = Account(
+                name=name, uid=ids.new_account_uid(), status="Enabled", created_at=self._clock.now()
+            )
             s.add(account)
             s.flush()
             return AccountRecord(account.name, account.uid, account.status, 0)
@@ -78,7 +80,9 @@ class Accounts:
             rows = s.execute(select(Account, key_count).order_by(Account.id)).all()
             return [AccountRecord(a.name, a.uid, a.status, n) for a, n in rows]
 
-    def create_key(self, account: str, access_key_id: str | None = None, secret: str | None = None) -> KeyRecord:
+    def create_key(
+        self, account: str, access_key_id: str | None = None, secret: str | None = None
+    ) -> KeyRecord:
         with self._db.session() as s:
             owner = s.scalar(select(Account).where(Account.name == account))
             if owner is None:
@@ -137,7 +141,9 @@ class Accounts:
             if existing is None:
                 return self.create_key(ROOT_ACCOUNT, access_key_id, secret)
             if existing.account != ROOT_ACCOUNT:
-                raise AccountError(f"AccessKey {access_key_id} belongs to account {existing.account!r}, not root")
+                raise AccountError(
+                    f"AccessKey {access_key_id} belongs to account {existing.account!r}, not root"
+                )
             with self._db.session() as s:
                 key = self._owned_key(s, ROOT_ACCOUNT, access_key_id)
                 key.secret, key.status = secret, KEY_ACTIVE

@@ -109,8 +109,12 @@ def check_copy_retention(days: int | None) -> int:
 def parse_disk_ids(text: str) -> list[str]:
     """diskIds: a JSON array of disk IDs."""
     decoded = decode_json_list(text)
-    if decoded is None or not decoded or len(decoded) > MAX_DISKS_PER_CALL \
-            or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in decoded):
+    if (
+        decoded is None
+        or not decoded
+        or len(decoded) > MAX_DISKS_PER_CALL
+        or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in decoded)
+    ):
         raise errors.parameter_invalid("The specified DiskIds are invalid.")
     return list(dict.fromkeys(cast(list[str], decoded)))
 
@@ -120,8 +124,7 @@ def parse_copy_regions(text: str | None, known: Callable[[str], bool]) -> list[s
     if not text:
         return []
     decoded = decode_json_list(text)
-    if decoded is None or len(decoded) != 1 or not isinstance(decoded[0], str) \
-            or not known(decoded[0]):
+    if decoded is None or len(decoded) != 1 or not isinstance(decoded[0], str) or not known(decoded[0]):
         raise errors.invalid_parameter_target_copy_regions()
     return [decoded[0]]
 
@@ -134,8 +137,9 @@ def render_list(values: Iterable[int]) -> str:
 # ---- the schedule (pure) ---------------------------------------------------------------------
 
 
-def due_hours(time_points: Iterable[int], weekdays: Iterable[int], after: datetime, until: datetime
-              ) -> list[datetime]:
+def due_hours(
+    time_points: Iterable[int], weekdays: Iterable[int], after: datetime, until: datetime
+) -> list[datetime]:
     """The scheduled instants (UTC, on the hour) t with after < t <= until, oldest first.
 
     A time point h on weekday w means the hour h:00 in UTC+8 of a day that is weekday w in UTC+8."""
@@ -151,8 +155,9 @@ def due_hours(time_points: Iterable[int], weekdays: Iterable[int], after: dateti
     return found
 
 
-def latest_due(time_points: Iterable[int], weekdays: Iterable[int], after: datetime, until: datetime
-               ) -> datetime | None:
+def latest_due(
+    time_points: Iterable[int], weekdays: Iterable[int], after: datetime, until: datetime
+) -> datetime | None:
     """The most recent scheduled instant in (after, until], or None. The schedule repeats every
     week, so only the last week before `until` needs looking at."""
     after, until = as_utc(after), as_utc(until)
@@ -191,9 +196,11 @@ def _fired_or_created(policy: AutoSnapshotPolicy) -> datetime:
 
 def _deletable(s: Session, snapshot: Snapshot) -> bool:
     """DeleteSnapshot without Force would delete it."""
-    return snapshot.status != PROGRESSING and not images_using(s, snapshot.id) and not disks_using(s, snapshot.id)
-
-
+    return (
+        snapshot.status != PROGRESSING
+        and not images_using(s, snapshot.id)
+        and not disks_using(s, snapshot.id)
+    )
 
 
 class AutoSnapshotPolicies:
@@ -206,14 +213,24 @@ class AutoSnapshotPolicies:
     # ---- API ---------------------------------------------------------------------------------
 
     def get(self, s: Session, scope: Scope, policy_id: str) -> AutoSnapshotPolicy:
-        policy = owned(s, AutoSnapshotPolicy, scope.account_id, policy_id, lambda _: _not_found(in_region=False))
+        policy = owned(
+            s, AutoSnapshotPolicy, scope.account_id, policy_id, lambda _: _not_found(in_region=False)
+        )
         if policy.region_id != scope.region_id:
             raise _not_found(in_region=True)
         return policy
 
-    def create(self, scope: Scope, name: str | None, time_points: str, weekdays: str, retention_days: int,
-               tags: Sequence[tuple[str, str]] = (), copy_regions: Sequence[str] = (),
-               copy_retention_days: int = -1) -> str:
+    def create(
+        self,
+        scope: Scope,
+        name: str | None,
+        time_points: str,
+        weekdays: str,
+        retention_days: int,
+        tags: Sequence[tuple[str, str]] = (),
+        copy_regions: Sequence[str] = (),
+        copy_retention_days: int = -1,
+    ) -> str:
         hours, days = parse_time_points(time_points), parse_weekdays(weekdays)
         check_retention(retention_days)
         policy_name = check_name("AutoSnapshotPolicyName", name)
@@ -222,43 +239,78 @@ class AutoSnapshotPolicies:
         for key, value in tags:
             check_tag(key, value)
         with self._db.session() as s:
-            count = s.scalar(select(func.count(AutoSnapshotPolicy.id)).where(
-                AutoSnapshotPolicy.account_id == scope.account_id,
-                AutoSnapshotPolicy.region_id == scope.region_id)) or 0
+            count = (
+                s.scalar(
+                    select(func.count(AutoSnapshotPolicy.id)).where(
+                        AutoSnapshotPolicy.account_id == scope.account_id,
+                        AutoSnapshotPolicy.region_id == scope.region_id,
+                    )
+                )
+                or 0
+            )
             if count >= MAX_POLICIES:
                 raise errors.auto_snapshot_policy_quota_exceed()
             policy = AutoSnapshotPolicy(
-                id=ids.new_id("auto_snapshot_policy"), account_id=scope.account_id, region_id=scope.region_id,
-                name=policy_name, time_points=json.dumps(hours), repeat_weekdays=json.dumps(days),
-                retention_days=retention_days, copy_regions=json.dumps(list(copy_regions)),
-                copy_retention_days=copy_retention_days, status=NORMAL, created_at=self._clock.now(),
+                id=ids.new_id("auto_snapshot_policy"),
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                name=policy_name,
+                time_points=json.dumps(hours),
+                repeat_weekdays=json.dumps(days),
+                retention_days=retention_days,
+                copy_regions=json.dumps(list(copy_regions)),
+                copy_retention_days=copy_retention_days,
+                status=NORMAL,
+                created_at=self._clock.now(),
                 last_fired_at=None,
             )
             s.add(policy)
             write_tags(s, scope, TAG_RESOURCE_TYPE, policy.id, tags, created=True)
             return policy.id
 
-    def describe(self, scope: Scope, policy_id: str | None = None, name: str | None = None,
-                 tags: Sequence[tuple[str, str | None]] = ()) -> list[PolicyView]:
+    def describe(
+        self,
+        scope: Scope,
+        policy_id: str | None = None,
+        name: str | None = None,
+        tags: Sequence[tuple[str, str | None]] = (),
+    ) -> list[PolicyView]:
         with self._db.session() as s:
-            query = select(AutoSnapshotPolicy).where(AutoSnapshotPolicy.account_id == scope.account_id,
-                                                     AutoSnapshotPolicy.region_id == scope.region_id)
+            query = select(AutoSnapshotPolicy).where(
+                AutoSnapshotPolicy.account_id == scope.account_id,
+                AutoSnapshotPolicy.region_id == scope.region_id,
+            )
             if policy_id:
                 query = query.where(AutoSnapshotPolicy.id == policy_id)
             if name:
                 query = query.where(AutoSnapshotPolicy.name == name)
             query = where_tagged(query, scope, TAG_RESOURCE_TYPE, AutoSnapshotPolicy.id, tags)
-            policies = list(s.scalars(query.order_by(AutoSnapshotPolicy.created_at.desc(), AutoSnapshotPolicy.id)))
+            policies = list(
+                s.scalars(query.order_by(AutoSnapshotPolicy.created_at.desc(), AutoSnapshotPolicy.id))
+            )
             policy_ids = [p.id for p in policies]
-            counts: dict[str, int] = {policy: int(n) for policy, n in s.execute(
-                select(Disk.auto_snapshot_policy_id, func.count()).where(Disk.auto_snapshot_policy_id.in_(policy_ids))
-                .group_by(Disk.auto_snapshot_policy_id))}
+            counts: dict[str, int] = {
+                policy: int(n)
+                for policy, n in s.execute(
+                    select(Disk.auto_snapshot_policy_id, func.count())
+                    .where(Disk.auto_snapshot_policy_id.in_(policy_ids))
+                    .group_by(Disk.auto_snapshot_policy_id)
+                )
+            }
             tag_rows = tags_by_resource(s, scope, TAG_RESOURCE_TYPE, policy_ids)
             return [PolicyView(p, counts.get(p.id, 0), tag_rows.get(p.id, [])) for p in policies]
 
-    def modify(self, scope: Scope, policy_id: str, name: str | None = None, time_points: str | None = None,
-               weekdays: str | None = None, retention_days: int | None = None,
-               copy_regions: list[str] | None = None, copy_retention_days: int | None = None) -> None:
+    def modify(
+        self,
+        scope: Scope,
+        policy_id: str,
+        name: str | None = None,
+        time_points: str | None = None,
+        weekdays: str | None = None,
+        retention_days: int | None = None,
+        copy_regions: list[str] | None = None,
+        copy_retention_days: int | None = None,
+    ) -> None:
         hours = parse_time_points(time_points) if time_points is not None else None
         days = parse_weekdays(weekdays) if weekdays is not None else None
         if retention_days is not None:
@@ -290,16 +342,28 @@ class AutoSnapshotPolicies:
         """Delete a policy; the disks it was applied to no longer follow any."""
         with self._db.session() as s:
             policy = self.get(s, scope, policy_id)
-            s.execute(update(Disk).where(Disk.auto_snapshot_policy_id == policy.id).values(auto_snapshot_policy_id=""))
+            s.execute(
+                update(Disk)
+                .where(Disk.auto_snapshot_policy_id == policy.id)
+                .values(auto_snapshot_policy_id="")
+            )
             drop_tags(s, policy.account_id, policy.region_id, TAG_RESOURCE_TYPE, policy.id)
             s.delete(policy)
 
     def _disks(self, s: Session, scope: Scope, disk_ids: list[str]) -> list[Disk]:
         disks = []
         for disk_id in disk_ids:
-            disks.append(owned(s, Disk, scope, disk_id, lambda missing: errors.invalid_disk_id_not_found(
-                f"The specified disk {missing!r} does not exist in the region."
-            )))
+            disks.append(
+                owned(
+                    s,
+                    Disk,
+                    scope,
+                    disk_id,
+                    lambda missing: errors.invalid_disk_id_not_found(
+                        f"The specified disk {missing!r} does not exist in the region."
+                    ),
+                )
+            )
         return disks
 
     def apply(self, scope: Scope, policy_id: str, disk_ids_json: str) -> None:
@@ -328,10 +392,19 @@ class AutoSnapshotPolicies:
         now = as_utc(now)
         with self._db.session() as s:
             applied = select(Disk.auto_snapshot_policy_id).where(Disk.auto_snapshot_policy_id != "")
-            candidates = [(p.id, latest_due(json.loads(p.time_points), json.loads(p.repeat_weekdays),
-                                            _fired_or_created(p), now))
-                          for p in s.scalars(select(AutoSnapshotPolicy).where(
-                              AutoSnapshotPolicy.status == NORMAL, AutoSnapshotPolicy.id.in_(applied)))]
+            candidates = [
+                (
+                    p.id,
+                    latest_due(
+                        json.loads(p.time_points), json.loads(p.repeat_weekdays), _fired_or_created(p), now
+                    ),
+                )
+                for p in s.scalars(
+                    select(AutoSnapshotPolicy).where(
+                        AutoSnapshotPolicy.status == NORMAL, AutoSnapshotPolicy.id.in_(applied)
+                    )
+                )
+            ]
         created: list[str] = []
         wake: set[str] = set()
         for policy_id, slot in candidates:
@@ -348,26 +421,47 @@ class AutoSnapshotPolicies:
     def _fire(self, policy_id: str, slot: datetime, now: datetime, wake: set[str]) -> list[str]:
         created = []
         with self._db.session() as s:
-            claimed = cast(CursorResult[Any], s.execute(
-                update(AutoSnapshotPolicy)
-                .where(AutoSnapshotPolicy.id == policy_id,
-                       or_(AutoSnapshotPolicy.last_fired_at.is_(None), AutoSnapshotPolicy.last_fired_at < slot))
-                .values(last_fired_at=slot).execution_options(synchronize_session=False)))
+            claimed = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(AutoSnapshotPolicy)
+                    .where(
+                        AutoSnapshotPolicy.id == policy_id,
+                        or_(
+                            AutoSnapshotPolicy.last_fired_at.is_(None),
+                            AutoSnapshotPolicy.last_fired_at < slot,
+                        ),
+                    )
+                    .values(last_fired_at=slot)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
             if claimed.rowcount != 1:
                 return []  # another agent fired it, or it is gone
             policy = s.get(AutoSnapshotPolicy, policy_id)
             assert policy is not None
             retention = policy.retention_days if policy.retention_days > 0 else None
-            disks = list(s.scalars(select(Disk).where(Disk.auto_snapshot_policy_id == policy_id).order_by(Disk.id)))
+            disks = list(
+                s.scalars(select(Disk).where(Disk.auto_snapshot_policy_id == policy_id).order_by(Disk.id))
+            )
             for disk in disks:
                 if not disk.enable_auto_snapshot or disk.status not in CREATES_SNAPSHOTS:
                     continue
-                if s.scalar(select(Snapshot.id).where(Snapshot.disk_id == disk.id,
-                                                      Snapshot.status == PROGRESSING).limit(1)) is not None:
+                if (
+                    s.scalar(
+                        select(Snapshot.id)
+                        .where(Snapshot.disk_id == disk.id, Snapshot.status == PROGRESSING)
+                        .limit(1)
+                    )
+                    is not None
+                ):
                     continue  # ECS skips a time point while the disk's previous snapshot is being made
                 if not self._make_room(s, now, disk, wake):
-                    log.warning("disk %s keeps %d snapshots, none of them deletable: automatic snapshot skipped",
-                                disk.id, MAX_SNAPSHOTS_PER_DISK)
+                    log.warning(
+                        "disk %s keeps %d snapshots, none of them deletable: automatic snapshot skipped",
+                        disk.id,
+                        MAX_SNAPSHOTS_PER_DISK,
+                    )
                     continue
                 name = auto_snapshot_name(slot, self._sequence(s, disk.id, slot))
                 try:
@@ -383,8 +477,18 @@ class AutoSnapshotPolicies:
     @staticmethod
     def _sequence(s: Session, disk_id: str, slot: datetime) -> int:
         prefix = auto_snapshot_name(slot, 0)[:-1]
-        same_day = s.scalar(select(func.count()).select_from(Snapshot).where(
-            Snapshot.disk_id == disk_id, Snapshot.auto_policy_id != "", Snapshot.name.startswith(prefix))) or 0
+        same_day = (
+            s.scalar(
+                select(func.count())
+                .select_from(Snapshot)
+                .where(
+                    Snapshot.disk_id == disk_id,
+                    Snapshot.auto_policy_id != "",
+                    Snapshot.name.startswith(prefix),
+                )
+            )
+            or 0
+        )
         return int(same_day) + 1
 
     @staticmethod
@@ -394,8 +498,11 @@ class AutoSnapshotPolicies:
         count = s.scalar(select(func.count()).select_from(Snapshot).where(Snapshot.disk_id == disk.id)) or 0
         if count < MAX_SNAPSHOTS_PER_DISK:
             return True
-        for oldest in s.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "")
-                                .order_by(Snapshot.created_at, Snapshot.id)):
+        for oldest in s.scalars(
+            select(Snapshot)
+            .where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "")
+            .order_by(Snapshot.created_at, Snapshot.id)
+        ):
             if _deletable(s, oldest):
                 forget_snapshot(s, now, oldest)
                 s.flush()
@@ -410,8 +517,9 @@ class AutoSnapshotPolicies:
         now = as_utc(now)
         wake: set[str] = set()
         with self._db.session() as s:
-            for snapshot in s.scalars(select(Snapshot).where(Snapshot.retention_days.is_not(None),
-                                                             Snapshot.retention_days > 0)):
+            for snapshot in s.scalars(
+                select(Snapshot).where(Snapshot.retention_days.is_not(None), Snapshot.retention_days > 0)
+            ):
                 days = snapshot.retention_days or 0
                 if as_utc(snapshot.created_at) + timedelta(days=days) > now or not _deletable(s, snapshot):
                     continue

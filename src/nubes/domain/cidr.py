@@ -12,7 +12,9 @@ VPC_DEFAULT_CIDR = "172.16.0.0/12"
 VPC_MIN_PREFIX, VPC_MAX_PREFIX = 8, 28
 VSWITCH_MIN_PREFIX, VSWITCH_MAX_PREFIX = 16, 29
 # Ranges ECS does not accept as VPC CIDR blocks.
-_FORBIDDEN = [IPv4Network(n) for n in ("100.64.0.0/10", "224.0.0.0/4", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")]
+_FORBIDDEN = [
+    IPv4Network(n) for n in ("100.64.0.0/10", "224.0.0.0/4", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
+]
 
 
 def _network(text: str) -> IPv4Network:
@@ -85,11 +87,15 @@ def allocate(network: IPv4Network, used: set[IPv4Address], wanted: str | None) -
                 f"The address {address} is not in the vSwitch CIDR block {network}."
             )
         if address in reserved(network):
-            raise errors.invalid_private_ip_address_reserved(f"The address {address} is reserved by the vSwitch.")
+            raise errors.invalid_private_ip_address_reserved(
+                f"The address {address} is reserved by the vSwitch."
+            )
         if address in used:
             raise errors.invalid_private_ip_address_duplicated(f"The address {address} is already in use.")
         return address
     for address in network.hosts():
         if address not in unusable:
             return address
-    raise errors.invalid_vswitch_id_ip_not_enough(f"The vSwitch {network} has no free private IP address left.")
+    raise errors.invalid_vswitch_id_ip_not_enough(
+        f"The vSwitch {network} has no free private IP address left."
+    )

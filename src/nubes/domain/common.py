@@ -65,8 +65,14 @@ class Owned(Protocol):
 R = TypeVar("R", bound=Owned)
 
 
-def owned(s: Session, model: type[R], scope: Scope | int, resource_id: str,
-          kind: str | Callable[[str], ApiError], usable: Callable[[R], bool] | None = None) -> R:
+def owned(
+    s: Session,
+    model: type[R],
+    scope: Scope | int,
+    resource_id: str,
+    kind: str | Callable[[str], ApiError],
+    usable: Callable[[R], bool] | None = None,
+) -> R:
     """The caller's row of `model`, or the resource's NotFound error.
 
     The one rule for "not yours": a row of another account, of another region, or one that is
@@ -76,8 +82,12 @@ def owned(s: Session, model: type[R], scope: Scope | int, resource_id: str,
     the resource for errors.invalid_id_not_found, or is the resource's own error constructor."""
     row = s.get(model, resource_id) if resource_id else None
     account_id, region_id = (scope, None) if isinstance(scope, int) else (scope.account_id, scope.region_id)
-    if row is None or row.account_id != account_id or (region_id is not None and row.region_id != region_id) \
-            or (usable is not None and not usable(row)):
+    if (
+        row is None
+        or row.account_id != account_id
+        or (region_id is not None and row.region_id != region_id)
+        or (usable is not None and not usable(row))
+    ):
         raise errors.invalid_id_not_found(kind, resource_id) if isinstance(kind, str) else kind(resource_id)
     return row
 
@@ -102,7 +112,9 @@ class Idempotency:
         relevant = {k: v for k, v in params.items() if k not in ("ClientToken", "DryRun")}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
-    def lookup(self, account_id: int, action: str, token: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    def lookup(
+        self, account_id: int, action: str, token: str, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         with self._db.session() as s:
             record = s.scalar(
                 select(IdempotencyRecord).where(

@@ -37,11 +37,14 @@ MAX_SHARES = 10  # accounts an image can be shared with, as ECS allows by defaul
 
 
 def owned_image(s: Session, account_id: int, image_id: str) -> Image:
-    return owned(s, Image, account_id, image_id,
-                 lambda missing: errors.invalid_image_id_not_found(
-                     f"The specified image {missing!r} does not exist."
-                 ),
-                 usable=lambda i: i.owner_alias != "system")
+    return owned(
+        s,
+        Image,
+        account_id,
+        image_id,
+        lambda missing: errors.invalid_image_id_not_found(f"The specified image {missing!r} does not exist."),
+        usable=lambda i: i.owner_alias != "system",
+    )
 
 
 def settle_images(s: Session, snapshot_id: str | None = None) -> None:
@@ -64,8 +67,9 @@ def settle_images(s: Session, snapshot_id: str | None = None) -> None:
 
 
 class CustomImages:
-    def __init__(self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None],
-                 buckets: Path) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None], buckets: Path
+    ) -> None:
         self._db = db
         self._clock = clock
         self._snapshots = snapshots
@@ -98,8 +102,16 @@ class CustomImages:
 
     # ---- import / export / copy ------------------------------------------------------------
 
-    def import_image(self, scope: Scope, source_url_or_path: str, fmt: str, name: str, description: str,
-                     boot_image: Image, size_gib: int | None) -> str:
+    def import_image(
+        self,
+        scope: Scope,
+        source_url_or_path: str,
+        fmt: str,
+        name: str,
+        description: str,
+        boot_image: Image,
+        size_gib: int | None,
+    ) -> str:
         """ImportImage: the file is converted by the agent; the image is Creating until then. The
         guest boots with nubes' kernel of `boot_image` on the imported root file system."""
         fmt = fmt.lower()
@@ -118,8 +130,17 @@ class CustomImages:
         now = self._clock.now()
         with self._db.session() as s:
             self._check_name(s, scope, name)
-            image = self._new_image(scope, name or f"import-{now:%Y%m%d%H%M%S}", description, "", boot_image,
-                                    size_gib or boot_image.size_gib, "", [], "")
+            image = self._new_image(
+                scope,
+                name or f"import-{now:%Y%m%d%H%M%S}",
+                description,
+                "",
+                boot_image,
+                size_gib or boot_image.size_gib,
+                "",
+                [],
+                "",
+            )
             host_id = s.scalar(select(Host.id).where(Host.status == "Available").order_by(Host.id).limit(1))
             s.add(image)
             enqueue_image(s, now, "import", image.id, host_id, {"source": source, "format": fmt})
@@ -131,7 +152,9 @@ class CustomImages:
         """ExportImage: the agent writes <prefix><image>_system.<fmt> into the bucket; the task id."""
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
-            raise errors.invalid_parameter_image_format(f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}.")
+            raise errors.invalid_parameter_image_format(
+                f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}."
+            )
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
@@ -140,8 +163,15 @@ class CustomImages:
             if snapshot is None:
                 raise errors.invalid_snapshot_id_not_found("The image's system snapshot is gone.")
             dest = self.bucket_path(bucket, f"{prefix}{image_id}_system.{fmt}")
-            task = enqueue_image(s, self._clock.now(), "export", image_id, snapshot.host_id,
-                                 {"dest": str(dest), "format": fmt}, snapshot_id=snapshot.id)
+            task = enqueue_image(
+                s,
+                self._clock.now(),
+                "export",
+                image_id,
+                snapshot.host_id,
+                {"dest": str(dest), "format": fmt},
+                snapshot_id=snapshot.id,
+            )
             task_id = task.id
         self._notify(image_id)
         return task_id
@@ -162,43 +192,105 @@ class CustomImages:
                 if source is None:
                     raise errors.invalid_snapshot_id_not_found(f"The image's snapshot {snapshot_id} is gone.")
                 copy = Snapshot(
-                    id=ids.new_id("snapshot"), account_id=account_id, region_id=region_id, disk_id=source.disk_id,
-                    disk_type=source.disk_type, disk_category=source.disk_category,
-                    disk_size_gib=source.disk_size_gib, source_image_id=source.source_image_id,
-                    name=f"Copied for {image_id}", description=source.description, status=source.status,
-                    progress=source.progress, layer=source.layer, host_id=source.host_id, created_at=now,
+                    id=ids.new_id("snapshot"),
+                    account_id=account_id,
+                    region_id=region_id,
+                    disk_id=source.disk_id,
+                    disk_type=source.disk_type,
+                    disk_category=source.disk_category,
+                    disk_size_gib=source.disk_size_gib,
+                    source_image_id=source.source_image_id,
+                    name=f"Copied for {image_id}",
+                    description=source.description,
+                    status=source.status,
+                    progress=source.progress,
+                    layer=source.layer,
+                    host_id=source.host_id,
+                    created_at=now,
                     completed_at=now,
                 )
                 s.add(copy)
                 return copy.id
-            mappings = [{**m, "SnapshotId": copied(str(m["SnapshotId"]))}
-                        for m in json.loads(image.disk_mappings or "[]")]
+
+            mappings = [
+                {**m, "SnapshotId": copied(str(m["SnapshotId"]))}
+                for m in json.loads(image.disk_mappings or "[]")
+            ]
             boot = s.get(Image, image.boot_image_id) or image
-            new = self._new_image(scope, name or image.name, description or image.description, image.family, boot,
-                                  image.size_gib, copied(image.snapshot_id), mappings, "")
+            new = self._new_image(
+                scope,
+                name or image.name,
+                description or image.description,
+                image.family,
+                boot,
+                image.size_gib,
+                copied(image.snapshot_id),
+                mappings,
+                "",
+            )
             new.status, new.progress = AVAILABLE, 100
             s.add(new)
             return new.id
 
     def _check_name(self, s: Session, scope: Scope, name: str) -> None:
-        if name and s.scalar(select(Image.id).where(Image.account_id == scope.account_id,
-                                                    Image.region_id == scope.region_id, Image.name == name)):
+        if name and s.scalar(
+            select(Image.id).where(
+                Image.account_id == scope.account_id, Image.region_id == scope.region_id, Image.name == name
+            )
+        ):
             raise errors.invalid_image_name_duplicated(f"An image named {name!r} exists already.")
 
-    def _new_image(self, scope: Scope, name: str, description: str, family: str, source: Image, size: int,
-                   snapshot_id: str, mappings: list[dict[str, object]], instance_id: str,
-                   client_token: str = "") -> Image:
+    def _new_image(
+        self,
+        scope: Scope,
+        name: str,
+        description: str,
+        family: str,
+        source: Image,
+        size: int,
+        snapshot_id: str,
+        mappings: list[dict[str, object]],
+        instance_id: str,
+        client_token: str = "",
+    ) -> Image:
         return Image(
-            id=ids.new_id("image"), region_id=scope.region_id, account_id=scope.account_id, owner_alias="self",
-            name=name, description=description, family=family, os_name=source.os_name, os_name_en=source.os_name_en,
-            os_type=source.os_type, platform=source.platform, architecture=source.architecture, size_gib=size,
-            status=CREATING, progress=0, usage="none", boot_mode=source.boot_mode, artifact=source.artifact,
-            created_at=self._clock.now(), snapshot_id=snapshot_id, boot_image_id=source.boot_image_id or source.id,
-            disk_mappings=json.dumps(mappings), source_instance_id=instance_id, client_token=client_token,
+            id=ids.new_id("image"),
+            region_id=scope.region_id,
+            account_id=scope.account_id,
+            owner_alias="self",
+            name=name,
+            description=description,
+            family=family,
+            os_name=source.os_name,
+            os_name_en=source.os_name_en,
+            os_type=source.os_type,
+            platform=source.platform,
+            architecture=source.architecture,
+            size_gib=size,
+            status=CREATING,
+            progress=0,
+            usage="none",
+            boot_mode=source.boot_mode,
+            artifact=source.artifact,
+            created_at=self._clock.now(),
+            snapshot_id=snapshot_id,
+            boot_image_id=source.boot_image_id or source.id,
+            disk_mappings=json.dumps(mappings),
+            source_instance_id=instance_id,
+            client_token=client_token,
         )
 
-    def create(self, scope: Scope, instance_id: str | None, snapshot_id: str | None, name: str, description: str,
-               family: str, tags: tuple[tuple[str, str], ...] = (), client_token: str = "") -> str:
+    def create(
+        self,
+        scope: Scope,
+        instance_id: str | None,
+        snapshot_id: str | None,
+        name: str,
+        description: str,
+        family: str,
+        tags: tuple[tuple[str, str], ...] = (),
+        client_token: str = "",
+    ) -> str:
         now = self._clock.now()
         wake = ""
         with self._db.session() as s:
@@ -207,14 +299,23 @@ class CustomImages:
             if instance_id:
                 instance = owned_instance(s, scope.account_id, instance_id)
                 require_instance_status(instance, (istates.RUNNING, istates.STOPPED), "CreateImage")
-                disks = list(s.scalars(select(Disk).where(Disk.instance_id == instance.id)
-                                       .order_by(Disk.disk_type.desc(), Disk.device)))
+                disks = list(
+                    s.scalars(
+                        select(Disk)
+                        .where(Disk.instance_id == instance.id)
+                        .order_by(Disk.disk_type.desc(), Disk.device)
+                    )
+                )
                 system = next(d for d in disks if d.disk_type == "system")
                 source = s.get(Image, system.image_id)
-                system_snapshot = self._snapshots.create_in(s, now, system, description=f"Created for {instance_id}")
+                system_snapshot = self._snapshots.create_in(
+                    s, now, system, description=f"Created for {instance_id}"
+                )
                 for disk in disks:
                     if disk.disk_type == "data":
-                        snap = self._snapshots.create_in(s, now, disk, description=f"Created for {instance_id}")
+                        snap = self._snapshots.create_in(
+                            s, now, disk, description=f"Created for {instance_id}"
+                        )
                         mappings.append({"SnapshotId": snap.id, "Size": disk.size_gib, "Device": disk.device})
                 size = system.size_gib
                 wake = instance.id
@@ -236,8 +337,18 @@ class CustomImages:
                 )
             if source is None:
                 raise errors.invalid_image_id_not_found("The image the disk was made from is gone.")
-            image = self._new_image(scope, name or f"image-{now:%Y%m%d%H%M%S}", description, family, source, size,
-                                    system_snapshot.id, mappings, instance_id or "", client_token)
+            image = self._new_image(
+                scope,
+                name or f"image-{now:%Y%m%d%H%M%S}",
+                description,
+                family,
+                source,
+                size,
+                system_snapshot.id,
+                mappings,
+                instance_id or "",
+                client_token,
+            )
             s.add(image)
             write_tags(s, scope, "image", image.id, tags, created=True)
             if system_snapshot.status == "accomplished":
@@ -252,8 +363,11 @@ class CustomImages:
             image = s.get(Image, image_id)
             if image is None or image.account_id != account_id or image.owner_alias == "system":
                 return  # ECS ignores an image that does not exist
-            users = s.scalar(select(Instance.id).where(Instance.image_id == image_id,
-                                                       Instance.desired != istates.WANT_DELETED).limit(1))
+            users = s.scalar(
+                select(Instance.id)
+                .where(Instance.image_id == image_id, Instance.desired != istates.WANT_DELETED)
+                .limit(1)
+            )
             if users and not force:
                 raise errors.invalid_image_id_in_use(
                     f"The image {image_id} is used by instances (e.g. {users}); set Force=true."
@@ -263,8 +377,15 @@ class CustomImages:
             drop_tags(s, account_id, image.region_id, "image", image_id)
             s.delete(image)
 
-    def modify(self, account_id: int, image_id: str, name: str | None, description: str | None,
-               family: str | None, status: str | None) -> None:
+    def modify(
+        self,
+        account_id: int,
+        image_id: str,
+        name: str | None,
+        description: str | None,
+        family: str | None,
+        status: str | None,
+    ) -> None:
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
             if name is not None:
@@ -294,7 +415,11 @@ class CustomImages:
                 if target.id == account_id:
                     raise errors.invalid_parameter_add_account()
                 return target
-            shared = {sh.account_id: sh for sh in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id))}
+
+            shared = {
+                sh.account_id: sh
+                for sh in s.scalars(select(ImageShare).where(ImageShare.image_id == image_id))
+            }
             for uid in remove:
                 target = account_of(uid)
                 if target.id in shared:
@@ -313,5 +438,11 @@ class CustomImages:
     def shared_with(self, account_id: int, image_id: str) -> list[str]:
         with self._db.session() as s:
             owned_image(s, account_id, image_id)
-            return list(s.scalars(select(Account.uid).join(ImageShare, ImageShare.account_id == Account.id)
-                                  .where(ImageShare.image_id == image_id).order_by(Account.uid)))
+            return list(
+                s.scalars(
+                    select(Account.uid)
+                    .join(ImageShare, ImageShare.account_id == Account.id)
+                    .where(ImageShare.image_id == image_id)
+                    .order_by(Account.uid)
+                )
+            )

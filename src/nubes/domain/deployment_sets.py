@@ -22,32 +22,54 @@ class DeploymentSets:
         self._db = db
         self._clock = clock
 
-    def create(self, scope: Scope, name: str | None, description: str | None, strategy: str,
-               group_count: int) -> str:
+    def create(
+        self, scope: Scope, name: str | None, description: str | None, strategy: str, group_count: int
+    ) -> str:
         with self._db.session() as s:
-            count = s.scalar(select(func.count(DeploymentSet.id)).where(
-                DeploymentSet.account_id == scope.account_id, DeploymentSet.region_id == scope.region_id)) or 0
+            count = (
+                s.scalar(
+                    select(func.count(DeploymentSet.id)).where(
+                        DeploymentSet.account_id == scope.account_id,
+                        DeploymentSet.region_id == scope.region_id,
+                    )
+                )
+                or 0
+            )
             if count >= MAX_SETS:
                 raise errors.quota_exceed_deployment_set(f"At most {MAX_SETS} deployment sets per region.")
             row = DeploymentSet(
-                id=ids.new_id("deployment_set"), account_id=scope.account_id, region_id=scope.region_id,
-                name=check_name("DeploymentSetName", name), description=check_description(description),
-                strategy=strategy, domain="Default", granularity="Host", group_count=group_count,
+                id=ids.new_id("deployment_set"),
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                name=check_name("DeploymentSetName", name),
+                description=check_description(description),
+                strategy=strategy,
+                domain="Default",
+                granularity="Host",
+                group_count=group_count,
                 created_at=self._clock.now(),
             )
             s.add(row)
             return row.id
 
     def get(self, s: Session, scope: Scope, set_id: str) -> DeploymentSet:
-        return owned(s, DeploymentSet, scope, set_id, lambda missing: errors.invalid_deployment_set_id_not_found(
-            f"The deployment set {missing!r} does not exist."
-        ))
+        return owned(
+            s,
+            DeploymentSet,
+            scope,
+            set_id,
+            lambda missing: errors.invalid_deployment_set_id_not_found(
+                f"The deployment set {missing!r} does not exist."
+            ),
+        )
 
-    def describe(self, scope: Scope, set_ids: list[str] | None, name: str | None, strategy: str | None
-                 ) -> list[tuple[DeploymentSet, list[str]]]:
+    def describe(
+        self, scope: Scope, set_ids: list[str] | None, name: str | None, strategy: str | None
+    ) -> list[tuple[DeploymentSet, list[str]]]:
         with self._db.session() as s:
             query = select(DeploymentSet).where(
-                DeploymentSet.account_id == scope.account_id, DeploymentSet.region_id == scope.region_id)
+                DeploymentSet.account_id == scope.account_id, DeploymentSet.region_id == scope.region_id
+            )
             if set_ids:
                 query = query.where(DeploymentSet.id.in_(set_ids))
             if name:
@@ -56,8 +78,11 @@ class DeploymentSets:
                 query = query.where(DeploymentSet.strategy == strategy)
             sets = list(s.scalars(query.order_by(DeploymentSet.created_at.desc())))
             members: dict[str, list[str]] = {d.id: [] for d in sets}
-            for instance_id, set_id in s.execute(select(Instance.id, Instance.deployment_set_id).where(
-                    Instance.deployment_set_id.in_(list(members)), Instance.desired != WANT_DELETED)):
+            for instance_id, set_id in s.execute(
+                select(Instance.id, Instance.deployment_set_id).where(
+                    Instance.deployment_set_id.in_(list(members)), Instance.desired != WANT_DELETED
+                )
+            ):
                 members[set_id].append(instance_id)
             return [(d, members[d.id]) for d in sets]
 
@@ -72,8 +97,11 @@ class DeploymentSets:
     def delete(self, scope: Scope, set_id: str) -> None:
         with self._db.session() as s:
             row = self.get(s, scope, set_id)
-            used = s.scalar(select(func.count(Instance.id)).where(
-                Instance.deployment_set_id == set_id, Instance.desired != WANT_DELETED))
+            used = s.scalar(
+                select(func.count(Instance.id)).where(
+                    Instance.deployment_set_id == set_id, Instance.desired != WANT_DELETED
+                )
+            )
             if used:
                 raise errors.dependency_violation(
                     "Instance",

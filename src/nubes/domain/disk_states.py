@@ -12,7 +12,13 @@ from nubes import errors
 from nubes.domain.state_tables import refuse
 
 CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING = (
-    "Creating", "Available", "Attaching", "In_use", "Detaching", "ReIniting")
+    "Creating",
+    "Available",
+    "Attaching",
+    "In_use",
+    "Detaching",
+    "ReIniting",
+)
 STATUSES = (CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, REINITING)
 
 
@@ -41,10 +47,14 @@ UNDONE = {CREATING: AVAILABLE, ATTACHING: AVAILABLE, DETACHING: IN_USE, REINITIN
 # A disk kept when its instance is deleted is Available, whatever it was doing (RELEASED).
 RELEASED = frozenset({CREATING, ATTACHING, IN_USE, DETACHING, REINITING})
 AGENT_MOVES: frozenset[tuple[str, str]] = frozenset(
-    set(SETTLED.items()) | set(UNDONE.items()) | {(status, AVAILABLE) for status in RELEASED} | {
+    set(SETTLED.items())
+    | set(UNDONE.items())
+    | {(status, AVAILABLE) for status in RELEASED}
+    | {
         (CREATING, ATTACHING),  # made for an instance (CreateDisk with InstanceId): its attach comes next
         (REINITING, AVAILABLE),  # re-initialised after it left its instance
-    })
+    }
+)
 
 
 def check(action: str, disk_id: str, status: str) -> Transition:

@@ -31,28 +31,43 @@ PAYG_DATA_DISKS_PER_ACCOUNT = 10_000
 
 
 def owned_disk(s: Session, account_id: int, disk_id: str, region_id: str | None = None) -> Disk:
-    return owned(s, Disk, Scope(account_id, region_id) if region_id is not None else account_id, disk_id,
-                 lambda missing: errors.invalid_disk_id_not_found(
-                     f"The specified disk {missing!r} does not exist."
-                 ))
+    return owned(
+        s,
+        Disk,
+        Scope(account_id, region_id) if region_id is not None else account_id,
+        disk_id,
+        lambda missing: errors.invalid_disk_id_not_found(f"The specified disk {missing!r} does not exist."),
+    )
 
 
 def owned_instance(s: Session, account_id: int, instance_id: str) -> Instance:
-    return owned(s, Instance, account_id, instance_id,
-                 lambda missing: errors.invalid_instance_id_not_found(
-                     f"The specified instance {missing!r} does not exist."
-                 ),
-                 usable=lambda i: i.desired != istates.WANT_DELETED)
+    return owned(
+        s,
+        Instance,
+        account_id,
+        instance_id,
+        lambda missing: errors.invalid_instance_id_not_found(
+            f"The specified instance {missing!r} does not exist."
+        ),
+        usable=lambda i: i.desired != istates.WANT_DELETED,
+    )
 
 
 def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str | None = None) -> Snapshot:
-    return owned(s, Snapshot, Scope(account_id, region_id) if region_id is not None else account_id, snapshot_id,
-                 lambda missing: errors.invalid_snapshot_id_not_found(
-                     f"The specified snapshot {missing!r} does not exist."
-                 ))
+    return owned(
+        s,
+        Snapshot,
+        Scope(account_id, region_id) if region_id is not None else account_id,
+        snapshot_id,
+        lambda missing: errors.invalid_snapshot_id_not_found(
+            f"The specified snapshot {missing!r} does not exist."
+        ),
+    )
 
 
-def require_instance_status(instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403) -> None:
+def require_instance_status(
+    instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403
+) -> None:
     """IncorrectInstanceStatus, 403 in most actions (AttachDisk documents 400)."""
     if instance.status not in allowed:
         raise errors.incorrect_instance_status(
@@ -64,8 +79,11 @@ def require_instance_status(instance: Instance, allowed: tuple[str, ...], action
 
 def host_for_zone(s: Session, zone_id: str) -> str | None:
     """A host that serves the zone (the one with the fewest disks), or None."""
-    hosts = [h for h in s.scalars(select(Host).where(Host.status == "Available"))
-             if h.zones == "*" or zone_id in h.zones.split(",")]
+    hosts = [
+        h
+        for h in s.scalars(select(Host).where(Host.status == "Available"))
+        if h.zones == "*" or zone_id in h.zones.split(",")
+    ]
     if not hosts:
         return None
     counts = dict(s.execute(select(Disk.host_id, func.count()).group_by(Disk.host_id)).tuples().all())
@@ -106,13 +124,18 @@ class Disks:
             raise errors.invalid_param_zone_id_and_instance_id_conflict()
         with self._db.session() as s:
             instance = owned_instance(s, scope.account_id, spec.instance_id) if spec.instance_id else None
-            snapshot = owned_snapshot(s, scope.account_id, spec.snapshot_id, scope.region_id) \
-                if spec.snapshot_id else None
+            snapshot = (
+                owned_snapshot(s, scope.account_id, spec.snapshot_id, scope.region_id)
+                if spec.snapshot_id
+                else None
+            )
             if snapshot is not None and snapshot.status != "accomplished":
                 raise errors.invalid_snapshot_id_not_ready(
                     f"The specified snapshot has not completed yet: {snapshot.id} is {snapshot.status}."
                 )
-            size = spec.size_gib if spec.size_gib is not None else (snapshot.disk_size_gib if snapshot else None)
+            size = (
+                spec.size_gib if spec.size_gib is not None else (snapshot.disk_size_gib if snapshot else None)
+            )
             if size is None:
                 raise errors.missing_parameter(message="Size is mandatory when no SnapshotId is given.")
             if snapshot is not None and size < snapshot.disk_size_gib:
@@ -121,8 +144,14 @@ class Disks:
                     f"{snapshot.disk_size_gib} GiB).",
                 )
             level = spec.performance_level or ("PL1" if spec.category == "cloud_essd" else "")
-            validate_disk(spec.category, size, level, "data", provisioned_iops=spec.provisioned_iops,
-                          bursting_enabled=spec.bursting_enabled)
+            validate_disk(
+                spec.category,
+                size,
+                level,
+                "data",
+                provisioned_iops=spec.provisioned_iops,
+                bursting_enabled=spec.bursting_enabled,
+            )
             zone_id = instance.zone_id if instance is not None else spec.zone_id
             if not zone_id:
                 raise errors.missing_parameter(message="ZoneId is mandatory when no InstanceId is given.")
@@ -132,18 +161,40 @@ class Disks:
             if host_id is None:
                 raise errors.operation_denied_no_stock(f"No host serves zone {zone_id} now.")
             disk = Disk(
-                id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id, zone_id=zone_id,
-                instance_id="", disk_type="data", category=spec.category, performance_level=level, size_gib=size,
-                name=spec.name, description=spec.description, status=ds.CREATING, image_id="", device="",
-                delete_with_instance=False, host_id=host_id, created_at=now, layer="",
-                source_snapshot_id=spec.snapshot_id, provisioned_iops=spec.provisioned_iops,
-                bursting_enabled=spec.bursting_enabled, client_token=spec.client_token,
+                id=ids.new_id("disk"),
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                zone_id=zone_id,
+                instance_id="",
+                disk_type="data",
+                category=spec.category,
+                performance_level=level,
+                size_gib=size,
+                name=spec.name,
+                description=spec.description,
+                status=ds.CREATING,
+                image_id="",
+                device="",
+                delete_with_instance=False,
+                host_id=host_id,
+                created_at=now,
+                layer="",
+                source_snapshot_id=spec.snapshot_id,
+                provisioned_iops=spec.provisioned_iops,
+                bursting_enabled=spec.bursting_enabled,
+                client_token=spec.client_token,
             )
             s.add(disk)
             write_tags(s, scope, "disk", disk.id, spec.tags, created=True)
             # made attached: one key (the instance) keeps create before attach
-            enqueue(s, now, "create", disk, instance_id=instance.id if instance is not None else "",
-                    snapshot_id=spec.snapshot_id)
+            enqueue(
+                s,
+                now,
+                "create",
+                disk,
+                instance_id=instance.id if instance is not None else "",
+                snapshot_id=spec.snapshot_id,
+            )
             if instance is not None:
                 self._attach(s, disk, instance, delete_with_instance=True)
             disk_id = disk.id
@@ -157,8 +208,11 @@ class Disks:
             if disk.disk_type == "system" and disk.instance_id:
                 raise errors.incorrect_disk_status(f"The system disk {disk_id} goes with its instance.")
             ds.check("DeleteDisk", disk_id, disk.status)
-            taking = s.scalar(select(Snapshot.id).where(Snapshot.disk_id == disk_id,
-                                                        Snapshot.status == "progressing").limit(1))
+            taking = s.scalar(
+                select(Snapshot.id)
+                .where(Snapshot.disk_id == disk_id, Snapshot.status == "progressing")
+                .limit(1)
+            )
             if taking is not None:
                 # as ECS: the snapshot is taken from the disk, which must stay until it is
                 raise errors.disk_creating_snapshot(
@@ -172,8 +226,14 @@ class Disks:
     # ---- attach / detach -------------------------------------------------------------------
 
     def _check_room(self, s: Session, instance: Instance) -> None:
-        count = s.scalar(select(func.count()).select_from(Disk).where(
-            Disk.instance_id == instance.id, Disk.disk_type == "data")) or 0
+        count = (
+            s.scalar(
+                select(func.count())
+                .select_from(Disk)
+                .where(Disk.instance_id == instance.id, Disk.disk_type == "data")
+            )
+            or 0
+        )
         if count >= MAX_DATA_DISKS:
             raise errors.instance_disk_number_limit_exceed(
                 f"The instance {instance.id} has {count} data disks, the most it can have."
@@ -181,7 +241,9 @@ class Disks:
 
     def _attach(self, s: Session, disk: Disk, instance: Instance, delete_with_instance: bool | None) -> None:
         taken = set(s.scalars(select(Disk.device).where(Disk.instance_id == instance.id)))
-        device = next(f"/dev/xvd{chr(c)}" for c in range(ord("b"), ord("z") + 1) if f"/dev/xvd{chr(c)}" not in taken)
+        device = next(
+            f"/dev/xvd{chr(c)}" for c in range(ord("b"), ord("z") + 1) if f"/dev/xvd{chr(c)}" not in taken
+        )
         disk.instance_id, disk.device = instance.id, device
         if disk.status != ds.CREATING:
             disk.status = ds.ATTACHING
@@ -191,8 +253,15 @@ class Disks:
         disk.host_id = instance.host_id
         enqueue(s, self._clock.now(), "attach", disk, instance_id=instance.id)
 
-    def attach(self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None,
-               bootable: bool = False, key_pair_name: str | None = None) -> None:
+    def attach(
+        self,
+        account_id: int,
+        disk_id: str,
+        instance_id: str,
+        delete_with_instance: bool | None,
+        bootable: bool = False,
+        key_pair_name: str | None = None,
+    ) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
@@ -217,7 +286,9 @@ class Disks:
             self._attach(s, disk, instance, delete_with_instance)
         self._notify(instance_id)
 
-    def detach(self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None) -> None:
+    def detach(
+        self, account_id: int, disk_id: str, instance_id: str, delete_with_instance: bool | None
+    ) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
@@ -254,8 +325,7 @@ class Disks:
                 )
             if new_size == disk.size_gib:
                 raise errors.invalid_disk_size(
-                    f"Specified new disk size is less than or equal the original disk size ({new_size} "
-                    "GiB).",
+                    f"Specified new disk size is less than or equal the original disk size ({new_size} GiB).",
                 )
             allowed = size_range(disk.category, disk.performance_level, disk.disk_type)
             if disk.disk_type == "data" and new_size > allowed.max_gib:
@@ -317,15 +387,24 @@ class Disks:
             if disk.instance_id:
                 instance = owned_instance(s, account_id, disk.instance_id)
                 require_instance_status(instance, (istates.STOPPED,), "ResetDisk")
-            enqueue(s, self._clock.now(), "reset", disk, instance_id=disk.instance_id, snapshot_id=snapshot_id)
+            enqueue(
+                s, self._clock.now(), "reset", disk, instance_id=disk.instance_id, snapshot_id=snapshot_id
+            )
             key = disk.instance_id or disk.id
         self._notify(key)
 
     # ---- attributes ------------------------------------------------------------------------
 
-    def modify_attribute(self, account_id: int, disk_ids: list[str], name: str | None, description: str | None,
-                         delete_with_instance: bool | None, delete_auto_snapshot: bool | None,
-                         enable_auto_snapshot: bool | None) -> None:
+    def modify_attribute(
+        self,
+        account_id: int,
+        disk_ids: list[str],
+        name: str | None,
+        description: str | None,
+        delete_with_instance: bool | None,
+        delete_auto_snapshot: bool | None,
+        enable_auto_snapshot: bool | None,
+    ) -> None:
         with self._db.session() as s:
             disks = [owned_disk(s, account_id, d) for d in disk_ids]
             for disk in disks:
@@ -344,16 +423,29 @@ class Disks:
                 if enable_auto_snapshot is not None:
                     disk.enable_auto_snapshot = enable_auto_snapshot
 
-    def modify_spec(self, account_id: int, disk_id: str, category: str | None, level: str | None,
-                    provisioned_iops: int | None) -> None:
+    def modify_spec(
+        self,
+        account_id: int,
+        disk_id: str,
+        category: str | None,
+        level: str | None,
+        provisioned_iops: int | None,
+    ) -> None:
         """Change the category or performance level; the new limits apply at once to a running
         VM's throttle group at its next start (and to a hot-plugged disk)."""
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             ds.check("ModifyDiskSpec", disk_id, disk.status)
             new_category = category or disk.category
-            new_level = level if level is not None else (disk.performance_level if new_category == disk.category
-                                                         else ("PL1" if new_category == "cloud_essd" else ""))
+            new_level = (
+                level
+                if level is not None
+                else (
+                    disk.performance_level
+                    if new_category == disk.category
+                    else ("PL1" if new_category == "cloud_essd" else "")
+                )
+            )
             if new_category != "cloud_essd":
                 new_level = ""
             validate_disk(new_category, disk.size_gib, new_level, disk.disk_type)
@@ -363,8 +455,15 @@ class Disks:
 
     # ---- system disk -----------------------------------------------------------------------
 
-    def replace_system_disk(self, account_id: int, instance_id: str, image: Image, size_gib: int | None,
-                            key_pair_name: str | None = None, disk_id: str | None = None) -> str:
+    def replace_system_disk(
+        self,
+        account_id: int,
+        instance_id: str,
+        image: Image,
+        size_gib: int | None,
+        key_pair_name: str | None = None,
+        disk_id: str | None = None,
+    ) -> str:
         """A new system disk from `image` (the old one is released); the instance stays Stopped."""
         now = self._clock.now()
         with self._db.session() as s:
@@ -384,10 +483,24 @@ class Disks:
                     f"The system disk ({size} GiB) must hold the image ({image.size_gib} GiB)."
                 )
             disk = Disk(
-                id=ids.new_id("disk"), account_id=account_id, region_id=instance.region_id, zone_id=instance.zone_id,
-                instance_id=instance_id, disk_type="system", category=category, performance_level=level,
-                size_gib=size, name="", description="", status=ds.IN_USE, image_id=image.id, device="/dev/xvda",
-                delete_with_instance=True, host_id=instance.host_id, created_at=now, attached_at=now,
+                id=ids.new_id("disk"),
+                account_id=account_id,
+                region_id=instance.region_id,
+                zone_id=instance.zone_id,
+                instance_id=instance_id,
+                disk_type="system",
+                category=category,
+                performance_level=level,
+                size_gib=size,
+                name="",
+                description="",
+                status=ds.IN_USE,
+                image_id=image.id,
+                device="/dev/xvda",
+                delete_with_instance=True,
+                host_id=instance.host_id,
+                created_at=now,
+                attached_at=now,
             )
             s.add(disk)
             if old is not None:

@@ -61,7 +61,9 @@ class Images:
             row.artifact = image.artifact
             # An older build of the same family is superseded, as ECS deprecates old system images.
             for older in s.scalars(
-                select(Image).where(Image.family == image.family, Image.owner_alias == SYSTEM, Image.id != image.image_id)
+                select(Image).where(
+                    Image.family == image.family, Image.owner_alias == SYSTEM, Image.id != image.image_id
+                )
             ):
                 if older.status == AVAILABLE:
                     older.status = "Deprecated"
@@ -96,9 +98,14 @@ class Images:
             for image in self.visible(scope):
                 if image.id == image_id:
                     if image.status != AVAILABLE:
-                        refuse = errors.invalid_image_id_creating if image.status == "Creating" \
+                        refuse = (
+                            errors.invalid_image_id_creating
+                            if image.status == "Creating"
                             else errors.invalid_image_id_not_available
-                        raise refuse(f"The image {image_id} is {image.status}; it cannot launch instances now.")
+                        )
+                        raise refuse(
+                            f"The image {image_id} is {image.status}; it cannot launch instances now."
+                        )
                     return image
             raise errors.invalid_image_id_not_found(f"The specified ImageId {image_id!r} does not exist.")
         if family:

@@ -75,18 +75,27 @@ def _like(pattern: str) -> str:
 
 def _live(scope: Scope) -> tuple[ColumnElement[bool], ...]:
     """The scope's instances that are not being released."""
-    return (Instance.account_id == scope.account_id, Instance.region_id == scope.region_id,
-            Instance.desired != states.WANT_DELETED)
+    return (
+        Instance.account_id == scope.account_id,
+        Instance.region_id == scope.region_id,
+        Instance.desired != states.WANT_DELETED,
+    )
 
 
 def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
     """The scope's instances (not being released) that pass the filter."""
     query = select(Instance).where(*_live(scope))
     equal: list[tuple[Any, str | None]] = [
-        (Instance.vpc_id, f.vpc_id), (Instance.vswitch_id, f.vswitch_id), (Instance.zone_id, f.zone_id),
-        (Instance.instance_type, f.instance_type), (Instance.status, f.status), (Instance.image_id, f.image_id),
-        (Instance.key_pair_name, f.key_pair_name), (Instance.charge_type, f.charge_type),
-        (Instance.resource_group_id, f.resource_group_id), (Instance.metadata_http_tokens, f.http_tokens),
+        (Instance.vpc_id, f.vpc_id),
+        (Instance.vswitch_id, f.vswitch_id),
+        (Instance.zone_id, f.zone_id),
+        (Instance.instance_type, f.instance_type),
+        (Instance.status, f.status),
+        (Instance.image_id, f.image_id),
+        (Instance.key_pair_name, f.key_pair_name),
+        (Instance.charge_type, f.charge_type),
+        (Instance.resource_group_id, f.resource_group_id),
+        (Instance.metadata_http_tokens, f.http_tokens),
         (Instance.metadata_http_endpoint, f.http_endpoint),
     ]
     for column, value in equal:
@@ -99,15 +108,27 @@ def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
     if f.name:
         query = query.where(Instance.name.like(_like(f.name), escape="\\"))
     if f.security_group_id:
-        query = query.where(Instance.id.in_(
-            select(NetworkInterface.instance_id)
-            .join(NetworkInterfaceGroup, NetworkInterfaceGroup.interface_id == NetworkInterface.id)
-            .where(NetworkInterfaceGroup.group_id == f.security_group_id)))
+        query = query.where(
+            Instance.id.in_(
+                select(NetworkInterface.instance_id)
+                .join(NetworkInterfaceGroup, NetworkInterfaceGroup.interface_id == NetworkInterface.id)
+                .where(NetworkInterfaceGroup.group_id == f.security_group_id)
+            )
+        )
     if f.private_ips:
-        query = query.where(Instance.id.in_(
-            select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(f.private_ips))))
-    if f.lock_reason or f.rdma_ips or f.ipv6_addresses or f.public_ips or f.eip_addresses \
-            or f.network_type == "classic":
+        query = query.where(
+            Instance.id.in_(
+                select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(f.private_ips))
+            )
+        )
+    if (
+        f.lock_reason
+        or f.rdma_ips
+        or f.ipv6_addresses
+        or f.public_ips
+        or f.eip_addresses
+        or f.network_type == "classic"
+    ):
         query = query.where(Instance.id.is_(None))  # no locks, RDMA, IPv6 or public addresses in nubes yet
     for key, value in f.times:
         if not key or not value:
@@ -126,12 +147,15 @@ def find(s: Session, scope: Scope, f: InstanceFilter, offset: int, limit: int) -
     """How many instances pass the filter, and `limit` of them from `offset`, newest first."""
     query = filtered(scope, f)
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit)))
+    page = list(
+        s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit))
+    )
     return total, page
 
 
-def statuses(s: Session, scope: Scope, instance_ids: Sequence[str] = (), zone_id: str | None = None
-             ) -> list[tuple[str, str]]:
+def statuses(
+    s: Session, scope: Scope, instance_ids: Sequence[str] = (), zone_id: str | None = None
+) -> list[tuple[str, str]]:
     """(instance id, status) of the scope's instances, newest first."""
     query = select(Instance.id, Instance.status).where(*_live(scope))
     if instance_ids:
@@ -141,11 +165,18 @@ def statuses(s: Session, scope: Scope, instance_ids: Sequence[str] = (), zone_id
     return [(i, st) for i, st in s.execute(query.order_by(Instance.created_at.desc(), Instance.id))]
 
 
-def related(s: Session, scope: Scope, instance_ids: list[str]) -> tuple[
-        dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
+def related(
+    s: Session, scope: Scope, instance_ids: list[str]
+) -> tuple[dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
     """Primary interfaces, security groups and tags of instances, in three queries."""
-    enis = {e.instance_id: e for e in s.scalars(select(NetworkInterface).where(
-        NetworkInterface.instance_id.in_(instance_ids), NetworkInterface.eni_type == "Primary"))}
+    enis = {
+        e.instance_id: e
+        for e in s.scalars(
+            select(NetworkInterface).where(
+                NetworkInterface.instance_id.in_(instance_ids), NetworkInterface.eni_type == "Primary"
+            )
+        )
+    }
     groups: dict[str, list[str]] = {i: [] for i in instance_ids}
     for instance_id, group_id in s.execute(
         select(NetworkInterface.instance_id, NetworkInterfaceGroup.group_id)

@@ -32,7 +32,9 @@ TRANSITIONS: dict[str, Transition] = {
     "StopInstance": Transition(frozenset({RUNNING, STARTING}), STOPPING, WANT_STOPPED),
     "RebootInstance": Transition(frozenset({RUNNING}), STOPPING, WANT_REBOOT),
     "DeleteInstance": Transition(frozenset({STOPPED, PENDING}), None, WANT_DELETED),
-    "ForceDeleteInstance": Transition(frozenset({STOPPED, PENDING, RUNNING, STARTING, STOPPING}), None, WANT_DELETED),
+    "ForceDeleteInstance": Transition(
+        frozenset({STOPPED, PENDING, RUNNING, STARTING, STOPPING}), None, WANT_DELETED
+    ),
     "ModifyInstanceSpec": Transition(frozenset({STOPPED}), None, None),
     "ModifyInstanceAttribute.Password": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ReplaceSystemDisk": Transition(frozenset({STOPPED}), None, None),

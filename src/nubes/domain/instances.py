@@ -38,9 +38,16 @@ from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfa
 
 
 class Instances:
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog, images: Images,
-                 notify_compute: Callable[[str], None], notify_network: Callable[[str], None],
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        images: Images,
+        notify_compute: Callable[[str], None],
+        notify_network: Callable[[str], None],
+        rng: random.Random | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._images = images
@@ -61,8 +68,14 @@ class Instances:
     # ---- lookups ------------------------------------------------------------------------------
 
     def owned(self, s: Session, account_id: int, instance_id: str, region_id: str | None = None) -> Instance:
-        return owned(s, Instance, Scope(account_id, region_id) if region_id is not None else account_id, instance_id,
-                     "Instance", usable=lambda i: i.desired != states.WANT_DELETED)
+        return owned(
+            s,
+            Instance,
+            Scope(account_id, region_id) if region_id is not None else account_id,
+            instance_id,
+            "Instance",
+            usable=lambda i: i.desired != states.WANT_DELETED,
+        )
 
     def get(self, account_id: int, instance_id: str, region_id: str | None = None) -> Instance:
         with self._db.session() as s:
@@ -70,8 +83,17 @@ class Instances:
 
     # ---- power --------------------------------------------------------------------------------
 
-    def act(self, account_id: int, instance_id: str, action: str, *, force: bool = False,
-            stopped_mode: str | None = None, dry_run: bool = False, region_id: str | None = None) -> tuple[str, str]:
+    def act(
+        self,
+        account_id: int,
+        instance_id: str,
+        action: str,
+        *,
+        force: bool = False,
+        stopped_mode: str | None = None,
+        dry_run: bool = False,
+        region_id: str | None = None,
+    ) -> tuple[str, str]:
         """Apply a power action through the status table: (previous status, new status)."""
         with self._db.session() as s:
             instance = self.owned(s, account_id, instance_id, region_id)
@@ -96,22 +118,42 @@ class Instances:
         self._notify([instance_id], {vpc_id} if action.endswith("DeleteInstance") else set())
         return previous, current
 
-    def act_all(self, scope: Scope, instance_ids: list[str], action: str, *, force: bool = False,
-                stopped_mode: str | None = None, dry_run: bool = False) -> list[tuple[str, str, str]]:
+    def act_all(
+        self,
+        scope: Scope,
+        instance_ids: list[str],
+        action: str,
+        *,
+        force: bool = False,
+        stopped_mode: str | None = None,
+        dry_run: bool = False,
+    ) -> list[tuple[str, str, str]]:
         """A power action on several instances: all exist and may do it, or none is touched.
         Per instance: (instance id, previous status, new status)."""
         for instance_id in instance_ids:
             states.check(action, instance_id, self.get(scope.account_id, instance_id, scope.region_id).status)
         if dry_run:
             raise errors.dry_run_operation()
-        return [(instance_id, *self.act(scope.account_id, instance_id, action, force=force, region_id=scope.region_id,
-                                        stopped_mode=stopped_mode))
-                for instance_id in instance_ids]
+        return [
+            (
+                instance_id,
+                *self.act(
+                    scope.account_id,
+                    instance_id,
+                    action,
+                    force=force,
+                    region_id=scope.region_id,
+                    stopped_mode=stopped_mode,
+                ),
+            )
+            for instance_id in instance_ids
+        ]
 
     # ---- queries (instance_queries.py) --------------------------------------------------------
 
-    def find(self, scope: Scope, where: queries.InstanceFilter, offset: int, limit: int
-             ) -> tuple[int, list[Instance]]:
+    def find(
+        self, scope: Scope, where: queries.InstanceFilter, offset: int, limit: int
+    ) -> tuple[int, list[Instance]]:
         """How many of the scope's instances pass the filter, and `limit` of them from `offset`."""
         with self._db.session() as s:
             return queries.find(s, scope, where, offset, limit)
@@ -120,8 +162,9 @@ class Instances:
         with self._db.session() as s:
             return queries.statuses(s, scope, instance_ids, zone_id)
 
-    def related(self, scope: Scope, instance_ids: list[str]) -> tuple[
-            dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
+    def related(
+        self, scope: Scope, instance_ids: list[str]
+    ) -> tuple[dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
         """Primary interfaces, security groups and tags of instances, in three queries."""
         with self._db.session() as s:
             return queries.related(s, scope, instance_ids)
@@ -137,9 +180,11 @@ class Instances:
         now = self._clock.now()
         released = []
         with self._db.session() as s:
-            for instance in s.scalars(select(Instance).where(
-                Instance.auto_release_time.is_not(None), Instance.desired != states.WANT_DELETED
-            )):
+            for instance in s.scalars(
+                select(Instance).where(
+                    Instance.auto_release_time.is_not(None), Instance.desired != states.WANT_DELETED
+                )
+            ):
                 if instance.auto_release_time is not None and as_utc(instance.auto_release_time) <= now:
                     instance.desired = states.WANT_DELETED
                     instance.force = True
@@ -151,18 +196,33 @@ class Instances:
 class InstanceChanges:
     """Attribute, spec, key pair and deployment changes of existing instances."""
 
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog, instances: Instances,
-                 notify_network: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        instances: Instances,
+        notify_network: Callable[[str], None],
+    ) -> None:
         self._db = db
         self._clock = clock
         self._catalog = catalog
         self._instances = instances
         self._notify_network = notify_network
 
-    def modify_attribute(self, account_id: int, instance_id: str, *, name: str | None = None,
-                         description: str | None = None, hostname: str | None = None, password: str | None = None,
-                         user_data: str | None = None, deletion_protection: bool | None = None,
-                         security_group_ids: list[str] | None = None) -> None:
+    def modify_attribute(
+        self,
+        account_id: int,
+        instance_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        hostname: str | None = None,
+        password: str | None = None,
+        user_data: str | None = None,
+        deletion_protection: bool | None = None,
+        security_group_ids: list[str] | None = None,
+    ) -> None:
         vpc_id = None
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
@@ -183,10 +243,14 @@ class InstanceChanges:
             if deletion_protection is not None:
                 instance.deletion_protection = deletion_protection
             if security_group_ids:
-                groups = security_groups(s, Scope(account_id, instance.region_id), instance.vpc_id,
-                                         security_group_ids)
-                eni = s.scalar(select(NetworkInterface).where(
-                    NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"))
+                groups = security_groups(
+                    s, Scope(account_id, instance.region_id), instance.vpc_id, security_group_ids
+                )
+                eni = s.scalar(
+                    select(NetworkInterface).where(
+                        NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
+                    )
+                )
                 if eni is not None:
                     kept = {m.group_id: m for m in eni.memberships}
                     wanted = [g.id for g in groups]
@@ -197,12 +261,16 @@ class InstanceChanges:
                         if group_id in kept:
                             kept[group_id].position = position
                         else:
-                            eni.memberships.append(NetworkInterfaceGroup(group_id=group_id, position=position))
+                            eni.memberships.append(
+                                NetworkInterfaceGroup(group_id=group_id, position=position)
+                            )
                     vpc_id = instance.vpc_id
         if vpc_id:
             self._notify_network(vpc_id)
 
-    def modify_spec(self, account_id: int, instance_id: str, instance_type: str, dry_run: bool = False) -> None:
+    def modify_spec(
+        self, account_id: int, instance_id: str, instance_type: str, dry_run: bool = False
+    ) -> None:
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
             states.check("ModifyInstanceSpec", instance_id, instance.status)
@@ -216,8 +284,9 @@ class InstanceChanges:
                 host_state = next((h for h in host_states(s) if h.host_id == instance.host_id), None)
                 extra_cpu = itype.cpu - instance.cpu
                 extra_memory = int(itype.memory_gib * 1024) - instance.memory_mib
-                if host_state is not None and (host_state.free_vcpus < extra_cpu
-                                               or host_state.free_memory_mib < extra_memory):
+                if host_state is not None and (
+                    host_state.free_vcpus < extra_cpu or host_state.free_memory_mib < extra_memory
+                ):
                     raise errors.operation_denied_no_stock(
                         f"The host of {instance_id} has no room for {instance_type}."
                     )
@@ -226,8 +295,9 @@ class InstanceChanges:
             instance.instance_type, instance.cpu = itype.type_id, itype.cpu
             instance.memory_mib = int(itype.memory_gib * 1024)
 
-    def modify_metadata_options(self, account_id: int, instance_id: str, http_tokens: str | None,
-                                http_endpoint: str | None) -> None:
+    def modify_metadata_options(
+        self, account_id: int, instance_id: str, http_tokens: str | None, http_endpoint: str | None
+    ) -> None:
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
             if http_tokens:
@@ -235,8 +305,9 @@ class InstanceChanges:
             if http_endpoint:
                 instance.metadata_http_endpoint = http_endpoint
 
-    def key_pair(self, scope: Scope, key_pair_name: str, instance_ids: list[str], attach: bool
-                 ) -> list[tuple[str, str, str]]:
+    def key_pair(
+        self, scope: Scope, key_pair_name: str, instance_ids: list[str], attach: bool
+    ) -> list[tuple[str, str, str]]:
         """Attach or detach a key pair; effective at the next start, as in ECS.
         Per instance: (instance id, code, message)."""
         results = []
@@ -246,14 +317,24 @@ class InstanceChanges:
                 try:
                     instance = self._instances.owned(s, scope.account_id, instance_id, scope.region_id)
                 except ApiError:
-                    results.append((instance_id, "InvalidInstanceId.NotFound", "The instance does not exist."))
+                    results.append(
+                        (instance_id, "InvalidInstanceId.NotFound", "The instance does not exist.")
+                    )
                     continue
                 target = key_pair_name if attach else ""
-                current = instance.key_pair_name if instance.pending_key_pair_name is None \
+                current = (
+                    instance.key_pair_name
+                    if instance.pending_key_pair_name is None
                     else instance.pending_key_pair_name
+                )
                 if not attach and current != key_pair_name:
-                    results.append((instance_id, "InvalidKeyPairName.NotBound",
-                                    "The key pair is not bound to this instance."))
+                    results.append(
+                        (
+                            instance_id,
+                            "InvalidKeyPairName.NotBound",
+                            "The key pair is not bound to this instance.",
+                        )
+                    )
                     continue
                 if instance.status in (states.STOPPED, states.PENDING):
                     instance.key_pair_name, instance.pending_key_pair_name = target, None
@@ -262,7 +343,9 @@ class InstanceChanges:
                 results.append((instance_id, "200", "successful"))
         return results
 
-    def deployment(self, account_id: int, instance_id: str, deployment_set_id: str | None, remove: bool) -> None:
+    def deployment(
+        self, account_id: int, instance_id: str, deployment_set_id: str | None, remove: bool
+    ) -> None:
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
             if remove:

@@ -25,7 +25,13 @@ from nubes.store.db import Database
 from nubes.store.models import KeyPair
 
 _NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.-]{1,127}")
-_SUPPORTED_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+_SUPPORTED_KEY_TYPES = (
+    "ssh-rsa",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,13 @@ def generate_rsa_key_pair() -> tuple[str, str]:
     """A new 2048-bit RSA key: (PKCS#1 PEM private key, OpenSSH public key)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     ).decode()
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return pem, public.decode()
 
 
@@ -118,10 +128,18 @@ class KeyPairs:
             return _view(row)
 
     def describe(
-        self, scope: Scope, name_pattern: str | None, fingerprint_filter: str | None, resource_group_id: str | None
+        self,
+        scope: Scope,
+        name_pattern: str | None,
+        fingerprint_filter: str | None,
+        resource_group_id: str | None,
     ) -> list[KeyPairView]:
         with self._db.session() as s:
-            query = select(KeyPair).where(*_in_scope(scope)).order_by(KeyPair.created_at.desc(), KeyPair.id.desc())
+            query = (
+                select(KeyPair)
+                .where(*_in_scope(scope))
+                .order_by(KeyPair.created_at.desc(), KeyPair.id.desc())
+            )
             if fingerprint_filter:
                 query = query.where(KeyPair.fingerprint == fingerprint_filter)
             if resource_group_id:

@@ -180,18 +180,28 @@ def security_groups(s: Session, scope: Scope, vpc_id: str, group_ids: list[str])
             )
         groups.append(group)
     if len(groups) > 5:
-        raise errors.invalid_security_group_ids_limit_exceeded("An instance can be in at most 5 security groups.")
+        raise errors.invalid_security_group_ids_limit_exceeded(
+            "An instance can be in at most 5 security groups."
+        )
     if len({g.group_type for g in groups}) > 1:
-        raise errors.invalid_security_group_type_mixed("Normal and enterprise security groups cannot be mixed.")
+        raise errors.invalid_security_group_type_mixed(
+            "Normal and enterprise security groups cannot be mixed."
+        )
     return groups
 
 
 def deployment_set(s: Session, scope: Scope, set_id: str | None) -> DeploymentSet | None:
     if not set_id:
         return None
-    return owned(s, DeploymentSet, scope, set_id, lambda missing: errors.invalid_deployment_set_id_not_found(
-        f"The deployment set {missing!r} does not exist."
-    ))
+    return owned(
+        s,
+        DeploymentSet,
+        scope,
+        set_id,
+        lambda missing: errors.invalid_deployment_set_id_not_found(
+            f"The deployment set {missing!r} does not exist."
+        ),
+    )
 
 
 # ---- launch: the checks of the request alone -----------------------------------------------------
@@ -202,12 +212,16 @@ def _disk_size(category: str, size: int | None, minimum: int, system: bool, leve
     category's range with RunInstances' error codes."""
     kind = "SystemDisk" if system else "DataDisk"
     if category not in CATEGORIES:
-        raise errors.invalid_category_value_not_supported(kind, f"The disk category {category!r} is not supported.")
+        raise errors.invalid_category_value_not_supported(
+            kind, f"The disk category {category!r} is not supported."
+        )
     allowed = size_range(category, level or "", SYSTEM if system else DATA)
     low = max(allowed.min_gib, minimum) if system else allowed.min_gib
     value = size if size is not None else low
     if not low <= value <= allowed.max_gib:
-        refuse = errors.invalid_system_disk_size if system else errors.invalid_data_disk_size_value_not_supported
+        refuse = (
+            errors.invalid_system_disk_size if system else errors.invalid_data_disk_size_value_not_supported
+        )
         if system and value < minimum:
             refuse = errors.invalid_system_disk_size_less_than_image_size
         raise refuse(f"The {category} disk size must be from {low} to {allowed.max_gib} GiB; got {value}.")
@@ -245,17 +259,23 @@ def _hostnames(request: LaunchRequest) -> list[str]:
             raise errors.invalid_host_names_count_mismatch()
         return [check_hostname(h) for h in request.host_names]
     if request.host_name:
-        return [check_hostname(h) for h in expand(request.host_name, request.amount, request.unique_suffix,
-                                                   "HostName")]
+        return [
+            check_hostname(h)
+            for h in expand(request.host_name, request.amount, request.unique_suffix, "HostName")
+        ]
     return []
 
 
 def _image_data_disks(image: Image, asked: list[DiskRequest]) -> list[DiskRequest]:
     """The data disks a custom image carries (its data snapshots), unless the request names them."""
     named = {d.snapshot_id for d in asked if d.snapshot_id}
-    return [DiskRequest(size_gib=int(m.get("Size") or 0) or None, category="cloud_essd",
-                        snapshot_id=str(m["SnapshotId"]))
-            for m in json.loads(image.disk_mappings or "[]") if m.get("SnapshotId") not in named]
+    return [
+        DiskRequest(
+            size_gib=int(m.get("Size") or 0) or None, category="cloud_essd", snapshot_id=str(m["SnapshotId"])
+        )
+        for m in json.loads(image.disk_mappings or "[]")
+        if m.get("SnapshotId") not in named
+    ]
 
 
 @dataclass
@@ -284,8 +304,15 @@ class _Network:
 class Launcher:
     """RunInstances and CreateInstance: validate → place → allocate → write."""
 
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog, images: Images,
-                 notify: Callable[[list[str], set[str]], None], rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        images: Images,
+        notify: Callable[[list[str], set[str]], None],
+        rng: random.Random | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._catalog = catalog
@@ -330,15 +357,25 @@ class Launcher:
         user_data = check_user_data(request.user_data)
         release_at = _auto_release(request.auto_release_time, now)
         system_category = request.system_disk.category or "cloud_essd"
-        system_size = _disk_size(system_category, request.system_disk.size_gib, image.size_gib, True,
-                                 request.system_disk.performance_level)
+        system_size = _disk_size(
+            system_category,
+            request.system_disk.size_gib,
+            image.size_gib,
+            True,
+            request.system_disk.performance_level,
+        )
         data_disks = list(request.data_disks) + _image_data_disks(image, request.data_disks)
         snapshot_sizes = self._data_snapshot_sizes(scope, data_disks)
         data_sizes = []
         for d in data_disks:
             category = d.category or "cloud_efficiency"
-            size = _disk_size(category, d.size_gib or snapshot_sizes.get(d.snapshot_id or "", None), 0, False,
-                              d.performance_level)
+            size = _disk_size(
+                category,
+                d.size_gib or snapshot_sizes.get(d.snapshot_id or "", None),
+                0,
+                False,
+                d.performance_level,
+            )
             if d.snapshot_id and size < snapshot_sizes[d.snapshot_id]:
                 raise errors.invalid_data_disk_size_value_not_supported(
                     f"A data disk from {d.snapshot_id} needs at least {snapshot_sizes[d.snapshot_id]} GiB."
@@ -353,8 +390,18 @@ class Launcher:
                 "VSwitchId",
                 message="Instances live in a VPC: give the VSwitchId to launch into.",
             )
-        return _Checked(itype, image, names, hostnames, description, user_data, release_at, system_category,
-                        system_size, data_sizes)
+        return _Checked(
+            itype,
+            image,
+            names,
+            hostnames,
+            description,
+            user_data,
+            release_at,
+            system_category,
+            system_size,
+            data_sizes,
+        )
 
     def _data_snapshot_sizes(self, scope: Scope, disks: list[DiskRequest]) -> dict[str, int]:
         """The sizes of the snapshots data disks are made from (which must be usable)."""
@@ -363,9 +410,13 @@ class Launcher:
             return {}
         with self._db.session() as s:
             found = {sn.id: sn for sn in s.scalars(select(Snapshot).where(Snapshot.id.in_(wanted)))}
-            shared_images = {sid for image_id in s.scalars(select(ImageShare.image_id).where(
-                ImageShare.account_id == scope.account_id))
-                for sid in _image_snapshots(s.get(Image, image_id))}
+            shared_images = {
+                sid
+                for image_id in s.scalars(
+                    select(ImageShare.image_id).where(ImageShare.account_id == scope.account_id)
+                )
+                for sid in _image_snapshots(s.get(Image, image_id))
+            }
         sizes = {}
         for snapshot_id in wanted:
             snap = found.get(snapshot_id)
@@ -385,8 +436,7 @@ class Launcher:
             raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch.id} is {vswitch.status}.")
         if request.zone_id and request.zone_id != vswitch.zone_id:
             raise errors.invalid_parameter_mismatch(
-                f"The vSwitch {vswitch.id} is in zone {vswitch.zone_id}, not "
-                f"{request.zone_id}.",
+                f"The vSwitch {vswitch.id} is in zone {vswitch.zone_id}, not {request.zone_id}.",
             )
         groups = security_groups(s, scope, vswitch.vpc_id, request.security_group_ids)
         if request.key_pair_name:
@@ -402,9 +452,14 @@ class Launcher:
         count = request.amount
         while True:
             placement = [
-                PlacementRequest(vswitch.zone_id, itype.cpu, int(itype.memory_gib * 1024),
-                                 deployment.id if deployment else "", deployment.strategy if deployment else "",
-                                 request.deployment_set_group_no or 1)
+                PlacementRequest(
+                    vswitch.zone_id,
+                    itype.cpu,
+                    int(itype.memory_gib * 1024),
+                    deployment.id if deployment else "",
+                    deployment.strategy if deployment else "",
+                    request.deployment_set_group_no or 1,
+                )
                 for _ in range(count)
             ]
             try:
@@ -420,8 +475,12 @@ class Launcher:
     @staticmethod
     def _allocate(s: Session, vswitch: VSwitch, count: int, private_ip: str | None) -> list[IPv4Address]:
         """A free address of the vSwitch for each instance (the asked one, when given)."""
-        used_ips = {IPv4Address(ip) for ip in s.scalars(
-            select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id))}
+        used_ips = {
+            IPv4Address(ip)
+            for ip in s.scalars(
+                select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id)
+            )
+        }
         network = IPv4Network(vswitch.cidr)
         addresses = []
         for _ in range(count):
@@ -433,8 +492,16 @@ class Launcher:
     # ---- write ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _write(s: Session, scope: Scope, request: LaunchRequest, now: datetime, checked: _Checked,
-               network: _Network, placements: list[str], addresses: list[IPv4Address]) -> list[str]:
+    def _write(
+        s: Session,
+        scope: Scope,
+        request: LaunchRequest,
+        now: datetime,
+        checked: _Checked,
+        network: _Network,
+        placements: list[str],
+        addresses: list[IPv4Address],
+    ) -> list[str]:
         """The rows of each instance: itself, its primary interface, its disks and its tags."""
         vswitch, itype, image = network.vswitch, checked.itype, checked.image
         deployment = network.deployment
@@ -443,68 +510,110 @@ class Launcher:
         for index, host_id in enumerate(placements):
             instance_id = ids.new_id("instance")
             instance_ids.append(instance_id)
-            s.add(Instance(
-                id=instance_id,
+            s.add(
+                Instance(
+                    id=instance_id,
+                    account_id=scope.account_id,
+                    region_id=scope.region_id,
+                    zone_id=vswitch.zone_id,
+                    host_id=host_id,
+                    instance_type=itype.type_id,
+                    cpu=itype.cpu,
+                    memory_mib=int(itype.memory_gib * 1024),
+                    image_id=image.id,
+                    name=checked.names[index] or instance_id,
+                    description=checked.description,
+                    hostname=checked.hostnames[index] if checked.hostnames else f"iZ{instance_id[2:]}Z",
+                    status=states.PENDING,
+                    desired=states.WANT_RUNNING if request.start else states.WANT_STOPPED,
+                    force=False,
+                    stopped_mode="KeepCharging",
+                    vpc_id=vswitch.vpc_id,
+                    vswitch_id=vswitch.id,
+                    key_pair_name=request.key_pair_name or "",
+                    pending_key_pair_name=None,
+                    password_hash=sha512_crypt(request.password) if request.password else "",
+                    user_data=checked.user_data,
+                    charge_type=request.charge_type,
+                    spot_strategy=request.spot_strategy,
+                    deployment_set_id=deployment.id if deployment else "",
+                    deletion_protection=request.deletion_protection,
+                    auto_release_time=checked.release_at,
+                    metadata_http_tokens=request.http_tokens,
+                    metadata_http_endpoint=request.http_endpoint,
+                    resource_group_id=request.resource_group_id,
+                    created_at=now,
+                    started_at=None,
+                    status_changed_at=now,
+                )
+            )
+            eni = NetworkInterface(
+                id=ids.new_id("network_interface"),
                 account_id=scope.account_id,
                 region_id=scope.region_id,
                 zone_id=vswitch.zone_id,
-                host_id=host_id,
-                instance_type=itype.type_id,
-                cpu=itype.cpu,
-                memory_mib=int(itype.memory_gib * 1024),
-                image_id=image.id,
-                name=checked.names[index] or instance_id,
-                description=checked.description,
-                hostname=checked.hostnames[index] if checked.hostnames else f"iZ{instance_id[2:]}Z",
-                status=states.PENDING,
-                desired=states.WANT_RUNNING if request.start else states.WANT_STOPPED,
-                force=False,
-                stopped_mode="KeepCharging",
                 vpc_id=vswitch.vpc_id,
                 vswitch_id=vswitch.id,
-                key_pair_name=request.key_pair_name or "",
-                pending_key_pair_name=None,
-                password_hash=sha512_crypt(request.password) if request.password else "",
-                user_data=checked.user_data,
-                charge_type=request.charge_type,
-                spot_strategy=request.spot_strategy,
-                deployment_set_id=deployment.id if deployment else "",
-                deletion_protection=request.deletion_protection,
-                auto_release_time=checked.release_at,
-                metadata_http_tokens=request.http_tokens,
-                metadata_http_endpoint=request.http_endpoint,
-                resource_group_id=request.resource_group_id,
+                name="",
+                description="",
+                mac=new_mac(s, macs),
+                primary_ip=str(addresses[index]),
+                status=ENI_IN_USE,
+                eni_type="Primary",
+                instance_id=instance_id,
+                attachment="instance",
+                resource_group_id="",
                 created_at=now,
-                started_at=None,
-                status_changed_at=now,
-            ))
-            eni = NetworkInterface(
-                id=ids.new_id("network_interface"), account_id=scope.account_id, region_id=scope.region_id,
-                zone_id=vswitch.zone_id, vpc_id=vswitch.vpc_id, vswitch_id=vswitch.id, name="", description="",
-                mac=new_mac(s, macs), primary_ip=str(addresses[index]), status=ENI_IN_USE, eni_type="Primary",
-                instance_id=instance_id, attachment="instance", resource_group_id="", created_at=now,
             )
-            eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(network.groups)]
+            eni.memberships = [
+                NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(network.groups)
+            ]
             s.add(eni)
             system = request.system_disk
-            s.add(Disk(
-                id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id,
-                zone_id=vswitch.zone_id, instance_id=instance_id, disk_type="system",
-                category=checked.system_category,
-                performance_level=system.performance_level or ("PL1" if checked.system_category == "cloud_essd"
-                                                               else ""),
-                size_gib=checked.system_size, name=system.name or "", description=system.description or "",
-                status="In_use", image_id=image.id, device="/dev/xvda", delete_with_instance=True, host_id=host_id,
-                created_at=now,
-            ))
+            s.add(
+                Disk(
+                    id=ids.new_id("disk"),
+                    account_id=scope.account_id,
+                    region_id=scope.region_id,
+                    zone_id=vswitch.zone_id,
+                    instance_id=instance_id,
+                    disk_type="system",
+                    category=checked.system_category,
+                    performance_level=system.performance_level
+                    or ("PL1" if checked.system_category == "cloud_essd" else ""),
+                    size_gib=checked.system_size,
+                    name=system.name or "",
+                    description=system.description or "",
+                    status="In_use",
+                    image_id=image.id,
+                    device="/dev/xvda",
+                    delete_with_instance=True,
+                    host_id=host_id,
+                    created_at=now,
+                )
+            )
             for number, (d, category, size) in enumerate(checked.data_disks):
-                s.add(Disk(
-                    id=ids.new_id("disk"), account_id=scope.account_id, region_id=scope.region_id,
-                    zone_id=vswitch.zone_id, instance_id=instance_id, disk_type="data", category=category,
-                    performance_level=d.performance_level or ("PL1" if category == "cloud_essd" else ""),
-                    size_gib=size, name=d.name or "", description=d.description or "", status="In_use",
-                    image_id="", device=f"/dev/xvd{chr(ord('b') + number)}", source_snapshot_id=d.snapshot_id or "",
-                    delete_with_instance=d.delete_with_instance, host_id=host_id, created_at=now,
-                ))
+                s.add(
+                    Disk(
+                        id=ids.new_id("disk"),
+                        account_id=scope.account_id,
+                        region_id=scope.region_id,
+                        zone_id=vswitch.zone_id,
+                        instance_id=instance_id,
+                        disk_type="data",
+                        category=category,
+                        performance_level=d.performance_level or ("PL1" if category == "cloud_essd" else ""),
+                        size_gib=size,
+                        name=d.name or "",
+                        description=d.description or "",
+                        status="In_use",
+                        image_id="",
+                        device=f"/dev/xvd{chr(ord('b') + number)}",
+                        source_snapshot_id=d.snapshot_id or "",
+                        delete_with_instance=d.delete_with_instance,
+                        host_id=host_id,
+                        created_at=now,
+                    )
+                )
             write_tags(s, scope, "instance", instance_id, request.tags, created=True)
         return instance_ids

@@ -20,7 +20,10 @@ def expand(pattern: str, amount: int, unique_suffix: bool, field: str) -> list[s
         begin, bits = int(match.group(1)), int(match.group(2))
         if not 1 <= bits <= 8:
             raise errors.invalid_malformed(field, f"The bits of a {field} sequence must be 1 to 8.")
-        names = [pattern[: match.start()] + str(begin + i).zfill(bits) + pattern[match.end():] for i in range(amount)]
+        names = [
+            pattern[: match.start()] + str(begin + i).zfill(bits) + pattern[match.end() :]
+            for i in range(amount)
+        ]
         if len(str(begin + amount - 1)) > bits:
             raise errors.invalid_malformed(field, f"The {field} sequence cannot number {amount} instances.")
         return names
@@ -34,7 +37,12 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
 
 def check_hostname(hostname: str) -> str:
     """Linux host names: 2 to 64 characters, letters, digits, '.' and '-', no '..' or '--' runs at the ends."""
-    if len(hostname) < 2 or not _HOSTNAME.fullmatch(hostname) or ".." in hostname or ".-" in hostname \
-            or "-." in hostname:
+    if (
+        len(hostname) < 2
+        or not _HOSTNAME.fullmatch(hostname)
+        or ".." in hostname
+        or ".-" in hostname
+        or "-." in hostname
+    ):
         raise errors.invalid_host_name_malformed()
     return hostname

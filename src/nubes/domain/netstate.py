@@ -28,4 +28,7 @@ def bump_generation(db: Database, vpc_id: str) -> None:
 
 def generations(db: Database) -> dict[str, int]:
     with db.session() as s:
-        return {vpc_id: gen for vpc_id, gen in s.execute(select(NetworkGeneration.vpc_id, NetworkGeneration.generation))}
+        return {
+            vpc_id: gen
+            for vpc_id, gen in s.execute(select(NetworkGeneration.vpc_id, NetworkGeneration.generation))
+        }

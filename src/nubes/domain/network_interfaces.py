@@ -46,8 +46,15 @@ class NetworkInterfaces:
         self._quotas = quotas
 
     def create(
-        self, scope: Scope, vswitch_id: str, group_ids: list[str], primary_ip: str | None, name: str | None,
-        description: str | None, resource_group_id: str = "", eni_type: str = "Secondary",
+        self,
+        scope: Scope,
+        vswitch_id: str,
+        group_ids: list[str],
+        primary_ip: str | None,
+        name: str | None,
+        description: str | None,
+        resource_group_id: str = "",
+        eni_type: str = "Secondary",
     ) -> NetworkInterface:
         name = check_name("NetworkInterfaceName", name)
         description = check_description(description)
@@ -56,8 +63,12 @@ class NetworkInterfaces:
             if vswitch.status != AVAILABLE:
                 raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
-            used = {IPv4Address(ip) for ip in s.scalars(
-                select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id))}
+            used = {
+                IPv4Address(ip)
+                for ip in s.scalars(
+                    select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id)
+                )
+            }
             address = cidr.allocate(IPv4Network(vswitch.cidr), used, primary_ip)
             eni = NetworkInterface(
                 id=ids.new_id("network_interface"),
@@ -113,15 +124,25 @@ class NetworkInterfaces:
             return _loaded(s, eni_id)
 
     def describe(
-        self, scope: Scope, eni_ids: list[str] | None = None, vpc_id: str | None = None,
-        vswitch_id: str | None = None, group_id: str | None = None, instance_id: str | None = None,
-        status: str | None = None, name: str | None = None, primary_ip: str | None = None,
+        self,
+        scope: Scope,
+        eni_ids: list[str] | None = None,
+        vpc_id: str | None = None,
+        vswitch_id: str | None = None,
+        group_id: str | None = None,
+        instance_id: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        primary_ip: str | None = None,
         eni_type: str | None = None,
     ) -> list[NetworkInterface]:
         with self._db.session() as s:
             query = (
                 select(NetworkInterface)
-                .where(NetworkInterface.account_id == scope.account_id, NetworkInterface.region_id == scope.region_id)
+                .where(
+                    NetworkInterface.account_id == scope.account_id,
+                    NetworkInterface.region_id == scope.region_id,
+                )
                 .options(selectinload(NetworkInterface.memberships))
                 .order_by(NetworkInterface.created_at.desc(), NetworkInterface.id)
             )
@@ -141,13 +162,21 @@ class NetworkInterfaces:
             if group_id:
                 query = query.where(
                     NetworkInterface.id.in_(
-                        select(NetworkInterfaceGroup.interface_id).where(NetworkInterfaceGroup.group_id == group_id)
+                        select(NetworkInterfaceGroup.interface_id).where(
+                            NetworkInterfaceGroup.group_id == group_id
+                        )
                     )
                 )
             return list(s.scalars(query))
 
-    def modify(self, scope: Scope, eni_id: str, name: str | None, description: str | None,
-               group_ids: list[str] | None) -> None:
+    def modify(
+        self,
+        scope: Scope,
+        eni_id: str,
+        name: str | None,
+        description: str | None,
+        group_ids: list[str] | None,
+    ) -> None:
         with self._db.session() as s:
             eni = _eni(s, scope, eni_id)
             if name is not None:
@@ -219,11 +248,15 @@ class NetworkInterfaces:
                 raise errors.invalid_id_not_found("NetworkInterface", eni_id)
             if attached:
                 if eni.status != ENI_AVAILABLE:
-                    raise errors.invalid_operation_invalid_eni_state(f"{eni_id} is {eni.status}, not Available.")
+                    raise errors.invalid_operation_invalid_eni_state(
+                        f"{eni_id} is {eni.status}, not Available."
+                    )
                 eni.status, eni.attachment = ENI_IN_USE, TEST_HOST
             else:
                 if eni.attachment != TEST_HOST:
-                    raise errors.invalid_operation_invalid_eni_state(f"{eni_id} is not plugged into a test host.")
+                    raise errors.invalid_operation_invalid_eni_state(
+                        f"{eni_id} is not plugged into a test host."
+                    )
                 eni.status, eni.attachment = ENI_AVAILABLE, ""
             vpc_id = eni.vpc_id
         self._notify(vpc_id)

@@ -27,10 +27,14 @@ SWEEP_EVERY = timedelta(minutes=1)
 GROUP_MAX = 256  # nonces in one commit at most
 WRITER_IDLE = 2.0  # seconds without a nonce after which the writer thread and its connection go
 
-_INSERT = ("INSERT INTO signature_nonces (digest, expires_at) VALUES ({p}, {p}) "
-           "ON CONFLICT (digest) DO NOTHING RETURNING digest")
+_INSERT = (
+    "INSERT INTO signature_nonces (digest, expires_at) VALUES ({p}, {p}) "
+    "ON CONFLICT (digest) DO NOTHING RETURNING digest"
+)
 # Seen before: usable again only once its window has passed (the sweep may lag behind).
-_RENEW = "UPDATE signature_nonces SET expires_at = {p} WHERE digest = {p} AND expires_at < {p} RETURNING digest"
+_RENEW = (
+    "UPDATE signature_nonces SET expires_at = {p} WHERE digest = {p} AND expires_at < {p} RETURNING digest"
+)
 _SWEEP = "DELETE FROM signature_nonces WHERE expires_at < {p}"
 
 

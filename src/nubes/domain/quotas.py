@@ -27,6 +27,8 @@ class Quotas:
 def used_key_pairs(db: Database, account_id: int, region_id: str) -> int:
     with db.session() as s:
         count = s.scalar(
-            select(func.count(KeyPair.id)).where(KeyPair.account_id == account_id, KeyPair.region_id == region_id)
+            select(func.count(KeyPair.id)).where(
+                KeyPair.account_id == account_id, KeyPair.region_id == region_id
+            )
         )
         return int(count or 0)

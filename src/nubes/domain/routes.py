@@ -43,7 +43,9 @@ class Routes:
     def table_vpc(self, s: Session, scope: Scope, route_table_id: str) -> Vpc:
         vpc = s.scalar(
             select(Vpc).where(
-                Vpc.route_table_id == route_table_id, Vpc.account_id == scope.account_id, Vpc.region_id == scope.region_id
+                Vpc.route_table_id == route_table_id,
+                Vpc.account_id == scope.account_id,
+                Vpc.region_id == scope.region_id,
             )
         )
         if vpc is None:
@@ -59,19 +61,40 @@ class Routes:
                 RouteView(route_table_id, "", v.cidr, "local", "", "System", "Available", "", "")
                 for v in s.scalars(select(VSwitch).where(VSwitch.vpc_id == vpc.id).order_by(VSwitch.cidr))
             ]
-            views.append(RouteView(route_table_id, "", CLOUD_SERVICES_CIDR, "service", "", "System", "Available", "", ""))
+            views.append(
+                RouteView(
+                    route_table_id, "", CLOUD_SERVICES_CIDR, "service", "", "System", "Available", "", ""
+                )
+            )
             for e in s.scalars(
-                select(RouteEntry).where(RouteEntry.route_table_id == route_table_id).order_by(RouteEntry.created_at)
+                select(RouteEntry)
+                .where(RouteEntry.route_table_id == route_table_id)
+                .order_by(RouteEntry.created_at)
             ):
                 views.append(
-                    RouteView(route_table_id, e.id, e.destination_cidr, e.next_hop_type, e.next_hop_id, "Custom",
-                              e.status, e.name, e.description)
+                    RouteView(
+                        route_table_id,
+                        e.id,
+                        e.destination_cidr,
+                        e.next_hop_type,
+                        e.next_hop_id,
+                        "Custom",
+                        e.status,
+                        e.name,
+                        e.description,
+                    )
                 )
             return views
 
     def create(
-        self, scope: Scope, route_table_id: str, destination: str, next_hop_type: str, next_hop_id: str,
-        name: str | None, description: str | None,
+        self,
+        scope: Scope,
+        route_table_id: str,
+        destination: str,
+        next_hop_type: str,
+        next_hop_id: str,
+        name: str | None,
+        description: str | None,
     ) -> str:
         name = check_name("RouteEntryName", name)
         description = check_description(description)
@@ -88,7 +111,9 @@ class Routes:
         with self._db.session() as s:
             vpc = self.table_vpc(s, scope, route_table_id)
             if vpc.status != AVAILABLE:
-                raise errors.incorrect_vpc_status(f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+                raise errors.incorrect_vpc_status(
+                    f"The VPC {vpc.id} is {vpc.status}; wait until it is Available."
+                )
             system = {IPv4Network(c) for c in s.scalars(select(VSwitch.cidr).where(VSwitch.vpc_id == vpc.id))}
             if network.subnet_of(IPv4Network(CLOUD_SERVICES_CIDR)) or network in system:
                 raise errors.invalid_destination_cidr_block_conflict(
@@ -125,15 +150,23 @@ class Routes:
     def _check_next_hop(s: Session, scope: Scope, vpc: Vpc, next_hop_type: str, next_hop_id: str) -> None:
         column = NetworkInterface.id if next_hop_type == "NetworkInterface" else NetworkInterface.instance_id
         eni = s.scalar(
-            select(NetworkInterface).where(column == next_hop_id, NetworkInterface.account_id == scope.account_id)
+            select(NetworkInterface).where(
+                column == next_hop_id, NetworkInterface.account_id == scope.account_id
+            )
         )
         if eni is None or eni.vpc_id != vpc.id:
             raise errors.invalid_next_hop_id_not_found(
                 f"The next hop {next_hop_id!r} does not exist in the VPC {vpc.id}."
             )
 
-    def delete(self, scope: Scope, route_entry_id: str | None, route_table_id: str | None,
-               destination: str | None, next_hop_id: str | None) -> None:
+    def delete(
+        self,
+        scope: Scope,
+        route_entry_id: str | None,
+        route_table_id: str | None,
+        destination: str | None,
+        next_hop_id: str | None,
+    ) -> None:
         with self._db.session() as s:
             query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
             if route_entry_id:

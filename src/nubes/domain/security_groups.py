@@ -66,8 +66,15 @@ class Rule:
 
     def key(self) -> tuple[str, str, str, str, str, int, str]:
         """What makes two rules the same rule (ECS refuses duplicates)."""
-        return (self.ip_protocol, self.port_range, self.peer_cidr, self.peer_group_id, self.policy, self.priority,
-                self.source_port_range)
+        return (
+            self.ip_protocol,
+            self.port_range,
+            self.peer_cidr,
+            self.peer_group_id,
+            self.policy,
+            self.priority,
+            self.source_port_range,
+        )
 
 
 def _peer_word(direction: str) -> str:
@@ -122,7 +129,9 @@ def validate(direction: str, p: Permission) -> Rule:
         )
     protocol = p.ip_protocol.upper()
     if protocol not in PROTOCOLS:
-        raise errors.invalid_ip_protocol_malformed(f"IpProtocol {p.ip_protocol!r} is not one of tcp, udp, icmp, gre, all.")
+        raise errors.invalid_ip_protocol_malformed(
+            f"IpProtocol {p.ip_protocol!r} is not one of tcp, udp, icmp, gre, all."
+        )
     port_range = parse_port_range(protocol, p.port_range)
     if bool(p.peer_cidr) == bool(p.peer_group_id):
         message = f"Give exactly one of {word}CidrIp and {word}GroupId for each rule."
@@ -140,7 +149,9 @@ def validate(direction: str, p: Permission) -> Rule:
         raise errors.invalid_priority_malformed(f"Priority {p.priority!r} must be an integer from 1 to 100.")
     nic_type = (p.nic_type or "intranet").lower()
     if nic_type not in ("intranet", "internet"):
-        raise errors.invalid_nic_type_value_not_supported(f"NicType {p.nic_type!r} must be intranet or internet.")
+        raise errors.invalid_nic_type_value_not_supported(
+            f"NicType {p.nic_type!r} must be intranet or internet."
+        )
     description = p.description or ""
     if len(description) > 512 or description.startswith(("http://", "https://")):
         raise errors.invalid_description_malformed("A rule description is at most 512 characters, not a URL.")
@@ -161,8 +172,17 @@ def validate(direction: str, p: Permission) -> Rule:
 
 
 def _stored(rule: SecurityGroupRule) -> Rule:
-    return Rule(rule.ip_protocol, rule.port_range, rule.peer_cidr, rule.peer_group_id, rule.policy, rule.priority,
-                rule.nic_type, rule.description, rule.source_port_range)
+    return Rule(
+        rule.ip_protocol,
+        rule.port_range,
+        rule.peer_cidr,
+        rule.peer_group_id,
+        rule.policy,
+        rule.priority,
+        rule.nic_type,
+        rule.description,
+        rule.source_port_range,
+    )
 
 
 @dataclass(frozen=True)
@@ -174,7 +194,9 @@ class GroupSummary:
 
 
 class SecurityGroups:
-    def __init__(self, db: Database, clock: Clock, notify: NotifyNetwork, quotas: SecurityQuotas | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, notify: NotifyNetwork, quotas: SecurityQuotas | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
         self._notify = notify
@@ -182,8 +204,15 @@ class SecurityGroups:
 
     # ---- groups -----------------------------------------------------------------------------
 
-    def create(self, scope: Scope, vpc_id: str, name: str | None, description: str | None, group_type: str,
-               resource_group_id: str) -> SecurityGroup:
+    def create(
+        self,
+        scope: Scope,
+        vpc_id: str,
+        name: str | None,
+        description: str | None,
+        group_type: str,
+        resource_group_id: str,
+    ) -> SecurityGroup:
         name = check_name("SecurityGroupName", name)
         description = check_description(description)
         with self._db.session() as s:
@@ -217,8 +246,14 @@ class SecurityGroups:
             return group
 
     def describe(
-        self, scope: Scope, vpc_id: str | None = None, group_ids: list[str] | None = None, name: str | None = None,
-        fuzzy: bool = False, group_type: str | None = None, resource_group_id: str | None = None,
+        self,
+        scope: Scope,
+        vpc_id: str | None = None,
+        group_ids: list[str] | None = None,
+        name: str | None = None,
+        fuzzy: bool = False,
+        group_type: str | None = None,
+        resource_group_id: str | None = None,
     ) -> list[GroupSummary]:
         with self._db.session() as s:
             query = (
@@ -233,7 +268,9 @@ class SecurityGroups:
                 query = query.where(SecurityGroup.id.in_(group_ids))
             if name:
                 pattern = name if not fuzzy else f"%{name}%"
-                query = query.where(SecurityGroup.name.like(pattern) if fuzzy else SecurityGroup.name == pattern)
+                query = query.where(
+                    SecurityGroup.name.like(pattern) if fuzzy else SecurityGroup.name == pattern
+                )
             if group_type:
                 query = query.where(SecurityGroup.group_type == group_type)
             if resource_group_id:
@@ -248,11 +285,15 @@ class SecurityGroups:
                 )
             }
             return [
-                GroupSummary(g, len(g.rules), sum(1 for r in g.rules if r.peer_group_id), int(members.get(g.id, 0)))
+                GroupSummary(
+                    g, len(g.rules), sum(1 for r in g.rules if r.peer_group_id), int(members.get(g.id, 0))
+                )
                 for g in groups
             ]
 
-    def modify_attribute(self, scope: Scope, group_id: str, name: str | None, description: str | None) -> None:
+    def modify_attribute(
+        self, scope: Scope, group_id: str, name: str | None, description: str | None
+    ) -> None:
         with self._db.session() as s:
             group = _group(s, scope, group_id)
             if name is not None:
@@ -281,7 +322,8 @@ class SecurityGroups:
                 set(
                     s.scalars(
                         select(SecurityGroupRule.group_id).where(
-                            SecurityGroupRule.peer_group_id == group_id, SecurityGroupRule.group_id != group_id
+                            SecurityGroupRule.peer_group_id == group_id,
+                            SecurityGroupRule.group_id != group_id,
                         )
                     )
                 )
@@ -312,7 +354,9 @@ class SecurityGroups:
 
     # ---- rules --------------------------------------------------------------------------------
 
-    def authorize(self, scope: Scope, group_id: str, direction: str, permissions: list[Permission]) -> list[str]:
+    def authorize(
+        self, scope: Scope, group_id: str, direction: str, permissions: list[Permission]
+    ) -> list[str]:
         if not permissions:
             raise errors.missing_parameter(
                 "Permissions",
@@ -323,7 +367,9 @@ class SecurityGroups:
             group = _group(s, scope, group_id)
             vpc = s.get(Vpc, group.vpc_id)
             if vpc is not None and vpc.status != AVAILABLE:
-                raise errors.incorrect_vpc_status(f"The VPC {vpc.id} is {vpc.status}; wait until it is Available.")
+                raise errors.incorrect_vpc_status(
+                    f"The VPC {vpc.id} is {vpc.status}; wait until it is Available."
+                )
             for rule in rules:
                 if rule.peer_group_id:
                     self._check_peer(s, scope, group, rule.peer_group_id, direction)
@@ -362,7 +408,9 @@ class SecurityGroups:
         self._notify(vpc_id)
         return rule_ids
 
-    def _check_peer(self, s: Session, scope: Scope, group: SecurityGroup, peer_id: str, direction: str) -> None:
+    def _check_peer(
+        self, s: Session, scope: Scope, group: SecurityGroup, peer_id: str, direction: str
+    ) -> None:
         word = _peer_word(direction)
         if group.group_type == "enterprise":
             raise errors.invalid_parameter_group_not_supported(
@@ -375,7 +423,9 @@ class SecurityGroups:
                 f"The {word}GroupId {peer_id} belongs to another VPC than the security group {group.id}.",
             )
 
-    def revoke(self, scope: Scope, group_id: str, direction: str, rule_ids: list[str], permissions: list[Permission]) -> None:
+    def revoke(
+        self, scope: Scope, group_id: str, direction: str, rule_ids: list[str], permissions: list[Permission]
+    ) -> None:
         """Remove rules by ID, or by their content. Content that matches no rule is not an error."""
         with self._db.session() as s:
             group = _group(s, scope, group_id)
@@ -403,7 +453,9 @@ class SecurityGroups:
             vpc_id = group.vpc_id
         self._notify(vpc_id)
 
-    def modify_rule(self, scope: Scope, group_id: str, direction: str, rule_id: str, change: Permission) -> None:
+    def modify_rule(
+        self, scope: Scope, group_id: str, direction: str, rule_id: str, change: Permission
+    ) -> None:
         with self._db.session() as s:
             group = _group(s, scope, group_id)
             rule = next((r for r in group.rules if r.id == rule_id and r.direction == direction), None)
@@ -415,8 +467,11 @@ class SecurityGroups:
             merged = Permission(
                 ip_protocol=change.ip_protocol or current.ip_protocol,
                 port_range=change.port_range or (current.port_range if not change.ip_protocol else None),
-                peer_cidr=change.peer_cidr if (change.peer_cidr or change.peer_group_id) else current.peer_cidr or None,
-                peer_group_id=change.peer_group_id if (change.peer_cidr or change.peer_group_id)
+                peer_cidr=change.peer_cidr
+                if (change.peer_cidr or change.peer_group_id)
+                else current.peer_cidr or None,
+                peer_group_id=change.peer_group_id
+                if (change.peer_cidr or change.peer_group_id)
                 else current.peer_group_id or None,
                 policy=change.policy or current.policy,
                 priority=change.priority or str(current.priority),
@@ -429,9 +484,19 @@ class SecurityGroups:
                 self._check_peer(s, scope, group, updated.peer_group_id, direction)
             others = {_stored(r).key() for r in group.rules if r.direction == direction and r.id != rule_id}
             if updated.key() in others:
-                raise errors.invalid_permission_duplicate("An identical rule exists already in the security group.")
-            rule.ip_protocol, rule.port_range, rule.peer_cidr = updated.ip_protocol, updated.port_range, updated.peer_cidr
-            rule.peer_group_id, rule.policy, rule.priority = updated.peer_group_id, updated.policy, updated.priority
+                raise errors.invalid_permission_duplicate(
+                    "An identical rule exists already in the security group."
+                )
+            rule.ip_protocol, rule.port_range, rule.peer_cidr = (
+                updated.ip_protocol,
+                updated.port_range,
+                updated.peer_cidr,
+            )
+            rule.peer_group_id, rule.policy, rule.priority = (
+                updated.peer_group_id,
+                updated.policy,
+                updated.priority,
+            )
             rule.nic_type, rule.description = updated.nic_type, updated.description
             rule.source_port_range = updated.source_port_range
             vpc_id = group.vpc_id
@@ -444,10 +509,16 @@ def _scope(scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
 
 def _peer(s: Session, scope: Scope, peer_id: str, direction: str) -> SecurityGroup:
     word = _peer_word(direction)
-    return owned(s, SecurityGroup, scope, peer_id, lambda missing: errors.invalid_id_not_found(
-        f"{word}Group",
-        message=f"The {word}GroupId {missing!r} does not exist.",
-    ))
+    return owned(
+        s,
+        SecurityGroup,
+        scope,
+        peer_id,
+        lambda missing: errors.invalid_id_not_found(
+            f"{word}Group",
+            message=f"The {word}GroupId {missing!r} does not exist.",
+        ),
+    )
 
 
 def _group(s: Session, scope: Scope, group_id: str) -> SecurityGroup:

@@ -17,10 +17,12 @@ from nubes.store.models import Disk, Image, Snapshot
 def images_using(s: Session, snapshot_id: str) -> list[str]:
     """Custom images whose system or data disks are this snapshot."""
     found = []
-    for image in s.scalars(select(Image).where(or_(Image.snapshot_id == snapshot_id,
-                                                   Image.disk_mappings.contains(snapshot_id)))):
-        if image.snapshot_id == snapshot_id or any(m.get("SnapshotId") == snapshot_id
-                                                   for m in json.loads(image.disk_mappings or "[]")):
+    for image in s.scalars(
+        select(Image).where(or_(Image.snapshot_id == snapshot_id, Image.disk_mappings.contains(snapshot_id)))
+    ):
+        if image.snapshot_id == snapshot_id or any(
+            m.get("SnapshotId") == snapshot_id for m in json.loads(image.disk_mappings or "[]")
+        ):
             found.append(image.id)
     return found
 
@@ -43,8 +45,11 @@ def release_disk(s: Session, disk: Disk) -> None:
     """Delete a disk row with its tags and, if it asks for it (DeleteAutoSnapshot), its automatic
     snapshots that no image or disk uses. Its layers go with the agent's next collection."""
     if disk.delete_auto_snapshot:
-        for snapshot in s.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "",
-                                                         Snapshot.status != "progressing")):
+        for snapshot in s.scalars(
+            select(Snapshot).where(
+                Snapshot.disk_id == disk.id, Snapshot.auto_policy_id != "", Snapshot.status != "progressing"
+            )
+        ):
             if not images_using(s, snapshot.id) and not disks_using(s, snapshot.id):
                 drop_tags(s, snapshot.account_id, snapshot.region_id, "snapshot", snapshot.id)
                 s.delete(snapshot)

@@ -34,22 +34,49 @@ class Snapshots:
         self._clock = clock
         self._notify = notify
 
-    def create(self, account_id: int, disk_id: str, name: str = "", description: str = "",
-               retention_days: int | None = None, tags: tuple[tuple[str, str], ...] = (), client_token: str = "",
-               auto_policy_id: str = "", instant_access: bool = False) -> str:
+    def create(
+        self,
+        account_id: int,
+        disk_id: str,
+        name: str = "",
+        description: str = "",
+        retention_days: int | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        client_token: str = "",
+        auto_policy_id: str = "",
+        instant_access: bool = False,
+    ) -> str:
         now = self._clock.now()
         with self._db.session() as s:
-            snapshot = self.create_in(s, now, owned_disk(s, account_id, disk_id), name, description, retention_days,
-                                      client_token, auto_policy_id, instant_access)
+            snapshot = self.create_in(
+                s,
+                now,
+                owned_disk(s, account_id, disk_id),
+                name,
+                description,
+                retention_days,
+                client_token,
+                auto_policy_id,
+                instant_access,
+            )
             write_tags(s, Scope(account_id, snapshot.region_id), "snapshot", snapshot.id, tags, created=True)
             key_id = snapshot.id
             wake = snapshot_key(s, disk_id)
         self._notify(wake)
         return key_id
 
-    def create_in(self, s: Session, now: datetime, disk: Disk, name: str = "", description: str = "",
-                  retention_days: int | None = None, client_token: str = "", auto_policy_id: str = "",
-                  instant_access: bool = False) -> Snapshot:
+    def create_in(
+        self,
+        s: Session,
+        now: datetime,
+        disk: Disk,
+        name: str = "",
+        description: str = "",
+        retention_days: int | None = None,
+        client_token: str = "",
+        auto_policy_id: str = "",
+        instant_access: bool = False,
+    ) -> Snapshot:
         """A snapshot of `disk` in the session `s` (CreateImage and policies use it too)."""
         ds.check("CreateSnapshot", disk.id, disk.status)
         count = s.scalar(select(func.count()).select_from(Snapshot).where(Snapshot.disk_id == disk.id)) or 0
@@ -60,11 +87,25 @@ class Snapshots:
         if name.startswith("auto") and not auto_policy_id:
             raise errors.invalid_snapshot_name_malformed()
         snapshot = Snapshot(
-            id=ids.new_id("snapshot"), account_id=disk.account_id, region_id=disk.region_id, disk_id=disk.id,
-            disk_type=disk.disk_type, disk_category=disk.category, disk_size_gib=disk.size_gib,
-            source_image_id=disk.image_id, name=name, description=description, status=PROGRESSING, progress=0,
-            layer="", auto_policy_id=auto_policy_id, retention_days=retention_days, instant_access=instant_access,
-            client_token=client_token, host_id=disk.host_id, created_at=now,
+            id=ids.new_id("snapshot"),
+            account_id=disk.account_id,
+            region_id=disk.region_id,
+            disk_id=disk.id,
+            disk_type=disk.disk_type,
+            disk_category=disk.category,
+            disk_size_gib=disk.size_gib,
+            source_image_id=disk.image_id,
+            name=name,
+            description=description,
+            status=PROGRESSING,
+            progress=0,
+            layer="",
+            auto_policy_id=auto_policy_id,
+            retention_days=retention_days,
+            instant_access=instant_access,
+            client_token=client_token,
+            host_id=disk.host_id,
+            created_at=now,
         )
         s.add(snapshot)
         enqueue(s, now, "snapshot", disk, instance_id=disk.instance_id, snapshot_id=snapshot.id)
@@ -94,8 +135,14 @@ class Snapshots:
             host = snapshot.host_id
         self._notify(f"gc:{host}")
 
-    def modify(self, account_id: int, snapshot_id: str, name: str | None, description: str | None,
-               disable_instant_access: bool = False) -> None:
+    def modify(
+        self,
+        account_id: int,
+        snapshot_id: str,
+        name: str | None,
+        description: str | None,
+        disable_instant_access: bool = False,
+    ) -> None:
         with self._db.session() as s:
             snapshot = owned_snapshot(s, account_id, snapshot_id)
             if name is not None:
@@ -110,8 +157,13 @@ class Snapshots:
     def usage(self, scope: Scope) -> tuple[int, int]:
         """(snapshot count, bytes the snapshots hold) in a region."""
         with self._db.session() as s:
-            rows = list(s.execute(select(func.count(), func.sum(Snapshot.disk_size_gib)).where(
-                Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id)))
+            rows = list(
+                s.execute(
+                    select(func.count(), func.sum(Snapshot.disk_size_gib)).where(
+                        Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id
+                    )
+                )
+            )
         count, size = rows[0]
         return int(count or 0), int(size or 0) << 30
 

@@ -17,19 +17,51 @@ DISK_KINDS = ("create", "attach", "detach", "snapshot", "reset", "reinit", "resi
 IMAGE_KINDS = ("import", "export")
 
 
-def enqueue(s: Session, now: datetime, kind: str, disk: Disk, *, instance_id: str = "", snapshot_id: str = "",
-            size_gib: int = 0) -> None:
+def enqueue(
+    s: Session,
+    now: datetime,
+    kind: str,
+    disk: Disk,
+    *,
+    instance_id: str = "",
+    snapshot_id: str = "",
+    size_gib: int = 0,
+) -> None:
     assert kind in DISK_KINDS, kind
-    s.add(StorageTask(kind=kind, disk_id=disk.id, instance_id=instance_id, snapshot_id=snapshot_id, size_gib=size_gib,
-                      host_id=disk.host_id, created_at=now))
+    s.add(
+        StorageTask(
+            kind=kind,
+            disk_id=disk.id,
+            instance_id=instance_id,
+            snapshot_id=snapshot_id,
+            size_gib=size_gib,
+            host_id=disk.host_id,
+            created_at=now,
+        )
+    )
 
 
-def enqueue_image(s: Session, now: datetime, kind: str, image_id: str, host_id: str | None, args: dict[str, Any],
-                  snapshot_id: str = "") -> StorageTask:
+def enqueue_image(
+    s: Session,
+    now: datetime,
+    kind: str,
+    image_id: str,
+    host_id: str | None,
+    args: dict[str, Any],
+    snapshot_id: str = "",
+) -> StorageTask:
     """A task on an image's files (keyed by the image id in `disk_id`)."""
     assert kind in IMAGE_KINDS, kind
-    task = StorageTask(kind=kind, disk_id=image_id, instance_id="", snapshot_id=snapshot_id, size_gib=0,
-                       host_id=host_id, created_at=now, args=json.dumps(args))
+    task = StorageTask(
+        kind=kind,
+        disk_id=image_id,
+        instance_id="",
+        snapshot_id=snapshot_id,
+        size_gib=0,
+        host_id=host_id,
+        created_at=now,
+        args=json.dumps(args),
+    )
     s.add(task)
     s.flush()
     return task

@@ -19,28 +19,59 @@ T = TypeVar("T", bound=Any)
 
 MAX_TAGS = 20
 # ECS's ResourceType names (TagResources spells them in lower case; AddTags capitalises some).
-RESOURCE_TYPES = ("instance", "disk", "snapshot", "image", "securitygroup", "eni", "keypair", "launchtemplate", "ddh")
+RESOURCE_TYPES = (
+    "instance",
+    "disk",
+    "snapshot",
+    "image",
+    "securitygroup",
+    "eni",
+    "keypair",
+    "launchtemplate",
+    "ddh",
+)
 
 
 # The resource types whose rows carry their account and region (instances: while not going away).
-_OWNED: dict[str, Any] = {"disk": Disk, "snapshot": Snapshot, "securitygroup": SecurityGroup,
-                          "eni": NetworkInterface, "instance": Instance, "image": Image}
+_OWNED: dict[str, Any] = {
+    "disk": Disk,
+    "snapshot": Snapshot,
+    "securitygroup": SecurityGroup,
+    "eni": NetworkInterface,
+    "instance": Instance,
+    "image": Image,
+}
 
 
 def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str) -> None:
     """InvalidResourceId.NotFound unless the scope owns the resource."""
+
     def missing(_: str) -> ApiError:
         return errors.invalid_resource_id_not_found(
             f"The resource {resource_id!r} ({resource_type}) does not exist."
         )
 
     if resource_type in _OWNED:
-        owned(s, _OWNED[resource_type], scope, resource_id, missing,
-              usable=(lambda i: i.desired != WANT_DELETED) if resource_type == "instance" else None)
+        owned(
+            s,
+            _OWNED[resource_type],
+            scope,
+            resource_id,
+            missing,
+            usable=(lambda i: i.desired != WANT_DELETED) if resource_type == "instance" else None,
+        )
         return
-    if resource_type == "keypair" and s.scalar(select(KeyPair.id).where(
-            KeyPair.account_id == scope.account_id, KeyPair.region_id == scope.region_id,
-            KeyPair.name == resource_id)) is not None:
+    if (
+        resource_type == "keypair"
+        and s.scalar(
+            select(KeyPair.id).where(
+                KeyPair.account_id == scope.account_id,
+                KeyPair.region_id == scope.region_id,
+                KeyPair.name == resource_id,
+            )
+        )
+        is not None
+    ):
         return  # key pairs are named per account and region: their name is their id
     raise missing(resource_id)
 
@@ -48,40 +79,65 @@ def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str
 def _owned_by(account_id: int, region_id: str, resource_type: str) -> ColumnElement[bool]:
     """Tags belong to the resource's owner-scoped identity: key pairs are named per account and
     region, so a resource id alone may name two accounts' resources."""
-    return (Tag.account_id == account_id) & (Tag.region_id == region_id) & (Tag.resource_type == resource_type)
+    return (
+        (Tag.account_id == account_id) & (Tag.region_id == region_id) & (Tag.resource_type == resource_type)
+    )
 
 
-def where_tagged(query: Select[T], scope: Scope, resource_type: str, resource_id: Any,
-                 tags: Iterable[tuple[str, str | None]]) -> Select[T]:
+def where_tagged(
+    query: Select[T],
+    scope: Scope,
+    resource_type: str,
+    resource_id: Any,
+    tags: Iterable[tuple[str, str | None]],
+) -> Select[T]:
     """Narrow a query of the scope's resources of one type (`resource_id`: their id column) to
     those carrying every tag; an empty value matches any value of the key."""
     for key, value in tags:
-        condition = _owned_by(scope.account_id, scope.region_id, resource_type) & (Tag.resource_id == resource_id) \
+        condition = (
+            _owned_by(scope.account_id, scope.region_id, resource_type)
+            & (Tag.resource_id == resource_id)
             & (Tag.key == key)
+        )
         if value:
             condition = condition & (Tag.value == value)
         query = query.where(select(Tag.id).where(condition).exists())
     return query
 
 
-def tags_by_resource(s: Session, scope: Scope, resource_type: str,
-                     resource_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+def tags_by_resource(
+    s: Session, scope: Scope, resource_type: str, resource_ids: Iterable[str]
+) -> dict[str, list[tuple[str, str]]]:
     """The tags of these resources of the scope, in one query, in the order they were added."""
     found: dict[str, list[tuple[str, str]]] = {}
-    for resource_id, key, value in s.execute(select(Tag.resource_id, Tag.key, Tag.value).where(
+    for resource_id, key, value in s.execute(
+        select(Tag.resource_id, Tag.key, Tag.value)
+        .where(
             _owned_by(scope.account_id, scope.region_id, resource_type),
-            Tag.resource_id.in_(list(resource_ids))).order_by(Tag.id)):
+            Tag.resource_id.in_(list(resource_ids)),
+        )
+        .order_by(Tag.id)
+    ):
         found.setdefault(resource_id, []).append((key, value))
     return found
 
 
 def drop_tags(s: Session, account_id: int, region_id: str, resource_type: str, resource_id: str) -> None:
     """Delete a released resource's tags (only its owner's: another account may use the same name)."""
-    s.execute(delete(Tag).where(_owned_by(account_id, region_id, resource_type), Tag.resource_id == resource_id))
+    s.execute(
+        delete(Tag).where(_owned_by(account_id, region_id, resource_type), Tag.resource_id == resource_id)
+    )
 
 
-def write_tags(s: Session, scope: Scope, resource_type: str, resource_id: str,
-               tags: Iterable[tuple[str, str]], *, created: bool = False) -> None:
+def write_tags(
+    s: Session,
+    scope: Scope,
+    resource_type: str,
+    resource_id: str,
+    tags: Iterable[tuple[str, str]],
+    *,
+    created: bool = False,
+) -> None:
     """Create or replace tags on one resource of the scope: a key it carries takes the new value,
     a new key is added (in the order given); more than MAX_TAGS in all is InvalidTagCount.
     `created`: the resource is new in this session and carries no tags yet (none are read)."""
@@ -90,8 +146,14 @@ def write_tags(s: Session, scope: Scope, resource_type: str, resource_id: str,
         if key in current:
             current[key].value = value
         else:
-            row = Tag(account_id=scope.account_id, region_id=scope.region_id, resource_type=resource_type,
-                      resource_id=resource_id, key=key, value=value)
+            row = Tag(
+                account_id=scope.account_id,
+                region_id=scope.region_id,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                key=key,
+                value=value,
+            )
             s.add(row)
             current[key] = row
     if len(current) > MAX_TAGS:
@@ -99,14 +161,23 @@ def write_tags(s: Session, scope: Scope, resource_type: str, resource_id: str,
 
 
 def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: str) -> list[Tag]:
-    return list(s.scalars(select(Tag).where(_owned_by(scope.account_id, scope.region_id, resource_type),
-                                            Tag.resource_id == resource_id).order_by(Tag.id)))
+    return list(
+        s.scalars(
+            select(Tag)
+            .where(
+                _owned_by(scope.account_id, scope.region_id, resource_type), Tag.resource_id == resource_id
+            )
+            .order_by(Tag.id)
+        )
+    )
 
 
 def normalise_type(resource_type: str) -> str:
     value = resource_type.lower()
     if value not in RESOURCE_TYPES:
-        raise errors.invalid_resource_type_not_found(f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}.")
+        raise errors.invalid_resource_type_not_found(
+            f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}."
+        )
     return value
 
 
@@ -121,7 +192,9 @@ class Tags:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def tag(self, scope: Scope, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]) -> None:
+    def tag(
+        self, scope: Scope, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]
+    ) -> None:
         kind = normalise_type(resource_type)
         for key, value in tags:
             check_tag(key, value)
@@ -130,8 +203,14 @@ class Tags:
                 _check_exists(s, scope, kind, resource_id)
                 write_tags(s, scope, kind, resource_id, tags)
 
-    def untag(self, scope: Scope, resource_type: str, resource_ids: list[str], keys: list[str] | None,
-              pairs: list[tuple[str, str | None]] | None = None) -> None:
+    def untag(
+        self,
+        scope: Scope,
+        resource_type: str,
+        resource_ids: list[str],
+        keys: list[str] | None,
+        pairs: list[tuple[str, str | None]] | None = None,
+    ) -> None:
         kind = normalise_type(resource_type)
         with self._db.session() as s:
             for resource_id in resource_ids:
@@ -139,12 +218,19 @@ class Tags:
                 for row in _resource_tags(s, scope, kind, resource_id):
                     every = keys is None and pairs is None
                     by_key = keys is not None and row.key in keys
-                    by_pair = pairs is not None and any(row.key == k and (v is None or row.value == v) for k, v in pairs)
+                    by_pair = pairs is not None and any(
+                        row.key == k and (v is None or row.value == v) for k, v in pairs
+                    )
                     if every or by_key or by_pair:
                         s.delete(row)
 
-    def list(self, scope: Scope, resource_type: str | None, resource_ids: list[str] | None,
-             filters: list[tuple[str, str | None]]) -> list[Tag]:
+    def list(
+        self,
+        scope: Scope,
+        resource_type: str | None,
+        resource_ids: list[str] | None,
+        filters: list[tuple[str, str | None]],
+    ) -> list[Tag]:
         with self._db.session() as s:
             query = select(Tag).where(Tag.account_id == scope.account_id, Tag.region_id == scope.region_id)
             if resource_type:
@@ -155,8 +241,11 @@ class Tags:
         if filters:
             matching: set[tuple[str, str]] | None = None
             for key, value in filters:
-                ids = {(t.resource_type, t.resource_id) for t in rows
-                       if t.key == key and (value is None or t.value == value)}
+                ids = {
+                    (t.resource_type, t.resource_id)
+                    for t in rows
+                    if t.key == key and (value is None or t.value == value)
+                }
                 matching = ids if matching is None else matching & ids
             rows = [t for t in rows if (t.resource_type, t.resource_id) in (matching or set())]
         return rows

@@ -32,7 +32,12 @@ class NetworkQuotas:
 
 class Vpcs:
     def __init__(
-        self, db: Database, clock: Clock, catalog: Catalog, notify: NotifyNetwork, quotas: NetworkQuotas | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        notify: NotifyNetwork,
+        quotas: NetworkQuotas | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -43,8 +48,13 @@ class Vpcs:
     # ---- VPCs ---------------------------------------------------------------------------
 
     def create_vpc(
-        self, scope: Scope, cidr_block: str | None, name: str | None, description: str | None,
-        resource_group_id: str, dry_run: bool = False,
+        self,
+        scope: Scope,
+        cidr_block: str | None,
+        name: str | None,
+        description: str | None,
+        resource_group_id: str,
+        dry_run: bool = False,
     ) -> Vpc:
         require_region(self._catalog, scope.region_id)
         network = cidr.vpc_network(cidr_block)
@@ -83,7 +93,11 @@ class Vpcs:
             return _vpc(s, scope, vpc_id)
 
     def describe_vpcs(
-        self, scope: Scope, vpc_ids: list[str] | None = None, name: str | None = None, is_default: bool | None = None,
+        self,
+        scope: Scope,
+        vpc_ids: list[str] | None = None,
+        name: str | None = None,
+        is_default: bool | None = None,
         resource_group_id: str | None = None,
     ) -> list[Vpc]:
         with self._db.session() as s:
@@ -100,7 +114,9 @@ class Vpcs:
 
     def vswitch_ids_by_vpc(self, vpc_ids: list[str]) -> dict[str, list[str]]:
         with self._db.session() as s:
-            rows = s.execute(select(VSwitch.vpc_id, VSwitch.id).where(VSwitch.vpc_id.in_(vpc_ids)).order_by(VSwitch.id))
+            rows = s.execute(
+                select(VSwitch.vpc_id, VSwitch.id).where(VSwitch.vpc_id.in_(vpc_ids)).order_by(VSwitch.id)
+            )
             result: dict[str, list[str]] = {v: [] for v in vpc_ids}
             for vpc_id, vsw_id in rows:
                 result[vpc_id].append(vsw_id)
@@ -119,7 +135,11 @@ class Vpcs:
             vpc = _vpc(s, scope, vpc_id)
             if vpc.status != AVAILABLE:
                 raise _incorrect_vpc_status(vpc)
-            for model, kind in ((VSwitch, "VSwitch"), (SecurityGroup, "SecurityGroup"), (RouteEntry, "RouteEntry")):
+            for model, kind in (
+                (VSwitch, "VSwitch"),
+                (SecurityGroup, "SecurityGroup"),
+                (RouteEntry, "RouteEntry"),
+            ):
                 if s.scalar(select(func.count()).select_from(model).where(model.vpc_id == vpc_id)):
                     raise errors.dependency_violation(
                         kind,
@@ -133,7 +153,13 @@ class Vpcs:
     # ---- vSwitches ------------------------------------------------------------------------
 
     def create_vswitch(
-        self, scope: Scope, vpc_id: str, zone_id: str, cidr_block: str, name: str | None, description: str | None
+        self,
+        scope: Scope,
+        vpc_id: str,
+        zone_id: str,
+        cidr_block: str,
+        name: str | None,
+        description: str | None,
     ) -> VSwitch:
         region = require_region(self._catalog, scope.region_id)
         zones_of(region, zone_id)
@@ -148,7 +174,9 @@ class Vpcs:
                 raise errors.quota_exceeded_vswitch(
                     f"A VPC can have at most {self.quotas.vswitches_per_vpc} vSwitches."
                 )
-            network = cidr.vswitch_network(cidr_block, IPv4Network(vpc.cidr), [IPv4Network(c) for c in siblings])
+            network = cidr.vswitch_network(
+                cidr_block, IPv4Network(vpc.cidr), [IPv4Network(c) for c in siblings]
+            )
             vswitch = VSwitch(
                 id=ids.new_id("vswitch"),
                 vpc_id=vpc_id,
@@ -172,8 +200,12 @@ class Vpcs:
             return _vswitch(s, scope, vswitch_id)
 
     def describe_vswitches(
-        self, scope: Scope, vpc_id: str | None = None, vswitch_ids: list[str] | None = None,
-        zone_id: str | None = None, name: str | None = None,
+        self,
+        scope: Scope,
+        vpc_id: str | None = None,
+        vswitch_ids: list[str] | None = None,
+        zone_id: str | None = None,
+        name: str | None = None,
     ) -> list[tuple[VSwitch, int]]:
         """vSwitches with the number of private addresses in use in each."""
         with self._db.session() as s:
@@ -197,7 +229,9 @@ class Vpcs:
                 query = query.where(VSwitch.name == name)
             return [(v, int(n or 0)) for v, n in s.execute(query)]
 
-    def modify_vswitch(self, scope: Scope, vswitch_id: str, name: str | None, description: str | None) -> None:
+    def modify_vswitch(
+        self, scope: Scope, vswitch_id: str, name: str | None, description: str | None
+    ) -> None:
         with self._db.session() as s:
             vswitch = _vswitch(s, scope, vswitch_id)
             if name is not None:
@@ -212,7 +246,9 @@ class Vpcs:
                 raise errors.incorrect_vswitch_status(
                     f"The vSwitch {vswitch_id} is {vswitch.status}; wait until it is Available."
                 )
-            in_use = s.scalar(select(func.count(NetworkInterface.id)).where(NetworkInterface.vswitch_id == vswitch_id))
+            in_use = s.scalar(
+                select(func.count(NetworkInterface.id)).where(NetworkInterface.vswitch_id == vswitch_id)
+            )
             if in_use:
                 raise errors.dependency_violation(
                     "NetworkInterface",
@@ -231,7 +267,9 @@ class Vpcs:
         with self._db.session() as s:
             for vpc in s.scalars(select(Vpc).where(Vpc.id.in_(vpc_ids), Vpc.status == PENDING)):
                 vpc.status = AVAILABLE
-            for vswitch in s.scalars(select(VSwitch).where(VSwitch.vpc_id.in_(vpc_ids), VSwitch.status == PENDING)):
+            for vswitch in s.scalars(
+                select(VSwitch).where(VSwitch.vpc_id.in_(vpc_ids), VSwitch.status == PENDING)
+            ):
                 vswitch.status = AVAILABLE
 
 

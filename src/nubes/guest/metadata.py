@@ -44,7 +44,9 @@ def interface_tree(db: Database, vpc_id: str, source_ip: str) -> GuestView | Non
     """The metadata of the interface that owns `source_ip` in the VPC (and of its instance)."""
     with db.session() as s:
         eni = s.scalar(
-            select(NetworkInterface).where(NetworkInterface.vpc_id == vpc_id, NetworkInterface.primary_ip == source_ip)
+            select(NetworkInterface).where(
+                NetworkInterface.vpc_id == vpc_id, NetworkInterface.primary_ip == source_ip
+            )
         )
         if eni is None:
             return None
@@ -98,11 +100,17 @@ def interface_tree(db: Database, vpc_id: str, source_ip: str) -> GuestView | Non
         )
         key = None
         if instance.key_pair_name:
-            key = s.scalar(select(KeyPair).where(
-                KeyPair.account_id == instance.account_id, KeyPair.region_id == instance.region_id,
-                KeyPair.name == instance.key_pair_name))
+            key = s.scalar(
+                select(KeyPair).where(
+                    KeyPair.account_id == instance.account_id,
+                    KeyPair.region_id == instance.region_id,
+                    KeyPair.name == instance.key_pair_name,
+                )
+            )
         meta["public-keys"] = {"0": {"openssh-key": key.public_key}} if key is not None else {}
-        tree["user-data"] = base64.b64decode(instance.user_data).decode("utf-8", "replace") if instance.user_data else ""
+        tree["user-data"] = (
+            base64.b64decode(instance.user_data).decode("utf-8", "replace") if instance.user_data else ""
+        )
         tree["dynamic"] = {
             "instance-identity": {
                 "document": json.dumps(

@@ -104,7 +104,10 @@ class NoHostFound(Exception):
 
 
 def place(
-    request: PlacementRequest, hosts: Sequence[HostState], policy: str = "spread", best_of: int = 2,
+    request: PlacementRequest,
+    hosts: Sequence[HostState],
+    policy: str = "spread",
+    best_of: int = 2,
     rng: random.Random | None = None,
 ) -> HostState:
     candidates = [h for h in hosts if all(f(h, request) for f in FILTERS)]
@@ -118,7 +121,9 @@ def place(
 
 
 def place_all(
-    requests: Sequence[PlacementRequest], hosts: Sequence[HostState], policy: str = "spread",
+    requests: Sequence[PlacementRequest],
+    hosts: Sequence[HostState],
+    policy: str = "spread",
     rng: random.Random | None = None,
 ) -> list[str]:
     """Place several instances at once, each seeing the room the previous ones took.

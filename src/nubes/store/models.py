@@ -74,7 +74,7 @@ class SignatureNonce(Base):
 
     __tablename__ = "signature_nonces"
     # one B-tree per insert on SQLite (every request writes here); the minutely sweep scans
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     expires_at: Mapped[int] = mapped_column(Integer)  # epoch seconds
@@ -202,7 +202,9 @@ class NetworkInterfaceGroup(Base):
     __table_args__ = (UniqueConstraint("interface_id", "group_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    interface_id: Mapped[str] = mapped_column(ForeignKey("network_interfaces.id", ondelete="CASCADE"), index=True)
+    interface_id: Mapped[str] = mapped_column(
+        ForeignKey("network_interfaces.id", ondelete="CASCADE"), index=True
+    )
     group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id", ondelete="RESTRICT"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -240,7 +242,9 @@ class Image(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     region_id: Mapped[str] = mapped_column(String(32), default="*")  # * : a system image of every region
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True
+    )
     owner_alias: Mapped[str] = mapped_column(String(16))  # system | self | others | marketplace
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(String(256), default="")
@@ -274,7 +278,9 @@ class Instance(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     region_id: Mapped[str] = mapped_column(String(32))
     zone_id: Mapped[str] = mapped_column(String(64))
-    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"), nullable=True, index=True)
+    host_id: Mapped[str | None] = mapped_column(
+        ForeignKey("hosts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     instance_type: Mapped[str] = mapped_column(String(64))
     cpu: Mapped[int] = mapped_column(Integer)
     memory_mib: Mapped[int] = mapped_column(Integer)
@@ -367,7 +373,9 @@ class Snapshot(Base):
     disk_type: Mapped[str] = mapped_column(String(8))  # system | data
     disk_category: Mapped[str] = mapped_column(String(32))
     disk_size_gib: Mapped[int] = mapped_column(Integer)
-    source_image_id: Mapped[str] = mapped_column(String(128), default="")  # what the source disk was made from
+    source_image_id: Mapped[str] = mapped_column(
+        String(128), default=""
+    )  # what the source disk was made from
     name: Mapped[str] = mapped_column(String(128), default="")
     description: Mapped[str] = mapped_column(String(256), default="")
     status: Mapped[str] = mapped_column(String(16))  # progressing | accomplished | failed

@@ -57,7 +57,11 @@ def _values(name: str, quotas: Quotas) -> list[dict[str, Any]]:
 
 @actions.define(
     "DescribeAccountAttributes",
-    [REGION_ID, StringList("AttributeName", max_items=20, item_choices=ATTRIBUTES), String("ZoneId", max_length=64)],
+    [
+        REGION_ID,
+        StringList("AttributeName", max_items=20, item_choices=ATTRIBUTES),
+        String("ZoneId", max_length=64),
+    ],
 )
 def describe_account_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's quotas and usage in a region."""

@@ -35,8 +35,11 @@ TIME_POINTS = String("timePoints", max_length=1024)
 WEEKDAYS = String("repeatWeekdays", max_length=256)
 RETENTION = Integer("retentionDays")  # -1 or 1-65536, checked by the domain (ParameterInvalid)
 DISK_IDS = String("diskIds", required=True)
-CROSS_REGION = [Boolean("EnableCrossRegionCopy"), String("TargetCopyRegions", max_length=256),
-                Integer("CopiedSnapshotsRetentionDays")]
+CROSS_REGION = [
+    Boolean("EnableCrossRegionCopy"),
+    String("TargetCopyRegions", max_length=256),
+    Integer("CopiedSnapshotsRetentionDays"),
+]
 
 
 def policy_scope(ctx: ActionContext, region_id: str) -> Scope:
@@ -56,25 +59,41 @@ def copy_settings(ctx: ActionContext, p: dict[str, Any]) -> tuple[list[str] | No
     if p["EnableCrossRegionCopy"] is False:
         regions = []
     elif p["TargetCopyRegions"] or p["EnableCrossRegionCopy"]:
-        regions = parse_copy_regions(p["TargetCopyRegions"], lambda r: ctx.services.catalog.region(r) is not None)
+        regions = parse_copy_regions(
+            p["TargetCopyRegions"], lambda r: ctx.services.catalog.region(r) is not None
+        )
     retention = p["CopiedSnapshotsRetentionDays"]
     return regions, (check_copy_retention(retention) if retention is not None else None)
 
 
 @actions.define(
     "CreateAutoSnapshotPolicy",
-    [REGION, NAME, String("timePoints", required=True, max_length=1024),
-     String("repeatWeekdays", required=True, max_length=256),
-     Integer("retentionDays", required=True), TAGS, RESOURCE_GROUP_ID,
-     String("AssociationType", choices=("AssociatedWithDisk",)), *CROSS_REGION],
+    [
+        REGION,
+        NAME,
+        String("timePoints", required=True, max_length=1024),
+        String("repeatWeekdays", required=True, max_length=256),
+        Integer("retentionDays", required=True),
+        TAGS,
+        RESOURCE_GROUP_ID,
+        String("AssociationType", choices=("AssociatedWithDisk",)),
+        *CROSS_REGION,
+    ],
 )
 def create_auto_snapshot_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a policy: hours (UTC+8) and weekdays at which its disks get snapshots, and their retention."""
     scope = policy_scope(ctx, p["regionId"])
     regions, copy_retention = copy_settings(ctx, p)
     policy_id = ctx.services.auto_snapshot_policies.create(
-        scope, p["autoSnapshotPolicyName"], p["timePoints"], p["repeatWeekdays"], p["retentionDays"], tag_pairs(p),
-        regions or [], -1 if copy_retention is None else copy_retention)
+        scope,
+        p["autoSnapshotPolicyName"],
+        p["timePoints"],
+        p["repeatWeekdays"],
+        p["retentionDays"],
+        tag_pairs(p),
+        regions or [],
+        -1 if copy_retention is None else copy_retention,
+    )
     return {"AutoSnapshotPolicyId": policy_id}
 
 
@@ -106,28 +125,42 @@ def render_policy(view: PolicyView) -> dict[str, Any]:
 
 @actions.define(
     "DescribeAutoSnapshotPolicyEx",
-    [String("RegionId", required=True, max_length=64), String("AutoSnapshotPolicyId", max_length=64),
-     String("AutoSnapshotPolicyName", max_length=128), TAGS, RESOURCE_GROUP_ID,
-     *page_params(max_size=100)],
+    [
+        String("RegionId", required=True, max_length=64),
+        String("AutoSnapshotPolicyId", max_length=64),
+        String("AutoSnapshotPolicyName", max_length=128),
+        TAGS,
+        RESOURCE_GROUP_ID,
+        *page_params(max_size=100),
+    ],
 )
 def describe_auto_snapshot_policy_ex(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's automatic snapshot policies in a region, with how many disks each is applied to."""
     scope = ctx.scope(p["RegionId"])
-    views = ctx.services.auto_snapshot_policies.describe(scope, p["AutoSnapshotPolicyId"], p["AutoSnapshotPolicyName"],
-                                                          tag_pairs(p))
+    views = ctx.services.auto_snapshot_policies.describe(
+        scope, p["AutoSnapshotPolicyId"], p["AutoSnapshotPolicyName"], tag_pairs(p)
+    )
     items: list[object] = [render_policy(v) for v in views]
     return number_paged(items, p, "AutoSnapshotPolicies", "AutoSnapshotPolicy")
 
 
-@actions.define("ModifyAutoSnapshotPolicyEx", [REGION, POLICY_ID, NAME, TIME_POINTS, WEEKDAYS, RETENTION,
-                                               *CROSS_REGION])
+@actions.define(
+    "ModifyAutoSnapshotPolicyEx", [REGION, POLICY_ID, NAME, TIME_POINTS, WEEKDAYS, RETENTION, *CROSS_REGION]
+)
 def modify_auto_snapshot_policy_ex(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change a policy's name, schedule or retention; the disks it is applied to follow the new schedule."""
     scope = policy_scope(ctx, p["regionId"])
     regions, copy_retention = copy_settings(ctx, p)
     ctx.services.auto_snapshot_policies.modify(
-        scope, p["autoSnapshotPolicyId"], p["autoSnapshotPolicyName"], p["timePoints"], p["repeatWeekdays"],
-        p["retentionDays"], regions, copy_retention)
+        scope,
+        p["autoSnapshotPolicyId"],
+        p["autoSnapshotPolicyName"],
+        p["timePoints"],
+        p["repeatWeekdays"],
+        p["retentionDays"],
+        regions,
+        copy_retention,
+    )
     return {}
 
 
@@ -141,14 +174,16 @@ def delete_auto_snapshot_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[s
 @actions.define("ApplyAutoSnapshotPolicy", [REGION, POLICY_ID, DISK_IDS])
 def apply_auto_snapshot_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Apply a policy to disks (a JSON array of IDs), replacing the policy each had."""
-    ctx.services.auto_snapshot_policies.apply(policy_scope(ctx, p["regionId"]), p["autoSnapshotPolicyId"],
-                                              p["diskIds"])
+    ctx.services.auto_snapshot_policies.apply(
+        policy_scope(ctx, p["regionId"]), p["autoSnapshotPolicyId"], p["diskIds"]
+    )
     return {}
 
 
 @actions.define("CancelAutoSnapshotPolicy", [REGION, DISK_IDS, String("autoSnapshotPolicyId", max_length=64)])
 def cancel_auto_snapshot_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Take disks (a JSON array of IDs) off their automatic snapshot policy."""
-    ctx.services.auto_snapshot_policies.cancel(policy_scope(ctx, p["regionId"]), p["diskIds"],
-                                               p["autoSnapshotPolicyId"])
+    ctx.services.auto_snapshot_policies.cancel(
+        policy_scope(ctx, p["regionId"]), p["diskIds"], p["autoSnapshotPolicyId"]
+    )
     return {}

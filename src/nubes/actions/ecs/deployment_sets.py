@@ -19,37 +19,66 @@ SET_ID = String("DeploymentSetId", required=True, max_length=64)
 
 @actions.define(
     "CreateDeploymentSet",
-    [REGION_ID, String("DeploymentSetName", max_length=128), String("Description", max_length=256),
-     String("Strategy", choices=STRATEGIES, default="Availability"), String("Domain", max_length=16),
-     String("Granularity", max_length=16), Integer("GroupCount", minimum=1, maximum=7, default=1),
-     String("OnUnableToRedeployFailedInstance", max_length=32), String("Type", max_length=32),
-     Integer("Affinity", minimum=0), CLIENT_TOKEN],
+    [
+        REGION_ID,
+        String("DeploymentSetName", max_length=128),
+        String("Description", max_length=256),
+        String("Strategy", choices=STRATEGIES, default="Availability"),
+        String("Domain", max_length=16),
+        String("Granularity", max_length=16),
+        Integer("GroupCount", minimum=1, maximum=7, default=1),
+        String("OnUnableToRedeployFailedInstance", max_length=32),
+        String("Type", max_length=32),
+        Integer("Affinity", minimum=0),
+        CLIENT_TOKEN,
+    ],
     idempotent=True,
 )
 def create_deployment_set(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a deployment set: Availability (one instance per host), AvailabilityGroup, LowLatency."""
-    set_id = ctx.services.deployment_sets.create(ctx.scope(p["RegionId"]), p["DeploymentSetName"], p["Description"],
-                                                 p["Strategy"], p["GroupCount"])
+    set_id = ctx.services.deployment_sets.create(
+        ctx.scope(p["RegionId"]), p["DeploymentSetName"], p["Description"], p["Strategy"], p["GroupCount"]
+    )
     return {"DeploymentSetId": set_id}
 
 
 @actions.define(
     "DescribeDeploymentSets",
-    [REGION_ID, StringList("DeploymentSetIds", json_array=True, max_items=100, item_max_length=64),
-     String("DeploymentSetName", max_length=128), String("Strategy", choices=STRATEGIES),
-     String("Domain", max_length=16), String("Granularity", max_length=16), String("NetworkType", max_length=16),
-     String("Type", max_length=32), *page_params()],
+    [
+        REGION_ID,
+        StringList("DeploymentSetIds", json_array=True, max_items=100, item_max_length=64),
+        String("DeploymentSetName", max_length=128),
+        String("Strategy", choices=STRATEGIES),
+        String("Domain", max_length=16),
+        String("Granularity", max_length=16),
+        String("NetworkType", max_length=16),
+        String("Type", max_length=32),
+        *page_params(),
+    ],
 )
 def describe_deployment_sets(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's deployment sets with their instances."""
-    rows = ctx.services.deployment_sets.describe(ctx.scope(p["RegionId"]), p["DeploymentSetIds"],
-                                                 p["DeploymentSetName"], p["Strategy"])
+    rows = ctx.services.deployment_sets.describe(
+        ctx.scope(p["RegionId"]), p["DeploymentSetIds"], p["DeploymentSetName"], p["Strategy"]
+    )
     items = [
-        {"DeploymentSetId": d.id, "DeploymentSetName": d.name, "DeploymentSetDescription": d.description,
-         "DeploymentStrategy": d.strategy, "Strategy": d.strategy, "Domain": d.domain, "Granularity": d.granularity,
-         "GroupCount": d.group_count, "InstanceAmount": len(members), "InstanceIds": {"InstanceId": members},
-         "CreationTime": iso8601_seconds(d.created_at), "Type": "", "Affinity": 0, "AccountId": 0,
-         "Capacities": {"Capacity": []}}
+        {
+            "DeploymentSetId": d.id,
+            "DeploymentSetName": d.name,
+            "DeploymentSetDescription": d.description,
+            "DeploymentStrategy": d.strategy,
+            "Strategy": d.strategy,
+            "Domain": d.domain,
+            "Granularity": d.granularity,
+            "GroupCount": d.group_count,
+            "InstanceAmount": len(members),
+            "InstanceIds": {"InstanceId": members},
+            "CreationTime": iso8601_seconds(d.created_at),
+            "Type": "",
+            "Affinity": 0,
+            "AccountId": 0,
+            "Capacities": {"Capacity": []},
+        }
         for d, members in rows
     ]
     return {"RegionId": p["RegionId"], **number_paged(items, p, "DeploymentSets", "DeploymentSet")}
@@ -57,13 +86,19 @@ def describe_deployment_sets(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
 
 @actions.define(
     "ModifyDeploymentSetAttribute",
-    [REGION_ID, SET_ID, String("DeploymentSetName", max_length=128), String("Description", max_length=256),
-     Integer("Affinity", minimum=0)],
+    [
+        REGION_ID,
+        SET_ID,
+        String("DeploymentSetName", max_length=128),
+        String("Description", max_length=256),
+        Integer("Affinity", minimum=0),
+    ],
 )
 def modify_deployment_set_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename a deployment set or change its description."""
-    ctx.services.deployment_sets.modify(ctx.scope(p["RegionId"]), p["DeploymentSetId"], p["DeploymentSetName"],
-                                        p["Description"])
+    ctx.services.deployment_sets.modify(
+        ctx.scope(p["RegionId"]), p["DeploymentSetId"], p["DeploymentSetName"], p["Description"]
+    )
     return {}
 
 

@@ -36,14 +36,28 @@ def _dry_run(p: dict[str, Any]) -> None:
 
 @actions.define(
     "CreateDisk",
-    [REGION_ID, String("ZoneId", max_length=64), String("DiskName", max_length=128),
-     String("Description", max_length=256), Integer("Size", minimum=1),
-     String("DiskCategory", max_length=32, default="cloud"), String("PerformanceLevel", max_length=8),
-     String("SnapshotId", max_length=64), String("InstanceId", max_length=64), Boolean("Encrypted", default=False),
-     String("KMSKeyId", max_length=128), Integer("ProvisionedIops", minimum=0), Boolean("BurstingEnabled"),
-     String("ResourceGroupId", max_length=64), String("StorageSetId", max_length=64),
-     Integer("StorageSetPartitionNumber", minimum=1), String("MultiAttach", choices=("Disabled", "Enabled")),
-     String("AdvancedFeatures", max_length=256), TAGS, CLIENT_TOKEN],
+    [
+        REGION_ID,
+        String("ZoneId", max_length=64),
+        String("DiskName", max_length=128),
+        String("Description", max_length=256),
+        Integer("Size", minimum=1),
+        String("DiskCategory", max_length=32, default="cloud"),
+        String("PerformanceLevel", max_length=8),
+        String("SnapshotId", max_length=64),
+        String("InstanceId", max_length=64),
+        Boolean("Encrypted", default=False),
+        String("KMSKeyId", max_length=128),
+        Integer("ProvisionedIops", minimum=0),
+        Boolean("BurstingEnabled"),
+        String("ResourceGroupId", max_length=64),
+        String("StorageSetId", max_length=64),
+        Integer("StorageSetPartitionNumber", minimum=1),
+        String("MultiAttach", choices=("Disabled", "Enabled")),
+        String("AdvancedFeatures", max_length=256),
+        TAGS,
+        CLIENT_TOKEN,
+    ],
     idempotent=True,
 )
 def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -56,11 +70,18 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["ZoneId"]:
         zones_of(require_region(ctx.services.catalog, p["RegionId"]), p["ZoneId"])
     spec = DiskSpec(
-        zone_id=p["ZoneId"], category=p["DiskCategory"], size_gib=p["Size"],
-        performance_level=p["PerformanceLevel"] or "", snapshot_id=p["SnapshotId"] or "",
-        name=check_name("DiskName", p["DiskName"]), description=check_description(p["Description"]),
-        instance_id=p["InstanceId"] or "", provisioned_iops=p["ProvisionedIops"] or 0,
-        bursting_enabled=bool(p["BurstingEnabled"]), tags=tag_pairs(p), client_token=p["ClientToken"] or "",
+        zone_id=p["ZoneId"],
+        category=p["DiskCategory"],
+        size_gib=p["Size"],
+        performance_level=p["PerformanceLevel"] or "",
+        snapshot_id=p["SnapshotId"] or "",
+        name=check_name("DiskName", p["DiskName"]),
+        description=check_description(p["Description"]),
+        instance_id=p["InstanceId"] or "",
+        provisioned_iops=p["ProvisionedIops"] or 0,
+        bursting_enabled=bool(p["BurstingEnabled"]),
+        tags=tag_pairs(p),
+        client_token=p["ClientToken"] or "",
     )
     disk_id = ctx.services.disks.create(scope, spec)
     return {"DiskId": disk_id, "OrderId": ""}
@@ -69,8 +90,11 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
     caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops)
     attached = iso8601_seconds(disk.attached_at) if disk.attached_at and disk.instance_id else ""
-    attachments = [{"InstanceId": disk.instance_id, "Device": disk.device, "AttachedTime": attached}] \
-        if disk.instance_id else []
+    attachments = (
+        [{"InstanceId": disk.instance_id, "Device": disk.device, "AttachedTime": attached}]
+        if disk.instance_id
+        else []
+    )
     return {
         "DiskId": disk.id,
         "DiskName": disk.name,
@@ -120,26 +144,51 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
 
 @actions.define(
     "DescribeDisks",
-    [REGION_ID, String("ZoneId", max_length=64), StringList("DiskIds", json_array=True, max_items=100,
-                                                            item_max_length=64),
-     String("InstanceId", max_length=64), String("DiskType", choices=("all", "system", "data")),
-     String("Category", max_length=32), String("Status", max_length=16), String("SnapshotId", max_length=64),
-     String("DiskName", max_length=128), Boolean("Portable"), Boolean("DeleteWithInstance"),
-     Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("EnableAutomatedSnapshotPolicy"),
-     String("AutoSnapshotPolicyId", max_length=64), String("PerformanceLevel", max_length=8),
-     String("DiskChargeType", max_length=16), Boolean("Encrypted"), String("ResourceGroupId", max_length=64),
-     String("MultiAttach", max_length=16), TAGS, DRY_RUN, *page_params(max_size=100), *token_params(max_results=500)],
+    [
+        REGION_ID,
+        String("ZoneId", max_length=64),
+        StringList("DiskIds", json_array=True, max_items=100, item_max_length=64),
+        String("InstanceId", max_length=64),
+        String("DiskType", choices=("all", "system", "data")),
+        String("Category", max_length=32),
+        String("Status", max_length=16),
+        String("SnapshotId", max_length=64),
+        String("DiskName", max_length=128),
+        Boolean("Portable"),
+        Boolean("DeleteWithInstance"),
+        Boolean("DeleteAutoSnapshot"),
+        Boolean("EnableAutoSnapshot"),
+        Boolean("EnableAutomatedSnapshotPolicy"),
+        String("AutoSnapshotPolicyId", max_length=64),
+        String("PerformanceLevel", max_length=8),
+        String("DiskChargeType", max_length=16),
+        Boolean("Encrypted"),
+        String("ResourceGroupId", max_length=64),
+        String("MultiAttach", max_length=16),
+        TAGS,
+        DRY_RUN,
+        *page_params(max_size=100),
+        *token_params(max_results=500),
+    ],
 )
 def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's disks in a region, filtered; both paging styles."""
     _dry_run(p)
     scope = ctx.scope(p["RegionId"])
     query = select(Disk).where(Disk.account_id == scope.account_id, Disk.region_id == scope.region_id)
-    exact = {"ZoneId": Disk.zone_id, "InstanceId": Disk.instance_id, "Category": Disk.category,
-             "Status": Disk.status, "SnapshotId": Disk.source_snapshot_id, "DiskName": Disk.name,
-             "AutoSnapshotPolicyId": Disk.auto_snapshot_policy_id, "PerformanceLevel": Disk.performance_level,
-             "DeleteWithInstance": Disk.delete_with_instance, "DeleteAutoSnapshot": Disk.delete_auto_snapshot,
-             "EnableAutoSnapshot": Disk.enable_auto_snapshot}
+    exact = {
+        "ZoneId": Disk.zone_id,
+        "InstanceId": Disk.instance_id,
+        "Category": Disk.category,
+        "Status": Disk.status,
+        "SnapshotId": Disk.source_snapshot_id,
+        "DiskName": Disk.name,
+        "AutoSnapshotPolicyId": Disk.auto_snapshot_policy_id,
+        "PerformanceLevel": Disk.performance_level,
+        "DeleteWithInstance": Disk.delete_with_instance,
+        "DeleteAutoSnapshot": Disk.delete_auto_snapshot,
+        "EnableAutoSnapshot": Disk.enable_auto_snapshot,
+    }
     for name, column in exact.items():
         if p[name] is not None and p[name] != "":
             if name == "Status" and p[name] == "All":
@@ -152,8 +201,11 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["Portable"] is not None:
         query = query.where((Disk.disk_type == "data") if p["Portable"] else (Disk.disk_type == "system"))
     if p["EnableAutomatedSnapshotPolicy"] is not None:
-        query = query.where((Disk.auto_snapshot_policy_id != "") if p["EnableAutomatedSnapshotPolicy"]
-                            else (Disk.auto_snapshot_policy_id == ""))
+        query = query.where(
+            (Disk.auto_snapshot_policy_id != "")
+            if p["EnableAutomatedSnapshotPolicy"]
+            else (Disk.auto_snapshot_policy_id == "")
+        )
     if p["Encrypted"]:
         query = query.where(Disk.id.is_(None))
     query = where_tagged(query, ctx.scope(p["RegionId"]), "disk", Disk.id, tag_pairs(p))
@@ -165,27 +217,49 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@actions.define("AttachDisk", [DISK_ID, String("InstanceId", required=True, max_length=64),
-                               Boolean("DeleteWithInstance"), Boolean("Bootable", default=False),
-                               String("Password", max_length=64), String("KeyPairName", max_length=128),
-                               String("Force", max_length=8)])
+@actions.define(
+    "AttachDisk",
+    [
+        DISK_ID,
+        String("InstanceId", required=True, max_length=64),
+        Boolean("DeleteWithInstance"),
+        Boolean("Bootable", default=False),
+        String("Password", max_length=64),
+        String("KeyPairName", max_length=128),
+        String("Force", max_length=8),
+    ],
+)
 def attach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Attach an Available disk to a Running (hot-plug) or Stopped instance."""
-    ctx.services.disks.attach(ctx.principal.account_id, p["DiskId"], p["InstanceId"], p["DeleteWithInstance"],
-                              p["Bootable"], p["KeyPairName"])
+    ctx.services.disks.attach(
+        ctx.principal.account_id,
+        p["DiskId"],
+        p["InstanceId"],
+        p["DeleteWithInstance"],
+        p["Bootable"],
+        p["KeyPairName"],
+    )
     return {}
 
 
-@actions.define("DetachDisk", [DISK_ID, String("InstanceId", required=True, max_length=64),
-                               Boolean("DeleteWithInstance")])
+@actions.define(
+    "DetachDisk", [DISK_ID, String("InstanceId", required=True, max_length=64), Boolean("DeleteWithInstance")]
+)
 def detach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Detach a data disk (hot-unplug from a Running instance)."""
     ctx.services.disks.detach(ctx.principal.account_id, p["DiskId"], p["InstanceId"], p["DeleteWithInstance"])
     return {}
 
 
-@actions.define("ResizeDisk", [DISK_ID, Integer("NewSize", required=True, minimum=1),
-                               String("Type", max_length=16, default="offline"), CLIENT_TOKEN])
+@actions.define(
+    "ResizeDisk",
+    [
+        DISK_ID,
+        Integer("NewSize", required=True, minimum=1),
+        String("Type", max_length=16, default="offline"),
+        CLIENT_TOKEN,
+    ],
+)
 def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Grow a disk: online in a running VM (the guest sees the new size at once), or offline."""
     if p["Type"] not in ("offline", "online"):
@@ -194,8 +268,16 @@ def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"OrderId": ""}
 
 
-@actions.define("ReInitDisk", [DISK_ID, Boolean("AutoStartInstance", default=False), String("Password", max_length=64),
-                               String("KeyPairName", max_length=128), String("SecurityEnhancementStrategy", choices=("Active", "Deactive"))])
+@actions.define(
+    "ReInitDisk",
+    [
+        DISK_ID,
+        Boolean("AutoStartInstance", default=False),
+        String("Password", max_length=64),
+        String("KeyPairName", max_length=128),
+        String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
+    ],
+)
 def reinit_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Return a disk to its initial state: its image, its source snapshot, or empty."""
     ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"], p["KeyPairName"])
@@ -210,27 +292,47 @@ def reset_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("ModifyDiskAttribute", [
-    String("DiskId", max_length=64), StringList("DiskIds", max_items=100, item_max_length=64),
-    String("DiskName", max_length=128), String("Description", max_length=256), Boolean("DeleteWithInstance"),
-    Boolean("DeleteAutoSnapshot"), Boolean("EnableAutoSnapshot"), Boolean("BurstingEnabled"),
-    String("RegionId", max_length=64)])  # optional here, unlike most actions
+@actions.define(
+    "ModifyDiskAttribute",
+    [
+        String("DiskId", max_length=64),
+        StringList("DiskIds", max_items=100, item_max_length=64),
+        String("DiskName", max_length=128),
+        String("Description", max_length=256),
+        Boolean("DeleteWithInstance"),
+        Boolean("DeleteAutoSnapshot"),
+        Boolean("EnableAutoSnapshot"),
+        Boolean("BurstingEnabled"),
+        String("RegionId", max_length=64),
+    ],
+)  # optional here, unlike most actions
 def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename, describe, and set a disk's release and automatic snapshot behaviour."""
     disk_ids = ([p["DiskId"]] if p["DiskId"] else []) + list(p["DiskIds"] or [])
     if not disk_ids:
         raise errors.missing_parameter(message="DiskId or DiskIds.N is mandatory for this action.")
     ctx.services.disks.modify_attribute(
-        ctx.principal.account_id, disk_ids,
+        ctx.principal.account_id,
+        disk_ids,
         check_name("DiskName", p["DiskName"]) if p["DiskName"] is not None else None,
         check_description(p["Description"]) if p["Description"] is not None else None,
-        p["DeleteWithInstance"], p["DeleteAutoSnapshot"], p["EnableAutoSnapshot"])
+        p["DeleteWithInstance"],
+        p["DeleteAutoSnapshot"],
+        p["EnableAutoSnapshot"],
+    )
     return {}
 
 
-@actions.define("ModifyDiskSpec", [DISK_ID, String("DiskCategory", max_length=32),
-                                   String("PerformanceLevel", max_length=8), Integer("ProvisionedIops", minimum=0),
-                                   DRY_RUN])
+@actions.define(
+    "ModifyDiskSpec",
+    [
+        DISK_ID,
+        String("DiskCategory", max_length=32),
+        String("PerformanceLevel", max_length=8),
+        Integer("ProvisionedIops", minimum=0),
+        DRY_RUN,
+    ],
+)
 def modify_disk_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change a disk's category or performance level (and so its IOPS and throughput limits)."""
     _dry_run(p)
@@ -246,8 +348,9 @@ def modify_disk_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             f"The specified parameter PerformanceLevel is not valid. Valid values: {', '.join(LEVELS)}; "
             f"got {p['PerformanceLevel']!r}.",
         )
-    ctx.services.disks.modify_spec(ctx.principal.account_id, p["DiskId"], p["DiskCategory"], p["PerformanceLevel"],
-                                   p["ProvisionedIops"])
+    ctx.services.disks.modify_spec(
+        ctx.principal.account_id, p["DiskId"], p["DiskCategory"], p["PerformanceLevel"], p["ProvisionedIops"]
+    )
     return {"OrderId": "", "TaskId": ""}
 
 
@@ -258,20 +361,37 @@ def delete_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("ReplaceSystemDisk", [
-    String("InstanceId", required=True, max_length=64), String("ImageId", max_length=128),
-    Struct("SystemDisk", [Integer("Size", minimum=1, maximum=2048)]), String("Password", max_length=64),
-    Boolean("PasswordInherit"), String("KeyPairName", max_length=128), String("DiskId", max_length=64),
-    String("Architecture", max_length=16), String("Platform", max_length=32), String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
-    Boolean("UseAdditionalService"), CLIENT_TOKEN])
+@actions.define(
+    "ReplaceSystemDisk",
+    [
+        String("InstanceId", required=True, max_length=64),
+        String("ImageId", max_length=128),
+        Struct("SystemDisk", [Integer("Size", minimum=1, maximum=2048)]),
+        String("Password", max_length=64),
+        Boolean("PasswordInherit"),
+        String("KeyPairName", max_length=128),
+        String("DiskId", max_length=64),
+        String("Architecture", max_length=16),
+        String("Platform", max_length=32),
+        String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
+        Boolean("UseAdditionalService"),
+        CLIENT_TOKEN,
+    ],
+)
 def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Give a Stopped instance a new system disk from an image; the old one is released."""
     if not p["ImageId"]:
         raise errors.missing_parameter("ImageId", message="ImageId is mandatory for this action.")
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
-    image = ctx.services.images.usable(Scope(ctx.principal.account_id, instance.region_id), p["ImageId"], None)
-    disk_id = ctx.services.disks.replace_system_disk(ctx.principal.account_id, p["InstanceId"], image,
-                                                     (p["SystemDisk"] or {}).get("Size"), p["KeyPairName"],
-                                                     p["DiskId"])
+    image = ctx.services.images.usable(
+        Scope(ctx.principal.account_id, instance.region_id), p["ImageId"], None
+    )
+    disk_id = ctx.services.disks.replace_system_disk(
+        ctx.principal.account_id,
+        p["InstanceId"],
+        image,
+        (p["SystemDisk"] or {}).get("Size"),
+        p["KeyPairName"],
+        p["DiskId"],
+    )
     return {"DiskId": disk_id}
-

@@ -20,11 +20,27 @@ actions = ActionTable("ecs")
 
 
 def _mappings(image: Image) -> list[dict[str, Any]]:
-    system = {"Device": "/dev/xvda", "Size": str(image.size_gib), "SnapshotId": image.snapshot_id, "Type": "system",
-              "Format": "qcow2", "Progress": f"{image.progress}%", "RemainTime": 0}
-    data = [{"Device": str(m.get("Device", "")), "Size": str(m.get("Size", "")), "SnapshotId": str(m["SnapshotId"]),
-             "Type": "data", "Format": "qcow2", "Progress": f"{image.progress}%", "RemainTime": 0}
-            for m in json.loads(image.disk_mappings or "[]")]
+    system = {
+        "Device": "/dev/xvda",
+        "Size": str(image.size_gib),
+        "SnapshotId": image.snapshot_id,
+        "Type": "system",
+        "Format": "qcow2",
+        "Progress": f"{image.progress}%",
+        "RemainTime": 0,
+    }
+    data = [
+        {
+            "Device": str(m.get("Device", "")),
+            "Size": str(m.get("Size", "")),
+            "SnapshotId": str(m["SnapshotId"]),
+            "Type": "data",
+            "Format": "qcow2",
+            "Progress": f"{image.progress}%",
+            "RemainTime": 0,
+        }
+        for m in json.loads(image.disk_mappings or "[]")
+    ]
     return [system, *data]
 
 
@@ -100,8 +116,13 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["ImageId"]:
         wanted = {i.strip() for i in p["ImageId"].split(",")}
         images = [i for i in images if i.id in wanted]
-    checks = {"ImageName": "name", "ImageFamily": "family", "OSType": "os_type", "Architecture": "architecture",
-              "Usage": "usage"}
+    checks = {
+        "ImageName": "name",
+        "ImageFamily": "family",
+        "OSType": "os_type",
+        "Architecture": "architecture",
+        "Usage": "usage",
+    }
     for param, attribute in checks.items():
         if p[param]:
             images = [i for i in images if getattr(i, attribute) == p[param]]
@@ -111,19 +132,27 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
-    return {"RegionId": p["RegionId"],
-            **number_paged(images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id))}
+    return {
+        "RegionId": p["RegionId"],
+        **number_paged(images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id)),
+    }
 
 
 @actions.define(
     "DescribeImageSupportInstanceTypes",
-    [REGION_ID, String("ImageId", max_length=128), String("ActionType", max_length=32),
-     StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10)],
+    [
+        REGION_ID,
+        String("ImageId", max_length=128),
+        String("ActionType", max_length=32),
+        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+    ],
 )
 def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The instance types an image can launch on: every type of the region for nubes' images."""
     scope = ctx.scope(p["RegionId"])
-    image_id = p["ImageId"] or next((f.get("Value") for f in p["Filter"] or [] if f.get("Key") == "imageId"), None)
+    image_id = p["ImageId"] or next(
+        (f.get("Value") for f in p["Filter"] or [] if f.get("Key") == "imageId"), None
+    )
     if image_id:
         ctx.services.images.usable(scope, image_id, None)
     region = ctx.services.catalog.region(scope.region_id)
@@ -133,8 +162,12 @@ def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any])
         "ImageId": image_id or "",
         "InstanceTypes": {
             "InstanceType": [
-                {"InstanceTypeId": t.type_id, "InstanceTypeFamily": t.family, "CpuCoreCount": t.cpu,
-                 "MemorySize": t.memory_gib}
+                {
+                    "InstanceTypeId": t.type_id,
+                    "InstanceTypeFamily": t.family,
+                    "CpuCoreCount": t.cpu,
+                    "MemorySize": t.memory_gib,
+                }
                 for t in types
             ]
         },
@@ -146,26 +179,56 @@ IMAGE_ID = String("ImageId", required=True, max_length=128)
 
 @actions.define(
     "CreateImage",
-    [REGION_ID, String("InstanceId", max_length=64), String("SnapshotId", max_length=64),
-     String("ImageName", max_length=128), String("Description", max_length=256), String("ImageFamily", max_length=128),
-     String("ImageVersion", max_length=40), String("Architecture", max_length=16), String("Platform", max_length=64),
-     String("BootMode", max_length=16), String("DetectionStrategy", max_length=16),
-     String("ResourceGroupId", max_length=64),
-     StructList("DiskDeviceMapping", [String("SnapshotId", max_length=64), Integer("Size", minimum=1),
-                                      String("DiskType", max_length=16), String("Device", max_length=32)],
-                max_items=17),
-     TAGS, CLIENT_TOKEN],
+    [
+        REGION_ID,
+        String("InstanceId", max_length=64),
+        String("SnapshotId", max_length=64),
+        String("ImageName", max_length=128),
+        String("Description", max_length=256),
+        String("ImageFamily", max_length=128),
+        String("ImageVersion", max_length=40),
+        String("Architecture", max_length=16),
+        String("Platform", max_length=64),
+        String("BootMode", max_length=16),
+        String("DetectionStrategy", max_length=16),
+        String("ResourceGroupId", max_length=64),
+        StructList(
+            "DiskDeviceMapping",
+            [
+                String("SnapshotId", max_length=64),
+                Integer("Size", minimum=1),
+                String("DiskType", max_length=16),
+                String("Device", max_length=32),
+            ],
+            max_items=17,
+        ),
+        TAGS,
+        CLIENT_TOKEN,
+    ],
     idempotent=True,
 )
 def create_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """A custom image of an instance (a snapshot of each of its disks) or of a system disk snapshot."""
     scope = ctx.scope(p["RegionId"])
-    snapshot_id = p["SnapshotId"] or next((m.get("SnapshotId") for m in p["DiskDeviceMapping"] or []
-                                           if m.get("DiskType", "system") == "system" and m.get("SnapshotId")), None)
+    snapshot_id = p["SnapshotId"] or next(
+        (
+            m.get("SnapshotId")
+            for m in p["DiskDeviceMapping"] or []
+            if m.get("DiskType", "system") == "system" and m.get("SnapshotId")
+        ),
+        None,
+    )
     tags = tag_pairs(p)
     image_id = ctx.services.custom_images.create(
-        scope, p["InstanceId"], snapshot_id, check_name("ImageName", p["ImageName"]),
-        check_description(p["Description"]), p["ImageFamily"] or "", tags, p["ClientToken"] or "")
+        scope,
+        p["InstanceId"],
+        snapshot_id,
+        check_name("ImageName", p["ImageName"]),
+        check_description(p["Description"]),
+        p["ImageFamily"] or "",
+        tags,
+        p["ClientToken"] or "",
+    )
     return {"ImageId": image_id}
 
 
@@ -177,31 +240,52 @@ def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("ModifyImageAttribute", [
-    REGION_ID, IMAGE_ID, String("ImageName", max_length=128), String("Description", max_length=256),
-    String("ImageFamily", max_length=128), String("Status", choices=("Available", "Deprecated")),
-    String("BootMode", max_length=16), String("LicenseType", max_length=32)])
+@actions.define(
+    "ModifyImageAttribute",
+    [
+        REGION_ID,
+        IMAGE_ID,
+        String("ImageName", max_length=128),
+        String("Description", max_length=256),
+        String("ImageFamily", max_length=128),
+        String("Status", choices=("Available", "Deprecated")),
+        String("BootMode", max_length=16),
+        String("LicenseType", max_length=32),
+    ],
+)
 def modify_image_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename, describe, re-family or deprecate a custom image."""
     ctx.scope(p["RegionId"])
     ctx.services.custom_images.modify(
-        ctx.principal.account_id, p["ImageId"],
+        ctx.principal.account_id,
+        p["ImageId"],
         check_name("ImageName", p["ImageName"]) if p["ImageName"] is not None else None,
-        check_description(p["Description"]) if p["Description"] is not None else None, p["ImageFamily"], p["Status"])
+        check_description(p["Description"]) if p["Description"] is not None else None,
+        p["ImageFamily"],
+        p["Status"],
+    )
     return {}
 
 
-@actions.define("ModifyImageSharePermission", [
-    REGION_ID, IMAGE_ID, StringList("AddAccount", max_items=10, item_max_length=32),
-    StringList("RemoveAccount", max_items=10, item_max_length=32), Boolean("IsPublic"),
-    String("LaunchPermission", max_length=32)])
+@actions.define(
+    "ModifyImageSharePermission",
+    [
+        REGION_ID,
+        IMAGE_ID,
+        StringList("AddAccount", max_items=10, item_max_length=32),
+        StringList("RemoveAccount", max_items=10, item_max_length=32),
+        Boolean("IsPublic"),
+        String("LaunchPermission", max_length=32),
+    ],
+)
 def modify_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Share a custom image with other accounts (by account ID), or stop sharing it."""
     ctx.scope(p["RegionId"])
     if p["IsPublic"]:
         raise errors.invalid_parameter_is_public()
-    ctx.services.custom_images.share(ctx.principal.account_id, p["ImageId"], list(p["AddAccount"] or []),
-                                     list(p["RemoveAccount"] or []))
+    ctx.services.custom_images.share(
+        ctx.principal.account_id, p["ImageId"], list(p["AddAccount"] or []), list(p["RemoveAccount"] or [])
+    )
     return {}
 
 
@@ -210,20 +294,46 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
     """The accounts a custom image is shared with."""
     ctx.scope(p["RegionId"])
     uids = ctx.services.custom_images.shared_with(ctx.principal.account_id, p["ImageId"])
-    return {"RegionId": p["RegionId"], "ImageId": p["ImageId"], "ShareGroups": {"ShareGroup": []},
-            **number_paged(uids, p, "Accounts", "Account", lambda uid: {"AliyunId": uid, "SharedTime": ""})}
+    return {
+        "RegionId": p["RegionId"],
+        "ImageId": p["ImageId"],
+        "ShareGroups": {"ShareGroup": []},
+        **number_paged(uids, p, "Accounts", "Account", lambda uid: {"AliyunId": uid, "SharedTime": ""}),
+    }
 
 
-@actions.define("ImportImage", [
-    REGION_ID, String("ImageName", max_length=128), String("Description", max_length=256),
-    String("Architecture", choices=("i386", "x86_64", "arm64")), String("OSType", choices=("linux", "windows")),
-    String("Platform", max_length=64), String("BootMode", max_length=16), String("LicenseType", max_length=32),
-    String("RoleName", max_length=64), String("DetectionStrategy", max_length=16), String("ResourceGroupId", max_length=64),
-    String("StorageLocationArn", max_length=256), DRY_RUN,
-    StructList("DiskDeviceMapping", [String("Format", max_length=16), String("OSSBucket", max_length=1024),
-                                     String("OSSObject", max_length=2048), Integer("DiskImageSize", minimum=1),
-                                     String("Device", max_length=32)], max_items=17),
-    TAGS, CLIENT_TOKEN], idempotent=True)
+@actions.define(
+    "ImportImage",
+    [
+        REGION_ID,
+        String("ImageName", max_length=128),
+        String("Description", max_length=256),
+        String("Architecture", choices=("i386", "x86_64", "arm64")),
+        String("OSType", choices=("linux", "windows")),
+        String("Platform", max_length=64),
+        String("BootMode", max_length=16),
+        String("LicenseType", max_length=32),
+        String("RoleName", max_length=64),
+        String("DetectionStrategy", max_length=16),
+        String("ResourceGroupId", max_length=64),
+        String("StorageLocationArn", max_length=256),
+        DRY_RUN,
+        StructList(
+            "DiskDeviceMapping",
+            [
+                String("Format", max_length=16),
+                String("OSSBucket", max_length=1024),
+                String("OSSObject", max_length=2048),
+                Integer("DiskImageSize", minimum=1),
+                String("Device", max_length=32),
+            ],
+            max_items=17,
+        ),
+        TAGS,
+        CLIENT_TOKEN,
+    ],
+    idempotent=True,
+)
 def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Import a qcow2, raw or VHD system disk image: from a bucket (the host directory DATA_DIR/oss/<bucket>), a host
     path inside it, or an HTTP URL on 127.0.0.1. It boots with nubes' Debian kernel."""
@@ -243,29 +353,62 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         source = str(ctx.services.custom_images.bucket_path(bucket, obj))
     boot = ctx.services.images.usable(scope, None, "nubes:debian_12_x64")
     image_id = ctx.services.custom_images.import_image(
-        scope, source, str(mapping.get("Format") or "qcow2"), check_name("ImageName", p["ImageName"]),
-        check_description(p["Description"]), boot, mapping.get("DiskImageSize"))
+        scope,
+        source,
+        str(mapping.get("Format") or "qcow2"),
+        check_name("ImageName", p["ImageName"]),
+        check_description(p["Description"]),
+        boot,
+        mapping.get("DiskImageSize"),
+    )
     return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": ""}
 
 
-@actions.define("ExportImage", [REGION_ID, IMAGE_ID, String("OSSBucket", required=True, max_length=1024),
-                                String("OSSPrefix", max_length=256), String("ImageFormat", max_length=16),
-                                String("RoleName", max_length=64), DRY_RUN])
+@actions.define(
+    "ExportImage",
+    [
+        REGION_ID,
+        IMAGE_ID,
+        String("OSSBucket", required=True, max_length=1024),
+        String("OSSPrefix", max_length=256),
+        String("ImageFormat", max_length=16),
+        String("RoleName", max_length=64),
+        DRY_RUN,
+    ],
+)
 def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Write a custom image's system disk to <bucket>/<prefix><ImageId>_system.<format> (raw by default)."""
     scope = ctx.scope(p["RegionId"])
     if p["DryRun"]:
         raise errors.dry_run_operation()
-    task_id = ctx.services.custom_images.export_image(ctx.principal.account_id, p["ImageId"], p["OSSBucket"],
-                                                      p["OSSPrefix"] or "", p["ImageFormat"] or "raw")
+    task_id = ctx.services.custom_images.export_image(
+        ctx.principal.account_id,
+        p["ImageId"],
+        p["OSSBucket"],
+        p["OSSPrefix"] or "",
+        p["ImageFormat"] or "raw",
+    )
     return {"RegionId": scope.region_id, "TaskId": f"t-export{task_id:014d}"}
 
 
-@actions.define("CopyImage", [
-    REGION_ID, IMAGE_ID, String("DestinationRegionId", max_length=64), String("DestinationImageName", max_length=128),
-    String("DestinationDescription", max_length=256), Boolean("Encrypted", default=False),
-    String("KMSKeyId", max_length=128), String("EncryptAlgorithm", max_length=32), String("ResourceGroupId", max_length=64),
-    DRY_RUN, TAGS, CLIENT_TOKEN], idempotent=True)
+@actions.define(
+    "CopyImage",
+    [
+        REGION_ID,
+        IMAGE_ID,
+        String("DestinationRegionId", max_length=64),
+        String("DestinationImageName", max_length=128),
+        String("DestinationDescription", max_length=256),
+        Boolean("Encrypted", default=False),
+        String("KMSKeyId", max_length=128),
+        String("EncryptAlgorithm", max_length=32),
+        String("ResourceGroupId", max_length=64),
+        DRY_RUN,
+        TAGS,
+        CLIENT_TOKEN,
+    ],
+    idempotent=True,
+)
 def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Copy a custom image to another region (or the same one): constant time, layers are shared."""
     scope = ctx.scope(p["RegionId"])
@@ -275,6 +418,10 @@ def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["Encrypted"]:
         raise errors.invalid_parameter_encrypted("Encrypted images are not supported by nubes.")
     image_id = ctx.services.custom_images.copy_image(
-        scope.account_id, p["ImageId"], destination.region_id,
-        check_name("ImageName", p["DestinationImageName"]), check_description(p["DestinationDescription"]))
+        scope.account_id,
+        p["ImageId"],
+        destination.region_id,
+        check_name("ImageName", p["DestinationImageName"]),
+        check_description(p["DestinationDescription"]),
+    )
     return {"ImageId": image_id}

@@ -47,7 +47,9 @@ LAUNCH_PARAMS: list[Param] = [
     Boolean("PasswordInherit", default=False),
     String("UserData", max_length=64 * 1024),
     # RunInstances and CreateInstance type SystemDisk.Size as a string on the wire; _disk reads it.
-    Struct("SystemDisk", [String("Size", max_length=16)] + [f for f in DISK_FIELDS[1:] if f.name != "SnapshotId"]),
+    Struct(
+        "SystemDisk", [String("Size", max_length=16)] + [f for f in DISK_FIELDS[1:] if f.name != "SnapshotId"]
+    ),
     StructList("DataDisk", [*DISK_FIELDS, Boolean("DeleteWithInstance", default=True)], max_items=16),
     String("InstanceChargeType", choices=("PrePaid", "PostPaid"), default="PostPaid"),
     String("SpotStrategy", choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"), default="NoSpot"),
@@ -74,12 +76,18 @@ def _disk(raw: dict[str, Any] | None) -> DiskRequest:
     size = raw.get("Size")
     if isinstance(size, str):
         if not size.isdigit():
-            raise errors.invalid_system_disk_size(f"SystemDisk.Size must be a whole number of GiB; got {size!r}.")
+            raise errors.invalid_system_disk_size(
+                f"SystemDisk.Size must be a whole number of GiB; got {size!r}."
+            )
         size = int(size)
     return DiskRequest(
-        size_gib=size, category=raw.get("Category"), performance_level=raw.get("PerformanceLevel"),
-        name=raw.get("DiskName"), description=raw.get("Description"),
-        delete_with_instance=raw.get("DeleteWithInstance", True) is not False, snapshot_id=raw.get("SnapshotId"),
+        size_gib=size,
+        category=raw.get("Category"),
+        performance_level=raw.get("PerformanceLevel"),
+        name=raw.get("DiskName"),
+        description=raw.get("Description"),
+        delete_with_instance=raw.get("DeleteWithInstance", True) is not False,
+        snapshot_id=raw.get("SnapshotId"),
     )
 
 
@@ -90,7 +98,8 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
         image_family=p["ImageFamily"],
         vswitch_id=p["VSwitchId"],
         zone_id=p["ZoneId"],
-        security_group_ids=([p["SecurityGroupId"]] if p["SecurityGroupId"] else []) + list(p.get("SecurityGroupIds") or []),
+        security_group_ids=([p["SecurityGroupId"]] if p["SecurityGroupId"] else [])
+        + list(p.get("SecurityGroupIds") or []),
         private_ip=p["PrivateIpAddress"],
         amount=amount,
         min_amount=p.get("MinAmount"),
@@ -155,8 +164,12 @@ def _power(action: str, summary: str, force_param: str | None = None, stopped_mo
         if action == "DeleteInstance" and p.get("Force"):
             name = "ForceDeleteInstance"
         ctx.services.instances.act(
-            ctx.principal.account_id, p["InstanceId"], name, force=force or bool(p.get("ForceStop")),
-            stopped_mode=p.get("StoppedMode") if stopped_mode else None, dry_run=p.get("DryRun", False),
+            ctx.principal.account_id,
+            p["InstanceId"],
+            name,
+            force=force or bool(p.get("ForceStop")),
+            stopped_mode=p.get("StoppedMode") if stopped_mode else None,
+            dry_run=p.get("DryRun", False),
         )
         return {}
 
@@ -165,18 +178,38 @@ def _power(action: str, summary: str, force_param: str | None = None, stopped_mo
 
 
 actions.define("StartInstance", [INSTANCE_ID, DRY_RUN, Boolean("InitLocalDisk", default=False)])(
-    _power("StartInstance", "Start a Stopped instance."))
+    _power("StartInstance", "Start a Stopped instance.")
+)
 actions.define(
     "StopInstance",
-    [INSTANCE_ID, DRY_RUN, Boolean("ForceStop", default=False), Boolean("ConfirmStop", default=False),
-     String("StoppedMode", choices=("StopCharging", "KeepCharging")), Boolean("Hibernate", default=False)],
-)(_power("StopInstance", "Stop a Running instance (ACPI power-off; ForceStop pulls the plug).", "ForceStop", True))
+    [
+        INSTANCE_ID,
+        DRY_RUN,
+        Boolean("ForceStop", default=False),
+        Boolean("ConfirmStop", default=False),
+        String("StoppedMode", choices=("StopCharging", "KeepCharging")),
+        Boolean("Hibernate", default=False),
+    ],
+)(
+    _power(
+        "StopInstance",
+        "Stop a Running instance (ACPI power-off; ForceStop pulls the plug).",
+        "ForceStop",
+        True,
+    )
+)
 actions.define("RebootInstance", [INSTANCE_ID, DRY_RUN, Boolean("ForceStop", default=False)])(
-    _power("RebootInstance", "Reboot a Running instance: Stopping, Starting, Running.", "ForceStop"))
+    _power("RebootInstance", "Reboot a Running instance: Stopping, Starting, Running.", "ForceStop")
+)
 actions.define(
     "DeleteInstance",
-    [INSTANCE_ID, DRY_RUN, Boolean("Force", default=False), Boolean("ForceStop", default=False),
-     Boolean("TerminateSubscription", default=False)],
+    [
+        INSTANCE_ID,
+        DRY_RUN,
+        Boolean("Force", default=False),
+        Boolean("ForceStop", default=False),
+        Boolean("TerminateSubscription", default=False),
+    ],
 )(_power("DeleteInstance", "Release an instance (Stopped, or any status with Force=true).", "Force"))
 
 
@@ -184,45 +217,85 @@ def _batch(action: str, summary: str, force_param: str | None = None) -> Handler
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         name = "ForceDeleteInstance" if action == "DeleteInstance" and p.get("Force") else action
         moves = ctx.services.instances.act_all(
-            Scope(ctx.principal.account_id, p["RegionId"]), p["InstanceId"], name,
-            force=bool(force_param and p.get(force_param)), stopped_mode=p.get("StoppedMode"),
+            Scope(ctx.principal.account_id, p["RegionId"]),
+            p["InstanceId"],
+            name,
+            force=bool(force_param and p.get(force_param)),
+            stopped_mode=p.get("StoppedMode"),
             dry_run=bool(p.get("DryRun")),
         )
         if action == "DeleteInstance":
             return {}
-        return {"InstanceResponses": {"InstanceResponse": [
-            {"InstanceId": instance_id, "Code": "200", "Message": "success", "PreviousStatus": previous,
-             "CurrentStatus": current}
-            for instance_id, previous, current in moves
-        ]}}
+        return {
+            "InstanceResponses": {
+                "InstanceResponse": [
+                    {
+                        "InstanceId": instance_id,
+                        "Code": "200",
+                        "Message": "success",
+                        "PreviousStatus": previous,
+                        "CurrentStatus": current,
+                    }
+                    for instance_id, previous, current in moves
+                ]
+            }
+        }
 
     handler.__doc__ = summary
     return handler
 
 
 _IDS = StringList("InstanceId", required=True, max_items=100, item_max_length=64)
-actions.define("StartInstances", [REGION_ID, _IDS, DRY_RUN, String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))])(
-    _batch("StartInstance", "Start up to 100 Stopped instances."))
+actions.define(
+    "StartInstances",
+    [REGION_ID, _IDS, DRY_RUN, String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))],
+)(_batch("StartInstance", "Start up to 100 Stopped instances."))
 actions.define(
     "StopInstances",
-    [REGION_ID, _IDS, DRY_RUN, Boolean("ForceStop", default=False), String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
-     String("StoppedMode", choices=("StopCharging", "KeepCharging"))],
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        Boolean("ForceStop", default=False),
+        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+        String("StoppedMode", choices=("StopCharging", "KeepCharging")),
+    ],
 )(_batch("StopInstance", "Stop up to 100 Running instances.", "ForceStop"))
-actions.define("RebootInstances", [REGION_ID, _IDS, DRY_RUN, Boolean("ForceReboot", default=False),
-                                   String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))])(
-    _batch("RebootInstance", "Reboot up to 100 Running instances.", "ForceReboot"))
+actions.define(
+    "RebootInstances",
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        Boolean("ForceReboot", default=False),
+        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+    ],
+)(_batch("RebootInstance", "Reboot up to 100 Running instances.", "ForceReboot"))
 actions.define(
     "DeleteInstances",
-    [REGION_ID, _IDS, DRY_RUN, CLIENT_TOKEN, Boolean("Force", default=False), Boolean("ForceStop", default=False),
-     Boolean("TerminateSubscription", default=False)],
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        CLIENT_TOKEN,
+        Boolean("Force", default=False),
+        Boolean("ForceStop", default=False),
+        Boolean("TerminateSubscription", default=False),
+    ],
 )(_batch("DeleteInstance", "Release up to 100 instances.", "Force"))
 
 
 # ---- queries -------------------------------------------------------------------------------------
 
 
-def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: NetworkInterface | None,
-                    groups: list[str], tags: list[tuple[str, str]]) -> dict[str, Any]:
+def render_instance(
+    ctx: ActionContext,
+    i: Instance,
+    image: Image | None,
+    eni: NetworkInterface | None,
+    groups: list[str],
+    tags: list[tuple[str, str]],
+) -> dict[str, Any]:
     itype = ctx.services.catalog.instance_type(i.instance_type)
     ip = eni.primary_ip if eni else ""
     return {
@@ -249,7 +322,9 @@ def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: N
         "CreationTime": iso8601(i.created_at),
         "StartTime": iso8601(i.started_at) if i.started_at else "",
         "ExpiredTime": "2099-12-31T15:59Z",
-        "AutoReleaseTime": iso8601(as_utc(i.auto_release_time)).replace("Z", ":00Z") if i.auto_release_time else "",
+        "AutoReleaseTime": iso8601(as_utc(i.auto_release_time)).replace("Z", ":00Z")
+        if i.auto_release_time
+        else "",
         "InstanceChargeType": i.charge_type,
         "InternetChargeType": "PayByTraffic",
         "InternetMaxBandwidthIn": 0,
@@ -272,30 +347,53 @@ def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: N
         "ClusterId": "",
         "VlanId": "",
         "VpcAttributes": {
-            "VpcId": i.vpc_id, "VSwitchId": i.vswitch_id, "NatIpAddress": "",
+            "VpcId": i.vpc_id,
+            "VSwitchId": i.vswitch_id,
+            "NatIpAddress": "",
             "PrivateIpAddress": {"IpAddress": [ip] if ip else []},
         },
         "InnerIpAddress": {"IpAddress": []},
         "PublicIpAddress": {"IpAddress": []},
         "RdmaIpAddress": {"IpAddress": []},
-        "EipAddress": {"AllocationId": "", "IpAddress": "", "InternetChargeType": "", "Bandwidth": 0,
-                       "IsSupportUnassociate": True},
+        "EipAddress": {
+            "AllocationId": "",
+            "IpAddress": "",
+            "InternetChargeType": "",
+            "Bandwidth": 0,
+            "IsSupportUnassociate": True,
+        },
         "SecurityGroupIds": {"SecurityGroupId": groups},
         "NetworkInterfaces": {
             "NetworkInterface": [
-                {"NetworkInterfaceId": eni.id, "MacAddress": eni.mac, "PrimaryIpAddress": eni.primary_ip,
-                 "Type": "Primary",
-                 "PrivateIpSets": {"PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True}]},
-                 "Ipv6Sets": {"Ipv6Set": []}, "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
-                 "Ipv6PrefixSets": {"Ipv6PrefixSet": []}}
-            ] if eni else []
+                {
+                    "NetworkInterfaceId": eni.id,
+                    "MacAddress": eni.mac,
+                    "PrimaryIpAddress": eni.primary_ip,
+                    "Type": "Primary",
+                    "PrivateIpSets": {
+                        "PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True}]
+                    },
+                    "Ipv6Sets": {"Ipv6Set": []},
+                    "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
+                    "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
+                }
+            ]
+            if eni
+            else []
         },
-        "MetadataOptions": {"HttpEndpoint": i.metadata_http_endpoint, "HttpTokens": i.metadata_http_tokens,
-                            "HttpPutResponseHopLimit": 1},
+        "MetadataOptions": {
+            "HttpEndpoint": i.metadata_http_endpoint,
+            "HttpTokens": i.metadata_http_tokens,
+            "HttpPutResponseHopLimit": 1,
+        },
         "CpuOptions": {"CoreCount": max(1, i.cpu // 2), "ThreadsPerCore": 2 if i.cpu > 1 else 1, "Numa": ""},
         "OperationLocks": {"LockReason": []},
         "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
-        "DedicatedHostAttribute": {"DedicatedHostId": "", "DedicatedHostName": "", "DedicatedHostClusterId": ""},
+        "DedicatedHostAttribute": {
+            "DedicatedHostId": "",
+            "DedicatedHostName": "",
+            "DedicatedHostClusterId": "",
+        },
         "DedicatedInstanceAttribute": {"Affinity": "", "Tenancy": ""},
         "EcsCapacityReservationAttr": {"CapacityReservationId": "", "CapacityReservationPreference": ""},
         "HibernationOptions": {"Configured": False},
@@ -305,16 +403,29 @@ def render_instance(ctx: ActionContext, i: Instance, image: Image | None, eni: N
 
 def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
     return InstanceFilter(
-        instance_ids=p["InstanceIds"] or (), vpc_id=p["VpcId"], vswitch_id=p["VSwitchId"], zone_id=p["ZoneId"],
-        instance_type=p["InstanceType"], type_family=p["InstanceTypeFamily"], name=p["InstanceName"],
-        status=p["Status"], image_id=p["ImageId"], key_pair_name=p["KeyPairName"],
-        charge_type=p["InstanceChargeType"], resource_group_id=p["ResourceGroupId"],
+        instance_ids=p["InstanceIds"] or (),
+        vpc_id=p["VpcId"],
+        vswitch_id=p["VSwitchId"],
+        zone_id=p["ZoneId"],
+        instance_type=p["InstanceType"],
+        type_family=p["InstanceTypeFamily"],
+        name=p["InstanceName"],
+        status=p["Status"],
+        image_id=p["ImageId"],
+        key_pair_name=p["KeyPairName"],
+        charge_type=p["InstanceChargeType"],
+        resource_group_id=p["ResourceGroupId"],
         security_group_id=p["SecurityGroupId"],
         private_ips=list(p["PrivateIpAddresses"] or []) + list(p["InnerIpAddresses"] or []),
-        http_tokens=p["HttpTokens"], http_endpoint=p["HttpEndpoint"],
-        times=[(f.get("Key") or "", f.get("Value") or "") for f in p["Filter"] or []], tags=tag_pairs(p),
-        lock_reason=p["LockReason"], rdma_ips=p["RdmaIpAddresses"] or (), ipv6_addresses=p["Ipv6Address"] or (),
-        public_ips=p["PublicIpAddresses"] or (), eip_addresses=p["EipAddresses"] or (),
+        http_tokens=p["HttpTokens"],
+        http_endpoint=p["HttpEndpoint"],
+        times=[(f.get("Key") or "", f.get("Value") or "") for f in p["Filter"] or []],
+        tags=tag_pairs(p),
+        lock_reason=p["LockReason"],
+        rdma_ips=p["RdmaIpAddresses"] or (),
+        ipv6_addresses=p["Ipv6Address"] or (),
+        public_ips=p["PublicIpAddresses"] or (),
+        eip_addresses=p["EipAddresses"] or (),
         network_type=p["InstanceNetworkType"],
     )
 
@@ -324,11 +435,15 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
     [
         REGION_ID,
         StringList("InstanceIds", json_array=True, max_items=100, item_max_length=64),
-        String("VpcId", max_length=64), String("VSwitchId", max_length=64), String("ZoneId", max_length=64),
-        String("InstanceName", max_length=128), String("InstanceType", max_length=64),
+        String("VpcId", max_length=64),
+        String("VSwitchId", max_length=64),
+        String("ZoneId", max_length=64),
+        String("InstanceName", max_length=128),
+        String("InstanceType", max_length=64),
         String("InstanceTypeFamily", max_length=64),
         String("Status", choices=states.STATUSES),
-        String("ImageId", max_length=128), String("SecurityGroupId", max_length=64),
+        String("ImageId", max_length=128),
+        String("SecurityGroupId", max_length=64),
         String("KeyPairName", max_length=128),
         StringList("PrivateIpAddresses", json_array=True, max_items=100, item_max_length=64),
         StringList("InnerIpAddresses", json_array=True, max_items=100, item_max_length=64),
@@ -362,35 +477,53 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         raise errors.dry_run_operation()
     where = _instance_filter(p)
     page = page_of(p)
-    total, found = ctx.services.instances.find(Scope(ctx.principal.account_id, p["RegionId"]), where, page.offset,
-                                               page.size)
+    total, found = ctx.services.instances.find(
+        Scope(ctx.principal.account_id, p["RegionId"]), where, page.offset, page.size
+    )
     enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in found])
     images = ctx.services.instances.images_of(found)
-    items = [render_instance(ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, []))
-             for i in found]
+    items = [
+        render_instance(
+            ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, [])
+        )
+        for i in found
+    ]
     return {"TotalCount": total, "Instances": {"Instance": items}, **page.fields(total, len(found))}
 
 
 @actions.define(
     "DescribeInstanceStatus",
-    [REGION_ID, StringList("InstanceId", max_items=100, item_max_length=64), String("ZoneId", max_length=64),
-     String("ClusterId", max_length=64), *page_params()],
+    [
+        REGION_ID,
+        StringList("InstanceId", max_items=100, item_max_length=64),
+        String("ZoneId", max_length=64),
+        String("ClusterId", max_length=64),
+        *page_params(),
+    ],
 )
 def describe_instance_status(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The status of each of the caller's instances."""
     rows = ctx.services.instances.statuses(ctx.scope(p["RegionId"]), p["InstanceId"] or [], p["ZoneId"])
-    return number_paged(rows, p, "InstanceStatuses", "InstanceStatus",
-                        lambda row: {"InstanceId": row[0], "Status": row[1]})
+    return number_paged(
+        rows, p, "InstanceStatuses", "InstanceStatus", lambda row: {"InstanceId": row[0], "Status": row[1]}
+    )
 
 
 @actions.define("DescribeInstanceAttribute", [INSTANCE_ID])
 def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """One instance in detail."""
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
-    enis, groups, tags = ctx.services.instances.related(Scope(instance.account_id, instance.region_id),
-                                                        [instance.id])
-    item = render_instance(ctx, instance, ctx.services.instances.image_of(instance.image_id), enis.get(instance.id),
-                           groups[instance.id], tags[instance.id])
+    enis, groups, tags = ctx.services.instances.related(
+        Scope(instance.account_id, instance.region_id), [instance.id]
+    )
+    item = render_instance(
+        ctx,
+        instance,
+        ctx.services.instances.image_of(instance.image_id),
+        enis.get(instance.id),
+        groups[instance.id],
+        tags[instance.id],
+    )
     item["IoOptimized"] = "optimized"
     return item
 
@@ -402,9 +535,7 @@ def describe_user_data(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"InstanceId": instance.id, "RegionId": instance.region_id, "UserData": instance.user_data}
 
 
-@actions.define(
-    "GetInstanceConsoleOutput", [REGION_ID, INSTANCE_ID, Boolean("RemoveSymbols", default=False)]
-)
+@actions.define("GetInstanceConsoleOutput", [REGION_ID, INSTANCE_ID, Boolean("RemoveSymbols", default=False)])
 def get_instance_console_output(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The tail of the instance's serial console, Base64-encoded."""
     instance = ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
@@ -418,31 +549,52 @@ def get_instance_console_output(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     }
 
 
-
 # ---- changes ---------------------------------------------------------------------------------------
 
 
 @actions.define(
     "ModifyInstanceAttribute",
-    [INSTANCE_ID, String("InstanceName", max_length=128), String("Description", max_length=256),
-     String("HostName", max_length=64), String("Password", max_length=64), String("UserData", max_length=64 * 1024),
-     Boolean("DeletionProtection"), StringList("SecurityGroupIds", max_items=5, item_max_length=64),
-     String("CreditSpecification", max_length=16), Boolean("Recyclable")],
+    [
+        INSTANCE_ID,
+        String("InstanceName", max_length=128),
+        String("Description", max_length=256),
+        String("HostName", max_length=64),
+        String("Password", max_length=64),
+        String("UserData", max_length=64 * 1024),
+        Boolean("DeletionProtection"),
+        StringList("SecurityGroupIds", max_items=5, item_max_length=64),
+        String("CreditSpecification", max_length=16),
+        Boolean("Recyclable"),
+    ],
 )
 def modify_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change an instance's name, description, host name, password, user data, protection or groups."""
     ctx.services.changes.modify_attribute(
-        ctx.principal.account_id, p["InstanceId"], name=p["InstanceName"], description=p["Description"],
-        hostname=p["HostName"], password=p["Password"], user_data=p["UserData"],
-        deletion_protection=p["DeletionProtection"], security_group_ids=p["SecurityGroupIds"],
+        ctx.principal.account_id,
+        p["InstanceId"],
+        name=p["InstanceName"],
+        description=p["Description"],
+        hostname=p["HostName"],
+        password=p["Password"],
+        user_data=p["UserData"],
+        deletion_protection=p["DeletionProtection"],
+        security_group_ids=p["SecurityGroupIds"],
     )
     return {}
 
 
 @actions.define(
     "ModifyInstanceSpec",
-    [INSTANCE_ID, String("InstanceType", max_length=64), DRY_RUN, CLIENT_TOKEN, Boolean("AllowMigrateAcrossZone"),
-     Boolean("Async"), Integer("InternetMaxBandwidthOut", minimum=0), Integer("InternetMaxBandwidthIn", minimum=0)],
+    [
+        INSTANCE_ID,
+        String("InstanceType", max_length=64),
+        DRY_RUN,
+        CLIENT_TOKEN,
+        Boolean("AllowMigrateAcrossZone"),
+        Boolean("Async"),
+        Integer("InternetMaxBandwidthOut", minimum=0),
+        Integer("InternetMaxBandwidthIn", minimum=0),
+    ],
 )
 def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change the instance type of a Stopped instance (the host must have room)."""
@@ -450,35 +602,53 @@ def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
         if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
             return {}  # nubes instances have no public bandwidth to change
         raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
-    ctx.services.changes.modify_spec(ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"])
+    ctx.services.changes.modify_spec(
+        ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"]
+    )
     return {}
 
 
 @actions.define(
     "ModifyInstanceMetadataOptions",
-    [REGION_ID, INSTANCE_ID, String("HttpTokens", choices=("optional", "required")),
-     String("HttpEndpoint", choices=("enabled", "disabled")), Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
-     String("InstanceMetadataTags", choices=("enabled", "disabled"))],
+    [
+        REGION_ID,
+        INSTANCE_ID,
+        String("HttpTokens", choices=("optional", "required")),
+        String("HttpEndpoint", choices=("enabled", "disabled")),
+        Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
+        String("InstanceMetadataTags", choices=("enabled", "disabled")),
+    ],
 )
 def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Require metadata tokens (hardened mode) or not; switch the metadata service on or off."""
     ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
-    ctx.services.changes.modify_metadata_options(ctx.principal.account_id, p["InstanceId"], p["HttpTokens"],
-                                                 p["HttpEndpoint"])
+    ctx.services.changes.modify_metadata_options(
+        ctx.principal.account_id, p["InstanceId"], p["HttpTokens"], p["HttpEndpoint"]
+    )
     return {}
 
 
 @actions.define(
     "ModifyInstanceDeployment",
-    [REGION_ID, INSTANCE_ID, String("DeploymentSetId", max_length=64), Integer("DeploymentSetGroupNo", minimum=1),
-     Boolean("Force", default=False), Boolean("RemoveFromDeploymentSet", default=False),
-     String("DedicatedHostId", max_length=64), String("InstanceType", max_length=64), String("Affinity", max_length=16),
-     String("Tenancy", max_length=16), String("MigrationType", max_length=32),
-     String("DedicatedHostClusterId", max_length=64)],
+    [
+        REGION_ID,
+        INSTANCE_ID,
+        String("DeploymentSetId", max_length=64),
+        Integer("DeploymentSetGroupNo", minimum=1),
+        Boolean("Force", default=False),
+        Boolean("RemoveFromDeploymentSet", default=False),
+        String("DedicatedHostId", max_length=64),
+        String("InstanceType", max_length=64),
+        String("Affinity", max_length=16),
+        String("Tenancy", max_length=16),
+        String("MigrationType", max_length=32),
+        String("DedicatedHostClusterId", max_length=64),
+    ],
 )
 def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Move a Stopped instance into a deployment set, or take it out."""
     ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
-    ctx.services.changes.deployment(ctx.principal.account_id, p["InstanceId"], p["DeploymentSetId"],
-                                    p["RemoveFromDeploymentSet"])
+    ctx.services.changes.deployment(
+        ctx.principal.account_id, p["InstanceId"], p["DeploymentSetId"], p["RemoveFromDeploymentSet"]
+    )
     return {}

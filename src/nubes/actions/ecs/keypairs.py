@@ -25,7 +25,9 @@ def _scope(ctx: ActionContext, region_id: str) -> Scope:
 @actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID])
 def create_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create an RSA key pair; the private key is returned now and never again."""
-    view, private_pem = ctx.services.keypairs.create(_scope(ctx, p["RegionId"]), p["KeyPairName"], p["ResourceGroupId"])
+    view, private_pem = ctx.services.keypairs.create(
+        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["ResourceGroupId"]
+    )
     return {
         "KeyPairId": view.name,
         "KeyPairName": view.name,
@@ -35,7 +37,8 @@ def create_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 
 @actions.define(
-    "ImportKeyPair", [REGION_ID, KEY_PAIR_NAME, String("PublicKeyBody", required=True, max_length=16384), RESOURCE_GROUP_ID]
+    "ImportKeyPair",
+    [REGION_ID, KEY_PAIR_NAME, String("PublicKeyBody", required=True, max_length=16384), RESOURCE_GROUP_ID],
 )
 def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Register an existing OpenSSH public key."""
@@ -79,7 +82,10 @@ def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @actions.define(
     "DeleteKeyPairs",
-    [REGION_ID, StringList("KeyPairNames", required=True, json_array=True, max_items=100, item_max_length=128)],
+    [
+        REGION_ID,
+        StringList("KeyPairNames", required=True, json_array=True, max_items=100, item_max_length=128),
+    ],
 )
 def delete_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete key pairs named in a JSON array, all or none."""
@@ -89,24 +95,39 @@ def delete_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 def _bind(attach: bool) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-        results = ctx.services.changes.key_pair(ctx.scope(p["RegionId"]), p["KeyPairName"], p["InstanceIds"], attach)
+        results = ctx.services.changes.key_pair(
+            ctx.scope(p["RegionId"]), p["KeyPairName"], p["InstanceIds"], attach
+        )
         failed = sum(1 for _, code, _ in results if code != "200")
         return {
             "KeyPairName": p["KeyPairName"],
             "TotalCount": str(len(results)),
             "FailCount": str(failed),
-            "Results": {"Result": [
-                {"InstanceId": i, "Code": code, "Message": message, "Success": "true" if code == "200" else "false"}
-                for i, code, message in results
-            ]},
+            "Results": {
+                "Result": [
+                    {
+                        "InstanceId": i,
+                        "Code": code,
+                        "Message": message,
+                        "Success": "true" if code == "200" else "false",
+                    }
+                    for i, code, message in results
+                ]
+            },
         }
 
-    handler.__doc__ = ("Bind a key pair to instances (effective at their next start)." if attach else
-                       "Unbind a key pair from instances (effective at their next start).")
+    handler.__doc__ = (
+        "Bind a key pair to instances (effective at their next start)."
+        if attach
+        else "Unbind a key pair from instances (effective at their next start)."
+    )
     return handler
 
 
-_BIND = [REGION_ID, String("KeyPairName", required=True, max_length=128),
-         StringList("InstanceIds", required=True, json_array=True, max_items=50, item_max_length=64)]
+_BIND = [
+    REGION_ID,
+    String("KeyPairName", required=True, max_length=128),
+    StringList("InstanceIds", required=True, json_array=True, max_items=50, item_max_length=64),
+]
 actions.define("AttachKeyPair", _BIND)(_bind(True))
 actions.define("DetachKeyPair", _BIND)(_bind(False))

@@ -71,8 +71,13 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
     """Create an interface on a vSwitch, in one to five security groups of its VPC."""
     groups = ([p["SecurityGroupId"]] if p["SecurityGroupId"] else []) + list(p["SecurityGroupIds"] or [])
     eni = ctx.services.network_interfaces.create(
-        ctx.scope(p["RegionId"]), p["VSwitchId"], groups, p["PrimaryIpAddress"], p["NetworkInterfaceName"],
-        p["Description"], p["ResourceGroupId"],
+        ctx.scope(p["RegionId"]),
+        p["VSwitchId"],
+        groups,
+        p["PrimaryIpAddress"],
+        p["NetworkInterfaceName"],
+        p["Description"],
+        p["ResourceGroupId"],
     )
     return render_eni(ctx, eni)
 
@@ -98,8 +103,16 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
 def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's interfaces, filtered, in either paging style."""
     enis = ctx.services.network_interfaces.describe(
-        ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["VpcId"], p["VSwitchId"], p["SecurityGroupId"],
-        p["InstanceId"], p["Status"], p["NetworkInterfaceName"], p["PrimaryIpAddress"], p["Type"],
+        ctx.scope(p["RegionId"]),
+        p["NetworkInterfaceId"],
+        p["VpcId"],
+        p["VSwitchId"],
+        p["SecurityGroupId"],
+        p["InstanceId"],
+        p["Status"],
+        p["NetworkInterfaceName"],
+        p["PrimaryIpAddress"],
+        p["Type"],
     )
     items = [render_eni(ctx, e) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}
@@ -120,7 +133,10 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
 def modify_network_interface_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename an interface, or replace its security groups (SecurityGroupId.N)."""
     ctx.services.network_interfaces.modify(
-        ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["NetworkInterfaceName"], p["Description"],
+        ctx.scope(p["RegionId"]),
+        p["NetworkInterfaceId"],
+        p["NetworkInterfaceName"],
+        p["Description"],
         p["SecurityGroupId"],
     )
     return {}

@@ -20,7 +20,11 @@ RESOURCE_CREATION = ["VSwitch", "IoOptimized", "Instance", "Disk", "DedicatedHos
     [
         ACCEPT_LANGUAGE,
         INSTANCE_CHARGE_TYPE,
-        String("ResourceType", choices=("instance", "disk", "reservedinstance", "scu", "demand"), default="instance"),
+        String(
+            "ResourceType",
+            choices=("instance", "disk", "reservedinstance", "scu", "demand"),
+            default="instance",
+        ),
     ],
 )
 def describe_regions(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

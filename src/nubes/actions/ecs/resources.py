@@ -87,7 +87,10 @@ def describe_available_resource(ctx: ActionContext, p: dict[str, Any]) -> dict[s
                 "StatusCategory": "WithStock",
                 "AvailableResources": {
                     "AvailableResource": [
-                        {"Type": p["DestinationResource"], "SupportedResources": {"SupportedResource": supported}}
+                        {
+                            "Type": p["DestinationResource"],
+                            "SupportedResources": {"SupportedResource": supported},
+                        }
                     ]
                 },
             }

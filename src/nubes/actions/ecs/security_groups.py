@@ -89,7 +89,13 @@ def _rule_action_params(direction: str, extra: list[Param]) -> list[Param]:
 
 
 def _modify_rule_params(direction: str) -> list[Param]:
-    return [REGION_ID, GROUP_ID, CLIENT_TOKEN, *_rule_fields(direction), String("SecurityGroupRuleId", max_length=64)]
+    return [
+        REGION_ID,
+        GROUP_ID,
+        CLIENT_TOKEN,
+        *_rule_fields(direction),
+        String("SecurityGroupRuleId", max_length=64),
+    ]
 
 
 def _groups(ctx: ActionContext) -> SecurityGroups:
@@ -113,7 +119,11 @@ def _groups(ctx: ActionContext) -> SecurityGroups:
 def create_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a normal or enterprise security group in a VPC."""
     group = _groups(ctx).create(
-        ctx.scope(p["RegionId"]), p["VpcId"], p["SecurityGroupName"], p["Description"], p["SecurityGroupType"],
+        ctx.scope(p["RegionId"]),
+        p["VpcId"],
+        p["SecurityGroupName"],
+        p["Description"],
+        p["SecurityGroupType"],
         p["ResourceGroupId"],
     )
     return {"SecurityGroupId": group.id}
@@ -149,8 +159,13 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
     """The caller's security groups, PageNumber/PageSize or NextToken/MaxResults paged."""
     ids = list(p["SecurityGroupIds"] or []) + ([p["SecurityGroupId"]] if p["SecurityGroupId"] else [])
     summaries = _groups(ctx).describe(
-        ctx.scope(p["RegionId"]), p["VpcId"], ids or None, p["SecurityGroupName"], p["FuzzyQuery"],
-        p["SecurityGroupType"], p["ResourceGroupId"],
+        ctx.scope(p["RegionId"]),
+        p["VpcId"],
+        ids or None,
+        p["SecurityGroupName"],
+        p["FuzzyQuery"],
+        p["SecurityGroupType"],
+        p["ResourceGroupId"],
     )
     if p["NetworkType"] == "classic":
         summaries = []
@@ -232,7 +247,11 @@ def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> 
     if p["NicType"]:
         rules = [r for r in rules if r.nic_type == p["NicType"]]
     peer_ids = sorted({r.peer_group_id for r in rules if r.peer_group_id})
-    names = {s.group.id: s.group.name for s in _groups(ctx).describe(scope, group_ids=peer_ids)} if peer_ids else {}
+    names = (
+        {s.group.id: s.group.name for s in _groups(ctx).describe(scope, group_ids=peer_ids)}
+        if peer_ids
+        else {}
+    )
     items = [render_rule(r, names) for r in rules]
     body: dict[str, Any] = {
         "RegionId": p["RegionId"],
@@ -256,13 +275,20 @@ def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> 
 )
 def modify_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename a group or change its description."""
-    _groups(ctx).modify_attribute(ctx.scope(p["RegionId"]), p["SecurityGroupId"], p["SecurityGroupName"], p["Description"])
+    _groups(ctx).modify_attribute(
+        ctx.scope(p["RegionId"]), p["SecurityGroupId"], p["SecurityGroupName"], p["Description"]
+    )
     return {}
 
 
 @actions.define(
     "ModifySecurityGroupPolicy",
-    [REGION_ID, GROUP_ID, CLIENT_TOKEN, String("InnerAccessPolicy", required=True, choices=("Accept", "Drop"))],
+    [
+        REGION_ID,
+        GROUP_ID,
+        CLIENT_TOKEN,
+        String("InnerAccessPolicy", required=True, choices=("Accept", "Drop")),
+    ],
 )
 def modify_security_group_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Let the members of a group reach each other (Accept) or not (Drop) when no rule decides."""
@@ -273,7 +299,9 @@ def modify_security_group_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[
 def _authorize(direction: str) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "Add rules to a security group (Permissions.N.* or one rule in the top-level fields)."
-        _groups(ctx).authorize(ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, _permissions(direction, p))
+        _groups(ctx).authorize(
+            ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, _permissions(direction, p)
+        )
         return {}
 
     return handler
@@ -283,7 +311,10 @@ def _revoke(direction: str) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "Remove rules by SecurityGroupRuleId.N or by their fields; unknown fields match nothing."
         _groups(ctx).revoke(
-            ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, list(p["SecurityGroupRuleId"] or []),
+            ctx.scope(p["RegionId"]),
+            p["SecurityGroupId"],
+            direction,
+            list(p["SecurityGroupRuleId"] or []),
             _permissions(direction, p),
         )
         return {}
@@ -300,7 +331,10 @@ def _modify(direction: str) -> Handler:
                 message="Name the rule to modify with SecurityGroupRuleId.",
             )
         _groups(ctx).modify_rule(
-            ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, p["SecurityGroupRuleId"],
+            ctx.scope(p["RegionId"]),
+            p["SecurityGroupId"],
+            direction,
+            p["SecurityGroupRuleId"],
             _permission(direction, p),
         )
         return {}
@@ -310,8 +344,12 @@ def _modify(direction: str) -> Handler:
 
 _RULE_IDS = StringList("SecurityGroupRuleId", max_items=100, item_max_length=64)
 
-actions.define("AuthorizeSecurityGroup", _rule_action_params(INGRESS, []), idempotent=True)(_authorize(INGRESS))
-actions.define("AuthorizeSecurityGroupEgress", _rule_action_params(EGRESS, []), idempotent=True)(_authorize(EGRESS))
+actions.define("AuthorizeSecurityGroup", _rule_action_params(INGRESS, []), idempotent=True)(
+    _authorize(INGRESS)
+)
+actions.define("AuthorizeSecurityGroupEgress", _rule_action_params(EGRESS, []), idempotent=True)(
+    _authorize(EGRESS)
+)
 actions.define("RevokeSecurityGroup", _rule_action_params(INGRESS, [_RULE_IDS]))(_revoke(INGRESS))
 actions.define("RevokeSecurityGroupEgress", _rule_action_params(EGRESS, [_RULE_IDS]))(_revoke(EGRESS))
 actions.define("ModifySecurityGroupRule", _modify_rule_params(INGRESS))(_modify(INGRESS))
@@ -329,7 +367,9 @@ def describe_security_group_references(ctx: ActionContext, p: dict[str, Any]) ->
         {
             "SecurityGroupId": group_id,
             "ReferencingSecurityGroups": {
-                "ReferencingSecurityGroup": [{"SecurityGroupId": r, "AliUid": ctx.principal.uid} for r in referencing]
+                "ReferencingSecurityGroup": [
+                    {"SecurityGroupId": r, "AliUid": ctx.principal.uid} for r in referencing
+                ]
             },
         }
         for group_id, referencing in refs.items()
@@ -354,6 +394,11 @@ def _membership(join: bool) -> Handler:
     return handler
 
 
-_MEMBERSHIP = [REGION_ID, GROUP_ID, String("InstanceId", max_length=64), String("NetworkInterfaceId", max_length=64)]
+_MEMBERSHIP = [
+    REGION_ID,
+    GROUP_ID,
+    String("InstanceId", max_length=64),
+    String("NetworkInterfaceId", max_length=64),
+]
 actions.define("JoinSecurityGroup", _MEMBERSHIP)(_membership(True))
 actions.define("LeaveSecurityGroup", _MEMBERSHIP)(_membership(False))

@@ -26,46 +26,75 @@ SNAPSHOT_ID = String("SnapshotId", required=True, max_length=64)
 
 @actions.define(
     "CreateSnapshot",
-    [String("DiskId", required=True, max_length=64), String("SnapshotName", max_length=128),
-     String("Description", max_length=256), Integer("RetentionDays", minimum=1, maximum=65536),
-     String("Category", choices=("Standard", "Flash", "standard", "flash")), Boolean("InstantAccess", default=False),
-     Integer("InstantAccessRetentionDays", minimum=1, maximum=65535), String("ResourceGroupId", max_length=64),
-     String("StorageLocationArn", max_length=256), TAGS, CLIENT_TOKEN],
+    [
+        String("DiskId", required=True, max_length=64),
+        String("SnapshotName", max_length=128),
+        String("Description", max_length=256),
+        Integer("RetentionDays", minimum=1, maximum=65536),
+        String("Category", choices=("Standard", "Flash", "standard", "flash")),
+        Boolean("InstantAccess", default=False),
+        Integer("InstantAccessRetentionDays", minimum=1, maximum=65535),
+        String("ResourceGroupId", max_length=64),
+        String("StorageLocationArn", max_length=256),
+        TAGS,
+        CLIENT_TOKEN,
+    ],
     idempotent=True,
 )
 def create_snapshot(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Snapshot a disk: instant and crash-consistent (the running VM's writes go to a new layer)."""
     tags = tag_pairs(p)
     snapshot_id = ctx.services.snapshots.create(
-        ctx.principal.account_id, p["DiskId"], check_name("SnapshotName", p["SnapshotName"]),
-        check_description(p["Description"]), p["RetentionDays"], tags, p["ClientToken"] or "",
-        instant_access=p["InstantAccess"])
+        ctx.principal.account_id,
+        p["DiskId"],
+        check_name("SnapshotName", p["SnapshotName"]),
+        check_description(p["Description"]),
+        p["RetentionDays"],
+        tags,
+        p["ClientToken"] or "",
+        instant_access=p["InstantAccess"],
+    )
     return {"SnapshotId": snapshot_id}
 
 
 def _usage(images: bool, disks: bool) -> str:
-    return {(True, True): "image_disk", (True, False): "image", (False, True): "disk"}.get((images, disks), "none")
+    return {(True, True): "image_disk", (True, False): "image", (False, True): "disk"}.get(
+        (images, disks), "none"
+    )
 
 
 @actions.define(
     "DescribeSnapshots",
-    [REGION_ID, String("InstanceId", max_length=64), String("DiskId", max_length=64),
-     StringList("SnapshotIds", json_array=True, max_items=100, item_max_length=64),
-     String("SnapshotName", max_length=128), String("Status", choices=("progressing", "accomplished", "failed", "all")),
-     String("SnapshotType", choices=("auto", "user", "all")), String("SourceDiskType", max_length=16),
-     String("Usage", choices=("image", "disk", "image_disk", "none")), String("Category", max_length=16),
-     String("SnapshotLinkId", max_length=64), Boolean("Encrypted"), String("KMSKeyId", max_length=128),
-     String("ResourceGroupId", max_length=64), TAGS, DRY_RUN,
-     StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
-     *page_params(max_size=100),
-     *token_params(max_results=100, min_results=10)],
+    [
+        REGION_ID,
+        String("InstanceId", max_length=64),
+        String("DiskId", max_length=64),
+        StringList("SnapshotIds", json_array=True, max_items=100, item_max_length=64),
+        String("SnapshotName", max_length=128),
+        String("Status", choices=("progressing", "accomplished", "failed", "all")),
+        String("SnapshotType", choices=("auto", "user", "all")),
+        String("SourceDiskType", max_length=16),
+        String("Usage", choices=("image", "disk", "image_disk", "none")),
+        String("Category", max_length=16),
+        String("SnapshotLinkId", max_length=64),
+        Boolean("Encrypted"),
+        String("KMSKeyId", max_length=128),
+        String("ResourceGroupId", max_length=64),
+        TAGS,
+        DRY_RUN,
+        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+        *page_params(max_size=100),
+        *token_params(max_results=100, min_results=10),
+    ],
 )
 def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's snapshots in a region, filtered; both paging styles."""
     if p["DryRun"]:
         raise errors.dry_run_operation()
     scope = ctx.scope(p["RegionId"])
-    query = select(Snapshot).where(Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id)
+    query = select(Snapshot).where(
+        Snapshot.account_id == scope.account_id, Snapshot.region_id == scope.region_id
+    )
     if p["DiskId"]:
         query = query.where(Snapshot.disk_id == p["DiskId"])
     if p["SnapshotIds"]:
@@ -139,15 +168,24 @@ def delete_snapshot(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@actions.define("ModifySnapshotAttribute", [SNAPSHOT_ID, String("SnapshotName", max_length=128),
-                                            String("Description", max_length=256),
-                                            Boolean("DisableInstantAccess", default=False)])
+@actions.define(
+    "ModifySnapshotAttribute",
+    [
+        SNAPSHOT_ID,
+        String("SnapshotName", max_length=128),
+        String("Description", max_length=256),
+        Boolean("DisableInstantAccess", default=False),
+    ],
+)
 def modify_snapshot_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename or describe a snapshot."""
     ctx.services.snapshots.modify(
-        ctx.principal.account_id, p["SnapshotId"],
+        ctx.principal.account_id,
+        p["SnapshotId"],
         check_name("SnapshotName", p["SnapshotName"]) if p["SnapshotName"] is not None else None,
-        check_description(p["Description"]) if p["Description"] is not None else None, p["DisableInstantAccess"])
+        check_description(p["Description"]) if p["Description"] is not None else None,
+        p["DisableInstantAccess"],
+    )
     return {}
 
 

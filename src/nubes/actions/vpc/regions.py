@@ -17,7 +17,11 @@ actions = ActionTable("vpc")
 def describe_regions(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The regions, with their VPC endpoints."""
     regions = [
-        {"RegionId": r.region_id, "LocalName": r.local_name(p["AcceptLanguage"]), "RegionEndpoint": r.vpc_endpoint}
+        {
+            "RegionId": r.region_id,
+            "LocalName": r.local_name(p["AcceptLanguage"]),
+            "RegionEndpoint": r.vpc_endpoint,
+        }
         for r in ctx.services.catalog.regions
     ]
     return {"Regions": {"Region": regions}}

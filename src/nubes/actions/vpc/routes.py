@@ -141,8 +141,13 @@ def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
 def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Add a custom route whose next hop is an instance or a network interface of the VPC."""
     entry_id = ctx.services.routes.create(
-        ctx.scope(p["RegionId"]), p["RouteTableId"], p["DestinationCidrBlock"], p["NextHopType"], p["NextHopId"],
-        p["RouteEntryName"], p["Description"],
+        ctx.scope(p["RegionId"]),
+        p["RouteTableId"],
+        p["DestinationCidrBlock"],
+        p["NextHopType"],
+        p["NextHopId"],
+        p["RouteEntryName"],
+        p["Description"],
     )
     return {"RouteEntryId": entry_id}
 
@@ -161,7 +166,11 @@ def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Remove a custom route, by its ID or by table and destination."""
     ctx.services.routes.delete(
-        ctx.scope(p["RegionId"]), p["RouteEntryId"], p["RouteTableId"], p["DestinationCidrBlock"], p["NextHopId"]
+        ctx.scope(p["RegionId"]),
+        p["RouteEntryId"],
+        p["RouteTableId"],
+        p["DestinationCidrBlock"],
+        p["NextHopId"],
     )
     return {}
 

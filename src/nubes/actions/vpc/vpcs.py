@@ -63,7 +63,12 @@ def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str
 def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a VPC (172.16.0.0/12 unless CidrBlock says otherwise); Pending until the host has built it."""
     vpc = ctx.services.vpcs.create_vpc(
-        ctx.scope(p["RegionId"]), p["CidrBlock"], p["VpcName"], p["Description"], p["ResourceGroupId"], p["DryRun"]
+        ctx.scope(p["RegionId"]),
+        p["CidrBlock"],
+        p["VpcName"],
+        p["Description"],
+        p["ResourceGroupId"],
+        p["DryRun"],
     )
     return {
         "VpcId": vpc.id,
@@ -73,7 +78,9 @@ def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@actions.define("DeleteVpc", [REGION_ID, VPC_ID, DRY_RUN, CLIENT_TOKEN, Boolean("ForceDelete", default=False)])
+@actions.define(
+    "DeleteVpc", [REGION_ID, VPC_ID, DRY_RUN, CLIENT_TOKEN, Boolean("ForceDelete", default=False)]
+)
 def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete an empty VPC (no vSwitches, security groups or custom routes left)."""
     ctx.services.vpcs.delete_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["DryRun"])
@@ -122,8 +129,13 @@ def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
 
 @actions.define(
     "ModifyVpcAttribute",
-    [REGION_ID, VPC_ID, String("VpcName", max_length=128), String("Description", max_length=256),
-     String("CidrBlock", max_length=64)],
+    [
+        REGION_ID,
+        VPC_ID,
+        String("VpcName", max_length=128),
+        String("Description", max_length=256),
+        String("CidrBlock", max_length=64),
+    ],
 )
 def modify_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename a VPC or change its description."""

@@ -113,7 +113,9 @@ def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     if not rows:
         ctx.services.vpcs.get_vswitch(scope, p["VSwitchId"])  # raises InvalidVSwitchId.NotFound
     vswitch, used = rows[0]
-    return render_vswitch(ctx, vswitch, used, _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, ""))
+    return render_vswitch(
+        ctx, vswitch, used, _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, "")
+    )
 
 
 @actions.define(
@@ -122,5 +124,7 @@ def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
 )
 def modify_vswitch_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename a vSwitch or change its description."""
-    ctx.services.vpcs.modify_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"], p["VSwitchName"], p["Description"])
+    ctx.services.vpcs.modify_vswitch(
+        ctx.scope(p["RegionId"]), p["VSwitchId"], p["VSwitchName"], p["Description"]
+    )
     return {}

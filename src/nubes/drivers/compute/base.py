@@ -160,8 +160,9 @@ class ComputeDriver(ABC):
         """Grow a disk of a running VM (its top layer is `current`); the guest sees the new size."""
 
     @abstractmethod
-    def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
-                     timeout: float) -> None:
+    def stream_layer(
+        self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None, timeout: float
+    ) -> None:
         """In a running VM, copy into `layer` (the top or a layer under it) the data of the layers
         between it and `base` (None: all below), then make `base` its backing, written into its
         header as `backing_name`. Returns once done (a job already running is waited for). Only

@@ -111,8 +111,9 @@ class FakeHost:
             statefile.remove(path)
             return
         console = bytes(self.consoles.get(instance_id, b""))[-CONSOLE_KEPT:]
-        statefile.write_json(path, {**_vm_record(vm), "console": console.decode(errors="replace"),
-                                    "boot_id": self._boot_id})
+        statefile.write_json(
+            path, {**_vm_record(vm), "console": console.decode(errors="replace"), "boot_id": self._boot_id}
+        )
 
     def new_pid(self) -> int:
         with self.lock:
@@ -177,12 +178,23 @@ class FakeHost:
 class FakeComputeDriver(ComputeDriver):
     # No guest runs, so none powers off or reports ready; a VM changes only through the driver's
     # calls (the host's test hooks stand in for a guest or a crash) and across a reboot of the host.
-    capabilities = ComputeCapabilities(name="fake", accel="none", disk_hotplug=True, changes_by_itself=False,
-                                       opens_taps=False, reports_ready=False)
+    capabilities = ComputeCapabilities(
+        name="fake",
+        accel="none",
+        disk_hotplug=True,
+        changes_by_itself=False,
+        opens_taps=False,
+        reports_ready=False,
+    )
 
-    def __init__(self, host: FakeHost | None = None, timings: FakeTimings | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: FakeHost | None = None,
+        timings: FakeTimings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
+    ) -> None:
         # a host of its own keeps its VMs in state_dir when one is given (the emulator)
         self.host = host or FakeHost(state_dir)
         self.timings = timings or FakeTimings()
@@ -220,17 +232,30 @@ class FakeComputeDriver(ComputeDriver):
             if vm is not None:  # another thread started it meanwhile
                 return vm.handle
             d = self._state_dir / spec.instance_id
-            handle = VmHandle(spec.instance_id, self.host.new_pid(), d / "qmp.sock", d / "serial.log", "none",
-                              self._clock(), extra={"fake": "true"})
+            handle = VmHandle(
+                spec.instance_id,
+                self.host.new_pid(),
+                d / "qmp.sock",
+                d / "serial.log",
+                "none",
+                self._clock(),
+                extra={"fake": "true"},
+            )
             previous = self.host.vms.get(spec.instance_id)
             self.host.vms[spec.instance_id] = FakeVm(
-                spec, handle, disks={disk.disk_id: disk for disk in spec.disks[1:]},
-                ports=len(spec.disks) - 1 + HOTPLUG_PORTS, boots=(previous.boots + 1) if previous else 1,
+                spec,
+                handle,
+                disks={disk.disk_id: disk for disk in spec.disks[1:]},
+                ports=len(spec.disks) - 1 + HOTPLUG_PORTS,
+                boots=(previous.boots + 1) if previous else 1,
             )
             self.host.say(spec.instance_id, FAKE_CONSOLE_BANNER)
-            self.host.say(spec.instance_id, f"boot {spec.instance_id}: {spec.vcpus} vCPU, {spec.memory_mib} MiB, "
-                                            f"disks {', '.join(d.disk_id for d in spec.disks)}, "
-                                            f"nics {', '.join(n.mac for n in spec.nics) or 'none'}")
+            self.host.say(
+                spec.instance_id,
+                f"boot {spec.instance_id}: {spec.vcpus} vCPU, {spec.memory_mib} MiB, "
+                f"disks {', '.join(d.disk_id for d in spec.disks)}, "
+                f"nics {', '.join(n.mac for n in spec.nics) or 'none'}",
+            )
             self.host.say(spec.instance_id, "guest up (simulated)")
             self.host.save(spec.instance_id)
             return handle
@@ -292,8 +317,11 @@ class FakeComputeDriver(ComputeDriver):
 
     def recover(self) -> list[VmHandle]:
         with self.host.lock:
-            return [vm.handle for iid, vm in sorted(self.host.vms.items())
-                    if vm.power in (PowerState.RUNNING, PowerState.PAUSED)]
+            return [
+                vm.handle
+                for iid, vm in sorted(self.host.vms.items())
+                if vm.power in (PowerState.RUNNING, PowerState.PAUSED)
+            ]
 
     def console_output(self, instance_id: str, max_bytes: int = 64 * 1024) -> bytes:
         with self.host.lock:
@@ -348,8 +376,9 @@ class FakeComputeDriver(ComputeDriver):
             self.host.say(instance_id, f"disk {disk_id} grown to {size_bytes} bytes")
             self.host.save(instance_id)
 
-    def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
-                     timeout: float) -> None:
+    def stream_layer(
+        self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None, timeout: float
+    ) -> None:
         self._enter("stream_layer", instance_id)
         with self.host.lock:
             if self._running(instance_id) is None:
@@ -387,43 +416,87 @@ def _boot_id() -> str:
 
 
 def _disk_record(disk: DiskAttachment) -> dict[str, Any]:
-    return {"disk_id": disk.disk_id, "path": str(disk.path), "read_only": disk.read_only, "iops": disk.iops,
-            "bps": disk.bps}
+    return {
+        "disk_id": disk.disk_id,
+        "path": str(disk.path),
+        "read_only": disk.read_only,
+        "iops": disk.iops,
+        "bps": disk.bps,
+    }
 
 
 def _disk_from(record: dict[str, Any]) -> DiskAttachment:
-    return DiskAttachment(str(record["disk_id"]), Path(record["path"]), bool(record["read_only"]),
-                          int(record["iops"]), int(record["bps"]))
+    return DiskAttachment(
+        str(record["disk_id"]),
+        Path(record["path"]),
+        bool(record["read_only"]),
+        int(record["iops"]),
+        int(record["bps"]),
+    )
 
 
 def _vm_record(vm: FakeVm) -> dict[str, Any]:
     spec, handle = vm.spec, vm.handle
     return {
-        "spec": {"instance_id": spec.instance_id, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
-                 "boot": {"kernel": str(spec.boot.kernel), "initrd": str(spec.boot.initrd),
-                          "cmdline": spec.boot.cmdline},
-                 "disks": [_disk_record(d) for d in spec.disks],
-                 "nics": [{"port_id": n.port_id, "mac": n.mac, "tap": n.tap} for n in spec.nics],
-                 "netns": spec.netns, "hostname": spec.hostname},
-        "handle": {"pid": handle.pid, "qmp_socket": str(handle.qmp_socket), "serial_log": str(handle.serial_log),
-                   "accel": handle.accel, "started_at": handle.started_at, "extra": handle.extra},
-        "power": vm.power.value, "disks": [_disk_record(d) for d in vm.disks.values()], "ports": vm.ports,
-        "acpi": vm.acpi, "boots": vm.boots,
+        "spec": {
+            "instance_id": spec.instance_id,
+            "vcpus": spec.vcpus,
+            "memory_mib": spec.memory_mib,
+            "boot": {
+                "kernel": str(spec.boot.kernel),
+                "initrd": str(spec.boot.initrd),
+                "cmdline": spec.boot.cmdline,
+            },
+            "disks": [_disk_record(d) for d in spec.disks],
+            "nics": [{"port_id": n.port_id, "mac": n.mac, "tap": n.tap} for n in spec.nics],
+            "netns": spec.netns,
+            "hostname": spec.hostname,
+        },
+        "handle": {
+            "pid": handle.pid,
+            "qmp_socket": str(handle.qmp_socket),
+            "serial_log": str(handle.serial_log),
+            "accel": handle.accel,
+            "started_at": handle.started_at,
+            "extra": handle.extra,
+        },
+        "power": vm.power.value,
+        "disks": [_disk_record(d) for d in vm.disks.values()],
+        "ports": vm.ports,
+        "acpi": vm.acpi,
+        "boots": vm.boots,
     }
 
 
 def _vm_from(record: dict[str, Any]) -> tuple[FakeVm, bytes]:
     s, h = record["spec"], record["handle"]
     spec = VmSpec(
-        instance_id=str(s["instance_id"]), vcpus=int(s["vcpus"]), memory_mib=int(s["memory_mib"]),
+        instance_id=str(s["instance_id"]),
+        vcpus=int(s["vcpus"]),
+        memory_mib=int(s["memory_mib"]),
         boot=Boot(Path(s["boot"]["kernel"]), Path(s["boot"]["initrd"]), str(s["boot"]["cmdline"])),
         disks=tuple(_disk_from(d) for d in s["disks"]),
         nics=tuple(NicAttachment(str(n["port_id"]), str(n["mac"]), str(n["tap"])) for n in s["nics"]),
-        netns=s["netns"], hostname=str(s["hostname"]),
+        netns=s["netns"],
+        hostname=str(s["hostname"]),
     )
-    handle = VmHandle(spec.instance_id, int(h["pid"]), Path(h["qmp_socket"]), Path(h["serial_log"]), str(h["accel"]),
-                      float(h["started_at"]), {str(k): str(v) for k, v in dict(h["extra"]).items()})
+    handle = VmHandle(
+        spec.instance_id,
+        int(h["pid"]),
+        Path(h["qmp_socket"]),
+        Path(h["serial_log"]),
+        str(h["accel"]),
+        float(h["started_at"]),
+        {str(k): str(v) for k, v in dict(h["extra"]).items()},
+    )
     disks = {d.disk_id: d for d in (_disk_from(r) for r in record["disks"])}
-    vm = FakeVm(spec, handle, PowerState(record["power"]), disks, int(record["ports"]), bool(record["acpi"]),
-                int(record["boots"]))
+    vm = FakeVm(
+        spec,
+        handle,
+        PowerState(record["power"]),
+        disks,
+        int(record["ports"]),
+        bool(record["acpi"]),
+        int(record["boots"]),
+    )
     return vm, str(record.get("console", "")).encode()

@@ -101,7 +101,7 @@ class DhcpServers:
     def sync(self, vpc: VpcNet, ns: str) -> None:
         wanted = {v.vswitch_id for v in vpc.vswitches}
         for pid_file in self._vpc_dir(vpc.vpc_id).glob("dnsmasq-*.pid"):
-            vswitch_id = pid_file.name[len("dnsmasq-"):-len(".pid")]
+            vswitch_id = pid_file.name[len("dnsmasq-") : -len(".pid")]
             if vswitch_id not in wanted:
                 self.stop(vpc.vpc_id, vswitch_id)
         for vsw in vpc.vswitches:

@@ -182,11 +182,13 @@ class LinuxNetworkDriver(NetworkDriver):
         found: dict[str, str] = {}
         start = self.prefix + "-"
         # test hosts we know of need no look (they may share the prefix: `<prefix>-host-eni-...`)
-        hosts = {str(h) for vpc_id in self._state_dirs() for h in self._read_state(vpc_id).get("host_netns", [])}
+        hosts = {
+            str(h) for vpc_id in self._state_dirs() for h in self._read_state(vpc_id).get("host_netns", [])
+        }
         for ns in list_netns():
             if not ns.startswith(start) or ns in hosts:
                 continue
-            vpc_id = ns[len(start):]
+            vpc_id = ns[len(start) :]
             alias = self._lo_alias(ns)
             if alias == names.vpc_alias(self.prefix, vpc_id) or (
                 alias == "" and self.vpc_dir(vpc_id).is_dir()
@@ -358,7 +360,7 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def _ensure_vpc_links(self, ns: str, links: dict[str, _Link]) -> None:
         lo = links.get("lo")
-        vpc_id = ns[len(self.prefix) + 1:]
+        vpc_id = ns[len(self.prefix) + 1 :]
         commands = []
         if lo is None or lo.alias != names.vpc_alias(self.prefix, vpc_id):
             commands.append(f"link set dev lo alias {names.vpc_alias(self.prefix, vpc_id)}")

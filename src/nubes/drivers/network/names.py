@@ -65,7 +65,7 @@ def bridge_mac(vswitch_id: str) -> str:
     Without it a Linux bridge takes the lowest MAC of its ports, which changes as ports come
     and go and would leave stale entries in the guests' ARP caches."""
     h = short_hash("gw:" + vswitch_id, 10)
-    return "02:" + ":".join(h[i:i + 2] for i in range(0, 10, 2))
+    return "02:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
 
 
 def chain_token(value: str) -> str:

@@ -103,7 +103,9 @@ def group_set(group_id: str) -> str:
     return "grp_" + names.chain_token(group_id)
 
 
-def effective_rules(port: PortNet, groups: dict[str, SecurityGroupNet], direction: str) -> list[tuple[str, SecurityRule]]:
+def effective_rules(
+    port: PortNet, groups: dict[str, SecurityGroupNet], direction: str
+) -> list[tuple[str, SecurityRule]]:
     """(group id, rule) pairs of one direction for a port, in evaluation order."""
     keyed: list[tuple[tuple[int, int, int, int], str, SecurityRule]] = []
     for g_index, group_id in enumerate(port.security_group_ids):
@@ -300,7 +302,9 @@ def render_ruleset(
         for group_id in port.security_group_ids:
             own = groups.get(group_id)
             if own is not None and own.inner_access.lower() == "accept" and members.get(group_id):
-                out.append(f"\t\tip saddr @{group_set(group_id)} accept {_comment(f'{group_id} inner access')}")
+                out.append(
+                    f"\t\tip saddr @{group_set(group_id)} accept {_comment(f'{group_id} inner access')}"
+                )
         out.append("\t\tdrop")
         out.append("\t}")
 
@@ -323,18 +327,20 @@ def render_ruleset(
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
-        "\t\tudp sport 68 udp dport 67 accept comment \"DHCP\"",
-        f"\t\tip daddr {METADATA_ADDRESS} tcp dport {METADATA_PORT} accept comment \"metadata\"",
+        '\t\tudp sport 68 udp dport 67 accept comment "DHCP"',
+        f'\t\tip daddr {METADATA_ADDRESS} tcp dport {METADATA_PORT} accept comment "metadata"',
     ]
     gateways = _gateways(vpc)
     if gateways:
-        out.append(f"\t\tip daddr {_set_literal(gateways)} icmp type echo-request accept comment \"ping gateway\"")
+        out.append(
+            f'\t\tip daddr {_set_literal(gateways)} icmp type echo-request accept comment "ping gateway"'
+        )
     out += [
         "\t}",
         "\tchain output {",
         "\t\ttype filter hook output priority filter; policy accept;",
         "\t\tct state established,related accept",
-        "\t\tudp sport 67 udp dport 68 accept comment \"DHCP\"",
+        '\t\tudp sport 67 udp dport 68 accept comment "DHCP"',
     ]
     # Connections the VPC router opens to a guest (`nubes ssh`, operators) meet the guest's
     # ingress rules like any other source: the router's address is the vSwitch gateway.

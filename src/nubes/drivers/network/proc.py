@@ -30,7 +30,9 @@ class CommandError(RuntimeError):
 
 def run(args: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float = 30) -> str:
     """Run a command, return its stdout; raise CommandError on a non-zero exit when `check`."""
-    proc = subprocess.run(list(args), input=input, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        list(args), input=input, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
         raise CommandError(args, proc.returncode, proc.stderr, input)
     return proc.stdout

@@ -30,6 +30,7 @@ def host_owned(prefix: str, vpc_id: str, host: str) -> bool:
     parts = names.parse_alias(alias)
     return parts[0] == names.HOST_MARK and len(parts) >= 3 and parts[1] == prefix and parts[2] == vpc_id
 
+
 def prepare_host_netns(prefix: str, vpc_id: str, ns: str, port: PortNet) -> None:
     """A fresh, marked test-host namespace for a veth port about to be (re)created."""
     host = port.host_netns
@@ -46,6 +47,7 @@ def prepare_host_netns(prefix: str, vpc_id: str, ns: str, port: PortNet) -> None
     ip_batch([f"link set dev lo alias {names.host_alias(prefix, vpc_id, port.port_id)} up"], netns=host)
     write_sysctls(host, HOST_SYSCTLS)
 
+
 def configure_host(port: PortNet, vsw: VSwitchNet) -> None:
     assert port.host_netns
     prefixlen = ipaddress.IPv4Network(vsw.cidr, strict=False).prefixlen
@@ -57,6 +59,7 @@ def configure_host(port: PortNet, vsw: VSwitchNet) -> None:
         ],
         netns=port.host_netns,
     )
+
 
 def delete_host_netns(prefix: str, vpc_id: str, host: str) -> None:
     if netns_exists(host) and host_owned(prefix, vpc_id, host):

@@ -21,7 +21,9 @@ class FakeStorage(StorageDriver):
     def __init__(self, state_dir: Path | None = None) -> None:
         self.capabilities = StorageCapabilities(
             layers_are_files=False,
-            downloads_dir=state_dir / "downloads" if state_dir else Path(tempfile.gettempdir()) / "nubes-downloads",
+            downloads_dir=state_dir / "downloads"
+            if state_dir
+            else Path(tempfile.gettempdir()) / "nubes-downloads",
         )
         self._state_dir = state_dir
         self._lock = threading.RLock()  # one writer per layer file at a time
@@ -34,7 +36,9 @@ class FakeStorage(StorageDriver):
         with self._lock:
             self.layers[layer] = (size_gib, backing)
             if self._state_dir is not None:
-                statefile.write_json(self._state_dir / f"{layer}.json", {"size_gib": size_gib, "backing": backing})
+                statefile.write_json(
+                    self._state_dir / f"{layer}.json", {"size_gib": size_gib, "backing": backing}
+                )
 
     def _make(self, layer: str, size_gib: int, backing: str | None) -> None:
         """Create it unless it exists (creates are idempotent: an existing layer is kept)."""
@@ -94,7 +98,9 @@ class FakeStorage(StorageDriver):
     def collect(self, keep: set[str], among: set[str] | None = None) -> list[str]:
         with self._lock:
             needed = {name for layer in keep for name in self.chain(layer)}
-            removed = [name for name in self.layers if name not in needed and (among is None or name in among)]
+            removed = [
+                name for name in self.layers if name not in needed and (among is None or name in among)
+            ]
             for name in removed:
                 self.delete(name)
             return removed

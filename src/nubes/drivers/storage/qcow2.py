@@ -150,8 +150,19 @@ class Qcow2Storage(StorageDriver):
         partial = dest.with_name(dest.name + ".partial")
         # VHD rounds the size up to its geometry unless told to keep it (a re-import would grow)
         options = ["-o", "force_size=on"] if fmt == "vpc" else []
-        _qemu_img("convert", "-q", "-U", "-f", "qcow2", "-O", fmt, *options, str(self.layer_path(layer)),
-                  str(partial), timeout=3600)
+        _qemu_img(
+            "convert",
+            "-q",
+            "-U",
+            "-f",
+            "qcow2",
+            "-O",
+            fmt,
+            *options,
+            str(self.layer_path(layer)),
+            str(partial),
+            timeout=3600,
+        )
         os.replace(partial, dest)
 
     def import_file(self, layer: str, source: Path, fmt: str) -> int:

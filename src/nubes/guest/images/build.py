@@ -28,7 +28,9 @@ Progress = Callable[[str, float], None]
 # boot (each console line costs time under emulation), and no boot-time self-tests of the
 # crypto algorithms (0.2 s under TCG; cryptomgr.notests, and the one CTR-KDF test that
 # ignores it). Hosts may append to it (e.g. tsc_early_khz= on microvm).
-CMDLINE = "console=ttyS0,115200 root=/dev/vda rw quiet cryptomgr.notests initcall_blacklist=crypto_kdf108_init"
+CMDLINE = (
+    "console=ttyS0,115200 root=/dev/vda rw quiet cryptomgr.notests initcall_blacklist=crypto_kdf108_init"
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,26 @@ class ImageSpec:
 
 SPECS = {
     "tiny": ImageSpec(
-        name="tiny", size_gib=1, os_name="Nubes Tiny (BusyBox) 64位", os_name_en="Nubes Tiny (BusyBox) 64 bit",
-        platform="Others Linux", image_family="nubes:tiny_x64", image_id="nubes_tiny_x64_1G_busybox_{date}.vhd",
-        login="console", label="tiny-root",
+        name="tiny",
+        size_gib=1,
+        os_name="Nubes Tiny (BusyBox) 64位",
+        os_name_en="Nubes Tiny (BusyBox) 64 bit",
+        platform="Others Linux",
+        image_family="nubes:tiny_x64",
+        image_id="nubes_tiny_x64_1G_busybox_{date}.vhd",
+        login="console",
+        label="tiny-root",
     ),
     "debian-12": ImageSpec(
-        name="debian-12", size_gib=20, os_name="Debian 12 64位", os_name_en="Debian 12 64 bit",
-        platform="Debian", image_family="nubes:debian_12_x64", image_id="debian_12_x64_20G_nubes_{date}.vhd",
-        login="ssh", label="debian-root",
+        name="debian-12",
+        size_gib=20,
+        os_name="Debian 12 64位",
+        os_name_en="Debian 12 64 bit",
+        platform="Debian",
+        image_family="nubes:debian_12_x64",
+        image_id="debian_12_x64_20G_nubes_{date}.vhd",
+        login="ssh",
+        label="debian-root",
     ),
 }
 
@@ -70,8 +84,14 @@ def builder_version(name: str) -> str:
     """Changes whenever what the builder puts into image `name` may change: its code, the
     guest files, the image's spec, the kernel package it follows."""
     h = hashlib.sha256()
-    parts = [BUILDER_EPOCH, _source_hash(), guestfiles.fingerprint(), CMDLINE, repr(SPECS[name]),
-             kernel.KERNEL_METAPACKAGE]
+    parts = [
+        BUILDER_EPOCH,
+        _source_hash(),
+        guestfiles.fingerprint(),
+        CMDLINE,
+        repr(SPECS[name]),
+        kernel.KERNEL_METAPACKAGE,
+    ]
     for part in parts:
         h.update(part.encode() + b"\0")
     return f"{BUILDER_EPOCH}.{h.hexdigest()[:12]}"
@@ -143,7 +163,9 @@ def build_image(name: str, images_dir: Path, progress: Progress | None = None) -
             progress(f"{name}: up to date", 1.0)
         return existing
     if os.geteuid() != 0:
-        raise ImageBuildError(f"building the {name} image needs root (debootstrap, file owners, device nodes)")
+        raise ImageBuildError(
+            f"building the {name} image needs root (debootstrap, file owners, device nodes)"
+        )
     # one build at a time per images_dir (the builds share the download cache), across processes
     with _lock(images_dir, "build"):
         existing = load_manifest(images_dir, name)
@@ -168,10 +190,19 @@ def build_image(name: str, images_dir: Path, progress: Progress | None = None) -
     return manifest
 
 
-def _build(spec: ImageSpec, cache: Path, work: Path, out: Path, version: str, progress: Progress | None) -> ImageManifest:
+def _build(
+    spec: ImageSpec, cache: Path, work: Path, out: Path, version: str, progress: Progress | None
+) -> ImageManifest:
     # weights: about the seconds each step takes on a cold build
     if spec.name == "debian-12":
-        weights: dict[str, float] = {"kernel": 5, "busybox": 1, "initramfs": 1, "debootstrap": 30, "root file system": 2, "disk image": 2}
+        weights: dict[str, float] = {
+            "kernel": 5,
+            "busybox": 1,
+            "initramfs": 1,
+            "debootstrap": 30,
+            "root file system": 2,
+            "disk image": 2,
+        }
     else:
         weights = {"kernel": 5, "busybox": 1, "initramfs": 1, "root file system": 0.2, "disk image": 0.3}
     steps = _Steps(progress, spec.name, weights)

@@ -43,8 +43,19 @@ def _pad(out: BinaryIO, length: int) -> None:
 
 def _header(out: BinaryIO, ino: int, entry: Entry, size: int, name: bytes) -> None:
     fields = (
-        ino, entry.mode, 0, 0, 2 if stat.S_ISDIR(entry.mode) else 1, MTIME, size,
-        0, 0, entry.rdev[0], entry.rdev[1], len(name) + 1, 0,
+        ino,
+        entry.mode,
+        0,
+        0,
+        2 if stat.S_ISDIR(entry.mode) else 1,
+        MTIME,
+        size,
+        0,
+        0,
+        entry.rdev[0],
+        entry.rdev[1],
+        len(name) + 1,
+        0,
     )
     out.write(b"070701" + b"".join(b"%08X" % f for f in fields))
     out.write(name + b"\0")

@@ -85,7 +85,9 @@ def download(package: str, cache: Path) -> Path:
 def _apt_download(package: str, version: str, directory: Path) -> None:
     run(
         ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"],
-        what=f"downloading {package} {APT_HINT}", cwd=directory, timeout=900,
+        what=f"downloading {package} {APT_HINT}",
+        cwd=directory,
+        timeout=900,
     )
 
 

@@ -22,8 +22,15 @@ def _guest_file(name: str) -> str:
 # and microvm), the system disk, the network, ext4 (+ the crc32c it wants), the ACPI power
 # button and its input events (for acpid), and the virtio RNG (entropy for sshd, if present).
 INITRAMFS_MODULES = (
-    "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_rng",
-    "crc32c_generic", "ext4", "button", "evdev",
+    "virtio_pci",
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_rng",
+    "crc32c_generic",
+    "ext4",
+    "button",
+    "evdev",
 )
 
 # /init of the initramfs: load the drivers, wait for the root device, mount it, switch to it.

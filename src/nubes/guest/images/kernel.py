@@ -24,15 +24,46 @@ KERNEL_CACHE_FORMAT = "2"  # bump when what is kept of an unpacked kernel change
 # Module trees a cloud guest never needs (no such hardware in a VM); the rest is kept in
 # the Debian image's /lib/modules so `modprobe` works there (netfilter, file systems, ...).
 MODULE_EXCLUDES = (
-    "sound", "drivers/media", "drivers/gpu", "drivers/infiniband", "drivers/usb", "drivers/iio",
-    "drivers/staging", "drivers/net/wireless", "drivers/net/ethernet", "drivers/net/usb",
-    "drivers/net/wwan", "drivers/net/can", "drivers/net/ieee802154", "drivers/bluetooth",
-    "drivers/isdn", "drivers/comedi", "drivers/mtd", "drivers/hwmon", "drivers/mmc",
-    "drivers/memstick", "drivers/thunderbolt", "drivers/firewire", "drivers/pcmcia",
-    "drivers/platform", "drivers/nfc", "drivers/w1", "drivers/atm", "drivers/video",
-    "drivers/hid", "drivers/leds", "drivers/input/joystick", "drivers/input/touchscreen",
-    "drivers/input/tablet", "net/wireless", "net/mac80211", "net/bluetooth", "net/nfc",
-    "net/ieee802154", "net/mac802154", "net/can",
+    "sound",
+    "drivers/media",
+    "drivers/gpu",
+    "drivers/infiniband",
+    "drivers/usb",
+    "drivers/iio",
+    "drivers/staging",
+    "drivers/net/wireless",
+    "drivers/net/ethernet",
+    "drivers/net/usb",
+    "drivers/net/wwan",
+    "drivers/net/can",
+    "drivers/net/ieee802154",
+    "drivers/bluetooth",
+    "drivers/isdn",
+    "drivers/comedi",
+    "drivers/mtd",
+    "drivers/hwmon",
+    "drivers/mmc",
+    "drivers/memstick",
+    "drivers/thunderbolt",
+    "drivers/firewire",
+    "drivers/pcmcia",
+    "drivers/platform",
+    "drivers/nfc",
+    "drivers/w1",
+    "drivers/atm",
+    "drivers/video",
+    "drivers/hid",
+    "drivers/leds",
+    "drivers/input/joystick",
+    "drivers/input/touchscreen",
+    "drivers/input/tablet",
+    "net/wireless",
+    "net/mac80211",
+    "net/bluetooth",
+    "net/nfc",
+    "net/ieee802154",
+    "net/mac802154",
+    "net/can",
 )
 
 # XEN_ELFNOTE_PHYS32_ENTRY: the PVH entry point QEMU needs to boot an ELF vmlinux directly.
@@ -75,7 +106,7 @@ def extract_vmlinux(bzimage: bytes) -> bytes:
     setup_sects = bzimage[0x1F1] or 4
     offset, length = struct.unpack_from("<II", bzimage, 0x248)
     start = (setup_sects + 1) * 512 + offset
-    elf = _decompress(bzimage[start:start + length])
+    elf = _decompress(bzimage[start : start + length])
     if not elf.startswith(b"\x7fELF\x02"):
         raise ImageBuildError("the bzImage payload is not a 64-bit ELF kernel")
     return elf
@@ -86,13 +117,15 @@ def has_pvh_note(elf: bytes) -> bool:
     phoff = struct.unpack_from("<Q", elf, 0x20)[0]
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for i in range(phnum):
-        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
+        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(
+            "<IIQQQQ", elf, phoff + i * phentsize
+        )
         if p_type != 4:  # PT_NOTE
             continue
         pos, end = p_offset, p_offset + p_filesz
         while pos + 12 <= end:
             namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
-            name = elf[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+            name = elf[pos + 12 : pos + 12 + namesz].rstrip(b"\0")
             if name == b"Xen" and ntype == _PVH_NOTE_TYPE:
                 return True
             pos += 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
@@ -106,7 +139,9 @@ def modinfo(path: Path) -> dict[str, list[str]]:
     """The .modinfo section of a kernel module (key -> values)."""
     data = path.read_bytes()
     if not data.startswith(b"\x7fELF\x02"):
-        raise ImageBuildError(f"{path.name} is not a 64-bit ELF module (compressed modules are not supported)")
+        raise ImageBuildError(
+            f"{path.name} is not a 64-bit ELF module (compressed modules are not supported)"
+        )
     shoff = struct.unpack_from("<Q", data, 0x28)[0]
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
 
@@ -118,9 +153,9 @@ def modinfo(path: Path) -> dict[str, list[str]]:
     info: dict[str, list[str]] = {}
     for i in range(shnum):
         name_off, offset, size = section(i)
-        name = data[str_off + name_off:data.index(b"\0", str_off + name_off)]
+        name = data[str_off + name_off : data.index(b"\0", str_off + name_off)]
         if name == b".modinfo":
-            for item in data[offset:offset + size].split(b"\0"):
+            for item in data[offset : offset + size].split(b"\0"):
                 if b"=" in item:
                     key, value = item.decode(errors="replace").split("=", 1)
                     info.setdefault(key, []).append(value)
@@ -155,7 +190,9 @@ def resolve_modules(modules: Path, wanted: tuple[str, ...]) -> list[Path]:
         if name in seen or name in builtin:
             return
         if name not in index:
-            raise ImageBuildError(f"kernel module {name} not found (needed by {' <- '.join(chain) or 'the image'})")
+            raise ImageBuildError(
+                f"kernel module {name} not found (needed by {' <- '.join(chain) or 'the image'})"
+            )
         seen.add(name)
         for dep in modinfo(index[name]).get("depends", [""])[0].split(","):
             if dep:
@@ -194,7 +231,10 @@ def prepare(cache: Path) -> Kernel:
     image = root / "vmlinux"
     pvh = image.is_file()
     return Kernel(
-        version=version, package=key, image=image if pvh else root / "vmlinuz", pvh=pvh,
+        version=version,
+        package=key,
+        image=image if pvh else root / "vmlinuz",
+        pvh=pvh,
         modules=root / "modules" / version,
     )
 
@@ -204,7 +244,9 @@ def _unpack_into(pkg: Path, out: Path) -> None:
     if len(boot) != 1:
         raise ImageBuildError(f"expected one boot/vmlinuz-* in the kernel package, found {len(boot)}")
     version = boot[0].name.removeprefix("vmlinuz-")
-    moddir = next((d for d in (pkg / "lib/modules" / version, pkg / "usr/lib/modules" / version) if d.is_dir()), None)
+    moddir = next(
+        (d for d in (pkg / "lib/modules" / version, pkg / "usr/lib/modules" / version) if d.is_dir()), None
+    )
     if moddir is None:
         raise ImageBuildError(f"the kernel package has no modules directory for {version}")
     out.mkdir()

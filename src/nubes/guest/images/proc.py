@@ -58,8 +58,15 @@ def run(
     full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            errors="replace", timeout=timeout, check=False,
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise ImageBuildError(f"{what} failed: {argv[0]} not found", command=argv) from exc
@@ -85,8 +92,13 @@ def run_streaming(
     tail: collections.deque[str] = collections.deque(maxlen=60)
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            errors="replace", env={**os.environ, "LC_ALL": "C"},
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env={**os.environ, "LC_ALL": "C"},
         )
     except FileNotFoundError as exc:
         raise ImageBuildError(f"{what} failed: {argv[0]} not found", command=argv) from exc

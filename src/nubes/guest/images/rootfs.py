@@ -59,8 +59,14 @@ def busybox(cache: Path, work: Path) -> tuple[Path, list[str]]:
     """The static busybox binary (from Debian's busybox-static) and its applets' paths."""
     deb = debs.download("busybox-static", cache / "debs")
     debs.extract(deb, work / "busybox-static")
-    binary = next((b for b in (work / "busybox-static/bin/busybox", work / "busybox-static/usr/bin/busybox")
-                   if b.is_file()), None)
+    binary = next(
+        (
+            b
+            for b in (work / "busybox-static/bin/busybox", work / "busybox-static/usr/bin/busybox")
+            if b.is_file()
+        ),
+        None,
+    )
     if binary is None:
         raise ImageBuildError("busybox-static has no bin/busybox")
     applets = run([binary, "--list-full"], what="listing busybox applets").split()
@@ -93,8 +99,21 @@ def build_initramfs(target: Path, kernel: Kernel, busybox_binary: Path, applets:
 
 def tiny_tree(root: Path, busybox_binary: Path, applets: list[str], kernel: Kernel, size_gib: int) -> None:
     """A busybox system: init, the nubes scripts, no package manager, no sshd."""
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "mnt", "home",
-              "var/log", "var/lib", "etc/ssh"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "mnt",
+        "home",
+        "var/log",
+        "var/lib",
+        "etc/ssh",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     for d, mode in (("tmp", 0o1777), ("root", 0o700)):
         (root / d).mkdir(exist_ok=True)
@@ -105,7 +124,11 @@ def tiny_tree(root: Path, busybox_binary: Path, applets: list[str], kernel: Kern
         if applet != "bin/busybox":
             symlink(root, applet, "/bin/busybox")
     symlink(root, "var/run", "/run")
-    write(root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    write(
+        root,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
     write(root, "etc/group", "root:x:0:\ntty:x:5:\ndisk:x:6:\nnogroup:x:65534:\n")
     write(root, "etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600)
     write(root, "etc/shells", "/bin/sh\n/bin/ash\n")
@@ -113,13 +136,21 @@ def tiny_tree(root: Path, busybox_binary: Path, applets: list[str], kernel: Kern
     write(root, "etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
     write(root, "etc/resolv.conf", "")
     write(root, "etc/fstab", "/dev/vda\t/\text4\tdefaults\t0\t1\n")
-    write(root, "etc/profile", "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-          "export PS1='\\u@\\h:\\w\\$ '\n")
+    write(
+        root,
+        "etc/profile",
+        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        "export PS1='\\u@\\h:\\w\\$ '\n",
+    )
     version = run([busybox_binary], what="busybox version").splitlines()[0].split()[1]
-    write(root, "etc/os-release", (
-        'PRETTY_NAME="nubes tiny (BusyBox {bb}, Linux {k})"\nNAME="nubes tiny"\nID=nubes-tiny\n'
-        'VERSION_ID="{bb}"\nVERSION="BusyBox {bb}"\n'
-    ).format(bb=version.lstrip("v"), k=kernel.version))
+    write(
+        root,
+        "etc/os-release",
+        (
+            'PRETTY_NAME="nubes tiny (BusyBox {bb}, Linux {k})"\nNAME="nubes tiny"\nID=nubes-tiny\n'
+            'VERSION_ID="{bb}"\nVERSION="BusyBox {bb}"\n'
+        ).format(bb=version.lstrip("v"), k=kernel.version),
+    )
     write(root, "sbin/shutdown", guestfiles.SHUTDOWN_COMMAND, 0o755)
     install_nubes_files(root, size_gib)
 
@@ -133,8 +164,11 @@ def debian_mirror() -> str:
     if env:
         return env.rstrip("/")
     candidates: list[str] = []
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list")),
-               *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
+    sources = [
+        Path("/etc/apt/sources.list"),
+        *sorted(Path("/etc/apt/sources.list.d").glob("*.list")),
+        *sorted(Path("/etc/apt/sources.list.d").glob("*.sources")),
+    ]
     for path in sources:
         try:
             text = path.read_text()
@@ -178,9 +212,18 @@ def debootstrap_tree(cache: Path, progress: Callable[[str, float], None] | None 
                     progress(line[3:].rstrip("."), min(lines / DEBOOTSTRAP_LINES, 0.99))
 
         run_streaming(
-            ["debootstrap", f"--variant={DEBIAN_VARIANT}", "--arch=amd64", f"--include={','.join(DEBIAN_PACKAGES)}",
-             f"--cache-dir={base / 'debs'}", DEBIAN_SUITE, target, mirror],
-            what=f"debootstrap {DEBIAN_SUITE} from {mirror}", on_line=on_line,
+            [
+                "debootstrap",
+                f"--variant={DEBIAN_VARIANT}",
+                "--arch=amd64",
+                f"--include={','.join(DEBIAN_PACKAGES)}",
+                f"--cache-dir={base / 'debs'}",
+                DEBIAN_SUITE,
+                target,
+                mirror,
+            ],
+            what=f"debootstrap {DEBIAN_SUITE} from {mirror}",
+            on_line=on_line,
         )
         (target / ".nubes-debootstrap").write_text(f"{DEBIAN_SUITE} {mirror} {' '.join(DEBIAN_PACKAGES)}\n")
         if tree.exists():
@@ -205,20 +248,32 @@ def debian_tree(root: Path, kernel: Kernel, mirror: str, size_gib: int) -> None:
         key.unlink()
     write(root, "etc/machine-id", "")
     write(root, "etc/hostname", "debian\n")
-    write(root, "etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-          "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+    write(
+        root,
+        "etc/hosts",
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    )
     write(root, "etc/resolv.conf", "")  # debootstrap copied the host's
-    write(root, "etc/fstab", "# <file system> <mount point> <type> <options> <dump> <pass>\n"
-          "/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n")
+    write(
+        root,
+        "etc/fstab",
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n",
+    )
     # apt: the mirror the image was made from, with updates and security updates
     security = mirror.rsplit("/", 1)[0] + "/debian-security" if mirror.endswith("/debian") else mirror
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
-    write(root, "etc/apt/sources.list.d/debian.sources", (
-        f"Types: deb\nURIs: {mirror}\nSuites: {DEBIAN_SUITE} {DEBIAN_SUITE}-updates\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-        f"Types: deb\nURIs: {security}\nSuites: {DEBIAN_SUITE}-security\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-    ))
+    write(
+        root,
+        "etc/apt/sources.list.d/debian.sources",
+        (
+            f"Types: deb\nURIs: {mirror}\nSuites: {DEBIAN_SUITE} {DEBIAN_SUITE}-updates\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+            f"Types: deb\nURIs: {security}\nSuites: {DEBIAN_SUITE}-security\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        ),
+    )
     for junk in ("var/lib/apt/lists", "var/cache/apt/archives"):
         for path in (root / junk).glob("*"):
             if path.is_file() or path.is_symlink():
@@ -234,10 +289,18 @@ def debian_tree(root: Path, kernel: Kernel, mirror: str, size_gib: int) -> None:
         symlink(root, f"usr/sbin/{name}", "/bin/busybox")
     write(root, "usr/sbin/shutdown", guestfiles.SHUTDOWN_COMMAND, 0o755)
     # invoke-rc.d (a package's postinst starting its service) asks for the runlevel
-    write(root, "usr/sbin/runlevel", "#!/bin/sh\n# nubes: busybox init has no runlevels; this is multi-user\necho N 2\n", 0o755)
-    write(root, "etc/ssh/sshd_config.d/nubes.conf",
-          "# nubes: root logs in with the instance's key pair, or with its password if it has one\n"
-          "PermitRootLogin yes\n")
+    write(
+        root,
+        "usr/sbin/runlevel",
+        "#!/bin/sh\n# nubes: busybox init has no runlevels; this is multi-user\necho N 2\n",
+        0o755,
+    )
+    write(
+        root,
+        "etc/ssh/sshd_config.d/nubes.conf",
+        "# nubes: root logs in with the instance's key pair, or with its password if it has one\n"
+        "PermitRootLogin yes\n",
+    )
     root_home = root / "root"
     (root_home / ".ssh").mkdir(parents=True, exist_ok=True)
     os.chmod(root_home / ".ssh", 0o700)
@@ -264,10 +327,13 @@ def make_disk(tree: Path, target: Path, size_gib: int, label: str) -> None:
     try:
         # itable/journal zeroed now (cheap: sparse, and qemu-img skips zeros) rather than
         # by ext4lazyinit in every new instance, which would fill its overlay
-        run([mkfs, "-q", "-F", "-L", label, "-d", tree, "-E", "lazy_itable_init=0,lazy_journal_init=0", raw],
-            what="mkfs.ext4 -d")
-        run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=65536", raw, target],
-            what="qemu-img convert to qcow2")
+        run(
+            [mkfs, "-q", "-F", "-L", label, "-d", tree, "-E", "lazy_itable_init=0,lazy_journal_init=0", raw],
+            what="mkfs.ext4 -d",
+        )
+        run(
+            ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=65536", raw, target],
+            what="qemu-img convert to qcow2",
+        )
     finally:
         raw.unlink(missing_ok=True)
-

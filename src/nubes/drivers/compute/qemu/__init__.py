@@ -38,4 +38,11 @@ from nubes.drivers.compute.qemu.cmdline import UNIX_PATH_MAX, disk_serial, rende
 from nubes.drivers.compute.qemu.driver import QemuDriver
 from nubes.drivers.compute.qemu.vmdir import process_cmdline, process_start_time
 
-__all__ = ["UNIX_PATH_MAX", "QemuDriver", "disk_serial", "process_cmdline", "process_start_time", "render_command"]
+__all__ = [
+    "UNIX_PATH_MAX",
+    "QemuDriver",
+    "disk_serial",
+    "process_cmdline",
+    "process_start_time",
+    "render_command",
+]

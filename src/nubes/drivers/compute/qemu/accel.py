@@ -66,28 +66,46 @@ def kvm_device_opens(path: str = "/dev/kvm") -> bool:
 def probe_init_elf(marker: bytes = PROBE_MARKER) -> bytes:
     """A static x86-64 ELF: write(1, marker + "\\n"); reboot(POWER_OFF); loop."""
     msg = marker + b"\n"
-    code = b"".join([
-        b"\xb8\x01\x00\x00\x00",  # mov eax, 1 (write)
-        b"\xbf\x01\x00\x00\x00",  # mov edi, 1
-        b"\x48\x8d\x35" + struct.pack("<i", 31),  # lea rsi, [rip+31] -> msg
-        b"\xba" + struct.pack("<I", len(msg)),  # mov edx, len
-        b"\x0f\x05",  # syscall
-        b"\xb8\xa9\x00\x00\x00",  # mov eax, 169 (reboot)
-        b"\xbf\xad\xde\xe1\xfe",  # mov edi, LINUX_REBOOT_MAGIC1
-        b"\xbe\x69\x19\x12\x28",  # mov esi, LINUX_REBOOT_MAGIC2
-        b"\xba\xdc\xfe\x21\x43",  # mov edx, LINUX_REBOOT_CMD_POWER_OFF
-        b"\x0f\x05",  # syscall
-        b"\xeb\xfe",  # jmp .
-    ])
+    code = b"".join(
+        [
+            b"\xb8\x01\x00\x00\x00",  # mov eax, 1 (write)
+            b"\xbf\x01\x00\x00\x00",  # mov edi, 1
+            b"\x48\x8d\x35" + struct.pack("<i", 31),  # lea rsi, [rip+31] -> msg
+            b"\xba" + struct.pack("<I", len(msg)),  # mov edx, len
+            b"\x0f\x05",  # syscall
+            b"\xb8\xa9\x00\x00\x00",  # mov eax, 169 (reboot)
+            b"\xbf\xad\xde\xe1\xfe",  # mov edi, LINUX_REBOOT_MAGIC1
+            b"\xbe\x69\x19\x12\x28",  # mov esi, LINUX_REBOOT_MAGIC2
+            b"\xba\xdc\xfe\x21\x43",  # mov edx, LINUX_REBOOT_CMD_POWER_OFF
+            b"\x0f\x05",  # syscall
+            b"\xeb\xfe",  # jmp .
+        ]
+    )
     assert len(code) == 48
     base, header_size = 0x400000, 64 + 56
     total = header_size + len(code) + len(msg)
     ehdr = struct.pack(
         "<4sBBBBB7sHHIQQQIHHHHHH",
-        b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,  # 64-bit, little endian, SysV
-        2, 0x3E, 1,  # ET_EXEC, x86-64, version
-        base + header_size, 64, 0,  # entry, phoff, shoff
-        0, 64, 56, 1, 64, 0, 0,  # flags, ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+        b"\x7fELF",
+        2,
+        1,
+        1,
+        0,
+        0,
+        b"\0" * 7,  # 64-bit, little endian, SysV
+        2,
+        0x3E,
+        1,  # ET_EXEC, x86-64, version
+        base + header_size,
+        64,
+        0,  # entry, phoff, shoff
+        0,
+        64,
+        56,
+        1,
+        64,
+        0,
+        0,  # flags, ehsize, phentsize, phnum, shentsize, shnum, shstrndx
     )
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, total, total, 0x1000)  # PT_LOAD, R+X
     return ehdr + phdr + code + msg
@@ -113,11 +131,13 @@ def newc_archive(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> byte
 
 
 def probe_initramfs() -> bytes:
-    return newc_archive([
-        ("dev", 0o040755, b"", (0, 0)),
-        ("dev/console", 0o020600, b"", (5, 1)),
-        ("init", 0o100755, probe_init_elf(), (0, 0)),
-    ])
+    return newc_archive(
+        [
+            ("dev", 0o040755, b"", (0, 0)),
+            ("dev/console", 0o020600, b"", (5, 1)),
+            ("init", 0o100755, probe_init_elf(), (0, 0)),
+        ]
+    )
 
 
 # ---- the trial boot --------------------------------------------------------------------------
@@ -134,16 +154,37 @@ class TrialResult:
 def trial_command(qemu_binary: str, accel: str, kernel: Path, initrd: Path, serial_log: Path) -> list[str]:
     accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg"]
     return [
-        qemu_binary, "-machine", "q35", *accel_args, "-m", "256", "-smp", "1",
-        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-serial", f"file:{serial_log}",
-        "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", "console=ttyS0 panic=-1 quiet rdinit=/init",
+        qemu_binary,
+        "-machine",
+        "q35",
+        *accel_args,
+        "-m",
+        "256",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        f"file:{serial_log}",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 panic=-1 quiet rdinit=/init",
     ]
 
 
-def trial_boot(qemu_binary: str, kernel: Path, accel: str = "kvm", timeout: float = TRIAL_TIMEOUT,
-               workdir: Path | None = None) -> TrialResult:
+def trial_boot(
+    qemu_binary: str,
+    kernel: Path,
+    accel: str = "kvm",
+    timeout: float = TRIAL_TIMEOUT,
+    workdir: Path | None = None,
+) -> TrialResult:
     """Boot `kernel` with the probe initramfs; ok when the probe's marker reached the console."""
     tmp = Path(tempfile.mkdtemp(prefix="nubes-accel-", dir=workdir))
     try:
@@ -154,8 +195,9 @@ def trial_boot(qemu_binary: str, kernel: Path, accel: str = "kvm", timeout: floa
         argv = trial_command(qemu_binary, accel, kernel, initrd, serial)
         t0 = time.monotonic()
         with open(errors, "wb") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
         ok = False
         try:
             while time.monotonic() - t0 < timeout:
@@ -220,14 +262,29 @@ def read_cache(cache_dir: Path, qemu_binary: str) -> str | None:
 def write_cache(cache_dir: Path, qemu_binary: str, kernel: Path | None, accel: str, detail: str) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / (CACHE_FILE + ".tmp")
-    tmp.write_text(json.dumps({"accel": accel, "key": host_key(qemu_binary, kernel), "detail": detail,
-                               "decided_at": time.time()}, indent=1))
+    tmp.write_text(
+        json.dumps(
+            {
+                "accel": accel,
+                "key": host_key(qemu_binary, kernel),
+                "detail": detail,
+                "decided_at": time.time(),
+            },
+            indent=1,
+        )
+    )
     os.replace(tmp, cache_dir / CACHE_FILE)
 
 
-def resolve_accel(requested: str, cache_dir: Path, qemu_binary: str, kernel: Path | None = None,
-                  timeout: float = TRIAL_TIMEOUT, kvm_device: str = "/dev/kvm") -> str | None:
-    """"kvm" or "tcg"; None when it cannot be decided yet (no cached verdict and no guest kernel
+def resolve_accel(
+    requested: str,
+    cache_dir: Path,
+    qemu_binary: str,
+    kernel: Path | None = None,
+    timeout: float = TRIAL_TIMEOUT,
+    kvm_device: str = "/dev/kvm",
+) -> str | None:
+    """ "kvm" or "tcg"; None when it cannot be decided yet (no cached verdict and no guest kernel
     to try). May take a trial boot of up to `timeout` seconds, once per host."""
     forced = forced_accel(requested)
     if forced is not None:
@@ -239,7 +296,9 @@ def resolve_accel(requested: str, cache_dir: Path, qemu_binary: str, kernel: Pat
         return cached
     if kernel is None:
         return None
-    result = trial_boot(qemu_binary, kernel, "kvm", timeout, workdir=cache_dir if cache_dir.is_dir() else None)
+    result = trial_boot(
+        qemu_binary, kernel, "kvm", timeout, workdir=cache_dir if cache_dir.is_dir() else None
+    )
     verdict = "kvm" if result.ok else "tcg"
     log.info("accelerator trial: %s -> %s", result.detail, verdict)
     write_cache(cache_dir, qemu_binary, kernel, verdict, result.detail)

@@ -44,8 +44,11 @@ log = logging.getLogger(__name__)
 
 def peripherals(q: QmpClient) -> set[str]:
     """The ids of the devices added with an id (-device / device_add)."""
-    return {str(item["name"]) for item in q.execute("qom-list", {"path": "/machine/peripheral"})
-            if str(item.get("type", "")).startswith("child<")}
+    return {
+        str(item["name"])
+        for item in q.execute("qom-list", {"path": "/machine/peripheral"})
+        if str(item.get("type", "")).startswith("child<")
+    }
 
 
 def write_back(path: Path) -> None:
@@ -67,9 +70,11 @@ def node_names(q: QmpClient) -> set[str]:
 
 def format_nodes(q: QmpClient) -> dict[str, str]:
     """The qcow2 nodes of the VM by the real path of their file."""
-    return {os.path.realpath(str(n["file"])): str(n["node-name"])
-            for n in q.execute("query-named-block-nodes", {"flat": True})
-            if n.get("drv") == "qcow2" and not str(n.get("file", "")).startswith("json:")}
+    return {
+        os.path.realpath(str(n["file"])): str(n["node-name"])
+        for n in q.execute("query-named-block-nodes", {"flat": True})
+        if n.get("drv") == "qcow2" and not str(n.get("file", "")).startswith("json:")
+    }
 
 
 def backing_of(q: QmpClient, node: str) -> str | None:
@@ -82,14 +87,19 @@ def backing_of(q: QmpClient, node: str) -> str | None:
 
 
 def job_ids(q: QmpClient) -> set[str]:
-    return {str(j.get("device")) for j in q.execute("query-block-jobs")} | \
-        {str(j.get("id")) for j in q.execute("query-jobs")}
+    return {str(j.get("device")) for j in q.execute("query-block-jobs")} | {
+        str(j.get("id")) for j in q.execute("query-jobs")
+    }
 
 
 def port_of(q: QmpClient, disk_id: str, default: int) -> int:
     try:
-        bus = str(q.execute("qom-get", {"path": f"/machine/peripheral/{disk_device_id(disk_id)}",
-                                        "property": "parent_bus"}))
+        bus = str(
+            q.execute(
+                "qom-get",
+                {"path": f"/machine/peripheral/{disk_device_id(disk_id)}", "property": "parent_bus"},
+            )
+        )
     except QmpError:
         return default
     match = re.search(r"/rp(\d+)/", bus + "/")
@@ -184,15 +194,20 @@ class BlockOperations(ABC):
                     deadline = time.monotonic() + self.unplug_timeout
                     while True:
                         try:
-                            q.wait_event("DEVICE_DELETED", min(1.0, max(0.01, deadline - time.monotonic())),
-                                         lambda e: e.get("data", {}).get("device") == dev)
+                            q.wait_event(
+                                "DEVICE_DELETED",
+                                min(1.0, max(0.01, deadline - time.monotonic())),
+                                lambda e: e.get("data", {}).get("device") == dev,
+                            )
                             break
                         except QmpError:
                             if dev not in peripherals(q):
                                 break
                             if time.monotonic() >= deadline:
-                                raise ComputeError(f"{instance_id}: the guest did not release {disk_id} "
-                                                   f"within {self.unplug_timeout}s") from None
+                                raise ComputeError(
+                                    f"{instance_id}: the guest did not release {disk_id} "
+                                    f"within {self.unplug_timeout}s"
+                                ) from None
                 remove_block_nodes(q, disk_id)
             runtime.ports.pop(disk_id, None)
             self._save_runtime(instance_id, runtime)
@@ -212,19 +227,30 @@ class BlockOperations(ABC):
             if target is None:
                 raise ComputeError(f"{instance_id}: {disk_id} is not attached (no node for {current.name})")
             try:
-                q.execute("blockdev-snapshot-sync", {
-                    "node-name": target, "snapshot-file": str(overlay), "snapshot-node-name": layer_node(overlay),
-                    "format": "qcow2", "mode": "existing",
-                })
+                q.execute(
+                    "blockdev-snapshot-sync",
+                    {
+                        "node-name": target,
+                        "snapshot-file": str(overlay),
+                        "snapshot-node-name": layer_node(overlay),
+                        "format": "qcow2",
+                        "mode": "existing",
+                    },
+                )
             except QmpError as exc:
                 raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
 
     def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:
         with self._locked_running(instance_id) as handle, self._qmp(handle) as q:
             # the device's root node (a throttle filter, or the top layer) tells the device
-            target = next((str(b["inserted"]["node-name"]) for b in q.execute("query-block")
-                           if f"/{disk_device_id(disk_id)}/" in str(b.get("qdev", "")) and b.get("inserted")),
-                          None)
+            target = next(
+                (
+                    str(b["inserted"]["node-name"])
+                    for b in q.execute("query-block")
+                    if f"/{disk_device_id(disk_id)}/" in str(b.get("qdev", "")) and b.get("inserted")
+                ),
+                None,
+            )
             if target is None:
                 raise ComputeError(f"{instance_id}: {disk_id} is not attached")
             try:
@@ -232,8 +258,9 @@ class BlockOperations(ABC):
             except QmpError as exc:
                 raise ComputeError(f"{instance_id}: resize of {disk_id} failed: {exc}") from exc
 
-    def stream_layer(self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None,
-                     timeout: float) -> None:
+    def stream_layer(
+        self, instance_id: str, layer: Path, base: Path | None, backing_name: str | None, timeout: float
+    ) -> None:
         with self._locked_running(instance_id) as handle:
             job = qemu_id("stream", layer.stem)
             with self._qmp(handle) as q:
@@ -255,11 +282,15 @@ class BlockOperations(ABC):
                     try:
                         q.execute("block-stream", args)
                     except QmpError as exc:
-                        raise ComputeError(f"{instance_id}: block-stream into {layer.name} failed: {exc}") from exc
+                        raise ComputeError(
+                            f"{instance_id}: block-stream into {layer.name} failed: {exc}"
+                        ) from exc
                 deadline = time.monotonic() + timeout
                 while job in job_ids(q):
                     if time.monotonic() > deadline:
-                        raise ComputeError(f"{instance_id}: streaming into {layer.name} did not end in {timeout}s")
+                        raise ComputeError(
+                            f"{instance_id}: streaming into {layer.name} did not end in {timeout}s"
+                        )
                     time.sleep(0.05)
                 if backing_of(q, top) != (os.path.realpath(base) if base else None):
                     raise ComputeError(f"{instance_id}: streaming into {layer.name} failed")

@@ -157,12 +157,18 @@ def kernel_cmdline(spec: VmSpec, options: RenderOptions) -> str:
     words = spec.boot.cmdline.split()
     if not any(w.startswith("console=") for w in words):
         words.append("console=ttyS0")
-    if options.machine == "microvm" and options.host_khz and not any(w.startswith("tsc_early_khz=") for w in words):
+    if (
+        options.machine == "microvm"
+        and options.host_khz
+        and not any(w.startswith("tsc_early_khz=") for w in words)
+    ):
         words.append(f"tsc_early_khz={options.host_khz}")
     return " ".join(words)
 
 
-def render_command(spec: VmSpec, paths: VmPaths, accel: str, options: RenderOptions | None = None) -> list[str]:
+def render_command(
+    spec: VmSpec, paths: VmPaths, accel: str, options: RenderOptions | None = None
+) -> list[str]:
     """The argv that runs `spec` (pure: the same inputs give the same list)."""
     opts = options or RenderOptions()
     if accel not in accel_mod.ACCELS:
@@ -188,11 +194,26 @@ def render_command(spec: VmSpec, paths: VmPaths, accel: str, options: RenderOpti
         argv += ["-accel", f"tcg,tb-size={opts.tb_size_mib}" if opts.tb_size_mib else "tcg"]
     argv += ["-smp", str(spec.vcpus), "-m", f"{spec.memory_mib}M"]
     argv += ["-smbios", f"type=1,manufacturer=nubes,product=nubes,serial={_opt(spec.instance_id)}"]
-    argv += ["-kernel", str(spec.boot.kernel), "-initrd", str(spec.boot.initrd),
-             "-append", kernel_cmdline(spec, opts)]
-    argv += ["-chardev", f"file,id=serial0,path={_opt(paths.serial_log)},append=on", "-serial", "chardev:serial0"]
-    argv += ["-chardev", f"socket,id=qmp,path={_opt(paths.qmp_socket)},server=on,wait=off",
-             "-mon", "chardev=qmp,mode=control"]
+    argv += [
+        "-kernel",
+        str(spec.boot.kernel),
+        "-initrd",
+        str(spec.boot.initrd),
+        "-append",
+        kernel_cmdline(spec, opts),
+    ]
+    argv += [
+        "-chardev",
+        f"file,id=serial0,path={_opt(paths.serial_log)},append=on",
+        "-serial",
+        "chardev:serial0",
+    ]
+    argv += [
+        "-chardev",
+        f"socket,id=qmp,path={_opt(paths.qmp_socket)},server=on,wait=off",
+        "-mon",
+        "chardev=qmp,mode=control",
+    ]
     argv += ["-action", "shutdown=pause"]
     argv += ["-pidfile", str(paths.pidfile)]
     if opts.daemonize:
@@ -213,8 +234,6 @@ def render_command(spec: VmSpec, paths: VmPaths, accel: str, options: RenderOpti
         argv += ["-device", device]
     argv += list(opts.extra_args)
     return argv
-
-
 
 
 def host_khz() -> int:

@@ -70,11 +70,20 @@ log = logging.getLogger(__name__)
 
 # QEMU run states (query-status) -> power state; "shutdown" is handled apart (reaped: STOPPED).
 _PAUSED_STATES = {
-    "paused", "suspended", "prelaunch", "inmigrate", "postmigrate", "finish-migrate", "restore-vm",
-    "save-vm", "debug", "watchdog", "io-error", "colo",
+    "paused",
+    "suspended",
+    "prelaunch",
+    "inmigrate",
+    "postmigrate",
+    "finish-migrate",
+    "restore-vm",
+    "save-vm",
+    "debug",
+    "watchdog",
+    "io-error",
+    "colo",
 }
 _CRASHED_STATES = {"internal-error", "guest-panicked"}
-
 
 
 class QemuDriver(BlockOperations, ComputeDriver):
@@ -111,9 +120,11 @@ class QemuDriver(BlockOperations, ComputeDriver):
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._accel_lock = threading.Lock()
-        self._accel: str | None = accel_mod.resolve_accel(
-            accel, self.cache_dir, qemu_binary, probe_kernel, trial_timeout
-        ) if probe_kernel is not None else self._quick_accel()
+        self._accel: str | None = (
+            accel_mod.resolve_accel(accel, self.cache_dir, qemu_binary, probe_kernel, trial_timeout)
+            if probe_kernel is not None
+            else self._quick_accel()
+        )
         self.capabilities = self._capabilities(self._accel or "auto")
 
     # ---- accelerator -------------------------------------------------------------------------
@@ -141,12 +152,23 @@ class QemuDriver(BlockOperations, ComputeDriver):
     def _capabilities(self, accel: str) -> ComputeCapabilities:
         # QEMU processes can die or be powered off by their guests; QEMU opens the taps itself;
         # nubes' images print the ready line
-        return ComputeCapabilities(name="qemu", accel=accel, disk_hotplug=self.machine == "q35",
-                                   changes_by_itself=True, opens_taps=True, reports_ready=True)
+        return ComputeCapabilities(
+            name="qemu",
+            accel=accel,
+            disk_hotplug=self.machine == "q35",
+            changes_by_itself=True,
+            opens_taps=True,
+            reports_ready=True,
+        )
 
     def render_options(self) -> RenderOptions:
-        return RenderOptions(qemu_binary=self.qemu_binary, machine=self.machine, tb_size_mib=self.tb_size_mib,
-                             hotplug_ports=self.hotplug_ports, host_khz=host_khz() if self.machine == "microvm" else 0)
+        return RenderOptions(
+            qemu_binary=self.qemu_binary,
+            machine=self.machine,
+            tb_size_mib=self.tb_size_mib,
+            hotplug_ports=self.hotplug_ports,
+            host_khz=host_khz() if self.machine == "microvm" else 0,
+        )
 
     # ---- files and locks ---------------------------------------------------------------------
 
@@ -160,7 +182,11 @@ class QemuDriver(BlockOperations, ComputeDriver):
         sock = d / QMP_FILE
         if len(str(sock).encode()) > UNIX_PATH_MAX:
             # AF_UNIX paths are limited to 107 bytes: fall back to a short runtime directory.
-            base = Path("/run/nubes-qmp") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir()) / "nubes-qmp"
+            base = (
+                Path("/run/nubes-qmp")
+                if os.access("/run", os.W_OK)
+                else Path(tempfile.gettempdir()) / "nubes-qmp"
+            )
             sock = base / (hashlib.sha256(str(d).encode()).hexdigest()[:20] + ".sock")
         return VmPaths.under(d, sock)
 
@@ -206,8 +232,11 @@ class QemuDriver(BlockOperations, ComputeDriver):
     def _load_runtime(self, instance_id: str) -> Runtime:
         try:
             data = json.loads((self._dir(instance_id) / DISKS_FILE).read_text())
-            return Runtime(str(data.get("system", "")), {str(k): int(v) for k, v in data.get("ports", {}).items()},
-                            int(data.get("port_count", 0)))
+            return Runtime(
+                str(data.get("system", "")),
+                {str(k): int(v) for k, v in data.get("ports", {}).items()},
+                int(data.get("port_count", 0)),
+            )
         except (OSError, ValueError, TypeError, AttributeError):
             return Runtime()
 
@@ -220,8 +249,12 @@ class QemuDriver(BlockOperations, ComputeDriver):
         try:
             data = json.loads((self._dir(instance_id) / HANDLE_FILE).read_text())
             return VmHandle(
-                instance_id=str(data["instance_id"]), pid=int(data["pid"]), qmp_socket=Path(data["qmp_socket"]),
-                serial_log=Path(data["serial_log"]), accel=str(data["accel"]), started_at=float(data["started_at"]),
+                instance_id=str(data["instance_id"]),
+                pid=int(data["pid"]),
+                qmp_socket=Path(data["qmp_socket"]),
+                serial_log=Path(data["serial_log"]),
+                accel=str(data["accel"]),
+                started_at=float(data["started_at"]),
                 extra={str(k): str(v) for k, v in dict(data.get("extra", {})).items()},
             )
         except (OSError, ValueError, KeyError, TypeError):
@@ -254,8 +287,15 @@ class QemuDriver(BlockOperations, ComputeDriver):
         if start is None or str(paths.pidfile) not in argv:
             return None
         accel = "kvm" if any(a == "kvm" or a.startswith("kvm,") for a in argv) else "tcg"
-        handle = VmHandle(instance_id, pid, paths.qmp_socket, paths.serial_log, accel,
-                          started_at=time.time(), extra={"proc_start": start, "pidfile": str(paths.pidfile)})
+        handle = VmHandle(
+            instance_id,
+            pid,
+            paths.qmp_socket,
+            paths.serial_log,
+            accel,
+            started_at=time.time(),
+            extra={"proc_start": start, "pidfile": str(paths.pidfile)},
+        )
         self._write_handle(handle)
         return handle
 
@@ -326,15 +366,22 @@ class QemuDriver(BlockOperations, ComputeDriver):
         opts = self.render_options()
         argv = render_command(spec, paths, accel, opts)
         write_atomic(paths.dir / CMDLINE_FILE, json.dumps(argv, indent=1))
-        self._save_runtime(spec.instance_id, Runtime(spec.disks[0].disk_id, initial_ports(spec),
-                                                      port_count(spec, opts)))
+        self._save_runtime(
+            spec.instance_id, Runtime(spec.disks[0].disk_id, initial_ports(spec), port_count(spec, opts))
+        )
         self._set_intent(spec.instance_id, "running")
         started_at = time.time()
         err_path = paths.dir / ERR_FILE
         with open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                        start_new_session=True, close_fds=True)
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                    close_fds=True,
+                )
             except OSError as exc:
                 self._set_intent(spec.instance_id, "stopped")
                 raise ComputeError(f"{spec.instance_id}: cannot run {argv[0]}: {exc}") from exc
@@ -359,9 +406,20 @@ class QemuDriver(BlockOperations, ComputeDriver):
         if start is None:
             self._forget(spec.instance_id)
             raise ComputeError(f"{spec.instance_id}: QEMU (pid {pid}) exited right after starting")
-        handle = VmHandle(spec.instance_id, pid, paths.qmp_socket, paths.serial_log, accel, started_at,
-                          extra={"proc_start": start, "pidfile": str(paths.pidfile), "machine": self.machine,
-                                 "netns": spec.netns or ""})
+        handle = VmHandle(
+            spec.instance_id,
+            pid,
+            paths.qmp_socket,
+            paths.serial_log,
+            accel,
+            started_at,
+            extra={
+                "proc_start": start,
+                "pidfile": str(paths.pidfile),
+                "machine": self.machine,
+                "netns": spec.netns or "",
+            },
+        )
         self._write_handle(handle)
         log.info("%s: started QEMU pid %d (%s, %s)", spec.instance_id, pid, self.machine, accel)
         return handle
@@ -455,7 +513,9 @@ class QemuDriver(BlockOperations, ComputeDriver):
         ComputeError when the guest did not power off within `reboot_timeout` (the VM runs on)."""
         with self._locked_running(instance_id) as handle:
             if not force and not self._powerdown_until_off(handle, self.reboot_timeout):
-                raise ComputeError(f"{instance_id}: the guest did not power off within {self.reboot_timeout}s")
+                raise ComputeError(
+                    f"{instance_id}: the guest did not power off within {self.reboot_timeout}s"
+                )
             if not self._alive(handle):
                 raise ComputeError(f"{instance_id}: QEMU exited during the reboot")
             with self._qmp(handle) as q:
@@ -502,5 +562,3 @@ class QemuDriver(BlockOperations, ComputeDriver):
             shutil.rmtree(paths.dir, ignore_errors=True)
         with self._guard:
             self._locks.pop(instance_id, None)
-
-

@@ -109,8 +109,9 @@ class QmpClient:
 
     # ---- commands and events ---------------------------------------------------------------
 
-    def execute(self, command: str, arguments: Mapping[str, Any] | None = None,
-                timeout: float | None = None) -> Any:
+    def execute(
+        self, command: str, arguments: Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
         """Run one command; return its `return` value. Raises QmpCommandError on an error reply,
         QmpTimeout when no reply came within `timeout`, QmpClosed when QEMU hung up."""
         if self._sock is None:
@@ -138,11 +139,14 @@ class QmpClient:
                 continue  # a stale reply of an earlier, timed-out command
             if "error" in reply:
                 err = reply["error"]
-                raise QmpCommandError(command, str(err.get("class", "GenericError")), str(err.get("desc", "")))
+                raise QmpCommandError(
+                    command, str(err.get("class", "GenericError")), str(err.get("desc", ""))
+                )
             return reply.get("return")
 
-    def wait_event(self, name: str, timeout: float,
-                   match: Callable[[QmpMessage], bool] | None = None) -> QmpMessage:
+    def wait_event(
+        self, name: str, timeout: float, match: Callable[[QmpMessage], bool] | None = None
+    ) -> QmpMessage:
         """The first event called `name` (and accepted by `match`), already received or arriving
         within `timeout`; it is removed from `events`. Raises QmpTimeout."""
         deadline = time.monotonic() + timeout

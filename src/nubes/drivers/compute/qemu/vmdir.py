@@ -69,7 +69,6 @@ class Runtime:
     port_count: int = 0
 
 
-
 @dataclass(frozen=True)
 class VmPaths:
     dir: Path
@@ -79,5 +78,9 @@ class VmPaths:
 
     @classmethod
     def under(cls, instance_dir: Path, qmp_socket: Path | None = None) -> VmPaths:
-        return cls(instance_dir, qmp_socket or instance_dir / QMP_FILE, instance_dir / SERIAL_FILE,
-                   instance_dir / PID_FILE)
+        return cls(
+            instance_dir,
+            qmp_socket or instance_dir / QMP_FILE,
+            instance_dir / SERIAL_FILE,
+            instance_dir / PID_FILE,
+        )

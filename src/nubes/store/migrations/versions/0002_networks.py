@@ -15,7 +15,9 @@ depends_on = None
 
 
 def _account() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    return sa.Column(
+        "account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    )
 
 
 def _created() -> sa.Column:  # type: ignore[type-arg]
@@ -99,7 +101,9 @@ def upgrade() -> None:
     op.create_table(
         "security_group_rules",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("group_id", sa.String(64), sa.ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "group_id", sa.String(64), sa.ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("direction", sa.String(8), nullable=False),
         sa.Column("ip_protocol", sa.String(8), nullable=False),
         sa.Column("port_range", sa.String(16), nullable=False),
@@ -121,7 +125,9 @@ def upgrade() -> None:
         sa.Column("region_id", sa.String(32), nullable=False),
         sa.Column("zone_id", sa.String(64), nullable=False),
         sa.Column("vpc_id", sa.String(64), sa.ForeignKey("vpcs.id", ondelete="RESTRICT"), nullable=False),
-        sa.Column("vswitch_id", sa.String(64), sa.ForeignKey("vswitches.id", ondelete="RESTRICT"), nullable=False),
+        sa.Column(
+            "vswitch_id", sa.String(64), sa.ForeignKey("vswitches.id", ondelete="RESTRICT"), nullable=False
+        ),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("description", sa.String(256), nullable=False),
         sa.Column("mac", sa.String(17), nullable=False, unique=True),
@@ -140,15 +146,22 @@ def upgrade() -> None:
         "network_interface_groups",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column(
-            "interface_id", sa.String(64), sa.ForeignKey("network_interfaces.id", ondelete="CASCADE"), nullable=False
+            "interface_id",
+            sa.String(64),
+            sa.ForeignKey("network_interfaces.id", ondelete="CASCADE"),
+            nullable=False,
         ),
-        sa.Column("group_id", sa.String(64), sa.ForeignKey("security_groups.id", ondelete="RESTRICT"), nullable=False),
+        sa.Column(
+            "group_id",
+            sa.String(64),
+            sa.ForeignKey("security_groups.id", ondelete="RESTRICT"),
+            nullable=False,
+        ),
         sa.Column("position", sa.Integer, nullable=False),
         sa.UniqueConstraint("interface_id", "group_id"),
     )
     op.create_index("ix_network_interface_groups_interface_id", "network_interface_groups", ["interface_id"])
     op.create_index("ix_network_interface_groups_group_id", "network_interface_groups", ["group_id"])
-
 
     op.create_table(
         "network_generations",
