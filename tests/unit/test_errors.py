@@ -22,7 +22,9 @@ def _snake(code: str) -> str:
 CONSTRUCTORS = [
     (name, function)
     for name, function in vars(errors).items()
-    if inspect.isfunction(function) and function.__module__ == errors.__name__ and not name.startswith("_")
+    if inspect.isfunction(function)
+    and function.__module__.startswith(f"{errors.__name__}.")
+    and not name.startswith("_")
 ]
 
 
@@ -62,11 +64,31 @@ def test_codes_are_not_repeated() -> None:
     assert len(fixed) == len(set(fixed))
 
 
-def test_the_module_imports_nothing_from_nubes() -> None:
-    tree = ast.parse(Path(errors.__file__).read_text())
-    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    assert not [m for m in imported if m == "nubes" or m.startswith("nubes.")]
+def test_the_package_imports_nothing_from_the_rest_of_nubes() -> None:
+    for path in Path(errors.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        outside = [
+            m
+            for m in imported
+            if (m == "nubes" or m.startswith("nubes.")) and not m.startswith("nubes.errors")
+        ]
+        assert not outside, f"{path.name} imports {outside}"
+
+
+def test_no_error_is_built_by_hand_outside_the_package() -> None:
+    root = Path(errors.__file__).parents[3]
+    package = Path(errors.__file__).parent
+    sites = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("src", "tests", "bench", "scripts")
+        for path in (root / folder).rglob("*.py")
+        if package not in path.parents
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "ApiError(" in line and '"ApiError(" in line' not in line
+    ]
+    assert not sites, f"build errors with their named constructor in nubes.errors: {sites}"
 
 
 def test_the_statuses_and_defaults_the_sites_rely_on() -> None:

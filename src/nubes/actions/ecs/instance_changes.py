@@ -1,0 +1,119 @@
+"""ECS instance changes: attributes, spec, metadata options, deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes import errors
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.ecs.instances import INSTANCE_ID
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.registry import ActionTable
+
+actions = ActionTable("ecs")
+
+
+# ---- changes ---------------------------------------------------------------------------------------
+
+
+@actions.define(
+    "ModifyInstanceAttribute",
+    [
+        INSTANCE_ID,
+        String("InstanceName", max_length=128),
+        String("Description", max_length=256),
+        String("HostName", max_length=64),
+        String("Password", max_length=64),
+        String("UserData", max_length=64 * 1024),
+        Boolean("DeletionProtection"),
+        StringList("SecurityGroupIds", max_items=5, item_max_length=64),
+        String("CreditSpecification", max_length=16),
+        Boolean("Recyclable"),
+    ],
+)
+def modify_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Change an instance's name, description, host name, password, user data, protection or groups."""
+    ctx.services.changes.modify_attribute(
+        ctx.principal.account_id,
+        p["InstanceId"],
+        name=p["InstanceName"],
+        description=p["Description"],
+        hostname=p["HostName"],
+        password=p["Password"],
+        user_data=p["UserData"],
+        deletion_protection=p["DeletionProtection"],
+        security_group_ids=p["SecurityGroupIds"],
+    )
+    return {}
+
+
+@actions.define(
+    "ModifyInstanceSpec",
+    [
+        INSTANCE_ID,
+        String("InstanceType", max_length=64),
+        DRY_RUN,
+        CLIENT_TOKEN,
+        Boolean("AllowMigrateAcrossZone"),
+        Boolean("Async"),
+        Integer("InternetMaxBandwidthOut", minimum=0),
+        Integer("InternetMaxBandwidthIn", minimum=0),
+    ],
+)
+def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Change the instance type of a Stopped instance (the host must have room)."""
+    if not p["InstanceType"]:
+        if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
+            return {}  # nubes instances have no public bandwidth to change
+        raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
+    ctx.services.changes.modify_spec(
+        ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"]
+    )
+    return {}
+
+
+@actions.define(
+    "ModifyInstanceMetadataOptions",
+    [
+        REGION_ID,
+        INSTANCE_ID,
+        String("HttpTokens", choices=("optional", "required")),
+        String("HttpEndpoint", choices=("enabled", "disabled")),
+        Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
+        String("InstanceMetadataTags", choices=("enabled", "disabled")),
+    ],
+)
+def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Require metadata tokens (hardened mode) or not; switch the metadata service on or off."""
+    ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
+    ctx.services.changes.modify_metadata_options(
+        ctx.principal.account_id, p["InstanceId"], p["HttpTokens"], p["HttpEndpoint"]
+    )
+    return {}
+
+
+@actions.define(
+    "ModifyInstanceDeployment",
+    [
+        REGION_ID,
+        INSTANCE_ID,
+        String("DeploymentSetId", max_length=64),
+        Integer("DeploymentSetGroupNo", minimum=1),
+        Boolean("Force", default=False),
+        Boolean("RemoveFromDeploymentSet", default=False),
+        String("DedicatedHostId", max_length=64),
+        String("InstanceType", max_length=64),
+        String("Affinity", max_length=16),
+        String("Tenancy", max_length=16),
+        String("MigrationType", max_length=32),
+        String("DedicatedHostClusterId", max_length=64),
+    ],
+)
+def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Move a Stopped instance into a deployment set, or take it out."""
+    ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
+    ctx.services.changes.deployment(
+        ctx.principal.account_id, p["InstanceId"], p["DeploymentSetId"], p["RemoveFromDeploymentSet"]
+    )
+    return {}

@@ -1,0 +1,145 @@
+"""ECS instance power actions: Start/Stop/Reboot one instance or many."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.ecs.instances import INSTANCE_ID
+from nubes.api.context import ActionContext
+from nubes.api.params import Boolean, String, StringList
+from nubes.api.registry import ActionTable, Handler
+from nubes.domain.common import Scope
+
+actions = ActionTable("ecs")
+
+
+# ---- power actions ---------------------------------------------------------------------------------
+
+
+def _power(action: str, summary: str, force_param: str | None = None, stopped_mode: bool = False) -> Handler:
+    def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+        force = bool(force_param and p.get(force_param))
+        name = action
+        if action == "DeleteInstance" and p.get("Force"):
+            name = "ForceDeleteInstance"
+        ctx.services.instances.act(
+            ctx.principal.account_id,
+            p["InstanceId"],
+            name,
+            force=force or bool(p.get("ForceStop")),
+            stopped_mode=p.get("StoppedMode") if stopped_mode else None,
+            dry_run=p.get("DryRun", False),
+        )
+        return {}
+
+    handler.__doc__ = summary
+    return handler
+
+
+actions.define("StartInstance", [INSTANCE_ID, DRY_RUN, Boolean("InitLocalDisk", default=False)])(
+    _power("StartInstance", "Start a Stopped instance.")
+)
+actions.define(
+    "StopInstance",
+    [
+        INSTANCE_ID,
+        DRY_RUN,
+        Boolean("ForceStop", default=False),
+        Boolean("ConfirmStop", default=False),
+        String("StoppedMode", choices=("StopCharging", "KeepCharging")),
+        Boolean("Hibernate", default=False),
+    ],
+)(
+    _power(
+        "StopInstance",
+        "Stop a Running instance (ACPI power-off; ForceStop pulls the plug).",
+        "ForceStop",
+        True,
+    )
+)
+actions.define("RebootInstance", [INSTANCE_ID, DRY_RUN, Boolean("ForceStop", default=False)])(
+    _power("RebootInstance", "Reboot a Running instance: Stopping, Starting, Running.", "ForceStop")
+)
+actions.define(
+    "DeleteInstance",
+    [
+        INSTANCE_ID,
+        DRY_RUN,
+        Boolean("Force", default=False),
+        Boolean("ForceStop", default=False),
+        Boolean("TerminateSubscription", default=False),
+    ],
+)(_power("DeleteInstance", "Release an instance (Stopped, or any status with Force=true).", "Force"))
+
+
+def _batch(action: str, summary: str, force_param: str | None = None) -> Handler:
+    def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = "ForceDeleteInstance" if action == "DeleteInstance" and p.get("Force") else action
+        moves = ctx.services.instances.act_all(
+            Scope(ctx.principal.account_id, p["RegionId"]),
+            p["InstanceId"],
+            name,
+            force=bool(force_param and p.get(force_param)),
+            stopped_mode=p.get("StoppedMode"),
+            dry_run=bool(p.get("DryRun")),
+        )
+        if action == "DeleteInstance":
+            return {}
+        return {
+            "InstanceResponses": {
+                "InstanceResponse": [
+                    {
+                        "InstanceId": instance_id,
+                        "Code": "200",
+                        "Message": "success",
+                        "PreviousStatus": previous,
+                        "CurrentStatus": current,
+                    }
+                    for instance_id, previous, current in moves
+                ]
+            }
+        }
+
+    handler.__doc__ = summary
+    return handler
+
+
+_IDS = StringList("InstanceId", required=True, max_items=100, item_max_length=64)
+actions.define(
+    "StartInstances",
+    [REGION_ID, _IDS, DRY_RUN, String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))],
+)(_batch("StartInstance", "Start up to 100 Stopped instances."))
+actions.define(
+    "StopInstances",
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        Boolean("ForceStop", default=False),
+        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+        String("StoppedMode", choices=("StopCharging", "KeepCharging")),
+    ],
+)(_batch("StopInstance", "Stop up to 100 Running instances.", "ForceStop"))
+actions.define(
+    "RebootInstances",
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        Boolean("ForceReboot", default=False),
+        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+    ],
+)(_batch("RebootInstance", "Reboot up to 100 Running instances.", "ForceReboot"))
+actions.define(
+    "DeleteInstances",
+    [
+        REGION_ID,
+        _IDS,
+        DRY_RUN,
+        CLIENT_TOKEN,
+        Boolean("Force", default=False),
+        Boolean("ForceStop", default=False),
+        Boolean("TerminateSubscription", default=False),
+    ],
+)(_batch("DeleteInstance", "Release up to 100 instances.", "Force"))

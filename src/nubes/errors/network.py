@@ -1,0 +1,189 @@
+"""ECS error codes: Security groups, network interfaces, VPCs, vSwitches, addresses and routes."""
+
+from __future__ import annotations
+
+from nubes.errors.base import ApiError
+
+# ---- Security groups -----------------------------------------------------------------------------
+
+
+def authorization_limit_exceed(message: str) -> ApiError:
+    return ApiError("AuthorizationLimitExceed", message)
+
+
+def invalid_ip_protocol_malformed(message: str) -> ApiError:
+    return ApiError("InvalidIpProtocol.Malformed", message)
+
+
+def invalid_nic_type_value_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidNicType.ValueNotSupported", message)
+
+
+def invalid_permission_duplicate(message: str) -> ApiError:
+    return ApiError("InvalidPermission.Duplicate", message)
+
+
+def invalid_policy_malformed(message: str) -> ApiError:
+    return ApiError("InvalidPolicy.Malformed", message)
+
+
+def invalid_port_range_malformed(message: str) -> ApiError:
+    return ApiError("InvalidPortRange.Malformed", message)
+
+
+def invalid_priority_malformed(message: str) -> ApiError:
+    return ApiError("InvalidPriority.Malformed", message)
+
+
+def invalid_parameter_group_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidParameter.GroupNotSupported", message)
+
+
+def invalid_parameter_ipv6_not_supported(
+    message: str = "IPv6 security group rules are not supported by nubes yet.",
+) -> ApiError:
+    return ApiError("InvalidParameter.Ipv6NotSupported", message)
+
+
+def invalid_parameter_port_range_list_not_supported(
+    message: str = "Port lists are not supported by nubes yet.",
+) -> ApiError:
+    return ApiError("InvalidParameter.PortRangeListNotSupported", message)
+
+
+def invalid_parameter_prefix_list_not_supported(
+    message: str = "Prefix lists are not supported by nubes yet.",
+) -> ApiError:
+    return ApiError("InvalidParameter.PrefixListNotSupported", message)
+
+
+def invalid_security_group_id_not_in_this_group(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupId.NotInThisGroup", message, 404)
+
+
+def invalid_security_group_id_vpc_mismatch(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupId.VpcMismatch", message)
+
+
+def invalid_security_group_ids_limit_exceeded(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupIds.LimitExceeded", message)
+
+
+def invalid_security_group_rule_id_not_found(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupRuleId.NotFound", message, 404)
+
+
+def invalid_security_group_type_mixed(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupType.Mixed", message)
+
+
+def quota_exceed_security_group(message: str) -> ApiError:
+    return ApiError("QuotaExceed.SecurityGroup", message)
+
+
+# ---- Network interfaces --------------------------------------------------------------------------
+
+
+def invalid_network_interface_id_already_in_security_group(message: str) -> ApiError:
+    return ApiError("InvalidNetworkInterfaceId.AlreadyInSecurityGroup", message)
+
+
+def invalid_operation_invalid_eni_state(message: str) -> ApiError:
+    return ApiError("InvalidOperation.InvalidEniState", message)
+
+
+def invalid_operation_last_security_group(
+    message: str = "A network interface must stay in at least one security group.",
+) -> ApiError:
+    return ApiError("InvalidOperation.LastSecurityGroup", message)
+
+
+# ---- VPCs, vSwitches, addresses and routes -------------------------------------------------------
+
+
+def incorrect_vpc_status(message: str) -> ApiError:
+    return ApiError("IncorrectVpcStatus", message)
+
+
+def incorrect_vswitch_status(message: str) -> ApiError:
+    return ApiError("IncorrectVSwitchStatus", message)
+
+
+def invalid_cidr_block_duplicate(message: str) -> ApiError:
+    return ApiError("InvalidCidrBlock.Duplicate", message)
+
+
+def invalid_cidr_block_malformed(message: str) -> ApiError:
+    return ApiError("InvalidCidrBlock.Malformed", message)
+
+
+def invalid_cidr_block_not_in_vpc(message: str) -> ApiError:
+    return ApiError("InvalidCidrBlock.NotInVpc", message)
+
+
+def invalid_cidr_block_overlapped(message: str) -> ApiError:
+    return ApiError("InvalidCidrBlock.Overlapped", message)
+
+
+def invalid_destination_cidr_block_conflict(message: str) -> ApiError:
+    return ApiError("InvalidDestinationCidrBlock.Conflict", message)
+
+
+def invalid_destination_cidr_block_malformed(message: str) -> ApiError:
+    return ApiError("InvalidDestinationCidrBlock.Malformed", message)
+
+
+def invalid_next_hop_id_not_found(message: str) -> ApiError:
+    return ApiError("InvalidNextHopId.NotFound", message, 404)
+
+
+def invalid_next_hop_type_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidNextHopType.NotSupported", message)
+
+
+def invalid_private_ip_address_duplicated(message: str) -> ApiError:
+    return ApiError("InvalidPrivateIpAddress.Duplicated", message)
+
+
+def invalid_private_ip_address_malformed(message: str) -> ApiError:
+    return ApiError("InvalidPrivateIpAddress.Malformed", message)
+
+
+def invalid_private_ip_address_mismatch(message: str) -> ApiError:
+    return ApiError("InvalidPrivateIpAddress.Mismatch", message)
+
+
+def invalid_private_ip_address_reserved(message: str) -> ApiError:
+    return ApiError("InvalidPrivateIpAddress.Reserved", message)
+
+
+def invalid_route_entry_not_found(message: str = "The specified route entry does not exist.") -> ApiError:
+    return ApiError("InvalidRouteEntry.NotFound", message, 404)
+
+
+def invalid_route_table_id_not_found(message: str) -> ApiError:
+    return ApiError("InvalidRouteTableId.NotFound", message, 404)
+
+
+def invalid_vswitch_id_ip_not_enough(message: str) -> ApiError:
+    return ApiError("InvalidVSwitchId.IpNotEnough", message)
+
+
+def operation_unsupported_cidr_block(
+    message: str = "Changing the CIDR block of a VPC is not supported by nubes; create a new VPC.",
+) -> ApiError:
+    return ApiError("OperationUnsupported.CidrBlock", message)
+
+
+def quota_exceeded_route_entry(
+    message: str = "The route table has reached its quota of custom entries.",
+) -> ApiError:
+    return ApiError("QuotaExceeded.RouteEntry", message)
+
+
+def quota_exceeded_vswitch(message: str) -> ApiError:
+    return ApiError("QuotaExceeded.VSwitch", message)
+
+
+def quota_exceeded_vpc(message: str) -> ApiError:
+    return ApiError("QuotaExceeded.Vpc", message)
