@@ -20,7 +20,7 @@ from common import INSTANCE_TYPE, REGION, ZONE, alive, api_error_code, run, wait
 from servers import Bench, NubesServer
 
 if TYPE_CHECKING:
-    from storage import Options
+    from storage_options import Options
 
 IMAGE_NAME = "debian-12"
 IMAGE_FAMILY = "nubes:debian_12_x64"

@@ -20,7 +20,7 @@ from servers import Bench
 from storage_cloud import CATEGORY, MIB, Cloud, Guest
 
 if TYPE_CHECKING:
-    from storage import Options
+    from storage_options import Options
 
 GLIBC = (
     "libc.so.",

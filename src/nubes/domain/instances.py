@@ -23,12 +23,9 @@ from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.launch import (
     Launcher,
     LaunchRequest,
-    check_user_data,
-    deployment_set,
     host_states,
-    offered_type,
-    security_groups,
 )
+from nubes.domain.launch_checks import check_user_data, deployment_set, offered_type, security_groups
 from nubes.domain.names import check_hostname
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.regions import require_region
