@@ -227,6 +227,7 @@ def test_disk_snapshot_reset_clone_image_share(cloud: LiveServer, tmp_path: Path
         assert wait_for(lambda: image_status(ecs, imported) == "Available", 300, 1)
     finally:
         web.shutdown()
+        web.server_close()
     fifth = Guest(cloud, net.key, key_file, launch(ecs, net, group, imported, "disks"))
     fifth.wait_login()
     assert fifth.sh("cat /root/marker") == "from-image"
