@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 from urllib.parse import urlencode
@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from nubes.api.auth import MAX_SKEW, Authenticator
+from nubes.api.nonce_batch import NonceBatch
 from nubes.api.request import build_request
 from nubes.api.signing import sign_v1
 from nubes.api.throttle import Throttle
 from nubes.clock import ManualClock
 from nubes.domain.accounts import Accounts, KeyRecord, Principal
-from nubes.domain.nonces import SignatureNonces, nonce_digest
+from nubes.domain.nonces import GROUP_MAX, NonceClaim, SignatureNonces, nonce_digest
 from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import SignatureNonce
@@ -284,27 +285,57 @@ def test_authenticator_refuses_a_replay_for_as_long_as_the_timestamp_is_valid(no
     assert authenticate(auth, query) == "SignatureNonceUsed"
 
 
-def test_a_nonce_submitted_twice_in_one_group_is_fresh_once(nonce_db: Database) -> None:
+def test_a_nonce_claimed_twice_in_one_record_is_fresh_once(nonce_db: Database) -> None:
     cache, key = SignatureNonces(nonce_db), fresh_key()
-    try:
-        answers = [cache.submit(key, nonce, T0) for nonce in ("a", "a", "b", "a", "b")]
-        assert [answer.result() for answer in answers] == [True, False, True, False, False]
-    finally:
-        cache.close()
+    claims = [NonceClaim(key, nonce, T0) for nonce in ("a", "a", "b", "a", "b")]
+    assert cache.record(claims) == [True, False, True, False, False]
+    assert cache.record([NonceClaim(key, "b", T0), NonceClaim(key, "c", T0)]) == [False, True]
 
 
-def test_the_writer_leaves_when_idle_and_comes_back(
-    nonce_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import nubes.domain.nonces as nonces_module
-
-    monkeypatch.setattr(nonces_module, "WRITER_IDLE", 0.05)
+def test_a_record_larger_than_one_statement_answers_every_claim(nonce_db: Database) -> None:
     cache, key = SignatureNonces(nonce_db), fresh_key()
-    assert cache.use(key, "first", T0)
-    deadline = time.monotonic() + 5
-    while cache._writer is not None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert cache._writer is None and cache._connection is None
-    assert not cache.use(key, "first", T0)
-    assert cache.use(key, "second", T0)
-    cache.close()
+    claims = [NonceClaim(key, f"n-{i % 300}", T0) for i in range(GROUP_MAX * 2 + 10)]
+    assert cache.record(claims) == [i < 300 for i in range(len(claims))]
+
+
+class CountingNonces(SignatureNonces):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.records: list[int] = []
+        self.failure: Exception | None = None
+
+    def record(self, claims: Sequence[NonceClaim]) -> list[bool]:
+        self.records.append(len(claims))
+        if self.failure is not None:
+            raise self.failure
+        return super().record(claims)
+
+
+def test_the_claims_of_one_loop_turn_are_recorded_together(nonce_db: Database) -> None:
+    nonces, key = CountingNonces(nonce_db), fresh_key()
+    batch = NonceBatch(nonces)
+
+    async def requests() -> list[bool]:
+        answers = [batch.claim(NonceClaim(key, nonce, T0)) for nonce in ("x", "y", "x")]
+        first = await asyncio.gather(*answers)
+        again = await batch.claim(NonceClaim(key, "y", T0))
+        return [*first, again]
+
+    assert asyncio.run(requests()) == [True, True, False, False]
+    assert nonces.records == [3, 1]
+
+
+def test_a_store_failure_is_every_claim_s_answer_and_the_next_turn_recovers(nonce_db: Database) -> None:
+    nonces, key = CountingNonces(nonce_db), fresh_key()
+    batch = NonceBatch(nonces)
+    nonces.failure = OSError("the store went away")
+
+    async def requests() -> list[object]:
+        failed = await asyncio.gather(
+            *(batch.claim(NonceClaim(key, n, T0)) for n in "ab"), return_exceptions=True
+        )
+        nonces.failure = None
+        return [*failed, await batch.claim(NonceClaim(key, "a", T0))]
+
+    first, second, after = asyncio.run(requests())
+    assert isinstance(first, OSError) and isinstance(second, OSError) and after is True

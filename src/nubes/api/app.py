@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from nubes import errors, ids
 from nubes.api.auth import Authenticator
 from nubes.api.context import ActionContext
+from nubes.api.nonce_batch import NonceBatch
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
@@ -25,6 +26,7 @@ from nubes.api.request import MAX_BODY_BYTES, ApiRequest, asks_for_xml, build_re
 from nubes.api.throttle import Throttle
 from nubes.api.versions import PRODUCT_VERSIONS
 from nubes.domain.accounts import Principal
+from nubes.domain.nonces import NonceClaim
 from nubes.domain.services import Services
 from nubes.errors import ApiError
 
@@ -53,7 +55,7 @@ def error_body(error: ApiError, request_id: str, host_id: str) -> dict[str, Any]
 
 @dataclass
 class Call:
-    """A request between its authentication and its action: its nonce is being recorded."""
+    """A request between its authentication and its action: its nonce is to be recorded."""
 
     started: float
     request_id: str
@@ -64,7 +66,7 @@ class Call:
     spec: ActionSpec | None = None
     request: ApiRequest | None = None
     principal: Principal | None = None
-    nonce: Future[bool] = field(default_factory=Future)
+    claim: NonceClaim | None = None
 
 
 class ApiApp:
@@ -75,6 +77,7 @@ class ApiApp:
         self.registry = registry
         self.authenticator = authenticator
         self.throttle = throttle
+        self.nonces = NonceBatch(authenticator.nonces)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -104,11 +107,13 @@ class ApiApp:
     def handle(
         self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
     ) -> Response:
-        """The whole request on the calling thread (the ASGI path awaits the nonce instead)."""
+        """The whole request on the calling thread, its nonce recorded on its own."""
         call = self._begin(method, path, query, raw_headers, body)
         if isinstance(call, Response):
             return call
-        return self._finish(call)
+        claim = call.claim
+        assert claim is not None
+        return self._finish(call, lambda: self.authenticator.nonces.record([claim])[0])
 
     async def _handle(
         self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
@@ -116,15 +121,15 @@ class ApiApp:
         call = self._begin(method, path, query, raw_headers, body)
         if isinstance(call, Response):
             return call
-        # the nonce's commit runs on its writer thread, grouped with the other requests'
-        # nonces, while this loop serves them
-        await asyncio.wait([asyncio.wrap_future(call.nonce)])  # its failure is _finish's to answer
-        return self._finish(call)
+        assert call.claim is not None
+        fresh = self.nonces.claim(call.claim)
+        await asyncio.wait([fresh])  # its failure is _finish's to answer
+        return self._finish(call, fresh.result)
 
     def _begin(
         self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
     ) -> Call | Response:
-        """Parse and authenticate: a call whose nonce is being recorded, or the error answer."""
+        """Parse and authenticate: a call whose nonce is to be recorded, or the error answer."""
         call = Call(time.perf_counter(), ids.new_request_id(), sniff_format(query, body))
         try:
             if method.upper() not in ("GET", "POST"):
@@ -141,7 +146,7 @@ class ApiApp:
                 raise errors.missing_parameter("Action", common=True)
             call.spec = self.registry.find(version, request.action)
             call.request = request
-            call.principal, call.nonce = self.authenticator.verify(request)
+            call.principal, call.claim = self.authenticator.verify(request)
             call.account = call.principal.account_name
         except ApiError as error:
             return self._done(call, self._error(error, call.request_id, call.fmt, call.product))
@@ -152,9 +157,10 @@ class ApiApp:
             )
         return call
 
-    def _finish(self, call: Call) -> Response:
+    def _finish(self, call: Call, fresh: Callable[[], bool]) -> Response:
+        """The action, once `fresh` says (or raises) whether the call's nonce was new."""
         try:
-            if not call.nonce.result():
+            if not fresh():
                 raise errors.signature_nonce_used()
             assert call.spec is not None and call.principal is not None and call.request is not None
             wait = self.throttle.admit(call.principal.account_id, call.spec.name)

@@ -6,7 +6,6 @@ AccessKey, signature, and last the nonce, so that a forged request cannot burn o
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from nubes import errors
@@ -14,7 +13,7 @@ from nubes.api import signing
 from nubes.api.request import ApiRequest
 from nubes.clock import Clock
 from nubes.domain.accounts import KEY_ACTIVE, Accounts, KeyRecord, Principal
-from nubes.domain.nonces import SignatureNonces
+from nubes.domain.nonces import NonceClaim, SignatureNonces
 
 MAX_SKEW = timedelta(minutes=15)
 
@@ -23,23 +22,23 @@ class Authenticator:
     def __init__(self, accounts: Accounts, clock: Clock, nonces: SignatureNonces) -> None:
         self._accounts = accounts
         self._clock = clock
-        self._nonces = nonces
+        self.nonces = nonces  # the API records them in batches (api/nonce_batch.py)
 
     def authenticate(self, request: ApiRequest) -> Principal:
-        principal, nonce = self.verify(request)
-        if not nonce.result():
+        principal, claim = self.verify(request)
+        if not self.nonces.use(claim.access_key_id, claim.nonce, claim.now):
             raise errors.signature_nonce_used()
         return principal
 
-    def verify(self, request: ApiRequest) -> tuple[Principal, Future[bool]]:
-        """The caller, and its nonce being recorded: False once settled means a replay. The
-        nonce goes last, once the signature holds, so that a forged request cannot burn one."""
+    def verify(self, request: ApiRequest) -> tuple[Principal, NonceClaim]:
+        """The caller, and its nonce to record before the request acts. The nonce is claimed
+        only once the signature holds, so that a forged request cannot burn one."""
         authorization = request.headers.get("authorization", "")
         if authorization.startswith(signing.V3_ALGORITHM):
             return self._v3(request, authorization)
         return self._v1(request)
 
-    def _v1(self, request: ApiRequest) -> tuple[Principal, Future[bool]]:
+    def _v1(self, request: ApiRequest) -> tuple[Principal, NonceClaim]:
         params = request.params
         for name in ("AccessKeyId", "Signature", "SignatureMethod", "Timestamp", "SignatureNonce"):
             if not params.get(name):
@@ -56,11 +55,9 @@ class Authenticator:
         expected = signing.v1_signature(key.secret, string_to_sign)
         if not signing.signatures_equal(expected, params["Signature"]):
             raise errors.signature_does_not_match(string_to_sign)
-        return key.principal, self._nonces.submit(
-            key.access_key_id, params["SignatureNonce"], self._clock.now()
-        )
+        return key.principal, NonceClaim(key.access_key_id, params["SignatureNonce"], self._clock.now())
 
-    def _v3(self, request: ApiRequest, authorization: str) -> tuple[Principal, Future[bool]]:
+    def _v3(self, request: ApiRequest, authorization: str) -> tuple[Principal, NonceClaim]:
         auth = signing.parse_v3_authorization(authorization)
         if auth is None:
             raise errors.incomplete_signature(
@@ -85,7 +82,7 @@ class Authenticator:
             raise errors.signature_does_not_match(
                 message="The x-acs-content-sha256 header does not match the SHA-256 of the body."
             )
-        return key.principal, self._nonces.submit(
+        return key.principal, NonceClaim(
             key.access_key_id, headers["x-acs-signature-nonce"], self._clock.now()
         )
 

@@ -1,21 +1,21 @@
 """SignatureNonce memory in the store: a nonce may be used once while its request can be valid.
 
 Kept in the store, not in a process, so a replay is refused after a restart and by every API
-process that shares the store. This runs on every request, so it holds one connection of its
-own and speaks to it through the driver (one prepared statement and one commit), and the table
-is as small as it can be: a 16-byte key, epoch-second expiry, no secondary index, and on SQLite
-no rowid, so an insert touches one B-tree (bench: about 60 us a nonce on SQLite, against 170 us
-with a hex key, a rowid table and an expiry index)."""
+process that shares the store. This runs on every request, so it is as cheap as it can be: the
+caller hands over every nonce it has at once (the API, all those of one turn of its event loop)
+and they are written by one multi-row INSERT and one commit, on a connection of its own spoken
+to through the driver; the table has a 16-byte key, epoch-second expiry, no secondary index,
+and on SQLite no rowid, so an insert touches one B-tree."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import queue
 import threading
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from nubes.store.db import Database
@@ -24,13 +24,9 @@ from nubes.store.db import Database
 # replayable for up to 30 minutes: remember its nonce that long.
 WINDOW = timedelta(minutes=30)
 SWEEP_EVERY = timedelta(minutes=1)
-GROUP_MAX = 256  # nonces in one commit at most
-WRITER_IDLE = 2.0  # seconds without a nonce after which the writer thread and its connection go
+GROUP_MAX = 256  # nonces in one statement at most
 
-_INSERT = (
-    "INSERT INTO signature_nonces (digest, expires_at) VALUES ({p}, {p}) "
-    "ON CONFLICT (digest) DO NOTHING RETURNING digest"
-)
+_INSERT = "INSERT INTO signature_nonces (digest, expires_at) VALUES {rows} ON CONFLICT (digest) DO NOTHING RETURNING digest"
 # Seen before: usable again only once its window has passed (the sweep may lag behind).
 _RENEW = (
     "UPDATE signature_nonces SET expires_at = {p} WHERE digest = {p} AND expires_at < {p} RETURNING digest"
@@ -44,93 +40,80 @@ def nonce_digest(access_key_id: str, nonce: str) -> bytes:
     return hashlib.sha256(f"{len(access_key_id)}:{access_key_id}:{nonce}".encode()).digest()[:16]
 
 
-class SignatureNonces:
-    """Records nonces on a writer thread of its own, in groups: every nonce submitted while a
-    commit runs goes into the next one, so under load a commit serves many requests and the
-    API's event loop never waits on the disk. A request goes on only once its nonce has
-    committed: a replay is refused by every process and after any restart."""
+@dataclass(frozen=True)
+class NonceClaim:
+    """A request's nonce, once its signature holds: to be recorded before the request acts."""
 
+    access_key_id: str
+    nonce: str
+    now: datetime
+
+    @cached_property
+    def digest(self) -> bytes:
+        return nonce_digest(self.access_key_id, self.nonce)
+
+
+class SignatureNonces:
     def __init__(self, db: Database, window: timedelta = WINDOW) -> None:
         self._db = db
         self._window = window
         self._sqlite = db.is_sqlite
-        marker = "?" if self._sqlite else "%s"
-        self._insert, self._renew, self._sweep = (sql.format(p=marker) for sql in (_INSERT, _RENEW, _SWEEP))
-        self._connection: Any = None  # the driver's connection, the writer thread's alone
+        self._marker = "?" if self._sqlite else "%s"
+        self._renew, self._sweep = (sql.format(p=self._marker) for sql in (_RENEW, _SWEEP))
+        self._connection: Any = None  # the driver's connection, used under the lock
+        self._lock = threading.Lock()
         self._next_sweep: datetime | None = None
-        self._queue: queue.SimpleQueue[_Claim | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._start = threading.Lock()
 
     def use(self, access_key_id: str, nonce: str, now: datetime) -> bool:
         """Record the nonce; False if it was used within the window."""
-        return self.submit(access_key_id, nonce, now).result()
+        return self.record([NonceClaim(access_key_id, nonce, now)])[0]
 
-    def submit(self, access_key_id: str, nonce: str, now: datetime) -> Future[bool]:
-        """Record the nonce; the future says, once committed, whether it was fresh."""
-        claim = _Claim(nonce_digest(access_key_id, nonce), now, Future())
-        with self._start:  # the writer leaves when idle, under this lock, so no claim is stranded
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write, name="nubes-nonces", daemon=True)
-                self._writer.start()
-            self._queue.put(claim)
-        return claim.fresh
+    def record(self, claims: Sequence[NonceClaim]) -> list[bool]:
+        """Record the nonces in one commit; for each, False if it was used within the window
+        (by an earlier request, or by an earlier claim of the same call)."""
+        answers: list[bool] = []
+        with self._lock:
+            try:
+                for start in range(0, len(claims), GROUP_MAX):
+                    answers += self._record(claims[start : start + GROUP_MAX])
+                if claims and self._sweep_due(claims[-1].now):
+                    self._driver().execute(self._sweep, (self._value(claims[-1].now),))
+                self._driver().commit()
+            except Exception:
+                self._discard()  # the next call starts on a fresh connection
+                raise
+        return answers
 
     def close(self) -> None:
-        with self._start:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                self._queue.put(None)
-        if writer is not None:
-            writer.join()
-        self._discard()
+        with self._lock:
+            self._discard()
 
-    def _write(self) -> None:
-        while True:
-            try:
-                first = self._queue.get(timeout=WRITER_IDLE)
-            except queue.Empty:
-                with self._start:
-                    if not self._queue.empty():
-                        continue
-                    self._writer = None
-                self._discard()
-                return
-            if first is None:
-                return
-            group = [first]
-            while len(group) < GROUP_MAX:
-                try:
-                    claim = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if claim is None:
-                    self._queue.put(None)  # stop after this group
-                    break
-                group.append(claim)
-            try:
-                answers = self._record(group)
-            except Exception as failure:  # noqa: BLE001 - each request answers it (500); the writer goes on
-                self._discard()
-                for claim in group:
-                    claim.fresh.set_exception(failure)
-                continue
-            for claim, fresh in zip(group, answers, strict=True):
-                claim.fresh.set_result(fresh)
-
-    def _record(self, group: list[_Claim]) -> list[bool]:
+    def _record(self, claims: Sequence[NonceClaim]) -> list[bool]:
         driver = self._driver()
+        rows: dict[bytes, NonceClaim] = {}
+        for claim in claims:
+            rows.setdefault(claim.digest, claim)  # a later claim of the same digest is a replay
+        values: list[Any] = []
+        for digest, claim in rows.items():
+            values += (digest, self._value(claim.now + self._window))
+        placeholders = ", ".join([f"({self._marker}, {self._marker})"] * len(rows))
+        inserted = {
+            bytes(row[0]) for row in driver.execute(_INSERT.format(rows=placeholders), values).fetchall()
+        }
+        fresh: set[bytes] = set()
+        for digest, claim in rows.items():
+            if digest in inserted or self._renewed(driver, claim):
+                fresh.add(digest)
         answers = []
-        for claim in group:
-            moment, expires_at = self._value(claim.now), self._value(claim.now + self._window)
-            fresh = len(driver.execute(self._insert, (claim.digest, expires_at)).fetchall()) > 0
-            if not fresh:
-                fresh = len(driver.execute(self._renew, (expires_at, claim.digest, moment)).fetchall()) > 0
-            answers.append(fresh)
-        if self._sweep_due(group[-1].now):
-            driver.execute(self._sweep, (self._value(group[-1].now),))
-        driver.commit()
+        for claim in claims:
+            answers.append(claim.digest in fresh)
+            fresh.discard(claim.digest)
         return answers
+
+    def _renewed(self, driver: Any, claim: NonceClaim) -> bool:
+        expires_at = self._value(claim.now + self._window)
+        moment = self._value(claim.now)
+        return len(driver.execute(self._renew, (expires_at, claim.digest, moment)).fetchall()) > 0
 
     def _driver(self) -> Any:
         if self._connection is None:
@@ -161,10 +144,3 @@ class SignatureNonces:
             return False
         self._next_sweep = now + SWEEP_EVERY
         return True
-
-
-@dataclass(frozen=True)
-class _Claim:
-    digest: bytes
-    now: datetime
-    fresh: Future[bool]
