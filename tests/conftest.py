@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ class LiveServer:
     args: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # whatever a test wants to carry along
     extra_accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    store: Any = None  # the tests' own connection to the server's store, opened on first use
 
     def nubes(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -55,12 +57,19 @@ class LiveServer:
         return ["--data-dir", str(self.data_dir), "--database-url", self.database_url]
 
     def create_account(self, name: str) -> tuple[str, str]:
-        """A new account through `nubes admin account create`; returns its AccessKey pair."""
-        out = self.nubes("admin", "account", "create", name, *self.admin_store_args()).stdout
-        fields = dict(
-            line.split(":", 1) for line in out.splitlines() if ":" in line and line.startswith("Access")
-        )
-        pair = (fields["AccessKeyId"].strip(), fields["AccessKeySecret"].strip())
+        """A new account and its AccessKey pair, written to the store as `nubes admin account
+        create` writes them (test_accounts_isolation.py runs that command itself), without
+        starting a CLI process for each of the hundreds of tests that want an account."""
+        from nubes.clock import SystemClock
+        from nubes.domain.accounts import Accounts
+        from nubes.store.db import Database
+
+        if self.store is None:
+            self.store = Database(self.database_url)
+        accounts = Accounts(self.store, SystemClock())
+        accounts.create(name)
+        key = accounts.create_key(name)
+        pair = (key.access_key_id, key.secret)
         self.extra_accounts[name] = pair
         return pair
 
@@ -149,6 +158,9 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log_path: Path) -
 
 
 def stop_server(server: LiveServer) -> None:
+    if server.store is not None:
+        server.store.dispose()
+        server.store = None
     server.process.terminate()
     try:
         server.process.wait(timeout=15)
@@ -241,3 +253,50 @@ def acs_client(
 def fresh_key(live: LiveServer) -> tuple[str, str]:
     """A new account of its own for one test (quotas and listings start empty)."""
     return live.create_account(f"t-{uuid.uuid4().hex[:12]}")
+
+
+# ---- parallel runs (pytest-xdist, --dist loadgroup) ----------------------------------------
+
+# Tests that boot VMs share the built images and the CPUs guests need most; tests that build
+# host networks share the host's nftables and sysctls: each kind runs on one worker, in order.
+_SERIAL_GROUPS = {"vm": "guests", "net": "host-network"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, group in _SERIAL_GROUPS.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
+# ---- VM boot times, printed at the end of the run (tests/vm/conftest.py measures them) ---------
+
+VM_TIMINGS_KEY = "nubes_vm_timings"
+_vm_builds: dict[str, float] = {}
+_vm_boots: dict[str, list[float]] = {}
+
+
+def merge_vm_timings(measured: dict[str, Any]) -> None:
+    _vm_builds.update(measured["builds"])
+    for label, values in measured["boots"].items():
+        _vm_boots.setdefault(label, []).extend(values)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist, on the controller: a worker is done; keep the boot times it measured."""
+    measured = getattr(node, "workeroutput", {}).get(VM_TIMINGS_KEY)
+    if measured:
+        merge_vm_timings(measured)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _vm_builds and not _vm_boots:
+        return
+    terminalreporter.section("VM boot times")
+    for name, seconds in _vm_builds.items():
+        terminalreporter.write_line(f"image {name}: build_image took {seconds:.1f} s")
+    for label, values in _vm_boots.items():
+        shown = ", ".join(f"{v:.2f}" for v in values)
+        terminalreporter.write_line(f"{label}: median {statistics.median(values):.2f} s ({shown})")
