@@ -257,17 +257,27 @@ def fresh_key(live: LiveServer) -> tuple[str, str]:
 
 # ---- parallel runs (pytest-xdist, --dist loadgroup) ----------------------------------------
 
-# Tests that boot VMs share the built images and the CPUs guests need most; tests that build
-# host networks share the host's nftables and sysctls: each kind runs on one worker, in order.
-_SERIAL_GROUPS = {"vm": "guests", "net": "host-network"}
+# Tests that build host networks share the host's nftables and sysctls: they run on one worker,
+# in order. Tests that boot VMs are CPU-bound under software emulation: they run on two
+# workers at most, split so that each carries about half of the boot time (Debian guests are
+# the long ones), and the image builds they share are done by the first to ask.
+_VM_GROUPS = {"test_disks_vm.py": "guests-1", "test_qemu_driver.py": "guests-1"}
 
 
+def _serial_group(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("vm") is not None:
+        return _VM_GROUPS.get(item.path.name, "guests-2")
+    if item.get_closest_marker("net") is not None:
+        return "host-network"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        for marker, group in _SERIAL_GROUPS.items():
-            if item.get_closest_marker(marker) is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = _serial_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # ---- VM boot times, printed at the end of the run (tests/vm/conftest.py measures them) ---------

@@ -12,7 +12,7 @@ Session fixtures (stable; other VM tests build on them):
   A file of an image: `manifest.path(images_dir, "kernel" | "initrd" | "rootfs")`.
 - `ssh_key` -> helpers.SshKey: an ed25519 key pair for logging in to guests.
 - `boot_timings` -> dict[str, list[float]]: record boot times under a label; they are
-  printed at the end of the run ("VM boot times").
+  printed at the end of the run ("VM boot times", by tests/conftest.py).
 
 Function fixture:
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from nubes.guest.images import ImageManifest, build_image
+from tests.conftest import VM_TIMINGS_KEY, merge_vm_timings
 from tests.vm.helpers import SshKey, make_ssh_key, require_binaries
 
 DEFAULT_IMAGES_DIR = "/var/cache/nubes-test/images"
@@ -106,12 +106,14 @@ def vm_workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hand the boot times to tests/conftest.py, which prints them: through xdist's worker
+    output when this is a worker, directly otherwise."""
     if not _timings and not _build_times:
         return
-    terminalreporter.section("VM boot times")
-    for name, seconds in _build_times.items():
-        terminalreporter.write_line(f"image {name}: build_image took {seconds:.1f} s")
-    for label, values in _timings.items():
-        shown = ", ".join(f"{v:.2f}" for v in values)
-        terminalreporter.write_line(f"{label}: median {statistics.median(values):.2f} s ({shown})")
+    measured = {"builds": dict(_build_times), "boots": {k: list(v) for k, v in _timings.items()}}
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[VM_TIMINGS_KEY] = measured
+    else:
+        merge_vm_timings(measured)
