@@ -110,7 +110,7 @@ class HostWorld:
 
     # ---- driving -------------------------------------------------------------------------------
 
-    def launch(self, data_disks: list[DiskRequest] | None = None) -> str:
+    def launch(self, data_disks: list[DiskRequest] | None = None, start: bool = True) -> str:
         [instance_id] = self.services.instances.launch(
             self.scope,
             LaunchRequest(
@@ -119,6 +119,7 @@ class HostWorld:
                 vswitch_id=self.vswitch_id,
                 security_group_ids=[self.group_id],
                 data_disks=data_disks or [],
+                start=start,
             ),
         )
         return instance_id

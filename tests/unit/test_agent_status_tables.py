@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from nubes.agent.storage import MAX_ATTEMPTS
+from nubes.agent.storage import MAX_ATTEMPTS, StorageWork
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
 from nubes.domain.disks import DiskSpec
@@ -185,3 +185,29 @@ def disks_of(world: HostWorld, instance_id: str, disk_type: str) -> list[str]:
         return list(
             s.scalars(select(Disk.id).where(Disk.instance_id == instance_id, Disk.disk_type == disk_type))
         )
+
+
+def test_a_start_sent_while_pending_is_queued_and_the_instance_runs(world: HostWorld) -> None:
+    """CreateInstance then StartInstance at once (libcloud's create_node): no refusal."""
+    instance_id = world.launch(start=False)
+    assert world.status(instance_id) == states.PENDING
+    world.act(instance_id, "StartInstance")
+    assert world.status(instance_id) == states.PENDING  # queued: Pending until built
+    world.reach(instance_id, states.RUNNING)
+
+
+def test_a_start_queued_while_the_disks_are_made_is_not_lost(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent read `desired=stopped`, then StartInstance commits while it builds: the
+    instance must still end Running, not Stopped."""
+    instance_id = world.launch(start=False)
+    make_disks = StorageWork.make_instance_disks
+
+    def make_and_meanwhile_start(work: StorageWork, built_id: str) -> None:
+        make_disks(work, built_id)
+        if built_id == instance_id and world.status(instance_id) == states.PENDING:
+            world.act(instance_id, "StartInstance")
+
+    monkeypatch.setattr(StorageWork, "make_instance_disks", make_and_meanwhile_start)
+    world.reach(instance_id, states.RUNNING)

@@ -18,7 +18,7 @@ from nubes.errors import ApiError
     [
         ("StartInstance", "Stopped", True),
         ("StartInstance", "Running", False),
-        ("StartInstance", "Pending", False),
+        ("StartInstance", "Pending", True),  # queued: libcloud starts right after CreateInstance
         ("StopInstance", "Running", True),
         ("StopInstance", "Stopped", False),
         ("StopInstance", "Starting", True),

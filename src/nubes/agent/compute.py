@@ -177,7 +177,14 @@ class ComputeAgent:
 
     # ---- steps -----------------------------------------------------------------------------
 
-    def _set_status(self, instance_id: str, expected: str, event: str, **fields: object) -> bool:
+    def _set_status(
+        self,
+        instance_id: str,
+        expected: str,
+        event: str,
+        while_desired: str | None = None,
+        **fields: object,
+    ) -> bool:
         """Move the status on as the table says `event` does (a step it lacks is refused, a bug),
         unless the owner changed it meanwhile (then the next pass decides). One compare-and-set
         UPDATE: a DeleteInstance committed between a read and a write here must not be
@@ -190,6 +197,7 @@ class ComputeAgent:
                     Instance.id == instance_id,
                     Instance.status == expected,
                     Instance.desired != states.WANT_DELETED,
+                    *([Instance.desired == while_desired] if while_desired is not None else []),
                 )
                 .values(status=new, status_changed_at=self._clock.now(), **fields)
                 .returning(Instance.id)
@@ -202,10 +210,13 @@ class ComputeAgent:
             log.error("instance %s: image %s is gone", instance.id, instance.image_id)
             return False
         self._storage.make_instance_disks(instance.id)
+        # Only if what the owner wants is still what this pass read: a StartInstance queued
+        # while the disks were made is decided by the next pass, at once.
         self._set_status(
             instance.id,
             states.PENDING,
             "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped",
+            while_desired=instance.desired,
         )
         return True
 

@@ -25,10 +25,21 @@ class Transition:
     allowed_from: frozenset[str]
     to: str | None  # None: the status does not change (the action changes something else)
     desired: str | None  # what the agent is asked to do next, if anything
+    # Statuses from which the action is queued: the status stays, and the agent carries out
+    # `desired` once its current step ends (StartInstance while Pending, as libcloud's
+    # create_node and Terraform send it right after CreateInstance).
+    queued_from: frozenset[str] = frozenset()
+
+    def status_after(self, status: str) -> str:
+        if self.to is None or status in self.queued_from:
+            return status
+        return self.to
 
 
 TRANSITIONS: dict[str, Transition] = {
-    "StartInstance": Transition(frozenset({STOPPED}), STARTING, WANT_RUNNING),
+    "StartInstance": Transition(
+        frozenset({STOPPED, PENDING}), STARTING, WANT_RUNNING, queued_from=frozenset({PENDING})
+    ),
     "StopInstance": Transition(frozenset({RUNNING, STARTING}), STOPPING, WANT_STOPPED),
     "RebootInstance": Transition(frozenset({RUNNING}), STOPPING, WANT_REBOOT),
     "DeleteInstance": Transition(frozenset({STOPPED, PENDING}), None, WANT_DELETED),

@@ -102,8 +102,8 @@ class Instances:
             if dry_run:
                 raise errors.dry_run_operation()
             previous = instance.status
-            if transition.to is not None:
-                instance.status = transition.to
+            if transition.status_after(previous) != previous:
+                instance.status = transition.status_after(previous)
                 instance.status_changed_at = self._clock.now()
             if transition.desired is not None:
                 instance.desired = transition.desired
