@@ -381,3 +381,48 @@ def test_system_images_are_listed(lab: Lab) -> None:
         "Available",
         20,
     )
+
+
+def test_join_and_leave_security_groups_by_instance(live: LiveServer, lab: Lab) -> None:
+    """The form Terraform, Ansible and libcloud use: InstanceId, and often no RegionId."""
+    [instance_id] = lab.run(instance_name="member")
+    assert lab.wait(instance_id, "Running") == "Running"
+    second = lab.ecs.create_security_group(
+        em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=lab.vpc_id)
+    ).body.security_group_id
+
+    def groups() -> list[str]:
+        body = lab.ecs.describe_instance_attribute(
+            em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+        )
+        return list(body.body.security_group_ids.security_group_id)
+
+    lab.ecs.join_security_group(
+        em.JoinSecurityGroupRequest(security_group_id=second, instance_id=instance_id)
+    )
+    assert groups() == [lab.group_id, second]
+    again = error_of(
+        lambda: lab.ecs.join_security_group(
+            em.JoinSecurityGroupRequest(region_id=REGION, security_group_id=second, instance_id=instance_id)
+        )
+    )
+    assert again.code == "InvalidNetworkInterfaceId.AlreadyInSecurityGroup"
+    lab.ecs.leave_security_group(
+        em.LeaveSecurityGroupRequest(region_id=REGION, security_group_id=second, instance_id=instance_id)
+    )
+    assert groups() == [lab.group_id]
+
+    both = error_of(
+        lambda: lab.ecs.join_security_group(
+            em.JoinSecurityGroupRequest(
+                security_group_id=second, instance_id=instance_id, network_interface_id="eni-x"
+            )
+        )
+    )
+    assert both.code == "InvalidParameter.Conflict"
+    unknown = error_of(
+        lambda: lab.ecs.join_security_group(
+            em.JoinSecurityGroupRequest(security_group_id=second, instance_id="i-doesnotexist000000")
+        )
+    )
+    assert unknown.code == "InvalidInstanceId.NotFound"

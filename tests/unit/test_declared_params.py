@@ -147,3 +147,12 @@ def test_declared_numeric_and_boolean_types_match_the_catalog(spec: ActionSpec) 
             if types[name] not in allowed:
                 wrong.append(f"{name}: declared {wire.kind}, catalog {types[name]}")
     assert wrong == [], f"{spec.product}:{spec.name}: {wrong}"
+
+
+@pytest.mark.parametrize("spec", declared_actions(), ids=lambda s: f"{s.product}:{s.name}")
+def test_every_action_the_catalog_gives_dry_run_declares_it(spec: ActionSpec) -> None:
+    """A DryRun that is not declared would be an unknown parameter; declared, the API layer runs
+    the action in a unit of work that never commits (api/app.py), so it changes nothing."""
+    documented = "DryRun" in catalog_entry(spec)["request"]
+    declared = any(param.name == "DryRun" for param in spec.params)
+    assert declared == documented

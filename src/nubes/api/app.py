@@ -192,7 +192,14 @@ class ApiApp:
 
     def _run(self, spec: ActionSpec, context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         """The action in one unit of work: its effects and its ClientToken commit together, so a
-        crash at any point leaves either both (a retry gets the first answer) or neither."""
+        crash at any point leaves either both (a retry gets the first answer) or neither. A dry
+        run is the action in a unit of work that never commits."""
+        if params.get("DryRun") is True:
+            # Every check the action makes, and none of its effects: the unit of work rolls back,
+            # so nothing is written and no agent is told (notifications wait for the commit).
+            with self.services.db.unit_of_work():
+                spec.handler(context, params)
+                raise errors.dry_run_operation()
         token = params.get("ClientToken") if spec.idempotent else None
         idempotency = self.services.idempotency
         account_id = context.principal.account_id

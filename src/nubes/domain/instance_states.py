@@ -50,6 +50,8 @@ TRANSITIONS: dict[str, Transition] = {
     "ModifyInstanceAttribute.Password": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ReplaceSystemDisk": Transition(frozenset({STOPPED}), None, None),
     "AttachKeyPair": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "JoinSecurityGroup": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "LeaveSecurityGroup": Transition(frozenset({STOPPED, RUNNING}), None, None),
 }
 
 # Agent-side progress: from -> to, when the host reports the step done.

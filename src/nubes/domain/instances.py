@@ -78,6 +78,20 @@ class Instances:
         with self._db.session() as s:
             return self.owned(s, account_id, instance_id, region_id)
 
+    def primary_interface(self, account_id: int, instance_id: str, action: str, region_id: str | None) -> str:
+        """The primary network interface of an instance whose status lets it do `action`
+        (JoinSecurityGroup and LeaveSecurityGroup by InstanceId act on it)."""
+        with self._db.session() as s:
+            instance = self.owned(s, account_id, instance_id, region_id)
+            states.check(action, instance_id, instance.status)
+            eni_id = s.scalar(
+                select(NetworkInterface.id).where(
+                    NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
+                )
+            )
+            assert eni_id is not None, f"instance {instance_id} has no primary network interface"
+            return eni_id
+
     # ---- power --------------------------------------------------------------------------------
 
     def act(

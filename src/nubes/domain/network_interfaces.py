@@ -93,7 +93,9 @@ class NetworkInterfaces:
             s.flush()
             return _loaded(s, eni.id)
 
-    def _groups(self, s: Session, scope: Scope, vpc_id: str, group_ids: list[str]) -> list[SecurityGroup]:
+    def _groups(
+        self, s: Session, scope: Scope | int, vpc_id: str, group_ids: list[str]
+    ) -> list[SecurityGroup]:
         if not group_ids:
             raise errors.missing_parameter(
                 "SecurityGroupId",
@@ -198,7 +200,9 @@ class NetworkInterfaces:
             vpc_id = eni.vpc_id
         self._notify(vpc_id)
 
-    def join(self, scope: Scope, eni_id: str, group_id: str) -> None:
+    def join(self, scope: Scope | int, eni_id: str, group_id: str) -> None:
+        """`scope` may be the bare account: JoinSecurityGroup's RegionId is optional, and the
+        VPC the group must share with the interface keeps it in one region."""
         with self._db.session() as s:
             eni = _eni(s, scope, eni_id)
             current = [m.group_id for m in eni.memberships]
@@ -211,7 +215,7 @@ class NetworkInterfaces:
             vpc_id = eni.vpc_id
         self._notify(vpc_id)
 
-    def leave(self, scope: Scope, eni_id: str, group_id: str) -> None:
+    def leave(self, scope: Scope | int, eni_id: str, group_id: str) -> None:
         with self._db.session() as s:
             eni = _eni(s, scope, eni_id)
             # Another account's group is answered as one that does not exist, never as "not in it".
@@ -263,7 +267,7 @@ class NetworkInterfaces:
         return vpc_id
 
 
-def _eni(s: Session, scope: Scope, eni_id: str) -> NetworkInterface:
+def _eni(s: Session, scope: Scope | int, eni_id: str) -> NetworkInterface:
     return owned(s, NetworkInterface, scope, eni_id, "NetworkInterface")
 
 

@@ -95,6 +95,7 @@ class Routes:
         next_hop_id: str,
         name: str | None,
         description: str | None,
+        dry_run: bool = False,
     ) -> str:
         name = check_name("RouteEntryName", name)
         description = check_description(description)
@@ -128,6 +129,8 @@ class Routes:
             if len(existing) >= self._quotas.route_entries_per_table:
                 raise errors.quota_exceeded_route_entry()
             self._check_next_hop(s, scope, vpc, next_hop_type, next_hop_id)
+            if dry_run:
+                raise errors.dry_run_operation()
             entry = RouteEntry(
                 id=ids.new_id("route_entry"),
                 route_table_id=route_table_id,
@@ -166,6 +169,7 @@ class Routes:
         route_table_id: str | None,
         destination: str | None,
         next_hop_id: str | None,
+        dry_run: bool = False,
     ) -> None:
         with self._db.session() as s:
             query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
@@ -190,6 +194,8 @@ class Routes:
             vpc = s.get(Vpc, entry.vpc_id) if entry is not None else None
             if entry is None or vpc is None or vpc.region_id != scope.region_id:
                 raise errors.invalid_route_entry_not_found()
+            if dry_run:
+                raise errors.dry_run_operation()
             vpc_id = entry.vpc_id
             s.delete(entry)
         self._notify(vpc_id)

@@ -239,7 +239,7 @@ class Vpcs:
             if description is not None:
                 vswitch.description = check_description(description)
 
-    def delete_vswitch(self, scope: Scope, vswitch_id: str) -> None:
+    def delete_vswitch(self, scope: Scope, vswitch_id: str, dry_run: bool = False) -> None:
         with self._db.session() as s:
             vswitch = _vswitch(s, scope, vswitch_id)
             if vswitch.status != AVAILABLE:
@@ -254,6 +254,8 @@ class Vpcs:
                     "NetworkInterface",
                     message=f"The vSwitch {vswitch_id} still has {in_use} network interfaces or instances; delete them first.",
                 )
+            if dry_run:
+                raise errors.dry_run_operation()
             vpc_id = vswitch.vpc_id
             s.delete(vswitch)
         self._notify(vpc_id)

@@ -204,6 +204,7 @@ IMAGE_ID = String("ImageId", required=True, max_length=128)
         ),
         TAGS,
         CLIENT_TOKEN,
+        DRY_RUN,
     ],
     idempotent=True,
 )
@@ -232,7 +233,7 @@ def create_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"ImageId": image_id}
 
 
-@actions.define("DeleteImage", [REGION_ID, IMAGE_ID, Boolean("Force", default=False)])
+@actions.define("DeleteImage", [REGION_ID, IMAGE_ID, Boolean("Force", default=False), DRY_RUN])
 def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete a custom image (its snapshots stay; instances using it need Force)."""
     ctx.scope(p["RegionId"])
@@ -251,6 +252,7 @@ def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("Status", choices=("Available", "Deprecated")),
         String("BootMode", max_length=16),
         String("LicenseType", max_length=32),
+        DRY_RUN,
     ],
 )
 def modify_image_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +278,7 @@ def modify_image_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
         StringList("RemoveAccount", max_items=10, item_max_length=32),
         Boolean("IsPublic"),
         String("LaunchPermission", max_length=32),
+        DRY_RUN,
     ],
 )
 def modify_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

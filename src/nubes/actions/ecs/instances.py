@@ -158,6 +158,44 @@ def create_instance(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 # ---- queries -------------------------------------------------------------------------------------
 
 
+# An instance's fields in the order ECS writes them: first those of a DescribeInstances response
+# recorded from ECS (apache-libcloud's fixture ecs/describe_instances.xml), then those ECS added
+# since. Clients depend on it: footmark sets attributes in response order, and reading an empty
+# PublicIpAddress before EipAddress is set sends its Instance into endless recursion.
+_RECORDED_ORDER = (
+    "ImageId",
+    "InnerIpAddress",
+    "InstanceTypeFamily",
+    "VlanId",
+    "InstanceId",
+    "EipAddress",
+    "InternetMaxBandwidthIn",
+    "ZoneId",
+    "InternetChargeType",
+    "SerialNumber",
+    "IoOptimized",
+    "Memory",
+    "Cpu",
+    "VpcAttributes",
+    "InternetMaxBandwidthOut",
+    "DeviceAvailable",
+    "SecurityGroupIds",
+    "InstanceName",
+    "Description",
+    "InstanceNetworkType",
+    "PublicIpAddress",
+    "HostName",
+    "InstanceType",
+    "CreationTime",
+    "Status",
+    "ClusterId",
+    "RegionId",
+    "OperationLocks",
+    "InstanceChargeType",
+    "ExpiredTime",
+)
+
+
 def render_instance(
     ctx: ActionContext,
     i: Instance,
@@ -168,7 +206,7 @@ def render_instance(
 ) -> dict[str, Any]:
     itype = ctx.services.catalog.instance_type(i.instance_type)
     ip = eni.primary_ip if eni else ""
-    return {
+    fields = {
         "InstanceId": i.id,
         "InstanceName": i.name,
         "Description": i.description,
@@ -269,6 +307,8 @@ def render_instance(
         "HibernationOptions": {"Configured": False},
         "ImageOptions": {"LoginAsNonRoot": False},
     }
+    recorded = {name: fields.pop(name) for name in _RECORDED_ORDER}
+    return {**recorded, **fields}
 
 
 def _instance_filter(p: dict[str, Any]) -> InstanceFilter:

@@ -378,24 +378,30 @@ def describe_security_group_references(ctx: ActionContext, p: dict[str, Any]) ->
 
 
 def _membership(join: bool) -> Handler:
+    action = "JoinSecurityGroup" if join else "LeaveSecurityGroup"
+
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-        "Put a network interface into a security group, or take it out."
-        scope = ctx.scope(p["RegionId"])
-        if p["InstanceId"] and not p["NetworkInterfaceId"]:
-            raise errors.invalid_instance_id_not_found(
-                f"The specified InstanceId {p['InstanceId']!r} does not exist."
+        """Put an instance (its primary network interface) or a network interface into a
+        security group, or take it out. Without RegionId, the group's region is meant."""
+        if p["InstanceId"] and p["NetworkInterfaceId"]:
+            raise errors.invalid_parameter_conflict(
+                "InstanceId and NetworkInterfaceId cannot be given together; give one of them."
             )
-        if not p["NetworkInterfaceId"]:
+        if not p["InstanceId"] and not p["NetworkInterfaceId"]:
             raise errors.missing_parameter(message="Give InstanceId or NetworkInterfaceId.")
+        scope = ctx.scope(p["RegionId"]) if p["RegionId"] else ctx.principal.account_id
+        eni_id = p["NetworkInterfaceId"] or ctx.services.instances.primary_interface(
+            ctx.principal.account_id, p["InstanceId"], action, p["RegionId"]
+        )
         enis = ctx.services.network_interfaces
-        (enis.join if join else enis.leave)(scope, p["NetworkInterfaceId"], p["SecurityGroupId"])
+        (enis.join if join else enis.leave)(scope, eni_id, p["SecurityGroupId"])
         return {}
 
     return handler
 
 
 _MEMBERSHIP = [
-    REGION_ID,
+    String("RegionId", max_length=64),  # optional here: the security group says the region
     GROUP_ID,
     String("InstanceId", max_length=64),
     String("NetworkInterfaceId", max_length=64),

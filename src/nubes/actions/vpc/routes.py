@@ -148,6 +148,7 @@ def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["NextHopId"],
         p["RouteEntryName"],
         p["Description"],
+        dry_run=p["DryRun"],
     )
     return {"RouteEntryId": entry_id}
 
@@ -171,6 +172,7 @@ def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["RouteTableId"],
         p["DestinationCidrBlock"],
         p["NextHopId"],
+        dry_run=p["DryRun"],
     )
     return {}
 

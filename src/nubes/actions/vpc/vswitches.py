@@ -66,7 +66,7 @@ def create_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 @actions.define("DeleteVSwitch", [REGION_ID, VSWITCH_ID, DRY_RUN])
 def delete_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete a vSwitch no interface or instance uses."""
-    ctx.services.vpcs.delete_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"])
+    ctx.services.vpcs.delete_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"], dry_run=p["DryRun"])
     return {}
 
 
