@@ -35,7 +35,10 @@ def _real_networking_or_skip() -> None:
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     _real_networking_or_skip()
     server = start_server(
-        tmp_path_factory.mktemp("real"), None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0"]
+        tmp_path_factory.mktemp("real"),
+        None,
+        "sqlite",
+        ["--driver", "real", "--no-build-images", "--throttle-rate", "0"],
     )
     yield server
     stop_server(server)
