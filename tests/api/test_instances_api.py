@@ -426,3 +426,18 @@ def test_join_and_leave_security_groups_by_instance(live: LiveServer, lab: Lab) 
         )
     )
     assert unknown.code == "InvalidInstanceId.NotFound"
+
+
+def test_describe_images_takes_status_all_and_says_usable(lab: Lab) -> None:
+    """Terraform's alicloud_image reads with Status=ALL and waits on Usable."""
+    every = lab.ecs.describe_images(
+        em.DescribeImagesRequest(region_id=REGION, status="ALL", page_size=100)
+    ).body
+    available = lab.ecs.describe_images(em.DescribeImagesRequest(region_id=REGION, page_size=100)).body
+    assert {i.image_id for i in available.images.image} <= {i.image_id for i in every.images.image}
+    assert lab.image_id in {i.image_id for i in every.images.image}
+    assert all(i.usable is (i.status == "Available") for i in every.images.image)
+    wrong = error_of(
+        lambda: lab.ecs.describe_images(em.DescribeImagesRequest(region_id=REGION, status="Sunny"))
+    )
+    assert wrong.code == "InvalidParameter"

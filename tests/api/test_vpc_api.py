@@ -219,3 +219,20 @@ def test_accounts_do_not_see_each_others_vpcs(live: LiveServer) -> None:
     )
     assert error.code == "InvalidVpcId.NotFound"
     assert mine.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 1
+
+
+def test_create_vswitch_takes_its_region_from_the_vpc(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    """The VPC API reference marks CreateVSwitch's RegionId optional: the VPC says the region."""
+    client = tea_vpc(live, fresh_key)
+    vpc_id = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.44.0.0/16")).body.vpc_id
+    wait_available(client, vpc_id)
+    vswitch_id = client.create_vswitch(
+        vm.CreateVSwitchRequest(vpc_id=vpc_id, zone_id=ZONE, cidr_block="10.44.1.0/24")
+    ).body.v_switch_id
+    vswitch = wait_vswitch(client, vswitch_id)
+    assert (vswitch.vpc_id, vswitch.zone_id, vswitch.status) == (vpc_id, ZONE, "Available")
+    with pytest.raises(ClientException) as unknown:
+        client.create_vswitch(
+            vm.CreateVSwitchRequest(vpc_id="vpc-doesnotexist00000", zone_id=ZONE, cidr_block="10.44.2.0/24")
+        )
+    assert unknown.value.code == "InvalidVpcId.NotFound"

@@ -92,6 +92,12 @@ class Vpcs:
         with self._db.session() as s:
             return _vpc(s, scope, vpc_id)
 
+    def region_of(self, account_id: int, vpc_id: str) -> str:
+        """The region of the caller's VPC: actions whose RegionId is optional (CreateVSwitch)
+        take the region from the VPC they name."""
+        with self._db.session() as s:
+            return owned(s, Vpc, account_id, vpc_id, "Vpc").region_id
+
     def describe_vpcs(
         self,
         scope: Scope,

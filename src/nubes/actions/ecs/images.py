@@ -65,6 +65,7 @@ def render_image(image: Image, account_id: int = 0) -> dict[str, Any]:
         "Status": image.status,
         "Progress": f"{image.progress}%",
         "Usage": image.usage,
+        "Usable": image.status == "Available",  # what Terraform's alicloud_image waits on
         "CreationTime": iso8601_seconds(image.created_at),
         "IsSubscribed": False,
         "IsCopied": False,
@@ -109,6 +110,8 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Images the caller can use in a region: nubes' system images and their own."""
     images = ctx.services.images.visible(ctx.scope(p["RegionId"]), p["ImageOwnerAlias"])
     statuses = {s.strip() for s in p["Status"].split(",") if s.strip()}
+    if "ALL" in {status.upper() for status in statuses}:  # as ECS takes it, and Terraform sends it
+        statuses = set(STATUSES)
     unknown = statuses - set(STATUSES)
     if unknown:
         raise errors.invalid_parameter("Status", f"Valid values: {', '.join(STATUSES)}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StringList
@@ -22,12 +22,18 @@ def _scope(ctx: ActionContext, region_id: str) -> Scope:
     return ctx.scope(region_id)
 
 
-@actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID])
+def _tag(ctx: ActionContext, scope: Scope, name: str, p: dict[str, Any]) -> None:
+    """Tag.N given at creation, written in the creation's unit of work."""
+    if tag_pairs(p):
+        ctx.services.tags.tag(scope, "keypair", [name], list(tag_pairs(p)))
+
+
+@actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID, TAGS])
 def create_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create an RSA key pair; the private key is returned now and never again."""
-    view, private_pem = ctx.services.keypairs.create(
-        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["ResourceGroupId"]
-    )
+    scope = _scope(ctx, p["RegionId"])
+    view, private_pem = ctx.services.keypairs.create(scope, p["KeyPairName"], p["ResourceGroupId"])
+    _tag(ctx, scope, view.name, p)
     return {
         "KeyPairId": view.name,
         "KeyPairName": view.name,
@@ -38,13 +44,19 @@ def create_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @actions.define(
     "ImportKeyPair",
-    [REGION_ID, KEY_PAIR_NAME, String("PublicKeyBody", required=True, max_length=16384), RESOURCE_GROUP_ID],
+    [
+        REGION_ID,
+        KEY_PAIR_NAME,
+        String("PublicKeyBody", required=True, max_length=16384),
+        RESOURCE_GROUP_ID,
+        TAGS,
+    ],
 )
 def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Register an existing OpenSSH public key."""
-    view = ctx.services.keypairs.import_(
-        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["PublicKeyBody"], p["ResourceGroupId"]
-    )
+    scope = _scope(ctx, p["RegionId"])
+    view = ctx.services.keypairs.import_(scope, p["KeyPairName"], p["PublicKeyBody"], p["ResourceGroupId"])
+    _tag(ctx, scope, view.name, p)
     return {"KeyPairName": view.name, "KeyPairFingerPrint": view.fingerprint}
 
 

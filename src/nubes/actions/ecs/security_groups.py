@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
 from nubes.actions.paging import either_page, page_params, token_page, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
@@ -113,19 +113,23 @@ def _groups(ctx: ActionContext) -> SecurityGroups:
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
         Boolean("ServiceManaged", default=False),
+        TAGS,
     ],
     idempotent=True,
 )
 def create_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Create a normal or enterprise security group in a VPC."""
+    """Create a normal or enterprise security group in a VPC, with its tags (one unit of work)."""
+    scope = ctx.scope(p["RegionId"])
     group = _groups(ctx).create(
-        ctx.scope(p["RegionId"]),
+        scope,
         p["VpcId"],
         p["SecurityGroupName"],
         p["Description"],
         p["SecurityGroupType"],
         p["ResourceGroupId"],
     )
+    if tag_pairs(p):
+        ctx.services.tags.tag(scope, "securitygroup", [group.id], list(tag_pairs(p)))
     return {"SecurityGroupId": group.id}
 
 

@@ -45,7 +45,7 @@ def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_
 @actions.define(
     "CreateVSwitch",
     [
-        REGION_ID,
+        String("RegionId", max_length=64),  # optional: the region follows from the VPC
         String("VpcId", required=True, max_length=64),
         String("ZoneId", required=True, max_length=64),
         String("CidrBlock", required=True, max_length=64),
@@ -57,8 +57,9 @@ def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_
 )
 def create_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a vSwitch in a zone, inside its VPC's CIDR block and beside its siblings."""
+    region_id = p["RegionId"] or ctx.services.vpcs.region_of(ctx.principal.account_id, p["VpcId"])
     vswitch = ctx.services.vpcs.create_vswitch(
-        ctx.scope(p["RegionId"]), p["VpcId"], p["ZoneId"], p["CidrBlock"], p["VSwitchName"], p["Description"]
+        ctx.scope(region_id), p["VpcId"], p["ZoneId"], p["CidrBlock"], p["VSwitchName"], p["Description"]
     )
     return {"VSwitchId": vswitch.id}
 
