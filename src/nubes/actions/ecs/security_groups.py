@@ -118,7 +118,7 @@ def _groups(ctx: ActionContext) -> SecurityGroups:
     idempotent=True,
 )
 def create_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Create a normal or enterprise security group in a VPC, with its tags (one unit of work)."""
+    """Create a normal or enterprise security group in a VPC."""
     scope = ctx.scope(p["RegionId"])
     group = _groups(ctx).create(
         scope,
