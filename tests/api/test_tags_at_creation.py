@@ -1,4 +1,5 @@
-"""Tag.N given when a resource is created is written with it (it was accepted and dropped)."""
+"""Tag.N given when a resource is created is written with it (it was accepted and dropped), and
+the Describe actions show it."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def test_security_groups_and_key_pairs_carry_their_creation_tags(
         )
     ).body.security_group_id
     assert tags_of(ecs, "securitygroup", group_id) == wanted
+    [group] = ecs.describe_security_groups(
+        em.DescribeSecurityGroupsRequest(region_id=REGION, security_group_id=group_id)
+    ).body.security_groups.security_group
+    assert [(t.tag_key, t.tag_value) for t in group.tags.tag] == wanted
 
     ecs.create_key_pair(
         em.CreateKeyPairRequest(
@@ -56,6 +61,11 @@ def test_security_groups_and_key_pairs_carry_their_creation_tags(
         )
     )
     assert tags_of(ecs, "keypair", "imported") == wanted
+    pairs = ecs.describe_key_pairs(em.DescribeKeyPairsRequest(region_id=REGION)).body.key_pairs.key_pair
+    assert {p.key_pair_name: [(t.tag_key, t.tag_value) for t in p.tags.tag] for p in pairs} == {
+        "made": wanted,
+        "imported": wanted,
+    }
 
     # a bad tag refuses the creation as a whole: the group is not made without its tags
     before = ecs.describe_security_groups(em.DescribeSecurityGroupsRequest(region_id=REGION, vpc_id=vpc_id))

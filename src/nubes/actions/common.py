@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from nubes.api.params import Boolean, String, StructList
@@ -25,3 +26,8 @@ def tag_pairs(p: dict[str, Any], *, keyless: bool = False) -> tuple[tuple[str, s
     return tuple(
         (t.get("Key") or "", t.get("Value") or "") for t in p.get("Tag") or [] if keyless or t.get("Key")
     )
+
+
+def tag_set(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A resource's Tags as the Describe actions write them."""
+    return {"Tag": [{"TagKey": key, "TagValue": value} for key, value in pairs]}

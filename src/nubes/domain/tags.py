@@ -224,6 +224,13 @@ class Tags:
                     if every or by_key or by_pair:
                         s.delete(row)
 
+    def of(
+        self, scope: Scope, resource_type: str, resource_ids: Iterable[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """The tags of these resources of the scope (for the Describe actions' Tags)."""
+        with self._db.session() as s:
+            return tags_by_resource(s, scope, resource_type, resource_ids)
+
     def list(
         self,
         scope: Scope,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.common import RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String
@@ -118,7 +118,7 @@ def render_policy(view: PolicyView) -> dict[str, Any]:
         "TargetCopyRegions": json.dumps(regions) if regions else "",
         "CopiedSnapshotsRetentionDays": policy.copy_retention_days,
         "CopyEncryptionConfiguration": {"Encrypted": False, "KMSKeyId": ""},
-        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in view.tags]},
+        "Tags": tag_set(view.tags),
         "TargetTags": {"TargetTag": []},
     }
 

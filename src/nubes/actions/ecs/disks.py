@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, Struct
@@ -138,7 +138,7 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "Attachments": {"Attachment": attachments},
         "MountInstances": {"MountInstance": attachments},
         "MountInstanceNum": len(attachments),
-        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
+        "Tags": tag_set(tags),
     }
 
 

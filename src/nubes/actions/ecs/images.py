@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -44,7 +44,9 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
     return [system, *data]
 
 
-def render_image(image: Image, account_id: int = 0) -> dict[str, Any]:
+def render_image(
+    image: Image, account_id: int = 0, tags: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
     return {
         "ImageId": image.id,
         "ImageName": image.name,
@@ -76,7 +78,7 @@ def render_image(image: Image, account_id: int = 0) -> dict[str, Any]:
         "LoginAsNonRootSupported": False,
         "Features": {"NvmeSupport": "unsupported"},
         "DiskDeviceMappings": {"DiskDeviceMapping": _mappings(image)},
-        "Tags": {"Tag": []},
+        "Tags": tag_set(tags or []),
     }
 
 
@@ -135,9 +137,12 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
+    tags = ctx.services.tags.of(ctx.scope(p["RegionId"]), "image", (i.id for i in images))
     return {
         "RegionId": p["RegionId"],
-        **number_paged(images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id)),
+        **number_paged(
+            images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id, tags.get(i.id))
+        ),
     }
 
 

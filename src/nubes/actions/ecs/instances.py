@@ -7,7 +7,7 @@ import base64
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_of, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
@@ -296,7 +296,7 @@ def render_instance(
         },
         "CpuOptions": {"CoreCount": max(1, i.cpu // 2), "ThreadsPerCore": 2 if i.cpu > 1 else 1, "Numa": ""},
         "OperationLocks": {"LockReason": []},
-        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
+        "Tags": tag_set(tags),
         "DedicatedHostAttribute": {
             "DedicatedHostId": "",
             "DedicatedHostName": "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StringList
@@ -73,9 +73,11 @@ def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 )
 def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's key pairs in a region; KeyPairName takes * wildcards."""
+    scope = _scope(ctx, p["RegionId"])
     views = ctx.services.keypairs.describe(
-        _scope(ctx, p["RegionId"]), p["KeyPairName"], p["KeyPairFingerPrint"], p["ResourceGroupId"]
+        scope, p["KeyPairName"], p["KeyPairFingerPrint"], p["ResourceGroupId"]
     )
+    tags = ctx.services.tags.of(scope, "keypair", (view.name for view in views))
 
     def render(view: KeyPairView) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -83,7 +85,7 @@ def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             "KeyPairFingerPrint": view.fingerprint,
             "CreationTime": iso8601(view.created_at),
             "ResourceGroupId": view.resource_group_id,
-            "Tags": {"Tag": []},
+            "Tags": tag_set(tags.get(view.name, [])),
         }
         if p["IncludePublicKey"]:
             item["PublicKey"] = view.public_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import either_page, page_params, token_page, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
@@ -173,6 +173,7 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
     )
     if p["NetworkType"] == "classic":
         summaries = []
+    tags = ctx.services.tags.of(ctx.scope(p["RegionId"]), "securitygroup", (s.group.id for s in summaries))
     items = [
         {
             "SecurityGroupId": s.group.id,
@@ -187,7 +188,7 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
             "GroupToGroupRuleCount": s.group_to_group_rule_count,
             "EcsCount": s.interface_count,
             "AvailableInstanceAmount": max(0, AVAILABLE_INSTANCE_AMOUNT - s.interface_count),
-            "Tags": {"Tag": []},
+            "Tags": tag_set(tags.get(s.group.id, [])),
         }
         for s in summaries
     ]

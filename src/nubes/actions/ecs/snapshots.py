@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -157,7 +157,7 @@ def render_snapshot(sn: Snapshot, usage: str, tags: list[tuple[str, str]]) -> di
         "SnapshotSN": sn.id.removeprefix("s-"),
         "SnapshotLinkId": f"sl-{sn.disk_id.removeprefix('d-')}",
         "FullSnapshotSizeInBytes": sn.disk_size_gib << 30,
-        "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]},
+        "Tags": tag_set(tags),
     }
 
 
