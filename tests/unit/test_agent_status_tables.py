@@ -211,3 +211,27 @@ def test_a_start_queued_while_the_disks_are_made_is_not_lost(
 
     monkeypatch.setattr(StorageWork, "make_instance_disks", make_and_meanwhile_start)
     world.reach(instance_id, states.RUNNING)
+
+
+def test_a_start_decided_on_pending_is_decided_again_if_the_agent_moved_on(
+    world: HostWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StartInstance reads Pending and queues; meanwhile the agent finishes the build and moves
+    the instance to Stopped. The start must not be written over Stopped (a Stopped instance that
+    wants to run is never started): it is decided again, on Stopped, and the instance runs."""
+    instance_id = world.launch(start=False)
+    check = states.check
+    built: list[bool] = []
+
+    def check_while_the_agent_builds(action: str, checked_id: str, status: str) -> states.Transition:
+        transition = check(action, checked_id, status)
+        if not built:
+            built.append(True)
+            world.reach(instance_id, states.STOPPED)
+        return transition
+
+    monkeypatch.setattr(states, "check", check_while_the_agent_builds)
+    world.act(instance_id, "StartInstance")
+    monkeypatch.undo()
+    assert world.status(instance_id) == states.STARTING
+    world.reach(instance_id, states.RUNNING)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nubes import errors
@@ -105,26 +105,39 @@ class Instances:
         dry_run: bool = False,
         region_id: str | None = None,
     ) -> tuple[str, str]:
-        """Apply a power action through the status table: (previous status, new status)."""
+        """Apply a power action through the status table: (previous status, new status).
+
+        One compare-and-set on the status it was decided on: the agent may move the status
+        between the read and the write (Pending -> Stopped while a StartInstance is queued),
+        and the decision is then made again on the status as it is now."""
         with self._db.session() as s:
             instance = self.owned(s, account_id, instance_id, region_id)
             if action in ("DeleteInstance", "ForceDeleteInstance") and instance.deletion_protection:
                 raise errors.invalid_operation_deletion_protection(
                     f"The instance {instance_id} has deletion protection; turn it off with ModifyInstanceAttribute.",
                 )
-            transition = states.check(action, instance_id, instance.status)
-            if dry_run:
-                raise errors.dry_run_operation()
-            previous = instance.status
-            if transition.status_after(previous) != previous:
-                instance.status = transition.status_after(previous)
-                instance.status_changed_at = self._clock.now()
-            if transition.desired is not None:
-                instance.desired = transition.desired
-            instance.force = force
-            if stopped_mode:
-                instance.stopped_mode = stopped_mode
-            current = instance.status
+            while True:
+                transition = states.check(action, instance_id, instance.status)
+                if dry_run:
+                    raise errors.dry_run_operation()
+                previous, current = instance.status, transition.status_after(instance.status)
+                values: dict[str, object] = {"force": force}
+                if current != previous:
+                    values.update(status=current, status_changed_at=self._clock.now())
+                if transition.desired is not None:
+                    values["desired"] = transition.desired
+                if stopped_mode:
+                    values["stopped_mode"] = stopped_mode
+                moved = s.execute(
+                    update(Instance)
+                    .where(Instance.id == instance_id, Instance.status == previous)
+                    .values(**values)
+                    .returning(Instance.id)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                s.refresh(instance)
+                if moved is not None:
+                    break
             vpc_id = instance.vpc_id
         self._notify([instance_id], {vpc_id} if action.endswith("DeleteInstance") else set())
         return previous, current
