@@ -116,6 +116,7 @@ class Instances:
                 raise errors.invalid_operation_deletion_protection(
                     f"The instance {instance_id} has deletion protection; turn it off with ModifyInstanceAttribute.",
                 )
+            vpc_id = instance.vpc_id
             while True:
                 transition = states.check(action, instance_id, instance.status)
                 if dry_run:
@@ -135,10 +136,10 @@ class Instances:
                     .returning(Instance.id)
                     .execution_options(synchronize_session=False)
                 ).first()
-                s.refresh(instance)
                 if moved is not None:
+                    s.expire(instance)  # written past the ORM: read afresh if used again
                     break
-            vpc_id = instance.vpc_id
+                s.refresh(instance)  # the status it is now, for the next decision
         self._notify([instance_id], {vpc_id} if action.endswith("DeleteInstance") else set())
         return previous, current
 

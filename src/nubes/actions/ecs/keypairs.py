@@ -24,8 +24,9 @@ def _scope(ctx: ActionContext, region_id: str) -> Scope:
 
 def _tag(ctx: ActionContext, scope: Scope, name: str, p: dict[str, Any]) -> None:
     """Tag.N given at creation, written in the creation's unit of work."""
-    if tag_pairs(p):
-        ctx.services.tags.tag(scope, "keypair", [name], list(tag_pairs(p)))
+    tags = list(tag_pairs(p))
+    if tags:
+        ctx.services.tags.tag(scope, "keypair", [name], tags)
 
 
 @actions.define("CreateKeyPair", [REGION_ID, KEY_PAIR_NAME, RESOURCE_GROUP_ID, TAGS])

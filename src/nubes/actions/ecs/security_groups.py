@@ -128,8 +128,9 @@ def create_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         p["SecurityGroupType"],
         p["ResourceGroupId"],
     )
-    if tag_pairs(p):
-        ctx.services.tags.tag(scope, "securitygroup", [group.id], list(tag_pairs(p)))
+    tags = list(tag_pairs(p))
+    if tags:
+        ctx.services.tags.tag(scope, "securitygroup", [group.id], tags)
     return {"SecurityGroupId": group.id}
 
 
