@@ -6,14 +6,12 @@ scripts/gen_api_catalog.py) list each action's request parameters by wire name: 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from nubes.actions import all_tables
-from nubes.api.params import Integer, Param, String, StringList, Struct, StructList
+from nubes.api.params import Integer, String, StringList, Struct, StructList, WireName, wire_names
 from nubes.api.registry import ActionSpec
 from nubes.catalog.official_api import PRODUCTS, official_actions
 
@@ -33,31 +31,6 @@ CATALOG_TYPE_QUIRKS = {("ecs", "RevokeSecurityGroupEgress", "Permissions.N.DestG
 # and the reason. test_known_unofficial_parameters_are_still_declared fails as soon as one is fixed;
 # then remove it.
 KNOWN_UNOFFICIAL: dict[tuple[str, str], tuple[frozenset[str], str]] = {}
-
-
-@dataclass(frozen=True)
-class WireName:
-    """One flat wire name a declaration accepts, and the alternative a JSON-array list may use."""
-
-    name: str
-    kind: str
-    json_alternative: str | None = None
-
-
-def wire_names(param: Param, prefix: str = "") -> Iterator[WireName]:
-    name = prefix + param.name
-    if param.kind == "list":
-        assert param.item is not None, f"list {name} has no item declaration"
-        if param.item.kind == "struct":
-            for field in param.item.fields:
-                yield from wire_names(field, f"{name}.N.")
-        else:
-            yield WireName(f"{name}.N", param.item.kind, name if param.json_array else None)
-    elif param.kind == "struct":
-        for field in param.fields:
-            yield from wire_names(field, f"{name}.")
-    else:
-        yield WireName(name, param.kind)
 
 
 def declared_actions() -> list[ActionSpec]:

@@ -314,3 +314,17 @@ def test_unknown_parameters_are_ignored() -> None:
 def test_every_declared_parameter_is_in_the_result() -> None:
     specs = [String("A"), Integer("B"), TAGS, SYSTEM_DISK, INSTANCE_IDS]
     assert set(parse(specs, {})) == {"A", "B", "Tag", "SystemDisk", "InstanceIds"}
+
+
+def test_a_value_nubes_does_not_do_is_refused_by_name() -> None:
+    hibernate = Boolean("Hibernate", unsupported_values=(True,), unsupported_because="no hibernation")
+    assert parse_params([hibernate], {"Hibernate": "false"}) == {"Hibernate": False}
+    error = rejected([hibernate], {"Hibernate": "true"})
+    assert error.code == "InvalidParameter.NotSupported"
+    assert '"Hibernate"' in error.message and "true" in error.message and "no hibernation" in error.message
+
+
+def test_numbers_from_a_bound_up_are_refused() -> None:
+    bandwidth = Integer("InternetMaxBandwidthOut", unsupported_from=1, unsupported_because="no public IP")
+    assert parse_params([bandwidth], {"InternetMaxBandwidthOut": "0"}) == {"InternetMaxBandwidthOut": 0}
+    assert rejected([bandwidth], {"InternetMaxBandwidthOut": "5"}).code == "InvalidParameter.NotSupported"

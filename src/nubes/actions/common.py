@@ -10,9 +10,37 @@ from nubes.catalog.model import LANGUAGES
 
 ACCEPT_LANGUAGE = String("AcceptLanguage", choices=LANGUAGES, default="zh-CN")
 REGION_ID = String("RegionId", required=True, max_length=64)
-INSTANCE_CHARGE_TYPE = String("InstanceChargeType", choices=("PrePaid", "PostPaid"), default="PostPaid")
+INSTANCE_CHARGE_TYPE = String(
+    "InstanceChargeType",
+    choices=("PrePaid", "PostPaid"),
+    default="PostPaid",
+    unsupported_values=("PrePaid",),
+    unsupported_because="instances are pay-as-you-go; subscriptions do not exist in nubes",
+)
 SPOT_STRATEGY = String(
-    "SpotStrategy", choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"), default="NoSpot"
+    "SpotStrategy",
+    choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"),
+    default="NoSpot",
+    unsupported_values=("SpotWithPriceLimit", "SpotAsPriceGo"),
+    unsupported_because="nubes has no spot market: instances are never reclaimed",
+)
+PASSWORD_INHERIT = Boolean(
+    "PasswordInherit",
+    default=False,
+    unsupported_values=(True,),
+    unsupported_because="nubes images carry no preset password; give Password or KeyPairName",
+)
+SECURITY_ENHANCEMENT_STRATEGY = String(
+    "SecurityEnhancementStrategy",
+    choices=("Active", "Deactive"),
+    unsupported_values=("Active",),
+    unsupported_because="nubes installs no security agent in guests",
+)
+ENCRYPTED = Boolean(
+    "Encrypted",
+    default=False,
+    unsupported_values=(True,),
+    unsupported_because="disks, snapshots and images are not encrypted yet",
 )
 CLIENT_TOKEN = String("ClientToken", max_length=64)
 DRY_RUN = Boolean("DryRun", default=False)

@@ -24,6 +24,7 @@ from nubes.api.registry import HOST_IDS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
 from nubes.api.request import MAX_BODY_BYTES, ApiRequest, asks_for_xml, build_request, sniff_format
 from nubes.api.throttle import Throttle
+from nubes.api.unsupported import check_owner, refuse_unsupported
 from nubes.api.versions import PRODUCT_VERSIONS
 from nubes.domain.accounts import Principal
 from nubes.domain.nonces import NonceClaim
@@ -166,6 +167,8 @@ class ApiApp:
             wait = self.throttle.admit(call.principal.account_id, call.spec.name)
             if wait:
                 raise errors.throttling(wait)
+            refuse_unsupported(call.spec.refused, call.request.params)
+            check_owner(call.principal, call.request.params)
             params = parse_params(call.spec.params, call.request.params)
             context = ActionContext(
                 call.request_id, call.principal, self.services, call.spec.product, call.spec.name

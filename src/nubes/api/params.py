@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,11 @@ class Param:
     max_items: int | None = None
     json_array: bool = False
     description: str = ""
+    # Values nubes does not do yet (parsed values: True, "PrePaid"): refused with
+    # InvalidParameter.NotSupported naming the parameter and `unsupported_because`, never dropped.
+    unsupported_values: tuple[Any, ...] = ()
+    unsupported_from: float | None = None  # numbers from this one up are refused likewise
+    unsupported_because: str = ""
     _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +87,32 @@ def StructList(name: str, fields: Sequence[Param], **kw: Any) -> Param:  # noqa:
 
 def Struct(name: str, fields: Sequence[Param], **kw: Any) -> Param:  # noqa: N802
     return Param(name, "struct", fields=tuple(fields), **kw)
+
+
+@dataclass(frozen=True)
+class WireName:
+    """One flat wire name a declaration accepts (`DataDisk.N.Size`, `Tag.N.Key`), and the
+    alternative a JSON-array list may use (`InstanceIds` beside `InstanceIds.N`)."""
+
+    name: str
+    kind: str
+    json_alternative: str | None = None
+
+
+def wire_names(param: Param, prefix: str = "") -> Iterator[WireName]:
+    name = prefix + param.name
+    if param.kind == "list":
+        assert param.item is not None, f"list {name} has no item declaration"
+        if param.item.kind == "struct":
+            for field_ in param.item.fields:
+                yield from wire_names(field_, f"{name}.N.")
+        else:
+            yield WireName(f"{name}.N", param.item.kind, name if param.json_array else None)
+    elif param.kind == "struct":
+        for field_ in param.fields:
+            yield from wire_names(field_, f"{name}.")
+    else:
+        yield WireName(name, param.kind)
 
 
 # ---- parsing -----------------------------------------------------------------------------
@@ -131,7 +162,21 @@ def _parse(spec: Param, path: str, node: Any) -> Any:
         if spec.required:
             raise errors.missing_parameter(path)
         return spec.default if value is None else value
+    if _unsupported(spec, value):
+        raise errors.invalid_parameter_not_supported(
+            path, f"the value {_wire(value)} is not supported yet ({spec.unsupported_because})."
+        )
     return value
+
+
+def _unsupported(spec: Param, value: Any) -> bool:
+    if spec.unsupported_from is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value >= spec.unsupported_from
+    return value in spec.unsupported_values
+
+
+def _wire(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _parse_struct(spec: Param, path: str, node: Any) -> dict[str, Any] | None:

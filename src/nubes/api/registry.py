@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from nubes import errors
 from nubes.api.params import Param
+from nubes.api.unsupported import refused_names
 from nubes.api.versions import PRODUCT_VERSIONS
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class ActionSpec:
     summary: str
     # ClientToken makes the action happen once; the same token with other parameters is refused.
     idempotent: bool = False
+    # The official catalog's parameters of the action that it does not declare: refused when given.
+    refused: frozenset[str] = frozenset()
 
 
 class ActionTable:
@@ -55,7 +58,9 @@ class Registry:
                 key = (spec.product, spec.name)
                 if key in self._actions:
                     raise ValueError(f"action {spec.product}:{spec.name} defined twice")
-                self._actions[key] = spec
+                self._actions[key] = replace(
+                    spec, refused=refused_names(spec.product, spec.name, spec.params)
+                )
 
     def find(self, version: str, action: str) -> ActionSpec:
         product = PRODUCT_VERSIONS.get(version)

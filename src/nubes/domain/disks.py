@@ -20,6 +20,7 @@ from nubes.domain.common import Scope, owned
 from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
 from nubes.domain.keypairs import owned_key_pair
+from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
 from nubes.domain.tags import write_tags
@@ -261,12 +262,17 @@ class Disks:
         delete_with_instance: bool | None,
         bootable: bool = False,
         key_pair_name: str | None = None,
+        password: str | None = None,
     ) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
             instance = owned_instance(s, account_id, instance_id)
-            if key_pair_name:  # named key pairs must exist (and be the caller's), even where unused
-                owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
+            if (key_pair_name or password) and not bootable:
+                raise errors.invalid_parameter(
+                    "KeyPairName" if key_pair_name else "Password",
+                    "It sets the login of a system disk: attach with Bootable=true.",
+                )
+            set_login(s, instance, key_pair_name, password)
             if disk.instance_id and disk.instance_id != instance_id:
                 raise errors.invalid_disk_in_use(
                     f"The specified disk has been occupied: {disk_id} is attached to {disk.instance_id}."
@@ -352,14 +358,22 @@ class Disks:
             key = disk.instance_id or disk.id
         self._notify(key)
 
-    def reinit(self, account_id: int, disk_id: str, key_pair_name: str | None = None) -> None:
+    def reinit(
+        self, account_id: int, disk_id: str, key_pair_name: str | None = None, password: str | None = None
+    ) -> None:
         with self._db.session() as s:
             disk = owned_disk(s, account_id, disk_id)
-            if key_pair_name:  # named key pairs must exist (and be the caller's), even where unused
+            if key_pair_name:  # named key pairs must exist (and be the caller's) before any other check
                 owned_key_pair(s, Scope(account_id, disk.region_id), key_pair_name)
             ds.check("ReInitDisk", disk_id, disk.status)
             instance = owned_instance(s, account_id, disk.instance_id)
             require_instance_status(instance, (istates.STOPPED,), "ReInitDisk")
+            if (key_pair_name or password) and disk.disk_type != "system":
+                raise errors.invalid_parameter(
+                    "KeyPairName" if key_pair_name else "Password",
+                    "It sets the login of a system disk; this is a data disk.",
+                )
+            set_login(s, instance, key_pair_name, password)
             if disk.source_snapshot_id and s.get(Snapshot, disk.source_snapshot_id) is None:
                 raise errors.invalid_source_snapshot(
                     "The snapshot which is used to create the specified disk has been deleted: "
@@ -463,16 +477,19 @@ class Disks:
         size_gib: int | None,
         key_pair_name: str | None = None,
         disk_id: str | None = None,
+        password: str | None = None,
     ) -> str:
-        """A new system disk from `image` (the old one is released); the instance stays Stopped."""
+        """A new system disk from `image` (the old one is released); the instance stays Stopped.
+        A key pair or password given is the login the guest takes on the new disk's first boot."""
         now = self._clock.now()
         with self._db.session() as s:
             instance = owned_instance(s, account_id, instance_id)
-            if key_pair_name:  # named resources must exist (and be the caller's), even where unused
+            if key_pair_name:  # named resources must exist (and be the caller's) before any other check
                 owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
             if disk_id:
                 owned_disk(s, account_id, disk_id)
             istates.check("ReplaceSystemDisk", instance_id, instance.status)
+            set_login(s, instance, key_pair_name, password)
             old = s.scalar(select(Disk).where(Disk.instance_id == instance_id, Disk.disk_type == "system"))
             size = size_gib or max(image.size_gib, old.size_gib if old is not None else 0)
             category = old.category if old is not None else "cloud_essd"
@@ -511,3 +528,14 @@ class Disks:
             disk_id = disk.id
         self._notify(instance_id)
         return disk_id
+
+
+def set_login(s: Session, instance: Instance, key_pair_name: str | None, password: str | None) -> None:
+    """The key pair and password of a Stopped instance whose system disk is new: the guest takes
+    them (from the metadata service) on that disk's first boot."""
+    if key_pair_name:
+        owned_key_pair(s, Scope(instance.account_id, instance.region_id), key_pair_name)
+        instance.key_pair_name, instance.pending_key_pair_name = key_pair_name, None
+    if password:
+        check_password(password)
+        instance.password_hash = sha512_crypt(password)

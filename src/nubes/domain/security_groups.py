@@ -453,6 +453,27 @@ class SecurityGroups:
             vpc_id = group.vpc_id
         self._notify(vpc_id)
 
+    def modify_rule_by_match(self, scope: Scope, group_id: str, direction: str, change: Permission) -> None:
+        """ModifySecurityGroupRule without a rule ID, as Terraform calls it: the rule is the one
+        with the fields given (protocol, ports, peer, policy, priority), and only its Description
+        changes."""
+        wanted = validate(direction, change)
+        with self._db.session() as s:
+            group = _group(s, scope, group_id)
+            if wanted.peer_group_id:  # a peer group must be the caller's, as when the rule was made
+                _peer(s, scope, wanted.peer_group_id, direction)
+            rule = next(
+                (r for r in group.rules if r.direction == direction and _stored(r).key() == wanted.key()),
+                None,
+            )
+            if rule is None:
+                raise errors.invalid_security_group_rule_rule_not_exist(
+                    f"No {direction} rule of {group_id} has the fields given; "
+                    "name the rule with SecurityGroupRuleId or give its protocol, ports, peer, policy and priority."
+                )
+            if change.description is not None:
+                rule.description = wanted.description
+
     def modify_rule(
         self, scope: Scope, group_id: str, direction: str, rule_id: str, change: Permission
     ) -> None:

@@ -69,6 +69,10 @@ def invalid_security_group_ids_limit_exceeded(message: str) -> ApiError:
     return ApiError("InvalidSecurityGroupIds.LimitExceeded", message)
 
 
+def invalid_security_group_rule_rule_not_exist(message: str) -> ApiError:
+    return ApiError("InvalidSecurityGroupRule.RuleNotExist", message, 404)
+
+
 def invalid_security_group_rule_id_not_found(message: str) -> ApiError:
     return ApiError("InvalidSecurityGroupRuleId.NotFound", message, 404)
 

@@ -175,6 +175,15 @@ def invalid_param_type(message: str) -> ApiError:
     return ApiError("InvalidParam.Type", message)
 
 
+def invalid_parameter_not_supported(name: str, detail: str = "") -> ApiError:
+    """A parameter of the official API that nubes does not do yet (or not with this value): it is
+    refused, never accepted and dropped."""
+    reason = detail or "nubes does not support it yet."
+    return ApiError(
+        "InvalidParameter.NotSupported", f'The parameter "{name}" is not supported by nubes: {reason}'
+    )
+
+
 def invalid_parameter_conflict(message: str) -> ApiError:
     return ApiError("InvalidParameter.Conflict", message)
 

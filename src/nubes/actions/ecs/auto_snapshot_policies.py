@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String
@@ -75,7 +75,6 @@ def copy_settings(ctx: ActionContext, p: dict[str, Any]) -> tuple[list[str] | No
         String("repeatWeekdays", required=True, max_length=256),
         Integer("retentionDays", required=True),
         TAGS,
-        RESOURCE_GROUP_ID,
         String("AssociationType", choices=("AssociatedWithDisk",)),
         *CROSS_REGION,
     ],
@@ -130,7 +129,6 @@ def render_policy(view: PolicyView) -> dict[str, Any]:
         String("AutoSnapshotPolicyId", max_length=64),
         String("AutoSnapshotPolicyName", max_length=128),
         TAGS,
-        RESOURCE_GROUP_ID,
         *page_params(max_size=100),
     ],
 )

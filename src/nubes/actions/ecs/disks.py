@@ -8,7 +8,17 @@ from typing import Any
 from sqlalchemy import select
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    ENCRYPTED,
+    PASSWORD_INHERIT,
+    REGION_ID,
+    SECURITY_ENHANCEMENT_STRATEGY,
+    TAGS,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, Struct
@@ -46,15 +56,10 @@ def _dry_run(p: dict[str, Any]) -> None:
         String("PerformanceLevel", max_length=8),
         String("SnapshotId", max_length=64),
         String("InstanceId", max_length=64),
-        Boolean("Encrypted", default=False),
-        String("KMSKeyId", max_length=128),
+        ENCRYPTED,
         Integer("ProvisionedIops", minimum=0),
         Boolean("BurstingEnabled"),
-        String("ResourceGroupId", max_length=64),
-        String("StorageSetId", max_length=64),
-        Integer("StorageSetPartitionNumber", minimum=1),
         String("MultiAttach", choices=("Disabled", "Enabled")),
-        String("AdvancedFeatures", max_length=256),
         TAGS,
         CLIENT_TOKEN,
     ],
@@ -63,8 +68,6 @@ def _dry_run(p: dict[str, Any]) -> None:
 def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a pay-as-you-go data disk: empty, or from a snapshot in constant time."""
     scope = ctx.scope(p["RegionId"])
-    if p["Encrypted"]:
-        raise errors.invalid_parameter_encrypted("Encrypted disks are not supported by nubes.")
     if p["MultiAttach"] == "Enabled":
         raise errors.invalid_parameter_multi_attach()
     if p["ZoneId"]:
@@ -163,7 +166,6 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         String("PerformanceLevel", max_length=8),
         String("DiskChargeType", max_length=16),
         Boolean("Encrypted"),
-        String("ResourceGroupId", max_length=64),
         String("MultiAttach", max_length=16),
         TAGS,
         DRY_RUN,
@@ -226,7 +228,6 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         Boolean("Bootable", default=False),
         String("Password", max_length=64),
         String("KeyPairName", max_length=128),
-        String("Force", max_length=8),
     ],
 )
 def attach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +239,7 @@ def attach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["DeleteWithInstance"],
         p["Bootable"],
         p["KeyPairName"],
+        p["Password"],
     )
     return {}
 
@@ -272,15 +274,21 @@ def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     "ReInitDisk",
     [
         DISK_ID,
-        Boolean("AutoStartInstance", default=False),
+        Boolean(
+            "AutoStartInstance",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="start the instance with StartInstance once the disk is In_use",
+        ),
         String("Password", max_length=64),
         String("KeyPairName", max_length=128),
-        String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
+        SECURITY_ENHANCEMENT_STRATEGY,
     ],
 )
 def reinit_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Return a disk to its initial state: its image, its source snapshot, or empty."""
-    ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"], p["KeyPairName"])
+    """Return a disk to its initial state: its image, its source snapshot, or empty; a system
+    disk's new login (KeyPairName, Password) is taken by the guest on its next boot."""
+    ctx.services.disks.reinit(ctx.principal.account_id, p["DiskId"], p["KeyPairName"], p["Password"])
     return {}
 
 
@@ -309,6 +317,8 @@ def reset_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename, describe, and set a disk's release and automatic snapshot behaviour."""
     disk_ids = ([p["DiskId"]] if p["DiskId"] else []) + list(p["DiskIds"] or [])
+    if p["RegionId"]:
+        ctx.scope(p["RegionId"])  # a region named must exist
     if not disk_ids:
         raise errors.missing_parameter(message="DiskId or DiskIds.N is mandatory for this action.")
     ctx.services.disks.modify_attribute(
@@ -368,13 +378,15 @@ def delete_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("ImageId", max_length=128),
         Struct("SystemDisk", [Integer("Size", minimum=1, maximum=2048)]),
         String("Password", max_length=64),
-        Boolean("PasswordInherit"),
+        PASSWORD_INHERIT,
         String("KeyPairName", max_length=128),
         String("DiskId", max_length=64),
-        String("Architecture", max_length=16),
-        String("Platform", max_length=32),
-        String("SecurityEnhancementStrategy", choices=("Active", "Deactive")),
-        Boolean("UseAdditionalService"),
+        SECURITY_ENHANCEMENT_STRATEGY,
+        Boolean(
+            "UseAdditionalService",
+            unsupported_values=(False,),
+            unsupported_because="guests always get nubes' own time and package sources",
+        ),
         CLIENT_TOKEN,
     ],
 )
@@ -393,5 +405,6 @@ def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]
         (p["SystemDisk"] or {}).get("Size"),
         p["KeyPairName"],
         p["DiskId"],
+        p["Password"],
     )
     return {"DiskId": disk_id}

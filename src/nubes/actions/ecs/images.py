@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, ENCRYPTED, REGION_ID, TAGS, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -97,12 +97,9 @@ def render_image(
         String("Usage", choices=("instance", "none")),
         String("InstanceType", max_length=64),
         String("SnapshotId", max_length=64),
-        String("ActionType", max_length=32),
         Boolean("IsSupportIoOptimized"),
         Boolean("IsSupportCloudinit"),
         Boolean("IsPublic"),
-        Boolean("ShowExpired"),
-        String("ResourceGroupId", max_length=64),
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
         DRY_RUN,
         *page_params(max_size=100),
@@ -151,7 +148,6 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     [
         REGION_ID,
         String("ImageId", max_length=128),
-        String("ActionType", max_length=32),
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
     ],
 )
@@ -185,6 +181,21 @@ def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any])
 IMAGE_ID = String("ImageId", required=True, max_length=128)
 
 
+# nubes runs x86_64 guests that boot with BIOS.
+ARCHITECTURE = String(
+    "Architecture",
+    choices=("i386", "x86_64", "arm64"),
+    unsupported_values=("i386", "arm64"),
+    unsupported_because="nubes runs x86_64 guests only",
+)
+BOOT_MODE = String(
+    "BootMode",
+    choices=("BIOS", "UEFI", "UEFI-Preferred"),
+    unsupported_values=("UEFI", "UEFI-Preferred"),
+    unsupported_because="nubes guests boot with BIOS",
+)
+
+
 @actions.define(
     "CreateImage",
     [
@@ -194,19 +205,18 @@ IMAGE_ID = String("ImageId", required=True, max_length=128)
         String("ImageName", max_length=128),
         String("Description", max_length=256),
         String("ImageFamily", max_length=128),
-        String("ImageVersion", max_length=40),
-        String("Architecture", max_length=16),
-        String("Platform", max_length=64),
-        String("BootMode", max_length=16),
-        String("DetectionStrategy", max_length=16),
-        String("ResourceGroupId", max_length=64),
+        ARCHITECTURE,
+        BOOT_MODE,
         StructList(
             "DiskDeviceMapping",
             [
                 String("SnapshotId", max_length=64),
-                Integer("Size", minimum=1),
-                String("DiskType", max_length=16),
-                String("Device", max_length=32),
+                String(
+                    "DiskType",
+                    choices=("system", "data"),
+                    unsupported_values=("data",),
+                    unsupported_because="custom images hold a system disk only",
+                ),
             ],
             max_items=17,
         ),
@@ -259,7 +269,6 @@ def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("ImageFamily", max_length=128),
         String("Status", choices=("Available", "Deprecated")),
         String("BootMode", max_length=16),
-        String("LicenseType", max_length=32),
         DRY_RUN,
     ],
 )
@@ -285,7 +294,6 @@ def modify_image_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
         StringList("AddAccount", max_items=10, item_max_length=32),
         StringList("RemoveAccount", max_items=10, item_max_length=32),
         Boolean("IsPublic"),
-        String("LaunchPermission", max_length=32),
         DRY_RUN,
     ],
 )
@@ -319,15 +327,14 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
         REGION_ID,
         String("ImageName", max_length=128),
         String("Description", max_length=256),
-        String("Architecture", choices=("i386", "x86_64", "arm64")),
-        String("OSType", choices=("linux", "windows")),
-        String("Platform", max_length=64),
-        String("BootMode", max_length=16),
-        String("LicenseType", max_length=32),
-        String("RoleName", max_length=64),
-        String("DetectionStrategy", max_length=16),
-        String("ResourceGroupId", max_length=64),
-        String("StorageLocationArn", max_length=256),
+        ARCHITECTURE,
+        String(
+            "OSType",
+            choices=("linux", "windows"),
+            unsupported_values=("windows",),
+            unsupported_because="imported images boot with nubes' Linux kernel",
+        ),
+        BOOT_MODE,
         DRY_RUN,
         StructList(
             "DiskDeviceMapping",
@@ -336,11 +343,9 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
                 String("OSSBucket", max_length=1024),
                 String("OSSObject", max_length=2048),
                 Integer("DiskImageSize", minimum=1),
-                String("Device", max_length=32),
             ],
             max_items=17,
         ),
-        TAGS,
         CLIENT_TOKEN,
     ],
     idempotent=True,
@@ -383,7 +388,6 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("OSSBucket", required=True, max_length=1024),
         String("OSSPrefix", max_length=256),
         String("ImageFormat", max_length=16),
-        String("RoleName", max_length=64),
         DRY_RUN,
     ],
 )
@@ -410,12 +414,8 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("DestinationRegionId", max_length=64),
         String("DestinationImageName", max_length=128),
         String("DestinationDescription", max_length=256),
-        Boolean("Encrypted", default=False),
-        String("KMSKeyId", max_length=128),
-        String("EncryptAlgorithm", max_length=32),
-        String("ResourceGroupId", max_length=64),
+        ENCRYPTED,
         DRY_RUN,
-        TAGS,
         CLIENT_TOKEN,
     ],
     idempotent=True,
@@ -426,8 +426,6 @@ def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     destination = ctx.scope(p["DestinationRegionId"] or p["RegionId"])
     if p["DryRun"]:
         raise errors.dry_run_operation()
-    if p["Encrypted"]:
-        raise errors.invalid_parameter_encrypted("Encrypted images are not supported by nubes.")
     image_id = ctx.services.custom_images.copy_image(
         scope.account_id,
         p["ImageId"],

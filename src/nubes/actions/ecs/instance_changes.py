@@ -6,7 +6,7 @@ from typing import Any
 
 from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
-from nubes.actions.ecs.instances import INSTANCE_ID
+from nubes.actions.ecs.instances import HOP_LIMIT, INSTANCE_ID
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
@@ -28,8 +28,6 @@ actions = ActionTable("ecs")
         String("UserData", max_length=64 * 1024),
         Boolean("DeletionProtection"),
         StringList("SecurityGroupIds", max_items=5, item_max_length=64),
-        String("CreditSpecification", max_length=16),
-        Boolean("Recyclable"),
     ],
 )
 def modify_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -55,17 +53,24 @@ def modify_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str
         String("InstanceType", max_length=64),
         DRY_RUN,
         CLIENT_TOKEN,
-        Boolean("AllowMigrateAcrossZone"),
-        Boolean("Async"),
-        Integer("InternetMaxBandwidthOut", minimum=0),
-        Integer("InternetMaxBandwidthIn", minimum=0),
+        *(
+            Integer(
+                name,
+                minimum=0,
+                unsupported_from=1,
+                unsupported_because="instances have no public IP address yet (use 0)",
+            )
+            for name in ("InternetMaxBandwidthOut", "InternetMaxBandwidthIn")
+        ),
     ],
 )
 def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change the instance type of a Stopped instance (the host must have room)."""
     if not p["InstanceType"]:
         if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
-            return {}  # nubes instances have no public bandwidth to change
+            # A public bandwidth of 0 is what every nubes instance has already.
+            ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
+            return {}
         raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
     ctx.services.changes.modify_spec(
         ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"]
@@ -80,8 +85,13 @@ def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
         INSTANCE_ID,
         String("HttpTokens", choices=("optional", "required")),
         String("HttpEndpoint", choices=("enabled", "disabled")),
-        Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
-        String("InstanceMetadataTags", choices=("enabled", "disabled")),
+        HOP_LIMIT,
+        String(
+            "InstanceMetadataTags",
+            choices=("enabled", "disabled"),
+            unsupported_values=("enabled",),
+            unsupported_because="the metadata service does not show instance tags yet",
+        ),
     ],
 )
 def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -99,15 +109,8 @@ def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> d
         REGION_ID,
         INSTANCE_ID,
         String("DeploymentSetId", max_length=64),
-        Integer("DeploymentSetGroupNo", minimum=1),
-        Boolean("Force", default=False),
         Boolean("RemoveFromDeploymentSet", default=False),
-        String("DedicatedHostId", max_length=64),
         String("InstanceType", max_length=64),
-        String("Affinity", max_length=16),
-        String("Tenancy", max_length=16),
-        String("MigrationType", max_length=32),
-        String("DedicatedHostClusterId", max_length=64),
     ],
 )
 def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

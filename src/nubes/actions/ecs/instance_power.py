@@ -48,7 +48,12 @@ actions.define(
         Boolean("ForceStop", default=False),
         Boolean("ConfirmStop", default=False),
         String("StoppedMode", choices=("StopCharging", "KeepCharging")),
-        Boolean("Hibernate", default=False),
+        Boolean(
+            "Hibernate",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="nubes cannot hibernate instances yet; stop them instead",
+        ),
     ],
 )(
     _power(
@@ -80,7 +85,7 @@ def _batch(action: str, summary: str, force_param: str | None = None) -> Handler
             Scope(ctx.principal.account_id, p["RegionId"]),
             p["InstanceId"],
             name,
-            force=bool(force_param and p.get(force_param)),
+            force=bool(force_param and p.get(force_param)) or bool(p.get("ForceStop")),
             stopped_mode=p.get("StoppedMode"),
             dry_run=bool(p.get("DryRun")),
         )
@@ -105,10 +110,17 @@ def _batch(action: str, summary: str, force_param: str | None = None) -> Handler
     return handler
 
 
+# Batches are all-or-nothing: every instance is checked before any moves.
+BATCH_OPTIMIZATION = String(
+    "BatchOptimization",
+    choices=("AllTogether", "SuccessFirst"),
+    unsupported_values=("SuccessFirst",),
+    unsupported_because="batches act on all their instances or on none",
+)
 _IDS = StringList("InstanceId", required=True, max_items=100, item_max_length=64)
 actions.define(
     "StartInstances",
-    [REGION_ID, _IDS, DRY_RUN, String("BatchOptimization", choices=("AllTogether", "SuccessFirst"))],
+    [REGION_ID, _IDS, DRY_RUN, BATCH_OPTIMIZATION],
 )(_batch("StartInstance", "Start up to 100 Stopped instances."))
 actions.define(
     "StopInstances",
@@ -117,7 +129,7 @@ actions.define(
         _IDS,
         DRY_RUN,
         Boolean("ForceStop", default=False),
-        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+        BATCH_OPTIMIZATION,
         String("StoppedMode", choices=("StopCharging", "KeepCharging")),
     ],
 )(_batch("StopInstance", "Stop up to 100 Running instances.", "ForceStop"))
@@ -128,7 +140,7 @@ actions.define(
         _IDS,
         DRY_RUN,
         Boolean("ForceReboot", default=False),
-        String("BatchOptimization", choices=("AllTogether", "SuccessFirst")),
+        BATCH_OPTIMIZATION,
     ],
 )(_batch("RebootInstance", "Reboot up to 100 Running instances.", "ForceReboot"))
 actions.define(

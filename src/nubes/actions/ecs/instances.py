@@ -7,7 +7,19 @@ import base64
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    ENCRYPTED,
+    INSTANCE_CHARGE_TYPE,
+    PASSWORD_INHERIT,
+    REGION_ID,
+    RESOURCE_GROUP_ID,
+    SPOT_STRATEGY,
+    TAGS,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import number_paged, page_of, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
@@ -28,8 +40,33 @@ DISK_FIELDS = [  # sizes are checked per category by the domain, with ECS's erro
     String("PerformanceLevel", choices=("PL0", "PL1", "PL2", "PL3")),
     String("DiskName", max_length=128),
     String("Description", max_length=256),
+    # RunInstances types it a string on the wire, CreateInstance a boolean: both send true/false.
+    String(
+        "Encrypted",
+        choices=("true", "false"),
+        unsupported_values=("true",),
+        unsupported_because=ENCRYPTED.unsupported_because,
+    ),
     String("SnapshotId", max_length=64),
 ]
+
+
+def _system_disk(*, encrypted: bool) -> Param:
+    """SystemDisk.*: RunInstances documents SystemDisk.Encrypted, CreateInstance does not."""
+    skipped = {"SnapshotId"} if encrypted else {"SnapshotId", "Encrypted"}
+    return Struct(
+        "SystemDisk", [String("Size", max_length=16)] + [f for f in DISK_FIELDS[1:] if f.name not in skipped]
+    )
+
+
+# The metadata service answers token requests to the guest itself only: one hop, ECS's default.
+HOP_LIMIT = Integer(
+    "HttpPutResponseHopLimit",
+    minimum=1,
+    maximum=64,
+    unsupported_from=2,
+    unsupported_because="the metadata token is given to the instance itself only (hop limit 1)",
+)
 
 LAUNCH_PARAMS: list[Param] = [
     REGION_ID,
@@ -45,26 +82,34 @@ LAUNCH_PARAMS: list[Param] = [
     String("Description", max_length=256),
     String("KeyPairName", max_length=128),
     String("Password", max_length=64),
-    Boolean("PasswordInherit", default=False),
+    PASSWORD_INHERIT,
     String("UserData", max_length=64 * 1024),
     # RunInstances and CreateInstance type SystemDisk.Size as a string on the wire; _disk reads it.
-    Struct(
-        "SystemDisk", [String("Size", max_length=16)] + [f for f in DISK_FIELDS[1:] if f.name != "SnapshotId"]
-    ),
+    _system_disk(encrypted=False),
     StructList("DataDisk", [*DISK_FIELDS, Boolean("DeleteWithInstance", default=True)], max_items=16),
-    String("InstanceChargeType", choices=("PrePaid", "PostPaid"), default="PostPaid"),
-    String("SpotStrategy", choices=("NoSpot", "SpotWithPriceLimit", "SpotAsPriceGo"), default="NoSpot"),
+    INSTANCE_CHARGE_TYPE,
+    SPOT_STRATEGY,
     String("DeploymentSetId", max_length=64),
     Integer("DeploymentSetGroupNo", minimum=1, maximum=7),
     Boolean("DeletionProtection", default=False),
     String("HttpTokens", choices=("optional", "required"), default="optional"),
     String("HttpEndpoint", choices=("enabled", "disabled"), default="enabled"),
-    Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
+    HOP_LIMIT,
+    # The charge type of public bandwidth: it applies only with InternetMaxBandwidthOut > 0.
     String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic")),
-    Integer("InternetMaxBandwidthOut", minimum=0, maximum=1024),
-    String("IoOptimized", choices=("none", "optimized")),
-    Integer("Period", minimum=1),
-    String("PeriodUnit", choices=("Week", "Month")),
+    Integer(
+        "InternetMaxBandwidthOut",
+        minimum=0,
+        maximum=1024,
+        unsupported_from=1,
+        unsupported_because="instances have no public IP address yet (use 0)",
+    ),
+    String(
+        "IoOptimized",
+        choices=("none", "optimized"),
+        unsupported_values=("none",),
+        unsupported_because="every nubes instance is I/O optimized",
+    ),
     TAGS,
     RESOURCE_GROUP_ID,
     CLIENT_TOKEN,
@@ -132,7 +177,7 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
 @actions.define(
     "RunInstances",
     [
-        *LAUNCH_PARAMS,
+        *(_system_disk(encrypted=True) if p.name == "SystemDisk" else p for p in LAUNCH_PARAMS),
         Integer("Amount", minimum=1, maximum=100, default=1),
         Integer("MinAmount", minimum=1, maximum=100),
         StringList("SecurityGroupIds", max_items=5, item_max_length=64),
@@ -340,6 +385,17 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
     )
 
 
+def _may_match(p: dict[str, Any]) -> bool:
+    """The filters on what every nubes instance has alike (I/O optimized, no public bandwidth
+    billed, metadata hop limit 1, no HPC cluster): one that asks otherwise matches none."""
+    return (
+        p["InternetChargeType"] in (None, "PayByTraffic")
+        and p["IoOptimized"] in (None, True)
+        and p["HttpPutResponseHopLimit"] in (None, 1)
+        and p["HpcClusterId"] is None
+    )
+
+
 @actions.define(
     "DescribeInstances",
     [
@@ -363,14 +419,12 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
         String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic")),
         String("InstanceNetworkType", choices=("vpc", "classic")),
         String("ResourceGroupId", max_length=64),
-        String("IoOptimized", max_length=16),
+        Boolean("IoOptimized"),
         String("HttpTokens", choices=("optional", "required")),
         String("HttpEndpoint", choices=("enabled", "disabled")),
         Integer("HttpPutResponseHopLimit", minimum=1, maximum=64),
         String("LockReason", max_length=32),
         String("HpcClusterId", max_length=64),
-        Boolean("DeviceAvailable"),
-        Boolean("NeedSaleCycle"),
         StringList("RdmaIpAddresses", json_array=True, max_items=100, item_max_length=64),
         StringList("Ipv6Address", max_items=100, item_max_length=64),
         StringList("AdditionalAttributes", max_items=20, item_max_length=64),
@@ -387,9 +441,10 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         raise errors.dry_run_operation()
     where = _instance_filter(p)
     page = page_of(p)
-    total, found = ctx.services.instances.find(
-        Scope(ctx.principal.account_id, p["RegionId"]), where, page.offset, page.size
-    )
+    scope = ctx.scope(p["RegionId"])
+    if not _may_match(p):
+        return {"TotalCount": 0, "Instances": {"Instance": []}, **page.fields(0, 0)}
+    total, found = ctx.services.instances.find(scope, where, page.offset, page.size)
     enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in found])
     images = ctx.services.instances.images_of(found)
     items = [
@@ -407,7 +462,6 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         REGION_ID,
         StringList("InstanceId", max_items=100, item_max_length=64),
         String("ZoneId", max_length=64),
-        String("ClusterId", max_length=64),
         *page_params(),
     ],
 )

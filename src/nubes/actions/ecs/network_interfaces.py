@@ -62,7 +62,6 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface) -> dict[str, Any]:
         String("Description", max_length=256),
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
-        Boolean("Visible"),
         Boolean("DeleteOnRelease"),
     ],
     idempotent=True,

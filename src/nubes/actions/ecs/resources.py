@@ -21,8 +21,21 @@ def _available(value: str, **extra: Any) -> dict[str, Any]:
     return {"Value": value, "Status": "Available", "StatusCategory": "WithStock", **extra}
 
 
+def _offered(catalog: Catalog, region: Region, p: dict[str, Any]) -> bool:
+    """Whether the filters that every zone answers alike leave anything: nubes offers I/O
+    optimized, VPC-connected, pay-as-you-go instances and disks of the region's instance types."""
+    if p["IoOptimized"] == "none" or p["NetworkCategory"] == "classic":
+        return False
+    if p["ResourceType"] in ("reservedinstance", "ddh"):
+        return False
+    wanted = p["InstanceType"]
+    return not wanted or any(t.type_id == wanted for t in catalog.types_in_region(region))
+
+
 def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
     destination = p["DestinationResource"]
+    if not _offered(catalog, region, p):
+        return []
     if destination == "Zone":
         return [_available(zone_id)]
     if destination == "IoOptimized":
@@ -59,7 +72,6 @@ def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]
         String("ZoneId", max_length=64),
         INSTANCE_CHARGE_TYPE,
         SPOT_STRATEGY,
-        Integer("SpotDuration", minimum=0, maximum=6),
         String("InstanceType", max_length=64),
         String("IoOptimized", choices=("none", "optimized"), default="optimized"),
         String("SystemDiskCategory", max_length=64),
@@ -68,8 +80,6 @@ def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]
         Integer("Cores", minimum=1),
         Number("Memory", minimum=0),
         String("ResourceType", choices=("instance", "disk", "reservedinstance", "ddh"), default="instance"),
-        String("Scope", choices=("Region", "Zone")),
-        String("DedicatedHostId", max_length=64),
     ],
 )
 def describe_available_resource(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
 from nubes.api.registry import ActionTable, Handler
 from nubes.clock import iso8601_seconds
+from nubes.domain.accounts import Principal
 from nubes.domain.security_groups import EGRESS, GROUP_TYPES, INGRESS, Permission, SecurityGroups
 from nubes.store.models import SecurityGroupRule
 
@@ -49,8 +50,21 @@ def _rule_fields(direction: str, *, port_range_list: bool = True) -> list[Param]
     return fields
 
 
-def _permission(direction: str, raw: dict[str, Any]) -> Permission:
+def _permission(direction: str, raw: dict[str, Any], caller: Principal) -> Permission:
     peer = "Source" if direction == INGRESS else "Dest"
+    local = "DestCidrIp" if direction == INGRESS else "SourceCidrIp"
+    if raw.get(local):
+        raise errors.invalid_parameter_not_supported(
+            local, "rules match the peer's addresses only, not the instance's own."
+        )
+    owner_id, owner_account = raw.get(f"{peer}GroupOwnerId"), raw.get(f"{peer}GroupOwnerAccount")
+    if (owner_id is not None and str(owner_id) != caller.uid) or (
+        owner_account and owner_account != caller.account_name
+    ):
+        raise errors.invalid_parameter_not_supported(
+            f"{peer}GroupOwnerId" if owner_id is not None else f"{peer}GroupOwnerAccount",
+            "a rule's peer group must be one of the caller's own.",
+        )
     return Permission(
         ip_protocol=raw.get("IpProtocol"),
         port_range=raw.get("PortRange"),
@@ -67,12 +81,12 @@ def _permission(direction: str, raw: dict[str, Any]) -> Permission:
     )
 
 
-def _permissions(direction: str, p: dict[str, Any]) -> list[Permission]:
+def _permissions(direction: str, p: dict[str, Any], caller: Principal) -> list[Permission]:
     """Permissions.N.* when given; else the single rule in the top-level fields, if any."""
     if p["Permissions"]:
-        return [_permission(direction, item) for item in p["Permissions"]]
+        return [_permission(direction, item, caller) for item in p["Permissions"]]
     if any(p.get(f.name) for f in _rule_fields(direction, port_range_list=False)):
-        return [_permission(direction, p)]
+        return [_permission(direction, p, caller)]
     return []
 
 
@@ -151,7 +165,6 @@ def delete_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         String("SecurityGroupName", max_length=128),
         String("SecurityGroupType", choices=GROUP_TYPES),
         Boolean("FuzzyQuery", default=False),
-        Boolean("IsQueryEcsCount", default=False),
         String("NetworkType", choices=("vpc", "classic")),
         String("ResourceGroupId", max_length=64),
         Boolean("ServiceManaged"),
@@ -241,7 +254,6 @@ def render_rule(rule: SecurityGroupRule, names: dict[str, str]) -> dict[str, Any
         GROUP_ID,
         String("Direction", choices=("ingress", "egress", "all"), default="all"),
         String("NicType", choices=("internet", "intranet")),
-        String("Attribute", max_length=64),
         *token_params(max_results=1000, min_results=10),
     ],
 )
@@ -306,7 +318,10 @@ def _authorize(direction: str) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "Add rules to a security group (Permissions.N.* or one rule in the top-level fields)."
         _groups(ctx).authorize(
-            ctx.scope(p["RegionId"]), p["SecurityGroupId"], direction, _permissions(direction, p)
+            ctx.scope(p["RegionId"]),
+            p["SecurityGroupId"],
+            direction,
+            _permissions(direction, p, ctx.principal),
         )
         return {}
 
@@ -321,7 +336,7 @@ def _revoke(direction: str) -> Handler:
             p["SecurityGroupId"],
             direction,
             list(p["SecurityGroupRuleId"] or []),
-            _permissions(direction, p),
+            _permissions(direction, p, ctx.principal),
         )
         return {}
 
@@ -330,19 +345,13 @@ def _revoke(direction: str) -> Handler:
 
 def _modify(direction: str) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-        "Change one rule, named by SecurityGroupRuleId."
-        if not p["SecurityGroupRuleId"]:
-            raise errors.missing_parameter(
-                "SecurityGroupRuleId",
-                message="Name the rule to modify with SecurityGroupRuleId.",
-            )
-        _groups(ctx).modify_rule(
-            ctx.scope(p["RegionId"]),
-            p["SecurityGroupId"],
-            direction,
-            p["SecurityGroupRuleId"],
-            _permission(direction, p),
-        )
+        "Change one rule, named by SecurityGroupRuleId, or its Description, named by its fields."
+        change = _permission(direction, p, ctx.principal)
+        scope = ctx.scope(p["RegionId"])
+        if p["SecurityGroupRuleId"]:
+            _groups(ctx).modify_rule(scope, p["SecurityGroupId"], direction, p["SecurityGroupRuleId"], change)
+        else:
+            _groups(ctx).modify_rule_by_match(scope, p["SecurityGroupId"], direction, change)
         return {}
 
     return handler

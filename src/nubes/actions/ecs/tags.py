@@ -116,7 +116,6 @@ def remove_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("ResourceType", max_length=32),
         String("ResourceId", max_length=128),
         TAGS,
-        String("Category", max_length=16),
         *page_params(max_size=100, default_size=50),
     ],
 )

@@ -13,7 +13,7 @@ from nubes.domain.regions import require_region
 actions = ActionTable("vpc")
 
 
-@actions.define("DescribeRegions", [ACCEPT_LANGUAGE, String("ProductType", max_length=64)])
+@actions.define("DescribeRegions", [ACCEPT_LANGUAGE])
 def describe_regions(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The regions, with their VPC endpoints."""
     regions = [

@@ -56,7 +56,12 @@ def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
         DRY_RUN,
-        Boolean("EnableIpv6", default=False),
+        Boolean(
+            "EnableIpv6",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="VPCs have IPv4 addresses only",
+        ),
     ],
     idempotent=True,
 )
@@ -79,7 +84,19 @@ def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 
 @actions.define(
-    "DeleteVpc", [REGION_ID, VPC_ID, DRY_RUN, CLIENT_TOKEN, Boolean("ForceDelete", default=False)]
+    "DeleteVpc",
+    [
+        REGION_ID,
+        VPC_ID,
+        DRY_RUN,
+        CLIENT_TOKEN,
+        Boolean(
+            "ForceDelete",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="delete the VPC's vSwitches, security groups and routes first",
+        ),
+    ],
 )
 def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete an empty VPC (no vSwitches, security groups or custom routes left)."""
