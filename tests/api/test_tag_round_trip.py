@@ -360,3 +360,23 @@ def test_ecs_list_tag_resources_tag_filter(world: World) -> None:
         )
     )
     assert both.code.startswith("InvalidParameter")
+
+
+# The Delete action of the types whose tags the test sees go with them, and its id parameter.
+DELETES = {
+    "eni": ("DeleteNetworkInterface", "NetworkInterfaceId"),
+    "securitygroup": ("DeleteSecurityGroup", "SecurityGroupId"),
+    "vswitch": ("DeleteVSwitch", "VSwitchId"),
+    "vpc": ("DeleteVpc", "VpcId"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DELETES))
+def test_tags_go_with_their_resource(world: World, name: str) -> None:
+    kind = KINDS[name]
+    resource_id = world.make(kind, [])
+    world.tag(kind, resource_id, [("gone", "soon")])
+    assert world.listed(kind, resource_id) == [("gone", "soon")]
+    action, id_param = DELETES[name]
+    world.call(kind.product, action, {id_param: resource_id})
+    assert world.listed(kind, resource_id) == []
