@@ -84,15 +84,18 @@ NOT_RESOURCES = {
     "imageowner",
     "snapshotlink",
 }
-# The kinds TagResources and friends take in ResourceType, and where the test finds them.
+# The kinds each product's TagResources and friends take in ResourceType, and where the test finds them.
 TAG_TYPES = {
-    "instance": "instance",
-    "disk": "disk",
-    "snapshot": "snapshot",
-    "image": "image",
-    "securitygroup": "securitygroup",
-    "eni": "eni",
-    "keypair": "keypair",
+    "ecs": {
+        "instance": "instance",
+        "disk": "disk",
+        "snapshot": "snapshot",
+        "image": "image",
+        "securitygroup": "securitygroup",
+        "eni": "eni",
+        "keypair": "keypair",
+    },
+    "vpc": {"VPC": "vpc", "VSWITCH": "vswitch", "ROUTETABLE": "routetable"},
 }
 
 
@@ -383,14 +386,16 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         autoSnapshotPolicyId=ids["policy"],
         diskIds=json.dumps([ids["disk"]]),
     )
-    for resource_type, kind in TAG_TYPES.items():
-        t.ecs(
-            "TagResources",
-            RegionId=REGION,
-            ResourceType=resource_type,
-            **{"ResourceId.1": ids[kind]},
-            **{"Tag.1.Key": "owner", "Tag.1.Value": label},
-        )
+    for product, types in TAG_TYPES.items():
+        for resource_type, kind in types.items():
+            t.ok(
+                product,
+                "TagResources",
+                RegionId=REGION,
+                ResourceType=resource_type,
+                **{"ResourceId.1": ids[kind]},
+                **{"Tag.1.Key": "owner", "Tag.1.Value": label},
+            )
     return t
 
 
@@ -469,7 +474,7 @@ class Probe:
 def probes(spec: ActionSpec) -> Iterator[Probe]:
     for slot in id_slots(spec):
         if slot.kind == "resource":
-            for resource_type in TAG_TYPES:
+            for resource_type in TAG_TYPES[spec.product]:
                 yield Probe(spec, slot, resource_type)
         else:
             yield Probe(spec, slot, None)
@@ -491,7 +496,7 @@ def probe_request(
 
 
 def target(probe: Probe, a: Tenant) -> str:
-    kind = TAG_TYPES[probe.resource_type] if probe.resource_type else probe.slot.kind
+    kind = TAG_TYPES[probe.action.product][probe.resource_type] if probe.resource_type else probe.slot.kind
     return a.ids[kind]
 
 
@@ -510,7 +515,7 @@ def state_of(a: Tenant, specs: list[ActionSpec], values: dict[str, str]) -> dict
             continue
         request = base_request(spec, a, values)
         if any(p.name == "ResourceType" and p.required for p in spec.params):
-            for resource_type, kind in TAG_TYPES.items():
+            for resource_type, kind in TAG_TYPES[spec.product].items():
                 answer = a.ask(
                     spec.product,
                     spec.name,

@@ -26,6 +26,7 @@ def all_tables() -> list[ActionTable]:
     )
     from nubes.actions.vpc import regions as vpc_regions
     from nubes.actions.vpc import routes, vpcs, vswitches
+    from nubes.actions.vpc import tags as vpc_tags
 
     return [
         regions.actions,
@@ -48,4 +49,5 @@ def all_tables() -> list[ActionTable]:
         vpcs.actions,
         vswitches.actions,
         routes.actions,
+        vpc_tags.actions,
     ]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
+from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StructList
 from nubes.catalog.model import LANGUAGES
+from nubes.domain.common import Scope
+from nubes.domain.tags import TagMatch, tag_matches
+
+T = TypeVar("T")
 
 ACCEPT_LANGUAGE = String("AcceptLanguage", choices=LANGUAGES, default="zh-CN")
 REGION_ID = String("RegionId", required=True, max_length=64)
@@ -56,6 +61,31 @@ def tag_pairs(p: dict[str, Any], *, keyless: bool = False) -> tuple[tuple[str, s
     )
 
 
-def tag_set(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """A resource's Tags as the Describe actions write them."""
-    return {"Tag": [{"TagKey": key, "TagValue": value} for key, value in pairs]}
+def tag_filter(p: dict[str, Any]) -> list[TagMatch]:
+    """Tag.N of a Describe or list action as a filter: every tag must be carried; a tag without
+    a value matches every value of its key; a tag without a key matches nothing."""
+    return tag_matches((k, v or None) for k, v in tag_pairs(p, keyless=True))
+
+
+def tagged(
+    ctx: ActionContext,
+    scope: Scope,
+    resource_type: str,
+    items: Sequence[T],
+    id_of: Callable[[T], str],
+    p: dict[str, Any],
+) -> list[T]:
+    """The items carrying every tag of the request's Tag.N (all of them without Tag.N), for the
+    Describe actions that filter their rows outside the store."""
+    wanted = tag_filter(p)
+    if not wanted:
+        return list(items)
+    keep = ctx.services.tags.having(scope, resource_type, (id_of(i) for i in items), wanted)
+    return [i for i in items if id_of(i) in keep]
+
+
+def tag_set(pairs: Iterable[tuple[str, str]], *, vpc: bool = False) -> dict[str, Any]:
+    """A resource's Tags as the Describe actions write them: TagKey/TagValue in ECS, Key/Value
+    in the VPC product."""
+    key_name, value_name = ("Key", "Value") if vpc else ("TagKey", "TagValue")
+    return {"Tag": [{key_name: key, value_name: value} for key, value in pairs]}

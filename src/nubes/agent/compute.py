@@ -29,6 +29,7 @@ from nubes.domain import instance_states as states
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.instances import Instances
 from nubes.domain.snapshot_usage import release_disk
+from nubes.domain.tags import drop_tags
 from nubes.drivers.compute.base import (
     READY_MARKER,
     Boot,
@@ -327,6 +328,7 @@ class ComputeAgent:
                     disk.instance_id, disk.device = "", ""
             for eni in s.scalars(select(NetworkInterface).where(NetworkInterface.instance_id == instance.id)):
                 if eni.eni_type == "Primary":
+                    drop_tags(s, eni.account_id, eni.region_id, "eni", eni.id)
                     s.delete(eni)
                 else:
                     eni.instance_id, eni.status, eni.attachment = "", "Available", ""

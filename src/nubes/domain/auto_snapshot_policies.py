@@ -40,7 +40,7 @@ from nubes.domain.common import Scope, check_name, owned
 from nubes.domain.jsonlists import decode_json_list
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.snapshots import MAX_SNAPSHOTS_PER_DISK, PROGRESSING, Snapshots
-from nubes.domain.tags import MAX_TAGS, check_tag, drop_tags, tags_by_resource, where_tagged, write_tags
+from nubes.domain.tags import check_tags, drop_tags, tags_by_resource, where_tagged, write_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import AutoSnapshotPolicy, Disk, Snapshot
@@ -234,10 +234,7 @@ class AutoSnapshotPolicies:
         hours, days = parse_time_points(time_points), parse_weekdays(weekdays)
         check_retention(retention_days)
         policy_name = check_name("AutoSnapshotPolicyName", name)
-        if len(tags) > MAX_TAGS:
-            raise errors.invalid_tag_count()
-        for key, value in tags:
-            check_tag(key, value)
+        check_tags(tags)
         with self._db.session() as s:
             count = (
                 s.scalar(

@@ -6,6 +6,7 @@ and operators) a test host, a network namespace the agent creates behind the por
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from nubes.clock import Clock
 from nubes.domain import cidr
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.security_groups import SecurityQuotas
+from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterface, NetworkInterfaceGroup, SecurityGroup, VSwitch
@@ -55,9 +57,12 @@ class NetworkInterfaces:
         description: str | None,
         resource_group_id: str = "",
         eni_type: str = "Secondary",
+        tags: Sequence[tuple[str, str]] = (),
     ) -> NetworkInterface:
+        """A new interface with its creation tags, in one transaction."""
         name = check_name("NetworkInterfaceName", name)
         description = check_description(description)
+        check_tags(tags)
         with self._db.session() as s:
             vswitch = owned(s, VSwitch, scope, vswitch_id, "VSwitch")
             if vswitch.status != AVAILABLE:
@@ -90,6 +95,7 @@ class NetworkInterfaces:
             )
             eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]
             s.add(eni)
+            write_tags(s, scope, "eni", eni.id, tags, created=True)
             s.flush()
             return _loaded(s, eni.id)
 
@@ -137,6 +143,7 @@ class NetworkInterfaces:
         name: str | None = None,
         primary_ip: str | None = None,
         eni_type: str | None = None,
+        tags: Sequence[TagMatch] = (),
     ) -> list[NetworkInterface]:
         with self._db.session() as s:
             query = (
@@ -169,6 +176,7 @@ class NetworkInterfaces:
                         )
                     )
                 )
+            query = where_tagged(query, scope, "eni", NetworkInterface.id, tags)
             return list(s.scalars(query))
 
     def modify(
@@ -239,6 +247,7 @@ class NetworkInterfaces:
                     f"The network interface {eni_id} is {eni.status}; detach it before deleting it."
                 )
             vpc_id = eni.vpc_id
+            drop_tags(s, eni.account_id, eni.region_id, "eni", eni.id)
             s.delete(eni)
         self._notify(vpc_id)
 

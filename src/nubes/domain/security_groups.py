@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
+from nubes.domain.tags import drop_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterfaceGroup, SecurityGroup, SecurityGroupRule, Vpc
@@ -334,6 +335,7 @@ class SecurityGroups:
                     "revoke those rules first.",
                 )
             vpc_id = group.vpc_id
+            drop_tags(s, group.account_id, group.region_id, "securitygroup", group.id)
             s.delete(group)
         self._notify(vpc_id)
 

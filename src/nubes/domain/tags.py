@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from nubes import errors
 from nubes.domain.common import Scope, owned
 from nubes.domain.instance_states import WANT_DELETED
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import Disk, Image, Instance, KeyPair, NetworkInterface, SecurityGroup, Snapshot, Tag
+from nubes.store.models import (
+    Disk,
+    Image,
+    Instance,
+    KeyPair,
+    NetworkInterface,
+    SecurityGroup,
+    Snapshot,
+    Tag,
+    Vpc,
+    VSwitch,
+)
 
 T = TypeVar("T", bound=Any)
 
@@ -30,6 +42,9 @@ RESOURCE_TYPES = (
     "launchtemplate",
     "ddh",
 )
+# The VPC product's ResourceType names (case-insensitive on the wire), as stored and as answered.
+VPC_RESOURCE_TYPES = {"vpc": "VPC", "vswitch": "VSWITCH", "routetable": "ROUTETABLE"}
+PRODUCT_TYPES: dict[str, tuple[str, ...]] = {"ecs": RESOURCE_TYPES, "vpc": tuple(VPC_RESOURCE_TYPES)}
 
 
 # The resource types whose rows carry their account and region (instances: while not going away).
@@ -40,6 +55,8 @@ _OWNED: dict[str, Any] = {
     "eni": NetworkInterface,
     "instance": Instance,
     "image": Image,
+    "vpc": Vpc,
+    "vswitch": VSwitch,
 }
 
 
@@ -61,19 +78,27 @@ def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str
             usable=(lambda i: i.desired != WANT_DELETED) if resource_type == "instance" else None,
         )
         return
-    if (
-        resource_type == "keypair"
-        and s.scalar(
-            select(KeyPair.id).where(
-                KeyPair.account_id == scope.account_id,
-                KeyPair.region_id == scope.region_id,
-                KeyPair.name == resource_id,
-            )
+    query = _by_name(scope, resource_type, resource_id)
+    if query is None or s.scalar(query) is None:
+        raise missing(resource_id)
+
+
+def _by_name(scope: Scope, resource_type: str, resource_id: str) -> Select[Any] | None:
+    """The row of a resource whose id is not its row's key: key pairs are named per account and
+    region (their name is their id); a route table is its VPC's system table."""
+    if resource_type == "keypair":
+        return select(KeyPair.id).where(
+            KeyPair.account_id == scope.account_id,
+            KeyPair.region_id == scope.region_id,
+            KeyPair.name == resource_id,
         )
-        is not None
-    ):
-        return  # key pairs are named per account and region: their name is their id
-    raise missing(resource_id)
+    if resource_type == "routetable":
+        return select(Vpc.id).where(
+            Vpc.account_id == scope.account_id,
+            Vpc.region_id == scope.region_id,
+            Vpc.route_table_id == resource_id,
+        )
+    return None
 
 
 def _owned_by(account_id: int, region_id: str, resource_type: str) -> ColumnElement[bool]:
@@ -84,24 +109,45 @@ def _owned_by(account_id: int, region_id: str, resource_type: str) -> ColumnElem
     )
 
 
+@dataclass(frozen=True)
+class TagMatch:
+    """One tag a resource must carry: its key, with one of `values` (any value when none)."""
+
+    key: str
+    values: tuple[str, ...] = ()
+
+
+def tag_matches(pairs: Iterable[tuple[str, str | None]]) -> list[TagMatch]:
+    """Tag.N of a Describe action as matches: a pair without a value matches every value of its key."""
+    return [TagMatch(key, (value,) if value else ()) for key, value in pairs]
+
+
+def _as_match(tag: tuple[str, str | None] | TagMatch) -> TagMatch:
+    return tag if isinstance(tag, TagMatch) else tag_matches([tag])[0]
+
+
 def where_tagged(
     query: Select[T],
     scope: Scope,
-    resource_type: str,
+    resource_type: str | ColumnElement[str] | InstrumentedAttribute[str],
     resource_id: Any,
-    tags: Iterable[tuple[str, str | None]],
+    tags: Iterable[tuple[str, str | None]] | Sequence[TagMatch],
 ) -> Select[T]:
-    """Narrow a query of the scope's resources of one type (`resource_id`: their id column) to
-    those carrying every tag; an empty value matches any value of the key."""
-    for key, value in tags:
+    """Narrow a query of the scope's resources of one type (`resource_id`: their id column;
+    `resource_type` a type, or the column that holds it) to those carrying every tag (pairs: an
+    empty value matches any value of the key). The one tag filter of every Describe action."""
+    carried = aliased(Tag)
+    for match in map(_as_match, tags):
         condition = (
-            _owned_by(scope.account_id, scope.region_id, resource_type)
-            & (Tag.resource_id == resource_id)
-            & (Tag.key == key)
+            (carried.account_id == scope.account_id)
+            & (carried.region_id == scope.region_id)
+            & (carried.resource_type == resource_type)
+            & (carried.resource_id == resource_id)
+            & (carried.key == match.key)
         )
-        if value:
-            condition = condition & (Tag.value == value)
-        query = query.where(select(Tag.id).where(condition).exists())
+        if match.values:
+            condition = condition & carried.value.in_(match.values)
+        query = query.where(select(carried.id).where(condition).exists())
     return query
 
 
@@ -172,12 +218,12 @@ def _resource_tags(s: Session, scope: Scope, resource_type: str, resource_id: st
     )
 
 
-def normalise_type(resource_type: str) -> str:
+def normalise_type(resource_type: str, product: str = "ecs") -> str:
+    """The stored name of a product's ResourceType (both products take it in any case)."""
     value = resource_type.lower()
-    if value not in RESOURCE_TYPES:
-        raise errors.invalid_resource_type_not_found(
-            f"ResourceType must be one of {', '.join(RESOURCE_TYPES)}."
-        )
+    kinds = PRODUCT_TYPES[product]
+    if value not in kinds:
+        raise errors.invalid_resource_type_not_found(f"ResourceType must be one of {', '.join(kinds)}.")
     return value
 
 
@@ -188,16 +234,31 @@ def check_tag(key: str, value: str) -> None:
         raise errors.invalid_tag_value_malformed()
 
 
+def check_tags(tags: Iterable[tuple[str, str]]) -> None:
+    """Tags given at a resource's creation: well-formed, and no more than a resource may carry."""
+    tags = list(tags)
+    if len(tags) > MAX_TAGS:
+        raise errors.invalid_tag_count(f"A resource can have at most {MAX_TAGS} tags.")
+    for key, value in tags:
+        check_tag(key, value)
+
+
 class Tags:
+    """The one tag writer and reader of both products' tag actions and Describe actions."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def tag(
-        self, scope: Scope, resource_type: str, resource_ids: list[str], tags: list[tuple[str, str]]
+        self,
+        scope: Scope,
+        resource_type: str,
+        resource_ids: list[str],
+        tags: list[tuple[str, str]],
+        product: str = "ecs",
     ) -> None:
-        kind = normalise_type(resource_type)
-        for key, value in tags:
-            check_tag(key, value)
+        kind = normalise_type(resource_type, product)
+        check_tags(tags)
         with self._db.session() as s:
             for resource_id in resource_ids:
                 _check_exists(s, scope, kind, resource_id)
@@ -210,8 +271,9 @@ class Tags:
         resource_ids: list[str],
         keys: list[str] | None,
         pairs: list[tuple[str, str | None]] | None = None,
+        product: str = "ecs",
     ) -> None:
-        kind = normalise_type(resource_type)
+        kind = normalise_type(resource_type, product)
         with self._db.session() as s:
             for resource_id in resource_ids:
                 _check_exists(s, scope, kind, resource_id)
@@ -231,28 +293,35 @@ class Tags:
         with self._db.session() as s:
             return tags_by_resource(s, scope, resource_type, resource_ids)
 
+    def having(
+        self, scope: Scope, resource_type: str, resource_ids: Iterable[str], wanted: Sequence[TagMatch]
+    ) -> set[str]:
+        """Those of these resources that carry every wanted tag (the Describe actions that filter
+        their rows outside the store)."""
+        query = select(Tag.resource_id).where(
+            _owned_by(scope.account_id, scope.region_id, resource_type),
+            Tag.resource_id.in_(list(resource_ids)),
+        )
+        with self._db.session() as s:
+            return set(s.scalars(where_tagged(query, scope, resource_type, Tag.resource_id, wanted)))
+
     def list(
         self,
         scope: Scope,
         resource_type: str | None,
         resource_ids: list[str] | None,
-        filters: list[tuple[str, str | None]],
+        wanted: Sequence[TagMatch],
+        product: str = "ecs",
     ) -> list[Tag]:
+        """The tags of the scope's resources of one type (or of every type of the product), of
+        the resources that carry every wanted tag."""
         with self._db.session() as s:
             query = select(Tag).where(Tag.account_id == scope.account_id, Tag.region_id == scope.region_id)
             if resource_type:
-                query = query.where(Tag.resource_type == normalise_type(resource_type))
+                query = query.where(Tag.resource_type == normalise_type(resource_type, product))
+            else:
+                query = query.where(Tag.resource_type.in_(PRODUCT_TYPES[product]))
             if resource_ids:
                 query = query.where(Tag.resource_id.in_(resource_ids))
-            rows = list(s.scalars(query.order_by(Tag.resource_id, Tag.id)))
-        if filters:
-            matching: set[tuple[str, str]] | None = None
-            for key, value in filters:
-                ids = {
-                    (t.resource_type, t.resource_id)
-                    for t in rows
-                    if t.key == key and (value is None or t.value == value)
-                }
-                matching = ids if matching is None else matching & ids
-            rows = [t for t in rows if (t.resource_type, t.resource_id) in (matching or set())]
-        return rows
+            query = where_tagged(query, scope, Tag.resource_type, Tag.resource_id, wanted)
+            return list(s.scalars(query.order_by(Tag.resource_id, Tag.id)))

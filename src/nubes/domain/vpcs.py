@@ -3,6 +3,7 @@ them), quotas, and refusal to delete what is still in use."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
@@ -15,6 +16,7 @@ from nubes.clock import Clock
 from nubes.domain import cidr
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.regions import require_region, zones_of
+from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterface, RouteEntry, SecurityGroup, Vpc, VSwitch
@@ -55,11 +57,14 @@ class Vpcs:
         description: str | None,
         resource_group_id: str,
         dry_run: bool = False,
+        tags: Sequence[tuple[str, str]] = (),
     ) -> Vpc:
+        """A new VPC with its creation tags, in one transaction."""
         require_region(self._catalog, scope.region_id)
         network = cidr.vpc_network(cidr_block)
         name = check_name("VpcName", name)
         description = check_description(description)
+        check_tags(tags)
         with self._db.session() as s:
             count = s.scalar(select(func.count(Vpc.id)).where(*_vpc_scope(scope))) or 0
             if count >= self.quotas.vpcs_per_region:
@@ -83,6 +88,7 @@ class Vpcs:
                 created_at=self._clock.now(),
             )
             s.add(vpc)
+            write_tags(s, scope, "vpc", vpc.id, tags, created=True)
         self._notify(vpc.id)
         return vpc
 
@@ -105,7 +111,11 @@ class Vpcs:
         name: str | None = None,
         is_default: bool | None = None,
         resource_group_id: str | None = None,
+        tags: Sequence[TagMatch] = (),
+        route_table_tags: Sequence[TagMatch] = (),
     ) -> list[Vpc]:
+        """The scope's VPCs, filtered; `tags`: the VPC carries them all, `route_table_tags`: its
+        route table does."""
         with self._db.session() as s:
             query = select(Vpc).where(*_vpc_scope(scope)).order_by(Vpc.created_at.desc(), Vpc.id)
             if vpc_ids:
@@ -116,6 +126,8 @@ class Vpcs:
                 query = query.where(Vpc.is_default == is_default)
             if resource_group_id:
                 query = query.where(Vpc.resource_group_id == resource_group_id)
+            query = where_tagged(query, scope, "vpc", Vpc.id, tags)
+            query = where_tagged(query, scope, "routetable", Vpc.route_table_id, route_table_tags)
             return list(s.scalars(query))
 
     def vswitch_ids_by_vpc(self, vpc_ids: list[str]) -> dict[str, list[str]]:
@@ -153,6 +165,8 @@ class Vpcs:
                     )
             if dry_run:
                 raise errors.dry_run_operation()
+            drop_tags(s, vpc.account_id, vpc.region_id, "vpc", vpc.id)
+            drop_tags(s, vpc.account_id, vpc.region_id, "routetable", vpc.route_table_id)
             s.delete(vpc)
         self._notify(vpc_id)
 
@@ -166,11 +180,14 @@ class Vpcs:
         cidr_block: str,
         name: str | None,
         description: str | None,
+        tags: Sequence[tuple[str, str]] = (),
     ) -> VSwitch:
+        """A new vSwitch with its creation tags, in one transaction."""
         region = require_region(self._catalog, scope.region_id)
         zones_of(region, zone_id)
         name = check_name("VSwitchName", name)
         description = check_description(description)
+        check_tags(tags)
         with self._db.session() as s:
             vpc = _vpc(s, scope, vpc_id)
             if vpc.status != AVAILABLE:
@@ -196,6 +213,7 @@ class Vpcs:
                 created_at=self._clock.now(),
             )
             s.add(vswitch)
+            write_tags(s, scope, "vswitch", vswitch.id, tags, created=True)
         self._notify(vpc_id)
         return vswitch
 
@@ -212,8 +230,9 @@ class Vpcs:
         vswitch_ids: list[str] | None = None,
         zone_id: str | None = None,
         name: str | None = None,
+        tags: Sequence[TagMatch] = (),
     ) -> list[tuple[VSwitch, int]]:
-        """vSwitches with the number of private addresses in use in each."""
+        """vSwitches (carrying every one of `tags`) with the number of private addresses in use in each."""
         with self._db.session() as s:
             used = (
                 select(func.count(NetworkInterface.id))
@@ -233,6 +252,7 @@ class Vpcs:
                 query = query.where(VSwitch.zone_id == zone_id)
             if name:
                 query = query.where(VSwitch.name == name)
+            query = where_tagged(query, scope, "vswitch", VSwitch.id, tags)
             return [(v, int(n or 0)) for v, n in s.execute(query)]
 
     def modify_vswitch(
@@ -263,6 +283,7 @@ class Vpcs:
             if dry_run:
                 raise errors.dry_run_operation()
             vpc_id = vswitch.vpc_id
+            drop_tags(s, vswitch.account_id, vswitch.region_id, "vswitch", vswitch.id)
             s.delete(vswitch)
         self._notify(vpc_id)
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, ENCRYPTED, REGION_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, ENCRYPTED, REGION_ID, TAGS, tag_pairs, tag_set, tagged
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
@@ -101,12 +101,14 @@ def render_image(
         Boolean("IsSupportCloudinit"),
         Boolean("IsPublic"),
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+        TAGS,
         DRY_RUN,
         *page_params(max_size=100),
     ],
 )
 def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Images the caller can use in a region: nubes' system images and their own."""
+    """Images the caller can use in a region: nubes' system images and their own (Tag.N: those
+    carrying every tag)."""
     images = ctx.services.images.visible(ctx.scope(p["RegionId"]), p["ImageOwnerAlias"])
     statuses = {s.strip() for s in p["Status"].split(",") if s.strip()}
     if "ALL" in {status.upper() for status in statuses}:  # as ECS takes it, and Terraform sends it
@@ -134,7 +136,9 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
-    tags = ctx.services.tags.of(ctx.scope(p["RegionId"]), "image", (i.id for i in images))
+    scope = ctx.scope(p["RegionId"])
+    images = tagged(ctx, scope, "image", images, lambda i: i.id, p)
+    tags = ctx.services.tags.of(scope, "image", (i.id for i in images))
     return {
         "RegionId": p["RegionId"],
         **number_paged(

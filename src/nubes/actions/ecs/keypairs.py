@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set, tagged
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StringList
@@ -69,15 +69,17 @@ def import_key_pair(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("KeyPairFingerPrint", max_length=128),
         String("ResourceGroupId", max_length=64),
         Boolean("IncludePublicKey", default=False),
+        TAGS,
         *page_params(),
     ],
 )
 def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's key pairs in a region; KeyPairName takes * wildcards."""
+    """The caller's key pairs in a region; KeyPairName takes * wildcards; Tag.N: carrying every tag."""
     scope = _scope(ctx, p["RegionId"])
     views = ctx.services.keypairs.describe(
         scope, p["KeyPairName"], p["KeyPairFingerPrint"], p["ResourceGroupId"]
     )
+    views = tagged(ctx, scope, "keypair", views, lambda view: view.name, p)
     tags = ctx.services.tags.of(scope, "keypair", (view.name for view in views))
 
     def render(view: KeyPairView) -> dict[str, Any]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    REGION_ID,
+    RESOURCE_GROUP_ID,
+    TAGS,
+    tag_filter,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StringList
@@ -17,7 +25,7 @@ actions = ActionTable("ecs")
 ENI_ID = String("NetworkInterfaceId", required=True, max_length=64)
 
 
-def render_eni(ctx: ActionContext, eni: NetworkInterface) -> dict[str, Any]:
+def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, str]]) -> dict[str, Any]:
     return {
         "NetworkInterfaceId": eni.id,
         "NetworkInterfaceName": eni.name,
@@ -46,7 +54,7 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface) -> dict[str, Any]:
         "Attachment": {"InstanceId": eni.instance_id, "DeviceIndex": 0 if eni.eni_type == "Primary" else 1}
         if eni.instance_id
         else {},
-        "Tags": {"Tag": []},
+        "Tags": tag_set(tags),
     }
 
 
@@ -63,22 +71,25 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface) -> dict[str, Any]:
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
         Boolean("DeleteOnRelease"),
+        TAGS,
     ],
     idempotent=True,
 )
 def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create an interface on a vSwitch, in one to five security groups of its VPC."""
     groups = ([p["SecurityGroupId"]] if p["SecurityGroupId"] else []) + list(p["SecurityGroupIds"] or [])
+    scope = ctx.scope(p["RegionId"])
     eni = ctx.services.network_interfaces.create(
-        ctx.scope(p["RegionId"]),
+        scope,
         p["VSwitchId"],
         groups,
         p["PrimaryIpAddress"],
         p["NetworkInterfaceName"],
         p["Description"],
         p["ResourceGroupId"],
+        tags=tag_pairs(p),
     )
-    return render_eni(ctx, eni)
+    return render_eni(ctx, eni, ctx.services.tags.of(scope, "eni", [eni.id]).get(eni.id, []))
 
 
 @actions.define(
@@ -95,14 +106,16 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         String("NetworkInterfaceName", max_length=128),
         String("PrimaryIpAddress", max_length=64),
         String("ResourceGroupId", max_length=64),
+        TAGS,
         *page_params(max_size=500, default_size=None),
         *token_params(max_results=500, min_results=10),
     ],
 )
 def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's interfaces, filtered, in either paging style."""
+    """The caller's interfaces, filtered (Tag.N: carrying every tag), in either paging style."""
+    scope = ctx.scope(p["RegionId"])
     enis = ctx.services.network_interfaces.describe(
-        ctx.scope(p["RegionId"]),
+        scope,
         p["NetworkInterfaceId"],
         p["VpcId"],
         p["VSwitchId"],
@@ -112,8 +125,10 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         p["NetworkInterfaceName"],
         p["PrimaryIpAddress"],
         p["Type"],
+        tag_filter(p),
     )
-    items = [render_eni(ctx, e) for e in enis]
+    tags = ctx.services.tags.of(scope, "eni", (e.id for e in enis))
+    items = [render_eni(ctx, e, tags.get(e.id, [])) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}
     body.update(either_page(items, p, "NetworkInterfaceSets", "NetworkInterfaceSet"))
     return body

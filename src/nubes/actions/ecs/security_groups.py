@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    REGION_ID,
+    RESOURCE_GROUP_ID,
+    TAGS,
+    tag_pairs,
+    tag_set,
+    tagged,
+)
 from nubes.actions.paging import either_page, page_params, token_page, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, Param, String, StringList, StructList
@@ -168,13 +177,15 @@ def delete_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         String("NetworkType", choices=("vpc", "classic")),
         String("ResourceGroupId", max_length=64),
         Boolean("ServiceManaged"),
+        TAGS,
         DRY_RUN,
         *page_params(default_size=None),
         *token_params(max_results=100, min_results=10),
     ],
 )
 def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's security groups, PageNumber/PageSize or NextToken/MaxResults paged."""
+    """The caller's security groups (Tag.N: carrying every tag), PageNumber/PageSize or
+    NextToken/MaxResults paged."""
     ids = list(p["SecurityGroupIds"] or []) + ([p["SecurityGroupId"]] if p["SecurityGroupId"] else [])
     summaries = _groups(ctx).describe(
         ctx.scope(p["RegionId"]),
@@ -187,7 +198,9 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
     )
     if p["NetworkType"] == "classic":
         summaries = []
-    tags = ctx.services.tags.of(ctx.scope(p["RegionId"]), "securitygroup", (s.group.id for s in summaries))
+    scope = ctx.scope(p["RegionId"])
+    summaries = tagged(ctx, scope, "securitygroup", summaries, lambda s: s.group.id, p)
+    tags = ctx.services.tags.of(scope, "securitygroup", (s.group.id for s in summaries))
     items = [
         {
             "SecurityGroupId": s.group.id,

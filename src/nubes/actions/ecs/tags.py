@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from nubes.actions.common import REGION_ID, TAGS, tag_pairs
+from nubes import errors
+from nubes.actions.common import REGION_ID, TAGS, tag_filter, tag_pairs
 from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, String, StringList
+from nubes.api.params import Boolean, String, StringList, StructList
 from nubes.api.registry import ActionTable
+from nubes.domain.tags import TagMatch
 
 actions = ActionTable("ecs")
 
 RESOURCE_TYPE = String("ResourceType", required=True, max_length=32)
+TAG_FILTER = StructList(
+    "TagFilter",
+    [String("TagKey", max_length=128), StringList("TagValues", max_items=5, item_max_length=128)],
+    max_items=5,
+)
 
 
 def _pairs(p: dict[str, Any]) -> list[tuple[str, str]]:
@@ -22,8 +29,19 @@ def _pairs(p: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _matching(p: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """Tag.N as a filter: a pair without a value matches every value of its key."""
+    """Tag.N as pairs to remove: a pair without a value removes every value of its key."""
     return [(k, v or None) for k, v in tag_pairs(p, keyless=True)]
+
+
+def _tag_filters(p: dict[str, Any]) -> list[TagMatch]:
+    """TagFilter.N: a key with any of its TagValues.N (any value when none); not with Tag.N."""
+    filters = p["TagFilter"] or []
+    if filters and p["Tag"]:
+        raise errors.invalid_parameter("TagFilter", "Tag.N and TagFilter.N cannot be given together.")
+    for index, f in enumerate(filters, start=1):
+        if not f["TagKey"]:
+            raise errors.missing_parameter(f"TagFilter.{index}.TagKey")
+    return [TagMatch(f["TagKey"], tuple(f["TagValues"] or ())) for f in filters]
 
 
 @actions.define(
@@ -61,12 +79,14 @@ def untag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("ResourceType", required=True, max_length=32),
         StringList("ResourceId", max_items=50),
         TAGS,
+        TAG_FILTER,
         NEXT_TOKEN,
     ],
 )
 def list_tag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The tags of resources, filtered by resource or by tag."""
-    rows = ctx.services.tags.list(ctx.scope(p["RegionId"]), p["ResourceType"], p["ResourceId"], _matching(p))
+    """The tags of resources, filtered by resource, by tag (Tag.N) or by key and values (TagFilter.N)."""
+    wanted = tag_filter(p) + _tag_filters(p)
+    rows = ctx.services.tags.list(ctx.scope(p["RegionId"]), p["ResourceType"], p["ResourceId"], wanted)
     page, token = token_page(rows, p["NextToken"], 50)
     return {
         "NextToken": token,
@@ -125,7 +145,7 @@ def describe_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         ctx.scope(p["RegionId"]),
         p["ResourceType"],
         [p["ResourceId"]] if p["ResourceId"] else None,
-        _matching(p),
+        tag_filter(p),
     )
     counts: dict[tuple[str, str], Counter[str]] = {}
     for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_filter, tag_set
 from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, String
@@ -25,14 +25,19 @@ actions = ActionTable("vpc")
         String("RouteTableName", max_length=128),
         String("RouteTableType", choices=("System", "Custom")),
         String("ResourceGroupId", max_length=64),
+        TAGS,
         *page_params(),
     ],
 )
 def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The route tables of the caller's VPCs: each VPC has one system table."""
+    """The route tables of the caller's VPCs: each VPC has one system table; Tag.N: the tables
+    carrying every tag."""
     scope = ctx.scope(p["RegionId"])
-    vpcs = ctx.services.vpcs.describe_vpcs(scope, [p["VpcId"]] if p["VpcId"] else None)
+    vpcs = ctx.services.vpcs.describe_vpcs(
+        scope, [p["VpcId"]] if p["VpcId"] else None, route_table_tags=tag_filter(p)
+    )
     switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
+    tags = ctx.services.tags.of(scope, "routetable", (v.route_table_id for v in vpcs))
     tables = []
     for vpc in vpcs:
         if p["RouterId"] and p["RouterId"] != vpc.vrouter_id:
@@ -58,7 +63,7 @@ def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
                 "RoutePropagationEnable": True,
                 "VSwitchIds": {"VSwitchId": switches[vpc.id]},
                 "GatewayIds": {"GatewayIds": []},
-                "Tags": {"Tag": []},
+                "Tags": tag_set(tags.get(vpc.route_table_id, []), vpc=True),
             }
         )
     body = number_paged(list(tables), p, "RouterTableList", "RouterTableListType")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, RESOURCE_GROUP_ID
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    REGION_ID,
+    RESOURCE_GROUP_ID,
+    TAGS,
+    tag_filter,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String
@@ -18,7 +27,9 @@ actions = ActionTable("vpc")
 VPC_ID = String("VpcId", required=True, max_length=64)
 
 
-def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str, Any]:
+def render_vpc(
+    ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str], tags: list[tuple[str, str]]
+) -> dict[str, Any]:
     return {
         "VpcId": vpc.id,
         "RegionId": vpc.region_id,
@@ -42,7 +53,7 @@ def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str
         "NatGatewayIds": {"NatGatewayIds": []},
         "SecondaryCidrBlocks": {"SecondaryCidrBlock": []},
         "UserCidrs": {"UserCidr": []},
-        "Tags": {"Tag": []},
+        "Tags": tag_set(tags, vpc=True),
     }
 
 
@@ -62,11 +73,13 @@ def render_vpc(ctx: ActionContext, vpc: Vpc, vswitch_ids: list[str]) -> dict[str
             unsupported_values=(True,),
             unsupported_because="VPCs have IPv4 addresses only",
         ),
+        TAGS,
     ],
     idempotent=True,
 )
 def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Create a VPC (172.16.0.0/12 unless CidrBlock says otherwise); Pending until the host has built it."""
+    """Create a VPC (172.16.0.0/12 unless CidrBlock says otherwise), with its Tag.N; Pending
+    until the host has built it."""
     vpc = ctx.services.vpcs.create_vpc(
         ctx.scope(p["RegionId"]),
         p["CidrBlock"],
@@ -74,6 +87,7 @@ def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["Description"],
         p["ResourceGroupId"],
         p["DryRun"],
+        tag_pairs(p),
     )
     return {
         "VpcId": vpc.id,
@@ -112,26 +126,32 @@ def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("VpcName", max_length=128),
         Boolean("IsDefault"),
         String("ResourceGroupId", max_length=64),
+        TAGS,
         DRY_RUN,
         *page_params(),
     ],
 )
 def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's VPCs in a region; VpcId takes up to 20 IDs separated by commas."""
+    """The caller's VPCs in a region; VpcId takes up to 20 IDs separated by commas; Tag.N: the
+    VPCs carrying every tag."""
+    scope = ctx.scope(p["RegionId"])
     vpc_ids = [v.strip() for v in p["VpcId"].split(",") if v.strip()] if p["VpcId"] else None
     vpcs = ctx.services.vpcs.describe_vpcs(
-        ctx.scope(p["RegionId"]), vpc_ids, p["VpcName"], p["IsDefault"], p["ResourceGroupId"]
+        scope, vpc_ids, p["VpcName"], p["IsDefault"], p["ResourceGroupId"], tag_filter(p)
     )
     switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
-    items: list[object] = [render_vpc(ctx, v, switches[v.id]) for v in vpcs]
+    tags = ctx.services.tags.of(scope, "vpc", (v.id for v in vpcs))
+    items: list[object] = [render_vpc(ctx, v, switches[v.id], tags.get(v.id, [])) for v in vpcs]
     return number_paged(items, p, "Vpcs", "Vpc")
 
 
 @actions.define("DescribeVpcAttribute", [REGION_ID, VPC_ID, DRY_RUN, Boolean("IsDefault")])
 def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """One VPC in detail."""
-    vpc = ctx.services.vpcs.get_vpc(ctx.scope(p["RegionId"]), p["VpcId"])
-    body = render_vpc(ctx, vpc, ctx.services.vpcs.vswitch_ids_by_vpc([vpc.id])[vpc.id])
+    scope = ctx.scope(p["RegionId"])
+    vpc = ctx.services.vpcs.get_vpc(scope, p["VpcId"])
+    tags = ctx.services.tags.of(scope, "vpc", [vpc.id]).get(vpc.id, [])
+    body = render_vpc(ctx, vpc, ctx.services.vpcs.vswitch_ids_by_vpc([vpc.id])[vpc.id], tags)
     body.update(
         {
             "ClassicLinkEnabled": False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_filter, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String
@@ -19,7 +19,9 @@ actions = ActionTable("vpc")
 VSWITCH_ID = String("VSwitchId", required=True, max_length=64)
 
 
-def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_id: str) -> dict[str, Any]:
+def render_vswitch(
+    ctx: ActionContext, vswitch: VSwitch, used: int, route_table_id: str, tags: list[tuple[str, str]]
+) -> dict[str, Any]:
     return {
         "VSwitchId": vswitch.id,
         "VpcId": vswitch.vpc_id,
@@ -38,7 +40,7 @@ def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_
         "ShareType": "",
         "EnabledIpv6": False,
         "RouteTable": {"RouteTableId": route_table_id, "RouteTableType": "System"},
-        "Tags": {"Tag": []},
+        "Tags": tag_set(tags, vpc=True),
     }
 
 
@@ -52,14 +54,21 @@ def render_vswitch(ctx: ActionContext, vswitch: VSwitch, used: int, route_table_
         String("VSwitchName", max_length=128),
         String("Description", max_length=256),
         CLIENT_TOKEN,
+        TAGS,
     ],
     idempotent=True,
 )
 def create_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Create a vSwitch in a zone, inside its VPC's CIDR block and beside its siblings."""
+    """Create a vSwitch in a zone, inside its VPC's CIDR block and beside its siblings, with its Tag.N."""
     region_id = p["RegionId"] or ctx.services.vpcs.region_of(ctx.principal.account_id, p["VpcId"])
     vswitch = ctx.services.vpcs.create_vswitch(
-        ctx.scope(region_id), p["VpcId"], p["ZoneId"], p["CidrBlock"], p["VSwitchName"], p["Description"]
+        ctx.scope(region_id),
+        p["VpcId"],
+        p["ZoneId"],
+        p["CidrBlock"],
+        p["VSwitchName"],
+        p["Description"],
+        tag_pairs(p),
     )
     return {"VSwitchId": vswitch.id}
 
@@ -87,22 +96,28 @@ def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> d
         Boolean("IsDefault"),
         String("ResourceGroupId", max_length=64),
         String("RouteTableId", max_length=64),
+        TAGS,
         DRY_RUN,
         *page_params(),
     ],
 )
 def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's vSwitches in a region; VSwitchId takes IDs separated by commas."""
+    """The caller's vSwitches in a region; VSwitchId takes IDs separated by commas; Tag.N: the
+    vSwitches carrying every tag."""
+    scope = ctx.scope(p["RegionId"])
     ids = [v.strip() for v in p["VSwitchId"].split(",") if v.strip()] if p["VSwitchId"] else None
     rows = ctx.services.vpcs.describe_vswitches(
-        ctx.scope(p["RegionId"]), p["VpcId"], ids, p["ZoneId"], p["VSwitchName"]
+        scope, p["VpcId"], ids, p["ZoneId"], p["VSwitchName"], tag_filter(p)
     )
     if p["IsDefault"]:
         rows = []
     tables = _route_tables(ctx, p["RegionId"], {v.vpc_id for v, _ in rows})
     if p["RouteTableId"]:
         rows = [(v, n) for v, n in rows if tables.get(v.vpc_id) == p["RouteTableId"]]
-    items: list[object] = [render_vswitch(ctx, v, n, tables.get(v.vpc_id, "")) for v, n in rows]
+    tags = ctx.services.tags.of(scope, "vswitch", (v.id for v, _ in rows))
+    items: list[object] = [
+        render_vswitch(ctx, v, n, tables.get(v.vpc_id, ""), tags.get(v.id, [])) for v, n in rows
+    ]
     return number_paged(items, p, "VSwitches", "VSwitch")
 
 
@@ -115,7 +130,11 @@ def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         ctx.services.vpcs.get_vswitch(scope, p["VSwitchId"])  # raises InvalidVSwitchId.NotFound
     vswitch, used = rows[0]
     return render_vswitch(
-        ctx, vswitch, used, _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, "")
+        ctx,
+        vswitch,
+        used,
+        _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, ""),
+        ctx.services.tags.of(scope, "vswitch", [vswitch.id]).get(vswitch.id, []),
     )
 
 
