@@ -1,9 +1,11 @@
 """The official Node.js Tea SDKs (@alicloud/ecs20140526 and @alicloud/vpc20160428) against nubes.
 
 tests/tools/node/scenario.mjs does what their users do (a network, a security group, two
-instances through stop and start, a data disk and its snapshot, the errors they catch, the
-release) and prints what the SDKs returned; this test checks it, once on each of the SDK's
-signing paths: the default ACS3-HMAC-SHA256 and `signatureAlgorithm: "v2"` (HMAC-SHA1).
+instances through stop, start and reboot, a data disk and its snapshot, the errors they catch,
+the release and the tear-down) and prints what the SDKs returned; this test checks it, once on
+each of the SDK's signing paths: the default ACS3-HMAC-SHA256 and `signatureAlgorithm: "v2"`
+(HMAC-SHA1). The SDK casts every answer onto its models and throws on a field of the wrong
+type, so each call the scenario makes also checks the types of all that nubes answered.
 `./nubes-dev test` installs Node.js and the SDKs (`npm ci` from the committed lock file)."""
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 
 import pytest
 from alibabacloud_ecs20140526 import models as em
+from alibabacloud_vpc20160428 import models as vm
 
 from nubes.catalog.model import load_catalog
 
-from ..conftest import ROOT_KEY_ID, ROOT_SECRET, LiveServer, tea_ecs
+from ..conftest import ROOT_KEY_ID, ROOT_SECRET, LiveServer, tea_ecs, tea_vpc
 
 NODE_DIR = Path(__file__).parent / "node"
 REGION = "cn-hangzhou"
@@ -113,8 +116,17 @@ def test_node_tea_sdk_scenario(server: LiveServer, algorithm: str, path: str, st
     assert len(ips) == 2
 
     first = ids[0]
+    attribute = out["attribute"]
+    assert (attribute["instanceId"], attribute["status"], attribute["vpcId"]) == (first, "Running", vpc_id)
+    assert attribute["privateIps"] == next(
+        i["privateIps"] for i in run["instances"] if i["instanceId"] == first
+    )
+    assert attribute["securityGroupIds"] == [group["groupId"]] and attribute["instanceType"] == "ecs.g7.large"
+    assert out["instanceStatus"] == {"totalCount": 2, "statuses": dict.fromkeys(ids, "Running")}
+
     power = out["power"]
-    assert (power["stopped"], power["restarted"], power["otherStatus"]) == ("Stopped", "Running", "Running")
+    assert (power["stopped"], power["restarted"]) == ("Stopped", "Running")
+    assert (power["rebooted"], power["otherStatus"]) == ("Running", "Running")
     refused = power["stoppedAgain"]
     assert (refused["code"], refused["statusCode"]) == ("IncorrectInstanceStatus", 403)
     assert first in refused["message"]
@@ -152,17 +164,24 @@ def test_node_tea_sdk_scenario(server: LiveServer, algorithm: str, path: str, st
     assert out["deleted"]["remaining"] == 0
     assert (out["deleted"]["disk"], out["deleted"]["diskInstanceId"]) == ("Available", "")
 
-    # what the Python SDK sees afterwards agrees: instances released, the disk and snapshot kept
+    teardown = out["teardown"]
+    assert (teardown["disksLeft"], teardown["vswitchesLeft"], teardown["vpcsLeft"]) == (0, 0, 0)
+    assert (teardown["vpcInUse"]["code"], teardown["vpcInUse"]["statusCode"]) == (
+        "DependencyViolation.VSwitch",
+        400,
+    )
+
+    # what the Python SDK sees afterwards agrees: nothing of the scenario is left
     ecs = tea_ecs(server)
     listed = ecs.describe_instances(
         em.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps(ids))
     )
     assert listed.body.total_count == 0
-    [disk] = ecs.describe_disks(
-        em.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id]))
-    ).body.disks.disk
-    assert (disk.status, disk.instance_id) == ("Available", "")
-    [kept] = ecs.describe_snapshots(
+    disks_left = ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id])))
+    assert disks_left.body.total_count == 0
+    snapshots_left = ecs.describe_snapshots(
         em.DescribeSnapshotsRequest(region_id=REGION, snapshot_ids=json.dumps([snapshot["snapshotId"]]))
-    ).body.snapshots.snapshot
-    assert kept.source_disk_id == disk_id
+    )
+    assert snapshots_left.body.total_count == 0
+    vpcs_left = tea_vpc(server).describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
+    assert vpcs_left.body.total_count == 0

@@ -184,8 +184,27 @@ out.run = {
   })),
 };
 
-// Stop one, then start it again.
+// The calls a script makes about one instance, and about all of them.
 const [first, second] = instanceIds;
+const attribute = (await client.describeInstanceAttribute(new ecs.DescribeInstanceAttributeRequest({
+  instanceId: first,
+}))).body;
+const statuses = (await client.describeInstanceStatus(new ecs.DescribeInstanceStatusRequest({
+  regionId: region, instanceId: instanceIds, pageSize: 50,
+}))).body;
+out.attribute = {
+  instanceId: attribute.instanceId, status: attribute.status, instanceType: attribute.instanceType,
+  vpcId: attribute.vpcAttributes.vpcId, privateIps: attribute.vpcAttributes.privateIpAddress.ipAddress,
+  securityGroupIds: attribute.securityGroupIds.securityGroupId,
+};
+out.instanceStatus = {
+  totalCount: statuses.totalCount,
+  statuses: Object.fromEntries(statuses.instanceStatuses.instanceStatus.map((i) => [i.instanceId, i.status])),
+};
+
+// Reboot the second; stop the first, then start it again.
+await client.rebootInstance(new ecs.RebootInstanceRequest({ instanceId: second }));
+const rebooted = await waitFor(() => statusOf(second), 'Running');
 await client.stopInstance(new ecs.StopInstanceRequest({ instanceId: first }));
 const stopped = await waitFor(() => statusOf(first), 'Stopped');
 // A running-only action on a stopped instance is refused with the instance's status in the code.
@@ -194,7 +213,7 @@ const stoppedAgain = await failure(() => client.stopInstance(new ecs.StopInstanc
 })));
 await client.startInstance(new ecs.StartInstanceRequest({ instanceId: first }));
 const restarted = await waitFor(() => statusOf(first), 'Running');
-out.power = { stopped, stoppedAgain, restarted, otherStatus: await statusOf(second) };
+out.power = { stopped, stoppedAgain, restarted, rebooted, otherStatus: await statusOf(second) };
 
 // A data disk, attached to the first instance, and a snapshot of it.
 const diskId = (await client.createDisk(new ecs.CreateDiskRequest({
@@ -244,6 +263,24 @@ const gone = await waitFor(async () => (await describeInstances(instanceIds)).to
 const diskLeft = await waitFor(async () => (await diskOf(diskId)).status, 'Available');
 out.deleted = { requestId: deleted.requestId, remaining: gone, disk: diskLeft,
                 diskInstanceId: (await diskOf(diskId)).instanceId };
+
+// Tear-down, leaves first: the snapshot, the disk, the group, the vSwitch, the VPC.
+await client.deleteSnapshot(new ecs.DeleteSnapshotRequest({ snapshotId }));
+await client.deleteDisk(new ecs.DeleteDiskRequest({ diskId }));
+const disksLeft = (await client.describeDisks(new ecs.DescribeDisksRequest({
+  regionId: region, diskIds: JSON.stringify([diskId]),
+}))).body.totalCount;
+await client.deleteSecurityGroup(new ecs.DeleteSecurityGroupRequest({ regionId: region, securityGroupId: groupId }));
+// A VPC with a vSwitch in it is not deleted.
+const vpcInUse = await failure(() => network.deleteVpc(new vpc.DeleteVpcRequest({ regionId: region, vpcId })));
+await network.deleteVSwitch(new vpc.DeleteVSwitchRequest({ regionId: region, vSwitchId: vswitchId }));
+const vswitchesLeft = await waitFor(async () => (await network.describeVSwitches(
+  new vpc.DescribeVSwitchesRequest({ regionId: region, vpcId }))).body.totalCount, 0);
+await network.deleteVpc(new vpc.DeleteVpcRequest({ regionId: region, vpcId }));
+const vpcsLeft = await waitFor(async () => (await network.describeVpcs(new vpc.DescribeVpcsRequest({
+  regionId: region, vpcId,
+}))).body.totalCount, 0);
+out.teardown = { disksLeft, vpcInUse, vswitchesLeft, vpcsLeft };
 
 // A wrong secret is refused by the signature check of the path in use.
 const forged = new ecs.default(Object.assign(config(), { accessKeySecret: 'not-the-secret' }));
