@@ -45,6 +45,42 @@ for (const sdk of [client, network]) {
   }
 }
 
+// The SDK casts each answer onto its model leniently (a number may come as a digit string, a
+// boolean as "true"); the typed SDKs of other languages (Go's, Java's) do not. So each raw answer
+// is checked here strictly against the types the model declares; what differs is reported.
+const typeProblems = [];
+function checkType(value, type, path) {
+  if (value === undefined || value === null) return;
+  if (typeof type === 'string') {
+    if (['string', 'number', 'boolean'].includes(type) && typeof value !== type) {
+      typeProblems.push(`${path}: ${JSON.stringify(value)} is a ${typeof value}, the SDK declares ${type}`);
+    }
+  } else if (typeof type === 'function') {
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      typeProblems.push(`${path}: ${JSON.stringify(value)} is not an object (${type.name})`);
+      return;
+    }
+    const types = type.types();
+    for (const [field, wire] of Object.entries(type.names())) checkType(value[wire], types[field], `${path}.${wire}`);
+  } else if (type.type === 'array') {
+    if (!Array.isArray(value)) {
+      typeProblems.push(`${path}: ${JSON.stringify(value)} is not a list`);
+      return;
+    }
+    value.forEach((item, i) => checkType(item, type.itemType, `${path}[${i}]`));
+  }
+}
+for (const [sdk, models] of [[client, ecs], [network, vpc]]) {
+  const callApi = sdk.callApi.bind(sdk);
+  sdk.callApi = async (params, request, runtime) => {
+    const answer = await callApi(params, request, runtime);
+    const model = models[`${params.action}ResponseBody`];
+    if (!model) throw new Error(`no model for ${params.action}`);
+    checkType(answer.body, model, params.action);
+    return answer;
+  };
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Polls `read` until it returns `want`; returns the last value seen (the test asserts on it).
@@ -286,5 +322,6 @@ out.teardown = { disksLeft, vpcInUse, vswitchesLeft, vpcsLeft };
 const forged = new ecs.default(Object.assign(config(), { accessKeySecret: 'not-the-secret' }));
 out.wrongSecret = await failure(() => forged.describeRegions(new ecs.DescribeRegionsRequest({})));
 out.paths = paths;
+out.typeProblems = [...new Set(typeProblems)];
 
 process.stdout.write(`${JSON.stringify(out)}\n`);
