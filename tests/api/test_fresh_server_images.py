@@ -62,6 +62,10 @@ def launch_while_building(server: LiveServer) -> tuple[Any, str, str]:
     assert images(ecs) == {}, "the default Status is Available, as in ECS"
     assert images(ecs, status="ALL").keys() == creating.keys()
     image_id = next(i for i, image in creating.items() if image.image_family == "nubes:tiny_x64")
+    supported = ecs.describe_image_support_instance_types(
+        em.DescribeImageSupportInstanceTypesRequest(region_id=REGION, image_id=image_id)
+    ).body.instance_types.instance_type
+    assert TYPE in {t.instance_type_id for t in supported}
 
     vpc_id, vswitch_id = make_network(server, cidr="10.71.0.0/16")
     group_id = ecs.create_security_group(
