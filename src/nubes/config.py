@@ -39,6 +39,9 @@ class Settings:
     host_id: str = ""
     # Build missing system images in the background at start (they take minutes the first time).
     build_images: bool = True
+    # The emulator only: how long each of its system images takes to "build" at the first start,
+    # one after the other (0: they are there at once). To try a client against a fresh server.
+    fake_image_build_seconds: float = 0.0
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

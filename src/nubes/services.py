@@ -170,14 +170,16 @@ class Host:
     emulator: bool  # the fake drivers: registered with EMULATOR_HOST's size
 
     def start(self, build_images: bool = True) -> None:
-        missing = self.images.register()
-        if build_images:
-            self.images.build_in_background(missing)
+        # Before the API serves: every system image is listed from the first request (those
+        # still to build as Creating), and a launch from one waits in Pending for it.
+        missing = self.images.register(plan=build_images)
+        self.images.build_in_background(missing)
         if self.emulator:
             self.agent.compute.register_host(*EMULATOR_HOST)
         self.agent.start()
 
     def stop(self) -> None:
+        self.images.stop()
         self.agent.stop()
 
 
@@ -188,7 +190,13 @@ def build_host(services: Services, settings: Settings) -> Host:
     host_id = settings.host_id or socket.gethostname()
     net_driver = network_driver(settings, data_dir)
     compute_driver, storage_driver = compute_drivers(settings, data_dir)
-    images = ImageService(services.images, images_dir(data_dir), fake=settings.driver == "fake")
+    images = ImageService(
+        services.images,
+        images_dir(data_dir),
+        fake=settings.driver == "fake",
+        fake_build_seconds=settings.fake_image_build_seconds,
+        notify=services.compute_notify,
+    )
     metadata = MetadataService(functools.partial(interface_tree, services.db))
     network = NetworkAgent(
         services.db, net_driver, services.vpcs, host_netns_prefix=settings.netns_prefix, metadata=metadata

@@ -27,6 +27,7 @@ from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
+from nubes.domain.images import build_from
 from nubes.domain.instances import Instances
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.tags import drop_tags
@@ -210,6 +211,11 @@ class ComputeAgent:
         if image is None:
             log.error("instance %s: image %s is gone", instance.id, instance.image_id)
             return False
+        ready = build_from(image)
+        if ready is None:
+            return False  # its system image is still being built: a later pass looks again
+        if not ready:
+            return self._release_unbuildable(instance.id, image.id, image.status)
         self._storage.make_instance_disks(instance.id)
         # Only if what the owner wants is still what this pass read: a StartInstance queued
         # while the disks were made is decided by the next pass, at once.
@@ -219,6 +225,31 @@ class ComputeAgent:
             "built_running" if instance.desired == states.WANT_RUNNING else "built_stopped",
             while_desired=instance.desired,
         )
+        return True
+
+    def _release_unbuildable(self, instance_id: str, image_id: str, image_status: str) -> bool:
+        """An instance whose image will never be there (its build failed) is released, as ECS
+        releases an instance it could not create (the SystemFailure.Delete event), not left
+        Pending for ever. Only while it is still Pending and not already being deleted: the
+        next pass then deletes it as a DeleteInstance would."""
+        with self._db.session() as s:
+            moved = s.execute(
+                update(Instance)
+                .where(
+                    Instance.id == instance_id,
+                    Instance.status == states.PENDING,
+                    Instance.desired != states.WANT_DELETED,
+                )
+                .values(desired=states.WANT_DELETED)
+                .returning(Instance.id)
+            ).first()
+        if moved is not None:
+            log.warning(
+                "instance %s: its image %s is %s; the instance is released",
+                instance_id,
+                image_id,
+                image_status,
+            )
         return True
 
     def _spec(self, instance: Instance) -> VmSpec:

@@ -76,6 +76,14 @@ err_console = Console(stderr=True)
     show_default=True,
     help="Build missing system images in the background (NUBES_IMAGES_DIR shares them).",
 )
+@click.option(
+    "--fake-image-build-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="With --driver fake: emulate a first build of each system image this long, one after "
+    "the other (they are listed as Creating meanwhile, as on a fresh real server).",
+)
 def server(
     host: str,
     port: int,
@@ -90,6 +98,7 @@ def server(
     accel: str,
     host_id: str,
     build_images: bool,
+    fake_image_build_seconds: float,
 ) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
@@ -109,6 +118,7 @@ def server(
             accel,
             host_id,
             build_images,
+            fake_image_build_seconds,
         )
     )
 
@@ -330,7 +340,7 @@ def images_build(names: tuple[str, ...], data_dir: Path | None, database_url: st
 
             manifest = build_image(name, service.images_dir, report)
             progress.update(task, completed=1.0, description=f"{name}: {manifest.image_id}")
-    service.register()
+    service.register(plan=False)
     click.echo("registered: " + ", ".join(wanted))
 
 

@@ -1,4 +1,8 @@
-"""Images: the system images nubes builds itself, and (later) images of the accounts."""
+"""Images: the system images nubes builds itself, and (later) images of the accounts.
+
+A system image is listed from the start of a server: an image still being built is `Creating`
+with its `Progress`, and an instance may be launched from it at once (it waits in `Pending`
+until the image is `Available`, see `launchable`); a build that fails leaves it `CreateFailed`."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from nubes.store.db import Database
 from nubes.store.models import Image, ImageShare
 
 SYSTEM = "system"
-AVAILABLE = "Available"
-STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
+AVAILABLE, CREATING, WAITING = "Available", "Creating", "Waiting"
+CREATE_FAILED, DEPRECATED = "CreateFailed", "Deprecated"
+STATUSES = (CREATING, WAITING, AVAILABLE, "UnAvailable", CREATE_FAILED, DEPRECATED)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,24 @@ def owner_alias_for(image: Image, account_id: int) -> str:
     return "self" if image.account_id == account_id else "others"
 
 
+def launchable(image: Image) -> bool:
+    """Whether an instance may be launched from `image` now. A system image being built is
+    accepted: it is nubes' own, on its way (a fresh server builds them in its first minutes)
+    and not the caller's to fail, so the instance waits in Pending for it. ECS refuses a custom
+    image that is Creating (InvalidImageId.Creating), and so does nubes."""
+    return image.status == AVAILABLE or (image.owner_alias == SYSTEM and image.status == CREATING)
+
+
+def build_from(image: Image) -> bool | None:
+    """Whether a Pending instance of `image` can be built now: True (its files are there),
+    None (not yet: it is being made), False (never: it failed or was withdrawn)."""
+    if image.status in (AVAILABLE, DEPRECATED):
+        return True
+    if image.status in (CREATING, WAITING):
+        return None
+    return False
+
+
 class Images:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
@@ -59,14 +82,39 @@ class Images:
             row.platform, row.architecture, row.size_gib = image.platform, image.architecture, image.size_gib
             row.status, row.progress, row.usage, row.boot_mode = status, progress, "instance", "BIOS"
             row.artifact = image.artifact
+            if status != AVAILABLE:
+                return  # a build under way supersedes nothing yet
             # An older build of the same family is superseded, as ECS deprecates old system images.
+            # So is a build planned under another ID (its build ended on a later day, which dates
+            # the ID): the instances waiting for it boot the same files, as from any deprecated image.
             for older in s.scalars(
                 select(Image).where(
                     Image.family == image.family, Image.owner_alias == SYSTEM, Image.id != image.image_id
                 )
             ):
-                if older.status == AVAILABLE:
-                    older.status = "Deprecated"
+                if older.status in (AVAILABLE, CREATING):
+                    older.status, older.progress = DEPRECATED, 100
+
+    def plan_system(self, image: SystemImage) -> None:
+        """List a system image about to be built: Creating at 0%, committed before the build
+        starts (a restart finds it and builds it again). A row of that ID already usable (another
+        host of the store built it) keeps its status."""
+        with self._db.session() as s:
+            row = s.get(Image, image.image_id)
+            if row is not None and row.status in (AVAILABLE, DEPRECATED):
+                return
+        self.register_system(image, CREATING, 0)
+
+    def planned_system(self, artifact: str) -> str | None:
+        """The ID of the system image of `artifact` that is Creating (planned by an earlier start
+        whose build did not finish), so that a restart builds that one and not a second."""
+        with self._db.session() as s:
+            return s.scalar(
+                select(Image.id)
+                .where(Image.owner_alias == SYSTEM, Image.artifact == artifact, Image.status == CREATING)
+                .order_by(Image.created_at.desc(), Image.id)
+                .limit(1)
+            )
 
     def set_status(self, image_id: str, status: str, progress: int) -> None:
         with self._db.session() as s:
@@ -91,16 +139,22 @@ class Images:
             images = [i for i in images if owner_alias_for(i, scope.account_id) in wanted]
         return images
 
-    def usable(self, scope: Scope, image_id: str | None, family: str | None) -> Image:
-        """The image to launch from: by ID, or the newest available image of a family."""
-        images = [i for i in self.visible(scope) if i.status == AVAILABLE]
+    def usable(
+        self, scope: Scope, image_id: str | None, family: str | None, building_ok: bool = False
+    ) -> Image:
+        """The image to launch from: by ID, or the newest available image of a family. With
+        `building_ok` (see `launchable`) a system image still Creating is taken too."""
+        visible = self.visible(scope)
+        images = [i for i in visible if i.status == AVAILABLE]
+        if building_ok:  # the newest available one first, else one being built
+            images += [i for i in visible if launchable(i) and i.status != AVAILABLE]
         if image_id:
-            for image in self.visible(scope):
+            for image in visible:
                 if image.id == image_id:
-                    if image.status != AVAILABLE:
+                    if image.status != AVAILABLE and not (building_ok and launchable(image)):
                         refuse = (
                             errors.invalid_image_id_creating
-                            if image.status == "Creating"
+                            if image.status == CREATING
                             else errors.invalid_image_id_not_available
                         )
                         raise refuse(

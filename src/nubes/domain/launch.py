@@ -231,7 +231,7 @@ class Launcher:
     def _check(self, scope: Scope, request: LaunchRequest, now: datetime) -> _Checked:
         region = require_region(self._catalog, scope.region_id)
         itype = offered_type(self._catalog, region.families, request.instance_type)
-        image = self._images.usable(scope, request.image_id, request.image_family)
+        image = self._images.usable(scope, request.image_id, request.image_family, building_ok=True)
         if request.amount < 1 or request.amount > 100:
             raise errors.invalid_parameter_amount()
         if request.min_amount is not None and not 1 <= request.min_amount <= request.amount:

@@ -161,8 +161,8 @@ def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any])
     image_id = p["ImageId"] or next(
         (f.get("Value") for f in p["Filter"] or [] if f.get("Key") == "imageId"), None
     )
-    if image_id:
-        ctx.services.images.usable(scope, image_id, None)
+    if image_id:  # a system image being built launches (its instances wait), so it answers too
+        ctx.services.images.usable(scope, image_id, None, building_ok=True)
     region = ctx.services.catalog.region(scope.region_id)
     types = ctx.services.catalog.types_in_region(region) if region else []
     return {
