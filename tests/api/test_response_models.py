@@ -237,6 +237,8 @@ class Caller:
                 "ResourceId.1": ids["instance"],
                 "TagKey.1": "checked",
             },
+            # ECS writes a key pair's PublicKey only when asked to (test_keypairs.py holds it to that)
+            "DescribeKeyPairs": lambda: {"IncludePublicKey": "true"},
             "ListTagResources": lambda: {"ResourceType": "instance", "ResourceId.1": ids["instance"]},
             "CreateKeyPair": lambda: {"KeyPairName": f"kp-new-{unique}"},
             "ImportKeyPair": lambda: {"KeyPairName": f"kp-imported-{unique}", "PublicKeyBody": PUBLIC_KEY},

@@ -81,14 +81,16 @@ def describe_key_pairs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     tags = ctx.services.tags.of(scope, "keypair", (view.name for view in views))
 
     def render(view: KeyPairView) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "KeyPairName": view.name,
             "KeyPairFingerPrint": view.fingerprint,
             "CreationTime": iso8601(view.created_at),
             "ResourceGroupId": view.resource_group_id,
             "Tags": tag_set(tags.get(view.name, [])),
-            "PublicKey": view.public_key if p["IncludePublicKey"] else "",  # ECS sends it only when asked
         }
+        if p["IncludePublicKey"]:
+            item["PublicKey"] = view.public_key
+        return item
 
     return number_paged(views, p, "KeyPairs", "KeyPair", render)
 
