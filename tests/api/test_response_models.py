@@ -71,6 +71,7 @@ class Findings:
     mistyped: dict[str, str] = field(default_factory=dict)
     empty_lists: set[str] = field(default_factory=set)
     filled_lists: set[str] = field(default_factory=set)
+    present: set[str] = field(default_factory=set)  # the leaves (scalars) the answers hold
 
     def unchecked_lists(self) -> set[str]:
         return self.empty_lists - self.filled_lists
@@ -85,6 +86,7 @@ class Findings:
 def check(shape: Any, value: Any, path: str, found: Findings) -> None:
     """Walk a declared shape over an answer, recording every declared field the answer lacks."""
     if isinstance(shape, str):
+        found.present.add(path)
         expected = PYTHON_TYPES.get(shape)
         wrong_bool = isinstance(value, bool) and shape in ("integer", "number")
         if expected is not None and (not isinstance(value, expected) or wrong_bool):
@@ -138,6 +140,37 @@ def typed(kind: str, text: str) -> Any:
     if kind == "boolean" and text in ("true", "false"):
         return text == "true"
     return text
+
+
+def leaves(shape: Any, path: str = "") -> Iterator[str]:
+    """The paths of a declared shape's scalars, as check() names them."""
+    if isinstance(shape, str):
+        yield path
+    elif isinstance(shape, list):
+        yield from leaves(shape[0], f"{path}[]") if shape else ()
+    elif list(shape) != ["{key}"]:
+        for key, sub in shape.items():
+            yield from leaves(sub, f"{path}.{key}" if path else key)
+
+
+def completeness(specs: list[ActionSpec], findings: dict[str, Findings]) -> str:
+    """Per product: how many of the declared leaves the answers hold, and how many sit in lists
+    no answer filled (so neither held nor missing)."""
+    lines = []
+    for product in sorted({s.product for s in specs}):
+        declared = held = unknown = 0
+        for spec in (s for s in specs if s.product == product):
+            found = findings.get(f"{spec.product}:{spec.name}", Findings())
+            unchecked = tuple(found.unchecked_lists())
+            for leaf in set(leaves(shape_of(spec))):
+                declared += 1
+                held += leaf in found.present
+                unknown += leaf not in found.present and leaf.startswith(unchecked)
+        checkable = declared - unknown
+        lines.append(
+            f"{product}: {held} of {checkable} checkable fields ({held / checkable:.1%}); {unknown} in empty lists"
+        )
+    return "\n".join(lines)
 
 
 def shape_of(spec: ActionSpec) -> dict[str, Any]:
@@ -411,6 +444,7 @@ def test_every_answer_has_every_field_of_the_sdk_model(server: LiveServer, tmp_p
         if label.split(":")[1].startswith(("Describe", "List")) and found.lists_nothing()
     ]
     unchecked = sorted(f"{label}: {p}" for label, f in findings.items() for p in f.unchecked_lists())
+    print(completeness(specs, findings))
     print("lists no answer filled (their items unchecked):\n  " + "\n  ".join(unchecked))
     problems = failed + report(findings) + report(xml_findings)
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
