@@ -370,10 +370,10 @@ class Caller:
             self.tenant.ask("ecs", "StartInstance", {"InstanceId": instance})
 
     def call_all(self, specs: list[ActionSpec]) -> None:
-        """Stage by stage, each action until it succeeds or its stage has had 20 seconds."""
+        """Stage by stage, each action until it succeeds or its stage has had a minute."""
         for number in sorted({stage(s) for s in specs}):
             pending = [s for s in specs if stage(s) == number]
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while pending and time.monotonic() < deadline:
                 pending = [s for s in pending if not self.attempt(s)]
                 if pending:

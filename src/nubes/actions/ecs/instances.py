@@ -310,10 +310,7 @@ def render_instance(
         "DedicatedInstanceAttribute": {"Affinity": "", "Tenancy": ""},
         "EcsCapacityReservationAttr": {"CapacityReservationId": "", "CapacityReservationPreference": ""},
         "HibernationOptions": {"Configured": False},
-        "ImageOptions": {
-            "LoginAsNonRoot": False,
-            "CurrentOSNVMeSupported": False,
-        },  # guests boot from virtio disks
+        "ImageOptions": {"LoginAsNonRoot": False, "CurrentOSNVMeSupported": False},  # virtio disks, not NVMe
         "SecurityOptions": {"EnableSecureBoot": False},
         "PrivateDnsNameOptions": {
             "HostnameType": "",
