@@ -94,3 +94,24 @@ def test_xml_stays_well_formed_with_control_characters() -> None:
     ET.fromstring(
         render_xml({"Message": 'The specified parameter "InstanceTypes.\x01" is not valid.'}, "Error")
     )
+
+
+def test_xml_structs_of_empty_values_keep_every_field() -> None:
+    """Fields with nothing in them (the SDK models' empty values) are elements still, so an XML
+    reader finds each; an empty struct and a list item without fields are empty elements."""
+    root = xml_root(
+        {
+            "Attachment": {"InstanceId": "", "DeviceIndex": 0, "Enabled": False},
+            "NetworkInfo": {"WeightingInfos": {"WeightingInfo": [{}]}},
+            "Options": {},
+        }
+    )
+    assert [(e.tag, e.text) for e in root.iterfind("Attachment/*")] == [
+        ("InstanceId", None),
+        ("DeviceIndex", "0"),
+        ("Enabled", "false"),
+    ]
+    [item] = root.iterfind("NetworkInfo/WeightingInfos/WeightingInfo")
+    assert list(item) == [] and not item.text
+    options = root.find("Options")
+    assert options is not None and list(options) == []

@@ -52,7 +52,16 @@ def _values(name: str, quotas: Quotas) -> list[dict[str, Any]]:
     }
     if name == "supported-postpay-instance-types":
         return []
-    return [{"Value": str(simple[name]), "Count": 1}]
+    # The other fields narrow a value to a zone, charge type, instance type or disk category;
+    # nubes' quotas hold for the whole region.
+    unscoped = {
+        "ZoneId": "",
+        "InstanceChargeType": "",
+        "InstanceType": "",
+        "DiskCategory": "",
+        "ExpiredTime": "",
+    }
+    return [{"Value": str(simple[name]), "Count": 1, **unscoped}]
 
 
 @actions.define(

@@ -113,6 +113,9 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "Device": disk.device,
         "ImageId": disk.image_id,
         "SourceSnapshotId": disk.source_snapshot_id,
+        "SourceDiskId": "",  # a disk copied from another disk; nubes copies from snapshots only
+        "DataSource": {"Type": "", "Id": ""},
+        "ProductCode": "",  # Alibaba Cloud Marketplace images only
         "DeleteWithInstance": disk.delete_with_instance,
         "DeleteAutoSnapshot": disk.delete_auto_snapshot,
         "EnableAutoSnapshot": disk.enable_auto_snapshot,
@@ -136,6 +139,11 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "BurstingEnabled": disk.bursting_enabled,
         "MultiAttach": "Disabled",
         "SerialNumber": disk.id.removeprefix("d-")[:20],
+        "BdfId": "",
+        "StorageSetId": "",
+        "StorageSetPartitionNumber": 0,
+        "StorageClusterId": "",  # dedicated block storage clusters only
+        "Placement": {"ZoneIds": ""},  # the zones of a regional disk; nubes' disks are zonal
         "ResourceGroupId": "",
         "OperationLocks": {"OperationLock": []},
         "Attachments": {"Attachment": attachments},

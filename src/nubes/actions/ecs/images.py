@@ -19,6 +19,11 @@ from nubes.store.models import Image
 actions = ActionTable("ecs")
 
 
+# A mapping's encryption and import source: nubes' snapshots are not encrypted, and an imported
+# image's mapping names its snapshot, not the bucket it was read from.
+_NOT_IMPORTED = {"Encrypted": False, "ImportOSSBucket": "", "ImportOSSObject": ""}
+
+
 def _mappings(image: Image) -> list[dict[str, Any]]:
     system = {
         "Device": "/dev/xvda",
@@ -28,6 +33,7 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
         "Format": "qcow2",
         "Progress": f"{image.progress}%",
         "RemainTime": 0,
+        **_NOT_IMPORTED,
     }
     data = [
         {
@@ -38,6 +44,7 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
             "Format": "qcow2",
             "Progress": f"{image.progress}%",
             "RemainTime": 0,
+            **_NOT_IMPORTED,
         }
         for m in json.loads(image.disk_mappings or "[]")
     ]
@@ -76,7 +83,18 @@ def render_image(
         "ProductCode": "",
         "ResourceGroupId": "",
         "LoginAsNonRootSupported": False,
-        "Features": {"NvmeSupport": "unsupported"},
+        "Features": {
+            "NvmeSupport": "unsupported",
+            "ImdsSupport": "v2",  # the metadata service takes session tokens (HttpTokens=required)
+            "CpuOnlineUpgrade": "unsupported",
+            "CpuOnlineDowngrade": "unsupported",
+            "MemoryOnlineUpgrade": "unsupported",
+            "MemoryOnlineDowngrade": "unsupported",
+        },
+        "SecureBootOptions": {"SecureBootSupport": "unsupported"},
+        "DetectionOptions": {"Status": "", "Items": {"Item": []}},  # nubes runs no image check
+        "LicenseType": "",
+        "SupplierName": "",  # Alibaba Cloud Marketplace images only
         "DiskDeviceMappings": {"DiskDeviceMapping": _mappings(image)},
         "Tags": tag_set(tags or []),
     }

@@ -179,8 +179,28 @@ def _render_type(t: InstanceType) -> dict[str, Any]:
         "SupportedTopologyTypes": {"SupportedTopologyType": ["DiscreteCoreToHTMap"] if threads > 1 else []},
     }
     item["SupportedBootModes"] = {"SupportedBootMode": list(f.get("SupportedBootModes", ["BIOS"]))}
-    item["EnhancedNetwork"] = {"SriovSupport": False, "RssSupport": True, "VfQueueNumberPerEni": 0}
+    item["EnhancedNetwork"] = {
+        "SriovSupport": False,
+        "RssSupport": True,
+        "VfQueueNumberPerEni": 0,
+        "ExpressSupport": False,
+    }
+    _network_defaults(item)
+    item["Attributes"] = {"Attribute": []}
+    item["Clock"] = {"PtpSupport": "unsupported"}
+    item["SecurityOptions"] = {"SecureBootSupport": "unsupported"}  # nubes' guests boot without it
     return item
+
+
+def _network_defaults(item: dict[str, Any]) -> None:
+    """What the catalog leaves out of a type's networking: one network card, no jumbo frames, no
+    encryption in transit, no bandwidth weighting (as ECS describes its older types)."""
+    item.setdefault("JumboFrameSupport", False)
+    item.setdefault("NetworkEncryptionSupport", False)
+    item.setdefault("NetworkCardQuantity", 1)
+    cards = range(int(item["NetworkCardQuantity"]))
+    item["NetworkCards"] = {"NetworkCardInfo": [{"NetworkCardIndex": index} for index in cards]}
+    item["NetworkInfo"] = {"BandwidthWeighting": {"WeightingInfos": {"WeightingInfo": []}}}
 
 
 @actions.define("DescribeInstanceTypes", PARAMS)

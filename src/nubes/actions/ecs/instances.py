@@ -285,6 +285,7 @@ def render_instance(
         "SpotStrategy": i.spot_strategy,
         "SpotPriceLimit": 0.0,
         "SpotDuration": 0,
+        "SpotInterruptionBehavior": "Terminate",  # ECS's only behaviour when it reclaims a spot instance
         "StoppedMode": "Not-applicable" if i.status != states.STOPPED else i.stopped_mode,
         "DeletionProtection": i.deletion_protection,
         "DeploymentSetId": i.deployment_set_id,
@@ -293,12 +294,15 @@ def render_instance(
         "IoOptimized": True,
         "DeviceAvailable": True,
         "Recyclable": False,
+        "SaleCycle": "",  # the billing cycle of a subscription; nubes bills nothing by cycle
         "CreditSpecification": "",
         "InstanceNetworkType": "vpc",
         "ResourceGroupId": i.resource_group_id,
         "HpcClusterId": "",
         "ClusterId": "",
         "VlanId": "",
+        "ISP": "",  # Edge Node Service regions only
+        "EnableNVS": False,
         "VpcAttributes": {
             "VpcId": i.vpc_id,
             "VSwitchId": i.vswitch_id,
@@ -338,8 +342,9 @@ def render_instance(
             "HttpEndpoint": i.metadata_http_endpoint,
             "HttpTokens": i.metadata_http_tokens,
             "HttpPutResponseHopLimit": 1,
+            "InstanceMetadataTags": "disabled",
         },
-        "CpuOptions": {"CoreCount": max(1, i.cpu // 2), "ThreadsPerCore": 2 if i.cpu > 1 else 1, "Numa": ""},
+        "CpuOptions": _cpu_options(i.cpu),
         "OperationLocks": {"LockReason": []},
         "Tags": tag_set(tags),
         "DedicatedHostAttribute": {
@@ -350,10 +355,35 @@ def render_instance(
         "DedicatedInstanceAttribute": {"Affinity": "", "Tenancy": ""},
         "EcsCapacityReservationAttr": {"CapacityReservationId": "", "CapacityReservationPreference": ""},
         "HibernationOptions": {"Configured": False},
-        "ImageOptions": {"LoginAsNonRoot": False},
+        "ImageOptions": {"LoginAsNonRoot": False, "CurrentOSNVMeSupported": False},  # virtio disks, not NVMe
+        "SecurityOptions": {"EnableSecureBoot": False},
+        "PrivateDnsNameOptions": {
+            "HostnameType": "",
+            "EnableInstanceIdDnsARecord": False,
+            "EnableInstanceIdDnsAAAARecord": False,
+            "EnableIpDnsARecord": False,
+            "EnableIpDnsPtrRecord": False,
+        },
+        "ClockOptions": {"PtpStatus": ""},
+        "AdditionalInfo": {"EnableHighDensityMode": False, "ManagedHostId": "", "NodeSerialNumber": ""},
     }
     recorded = {name: fields.pop(name) for name in _RECORDED_ORDER}
     return {**recorded, **fields}
+
+
+def _cpu_options(cpu: int) -> dict[str, Any]:
+    """Two threads per core where there is more than one vCPU, as ECS's x86 types have; the
+    options nubes does not offer (topology, turbo, nested virtualisation) are empty."""
+    return {
+        "CoreCount": max(1, cpu // 2),
+        "ThreadsPerCore": 2 if cpu > 1 else 1,
+        "Numa": "",
+        "TopologyType": "",
+        "TurboMode": "",
+        "NestedVirtualization": "",
+        "EnableVISST": False,
+        "EnableVRDT": False,
+    }
 
 
 def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
@@ -489,6 +519,14 @@ def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         tags[instance.id],
     )
     item["IoOptimized"] = "optimized"
+    # DescribeInstanceAttribute's own fields: jumbo frames and network encryption are off in nubes
+    item["EnableJumboFrame"] = False
+    item["EnableNetworkEncryption"] = False
+    item["NetworkOptions"] = {
+        "BandwidthWeighting": "",
+        "EnableJumboFrame": False,
+        "EnableNetworkEncryption": False,
+    }
     return item
 
 

@@ -25,6 +25,11 @@ actions = ActionTable("ecs")
 ENI_ID = String("NetworkInterfaceId", required=True, max_length=64)
 
 
+def no_public_ip() -> dict[str, str]:
+    """The elastic IP associated with an address: none, nubes has no public addresses."""
+    return {"PublicIpAddress": "", "AllocationId": ""}
+
+
 def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, str]]) -> dict[str, Any]:
     return {
         "NetworkInterfaceId": eni.id,
@@ -42,18 +47,33 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, 
         "ResourceGroupId": eni.resource_group_id,
         "OwnerId": ctx.principal.uid,
         "ServiceManaged": False,
+        "ServiceID": 0,  # the Alibaba Cloud service that manages an interface; none does here
         "DeleteOnRelease": False,
         "SourceDestCheck": True,
         "SecurityGroupIds": {"SecurityGroupId": [m.group_id for m in eni.memberships]},
         "PrivateIpSets": {
-            "PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True, "PrivateDnsName": ""}]
+            "PrivateIpSet": [
+                {
+                    "PrivateIpAddress": eni.primary_ip,
+                    "Primary": True,
+                    "PrivateDnsName": "",
+                    "AssociatedPublicIp": no_public_ip(),
+                }
+            ]
         },
+        "AssociatedPublicIp": no_public_ip(),
         "Ipv6Sets": {"Ipv6Set": []},
         "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
         "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
-        "Attachment": {"InstanceId": eni.instance_id, "DeviceIndex": 0 if eni.eni_type == "Primary" else 1}
-        if eni.instance_id
-        else {},
+        "Attachment": {
+            "InstanceId": eni.instance_id,
+            "DeviceIndex": 1 if eni.instance_id and eni.eni_type != "Primary" else 0,
+            "NetworkCardIndex": 0,
+            "TrunkNetworkInterfaceId": "",
+        },
+        "NetworkInterfaceTrafficMode": "Standard",  # not HighPerformance: nubes has no eRDMA
+        "QueueNumber": 0,  # ECS writes the count only where one was set for the interface
+        "QueuePairNumber": 0,
         "Tags": tag_set(tags),
     }
 

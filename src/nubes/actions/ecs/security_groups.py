@@ -211,6 +211,7 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
             "CreationTime": iso8601_seconds(s.group.created_at),
             "ResourceGroupId": s.group.resource_group_id,
             "ServiceManaged": False,
+            "ServiceID": 0,  # the Alibaba Cloud service that manages a group; none does here
             "RuleCount": s.rule_count,
             "GroupToGroupRuleCount": s.group_to_group_rule_count,
             "EcsCount": s.interface_count,
@@ -250,8 +251,11 @@ def render_rule(rule: SecurityGroupRule, names: dict[str, str]) -> dict[str, Any
         "Ipv6SourceCidrIp": "",
         "Ipv6DestCidrIp": "",
         "SourcePrefixListId": "",
+        "SourcePrefixListName": "",
         "DestPrefixListId": "",
+        "DestPrefixListName": "",
         "PortRangeListId": "",
+        "PortRangeListName": "",
     }
     item[peer_cidr_key] = rule.peer_cidr
     item[peer_group_key] = rule.peer_group_id
@@ -291,6 +295,7 @@ def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> 
         "Description": group.description,
         "VpcId": group.vpc_id,
         "InnerAccessPolicy": group.inner_access_policy,
+        "SnapshotPolicyIds": {"SnapshotPolicyId": []},  # Attribute=snapshotPolicyIds: nubes has none
     }
     if p["MaxResults"] is not None or p["NextToken"]:
         page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 100)

@@ -160,6 +160,9 @@ def describe_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "keypair": "KeyPair",
         "launchtemplate": "LaunchTemplate",
         "ddh": "Ddh",
+        "reservedinstance": "ReservedInstance",
+        "snapshotpolicy": "SnapshotPolicy",
+        "volume": "Volume",
     }
     items = [
         {

@@ -10,6 +10,7 @@ from nubes.api.context import ActionContext
 from nubes.api.params import Integer, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
+from nubes.domain.routes import RouteView
 
 actions = ActionTable("vpc")
 
@@ -115,17 +116,27 @@ def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
             "IpVersion": "IPv4",
             "Origin": "",
             "ServiceType": "",
-            "NextHops": {
-                "NextHop": [
-                    {"NextHopType": v.next_hop_type, "NextHopId": v.next_hop_id, "Enabled": 1, "Weight": 100}
-                ]
-                if v.entry_type == "Custom"
-                else [{"NextHopType": v.next_hop_type, "NextHopId": "", "Enabled": 1}]
-            },
+            "GmtModified": "",
+            "NextHops": {"NextHop": [_next_hop(v)]},
         }
         for v in page
     ]
     return {"NextToken": next_token, "TotalCount": len(views), "RouteEntrys": {"RouteEntry": entries}}
+
+
+def _next_hop(v: RouteView) -> dict[str, Any]:
+    """A route's one next hop: a custom route's is its instance, a system route's the vSwitch it
+    reaches (no ID, as ECS writes it). Hops to other regions or products do not exist here, so
+    their region and related instance are empty."""
+    custom = v.entry_type == "Custom"
+    return {
+        "NextHopType": v.next_hop_type,
+        "NextHopId": v.next_hop_id if custom else "",
+        "Enabled": 1,
+        "Weight": 100 if custom else 0,
+        "NextHopRegionId": "",
+        "NextHopRelatedInfo": {"InstanceId": "", "InstanceType": "", "RegionId": ""},
+    }
 
 
 @actions.define(

@@ -38,6 +38,7 @@ def render_vpc(
         "CreationTime": iso8601_seconds(vpc.created_at),
         "CidrBlock": vpc.cidr,
         "Ipv6CidrBlock": "",
+        "Ipv6CidrBlocks": {"Ipv6CidrBlock": []},
         "VRouterId": vpc.vrouter_id,
         "Description": vpc.description,
         "IsDefault": vpc.is_default,
@@ -159,6 +160,7 @@ def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
             "Ipv4GatewayId": "",
             "AssociatedCens": {"AssociatedCen": []},
             "CloudResources": {"CloudResourceSetType": []},
+            "AssociatedPropagationSources": {"AssociatedPropagationSources": []},  # (the SDK's name twice)
         }
     )
     return body
