@@ -311,7 +311,26 @@ class Caller:
             "DeleteInstances": lambda: {"Force": "true"},
             "DeleteInstance": lambda: {"Force": "true"},
         }
-        return by_action.get(spec.name, dict)()
+        vpc_tags = {"ResourceType": "VPC", "ResourceId.1": ids["vpc"]}
+        vpc_by_action: dict[str, Callable[[], dict[str, str | None]]] = {
+            "TagResources": lambda: {**vpc_tags, **tag},
+            "UnTagResources": lambda: {**vpc_tags, "TagKey.1": "checked"},
+            "ListTagResources": self.tagged_vpc,
+        }
+        table = {**by_action, **vpc_by_action} if spec.product == "vpc" else by_action
+        return table.get(spec.name, dict)()
+
+    def tagged_vpc(self) -> dict[str, str | None]:
+        """ListTagResources' parameters for a VPC that carries a tag (the world's carry none)."""
+        vpc_id = self.tenant.ids["vpc"]
+        self.tenant.ok(
+            "vpc",
+            "TagResources",
+            RegionId=REGION,
+            ResourceType="VPC",
+            **{"ResourceId.1": vpc_id, "Tag.1.Key": "listed", "Tag.1.Value": "yes"},
+        )
+        return {"ResourceType": "VPC", "ResourceId.1": vpc_id}
 
     def groups_of_instance(self) -> list[str]:
         """The security groups of the newest instance (changes may have set them otherwise)."""
