@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import ColumnElement, Select
+
+from nubes import errors
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StructList
 from nubes.catalog.model import LANGUAGES
+from nubes.clock import as_utc
 from nubes.domain.common import Scope
 from nubes.domain.tags import TagMatch, tag_matches
 
 T = TypeVar("T")
+Q = TypeVar("Q", bound=Any)
 
 ACCEPT_LANGUAGE = String("AcceptLanguage", choices=LANGUAGES, default="zh-CN")
 REGION_ID = String("RegionId", required=True, max_length=64)
@@ -89,3 +96,57 @@ def tag_set(pairs: Iterable[tuple[str, str]], *, vpc: bool = False) -> dict[str,
     in the VPC product."""
     key_name, value_name = ("Key", "Value") if vpc else ("TagKey", "TagValue")
     return {"Tag": [{key_name: key, value_name: value} for key, value in pairs]}
+
+
+# Filter.N of the Describe actions that take creation times (DescribeDisks, DescribeSnapshots,
+# DescribeImages): CreationStartTime and CreationEndTime, UTC times like 2024-01-01T12:00Z.
+CREATION_KEYS = ("CreationStartTime", "CreationEndTime")
+CREATION_FILTER = StructList(
+    "Filter", [String("Key", max_length=64), String("Value", max_length=64)], max_items=10
+)
+
+
+@dataclass(frozen=True)
+class CreationWindow:
+    """The creation times Filter.N allows: from `start` and up to `end`, both inclusive."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def holds(self, moment: datetime) -> bool:
+        moment = as_utc(moment)
+        return (self.start is None or moment >= self.start) and (self.end is None or moment <= self.end)
+
+    def where(self, query: Select[Q], column: ColumnElement[datetime] | Any) -> Select[Q]:
+        if self.start is not None:
+            query = query.where(column >= self.start)
+        if self.end is not None:
+            query = query.where(column <= self.end)
+        return query
+
+
+def creation_window(p: dict[str, Any]) -> CreationWindow:
+    """Filter.N of the request as a creation-time window (an entry without a key or value is
+    left out, as ECS does); another key is InvalidFilterKey.NotFound."""
+    found: dict[str, datetime] = {}
+    for entry in p.get("Filter") or []:
+        key, value = entry.get("Key") or "", entry.get("Value") or ""
+        if not key or not value:
+            continue
+        if key not in CREATION_KEYS:
+            raise errors.invalid_filter_key_not_found(
+                f"Filter keys are {', '.join(CREATION_KEYS)}; got {key[:64]!r}."
+            )
+        found[key] = _utc_time(key, value)
+    return CreationWindow(found.get("CreationStartTime"), found.get("CreationEndTime"))
+
+
+def _utc_time(key: str, value: str) -> datetime:
+    for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise errors.invalid_filter_value(
+        f"The Filter {key} takes a UTC time such as 2024-01-01T12:00Z; got {value[:64]!r}."
+    )

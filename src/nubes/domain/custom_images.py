@@ -25,7 +25,7 @@ from nubes.domain.common import Scope, owned
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.storage_tasks import enqueue_image
-from nubes.domain.tags import drop_tags, write_tags
+from nubes.domain.tags import check_tags, drop_tags, write_tags
 from nubes.store.db import Database
 from nubes.store.models import Account, Disk, Host, Image, ImageShare, Instance, Snapshot
 
@@ -111,9 +111,11 @@ class CustomImages:
         description: str,
         boot_image: Image,
         size_gib: int | None,
+        tags: tuple[tuple[str, str], ...] = (),
     ) -> str:
         """ImportImage: the file is converted by the agent; the image is Creating until then. The
         guest boots with nubes' kernel of `boot_image` on the imported root file system."""
+        check_tags(tags)
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
             raise errors.invalid_parameter_format(f"Format must be one of {', '.join(IMPORT_FORMATS)}.")
@@ -143,6 +145,7 @@ class CustomImages:
             )
             host_id = s.scalar(select(Host.id).where(Host.status == "Available").order_by(Host.id).limit(1))
             s.add(image)
+            write_tags(s, scope, "image", image.id, tags, created=True)
             enqueue_image(s, now, "import", image.id, host_id, {"source": source, "format": fmt})
             image_id = image.id
         self._notify(image_id)
@@ -176,9 +179,18 @@ class CustomImages:
         self._notify(image_id)
         return task_id
 
-    def copy_image(self, account_id: int, image_id: str, region_id: str, name: str, description: str) -> str:
+    def copy_image(
+        self,
+        account_id: int,
+        image_id: str,
+        region_id: str,
+        name: str,
+        description: str,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> str:
         """CopyImage to another region: new snapshot records there on the same immutable layers
         (layers never change once frozen), so the copy is Available at once."""
+        check_tags(tags)
         now = self._clock.now()
         with self._db.session() as s:
             image = owned_image(s, account_id, image_id)
@@ -230,6 +242,7 @@ class CustomImages:
             )
             new.status, new.progress = AVAILABLE, 100
             s.add(new)
+            write_tags(s, scope, "image", new.id, tags, created=True)  # the copy's, in its region
             return new.id
 
     def _check_name(self, s: Session, scope: Scope, name: str) -> None:
@@ -291,6 +304,7 @@ class CustomImages:
         tags: tuple[tuple[str, str], ...] = (),
         client_token: str = "",
     ) -> str:
+        check_tags(tags)
         now = self._clock.now()
         wake = ""
         with self._db.session() as s:

@@ -23,7 +23,7 @@ from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
-from nubes.domain.tags import write_tags
+from nubes.domain.tags import check_tags, write_tags
 from nubes.store.db import Database
 from nubes.store.models import Disk, Host, Image, Instance, Snapshot
 
@@ -120,6 +120,7 @@ class Disks:
     # ---- create / delete -------------------------------------------------------------------
 
     def create(self, scope: Scope, spec: DiskSpec) -> str:
+        check_tags(spec.tags)
         now = self._clock.now()
         if spec.zone_id and spec.instance_id:
             raise errors.invalid_param_zone_id_and_instance_id_conflict()
@@ -418,10 +419,22 @@ class Disks:
         delete_with_instance: bool | None,
         delete_auto_snapshot: bool | None,
         enable_auto_snapshot: bool | None,
+        bursting_enabled: bool | None = None,
     ) -> None:
         with self._db.session() as s:
             disks = [owned_disk(s, account_id, d) for d in disk_ids]
             for disk in disks:
+                if bursting_enabled is not None:
+                    # performance bursting is a cloud_auto disk's: others are refused, as ECS does
+                    validate_disk(
+                        disk.category,
+                        disk.size_gib,
+                        disk.performance_level,
+                        disk.disk_type,
+                        provisioned_iops=disk.provisioned_iops,
+                        bursting_enabled=bursting_enabled,
+                    )
+                    disk.bursting_enabled = bursting_enabled
                 if delete_with_instance is not None:
                     if disk.disk_type == "system" and not delete_with_instance:
                         raise errors.invalid_disk_category_not_supported(
@@ -462,10 +475,22 @@ class Disks:
             )
             if new_category != "cloud_essd":
                 new_level = ""
-            validate_disk(new_category, disk.size_gib, new_level, disk.disk_type)
+            # provisioned IOPS and bursting are cloud_auto's: a disk leaving that category drops them
+            auto = new_category == "cloud_auto"
+            iops = (
+                provisioned_iops if provisioned_iops is not None else (disk.provisioned_iops if auto else 0)
+            )
+            bursting = disk.bursting_enabled and auto
+            validate_disk(
+                new_category,
+                disk.size_gib,
+                new_level,
+                disk.disk_type,
+                provisioned_iops=iops,
+                bursting_enabled=bursting,
+            )
             disk.category, disk.performance_level = new_category, new_level
-            if provisioned_iops is not None:
-                disk.provisioned_iops = provisioned_iops
+            disk.provisioned_iops, disk.bursting_enabled = iops, bursting
 
     # ---- system disk -----------------------------------------------------------------------
 
@@ -476,7 +501,6 @@ class Disks:
         image: Image,
         size_gib: int | None,
         key_pair_name: str | None = None,
-        disk_id: str | None = None,
         password: str | None = None,
     ) -> str:
         """A new system disk from `image` (the old one is released); the instance stays Stopped.
@@ -486,8 +510,6 @@ class Disks:
             instance = owned_instance(s, account_id, instance_id)
             if key_pair_name:  # named resources must exist (and be the caller's) before any other check
                 owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
-            if disk_id:
-                owned_disk(s, account_id, disk_id)
             istates.check("ReplaceSystemDisk", instance_id, instance.status)
             set_login(s, instance, key_pair_name, password)
             old = s.scalar(select(Disk).where(Disk.instance_id == instance_id, Disk.disk_type == "system"))

@@ -6,6 +6,7 @@ until the image is `Available`, see `launchable`); a build that fails leaves it 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -14,7 +15,7 @@ from nubes import errors
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.store.db import Database
-from nubes.store.models import Image, ImageShare
+from nubes.store.models import Account, Image, ImageShare
 
 SYSTEM = "system"
 AVAILABLE, CREATING, WAITING = "Available", "Creating", "Waiting"
@@ -122,8 +123,12 @@ class Images:
             if row is not None:
                 row.status, row.progress = status, progress
 
-    def visible(self, scope: Scope, owner_alias: str | None = None) -> list[Image]:
-        """System images and the caller's own ones in the region, newest first."""
+    def visible(
+        self, scope: Scope, owner_alias: str | None = None, owner_id: int | None = None
+    ) -> list[Image]:
+        """System images, the caller's own ones and those shared with the caller in the region,
+        newest first; `owner_alias` (system, self, others) and `owner_id` (the owner's account
+        ID, 0 for system images) narrow them."""
         with self._db.session() as s:
             shared = select(ImageShare.image_id).where(ImageShare.account_id == scope.account_id)
             query = select(Image).where(
@@ -137,7 +142,19 @@ class Images:
         if owner_alias:
             wanted = {a.strip() for a in owner_alias.split(",") if a.strip()}
             images = [i for i in images if owner_alias_for(i, scope.account_id) in wanted]
+        if owner_id is not None:
+            owners = self.owner_ids(images)
+            images = [i for i in images if owners.get(i.account_id or 0, 0) == owner_id]
         return images
+
+    def owner_ids(self, images: Iterable[Image]) -> dict[int, int]:
+        """The account IDs (uid, as ECS reports OwnerId) of the images' owners, by account."""
+        account_ids = {i.account_id for i in images if i.account_id}
+        if not account_ids:
+            return {}
+        with self._db.session() as s:
+            rows = s.execute(select(Account.id, Account.uid).where(Account.id.in_(account_ids)))
+            return {account_id: int(uid) if uid.isdigit() else 0 for account_id, uid in rows}
 
     def usable(
         self, scope: Scope, image_id: str | None, family: str | None, building_ok: bool = False

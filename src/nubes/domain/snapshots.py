@@ -8,19 +8,19 @@ it, so disks made from it, resets to it and images made of it take constant time
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nubes import errors, ids
-from nubes.clock import Clock
+from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.storage_tasks import enqueue
-from nubes.domain.tags import write_tags
+from nubes.domain.tags import check_tags, write_tags
 from nubes.store.db import Database
 from nubes.store.models import Disk, Snapshot
 
@@ -46,6 +46,7 @@ class Snapshots:
         auto_policy_id: str = "",
         instant_access: bool = False,
     ) -> str:
+        check_tags(tags)
         now = self._clock.now()
         with self._db.session() as s:
             snapshot = self.create_in(
@@ -142,9 +143,19 @@ class Snapshots:
         name: str | None,
         description: str | None,
         disable_instant_access: bool = False,
+        retention_days: int | None = None,
     ) -> None:
+        """`retention_days` counts from the snapshot's creation, as CreateSnapshot's does: a
+        retention that has already run out is refused (the snapshot would vanish at once)."""
         with self._db.session() as s:
             snapshot = owned_snapshot(s, account_id, snapshot_id)
+            if retention_days is not None:
+                if as_utc(snapshot.created_at) + timedelta(days=retention_days) <= self._clock.now():
+                    raise errors.invalid_parameter(
+                        "RetentionDays",
+                        f"The snapshot {snapshot_id} was created more than {retention_days} days ago.",
+                    )
+                snapshot.retention_days = retention_days
             if name is not None:
                 if name.startswith("auto"):
                     raise errors.invalid_snapshot_name_malformed()

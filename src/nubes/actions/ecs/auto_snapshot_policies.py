@@ -128,6 +128,7 @@ def render_policy(view: PolicyView) -> dict[str, Any]:
         String("RegionId", required=True, max_length=64),
         String("AutoSnapshotPolicyId", max_length=64),
         String("AutoSnapshotPolicyName", max_length=128),
+        String("ResourceGroupId", max_length=64),
         TAGS,
         *page_params(max_size=100),
     ],
@@ -138,6 +139,8 @@ def describe_auto_snapshot_policy_ex(ctx: ActionContext, p: dict[str, Any]) -> d
     views = ctx.services.auto_snapshot_policies.describe(
         scope, p["AutoSnapshotPolicyId"], p["AutoSnapshotPolicyName"], tag_pairs(p)
     )
+    if p["ResourceGroupId"]:
+        views = []  # policies are in no resource group, as rendered: a group matches none
     items: list[object] = [render_policy(v) for v in views]
     return number_paged(items, p, "AutoSnapshotPolicies", "AutoSnapshotPolicy")
 

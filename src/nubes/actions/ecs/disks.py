@@ -10,12 +10,15 @@ from sqlalchemy import select
 from nubes import errors
 from nubes.actions.common import (
     CLIENT_TOKEN,
+    CREATION_FILTER,
     DRY_RUN,
     ENCRYPTED,
     PASSWORD_INHERIT,
     REGION_ID,
     SECURITY_ENHANCEMENT_STRATEGY,
     TAGS,
+    creation_window,
+    tag_filter,
     tag_pairs,
     tag_set,
 )
@@ -172,9 +175,16 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         Boolean("EnableAutomatedSnapshotPolicy"),
         String("AutoSnapshotPolicyId", max_length=64),
         String("PerformanceLevel", max_length=8),
-        String("DiskChargeType", max_length=16),
+        String("DiskChargeType", choices=("PrePaid", "PostPaid")),
         Boolean("Encrypted"),
-        String("MultiAttach", max_length=16),
+        String("KMSKeyId", max_length=128),
+        String("MultiAttach", choices=("Disabled", "Enabled", "LegacyShared")),
+        Boolean("EnableShared"),
+        String("LockReason", max_length=32),
+        String("ResourceGroupId", max_length=64),
+        # IOPS: the disks' IOPS limits, which nubes answers always.
+        StringList("AdditionalAttributes", max_items=10, item_choices=("IOPS",)),
+        CREATION_FILTER,
         TAGS,
         DRY_RUN,
         *page_params(max_size=100),
@@ -201,7 +211,7 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     }
     for name, column in exact.items():
         if p[name] is not None and p[name] != "":
-            if name == "Status" and p[name] == "All":
+            if (name, p[name]) in (("Status", "All"), ("Category", "all")):
                 continue
             query = query.where(column == p[name])
     if p["DiskIds"]:
@@ -216,12 +226,24 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             if p["EnableAutomatedSnapshotPolicy"]
             else (Disk.auto_snapshot_policy_id == "")
         )
-    if p["Encrypted"]:
+    # What every nubes disk is, as rendered: pay-as-you-go, not encrypted (so under no KMS key),
+    # attached to one instance at most, not shared block storage, never locked, in no resource
+    # group. A filter asking for anything else matches no disk.
+    if (
+        p["DiskChargeType"] == "PrePaid"
+        or p["Encrypted"]
+        or p["KMSKeyId"]
+        or p["MultiAttach"] in ("Enabled", "LegacyShared")
+        or p["EnableShared"]
+        or p["LockReason"]
+        or p["ResourceGroupId"]
+    ):
         query = query.where(Disk.id.is_(None))
-    query = where_tagged(query, ctx.scope(p["RegionId"]), "disk", Disk.id, tag_pairs(p))
+    query = creation_window(p).where(query, Disk.created_at)
+    query = where_tagged(query, scope, "disk", Disk.id, tag_filter(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
-        tags = tags_by_resource(s, ctx.scope(p["RegionId"]), "disk", (d.id for d in disks))
+        tags = tags_by_resource(s, scope, "disk", (d.id for d in disks))
     body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
     body["TotalCount"] = len(disks)
     return body
@@ -269,6 +291,7 @@ def detach_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("Type", max_length=16, default="offline"),
         CLIENT_TOKEN,
     ],
+    idempotent=True,
 )
 def resize_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Grow a disk: online in a running VM (the guest sees the new size at once), or offline."""
@@ -337,6 +360,7 @@ def modify_disk_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         p["DeleteWithInstance"],
         p["DeleteAutoSnapshot"],
         p["EnableAutoSnapshot"],
+        p["BurstingEnabled"],
     )
     return {}
 
@@ -388,7 +412,8 @@ def delete_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("Password", max_length=64),
         PASSWORD_INHERIT,
         String("KeyPairName", max_length=128),
-        String("DiskId", max_length=64),
+        # DiskId (a disk of the caller's to become the system disk, in place of ImageId) is not
+        # declared: nubes makes the new system disk from an image only, so it is refused.
         SECURITY_ENHANCEMENT_STRATEGY,
         Boolean(
             "UseAdditionalService",
@@ -412,7 +437,6 @@ def replace_system_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]
         image,
         (p["SystemDisk"] or {}).get("Size"),
         p["KeyPairName"],
-        p["DiskId"],
         p["Password"],
     )
     return {"DiskId": disk_id}

@@ -6,14 +6,25 @@ import json
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, ENCRYPTED, REGION_ID, TAGS, tag_pairs, tag_set, tagged
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    CREATION_FILTER,
+    DRY_RUN,
+    ENCRYPTED,
+    REGION_ID,
+    TAGS,
+    creation_window,
+    tag_pairs,
+    tag_set,
+    tagged,
+)
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import check_description, check_name
-from nubes.domain.images import STATUSES, owner_alias_for
+from nubes.domain.images import STATUSES, launchable, owner_alias_for
 from nubes.store.models import Image
 
 actions = ActionTable("ecs")
@@ -52,7 +63,7 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
 
 
 def render_image(
-    image: Image, account_id: int = 0, tags: list[tuple[str, str]] | None = None
+    image: Image, account_id: int = 0, tags: list[tuple[str, str]] | None = None, owner_id: int = 0
 ) -> dict[str, Any]:
     return {
         "ImageId": image.id,
@@ -62,7 +73,7 @@ def render_image(
         "Description": image.description,
         "Size": image.size_gib,
         "ImageOwnerAlias": owner_alias_for(image, account_id),
-        "ImageOwnerId": 0,
+        "ImageOwnerId": owner_id,  # the owner's account ID; 0 for nubes' system images
         "IsSupportIoOptimized": True,
         "IsSupportCloudinit": True,
         "OSName": image.os_name,
@@ -118,7 +129,14 @@ def render_image(
         Boolean("IsSupportIoOptimized"),
         Boolean("IsSupportCloudinit"),
         Boolean("IsPublic"),
-        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+        # Expired images are subscription images that ran out; nubes has none, so both values
+        # answer the same images.
+        Boolean("ShowExpired", default=False),
+        # The images usable in the scenario: to create instances, or to replace a system disk
+        # (the same images in nubes: those an instance can be launched from now).
+        String("ActionType", choices=("CreateEcs", "ChangeOS")),
+        String("ResourceGroupId", max_length=64),
+        CREATION_FILTER,
         TAGS,
         DRY_RUN,
         *page_params(max_size=100),
@@ -127,7 +145,7 @@ def render_image(
 def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Images the caller can use in a region: nubes' system images and their own (Tag.N: those
     carrying every tag)."""
-    images = ctx.services.images.visible(ctx.scope(p["RegionId"]), p["ImageOwnerAlias"])
+    images = ctx.services.images.visible(ctx.scope(p["RegionId"]), p["ImageOwnerAlias"], p["ImageOwnerId"])
     statuses = {s.strip() for s in p["Status"].split(",") if s.strip()}
     if "ALL" in {status.upper() for status in statuses}:  # as ECS takes it, and Terraform sends it
         statuses = set(STATUSES)
@@ -154,13 +172,28 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
+    # Every nubes image supports I/O optimized instances and cloud-init, and is in no resource
+    # group, as rendered: a filter asking for anything else matches none.
+    if p["IsSupportIoOptimized"] is False or p["IsSupportCloudinit"] is False or p["ResourceGroupId"]:
+        images = []
+    if p["ActionType"]:
+        images = [i for i in images if launchable(i)]
+    window = creation_window(p)
+    images = [i for i in images if window.holds(i.created_at)]
     scope = ctx.scope(p["RegionId"])
     images = tagged(ctx, scope, "image", images, lambda i: i.id, p)
     tags = ctx.services.tags.of(scope, "image", (i.id for i in images))
+    owners = ctx.services.images.owner_ids(images)
     return {
         "RegionId": p["RegionId"],
         **number_paged(
-            images, p, "Images", "Image", lambda i: render_image(i, ctx.principal.account_id, tags.get(i.id))
+            images,
+            p,
+            "Images",
+            "Image",
+            lambda i: render_image(
+                i, ctx.principal.account_id, tags.get(i.id), owners.get(i.account_id or 0, 0)
+            ),
         ),
     }
 
@@ -170,7 +203,9 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     [
         REGION_ID,
         String("ImageId", max_length=128),
-        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+        StructList(
+            "Filter", [String("Key", choices=("imageId",)), String("Value", max_length=128)], max_items=10
+        ),
     ],
 )
 def describe_image_support_instance_types(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +325,7 @@ def delete_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("Description", max_length=256),
         String("ImageFamily", max_length=128),
         String("Status", choices=("Available", "Deprecated")),
-        String("BootMode", max_length=16),
+        BOOT_MODE,  # BIOS, the only one: an image boots as it did
         DRY_RUN,
     ],
 )
@@ -368,6 +403,7 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
             ],
             max_items=17,
         ),
+        TAGS,
         CLIENT_TOKEN,
     ],
     idempotent=True,
@@ -398,6 +434,7 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         check_description(p["Description"]),
         boot,
         mapping.get("DiskImageSize"),
+        tag_pairs(p),
     )
     return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": ""}
 
@@ -437,6 +474,7 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("DestinationImageName", max_length=128),
         String("DestinationDescription", max_length=256),
         ENCRYPTED,
+        TAGS,
         DRY_RUN,
         CLIENT_TOKEN,
     ],
@@ -454,5 +492,6 @@ def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         destination.region_id,
         check_name("ImageName", p["DestinationImageName"]),
         check_description(p["DestinationDescription"]),
+        tag_pairs(p),
     )
     return {"ImageId": image_id}

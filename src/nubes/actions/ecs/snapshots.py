@@ -8,10 +8,20 @@ from typing import Any
 from sqlalchemy import select
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    CREATION_FILTER,
+    DRY_RUN,
+    REGION_ID,
+    TAGS,
+    creation_window,
+    tag_filter,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StringList, StructList
+from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import check_description, check_name
@@ -31,9 +41,20 @@ SNAPSHOT_ID = String("SnapshotId", required=True, max_length=64)
         String("SnapshotName", max_length=128),
         String("Description", max_length=256),
         Integer("RetentionDays", minimum=1, maximum=65536),
-        String("Category", choices=("Standard", "Flash", "standard", "flash")),
+        String(
+            "Category",
+            choices=("Standard", "Flash", "standard", "flash"),
+            unsupported_values=("Flash", "flash"),
+            unsupported_because="snapshots are standard snapshots; InstantAccess makes them usable at once",
+        ),
         Boolean("InstantAccess", default=False),
-        Integer("InstantAccessRetentionDays", minimum=1, maximum=65535),
+        Integer(
+            "InstantAccessRetentionDays",
+            minimum=1,
+            maximum=65535,
+            unsupported_from=1,
+            unsupported_because="a snapshot's instant access lasts as long as the snapshot",
+        ),
         TAGS,
         CLIENT_TOKEN,
     ],
@@ -73,12 +94,14 @@ def _usage(images: bool, disks: bool) -> str:
         String("SnapshotType", choices=("auto", "user", "all")),
         String("SourceDiskType", max_length=16),
         String("Usage", choices=("image", "disk", "image_disk", "none")),
-        String("Category", max_length=16),
+        String("Category", choices=("Standard", "Flash", "standard", "flash", "archive")),
         String("SnapshotLinkId", max_length=64),
         Boolean("Encrypted"),
+        String("KMSKeyId", max_length=128),
+        String("ResourceGroupId", max_length=64),
         TAGS,
         DRY_RUN,
-        StructList("Filter", [String("Key", max_length=64), String("Value", max_length=128)], max_items=10),
+        CREATION_FILTER,
         *page_params(max_size=100),
         *token_params(max_results=100, min_results=10),
     ],
@@ -105,14 +128,24 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Snapshot.auto_policy_id == "")
     if p["SourceDiskType"]:
         query = query.where(Snapshot.disk_type == p["SourceDiskType"].lower())
-    if p["Encrypted"]:
+    if p["SnapshotLinkId"]:  # a disk's snapshot chain, named after the disk (see render_snapshot)
+        query = query.where(Snapshot.disk_id == "d-" + p["SnapshotLinkId"].removeprefix("sl-"))
+    # Every nubes snapshot is, as rendered: a standard snapshot, not encrypted (so under no KMS
+    # key), in no resource group. A filter asking for anything else matches none.
+    if (
+        (p["Category"] and p["Category"].lower() != "standard")
+        or p["Encrypted"]
+        or p["KMSKeyId"]
+        or p["ResourceGroupId"]
+    ):
         query = query.where(Snapshot.id.is_(None))
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
-    query = where_tagged(query, ctx.scope(p["RegionId"]), "snapshot", Snapshot.id, tag_pairs(p))
+    query = creation_window(p).where(query, Snapshot.created_at)
+    query = where_tagged(query, scope, "snapshot", Snapshot.id, tag_filter(p))
     with ctx.services.db.session() as s:
         snapshots = list(s.scalars(query.order_by(Snapshot.created_at.desc(), Snapshot.id)))
-        tags = tags_by_resource(s, ctx.scope(p["RegionId"]), "snapshot", (sn.id for sn in snapshots))
+        tags = tags_by_resource(s, scope, "snapshot", (sn.id for sn in snapshots))
         usage = {sn.id: _usage(bool(images_using(s, sn.id)), bool(disks_using(s, sn.id))) for sn in snapshots}
     if p["Usage"]:
         snapshots = [sn for sn in snapshots if usage[sn.id] == p["Usage"]]
@@ -171,16 +204,18 @@ def delete_snapshot(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("SnapshotName", max_length=128),
         String("Description", max_length=256),
         Boolean("DisableInstantAccess", default=False),
+        Integer("RetentionDays", minimum=1, maximum=65536),
     ],
 )
 def modify_snapshot_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Rename or describe a snapshot."""
+    """Rename or describe a snapshot, end its instant access, or set how long it is kept."""
     ctx.services.snapshots.modify(
         ctx.principal.account_id,
         p["SnapshotId"],
         check_name("SnapshotName", p["SnapshotName"]) if p["SnapshotName"] is not None else None,
         check_description(p["Description"]) if p["Description"] is not None else None,
         p["DisableInstantAccess"],
+        p["RetentionDays"],
     )
     return {}
 

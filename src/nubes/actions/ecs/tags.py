@@ -136,6 +136,8 @@ def remove_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("ResourceType", max_length=32),
         String("ResourceId", max_length=128),
         TAGS,
+        # Custom: the tags callers set, the only ones nubes has (no service puts System tags).
+        String("Category", choices=("Custom", "System")),
         *page_params(max_size=100, default_size=50),
     ],
 )
@@ -147,6 +149,8 @@ def describe_tags(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         [p["ResourceId"]] if p["ResourceId"] else None,
         tag_filter(p),
     )
+    if p["Category"] == "System":
+        rows = []
     counts: dict[tuple[str, str], Counter[str]] = {}
     for row in rows:
         counts.setdefault((row.key, row.value), Counter())[row.resource_type] += 1
