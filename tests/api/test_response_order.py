@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 import pytest
 
 from nubes.actions import all_tables
-from nubes.api.order import recorded
+from nubes.api.order import in_order, merge, recorded
 from nubes.api.registry import Registry
 from nubes.api.signing import sign_v1
 from nubes.client import VERSIONS, base_url
@@ -196,6 +196,17 @@ def test_the_check_sees_a_field_out_of_order() -> None:
     nodes = list(xml_nodes(ET.fromstring("<R><B/><A/><B/></R>")))
     assert nodes[-1] == ("", ["B", "A"])
     assert problems_of("X", "JSON", [("", ["A", "B"])], {"": [["B", "A"]]})
+
+
+def test_in_order_orders_the_recorded_paths_and_leaves_the_rest() -> None:
+    orders = {"": ("B", "A"), "L.I": ("Y", "X")}
+    body = {"A": 1, "C": {"Z": 0, "Y": 0}, "B": 2, "L": {"I": [{"X": 1, "W": 0, "Y": 2}]}}
+    out = in_order(body, orders)
+    assert list(out) == ["B", "A", "C", "L"] and list(out["C"]) == ["Z", "Y"]
+    assert list(out["L"]["I"][0]) == ["Y", "X", "W"]
+    assert merge([["A", "C"], ["A", "B", "C"], ["C", "D"]]) == ("A", "B", "C", "D")
+    with pytest.raises(ValueError):
+        merge([["A", "B"], ["B", "A"]])
 
 
 @pytest.fixture(scope="module")
