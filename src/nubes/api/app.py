@@ -19,6 +19,7 @@ from nubes import errors, ids
 from nubes.api.auth import Authenticator
 from nubes.api.context import ActionContext
 from nubes.api.nonce_batch import NonceBatch
+from nubes.api.order import in_order, orders_of
 from nubes.api.params import parse_params
 from nubes.api.registry import HOST_IDS, ActionSpec, Registry
 from nubes.api.render import JSON_TYPE, render
@@ -174,9 +175,10 @@ class ApiApp:
                 call.request_id, call.principal, self.services, call.spec.product, call.spec.name
             )
             result = self._run(call.spec, context, params)
-            payload, content_type = render(
-                {"RequestId": call.request_id, **result}, f"{call.spec.name}Response", call.fmt
+            body = in_order(
+                {"RequestId": call.request_id, **result}, orders_of(call.spec.product, call.spec.name)
             )
+            payload, content_type = render(body, f"{call.spec.name}Response", call.fmt)
             response = Response(200, payload, content_type)
         except ApiError as error:
             response = self._error(error, call.request_id, call.fmt, call.product)

@@ -22,6 +22,7 @@ from nubes.actions.common import (
 )
 from nubes.actions.paging import number_paged, page_of, page_params, token_params
 from nubes.api.context import ActionContext
+from nubes.api.order import in_order, orders_of
 from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct, StructList
 from nubes.api.registry import ActionTable
 from nubes.clock import as_utc, iso8601
@@ -203,42 +204,9 @@ def create_instance(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 # ---- queries -------------------------------------------------------------------------------------
 
 
-# An instance's fields in the order ECS writes them: first those of a DescribeInstances response
-# recorded from ECS (apache-libcloud's fixture ecs/describe_instances.xml), then those ECS added
-# since. Clients depend on it: footmark sets attributes in response order, and reading an empty
-# PublicIpAddress before EipAddress is set sends its Instance into endless recursion.
-_RECORDED_ORDER = (
-    "ImageId",
-    "InnerIpAddress",
-    "InstanceTypeFamily",
-    "VlanId",
-    "InstanceId",
-    "EipAddress",
-    "InternetMaxBandwidthIn",
-    "ZoneId",
-    "InternetChargeType",
-    "SerialNumber",
-    "IoOptimized",
-    "Memory",
-    "Cpu",
-    "VpcAttributes",
-    "InternetMaxBandwidthOut",
-    "DeviceAvailable",
-    "SecurityGroupIds",
-    "InstanceName",
-    "Description",
-    "InstanceNetworkType",
-    "PublicIpAddress",
-    "HostName",
-    "InstanceType",
-    "CreationTime",
-    "Status",
-    "ClusterId",
-    "RegionId",
-    "OperationLocks",
-    "InstanceChargeType",
-    "ExpiredTime",
-)
+# An instance's fields in the order of the instances of a DescribeInstances answer recorded from ECS
+# (nubes.api.order), also where one is rendered alone (DescribeInstanceAttribute).
+_INSTANCE_ORDER = orders_of("ecs", "DescribeInstances", under="Instances.Instance")
 
 
 def render_instance(
@@ -367,8 +335,7 @@ def render_instance(
         "ClockOptions": {"PtpStatus": ""},
         "AdditionalInfo": {"EnableHighDensityMode": False, "ManagedHostId": "", "NodeSerialNumber": ""},
     }
-    recorded = {name: fields.pop(name) for name in _RECORDED_ORDER}
-    return {**recorded, **fields}
+    return dict(in_order(fields, _INSTANCE_ORDER))
 
 
 def _cpu_options(cpu: int) -> dict[str, Any]:
