@@ -83,6 +83,9 @@ NOT_RESOURCES = {
     "destgroupowner",
     "imageowner",
     "snapshotlink",
+    "vpcowner",
+    "vswitchowner",
+    "dhcpoptionsset",
 }
 # The kinds each product's TagResources and friends take in ResourceType, and where the test finds them.
 TAG_TYPES = {

@@ -443,3 +443,119 @@ def test_security_groups_are_per_account(live: LiveServer) -> None:
     ):
         assert error_of(call).code in ("InvalidSecurityGroupId.NotFound", "InvalidVpcId.NotFound")
     assert len(rules_of(mine, group_id)) == 0
+
+
+def test_declared_parameters_take_effect_or_are_refused(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    """Issue 11: what the security group and interface actions declare is honoured (filters filter,
+    ClientToken makes a revoke happen once) or refused by name, changing nothing."""
+    ecs = tea_ecs(live, fresh_key)
+    vpc_id, vsw_id = make_network(live, fresh_key, cidr="10.72.0.0/16")
+
+    def groups(**filters: Any) -> list[Any]:
+        body = ecs.describe_security_groups(
+            em.DescribeSecurityGroupsRequest(region_id=REGION, **filters)
+        ).body
+        return list(body.security_groups.security_group)
+
+    # CreateSecurityGroup: no classic-network group (no VpcId), no service-managed group.
+    for field, value, wire in (("vpc_id", None, "VpcId"), ("service_managed", True, "ServiceManaged")):
+        request = em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
+        setattr(request, field, value)
+        error = error_of(lambda request=request: ecs.create_security_group(request))
+        assert error.code == "InvalidParameter.NotSupported" and f'"{wire}"' in error.message, error.message
+    assert groups() == []
+    group_id = ecs.create_security_group(
+        em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id, service_managed=False)
+    ).body.security_group_id
+
+    # CreateNetworkInterface: DeleteOnRelease=true is refused (nothing releases an interface here).
+    refused = error_of(
+        lambda: ecs.create_network_interface(
+            em.CreateNetworkInterfaceRequest(
+                region_id=REGION, v_switch_id=vsw_id, security_group_id=group_id, delete_on_release=True
+            )
+        )
+    )
+    assert refused.code == "InvalidParameter.NotSupported" and '"DeleteOnRelease"' in refused.message
+
+    def enis(**filters: Any) -> list[Any]:
+        body = ecs.describe_network_interfaces(
+            em.DescribeNetworkInterfacesRequest(region_id=REGION, **filters)
+        ).body
+        return list(body.network_interface_sets.network_interface_set)
+
+    assert enis() == []
+    eni = ecs.create_network_interface(
+        em.CreateNetworkInterfaceRequest(
+            region_id=REGION,
+            v_switch_id=vsw_id,
+            security_group_id=group_id,
+            delete_on_release=False,
+            resource_group_id="rg-eni",
+        )
+    ).body
+    ip = eni.private_ip_address
+    only = [eni.network_interface_id]
+    assert [e.network_interface_id for e in enis(private_ip_address=[ip, "10.72.1.250"])] == only
+    assert enis(private_ip_address=["10.72.1.250"]) == []
+    assert enis(ipv_6address=["2001:db8::1"]) == []
+    assert enis(service_managed=True) == []
+    assert [e.network_interface_id for e in enis(service_managed=False)] == only
+    assert [e.network_interface_id for e in enis(resource_group_id="rg-eni")] == only
+    assert enis(resource_group_id="rg-other") == []
+
+    # DescribeSecurityGroups: ServiceManaged filters; the capacity is counted when asked for.
+    assert groups(service_managed=True) == []
+    [plain] = groups(service_managed=False)
+    assert (plain.ecs_count, plain.available_instance_amount) == (0, 0)
+    [counted] = groups(is_query_ecs_count=True)
+    assert (counted.ecs_count, counted.available_instance_amount) == (1, 1999)
+
+    # A VPC group's rules are intranet rules whatever NicType says, and NicType selects them all.
+    ecs.authorize_security_group(
+        em.AuthorizeSecurityGroupRequest(
+            region_id=REGION,
+            security_group_id=group_id,
+            permissions=[
+                P(ip_protocol="tcp", port_range="22/22", source_cidr_ip="10.0.0.0/8", nic_type="internet")
+            ],
+        )
+    )
+    for nic_type in ("internet", "intranet", None):
+        body = ecs.describe_security_group_attribute(
+            em.DescribeSecurityGroupAttributeRequest(
+                region_id=REGION, security_group_id=group_id, nic_type=nic_type, attribute="snapshotPolicyIds"
+            )
+        ).body
+        assert [r.nic_type for r in body.permissions.permission] == ["intranet"], nic_type
+        assert body.snapshot_policy_ids.snapshot_policy_id == []
+    [rule] = rules_of(ecs, group_id)
+
+    # ModifySecurityGroupRule by ID: an IPv6 peer is refused, not left out of the change.
+    ipv6 = error_of(
+        lambda: ecs.modify_security_group_rule(
+            em.ModifySecurityGroupRuleRequest(
+                region_id=REGION,
+                security_group_id=group_id,
+                security_group_rule_id=rule.security_group_rule_id,
+                ipv_6source_cidr_ip="2001:db8::/32",
+                port_range="80/80",
+            )
+        )
+    )
+    assert ipv6.code == "InvalidParameter.Ipv6NotSupported"
+    assert [r.port_range for r in rules_of(ecs, group_id)] == ["22/22"]
+
+    # RevokeSecurityGroup with a ClientToken happens once: the retry gets the first answer.
+    revoke = em.RevokeSecurityGroupRequest(
+        region_id=REGION,
+        security_group_id=group_id,
+        security_group_rule_id=[rule.security_group_rule_id],
+        client_token="revoke-once",
+    )
+    ecs.revoke_security_group(revoke)
+    ecs.revoke_security_group(revoke)
+    assert rules_of(ecs, group_id) == []
+    revoke.client_token = None
+    gone = error_of(lambda: ecs.revoke_security_group(revoke))
+    assert gone.code == "InvalidSecurityGroupRuleId.NotFound"

@@ -236,3 +236,126 @@ def test_create_vswitch_takes_its_region_from_the_vpc(live: LiveServer, fresh_ke
             vm.CreateVSwitchRequest(vpc_id="vpc-doesnotexist00000", zone_id=ZONE, cidr_block="10.44.2.0/24")
         )
     assert unknown.value.code == "InvalidVpcId.NotFound"
+
+
+def test_every_documented_filter_filters_and_region_follows_the_resource(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    """Issue 11: the Describe filters nubes had declared and dropped now filter; RegionId is
+    optional where the SDK has it optional (the VPC, vSwitch or route table says the region)."""
+    from alibabacloud_ecs20140526 import models as em
+
+    from ..conftest import tea_ecs
+
+    client = tea_vpc(live, fresh_key)
+    created = client.create_vpc(
+        vm.CreateVpcRequest(region_id=REGION, cidr_block="10.71.0.0/16", resource_group_id="rg-audit")
+    ).body
+    vpc_id, table_id = created.vpc_id, created.route_table_id
+    vpc = wait_available(client, vpc_id)
+    owner = vpc.owner_id
+
+    def vpcs(**filters: Any) -> list[str]:
+        body = client.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION, **filters)).body
+        return [v.vpc_id for v in body.vpcs.vpc]
+
+    assert vpcs() == [vpc_id]
+    assert vpcs(dhcp_options_set_id="dopt-1") == []
+    assert vpcs(enable_ipv_6=True) == [] and vpcs(enable_ipv_6=False) == [vpc_id]
+    assert vpcs(vpc_owner_id=owner) == [vpc_id] and vpcs(vpc_owner_id=owner + 1) == []
+
+    # DescribeVpcAttribute: IsDefault must say what the VPC is.
+    no_default = error_of(
+        lambda: client.describe_vpc_attribute(
+            vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id, is_default=True)
+        )
+    )
+    assert no_default.code == "InvalidVpcId.NotFound"
+    assert (
+        client.describe_vpc_attribute(
+            vm.DescribeVpcAttributeRequest(region_id=REGION, vpc_id=vpc_id, is_default=False)
+        ).body.vpc_id
+        == vpc_id
+    )
+
+    # Without RegionId: ModifyVpcAttribute, CreateVSwitch, DescribeVSwitches (by VpcId) and the
+    # vSwitch actions take the region of what they name.
+    client.modify_vpc_attribute(vm.ModifyVpcAttributeRequest(vpc_id=vpc_id, vpc_name="renamed"))
+    assert wait_available(client, vpc_id).vpc_name == "renamed"
+    vsw_id = client.create_vswitch(
+        vm.CreateVSwitchRequest(vpc_id=vpc_id, zone_id=ZONE, cidr_block="10.71.1.0/24")
+    ).body.v_switch_id
+    assert wait_vswitch(client, vsw_id).status == "Available"
+    client.modify_vswitch_attribute(vm.ModifyVSwitchAttributeRequest(v_switch_id=vsw_id, v_switch_name="sw"))
+    attrs = client.describe_vswitch_attributes(vm.DescribeVSwitchAttributesRequest(v_switch_id=vsw_id)).body
+    assert (attrs.v_switch_name, attrs.vpc_id) == ("sw", vpc_id)
+
+    def vswitches(**filters: Any) -> list[str]:
+        body = client.describe_vswitches(vm.DescribeVSwitchesRequest(vpc_id=vpc_id, **filters)).body
+        return [v.v_switch_id for v in body.v_switches.v_switch]
+
+    assert vswitches() == [vsw_id]
+    assert vswitches(resource_group_id="rg-audit") == []  # vSwitches are in no resource group
+    assert vswitches(enable_ipv_6=True) == [] and vswitches(enable_ipv_6=False) == [vsw_id]
+    assert vswitches(v_switch_owner_id=owner) == [vsw_id] and vswitches(v_switch_owner_id=owner + 1) == []
+    neither = error_of(lambda: client.describe_vswitches(vm.DescribeVSwitchesRequest()))
+    assert neither.code == "MissingParameter.RegionId"
+
+    # Route tables by resource group (the VPC's); route entries by destination list and host type.
+    def tables(group: str) -> list[str]:
+        body = client.describe_route_table_list(
+            vm.DescribeRouteTableListRequest(region_id=REGION, resource_group_id=group)
+        ).body
+        return [t.vpc_id for t in body.router_table_list.router_table_list_type]
+
+    assert tables("rg-audit") == [vpc_id] and tables("rg-other") == []
+
+    def destinations(**filters: Any) -> list[str]:
+        body = client.describe_route_entry_list(
+            vm.DescribeRouteEntryListRequest(region_id=REGION, route_table_id=table_id, **filters)
+        ).body
+        return [e.destination_cidr_block for e in body.route_entrys.route_entry]
+
+    assert destinations(dest_cidr_block_list=["10.71.1.0/24", "10.9.0.0/16"]) == ["10.71.1.0/24"]
+    assert destinations(service_type="TR") == []
+
+    # CreateRouteEntry and DeleteRouteEntry without RegionId; NextHopId is checked, not parsed away.
+    ecs = tea_ecs(live, fresh_key)
+    group_id = ecs.create_security_group(
+        em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
+    ).body.security_group_id
+    eni_id = ecs.create_network_interface(
+        em.CreateNetworkInterfaceRequest(region_id=REGION, v_switch_id=vsw_id, security_group_id=group_id)
+    ).body.network_interface_id
+    no_hop = error_of(
+        lambda: client.create_route_entry(
+            vm.CreateRouteEntryRequest(route_table_id=table_id, destination_cidr_block="10.200.0.0/16")
+        )
+    )
+    assert no_hop.code == "MissingParameter.NextHopId"
+    entry_id = client.create_route_entry(
+        vm.CreateRouteEntryRequest(
+            route_table_id=table_id,
+            destination_cidr_block="10.200.0.0/16",
+            next_hop_type="NetworkInterface",
+            next_hop_id=eni_id,
+        )
+    ).body.route_entry_id
+    assert "10.200.0.0/16" in destinations()
+    client.delete_route_entry(vm.DeleteRouteEntryRequest(route_entry_id=entry_id))
+    assert "10.200.0.0/16" not in destinations()
+
+    # ForceDelete: there are no gateways to force away, so what stands in the way still does.
+    ecs.delete_network_interface(
+        em.DeleteNetworkInterfaceRequest(region_id=REGION, network_interface_id=eni_id)
+    )
+    ecs.delete_security_group(em.DeleteSecurityGroupRequest(region_id=REGION, security_group_id=group_id))
+    blocked = error_of(lambda: client.delete_vpc(vm.DeleteVpcRequest(vpc_id=vpc_id, force_delete=True)))
+    assert blocked.code == "DependencyViolation.VSwitch"
+    assert vpcs() == [vpc_id]
+    client.delete_vswitch(vm.DeleteVSwitchRequest(v_switch_id=vsw_id))
+    # ClientToken: the same delete again gives the first answer, not InvalidVpcId.NotFound.
+    request = vm.DeleteVpcRequest(vpc_id=vpc_id, force_delete=True, client_token="delete-audit-vpc")
+    client.delete_vpc(request)
+    client.delete_vpc(request)
+    assert vpcs() == []

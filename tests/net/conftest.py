@@ -194,11 +194,15 @@ class NetEnv:
 # ---- probes --------------------------------------------------------------------------------
 
 
-def tcp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT) -> str:
-    """ "open" (handshake done), "refused" (RST), "timeout" (dropped) or "unreachable"."""
+def tcp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT, source_port: int = 0) -> str:
+    """ "open" (handshake done), "refused" (RST), "timeout" (dropped) or "unreachable"; from
+    `source_port` when given (else the kernel's choice)."""
     sock = in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
     sock.settimeout(timeout)
     try:
+        if source_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", source_port))
         sock.connect((ip, port))
         return "open"
     except ConnectionRefusedError:

@@ -99,6 +99,20 @@ def test_rules_on_one_vswitch_tcp_udp_icmp(net: NetEnv) -> None:
     )
 
 
+def test_source_port_range_narrows_a_rule(net: NetEnv) -> None:
+    """A rule with SourcePortRange (ECS quintuple rules) admits only connections from those ports."""
+    vsw = vswitch("vsw-a", "10.1.0.0/24")
+    narrow = dataclasses.replace(rule("ingress", "tcp", "22/22"), source_port_from=7000, source_port_to=7010)
+    a = net.port("eni-a", vsw, "10.1.0.10", "sg-a")
+    b = net.port("eni-b", vsw, "10.1.0.11", "sg-b")
+    net.driver.sync([vpc("vpc-1", "10.1.0.0/16", [vsw], [a, b], [group("sg-a"), group("sg-b", narrow)])])
+    A, B = net.host("eni-a"), net.host("eni-b")
+    net.tcp_listeners([B], [22])
+    assert tcp_probe(A, "10.1.0.11", 22, source_port=7005) == "open"
+    assert tcp_probe(A, "10.1.0.11", 22, source_port=7011) == "timeout"
+    assert tcp_probe(A, "10.1.0.11", 22) == "timeout"  # an ephemeral port, far above 7010
+
+
 def test_priority_drop_before_accept_and_multi_group_merge(net: NetEnv) -> None:
     vsw = vswitch("vsw-a", "10.1.0.0/24")
     sg_b = group(

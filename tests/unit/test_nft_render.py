@@ -124,6 +124,23 @@ def test_tcp_and_udp_ports_and_ranges() -> None:
     ]
 
 
+def test_source_port_ranges_are_matched_too() -> None:
+    """SourcePortRange (ECS quintuple rules) narrows a rule: the source ports must match as well."""
+    from dataclasses import replace
+
+    assert one_port_ingress(
+        replace(rule("ingress", "tcp", "22/22"), source_port_from=7000, source_port_to=8000),
+        replace(rule("ingress", "udp", "53/53", priority=2), source_port_from=5353, source_port_to=5353),
+        replace(rule("ingress", "tcp", "-1/-1", priority=3), source_port_from=1, source_port_to=1024),
+        replace(rule("ingress", "tcp", "80/80", priority=4), source_port_from=9, source_port_to=1),
+    ) == [
+        "tcp sport 7000-8000 tcp dport 22 accept",
+        "udp sport 5353 udp dport 53 accept",
+        "tcp sport 1-1024 accept",
+        "drop",
+    ]
+
+
 def test_icmp_gre_all() -> None:
     assert one_port_ingress(
         rule("ingress", "icmp"),

@@ -18,6 +18,7 @@ from nubes.store.models import NetworkInterface, SecurityGroup, SecurityGroupRul
 
 def rule_net(rule: SecurityGroupRule) -> SecurityRule:
     start, _, end = rule.port_range.partition("/")
+    source_start, _, source_end = (rule.source_port_range or "-1/-1").partition("/")
     return SecurityRule(
         rule_id=rule.id,
         direction=rule.direction,
@@ -28,6 +29,8 @@ def rule_net(rule: SecurityGroupRule) -> SecurityRule:
         priority=rule.priority,
         peer_cidr=rule.peer_cidr or None,
         peer_group_id=rule.peer_group_id or None,
+        source_port_from=int(source_start),
+        source_port_to=int(source_end),
     )
 
 

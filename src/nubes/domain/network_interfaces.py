@@ -144,6 +144,8 @@ class NetworkInterfaces:
         primary_ip: str | None = None,
         eni_type: str | None = None,
         tags: Sequence[TagMatch] = (),
+        private_ips: Sequence[str] | None = None,
+        resource_group_id: str | None = None,
     ) -> list[NetworkInterface]:
         with self._db.session() as s:
             query = (
@@ -164,6 +166,8 @@ class NetworkInterfaces:
                 (name, NetworkInterface.name == name),
                 (primary_ip, NetworkInterface.primary_ip == primary_ip),
                 (eni_type, NetworkInterface.eni_type == eni_type),
+                (private_ips, NetworkInterface.primary_ip.in_(private_ips or [])),
+                (resource_group_id, NetworkInterface.resource_group_id == resource_group_id),
             ]
             for wanted, clause in filters:
                 if wanted:

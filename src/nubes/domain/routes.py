@@ -3,16 +3,18 @@ vSwitches, custom entries whose next hop is a network interface (or an instance'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name
 from nubes.domain.vpcs import AVAILABLE, NetworkQuotas
+from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import NetworkInterface, RouteEntry, Vpc, VSwitch
 
@@ -54,6 +56,34 @@ class Routes:
             )
         return vpc
 
+    def table_region(self, account_id: int, route_table_id: str) -> str:
+        """The region of the caller's route table, for the route actions whose RegionId is optional."""
+        query = select(Vpc.region_id).where(
+            Vpc.route_table_id == route_table_id, Vpc.account_id == account_id
+        )
+        return self._region(
+            query,
+            lambda: errors.invalid_route_table_id_not_found(
+                f"The specified RouteTableId {route_table_id!r} does not exist."
+            ),
+        )
+
+    def entry_region(self, account_id: int, route_entry_id: str) -> str:
+        """The region of the caller's custom route entry (DeleteRouteEntry without RegionId)."""
+        query = (
+            select(Vpc.region_id)
+            .join(RouteEntry, RouteEntry.vpc_id == Vpc.id)
+            .where(RouteEntry.id == route_entry_id, RouteEntry.account_id == account_id)
+        )
+        return self._region(query, errors.invalid_route_entry_not_found)
+
+    def _region(self, query: Select[str], not_found: Callable[[], ApiError]) -> str:
+        with self._db.session() as s:
+            region = s.scalar(query)
+        if region is None:
+            raise not_found()
+        return region
+
     def entries(self, scope: Scope, route_table_id: str) -> list[RouteView]:
         with self._db.session() as s:
             vpc = self.table_vpc(s, scope, route_table_id)
@@ -92,11 +122,15 @@ class Routes:
         route_table_id: str,
         destination: str,
         next_hop_type: str,
-        next_hop_id: str,
+        next_hop_id: str | None,
         name: str | None,
         description: str | None,
         dry_run: bool = False,
     ) -> str:
+        if not next_hop_id:  # optional in ECS for the next hop types nubes has none of (NextHopList)
+            raise errors.missing_parameter(
+                "NextHopId", message="Give NextHopId: the instance or network interface the route leads to."
+            )
         name = check_name("RouteEntryName", name)
         description = check_description(description)
         try:

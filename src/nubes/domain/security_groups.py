@@ -115,14 +115,19 @@ def parse_cidr(direction: str, text: str) -> str:
         ) from None
 
 
-def validate(direction: str, p: Permission) -> Rule:
-    word = _peer_word(direction)
+def refuse_unsupported(p: Permission) -> None:
+    """IPv6 CIDR blocks, prefix lists and port range lists: nubes has none of them."""
     if p.ipv6_cidr:
         raise errors.invalid_parameter_ipv6_not_supported()
     if p.prefix_list_id:
         raise errors.invalid_parameter_prefix_list_not_supported()
     if p.port_range_list_id:
         raise errors.invalid_parameter_port_range_list_not_supported()
+
+
+def validate(direction: str, p: Permission) -> Rule:
+    word = _peer_word(direction)
+    refuse_unsupported(p)
     if not p.ip_protocol:
         raise errors.missing_parameter(
             "IpProtocol",
@@ -148,11 +153,13 @@ def validate(direction: str, p: Permission) -> Rule:
         priority = 0
     if not 1 <= priority <= 100:
         raise errors.invalid_priority_malformed(f"Priority {p.priority!r} must be an integer from 1 to 100.")
-    nic_type = (p.nic_type or "intranet").lower()
-    if nic_type not in ("intranet", "internet"):
+    if (p.nic_type or "intranet").lower() not in ("intranet", "internet"):
         raise errors.invalid_nic_type_value_not_supported(
             f"NicType {p.nic_type!r} must be intranet or internet."
         )
+    # ECS: the rules of a VPC security group (every nubes group) are intranet rules whatever
+    # NicType says; internet applies to classic-network groups only.
+    nic_type = "intranet"
     description = p.description or ""
     if len(description) > 512 or description.startswith(("http://", "https://")):
         raise errors.invalid_description_malformed("A rule description is at most 512 characters, not a URL.")
@@ -479,6 +486,7 @@ class SecurityGroups:
     def modify_rule(
         self, scope: Scope, group_id: str, direction: str, rule_id: str, change: Permission
     ) -> None:
+        refuse_unsupported(change)  # the merge below would leave them out
         with self._db.session() as s:
             group = _group(s, scope, group_id)
             rule = next((r for r in group.rules if r.id == rule_id and r.direction == direction), None)

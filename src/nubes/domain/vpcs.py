@@ -104,6 +104,11 @@ class Vpcs:
         with self._db.session() as s:
             return owned(s, Vpc, account_id, vpc_id, "Vpc").region_id
 
+    def vswitch_region_of(self, account_id: int, vswitch_id: str) -> str:
+        """The region of the caller's vSwitch, for the vSwitch actions whose RegionId is optional."""
+        with self._db.session() as s:
+            return owned(s, VSwitch, account_id, vswitch_id, "VSwitch").region_id
+
     def describe_vpcs(
         self,
         scope: Scope,

@@ -90,7 +90,13 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, 
         String("Description", max_length=256),
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
-        Boolean("DeleteOnRelease"),
+        Boolean(
+            "DeleteOnRelease",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="a secondary network interface is never attached to an instance in nubes, "
+            "so it is never released with one",
+        ),
         TAGS,
     ],
     idempotent=True,
@@ -125,14 +131,20 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         String("Type", choices=("Primary", "Secondary")),
         String("NetworkInterfaceName", max_length=128),
         String("PrimaryIpAddress", max_length=64),
+        StringList("PrivateIpAddress", max_items=100, item_max_length=64),
+        StringList("Ipv6Address", max_items=100, item_max_length=64),
         String("ResourceGroupId", max_length=64),
+        Boolean("ServiceManaged"),
         TAGS,
         *page_params(max_size=500, default_size=None),
         *token_params(max_results=500, min_results=10),
     ],
 )
 def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's interfaces, filtered (Tag.N: carrying every tag), in either paging style."""
+    """The caller's interfaces, filtered (Tag.N: carrying every tag), in either paging style.
+    PrivateIpAddress.N: having one of these private addresses (an interface has one, its primary);
+    Ipv6Address.N and ServiceManaged=true match nothing: no interface has an IPv6 address or is
+    managed by a cloud service."""
     scope = ctx.scope(p["RegionId"])
     enis = ctx.services.network_interfaces.describe(
         scope,
@@ -146,7 +158,11 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         p["PrimaryIpAddress"],
         p["Type"],
         tag_filter(p),
+        private_ips=p["PrivateIpAddress"],
+        resource_group_id=p["ResourceGroupId"],
     )
+    if p["Ipv6Address"] or p["ServiceManaged"]:
+        enis = []
     tags = ctx.services.tags.of(scope, "eni", (e.id for e in enis))
     items = [render_eni(ctx, e, tags.get(e.id, [])) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}

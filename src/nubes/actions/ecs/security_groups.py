@@ -129,19 +129,29 @@ def _groups(ctx: ActionContext) -> SecurityGroups:
     "CreateSecurityGroup",
     [
         REGION_ID,
-        String("VpcId", required=True, max_length=64),
+        String("VpcId", max_length=64),  # optional in ECS: without it, a classic-network group
         String("SecurityGroupName", max_length=128),
         String("Description", max_length=256),
         String("SecurityGroupType", choices=GROUP_TYPES, default="normal"),
         RESOURCE_GROUP_ID,
         CLIENT_TOKEN,
-        Boolean("ServiceManaged", default=False),
+        Boolean(
+            "ServiceManaged",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="managed security groups belong to Alibaba Cloud services, none of which runs in nubes",
+        ),
         TAGS,
     ],
     idempotent=True,
 )
 def create_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a normal or enterprise security group in a VPC."""
+    if not p["VpcId"]:
+        raise errors.invalid_parameter_not_supported(
+            "VpcId",
+            "security groups of the classic network (no VpcId) do not exist in nubes; give a VPC's ID.",
+        )
     scope = ctx.scope(p["RegionId"])
     group = _groups(ctx).create(
         scope,
@@ -177,6 +187,7 @@ def delete_security_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         String("NetworkType", choices=("vpc", "classic")),
         String("ResourceGroupId", max_length=64),
         Boolean("ServiceManaged"),
+        Boolean("IsQueryEcsCount", default=False),
         TAGS,
         DRY_RUN,
         *page_params(default_size=None),
@@ -196,8 +207,8 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         p["SecurityGroupType"],
         p["ResourceGroupId"],
     )
-    if p["NetworkType"] == "classic":
-        summaries = []
+    if p["NetworkType"] == "classic" or p["ServiceManaged"]:
+        summaries = []  # every group is a VPC group the caller manages (ServiceManaged false)
     scope = ctx.scope(p["RegionId"])
     summaries = tagged(ctx, scope, "securitygroup", summaries, lambda s: s.group.id, p)
     tags = ctx.services.tags.of(scope, "securitygroup", (s.group.id for s in summaries))
@@ -214,8 +225,12 @@ def describe_security_groups(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
             "ServiceID": 0,  # the Alibaba Cloud service that manages a group; none does here
             "RuleCount": s.rule_count,
             "GroupToGroupRuleCount": s.group_to_group_rule_count,
-            "EcsCount": s.interface_count,
-            "AvailableInstanceAmount": max(0, AVAILABLE_INSTANCE_AMOUNT - s.interface_count),
+            # The capacity, counted only when IsQueryEcsCount asks for it (ECS: the two values
+            # are valid only then).
+            "EcsCount": s.interface_count if p["IsQueryEcsCount"] else 0,
+            "AvailableInstanceAmount": max(0, AVAILABLE_INSTANCE_AMOUNT - s.interface_count)
+            if p["IsQueryEcsCount"]
+            else 0,
             "Tags": tag_set(tags.get(s.group.id, [])),
         }
         for s in summaries
@@ -270,17 +285,19 @@ def render_rule(rule: SecurityGroupRule, names: dict[str, str]) -> dict[str, Any
         REGION_ID,
         GROUP_ID,
         String("Direction", choices=("ingress", "egress", "all"), default="all"),
+        # ECS: for a VPC group (every nubes group) the only NicType is intranet; internet or
+        # nothing is taken as intranet, so the value selects every rule.
         String("NicType", choices=("internet", "intranet")),
+        String("Attribute", choices=("snapshotPolicyIds",)),
         *token_params(max_results=1000, min_results=10),
     ],
 )
 def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """A group with its rules (Permissions), optionally of one direction."""
+    """A group with its rules (Permissions), optionally of one direction; Attribute=snapshotPolicyIds
+    adds the automatic snapshot policies associated with the group (none can be, in nubes)."""
     scope = ctx.scope(p["RegionId"])
     group = _groups(ctx).get(scope, p["SecurityGroupId"])
     rules = [r for r in group.rules if p["Direction"] in ("all", r.direction)]
-    if p["NicType"]:
-        rules = [r for r in rules if r.nic_type == p["NicType"]]
     peer_ids = sorted({r.peer_group_id for r in rules if r.peer_group_id})
     names = (
         {s.group.id: s.group.name for s in _groups(ctx).describe(scope, group_ids=peer_ids)}
@@ -295,10 +312,11 @@ def describe_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> 
         "Description": group.description,
         "VpcId": group.vpc_id,
         "InnerAccessPolicy": group.inner_access_policy,
-        "SnapshotPolicyIds": {"SnapshotPolicyId": []},  # Attribute=snapshotPolicyIds: nubes has none
+        # Asked for with Attribute=snapshotPolicyIds; nubes associates no policy with a group.
+        "SnapshotPolicyIds": {"SnapshotPolicyId": []},
     }
     if p["MaxResults"] is not None or p["NextToken"]:
-        page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 100)
+        page, next_token = token_page(items, p["NextToken"], p["MaxResults"] or 500)
         body.update({"NextToken": next_token, "Permissions": {"Permission": page}})
     else:
         body.update({"NextToken": "", "Permissions": {"Permission": items}})
@@ -325,6 +343,7 @@ def modify_security_group_attribute(ctx: ActionContext, p: dict[str, Any]) -> di
         CLIENT_TOKEN,
         String("InnerAccessPolicy", required=True, choices=("Accept", "Drop")),
     ],
+    idempotent=True,
 )
 def modify_security_group_policy(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Let the members of a group reach each other (Accept) or not (Drop) when no rule decides."""
@@ -383,10 +402,15 @@ actions.define("AuthorizeSecurityGroup", _rule_action_params(INGRESS, []), idemp
 actions.define("AuthorizeSecurityGroupEgress", _rule_action_params(EGRESS, []), idempotent=True)(
     _authorize(EGRESS)
 )
-actions.define("RevokeSecurityGroup", _rule_action_params(INGRESS, [_RULE_IDS]))(_revoke(INGRESS))
-actions.define("RevokeSecurityGroupEgress", _rule_action_params(EGRESS, [_RULE_IDS]))(_revoke(EGRESS))
-actions.define("ModifySecurityGroupRule", _modify_rule_params(INGRESS))(_modify(INGRESS))
-actions.define("ModifySecurityGroupEgressRule", _modify_rule_params(EGRESS))(_modify(EGRESS))
+# ClientToken makes each of these happen once, as it does the creations.
+actions.define("RevokeSecurityGroup", _rule_action_params(INGRESS, [_RULE_IDS]), idempotent=True)(
+    _revoke(INGRESS)
+)
+actions.define("RevokeSecurityGroupEgress", _rule_action_params(EGRESS, [_RULE_IDS]), idempotent=True)(
+    _revoke(EGRESS)
+)
+actions.define("ModifySecurityGroupRule", _modify_rule_params(INGRESS), idempotent=True)(_modify(INGRESS))
+actions.define("ModifySecurityGroupEgressRule", _modify_rule_params(EGRESS), idempotent=True)(_modify(EGRESS))
 
 
 @actions.define(

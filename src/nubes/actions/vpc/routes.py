@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_filter, tag_set
 from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
+from nubes.actions.vpc.vpcs import OPTIONAL_REGION_ID
 from nubes.api.context import ActionContext
-from nubes.api.params import Integer, String
+from nubes.api.params import Integer, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.routes import RouteView
@@ -35,7 +37,10 @@ def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
     carrying every tag."""
     scope = ctx.scope(p["RegionId"])
     vpcs = ctx.services.vpcs.describe_vpcs(
-        scope, [p["VpcId"]] if p["VpcId"] else None, route_table_tags=tag_filter(p)
+        scope,
+        [p["VpcId"]] if p["VpcId"] else None,
+        resource_group_id=p["ResourceGroupId"],  # a system table is in its VPC's resource group
+        route_table_tags=tag_filter(p),
     )
     switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
     tags = ctx.services.tags.of(scope, "routetable", (v.route_table_id for v in vpcs))
@@ -83,12 +88,16 @@ def describe_route_table_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
         String("NextHopId", max_length=64),
         String("NextHopType", max_length=64),
         String("IpVersion", choices=("IPv4", "IPv6")),
+        StringList("DestCidrBlockList", max_items=20, item_max_length=64),
+        String("ServiceType", max_length=16),
         Integer("MaxResult", minimum=20, maximum=100, default=50),
         NEXT_TOKEN,
     ],
 )
 def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The entries of a route table: system routes of the vSwitches, then custom ones."""
+    """The entries of a route table: system routes of the vSwitches, then custom ones.
+    DestCidrBlockList.N: the entries to one of these destinations; no entry is hosted by a
+    transit router, so ServiceType (TR) matches none, and none is IPv6."""
     views = ctx.services.routes.entries(ctx.scope(p["RegionId"]), p["RouteTableId"])
     fields = {
         "RouteEntryId": "route_entry_id",
@@ -101,7 +110,9 @@ def describe_route_entry_list(ctx: ActionContext, p: dict[str, Any]) -> dict[str
     for name, attribute in fields.items():
         if p[name]:
             views = [v for v in views if getattr(v, attribute) == p[name]]
-    if p["IpVersion"] == "IPv6":
+    if p["DestCidrBlockList"]:
+        views = [v for v in views if v.destination in p["DestCidrBlockList"]]
+    if p["IpVersion"] == "IPv6" or p["ServiceType"]:
         views = []
     page, next_token = token_page(views, p["NextToken"], p["MaxResult"])
     entries = [
@@ -142,11 +153,11 @@ def _next_hop(v: RouteView) -> dict[str, Any]:
 @actions.define(
     "CreateRouteEntry",
     [
-        REGION_ID,
+        OPTIONAL_REGION_ID,  # the route table's region
         String("RouteTableId", required=True, max_length=64),
         String("DestinationCidrBlock", required=True, max_length=64),
         String("NextHopType", default="Instance", max_length=64),
-        String("NextHopId", required=True, max_length=64),
+        String("NextHopId", max_length=64),
         String("RouteEntryName", max_length=128),
         String("Description", max_length=256),
         CLIENT_TOKEN,
@@ -156,8 +167,10 @@ def _next_hop(v: RouteView) -> dict[str, Any]:
 )
 def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Add a custom route whose next hop is an instance or a network interface of the VPC."""
-    entry_id = ctx.services.routes.create(
-        ctx.scope(p["RegionId"]),
+    routes = ctx.services.routes
+    region_id = p["RegionId"] or routes.table_region(ctx.principal.account_id, p["RouteTableId"])
+    entry_id = routes.create(
+        ctx.scope(region_id),
         p["RouteTableId"],
         p["DestinationCidrBlock"],
         p["NextHopType"],
@@ -172,7 +185,7 @@ def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 @actions.define(
     "DeleteRouteEntry",
     [
-        REGION_ID,
+        OPTIONAL_REGION_ID,  # the route's region
         String("RouteEntryId", max_length=64),
         String("RouteTableId", max_length=64),
         String("DestinationCidrBlock", max_length=64),
@@ -182,8 +195,18 @@ def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 )
 def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Remove a custom route, by its ID or by table and destination."""
-    ctx.services.routes.delete(
-        ctx.scope(p["RegionId"]),
+    routes, account_id = ctx.services.routes, ctx.principal.account_id
+    region_id = p["RegionId"]
+    if not region_id and p["RouteEntryId"]:
+        region_id = routes.entry_region(account_id, p["RouteEntryId"])
+    elif not region_id and p["RouteTableId"]:
+        region_id = routes.table_region(account_id, p["RouteTableId"])
+    elif not region_id:
+        raise errors.missing_parameter(
+            message="Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
+        )
+    routes.delete(
+        ctx.scope(region_id),
         p["RouteEntryId"],
         p["RouteTableId"],
         p["DestinationCidrBlock"],

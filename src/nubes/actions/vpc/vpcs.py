@@ -17,9 +17,10 @@ from nubes.actions.common import (
 )
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, String
+from nubes.api.params import Boolean, Integer, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
+from nubes.domain.common import Scope
 from nubes.store.models import Vpc
 
 actions = ActionTable("vpc")
@@ -98,24 +99,31 @@ def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# RegionId is optional where the VPC named says the region (as in ECS).
+OPTIONAL_REGION_ID = String("RegionId", max_length=64)
+
+
+def vpc_scope(ctx: ActionContext, region_id: str | None, vpc_id: str) -> Scope:
+    """The scope of an action whose RegionId is optional: the given region, else the VPC's."""
+    return ctx.scope(region_id or ctx.services.vpcs.region_of(ctx.principal.account_id, vpc_id))
+
+
 @actions.define(
     "DeleteVpc",
     [
-        REGION_ID,
+        OPTIONAL_REGION_ID,
         VPC_ID,
         DRY_RUN,
         CLIENT_TOKEN,
-        Boolean(
-            "ForceDelete",
-            default=False,
-            unsupported_values=(True,),
-            unsupported_because="delete the VPC's vSwitches, security groups and routes first",
-        ),
+        # ECS: forcing deletes the VPC's IPv4 and IPv6 gateways and the routes to them, which
+        # nubes never has; vSwitches, security groups and other routes still stand in the way.
+        Boolean("ForceDelete", default=False),
     ],
+    idempotent=True,
 )
 def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete an empty VPC (no vSwitches, security groups or custom routes left)."""
-    ctx.services.vpcs.delete_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["DryRun"])
+    ctx.services.vpcs.delete_vpc(vpc_scope(ctx, p["RegionId"], p["VpcId"]), p["VpcId"], p["DryRun"])
     return {}
 
 
@@ -127,6 +135,9 @@ def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("VpcName", max_length=128),
         Boolean("IsDefault"),
         String("ResourceGroupId", max_length=64),
+        String("DhcpOptionsSetId", max_length=64),
+        Boolean("EnableIpv6"),
+        Integer("VpcOwnerId", minimum=0),
         TAGS,
         DRY_RUN,
         *page_params(),
@@ -134,12 +145,19 @@ def delete_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 )
 def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's VPCs in a region; VpcId takes up to 20 IDs separated by commas; Tag.N: the
-    VPCs carrying every tag."""
+    VPCs carrying every tag. No VPC has a DHCP options set or IPv6 (DhcpOptionsSetId and
+    EnableIpv6=true match none), and each is owned by the caller (VpcOwnerId: the caller's UID)."""
     scope = ctx.scope(p["RegionId"])
     vpc_ids = [v.strip() for v in p["VpcId"].split(",") if v.strip()] if p["VpcId"] else None
     vpcs = ctx.services.vpcs.describe_vpcs(
         scope, vpc_ids, p["VpcName"], p["IsDefault"], p["ResourceGroupId"], tag_filter(p)
     )
+    if (
+        p["DhcpOptionsSetId"]
+        or p["EnableIpv6"]
+        or (p["VpcOwnerId"] is not None and str(p["VpcOwnerId"]) != ctx.principal.uid)
+    ):
+        vpcs = []
     switches = ctx.services.vpcs.vswitch_ids_by_vpc([v.id for v in vpcs])
     tags = ctx.services.tags.of(scope, "vpc", (v.id for v in vpcs))
     items: list[object] = [render_vpc(ctx, v, switches[v.id], tags.get(v.id, [])) for v in vpcs]
@@ -148,9 +166,12 @@ def describe_vpcs(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
 
 @actions.define("DescribeVpcAttribute", [REGION_ID, VPC_ID, DRY_RUN, Boolean("IsDefault")])
 def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """One VPC in detail."""
+    """One VPC in detail; IsDefault, when given, must say whether it is the region's default VPC
+    (else the VPC is not found)."""
     scope = ctx.scope(p["RegionId"])
     vpc = ctx.services.vpcs.get_vpc(scope, p["VpcId"])
+    if p["IsDefault"] is not None and p["IsDefault"] != vpc.is_default:
+        raise errors.invalid_id_not_found("Vpc", p["VpcId"])
     tags = ctx.services.tags.of(scope, "vpc", [vpc.id]).get(vpc.id, [])
     body = render_vpc(ctx, vpc, ctx.services.vpcs.vswitch_ids_by_vpc([vpc.id])[vpc.id], tags)
     body.update(
@@ -169,7 +190,7 @@ def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
 @actions.define(
     "ModifyVpcAttribute",
     [
-        REGION_ID,
+        OPTIONAL_REGION_ID,
         VPC_ID,
         String("VpcName", max_length=128),
         String("Description", max_length=256),
@@ -177,10 +198,11 @@ def describe_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, A
     ],
 )
 def modify_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Rename a VPC or change its description."""
+    """Rename a VPC or change its description (CidrBlock: only to the one it has)."""
+    scope = vpc_scope(ctx, p["RegionId"], p["VpcId"])
     if p["CidrBlock"]:
-        vpc = ctx.services.vpcs.get_vpc(ctx.scope(p["RegionId"]), p["VpcId"])
+        vpc = ctx.services.vpcs.get_vpc(scope, p["VpcId"])
         if p["CidrBlock"] != vpc.cidr:
             raise errors.operation_unsupported_cidr_block()
-    ctx.services.vpcs.modify_vpc(ctx.scope(p["RegionId"]), p["VpcId"], p["VpcName"], p["Description"])
+    ctx.services.vpcs.modify_vpc(scope, p["VpcId"], p["VpcName"], p["Description"])
     return {}

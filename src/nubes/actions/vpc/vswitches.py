@@ -5,18 +5,26 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_filter, tag_pairs, tag_set
+from nubes import errors
+from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, TAGS, tag_filter, tag_pairs, tag_set
 from nubes.actions.paging import number_paged, page_params
+from nubes.actions.vpc.vpcs import OPTIONAL_REGION_ID
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, String
+from nubes.api.params import Boolean, Integer, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain import cidr
+from nubes.domain.common import Scope
 from nubes.store.models import VSwitch
 
 actions = ActionTable("vpc")
 
 VSWITCH_ID = String("VSwitchId", required=True, max_length=64)
+
+
+def vswitch_scope(ctx: ActionContext, region_id: str | None, vswitch_id: str) -> Scope:
+    """The scope of an action whose RegionId is optional: the given region, else the vSwitch's."""
+    return ctx.scope(region_id or ctx.services.vpcs.vswitch_region_of(ctx.principal.account_id, vswitch_id))
 
 
 def render_vswitch(
@@ -47,7 +55,7 @@ def render_vswitch(
 @actions.define(
     "CreateVSwitch",
     [
-        String("RegionId", max_length=64),  # optional: the region follows from the VPC
+        OPTIONAL_REGION_ID,  # the region follows from the VPC
         String("VpcId", required=True, max_length=64),
         String("ZoneId", required=True, max_length=64),
         String("CidrBlock", required=True, max_length=64),
@@ -73,10 +81,12 @@ def create_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"VSwitchId": vswitch.id}
 
 
-@actions.define("DeleteVSwitch", [REGION_ID, VSWITCH_ID, DRY_RUN])
+@actions.define("DeleteVSwitch", [OPTIONAL_REGION_ID, VSWITCH_ID, DRY_RUN])
 def delete_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete a vSwitch no interface or instance uses."""
-    ctx.services.vpcs.delete_vswitch(ctx.scope(p["RegionId"]), p["VSwitchId"], dry_run=p["DryRun"])
+    ctx.services.vpcs.delete_vswitch(
+        vswitch_scope(ctx, p["RegionId"], p["VSwitchId"]), p["VSwitchId"], dry_run=p["DryRun"]
+    )
     return {}
 
 
@@ -88,7 +98,7 @@ def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> d
 @actions.define(
     "DescribeVSwitches",
     [
-        REGION_ID,
+        OPTIONAL_REGION_ID,  # RegionId or VpcId, at least one
         String("VpcId", max_length=64),
         String("VSwitchId", max_length=1024),
         String("ZoneId", max_length=64),
@@ -96,22 +106,34 @@ def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> d
         Boolean("IsDefault"),
         String("ResourceGroupId", max_length=64),
         String("RouteTableId", max_length=64),
+        Boolean("EnableIpv6"),
+        Integer("VSwitchOwnerId", minimum=0),
         TAGS,
         DRY_RUN,
         *page_params(),
     ],
 )
 def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """The caller's vSwitches in a region; VSwitchId takes IDs separated by commas; Tag.N: the
-    vSwitches carrying every tag."""
-    scope = ctx.scope(p["RegionId"])
+    """The caller's vSwitches in a region (RegionId, else the VpcId's); VSwitchId takes IDs
+    separated by commas; Tag.N: the vSwitches carrying every tag. No vSwitch is a default one, has
+    IPv6 or a resource group (IsDefault=true, EnableIpv6=true and ResourceGroupId match none),
+    and each is owned by the caller (VSwitchOwnerId: the caller's UID)."""
+    if not p["RegionId"] and not p["VpcId"]:
+        raise errors.missing_parameter("RegionId", message="Give RegionId or VpcId.")
+    region_id = p["RegionId"] or ctx.services.vpcs.region_of(ctx.principal.account_id, p["VpcId"])
+    scope = ctx.scope(region_id)
     ids = [v.strip() for v in p["VSwitchId"].split(",") if v.strip()] if p["VSwitchId"] else None
     rows = ctx.services.vpcs.describe_vswitches(
         scope, p["VpcId"], ids, p["ZoneId"], p["VSwitchName"], tag_filter(p)
     )
-    if p["IsDefault"]:
+    if (
+        p["IsDefault"]
+        or p["EnableIpv6"]
+        or p["ResourceGroupId"]  # vSwitches are in no resource group (ResourceGroupId "")
+        or (p["VSwitchOwnerId"] is not None and str(p["VSwitchOwnerId"]) != ctx.principal.uid)
+    ):
         rows = []
-    tables = _route_tables(ctx, p["RegionId"], {v.vpc_id for v, _ in rows})
+    tables = _route_tables(ctx, region_id, {v.vpc_id for v, _ in rows})
     if p["RouteTableId"]:
         rows = [(v, n) for v, n in rows if tables.get(v.vpc_id) == p["RouteTableId"]]
     tags = ctx.services.tags.of(scope, "vswitch", (v.id for v, _ in rows))
@@ -121,10 +143,10 @@ def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return number_paged(items, p, "VSwitches", "VSwitch")
 
 
-@actions.define("DescribeVSwitchAttributes", [REGION_ID, VSWITCH_ID, DRY_RUN])
+@actions.define("DescribeVSwitchAttributes", [OPTIONAL_REGION_ID, VSWITCH_ID, DRY_RUN])
 def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """One vSwitch in detail."""
-    scope = ctx.scope(p["RegionId"])
+    scope = vswitch_scope(ctx, p["RegionId"], p["VSwitchId"])
     rows = ctx.services.vpcs.describe_vswitches(scope, vswitch_ids=[p["VSwitchId"]])
     if not rows:
         ctx.services.vpcs.get_vswitch(scope, p["VSwitchId"])  # raises InvalidVSwitchId.NotFound
@@ -133,18 +155,23 @@ def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         ctx,
         vswitch,
         used,
-        _route_tables(ctx, p["RegionId"], {vswitch.vpc_id}).get(vswitch.vpc_id, ""),
+        _route_tables(ctx, scope.region_id, {vswitch.vpc_id}).get(vswitch.vpc_id, ""),
         ctx.services.tags.of(scope, "vswitch", [vswitch.id]).get(vswitch.id, []),
     )
 
 
 @actions.define(
     "ModifyVSwitchAttribute",
-    [REGION_ID, VSWITCH_ID, String("VSwitchName", max_length=128), String("Description", max_length=256)],
+    [
+        OPTIONAL_REGION_ID,
+        VSWITCH_ID,
+        String("VSwitchName", max_length=128),
+        String("Description", max_length=256),
+    ],
 )
 def modify_vswitch_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Rename a vSwitch or change its description."""
     ctx.services.vpcs.modify_vswitch(
-        ctx.scope(p["RegionId"]), p["VSwitchId"], p["VSwitchName"], p["Description"]
+        vswitch_scope(ctx, p["RegionId"], p["VSwitchId"]), p["VSwitchId"], p["VSwitchName"], p["Description"]
     )
     return {}

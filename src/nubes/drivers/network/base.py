@@ -43,6 +43,9 @@ class SecurityRule:
     priority: int  # 1 (first) .. 100
     peer_cidr: str | None = None  # IPv4 CIDR, e.g. "10.0.0.0/8" or "0.0.0.0/0"
     peer_group_id: str | None = None  # the rule matches addresses of this group's ports
+    # The source ports (tcp, udp) a rule also requires; -1/-1: any.
+    source_port_from: int = -1
+    source_port_to: int = -1
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ there is never a moment with half a ruleset:
   traffic. There `iifname`/`oifname` are the bridges, not the ports, so ports are told apart
   by IP address (trustworthy thanks to the bridge table), dispatched with `ip saddr vmap`
   (egress chain of the source port) then `ip daddr vmap` (ingress chain of the destination
-  port). Both sides must allow a new connection:
+  port). Both sides must allow a new connection. A rule with a SourcePortRange matches the
+  source ports too (`tcp sport A-B tcp dport C`).
 
   - egress chain: the source port's egress rules, first match wins; accept -> `return`
     (so the destination's ingress still decides), drop -> `drop`; no match -> falls
@@ -129,14 +130,25 @@ def _protocol_match(rule: SecurityRule) -> str | None:
     if protocol in PORTLESS_PROTOCOLS:
         return f"meta l4proto {PORTLESS_PROTOCOLS[protocol]}"
     if protocol in PORTED_PROTOCOLS:
-        low, high = rule.port_from, rule.port_to
-        if low == -1 and high == -1:
-            return f"meta l4proto {protocol}"
-        if low < 0 or high < 0 or low > high or high > 65535:
+        source = _ports(rule.source_port_from, rule.source_port_to)
+        destination = _ports(rule.port_from, rule.port_to)
+        if source is None or destination is None:
             return None
-        ports = str(low) if low == high else f"{low}-{high}"
-        return f"{protocol} dport {ports}"
+        matches = [
+            f"{protocol} sport {source}" if source else "",
+            f"{protocol} dport {destination}" if destination else "",
+        ]
+        return " ".join(m for m in matches if m) or f"meta l4proto {protocol}"
     return None
+
+
+def _ports(low: int, high: int) -> str | None:
+    """A port range as nft writes it: "" for any port (-1/-1), None when malformed."""
+    if low == -1 and high == -1:
+        return ""
+    if low < 0 or high < 0 or low > high or high > 65535:
+        return None
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _peer_match(rule: SecurityRule, field: str, members: dict[str, list[str]]) -> str | None:
