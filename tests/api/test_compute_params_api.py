@@ -169,3 +169,11 @@ def test_available_resource_narrows_by_cores_and_memory(lab: Lab) -> None:
     assert supported(cores=2, memory=8.0) > 0
     assert supported(cores=2, memory=1000.0) == 0
     assert supported(cores=999) == 0
+
+
+def test_min_amount_takes_what_the_vcpu_quota_leaves(lab: Lab) -> None:
+    ids = lab.run(instance_type="ecs.g7.8xlarge", amount=20, min_amount=1)  # 32 vCPUs each
+    assert len(ids) <= 15  # 500 // 32
+    assert _attributes(lab)["used-postpaid-instance-vcpu-count"] == str(32 * len(ids))
+    lab.ecs.delete_instances(em.DeleteInstancesRequest(region_id=REGION, instance_id=ids, force=True))
+    assert _attributes(lab)["used-postpaid-instance-vcpu-count"] == "0"  # the host has room again

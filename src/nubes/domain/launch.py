@@ -39,7 +39,13 @@ from nubes.domain.launch_checks import (
 from nubes.domain.names import check_hostname, expand
 from nubes.domain.network_interfaces import ENI_IN_USE, new_mac
 from nubes.domain.passwords import check_password, sha512_crypt
-from nubes.domain.quotas import Quotas, check_disk_capacity, check_vcpus
+from nubes.domain.quotas import (
+    Quotas,
+    check_disk_capacity,
+    check_vcpus,
+    used_postpaid_disk_gib,
+    used_postpaid_vcpus,
+)
 from nubes.domain.regions import require_region
 from nubes.domain.tags import write_tags
 from nubes.domain.vpcs import AVAILABLE
@@ -222,10 +228,8 @@ class Launcher:
         with self._db.session() as s:
             network = self._network(s, scope, request)
             groups = group_numbers(s, network.deployment, request.deployment_set_group_no, request.amount)
-            # the quotas hold for the fewest instances the request takes, and for those placed
-            self._check_quotas(s, scope, checked, request.min_amount or request.amount)
-            placements = self._place(s, request, checked.itype, network, groups)
-            self._check_quotas(s, scope, checked, len(placements))
+            most = self._within_quotas(s, scope, checked, request)
+            placements = self._place(s, request, checked.itype, network, groups, most)
             addresses = self._allocate(s, network.vswitch, len(placements), request.private_ip)
             if request.dry_run:
                 raise errors.dry_run_operation()
@@ -352,22 +356,37 @@ class Launcher:
             owned_key_pair(s, scope, request.key_pair_name)
         return _Network(vswitch, groups, deployment_set(s, scope, request.deployment_set_id))
 
-    def _check_quotas(self, s: Session, scope: Scope, checked: _Checked, count: int) -> None:
-        """The account's vCPU and disk capacity quotas in the region hold with `count` more."""
-        check_vcpus(s, scope, self._quotas, count * checked.itype.cpu)
-        per_instance = checked.system_size + sum(size for _, _, size in checked.data_disks)
-        check_disk_capacity(s, scope, self._quotas, count * per_instance)
+    def _within_quotas(self, s: Session, scope: Scope, checked: _Checked, request: LaunchRequest) -> int:
+        """How many instances (Amount, or down to MinAmount) the account's vCPU and disk capacity
+        quotas in the region leave room for; QuotaExceed.* when not even the fewest fit."""
+        cpu = checked.itype.cpu
+        disk_gib = checked.system_size + sum(size for _, _, size in checked.data_disks)
+        room_cpu = self._quotas.max_postpaid_instance_vcpu_count - used_postpaid_vcpus(s, scope)
+        room_disk = self._quotas.max_postpaid_yundisk_capacity_gib - used_postpaid_disk_gib(s, scope)
+        most = min(request.amount, room_cpu // cpu, room_disk // disk_gib if disk_gib else request.amount)
+        fewest = request.min_amount or request.amount
+        if most < fewest:
+            check_vcpus(s, scope, self._quotas, fewest * cpu)
+            check_disk_capacity(s, scope, self._quotas, fewest * disk_gib)
+        return max(most, fewest)
 
     # ---- place and allocate --------------------------------------------------------------------
 
     def _place(
-        self, s: Session, request: LaunchRequest, itype: InstanceType, network: _Network, groups: list[int]
+        self,
+        s: Session,
+        request: LaunchRequest,
+        itype: InstanceType,
+        network: _Network,
+        groups: list[int],
+        most: int,
     ) -> list[str]:
-        """A host for each instance: Amount of them, or as few as MinAmount when the hosts are full.
+        """A host for each instance: `most` of them (Amount within the quotas), or as few as
+        MinAmount when the hosts are full.
         `groups`: each instance's deployment set group (0 outside an AvailabilityGroup set)."""
         vswitch, deployment = network.vswitch, network.deployment
         hosts = host_states(s)
-        count = request.amount
+        count = most
         while True:
             placement = [
                 PlacementRequest(
