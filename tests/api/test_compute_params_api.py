@@ -177,3 +177,9 @@ def test_min_amount_takes_what_the_vcpu_quota_leaves(lab: Lab) -> None:
     assert _attributes(lab)["used-postpaid-instance-vcpu-count"] == str(32 * len(ids))
     lab.ecs.delete_instances(em.DeleteInstancesRequest(region_id=REGION, instance_id=ids, force=True))
     assert _attributes(lab)["used-postpaid-instance-vcpu-count"] == "0"  # the host has room again
+
+
+def test_run_instances_without_instance_type_is_missing_parameter(lab: Lab) -> None:
+    error = error_of(lambda: lab.run(instance_type=None))
+    assert error.code == "MissingParameter.InstanceType"
+    assert _instances(lab) == []

@@ -174,10 +174,21 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
     )
 
 
+def _run_param(param: Param) -> Param:
+    """RunInstances' form of a CreateInstance parameter."""
+    if param.name == "SystemDisk":
+        return _system_disk(encrypted=True)
+    if param.name == "InstanceType":
+        return String("InstanceType", max_length=64)
+    return param
+
+
 @actions.define(
     "RunInstances",
     [
-        *(_system_disk(encrypted=True) if p.name == "SystemDisk" else p for p in LAUNCH_PARAMS),
+        # RunInstances documents InstanceType optional (a launch template may give it); nubes
+        # refuses launch templates, so the handler asks for it, with ECS's MissingParameter.
+        *(_run_param(p) for p in LAUNCH_PARAMS),
         Integer("Amount", minimum=1, maximum=100, default=1),
         Integer("MinAmount", minimum=1, maximum=100),
         StringList("SecurityGroupIds", max_items=5, item_max_length=64),
@@ -189,6 +200,8 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
 )
 def run_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create and start 1 to 100 instances; they are Pending, then Starting, then Running."""
+    if not p["InstanceType"]:
+        raise errors.missing_parameter("InstanceType")
     created = ctx.services.instances.launch(ctx.scope(p["RegionId"]), _launch(p, p["Amount"], start=True))
     return {"InstanceIdSets": {"InstanceIdSet": created}, "TradePrice": 0.0, "OrderId": ""}
 
