@@ -78,7 +78,7 @@ def build_services(
     vpcs = Vpcs(db, clock, catalog, notify)
     security_groups = SecurityGroups(db, clock, notify, security_quotas)
     images = Images(db, clock)
-    instances = Instances(db, clock, catalog, images, compute_notify, notify)
+    instances = Instances(db, clock, catalog, images, compute_notify, notify, quotas=quotas)
     snapshots = Snapshots(db, clock, compute_notify)
     return Services(
         db=db,
@@ -100,7 +100,7 @@ def build_services(
         tags=Tags(db),
         deployment_sets=DeploymentSets(db, clock),
         changes=InstanceChanges(db, clock, catalog, instances, notify),
-        disks=Disks(db, clock, compute_notify),
+        disks=Disks(db, clock, compute_notify, quotas),
         snapshots=snapshots,
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),
         custom_images=CustomImages(db, clock, snapshots, compute_notify, data_dir / "oss"),

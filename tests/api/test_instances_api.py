@@ -187,7 +187,8 @@ def test_batches_names_and_filters(lab: Lab) -> None:
         ({"auto_release_time": "tomorrow"}, "InvalidAutoReleaseTime.Malformed"),
         ({"key_pair_name": "nothere"}, "InvalidKeyPairName.NotFound"),
         ({"host_name": "-bad-"}, "InvalidHostName.Malformed"),
-        ({"instance_type": "ecs.g7.32xlarge", "amount": 100}, "OperationDenied.NoStock"),
+        ({"instance_type": "ecs.r8i.32xlarge", "amount": 3}, "OperationDenied.NoStock"),  # 3 TiB
+        ({"instance_type": "ecs.g7.32xlarge", "amount": 100}, "QuotaExceed.ElasticQuota"),
         ({"dry_run": True}, "DryRunOperation"),
         ({"v_switch_id": "vsw-nothere"}, "InvalidVSwitchId.NotFound"),
         (

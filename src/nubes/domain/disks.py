@@ -21,6 +21,7 @@ from nubes.domain.disk_categories import size_range
 from nubes.domain.disk_categories import validate as validate_disk
 from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.domain.quotas import Quotas, check_disk_capacity
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
 from nubes.domain.tags import check_tags, write_tags
@@ -108,8 +109,11 @@ class DiskSpec:
 
 
 class Disks:
-    def __init__(self, db: Database, clock: Clock, notify: Callable[[str], None]) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, notify: Callable[[str], None], quotas: Quotas | None = None
+    ) -> None:
         self._db = db
+        self._quotas = quotas or Quotas()
         self._clock = clock
         self._notify = notify  # wakes the agent (with an instance or disk id)
 
@@ -154,6 +158,7 @@ class Disks:
                 provisioned_iops=spec.provisioned_iops,
                 bursting_enabled=spec.bursting_enabled,
             )
+            check_disk_capacity(s, scope, self._quotas, size)
             zone_id = instance.zone_id if instance is not None else spec.zone_id
             if not zone_id:
                 raise errors.missing_parameter(message="ZoneId is mandatory when no InstanceId is given.")
@@ -341,6 +346,7 @@ class Disks:
                     f"is {allowed}; got {new_size} GiB.",
                 )
             validate_disk(disk.category, new_size, disk.performance_level, disk.disk_type)
+            check_disk_capacity(s, Scope(account_id, disk.region_id), self._quotas, new_size - disk.size_gib)
             if online and disk.category == "cloud":
                 raise errors.invalid_disk_category_not_supported(
                     "The specified disk category does not support resize online."

@@ -19,6 +19,9 @@ from nubes.store.models import Instance, NetworkInterface, NetworkInterfaceGroup
 
 # The Filter.N keys DescribeInstances takes: UTC times.
 FILTER_KEYS = ("CreationStartTime", "CreationEndTime", "ExpiredStartTime", "ExpiredEndTime")
+# The ExpiredTime every pay-as-you-go instance shows (DescribeInstances renders it), which the
+# Expired*Time filters compare with, as ECS does.
+EXPIRES_AT = datetime(2099, 12, 31, 15, 59, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ class InstanceFilter:
     http_endpoint: str | None = None
     times: Sequence[tuple[str, str]] = ()  # Filter.N (key, value); see FILTER_KEYS
     tags: Sequence[tuple[str, str | None]] = ()
-    # What nubes instances never have yet: any of these matches no instance.
+    # What nubes instances never have yet: any of these matches no instance. Inner IP addresses
+    # are those of the classic network; a VPC instance has none (its InnerIpAddress is empty).
+    inner_ips: Sequence[str] = ()
     lock_reason: str | None = None
     rdma_ips: Sequence[str] = ()
     ipv6_addresses: Sequence[str] = ()
@@ -123,13 +128,14 @@ def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
         )
     if (
         f.lock_reason
+        or f.inner_ips
         or f.rdma_ips
         or f.ipv6_addresses
         or f.public_ips
         or f.eip_addresses
         or f.network_type == "classic"
     ):
-        query = query.where(Instance.id.is_(None))  # no locks, RDMA, IPv6 or public addresses in nubes yet
+        query = query.where(Instance.id.is_(None))  # no locks, classic, RDMA, IPv6 or public addresses yet
     for key, value in f.times:
         if not key or not value:
             continue
@@ -138,8 +144,10 @@ def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
             query = query.where(Instance.created_at >= moment)
         elif key == "CreationEndTime":
             query = query.where(Instance.created_at <= moment)
-        elif key == "ExpiredStartTime" and moment.year > 2099:
-            query = query.where(Instance.id.is_(None))  # pay-as-you-go instances never expire
+        elif (key == "ExpiredStartTime" and moment > EXPIRES_AT) or (
+            key == "ExpiredEndTime" and moment < EXPIRES_AT
+        ):
+            query = query.where(Instance.id.is_(None))  # every instance expires at EXPIRES_AT
     return where_tagged(query, scope, "instance", Instance.id, f.tags)
 
 

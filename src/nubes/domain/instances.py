@@ -25,9 +25,16 @@ from nubes.domain.launch import (
     LaunchRequest,
     host_states,
 )
-from nubes.domain.launch_checks import check_user_data, deployment_set, offered_type, security_groups
+from nubes.domain.launch_checks import (
+    check_user_data,
+    deployment_set,
+    group_numbers,
+    offered_type,
+    security_groups,
+)
 from nubes.domain.names import check_hostname
 from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.domain.quotas import Quotas
 from nubes.domain.regions import require_region
 from nubes.errors import ApiError
 from nubes.store.db import Database
@@ -44,13 +51,14 @@ class Instances:
         notify_compute: Callable[[str], None],
         notify_network: Callable[[str], None],
         rng: random.Random | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._images = images
         self._notify_compute = notify_compute
         self._notify_network = notify_network
-        self._launcher = Launcher(db, clock, catalog, images, self._notify, rng)
+        self._launcher = Launcher(db, clock, catalog, images, self._notify, rng, quotas or Quotas())
 
     def _notify(self, instance_ids: list[str], vpc_ids: set[str]) -> None:
         for instance_id in instance_ids:
@@ -374,7 +382,7 @@ class InstanceChanges:
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
             if remove:
-                instance.deployment_set_id = ""
+                instance.deployment_set_id, instance.deployment_set_group_no = "", 0
                 return
             if instance.status != states.STOPPED:
                 raise errors.incorrect_instance_status(
@@ -382,3 +390,4 @@ class InstanceChanges:
                 )
             deployment = deployment_set(s, Scope(account_id, instance.region_id), deployment_set_id)
             instance.deployment_set_id = deployment.id if deployment else ""
+            instance.deployment_set_group_no = group_numbers(s, deployment, None, 1)[0]

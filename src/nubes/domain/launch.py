@@ -31,6 +31,7 @@ from nubes.domain.launch_checks import (
     check_user_data,
     deployment_set,
     disk_size,
+    group_numbers,
     image_snapshots,
     offered_type,
     security_groups,
@@ -38,6 +39,13 @@ from nubes.domain.launch_checks import (
 from nubes.domain.names import check_hostname, expand
 from nubes.domain.network_interfaces import ENI_IN_USE, new_mac
 from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.domain.quotas import (
+    Quotas,
+    check_disk_capacity,
+    check_vcpus,
+    used_postpaid_disk_gib,
+    used_postpaid_vcpus,
+)
 from nubes.domain.regions import require_region
 from nubes.domain.tags import write_tags
 from nubes.domain.vpcs import AVAILABLE
@@ -120,15 +128,15 @@ def host_states(s: Session) -> list[HostState]:
         )
     }
     sets: dict[str, dict[str, dict[int, int]]] = {}
-    for host_id, set_id in s.execute(
-        select(Instance.host_id, Instance.deployment_set_id).where(
+    for host_id, set_id, group_no in s.execute(
+        select(Instance.host_id, Instance.deployment_set_id, Instance.deployment_set_group_no).where(
             Instance.deployment_set_id != "", Instance.desired != states.WANT_DELETED
         )
     ):
         if host_id is None:
             continue
         groups = sets.setdefault(host_id, {}).setdefault(set_id, {})
-        groups[1] = groups.get(1, 0) + 1
+        groups[group_no or 1] = groups.get(group_no or 1, 0) + 1
     return [
         HostState(
             host_id=h.id,
@@ -204,8 +212,10 @@ class Launcher:
         images: Images,
         notify: Callable[[list[str], set[str]], None],
         rng: random.Random | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self._db = db
+        self._quotas = quotas or Quotas()
         self._clock = clock
         self._catalog = catalog
         self._images = images
@@ -217,11 +227,22 @@ class Launcher:
         checked = self._check(scope, request, now)
         with self._db.session() as s:
             network = self._network(s, scope, request)
-            placements = self._place(s, request, checked.itype, network)
+            groups = group_numbers(s, network.deployment, request.deployment_set_group_no, request.amount)
+            most = self._within_quotas(s, scope, checked, request)
+            placements = self._place(s, request, checked.itype, network, groups, most)
             addresses = self._allocate(s, network.vswitch, len(placements), request.private_ip)
             if request.dry_run:
                 raise errors.dry_run_operation()
-            instance_ids = self._write(s, scope, request, now, checked, network, placements, addresses)
+            instance_ids = self._write(
+                s,
+                scope,
+                request,
+                now,
+                checked,
+                network,
+                list(zip(placements, groups, strict=False)),
+                addresses,
+            )
             vpc_id = network.vswitch.vpc_id
         self._notify(instance_ids, {vpc_id})
         return instance_ids
@@ -335,13 +356,37 @@ class Launcher:
             owned_key_pair(s, scope, request.key_pair_name)
         return _Network(vswitch, groups, deployment_set(s, scope, request.deployment_set_id))
 
+    def _within_quotas(self, s: Session, scope: Scope, checked: _Checked, request: LaunchRequest) -> int:
+        """How many instances (Amount, or down to MinAmount) the account's vCPU and disk capacity
+        quotas in the region leave room for; QuotaExceed.* when not even the fewest fit."""
+        cpu = checked.itype.cpu
+        disk_gib = checked.system_size + sum(size for _, _, size in checked.data_disks)
+        room_cpu = self._quotas.max_postpaid_instance_vcpu_count - used_postpaid_vcpus(s, scope)
+        room_disk = self._quotas.max_postpaid_yundisk_capacity_gib - used_postpaid_disk_gib(s, scope)
+        most = min(request.amount, room_cpu // cpu, room_disk // disk_gib if disk_gib else request.amount)
+        fewest = request.min_amount or request.amount
+        if most < fewest:
+            check_vcpus(s, scope, self._quotas, fewest * cpu)
+            check_disk_capacity(s, scope, self._quotas, fewest * disk_gib)
+        return max(most, fewest)
+
     # ---- place and allocate --------------------------------------------------------------------
 
-    def _place(self, s: Session, request: LaunchRequest, itype: InstanceType, network: _Network) -> list[str]:
-        """A host for each instance: Amount of them, or as few as MinAmount when the hosts are full."""
+    def _place(
+        self,
+        s: Session,
+        request: LaunchRequest,
+        itype: InstanceType,
+        network: _Network,
+        groups: list[int],
+        most: int,
+    ) -> list[str]:
+        """A host for each instance: `most` of them (Amount within the quotas), or as few as
+        MinAmount when the hosts are full.
+        `groups`: each instance's deployment set group (0 outside an AvailabilityGroup set)."""
         vswitch, deployment = network.vswitch, network.deployment
         hosts = host_states(s)
-        count = request.amount
+        count = most
         while True:
             placement = [
                 PlacementRequest(
@@ -350,9 +395,9 @@ class Launcher:
                     int(itype.memory_gib * 1024),
                     deployment.id if deployment else "",
                     deployment.strategy if deployment else "",
-                    request.deployment_set_group_no or 1,
+                    groups[index] or 1,
                 )
-                for _ in range(count)
+                for index in range(count)
             ]
             try:
                 return place_all(placement, hosts, rng=self._rng)
@@ -391,7 +436,7 @@ class Launcher:
         now: datetime,
         checked: _Checked,
         network: _Network,
-        placements: list[str],
+        placements: list[tuple[str, int]],
         addresses: list[IPv4Address],
     ) -> list[str]:
         """The rows of each instance: itself, its primary interface, its disks and its tags."""
@@ -399,7 +444,7 @@ class Launcher:
         deployment = network.deployment
         instance_ids = []
         macs: set[str] = set()
-        for index, host_id in enumerate(placements):
+        for index, (host_id, group_no) in enumerate(placements):
             instance_id = ids.new_id("instance")
             instance_ids.append(instance_id)
             s.add(
@@ -429,6 +474,7 @@ class Launcher:
                     charge_type=request.charge_type,
                     spot_strategy=request.spot_strategy,
                     deployment_set_id=deployment.id if deployment else "",
+                    deployment_set_group_no=group_no,
                     deletion_protection=request.deletion_protection,
                     auto_release_time=checked.release_at,
                     metadata_http_tokens=request.http_tokens,

@@ -8,15 +8,18 @@ import binascii
 import json
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nubes import errors
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.domain.common import Scope, owned
 from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, size_range
+from nubes.domain.instance_states import WANT_DELETED
 from nubes.store.models import (
     DeploymentSet,
     Image,
+    Instance,
     SecurityGroup,
 )
 
@@ -84,6 +87,35 @@ def deployment_set(s: Session, scope: Scope, set_id: str | None) -> DeploymentSe
             f"The deployment set {missing!r} does not exist."
         ),
     )
+
+
+def group_numbers(s: Session, deployment: DeploymentSet | None, asked: int | None, count: int) -> list[int]:
+    """The deployment set group of each of `count` new members of a set: 0 outside an
+    AvailabilityGroup set (ECS reads DeploymentSetGroupNo for that strategy only); the asked
+    group, which the set must have; else, one by one, the group with the fewest members."""
+    if deployment is None or deployment.strategy != "AvailabilityGroup":
+        return [0] * count
+    if asked is not None:
+        if asked > deployment.group_count:
+            raise errors.invalid_parameter(
+                "DeploymentSetGroupNo",
+                f"The deployment set {deployment.id} has {deployment.group_count} groups; got {asked}.",
+            )
+        return [asked] * count
+    members = dict.fromkeys(range(1, deployment.group_count + 1), 0)
+    for group in s.scalars(
+        select(Instance.deployment_set_group_no).where(
+            Instance.deployment_set_id == deployment.id, Instance.desired != WANT_DELETED
+        )
+    ):
+        if group in members:
+            members[group] += 1
+    chosen = []
+    for _ in range(count):
+        group = min(members, key=lambda g: (members[g], g))
+        members[group] += 1
+        chosen.append(group)
+    return chosen
 
 
 # ---- launch: the checks of the request alone -----------------------------------------------------

@@ -126,6 +126,17 @@ def quota_exceed_deployment_set(message: str) -> ApiError:
     return ApiError("QuotaExceed.DeploymentSet", message)
 
 
+# ---- Account quotas (DescribeAccountAttributes) --------------------------------------------------
+
+
+def quota_exceed_elastic_quota(message: str) -> ApiError:
+    return ApiError("QuotaExceed.ElasticQuota", message, 403)
+
+
+def quota_exceed_disk_capacity(message: str) -> ApiError:
+    return ApiError("QuotaExceed.DiskCapacity", message)
+
+
 # ---- Key pairs -----------------------------------------------------------------------------------
 
 

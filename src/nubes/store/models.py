@@ -303,6 +303,8 @@ class Instance(Base):
     charge_type: Mapped[str] = mapped_column(String(16), default="PostPaid")
     spot_strategy: Mapped[str] = mapped_column(String(32), default="NoSpot")
     deployment_set_id: Mapped[str] = mapped_column(String(64), default="")
+    # The group of an AvailabilityGroup deployment set the instance is in (1 to 7); 0 outside one.
+    deployment_set_group_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deletion_protection: Mapped[bool] = mapped_column(default=False)
     auto_release_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     metadata_http_tokens: Mapped[str] = mapped_column(String(16), default="optional")

@@ -8,7 +8,7 @@ from nubes.actions.common import REGION_ID
 from nubes.api.context import ActionContext
 from nubes.api.params import String, StringList
 from nubes.api.registry import ActionTable
-from nubes.domain.quotas import Quotas
+from nubes.domain.quotas import Quotas, usage
 from nubes.domain.regions import require_region, zones_of
 
 actions = ActionTable("ecs")
@@ -32,18 +32,17 @@ ATTRIBUTES = (
 )
 
 
-def _values(name: str, quotas: Quotas) -> list[dict[str, Any]]:
+def _values(name: str, quotas: Quotas, used: tuple[int, int]) -> list[dict[str, Any]]:
     simple: dict[str, Any] = {
         "instance-network-type": "vpc",
         "max-security-groups": quotas.max_security_groups,
         "max-elastic-network-interfaces": quotas.max_elastic_network_interfaces,
         "max-postpaid-instance-vcpu-count": quotas.max_postpaid_instance_vcpu_count,
         "max-spot-instance-vcpu-count": quotas.max_spot_instance_vcpu_count,
-        # Instances arrive with the instances issue; until then nothing is in use.
-        "used-postpaid-instance-vcpu-count": 0,
-        "used-spot-instance-vcpu-count": 0,
+        "used-postpaid-instance-vcpu-count": used[0],
+        "used-spot-instance-vcpu-count": 0,  # spot instances are refused at launch
         "max-postpaid-yundisk-capacity": quotas.max_postpaid_yundisk_capacity_gib,
-        "used-postpaid-yundisk-capacity": 0,
+        "used-postpaid-yundisk-capacity": used[1],
         "max-dedicated-hosts": quotas.max_dedicated_hosts,
         "real-name-authentication": "yes",
         "max-axt-command-count": quotas.max_axt_command_count,
@@ -78,7 +77,9 @@ def describe_account_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     zones_of(region, p["ZoneId"])
     names = p["AttributeName"] or list(ATTRIBUTES)
     quotas = ctx.services.quotas
+    used = usage(ctx.services.db, ctx.scope(region.region_id))
     items = [
-        {"AttributeName": name, "AttributeValues": {"ValueItem": _values(name, quotas)}} for name in names
+        {"AttributeName": name, "AttributeValues": {"ValueItem": _values(name, quotas, used)}}
+        for name in names
     ]
     return {"AccountAttributeItems": {"AccountAttributeItem": items}}

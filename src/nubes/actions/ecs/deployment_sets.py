@@ -15,6 +15,10 @@ from nubes.domain.deployment_sets import STRATEGIES
 actions = ActionTable("ecs")
 
 SET_ID = String("DeploymentSetId", required=True, max_length=64)
+# Discontinued in ECS, which accepts and ignores them: every set is of the Default domain and
+# spreads by host (DescribeDeploymentSets shows so). Type and Affinity, which ECS does not
+# document, are refused.
+DISCONTINUED = [String("Domain", max_length=16), String("Granularity", max_length=16)]
 
 
 @actions.define(
@@ -24,19 +28,18 @@ SET_ID = String("DeploymentSetId", required=True, max_length=64)
         String("DeploymentSetName", max_length=128),
         String("Description", max_length=256),
         String("Strategy", choices=STRATEGIES, default="Availability"),
-        String("Domain", max_length=16),
-        String("Granularity", max_length=16),
-        Integer("GroupCount", minimum=1, maximum=7, default=1),
-        String("Type", max_length=32),
-        Integer("Affinity", minimum=0),
+        *DISCONTINUED,
+        Integer("GroupCount", minimum=1, maximum=7),
         CLIENT_TOKEN,
     ],
     idempotent=True,
 )
 def create_deployment_set(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create a deployment set: Availability (one instance per host), AvailabilityGroup, LowLatency."""
+    # GroupCount is read for AvailabilityGroup sets only (3 groups unless given), as in ECS.
+    groups = (p["GroupCount"] or 3) if p["Strategy"] == "AvailabilityGroup" else 1
     set_id = ctx.services.deployment_sets.create(
-        ctx.scope(p["RegionId"]), p["DeploymentSetName"], p["Description"], p["Strategy"], p["GroupCount"]
+        ctx.scope(p["RegionId"]), p["DeploymentSetName"], p["Description"], p["Strategy"], groups
     )
     return {"DeploymentSetId": set_id}
 
@@ -48,9 +51,7 @@ def create_deployment_set(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
         StringList("DeploymentSetIds", json_array=True, max_items=100, item_max_length=64),
         String("DeploymentSetName", max_length=128),
         String("Strategy", choices=STRATEGIES),
-        String("Domain", max_length=16),
-        String("Granularity", max_length=16),
-        String("Type", max_length=32),
+        *DISCONTINUED,
         *page_params(),
     ],
 )
@@ -89,7 +90,6 @@ def describe_deployment_sets(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         SET_ID,
         String("DeploymentSetName", max_length=128),
         String("Description", max_length=256),
-        Integer("Affinity", minimum=0),
     ],
 )
 def modify_deployment_set_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,8 @@ def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> d
         INSTANCE_ID,
         String("DeploymentSetId", max_length=64),
         Boolean("RemoveFromDeploymentSet", default=False),
-        String("InstanceType", max_length=64),
+        # InstanceType (a new type while migrating to a dedicated host) is refused: nubes has no
+        # dedicated hosts.
     ],
 )
 def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:

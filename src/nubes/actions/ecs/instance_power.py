@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
 from nubes.actions.ecs.instances import INSTANCE_ID
 from nubes.api.context import ActionContext
@@ -16,13 +17,27 @@ actions = ActionTable("ecs")
 
 # ---- power actions ---------------------------------------------------------------------------------
 
+# DeleteInstance(s): how a Running instance is stopped when Force releases it. nubes pulls the
+# plug (ECS's default); a graceful shutdown before release is refused rather than skipped.
+FORCE_STOP_ON_DELETE = Boolean("ForceStop", default=True)
+
+
+def _check_delete_force_stop(p: dict[str, Any]) -> None:
+    """ECS reads ForceStop only with Force=true (a Stopped instance needs no stopping)."""
+    if p["Force"] and not p["ForceStop"]:
+        raise errors.invalid_parameter_not_supported(
+            "ForceStop",
+            "the value false is not supported yet (a Running instance is released by a forced stop).",
+        )
+
 
 def _power(action: str, summary: str, force_param: str | None = None, stopped_mode: bool = False) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         force = bool(force_param and p.get(force_param))
         name = action
-        if action == "DeleteInstance" and p.get("Force"):
-            name = "ForceDeleteInstance"
+        if action == "DeleteInstance":
+            _check_delete_force_stop(p)
+            name = "ForceDeleteInstance" if p["Force"] else action
         ctx.services.instances.act(
             ctx.principal.account_id,
             p["InstanceId"],
@@ -37,6 +52,8 @@ def _power(action: str, summary: str, force_param: str | None = None, stopped_mo
     return handler
 
 
+# InitLocalDisk re-initialises local disks lost with their host: nubes instances have none (cloud
+# disks only), so there is nothing to initialise, as in ECS for an instance without local disks.
 actions.define("StartInstance", [INSTANCE_ID, DRY_RUN, Boolean("InitLocalDisk", default=False)])(
     _power("StartInstance", "Start a Stopped instance.")
 )
@@ -46,6 +63,8 @@ actions.define(
         INSTANCE_ID,
         DRY_RUN,
         Boolean("ForceStop", default=False),
+        # ECS asks for it only to stop instances of the retired local-disk types (i1, d1, d1ne),
+        # which nubes does not offer: it changes nothing for the others, in ECS as here.
         Boolean("ConfirmStop", default=False),
         String("StoppedMode", choices=("StopCharging", "KeepCharging")),
         Boolean(
@@ -72,7 +91,9 @@ actions.define(
         INSTANCE_ID,
         DRY_RUN,
         Boolean("Force", default=False),
-        Boolean("ForceStop", default=False),
+        FORCE_STOP_ON_DELETE,
+        # Releases expired subscriptions; nubes has pay-as-you-go instances only, where ECS
+        # ignores it too.
         Boolean("TerminateSubscription", default=False),
     ],
 )(_power("DeleteInstance", "Release an instance (Stopped, or any status with Force=true).", "Force"))
@@ -80,7 +101,10 @@ actions.define(
 
 def _batch(action: str, summary: str, force_param: str | None = None) -> Handler:
     def handler(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-        name = "ForceDeleteInstance" if action == "DeleteInstance" and p.get("Force") else action
+        name = action
+        if action == "DeleteInstance":
+            _check_delete_force_stop(p)
+            name = "ForceDeleteInstance" if p["Force"] else action
         moves = ctx.services.instances.act_all(
             Scope(ctx.principal.account_id, p["RegionId"]),
             p["InstanceId"],
@@ -151,7 +175,9 @@ actions.define(
         DRY_RUN,
         CLIENT_TOKEN,
         Boolean("Force", default=False),
-        Boolean("ForceStop", default=False),
+        FORCE_STOP_ON_DELETE,
+        # Releases expired subscriptions; nubes has pay-as-you-go instances only, where ECS
+        # ignores it too.
         Boolean("TerminateSubscription", default=False),
     ],
 )(_batch("DeleteInstance", "Release up to 100 instances.", "Force"))

@@ -69,6 +69,8 @@ PARAMS: list[Param] = [
     *token_params(max_results=1600, default=1600),
     String("InstanceFamilyLevel", choices=("EntryLevel", "EnterpriseLevel", "CreditEntryLevel")),
     String("NvmeSupport", choices=("required", "supported", "unsupported")),
+    # The attributes ECS adds to a type on request (network cards, encryption support, ...): nubes
+    # renders every one of them always.
     StringList("AdditionalAttributes", max_items=10),
     *[_bound_param(name, field) for name, field, _ in _BOUNDS],
 ]
@@ -207,7 +209,8 @@ def _network_defaults(item: dict[str, Any]) -> None:
 def describe_instance_types(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The instance types of the catalog, filtered, NextToken-paged (MaxResults up to 1600)."""
     checks = _filters(p)
-    matching = [t for t in ctx.services.catalog.all_types() if all(check(t.fields) for check in checks)]
+    # Filtered on the type as rendered: a filter compares with what the answer shows.
+    matching = [t for t in ctx.services.catalog.all_types() if all(check(render_type(t)) for check in checks)]
     page, next_token = token_page(matching, p["NextToken"], p["MaxResults"])
     return {"NextToken": next_token, "InstanceTypes": {"InstanceType": [render_type(t) for t in page]}}
 

@@ -28,7 +28,7 @@ from nubes.api.registry import ActionTable
 from nubes.clock import as_utc, iso8601
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope
-from nubes.domain.instance_queries import InstanceFilter
+from nubes.domain.instance_queries import EXPIRES_AT, InstanceFilter
 from nubes.domain.launch import DiskRequest, LaunchRequest
 from nubes.store.models import Image, Instance, NetworkInterface
 
@@ -175,10 +175,21 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
     )
 
 
+def _run_param(param: Param) -> Param:
+    """RunInstances' form of a CreateInstance parameter."""
+    if param.name == "SystemDisk":
+        return _system_disk(encrypted=True)
+    if param.name == "InstanceType":
+        return String("InstanceType", max_length=64)
+    return param
+
+
 @actions.define(
     "RunInstances",
     [
-        *(_system_disk(encrypted=True) if p.name == "SystemDisk" else p for p in LAUNCH_PARAMS),
+        # RunInstances documents InstanceType optional (a launch template may give it); nubes
+        # refuses launch templates, so the handler asks for it, with ECS's MissingParameter.
+        *(_run_param(p) for p in LAUNCH_PARAMS),
         Integer("Amount", minimum=1, maximum=100, default=1),
         Integer("MinAmount", minimum=1, maximum=100),
         StringList("SecurityGroupIds", max_items=5, item_max_length=64),
@@ -190,6 +201,8 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
 )
 def run_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create and start 1 to 100 instances; they are Pending, then Starting, then Running."""
+    if not p["InstanceType"]:
+        raise errors.missing_parameter("InstanceType")
     created = ctx.services.instances.launch(ctx.scope(p["RegionId"]), _launch(p, p["Amount"], start=True))
     return {"InstanceIdSets": {"InstanceIdSet": created}, "TradePrice": 0.0, "OrderId": ""}
 
@@ -242,7 +255,7 @@ def render_instance(
         "ZoneId": i.zone_id,
         "CreationTime": iso8601(i.created_at),
         "StartTime": iso8601(i.started_at) if i.started_at else "",
-        "ExpiredTime": "2099-12-31T15:59Z",
+        "ExpiredTime": iso8601(EXPIRES_AT),
         "AutoReleaseTime": iso8601(as_utc(i.auto_release_time)).replace("Z", ":00Z")
         if i.auto_release_time
         else "",
@@ -257,7 +270,7 @@ def render_instance(
         "StoppedMode": "Not-applicable" if i.status != states.STOPPED else i.stopped_mode,
         "DeletionProtection": i.deletion_protection,
         "DeploymentSetId": i.deployment_set_id,
-        "DeploymentSetGroupNo": 0,
+        "DeploymentSetGroupNo": i.deployment_set_group_no,
         "KeyPairName": i.key_pair_name,
         "IoOptimized": True,
         "DeviceAvailable": True,
@@ -368,7 +381,8 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
         charge_type=p["InstanceChargeType"],
         resource_group_id=p["ResourceGroupId"],
         security_group_id=p["SecurityGroupId"],
-        private_ips=list(p["PrivateIpAddresses"] or []) + list(p["InnerIpAddresses"] or []),
+        private_ips=p["PrivateIpAddresses"] or (),
+        inner_ips=p["InnerIpAddresses"] or (),
         http_tokens=p["HttpTokens"],
         http_endpoint=p["HttpEndpoint"],
         times=[(f.get("Key") or "", f.get("Value") or "") for f in p["Filter"] or []],
@@ -424,6 +438,8 @@ def _may_match(p: dict[str, Any]) -> bool:
         String("HpcClusterId", max_length=64),
         StringList("RdmaIpAddresses", json_array=True, max_items=100, item_max_length=64),
         StringList("Ipv6Address", max_items=100, item_max_length=64),
+        # The attributes (META_OPTIONS, NETWORK_PRIMARY_ENI_IP, CPU_OPTIONS_TOPOLOGY_TYPE, ...) ECS
+        # adds to an instance on request: nubes renders every one of them always.
         StringList("AdditionalAttributes", max_items=20, item_max_length=64),
         StructList("Filter", [String("Key", max_length=64), String("Value", max_length=64)], max_items=10),
         TAGS,

@@ -13,6 +13,9 @@ from nubes.domain.regions import require_region
 actions = ActionTable("ecs")
 
 RESOURCE_CREATION = ["VSwitch", "IoOptimized", "Instance", "Disk", "DedicatedHost"]
+# DescribeRegions' ResourceType: every region offers instances and disks; none offers reserved
+# instances, storage capacity units or elasticity assurances ("demand"), so those list no region.
+OFFERED_EVERYWHERE = ("instance", "disk")
 
 
 @actions.define(
@@ -38,6 +41,7 @@ def describe_regions(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             "Status": "available",
         }
         for r in ctx.services.catalog.regions
+        if p["ResourceType"] in OFFERED_EVERYWHERE
     ]
     return {"Regions": {"Region": regions}}
 

@@ -8,7 +8,7 @@ from nubes.actions.common import INSTANCE_CHARGE_TYPE, REGION_ID, SPOT_STRATEGY
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, Number, String
 from nubes.api.registry import ActionTable
-from nubes.catalog.model import Catalog, Region
+from nubes.catalog.model import Catalog, InstanceType, Region
 from nubes.domain.disk_categories import CATEGORIES, DATA, SYSTEM, overall_range
 from nubes.domain.regions import require_region, zones_of
 
@@ -28,8 +28,20 @@ def _offered(catalog: Catalog, region: Region, p: dict[str, Any]) -> bool:
         return False
     if p["ResourceType"] in ("reservedinstance", "ddh"):
         return False
-    wanted = p["InstanceType"]
-    return not wanted or any(t.type_id == wanted for t in catalog.types_in_region(region))
+    return bool(_types(catalog, region, p))
+
+
+def _types(catalog: Catalog, region: Region, p: dict[str, Any]) -> list[InstanceType]:
+    """The region's instance types that InstanceType, Cores and Memory leave (all when none is
+    given); every answer is narrowed by them, as ECS narrows its zones and resources."""
+    types = catalog.types_in_region(region)
+    if p["InstanceType"]:
+        types = [t for t in types if t.type_id == p["InstanceType"]]
+    if p["Cores"] is not None:
+        types = [t for t in types if t.cpu == p["Cores"]]
+    if p["Memory"] is not None:
+        types = [t for t in types if t.memory_gib == p["Memory"]]
+    return types
 
 
 def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,14 +57,7 @@ def _supported(catalog: Catalog, region: Region, zone_id: str, p: dict[str, Any]
     if destination == "ddh":
         return []
     if destination == "InstanceType":
-        types = catalog.types_in_region(region)
-        if p["InstanceType"]:
-            types = [t for t in types if t.type_id == p["InstanceType"]]
-        if p["Cores"] is not None:
-            types = [t for t in types if t.cpu == p["Cores"]]
-        if p["Memory"] is not None:
-            types = [t for t in types if t.memory_gib == p["Memory"]]
-        return [_available(t.type_id) for t in types]
+        return [_available(t.type_id) for t in _types(catalog, region, p)]
     categories = [c for c in catalog.disk_categories(region) if c in CATEGORIES]
     disk_type = SYSTEM if destination == "SystemDisk" else DATA
     wanted = p["SystemDiskCategory"] if disk_type == SYSTEM else p["DataDiskCategory"]
