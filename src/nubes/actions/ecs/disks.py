@@ -85,6 +85,7 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         bursting_enabled=bool(p["BurstingEnabled"]),
         tags=tag_pairs(p),
         client_token=p["ClientToken"] or "",
+        encrypted=p["Encrypted"],
     )
     disk_id = ctx.services.disks.create(scope, spec)
     return {"DiskId": disk_id, "OrderId": ""}
@@ -122,8 +123,8 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "EnableAutomatedSnapshotPolicy": bool(disk.auto_snapshot_policy_id),
         "AutoSnapshotPolicyId": disk.auto_snapshot_policy_id,
         "Portable": disk.disk_type == "data",
-        "Encrypted": False,
-        "KMSKeyId": "",
+        "Encrypted": disk.encrypted,
+        "KMSKeyId": "",  # nubes' own key, not a KMS one (docs/architecture.md)
         "DiskChargeType": "PostPaid",
         "CreationTime": iso8601_seconds(disk.created_at),
         "AttachedTime": attached,
@@ -216,8 +217,8 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             if p["EnableAutomatedSnapshotPolicy"]
             else (Disk.auto_snapshot_policy_id == "")
         )
-    if p["Encrypted"]:
-        query = query.where(Disk.id.is_(None))
+    if p["Encrypted"] is not None:
+        query = query.where(Disk.encrypted == p["Encrypted"])
     query = where_tagged(query, ctx.scope(p["RegionId"]), "disk", Disk.id, tag_pairs(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))

@@ -105,8 +105,8 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Snapshot.auto_policy_id == "")
     if p["SourceDiskType"]:
         query = query.where(Snapshot.disk_type == p["SourceDiskType"].lower())
-    if p["Encrypted"]:
-        query = query.where(Snapshot.id.is_(None))
+    if p["Encrypted"] is not None:
+        query = query.where(Snapshot.encrypted == p["Encrypted"])
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
     query = where_tagged(query, ctx.scope(p["RegionId"]), "snapshot", Snapshot.id, tag_pairs(p))
@@ -146,8 +146,8 @@ def render_snapshot(sn: Snapshot, usage: str, tags: list[tuple[str, str]]) -> di
         "InstantAccess": sn.instant_access,
         "InstantAccessRetentionDays": 0,
         "Category": "standard",
-        "Encrypted": False,
-        "KMSKeyId": "",
+        "Encrypted": sn.encrypted,
+        "KMSKeyId": "",  # nubes' own key, not a KMS one (docs/architecture.md)
         "ProductCode": "",
         "ResourceGroupId": "",
         "SnapshotSN": sn.id.removeprefix("s-"),
