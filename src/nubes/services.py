@@ -35,6 +35,7 @@ from nubes.domain.common import Idempotency
 from nubes.domain.consoles import ConsoleOutputs
 from nubes.domain.custom_images import CustomImages
 from nubes.domain.deployment_sets import DeploymentSets
+from nubes.domain.disk_keys import MASTER_KEY_FILE, DiskKeys, MasterKey
 from nubes.domain.disks import Disks
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
@@ -201,7 +202,10 @@ def build_host(services: Services, settings: Settings) -> Host:
     network = NetworkAgent(
         services.db, net_driver, services.vpcs, host_netns_prefix=settings.netns_prefix, metadata=metadata
     )
-    storage = StorageWork(services.db, services.clock, storage_driver, compute_driver, images.rootfs, host_id)
+    keys = DiskKeys(services.db, services.clock, MasterKey(data_dir / MASTER_KEY_FILE))
+    storage = StorageWork(
+        services.db, services.clock, storage_driver, compute_driver, images.rootfs, host_id, keys
+    )
     compute = ComputeAgent(
         services.db,
         services.clock,

@@ -33,13 +33,13 @@ def zone_of(lab: Lab) -> str:
 def test_values_nubes_does_not_do_are_refused_by_name_and_change_nothing(lab: Lab) -> None:
     before = instance_ids(lab)
     refusals: dict[str, Any] = {
-        "SystemDisk.Encrypted": em.RunInstancesRequestSystemDisk(encrypted="true"),
+        "SystemDisk.KMSKeyId": em.RunInstancesRequestSystemDisk(kmskey_id="key-1"),
         "InternetMaxBandwidthOut": 5,
         "InstanceChargeType": "PrePaid",
         "SpotStrategy": "SpotAsPriceGo",
     }
     fields = {
-        "SystemDisk.Encrypted": "system_disk",
+        "SystemDisk.KMSKeyId": "system_disk",
         "InternetMaxBandwidthOut": "internet_max_bandwidth_out",
         "InstanceChargeType": "instance_charge_type",
         "SpotStrategy": "spot_strategy",

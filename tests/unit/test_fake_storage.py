@@ -38,3 +38,20 @@ def test_without_a_state_dir_nothing_is_written(tmp_path: Path) -> None:
     assert FakeStorage().layers == {}
     with pytest.raises(StorageError):
         storage.create_overlay("d-2", "d-missing", 20)
+
+
+def test_encrypted_layers_need_their_key_and_are_never_exported(tmp_path: Path) -> None:
+    storage = FakeStorage(tmp_path)
+    storage.create_blank("d-1", 20, key="k1")
+    assert storage.encrypted("d-1") and not storage.encrypted("d-2")
+    with pytest.raises(StorageError):
+        storage.create_overlay("d-1.s-1", "d-1", 20)  # a layer on an encrypted one is encrypted
+    storage.create_overlay("d-1.s-1", "d-1", 20, key="k1")
+    with pytest.raises(StorageError):
+        storage.resize("d-1.s-1", 30, key="other")
+    storage.resize("d-1.s-1", 30, key="k1")
+    with pytest.raises(StorageError):
+        storage.export("d-1.s-1", tmp_path / "out.raw", "raw")
+    again = FakeStorage(tmp_path)  # the state files keep which layers are encrypted, not the key
+    assert again.encrypted("d-1.s-1")
+    assert "k1" not in "".join(p.read_text() for p in tmp_path.glob("*.json"))

@@ -447,3 +447,21 @@ def test_qmp_connect_times_out_without_greeting(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 2
     finally:
         server.close()
+
+
+def test_an_encrypted_disk_gets_its_key_through_a_secret_file_never_the_command_line() -> None:
+    key = "ab" * 32
+    top, under = Path("/disks/d-enc.s-1.qcow2"), Path("/disks/d-enc.qcow2")
+    disk = DiskAttachment("d-enc", top, iops=100, key=key, encrypted_layers=(top, under))
+    argv = render_command(spec(disks=(SYSTEM, disk)), PATHS, "tcg")
+    assert key not in " ".join(argv) and key not in repr(disk)
+    secrets = [o for o in values(argv, "-object") if o.startswith("secret,")]
+    assert secrets == ["secret,id=sec-d-enc,file=/var/lib/nubes/vms/i-1/keys/sec-d-enc,format=raw"]
+    tree = blockdev(disk)["file"]  # under the throttle filter
+    assert tree["encrypt"] == {"format": "luks", "key-secret": "sec-d-enc"}
+    # the encrypted layer under the top is named with the key too (QEMU would open it keyless)
+    backing = tree["backing"]
+    assert backing["file"]["filename"] == str(under) and backing["encrypt"]["key-secret"] == "sec-d-enc"
+    assert "backing" not in backing and "node-name" not in backing
+    # an unencrypted disk has neither
+    assert "encrypt" not in blockdev(SYSTEM) and "backing" not in blockdev(SYSTEM)

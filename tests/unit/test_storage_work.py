@@ -44,8 +44,10 @@ class LosingCompute(FakeComputeDriver):
         super().attach_disk(instance_id, disk)
         self.tops[disk.disk_id] = disk.path.name
 
-    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
-        super().snapshot_disk(instance_id, disk_id, current, overlay)
+    def snapshot_disk(
+        self, instance_id: str, disk_id: str, current: Path, overlay: Path, encrypted: bool = False
+    ) -> None:
+        super().snapshot_disk(instance_id, disk_id, current, overlay, encrypted)
         self.tops[disk_id] = overlay.name
         if self.lose_snapshot_replies:
             self.lose_snapshot_replies -= 1
@@ -648,11 +650,11 @@ def test_a_task_that_fails_less_than_max_attempts_succeeds(world: World) -> None
     original = world.storage.create_overlay
     failures = [MAX_ATTEMPTS - 1]
 
-    def flaky(layer: str, backing: str, size_gib: int) -> Path:
+    def flaky(layer: str, backing: str, size_gib: int, key: str | None = None) -> Path:
         if failures[0]:
             failures[0] -= 1
             raise OSError("disk full")
-        return original(layer, backing, size_gib)
+        return original(layer, backing, size_gib, key)
 
     world.storage.create_overlay = flaky  # type: ignore[method-assign]
     for _ in range(MAX_ATTEMPTS):

@@ -134,23 +134,32 @@ def open_ssh(ecs: Any, group: str) -> None:
     )
 
 
-def test_disk_snapshot_reset_clone_image_share(cloud: LiveServer, tmp_path: Path) -> None:
-    net = make_net(cloud, "10.84.0.0/16")
+def first_guest(
+    cloud: LiveServer, tmp_path: Path, cidr: str, key_name: str
+) -> tuple[Any, str, Path, Guest, str]:
+    """A new VPC open to SSH, a key pair and a Debian instance logged in to: (net, security
+    group, private key file, guest, zone)."""
+    net = make_net(cloud, cidr)
     ecs = net.ecs
     group = net.group()
     open_ssh(ecs, group)
-    private = ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="disks")).body
-    key_file = tmp_path / "disks.pem"
+    private = ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name=key_name)).body
+    key_file = tmp_path / f"{key_name}.pem"
     key_file.write_text(private.private_key_body)
     key_file.chmod(0o600)
-
-    first = Guest(
-        cloud, net.key, key_file, launch(ecs, net, group, image_id(ecs, "nubes:debian_12_x64"), "disks")
+    guest = Guest(
+        cloud, net.key, key_file, launch(ecs, net, group, image_id(ecs, "nubes:debian_12_x64"), key_name)
     )
-    first.wait_login()
+    guest.wait_login()
     zone = ecs.describe_instance_attribute(
-        em.DescribeInstanceAttributeRequest(instance_id=first.id)
+        em.DescribeInstanceAttributeRequest(instance_id=guest.id)
     ).body.zone_id
+    return net, group, key_file, guest, str(zone)
+
+
+def test_disk_snapshot_reset_clone_image_share(cloud: LiveServer, tmp_path: Path) -> None:
+    net, group, key_file, first, zone = first_guest(cloud, tmp_path, "10.84.0.0/16", "disks")
+    ecs = net.ecs
 
     # a data disk, hot-plugged into the running instance
     disk_id = ecs.create_disk(

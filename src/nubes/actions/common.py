@@ -48,12 +48,9 @@ SECURITY_ENHANCEMENT_STRATEGY = String(
     unsupported_values=("Active",),
     unsupported_because="nubes installs no security agent in guests",
 )
-ENCRYPTED = Boolean(
-    "Encrypted",
-    default=False,
-    unsupported_values=(True,),
-    unsupported_because="disks, snapshots and images are not encrypted yet",
-)
+# Honoured with nubes' own per-account key (LUKS-encrypted qcow2); KMSKeyId stays undeclared, so
+# refused: nubes has no KMS, and its key is not one a caller can name.
+ENCRYPTED = Boolean("Encrypted", default=False)
 CLIENT_TOKEN = String("ClientToken", max_length=64)
 DRY_RUN = Boolean("DryRun", default=False)
 RESOURCE_GROUP_ID = String("ResourceGroupId", max_length=64, default="")

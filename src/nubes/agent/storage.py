@@ -25,6 +25,7 @@ from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain.custom_images import CREATE_FAILED, CREATING, settle_images
 from nubes.domain.disk_categories import bytes_per_second, limits
+from nubes.domain.disk_keys import DiskKeys
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
 from nubes.domain.storage_tasks import enqueue
 from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
@@ -47,8 +48,20 @@ def _move(disk: Disk, to: str) -> None:
     disk.status = ds.agent_move(disk.id, disk.status, to)
 
 
-def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
-    """How a VM opens a disk: its top layer, throttled to its category's limits."""
+def encrypted_layers(storage: StorageDriver, top: str) -> tuple[Path, ...]:
+    """The files of the encrypted layers of a chain: its top part (a layer on an encrypted one is
+    always encrypted too), top first."""
+    layers: list[Path] = []
+    for layer in storage.chain(top):
+        if not storage.encrypted(layer):
+            break
+        layers.append(storage.layer_path(layer))
+    return tuple(layers)
+
+
+def attachment(storage: StorageDriver, disk: Disk, key: str | None = None) -> DiskAttachment:
+    """How a VM opens a disk: its top layer, throttled to its category's limits, with the key of
+    an encrypted disk."""
     caps = limits(
         disk.category,
         disk.size_gib,
@@ -57,7 +70,12 @@ def attachment(storage: StorageDriver, disk: Disk) -> DiskAttachment:
         bursting_enabled=disk.bursting_enabled,
     )
     return DiskAttachment(
-        disk.id, storage.layer_path(disk.top_layer), iops=caps.iops, bps=bytes_per_second(caps)
+        disk.id,
+        storage.layer_path(disk.top_layer),
+        iops=caps.iops,
+        bps=bytes_per_second(caps),
+        key=key or "",
+        encrypted_layers=encrypted_layers(storage, disk.top_layer) if key else (),
     )
 
 
@@ -70,8 +88,10 @@ class StorageWork:
         compute: ComputeDriver,
         rootfs: RootfsResolver,
         host_id: str,
+        keys: DiskKeys | None = None,
     ) -> None:
         self._db = db
+        self._keys = keys  # None: this agent has no master key, and works on no encrypted disk
         self._clock = clock
         self._storage = storage
         self._compute = compute
@@ -249,9 +269,17 @@ class StorageWork:
             return
         getattr(self, f"_do_{task.kind}")(task, disk, snapshot)
 
+    def key(self, disk: Disk) -> str | None:
+        """The key of an encrypted disk (its account's), None for another."""
+        if not disk.encrypted:
+            return None
+        if self._keys is None:
+            raise RuntimeError(f"disk {disk.id} is encrypted and this agent has no disk keys")
+        return self._keys.key_of(disk.account_id)
+
     def attachment(self, disk: Disk) -> DiskAttachment:
         """How the VM opens the disk."""
-        return attachment(self._storage, disk)
+        return attachment(self._storage, disk, self.key(disk))
 
     def disks_of(self, instance_id: str) -> list[Disk]:
         """The disks of an instance, the system disk first."""
@@ -278,7 +306,9 @@ class StorageWork:
                     row.layer = disk.id
 
     def make_content(self, disk: Disk, layer: str, snapshot: Snapshot | None) -> None:
-        """A fresh layer with what a new disk holds: its image, its snapshot, or nothing."""
+        """A fresh layer with what a new disk holds: its image, its snapshot, or nothing (encrypted
+        with the disk's key when it is encrypted)."""
+        key = self.key(disk)
         if disk.disk_type == "system":
             with self._db.session() as s:
                 image = s.get(Image, disk.image_id)
@@ -288,13 +318,13 @@ class StorageWork:
             if image is None:
                 raise RuntimeError(f"disk {disk.id}: image {disk.image_id} is gone")
             if base_snapshot is not None:
-                self._storage.create_overlay(layer, base_snapshot.layer, disk.size_gib)
+                self._storage.create_overlay(layer, base_snapshot.layer, disk.size_gib, key)
             else:
-                self._storage.create_from_image(layer, self._rootfs(image), disk.size_gib)
+                self._storage.create_from_image(layer, self._rootfs(image), disk.size_gib, key)
         elif snapshot is not None:
-            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib)
+            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib, key)
         else:
-            self._storage.create_blank(layer, disk.size_gib)
+            self._storage.create_blank(layer, disk.size_gib, key)
 
     def _do_create(self, task: StorageTask, disk: Disk, snapshot: Snapshot | None) -> None:
         self.make_content(disk, disk.id, snapshot)
@@ -309,7 +339,7 @@ class StorageWork:
 
     def _do_attach(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
         if disk.instance_id == task.instance_id and self._running(task.instance_id):
-            self._compute.attach_disk(task.instance_id, attachment(self._storage, disk))
+            self._compute.attach_disk(task.instance_id, self.attachment(disk))
 
         def settle(d: Disk | None, _: Snapshot | None) -> None:
             if d is not None and d.status == ds.ATTACHING:
@@ -337,14 +367,16 @@ class StorageWork:
             return
         # (cancelled after the overlay was made: the VM may write to it already, so the disk
         # moves onto it all the same; the frozen layer is then folded away)
+        key = self.key(disk)
         with self._files:
-            self._storage.create_overlay(overlay, frozen, disk.size_gib)
+            self._storage.create_overlay(overlay, frozen, disk.size_gib, key)
             if disk.instance_id and self._running(disk.instance_id):
                 self._compute.snapshot_disk(
                     disk.instance_id,
                     disk.id,
                     self._storage.layer_path(frozen),
                     self._storage.layer_path(overlay),
+                    encrypted=key is not None,
                 )
 
             def settle(d: Disk | None, sn: Snapshot | None) -> None:
@@ -368,7 +400,7 @@ class StorageWork:
             raise RuntimeError(f"disk {disk.id}: snapshot {task.snapshot_id} is gone")
         layer = f"{disk.id}.r{task.id}"
         with self._files:
-            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib)
+            self._storage.create_overlay(layer, snapshot.layer, disk.size_gib, self.key(disk))
 
             def settle(d: Disk | None, _: Snapshot | None) -> None:
                 if d is not None:
@@ -397,7 +429,7 @@ class StorageWork:
                 disk.instance_id, disk.id, self._storage.layer_path(disk.top_layer), task.size_gib * GIB
             )
         else:
-            self._storage.resize(disk.top_layer, task.size_gib)
+            self._storage.resize(disk.top_layer, task.size_gib, self.key(disk))
         self._finish(task, lambda d, sn: None)
 
     def _do_merge(self, task: StorageTask, disk: Disk, _: Snapshot | None) -> None:
@@ -416,6 +448,7 @@ class StorageWork:
             if step is None:
                 return folded
             child, parent, instance_id = step
+            key = self._disk_key(disk_id)
             backing = self._storage.backing_name(parent)
             if instance_id:
                 under = self._storage.graph().get(parent)
@@ -424,11 +457,17 @@ class StorageWork:
                     instance_id, self._storage.layer_path(child), base, backing, STREAM_TIMEOUT
                 )
                 if not self._storage.capabilities.layers_are_files:
-                    self._storage.rebase(child, backing)  # the VM rewrote no file the driver reads: tell it
+                    # the VM rewrote no file the driver reads: tell it
+                    self._storage.rebase(child, backing, key)
             else:
-                self._storage.rebase(child, backing)
+                self._storage.rebase(child, backing, key)
             folded += 1
             self.collect()
+
+    def _disk_key(self, disk_id: str) -> str | None:
+        with self._db.session() as s:
+            disk = s.get(Disk, disk_id)
+        return self.key(disk) if disk is not None else None
 
     def _image_file(self, backing: str | None) -> Path | None:
         return self._storage.layer_path("x").parent / backing if backing else None

@@ -66,6 +66,12 @@ def settle_images(s: Session, snapshot_id: str | None = None) -> None:
             image.status = AVAILABLE
 
 
+def image_encrypted(image: Image) -> bool:
+    """Whether any snapshot of the image is encrypted: `encrypted` tells of the system disk's,
+    each data disk mapping carries its own."""
+    return image.encrypted or any(m.get("Encrypted") for m in json.loads(image.disk_mappings or "[]"))
+
+
 class CustomImages:
     def __init__(
         self, db: Database, clock: Clock, snapshots: Snapshots, notify: Callable[[str], None], buckets: Path
@@ -162,6 +168,10 @@ class CustomImages:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
                 raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
+            if image_encrypted(image):
+                raise errors.operation_denied_encrypted_image(
+                    f"The image {image_id} is encrypted: nubes never exports its content in the clear."
+                )
             snapshot = s.get(Snapshot, image.snapshot_id)
             if snapshot is None:
                 raise errors.invalid_snapshot_id_not_found("The image's system snapshot is gone.")
@@ -217,6 +227,7 @@ class CustomImages:
                     status=source.status,
                     progress=source.progress,
                     layer=source.layer,
+                    encrypted=source.encrypted,
                     host_id=source.host_id,
                     created_at=now,
                     completed_at=now,
@@ -240,7 +251,7 @@ class CustomImages:
                 mappings,
                 "",
             )
-            new.status, new.progress = AVAILABLE, 100
+            new.status, new.progress, new.encrypted = AVAILABLE, 100, image.encrypted
             s.add(new)
             write_tags(s, scope, "image", new.id, tags, created=True)  # the copy's, in its region
             return new.id
@@ -330,7 +341,14 @@ class CustomImages:
                         snap = self._snapshots.create_in(
                             s, now, disk, description=f"Created for {instance_id}"
                         )
-                        mappings.append({"SnapshotId": snap.id, "Size": disk.size_gib, "Device": disk.device})
+                        mappings.append(
+                            {
+                                "SnapshotId": snap.id,
+                                "Size": disk.size_gib,
+                                "Device": disk.device,
+                                "Encrypted": snap.encrypted,
+                            }
+                        )
                 size = system.size_gib
                 wake = instance.id
             elif snapshot_id:
@@ -363,6 +381,7 @@ class CustomImages:
                 instance_id or "",
                 client_token,
             )
+            image.encrypted = system_snapshot.encrypted
             s.add(image)
             write_tags(s, scope, "image", image.id, tags, created=True)
             if system_snapshot.status == "accomplished":
@@ -421,6 +440,10 @@ class CustomImages:
             image = owned_image(s, account_id, image_id)
             if image.status != AVAILABLE:
                 raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
+            if image_encrypted(image) and add:
+                raise errors.operation_denied_encrypted_image(
+                    f"The image {image_id} is encrypted under its owner's key and cannot be shared."
+                )
 
             def account_of(uid: str) -> Account:
                 target = s.scalar(select(Account).where(Account.uid == uid))

@@ -106,6 +106,7 @@ class DiskSpec:
     bursting_enabled: bool = False
     tags: tuple[tuple[str, str], ...] = ()
     client_token: str = ""
+    encrypted: bool = False  # a disk from an encrypted snapshot is encrypted whatever this says
 
 
 class Disks:
@@ -190,6 +191,7 @@ class Disks:
                 provisioned_iops=spec.provisioned_iops,
                 bursting_enabled=spec.bursting_enabled,
                 client_token=spec.client_token,
+                encrypted=spec.encrypted or (snapshot is not None and snapshot.encrypted),
             )
             s.add(disk)
             write_tags(s, scope, "disk", disk.id, spec.tags, created=True)
@@ -546,6 +548,8 @@ class Disks:
                 host_id=instance.host_id,
                 created_at=now,
                 attached_at=now,
+                # an encrypted image's disks are encrypted; an encrypted system disk stays so
+                encrypted=image.encrypted or (old is not None and old.encrypted),
             )
             s.add(disk)
             if old is not None:

@@ -75,6 +75,7 @@ class DiskRequest:
     description: str | None = None
     delete_with_instance: bool = True
     snapshot_id: str | None = None
+    encrypted: bool = False  # from an encrypted image or snapshot: encrypted whatever this says
 
 
 @dataclass
@@ -176,6 +177,12 @@ def _image_data_disks(image: Image, asked: list[DiskRequest]) -> list[DiskReques
         for m in json.loads(image.disk_mappings or "[]")
         if m.get("SnapshotId") not in named
     ]
+
+
+def _snapshot_encrypted(s: Session, snapshot_id: str | None) -> bool:
+    """A disk made from an encrypted snapshot is encrypted (its layers stand on the snapshot's)."""
+    snapshot = s.get(Snapshot, snapshot_id) if snapshot_id else None
+    return snapshot is not None and snapshot.encrypted
 
 
 @dataclass
@@ -528,6 +535,7 @@ class Launcher:
                     delete_with_instance=True,
                     host_id=host_id,
                     created_at=now,
+                    encrypted=system.encrypted or image.encrypted,
                 )
             )
             for number, (d, category, size) in enumerate(checked.data_disks):
@@ -551,6 +559,7 @@ class Launcher:
                         delete_with_instance=d.delete_with_instance,
                         host_id=host_id,
                         created_at=now,
+                        encrypted=d.encrypted or _snapshot_encrypted(s, d.snapshot_id),
                     )
                 )
             write_tags(s, scope, "instance", instance_id, request.tags, created=True)

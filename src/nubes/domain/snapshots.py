@@ -105,6 +105,7 @@ class Snapshots:
             retention_days=retention_days,
             instant_access=instant_access,
             client_token=client_token,
+            encrypted=disk.encrypted,  # its layer is the disk's, under the disk's key
             host_id=disk.host_id,
             created_at=now,
         )

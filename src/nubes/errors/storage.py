@@ -109,6 +109,12 @@ def invalid_parameter_encrypted(message: str) -> ApiError:
     return ApiError("InvalidParameter.Encrypted", message)
 
 
+def operation_denied_encrypted_image(message: str) -> ApiError:
+    """An encrypted image is never shared nor exported: its key is its owner's alone, and an
+    export would write its content in the clear."""
+    return ApiError("OperationDenied.EncryptedImage", message, 403)
+
+
 def invalid_parameter_multi_attach(
     message: str = "Multi-attach disks are not supported by nubes.",
 ) -> ApiError:

@@ -39,6 +39,18 @@ class AccessKey(Base):
     account: Mapped[Account] = relationship(back_populates="keys")
 
 
+class AccountDiskKey(Base):
+    """The key an account's encrypted disks, snapshots and images are encrypted with: random,
+    made on first use, kept only wrapped (AES-GCM) under the server's master key, which lives in
+    a file beside the store and never in it (domain/disk_keys.py)."""
+
+    __tablename__ = "account_disk_keys"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class KeyPair(Base):
     __tablename__ = "key_pairs"
     __table_args__ = (UniqueConstraint("account_id", "region_id", "name"),)
@@ -269,6 +281,8 @@ class Image(Base):
     disk_mappings: Mapped[str] = mapped_column(Text, default="[]")
     source_instance_id: Mapped[str] = mapped_column(String(64), default="")
     client_token: Mapped[str] = mapped_column(String(64), default="")
+    # its system disk's snapshot is encrypted (each data disk mapping says "Encrypted" of its own)
+    encrypted: Mapped[bool] = mapped_column(default=False)
 
 
 class Instance(Base):
@@ -357,6 +371,8 @@ class Disk(Base):
     enable_auto_snapshot: Mapped[bool] = mapped_column(default=True)
     delete_auto_snapshot: Mapped[bool] = mapped_column(default=True)
     client_token: Mapped[str] = mapped_column(String(64), default="")
+    # Its layers are LUKS-encrypted qcow2 under the account's data key (AccountDiskKey)
+    encrypted: Mapped[bool] = mapped_column(default=False)
     attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -388,6 +404,7 @@ class Snapshot(Base):
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     instant_access: Mapped[bool] = mapped_column(default=False)
     client_token: Mapped[str] = mapped_column(String(64), default="")
+    encrypted: Mapped[bool] = mapped_column(default=False)  # taken of an encrypted disk
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

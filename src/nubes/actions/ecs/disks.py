@@ -88,6 +88,7 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         bursting_enabled=bool(p["BurstingEnabled"]),
         tags=tag_pairs(p),
         client_token=p["ClientToken"] or "",
+        encrypted=p["Encrypted"],
     )
     disk_id = ctx.services.disks.create(scope, spec)
     return {"DiskId": disk_id, "OrderId": ""}
@@ -125,8 +126,8 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "EnableAutomatedSnapshotPolicy": bool(disk.auto_snapshot_policy_id),
         "AutoSnapshotPolicyId": disk.auto_snapshot_policy_id,
         "Portable": disk.disk_type == "data",
-        "Encrypted": False,
-        "KMSKeyId": "",
+        "Encrypted": disk.encrypted,
+        "KMSKeyId": "",  # nubes' own key, not a KMS one (docs/architecture.md)
         "DiskChargeType": "PostPaid",
         "CreationTime": iso8601_seconds(disk.created_at),
         "AttachedTime": attached,
@@ -226,12 +227,13 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             if p["EnableAutomatedSnapshotPolicy"]
             else (Disk.auto_snapshot_policy_id == "")
         )
-    # What every nubes disk is, as rendered: pay-as-you-go, not encrypted (so under no KMS key),
+    if p["Encrypted"] is not None:
+        query = query.where(Disk.encrypted == p["Encrypted"])
+    # What every nubes disk is, as rendered: pay-as-you-go, under no KMS key (nubes keeps the keys),
     # attached to one instance at most, not shared block storage, never locked, in no resource
     # group. A filter asking for anything else matches no disk.
     if (
         p["DiskChargeType"] == "PrePaid"
-        or p["Encrypted"]
         or p["KMSKeyId"]
         or p["MultiAttach"] in ("Enabled", "LegacyShared")
         or p["EnableShared"]

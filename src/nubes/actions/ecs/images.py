@@ -10,7 +10,6 @@ from nubes.actions.common import (
     CLIENT_TOKEN,
     CREATION_FILTER,
     DRY_RUN,
-    ENCRYPTED,
     REGION_ID,
     TAGS,
     creation_window,
@@ -30,9 +29,9 @@ from nubes.store.models import Image
 actions = ActionTable("ecs")
 
 
-# A mapping's encryption and import source: nubes' snapshots are not encrypted, and an imported
-# image's mapping names its snapshot, not the bucket it was read from.
-_NOT_IMPORTED = {"Encrypted": False, "ImportOSSBucket": "", "ImportOSSObject": ""}
+# A mapping's import source: an imported image's mapping names its snapshot, not the bucket it was
+# read from.
+_NOT_IMPORTED = {"ImportOSSBucket": "", "ImportOSSObject": ""}
 
 
 def _mappings(image: Image) -> list[dict[str, Any]]:
@@ -44,6 +43,7 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
         "Format": "qcow2",
         "Progress": f"{image.progress}%",
         "RemainTime": 0,
+        "Encrypted": image.encrypted,
         **_NOT_IMPORTED,
     }
     data = [
@@ -55,6 +55,7 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
             "Format": "qcow2",
             "Progress": f"{image.progress}%",
             "RemainTime": 0,
+            "Encrypted": bool(m.get("Encrypted", False)),
             **_NOT_IMPORTED,
         }
         for m in json.loads(image.disk_mappings or "[]")
@@ -473,7 +474,12 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("DestinationRegionId", max_length=64),
         String("DestinationImageName", max_length=128),
         String("DestinationDescription", max_length=256),
-        ENCRYPTED,
+        Boolean(
+            "Encrypted",
+            default=False,
+            unsupported_values=(True,),
+            unsupported_because="a copy shares its source's layers: it is encrypted exactly when its source is",
+        ),
         TAGS,
         DRY_RUN,
         CLIENT_TOKEN,

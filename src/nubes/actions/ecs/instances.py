@@ -10,7 +10,6 @@ from nubes import errors
 from nubes.actions.common import (
     CLIENT_TOKEN,
     DRY_RUN,
-    ENCRYPTED,
     INSTANCE_CHARGE_TYPE,
     PASSWORD_INHERIT,
     REGION_ID,
@@ -42,12 +41,7 @@ DISK_FIELDS = [  # sizes are checked per category by the domain, with ECS's erro
     String("DiskName", max_length=128),
     String("Description", max_length=256),
     # RunInstances types it a string on the wire, CreateInstance a boolean: both send true/false.
-    String(
-        "Encrypted",
-        choices=("true", "false"),
-        unsupported_values=("true",),
-        unsupported_because=ENCRYPTED.unsupported_because,
-    ),
+    String("Encrypted", choices=("true", "false")),
     String("SnapshotId", max_length=64),
 ]
 
@@ -135,6 +129,7 @@ def _disk(raw: dict[str, Any] | None) -> DiskRequest:
         description=raw.get("Description"),
         delete_with_instance=raw.get("DeleteWithInstance", True) is not False,
         snapshot_id=raw.get("SnapshotId"),
+        encrypted=raw.get("Encrypted") == "true",
     )
 
 

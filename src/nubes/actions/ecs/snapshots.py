@@ -128,16 +128,13 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Snapshot.auto_policy_id == "")
     if p["SourceDiskType"]:
         query = query.where(Snapshot.disk_type == p["SourceDiskType"].lower())
+    if p["Encrypted"] is not None:
+        query = query.where(Snapshot.encrypted == p["Encrypted"])
     if p["SnapshotLinkId"]:  # a disk's snapshot chain, named after the disk (see render_snapshot)
         query = query.where(Snapshot.disk_id == "d-" + p["SnapshotLinkId"].removeprefix("sl-"))
-    # Every nubes snapshot is, as rendered: a standard snapshot, not encrypted (so under no KMS
-    # key), in no resource group. A filter asking for anything else matches none.
-    if (
-        (p["Category"] and p["Category"].lower() != "standard")
-        or p["Encrypted"]
-        or p["KMSKeyId"]
-        or p["ResourceGroupId"]
-    ):
+    # Every nubes snapshot is, as rendered: a standard snapshot, under no KMS key (nubes keeps the
+    # keys), in no resource group. A filter asking for anything else matches none.
+    if (p["Category"] and p["Category"].lower() != "standard") or p["KMSKeyId"] or p["ResourceGroupId"]:
         query = query.where(Snapshot.id.is_(None))
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
@@ -179,8 +176,8 @@ def render_snapshot(sn: Snapshot, usage: str, tags: list[tuple[str, str]]) -> di
         "InstantAccess": sn.instant_access,
         "InstantAccessRetentionDays": 0,
         "Category": "standard",
-        "Encrypted": False,
-        "KMSKeyId": "",
+        "Encrypted": sn.encrypted,
+        "KMSKeyId": "",  # nubes' own key, not a KMS one (docs/architecture.md)
         "ProductCode": "",
         "ResourceGroupId": "",
         "SnapshotSN": sn.id.removeprefix("s-"),

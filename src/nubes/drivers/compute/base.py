@@ -41,6 +41,11 @@ class DiskAttachment:
     # Block throttling (QEMU throttle group); 0 = unlimited. The storage issue fills these in.
     iops: int = 0
     bps: int = 0
+    # An encrypted disk: the key of its LUKS layers (handed to QEMU as a secret object through a
+    # file or QMP, never on a command line) and those layers' files, top first (`path` first);
+    # the layers under them are not encrypted and QEMU opens them by the names in the headers.
+    key: str = field(default="", repr=False)
+    encrypted_layers: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,10 +155,13 @@ class ComputeDriver(ABC):
         """Hot-unplug a disk from a running VM."""
 
     @abstractmethod
-    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+    def snapshot_disk(
+        self, instance_id: str, disk_id: str, current: Path, overlay: Path, encrypted: bool = False
+    ) -> None:
         """Make the prepared, empty qcow2 `overlay` (backed by `current`) the disk's new top in
         the running VM: from now on writes go to it and `current` stays as it was (a crash-
-        consistent snapshot, in constant time). Done already: succeeds."""
+        consistent snapshot, in constant time). `encrypted`: the overlay is encrypted with the
+        disk's key, which the VM has had since the disk was attached. Done already: succeeds."""
 
     @abstractmethod
     def resize_disk(self, instance_id: str, disk_id: str, current: Path, size_bytes: int) -> None:

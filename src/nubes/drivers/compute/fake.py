@@ -360,7 +360,9 @@ class FakeComputeDriver(ComputeDriver):
             self.host.say(instance_id, f"disk {disk_id} unplugged")
             self.host.save(instance_id)
 
-    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+    def snapshot_disk(
+        self, instance_id: str, disk_id: str, current: Path, overlay: Path, encrypted: bool = False
+    ) -> None:
         self._enter("snapshot_disk", instance_id)
         with self.host.lock:
             if self._running(instance_id) is None:

@@ -7,6 +7,11 @@ stem (a disk id at first, `<disk>.<snapshot>` for the overlay made by a snapshot
 store records which layer each disk and snapshot uses, and `collect` removes the layers no
 longer needed by any of them. Every method is idempotent.
 
+Encryption: the creates, `resize` and `rebase` take the `key` (a passphrase, from the agent) of an
+encrypted disk; a layer made with one is encrypted with it (LUKS in qcow2) and every layer made
+on an encrypted layer must be encrypted too, with the same key, so a chain's encrypted layers are
+its top part. An encrypted layer is never exported (`export` raises StorageError).
+
 What differs between drivers is declared in `capabilities` (a `StorageCapabilities`); the
 agent reads those and never asks which driver it has."""
 
@@ -47,21 +52,27 @@ class StorageDriver(ABC):
     def exists(self, layer: str) -> bool: ...
 
     @abstractmethod
-    def create_from_image(self, layer: str, base: Path, size_gib: int) -> Path:
-        """A layer backed by an image file `base` (copy-on-write), `size_gib` big. Exists: kept."""
+    def create_from_image(self, layer: str, base: Path, size_gib: int, key: str | None = None) -> Path:
+        """A layer backed by an image file `base` (copy-on-write), `size_gib` big, encrypted with
+        `key` if given. Exists: kept."""
 
     @abstractmethod
-    def create_blank(self, layer: str, size_gib: int) -> Path:
-        """An empty layer of `size_gib`. Exists already: kept."""
+    def create_blank(self, layer: str, size_gib: int, key: str | None = None) -> Path:
+        """An empty layer of `size_gib`, encrypted with `key` if given. Exists already: kept."""
 
     @abstractmethod
-    def create_overlay(self, layer: str, backing: str, size_gib: int) -> Path:
-        """An empty layer on top of layer `backing`, `size_gib` big. Never opens `backing` (a
+    def create_overlay(self, layer: str, backing: str, size_gib: int, key: str | None = None) -> Path:
+        """An empty layer on top of layer `backing`, `size_gib` big, encrypted with `key` if given
+        (required when `backing` is encrypted: StorageError without). Never opens `backing` (a
         running VM may hold it), so it takes constant time. Exists already: kept."""
 
     @abstractmethod
-    def resize(self, layer: str, size_gib: int) -> None:
-        """Grow a layer no VM has open to `size_gib`."""
+    def encrypted(self, layer: str) -> bool:
+        """Whether the layer is encrypted (False when there is no such layer)."""
+
+    @abstractmethod
+    def resize(self, layer: str, size_gib: int, key: str | None = None) -> None:
+        """Grow a layer no VM has open to `size_gib` (`key`: the key of an encrypted one)."""
 
     @abstractmethod
     def chain(self, layer: str) -> list[str]:
@@ -76,9 +87,11 @@ class StorageDriver(ABC):
         """What the layer names as its backing file, as written (relative to the layers' directory)."""
 
     @abstractmethod
-    def rebase(self, layer: str, backing_name: str | None) -> None:
+    def rebase(self, layer: str, backing_name: str | None, key: str | None = None) -> None:
         """Put a layer no VM has open on another backing file (or none), copying into it what it
-        read through the layers it drops, so it shows the same content."""
+        read through the layers it drops, so it shows the same content. An encrypted layer
+        (`key` given) goes onto an unencrypted backing file, or onto its own backing layer's
+        backing (the fold of that layer), and onto no other."""
 
     @abstractmethod
     def delete(self, layer: str) -> None:
@@ -93,7 +106,7 @@ class StorageDriver(ABC):
     @abstractmethod
     def export(self, layer: str, dest: Path, fmt: str) -> None:
         """Write the content the layer shows (its whole chain, flattened) to `dest` as `fmt`
-        (qcow2 | raw | vpc)."""
+        (qcow2 | raw | vpc). A chain with an encrypted layer: StorageError (never in the clear)."""
 
     @abstractmethod
     def import_file(self, layer: str, source: Path, fmt: str) -> int:

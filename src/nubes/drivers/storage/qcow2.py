@@ -14,6 +14,9 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nubes.drivers.storage.base import StorageCapabilities, StorageDriver, StorageError
@@ -21,6 +24,7 @@ from nubes.drivers.storage.base import StorageCapabilities, StorageDriver, Stora
 _LAYER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _QCOW2_MAGIC = b"QFI\xfb"
 GIB = 1 << 30
+SECRET_ID = "nubes-key"
 
 
 def _qemu_img(*args: str, timeout: float = 120) -> str:
@@ -42,6 +46,19 @@ def backing_file_name(path: Path) -> str | None:
             return None
         f.seek(offset)
         return f.read(size).decode()
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether a qcow2 file's header names an encryption method (crypt_method, bytes 32-35: 0 none,
+    1 AES, 2 LUKS); read from the header directly, which works while a VM holds the file."""
+    with open(path, "rb") as f:
+        header = f.read(36)
+    return len(header) == 36 and header[:4] == _QCOW2_MAGIC and struct.unpack(">I", header[32:36])[0] != 0
+
+
+def _opt(value: str | Path) -> str:
+    """A value inside QEMU's key=value,... option syntax: commas are doubled."""
+    return str(value).replace(",", ",,")
 
 
 class Qcow2Storage(StorageDriver):
@@ -73,7 +90,45 @@ class Qcow2Storage(StorageDriver):
         os.replace(partial, kept)
         return kept
 
-    def _create(self, layer: str, size_gib: int, backing: str | None) -> Path:
+    @contextmanager
+    def _secret(self, key: str) -> Iterator[list[str]]:
+        """The `--object secret` arguments that hand `key` to qemu-img: through a 0600 file in a
+        0700 directory, removed afterwards, so the key is never on a command line (ps shows
+        command lines to every user)."""
+        keys_dir = self._dir / ".keys"
+        keys_dir.mkdir(mode=0o700, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=keys_dir, prefix="key-")  # mkstemp makes it 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
+            yield ["--object", f"secret,id={SECRET_ID},file={_opt(name)},format=raw"]
+        finally:
+            os.unlink(name)
+
+    def _image_opts(self, path: Path) -> str:
+        """`--image-opts` of an encrypted layer: the key for it and for each encrypted layer under
+        it (QEMU opens a backing file with no key unless told; the encrypted layers of a chain
+        are its top part, all under the one key of the disks' account)."""
+        opts = [f"driver=qcow2,file.filename={_opt(path)}"]
+        current: Path | None = path
+        for depth in range(1000):
+            if current is None or not current.exists() or not is_encrypted(current):
+                break
+            opts.append(f"{'backing.' * depth}encrypt.key-secret={SECRET_ID}")
+            current = self._backing_path(current)
+        return ",".join(opts)
+
+    def _backing_path(self, path: Path) -> Path | None:
+        backing = backing_file_name(path)
+        if backing is None:
+            return None
+        return Path(backing) if os.path.isabs(backing) else path.parent / backing
+
+    def encrypted(self, layer: str) -> bool:
+        path = self.layer_path(layer)
+        return path.exists() and is_encrypted(path)
+
+    def _create(self, layer: str, size_gib: int, backing: str | None, key: str | None) -> Path:
         path = self.layer_path(layer)
         if path.exists():
             return path
@@ -82,24 +137,38 @@ class Qcow2Storage(StorageDriver):
         if backing is not None:
             # -u: do not open the backing file (a running VM may hold its lock); the size is given
             args += ["-u", "-b", backing, "-F", "qcow2"]
-        _qemu_img(*args, str(partial), f"{size_gib}G")
+        if key is None:
+            _qemu_img(*args, str(partial), f"{size_gib}G")
+        else:
+            with self._secret(key) as secret:
+                # the key is 256 random bits, not a password: PBKDF stretching adds nothing, and
+                # at its 2 s default every open (each VM start, each qemu-img call) would pay it
+                luks = ["-o", f"encrypt.format=luks,encrypt.key-secret={SECRET_ID},encrypt.iter-time=10"]
+                _qemu_img(*args, *secret, *luks, str(partial), f"{size_gib}G")
         os.replace(partial, path)
         return path
 
-    def create_from_image(self, layer: str, base: Path, size_gib: int) -> Path:
+    def create_from_image(self, layer: str, base: Path, size_gib: int, key: str | None = None) -> Path:
         backing = self._stable_base(base)
-        return self._create(layer, size_gib, str(backing.relative_to(self._dir)))
+        return self._create(layer, size_gib, str(backing.relative_to(self._dir)), key)
 
-    def create_blank(self, layer: str, size_gib: int) -> Path:
-        return self._create(layer, size_gib, None)
+    def create_blank(self, layer: str, size_gib: int, key: str | None = None) -> Path:
+        return self._create(layer, size_gib, None, key)
 
-    def create_overlay(self, layer: str, backing: str, size_gib: int) -> Path:
+    def create_overlay(self, layer: str, backing: str, size_gib: int, key: str | None = None) -> Path:
         if not self.exists(backing):
             raise StorageError(f"layer {backing} is missing")
-        return self._create(layer, size_gib, self.layer_path(backing).name)
+        if key is None and self.encrypted(backing):
+            raise StorageError(f"layer {backing} is encrypted: a layer on it must be too")
+        return self._create(layer, size_gib, self.layer_path(backing).name, key)
 
-    def resize(self, layer: str, size_gib: int) -> None:
-        _qemu_img("resize", "-q", "-f", "qcow2", str(self.layer_path(layer)), f"{size_gib}G")
+    def resize(self, layer: str, size_gib: int, key: str | None = None) -> None:
+        path = self.layer_path(layer)
+        if key is None:
+            _qemu_img("resize", "-q", "-f", "qcow2", str(path), f"{size_gib}G")
+            return
+        with self._secret(key) as secret:
+            _qemu_img("resize", "-q", *secret, "--image-opts", self._image_opts(path), f"{size_gib}G")
 
     def chain(self, layer: str) -> list[str]:
         names: list[str] = []
@@ -115,21 +184,48 @@ class Qcow2Storage(StorageDriver):
     def graph(self) -> dict[str, str | None]:
         graph: dict[str, str | None] = {}
         for path in self._dir.glob("*.qcow2"):
-            backing = backing_file_name(path)
-            under = self._dir / backing if backing and not os.path.isabs(backing) else None
+            under = self._backing_path(path)
             graph[path.stem] = under.stem if under is not None and under.parent == self._dir else None
         return graph
 
     def backing_name(self, layer: str) -> str | None:
         return backing_file_name(self.layer_path(layer))
 
-    def rebase(self, layer: str, backing_name: str | None) -> None:
+    def rebase(self, layer: str, backing_name: str | None, key: str | None = None) -> None:
+        if key is not None and self.encrypted(layer):
+            self._rebase_encrypted(layer, backing_name, key)
+            return
         # safe mode: reads the old and the new chain and writes the differing clusters into the layer.
         # qemu-img opens a relative new backing name relative to the image, as QEMU does.
         args = ["rebase", "-q", "-f", "qcow2", "-b", backing_name or ""]
         if backing_name:
             args += ["-F", "qcow2"]
         _qemu_img(*args, str(self.layer_path(layer)), timeout=3600)
+
+    def _rebase_encrypted(self, layer: str, backing_name: str | None, key: str) -> None:
+        """qemu-img rebase opens the new backing file with no key: onto an unencrypted one it
+        works (given by its absolute path, as a keyed image has no file name to resolve a
+        relative one against; the name is then written as the others are). Onto an encrypted
+        one only the fold of the layer's own backing layer is done: that layer is committed
+        into (it takes the layer's clusters and keeps its own backing) and then takes the
+        layer's name. A crash in between leaves the layer on its old backing, whole, and the
+        fold is done again."""
+        path = self.layer_path(layer)
+        new = self._dir / backing_name if backing_name else None
+        with self._secret(key) as secret:
+            if new is None or not new.exists() or not is_encrypted(new):
+                absolute = ["-b", str(new), "-F", "qcow2"] if new is not None else ["-b", ""]
+                opts = self._image_opts(path)
+                _qemu_img("rebase", "-q", *secret, *absolute, "--image-opts", opts, timeout=3600)
+                if backing_name:
+                    relative = ["-b", backing_name, "-F", "qcow2"]
+                    _qemu_img("rebase", "-q", "-u", *secret, *relative, "--image-opts", opts)
+                return
+            parent = self._backing_path(path)
+            if parent is None or parent.parent != self._dir or backing_file_name(parent) != backing_name:
+                raise StorageError(f"{layer}: an encrypted layer folds only its own backing layer")
+            _qemu_img("commit", "-q", "-d", *secret, "--image-opts", self._image_opts(path), timeout=3600)
+            os.replace(parent, path)
 
     def delete(self, layer: str) -> None:
         for path in (self.layer_path(layer), self.layer_path(layer).with_suffix(".partial")):
@@ -147,6 +243,8 @@ class Qcow2Storage(StorageDriver):
         return removed
 
     def export(self, layer: str, dest: Path, fmt: str) -> None:
+        if any(self.encrypted(name) for name in self.chain(layer)):
+            raise StorageError(f"layer {layer} is encrypted: it is never written out in the clear")
         partial = dest.with_name(dest.name + ".partial")
         # VHD rounds the size up to its geometry unless told to keep it (a re-import would grow)
         options = ["-o", "force_size=on"] if fmt == "vpc" else []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -25,6 +27,7 @@ from nubes.drivers.compute.qemu.cmdline import (
     layer_node,
     qemu_id,
     root_port_id,
+    secret_id,
     throttle_group,
     throttle_group_id,
 )
@@ -68,13 +71,29 @@ def node_names(q: QmpClient) -> set[str]:
     return {str(n.get("node-name")) for n in q.execute("query-named-block-nodes", {"flat": True})}
 
 
+def node_file(node: dict[str, Any]) -> str | None:
+    """The file a block node reads: its file name, or, for a node whose options a file name
+    cannot carry (an encrypted one is `json:{..., "file": {"filename": ...}}`), the file in them."""
+    name = str(node.get("file", ""))
+    if not name.startswith("json:"):
+        return name or None
+    try:
+        child = json.loads(name.removeprefix("json:")).get("file")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(child, dict) and child.get("filename"):
+        return str(child["filename"])
+    return None
+
+
 def format_nodes(q: QmpClient) -> dict[str, str]:
     """The qcow2 nodes of the VM by the real path of their file."""
-    return {
-        os.path.realpath(str(n["file"])): str(n["node-name"])
-        for n in q.execute("query-named-block-nodes", {"flat": True})
-        if n.get("drv") == "qcow2" and not str(n.get("file", "")).startswith("json:")
-    }
+    nodes: dict[str, str] = {}
+    for n in q.execute("query-named-block-nodes", {"flat": True}):
+        path = node_file(n) if n.get("drv") == "qcow2" else None
+        if path is not None:
+            nodes[os.path.realpath(path)] = str(n["node-name"])
+    return nodes
 
 
 def backing_of(q: QmpClient, node: str) -> str | None:
@@ -82,7 +101,8 @@ def backing_of(q: QmpClient, node: str) -> str | None:
     for n in q.execute("query-named-block-nodes", {"flat": True}):
         if n.get("node-name") == node:
             backing = n.get("image", {}).get("full-backing-filename") or n.get("backing_file")
-            return os.path.realpath(str(backing)) if backing else None
+            path = node_file({"file": backing}) if backing else None
+            return os.path.realpath(path) if path else None
     return None
 
 
@@ -111,8 +131,33 @@ def remove_block_nodes(q: QmpClient, disk_id: str) -> None:
     for node in (disk_node(disk_id), qemu_id("q", disk_id)):
         with contextlib.suppress(QmpCommandError):
             q.execute("blockdev-del", {"node-name": node})
-    with contextlib.suppress(QmpCommandError):
-        q.execute("object-del", {"id": throttle_group_id(disk_id)})
+    for obj in (throttle_group_id(disk_id), secret_id(disk_id)):
+        with contextlib.suppress(QmpCommandError):
+            q.execute("object-del", {"id": obj})
+
+
+def secret_object(disk: DiskAttachment) -> dict[str, Any]:
+    """The secret object of an encrypted disk, for QMP object-add: the key travels over the QMP
+    socket (the VM directory's, 0700), never on a command line."""
+    return {
+        "qom-type": "secret",
+        "id": secret_id(disk.disk_id),
+        "data": base64.b64encode(disk.key.encode()).decode(),
+        "format": "base64",
+    }
+
+
+def overlay_node(disk_id: str, overlay: Path) -> dict[str, Any]:
+    """An encrypted disk's new top for a live snapshot, opened with the disk's key and with no
+    backing (blockdev-snapshot puts it on the current top)."""
+    return {
+        "driver": "qcow2",
+        "node-name": layer_node(overlay),
+        "discard": "unmap",
+        "file": {"driver": "file", "filename": str(overlay), "aio": "threads"},
+        "encrypt": {"format": "luks", "key-secret": secret_id(disk_id)},
+        "backing": None,
+    }
 
 
 class BlockOperations(ABC):
@@ -161,6 +206,8 @@ class BlockOperations(ABC):
                     return
                 remove_block_nodes(q, disk.disk_id)  # leftovers of an attempt that failed half-way
                 try:
+                    if disk.key:
+                        q.execute("object-add", secret_object(disk))
                     if group is not None:
                         q.execute("object-add", group)
                     q.execute("blockdev-add", blockdev(disk))
@@ -212,7 +259,9 @@ class BlockOperations(ABC):
             runtime.ports.pop(disk_id, None)
             self._save_runtime(instance_id, runtime)
 
-    def snapshot_disk(self, instance_id: str, disk_id: str, current: Path, overlay: Path) -> None:
+    def snapshot_disk(
+        self, instance_id: str, disk_id: str, current: Path, overlay: Path, encrypted: bool = False
+    ) -> None:
         # QEMU drains the disk and flushes the old top inside blockdev-snapshot-sync: write the host's
         # dirty pages of that file back first, while the guest's I/O still flows (measured: a
         # snapshot right after a 512 MiB burst paused the disk ~300 ms instead of ~40 ms)
@@ -227,16 +276,26 @@ class BlockOperations(ABC):
             if target is None:
                 raise ComputeError(f"{instance_id}: {disk_id} is not attached (no node for {current.name})")
             try:
-                q.execute(
-                    "blockdev-snapshot-sync",
-                    {
-                        "node-name": target,
-                        "snapshot-file": str(overlay),
-                        "snapshot-node-name": layer_node(overlay),
-                        "format": "qcow2",
-                        "mode": "existing",
-                    },
-                )
+                if encrypted:
+                    # blockdev-snapshot-sync would open the overlay with no key: add it keyed
+                    q.execute("blockdev-add", overlay_node(disk_id, overlay))
+                    try:
+                        q.execute("blockdev-snapshot", {"node": target, "overlay": layer_node(overlay)})
+                    except QmpError:
+                        with contextlib.suppress(QmpCommandError):
+                            q.execute("blockdev-del", {"node-name": layer_node(overlay)})
+                        raise
+                else:
+                    q.execute(
+                        "blockdev-snapshot-sync",
+                        {
+                            "node-name": target,
+                            "snapshot-file": str(overlay),
+                            "snapshot-node-name": layer_node(overlay),
+                            "format": "qcow2",
+                            "mode": "existing",
+                        },
+                    )
             except QmpError as exc:
                 raise ComputeError(f"{instance_id}: snapshot of {disk_id} failed: {exc}") from exc
 

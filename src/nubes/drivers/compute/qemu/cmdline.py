@@ -66,6 +66,16 @@ def throttle_group_id(disk_id: str) -> str:
     return qemu_id("tg", disk_id)
 
 
+def secret_id(disk_id: str) -> str:
+    """The secret object holding an encrypted disk's key (one per disk: it goes with the disk)."""
+    return qemu_id("sec", disk_id)
+
+
+def secret_file(paths: VmPaths, disk_id: str) -> Path:
+    """Where the key of an encrypted disk waits for QEMU to read it at start (then removed)."""
+    return paths.dir / "keys" / secret_id(disk_id)
+
+
 def root_port_id(index: int) -> str:
     return f"rp{index}"
 
@@ -90,6 +100,24 @@ class RenderOptions:
     extra_args: tuple[str, ...] = ()
 
 
+def _encrypt(disk: DiskAttachment) -> dict[str, str]:
+    return {"format": "luks", "key-secret": secret_id(disk.disk_id)}
+
+
+def _encrypted_backing(disk: DiskAttachment, layers: tuple[Path, ...]) -> dict[str, Any]:
+    """The encrypted layers under the top, each with the disk's key: QEMU would open them by
+    their header's names, with no key. Unnamed nodes: two disks may share such a layer."""
+    node: dict[str, Any] = {
+        "driver": "qcow2",
+        "read-only": True,
+        "file": {"driver": "file", "filename": str(layers[0]), "read-only": True, "aio": "threads"},
+        "encrypt": _encrypt(disk),
+    }
+    if len(layers) > 1:
+        node["backing"] = _encrypted_backing(disk, layers[1:])
+    return node
+
+
 def blockdev(disk: DiskAttachment) -> dict[str, Any]:
     """The -blockdev / blockdev-add tree of a disk: file -> qcow2 [-> throttle filter]."""
     qcow2: dict[str, Any] = {
@@ -105,6 +133,10 @@ def blockdev(disk: DiskAttachment) -> dict[str, Any]:
             "aio": "threads",
         },
     }
+    if disk.key:
+        qcow2["encrypt"] = _encrypt(disk)
+        if len(disk.encrypted_layers) > 1:
+            qcow2["backing"] = _encrypted_backing(disk, disk.encrypted_layers[1:])
     if not (disk.iops or disk.bps):
         qcow2["node-name"] = disk_node(disk.disk_id)
         return qcow2
@@ -222,6 +254,9 @@ def render_command(
         argv += ["-device", f"pcie-root-port,id={root_port_id(i)},bus=pcie.0,chassis={i + 1},io-reserve=0"]
     ports = initial_ports(spec) if opts.machine == "q35" else {}
     for n, disk in enumerate(spec.disks):
+        if disk.key:
+            secret = f"secret,id={secret_id(disk.disk_id)},file={_opt(secret_file(paths, disk.disk_id))},format=raw"
+            argv += ["-object", secret]
         group = throttle_group(disk)
         if group is not None:
             argv += ["-object", _json(group)]

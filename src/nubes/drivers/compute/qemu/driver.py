@@ -42,6 +42,7 @@ from nubes.drivers.compute.qemu.cmdline import (
     initial_ports,
     port_count,
     render_command,
+    secret_file,
 )
 from nubes.drivers.compute.qemu.qmp import (
     QmpClient,
@@ -84,6 +85,26 @@ _PAUSED_STATES = {
     "colo",
 }
 _CRASHED_STATES = {"internal-error", "guest-panicked"}
+
+
+def write_secrets(spec: VmSpec, paths: VmPaths) -> None:
+    """The keys of the VM's encrypted disks, each in a 0600 file of a 0700 directory, for the
+    `-object secret,file=` of its command line (so no key is on that command line)."""
+    for disk in spec.disks:
+        if not disk.key:
+            continue
+        path = secret_file(paths, disk.disk_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        unlink_quietly(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(disk.key)
+
+
+def remove_secrets(spec: VmSpec, paths: VmPaths) -> None:
+    for disk in spec.disks:
+        if disk.key:
+            unlink_quietly(secret_file(paths, disk.disk_id))
 
 
 class QemuDriver(BlockOperations, ComputeDriver):
@@ -372,26 +393,11 @@ class QemuDriver(BlockOperations, ComputeDriver):
         self._set_intent(spec.instance_id, "running")
         started_at = time.time()
         err_path = paths.dir / ERR_FILE
-        with open(err_path, "wb") as err:
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                self._set_intent(spec.instance_id, "stopped")
-                raise ComputeError(f"{spec.instance_id}: cannot run {argv[0]}: {exc}") from exc
         try:
-            code = proc.wait(timeout=self.launch_timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            code = -1
+            write_secrets(spec, paths)
+            code = self._run_qemu(spec.instance_id, argv, err_path)
+        finally:
+            remove_secrets(spec, paths)  # read: QEMU's parent exits after setup (-daemonize)
         if code != 0:
             self._set_intent(spec.instance_id, "stopped")
             self._kill_from_pidfile(paths)
@@ -423,6 +429,29 @@ class QemuDriver(BlockOperations, ComputeDriver):
         self._write_handle(handle)
         log.info("%s: started QEMU pid %d (%s, %s)", spec.instance_id, pid, self.machine, accel)
         return handle
+
+    def _run_qemu(self, instance_id: str, argv: list[str], err_path: Path) -> int:
+        """Run QEMU's first process and wait for it to daemonize; its exit code (-1: it hung)."""
+        with open(err_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                self._set_intent(instance_id, "stopped")
+                raise ComputeError(f"{instance_id}: cannot run {argv[0]}: {exc}") from exc
+        try:
+            return proc.wait(timeout=self.launch_timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return -1
 
     def _kill_from_pidfile(self, paths: VmPaths) -> None:
         with contextlib.suppress(OSError, ValueError):
