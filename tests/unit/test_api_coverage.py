@@ -53,4 +53,4 @@ def test_the_table_names_refused_parameters_and_values() -> None:
     assert "`Hibernate` (refused: true)" in row
     run = next(line for line in text.splitlines() if line.startswith("| RunInstances |"))
     assert "`SystemDisk.Encrypted`" in run.split("|")[3] or "`SystemDisk.Encrypted` (refused" in run
-    assert "`InternetMaxBandwidthOut` (refused: >= 1)" in run
+    assert "`HttpPutResponseHopLimit` (refused: >= 2)" in run
