@@ -34,13 +34,13 @@ def test_values_nubes_does_not_do_are_refused_by_name_and_change_nothing(lab: La
     before = instance_ids(lab)
     refusals: dict[str, Any] = {
         "SystemDisk.Encrypted": em.RunInstancesRequestSystemDisk(encrypted="true"),
-        "InternetMaxBandwidthOut": 5,
+        "HttpPutResponseHopLimit": 2,
         "InstanceChargeType": "PrePaid",
         "SpotStrategy": "SpotAsPriceGo",
     }
     fields = {
         "SystemDisk.Encrypted": "system_disk",
-        "InternetMaxBandwidthOut": "internet_max_bandwidth_out",
+        "HttpPutResponseHopLimit": "http_put_response_hop_limit",
         "InstanceChargeType": "instance_charge_type",
         "SpotStrategy": "spot_strategy",
     }
