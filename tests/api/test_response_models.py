@@ -321,7 +321,7 @@ class Caller:
             "DeleteInstance": lambda: {"Force": "true"},
         }
         # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
-        eip_to_eni = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}
+        eip_to_eni: dict[str, str | None] = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}
         vpc_tags = {"ResourceType": "VPC", "ResourceId.1": ids["vpc"]}
         vpc_by_action: dict[str, Callable[[], dict[str, str | None]]] = {
             "TagResources": lambda: {**vpc_tags, **tag},
