@@ -19,7 +19,7 @@ from nubes.actions.common import (
 )
 from nubes.actions.paging import number_paged, page_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String
+from nubes.api.params import Boolean, String
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain import public_addresses as pa
@@ -29,7 +29,7 @@ from nubes.store.models import PublicAddress
 actions = ActionTable("vpc")
 
 ALLOCATION_ID = String("AllocationId", required=True, max_length=64)
-BANDWIDTH = Integer("Bandwidth", minimum=1, maximum=10000)  # typed a string on the wire; a number
+BANDWIDTH = String("Bandwidth", pattern=r"[0-9]{1,5}")  # Mbit/s, typed a string on the wire
 ISP = String(
     "ISP",
     choices=("BGP", "BGP_PRO", "ChinaTelecom", "ChinaUnicom", "ChinaMobile", "BGP_FinanceCloud"),
@@ -120,7 +120,7 @@ def allocate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
     eip = ctx.services.eips.allocate(
         ctx.scope(p["RegionId"]),
         EipRequest(
-            bandwidth=5 if p["Bandwidth"] is None else p["Bandwidth"],
+            bandwidth=5 if p["Bandwidth"] is None else int(p["Bandwidth"]),
             internet_charge_type=p["InternetChargeType"] or "PayByBandwidth",
             name=p["Name"] or "",
             description=p["Description"] or "",
@@ -217,7 +217,11 @@ def release_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]
 def modify_eip_address_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Change an EIP's bandwidth (at once, also while associated), name or description."""
     ctx.services.eips.modify(
-        ctx.scope(p["RegionId"]), p["AllocationId"], p["Bandwidth"], p["Name"], p["Description"]
+        ctx.scope(p["RegionId"]),
+        p["AllocationId"],
+        None if p["Bandwidth"] is None else int(p["Bandwidth"]),
+        p["Name"],
+        p["Description"],
     )
     return {}
 
