@@ -23,6 +23,8 @@ import pytest
 ROOT_KEY_ID = "LTAItestroot0000000001"
 ROOT_SECRET = "testRootSecret0000000000000001"
 PG_ENV = "NUBES_TEST_POSTGRES_URL"
+# The shared emulator's public range (benchmarking space, never routed): EIPs and public IPs.
+LIVE_PUBLIC_CIDR = "198.18.0.0/16"
 
 
 @dataclass
@@ -197,7 +199,10 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 pytest.fail(f"{PG_ENV} is not set: CI must test the PostgreSQL store")
             pytest.skip(f"{PG_ENV} not set (run the tests through ./nubes-dev test to get PostgreSQL)")
     server = start_server(
-        tmp_path_factory.mktemp(f"live-{backend}"), database_url, backend, ["--throttle-rate", "0"]
+        tmp_path_factory.mktemp(f"live-{backend}"),
+        database_url,
+        backend,
+        ["--throttle-rate", "0", "--public-cidr", LIVE_PUBLIC_CIDR],
     )
     yield server
     stop_server(server)

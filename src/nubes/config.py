@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 
@@ -42,6 +43,41 @@ class Settings:
     # The emulator only: how long each of its system images takes to "build" at the first start,
     # one after the other (0: they are there at once). To try a client against a fresh server.
     fake_image_build_seconds: float = 0.0
+    # The public network: the host interface (or bridge) on the network that stands for the
+    # internet, the operator's public ranges (public IPs and EIPs are taken from them) and the
+    # next hop on that network. Without ranges, every public feature answers an error; the
+    # emulator takes ranges without an uplink (it keeps addresses and statuses only).
+    uplink: str = ""
+    public_cidrs: tuple[str, ...] = ()
+    public_gateway: str = ""
+
+    def check_public_network(self) -> None:
+        """The public flags make sense together: well-formed IPv4 ranges, a gateway inside one of
+        them, and an uplink for the real drivers (the emulator has no data plane)."""
+        networks: list[IPv4Network] = []
+        for cidr in self.public_cidrs:
+            try:
+                network = IPv4Network(cidr, strict=True)
+            except ValueError as e:
+                raise SystemExit(f"nubes: --public-cidr {cidr}: {e}") from None
+            if network.num_addresses < 4:
+                raise SystemExit(f"nubes: --public-cidr {cidr}: a range needs at least 4 addresses (/30)")
+            if any(network.overlaps(other) for other in networks):
+                raise SystemExit(f"nubes: --public-cidr {cidr} overlaps another --public-cidr")
+            networks.append(network)
+        if self.public_gateway:
+            try:
+                gateway = IPv4Address(self.public_gateway)
+            except ValueError as e:
+                raise SystemExit(f"nubes: --public-gateway: {e}") from None
+            if not any(gateway in n for n in networks):
+                raise SystemExit("nubes: --public-gateway must be an address of a --public-cidr range")
+        if self.driver != "fake" and networks and not self.uplink:
+            raise SystemExit(
+                "nubes: --public-cidr needs --uplink IFACE (the interface to the public network)"
+            )
+        if self.uplink and not networks:
+            raise SystemExit("nubes: --uplink needs at least one --public-cidr")
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or default_data_dir()).expanduser().resolve()

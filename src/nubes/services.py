@@ -37,11 +37,14 @@ from nubes.domain.custom_images import CustomImages
 from nubes.domain.deployment_sets import DeploymentSets
 from nubes.domain.disk_keys import MASTER_KEY_FILE, DiskKeys, MasterKey
 from nubes.domain.disks import Disks
+from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.nonces import SignatureNonces
+from nubes.domain.public_addresses import configure_pools
+from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
@@ -106,6 +109,8 @@ def build_services(
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),
         custom_images=CustomImages(db, clock, snapshots, compute_notify, data_dir / "oss"),
         consoles=ConsoleOutputs(db, clock),
+        eips=Eips(db, clock, notify),
+        public_ips=PublicIps(db, clock, notify),
     )
 
 
@@ -283,7 +288,10 @@ class Node:
 
 def build_node(settings: Settings) -> Node:
     """The store (with its root account), the host agent and the API app of one server."""
+    settings.check_public_network()
     services = open_services(settings)
     bootstrap_root(services.accounts, services.data_dir)
+    # the public ranges are the server's flags: every start makes the store's ranges those
+    configure_pools(services.db, services.clock, settings.public_cidrs, settings.public_gateway)
     host = build_host(services, settings)
     return Node(services, host, build_app(services, settings), settings.build_images)

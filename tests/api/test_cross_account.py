@@ -62,6 +62,8 @@ RESOURCE_STEMS = {
     "nexthop": "instance",
     "securitygrouprule": "rule",
     "resource": "resource",  # typed by the action's ResourceType parameter
+    "allocation": "eip",
+    "associatedinstance": "instance",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -375,6 +377,9 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         RouteEntryName=f"{label}-route",
         Description=label,
     )["RouteEntryId"]
+    eip = t.ok("vpc", "AllocateEipAddress", RegionId=REGION, Name=f"{label}-eip", Description=label)
+    ids["eip"] = eip["AllocationId"]
+    t.ok("vpc", "AssociateEipAddress", RegionId=REGION, AllocationId=ids["eip"], InstanceId=ids["instance"])
     ids["policy"] = t.ecs(
         "CreateAutoSnapshotPolicy",
         regionId=REGION,
@@ -445,10 +450,13 @@ def base_request(
             if param.required or optional_ids:
                 request.update(wire(Slot(param), b.ids[kind]))
         elif kind is None:
+            value = values.get(param.name.lower())
             if param.required and param.choices:
                 request[param.name] = param.choices[0]
-            elif param.name.lower() in values:
-                request[param.name] = values[param.name.lower()]
+            elif value is not None and (param.choices is None or value in param.choices):
+                # (a name several actions share may take other values: AssociateEipAddress's
+                # InstanceType is a kind of resource, not an instance type)
+                request[param.name] = value
     return request
 
 

@@ -125,3 +125,25 @@ def test_image_dry_runs_change_nothing(live: LiveServer, fresh_key: tuple[str, s
         em.DescribeImageSharePermissionRequest(region_id=REGION, image_id=image_id)
     ).body
     assert list(shared.accounts.account) == []
+
+
+def test_public_address_dry_runs_change_nothing(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    """RunInstances with public bandwidth takes no address; DescribeEipAddresses answers
+    DryRunOperation; ModifyInstanceSpec's bandwidth change is not made."""
+    lab = Lab(live, fresh_key, "10.67.0.0/16")
+    vpc = tea_vpc(live, fresh_key)
+    dry_run(lambda: lab.run(internet_max_bandwidth_out=5, dry_run=True))
+    dry_run(
+        lambda: vpc.describe_eip_addresses(vm.DescribeEipAddressesRequest(region_id=REGION, dry_run=True))
+    )
+    [instance_id] = lab.run()
+    assert lab.wait(instance_id, "Running") == "Running"
+    dry_run(
+        lambda: lab.ecs.modify_instance_spec(
+            em.ModifyInstanceSpecRequest(instance_id=instance_id, internet_max_bandwidth_out=5, dry_run=True)
+        )
+    )
+    found = lab.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION)).body.instances.instance
+    assert [(i.instance_id, i.internet_max_bandwidth_out, i.public_ip_address.ip_address) for i in found] == [
+        (instance_id, 0, [])
+    ]

@@ -190,6 +190,7 @@ def stage(spec: ActionSpec) -> int:
 
 VERB_STAGES = {
     "Create": 0,
+    "Allocate": 0,
     "Import": 0,
     "Copy": 0,
     "Run": 0,
@@ -202,8 +203,11 @@ VERB_STAGES = {
     "Leave": 3,
     "Remove": 3,
     "Untag": 3,
+    "Unassociate": 3,
+    "Convert": 3,  # the newest instance's public IP becomes an EIP, after the reads of it
     "Stop": 3,
     "Delete": 4,
+    "Release": 4,
     "": 1,  # (last: every name starts with it) the changes: Modify, Attach, Start, Reboot, Reset, ...
 }
 
@@ -249,7 +253,12 @@ class Caller:
         ResourceId, one of two alternative IDs, a rule's ID; None: a parameter left out."""
         ids, unique = self.tenant.ids, uuid.uuid4().hex[:8]
         tag = {"Tag.1.Key": "checked", "Tag.1.Value": "yes"}
-        launch: dict[str, str | None] = {"ImageId": self.world["image"], "DeploymentSetId": None}
+        # with public bandwidth: a public IP at launch, for AllocatePublicIpAddress and ConvertNatPublicIpToEip
+        launch: dict[str, str | None] = {
+            "ImageId": self.world["image"],
+            "DeploymentSetId": None,
+            "InternetMaxBandwidthOut": "5",
+        }
         by_action: dict[str, Callable[[], dict[str, str | None]]] = {
             "RunInstances": lambda: launch,
             "CreateInstance": lambda: launch,
@@ -311,11 +320,15 @@ class Caller:
             "DeleteInstances": lambda: {"Force": "true"},
             "DeleteInstance": lambda: {"Force": "true"},
         }
+        # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
+        eip_to_eni: dict[str, str | None] = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}
         vpc_tags = {"ResourceType": "VPC", "ResourceId.1": ids["vpc"]}
         vpc_by_action: dict[str, Callable[[], dict[str, str | None]]] = {
             "TagResources": lambda: {**vpc_tags, **tag},
             "UnTagResources": lambda: {**vpc_tags, "TagKey.1": "checked"},
             "ListTagResources": self.tagged_vpc,
+            "AssociateEipAddress": lambda: eip_to_eni,
+            "UnassociateEipAddress": lambda: eip_to_eni,
         }
         table = {**by_action, **vpc_by_action} if spec.product == "vpc" else by_action
         return table.get(spec.name, dict)()
@@ -421,7 +434,12 @@ def ask_xml(tenant: Tenant, product: str, action: str, params: dict[str, str]) -
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """An emulator of its own: the test deletes what it makes, and the store does not matter."""
-    started = start_server(tmp_path_factory.mktemp("models"), None, "sqlite", ["--throttle-rate", "0"])
+    started = start_server(
+        tmp_path_factory.mktemp("models"),
+        None,
+        "sqlite",
+        ["--throttle-rate", "0", "--public-cidr", "198.19.0.0/24"],
+    )
     yield started
     stop_server(started)
 

@@ -34,13 +34,13 @@ def test_values_nubes_does_not_do_are_refused_by_name_and_change_nothing(lab: La
     before = instance_ids(lab)
     refusals: dict[str, Any] = {
         "SystemDisk.KMSKeyId": em.RunInstancesRequestSystemDisk(kmskey_id="key-1"),
-        "InternetMaxBandwidthOut": 5,
+        "HttpPutResponseHopLimit": 2,
         "InstanceChargeType": "PrePaid",
         "SpotStrategy": "SpotAsPriceGo",
     }
     fields = {
         "SystemDisk.KMSKeyId": "system_disk",
-        "InternetMaxBandwidthOut": "internet_max_bandwidth_out",
+        "HttpPutResponseHopLimit": "http_put_response_hop_limit",
         "InstanceChargeType": "instance_charge_type",
         "SpotStrategy": "spot_strategy",
     }

@@ -13,7 +13,12 @@ from ..conftest import LiveServer, start_server, stop_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    started = start_server(tmp_path_factory.mktemp("tools"), None, "sqlite", ["--throttle-rate", "0"])
+    started = start_server(
+        tmp_path_factory.mktemp("tools"),
+        None,
+        "sqlite",
+        ["--throttle-rate", "0", "--public-cidr", "198.18.0.0/24"],  # public IPs (libcloud, footmark)
+    )
     yield started
     stop_server(started)
 

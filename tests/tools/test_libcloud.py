@@ -33,7 +33,9 @@ def eventually(check: Callable[[], bool], timeout: float = 60) -> bool:
     return True
 
 
-def new_node(driver: Any, server: LiveServer, network: tuple[str, str], name: str) -> Any:
+def new_node(
+    driver: Any, server: LiveServer, network: tuple[str, str], name: str, bandwidth_out: int | None = None
+) -> Any:
     from alibabacloud_ecs20140526 import models as em
 
     vpc_id, vswitch_id = network
@@ -51,6 +53,7 @@ def new_node(driver: Any, server: LiveServer, network: tuple[str, str], name: st
         ex_security_group_id=group_id,
         ex_vswitch_id=vswitch_id,
         ex_internet_charge_type="PayByBandwidth",
+        ex_internet_max_bandwidth_out=bandwidth_out,
     )
 
 
@@ -75,6 +78,19 @@ def test_create_node_runs_then_reboot_stop_start_and_destroy(
     assert driver.stop_node(node)
     assert driver.destroy_node(node)
     assert eventually(lambda: driver.list_nodes(ex_node_ids=[node.id]) == [])
+
+
+def test_a_node_with_public_bandwidth_has_a_public_ip_and_create_public_ip_answers_it(
+    driver: Any, server: LiveServer, network: tuple[str, str]
+) -> None:
+    node = new_node(driver, server, network, "lc-public", bandwidth_out=5)
+    assert eventually(lambda: state_of(driver, node.id) == "running")
+    [node] = driver.list_nodes(ex_node_ids=[node.id])
+    [address] = node.public_ips
+    assert address.startswith("198.18.0.")
+    assert driver.create_public_ip(node.id) == address  # AllocatePublicIpAddress: the one it has
+    assert driver.stop_node(node, ex_force_stop=True)
+    assert driver.destroy_node(node)
 
 
 def test_join_and_leave_a_security_group_by_instance(

@@ -54,4 +54,4 @@ def test_the_table_names_refused_parameters_and_values() -> None:
     run = next(line for line in text.splitlines() if line.startswith("| RunInstances |"))
     assert "`SystemDisk.Encrypted`," in run.split("|")[2]  # honoured
     assert "`SystemDisk.KMSKeyId`" in run.split("|")[3]  # refused: nubes has no KMS
-    assert "`InternetMaxBandwidthOut` (refused: >= 1)" in run
+    assert "`HttpPutResponseHopLimit` (refused: >= 2)" in run

@@ -18,14 +18,15 @@ def all_tables() -> list[ActionTable]:
         instances,
         keypairs,
         network_interfaces,
+        public_ips,
         regions,
         resources,
         security_groups,
         snapshots,
         tags,
     )
+    from nubes.actions.vpc import eips, routes, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
-    from nubes.actions.vpc import routes, vpcs, vswitches
     from nubes.actions.vpc import tags as vpc_tags
 
     return [
@@ -40,6 +41,7 @@ def all_tables() -> list[ActionTable]:
         instances.actions,
         instance_power.actions,
         instance_changes.actions,
+        public_ips.actions,
         tags.actions,
         deployment_sets.actions,
         disks.actions,
@@ -49,5 +51,6 @@ def all_tables() -> list[ActionTable]:
         vpcs.actions,
         vswitches.actions,
         routes.actions,
+        eips.actions,
         vpc_tags.actions,
     ]

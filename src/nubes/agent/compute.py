@@ -29,6 +29,7 @@ from nubes.domain import instance_states as states
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.images import build_from
 from nubes.domain.instances import Instances
+from nubes.domain.public_addresses import release_instance_addresses
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.tags import drop_tags
 from nubes.drivers.compute.base import (
@@ -363,6 +364,8 @@ class ComputeAgent:
                     s.delete(eni)
                 else:
                     eni.instance_id, eni.status, eni.attachment = "", "Available", ""
+            # released with the instance already (DeleteInstance); again here for rows older than that
+            release_instance_addresses(s, instance.id)
             for tag in s.scalars(select(Tag).where(Tag.resource_id == instance.id)):
                 s.delete(tag)
             s.execute(delete(ConsoleOutput).where(ConsoleOutput.instance_id == instance.id))

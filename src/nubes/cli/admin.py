@@ -84,6 +84,19 @@ err_console = Console(stderr=True)
     help="With --driver fake: emulate a first build of each system image this long, one after "
     "the other (they are listed as Creating meanwhile, as on a fresh real server).",
 )
+@click.option(
+    "--uplink",
+    default="",
+    help="Host interface or bridge on the network that stands for the internet (public IPs, EIPs).",
+)
+@click.option(
+    "--public-cidr",
+    "public_cidrs",
+    multiple=True,
+    help="A public IPv4 range public IPs and EIPs are taken from (repeat for several); "
+    "without one, public features answer an error.",
+)
+@click.option("--public-gateway", default="", help="The next hop on the uplink, inside a --public-cidr.")
 def server(
     host: str,
     port: int,
@@ -99,6 +112,9 @@ def server(
     host_id: str,
     build_images: bool,
     fake_image_build_seconds: float,
+    uplink: str,
+    public_cidrs: tuple[str, ...],
+    public_gateway: str,
 ) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
@@ -119,6 +135,9 @@ def server(
             host_id,
             build_images,
             fake_image_build_seconds,
+            uplink,
+            public_cidrs,
+            public_gateway,
         )
     )
 

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from nubes import errors
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope
+from nubes.domain.public_addresses import ECS_INSTANCE, EIP, PUBLIC_IP
 from nubes.domain.tags import tags_by_resource, where_tagged
-from nubes.store.models import Instance, NetworkInterface, NetworkInterfaceGroup
+from nubes.store.models import Instance, NetworkInterface, NetworkInterfaceGroup, PublicAddress
 
 # The Filter.N keys DescribeInstances takes: UTC times.
 FILTER_KEYS = ("CreationStartTime", "CreationEndTime", "ExpiredStartTime", "ExpiredEndTime")
@@ -47,15 +48,16 @@ class InstanceFilter:
     http_endpoint: str | None = None
     times: Sequence[tuple[str, str]] = ()  # Filter.N (key, value); see FILTER_KEYS
     tags: Sequence[tuple[str, str | None]] = ()
+    public_ips: Sequence[str] = ()  # the instances' public IPs
+    eip_addresses: Sequence[str] = ()  # the addresses of the EIPs associated with them
     # What nubes instances never have yet: any of these matches no instance. Inner IP addresses
     # are those of the classic network; a VPC instance has none (its InnerIpAddress is empty).
     inner_ips: Sequence[str] = ()
     lock_reason: str | None = None
     rdma_ips: Sequence[str] = ()
     ipv6_addresses: Sequence[str] = ()
-    public_ips: Sequence[str] = ()
-    eip_addresses: Sequence[str] = ()
     network_type: str | None = None  # "vpc" or "classic"
+    internet_charge_type: str | None = None
 
     def __post_init__(self) -> None:
         for key, value in self.times:  # a malformed Filter.N is refused before anything is read
@@ -102,6 +104,7 @@ def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
         (Instance.resource_group_id, f.resource_group_id),
         (Instance.metadata_http_tokens, f.http_tokens),
         (Instance.metadata_http_endpoint, f.http_endpoint),
+        (Instance.internet_charge_type, f.internet_charge_type),
     ]
     for column, value in equal:
         if value:
@@ -126,16 +129,19 @@ def filtered(scope: Scope, f: InstanceFilter) -> Select[Instance]:
                 select(NetworkInterface.instance_id).where(NetworkInterface.primary_ip.in_(f.private_ips))
             )
         )
-    if (
-        f.lock_reason
-        or f.inner_ips
-        or f.rdma_ips
-        or f.ipv6_addresses
-        or f.public_ips
-        or f.eip_addresses
-        or f.network_type == "classic"
-    ):
-        query = query.where(Instance.id.is_(None))  # no locks, classic, RDMA, IPv6 or public addresses yet
+    for kind, addresses in ((PUBLIC_IP, f.public_ips), (EIP, f.eip_addresses)):
+        if addresses:
+            query = query.where(
+                Instance.id.in_(
+                    select(PublicAddress.instance_id).where(
+                        PublicAddress.kind == kind,
+                        PublicAddress.instance_type == ECS_INSTANCE,
+                        PublicAddress.ip_address.in_(addresses),
+                    )
+                )
+            )
+    if f.lock_reason or f.inner_ips or f.rdma_ips or f.ipv6_addresses or f.network_type == "classic":
+        query = query.where(Instance.id.is_(None))  # no locks, classic, RDMA or IPv6 addresses yet
     for key, value in f.times:
         if not key or not value:
             continue

@@ -52,6 +52,12 @@ TRANSITIONS: dict[str, Transition] = {
     "AttachKeyPair": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "JoinSecurityGroup": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "LeaveSecurityGroup": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    # public addresses: ECS maps and unmaps them while the instance runs or is stopped
+    "AssociateEipAddress": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "UnassociateEipAddress": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "AllocatePublicIpAddress": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "ModifyInstanceNetworkSpec": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "ConvertNatPublicIpToEip": Transition(frozenset({STOPPED, RUNNING}), None, None),
 }
 
 # Agent-side progress: from -> to, when the host reports the step done.

@@ -34,11 +34,12 @@ from nubes.domain.launch_checks import (
 )
 from nubes.domain.names import check_hostname
 from nubes.domain.passwords import check_password, sha512_crypt
+from nubes.domain.public_addresses import by_instances, release_instance_addresses
 from nubes.domain.quotas import Quotas
 from nubes.domain.regions import require_region
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup
+from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup, PublicAddress
 
 
 class Instances:
@@ -146,6 +147,8 @@ class Instances:
                 ).first()
                 if moved is not None:
                     s.expire(instance)  # written past the ORM: read afresh if used again
+                    if transition.desired == states.WANT_DELETED:
+                        release_instance_addresses(s, instance_id)
                     break
                 s.refresh(instance)  # the status it is now, for the next decision
         self._notify([instance_id], {vpc_id} if action.endswith("DeleteInstance") else set())
@@ -202,6 +205,11 @@ class Instances:
         with self._db.session() as s:
             return queries.related(s, scope, instance_ids)
 
+    def public_addresses(self, instance_ids: list[str]) -> dict[str, dict[str, PublicAddress]]:
+        """Per instance, its public IP and EIP by kind (public_addresses.PUBLIC_IP / EIP)."""
+        with self._db.session() as s:
+            return by_instances(s, instance_ids)
+
     def image_of(self, image_id: str) -> Image | None:
         return self._images.get(image_id)
 
@@ -212,6 +220,7 @@ class Instances:
         """Instances whose AutoReleaseTime has come: they are deleted (forcibly, as ECS does)."""
         now = self._clock.now()
         released = []
+        vpcs: set[str] = set()
         with self._db.session() as s:
             for instance in s.scalars(
                 select(Instance).where(
@@ -222,7 +231,8 @@ class Instances:
                     instance.desired = states.WANT_DELETED
                     instance.force = True
                     released.append(instance.id)
-        self._notify(released, set())
+                    vpcs |= release_instance_addresses(s, instance.id)
+        self._notify(released, vpcs)
         return released
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock
-from nubes.domain import cidr
+from nubes.domain import cidr, public_addresses
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope, check_description, check_name, owned
 from nubes.domain.images import Images
@@ -111,6 +111,10 @@ class LaunchRequest:
     resource_group_id: str = ""
     http_tokens: str = "optional"
     http_endpoint: str = "enabled"
+    # Public bandwidth (Mbit/s): outbound > 0 gives each instance a public IP from the ranges.
+    internet_charge_type: str = "PayByTraffic"
+    internet_max_bandwidth_out: int = 0
+    internet_max_bandwidth_in: int | None = None  # ECS's default follows outbound (pa.default_bandwidth_in)
     start: bool = True  # RunInstances starts them; CreateInstance leaves them Stopped
     dry_run: bool = False
 
@@ -152,6 +156,14 @@ def host_states(s: Session) -> list[HostState]:
         )
         for h in s.scalars(select(Host).where(Host.status == "Available"))
     ]
+
+
+def _bandwidth_in(request: LaunchRequest) -> int:
+    """InternetMaxBandwidthIn as given, else ECS's default for the outbound bandwidth (0 without)."""
+    if request.internet_max_bandwidth_in is not None:
+        return request.internet_max_bandwidth_in
+    out = request.internet_max_bandwidth_out
+    return public_addresses.default_bandwidth_in(out) if out > 0 else 0
 
 
 def _hostnames(request: LaunchRequest) -> list[str]:
@@ -238,6 +250,7 @@ class Launcher:
             most = self._within_quotas(s, scope, checked, request)
             placements = self._place(s, request, checked.itype, network, groups, most)
             addresses = self._allocate(s, network.vswitch, len(placements), request.private_ip)
+            public = self._public(s, request, len(placements))
             if request.dry_run:
                 raise errors.dry_run_operation()
             instance_ids = self._write(
@@ -250,6 +263,7 @@ class Launcher:
                 list(zip(placements, groups, strict=False)),
                 addresses,
             )
+            self._assign_public(s, now, instance_ids, public)
             vpc_id = network.vswitch.vpc_id
         self._notify(instance_ids, {vpc_id})
         return instance_ids
@@ -435,6 +449,29 @@ class Launcher:
 
     # ---- write ---------------------------------------------------------------------------------
 
+    def _public(self, s: Session, request: LaunchRequest, count: int) -> list[tuple[str, str]]:
+        """A public address for each instance when it has outbound public bandwidth (taken
+        before a dry run answers, so that it tells when the ranges cannot give them)."""
+        if request.internet_max_bandwidth_out <= 0:
+            return []
+        picker = public_addresses.AddressPicker.load(s, self._rng)
+        return [picker.take(errors.insufficient_public_ip) for _ in range(count)]
+
+    @staticmethod
+    def _assign_public(
+        s: Session, now: datetime, instance_ids: list[str], public: list[tuple[str, str]]
+    ) -> None:
+        s.flush()  # the instances and their interfaces, for the addresses' association
+        for instance_id, taken in zip(instance_ids, public, strict=False):
+            instance = s.get(Instance, instance_id)
+            eni = s.scalar(
+                select(NetworkInterface).where(
+                    NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
+                )
+            )
+            assert instance is not None and eni is not None
+            public_addresses.assign_public_ip(s, now, taken, instance, eni)
+
     @staticmethod
     def _write(
         s: Session,
@@ -486,6 +523,9 @@ class Launcher:
                     auto_release_time=checked.release_at,
                     metadata_http_tokens=request.http_tokens,
                     metadata_http_endpoint=request.http_endpoint,
+                    internet_charge_type=request.internet_charge_type,
+                    internet_max_bandwidth_out=request.internet_max_bandwidth_out,
+                    internet_max_bandwidth_in=_bandwidth_in(request),
                     resource_group_id=request.resource_group_id,
                     created_at=now,
                     started_at=None,

@@ -20,7 +20,7 @@ from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, NetworkInterfaceGroup, SecurityGroup, VSwitch
+from nubes.store.models import NetworkInterface, NetworkInterfaceGroup, PublicAddress, SecurityGroup, VSwitch
 
 ENI_AVAILABLE = "Available"
 ENI_IN_USE = "InUse"
@@ -249,6 +249,11 @@ class NetworkInterfaces:
             if eni.status != ENI_AVAILABLE or eni.eni_type == "Primary":
                 raise errors.invalid_operation_invalid_eni_state(
                     f"The network interface {eni_id} is {eni.status}; detach it before deleting it."
+                )
+            eip = s.scalar(select(PublicAddress.id).where(PublicAddress.network_interface_id == eni.id))
+            if eip is not None:
+                raise errors.invalid_operation_invalid_eni_state(
+                    f"The network interface {eni_id} has the EIP {eip} associated; unassociate it first."
                 )
             vpc_id = eni.vpc_id
             drop_tags(s, eni.account_id, eni.region_id, "eni", eni.id)

@@ -18,11 +18,13 @@ from nubes.domain.consoles import ConsoleOutputs
 from nubes.domain.custom_images import CustomImages
 from nubes.domain.deployment_sets import DeploymentSets
 from nubes.domain.disks import Disks
+from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
+from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
@@ -76,3 +78,5 @@ class Services:
     auto_snapshot_policies: AutoSnapshotPolicies
     custom_images: CustomImages
     consoles: ConsoleOutputs  # the console tails the host agents record
+    eips: Eips
+    public_ips: PublicIps

@@ -191,3 +191,52 @@ def quota_exceeded_vswitch(message: str) -> ApiError:
 
 def quota_exceeded_vpc(message: str) -> ApiError:
     return ApiError("QuotaExceeded.Vpc", message)
+
+
+# ---- Public addresses: EIPs and public IPs --------------------------------------------------------
+
+
+def incorrect_eip_status(
+    message: str = "Current elastic IP status does not support this operation.",
+) -> ApiError:
+    return ApiError("IncorrectEipStatus", message)
+
+
+def insufficient_public_ip(message: str) -> ApiError:
+    """ECS's answer when no public address can be given to an instance (RunInstances with
+    InternetMaxBandwidthOut, AllocatePublicIpAddress): the operator's ranges are full or unset."""
+    return ApiError("InsufficientPublicIp", message, 403)
+
+
+def invalid_association_duplicated(message: str = "Specified instance already is associated.") -> ApiError:
+    return ApiError("InvalidAssociation.Duplicated", message)
+
+
+def invalid_instance_type_value_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidInstanceType.ValueNotSupported", message)
+
+
+def invalid_internet_max_bandwidth_in_value_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidInternetMaxBandwidthIn.ValueNotSupported", message)
+
+
+def invalid_internet_max_bandwidth_out_value_not_supported(message: str) -> ApiError:
+    return ApiError("InvalidInternetMaxBandwidthOut.ValueNotSupported", message)
+
+
+def ip_in_use(message: str = "The specified IP is already in use.") -> ApiError:
+    return ApiError("IpInUse", message, 403)
+
+
+def operation_denied(message: str, *, http_status: int = 403) -> ApiError:
+    """403 in ECS (AllocatePublicIpAddress, ModifyInstanceNetworkSpec); the VPC API answers 400."""
+    return ApiError("OperationDenied", message, http_status)
+
+
+def quota_exceeded_eip(message: str = "Elastic IP address quota exceeded") -> ApiError:
+    return ApiError("QuotaExceeded.Eip", message)
+
+
+def reserve_ip_fail(message: str) -> ApiError:
+    """The VPC API's answer when no address can be reserved for a new EIP (ranges full or unset)."""
+    return ApiError("ReserveIpFail", message)

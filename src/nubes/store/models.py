@@ -323,6 +323,11 @@ class Instance(Base):
     auto_release_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     metadata_http_tokens: Mapped[str] = mapped_column(String(16), default="optional")
     metadata_http_endpoint: Mapped[str] = mapped_column(String(16), default="enabled")
+    # Public bandwidth as asked (Mbit/s): InternetMaxBandwidthOut > 0 is what lets the instance
+    # have a public IP (a PublicAddress row of kind PublicIp carries the address itself).
+    internet_charge_type: Mapped[str] = mapped_column(String(16), default="PayByTraffic")
+    internet_max_bandwidth_out: Mapped[int] = mapped_column(Integer, default=0)
+    internet_max_bandwidth_in: Mapped[int] = mapped_column(Integer, default=0)
     resource_group_id: Mapped[str] = mapped_column(String(64), default="")
     client_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -486,3 +491,54 @@ class DeploymentSet(Base):
     granularity: Mapped[str] = mapped_column(String(16), default="Host")
     group_count: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PublicAddressPool(Base):
+    """One of the operator's public ranges (`nubes server --public-cidr`): every address in it but
+    the network, broadcast and gateway addresses may become a public IP or an EIP. Kept in the
+    store so that every API process hands out from the same ranges; a range no longer configured
+    is Retired: its addresses in use stay, no new one is taken from it."""
+
+    __tablename__ = "public_address_pools"
+
+    cidr: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(64), default="")  # the uplink's next hop, if in range
+    status: Mapped[str] = mapped_column(String(16), default="Active")  # Active | Retired
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PublicAddress(Base):
+    """A public IPv4 address taken from a pool: an EIP (kind Eip, its id the AllocationId) or the
+    public IP of an instance (kind PublicIp, from InternetMaxBandwidthOut; its id is internal until
+    ConvertNatPublicIpToEip makes it an EIP with that same id).
+
+    What the data plane reconciles, per row with a `network_interface_id`: 1:1 NAT between
+    `ip_address` on the uplink and `private_ip` on that interface (in `vpc_id`, on the host of the
+    interface's instance), shaped to `bandwidth_out`/`bandwidth_in` Mbit/s."""
+
+    __tablename__ = "public_addresses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # Eip | PublicIp
+    ip_address: Mapped[str] = mapped_column(String(64), unique=True)
+    pool_cidr: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    bandwidth_out: Mapped[int] = mapped_column(Integer)  # Mbit/s: an EIP's Bandwidth
+    bandwidth_in: Mapped[int] = mapped_column(Integer)
+    internet_charge_type: Mapped[str] = mapped_column(String(16))  # PayByBandwidth | PayByTraffic
+    isp: Mapped[str] = mapped_column(String(32), default="BGP")
+    charge_type: Mapped[str] = mapped_column(String(16), default="PostPaid")
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16))  # Available | Associating | InUse | Unassociating
+    # The association: EcsInstance (instance_id i-...) or NetworkInterface (instance_id eni-...).
+    instance_type: Mapped[str] = mapped_column(String(32), default="")
+    instance_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    network_interface_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    private_ip: Mapped[str] = mapped_column(String(64), default="")
+    vpc_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    associated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -7,8 +7,9 @@ from typing import Any
 from nubes import errors
 from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
 from nubes.actions.ecs.instances import HOP_LIMIT, INSTANCE_ID
+from nubes.actions.ecs.public_ips import BANDWIDTH_IN, BANDWIDTH_OUT
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, Integer, String, StringList
+from nubes.api.params import Boolean, String, StringList
 from nubes.api.registry import ActionTable
 
 actions = ActionTable("ecs")
@@ -53,28 +54,29 @@ def modify_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str
         String("InstanceType", max_length=64),
         DRY_RUN,
         CLIENT_TOKEN,
-        *(
-            Integer(
-                name,
-                minimum=0,
-                unsupported_from=1,
-                unsupported_because="instances have no public IP address yet (use 0)",
-            )
-            for name in ("InternetMaxBandwidthOut", "InternetMaxBandwidthIn")
-        ),
+        BANDWIDTH_OUT,
+        BANDWIDTH_IN,
     ],
 )
 def modify_instance_spec(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Change the instance type of a Stopped instance (the host must have room)."""
-    if not p["InstanceType"]:
-        if p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None:
-            # A public bandwidth of 0 is what every nubes instance has already.
-            ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"])
-            return {}
+    """Change the instance type of a Stopped instance (the host must have room), or its public
+    bandwidth (as ModifyInstanceNetworkSpec does, Running or Stopped)."""
+    bandwidth = p["InternetMaxBandwidthOut"] is not None or p["InternetMaxBandwidthIn"] is not None
+    if not p["InstanceType"] and not bandwidth:
         raise errors.missing_parameter("InstanceType", message="Give the new InstanceType.")
-    ctx.services.changes.modify_spec(
-        ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"]
-    )
+    if p["InstanceType"]:
+        ctx.services.changes.modify_spec(
+            ctx.principal.account_id, p["InstanceId"], p["InstanceType"], p["DryRun"]
+        )
+    if bandwidth:
+        ctx.services.public_ips.modify_network_spec(
+            ctx.principal.account_id,
+            p["InstanceId"],
+            p["InternetMaxBandwidthOut"],
+            p["InternetMaxBandwidthIn"],
+            None,
+            allocate_public_ip=False,
+        )
     return {}
 
 

@@ -26,10 +26,11 @@ from nubes.api.params import Boolean, Integer, Param, String, StringList, Struct
 from nubes.api.registry import ActionTable
 from nubes.clock import as_utc, iso8601
 from nubes.domain import instance_states as states
+from nubes.domain import public_addresses as pa
 from nubes.domain.common import Scope
 from nubes.domain.instance_queries import EXPIRES_AT, InstanceFilter
 from nubes.domain.launch import DiskRequest, LaunchRequest
-from nubes.store.models import Image, Instance, NetworkInterface
+from nubes.store.models import Image, Instance, NetworkInterface, PublicAddress
 
 actions = ActionTable("ecs")
 
@@ -90,15 +91,11 @@ LAUNCH_PARAMS: list[Param] = [
     String("HttpTokens", choices=("optional", "required"), default="optional"),
     String("HttpEndpoint", choices=("enabled", "disabled"), default="enabled"),
     HOP_LIMIT,
-    # The charge type of public bandwidth: it applies only with InternetMaxBandwidthOut > 0.
+    # Public bandwidth: InternetMaxBandwidthOut > 0 gives each instance a public IP from the
+    # operator's ranges (InsufficientPublicIp when there are none, or none is left).
     String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic")),
-    Integer(
-        "InternetMaxBandwidthOut",
-        minimum=0,
-        maximum=1024,
-        unsupported_from=1,
-        unsupported_because="instances have no public IP address yet (use 0)",
-    ),
+    Integer("InternetMaxBandwidthOut", minimum=0, maximum=100, default=0),
+    Integer("InternetMaxBandwidthIn", minimum=1, maximum=10240),
     String(
         "IoOptimized",
         choices=("none", "optimized"),
@@ -165,6 +162,9 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
         resource_group_id=p["ResourceGroupId"],
         http_tokens=p["HttpTokens"],
         http_endpoint=p["HttpEndpoint"],
+        internet_charge_type=p["InternetChargeType"] or "PayByTraffic",
+        internet_max_bandwidth_out=p["InternetMaxBandwidthOut"],
+        internet_max_bandwidth_in=p["InternetMaxBandwidthIn"],
         start=start,
         dry_run=p["DryRun"],
     )
@@ -224,9 +224,11 @@ def render_instance(
     eni: NetworkInterface | None,
     groups: list[str],
     tags: list[tuple[str, str]],
+    public: dict[str, PublicAddress] | None = None,
 ) -> dict[str, Any]:
     itype = ctx.services.catalog.instance_type(i.instance_type)
     ip = eni.primary_ip if eni else ""
+    public_ip, eip = (public or {}).get(pa.PUBLIC_IP), (public or {}).get(pa.EIP)
     fields = {
         "InstanceId": i.id,
         "InstanceName": i.name,
@@ -255,9 +257,9 @@ def render_instance(
         if i.auto_release_time
         else "",
         "InstanceChargeType": i.charge_type,
-        "InternetChargeType": "PayByTraffic",
-        "InternetMaxBandwidthIn": 0,
-        "InternetMaxBandwidthOut": 0,
+        "InternetChargeType": i.internet_charge_type,
+        "InternetMaxBandwidthIn": i.internet_max_bandwidth_in,
+        "InternetMaxBandwidthOut": i.internet_max_bandwidth_out,
         "SpotStrategy": i.spot_strategy,
         "SpotPriceLimit": 0.0,
         "SpotDuration": 0,
@@ -286,13 +288,13 @@ def render_instance(
             "PrivateIpAddress": {"IpAddress": [ip] if ip else []},
         },
         "InnerIpAddress": {"IpAddress": []},
-        "PublicIpAddress": {"IpAddress": []},
+        "PublicIpAddress": {"IpAddress": [public_ip.ip_address] if public_ip else []},
         "RdmaIpAddress": {"IpAddress": []},
         "EipAddress": {
-            "AllocationId": "",
-            "IpAddress": "",
-            "InternetChargeType": "",
-            "Bandwidth": 0,
+            "AllocationId": eip.id if eip else "",
+            "IpAddress": eip.ip_address if eip else "",
+            "InternetChargeType": eip.internet_charge_type if eip else "",
+            "Bandwidth": eip.bandwidth_out if eip else 0,
             "IsSupportUnassociate": True,
         },
         "SecurityGroupIds": {"SecurityGroupId": groups},
@@ -388,15 +390,15 @@ def _instance_filter(p: dict[str, Any]) -> InstanceFilter:
         public_ips=p["PublicIpAddresses"] or (),
         eip_addresses=p["EipAddresses"] or (),
         network_type=p["InstanceNetworkType"],
+        internet_charge_type=p["InternetChargeType"],
     )
 
 
 def _may_match(p: dict[str, Any]) -> bool:
-    """The filters on what every nubes instance has alike (I/O optimized, no public bandwidth
-    billed, metadata hop limit 1, no HPC cluster): one that asks otherwise matches none."""
+    """The filters on what every nubes instance has alike (I/O optimized, metadata hop limit 1,
+    no HPC cluster): one that asks otherwise matches none."""
     return (
-        p["InternetChargeType"] in (None, "PayByTraffic")
-        and p["IoOptimized"] in (None, True)
+        p["IoOptimized"] in (None, True)
         and p["HttpPutResponseHopLimit"] in (None, 1)
         and p["HpcClusterId"] is None
     )
@@ -454,10 +456,17 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         return {"TotalCount": 0, "Instances": {"Instance": []}, **page.fields(0, 0)}
     total, found = ctx.services.instances.find(scope, where, page.offset, page.size)
     enis, groups, tags = ctx.services.instances.related(ctx.scope(p["RegionId"]), [i.id for i in found])
+    public = ctx.services.instances.public_addresses([i.id for i in found])
     images = ctx.services.instances.images_of(found)
     items = [
         render_instance(
-            ctx, i, images.get(i.image_id), enis.get(i.id), groups.get(i.id, []), tags.get(i.id, [])
+            ctx,
+            i,
+            images.get(i.image_id),
+            enis.get(i.id),
+            groups.get(i.id, []),
+            tags.get(i.id, []),
+            public.get(i.id),
         )
         for i in found
     ]
@@ -495,6 +504,7 @@ def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         enis.get(instance.id),
         groups[instance.id],
         tags[instance.id],
+        ctx.services.instances.public_addresses([instance.id]).get(instance.id),
     )
     item["IoOptimized"] = "optimized"
     # DescribeInstanceAttribute's own fields: jumbo frames and network encryption are off in nubes

@@ -18,19 +18,28 @@ from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
-from nubes.store.models import NetworkInterface
+from nubes.domain import public_addresses as pa
+from nubes.store.models import NetworkInterface, PublicAddress
 
 actions = ActionTable("ecs")
 
 ENI_ID = String("NetworkInterfaceId", required=True, max_length=64)
 
 
-def no_public_ip() -> dict[str, str]:
-    """The elastic IP associated with an address: none, nubes has no public addresses."""
-    return {"PublicIpAddress": "", "AllocationId": ""}
+def associated_public_ip(public: PublicAddress | None) -> dict[str, str]:
+    """The public address mapped to an interface's address: an EIP (with its AllocationId) or the
+    instance's public IP (without), or none."""
+    if public is None:
+        return {"PublicIpAddress": "", "AllocationId": ""}
+    return {"PublicIpAddress": public.ip_address, "AllocationId": public.id if public.kind == pa.EIP else ""}
 
 
-def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, str]]) -> dict[str, Any]:
+def render_eni(
+    ctx: ActionContext,
+    eni: NetworkInterface,
+    tags: list[tuple[str, str]],
+    public: PublicAddress | None = None,
+) -> dict[str, Any]:
     return {
         "NetworkInterfaceId": eni.id,
         "NetworkInterfaceName": eni.name,
@@ -57,11 +66,11 @@ def render_eni(ctx: ActionContext, eni: NetworkInterface, tags: list[tuple[str, 
                     "PrivateIpAddress": eni.primary_ip,
                     "Primary": True,
                     "PrivateDnsName": "",
-                    "AssociatedPublicIp": no_public_ip(),
+                    "AssociatedPublicIp": associated_public_ip(public),
                 }
             ]
         },
-        "AssociatedPublicIp": no_public_ip(),
+        "AssociatedPublicIp": associated_public_ip(public),
         "Ipv6Sets": {"Ipv6Set": []},
         "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
         "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
@@ -115,7 +124,12 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         p["ResourceGroupId"],
         tags=tag_pairs(p),
     )
-    return render_eni(ctx, eni, ctx.services.tags.of(scope, "eni", [eni.id]).get(eni.id, []))
+    return render_eni(
+        ctx,
+        eni,
+        ctx.services.tags.of(scope, "eni", [eni.id]).get(eni.id, []),
+        ctx.services.eips.of_interfaces([eni.id]).get(eni.id),
+    )
 
 
 @actions.define(
@@ -164,7 +178,8 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     if p["Ipv6Address"] or p["ServiceManaged"]:
         enis = []
     tags = ctx.services.tags.of(scope, "eni", (e.id for e in enis))
-    items = [render_eni(ctx, e, tags.get(e.id, [])) for e in enis]
+    public = ctx.services.eips.of_interfaces(e.id for e in enis)
+    items = [render_eni(ctx, e, tags.get(e.id, []), public.get(e.id)) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}
     body.update(either_page(items, p, "NetworkInterfaceSets", "NetworkInterfaceSet"))
     return body
