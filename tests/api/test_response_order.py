@@ -53,6 +53,7 @@ Recipe = Callable[[dict[str, str]], dict[str, str]]
 # How to call each recorded action, from the world's IDs; a recorded action nubes implements
 # without a recipe here fails the test.
 RECIPES: dict[str, Recipe] = {
+    "AllocatePublicIpAddress": lambda ids: {"InstanceId": ids["public_instance"]},
     "CopyImage": lambda ids: {"RegionId": REGION, "ImageId": ids["image"], "DestinationRegionId": REGION},
     "CreateDisk": lambda ids: {
         "RegionId": REGION,
@@ -209,10 +210,34 @@ def test_in_order_orders_the_recorded_paths_and_leaves_the_rest() -> None:
         merge([["A", "B"], ["B", "A"]])
 
 
+def with_public_bandwidth(tenant: Tenant) -> str:
+    """A Running instance with public bandwidth and no EIP, for AllocatePublicIpAddress."""
+    ids = tenant.ids
+    launched = tenant.ecs(
+        "RunInstances",
+        RegionId=REGION,
+        ImageId=ids["system_image"],
+        InstanceType=INSTANCE_TYPE,
+        VSwitchId=ids["vswitch"],
+        SecurityGroupId=ids["securitygroup"],
+        InternetMaxBandwidthOut="5",
+    )
+    instance_id = str(launched["InstanceIdSets"]["InstanceIdSet"][0])
+    tenant.until(
+        "DescribeInstanceAttribute", lambda body: body["Status"] == "Running", InstanceId=instance_id
+    )
+    return instance_id
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """An emulator of its own: the test creates resources, and the store does not matter."""
-    started = start_server(tmp_path_factory.mktemp("order"), None, "sqlite", ["--throttle-rate", "0"])
+    started = start_server(
+        tmp_path_factory.mktemp("order"),
+        None,
+        "sqlite",
+        ["--throttle-rate", "0", "--public-cidr", "198.18.0.0/16"],
+    )
     yield started
     stop_server(started)
 
@@ -222,6 +247,7 @@ def test_recorded_actions_answer_in_the_recorded_order(server: LiveServer) -> No
     actions = {a: orders for a, orders in recorded("ecs").items() if a in implemented}
     assert set(actions) <= set(RECIPES), f"no recipe for {sorted(set(actions) - set(RECIPES))}"
     tenant = build(server, "order", "10.82")
+    tenant.ids["public_instance"] = with_public_bandwidth(tenant)
     problems: list[str] = []
     for action, orders in sorted(actions.items()):
         params = RECIPES[action](tenant.ids)
