@@ -21,6 +21,14 @@ Layout on the host (nothing of a VPC ever appears in the host's own namespace):
   removed by the driver) with the port's MAC, IP/prefix, `lo` up and a default route via
   the vSwitch gateway.
 * the firewall -> `nft.render_ruleset(vpc)` loaded with `nft -f -` inside the namespace.
+* public addresses (`vpc.public`, only with an `uplink`) -> the VPC's leg on the uplink: a
+  macvlan `npb<hash>` (mode bridge) of the operator's uplink interface, created directly INSIDE
+  the VPC namespace (it never exists in the host's), with a fixed MAC, arp_ignore=1 (it answers
+  ARP for its public addresses only), each public address as `ip/<range prefix>` and, when the
+  range has a gateway, the namespace's default route via it. The 1:1 NAT and the uplink's
+  filtering are in the ruleset (see nft.py). The leg goes when the VPC has no public address
+  left. The host namespace keeps no route, address or device of any VPC; the uplink itself is
+  only used as the macvlan's parent (it must be up), never configured.
 
 The kernel is the truth: devices carry their ids (and a hash of their configuration) in
 their ifalias, so `actual()` and `sync()` read `ip -j` output, not a file. `run_dir/<vpc_id>/`
@@ -38,7 +46,7 @@ import re
 import shutil
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +145,17 @@ class LinuxNetworkDriver(NetworkDriver):
 
     capabilities = Capabilities(real_isolation=True, dhcp=True, metadata=True)
 
-    def __init__(self, run_dir: Path, prefix: str = "nubes") -> None:
+    def __init__(self, run_dir: Path, prefix: str = "nubes", uplink: str = "") -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix) or ":" in prefix:
             raise ValueError(f"bad namespace prefix {prefix!r}")
+        if uplink and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}", uplink):
+            raise ValueError(f"bad uplink interface name {uplink!r}")
         self.run_dir = Path(run_dir).resolve()
         self.prefix = prefix
+        # The operator's interface to the public network ("": no public data plane; public
+        # mappings handed over are then ignored, and nothing is created for them).
+        self.uplink = uplink
+        self._host_seed = socket.gethostname()
         # vpc_id -> digest of the ruleset this object last loaded. Empty after a restart, so
         # the first sync of each VPC always re-applies its ruleset.
         self._applied: dict[str, str] = {}
@@ -174,6 +188,9 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def render(self, vpc: VpcNet) -> str:
         return nft.render_ruleset(vpc, tap_name=self.tap_name, veth_name=self.veth_name)
+
+    def public_device(self, vpc_id: str) -> str:
+        return names.public_device(vpc_id)
 
     # ---- discovery ------------------------------------------------------------------------
 
@@ -274,6 +291,9 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def _sync_vpc(self, vpc: VpcNet) -> None:
         nft.validate_vpc(vpc)  # ValueError: the desired state itself is wrong
+        if vpc.public and not self.uplink:
+            log.warning("VPC %s has public addresses but nubes has no --uplink: not programmed", vpc.vpc_id)
+            vpc = replace(vpc, public=())
         ns = self.netns_name(vpc.vpc_id)
         vpc_dir = self.vpc_dir(vpc.vpc_id)
         vpc_dir.mkdir(parents=True, exist_ok=True)
@@ -348,6 +368,7 @@ class LinuxNetworkDriver(NetworkDriver):
                 batch.append(f"link del dev {link.name}")
         ip_batch(batch, netns=ns)
 
+        self._sync_public(vpc, ns, links)
         self._dhcp.sync(vpc, ns)
         self._write_state(vpc.vpc_id, {"host_netns": sorted(wanted_hosts)})
 
@@ -443,6 +464,57 @@ class LinuxNetworkDriver(NetworkDriver):
         else:  # the alias (= "done") is set once the test host is configured too
             commands.append(f"link set dev {dev} master {br} up")
         return commands, True
+
+    # ---- public addresses -----------------------------------------------------------------
+
+    def _sync_public(self, vpc: VpcNet, ns: str, links: dict[str, _Link]) -> None:
+        """The VPC's leg on the uplink, its public addresses and default route (see the module
+        doc); removed when the VPC has no public address."""
+        dev = self.public_device(vpc.vpc_id)
+        link = links.get(dev)
+        if not vpc.public:
+            if link is not None:
+                ip_batch([f"link del dev {dev}"], netns=ns)
+            return
+        mac = names.public_mac(f"{self._host_seed}:{self.prefix}:{vpc.vpc_id}")
+        alias = names.public_alias(_fingerprint(self.uplink, mac))
+        if link is not None and (link.alias != alias or link.kind != "macvlan"):
+            ip_batch([f"link del dev {dev}"], netns=ns)
+            link = None
+        batch: list[str] = []
+        have: set[str] = set()
+        if link is None:
+            create = ["link", "add", "link", self.uplink, "name", dev, "address", mac, "netns", ns]
+            ip(*create, "type", "macvlan", "mode", "bridge")
+            write_sysctls(
+                ns,
+                {
+                    f"net.ipv4.conf.{dev}.arp_ignore": "1",
+                    f"net.ipv4.conf.{dev}.arp_announce": "2",
+                    f"net.ipv4.conf.{dev}.promote_secondaries": "1",
+                },
+            )
+            batch.append(f"link set dev {dev} alias {alias} up")
+        else:
+            have = link.addrs
+            if not link.up:
+                batch.append(f"link set dev {dev} up")
+        want = {
+            f"{m.public_ip}/{ipaddress.IPv4Network(m.public_cidr, strict=False).prefixlen}"
+            for m in vpc.public
+        }
+        batch += [f"addr add {a} dev {dev}" for a in sorted(want - have)]
+        batch += [f"addr del {a} dev {dev}" for a in sorted(have - want)]
+        ip_batch(batch, netns=ns)
+        gateways = sorted(
+            {m.gateway for m in vpc.public if m.gateway}, key=lambda g: int(ipaddress.IPv4Address(g))
+        )
+        routes = ip_json("route", "show", "default", netns=ns)
+        current = (str(routes[0].get("gateway", "")), str(routes[0].get("dev", ""))) if routes else None
+        if gateways and current != (gateways[0], dev):
+            ip("route", "replace", "default", "via", gateways[0], "dev", dev, "onlink", netns=ns)
+        elif not gateways and current is not None:
+            ip("route", "del", "default", netns=ns)
 
     # ---- removal --------------------------------------------------------------------------
 
