@@ -8,13 +8,16 @@ neighbour a VPC can have). The uplink is a veth the test creates: one end in the
 from __future__ import annotations
 
 import dataclasses
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from nubes.drivers.network import names
 from nubes.drivers.network.base import PublicMapping, VpcNet
-from nubes.drivers.network.proc import ip, ip_json, write_sysctls
+from nubes.drivers.network.proc import in_netns, ip, ip_json, run, write_sysctls
 
 from .conftest import NetEnv, check_reach, group, host_view, pending_peers, rule, tcp_probe, vpc, vswitch
 
@@ -131,7 +134,8 @@ def test_public_ip_is_1_to_1_nat_both_ways_and_goes_with_the_mapping(net: NetEnv
             ("tcp", B, GATEWAY, 8080): False,
         }
     )
-    assert leg not in {link["ifname"] for link in ip_json("link", "show", netns=ns)}
+    left = {link["ifname"] for link in ip_json("link", "show", netns=ns)}
+    assert leg not in left and names.shaping_device("vpc-1") not in left
     assert ip_json("route", "show", "default", netns=ns) == []
     assert _host_view() == before
 
@@ -167,3 +171,64 @@ def test_without_uplink_public_mappings_are_not_programmed(net: NetEnv) -> None:
     assert ip_json("route", "show", "default", netns=ns) == []
     assert _host_view() == before
     assert tcp_probe(net.host("eni-vpc-1-a"), GATEWAY, 80) == "unreachable"
+
+
+def throughput(sender: str, receiver: str, connect_to: str, seconds: float = 2.0) -> float:
+    """Mbit/s received by a TCP sink in `receiver` from a bulk sender in `sender` (connecting to
+    `connect_to`), over `seconds` after a 0.5 s start (the shaper's first burst left out)."""
+    sink = in_netns(receiver, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sink.bind(("0.0.0.0", 5201))
+    sink.listen(1)
+    source = in_netns(sender, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    stop = threading.Event()
+
+    def send() -> None:
+        chunk = b"x" * 65536
+        try:
+            source.connect((connect_to, 5201))
+            while not stop.is_set():
+                source.send(chunk)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    sink.settimeout(3)
+    try:
+        conn, _ = sink.accept()
+        conn.settimeout(1)
+        start = time.monotonic()
+        counted, window_start = 0, start + 0.5
+        while (now := time.monotonic()) < window_start + seconds:
+            data = conn.recv(1 << 20)
+            if not data:
+                break
+            if now >= window_start:
+                counted += len(data)
+        conn.close()
+        return counted * 8 / seconds / 1e6
+    finally:
+        stop.set()
+        source.close()
+        sink.close()
+        thread.join(2)
+
+
+def test_bandwidth_is_shaped_both_ways_and_changed_live(net: NetEnv, inet: str) -> None:
+    shaped = PublicMapping("eip-1", "198.18.0.10", "10.60.0.10", RANGE, GATEWAY, 5, 10)
+    one = web_vpc(net, "vpc-1", "10.60.0.0/16", shaped)
+    # the guest's group must let the sink's port in
+    sg = dataclasses.replace(one.security_groups[0], rules=(rule("ingress", "all"), rule("egress", "all")))
+    one = dataclasses.replace(one, security_groups=(sg,))
+    net.driver.sync([one])
+    A = net.host("eni-vpc-1-a")
+    out_rate = throughput(A, inet, GATEWAY)
+    in_rate = throughput(inet, A, "198.18.0.10")
+    assert 4.0 <= out_rate <= 5.5, out_rate
+    assert 8.0 <= in_rate <= 11.0, in_rate
+    ns = net.driver.netns_name("vpc-1")
+    assert "rate 5Mbit" in run(["tc", "-n", ns, "class", "show", "dev", names.public_device("vpc-1")])
+    # ModifyEipAddressAttribute: the new bandwidth applies to the running VPC at once
+    net.driver.sync_vpc(dataclasses.replace(one, public=(dataclasses.replace(shaped, bandwidth_out=20),)))
+    assert 16.0 <= throughput(A, inet, GATEWAY) <= 22.0

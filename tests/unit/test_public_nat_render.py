@@ -17,6 +17,7 @@ from nubes.drivers.network import names
 from nubes.drivers.network.base import PublicMapping, VpcNet
 from nubes.drivers.network.fake import FakeNetworkDriver
 from nubes.drivers.network.nft import NAT_TABLE, render_ruleset, validate_vpc
+from nubes.drivers.network.shaping import render_tc
 
 from .host_world import HostWorld
 from .test_nft_render import _nft_available, make_vpc, nft_load, port, rule, rules_of, sg
@@ -104,6 +105,36 @@ def test_nft_loads_the_ruleset_with_public_addresses() -> None:
     proc = nft_load(text, f"nft list table ip {NAT_TABLE}")
     assert proc.returncode == 0, proc.stderr
     assert "dnat to 192.168.1.10" in proc.stdout and "snat to 198.18.0.9" in proc.stdout
+
+
+def test_tc_shapes_each_address_out_on_the_leg_and_in_on_the_ifb() -> None:
+    lines = render_tc(
+        (
+            PublicMapping("eip-2", "198.18.0.20", "192.168.1.11", "198.18.0.0/24", "", 50, 0),
+            PublicMapping("eip-1", "198.18.0.9", "192.168.1.10", "198.18.0.0/24", "", 5, 10),
+        ),
+        "leg",
+        "ifb",
+    )
+    assert [line for line in lines if line.startswith("class")] == [
+        "class add dev leg parent 1: classid 1:10 htb rate 5mbit ceil 5mbit",
+        "class add dev leg parent 1: classid 1:11 htb rate 50mbit ceil 50mbit",
+        "class add dev ifb parent 1: classid 1:10 htb rate 10mbit ceil 10mbit",  # .20 has no inbound limit
+    ]
+    filters = [line.split(" prio 1 ")[1] for line in lines if line.startswith("filter")]
+    assert filters == [
+        "u32 match ip src 198.18.0.9/32 flowid 1:10",  # after SNAT: the public address
+        "u32 match ip src 198.18.0.20/32 flowid 1:11",
+        "u32 match u32 0 0 action mirred egress redirect dev ifb",
+        "u32 match ip dst 198.18.0.9/32 flowid 1:10",  # before DNAT: the public address
+    ]
+    assert lines[0] == "qdisc add dev leg root handle 1: htb r2q 100"
+    assert (
+        render_tc(
+            (PublicMapping("eip-1", "198.18.0.9", "192.168.1.10", "198.18.0.0/24", "", 0, 0),), "l", "i"
+        )
+        == []
+    )
 
 
 # ---- the desired state from the store --------------------------------------------------------

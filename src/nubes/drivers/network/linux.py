@@ -27,7 +27,8 @@ Layout on the host (nothing of a VPC ever appears in the host's own namespace):
   ARP for its public addresses only), each public address as `ip/<range prefix>` and, when the
   range has a gateway, the namespace's default route via it. The 1:1 NAT and the uplink's
   filtering are in the ruleset (see nft.py). The leg goes when the VPC has no public address
-  left. The host namespace keeps no route, address or device of any VPC; the uplink itself is
+  left. Each address's bandwidth is shaped both ways with tc (shaping.py) on the leg and an
+  ifb `nib<hash>` beside it. The host namespace keeps no route, address or device of any VPC; the uplink itself is
   only used as the macvlan's parent (it must be up), never configured.
 
 The kernel is the truth: devices carry their ids (and a hash of their configuration) in
@@ -50,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nubes.drivers.network import names, nft, testhosts
+from nubes.drivers.network import names, nft, shaping, testhosts
 from nubes.drivers.network.base import (
     METADATA_ADDRESS,
     METADATA_PORT,
@@ -159,6 +160,7 @@ class LinuxNetworkDriver(NetworkDriver):
         # vpc_id -> digest of the ruleset this object last loaded. Empty after a restart, so
         # the first sync of each VPC always re-applies its ruleset.
         self._applied: dict[str, str] = {}
+        self._shaped: dict[str, str] = {}  # vpc_id -> digest of the tc commands last applied
         self._lock = threading.RLock()
         self._dhcp = DhcpServers(self.vpc_dir, self.bridge_name)
 
@@ -471,10 +473,11 @@ class LinuxNetworkDriver(NetworkDriver):
         """The VPC's leg on the uplink, its public addresses and default route (see the module
         doc); removed when the VPC has no public address."""
         dev = self.public_device(vpc.vpc_id)
+        ifb = names.shaping_device(vpc.vpc_id)
         link = links.get(dev)
         if not vpc.public:
-            if link is not None:
-                ip_batch([f"link del dev {dev}"], netns=ns)
+            ip_batch([f"link del dev {d}" for d in (dev, ifb) if d in links], netns=ns)
+            self._shaped.pop(vpc.vpc_id, None)
             return
         mac = names.public_mac(f"{self._host_seed}:{self.prefix}:{vpc.vpc_id}")
         alias = names.public_alias(_fingerprint(self.uplink, mac))
@@ -483,7 +486,13 @@ class LinuxNetworkDriver(NetworkDriver):
             link = None
         batch: list[str] = []
         have: set[str] = set()
+        if ifb not in links:
+            batch.append(f"link add name {ifb} type ifb")
+            self._shaped.pop(vpc.vpc_id, None)
+        if ifb not in links or not links[ifb].up:
+            batch.append(f"link set dev {ifb} up")
         if link is None:
+            self._shaped.pop(vpc.vpc_id, None)
             create = ["link", "add", "link", self.uplink, "name", dev, "address", mac, "netns", ns]
             ip(*create, "type", "macvlan", "mode", "bridge")
             write_sysctls(
@@ -515,6 +524,24 @@ class LinuxNetworkDriver(NetworkDriver):
             ip("route", "replace", "default", "via", gateways[0], "dev", dev, "onlink", netns=ns)
         elif not gateways and current is not None:
             ip("route", "del", "default", netns=ns)
+        self._apply_shaping(vpc, ns, dev, ifb)
+
+    def _apply_shaping(self, vpc: VpcNet, ns: str, dev: str, ifb: str) -> None:
+        """Each public address's bandwidth, both ways (shaping.py), rebuilt when it changed."""
+        lines = shaping.render_tc(vpc.public, dev, ifb)
+        digest = _fingerprint(*lines)
+        if self._shaped.get(vpc.vpc_id) == digest:
+            return
+        self._shaped.pop(vpc.vpc_id, None)
+        for args in shaping.teardown(dev, ifb):
+            run(["tc", "-n", ns, *args], check=False)
+        if lines:
+            run(["tc", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
+        self._shaped[vpc.vpc_id] = digest
+
+    def shaping_digest(self, vpc_id: str) -> str | None:
+        """The digest of the shaping this driver object last applied for a VPC (tests)."""
+        return self._shaped.get(vpc_id)
 
     # ---- removal --------------------------------------------------------------------------
 
@@ -541,6 +568,7 @@ class LinuxNetworkDriver(NetworkDriver):
             if netns_exists(ns):
                 raise NetworkError(f"could not delete namespace {ns}")
         self._applied.pop(vpc_id, None)
+        self._shaped.pop(vpc_id, None)
         shutil.rmtree(self.vpc_dir(vpc_id), ignore_errors=True)
 
     # ---- metadata -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ BRIDGE_PREFIX = "nbr"
 TAP_PREFIX = "ntp"
 VETH_PREFIX = "nve"
 PUBLIC_PREFIX = "npb"
+SHAPING_PREFIX = "nib"
 PORT_DEVICE_PREFIXES = (TAP_PREFIX, VETH_PREFIX)
 
 
@@ -62,6 +63,11 @@ def public_device(vpc_id: str) -> str:
     """The VPC's leg on the uplink: a macvlan of the uplink, living in the VPC namespace, that
     holds the VPC's public addresses."""
     return PUBLIC_PREFIX + short_hash(vpc_id)
+
+
+def shaping_device(vpc_id: str) -> str:
+    """The ifb the leg's inbound traffic is redirected to, to be shaped (in the VPC namespace)."""
+    return SHAPING_PREFIX + short_hash(vpc_id)
 
 
 def public_mac(seed: str) -> str:
