@@ -17,7 +17,8 @@ import pytest
 
 from nubes.drivers.network import names
 from nubes.drivers.network.base import PublicMapping, VpcNet
-from nubes.drivers.network.proc import in_netns, ip, ip_json, run, write_sysctls
+from nubes.drivers.network.linux import LinuxNetworkDriver
+from nubes.drivers.network.proc import CommandError, in_netns, ip, ip_json, run, write_sysctls
 
 from .conftest import NetEnv, check_reach, group, host_view, pending_peers, rule, tcp_probe, vpc, vswitch
 
@@ -232,3 +233,54 @@ def test_bandwidth_is_shaped_both_ways_and_changed_live(net: NetEnv, inet: str) 
     # ModifyEipAddressAttribute: the new bandwidth applies to the running VPC at once
     net.driver.sync_vpc(dataclasses.replace(one, public=(dataclasses.replace(shaped, bandwidth_out=20),)))
     assert 16.0 <= throughput(A, inet, GATEWAY) <= 22.0
+
+
+def test_an_address_moved_to_another_vpc_is_reachable_there_at_once(net: NetEnv, inet: str) -> None:
+    eip = mapping("eip-1", "198.18.0.10", "10.60.0.10")
+    one = web_vpc(net, "vpc-1", "10.60.0.0/16", eip)
+    two = web_vpc(net, "vpc-2", "10.61.0.0/16")
+    net.driver.sync([one, two])
+    first = net.tcp_listen(net.host("eni-vpc-1-a"), 80)
+    second = net.tcp_listen(net.host("eni-vpc-2-a"), 80)
+    assert tcp_probe(inet, "198.18.0.10", 80) == "open"  # the internet has learnt vpc-1's MAC
+    assert pending_peers(first) == {GATEWAY}
+    # unassociated from vpc-1's instance, associated with vpc-2's (the VPC without public
+    # addresses goes first, as the agent's sorted pass may do)
+    net.driver.sync(
+        [
+            dataclasses.replace(one, public=()),
+            dataclasses.replace(two, public=(dataclasses.replace(eip, private_ip="10.61.0.10"),)),
+        ]
+    )
+    assert tcp_probe(inet, "198.18.0.10", 80, timeout=1.0) == "open"  # no wait for a stale ARP entry
+    assert pending_peers(second) == {GATEWAY}
+    assert pending_peers(first) == set()
+
+
+def test_a_restarted_driver_keeps_the_leg_and_reapplies_shaping(net: NetEnv, inet: str) -> None:
+    one = web_vpc(net, "vpc-1", "10.60.0.0/16", mapping("eip-1", "198.18.0.10", "10.60.0.10"))
+    net.driver.sync([one])
+    ns, leg = net.driver.netns_name("vpc-1"), names.public_device("vpc-1")
+
+    def leg_index() -> int:
+        return int(ip_json("link", "show", "dev", leg, netns=ns)[0]["ifindex"])
+
+    before = leg_index()
+    restarted = LinuxNetworkDriver(net.run_dir, prefix=net.prefix, uplink=net.driver.uplink)
+    assert restarted.shaping_digest("vpc-1") is None
+    restarted.sync([one])
+    assert leg_index() == before  # adopted, not recreated
+    assert restarted.shaping_digest("vpc-1") == net.driver.shaping_digest("vpc-1")
+    net.tcp_listen(net.host("eni-vpc-1-a"), 80)
+    assert tcp_probe(inet, "198.18.0.10", 80) == "open"
+    assert "rate 5Mbit" in run(["tc", "-n", ns, "class", "show", "dev", leg])
+
+
+def test_a_missing_uplink_fails_the_sync_but_not_the_private_network(net: NetEnv) -> None:
+    net.driver.uplink = f"{net.prefix}nx"  # no such interface
+    one = web_vpc(net, "vpc-1", "10.60.0.0/16", mapping("eip-1", "198.18.0.10", "10.60.0.10"))
+    with pytest.raises(CommandError):
+        net.driver.sync_vpc(one)
+    assert net.driver.dnsmasq_pid("vpc-1", "vsw-vpc-1") is not None  # DHCP is up all the same
+    net.tcp_listen(net.host("eni-vpc-1-b"), 80)
+    assert tcp_probe(net.host("eni-vpc-1-a"), "10.60.0.11", 80) == "open"

@@ -66,6 +66,7 @@ from nubes.drivers.network.base import (
 from nubes.drivers.network.dnsmasq import DhcpServers
 from nubes.drivers.network.proc import (
     CommandError,
+    gratuitous_arp,
     in_netns,
     ip,
     ip_batch,
@@ -370,9 +371,10 @@ class LinuxNetworkDriver(NetworkDriver):
                 batch.append(f"link del dev {link.name}")
         ip_batch(batch, netns=ns)
 
-        self._sync_public(vpc, ns, links)
         self._dhcp.sync(vpc, ns)
         self._write_state(vpc.vpc_id, {"host_netns": sorted(wanted_hosts)})
+        # Last: a missing or broken uplink fails the sync (retried) but never the VPC's own network.
+        self._sync_public(vpc, ns, links)
 
     # ---- namespace ------------------------------------------------------------------------
 
@@ -512,9 +514,12 @@ class LinuxNetworkDriver(NetworkDriver):
             f"{m.public_ip}/{ipaddress.IPv4Network(m.public_cidr, strict=False).prefixlen}"
             for m in vpc.public
         }
-        batch += [f"addr add {a} dev {dev}" for a in sorted(want - have)]
+        added = sorted(want - have)
+        batch += [f"addr add {a} dev {dev}" for a in added]
         batch += [f"addr del {a} dev {dev}" for a in sorted(have - want)]
         ip_batch(batch, netns=ns)
+        if added:  # an address may have been elsewhere a moment ago (another VPC, another host)
+            gratuitous_arp(ns, dev, mac, [a.split("/")[0] for a in added])
         gateways = sorted(
             {m.gateway for m in vpc.public if m.gateway}, key=lambda g: int(ipaddress.IPv4Address(g))
         )
