@@ -142,7 +142,9 @@ def network_driver(settings: Settings, data_dir: Path) -> NetworkDriver:
         )
     from nubes.drivers.network.linux import LinuxNetworkDriver
 
-    return LinuxNetworkDriver(data_dir / "run" / "network", prefix=settings.netns_prefix)
+    return LinuxNetworkDriver(
+        data_dir / "run" / "network", prefix=settings.netns_prefix, uplink=settings.uplink
+    )
 
 
 def compute_drivers(settings: Settings, data_dir: Path) -> tuple[ComputeDriver, StorageDriver]:

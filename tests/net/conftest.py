@@ -27,7 +27,7 @@ import pytest
 
 from nubes.drivers.network.base import PortNet, SecurityGroupNet, SecurityRule, VpcNet, VSwitchNet
 from nubes.drivers.network.linux import LinuxNetworkDriver
-from nubes.drivers.network.proc import in_netns, list_netns, process_cmdline, run
+from nubes.drivers.network.proc import in_netns, ip_json, list_netns, process_cmdline, run
 
 PROBE_TIMEOUT = 0.3  # a dropped SYN / datagram / echo is reported after this long
 _counter = itertools.count()
@@ -300,6 +300,33 @@ def check_reach(expected: dict[Probe, bool]) -> None:
         if (got == "open") != expected[p]
     ]
     assert not wrong, "reachability differs:\n  " + "\n  ".join(wrong)
+
+
+def pending_peers(listener: socket.socket) -> set[str]:
+    """The source addresses of the connections queued on a listener."""
+    listener.setblocking(False)
+    peers: set[str] = set()
+    while True:
+        try:
+            conn, peer = listener.accept()
+        except BlockingIOError:
+            return peers
+        peers.add(peer[0])
+        conn.close()
+
+
+def host_view() -> tuple[object, ...]:
+    """The host namespace's routes (every table) and addresses, to compare before and after."""
+    routes = sorted(
+        tuple(str(r.get(k, "")) for k in ("type", "dst", "gateway", "dev", "table"))
+        for r in ip_json("route", "show", "table", "all")
+    )
+    addrs = sorted(
+        (link["ifname"], str(a.get("local")), str(a.get("prefixlen")))
+        for link in ip_json("addr", "show")
+        for a in link.get("addr_info", [])
+    )
+    return tuple(routes), tuple(addrs)
 
 
 # ---- fixtures ------------------------------------------------------------------------------

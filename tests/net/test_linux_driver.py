@@ -30,24 +30,11 @@ from nubes.drivers.network.proc import (
     run,
 )
 
-from .conftest import NetEnv, check_reach, group, rule, tcp_probe, vpc, vswitch
+from .conftest import NetEnv, check_reach, group, host_view, pending_peers, rule, tcp_probe, vpc, vswitch
 
 pytestmark = pytest.mark.net
 
 ETH_P_ALL = 0x0003
-
-
-def _pending_peers(listener: socket.socket) -> set[str]:
-    """The source addresses of the connections queued on a listener."""
-    listener.setblocking(False)
-    peers: set[str] = set()
-    while True:
-        try:
-            conn, peer = listener.accept()
-        except BlockingIOError:
-            return peers
-        peers.add(peer[0])
-        conn.close()
 
 
 # ---- security group semantics ----------------------------------------------------------------
@@ -298,26 +285,14 @@ def test_two_vpcs_have_no_path_even_with_allow_all_and_overlapping_cidrs(net: Ne
             ("tcp", C, "10.3.0.11", 22): False,
         }
     )
-    assert _pending_peers(c_listener) == set()
-    assert _pending_peers(d_listener) == {"10.3.0.20"}  # c, its neighbour; never b
+    assert pending_peers(c_listener) == set()
+    assert pending_peers(d_listener) == {"10.3.0.20"}  # c, its neighbour; never b
 
 
 def test_no_path_from_a_guest_to_the_host_namespace(net: NetEnv) -> None:
     vsw = vswitch("vsw-1", "10.250.0.0/24")
     allow_all = group("sg-1", rule("ingress", "all"), rule("egress", "all"))
     a = net.port("eni-a", vsw, "10.250.0.10", "sg-1")
-
-    def host_view() -> tuple[object, ...]:
-        routes = sorted(
-            tuple(str(r.get(k, "")) for k in ("type", "dst", "gateway", "dev", "table"))
-            for r in ip_json("route", "show", "table", "all")
-        )
-        addrs = sorted(
-            (link["ifname"], str(a.get("local")), str(a.get("prefixlen")))
-            for link in ip_json("addr", "show")
-            for a in link.get("addr_info", [])
-        )
-        return tuple(routes), tuple(addrs)
 
     before = host_view()
     net.driver.sync([vpc("vpc-1", "10.250.0.0/16", [vsw], [a], [allow_all])])
@@ -341,7 +316,7 @@ def test_no_path_from_a_guest_to_the_host_namespace(net: NetEnv) -> None:
         if not target.startswith("127."):  # (the guest's own loopback answers that)
             probes[("icmp", A, target, 0)] = target == vsw.gateway
     check_reach(probes)
-    assert _pending_peers(host_listener) == set()
+    assert pending_peers(host_listener) == set()
     # and no route to anywhere outside the VPC from the router either
     routes = ip_json("route", "show", netns=net.driver.netns_name("vpc-1"))
     assert not any(r.get("dst") == "default" for r in routes)

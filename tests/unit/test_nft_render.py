@@ -528,6 +528,17 @@ def _nft_available() -> None:
         pytest.skip(reason)
 
 
+def nft_load(text: str, then: str) -> subprocess.CompletedProcess[str]:
+    """Load a ruleset in a throwaway network namespace, then run `then` there."""
+    return subprocess.run(
+        ["unshare", "--net", "sh", "-c", f"nft -f - && {then}"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     "vpc",
     [complex_vpc(), make_vpc([], []), make_vpc([port("eni-a", "192.168.1.10", "sg-x")], [])],
@@ -542,13 +553,7 @@ def test_nft_accepts_the_rendered_ruleset(vpc: VpcNet) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     # and it really loads (still in a throwaway namespace), with every chain present
-    proc = subprocess.run(
-        ["unshare", "--net", "sh", "-c", "nft -f - && nft list chains"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = nft_load(text, "nft list chains")
     assert proc.returncode == 0, proc.stderr
     for p in vpc.ports:
         assert f"chain in_{p.port_id.replace('-', '_')}" in proc.stdout

@@ -129,10 +129,9 @@ class NetworkAgent:
 
     def _reconcile(self, vpc_ids: set[str]) -> None:
         # A VPC is notified too when a public address of it changes (an EIP associated, a public
-        # IP given or released, a bandwidth changed): the data plane of public addresses will read
-        # the VPC's PublicAddress rows here (ip_address -> private_ip on network_interface_id,
-        # bandwidth_out/in) and program the uplink's 1:1 NAT and shaping on the host of each
-        # interface; today the VPC's own network is synced and the rows are kept as they are.
+        # IP given or released, a bandwidth changed): desired_vpcs hands the VPC's PublicAddress
+        # rows with a plugged-in interface to the driver (`VpcNet.public`), which programs the
+        # uplink's 1:1 NAT of each (see drivers/network/linux.py and nft.py).
         desired = {v.vpc_id: v for v in desired_vpcs(self._db, self._prefix, sorted(vpc_ids))}
         for vpc_id in sorted(vpc_ids):
             if vpc_id in desired:

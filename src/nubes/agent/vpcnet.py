@@ -7,13 +7,28 @@ from collections import defaultdict
 from ipaddress import IPv4Network
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from nubes.domain import cidr
 from nubes.domain.netstate import ATTACHED_KINDS, test_host_netns
-from nubes.drivers.network.base import PortNet, SecurityGroupNet, SecurityRule, VpcNet, VSwitchNet
+from nubes.drivers.network.base import (
+    PortNet,
+    PublicMapping,
+    SecurityGroupNet,
+    SecurityRule,
+    VpcNet,
+    VSwitchNet,
+)
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, SecurityGroup, SecurityGroupRule, Vpc, VSwitch
+from nubes.store.models import (
+    NetworkInterface,
+    PublicAddress,
+    PublicAddressPool,
+    SecurityGroup,
+    SecurityGroupRule,
+    Vpc,
+    VSwitch,
+)
 
 
 def rule_net(rule: SecurityGroupRule) -> SecurityRule:
@@ -44,7 +59,8 @@ def group_net(group: SecurityGroup) -> SecurityGroupNet:
 
 
 def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None = None) -> list[VpcNet]:
-    """Every VPC (or the ones named) with its vSwitches, plugged-in ports and their groups."""
+    """Every VPC (or the ones named) with its vSwitches, plugged-in ports and their groups, and
+    the public addresses mapped to those ports (1:1 NAT on the uplink)."""
     with db.session() as s:
         vpc_query = select(Vpc).order_by(Vpc.id)
         if vpc_ids is not None:
@@ -77,6 +93,7 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                     host_netns=test_host_netns(host_netns_prefix, eni.id) if test_host else None,
                 )
             )
+        public = _public_mappings(s, wanted, {p.port_id: p for each in ports.values() for p in each})
         groups: dict[str, list[SecurityGroupNet]] = defaultdict(list)
         all_used = set().union(*used_groups.values()) if used_groups else set()
         for group in s.scalars(
@@ -87,6 +104,42 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
         ):
             groups[group.vpc_id].append(group_net(group))
         return [
-            VpcNet(v.id, v.cidr, tuple(vswitches[v.id]), tuple(ports[v.id]), tuple(groups[v.id]))
+            VpcNet(
+                v.id,
+                v.cidr,
+                tuple(vswitches[v.id]),
+                tuple(ports[v.id]),
+                tuple(groups[v.id]),
+                tuple(public[v.id]),
+            )
             for v in vpcs
         ]
+
+
+def _public_mappings(
+    s: Session, vpc_ids: list[str], ports: dict[str, PortNet]
+) -> dict[str, list[PublicMapping]]:
+    """Per VPC, its addresses associated with a plugged-in port (the port's address is the
+    private end; an address whose interface is not plugged in has nothing to map to yet)."""
+    gateways = {p.cidr: p.gateway for p in s.scalars(select(PublicAddressPool))}
+    found: dict[str, list[PublicMapping]] = defaultdict(list)
+    for row in s.scalars(
+        select(PublicAddress)
+        .where(PublicAddress.vpc_id.in_(vpc_ids), PublicAddress.network_interface_id != "")
+        .order_by(PublicAddress.ip_address)
+    ):
+        port = ports.get(row.network_interface_id)
+        if port is None:
+            continue
+        found[row.vpc_id].append(
+            PublicMapping(
+                row.id,
+                row.ip_address,
+                port.ip,
+                row.pool_cidr,
+                gateways.get(row.pool_cidr, ""),
+                row.bandwidth_out,
+                row.bandwidth_in,
+            )
+        )
+    return found

@@ -80,12 +80,28 @@ class VSwitchNet:
 
 
 @dataclass(frozen=True)
+class PublicMapping:
+    """A public address (an EIP or an instance's public IP) mapped 1:1 to a port's private one:
+    inbound to `public_ip` is DNAT-ed to `private_ip`, outbound from `private_ip` SNAT-ed to
+    `public_ip`, on the uplink."""
+
+    address_id: str  # the EIP's AllocationId (eip-...)
+    public_ip: str
+    private_ip: str  # the primary private address of a port of the VPC
+    public_cidr: str  # the operator's range the address comes from ("198.18.0.0/24")
+    gateway: str = ""  # the range's next hop on the uplink ("" : none, on-link only)
+    bandwidth_out: int = 0  # Mbit/s, instance -> internet (0: unshaped)
+    bandwidth_in: int = 0  # Mbit/s, internet -> instance (0: unshaped)
+
+
+@dataclass(frozen=True)
 class VpcNet:
     vpc_id: str
     cidr: str
     vswitches: tuple[VSwitchNet, ...] = ()
     ports: tuple[PortNet, ...] = ()
     security_groups: tuple[SecurityGroupNet, ...] = ()  # every group a port of this VPC uses
+    public: tuple[PublicMapping, ...] = ()  # 1:1 NAT of the VPC's ports on the uplink
 
 
 @dataclass(frozen=True)

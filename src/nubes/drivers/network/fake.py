@@ -12,7 +12,7 @@ import socket
 import threading
 
 from nubes.drivers.network import names, nft
-from nubes.drivers.network.base import ActualNetwork, Capabilities, NetworkDriver, VpcNet
+from nubes.drivers.network.base import ActualNetwork, Capabilities, NetworkDriver, PublicMapping, VpcNet
 
 
 class FakeNetworkDriver(NetworkDriver):
@@ -73,6 +73,13 @@ class FakeNetworkDriver(NetworkDriver):
         """The nft script the linux driver would load for this VPC (None: no such VPC)."""
         with self._lock:
             return self.rulesets.get(vpc_id)
+
+    def public_mappings(self, vpc_id: str) -> tuple[PublicMapping, ...]:
+        """The 1:1 NAT mappings of the VPC as last synced (the linux driver would program them on
+        the uplink; here they are only recorded)."""
+        with self._lock:
+            vpc = self.vpcs.get(vpc_id)
+            return vpc.public if vpc is not None else ()
 
     def tap_name(self, port_id: str) -> str:
         return names.tap_name(port_id)

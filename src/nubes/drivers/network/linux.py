@@ -21,6 +21,15 @@ Layout on the host (nothing of a VPC ever appears in the host's own namespace):
   removed by the driver) with the port's MAC, IP/prefix, `lo` up and a default route via
   the vSwitch gateway.
 * the firewall -> `nft.render_ruleset(vpc)` loaded with `nft -f -` inside the namespace.
+* public addresses (`vpc.public`, only with an `uplink`) -> the VPC's leg on the uplink: a
+  macvlan `npb<hash>` (mode bridge) of the operator's uplink interface, created directly INSIDE
+  the VPC namespace (it never exists in the host's), with a fixed MAC, arp_ignore=1 (it answers
+  ARP for its public addresses only), each public address as `ip/<range prefix>` and, when the
+  range has a gateway, the namespace's default route via it. The 1:1 NAT and the uplink's
+  filtering are in the ruleset (see nft.py). The leg goes when the VPC has no public address
+  left. Each address's bandwidth is shaped both ways with tc (shaping.py) on the leg and an
+  ifb `nib<hash>` beside it. The host namespace keeps no route, address or device of any VPC; the uplink itself is
+  only used as the macvlan's parent (it must be up), never configured.
 
 The kernel is the truth: devices carry their ids (and a hash of their configuration) in
 their ifalias, so `actual()` and `sync()` read `ip -j` output, not a file. `run_dir/<vpc_id>/`
@@ -38,11 +47,11 @@ import re
 import shutil
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nubes.drivers.network import names, nft, testhosts
+from nubes.drivers.network import names, nft, shaping, testhosts
 from nubes.drivers.network.base import (
     METADATA_ADDRESS,
     METADATA_PORT,
@@ -57,6 +66,7 @@ from nubes.drivers.network.base import (
 from nubes.drivers.network.dnsmasq import DhcpServers
 from nubes.drivers.network.proc import (
     CommandError,
+    gratuitous_arp,
     in_netns,
     ip,
     ip_batch,
@@ -137,14 +147,21 @@ class LinuxNetworkDriver(NetworkDriver):
 
     capabilities = Capabilities(real_isolation=True, dhcp=True, metadata=True)
 
-    def __init__(self, run_dir: Path, prefix: str = "nubes") -> None:
+    def __init__(self, run_dir: Path, prefix: str = "nubes", uplink: str = "") -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", prefix) or ":" in prefix:
             raise ValueError(f"bad namespace prefix {prefix!r}")
+        if uplink and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}", uplink):
+            raise ValueError(f"bad uplink interface name {uplink!r}")
         self.run_dir = Path(run_dir).resolve()
         self.prefix = prefix
+        # The operator's interface to the public network ("": no public data plane; public
+        # mappings handed over are then ignored, and nothing is created for them).
+        self.uplink = uplink
+        self._host_seed = socket.gethostname()
         # vpc_id -> digest of the ruleset this object last loaded. Empty after a restart, so
         # the first sync of each VPC always re-applies its ruleset.
         self._applied: dict[str, str] = {}
+        self._shaped: dict[str, str] = {}  # vpc_id -> digest of the tc commands last applied
         self._lock = threading.RLock()
         self._dhcp = DhcpServers(self.vpc_dir, self.bridge_name)
 
@@ -174,6 +191,9 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def render(self, vpc: VpcNet) -> str:
         return nft.render_ruleset(vpc, tap_name=self.tap_name, veth_name=self.veth_name)
+
+    def public_device(self, vpc_id: str) -> str:
+        return names.public_device(vpc_id)
 
     # ---- discovery ------------------------------------------------------------------------
 
@@ -274,6 +294,9 @@ class LinuxNetworkDriver(NetworkDriver):
 
     def _sync_vpc(self, vpc: VpcNet) -> None:
         nft.validate_vpc(vpc)  # ValueError: the desired state itself is wrong
+        if vpc.public and not self.uplink:
+            log.warning("VPC %s has public addresses but nubes has no --uplink: not programmed", vpc.vpc_id)
+            vpc = replace(vpc, public=())
         ns = self.netns_name(vpc.vpc_id)
         vpc_dir = self.vpc_dir(vpc.vpc_id)
         vpc_dir.mkdir(parents=True, exist_ok=True)
@@ -350,6 +373,8 @@ class LinuxNetworkDriver(NetworkDriver):
 
         self._dhcp.sync(vpc, ns)
         self._write_state(vpc.vpc_id, {"host_netns": sorted(wanted_hosts)})
+        # Last: a missing or broken uplink fails the sync (retried) but never the VPC's own network.
+        self._sync_public(vpc, ns, links)
 
     # ---- namespace ------------------------------------------------------------------------
 
@@ -444,6 +469,85 @@ class LinuxNetworkDriver(NetworkDriver):
             commands.append(f"link set dev {dev} master {br} up")
         return commands, True
 
+    # ---- public addresses -----------------------------------------------------------------
+
+    def _sync_public(self, vpc: VpcNet, ns: str, links: dict[str, _Link]) -> None:
+        """The VPC's leg on the uplink, its public addresses and default route (see the module
+        doc); removed when the VPC has no public address."""
+        dev = self.public_device(vpc.vpc_id)
+        ifb = names.shaping_device(vpc.vpc_id)
+        link = links.get(dev)
+        if not vpc.public:
+            ip_batch([f"link del dev {d}" for d in (dev, ifb) if d in links], netns=ns)
+            self._shaped.pop(vpc.vpc_id, None)
+            return
+        mac = names.public_mac(f"{self._host_seed}:{self.prefix}:{vpc.vpc_id}")
+        alias = names.public_alias(_fingerprint(self.uplink, mac))
+        if link is not None and (link.alias != alias or link.kind != "macvlan"):
+            ip_batch([f"link del dev {dev}"], netns=ns)
+            link = None
+        batch: list[str] = []
+        have: set[str] = set()
+        if ifb not in links:
+            batch.append(f"link add name {ifb} type ifb")
+            self._shaped.pop(vpc.vpc_id, None)
+        if ifb not in links or not links[ifb].up:
+            batch.append(f"link set dev {ifb} up")
+        if link is None:
+            self._shaped.pop(vpc.vpc_id, None)
+            create = ["link", "add", "link", self.uplink, "name", dev, "address", mac, "netns", ns]
+            ip(*create, "type", "macvlan", "mode", "bridge")
+            write_sysctls(
+                ns,
+                {
+                    f"net.ipv4.conf.{dev}.arp_ignore": "1",
+                    f"net.ipv4.conf.{dev}.arp_announce": "2",
+                    f"net.ipv4.conf.{dev}.promote_secondaries": "1",
+                },
+            )
+            batch.append(f"link set dev {dev} alias {alias} up")
+        else:
+            have = link.addrs
+            if not link.up:
+                batch.append(f"link set dev {dev} up")
+        want = {
+            f"{m.public_ip}/{ipaddress.IPv4Network(m.public_cidr, strict=False).prefixlen}"
+            for m in vpc.public
+        }
+        added = sorted(want - have)
+        batch += [f"addr add {a} dev {dev}" for a in added]
+        batch += [f"addr del {a} dev {dev}" for a in sorted(have - want)]
+        ip_batch(batch, netns=ns)
+        if added:  # an address may have been elsewhere a moment ago (another VPC, another host)
+            gratuitous_arp(ns, dev, mac, [a.split("/")[0] for a in added])
+        gateways = sorted(
+            {m.gateway for m in vpc.public if m.gateway}, key=lambda g: int(ipaddress.IPv4Address(g))
+        )
+        routes = ip_json("route", "show", "default", netns=ns)
+        current = (str(routes[0].get("gateway", "")), str(routes[0].get("dev", ""))) if routes else None
+        if gateways and current != (gateways[0], dev):
+            ip("route", "replace", "default", "via", gateways[0], "dev", dev, "onlink", netns=ns)
+        elif not gateways and current is not None:
+            ip("route", "del", "default", netns=ns)
+        self._apply_shaping(vpc, ns, dev, ifb)
+
+    def _apply_shaping(self, vpc: VpcNet, ns: str, dev: str, ifb: str) -> None:
+        """Each public address's bandwidth, both ways (shaping.py), rebuilt when it changed."""
+        lines = shaping.render_tc(vpc.public, dev, ifb)
+        digest = _fingerprint(*lines)
+        if self._shaped.get(vpc.vpc_id) == digest:
+            return
+        self._shaped.pop(vpc.vpc_id, None)
+        for args in shaping.teardown(dev, ifb):
+            run(["tc", "-n", ns, *args], check=False)
+        if lines:
+            run(["tc", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
+        self._shaped[vpc.vpc_id] = digest
+
+    def shaping_digest(self, vpc_id: str) -> str | None:
+        """The digest of the shaping this driver object last applied for a VPC (tests)."""
+        return self._shaped.get(vpc_id)
+
     # ---- removal --------------------------------------------------------------------------
 
     def _remove_vpc(self, vpc_id: str) -> None:
@@ -469,6 +573,7 @@ class LinuxNetworkDriver(NetworkDriver):
             if netns_exists(ns):
                 raise NetworkError(f"could not delete namespace {ns}")
         self._applied.pop(vpc_id, None)
+        self._shaped.pop(vpc_id, None)
         shutil.rmtree(self.vpc_dir(vpc_id), ignore_errors=True)
 
     # ---- metadata -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ VPC_MARK = "nubes-vpc"
 HOST_MARK = "nubes-host"
 VSWITCH_MARK = "nubes-vsw"
 PORT_MARK = "nubes-port"
+PUBLIC_MARK = "nubes-pub"
 
 
 def short_hash(value: str, length: int = 12) -> str:
@@ -37,6 +38,8 @@ def netns_name(prefix: str, vpc_id: str) -> str:
 BRIDGE_PREFIX = "nbr"
 TAP_PREFIX = "ntp"
 VETH_PREFIX = "nve"
+PUBLIC_PREFIX = "npb"
+SHAPING_PREFIX = "nib"
 PORT_DEVICE_PREFIXES = (TAP_PREFIX, VETH_PREFIX)
 
 
@@ -54,6 +57,24 @@ def veth_name(port_id: str) -> str:
     """The bridge end of a test host's veth pair (in the VPC namespace); the other end is
     `eth0` in the test host's namespace."""
     return VETH_PREFIX + short_hash(port_id)
+
+
+def public_device(vpc_id: str) -> str:
+    """The VPC's leg on the uplink: a macvlan of the uplink, living in the VPC namespace, that
+    holds the VPC's public addresses."""
+    return PUBLIC_PREFIX + short_hash(vpc_id)
+
+
+def shaping_device(vpc_id: str) -> str:
+    """The ifb the leg's inbound traffic is redirected to, to be shaped (in the VPC namespace)."""
+    return SHAPING_PREFIX + short_hash(vpc_id)
+
+
+def public_mac(seed: str) -> str:
+    """A fixed, locally administered unicast MAC for a VPC's uplink leg (`seed` names the VPC
+    and the host, so that the legs of one VPC on several hosts differ)."""
+    h = short_hash("pub:" + seed, 10)
+    return "02:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
 
 
 def port_device(port_id: str, kind: str) -> str:
@@ -91,6 +112,10 @@ def vswitch_alias(vswitch_id: str, config: str) -> str:
 
 def port_alias(port_id: str, config: str) -> str:
     return f"{PORT_MARK}:{port_id}:{config}"
+
+
+def public_alias(config: str) -> str:
+    return f"{PUBLIC_MARK}:{config}"
 
 
 def parse_alias(alias: str) -> list[str]:

@@ -39,6 +39,20 @@ there is never a moment with half a ruleset:
   `output` (connections the VPC router itself opens, e.g. `nubes ssh`) applies the
   destination port's ingress chain, so a group that does not open port 22 keeps them out.
 
+Public addresses (`vpc.public`, 1:1 NAT on the uplink; only rendered when the VPC has some).
+The VPC's leg on the uplink is one device (`public_device`, a macvlan of the uplink inside the
+VPC namespace, holding the public addresses):
+
+* `table ip nubes_nat` — `prerouting` DNATs each public address arriving on the leg to its
+  private address; `postrouting` SNATs each mapped private address leaving by the leg to its
+  public one. Replies are translated back by conntrack.
+* in `forward`: from the leg only what was DNAT-ed passes (`ct status & dnat == 0 drop`: nobody
+  on the uplink reaches a private address by routing to it, another VPC included); to the leg
+  only mapped private addresses leave, never towards the VPC's own CIDR; what passes the
+  source's egress chain and is bound for the leg is accepted (a DNAT-ed packet still meets the
+  destination's ingress chain: security groups decide what reaches an instance).
+* in `input`: nothing from the leg reaches the VPC router itself (metadata, DHCP, gateways).
+
 Effective rules of a port: the rules of all its groups merged and sorted by priority
 (1 first, 100 last), at equal priority drop before accept, then in the order given (group
 order of the port, rule order of the group). A rule naming a group with no member ports is
@@ -65,6 +79,7 @@ from nubes.drivers.network.base import (
 
 BRIDGE_TABLE = "nubes_guard"
 INET_TABLE = "nubes"
+NAT_TABLE = "nubes_nat"
 
 PORTED_PROTOCOLS = ("tcp", "udp")
 PORTLESS_PROTOCOLS = {"icmp": "icmp", "gre": "gre"}
@@ -199,6 +214,7 @@ def validate_vpc(vpc: VpcNet) -> None:
     a port on an unknown vSwitch, a bad MAC or kind, a veth without host namespace, an
     address outside its vSwitch or used twice."""
     vswitches = {v.vswitch_id: v for v in vpc.vswitches}
+    _validate_public(vpc)
     for each in vpc.vswitches:
         net = ipaddress.IPv4Network(each.cidr, strict=False)
         if ipaddress.IPv4Address(each.gateway) not in net:
@@ -221,6 +237,55 @@ def validate_vpc(vpc: VpcNet) -> None:
         seen[port.ip] = port.port_id
 
 
+def _validate_public(vpc: VpcNet) -> None:
+    port_ips = {p.ip for p in vpc.ports}
+    publics: set[str] = set()
+    privates: set[str] = set()
+    for m in vpc.public:
+        network = ipaddress.IPv4Network(m.public_cidr, strict=False)
+        if ipaddress.IPv4Address(m.public_ip) not in network:
+            raise ValueError(f"{m.address_id}: {m.public_ip} outside {m.public_cidr}")
+        if m.gateway and ipaddress.IPv4Address(m.gateway) not in network:
+            raise ValueError(f"{m.address_id}: gateway {m.gateway} outside {m.public_cidr}")
+        if m.private_ip not in port_ips:
+            raise ValueError(f"{m.address_id}: {m.private_ip} is no port of {vpc.vpc_id}")
+        if m.public_ip in publics:
+            raise ValueError(f"{m.address_id}: {m.public_ip} mapped twice")
+        if m.private_ip in privates:
+            raise ValueError(f"{m.address_id}: {m.private_ip} has two public addresses")
+        if m.bandwidth_out < 0 or m.bandwidth_in < 0:
+            raise ValueError(f"{m.address_id}: negative bandwidth")
+        publics.add(m.public_ip)
+        privates.add(m.private_ip)
+
+
+def _nat_table(vpc: VpcNet, leg: str) -> list[str]:
+    """The 1:1 NAT of the VPC's public addresses on its uplink leg (nothing without any)."""
+    if not vpc.public:
+        return []
+    mappings = sorted(vpc.public, key=lambda m: _ip_sort_key(m.public_ip))
+    out = [
+        f"table ip {NAT_TABLE} {{",
+        "	chain prerouting {",
+        "		type nat hook prerouting priority dstnat; policy accept;",
+    ]
+    out += [
+        f'		iifname "{leg}" ip daddr {m.public_ip} dnat to {m.private_ip} {_comment(m.address_id)}'
+        for m in mappings
+    ]
+    out += [
+        "	}",
+        "	chain postrouting {",
+        "		type nat hook postrouting priority srcnat; policy accept;",
+    ]
+    out += [
+        f'		oifname "{leg}" ip saddr {m.private_ip} snat to {m.public_ip} {_comment(m.address_id)}'
+        for m in mappings
+    ]
+    out += ["	}", "}", ""]
+    return out
+
+
 def _gateways(vpc: VpcNet) -> list[str]:
     return sorted({vsw.gateway for vsw in vpc.vswitches}, key=_ip_sort_key)
 
@@ -238,8 +303,11 @@ def render_ruleset(
     *,
     tap_name: Callable[[str], str] = names.tap_name,
     veth_name: Callable[[str], str] = names.veth_name,
+    public_device: Callable[[str], str] = names.public_device,
 ) -> str:
     """The complete nft script (`nft -f -`) for one VPC namespace. Pure."""
+    leg = public_device(vpc.vpc_id)
+    privates = sorted({m.private_ip for m in vpc.public}, key=_ip_sort_key)
     groups = {g.group_id: g for g in vpc.security_groups}
     ports = sorted(vpc.ports, key=lambda p: _ip_sort_key(p.ip))
     members: dict[str, list[str]] = {}
@@ -328,8 +396,16 @@ def render_ruleset(
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
     ]
+    if privates:
+        out += [
+            f'\t\tiifname "{leg}" ct status & dnat == 0 drop {_comment("uplink: public addresses only")}',
+            f'\t\toifname "{leg}" ip saddr != {_set_literal(privates)} drop {_comment("uplink: mapped only")}',
+            f'\t\toifname "{leg}" ip daddr {vpc.cidr} drop {_comment("uplink: not to the own VPC")}',
+        ]
     out += _dispatch("saddr", [(p.ip, egress_chain(p.port_id)) for p in egress_ports])
     out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
+    if privates:
+        out.append(f'\t\toifname "{leg}" accept {_comment("to the internet")}')
     out.append("\t}")
 
     out += [
@@ -339,6 +415,10 @@ def render_ruleset(
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
+    ]
+    if privates:
+        out.append(f'\t\tiifname "{leg}" drop {_comment("the router is not reachable from the uplink")}')
+    out += [
         '\t\tudp sport 68 udp dport 67 accept comment "DHCP"',
         f'\t\tip daddr {METADATA_ADDRESS} tcp dport {METADATA_PORT} accept comment "metadata"',
     ]
@@ -362,4 +442,5 @@ def render_ruleset(
         "}",
         "",
     ]
+    out += _nat_table(vpc, leg)
     return "\n".join(out)

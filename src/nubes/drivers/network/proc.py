@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -121,6 +123,26 @@ def in_netns(netns: str, fn: Callable[[], T]) -> T:
     if error:
         raise error[0]
     return result[0]
+
+
+ETH_P_ARP = 0x0806
+
+
+def gratuitous_arp(netns: str, dev: str, mac: str, addresses: Sequence[str]) -> None:
+    """Announce that `addresses` are now at `mac` on `dev` (broadcast ARP requests whose sender
+    and target are the address), so that neighbours replace a stale entry at once instead of
+    after their ARP cache times out (an address that moved from another device)."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+
+    def send() -> None:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
+            sock.bind((dev, ETH_P_ARP))
+            for address in addresses:
+                ip4 = ipaddress.IPv4Address(address).packed
+                arp = b"\x00\x01\x08\x00\x06\x04\x00\x01" + hw + ip4 + b"\x00" * 6 + ip4
+                sock.send(b"\xff" * 6 + hw + ETH_P_ARP.to_bytes(2, "big") + arp)
+
+    in_netns(netns, send)
 
 
 def write_sysctls(netns: str, values: dict[str, str]) -> None:
