@@ -46,6 +46,7 @@ from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.services import Notifier, Services
@@ -97,6 +98,7 @@ def build_services(
         keypairs=KeyPairs(db, clock, quotas),
         vpcs=vpcs,
         routes=Routes(db, clock, notify, vpcs.quotas),
+        route_tables=RouteTables(db, clock, notify, vpcs.quotas),
         security_groups=security_groups,
         network_interfaces=NetworkInterfaces(db, clock, notify, security_groups.quotas),
         images=images,

@@ -60,6 +60,7 @@ RESOURCE_STEMS = {
     "vrouter": "vrouter",
     "router": "vrouter",
     "nexthop": "instance",
+    "newnexthop": "instance",
     "securitygrouprule": "rule",
     "resource": "resource",  # typed by the action's ResourceType parameter
     "allocation": "eip",
@@ -366,6 +367,23 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         NetworkInterfaceName=f"{label}-eni",
         Description=label,
     )["NetworkInterfaceId"]
+    # a custom route table that the vSwitch uses, holding the custom route (the VPC's system
+    # table is probed through DescribeVRouters and the VPC's own answers)
+    ids["routetable"] = t.ok(
+        "vpc",
+        "CreateRouteTable",
+        RegionId=REGION,
+        VpcId=ids["vpc"],
+        RouteTableName=f"{label}-table",
+        Description=label,
+    )["RouteTableId"]
+    t.ok(
+        "vpc",
+        "AssociateRouteTable",
+        RegionId=REGION,
+        RouteTableId=ids["routetable"],
+        VSwitchId=ids["vswitch"],
+    )
     ids["routeentry"] = t.ok(
         "vpc",
         "CreateRouteEntry",
@@ -419,6 +437,7 @@ def plausible(b: Tenant, tmp: Path) -> dict[str, str]:
         "cidrblock": "172.31.77.0/24",
         "destinationcidrblock": "192.168.77.0/24",
         "nexthoptype": "Instance",
+        "newnexthoptype": "Instance",
         "ipprotocol": "tcp",
         "portrange": "80/80",
         "size": "20",

@@ -235,6 +235,10 @@ class Caller:
     failures: dict[str, str] = field(default_factory=dict)
     # A resource kind's earlier IDs, under the newest one (which is tenant.ids[kind]).
     earlier: dict[str, list[str]] = field(default_factory=dict)
+    # The custom route table CreateRouteTable made (a new VPC's system table may be newer), and
+    # the vSwitch of the world's VPC it is associated with and unassociated from.
+    custom_table: str = ""
+    free_vswitch_id: str = ""
 
     def __post_init__(self) -> None:
         self.world = dict(self.tenant.ids)  # the resources build() made, before any creation here
@@ -318,6 +322,14 @@ class Caller:
             "RevokeSecurityGroupEgress": lambda: {"DestCidrIp": "10.9.0.0/16"},
             "ModifyInstanceAttribute": lambda: {"SecurityGroupIds.1": None},  # keeps Join's second group
             "DeleteInstances": lambda: {"Force": "true"},
+            # the world's route entry, renamed (its destination and next hop stay)
+            "ModifyRouteEntry": lambda: {
+                "RouteTableId": None,
+                "DestinationCidrBlock": None,
+                "NewNextHopType": None,
+                "NewNextHopId": None,
+                "RouteEntryName": f"route-{unique}",
+            },
             "DeleteInstance": lambda: {"Force": "true"},
         }
         # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
@@ -328,6 +340,18 @@ class Caller:
             "UnTagResources": lambda: {**vpc_tags, "TagKey.1": "checked"},
             "ListTagResources": self.tagged_vpc,
             "AssociateEipAddress": lambda: eip_to_eni,
+            # a new custom table of the world's VPC, for a vSwitch of it that uses the system table
+            "CreateRouteTable": lambda: {"VpcId": self.world["vpc"], **tag},
+            "ModifyRouteTableAttributes": lambda: {"RouteTableId": self.custom_table},
+            "AssociateRouteTable": lambda: {
+                "RouteTableId": self.custom_table,
+                "VSwitchId": self.free_vswitch(),
+            },
+            "UnassociateRouteTable": lambda: {
+                "RouteTableId": self.custom_table,
+                "VSwitchId": self.free_vswitch(),
+            },
+            "DeleteRouteTable": lambda: {"RouteTableId": self.custom_table},
             "UnassociateEipAddress": lambda: eip_to_eni,
         }
         table = {**by_action, **vpc_by_action} if spec.product == "vpc" else by_action
@@ -344,6 +368,19 @@ class Caller:
             **{"ResourceId.1": vpc_id, "Tag.1.Key": "listed", "Tag.1.Value": "yes"},
         )
         return {"ResourceType": "VPC", "ResourceId.1": vpc_id}
+
+    def free_vswitch(self) -> str:
+        """A vSwitch of the world's VPC that no custom table uses (made once)."""
+        if not self.free_vswitch_id:
+            self.free_vswitch_id = self.tenant.ok(
+                "vpc",
+                "CreateVSwitch",
+                RegionId=REGION,
+                VpcId=self.world["vpc"],
+                ZoneId=self.world["zone"],
+                CidrBlock=f"{WORLD_CIDR}.8.0/24",
+            )["VSwitchId"]
+        return self.free_vswitch_id
 
     def groups_of_instance(self) -> list[str]:
         """The security groups of the newest instance (changes may have set them otherwise)."""
@@ -383,6 +420,8 @@ class Caller:
     def settle(self, spec: ActionSpec, params: dict[str, str], body: dict[str, Any]) -> None:
         """A creation's resource becomes the one later actions use; a deletion's, the one before."""
         ids = self.tenant.ids
+        if spec.name == "CreateRouteTable":
+            self.custom_table = body["RouteTableId"]
         if stage(spec) == 0:
             for kind, new in created_ids(body):
                 self.earlier.setdefault(kind, []).append(ids[kind])

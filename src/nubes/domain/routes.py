@@ -7,16 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import CompoundSelect, Select, func, select
 from sqlalchemy.orm import Session
 
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name
+from nubes.domain.route_tables import find_table, table_not_found
 from nubes.domain.vpcs import AVAILABLE, NetworkQuotas
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, RouteEntry, Vpc, VSwitch
+from nubes.store.models import NetworkInterface, RouteEntry, RouteTable, Vpc, VSwitch
 
 CLOUD_SERVICES_CIDR = "100.64.0.0/10"
 NEXT_HOP_TYPES = ("Instance", "NetworkInterface")
@@ -43,30 +44,18 @@ class Routes:
         self._quotas = quotas
 
     def table_vpc(self, s: Session, scope: Scope, route_table_id: str) -> Vpc:
-        vpc = s.scalar(
-            select(Vpc).where(
-                Vpc.route_table_id == route_table_id,
-                Vpc.account_id == scope.account_id,
-                Vpc.region_id == scope.region_id,
-            )
-        )
-        if vpc is None:
-            raise errors.invalid_route_table_id_not_found(
-                f"The specified RouteTableId {route_table_id!r} does not exist."
-            )
-        return vpc
+        """The VPC of the caller's route table (its system table or a custom one)."""
+        return find_table(s, scope, route_table_id)[0]
 
     def table_region(self, account_id: int, route_table_id: str) -> str:
         """The region of the caller's route table, for the route actions whose RegionId is optional."""
         query = select(Vpc.region_id).where(
             Vpc.route_table_id == route_table_id, Vpc.account_id == account_id
         )
-        return self._region(
-            query,
-            lambda: errors.invalid_route_table_id_not_found(
-                f"The specified RouteTableId {route_table_id!r} does not exist."
-            ),
+        custom = select(RouteTable.region_id).where(
+            RouteTable.id == route_table_id, RouteTable.account_id == account_id
         )
+        return self._region(query.union(custom), lambda: table_not_found(route_table_id))
 
     def entry_region(self, account_id: int, route_entry_id: str) -> str:
         """The region of the caller's custom route entry (DeleteRouteEntry without RegionId)."""
@@ -77,7 +66,7 @@ class Routes:
         )
         return self._region(query, errors.invalid_route_entry_not_found)
 
-    def _region(self, query: Select[str], not_found: Callable[[], ApiError]) -> str:
+    def _region(self, query: Select[str] | CompoundSelect[str], not_found: Callable[[], ApiError]) -> str:
         with self._db.session() as s:
             region = s.scalar(query)
         if region is None:
@@ -196,6 +185,40 @@ class Routes:
                 f"The next hop {next_hop_id!r} does not exist in the VPC {vpc.id}."
             )
 
+    @staticmethod
+    def _entry(
+        s: Session,
+        scope: Scope,
+        route_entry_id: str | None,
+        route_table_id: str | None,
+        destination: str | None,
+        next_hop_id: str | None = None,
+    ) -> RouteEntry:
+        """The caller's custom entry, by its ID or by table and destination; what else is given
+        must fit the entry: no parameter is taken on trust or ignored."""
+        query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
+        if route_entry_id:
+            query = query.where(RouteEntry.id == route_entry_id)
+            if route_table_id:
+                query = query.where(RouteEntry.route_table_id == route_table_id)
+            if destination:
+                query = query.where(RouteEntry.destination_cidr == destination)
+        elif route_table_id and destination:
+            query = query.where(
+                RouteEntry.route_table_id == route_table_id, RouteEntry.destination_cidr == destination
+            )
+        else:
+            raise errors.missing_parameter(
+                message="Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
+            )
+        if next_hop_id:
+            query = query.where(RouteEntry.next_hop_id == next_hop_id)
+        entry = s.scalar(query)
+        vpc = s.get(Vpc, entry.vpc_id) if entry is not None else None
+        if entry is None or vpc is None or vpc.region_id != scope.region_id:
+            raise errors.invalid_route_entry_not_found()
+        return entry
+
     def delete(
         self,
         scope: Scope,
@@ -206,32 +229,53 @@ class Routes:
         dry_run: bool = False,
     ) -> None:
         with self._db.session() as s:
-            query = select(RouteEntry).where(RouteEntry.account_id == scope.account_id)
             if route_entry_id:
-                query = query.where(RouteEntry.id == route_entry_id)
-                # What else is given must fit the entry: no parameter is taken on trust or ignored.
-                if route_table_id:
-                    query = query.where(RouteEntry.route_table_id == route_table_id)
-                if next_hop_id:
-                    query = query.where(RouteEntry.next_hop_id == next_hop_id)
-            elif route_table_id and destination:
-                query = query.where(
-                    RouteEntry.route_table_id == route_table_id, RouteEntry.destination_cidr == destination
-                )
-                if next_hop_id:
-                    query = query.where(RouteEntry.next_hop_id == next_hop_id)
-            else:
-                raise errors.missing_parameter(
-                    message="Give RouteEntryId, or RouteTableId with DestinationCidrBlock."
-                )
-            entry = s.scalar(query)
-            vpc = s.get(Vpc, entry.vpc_id) if entry is not None else None
-            if entry is None or vpc is None or vpc.region_id != scope.region_id:
-                raise errors.invalid_route_entry_not_found()
+                destination = None  # DeleteRouteEntry by ID: the destination is not a filter
+            entry = self._entry(s, scope, route_entry_id, route_table_id, destination, next_hop_id)
             if dry_run:
                 raise errors.dry_run_operation()
             vpc_id = entry.vpc_id
             s.delete(entry)
+        self._notify(vpc_id)
+
+    def modify(
+        self,
+        scope: Scope,
+        route_entry_id: str | None,
+        route_table_id: str | None,
+        destination: str | None,
+        name: str | None,
+        description: str | None,
+        new_next_hop_type: str | None,
+        new_next_hop_id: str | None,
+        dry_run: bool = False,
+    ) -> None:
+        """Rename or describe a custom entry, or move it to another next hop of its VPC."""
+        if bool(new_next_hop_type) != bool(new_next_hop_id):
+            raise errors.missing_parameter(
+                "NewNextHopId" if new_next_hop_type else "NewNextHopType",
+                message="Give NewNextHopType and NewNextHopId together.",
+            )
+        if new_next_hop_type and new_next_hop_type not in NEXT_HOP_TYPES:
+            raise errors.invalid_next_hop_type_not_supported(
+                f"NextHopType {new_next_hop_type!r} is not supported here; use {' or '.join(NEXT_HOP_TYPES)}."
+            )
+        name = check_name("RouteEntryName", name) if name is not None else None
+        description = check_description(description) if description is not None else None
+        with self._db.session() as s:
+            entry = self._entry(s, scope, route_entry_id, route_table_id, destination)
+            vpc = s.get_one(Vpc, entry.vpc_id)
+            if new_next_hop_type and new_next_hop_id:
+                self._check_next_hop(s, scope, vpc, new_next_hop_type, new_next_hop_id)
+            if dry_run:
+                raise errors.dry_run_operation()
+            if name is not None:
+                entry.name = name
+            if description is not None:
+                entry.description = description
+            if new_next_hop_type and new_next_hop_id:
+                entry.next_hop_type, entry.next_hop_id = new_next_hop_type, new_next_hop_id
+            vpc_id = vpc.id
         self._notify(vpc_id)
 
     def count_custom(self, vpc_id: str) -> int:

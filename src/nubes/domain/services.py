@@ -26,6 +26,7 @@ from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
 from nubes.domain.snapshots import Snapshots
@@ -66,6 +67,7 @@ class Services:
     keypairs: KeyPairs
     vpcs: Vpcs
     routes: Routes
+    route_tables: RouteTables
     security_groups: SecurityGroups
     network_interfaces: NetworkInterfaces
     images: Images

@@ -20,6 +20,7 @@ from nubes.store.models import (
     Instance,
     KeyPair,
     NetworkInterface,
+    RouteTable,
     SecurityGroup,
     Snapshot,
     Tag,
@@ -68,6 +69,9 @@ def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str
             f"The resource {resource_id!r} ({resource_type}) does not exist."
         )
 
+    if resource_type == "routetable" and s.get(RouteTable, resource_id) is not None:
+        owned(s, RouteTable, scope, resource_id, missing)  # a custom table; system ones: _by_name
+        return
     if resource_type in _OWNED:
         owned(
             s,

@@ -19,7 +19,7 @@ from nubes.domain.regions import require_region, zones_of
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, RouteEntry, SecurityGroup, Vpc, VSwitch
+from nubes.store.models import NetworkInterface, RouteEntry, RouteTable, SecurityGroup, Vpc, VSwitch
 
 PENDING = "Pending"
 AVAILABLE = "Available"
@@ -30,6 +30,7 @@ class NetworkQuotas:
     vpcs_per_region: int = 10
     vswitches_per_vpc: int = 150
     route_entries_per_table: int = 200
+    custom_route_tables_per_vpc: int = 9
 
 
 class Vpcs:
@@ -162,6 +163,7 @@ class Vpcs:
                 (VSwitch, "VSwitch"),
                 (SecurityGroup, "SecurityGroup"),
                 (RouteEntry, "RouteEntry"),
+                (RouteTable, "RouteTable"),
             ):
                 if s.scalar(select(func.count()).select_from(model).where(model.vpc_id == vpc_id)):
                     raise errors.dependency_violation(

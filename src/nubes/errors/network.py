@@ -169,6 +169,30 @@ def invalid_route_table_id_not_found(message: str) -> ApiError:
     return ApiError("InvalidRouteTableId.NotFound", message, 404)
 
 
+def incorrect_route_table_type(
+    message: str = "This action applies to custom route tables only, not to a VPC's system table.",
+) -> ApiError:
+    return ApiError("IncorrectRouteTableType", message)
+
+
+def incorrect_route_table_status_route_entry_exist(
+    message: str = "You cannot delete the specified route table because it still has custom route entry.",
+) -> ApiError:
+    return ApiError("IncorrectRouteTableStatus.RouteEntryExist", message)
+
+
+def resource_already_associated_route_table(message: str) -> ApiError:
+    return ApiError("ResourceAlreadyAssociated.RouteTable", message)
+
+
+def resource_not_associated_route_table(message: str) -> ApiError:
+    return ApiError("ResourceNotAssociated.RouteTable", message)
+
+
+def quota_exceeded_route_table(message: str) -> ApiError:
+    return ApiError("QuotaExceeded.RouteTable", message)
+
+
 def invalid_vswitch_id_ip_not_enough(message: str) -> ApiError:
     return ApiError("InvalidVSwitchId.IpNotEnough", message)
 

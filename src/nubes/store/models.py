@@ -122,6 +122,24 @@ class VSwitch(Base):
     cidr: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The custom route table the vSwitch is associated with; None: its VPC's system table.
+    route_table_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+
+
+class RouteTable(Base):
+    """A custom route table of a VPC (the system table is the VPC's own `route_table_id`)."""
+
+    __tablename__ = "route_tables"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vpc_id: Mapped[str] = mapped_column(ForeignKey("vpcs.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RouteEntry(Base):

@@ -28,8 +28,13 @@ def vswitch_scope(ctx: ActionContext, region_id: str | None, vswitch_id: str) ->
 
 
 def render_vswitch(
-    ctx: ActionContext, vswitch: VSwitch, used: int, route_table_id: str, tags: list[tuple[str, str]]
+    ctx: ActionContext,
+    vswitch: VSwitch,
+    used: int,
+    route_table: tuple[str, str],
+    tags: list[tuple[str, str]],
 ) -> dict[str, Any]:
+    """`route_table`: the ID and type (System or Custom) of the table the vSwitch uses."""
     return {
         "VSwitchId": vswitch.id,
         "VpcId": vswitch.vpc_id,
@@ -47,7 +52,7 @@ def render_vswitch(
         "OwnerId": int(ctx.principal.uid),
         "ShareType": "",
         "EnabledIpv6": False,
-        "RouteTable": {"RouteTableId": route_table_id, "RouteTableType": "System"},
+        "RouteTable": {"RouteTableId": route_table[0], "RouteTableType": route_table[1]},
         "Tags": tag_set(tags, vpc=True),
     }
 
@@ -90,9 +95,9 @@ def delete_vswitch(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _route_tables(ctx: ActionContext, scope_region: str, vpc_ids: set[str]) -> dict[str, str]:
-    vpcs = ctx.services.vpcs.describe_vpcs(ctx.scope(scope_region), sorted(vpc_ids)) if vpc_ids else []
-    return {v.id: v.route_table_id for v in vpcs}
+def _route_tables(ctx: ActionContext, vswitch_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """The route table each vSwitch uses: its custom one, else its VPC's system table."""
+    return ctx.services.route_tables.of_vswitches(vswitch_ids) if vswitch_ids else {}
 
 
 @actions.define(
@@ -133,13 +138,11 @@ def describe_vswitches(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         or (p["VSwitchOwnerId"] is not None and str(p["VSwitchOwnerId"]) != ctx.principal.uid)
     ):
         rows = []
-    tables = _route_tables(ctx, region_id, {v.vpc_id for v, _ in rows})
+    tables = _route_tables(ctx, [v.id for v, _ in rows])
     if p["RouteTableId"]:
-        rows = [(v, n) for v, n in rows if tables.get(v.vpc_id) == p["RouteTableId"]]
+        rows = [(v, n) for v, n in rows if tables[v.id][0] == p["RouteTableId"]]
     tags = ctx.services.tags.of(scope, "vswitch", (v.id for v, _ in rows))
-    items: list[object] = [
-        render_vswitch(ctx, v, n, tables.get(v.vpc_id, ""), tags.get(v.id, [])) for v, n in rows
-    ]
+    items: list[object] = [render_vswitch(ctx, v, n, tables[v.id], tags.get(v.id, [])) for v, n in rows]
     return number_paged(items, p, "VSwitches", "VSwitch")
 
 
@@ -155,7 +158,7 @@ def describe_vswitch_attributes(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         ctx,
         vswitch,
         used,
-        _route_tables(ctx, scope.region_id, {vswitch.vpc_id}).get(vswitch.vpc_id, ""),
+        _route_tables(ctx, [vswitch.id])[vswitch.id],
         ctx.services.tags.of(scope, "vswitch", [vswitch.id]).get(vswitch.id, []),
     )
 
