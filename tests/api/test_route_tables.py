@@ -279,6 +279,16 @@ def test_route_table_errors(live: LiveServer, fresh_key: tuple[str, str]) -> Non
         )
     )
     assert dry.code == "DryRunOperation"
+    # the custom table says the region when RegionId is left out
+    second_entry = client.create_route_entry(
+        vm.CreateRouteEntryRequest(
+            route_table_id=first,
+            destination_cidr_block="172.16.0.0/12",
+            next_hop_type="NetworkInterface",
+            next_hop_id=eni,
+        )
+    ).body.route_entry_id
+    client.delete_route_entry(vm.DeleteRouteEntryRequest(route_entry_id=second_entry))
     missing_hop = error_of(
         lambda: client.modify_route_entry(
             vm.ModifyRouteEntryRequest(

@@ -248,9 +248,9 @@ class Routes:
         description: str | None,
         new_next_hop_type: str | None,
         new_next_hop_id: str | None,
-        dry_run: bool = False,
     ) -> None:
-        """Rename or describe a custom entry, or move it to another next hop of its VPC."""
+        """Rename or describe a custom entry, or move it to another next hop of its VPC (DryRun:
+        the unit of work of the action rolls back)."""
         if bool(new_next_hop_type) != bool(new_next_hop_id):
             raise errors.missing_parameter(
                 "NewNextHopId" if new_next_hop_type else "NewNextHopType",
@@ -267,8 +267,6 @@ class Routes:
             vpc = s.get_one(Vpc, entry.vpc_id)
             if new_next_hop_type and new_next_hop_id:
                 self._check_next_hop(s, scope, vpc, new_next_hop_type, new_next_hop_id)
-            if dry_run:
-                raise errors.dry_run_operation()
             if name is not None:
                 entry.name = name
             if description is not None:

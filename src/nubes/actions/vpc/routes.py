@@ -352,7 +352,7 @@ def delete_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         String("Description", max_length=256),
         String("NewNextHopType", max_length=64),
         String("NewNextHopId", max_length=64),
-        DRY_RUN,
+        DRY_RUN,  # (the unit of work rolls back: app._run)
     ],
 )
 def modify_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +367,6 @@ def modify_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["Description"],
         p["NewNextHopType"],
         p["NewNextHopId"],
-        dry_run=p["DryRun"],
     )
     return {}
 
