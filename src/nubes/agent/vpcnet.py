@@ -14,6 +14,7 @@ from nubes.domain.netstate import ATTACHED_KINDS, test_host_netns
 from nubes.drivers.network.base import (
     PortNet,
     PublicMapping,
+    RouteNet,
     SecurityGroupNet,
     SecurityRule,
     VpcNet,
@@ -24,6 +25,7 @@ from nubes.store.models import (
     NetworkInterface,
     PublicAddress,
     PublicAddressPool,
+    RouteEntry,
     SecurityGroup,
     SecurityGroupRule,
     Vpc,
@@ -68,9 +70,12 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
         vpcs = list(s.scalars(vpc_query))
         wanted = [v.id for v in vpcs]
         vswitches: dict[str, list[VSwitchNet]] = defaultdict(list)
+        system_tables = {v.id: v.route_table_id for v in vpcs}
+        table_sources: dict[str, list[str]] = defaultdict(list)  # route table -> its vSwitches' CIDRs
         for vsw in s.scalars(select(VSwitch).where(VSwitch.vpc_id.in_(wanted)).order_by(VSwitch.id)):
             network = IPv4Network(vsw.cidr)
             vswitches[vsw.vpc_id].append(VSwitchNet(vsw.id, vsw.cidr, str(cidr.gateway(network))))
+            table_sources[vsw.route_table_id or system_tables[vsw.vpc_id]].append(vsw.cidr)
         ports: dict[str, list[PortNet]] = defaultdict(list)
         used_groups: dict[str, set[str]] = defaultdict(set)
         for eni in s.scalars(
@@ -94,6 +99,7 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                 )
             )
         public = _public_mappings(s, wanted, {p.port_id: p for each in ports.values() for p in each})
+        routes = _routes(s, wanted, ports, table_sources)
         groups: dict[str, list[SecurityGroupNet]] = defaultdict(list)
         all_used = set().union(*used_groups.values()) if used_groups else set()
         for group in s.scalars(
@@ -111,9 +117,40 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                 tuple(ports[v.id]),
                 tuple(groups[v.id]),
                 tuple(public[v.id]),
+                tuple(routes[v.id]),
             )
             for v in vpcs
         ]
+
+
+def _routes(
+    s: Session, vpc_ids: list[str], ports: dict[str, list[PortNet]], table_sources: dict[str, list[str]]
+) -> dict[str, list[RouteNet]]:
+    """The custom route entries of each VPC whose next hop is a port plugged in now (an
+    instance's is its primary interface), for the vSwitches that use their table."""
+    plugged = {p.port_id: p for each in ports.values() for p in each}
+    primary: dict[str, str] = {
+        instance_id: eni_id
+        for instance_id, eni_id in s.execute(
+            select(NetworkInterface.instance_id, NetworkInterface.id).where(
+                NetworkInterface.vpc_id.in_(vpc_ids),
+                NetworkInterface.eni_type == "Primary",
+                NetworkInterface.instance_id != "",
+            )
+        )
+    }
+    routes: dict[str, list[RouteNet]] = defaultdict(list)
+    for entry in s.scalars(select(RouteEntry).where(RouteEntry.vpc_id.in_(vpc_ids)).order_by(RouteEntry.id)):
+        port_id = (
+            entry.next_hop_id if entry.next_hop_type == "NetworkInterface" else primary.get(entry.next_hop_id)
+        )
+        hop = plugged.get(port_id or "")
+        if hop is not None:
+            sources = tuple(table_sources.get(entry.route_table_id, ()))
+            routes[entry.vpc_id].append(
+                RouteNet(entry.route_table_id, entry.destination_cidr, hop.port_id, hop.ip, sources)
+            )
+    return routes
 
 
 def _public_mappings(

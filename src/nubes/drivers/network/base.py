@@ -95,6 +95,19 @@ class PublicMapping:
 
 
 @dataclass(frozen=True)
+class RouteNet:
+    """A custom route entry of a route table, as the VPC router applies it: traffic from the
+    vSwitches that use the table (`sources`, their CIDR blocks) to `destination` is sent to the
+    port at `next_hop_ip` (an appliance: an instance or network interface of the VPC)."""
+
+    route_table_id: str
+    destination: str  # "0.0.0.0/0", "192.168.0.0/16"
+    next_hop_port_id: str
+    next_hop_ip: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class VpcNet:
     vpc_id: str
     cidr: str
@@ -102,6 +115,7 @@ class VpcNet:
     ports: tuple[PortNet, ...] = ()
     security_groups: tuple[SecurityGroupNet, ...] = ()  # every group a port of this VPC uses
     public: tuple[PublicMapping, ...] = ()  # 1:1 NAT of the VPC's ports on the uplink
+    routes: tuple[RouteNet, ...] = ()  # custom route entries whose next hop is a port here
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ Layout on the host (nothing of a VPC ever appears in the host's own namespace):
   removed by the driver) with the port's MAC, IP/prefix, `lo` up and a default route via
   the vSwitch gateway.
 * the firewall -> `nft.render_ruleset(vpc)` loaded with `nft -f -` inside the namespace.
+* custom route entries (`vpc.routes`, next hop a port: an appliance) -> policy routing in the
+  namespace (routing.py): a kernel table per route table with its routes and a `throw` per
+  vSwitch CIDR, and `ip rule from <vSwitch CIDR> lookup <table>` for the vSwitches that use it;
+  the ruleset lets the appliance answer for its routes' destinations and applies its ingress
+  rules to what is routed to it.
 * public addresses (`vpc.public`, only with an `uplink`) -> the VPC's leg on the uplink: a
   macvlan `npb<hash>` (mode bridge) of the operator's uplink interface, created directly INSIDE
   the VPC namespace (it never exists in the host's), with a fixed MAC, arp_ignore=1 (it answers
@@ -51,7 +56,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nubes.drivers.network import names, nft, shaping, testhosts
+from nubes.drivers.network import names, nft, routing, shaping, testhosts
 from nubes.drivers.network.base import (
     METADATA_ADDRESS,
     METADATA_PORT,
@@ -372,9 +377,17 @@ class LinuxNetworkDriver(NetworkDriver):
         ip_batch(batch, netns=ns)
 
         self._dhcp.sync(vpc, ns)
+        self._sync_routes(vpc, ns)
         self._write_state(vpc.vpc_id, {"host_netns": sorted(wanted_hosts)})
         # Last: a missing or broken uplink fails the sync (retried) but never the VPC's own network.
         self._sync_public(vpc, ns, links)
+
+    def _sync_routes(self, vpc: VpcNet, ns: str) -> None:
+        """The custom routes of the VPC's route tables, by policy routing (routing.py)."""
+        actual = routing.parse(
+            ip_json("rule", "show", netns=ns), ip_json("route", "show", "table", "all", netns=ns)
+        )
+        ip_batch(routing.commands(actual, routing.plan(vpc)), netns=ns)
 
     # ---- namespace ------------------------------------------------------------------------
 

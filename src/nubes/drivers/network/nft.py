@@ -215,6 +215,12 @@ def validate_vpc(vpc: VpcNet) -> None:
     address outside its vSwitch or used twice."""
     vswitches = {v.vswitch_id: v for v in vpc.vswitches}
     _validate_public(vpc)
+    port_ids = {p.port_id for p in vpc.ports}
+    for route in vpc.routes:
+        if route.next_hop_port_id not in port_ids:
+            raise ValueError(
+                f"{route.route_table_id}: next hop {route.next_hop_port_id} is no port of the VPC"
+            )
     for each in vpc.vswitches:
         net = ipaddress.IPv4Network(each.cidr, strict=False)
         if ipaddress.IPv4Address(each.gateway) not in net:
@@ -325,14 +331,22 @@ def render_ruleset(
         f"table bridge {BRIDGE_TABLE} {{",
     ]
     # ---- anti-spoofing -------------------------------------------------------------------
+    # (a port that is a route's next hop answers for the route's destinations too)
+    routed_to: dict[str, list[str]] = {}
+    for route in vpc.routes:
+        if route.sources:
+            routed_to.setdefault(route.next_hop_port_id, []).append(route.destination)
     for port in ports:
+        allowed = [ipaddress.IPv4Network(c) for c in [f"{port.ip}/32", *routed_to.get(port.port_id, [])]]
+        sources = [str(n) for n in ipaddress.collapse_addresses(allowed)]
+        sources = [s.removesuffix("/32") for s in sources]
         out += [
             f"\tchain {guard_chain(port.port_id)} {{",
             f"\t\tether saddr != {port.mac.lower()} drop",
             f"\t\tarp saddr ether != {port.mac.lower()} drop",
             f"\t\tarp saddr ip != {{ 0.0.0.0, {port.ip} }} drop",
             "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
-            f"\t\tip saddr != {port.ip} drop",
+            f"\t\tip saddr != {_set_literal(sources)} drop",
             "\t\tudp sport 67 drop",
             "\t\tether type { ip, arp } accept",
             "\t\tdrop",
@@ -404,6 +418,13 @@ def render_ruleset(
         ]
     out += _dispatch("saddr", [(p.ip, egress_chain(p.port_id)) for p in egress_ports])
     out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
+    # custom routes: what a route table sends to an appliance meets the appliance's ingress rules
+    for route in sorted(vpc.routes, key=lambda r: (r.route_table_id, r.destination)):
+        if route.sources:
+            out.append(
+                f"\t\tip saddr {_set_literal(list(route.sources))} ip daddr {route.destination} "
+                f"jump {ingress_chain(route.next_hop_port_id)} {_comment(route.route_table_id)}"
+            )
     if privates:
         out.append(f'\t\toifname "{leg}" accept {_comment("to the internet")}')
     out.append("\t}")
