@@ -60,28 +60,3 @@ def test_route_entry_sends_a_vswitchs_traffic_through_the_appliance(net: NetEnv)
     net.driver.sync([base])
     assert not [r for r in ip_json("rule", "show", netns=ns) if r.get("priority") == routing.RULE_PREF_BASE]
     check_reach({("tcp", client_ns, SERVICE, 8080): False})
-
-
-def test_plan_of_two_tables() -> None:
-    """Pure: one kernel table per route table, a rule per source vSwitch, throws for the system routes."""
-    vsws = [vswitch("vsw-a", "10.6.1.0/24"), vswitch("vsw-b", "10.6.2.0/24")]
-    routes = (
-        RouteNet("vtb-b", "0.0.0.0/0", "eni-x", "10.6.2.5", ("10.6.1.0/24",)),
-        RouteNet("vtb-a", "172.16.0.0/12", "eni-y", "10.6.1.5", ("10.6.2.0/24",)),
-        RouteNet("vtb-c", "172.16.0.0/12", "eni-y", "10.6.1.5", ()),  # a table no vSwitch uses
-    )
-    plan = routing.plan(dataclasses.replace(vpc("vpc-p", "10.6.0.0/16", vsws, [], []), routes=routes))
-    assert plan.rules == (
-        routing.Rule(10000, "10.6.2.0/24", 1000),
-        routing.Rule(10001, "10.6.1.0/24", 1001),
-    )
-    assert plan.routes == (
-        routing.Route(1000, "10.6.1.0/24", ""),
-        routing.Route(1000, "10.6.2.0/24", ""),
-        routing.Route(1000, "172.16.0.0/12", "10.6.1.5"),
-        routing.Route(1001, "0.0.0.0/0", "10.6.2.5"),
-        routing.Route(1001, "10.6.1.0/24", ""),
-        routing.Route(1001, "10.6.2.0/24", ""),
-    )
-    assert routing.commands(plan, plan) == []
-    assert routing.commands(routing.Plan((), ()), routing.Plan((), ())) == []

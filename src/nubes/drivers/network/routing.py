@@ -9,6 +9,7 @@ table through it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
@@ -76,7 +77,7 @@ def commands(actual: Plan, desired: Plan) -> list[str]:
     return out
 
 
-def parse(rules_json: list[dict[str, object]], routes_json: list[dict[str, object]]) -> Plan:
+def parse(rules_json: Sequence[Mapping[str, object]], routes_json: Sequence[Mapping[str, object]]) -> Plan:
     """The nubes rules and tables found in the namespace (`ip -j rule show`, `ip -j route show
     table all`)."""
     rules = []
