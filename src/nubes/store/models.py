@@ -560,3 +560,79 @@ class PublicAddress(Base):
     client_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     associated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class NatGateway(Base):
+    """An Enhanced NAT gateway of a VPC: a private address in its vSwitch, one SNAT table and one
+    forward (DNAT) table (their ids here), and the EIPs associated with it (PublicAddress rows
+    with instance_type "Nat" and instance_id this id). The data plane is the VPC's leg on the
+    uplink, as for the 1:1 NAT of instances."""
+
+    __tablename__ = "nat_gateways"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    vpc_id: Mapped[str] = mapped_column(ForeignKey("vpcs.id", ondelete="RESTRICT"), index=True)
+    vswitch_id: Mapped[str] = mapped_column(ForeignKey("vswitches.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    nat_type: Mapped[str] = mapped_column(String(16), default="Enhanced")
+    spec: Mapped[str] = mapped_column(String(16), default="")
+    network_type: Mapped[str] = mapped_column(String(16), default="internet")
+    internet_charge_type: Mapped[str] = mapped_column(String(16), default="PayByLcu")
+    eip_bind_mode: Mapped[str] = mapped_column(String(16), default="MULTI_BINDED")
+    icmp_reply_enabled: Mapped[bool] = mapped_column(default=True)
+    deletion_protection: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16))  # Creating | Available | Modifying | Deleting
+    snat_table_id: Mapped[str] = mapped_column(String(64), unique=True)
+    forward_table_id: Mapped[str] = mapped_column(String(64), unique=True)
+    private_ip: Mapped[str] = mapped_column(String(64), default="")  # its address in the vSwitch
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SnatEntry(Base):
+    """An SNAT entry: what leaves the VPC from `source_cidr` (a vSwitch's CIDR when
+    `source_vswitch_id` is set) by the uplink takes one of `snat_ips` (comma-separated public
+    addresses of EIPs associated with the gateway)."""
+
+    __tablename__ = "snat_entries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nat_gateway_id: Mapped[str] = mapped_column(ForeignKey("nat_gateways.id", ondelete="CASCADE"), index=True)
+    snat_table_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    source_cidr: Mapped[str] = mapped_column(String(64))
+    source_vswitch_id: Mapped[str] = mapped_column(String(64), default="")
+    snat_ips: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    eip_affinity: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))  # Pending | Available | Deleting
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ForwardEntry(Base):
+    """A DNAT (port forwarding) entry: what arrives on the uplink for `external_ip` (a public
+    address of an EIP associated with the gateway) and `external_port` is forwarded to
+    `internal_ip`:`internal_port`; protocol tcp, udp or any (any: every port, "any" ports)."""
+
+    __tablename__ = "forward_entries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nat_gateway_id: Mapped[str] = mapped_column(ForeignKey("nat_gateways.id", ondelete="CASCADE"), index=True)
+    forward_table_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    external_ip: Mapped[str] = mapped_column(String(64))
+    external_port: Mapped[str] = mapped_column(String(16))  # "80", "1000/1010" or "any"
+    internal_ip: Mapped[str] = mapped_column(String(64))
+    internal_port: Mapped[str] = mapped_column(String(16))
+    ip_protocol: Mapped[str] = mapped_column(String(8))  # tcp | udp | any
+    name: Mapped[str] = mapped_column(String(128), default="")
+    port_break: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16))  # Pending | Available | Deleting
+    client_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

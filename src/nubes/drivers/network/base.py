@@ -87,7 +87,9 @@ class PublicMapping:
 
     address_id: str  # the EIP's AllocationId (eip-...)
     public_ip: str
-    private_ip: str  # the primary private address of a port of the VPC
+    # The primary private address of a port of the VPC; "" for an EIP of a NAT gateway, which is
+    # held on the uplink (and shaped) but mapped to nothing: SNAT and DNAT entries use it.
+    private_ip: str
     public_cidr: str  # the operator's range the address comes from ("198.18.0.0/24")
     gateway: str = ""  # the range's next hop on the uplink ("" : none, on-link only)
     bandwidth_out: int = 0  # Mbit/s, instance -> internet (0: unshaped)
@@ -108,6 +110,33 @@ class RouteNet:
 
 
 @dataclass(frozen=True)
+class SnatRule:
+    """An SNAT entry of a NAT gateway: what leaves by the uplink from `sources` (CIDR blocks of
+    the VPC) takes one of `public_ips` (public addresses of the VPC held for NAT gateways), the
+    same one for a given source address. A port with its own public address keeps it (ECS: an
+    EIP takes precedence over SNAT)."""
+
+    entry_id: str  # snat-...
+    sources: tuple[str, ...]
+    public_ips: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DnatRule:
+    """A forward (DNAT) entry of a NAT gateway: what arrives on the uplink for `public_ip`
+    (and, unless `protocol` is "any", `protocol` to `public_ports`) goes to `private_ip`
+    (`private_ports`). Ports are "80" or a range "1000-1010" of the same length on both sides;
+    "" for protocol any (every port, unchanged)."""
+
+    entry_id: str  # fwd-...
+    protocol: str  # "tcp" | "udp" | "any"
+    public_ip: str
+    public_ports: str
+    private_ip: str
+    private_ports: str
+
+
+@dataclass(frozen=True)
 class VpcNet:
     vpc_id: str
     cidr: str
@@ -116,6 +145,8 @@ class VpcNet:
     security_groups: tuple[SecurityGroupNet, ...] = ()  # every group a port of this VPC uses
     public: tuple[PublicMapping, ...] = ()  # 1:1 NAT of the VPC's ports on the uplink
     routes: tuple[RouteNet, ...] = ()  # custom route entries whose next hop is a port here
+    snat: tuple[SnatRule, ...] = ()  # the SNAT entries of the VPC's NAT gateways
+    dnat: tuple[DnatRule, ...] = ()  # their forward entries
 
 
 @dataclass(frozen=True)
