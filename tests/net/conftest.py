@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from nubes.drivers.network import names
 from nubes.drivers.network.base import PortNet, SecurityGroupNet, SecurityRule, VpcNet, VSwitchNet
 from nubes.drivers.network.linux import LinuxNetworkDriver
-from nubes.drivers.network.proc import in_netns, ip_json, list_netns, process_cmdline, run
+from nubes.drivers.network.proc import in_netns, ip, ip_json, list_netns, process_cmdline, run, write_sysctls
 
 PROBE_TIMEOUT = 0.3  # a dropped SYN / datagram / echo is reported after this long
 _counter = itertools.count()
@@ -384,3 +385,41 @@ def vpc(
     vpc_id: str, cidr: str, vswitches: list[VSwitchNet], ports: list[PortNet], groups: list[SecurityGroupNet]
 ) -> VpcNet:
     return VpcNet(vpc_id, cidr, tuple(vswitches), tuple(ports), tuple(groups))
+
+
+# ---- the internet, for public addresses ------------------------------------------------------
+
+RANGE = "198.18.0.0/24"
+GATEWAY = "198.18.0.1"
+
+
+def public_host_view() -> tuple[object, ...]:
+    """The host namespace's routes and addresses, and any uplink leg in it (there must be none)."""
+    legs = [
+        link["ifname"] for link in ip_json("link", "show") if link["ifname"].startswith(names.PUBLIC_PREFIX)
+    ]
+    return host_view(), tuple(legs)
+
+
+@pytest.fixture
+def inet(net: NetEnv) -> Iterator[str]:
+    """The internet namespace; the driver's uplink is the host end of its veth."""
+    ns = net.host("inet")
+    uplink = f"{net.prefix}u0"
+    ip("netns", "add", ns)
+    try:
+        ip("link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        with open(f"/proc/sys/net/ipv6/conf/{uplink}/disable_ipv6", "w") as f:
+            f.write("1")  # no link-local address or route of it in the host namespace
+        ip("link", "set", uplink, "up")
+        ip("link", "set", "lo", "up", netns=ns)
+        ip("link", "set", "eth0", "up", netns=ns)
+        ip("addr", "add", f"{GATEWAY}/24", "dev", "eth0", netns=ns)
+        write_sysctls(ns, {"net.ipv4.ip_forward": "1"})
+        net.driver.uplink = uplink
+        yield ns
+    finally:
+        net.close_all()
+        net.driver.sync([])
+        ip("link", "del", uplink, check=False)  # at once (a namespace is reaped later)
+        ip("netns", "delete", ns, check=False)

@@ -11,53 +11,29 @@ import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from nubes.drivers.network import names
 from nubes.drivers.network.base import PublicMapping, VpcNet
 from nubes.drivers.network.linux import LinuxNetworkDriver
-from nubes.drivers.network.proc import CommandError, in_netns, ip, ip_json, run, write_sysctls
+from nubes.drivers.network.proc import CommandError, in_netns, ip, ip_json, run
 
-from .conftest import NetEnv, check_reach, group, host_view, pending_peers, rule, tcp_probe, vpc, vswitch
+from .conftest import (
+    GATEWAY,
+    RANGE,
+    NetEnv,
+    check_reach,
+    group,
+    pending_peers,
+    public_host_view,
+    rule,
+    tcp_probe,
+    vpc,
+    vswitch,
+)
 
 pytestmark = pytest.mark.net
-
-RANGE = "198.18.0.0/24"
-GATEWAY = "198.18.0.1"
-
-
-def _host_view() -> tuple[object, ...]:
-    """The host namespace's routes and addresses, and any uplink leg in it (there must be none)."""
-    legs = [
-        link["ifname"] for link in ip_json("link", "show") if link["ifname"].startswith(names.PUBLIC_PREFIX)
-    ]
-    return host_view(), tuple(legs)
-
-
-@pytest.fixture
-def inet(net: NetEnv) -> Iterator[str]:
-    """The internet namespace; the driver's uplink is the host end of its veth."""
-    ns = net.host("inet")
-    uplink = f"{net.prefix}u0"
-    ip("netns", "add", ns)
-    try:
-        ip("link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        with open(f"/proc/sys/net/ipv6/conf/{uplink}/disable_ipv6", "w") as f:
-            f.write("1")  # no link-local address or route of it in the host namespace
-        ip("link", "set", uplink, "up")
-        ip("link", "set", "lo", "up", netns=ns)
-        ip("link", "set", "eth0", "up", netns=ns)
-        ip("addr", "add", f"{GATEWAY}/24", "dev", "eth0", netns=ns)
-        write_sysctls(ns, {"net.ipv4.ip_forward": "1"})
-        net.driver.uplink = uplink
-        yield ns
-    finally:
-        net.close_all()
-        net.driver.sync([])
-        ip("link", "del", uplink, check=False)  # at once (a namespace is reaped later)
-        ip("netns", "delete", ns, check=False)
 
 
 def mapping(address_id: str, public_ip: str, private_ip: str, gateway: str = GATEWAY) -> PublicMapping:
@@ -77,10 +53,10 @@ def web_vpc(net: NetEnv, vpc_id: str, cidr: str, *public: PublicMapping) -> VpcN
 
 
 def test_public_ip_is_1_to_1_nat_both_ways_and_goes_with_the_mapping(net: NetEnv, inet: str) -> None:
-    before = _host_view()
+    before = public_host_view()
     one = web_vpc(net, "vpc-1", "10.60.0.0/16", mapping("eip-1", "198.18.0.10", "10.60.0.10"))
     net.driver.sync([one])
-    assert _host_view() == before  # no route, address or device of the VPC in the host namespace
+    assert public_host_view() == before  # no route, address or device of the VPC in the host namespace
     A, B = net.host("eni-vpc-1-a"), net.host("eni-vpc-1-b")
     web = net.tcp_listen(A, 80)
     net.tcp_listen(A, 22)
@@ -138,7 +114,7 @@ def test_public_ip_is_1_to_1_nat_both_ways_and_goes_with_the_mapping(net: NetEnv
     left = {link["ifname"] for link in ip_json("link", "show", netns=ns)}
     assert leg not in left and names.shaping_device("vpc-1") not in left
     assert ip_json("route", "show", "default", netns=ns) == []
-    assert _host_view() == before
+    assert public_host_view() == before
 
 
 def test_two_vpcs_meet_only_through_public_addresses(net: NetEnv, inet: str) -> None:
@@ -164,13 +140,13 @@ def test_two_vpcs_meet_only_through_public_addresses(net: NetEnv, inet: str) -> 
 
 
 def test_without_uplink_public_mappings_are_not_programmed(net: NetEnv) -> None:
-    before = _host_view()
+    before = public_host_view()
     one = web_vpc(net, "vpc-1", "10.60.0.0/16", mapping("eip-1", "198.18.0.10", "10.60.0.10"))
     net.driver.sync([one])  # the fixture's driver has no uplink
     ns = net.driver.netns_name("vpc-1")
     assert names.public_device("vpc-1") not in {link["ifname"] for link in ip_json("link", "show", netns=ns)}
     assert ip_json("route", "show", "default", netns=ns) == []
-    assert _host_view() == before
+    assert public_host_view() == before
     assert tcp_probe(net.host("eni-vpc-1-a"), GATEWAY, 80) == "unreachable"
 
 
@@ -226,13 +202,18 @@ def test_bandwidth_is_shaped_both_ways_and_changed_live(net: NetEnv, inet: str) 
     A = net.host("eni-vpc-1-a")
     out_rate = throughput(A, inet, GATEWAY)
     in_rate = throughput(inet, A, "198.18.0.10")
-    assert 4.0 <= out_rate <= 5.5, out_rate
-    assert 8.0 <= in_rate <= 11.0, in_rate
+    # within 10% of the set bandwidth, as the issue asks of the data plane
+    assert 4.5 <= out_rate <= 5.5, out_rate
+    assert 9.0 <= in_rate <= 11.0, in_rate
     ns = net.driver.netns_name("vpc-1")
     assert "rate 5Mbit" in run(["tc", "-n", ns, "class", "show", "dev", names.public_device("vpc-1")])
     # ModifyEipAddressAttribute: the new bandwidth applies to the running VPC at once
-    net.driver.sync_vpc(dataclasses.replace(one, public=(dataclasses.replace(shaped, bandwidth_out=20),)))
-    assert 16.0 <= throughput(A, inet, GATEWAY) <= 22.0
+    net.driver.sync_vpc(
+        dataclasses.replace(one, public=(dataclasses.replace(shaped, bandwidth_out=50, bandwidth_in=50),))
+    )
+    out_rate, in_rate = throughput(A, inet, GATEWAY), throughput(inet, A, "198.18.0.10")
+    assert 45.0 <= out_rate <= 55.0, out_rate
+    assert 45.0 <= in_rate <= 55.0, in_rate
 
 
 def test_an_address_moved_to_another_vpc_is_reachable_there_at_once(net: NetEnv, inet: str) -> None:

@@ -4,8 +4,6 @@ state the network agent derives from the store's EIP rows (on the fake driver)."
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -138,15 +136,6 @@ def test_tc_shapes_each_address_out_on_the_leg_and_in_on_the_ifb() -> None:
 
 
 # ---- the desired state from the store --------------------------------------------------------
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[HostWorld]:
-    w = HostWorld(tmp_path)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_an_associated_eip_becomes_a_mapping_of_its_vpc_and_goes_with_unassociate(world: HostWorld) -> None:

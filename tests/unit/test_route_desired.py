@@ -3,25 +3,11 @@ for the vSwitches that use them, to next hops plugged in now."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from nubes.agent.vpcnet import desired_vpcs
 from nubes.drivers.network.base import RouteNet
 from nubes.drivers.network.nft import render_ruleset, validate_vpc
 
 from .host_world import HostWorld
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[HostWorld]:
-    w = HostWorld(tmp_path)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_routes_follow_entries_associations_and_next_hops(world: HostWorld) -> None:

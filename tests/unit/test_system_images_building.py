@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,13 +20,6 @@ from nubes.store.models import Disk, Image
 from .host_world import HostWorld
 
 TINY, DEBIAN = FAKE_IMAGES[1], FAKE_IMAGES[0]
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[HostWorld]:
-    w = HostWorld(tmp_path)
-    yield w
-    w.close()
 
 
 def status_of(world: HostWorld, image_id: str) -> tuple[str, int] | None:

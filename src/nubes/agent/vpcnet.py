@@ -5,29 +5,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from ipaddress import IPv4Network
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from nubes.domain import cidr
 from nubes.domain.netstate import ATTACHED_KINDS, test_host_netns
+from nubes.domain.public_addresses import NAT_GATEWAY
 from nubes.drivers.network.base import (
+    DnatRule,
     PortNet,
     PublicMapping,
     RouteNet,
     SecurityGroupNet,
     SecurityRule,
+    SnatRule,
     VpcNet,
     VSwitchNet,
 )
 from nubes.store.db import Database
 from nubes.store.models import (
+    ForwardEntry,
+    NatGateway,
     NetworkInterface,
     PublicAddress,
     PublicAddressPool,
     RouteEntry,
     SecurityGroup,
     SecurityGroupRule,
+    SnatEntry,
     Vpc,
     VSwitch,
 )
@@ -99,6 +106,7 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                 )
             )
         public = _public_mappings(s, wanted, {p.port_id: p for each in ports.values() for p in each})
+        snat, dnat = _nat_entries(s, wanted, public)
         routes = _routes(s, wanted, ports, table_sources)
         groups: dict[str, list[SecurityGroupNet]] = defaultdict(list)
         all_used = set().union(*used_groups.values()) if used_groups else set()
@@ -118,6 +126,8 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                 tuple(groups[v.id]),
                 tuple(public[v.id]),
                 tuple(routes[v.id]),
+                tuple(snat[v.id]),
+                tuple(dnat[v.id]),
             )
             for v in vpcs
         ]
@@ -157,26 +167,78 @@ def _public_mappings(
     s: Session, vpc_ids: list[str], ports: dict[str, PortNet]
 ) -> dict[str, list[PublicMapping]]:
     """Per VPC, its addresses associated with a plugged-in port (the port's address is the
-    private end; an address whose interface is not plugged in has nothing to map to yet)."""
+    private end; an address whose interface is not plugged in has nothing to map to yet), and
+    the addresses of its NAT gateways (mapped to no port: SNAT and forward entries use them)."""
     gateways = {p.cidr: p.gateway for p in s.scalars(select(PublicAddressPool))}
+    answering = {
+        g.id: g.icmp_reply_enabled
+        for g in s.scalars(select(NatGateway).where(NatGateway.vpc_id.in_(vpc_ids)))
+    }
     found: dict[str, list[PublicMapping]] = defaultdict(list)
     for row in s.scalars(
-        select(PublicAddress)
-        .where(PublicAddress.vpc_id.in_(vpc_ids), PublicAddress.network_interface_id != "")
-        .order_by(PublicAddress.ip_address)
+        select(PublicAddress).where(PublicAddress.vpc_id.in_(vpc_ids)).order_by(PublicAddress.ip_address)
     ):
         port = ports.get(row.network_interface_id)
-        if port is None:
+        nat_gateway = row.instance_type == NAT_GATEWAY and row.instance_id in answering
+        if port is None and not nat_gateway:
             continue
         found[row.vpc_id].append(
             PublicMapping(
                 row.id,
                 row.ip_address,
-                port.ip,
+                port.ip if port is not None else "",
                 row.pool_cidr,
                 gateways.get(row.pool_cidr, ""),
                 row.bandwidth_out,
                 row.bandwidth_in,
+                answers_ping=nat_gateway and answering[row.instance_id],
             )
         )
     return found
+
+
+def _nat_entries(
+    s: Session, vpc_ids: list[str], public: dict[str, list[PublicMapping]]
+) -> tuple[dict[str, list[SnatRule]], dict[str, list[DnatRule]]]:
+    """Per VPC, the SNAT and forward entries of its NAT gateways, with only the addresses the
+    gateway holds (an entry left with none translates nothing)."""
+    held = {vpc_id: {m.public_ip for m in each if not m.private_ip} for vpc_id, each in public.items()}
+    snat: dict[str, list[SnatRule]] = defaultdict(list)
+    for entry, vpc_id in _gateway_entries(s, SnatEntry, vpc_ids):
+        ips = tuple(ip for ip in entry.snat_ips.split(",") if ip in held.get(vpc_id, ()))
+        if ips:
+            snat[vpc_id].append(SnatRule(entry.id, (entry.source_cidr,), ips))
+    dnat: dict[str, list[DnatRule]] = defaultdict(list)
+    for forward, vpc_id in _gateway_entries(s, ForwardEntry, vpc_ids):
+        if forward.external_ip in held.get(vpc_id, ()):
+            dnat[vpc_id].append(dnat_rule(forward))
+    return snat, dnat
+
+
+Entry = TypeVar("Entry", SnatEntry, ForwardEntry)
+
+
+def _gateway_entries(s: Session, model: type[Entry], vpc_ids: list[str]) -> list[tuple[Entry, str]]:
+    """The entries of one kind of the VPCs' NAT gateways, each with its VPC."""
+    rows = s.execute(
+        select(model, NatGateway.vpc_id)
+        .join(NatGateway, NatGateway.id == model.nat_gateway_id)
+        .where(NatGateway.vpc_id.in_(vpc_ids))
+        .order_by(model.id)
+    )
+    return [(entry, vpc_id) for entry, vpc_id in rows]
+
+
+def dnat_rule(forward: ForwardEntry) -> DnatRule:
+    """A forward entry as the driver takes it: ECS writes a port range "1000/1010" and every
+    port "any"."""
+    if forward.ip_protocol == "any":
+        return DnatRule(forward.id, "any", forward.external_ip, "", forward.internal_ip, "")
+    return DnatRule(
+        forward.id,
+        forward.ip_protocol,
+        forward.external_ip,
+        forward.external_port.replace("/", "-"),
+        forward.internal_ip,
+        forward.internal_port.replace("/", "-"),
+    )

@@ -26,7 +26,8 @@ from nubes.store.models import Instance, NetworkInterface, PublicAddress, Public
 ACTIVE, RETIRED = "Active", "Retired"
 EIP, PUBLIC_IP = "Eip", "PublicIp"  # PublicAddress.kind
 AVAILABLE, ASSOCIATING, IN_USE, UNASSOCIATING = "Available", "Associating", "InUse", "Unassociating"
-ECS_INSTANCE, NETWORK_INTERFACE = "EcsInstance", "NetworkInterface"  # PublicAddress.instance_type
+# PublicAddress.instance_type: what the address serves (Nat: a NAT gateway, instance_id its id)
+ECS_INSTANCE, NETWORK_INTERFACE, NAT_GATEWAY = "EcsInstance", "NetworkInterface", "Nat"
 
 NO_RANGE = (
     "nubes has no public address range: the operator starts the server with --public-cidr "

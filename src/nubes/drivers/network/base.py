@@ -94,6 +94,7 @@ class PublicMapping:
     gateway: str = ""  # the range's next hop on the uplink ("" : none, on-link only)
     bandwidth_out: int = 0  # Mbit/s, instance -> internet (0: unshaped)
     bandwidth_in: int = 0  # Mbit/s, internet -> instance (0: unshaped)
+    answers_ping: bool = False  # a NAT gateway's address with IcmpReplyEnabled: echo requests answered
 
 
 @dataclass(frozen=True)

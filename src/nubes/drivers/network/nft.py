@@ -39,19 +39,12 @@ there is never a moment with half a ruleset:
   `output` (connections the VPC router itself opens, e.g. `nubes ssh`) applies the
   destination port's ingress chain, so a group that does not open port 22 keeps them out.
 
-Public addresses (`vpc.public`, 1:1 NAT on the uplink; only rendered when the VPC has some).
-The VPC's leg on the uplink is one device (`public_device`, a macvlan of the uplink inside the
-VPC namespace, holding the public addresses):
-
-* `table ip nubes_nat` — `prerouting` DNATs each public address arriving on the leg to its
-  private address; `postrouting` SNATs each mapped private address leaving by the leg to its
-  public one. Replies are translated back by conntrack.
-* in `forward`: from the leg only what was DNAT-ed passes (`ct status & dnat == 0 drop`: nobody
-  on the uplink reaches a private address by routing to it, another VPC included); to the leg
-  only mapped private addresses leave, never towards the VPC's own CIDR; what passes the
-  source's egress chain and is bound for the leg is accepted (a DNAT-ed packet still meets the
-  destination's ingress chain: security groups decide what reaches an instance).
-* in `input`: nothing from the leg reaches the VPC router itself (metadata, DHCP, gateways).
+Public addresses (`vpc.public`, with the SNAT and forward entries of NAT gateways; only rendered
+when the VPC has some): the VPC's leg on the uplink is one device (`public_device`, a macvlan of
+the uplink inside the VPC namespace, holding the public addresses). The NAT table
+(`table ip nubes_nat`) and the leg's rules in `forward` and `input` are rendered by nat.py; a
+DNAT-ed packet still meets the destination's ingress chain: security groups decide what reaches
+an instance.
 
 Effective rules of a port: the rules of all its groups merged and sorted by priority
 (1 first, 100 last), at equal priority drop before accept, then in the order given (group
@@ -65,9 +58,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from nubes.drivers.network import names
+from nubes.drivers.network import names, nat
 from nubes.drivers.network.base import (
     METADATA_ADDRESS,
     METADATA_PORT,
@@ -76,10 +69,13 @@ from nubes.drivers.network.base import (
     SecurityRule,
     VpcNet,
 )
+from nubes.drivers.network.nftext import comment as _comment
+from nubes.drivers.network.nftext import ip_sort_key as _ip_sort_key
+from nubes.drivers.network.nftext import set_literal as _set_literal
 
 BRIDGE_TABLE = "nubes_guard"
 INET_TABLE = "nubes"
-NAT_TABLE = "nubes_nat"
+NAT_TABLE = nat.NAT_TABLE
 
 PORTED_PROTOCOLS = ("tcp", "udp")
 PORTLESS_PROTOCOLS = {"icmp": "icmp", "gre": "gre"}
@@ -87,20 +83,6 @@ PORTLESS_PROTOCOLS = {"icmp": "icmp", "gre": "gre"}
 
 def ruleset_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _comment(text: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.:/ -]", "_", text)[:120]
-    return f'comment "{safe}"'
-
-
-def _ip_sort_key(ip: str) -> int:
-    return int(ipaddress.IPv4Address(ip))
-
-
-def _set_literal(items: Iterable[str]) -> str:
-    values = list(items)
-    return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
 
 
 def egress_chain(port_id: str) -> str:
@@ -214,7 +196,7 @@ def validate_vpc(vpc: VpcNet) -> None:
     a port on an unknown vSwitch, a bad MAC or kind, a veth without host namespace, an
     address outside its vSwitch or used twice."""
     vswitches = {v.vswitch_id: v for v in vpc.vswitches}
-    _validate_public(vpc)
+    nat.validate_public(vpc)
     port_ids = {p.port_id for p in vpc.ports}
     for route in vpc.routes:
         if route.next_hop_port_id not in port_ids:
@@ -243,55 +225,6 @@ def validate_vpc(vpc: VpcNet) -> None:
         seen[port.ip] = port.port_id
 
 
-def _validate_public(vpc: VpcNet) -> None:
-    port_ips = {p.ip for p in vpc.ports}
-    publics: set[str] = set()
-    privates: set[str] = set()
-    for m in vpc.public:
-        network = ipaddress.IPv4Network(m.public_cidr, strict=False)
-        if ipaddress.IPv4Address(m.public_ip) not in network:
-            raise ValueError(f"{m.address_id}: {m.public_ip} outside {m.public_cidr}")
-        if m.gateway and ipaddress.IPv4Address(m.gateway) not in network:
-            raise ValueError(f"{m.address_id}: gateway {m.gateway} outside {m.public_cidr}")
-        if m.private_ip not in port_ips:
-            raise ValueError(f"{m.address_id}: {m.private_ip} is no port of {vpc.vpc_id}")
-        if m.public_ip in publics:
-            raise ValueError(f"{m.address_id}: {m.public_ip} mapped twice")
-        if m.private_ip in privates:
-            raise ValueError(f"{m.address_id}: {m.private_ip} has two public addresses")
-        if m.bandwidth_out < 0 or m.bandwidth_in < 0:
-            raise ValueError(f"{m.address_id}: negative bandwidth")
-        publics.add(m.public_ip)
-        privates.add(m.private_ip)
-
-
-def _nat_table(vpc: VpcNet, leg: str) -> list[str]:
-    """The 1:1 NAT of the VPC's public addresses on its uplink leg (nothing without any)."""
-    if not vpc.public:
-        return []
-    mappings = sorted(vpc.public, key=lambda m: _ip_sort_key(m.public_ip))
-    out = [
-        f"table ip {NAT_TABLE} {{",
-        "	chain prerouting {",
-        "		type nat hook prerouting priority dstnat; policy accept;",
-    ]
-    out += [
-        f'		iifname "{leg}" ip daddr {m.public_ip} dnat to {m.private_ip} {_comment(m.address_id)}'
-        for m in mappings
-    ]
-    out += [
-        "	}",
-        "	chain postrouting {",
-        "		type nat hook postrouting priority srcnat; policy accept;",
-    ]
-    out += [
-        f'		oifname "{leg}" ip saddr {m.private_ip} snat to {m.public_ip} {_comment(m.address_id)}'
-        for m in mappings
-    ]
-    out += ["	}", "}", ""]
-    return out
-
-
 def _gateways(vpc: VpcNet) -> list[str]:
     return sorted({vsw.gateway for vsw in vpc.vswitches}, key=_ip_sort_key)
 
@@ -313,7 +246,6 @@ def render_ruleset(
 ) -> str:
     """The complete nft script (`nft -f -`) for one VPC namespace. Pure."""
     leg = public_device(vpc.vpc_id)
-    privates = sorted({m.private_ip for m in vpc.public}, key=_ip_sort_key)
     groups = {g.group_id: g for g in vpc.security_groups}
     ports = sorted(vpc.ports, key=lambda p: _ip_sort_key(p.ip))
     members: dict[str, list[str]] = {}
@@ -410,12 +342,7 @@ def render_ruleset(
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
     ]
-    if privates:
-        out += [
-            f'\t\tiifname "{leg}" ct status & dnat == 0 drop {_comment("uplink: public addresses only")}',
-            f'\t\toifname "{leg}" ip saddr != {_set_literal(privates)} drop {_comment("uplink: mapped only")}',
-            f'\t\toifname "{leg}" ip daddr {vpc.cidr} drop {_comment("uplink: not to the own VPC")}',
-        ]
+    out += nat.leg_guard(vpc, leg)
     out += _dispatch("saddr", [(p.ip, egress_chain(p.port_id)) for p in egress_ports])
     out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
     # custom routes: what a route table sends to an appliance meets the appliance's ingress rules
@@ -425,8 +352,7 @@ def render_ruleset(
                 f"\t\tip saddr {_set_literal(list(route.sources))} ip daddr {route.destination} "
                 f"jump {ingress_chain(route.next_hop_port_id)} {_comment(route.route_table_id)}"
             )
-    if privates:
-        out.append(f'\t\toifname "{leg}" accept {_comment("to the internet")}')
+    out += nat.leg_exit(vpc, leg)
     out.append("\t}")
 
     out += [
@@ -437,8 +363,7 @@ def render_ruleset(
         "\t\tct state invalid drop",
         "\t\tmeta nfproto ipv6 drop",
     ]
-    if privates:
-        out.append(f'\t\tiifname "{leg}" drop {_comment("the router is not reachable from the uplink")}')
+    out += nat.leg_input(vpc, leg)
     out += [
         '\t\tudp sport 68 udp dport 67 accept comment "DHCP"',
         f'\t\tip daddr {METADATA_ADDRESS} tcp dport {METADATA_PORT} accept comment "metadata"',
@@ -463,5 +388,5 @@ def render_ruleset(
         "}",
         "",
     ]
-    out += _nat_table(vpc, leg)
+    out += nat.nat_table(vpc, leg)
     return "\n".join(out)
