@@ -27,11 +27,23 @@ GIB = 1 << 30
 SECRET_ID = "nubes-key"
 
 
+# qemu-img times PBKDF2 with the thread's CPU clock to pick the LUKS iteration count; where that
+# clock ticks coarsely (a loaded machine), the first timing can read 0 ms and qemu gives up. The
+# same command succeeds when run again, so it is, a bounded number of times.
+PBKDF_TIMING_FAILED = "Unable to get accurate CPU usage"
+PBKDF_ATTEMPTS = 5
+
+
 def _qemu_img(*args: str, timeout: float = 120) -> str:
-    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise StorageError(f"qemu-img {' '.join(args)}: {result.stderr.strip()[-500:]}")
-    return result.stdout
+    for _ in range(PBKDF_ATTEMPTS):
+        result = subprocess.run(
+            ["qemu-img", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode == 0:
+            return result.stdout
+        if PBKDF_TIMING_FAILED not in result.stderr:
+            break
+    raise StorageError(f"qemu-img {' '.join(args)}: {result.stderr.strip()[-500:]}")
 
 
 def backing_file_name(path: Path) -> str | None:
