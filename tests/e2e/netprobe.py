@@ -17,6 +17,17 @@ if proto == "tcp":
     print("ready", flush=True)
     while True:
         c, _ = s.accept(); c.sendall(b"pong"); c.close()
+elif proto == "whoami":  # HTTP: the body is the address the client came from
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(64)
+    print("ready", flush=True)
+    while True:
+        c, peer = s.accept(); c.settimeout(5)
+        try:
+            c.recv(4096); c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + peer[0].encode())
+        except OSError:
+            pass
+        c.close()
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
     print("ready", flush=True)
@@ -90,3 +101,27 @@ def eventually(check: Callable[[], bool], timeout: float = 20.0, interval: float
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+@contextmanager
+def internet(netns: str, uplink: str, address: str) -> Iterator[str]:
+    """A namespace that stands for the internet: `address` (with its prefix) on its eth0, the
+    other end of a veth whose host end `uplink` is what nubes is given as its uplink (up, with
+    no address and no IPv6, so the host namespace gains no route)."""
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    ip("netns", "add", netns)
+    try:
+        ip("link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        with open(f"/proc/sys/net/ipv6/conf/{uplink}/disable_ipv6", "w") as f:
+            f.write("1")
+        ip("link", "set", uplink, "up")
+        ip("-n", netns, "link", "set", "lo", "up")
+        ip("-n", netns, "link", "set", "eth0", "up")
+        ip("-n", netns, "addr", "add", address, "dev", "eth0")
+        yield netns
+    finally:
+        subprocess.run(["ip", "link", "del", uplink], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
