@@ -27,13 +27,12 @@ pytestmark = pytest.mark.vm
 
 REGION = "cn-hangzhou"
 SMALL = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: kind to software emulation
+REAL_SERVER = ("--driver", "real", "--no-build-images", "--throttle-rate", "0")
 
 
 def _start(tmp: Path, images_dir: Path) -> LiveServer:
     os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
-    return start_server(
-        tmp, None, "sqlite", ["--driver", "real", "--no-build-images", "--throttle-rate", "0"]
-    )
+    return start_server(tmp, None, "sqlite", list(REAL_SERVER))
 
 
 def _teardown(server: LiveServer) -> None:
@@ -230,15 +229,7 @@ def test_agent_killed_while_booting_recovers(
             tmp,
             None,
             "sqlite",
-            [
-                "--driver",
-                "real",
-                "--no-build-images",
-                "--throttle-rate",
-                "0",
-                "--netns-prefix",
-                server.netns_prefix,
-            ],
+            [*REAL_SERVER, "--netns-prefix", server.netns_prefix],
         )
         ecs = tea_ecs(server, net.key)
         assert wait_status(ecs, instance_id, "Running", 300) == "Running"

@@ -20,7 +20,7 @@ from tests.conftest import LiveServer, start_server, tea_vpc, unique_prefix
 from tests.e2e.conftest import Net, make_net
 from tests.e2e.netprobe import eventually, http_get, internet, listening
 
-from .test_instance_lifecycle import REGION, SMALL, _teardown, image_id, nubes_ssh, wait_status
+from .test_instance_lifecycle import REAL_SERVER, REGION, SMALL, _teardown, image_id, nubes_ssh, wait_status
 
 pytestmark = pytest.mark.vm
 
@@ -41,11 +41,7 @@ def public_cloud(
             None,
             "sqlite",
             [
-                "--driver",
-                "real",
-                "--no-build-images",
-                "--throttle-rate",
-                "0",
+                *REAL_SERVER,
                 "--netns-prefix",
                 prefix,
                 "--uplink",
