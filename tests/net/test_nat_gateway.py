@@ -154,3 +154,32 @@ def ip_route_to_private(inet: str) -> None:
     """The worst neighbour: the internet routes each VPC's private block to its gateway's EIP."""
     ip("route", "add", "10.60.0.0/16", "via", NAT_IP, netns=inet)
     ip("route", "add", "10.61.0.0/16", "via", NAT_IP_2, netns=inet)
+
+
+def test_ports_reach_each_other_by_public_addresses_hairpin(net: NetEnv, inet: str) -> None:
+    base = web_vpc(net, "vpc-1", "10.60.0.0/16", mapping("eip-1", "198.18.0.10", "10.60.0.10"))
+    forward = DnatRule("fwd-1", "tcp", NAT_IP, "8080", "10.60.0.10", "80")
+    net.driver.sync([with_gateway(base, nat_address("eip-n1", NAT_IP), dnat=(forward,))])
+    A, B = net.host("eni-vpc-1-a"), net.host("eni-vpc-1-b")
+    web = net.tcp_listen(A, 80)
+    check_reach(
+        {
+            ("tcp", B, "198.18.0.10", 80): True,  # b reaches a by a's EIP
+            ("tcp", B, NAT_IP, 8080): True,  # and by the gateway's forward entry
+            ("tcp", B, NAT_IP, 80): False,  # what no entry forwards stays closed
+        }
+    )
+    # b has no public address and no SNAT entry: a sees the router's address on its vSwitch
+    assert pending_peers(web) == {"10.60.0.253"}
+
+    # with an SNAT entry for b's vSwitch, a sees the gateway's address, as from the internet
+    net.driver.sync_vpc(
+        with_gateway(
+            base,
+            nat_address("eip-n1", NAT_IP),
+            snat=(SnatRule("snat-1", ("10.60.0.0/24",), (NAT_IP,)),),
+            dnat=(forward,),
+        )
+    )
+    check_reach({("tcp", B, "198.18.0.10", 80): True})
+    assert pending_peers(web) == {NAT_IP}

@@ -32,6 +32,13 @@ def gateway_vpc(
     return dataclasses.replace(web(*mappings), snat=snat, dnat=dnat)
 
 
+def chain_rules(text: str, chain: str) -> list[str]:
+    """The rules of a chain of the NAT table, comments cut."""
+    _, _, nat = text.partition(f"table ip {NAT_TABLE} {{")
+    body = nat.split(f"chain {chain} {{", 1)[1].split("\n\t}", 1)[0]
+    return [line.strip().split(" comment ")[0] for line in body.splitlines()[1:] if line.strip()]
+
+
 def test_snat_entries_come_after_own_addresses_most_specific_source_first() -> None:
     text = render_ruleset(
         gateway_vpc(
@@ -44,7 +51,7 @@ def test_snat_entries_come_after_own_addresses_most_specific_source_first() -> N
             ),
         )
     )
-    assert [r for r in nat_rules(text) if "snat" in r] == [
+    assert [r for r in nat_rules(text) if r.startswith(f'oifname "{LEG}"')] == [
         f'oifname "{LEG}" ip saddr 192.168.1.10 snat to 198.18.0.9',  # its own EIP first
         f'oifname "{LEG}" ip saddr 192.168.1.0/24 snat to 198.18.0.30',
         (
@@ -52,6 +59,11 @@ def test_snat_entries_come_after_own_addresses_most_specific_source_first() -> N
             "{ 0 : 198.18.0.30, 1 : 198.18.0.31 }"
         ),
     ]
+    # hairpin: the same translation for what was DNAT-ed inside the VPC, the router's address last
+    hairpin = f'oifname != "{LEG}" ct status dnat'
+    first_hairpin = next(r for r in nat_rules(text) if r.startswith(hairpin))
+    assert first_hairpin == f"{hairpin} ip saddr 192.168.1.10 snat to 198.18.0.9"
+    assert f"{hairpin} ip saddr 192.168.0.0/16 masquerade" in chain_rules(text, "postrouting")
     # what may leave by the leg: the mapped port and the SNAT sources (the port is inside them)
     assert f'oifname "{LEG}" ip saddr != 192.168.0.0/16 drop' in rules_of(text, "forward")
 
@@ -70,13 +82,13 @@ def test_forward_entries_keep_shift_or_map_ports() -> None:
         )
     )
     assert [r for r in nat_rules(text) if "dnat" in r] == [
-        f'iifname "{LEG}" ip daddr 198.18.0.30 tcp dport 80 dnat to 192.168.1.10:8080',
+        "ip daddr 198.18.0.30 tcp dport 80 dnat to 192.168.1.10:8080",
         (
-            f'iifname "{LEG}" ip daddr 198.18.0.30 tcp dport 1000-1001 dnat to 192.168.1.11 : '
+            "ip daddr 198.18.0.30 tcp dport 1000-1001 dnat to 192.168.1.11 : "
             "tcp dport map { 1000 : 2000, 1001 : 2001 }"
         ),
-        f'iifname "{LEG}" ip daddr 198.18.0.30 udp dport 5000-5002 dnat to 192.168.1.11',
-        f'iifname "{LEG}" ip daddr 198.18.0.31 dnat to 192.168.1.11',
+        "ip daddr 198.18.0.30 udp dport 5000-5002 dnat to 192.168.1.11",
+        "ip daddr 198.18.0.31 dnat to 192.168.1.11",
     ]
     # no SNAT entry and no 1:1 port: nothing new may leave by the leg (replies still do)
     assert f'oifname "{LEG}" drop' in rules_of(text, "forward")

@@ -44,10 +44,12 @@ def test_nat_rules_map_each_public_address_both_ways_on_the_leg() -> None:
         web(public("eip-2", "198.18.0.20", "192.168.1.11"), public("eip-1", "198.18.0.9", "192.168.1.10"))
     )
     assert nat_rules(text) == [
-        f'iifname "{LEG}" ip daddr 198.18.0.9 dnat to 192.168.1.10',
-        f'iifname "{LEG}" ip daddr 198.18.0.20 dnat to 192.168.1.11',
+        "ip daddr 198.18.0.9 dnat to 192.168.1.10",  # from the uplink, and from the VPC (hairpin)
+        "ip daddr 198.18.0.20 dnat to 192.168.1.11",
         f'oifname "{LEG}" ip saddr 192.168.1.10 snat to 198.18.0.9',
         f'oifname "{LEG}" ip saddr 192.168.1.11 snat to 198.18.0.20',
+        f'oifname != "{LEG}" ct status dnat ip saddr 192.168.1.10 snat to 198.18.0.9',
+        f'oifname != "{LEG}" ct status dnat ip saddr 192.168.1.11 snat to 198.18.0.20',
     ]
     forward = rules_of(text, "forward")
     assert forward[forward.index("meta nfproto ipv6 drop") + 1 :][:3] == [

@@ -11,6 +11,9 @@ Three kinds of translation share the leg (the VPC's device on the operator's upl
 * forward (DNAT) entries of NAT gateways: a public address and port (or every port, protocol
   "any") forwarded to a private address and port.
 
+A public address is translated whichever side it is reached from: a port reaches another port
+of its VPC by its public address too (hairpin; see `nat_table`).
+
 What crosses the leg (rules of the `forward` and `input` chains, see nft.py): from the leg only
 what was DNAT-ed passes; to the leg only the sources that have a way out (1:1 ports, SNAT
 sources) leave, never towards the VPC's own block; the router itself is unreachable from the
@@ -94,8 +97,8 @@ def _validate_dnat(dnat: DnatRule, held: set[str], vpc_block: ipaddress.IPv4Netw
         raise ValueError(f"{dnat.entry_id}: port ranges of different lengths")
 
 
-def _dnat_line(dnat: DnatRule, leg: str) -> str:
-    head = f'iifname "{leg}" ip daddr {dnat.public_ip}'
+def _dnat_line(dnat: DnatRule) -> str:
+    head = f"ip daddr {dnat.public_ip}"
     tag = comment(dnat.entry_id)
     if dnat.protocol == "any":
         return f"{head} dnat to {dnat.private_ip} {tag}"
@@ -127,37 +130,52 @@ def _forward_order(dnat: DnatRule) -> tuple[int, int, str]:
     return ip_sort_key(dnat.public_ip), first_port, dnat.protocol
 
 
+def _source_rules(vpc: VpcNet, match: str) -> list[str]:
+    """The SNAT of what `match`es: a port's own address first, then the SNAT entries."""
+    mappings = sorted((m for m in vpc.public if m.private_ip), key=lambda m: ip_sort_key(m.public_ip))
+    rules = [
+        f"{match} ip saddr {m.private_ip} snat to {m.public_ip} {comment(m.address_id)}" for m in mappings
+    ]
+    rules += [
+        f"{match} ip saddr {set_literal(address_set(r.sources))} "
+        f"snat to {_snat_target(r.public_ips)} {comment(r.entry_id)}"
+        for r in sorted(vpc.snat, key=_specificity)
+    ]
+    return rules
+
+
 def nat_table(vpc: VpcNet, leg: str) -> list[str]:
-    """The `table ip nubes_nat` of the VPC's public side (nothing without a public address)."""
+    """The `table ip nubes_nat` of the VPC's public side (nothing without a public address).
+
+    DNAT applies to a public address whichever side it comes from, so that a port of the VPC
+    reaches another one by its public address too (hairpin, as in ECS). Such a connection is
+    SNAT-ed as well, to the source's own public address, its SNAT entry's or, without either,
+    the router's address on the destination's vSwitch, so that the reply comes back by the
+    router and is translated back."""
     if not vpc.public:
         return []
     mappings = sorted((m for m in vpc.public if m.private_ip), key=lambda m: ip_sort_key(m.public_ip))
-    forwards = sorted(vpc.dnat, key=_forward_order)
     out = [
         f"table ip {NAT_TABLE} {{",
         "\tchain prerouting {",
         "\t\ttype nat hook prerouting priority dstnat; policy accept;",
     ]
-    out += [
-        f'\t\tiifname "{leg}" ip daddr {m.public_ip} dnat to {m.private_ip} {comment(m.address_id)}'
-        for m in mappings
-    ]
-    out += [f"\t\t{_dnat_line(d, leg)}" for d in forwards]
+    out += [f"\t\tip daddr {m.public_ip} dnat to {m.private_ip} {comment(m.address_id)}" for m in mappings]
+    out += [f"\t\t{_dnat_line(d)}" for d in sorted(vpc.dnat, key=_forward_order)]
     out += [
         "\t}",
         "\tchain postrouting {",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
     ]
+    out += ["\t\t" + rule for rule in _source_rules(vpc, f'oifname "{leg}"')]
+    hairpin = f'oifname != "{leg}" ct status dnat'
+    out += ["\t\t" + rule for rule in _source_rules(vpc, hairpin)]
     out += [
-        f'\t\toifname "{leg}" ip saddr {m.private_ip} snat to {m.public_ip} {comment(m.address_id)}'
-        for m in mappings
+        f"\t\t{hairpin} ip saddr {vpc.cidr} masquerade {comment('hairpin: the reply comes back by the router')}",
+        "\t}",
+        "}",
+        "",
     ]
-    out += [
-        f'\t\toifname "{leg}" ip saddr {set_literal(address_set(r.sources))} '
-        f"snat to {_snat_target(r.public_ips)} {comment(r.entry_id)}"
-        for r in sorted(vpc.snat, key=_specificity)
-    ]
-    out += ["\t}", "}", ""]
     return out
 
 
