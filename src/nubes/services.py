@@ -41,6 +41,7 @@ from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
+from nubes.domain.launch_templates import LaunchTemplates
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
@@ -113,6 +114,7 @@ def build_services(
         consoles=ConsoleOutputs(db, clock),
         eips=Eips(db, clock, notify),
         public_ips=PublicIps(db, clock, notify),
+        launch_templates=LaunchTemplates(db, clock),
     )
 
 

@@ -65,6 +65,7 @@ RESOURCE_STEMS = {
     "resource": "resource",  # typed by the action's ResourceType parameter
     "allocation": "eip",
     "associatedinstance": "instance",
+    "launchtemplate": "launchtemplate",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -73,6 +74,7 @@ NOT_RESOURCES = {
     "zone",
     "destinationregion",
     "resourcegroup",
+    "templateresourcegroup",
     "kmskey",
     "dedicatedhost",
     "dedicatedhostcluster",
@@ -100,6 +102,7 @@ TAG_TYPES = {
         "securitygroup": "securitygroup",
         "eni": "eni",
         "keypair": "keypair",
+        "launchtemplate": "launchtemplate",
     },
     "vpc": {"VPC": "vpc", "VSWITCH": "vswitch", "ROUTETABLE": "routetable"},
 }
@@ -188,6 +191,7 @@ def made_up(real: str) -> str:
 
 
 _ID = re.compile(r"\b[a-z]{1,4}-[a-z0-9]{16,}\b")
+_VERSION_MADE = re.compile(r'("LaunchTemplateVersionNumber": )[0-9]+')
 
 
 @dataclass(frozen=True)
@@ -199,13 +203,15 @@ class Answer:
 
     def normalised(self, probed: str, a: Tenant, b: Tenant) -> Answer:
         """The probed ID as <ID>, A's other IDs as <A>, and IDs made by the call (neither A's nor
-        B's) as <NEW>: two successful creates differ only in what they made."""
+        B's) as <NEW>: two successful creates differ only in what they made (a new launch
+        template version also in its number)."""
         known = set(b.ids.values())
 
         def clean(text: str) -> str:
             text = text.replace(probed, "<ID>")
             for value in a.ids.values():
                 text = text.replace(value, "<A>")
+            text = _VERSION_MADE.sub(r"\1<NEW>", text)
             return _ID.sub(lambda m: m.group(0) if m.group(0) in known else "<NEW>", text)
 
         return Answer(self.status, self.code, clean(self.message), clean(self.body))
@@ -397,6 +403,14 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
     )["RouteEntryId"]
     eip = t.ok("vpc", "AllocateEipAddress", RegionId=REGION, Name=f"{label}-eip", Description=label)
     ids["eip"] = eip["AllocationId"]
+    ids["launchtemplate"] = t.ok(
+        "ecs",
+        "CreateLaunchTemplate",
+        RegionId=REGION,
+        LaunchTemplateName=f"{label}-template",
+        InstanceType="ecs.g7.large",
+        VSwitchId=ids["vswitch"],
+    )["LaunchTemplateId"]
     t.ok("vpc", "AssociateEipAddress", RegionId=REGION, AllocationId=ids["eip"], InstanceId=ids["instance"])
     ids["policy"] = t.ecs(
         "CreateAutoSnapshotPolicy",

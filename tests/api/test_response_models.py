@@ -287,6 +287,9 @@ class Caller:
             "DescribeKeyPairs": lambda: {"IncludePublicKey": "true"},
             "ListTagResources": lambda: {"ResourceType": "instance", "ResourceId.1": ids["instance"]},
             "CreateKeyPair": lambda: {"KeyPairName": f"kp-new-{unique}"},
+            "CreateLaunchTemplate": lambda: {"LaunchTemplateName": f"lt-new-{unique}"},
+            "ModifyLaunchTemplateDefaultVersion": lambda: {"DefaultVersionNumber": "1"},
+            "DeleteLaunchTemplateVersion": lambda: {"DeleteVersion.1": self.new_template_version()},
             "ImportKeyPair": lambda: {"KeyPairName": f"kp-imported-{unique}", "PublicKeyBody": PUBLIC_KEY},
             "CreateVSwitch": lambda: {"CidrBlock": f"{WORLD_CIDR}.9.0/24"},
             "CreateImage": lambda: {"InstanceId": ids["instance"], "ImageName": f"image-{unique}"},
@@ -369,6 +372,16 @@ class Caller:
         )
         return {"ResourceType": "VPC", "ResourceId.1": vpc_id}
 
+    def new_template_version(self) -> str:
+        """A version of the launch template in use that is not its default one (made now)."""
+        body = self.tenant.ecs(
+            "CreateLaunchTemplateVersion",
+            RegionId=REGION,
+            LaunchTemplateId=self.tenant.ids["launchtemplate"],
+            InstanceType="ecs.g7.large",
+        )
+        return str(body["LaunchTemplateVersionNumber"])
+
     def free_vswitch(self) -> str:
         """A vSwitch of the world's VPC that no custom table uses (made once)."""
         if not self.free_vswitch_id:
@@ -424,6 +437,8 @@ class Caller:
             self.custom_table = body["RouteTableId"]
         if stage(spec) == 0:
             for kind, new in created_ids(body):
+                if new == ids[kind]:
+                    continue  # made something in it (a launch template's version), not a new one
                 self.earlier.setdefault(kind, []).append(ids[kind])
                 ids[kind] = new
         elif stage(spec) == 4:

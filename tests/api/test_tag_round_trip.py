@@ -28,7 +28,7 @@ from .test_instances_api import Lab, error_of
 from .test_vpc_api import REGION, ZONE, wait_available, wait_vswitch
 
 # Types the store accepts whose resources nubes cannot make yet: the action that would make them.
-UNMADE = {"launchtemplate": "CreateLaunchTemplate", "ddh": "AllocateDedicatedHosts"}
+UNMADE = {"ddh": "AllocateDedicatedHosts"}
 
 Pairs = list[tuple[str, str]]
 
@@ -46,6 +46,9 @@ class Kind:
     id_param: str
     id_field: str
     id_format: Callable[[str], Any] = str
+    # Where the kind's own tags go at creation and in the Describe filter (a launch template's
+    # Tag.N are the tags of the instances it launches; its own are TemplateTag.N).
+    tag_param: str = "Tag"
 
     @property
     def wire_type(self) -> str:
@@ -55,7 +58,8 @@ class Kind:
     def creation_tags(self) -> bool:
         """The Create action documents Tag.N (the official catalog says)."""
         return (
-            self.create is not None and "Tag.N.Key" in official_actions(self.product)[self.create]["request"]
+            self.create is not None
+            and f"{self.tag_param}.N.Key" in official_actions(self.product)[self.create]["request"]
         )
 
 
@@ -90,6 +94,16 @@ KINDS = {
             lambda v: [v],
         ),
         Kind("ecs", "keypair", "CreateKeyPair", "DescribeKeyPairs", "KeyPairName", "KeyPairName"),
+        Kind(
+            "ecs",
+            "launchtemplate",
+            "CreateLaunchTemplate",
+            "DescribeLaunchTemplates",
+            "LaunchTemplateId",
+            "LaunchTemplateId",
+            lambda v: [v],
+            tag_param="TemplateTag",
+        ),
         Kind("vpc", "vpc", "CreateVpc", "DescribeVpcs", "VpcId", "VpcId"),
         Kind("vpc", "vswitch", "CreateVSwitch", "DescribeVSwitches", "VSwitchId", "VSwitchId"),
         Kind("vpc", "routetable", None, "DescribeRouteTableList", "RouteTableId", "RouteTableId"),
@@ -144,7 +158,7 @@ class World:
     # ---- making one resource of each type, with its creation tags -------------------------------
 
     def make(self, kind: Kind, tags: Pairs) -> str:
-        wire_tags = {"Tag": [{"Key": k, "Value": v} for k, v in tags]} if tags else {}
+        wire_tags = {kind.tag_param: [{"Key": k, "Value": v} for k, v in tags]} if tags else {}
         if kind.type == "routetable":
             return str(self.call("vpc", "CreateVpc", {"CidrBlock": "10.92.0.0/16"})["RouteTableId"])
         body = self.call(kind.product, str(kind.create), {**self.create_params(kind.type), **wire_tags})
@@ -169,6 +183,7 @@ class World:
             "securitygroup": lambda: {"VpcId": lab.vpc_id},
             "eni": lambda: {"VSwitchId": lab.vswitch_id, "SecurityGroupId": lab.group_id},
             "keypair": lambda: {"KeyPairName": f"kp-{uuid.uuid4().hex[:8]}"},
+            "launchtemplate": lambda: {"LaunchTemplateName": f"lt-{uuid.uuid4().hex[:8]}"},
             "vpc": lambda: {"CidrBlock": "10.93.0.0/16"},
             "vswitch": lambda: {"VpcId": lab.vpc_id, "ZoneId": ZONE, "CidrBlock": self.free_cidr()},
         }
@@ -208,7 +223,7 @@ class World:
     def ids_tagged(self, kind: Kind, tags: list[tuple[str, str | None]]) -> set[str]:
         """The ids the kind's Describe action answers for a Tag.N filter alone."""
         wire = [{"Key": k, **({"Value": v} if v is not None else {})} for k, v in tags]
-        return {str(i[kind.id_field]) for i in self.describe(kind, {"Tag": wire})}
+        return {str(i[kind.id_field]) for i in self.describe(kind, {kind.tag_param: wire})}
 
     def listed(self, kind: Kind, resource_id: str) -> Pairs:
         body = self.call(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,12 +168,15 @@ class ApiApp:
             wait = self.throttle.admit(call.principal.account_id, call.spec.name)
             if wait:
                 raise errors.throttling(wait)
-            refuse_unsupported(call.spec.refused, call.request.params)
-            check_owner(call.principal, call.request.params)
-            params = parse_params(call.spec.params, call.request.params)
+            wire: Mapping[str, str] = call.request.params
             context = ActionContext(
-                call.request_id, call.principal, self.services, call.spec.product, call.spec.name
+                call.request_id, call.principal, self.services, call.spec.product, call.spec.name, wire
             )
+            if call.spec.wire_defaults is not None:
+                wire = call.spec.wire_defaults(context, wire)
+            refuse_unsupported(call.spec.refused, wire)
+            check_owner(call.principal, wire)
+            params = parse_params(call.spec.params, wire)
             result = self._run(call.spec, context, params)
             body = in_order(
                 {"RequestId": call.request_id, **result}, orders_of(call.spec.product, call.spec.name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from nubes.domain.accounts import Principal
 from nubes.domain.common import Scope
@@ -17,6 +18,9 @@ class ActionContext:
     services: Services
     product: str
     action: str
+    # The request's parameters as sent (wire names and strings), for the actions that keep them
+    # as given: a launch template's version stores what it was created with.
+    wire: Mapping[str, str] = field(default_factory=dict)
 
     def scope(self, region_id: str) -> Scope:
         """The caller's resources in a region (which must exist)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from nubes.api.context import ActionContext
 
 Handler = Callable[["ActionContext", dict[str, Any]], dict[str, Any]]
+# Completes a request's wire parameters before they are checked and parsed (RunInstances takes
+# what its LaunchTemplateId names under what the request gives).
+WireDefaults = Callable[["ActionContext", Mapping[str, str]], Mapping[str, str]]
 
 HOST_IDS = {"ecs": "ecs.aliyuncs.com", "vpc": "vpc.aliyuncs.com"}
 
@@ -30,6 +33,7 @@ class ActionSpec:
     idempotent: bool = False
     # The official catalog's parameters of the action that it does not declare: refused when given.
     refused: frozenset[str] = frozenset()
+    wire_defaults: WireDefaults | None = None
 
 
 class ActionTable:
@@ -40,11 +44,26 @@ class ActionTable:
         self.specs: list[ActionSpec] = []
 
     def define(
-        self, name: str, params: Sequence[Param] = (), *, idempotent: bool = False
+        self,
+        name: str,
+        params: Sequence[Param] = (),
+        *,
+        idempotent: bool = False,
+        wire_defaults: WireDefaults | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else ""
-            self.specs.append(ActionSpec(self.product, name, tuple(params), handler, summary, idempotent))
+            self.specs.append(
+                ActionSpec(
+                    self.product,
+                    name,
+                    tuple(params),
+                    handler,
+                    summary,
+                    idempotent,
+                    wire_defaults=wire_defaults,
+                )
+            )
             return handler
 
         return register

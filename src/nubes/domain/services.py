@@ -22,6 +22,7 @@ from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
+from nubes.domain.launch_templates import LaunchTemplates
 from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
@@ -82,3 +83,4 @@ class Services:
     consoles: ConsoleOutputs  # the console tails the host agents record
     eips: Eips
     public_ips: PublicIps
+    launch_templates: LaunchTemplates

@@ -19,6 +19,7 @@ from nubes.store.models import (
     Image,
     Instance,
     KeyPair,
+    LaunchTemplate,
     NetworkInterface,
     RouteTable,
     SecurityGroup,
@@ -58,6 +59,7 @@ _OWNED: dict[str, Any] = {
     "image": Image,
     "vpc": Vpc,
     "vswitch": VSwitch,
+    "launchtemplate": LaunchTemplate,
 }
 
 

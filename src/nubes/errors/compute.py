@@ -167,3 +167,50 @@ def key_pair_already_exist(message: str) -> ApiError:
 
 def quota_exceed_key_pair(message: str) -> ApiError:
     return ApiError("QuotaExceed.KeyPair", message, 403)
+
+
+# ---- Launch templates ----------------------------------------------------------------------------
+
+
+def invalid_launch_template_not_found(template_id: str = "", name: str = "") -> ApiError:
+    return ApiError(
+        "InvalidLaunchTemplate.NotFound",
+        f'The specified LaunchTemplateId "{template_id}" LaunchTemplateName "{name}" is not found.',
+        404,
+    )
+
+
+def invalid_launch_template_version_not_found(template_id: str, version: object) -> ApiError:
+    return ApiError(
+        "InvalidLaunchTemplateVersion.NotFound",
+        f'The specified LaunchTemplateId "{template_id}" Version "{version}" is not found.',
+        404,
+    )
+
+
+def launch_template_limit_exceed(limit: int) -> ApiError:
+    return ApiError(
+        "LaunchTemplateLimitExceed", f"The maximum number of templates is exceeded: {limit} per region.", 403
+    )
+
+
+def launch_template_version_limit_exceed(limit: int) -> ApiError:
+    return ApiError(
+        "LaunchTemplateVersionLimitExceed",
+        f"The maximum number of template's versions is exceeded: {limit} per template.",
+        403,
+    )
+
+
+def launch_template_name_duplicated(name: str) -> ApiError:
+    return ApiError(
+        "LaunchTemplateName.Duplicated", f'The specified LaunchTemplateName "{name}" already exist.', 403
+    )
+
+
+def invalid_operation_delete_default_version(template_id: str, version: int) -> ApiError:
+    return ApiError(
+        "InvalidOperation.DeleteDefaultVersion",
+        f"Version {version} is the default version of {template_id}: it cannot be deleted.",
+        403,
+    )

@@ -636,3 +636,40 @@ class ForwardEntry(Base):
     status: Mapped[str] = mapped_column(String(16))  # Pending | Available | Deleting
     client_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LaunchTemplate(Base):
+    """A launch template: its versions hold what RunInstances and CreateInstance take, as the
+    wire parameters the version was created with (launch_template_versions)."""
+
+    __tablename__ = "launch_templates"
+    __table_args__ = (UniqueConstraint("account_id", "region_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    default_version: Mapped[int] = mapped_column(Integer, default=1)
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LaunchTemplateVersion(Base):
+    __tablename__ = "launch_template_versions"
+    __table_args__ = (UniqueConstraint("template_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey("launch_templates.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    # The version's launch parameters: a JSON object of wire names to wire values
+    # ({"InstanceType": "ecs.g6.large", "DataDisk.1.Size": "40", ...}).
+    data: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

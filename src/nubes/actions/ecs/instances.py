@@ -4,6 +4,7 @@ instance_power.py and instance_changes.py)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from nubes import errors
@@ -30,6 +31,7 @@ from nubes.domain import public_addresses as pa
 from nubes.domain.common import Scope
 from nubes.domain.instance_queries import EXPIRES_AT, InstanceFilter
 from nubes.domain.launch import DiskRequest, LaunchRequest
+from nubes.domain.launch_templates import TemplateRef, merge
 from nubes.store.models import Image, Instance, NetworkInterface, PublicAddress
 
 actions = ActionTable("ecs")
@@ -179,20 +181,49 @@ def _run_param(param: Param) -> Param:
     return param
 
 
+RUN_INSTANCES_PARAMS: list[Param] = [
+    # RunInstances documents InstanceType optional (a launch template may give it); without one
+    # from either, the handler asks for it, with ECS's MissingParameter.
+    *(_run_param(p) for p in LAUNCH_PARAMS),
+    Integer("Amount", minimum=1, maximum=100, default=1),
+    Integer("MinAmount", minimum=1, maximum=100),
+    StringList("SecurityGroupIds", max_items=5, item_max_length=64),
+    StringList("HostNames", max_items=100, item_max_length=64),
+    Boolean("UniqueSuffix", default=False),
+    String("AutoReleaseTime", max_length=32),
+]
+LAUNCH_TEMPLATE_PARAMS = [
+    String("LaunchTemplateId", max_length=64),
+    String("LaunchTemplateName", max_length=128),
+    Integer("LaunchTemplateVersion", minimum=1),
+]
+
+
+def _from_launch_template(ctx: ActionContext, wire: Mapping[str, str]) -> Mapping[str, str]:
+    """RunInstances with LaunchTemplateId or LaunchTemplateName: the version's parameters (the
+    default version unless LaunchTemplateVersion names one) under the request's own."""
+    template_id, name = wire.get("LaunchTemplateId") or None, wire.get("LaunchTemplateName") or None
+    if not (template_id or name):
+        return wire
+    version_text = wire.get("LaunchTemplateVersion") or ""
+    if version_text and not version_text.isdigit():
+        raise errors.invalid_parameter("LaunchTemplateVersion", "It must be a version number.")
+    if not wire.get("RegionId"):
+        raise errors.missing_parameter("RegionId")
+    kept = ctx.services.launch_templates.launch_parameters(
+        ctx.scope(wire["RegionId"]),
+        TemplateRef(template_id, name),
+        int(version_text) if version_text else None,
+    )
+    kept.pop("VpcId", None)  # the template's note of its vSwitch's VPC: RunInstances has none
+    return merge(kept, wire)
+
+
 @actions.define(
     "RunInstances",
-    [
-        # RunInstances documents InstanceType optional (a launch template may give it); nubes
-        # refuses launch templates, so the handler asks for it, with ECS's MissingParameter.
-        *(_run_param(p) for p in LAUNCH_PARAMS),
-        Integer("Amount", minimum=1, maximum=100, default=1),
-        Integer("MinAmount", minimum=1, maximum=100),
-        StringList("SecurityGroupIds", max_items=5, item_max_length=64),
-        StringList("HostNames", max_items=100, item_max_length=64),
-        Boolean("UniqueSuffix", default=False),
-        String("AutoReleaseTime", max_length=32),
-    ],
+    [*RUN_INSTANCES_PARAMS, *LAUNCH_TEMPLATE_PARAMS],
     idempotent=True,
+    wire_defaults=_from_launch_template,
 )
 def run_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Create and start 1 to 100 instances; they are Pending, then Starting, then Running."""
