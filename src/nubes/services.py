@@ -41,6 +41,8 @@ from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
+from nubes.domain.nat_entries import ForwardEntries, SnatEntries
+from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
@@ -113,6 +115,9 @@ def build_services(
         consoles=ConsoleOutputs(db, clock),
         eips=Eips(db, clock, notify),
         public_ips=PublicIps(db, clock, notify),
+        nat_gateways=NatGateways(db, clock, notify),
+        snat_entries=SnatEntries(db, clock, notify),
+        forward_entries=ForwardEntries(db, clock, notify),
     )
 
 

@@ -65,6 +65,12 @@ RESOURCE_STEMS = {
     "resource": "resource",  # typed by the action's ResourceType parameter
     "allocation": "eip",
     "associatedinstance": "instance",
+    "natgateway": "natgateway",
+    "snattable": "snattable",
+    "forwardtable": "forwardtable",
+    "snatentry": "snatentry",
+    "forwardentry": "forwardentry",
+    "sourcevswitch": "vswitch",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -101,7 +107,13 @@ TAG_TYPES = {
         "eni": "eni",
         "keypair": "keypair",
     },
-    "vpc": {"VPC": "vpc", "VSWITCH": "vswitch", "ROUTETABLE": "routetable"},
+    "vpc": {
+        "VPC": "vpc",
+        "VSWITCH": "vswitch",
+        "ROUTETABLE": "routetable",
+        "EIP": "eip",
+        "NATGATEWAY": "natgateway",
+    },
 }
 
 
@@ -398,6 +410,50 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
     eip = t.ok("vpc", "AllocateEipAddress", RegionId=REGION, Name=f"{label}-eip", Description=label)
     ids["eip"] = eip["AllocationId"]
     t.ok("vpc", "AssociateEipAddress", RegionId=REGION, AllocationId=ids["eip"], InstanceId=ids["instance"])
+    gateway = t.ok(
+        "vpc",
+        "CreateNatGateway",
+        RegionId=REGION,
+        VpcId=ids["vpc"],
+        VSwitchId=ids["vswitch"],
+        Name=f"{label}-ngw",
+        Description=label,
+    )
+    ids["natgateway"] = gateway["NatGatewayId"]
+    ids["snattable"] = gateway["SnatTableIds"]["SnatTableId"][0]
+    ids["forwardtable"] = gateway["ForwardTableIds"]["ForwardTableId"][0]
+    nat_eip = t.ok("vpc", "AllocateEipAddress", RegionId=REGION)
+    t.ok(
+        "vpc",
+        "AssociateEipAddress",
+        RegionId=REGION,
+        AllocationId=nat_eip["AllocationId"],
+        InstanceId=ids["natgateway"],
+        InstanceType="Nat",
+    )
+    ids["nat_ip"] = nat_eip["EipAddress"]
+    ids["snatentry"] = t.ok(
+        "vpc",
+        "CreateSnatEntry",
+        RegionId=REGION,
+        SnatTableId=ids["snattable"],
+        SourceVSwitchId=ids["vswitch"],
+        SnatIp=ids["nat_ip"],
+        SnatEntryName=f"{label}-snat",
+    )["SnatEntryId"]
+    ids["internal_ip"] = f"{cidr}.1.20"
+    ids["forwardentry"] = t.ok(
+        "vpc",
+        "CreateForwardEntry",
+        RegionId=REGION,
+        ForwardTableId=ids["forwardtable"],
+        ExternalIp=ids["nat_ip"],
+        ExternalPort="80",
+        IpProtocol="tcp",
+        InternalIp=ids["internal_ip"],
+        InternalPort="8080",
+        ForwardEntryName=f"{label}-dnat",
+    )["ForwardEntryId"]
     ids["policy"] = t.ecs(
         "CreateAutoSnapshotPolicy",
         regionId=REGION,
@@ -450,6 +506,12 @@ def plausible(b: Tenant, tmp: Path) -> dict[str, str]:
         "publickeybody": PUBLIC_KEY,
         "ossbucket": str(tmp),
         "diskcategory": "cloud_essd",
+        # B's own NAT gateway's EIP and an address of B's VPC, on ports B's entry does not take
+        "snatip": b.ids["nat_ip"],
+        "externalip": b.ids["nat_ip"],
+        "internalip": b.ids["internal_ip"],
+        "externalport": "81",
+        "internalport": "8081",
     }
     return values
 

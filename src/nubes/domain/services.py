@@ -22,6 +22,8 @@ from nubes.domain.eips import Eips
 from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
+from nubes.domain.nat_entries import ForwardEntries, SnatEntries
+from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
@@ -82,3 +84,6 @@ class Services:
     consoles: ConsoleOutputs  # the console tails the host agents record
     eips: Eips
     public_ips: PublicIps
+    nat_gateways: NatGateways
+    snat_entries: SnatEntries
+    forward_entries: ForwardEntries
