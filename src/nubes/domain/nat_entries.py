@@ -338,9 +338,10 @@ def check_ports(protocol: str, external: str, internal: str) -> tuple[str, str]:
     """The ports as stored: "any" on both sides with protocol any, else ports or equal ranges."""
     if protocol == ANY or ANY in (external.lower(), internal.lower()):
         if protocol != ANY or external.lower() != ANY or internal.lower() != ANY:
+            # the first port that disagrees with the protocol
+            wrong = "ExternalPort" if (external.lower() == ANY) != (protocol == ANY) else "InternalPort"
             raise errors.invalid_malformed(
-                "ExternalPort" if external.lower() != ANY else "InternalPort",
-                'IpProtocol any takes ExternalPort and InternalPort "any", and only it does.',
+                wrong, 'IpProtocol any takes ExternalPort and InternalPort "any", and only it does.'
             )
         return ANY, ANY
     outside, inside = _port_range("ExternalPort", external), _port_range("InternalPort", internal)
@@ -398,6 +399,12 @@ class ForwardEntries(_Table[ForwardEntry]):
             raise errors.forbidden_internal_ip_out_of_vpc_cidr(
                 f"The specified InternalIp {internal_ip} is not in the CIDR block {vpc.cidr} of the VPC {vpc.id}."
             )
+        snat = snat_ips_of(_snat_entries(s, gateway.id))
+        if external_ip in snat and not _shares_with_snat(mapping):
+            raise errors.forbidden_external_ip_used_in_snat_table(
+                f"The specified ExternalIp {external_ip} is used by an SNAT entry: it forwards only ports up "
+                "to 1024, or others with PortBreak, and never with IpProtocol any."
+            )
         others = [e for e in _forward_entries(s, gateway.id) if e.id != itself]
         for other in others:
             same_protocol = ANY in (protocol, other.ip_protocol) or protocol == other.ip_protocol
@@ -413,12 +420,6 @@ class ForwardEntries(_Table[ForwardEntry]):
                     f"The forward entry {other.id} already forwards to {internal_ip} {other.ip_protocol} "
                     f"{other.internal_port}: an internal address, port and protocol take one mapping."
                 )
-        snat = snat_ips_of(_snat_entries(s, gateway.id))
-        if external_ip in snat and not _shares_with_snat(mapping):
-            raise errors.forbidden_external_ip_used_in_snat_table(
-                f"The specified ExternalIp {external_ip} is used by an SNAT entry: it forwards only ports up "
-                "to 1024, or others with PortBreak, and never with IpProtocol any."
-            )
         if not itself and len(others) >= self._quota:
             raise errors.quota_exceeded(f"A forward table has at most {self._quota} entries; it is full.")
         return mapping
