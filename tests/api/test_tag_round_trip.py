@@ -93,6 +93,8 @@ KINDS = {
         Kind("vpc", "vpc", "CreateVpc", "DescribeVpcs", "VpcId", "VpcId"),
         Kind("vpc", "vswitch", "CreateVSwitch", "DescribeVSwitches", "VSwitchId", "VSwitchId"),
         Kind("vpc", "routetable", None, "DescribeRouteTableList", "RouteTableId", "RouteTableId"),
+        Kind("vpc", "eip", "AllocateEipAddress", "DescribeEipAddresses", "AllocationId", "AllocationId"),
+        Kind("vpc", "natgateway", "CreateNatGateway", "DescribeNatGateways", "NatGatewayId", "NatGatewayId"),
     )
 }
 
@@ -171,6 +173,8 @@ class World:
             "keypair": lambda: {"KeyPairName": f"kp-{uuid.uuid4().hex[:8]}"},
             "vpc": lambda: {"CidrBlock": "10.93.0.0/16"},
             "vswitch": lambda: {"VpcId": lab.vpc_id, "ZoneId": ZONE, "CidrBlock": self.free_cidr()},
+            "eip": dict,
+            "natgateway": lambda: {"VpcId": lab.vpc_id, "VSwitchId": lab.vswitch_id},
         }
         return made[kind]()
 
@@ -368,6 +372,8 @@ DELETES = {
     "securitygroup": ("DeleteSecurityGroup", "SecurityGroupId"),
     "vswitch": ("DeleteVSwitch", "VSwitchId"),
     "vpc": ("DeleteVpc", "VpcId"),
+    "eip": ("ReleaseEipAddress", "AllocationId"),
+    "natgateway": ("DeleteNatGateway", "NatGatewayId"),
 }
 
 
