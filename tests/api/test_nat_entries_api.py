@@ -111,6 +111,8 @@ def test_snat_entries(g: Gateway) -> None:
     assert (ip_list.using_status, ip_list.snat_entry_enabled) == ("UsedBySnatTable", True)
     assert w.attribute(g.id).snat_table.snat_entry_count == 2
 
+    dry = error_of(lambda: g.modify_snat(custom, snat_entry_name="never", dry_run=True))
+    assert dry.code == "DryRunOperation"
     g.modify_snat(custom, snat_ip=g.ips[1], snat_entry_name="renamed", eip_affinity=0)
     [listed] = g.snats(snat_table_id=g.snat_table, snat_entry_id=custom).snat_table_entries.snat_table_entry
     assert (listed.snat_ip, listed.snat_entry_name, listed.eip_affinity) == (g.ips[1], "renamed", "0")
@@ -225,6 +227,9 @@ def test_forward_entries(g: Gateway) -> None:
     assert g.forwards(nat_gateway_id=g.id, external_ip=g.ips[1]).total_count == 1
     assert w.attribute(g.id).forward_table.forward_entry_count == 3
 
+    dry = error_of(lambda: g.modify_forward(web, external_port="444", internal_port="8444", dry_run=True))
+    assert dry.code == "DryRunOperation"
+    assert g.forwards(forward_table_id=g.forward_table, external_port="80").total_count == 1
     g.modify_forward(web, external_port="443", internal_port="8443", forward_entry_name="tls")
     [row] = g.forwards(
         forward_table_id=g.forward_table, forward_entry_id=web
