@@ -42,6 +42,8 @@ from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
+from nubes.domain.nat_entries import ForwardEntries, SnatEntries
+from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
@@ -115,6 +117,9 @@ def build_services(
         eips=Eips(db, clock, notify),
         public_ips=PublicIps(db, clock, notify),
         launch_templates=LaunchTemplates(db, clock),
+        nat_gateways=NatGateways(db, clock, notify),
+        snat_entries=SnatEntries(db, clock, notify),
+        forward_entries=ForwardEntries(db, clock, notify),
     )
 
 

@@ -66,6 +66,12 @@ RESOURCE_STEMS = {
     "allocation": "eip",
     "associatedinstance": "instance",
     "launchtemplate": "launchtemplate",
+    "natgateway": "natgateway",
+    "snattable": "snattable",
+    "forwardtable": "forwardtable",
+    "snatentry": "snatentry",
+    "forwardentry": "forwardentry",
+    "sourcevswitch": "vswitch",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -104,7 +110,13 @@ TAG_TYPES = {
         "keypair": "keypair",
         "launchtemplate": "launchtemplate",
     },
-    "vpc": {"VPC": "vpc", "VSWITCH": "vswitch", "ROUTETABLE": "routetable"},
+    "vpc": {
+        "VPC": "vpc",
+        "VSWITCH": "vswitch",
+        "ROUTETABLE": "routetable",
+        "EIP": "eip",
+        "NATGATEWAY": "natgateway",
+    },
 }
 
 
@@ -277,6 +289,12 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         VSwitchName=f"{label}-vsw",
         Description=label,
     )["VSwitchId"]
+    while (
+        t.ok("vpc", "DescribeVSwitchAttributes", RegionId=REGION, VSwitchId=ids["vswitch"])["Status"]
+        != "Available"
+    ):
+        assert time.monotonic() < deadline, "the vSwitch stayed Pending"
+        time.sleep(0.2)
     ids["securitygroup"] = t.ecs(
         "CreateSecurityGroup",
         RegionId=REGION,
@@ -412,6 +430,50 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         VSwitchId=ids["vswitch"],
     )["LaunchTemplateId"]
     t.ok("vpc", "AssociateEipAddress", RegionId=REGION, AllocationId=ids["eip"], InstanceId=ids["instance"])
+    gateway = t.ok(
+        "vpc",
+        "CreateNatGateway",
+        RegionId=REGION,
+        VpcId=ids["vpc"],
+        VSwitchId=ids["vswitch"],
+        Name=f"{label}-ngw",
+        Description=label,
+    )
+    ids["natgateway"] = gateway["NatGatewayId"]
+    ids["snattable"] = gateway["SnatTableIds"]["SnatTableId"][0]
+    ids["forwardtable"] = gateway["ForwardTableIds"]["ForwardTableId"][0]
+    nat_eip = t.ok("vpc", "AllocateEipAddress", RegionId=REGION)
+    t.ok(
+        "vpc",
+        "AssociateEipAddress",
+        RegionId=REGION,
+        AllocationId=nat_eip["AllocationId"],
+        InstanceId=ids["natgateway"],
+        InstanceType="Nat",
+    )
+    ids["nat_ip"] = nat_eip["EipAddress"]
+    ids["snatentry"] = t.ok(
+        "vpc",
+        "CreateSnatEntry",
+        RegionId=REGION,
+        SnatTableId=ids["snattable"],
+        SourceVSwitchId=ids["vswitch"],
+        SnatIp=ids["nat_ip"],
+        SnatEntryName=f"{label}-snat",
+    )["SnatEntryId"]
+    ids["internal_ip"] = f"{cidr}.1.20"
+    ids["forwardentry"] = t.ok(
+        "vpc",
+        "CreateForwardEntry",
+        RegionId=REGION,
+        ForwardTableId=ids["forwardtable"],
+        ExternalIp=ids["nat_ip"],
+        ExternalPort="80",
+        IpProtocol="tcp",
+        InternalIp=ids["internal_ip"],
+        InternalPort="8080",
+        ForwardEntryName=f"{label}-dnat",
+    )["ForwardEntryId"]
     ids["policy"] = t.ecs(
         "CreateAutoSnapshotPolicy",
         regionId=REGION,
@@ -464,6 +526,12 @@ def plausible(b: Tenant, tmp: Path) -> dict[str, str]:
         "publickeybody": PUBLIC_KEY,
         "ossbucket": str(tmp),
         "diskcategory": "cloud_essd",
+        # B's own NAT gateway's EIP and an address of B's VPC, on ports B's entry does not take
+        "snatip": b.ids["nat_ip"],
+        "externalip": b.ids["nat_ip"],
+        "internalip": b.ids["internal_ip"],
+        "externalport": "81",
+        "internalport": "8081",
     }
     return values
 

@@ -192,8 +192,10 @@ def test_eip_on_a_secondary_interface_and_the_refusals(server: LiveServer) -> No
     assert deleting.code == "InvalidOperation.InvalidEniState"
     w.unassociate(eip.allocation_id, instance_id=eni_id, instance_type="NetworkInterface")
 
+    slb = error_of(lambda: w.associate(eip.allocation_id, "lb-123", instance_type="SlbInstance"))
+    assert slb.code == "InvalidParameter.NotSupported" and '"InstanceType"' in slb.message
     nat = error_of(lambda: w.associate(eip.allocation_id, "ngw-123", instance_type="Nat"))
-    assert nat.code == "InvalidParameter.NotSupported" and '"InstanceType"' in nat.message
+    assert (nat.code, nat.status_code) == ("InvalidNatGatewayId.NotFound", 404)
     missing = error_of(
         lambda: w.associate("eip-doesnotexist0000000", eni_id, instance_type="NetworkInterface")
     )

@@ -356,6 +356,8 @@ class Caller:
             },
             "DeleteRouteTable": lambda: {"RouteTableId": self.custom_table},
             "UnassociateEipAddress": lambda: eip_to_eni,
+            # the world's DNAT entry, not the ports a new one takes (plausible's)
+            "DescribeForwardTableEntries": lambda: {"ExternalPort": None, "InternalPort": None},
         }
         table = {**by_action, **vpc_by_action} if spec.product == "vpc" else by_action
         return table.get(spec.name, dict)()

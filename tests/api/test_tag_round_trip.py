@@ -107,6 +107,8 @@ KINDS = {
         Kind("vpc", "vpc", "CreateVpc", "DescribeVpcs", "VpcId", "VpcId"),
         Kind("vpc", "vswitch", "CreateVSwitch", "DescribeVSwitches", "VSwitchId", "VSwitchId"),
         Kind("vpc", "routetable", None, "DescribeRouteTableList", "RouteTableId", "RouteTableId"),
+        Kind("vpc", "eip", "AllocateEipAddress", "DescribeEipAddresses", "AllocationId", "AllocationId"),
+        Kind("vpc", "natgateway", "CreateNatGateway", "DescribeNatGateways", "NatGatewayId", "NatGatewayId"),
     )
 }
 
@@ -186,6 +188,8 @@ class World:
             "launchtemplate": lambda: {"LaunchTemplateName": f"lt-{uuid.uuid4().hex[:8]}"},
             "vpc": lambda: {"CidrBlock": "10.93.0.0/16"},
             "vswitch": lambda: {"VpcId": lab.vpc_id, "ZoneId": ZONE, "CidrBlock": self.free_cidr()},
+            "eip": dict,
+            "natgateway": lambda: {"VpcId": lab.vpc_id, "VSwitchId": lab.vswitch_id},
         }
         return made[kind]()
 
@@ -383,6 +387,8 @@ DELETES = {
     "securitygroup": ("DeleteSecurityGroup", "SecurityGroupId"),
     "vswitch": ("DeleteVSwitch", "VSwitchId"),
     "vpc": ("DeleteVpc", "VpcId"),
+    "eip": ("ReleaseEipAddress", "AllocationId"),
+    "natgateway": ("DeleteNatGateway", "NatGatewayId"),
 }
 
 

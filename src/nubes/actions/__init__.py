@@ -26,7 +26,7 @@ def all_tables() -> list[ActionTable]:
         snapshots,
         tags,
     )
-    from nubes.actions.vpc import eips, routes, vpcs, vswitches
+    from nubes.actions.vpc import eips, forward_entries, nat_gateways, routes, snat_entries, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
     from nubes.actions.vpc import tags as vpc_tags
 
@@ -54,5 +54,8 @@ def all_tables() -> list[ActionTable]:
         vswitches.actions,
         routes.actions,
         eips.actions,
+        nat_gateways.actions,
+        snat_entries.actions,
+        forward_entries.actions,
         vpc_tags.actions,
     ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from nubes import errors
@@ -63,6 +63,16 @@ class Owned(Protocol):
 
 
 R = TypeVar("R", bound=Owned)
+Q = TypeVar("Q", bound=Any)
+
+
+def where_given(query: Select[Q], conditions: Iterable[tuple[ColumnElement[bool], object]]) -> Select[Q]:
+    """The query narrowed by each condition whose parameter was given (a Describe action's
+    filters: an empty value narrows nothing)."""
+    for condition, value in conditions:
+        if value:
+            query = query.where(condition)
+    return query
 
 
 def owned(

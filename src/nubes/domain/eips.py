@@ -1,4 +1,4 @@
-"""Elastic IP addresses: allocate, associate with an instance or a secondary interface,
+"""Elastic IP addresses: allocate, associate with an instance, a secondary interface or a NAT gateway,
 unassociate, release, describe, modify. Statuses move through one table (TRANSITIONS); every
 lookup comes before any check, so that another account's IDs answer as IDs that name nothing."""
 
@@ -15,7 +15,9 @@ from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import instance_states
 from nubes.domain import public_addresses as pa
-from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
+from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned, where_given
+from nubes.domain.nat_entries import ip_uses
+from nubes.domain.nat_gateways import owned_gateway
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.store.db import Database
 from nubes.store.models import Instance, NetworkInterface, PublicAddress
@@ -133,22 +135,50 @@ class Eips:
     ) -> None:
         with self._db.session() as s:
             row = self._eip(s, scope, allocation_id)
-            eni, instance = self._target(s, scope, instance_type, instance_id)
-            check_status("AssociateEipAddress", row)
-            if instance is not None:
-                instance_states.check("AssociateEipAddress", instance.id, instance.status)
-            if private_ip and private_ip != eni.primary_ip:
-                raise errors.invalid_private_ip_address_mismatch(
-                    f"The PrivateIpAddress {private_ip} is not an address of {instance_id}."
-                )
-            if self._holder(s, instance_type, instance_id) is not None:
-                raise errors.invalid_association_duplicated(
-                    f"Specified instance already is associated: {instance_id} has a public address; "
-                    "an instance's public IP becomes an EIP with ConvertNatPublicIpToEip."
-                )
-            pa.associate(row, self._clock.now(), instance_type, instance_id, eni)
-            vpc_id = eni.vpc_id
+            if instance_type == pa.NAT_GATEWAY:
+                self._associate_nat_gateway(s, scope, row, instance_id, private_ip)
+                vpc_id = row.vpc_id
+            else:
+                vpc_id = self._associate_interface(s, scope, row, instance_type, instance_id, private_ip)
         self._notify(vpc_id)
+
+    def _associate_nat_gateway(
+        self, s: Session, scope: Scope, row: PublicAddress, nat_gateway_id: str, private_ip: str | None
+    ) -> None:
+        """Give the EIP to a NAT gateway; PrivateIpAddress, when given, must be the gateway's."""
+        gateway = owned_gateway(s, scope, nat_gateway_id)
+        check_status("AssociateEipAddress", row)
+        if private_ip and private_ip != gateway.private_ip:
+            raise errors.invalid_private_ip_address_mismatch(
+                f"The PrivateIpAddress {private_ip} is not the address of {nat_gateway_id}."
+            )
+        pa.associate_nat_gateway(row, self._clock.now(), gateway)
+
+    def _associate_interface(
+        self,
+        s: Session,
+        scope: Scope,
+        row: PublicAddress,
+        instance_type: str,
+        instance_id: str,
+        private_ip: str | None,
+    ) -> str:
+        """Map the EIP to an instance's primary interface or a secondary one; its VPC."""
+        eni, instance = self._target(s, scope, instance_type, instance_id)
+        check_status("AssociateEipAddress", row)
+        if instance is not None:
+            instance_states.check("AssociateEipAddress", instance.id, instance.status)
+        if private_ip and private_ip != eni.primary_ip:
+            raise errors.invalid_private_ip_address_mismatch(
+                f"The PrivateIpAddress {private_ip} is not an address of {instance_id}."
+            )
+        if self._holder(s, instance_type, instance_id) is not None:
+            raise errors.invalid_association_duplicated(
+                f"Specified instance already is associated: {instance_id} has a public address; "
+                "an instance's public IP becomes an EIP with ConvertNatPublicIpToEip."
+            )
+        pa.associate(row, self._clock.now(), instance_type, instance_id, eni)
+        return eni.vpc_id
 
     @staticmethod
     def _target(
@@ -202,15 +232,18 @@ class Eips:
         with self._db.session() as s:
             row = self._eip(s, scope, allocation_id)
             instance = None
-            if instance_id:
-                _, instance = self._target(
-                    s, scope, instance_type or row.instance_type or pa.ECS_INSTANCE, instance_id
-                )
+            target_type = instance_type or row.instance_type or pa.ECS_INSTANCE
+            mapped_ip = row.private_ip
+            if target_type == pa.NAT_GATEWAY and (instance_id or row.instance_type == pa.NAT_GATEWAY):
+                gateway = owned_gateway(s, scope, instance_id or row.instance_id)
+                mapped_ip = gateway.private_ip
+            elif instance_id:
+                _, instance = self._target(s, scope, target_type, instance_id)
             check_status("UnassociateEipAddress", row)
             if (
                 (instance_id and instance_id != row.instance_id)
                 or (instance_type and instance_type != row.instance_type)
-                or (private_ip and private_ip != row.private_ip)
+                or (private_ip and private_ip != mapped_ip)
             ):
                 raise errors.incorrect_eip_status(
                     f"The EIP {allocation_id} is not associated with what the request names."
@@ -219,8 +252,23 @@ class Eips:
                 instance = s.get(Instance, row.instance_id)
             if instance is not None and not force:
                 instance_states.check("UnassociateEipAddress", instance.id, instance.status)
+            if row.instance_type == pa.NAT_GATEWAY:
+                self._check_unused(s, row)
             vpc_id = pa.dissociate(row)
         self._notify(vpc_id)
+
+    @staticmethod
+    def _check_unused(s: Session, row: PublicAddress) -> None:
+        """A NAT gateway's EIP leaves it only once no SNAT or DNAT entry uses it (Force or not)."""
+        by_snat, by_forward = ip_uses(s, row.instance_id, row.ip_address)
+        if by_snat:
+            raise errors.invalid_ip_status_has_been_used_by_snat_table(
+                f"The removed ip address {row.ip_address} has been used by snat table of {row.instance_id}."
+            )
+        if by_forward:
+            raise errors.invalid_ip_status_has_been_used_by_forward_entry(
+                f"The specified address {row.ip_address} has been used by forward table of {row.instance_id}."
+            )
 
     def release(self, scope: Scope, allocation_id: str) -> None:
         with self._db.session() as s:
@@ -270,16 +318,17 @@ class Eips:
             query = query.where(PublicAddress.id.in_(f.allocation_ids))
         if f.ip_addresses:
             query = query.where(PublicAddress.ip_address.in_(f.ip_addresses))
-        for column, value in (
-            (PublicAddress.status, f.status),
-            (PublicAddress.name, f.name),
-            (PublicAddress.isp, f.isp),
-            (PublicAddress.instance_type, f.instance_type),
-            (PublicAddress.instance_id, f.instance_id),
-            (PublicAddress.resource_group_id, f.resource_group_id),
-        ):
-            if value:
-                query = query.where(column == value)
+        query = where_given(
+            query,
+            [
+                (PublicAddress.status == f.status, f.status),
+                (PublicAddress.name == f.name, f.name),
+                (PublicAddress.isp == f.isp, f.isp),
+                (PublicAddress.instance_type == f.instance_type, f.instance_type),
+                (PublicAddress.instance_id == f.instance_id, f.instance_id),
+                (PublicAddress.resource_group_id == f.resource_group_id, f.resource_group_id),
+            ],
+        )
         query = where_tagged(query, scope, "eip", PublicAddress.id, f.tags)
         with self._db.session() as s:
             return list(s.scalars(query.order_by(PublicAddress.created_at.desc(), PublicAddress.id)))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock
-from nubes.domain import cidr, public_addresses
+from nubes.domain import cidr, private_ips, public_addresses
 from nubes.domain import instance_states as states
 from nubes.domain.common import Scope, check_description, check_name, owned
 from nubes.domain.images import Images
@@ -433,12 +433,7 @@ class Launcher:
     @staticmethod
     def _allocate(s: Session, vswitch: VSwitch, count: int, private_ip: str | None) -> list[IPv4Address]:
         """A free address of the vSwitch for each instance (the asked one, when given)."""
-        used_ips = {
-            IPv4Address(ip)
-            for ip in s.scalars(
-                select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id)
-            )
-        }
+        used_ips = private_ips.taken(s, vswitch.id)
         network = IPv4Network(vswitch.cidr)
         addresses = []
         for _ in range(count):

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from nubes import errors, ids
 from nubes.clock import Clock
-from nubes.domain import cidr
+from nubes.domain import cidr, private_ips
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
@@ -68,13 +68,7 @@ class NetworkInterfaces:
             if vswitch.status != AVAILABLE:
                 raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
-            used = {
-                IPv4Address(ip)
-                for ip in s.scalars(
-                    select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id)
-                )
-            }
-            address = cidr.allocate(IPv4Network(vswitch.cidr), used, primary_ip)
+            address = cidr.allocate(IPv4Network(vswitch.cidr), private_ips.taken(s, vswitch_id), primary_ip)
             eni = NetworkInterface(
                 id=ids.new_id("network_interface"),
                 account_id=scope.account_id,

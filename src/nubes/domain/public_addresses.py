@@ -21,7 +21,7 @@ from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import Instance, NetworkInterface, PublicAddress, PublicAddressPool
+from nubes.store.models import Instance, NatGateway, NetworkInterface, PublicAddress, PublicAddressPool
 
 ACTIVE, RETIRED = "Active", "Retired"
 EIP, PUBLIC_IP = "Eip", "PublicIp"  # PublicAddress.kind
@@ -154,6 +154,29 @@ def associate(
     row.instance_type, row.instance_id = instance_type, instance_id
     row.network_interface_id, row.private_ip, row.vpc_id = eni.id, eni.primary_ip, eni.vpc_id
     row.status, row.associated_at = IN_USE, now
+
+
+def associate_nat_gateway(row: PublicAddress, now: datetime, gateway: NatGateway) -> None:
+    """Give the address to a NAT gateway: no interface and no private address of its own (the
+    gateway's SNAT and DNAT entries say what it translates); InUse at once, as `associate`."""
+    row.instance_type, row.instance_id, row.vpc_id = NAT_GATEWAY, gateway.id, gateway.vpc_id
+    row.network_interface_id = row.private_ip = ""
+    row.status, row.associated_at = IN_USE, now
+
+
+def of_nat_gateways(s: Session, gateway_ids: Iterable[str]) -> dict[str, list[PublicAddress]]:
+    """The EIPs associated with each of these NAT gateways, oldest association first."""
+    wanted = list(gateway_ids)
+    found: dict[str, list[PublicAddress]] = {g: [] for g in wanted}
+    if not wanted:
+        return found
+    for row in s.scalars(
+        select(PublicAddress)
+        .where(PublicAddress.instance_type == NAT_GATEWAY, PublicAddress.instance_id.in_(wanted))
+        .order_by(PublicAddress.associated_at, PublicAddress.id)
+    ):
+        found[row.instance_id].append(row)
+    return found
 
 
 def dissociate(row: PublicAddress) -> str:

@@ -1,10 +1,12 @@
 """Route tables of VPCs: one system table per VPC (vRouter), system entries derived from the
-vSwitches, custom entries whose next hop is a network interface (or an instance's)."""
+vSwitches, custom entries whose next hop is a network interface (or an instance's) or a NAT
+gateway of the VPC."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import IPv4Network
 
 from sqlalchemy import CompoundSelect, Select, func, select
@@ -17,10 +19,12 @@ from nubes.domain.route_tables import find_table, table_not_found
 from nubes.domain.vpcs import AVAILABLE, NetworkQuotas
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, RouteEntry, RouteTable, Vpc, VSwitch
+from nubes.store.models import NatGateway, NetworkInterface, RouteEntry, RouteTable, Vpc, VSwitch
 
 CLOUD_SERVICES_CIDR = "100.64.0.0/10"
-NEXT_HOP_TYPES = ("Instance", "NetworkInterface")
+NAT_GATEWAY = "NatGateway"
+NEXT_HOP_TYPES = ("Instance", "NetworkInterface", NAT_GATEWAY)
+DEFAULT_ROUTE = "0.0.0.0/0"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,31 @@ class RouteView:
     status: str
     name: str
     description: str
+
+
+def custom_entry(
+    now: datetime,
+    route_table_id: str,
+    vpc: Vpc,
+    destination: str,
+    next_hop: tuple[str, str],
+    name: str = "",
+    description: str = "",
+) -> RouteEntry:
+    """A new custom entry of a table of the VPC; `next_hop`: its type and ID."""
+    return RouteEntry(
+        id=ids.new_id("route_entry"),
+        route_table_id=route_table_id,
+        vpc_id=vpc.id,
+        account_id=vpc.account_id,
+        destination_cidr=destination,
+        next_hop_type=next_hop[0],
+        next_hop_id=next_hop[1],
+        name=name,
+        description=description,
+        status="Available",
+        created_at=now,
+    )
 
 
 class Routes:
@@ -154,18 +183,14 @@ class Routes:
             self._check_next_hop(s, scope, vpc, next_hop_type, next_hop_id)
             if dry_run:
                 raise errors.dry_run_operation()
-            entry = RouteEntry(
-                id=ids.new_id("route_entry"),
-                route_table_id=route_table_id,
-                vpc_id=vpc.id,
-                account_id=scope.account_id,
-                destination_cidr=str(network),
-                next_hop_type=next_hop_type,
-                next_hop_id=next_hop_id,
-                name=name,
-                description=description,
-                status="Available",
-                created_at=self._clock.now(),
+            entry = custom_entry(
+                self._clock.now(),
+                route_table_id,
+                vpc,
+                str(network),
+                (next_hop_type, next_hop_id),
+                name,
+                description,
             )
             s.add(entry)
             vpc_id = vpc.id
@@ -174,6 +199,13 @@ class Routes:
 
     @staticmethod
     def _check_next_hop(s: Session, scope: Scope, vpc: Vpc, next_hop_type: str, next_hop_id: str) -> None:
+        if next_hop_type == NAT_GATEWAY:
+            gateway = s.get(NatGateway, next_hop_id)
+            if gateway is None or gateway.account_id != scope.account_id or gateway.vpc_id != vpc.id:
+                raise errors.invalid_next_hop_id_not_found(
+                    f"The next hop {next_hop_id!r} is not a NAT gateway of the VPC {vpc.id}."
+                )
+            return
         column = NetworkInterface.id if next_hop_type == "NetworkInterface" else NetworkInterface.instance_id
         eni = s.scalar(
             select(NetworkInterface).where(

@@ -23,6 +23,8 @@ from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
+from nubes.domain.nat_entries import ForwardEntries, SnatEntries
+from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
@@ -84,3 +86,6 @@ class Services:
     eips: Eips
     public_ips: PublicIps
     launch_templates: LaunchTemplates
+    nat_gateways: NatGateways
+    snat_entries: SnatEntries
+    forward_entries: ForwardEntries

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from nubes import errors
 from nubes.domain.common import Scope, owned
 from nubes.domain.instance_states import WANT_DELETED
+from nubes.domain.public_addresses import EIP
 from nubes.errors import ApiError
 from nubes.store.db import Database
 from nubes.store.models import (
@@ -20,7 +21,9 @@ from nubes.store.models import (
     Instance,
     KeyPair,
     LaunchTemplate,
+    NatGateway,
     NetworkInterface,
+    PublicAddress,
     RouteTable,
     SecurityGroup,
     Snapshot,
@@ -45,7 +48,13 @@ RESOURCE_TYPES = (
     "ddh",
 )
 # The VPC product's ResourceType names (case-insensitive on the wire), as stored and as answered.
-VPC_RESOURCE_TYPES = {"vpc": "VPC", "vswitch": "VSWITCH", "routetable": "ROUTETABLE"}
+VPC_RESOURCE_TYPES = {
+    "vpc": "VPC",
+    "vswitch": "VSWITCH",
+    "routetable": "ROUTETABLE",
+    "eip": "EIP",
+    "natgateway": "NATGATEWAY",
+}
 PRODUCT_TYPES: dict[str, tuple[str, ...]] = {"ecs": RESOURCE_TYPES, "vpc": tuple(VPC_RESOURCE_TYPES)}
 
 
@@ -60,6 +69,14 @@ _OWNED: dict[str, Any] = {
     "vpc": Vpc,
     "vswitch": VSwitch,
     "launchtemplate": LaunchTemplate,
+    "eip": PublicAddress,
+    "natgateway": NatGateway,
+}
+# The rows of a type that are resources of it: an instance going away is none; an instance's
+# public IP is no EIP.
+_USABLE: dict[str, Callable[[Any], bool]] = {
+    "instance": lambda i: i.desired != WANT_DELETED,
+    "eip": lambda a: a.kind == EIP,
 }
 
 
@@ -81,7 +98,7 @@ def _check_exists(s: Session, scope: Scope, resource_type: str, resource_id: str
             scope,
             resource_id,
             missing,
-            usable=(lambda i: i.desired != WANT_DELETED) if resource_type == "instance" else None,
+            usable=_USABLE.get(resource_type),
         )
         return
     query = _by_name(scope, resource_type, resource_id)

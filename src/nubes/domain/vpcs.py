@@ -19,7 +19,15 @@ from nubes.domain.regions import require_region, zones_of
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, RouteEntry, RouteTable, SecurityGroup, Vpc, VSwitch
+from nubes.store.models import (
+    NatGateway,
+    NetworkInterface,
+    RouteEntry,
+    RouteTable,
+    SecurityGroup,
+    Vpc,
+    VSwitch,
+)
 
 PENDING = "Pending"
 AVAILABLE = "Available"
@@ -160,6 +168,7 @@ class Vpcs:
             if vpc.status != AVAILABLE:
                 raise _incorrect_vpc_status(vpc)
             for model, kind in (
+                (NatGateway, "NatGateway"),  # first: its vSwitch and its default route wait for it
                 (VSwitch, "VSwitch"),
                 (SecurityGroup, "SecurityGroup"),
                 (RouteEntry, "RouteEntry"),
@@ -241,11 +250,13 @@ class Vpcs:
     ) -> list[tuple[VSwitch, int]]:
         """vSwitches (carrying every one of `tags`) with the number of private addresses in use in each."""
         with self._db.session() as s:
-            used = (
+            interfaces = (
                 select(func.count(NetworkInterface.id))
                 .where(NetworkInterface.vswitch_id == VSwitch.id)
                 .scalar_subquery()
             )
+            gateways = select(func.count(NatGateway.id)).where(NatGateway.vswitch_id == VSwitch.id)
+            used = interfaces + gateways.scalar_subquery()
             query = (
                 select(VSwitch, used)
                 .where(VSwitch.account_id == scope.account_id, VSwitch.region_id == scope.region_id)
@@ -278,6 +289,12 @@ class Vpcs:
             if vswitch.status != AVAILABLE:
                 raise errors.incorrect_vswitch_status(
                     f"The vSwitch {vswitch_id} is {vswitch.status}; wait until it is Available."
+                )
+            gateways = s.scalar(select(func.count(NatGateway.id)).where(NatGateway.vswitch_id == vswitch_id))
+            if gateways:
+                raise errors.dependency_violation(
+                    "NatGateway",
+                    message=f"The vSwitch {vswitch_id} still has {gateways} NAT gateways; delete them first.",
                 )
             in_use = s.scalar(
                 select(func.count(NetworkInterface.id)).where(NetworkInterface.vswitch_id == vswitch_id)

@@ -264,3 +264,64 @@ def quota_exceeded_eip(message: str = "Elastic IP address quota exceeded") -> Ap
 def reserve_ip_fail(message: str) -> ApiError:
     """The VPC API's answer when no address can be reserved for a new EIP (ranges full or unset)."""
     return ApiError("ReserveIpFail", message)
+
+
+# ---- NAT gateways and their SNAT and DNAT (forward) entries ---------------------------------------
+
+
+def forbidden_external_ip_used_in_snat_table(message: str) -> ApiError:
+    return ApiError("Forbidden.ExternalIp.UsedInSnatTable", message)
+
+
+def forbidden_ip_used_in_forward_table(message: str) -> ApiError:
+    return ApiError("Forbidden.IpUsedInForwardTable", message)
+
+
+def forbidden_snat_entry_count_limited(message: str) -> ApiError:
+    return ApiError("Forbidden.SnatEntryCountLimited", message)
+
+
+def forbidden_source_vswitch_id_duplicated(message: str) -> ApiError:
+    return ApiError("Forbidden.SourceVSwitchId.Duplicated", message)
+
+
+def forbidden_internal_ip_out_of_vpc_cidr(message: str) -> ApiError:
+    return ApiError("Forbidden.InternalIpOutOfVpcCIDR", message)
+
+
+def invalid_external_ip_not_found(message: str) -> ApiError:
+    return ApiError("InvalidExternalIp.NotFound", message, 404)
+
+
+def invalid_ip_not_in_natgw(message: str) -> ApiError:
+    return ApiError("InvalidIp.NotInNatgw", message)
+
+
+def invalid_ip_status_has_been_used_by_snat_table(message: str) -> ApiError:
+    return ApiError("InvalidIpStatus.HasBeenUsedBySnatTable", message)
+
+
+def invalid_ip_status_has_been_used_by_forward_entry(message: str) -> ApiError:
+    return ApiError("InvalidIpStatus.HasBeenUsedByForwardEntry", message)
+
+
+def invalid_protocal_value_not_supported(message: str) -> ApiError:
+    """ECS spells it so ("Protocal")."""
+    return ApiError("InvalidProtocal.ValueNotSupported", message)
+
+
+def invalid_snat_ip_not_found(message: str) -> ApiError:
+    return ApiError("InvalidSnatIp.NotFound", message, 404)
+
+
+def operation_unsupported_cidr_conflict(message: str) -> ApiError:
+    return ApiError("OperationUnsupported.CidrConflict", message)
+
+
+def quota_exceeded(message: str) -> ApiError:
+    """ECS answers a full DNAT table with a bare QuotaExceeded."""
+    return ApiError("QuotaExceeded", message)
+
+
+def quota_exceeded_nat_gateway(message: str) -> ApiError:
+    return ApiError("QuotaExceeded.NatGateway", message)

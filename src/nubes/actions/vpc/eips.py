@@ -37,10 +37,10 @@ ISP = String(
     unsupported_because="the operator's public ranges are one line type, BGP",
 )
 INTERNET_CHARGE_TYPE = String("InternetChargeType", choices=("PayByBandwidth", "PayByTraffic"))
-# ECS's kinds of what an EIP serves; nubes has instances and their interfaces (NAT gateways, load
+# ECS's kinds of what an EIP serves; nubes has instances, their interfaces and NAT gateways (load
 # balancers and HAVIPs do not exist yet).
 INSTANCE_TYPES = ("EcsInstance", "NetworkInterface", "Nat", "SlbInstance", "HaVip", "IpAddress")
-NOT_YET = ("Nat", "SlbInstance", "HaVip", "IpAddress")
+NOT_YET = ("SlbInstance", "HaVip", "IpAddress")
 
 
 def render_eip(eip: PublicAddress, tags: list[tuple[str, str]]) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def allocate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
             choices=INSTANCE_TYPES,
             default="EcsInstance",
             unsupported_values=NOT_YET,
-            unsupported_because="EIPs go to instances and network interfaces; NAT gateways come next",
+            unsupported_because="EIPs go to instances, network interfaces and NAT gateways",
         ),
         String("PrivateIpAddress", max_length=64),
         String(
@@ -162,8 +162,9 @@ def allocate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any
     idempotent=True,
 )
 def associate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Map an Available EIP to an instance (Running or Stopped, with no public address yet) or to
-    a secondary network interface; PrivateIpAddress, when given, must be its address."""
+    """Map an Available EIP to an instance (Running or Stopped, with no public address yet), to
+    a secondary network interface or to a NAT gateway (Nat); PrivateIpAddress, when given, must
+    be its address."""
     ctx.services.eips.associate(
         ctx.scope(p["RegionId"]), p["AllocationId"], p["InstanceType"], p["InstanceId"], p["PrivateIpAddress"]
     )
@@ -185,7 +186,8 @@ def associate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, An
 )
 def unassociate_eip_address(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Unmap an EIP (InstanceId, InstanceType, PrivateIpAddress: what it must be mapped to). The
-    instance must be Running or Stopped, unless Force."""
+    instance must be Running or Stopped, unless Force; a NAT gateway's EIP must be in none of its
+    SNAT or DNAT entries."""
     ctx.services.eips.unassociate(
         ctx.scope(p["RegionId"]),
         p["AllocationId"],

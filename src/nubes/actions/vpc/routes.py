@@ -291,7 +291,8 @@ def _next_hop(v: RouteView) -> dict[str, Any]:
     idempotent=True,
 )
 def create_route_entry(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Add a custom route whose next hop is an instance or a network interface of the VPC."""
+    """Add a custom route whose next hop is an instance, a network interface or a NAT gateway of
+    the VPC."""
     routes = ctx.services.routes
     region_id = p["RegionId"] or routes.table_region(ctx.principal.account_id, p["RouteTableId"])
     entry_id = routes.create(

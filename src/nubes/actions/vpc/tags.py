@@ -1,4 +1,5 @@
-"""VPC API tags: TagResources, UnTagResources, ListTagResources (VPC, VSWITCH, ROUTETABLE)."""
+"""VPC API tags: TagResources, UnTagResources, ListTagResources (VPC, VSWITCH, ROUTETABLE, EIP,
+NATGATEWAY)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ REQUIRED_IDS = replace(RESOURCE_IDS, required=True)
     [REGION_ID, RESOURCE_TYPE, REQUIRED_IDS, replace(TAGS, required=True)],
 )
 def tag_resources(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Add (or overwrite) tags on up to 20 VPCs, vSwitches or route tables of one type."""
+    """Add (or overwrite) tags on up to 20 resources of one type (VPCs, vSwitches, route tables,
+    EIPs or NAT gateways)."""
     ctx.services.tags.tag(
         ctx.scope(p["RegionId"]),
         p["ResourceType"],
