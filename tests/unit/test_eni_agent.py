@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 
 from nubes.agent.vpcnet import desired_vpcs
+from nubes.drivers.compute.base import ComputeError
 from nubes.guest.metadata import interface_tree, lookup
+from nubes.store.models import NetworkInterface
 
 from .host_world import HostWorld
 
@@ -17,12 +19,20 @@ def eni_status(world: HostWorld, eni_id: str) -> str:
     return world.services.network_interfaces.get(world.scope, eni_id).status
 
 
-def test_attach_plugs_the_nic_and_the_port_and_detach_takes_them_out(host_world: HostWorld) -> None:
-    world = host_world
+def running_and_eni(world: HostWorld, secondary_count: int | None = None) -> tuple[str, NetworkInterface]:
+    """A Running instance, and a new interface of its vSwitch (not attached)."""
     instance_id = world.launch()
     world.reach(instance_id, "Running")
+    eni = world.services.network_interfaces.create(
+        world.scope, world.vswitch_id, [world.group_id], None, None, None, secondary_count=secondary_count
+    )
+    return instance_id, eni
+
+
+def test_attach_plugs_the_nic_and_the_port_and_detach_takes_them_out(host_world: HostWorld) -> None:
+    world = host_world
+    instance_id, eni = running_and_eni(world, secondary_count=1)
     enis = world.services.network_interfaces
-    eni = enis.create(world.scope, world.vswitch_id, [world.group_id], None, None, None, secondary_count=1)
     [secondary] = [row.ip_address for row in eni.secondary_ips]
     enis.attach(world.scope, eni.id, instance_id)
     world.settle(lambda: eni_status(world, eni.id) == "InUse")
@@ -52,10 +62,8 @@ def test_attach_plugs_the_nic_and_the_port_and_detach_takes_them_out(host_world:
 
 def test_a_restarted_agent_makes_the_vms_nics_the_stores_again(host_world: HostWorld) -> None:
     world = host_world
-    instance_id = world.launch()
-    world.reach(instance_id, "Running")
+    instance_id, eni = running_and_eni(world)
     enis = world.services.network_interfaces
-    eni = enis.create(world.scope, world.vswitch_id, [world.group_id], None, None, None)
     enis.attach(world.scope, eni.id, instance_id)
     world.settle(lambda: eni_status(world, eni.id) == "InUse")
     vm = world.vms.vms[instance_id]
@@ -80,3 +88,20 @@ def test_attached_while_stopped_it_is_on_the_next_start(host_world: HostWorld) -
     world.act(instance_id, "StartInstance")
     world.reach(instance_id, "Running")
     assert [n.port_id for n in world.vms.vms[instance_id].spec.nics][1:] == [eni.id]
+
+
+def test_an_interface_the_vm_refuses_is_available_again(host_world: HostWorld) -> None:
+    world = host_world
+    instance_id, eni = running_and_eni(world)
+    enis = world.services.network_interfaces
+    world.vms.inject_failure("attach_nic", ComputeError("no free hot-plug port"), instance_id)
+    enis.attach(world.scope, eni.id, instance_id)
+    world.settle(lambda: eni_status(world, eni.id) == "Available")
+    assert enis.get(world.scope, eni.id).instance_id == ""
+    assert eni.id not in world.vms.vms[instance_id].nics
+    [vpc] = desired_vpcs(world.db, "nubes")
+    assert eni.id not in {p.port_id for p in vpc.ports}
+    # attached again, it is plugged in
+    enis.attach(world.scope, eni.id, instance_id)
+    world.settle(lambda: eni_status(world, eni.id) == "InUse")
+    assert eni.id in world.vms.vms[instance_id].nics

@@ -42,6 +42,7 @@ from nubes.drivers.compute.base import (
     READY_MARKER,
     Boot,
     ComputeDriver,
+    ComputeError,
     NicAttachment,
     PowerState,
     VmNotRunning,
@@ -371,29 +372,20 @@ class ComputeAgent:
         if not pending and instance.id in self._nics_checked:
             return
         caps = self._compute.capabilities
+        failed: set[str] = set()  # interfaces being attached that the VM refused
         if instance.status == states.RUNNING and caps.nic_hotplug:
-            wanted = {e.id: e for e in enis if e.status != ENI_DETACHING}
             try:
-                actual = self._compute.nics(instance.id)
-                if caps.opens_taps and any(port not in actual for port in wanted):
-                    self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
-                for port_id, eni in wanted.items():
-                    if port_id not in actual:
-                        self._compute.attach_nic(
-                            instance.id, NicAttachment(eni.id, eni.mac, self._network.tap_name(eni.id))
-                        )
-                for port_id in actual:
-                    if port_id not in wanted:
-                        self._compute.detach_nic(instance.id, port_id)
+                failed = self._plug_nics(instance, enis)
             except VmNotRunning:
                 return  # it stopped meanwhile: the next pass sees Stopped
             self._nics_checked.add(instance.id)
         elif instance.status == states.RUNNING and pending:
             log.info("instance %s: NICs change at its next start (no hot-plug here)", instance.id)
-        done: set[str] = set()
+        unplugged: set[str] = set()
         with self._db.session() as s:
             for eni in pending:
-                attaching = eni.status == ENI_ATTACHING
+                # as ECS: attached -> InUse; detached, or failed to attach -> Available
+                in_use = eni.status == ENI_ATTACHING and eni.id not in failed
                 moved = s.execute(
                     update(NetworkInterface)
                     .where(
@@ -402,15 +394,44 @@ class ComputeAgent:
                         NetworkInterface.instance_id == instance.id,
                     )
                     .values(
-                        status=ENI_IN_USE if attaching else ENI_AVAILABLE,
-                        **({} if attaching else {"instance_id": "", "attachment": ""}),
+                        status=ENI_IN_USE if in_use else ENI_AVAILABLE,
+                        **({} if in_use else {"instance_id": "", "attachment": ""}),
                     )
                     .returning(NetworkInterface.id)
                 ).first()
-                if moved is not None and not attaching:
-                    done.add(eni.vpc_id)
-        if done:
-            self._network.reconcile(done)  # the taps of detached interfaces go
+                if moved is not None and not in_use:
+                    unplugged.add(eni.vpc_id)
+        if unplugged:
+            self._network.reconcile(unplugged)  # the taps of detached interfaces go
+
+    def _plug_nics(self, instance: Instance, enis: list[NetworkInterface]) -> set[str]:
+        """Hot-plug the interfaces the running VM lacks, unplug those it should not have; the
+        interfaces being attached whose hot-plug failed (no free slot, QEMU refused)."""
+        wanted = {e.id: e for e in enis if e.status != ENI_DETACHING}
+        actual = self._compute.nics(instance.id)
+        if self._compute.capabilities.opens_taps and any(port not in actual for port in wanted):
+            self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
+        failed: set[str] = set()
+        for port_id, eni in wanted.items():
+            if port_id in actual:
+                continue
+            try:
+                self._compute.attach_nic(
+                    instance.id, NicAttachment(eni.id, eni.mac, self._network.tap_name(eni.id))
+                )
+            except VmNotRunning:
+                raise
+            except ComputeError:
+                if eni.status != ENI_ATTACHING:
+                    raise  # one it had (an agent restart): tried again on a later pass
+                log.exception(
+                    "instance %s: hot-plug of %s failed; it is Available again", instance.id, eni.id
+                )
+                failed.add(eni.id)
+        for port_id in actual:
+            if port_id not in wanted:
+                self._compute.detach_nic(instance.id, port_id)  # a timeout: tried again later
+        return failed
 
     def _power_off(self, instance: Instance) -> bool:
         if instance.force:
