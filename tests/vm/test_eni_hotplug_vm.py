@@ -1,7 +1,8 @@
 """Done when (ENI attach, issue 12): an interface attached to a Running instance is hot-plugged
 into its VM; the guest sees a new NIC with the interface's MAC and gets the interface's address by
 DHCP, and a host of the VPC reaches it there; the agent, killed and restarted meanwhile, still
-knows the NIC; detaching takes it out of the guest again."""
+knows the NIC; detaching takes it out of the guest again. Attached while the instance is
+Stopped, it is there from the next start, and detaching takes it out of the running VM."""
 
 from __future__ import annotations
 
@@ -108,6 +109,34 @@ def test_eni_hot_plugged_into_a_running_instance(
         assert eventually(lambda: eni_status(ecs, eni_id) == "Available", timeout=120)
         assert eventually(lambda: "nubes: nic eth1 removed" in console(ecs, instance_id), timeout=60)
         assert eventually(lambda: not pings(peer, address), timeout=30)
+
+        # attached while Stopped, it is there from the start (in a root port of its own), and
+        # still comes out of the running VM
+        ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
+        assert wait_status(ecs, instance_id, "Stopped", 120) == "Stopped"
+        ecs.attach_network_interface(
+            em.AttachNetworkInterfaceRequest(
+                region_id=REGION, network_interface_id=eni_id, instance_id=instance_id
+            )
+        )
+        assert eventually(lambda: eni_status(ecs, eni_id) == "InUse", timeout=60)
+        leases = console(ecs, instance_id).count(f"nubes: eth1 {address}/")
+        ecs.start_instance(em.StartInstanceRequest(instance_id=instance_id))
+        assert wait_status(ecs, instance_id, "Running", 300) == "Running"
+        assert eventually(
+            lambda: console(ecs, instance_id).count(f"nubes: eth1 {address}/") > leases, timeout=90
+        )
+        assert eventually(lambda: pings(peer, address), timeout=30)
+        removals = console(ecs, instance_id).count("nubes: nic eth1 removed")
+        ecs.detach_network_interface(
+            em.DetachNetworkInterfaceRequest(
+                region_id=REGION, network_interface_id=eni_id, instance_id=instance_id
+            )
+        )
+        assert eventually(lambda: eni_status(ecs, eni_id) == "Available", timeout=120)
+        assert eventually(
+            lambda: console(ecs, instance_id).count("nubes: nic eth1 removed") > removals, timeout=60
+        )
         ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
         _teardown(server)
