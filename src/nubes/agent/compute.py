@@ -473,6 +473,7 @@ class ComputeAgent:
             if row is not None:
                 s.delete(row)
         self._log_offsets.pop(instance.id, None)
+        self._nics_checked.discard(instance.id)
         self._forget_console(instance.id)
         self._storage.collect()
         self._network.reconcile({vpc_id})
