@@ -103,7 +103,9 @@ def build_services(
         routes=Routes(db, clock, notify, vpcs.quotas),
         route_tables=RouteTables(db, clock, notify, vpcs.quotas),
         security_groups=security_groups,
-        network_interfaces=NetworkInterfaces(db, clock, notify, security_groups.quotas),
+        network_interfaces=NetworkInterfaces(
+            db, clock, notify, security_groups.quotas, catalog, compute_notify
+        ),
         images=images,
         instances=instances,
         tags=Tags(db),

@@ -334,6 +334,8 @@ class Caller:
                 "RouteEntryName": f"route-{unique}",
             },
             "DeleteInstance": lambda: {"Force": "true"},
+            "AssignPrivateIpAddresses": lambda: {"SecondaryPrivateIpAddressCount": "1"},
+            "UnassignPrivateIpAddresses": self.secondary_ip,
         }
         # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
         eip_to_eni: dict[str, str | None] = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}
@@ -383,6 +385,18 @@ class Caller:
             InstanceType="ecs.g7.large",
         )
         return str(body["LaunchTemplateVersionNumber"])
+
+    def secondary_ip(self) -> dict[str, str | None]:
+        """A secondary address given to the newest interface, to take back."""
+        body = self.tenant.ecs(
+            "AssignPrivateIpAddresses",
+            RegionId=REGION,
+            NetworkInterfaceId=self.tenant.ids["eni"],
+            SecondaryPrivateIpAddressCount="1",
+        )
+        return {
+            "PrivateIpAddress.1": body["AssignedPrivateIpAddressesSet"]["PrivateIpSet"]["PrivateIpAddress"][0]
+        }
 
     def free_vswitch(self) -> str:
         """A vSwitch of the world's VPC that no custom table uses (made once)."""

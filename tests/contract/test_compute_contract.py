@@ -55,6 +55,9 @@ UP_TIMEOUT = 90.0  # boot to the ready line under TCG on a busy 2-core host
 VPC_ID = "vpc-ccontract"
 VSWITCH = VSwitchNet("vsw-ccontract", "10.78.1.0/24", "10.78.1.253")
 PORT = PortNet("eni-ccontract", VSWITCH.vswitch_id, "00:16:3e:4e:01:0a", "10.78.1.10", ("sg-ccontract",))
+# a second port of the VPC (its tap made), for a NIC hot-plugged into the running VM
+SPARE = PortNet("eni-ccspare", VSWITCH.vswitch_id, "00:16:3e:4e:01:0b", "10.78.1.11", ("sg-ccontract",))
+FAKE_SPARE = NicAttachment(SPARE.port_id, SPARE.mac, "tap-spare")  # (the fake opens no tap)
 
 
 def new_id(prefix: str) -> str:
@@ -72,6 +75,7 @@ class Lab:
     real: bool
     instances: set[str] = field(default_factory=set)
     data_top: Path = Path()  # the data disk's top layer now (a snapshot puts a new one on)
+    spare_nic: NicAttachment = FAKE_SPARE  # a NIC the VM does not have at start
 
     def __post_init__(self) -> None:
         self.data_top = self.spec.disks[1].path
@@ -148,9 +152,11 @@ def _fake_lab(root: Path) -> Lab:
     return Lab(FakeComputeDriver(host), lambda: FakeComputeDriver(host), spec, root, real=False)
 
 
-def _vm_network(root: Path, instance_id: str, closers: list[Callable[[], None]]) -> tuple[str, NicAttachment]:
-    """A VPC with the VM's tap, DHCP and a metadata service that tells the guest its id; returns
-    (its namespace, the NIC)."""
+def _vm_network(
+    root: Path, instance_id: str, closers: list[Callable[[], None]]
+) -> tuple[str, NicAttachment, NicAttachment]:
+    """A VPC with the VM's tap and a spare one, DHCP and a metadata service that tells the guest
+    its id; returns (its namespace, the NIC, the spare NIC)."""
     require_net()
     prefix = f"cc{os.getpid() % 100000}"
     run_dir = root / "net"
@@ -175,7 +181,7 @@ def _vm_network(root: Path, instance_id: str, closers: list[Callable[[], None]])
             SecurityRule("sgr-ccout", "egress", "all", -1, -1, "accept", 1, peer_cidr="0.0.0.0/0"),
         ),
     )
-    network.sync([VpcNet(VPC_ID, "10.78.0.0/16", (VSWITCH,), (PORT,), (group,))])
+    network.sync([VpcNet(VPC_ID, "10.78.0.0/16", (VSWITCH,), (PORT, SPARE), (group,))])
 
     def view(vpc_id: str, source_ip: str) -> GuestView | None:
         tree: dict[str, Any] = {"meta-data": {"instance-id": instance_id, "hostname": instance_id}}
@@ -184,7 +190,8 @@ def _vm_network(root: Path, instance_id: str, closers: list[Callable[[], None]])
     metadata = MetadataService(view)
     closers.insert(0, metadata.close)  # before the namespace goes
     metadata.ensure(VPC_ID, network.open_metadata_socket)
-    return network.netns_name(VPC_ID), NicAttachment(PORT.port_id, PORT.mac, network.tap_name(PORT.port_id))
+    nic, spare = (NicAttachment(p.port_id, p.mac, network.tap_name(p.port_id)) for p in (PORT, SPARE))
+    return network.netns_name(VPC_ID), nic, spare
 
 
 def _qemu_lab(root: Path, closers: list[Callable[[], None]]) -> Lab:
@@ -216,9 +223,9 @@ def _qemu_lab(root: Path, closers: list[Callable[[], None]]) -> Lab:
     boot = Boot(manifest.path(images_dir, "kernel"), manifest.path(images_dir, "initrd"), manifest.cmdline)
     disks = (DiskAttachment("d-ccsystem", system), _data_disk(root, real=True))
     instance_id = new_id("i-cc")
-    netns, nic = _vm_network(root, instance_id, closers)
+    netns, nic, spare = _vm_network(root, instance_id, closers)
     spec = VmSpec(instance_id, 1, MEMORY_MIB, boot, disks, nics=(nic,), netns=netns)
-    return Lab(driver(), driver, spec, root, real=True)
+    return Lab(driver(), driver, spec, root, real=True, spare_nic=spare)
 
 
 def _close(lab: Lab) -> None:
@@ -270,6 +277,8 @@ def test_a_vm_never_started_is_stopped_and_stopping_it_succeeds(lab: Lab) -> Non
     assert d.shutdown(iid, timeout=1) is True
     d.destroy(iid)
     d.detach_disk(iid, "d-ccnone")  # nothing is attached
+    d.detach_nic(iid, lab.spare_nic.port_id)
+    assert d.nics(iid) == []
     d.cleanup(iid)
     assert d.state(iid) == PowerState.STOPPED
     assert d.console_output(iid) == b""
@@ -282,6 +291,7 @@ def test_what_needs_a_running_vm_refuses_a_stopped_one(lab: Lab) -> None:
     disk = lab.disk(new_id("d-cc"))
     calls: list[Callable[[], object]] = [
         lambda: d.attach_disk(iid, disk),
+        lambda: d.attach_nic(iid, lab.spare_nic),
         lambda: d.reboot(iid, force=True),
         lambda: d.reboot(iid, force=False),
         lambda: d.snapshot_disk(iid, disk.disk_id, disk.path, lab.overlay(disk.path)),
@@ -322,6 +332,24 @@ def test_a_disk_is_attached_and_detached_once_each(lab: Lab) -> None:
     d.attach_disk(iid, hot)  # the disk and its port are free again
     with pytest.raises(ComputeError):
         d.detach_disk(iid, spec.disks[0].disk_id)  # never the system disk
+    assert d.state(iid) == PowerState.RUNNING
+
+
+def test_a_nic_is_attached_and_detached_once_each(lab: Lab) -> None:
+    spec = lab.running()
+    lab.wait_up()
+    d, iid, spare = lab.driver, spec.instance_id, lab.spare_nic
+    at_start = [nic.port_id for nic in spec.nics]
+    assert d.nics(iid) == at_start
+    d.attach_nic(iid, spare)
+    d.attach_nic(iid, spare)  # attached already
+    assert d.nics(iid) == [*at_start, spare.port_id]
+    assert lab.another_driver().nics(iid) == [*at_start, spare.port_id]  # after an agent restart too
+    d.detach_nic(iid, spare.port_id)  # returns once the guest let go of it
+    d.detach_nic(iid, spare.port_id)  # detached already
+    assert d.nics(iid) == at_start
+    d.attach_nic(iid, spare)  # the NIC and its port are free again
+    d.detach_nic(iid, spare.port_id)
     assert d.state(iid) == PowerState.RUNNING
 
 

@@ -195,15 +195,18 @@ class NetEnv:
 # ---- probes --------------------------------------------------------------------------------
 
 
-def tcp_probe(ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT, source_port: int = 0) -> str:
+def tcp_probe(
+    ns: str, ip: str, port: int, timeout: float = PROBE_TIMEOUT, source_port: int = 0, source: str = "0.0.0.0"
+) -> str:
     """ "open" (handshake done), "refused" (RST), "timeout" (dropped) or "unreachable"; from
-    `source_port` when given (else the kernel's choice)."""
+    `source_port` and the address `source` (which `ns` must hold) when given (else the kernel's
+    choice)."""
     sock = in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
     sock.settimeout(timeout)
     try:
-        if source_port:
+        if source_port or source != "0.0.0.0":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", source_port))
+            sock.bind((source, source_port))
         sock.connect((ip, port))
         return "open"
     except ConnectionRefusedError:

@@ -413,6 +413,53 @@ def test_anti_spoofing_per_port() -> None:
     assert text.splitlines()[1] == "flush ruleset"
 
 
+def secondary_vpc() -> VpcNet:
+    """A port with two secondary addresses beside a plain one, in one group with inner access."""
+    multi = PortNet(
+        "eni-m",
+        "vsw-1",
+        "00:16:3e:00:00:0a",
+        "192.168.1.10",
+        ("sg-1",),
+        secondary_ips=("192.168.1.30", "192.168.1.31"),
+    )
+    return make_vpc(
+        [multi, port("eni-p", "192.168.1.20", "sg-1")], [sg("sg-1", rule("egress", "tcp", "25/25"))]
+    )
+
+
+def test_secondary_addresses_are_the_ports_own() -> None:
+    text = render(secondary_vpc())
+    guard = chain(text, "port_eni_m")
+    # it may send from them and answer ARP for them, and no other address
+    assert "arp saddr ip != { 0.0.0.0, 192.168.1.10, 192.168.1.30, 192.168.1.31 } drop" in guard
+    [sources] = [line for line in guard if line.startswith("ip saddr != ")]
+    assert sources == "ip saddr != { 192.168.1.10, 192.168.1.30/31 } drop"
+    # a plain port keeps its one address
+    assert "ip saddr != 192.168.1.20 drop" in chain(text, "port_eni_p")
+    # traffic to a secondary address meets the port's ingress chain, from it its egress chain
+    forward = chain(text, "forward")
+    for address in ("192.168.1.10", "192.168.1.30", "192.168.1.31"):
+        assert f"{address} : jump in_eni_m," in forward or f"{address} : jump in_eni_m" in forward
+        assert any(line.startswith(f"{address} : jump out_eni_m") for line in forward)
+    assert any(line.startswith("192.168.1.31 : jump in_eni_m") for line in chain(text, "output"))
+    # they are members of the port's groups (inner access, peer-group rules)
+    assert "\t\telements = { 192.168.1.10, 192.168.1.30, 192.168.1.31, 192.168.1.20 }\n" in text
+
+
+def test_a_secondary_address_is_checked_like_a_primary_one() -> None:
+    validate_vpc(secondary_vpc())
+    outside = PortNet(
+        "eni-a", "vsw-1", "00:16:3e:00:00:01", "192.168.1.10", (), secondary_ips=("192.168.2.5",)
+    )
+    twice = PortNet(
+        "eni-b", "vsw-1", "00:16:3e:00:00:02", "192.168.1.11", (), secondary_ips=("192.168.1.10",)
+    )
+    for vpc in (make_vpc([outside], []), make_vpc([port("eni-a", "192.168.1.10"), twice], [])):
+        with pytest.raises(ValueError):
+            validate_vpc(vpc)
+
+
 def test_router_input_chain() -> None:
     text = render(make_vpc([port("eni-a", "192.168.1.10", "sg-1")], [sg("sg-1")]))
     assert rules_of(text, "input") == [
@@ -541,8 +588,8 @@ def nft_load(text: str, then: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "vpc",
-    [complex_vpc(), make_vpc([], []), make_vpc([port("eni-a", "192.168.1.10", "sg-x")], [])],
-    ids=["complex", "empty", "unknown-group"],
+    [complex_vpc(), make_vpc([], []), make_vpc([port("eni-a", "192.168.1.10", "sg-x")], []), secondary_vpc()],
+    ids=["complex", "empty", "unknown-group", "secondary-addresses"],
 )
 def test_nft_accepts_the_rendered_ruleset(vpc: VpcNet) -> None:
     """`nft -c` (check only) in a throwaway network namespace."""

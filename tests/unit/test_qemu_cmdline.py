@@ -10,7 +10,16 @@ import pytest
 
 from nubes.drivers.compute.base import Boot, DiskAttachment, NicAttachment, VmSpec
 from nubes.drivers.compute.qemu import accel
-from nubes.drivers.compute.qemu.cmdline import RenderOptions, blockdev, disk_serial, qemu_id, render_command
+from nubes.drivers.compute.qemu.cmdline import (
+    RenderOptions,
+    blockdev,
+    disk_serial,
+    initial_nic_ports,
+    nic_device,
+    nic_netdev,
+    qemu_id,
+    render_command,
+)
 from nubes.drivers.compute.qemu.vmdir import VmPaths
 
 PATHS = VmPaths(
@@ -187,16 +196,40 @@ def test_nics_in_order_with_macs_and_taps() -> None:
         NicAttachment("eni-1", "00:16:3e:00:00:01", "ntpaaaa"),
         NicAttachment("eni-2", "00:16:3e:00:00:02", "ntpbbbb"),
     )
-    argv = render_command(spec(nics=nics, netns="nubes-vpc-1"), PATHS, "tcg")
+    argv = render_command(spec(nics=nics, netns="nubes-vpc-1"), PATHS, "tcg", RenderOptions(hotplug_ports=2))
     assert values(argv, "-netdev") == [
-        "tap,id=net0,ifname=ntpaaaa,script=no,downscript=no",
-        "tap,id=net1,ifname=ntpbbbb,script=no,downscript=no",
+        "tap,id=net-eni-1,ifname=ntpaaaa,script=no,downscript=no",
+        "tap,id=net-eni-2,ifname=ntpbbbb,script=no,downscript=no",
     ]
     net_devices = [d for d in values(argv, "-device") if d.startswith("virtio-net-pci")]
+    # the primary on the root bus; the other in a root port of its own (hot-unpluggable), before
+    # the free ones
     assert net_devices == [
-        "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01,id=nic-eni-1,romfile=",
-        "virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02,id=nic-eni-2,romfile=",
+        "virtio-net-pci,netdev=net-eni-1,mac=00:16:3e:00:00:01,id=nic-eni-1,romfile=",
+        "virtio-net-pci,netdev=net-eni-2,mac=00:16:3e:00:00:02,id=nic-eni-2,romfile=,bus=rp0",
     ]
+    ports = [d for d in values(argv, "-device") if d.startswith("pcie-root-port")]
+    assert len(ports) == 3
+    assert initial_nic_ports(spec(nics=nics)) == {"eni-1": -1, "eni-2": 0}
+
+
+def test_hot_plugged_nic_matches_the_command_line() -> None:
+    nic = NicAttachment("eni-2", "00:16:3e:00:00:02", "ntpbbbb")
+    assert nic_netdev(nic) == {
+        "type": "tap",
+        "id": "net-eni-2",
+        "ifname": "ntpbbbb",
+        "script": "no",
+        "downscript": "no",
+    }
+    assert nic_device(nic, "rp3") == {
+        "driver": "virtio-net-pci",
+        "netdev": "net-eni-2",
+        "mac": "00:16:3e:00:00:02",
+        "id": "nic-eni-2",
+        "romfile": "",
+        "bus": "rp3",
+    }
 
 
 def test_netns_wrapper() -> None:

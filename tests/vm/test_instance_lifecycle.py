@@ -30,9 +30,28 @@ SMALL = "ecs.t5-lc2m1.nano"  # 1 vCPU, 512 MiB: kind to software emulation
 REAL_SERVER = ("--driver", "real", "--no-build-images", "--throttle-rate", "0")
 
 
-def _start(tmp: Path, images_dir: Path) -> LiveServer:
+def _start(tmp: Path, images_dir: Path, netns_prefix: str | None = None) -> LiveServer:
+    """A server with real drivers; `netns_prefix`: one that ran before on this data directory
+    (an agent restart), else a new one."""
     os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
-    return start_server(tmp, None, "sqlite", list(REAL_SERVER))
+    args = list(REAL_SERVER)
+    return start_server(
+        tmp, None, "sqlite", args + (["--netns-prefix", netns_prefix] if netns_prefix else [])
+    )
+
+
+def launch_tiny(ecs: Any, vswitch_id: str, group_id: str) -> str:
+    """A tiny instance (busybox: console only) of the small type; its ID."""
+    [instance_id] = ecs.run_instances(
+        em.RunInstancesRequest(
+            region_id=REGION,
+            image_id=image_id(ecs, "nubes:tiny_x64"),
+            instance_type=SMALL,
+            v_switch_id=vswitch_id,
+            security_group_id=group_id,
+        )
+    ).body.instance_id_sets.instance_id_set
+    return str(instance_id)
 
 
 def _teardown(server: LiveServer) -> None:
@@ -203,15 +222,7 @@ def test_agent_killed_while_booting_recovers(
     try:
         net = make_net(server, "10.81.0.0/16")
         ecs = net.ecs
-        [instance_id] = ecs.run_instances(
-            em.RunInstancesRequest(
-                region_id=REGION,
-                image_id=image_id(ecs, "nubes:tiny_x64"),
-                instance_type=SMALL,
-                v_switch_id=net.vswitch_id,
-                security_group_id=net.group(),
-            )
-        ).body.instance_id_sets.instance_id_set
+        instance_id = launch_tiny(ecs, net.vswitch_id, net.group())
         deadline = time.monotonic() + 60
         while not qemu_processes(instance_id) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -225,12 +236,7 @@ def test_agent_killed_while_booting_recovers(
             time.sleep(0.1)
         assert len(qemu_processes(instance_id)) == 1
 
-        server = start_server(
-            tmp,
-            None,
-            "sqlite",
-            [*REAL_SERVER, "--netns-prefix", server.netns_prefix],
-        )
+        server = _start(tmp, images_dir, server.netns_prefix)
         ecs = tea_ecs(server, net.key)
         assert wait_status(ecs, instance_id, "Running", 300) == "Running"
         assert len(qemu_processes(instance_id)) == 1  # re-attached, not started twice

@@ -29,6 +29,12 @@ from nubes.domain import instance_states as states
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.images import build_from
 from nubes.domain.instances import Instances
+from nubes.domain.network_interfaces import (
+    ENI_ATTACHING,
+    ENI_AVAILABLE,
+    ENI_DETACHING,
+    ENI_IN_USE,
+)
 from nubes.domain.public_addresses import release_instance_addresses
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.tags import drop_tags
@@ -36,8 +42,10 @@ from nubes.drivers.compute.base import (
     READY_MARKER,
     Boot,
     ComputeDriver,
+    ComputeError,
     NicAttachment,
     PowerState,
+    VmNotRunning,
     VmSpec,
 )
 from nubes.store.db import Database
@@ -102,6 +110,9 @@ class ComputeAgent:
         self._console_seen: dict[str, bytes] = {}  # instance id -> digest of the console tail recorded
         self._console_written: dict[str, float] = {}  # instance id -> time.monotonic() of that recording
         self._console_behind: set[str] = set()  # changed since, not recorded yet (too soon)
+        # Running instances whose VM's NICs were compared with their interfaces since this agent
+        # started (or the VM did): after a restart the first step of each compares them again.
+        self._nics_checked: set[str] = set()
 
     # ---- the host row ------------------------------------------------------------------------
 
@@ -139,6 +150,15 @@ class ComputeAgent:
                     )
                 )
             )
+            # an interface being attached or detached is the agent's work too
+            plugging = set(
+                s.scalars(
+                    select(NetworkInterface.instance_id).where(
+                        NetworkInterface.status.in_((ENI_ATTACHING, ENI_DETACHING)),
+                        NetworkInterface.instance_id.in_([row[0] for row in mine]),
+                    )
+                )
+            )
         watch = everything or self._compute.capabilities.changes_by_itself
         wanted = [
             instance_id
@@ -147,6 +167,7 @@ class ComputeAgent:
             or status not in STEADY
             or desired not in (states.WANT_RUNNING, states.WANT_STOPPED)
             or instance_id in self._console_behind
+            or instance_id in plugging
         ]
         return wanted, {instance_id for instance_id, _, _ in mine}
 
@@ -175,6 +196,8 @@ class ComputeAgent:
             PowerState.PAUSED,
         ):
             self._compute.destroy(instance.id)
+        if instance.status in STEADY:
+            self._plug_interfaces(instance)
         self.record_console(instance.id)
         return again
 
@@ -253,18 +276,23 @@ class ComputeAgent:
             )
         return True
 
+    def _interfaces(self, instance_id: str) -> list[NetworkInterface]:
+        """The instance's interfaces, the primary first (eth0 in the guest), then by ID."""
+        with self._db.session() as s:
+            return list(
+                s.scalars(
+                    select(NetworkInterface)
+                    .where(NetworkInterface.instance_id == instance_id)
+                    .order_by(NetworkInterface.eni_type, NetworkInterface.id)  # "Primary" < "Secondary"
+                )
+            )
+
     def _spec(self, instance: Instance) -> VmSpec:
         image = self._instances.image_of(instance.image_id)
         assert image is not None
         files = self._boot_files(image)
-        with self._db.session() as s:
-            enis = list(
-                s.scalars(
-                    select(NetworkInterface)
-                    .where(NetworkInterface.instance_id == instance.id)
-                    .order_by(NetworkInterface.eni_type)
-                )
-            )
+        # (one being detached is left out: it goes once that is done)
+        enis = [e for e in self._interfaces(instance.id) if e.status != ENI_DETACHING]
         disks = [self._storage.attachment(d) for d in self._storage.disks_of(instance.id)]
         return VmSpec(
             instance_id=instance.id,
@@ -333,6 +361,78 @@ class ComputeAgent:
         if state in (PowerState.STOPPED, PowerState.CRASHED):
             self._set_status(instance.id, states.RUNNING, "powered_off")
 
+    def _plug_interfaces(self, instance: Instance) -> None:
+        """Make the VM's NICs the instance's interfaces (hot-plug what is being attached, unplug
+        what is being detached or no longer the instance's), then finish those attachments:
+        Attaching -> InUse, Detaching -> Available. A Stopped instance has no VM: its interfaces
+        are on the command line of its next start. Compared once after an agent restart too,
+        since the store may have changed while no agent ran."""
+        enis = self._interfaces(instance.id)
+        pending = [e for e in enis if e.status in (ENI_ATTACHING, ENI_DETACHING)]
+        if not pending and instance.id in self._nics_checked:
+            return
+        caps = self._compute.capabilities
+        failed: set[str] = set()  # interfaces being attached that the VM refused
+        if instance.status == states.RUNNING and caps.nic_hotplug:
+            try:
+                failed = self._plug_nics(instance, enis)
+            except VmNotRunning:
+                return  # it stopped meanwhile: the next pass sees Stopped
+            self._nics_checked.add(instance.id)
+        elif instance.status == states.RUNNING and pending:
+            log.info("instance %s: NICs change at its next start (no hot-plug here)", instance.id)
+        unplugged: set[str] = set()
+        with self._db.session() as s:
+            for eni in pending:
+                # as ECS: attached -> InUse; detached, or failed to attach -> Available
+                in_use = eni.status == ENI_ATTACHING and eni.id not in failed
+                moved = s.execute(
+                    update(NetworkInterface)
+                    .where(
+                        NetworkInterface.id == eni.id,
+                        NetworkInterface.status == eni.status,
+                        NetworkInterface.instance_id == instance.id,
+                    )
+                    .values(
+                        status=ENI_IN_USE if in_use else ENI_AVAILABLE,
+                        **({} if in_use else {"instance_id": "", "attachment": ""}),
+                    )
+                    .returning(NetworkInterface.id)
+                ).first()
+                if moved is not None and not in_use:
+                    unplugged.add(eni.vpc_id)
+        if unplugged:
+            self._network.reconcile(unplugged)  # the taps of detached interfaces go
+
+    def _plug_nics(self, instance: Instance, enis: list[NetworkInterface]) -> set[str]:
+        """Hot-plug the interfaces the running VM lacks, unplug those it should not have; the
+        interfaces being attached whose hot-plug failed (no free slot, QEMU refused)."""
+        wanted = {e.id: e for e in enis if e.status != ENI_DETACHING}
+        actual = self._compute.nics(instance.id)
+        if self._compute.capabilities.opens_taps and any(port not in actual for port in wanted):
+            self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
+        failed: set[str] = set()
+        for port_id, eni in wanted.items():
+            if port_id in actual:
+                continue
+            try:
+                self._compute.attach_nic(
+                    instance.id, NicAttachment(eni.id, eni.mac, self._network.tap_name(eni.id))
+                )
+            except VmNotRunning:
+                raise
+            except ComputeError:
+                if eni.status != ENI_ATTACHING:
+                    raise  # one it had (an agent restart): tried again on a later pass
+                log.exception(
+                    "instance %s: hot-plug of %s failed; it is Available again", instance.id, eni.id
+                )
+                failed.add(eni.id)
+        for port_id in actual:
+            if port_id not in wanted:
+                self._compute.detach_nic(instance.id, port_id)  # a timeout: tried again later
+        return failed
+
     def _power_off(self, instance: Instance) -> bool:
         if instance.force:
             self._compute.destroy(instance.id)
@@ -373,6 +473,7 @@ class ComputeAgent:
             if row is not None:
                 s.delete(row)
         self._log_offsets.pop(instance.id, None)
+        self._nics_checked.discard(instance.id)
         self._forget_console(instance.id)
         self._storage.collect()
         self._network.reconcile({vpc_id})

@@ -103,6 +103,7 @@ def desired_vpcs(db: Database, host_netns_prefix: str, vpc_ids: list[str] | None
                     security_group_ids=group_ids,
                     kind="veth" if test_host else "tap",
                     host_netns=test_host_netns(host_netns_prefix, eni.id) if test_host else None,
+                    secondary_ips=tuple(row.ip_address for row in eni.secondary_ips),
                 )
             )
         public = _public_mappings(s, wanted, {p.port_id: p for each in ports.values() for p in each})

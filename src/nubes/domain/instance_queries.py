@@ -181,16 +181,16 @@ def statuses(
 
 def related(
     s: Session, scope: Scope, instance_ids: list[str]
-) -> tuple[dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
-    """Primary interfaces, security groups and tags of instances, in three queries."""
-    enis = {
-        e.instance_id: e
-        for e in s.scalars(
-            select(NetworkInterface).where(
-                NetworkInterface.instance_id.in_(instance_ids), NetworkInterface.eni_type == "Primary"
-            )
-        )
-    }
+) -> tuple[dict[str, list[NetworkInterface]], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
+    """Interfaces (the primary first, then the attached ones in the order of their IDs), the
+    security groups (of the primary interface) and tags of instances, in three queries."""
+    enis: dict[str, list[NetworkInterface]] = {}
+    for e in s.scalars(
+        select(NetworkInterface)
+        .where(NetworkInterface.instance_id.in_(instance_ids))
+        .order_by(NetworkInterface.eni_type, NetworkInterface.id)  # "Primary" < "Secondary"
+    ):
+        enis.setdefault(e.instance_id, []).append(e)
     groups: dict[str, list[str]] = {i: [] for i in instance_ids}
     for instance_id, group_id in s.execute(
         select(NetworkInterface.instance_id, NetworkInterfaceGroup.group_id)

@@ -200,8 +200,8 @@ class Instances:
 
     def related(
         self, scope: Scope, instance_ids: list[str]
-    ) -> tuple[dict[str, NetworkInterface], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
-        """Primary interfaces, security groups and tags of instances, in three queries."""
+    ) -> tuple[dict[str, list[NetworkInterface]], dict[str, list[str]], dict[str, list[tuple[str, str]]]]:
+        """Interfaces (the primary first), security groups and tags of instances (instance_queries)."""
         with self._db.session() as s:
             return queries.related(s, scope, instance_ids)
 

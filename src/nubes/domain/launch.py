@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.catalog.model import Catalog, InstanceType
 from nubes.clock import Clock
-from nubes.domain import cidr, private_ips, public_addresses
 from nubes.domain import instance_states as states
+from nubes.domain import private_ips, public_addresses
 from nubes.domain.common import Scope, check_description, check_name, owned
 from nubes.domain.images import Images
 from nubes.domain.keypairs import owned_key_pair
@@ -433,14 +433,7 @@ class Launcher:
     @staticmethod
     def _allocate(s: Session, vswitch: VSwitch, count: int, private_ip: str | None) -> list[IPv4Address]:
         """A free address of the vSwitch for each instance (the asked one, when given)."""
-        used_ips = private_ips.taken(s, vswitch.id)
-        network = IPv4Network(vswitch.cidr)
-        addresses = []
-        for _ in range(count):
-            address = cidr.allocate(network, used_ips, private_ip)
-            used_ips.add(address)
-            addresses.append(address)
-        return addresses
+        return private_ips.allocate(s, vswitch, [private_ip] * count)
 
     # ---- write ---------------------------------------------------------------------------------
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from nubes import errors, ids
 from nubes.clock import Clock
-from nubes.domain import cidr, private_ips
+from nubes.domain import private_ips
 from nubes.domain import public_addresses as pa
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned, where_given
 from nubes.domain.routes import DEFAULT_ROUTE, NAT_GATEWAY, custom_entry
@@ -116,7 +115,7 @@ class NatGateways:
                 raise errors.quota_exceeded_nat_gateway(
                     f"A VPC has at most {self._quota} NAT gateways; {vpc.id} has {count}."
                 )
-            address = cidr.allocate(IPv4Network(vswitch.cidr), private_ips.taken(s, vswitch.id), None)
+            [address] = private_ips.allocate(s, vswitch, [None])
             spec = request.spec or (DEFAULT_SPEC if request.internet_charge_type == "PayBySpec" else "")
             gateway = NatGateway(
                 id=ids.new_id("nat_gateway"),

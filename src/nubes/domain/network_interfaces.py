@@ -7,24 +7,65 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from nubes import errors, ids
+from nubes.catalog.model import Catalog
 from nubes.clock import Clock
-from nubes.domain import cidr, private_ips
+from nubes.domain import instance_states as states
+from nubes.domain import private_ips as vswitch_addresses
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
-from nubes.store.models import NetworkInterface, NetworkInterfaceGroup, PublicAddress, SecurityGroup, VSwitch
+from nubes.store.models import (
+    Instance,
+    NetworkInterface,
+    NetworkInterfaceGroup,
+    NetworkInterfacePrivateIp,
+    PublicAddress,
+    SecurityGroup,
+    VSwitch,
+)
 
 ENI_AVAILABLE = "Available"
+ENI_ATTACHING = "Attaching"
 ENI_IN_USE = "InUse"
+ENI_DETACHING = "Detaching"
 TEST_HOST = "testhost"
+ON_INSTANCE = "instance"  # `attachment` of an interface plugged in for an instance (see netstate)
+
+# The interface statuses each action may start from, and the one it leads to (None: unchanged).
+# The agent finishes Attaching -> InUse and Detaching -> Available (nubes.agent.compute). A
+# detach may be asked again while one is under way (ECS: re-issue it when it seems stuck).
+ENI_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "AttachNetworkInterface": (frozenset({ENI_AVAILABLE}), ENI_ATTACHING),
+    "DetachNetworkInterface": (frozenset({ENI_IN_USE, ENI_DETACHING}), ENI_DETACHING),
+    "AssignPrivateIpAddresses": (frozenset({ENI_AVAILABLE, ENI_IN_USE}), None),
+    "UnassignPrivateIpAddresses": (frozenset({ENI_AVAILABLE, ENI_IN_USE}), None),
+}
+# The instance statuses in which interfaces may be attached to or detached from it.
+INSTANCE_STEADY = frozenset({states.RUNNING, states.STOPPED})
+# ECS: an interface not attached to an instance takes up to 10 secondary private addresses; an
+# attached one as many as its instance type's EniPrivateIpAddressQuantity (which counts the primary).
+UNATTACHED_SECONDARY_IPS = 10
+DEFAULT_ENI_QUANTITY = 2  # (a type the catalog gives no EniQuantity: a primary and one more)
+DEFAULT_IPS_PER_ENI = 6
+
+
+def eni_step(eni: NetworkInterface, action: str) -> str:
+    """The status `action` leads the interface to, or InvalidOperation.InvalidEniState."""
+    allowed, to = ENI_TRANSITIONS[action]
+    if eni.status not in allowed or eni.attachment == TEST_HOST:
+        raise errors.invalid_operation_invalid_eni_state(
+            f"{action} is not allowed while the network interface {eni.id} is {eni.status}"
+            + (" (plugged into a test host)." if eni.attachment == TEST_HOST else ".")
+        )
+    return to or eni.status
 
 
 def new_mac(s: Session, taken: set[str] | None = None) -> str:
@@ -41,11 +82,22 @@ def new_mac(s: Session, taken: set[str] | None = None) -> str:
 
 
 class NetworkInterfaces:
-    def __init__(self, db: Database, clock: Clock, notify: NotifyNetwork, quotas: SecurityQuotas) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        notify: NotifyNetwork,
+        quotas: SecurityQuotas,
+        catalog: Catalog | None = None,
+        notify_compute: NotifyNetwork | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._notify = notify
         self._quotas = quotas
+        self._catalog = catalog
+        # an instance whose interfaces change: its host's agent plugs them in or out
+        self._notify_compute = notify_compute or (lambda _key: None)
 
     def create(
         self,
@@ -58,8 +110,13 @@ class NetworkInterfaces:
         resource_group_id: str = "",
         eni_type: str = "Secondary",
         tags: Sequence[tuple[str, str]] = (),
+        secondary_ips: Sequence[str] = (),
+        secondary_count: int | None = None,
     ) -> NetworkInterface:
-        """A new interface with its creation tags, in one transaction."""
+        """A new interface with its creation tags and its secondary private addresses (the ones
+        named, or `secondary_count` free ones), in one transaction."""
+        wanted = _secondary_request(secondary_ips, secondary_count)
+        _check_secondary_quota(0, len(wanted), UNATTACHED_SECONDARY_IPS, "an unattached network interface")
         name = check_name("NetworkInterfaceName", name)
         description = check_description(description)
         check_tags(tags)
@@ -68,7 +125,11 @@ class NetworkInterfaces:
             if vswitch.status != AVAILABLE:
                 raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
-            address = cidr.allocate(IPv4Network(vswitch.cidr), private_ips.taken(s, vswitch_id), primary_ip)
+            taken: set[IPv4Address] = set()
+            # the named addresses first, so that a free one picked for another never takes one of them
+            named = vswitch_addresses.allocate(s, vswitch, [ip for ip in wanted if ip], taken)
+            [address] = vswitch_addresses.allocate(s, vswitch, [primary_ip], taken)
+            secondary = named + vswitch_addresses.allocate(s, vswitch, [ip for ip in wanted if not ip], taken)
             eni = NetworkInterface(
                 id=ids.new_id("network_interface"),
                 account_id=scope.account_id,
@@ -88,6 +149,9 @@ class NetworkInterfaces:
                 created_at=self._clock.now(),
             )
             eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]
+            eni.secondary_ips = [
+                NetworkInterfacePrivateIp(vswitch_id=vswitch_id, ip_address=str(ip)) for ip in secondary
+            ]
             s.add(eni)
             write_tags(s, scope, "eni", eni.id, tags, created=True)
             s.flush()
@@ -160,7 +224,15 @@ class NetworkInterfaces:
                 (name, NetworkInterface.name == name),
                 (primary_ip, NetworkInterface.primary_ip == primary_ip),
                 (eni_type, NetworkInterface.eni_type == eni_type),
-                (private_ips, NetworkInterface.primary_ip.in_(private_ips or [])),
+                (
+                    private_ips,
+                    NetworkInterface.primary_ip.in_(private_ips or [])
+                    | NetworkInterface.id.in_(
+                        select(NetworkInterfacePrivateIp.interface_id).where(
+                            NetworkInterfacePrivateIp.ip_address.in_(private_ips or [])
+                        )
+                    ),
+                ),
                 (resource_group_id, NetworkInterface.resource_group_id == resource_group_id),
             ]
             for wanted, clause in filters:
@@ -254,6 +326,129 @@ class NetworkInterfaces:
             s.delete(eni)
         self._notify(vpc_id)
 
+    # ---- attachment to instances ---------------------------------------------------------------
+
+    def attach(self, scope: Scope, eni_id: str, instance_id: str) -> None:
+        """Attach a secondary interface to an instance of its VPC and zone (Running or Stopped):
+        Attaching until the instance's agent has plugged it in (hot-plugged into a running VM, or
+        on the command line of its next start), then InUse."""
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id, "Eni")
+            instance = _instance(s, scope, instance_id)
+            if eni.eni_type == "Primary":
+                raise errors.invalid_operation_invalid_eni_type(
+                    f"The network interface {eni_id} is the primary interface of an instance."
+                )
+            status = eni_step(eni, "AttachNetworkInterface")
+            _check_instance_steady(instance, "attached to")
+            if eni.vpc_id != instance.vpc_id:
+                raise errors.invalid_operation_vpc_mismatch(
+                    f"The network interface {eni_id} is in {eni.vpc_id}, the instance {instance_id} in "
+                    f"{instance.vpc_id}."
+                )
+            if eni.zone_id != instance.zone_id:
+                raise errors.invalid_operation_availability_zone_mismatch(
+                    f"The network interface {eni_id} is in {eni.zone_id}, the instance {instance_id} in "
+                    f"{instance.zone_id}."
+                )
+            limit, per_eni = self._type_limits(instance.instance_type)
+            attached = s.scalar(
+                select(func.count(NetworkInterface.id)).where(NetworkInterface.instance_id == instance_id)
+            )
+            if (attached or 0) >= limit:
+                raise errors.eni_per_instance_limit_exceeded(
+                    f"The instance type {instance.instance_type} takes at most {limit} network interfaces "
+                    f"(its primary one included); {instance_id} has {attached}."
+                )
+            _check_secondary_quota(
+                len(eni.secondary_ips), 0, per_eni - 1, f"an interface of {instance.instance_type}"
+            )
+            eni.status, eni.instance_id, eni.attachment = status, instance_id, ON_INSTANCE
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+        self._notify_compute(instance_id)
+
+    def detach(self, scope: Scope, eni_id: str, instance_id: str) -> None:
+        """Detach a secondary interface from its instance (Running or Stopped): Detaching until
+        the agent has unplugged it (the guest released the hot-plugged NIC), then Available."""
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id, "Eni")
+            instance = _instance(s, scope, instance_id)
+            if eni.eni_type == "Primary":
+                raise errors.invalid_operation_detach_primary_eni_not_allowed()
+            status = eni_step(eni, "DetachNetworkInterface")
+            if eni.instance_id != instance_id:
+                raise errors.invalid_operation_invalid_eni_state(
+                    f"The network interface {eni_id} is not attached to the instance {instance_id}."
+                )
+            _check_instance_steady(instance, "detached from")
+            eni.status = status
+        self._notify_compute(instance_id)
+
+    def _type_limits(self, type_id: str) -> tuple[int, int]:
+        """(interfaces per instance, private IPv4 addresses per interface) of an instance type."""
+        itype = self._catalog.instance_type(type_id) if self._catalog is not None else None
+        fields = itype.fields if itype is not None else {}
+        return (
+            int(fields.get("EniQuantity") or DEFAULT_ENI_QUANTITY),
+            int(fields.get("EniPrivateIpAddressQuantity") or DEFAULT_IPS_PER_ENI),
+        )
+
+    # ---- secondary private addresses -----------------------------------------------------------
+
+    def assign_private_ips(
+        self, scope: Scope, eni_id: str, addresses: Sequence[str], count: int | None
+    ) -> list[str]:
+        """Give the interface secondary private addresses of its vSwitch: the ones named, or
+        `count` free ones. The new addresses, in order."""
+        wanted = _secondary_request(addresses, count)
+        if not wanted:
+            raise errors.missing_parameter(
+                message="Give PrivateIpAddress.N or SecondaryPrivateIpAddressCount: the addresses to assign."
+            )
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id, "Eni")
+            eni_step(eni, "AssignPrivateIpAddresses")
+            limit, where = UNATTACHED_SECONDARY_IPS, "an unattached network interface"
+            if eni.instance_id:
+                instance = s.get(Instance, eni.instance_id)
+                if instance is not None:
+                    if eni.eni_type == "Primary":
+                        _check_instance_steady(instance, "given addresses on its primary interface")
+                    limit = self._type_limits(instance.instance_type)[1] - 1
+                    where = f"an interface of {instance.instance_type}"
+            _check_secondary_quota(len(eni.secondary_ips), len(wanted), limit, where)
+            vswitch = s.get(VSwitch, eni.vswitch_id)
+            assert vswitch is not None  # (a vSwitch with interfaces is never deleted)
+            taken: set[IPv4Address] = set()
+            named = vswitch_addresses.allocate(s, vswitch, [ip for ip in wanted if ip], taken)
+            new = named + vswitch_addresses.allocate(s, vswitch, [ip for ip in wanted if not ip], taken)
+            eni.secondary_ips.extend(
+                NetworkInterfacePrivateIp(vswitch_id=vswitch.id, ip_address=str(ip)) for ip in new
+            )
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+        return [str(ip) for ip in new]
+
+    def unassign_private_ips(self, scope: Scope, eni_id: str, addresses: Sequence[str]) -> None:
+        """Take secondary private addresses from the interface (back to the vSwitch)."""
+        if not addresses:
+            raise errors.missing_parameter(message="PrivateIpAddress.N names the addresses to unassign.")
+        with self._db.session() as s:
+            eni = _eni(s, scope, eni_id, "Eni")
+            eni_step(eni, "UnassignPrivateIpAddresses")
+            held = {row.ip_address: row for row in eni.secondary_ips}
+            for address in addresses:
+                if address not in held:
+                    raise errors.invalid_ip_ip_unassigned(
+                        f"The address {address} is not a secondary private address of {eni_id}"
+                        + (" (it is its primary address)." if address == eni.primary_ip else ".")
+                    )
+            for address in dict.fromkeys(addresses):
+                eni.secondary_ips.remove(held[address])
+            vpc_id = eni.vpc_id
+        self._notify(vpc_id)
+
     # ---- test hosts (operator) -----------------------------------------------------------------
 
     def set_test_host(self, eni_id: str, attached: bool) -> str:
@@ -279,8 +474,42 @@ class NetworkInterfaces:
         return vpc_id
 
 
-def _eni(s: Session, scope: Scope | int, eni_id: str) -> NetworkInterface:
-    return owned(s, NetworkInterface, scope, eni_id, "NetworkInterface")
+def _eni(s: Session, scope: Scope | int, eni_id: str, kind: str = "NetworkInterface") -> NetworkInterface:
+    """`kind`: the NotFound error's name (the attachment and address actions say InvalidEniId)."""
+    return owned(s, NetworkInterface, scope, eni_id, kind)
+
+
+def _instance(s: Session, scope: Scope, instance_id: str) -> Instance:
+    # InvalidEcsId.NotFound, as the interface actions name it; an instance being deleted is gone
+    return owned(s, Instance, scope, instance_id, "Ecs", usable=lambda i: i.desired != states.WANT_DELETED)
+
+
+def _check_instance_steady(instance: Instance, what: str) -> None:
+    if instance.status not in INSTANCE_STEADY:
+        raise errors.invalid_operation_invalid_ecs_state(
+            f"The instance {instance.id} is {instance.status}; interfaces are {what} it only while it "
+            "is Running or Stopped."
+        )
+
+
+def _secondary_request(addresses: Sequence[str], count: int | None) -> list[str | None]:
+    """PrivateIpAddress.N or SecondaryPrivateIpAddressCount, as the addresses to allocate (None:
+    any free one). Never both; a name given twice is refused."""
+    if addresses and count is not None:
+        raise errors.invalid_parameter(
+            message="PrivateIpAddress.N and SecondaryPrivateIpAddressCount cannot be given together."
+        )
+    if len(set(addresses)) != len(addresses):
+        raise errors.invalid_ip_ip_repeated("A private address is named twice in PrivateIpAddress.N.")
+    return list(addresses) if addresses else [None] * (count or 0)
+
+
+def _check_secondary_quota(held: int, more: int, limit: int, where: str) -> None:
+    if held + more > limit:
+        raise errors.invalid_operation_ipv4_count_exceeded(
+            f"{where.capitalize()} takes at most {limit} secondary private addresses; it has {held} "
+            f"and {more} more were asked for."
+        )
 
 
 def _loaded(s: Session, eni_id: str) -> NetworkInterface:

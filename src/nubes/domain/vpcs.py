@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.catalog.model import Catalog
 from nubes.clock import Clock
-from nubes.domain import cidr
+from nubes.domain import cidr, private_ips
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.regions import require_region, zones_of
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
@@ -250,13 +250,7 @@ class Vpcs:
     ) -> list[tuple[VSwitch, int]]:
         """vSwitches (carrying every one of `tags`) with the number of private addresses in use in each."""
         with self._db.session() as s:
-            interfaces = (
-                select(func.count(NetworkInterface.id))
-                .where(NetworkInterface.vswitch_id == VSwitch.id)
-                .scalar_subquery()
-            )
-            gateways = select(func.count(NatGateway.id)).where(NatGateway.vswitch_id == VSwitch.id)
-            used = interfaces + gateways.scalar_subquery()
+            used = private_ips.used_count()
             query = (
                 select(VSwitch, used)
                 .where(VSwitch.account_id == scope.account_id, VSwitch.region_id == scope.region_id)

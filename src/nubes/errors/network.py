@@ -96,6 +96,44 @@ def invalid_operation_invalid_eni_state(message: str) -> ApiError:
     return ApiError("InvalidOperation.InvalidEniState", message)
 
 
+def invalid_operation_invalid_ecs_state(message: str) -> ApiError:
+    return ApiError("InvalidOperation.InvalidEcsState", message)
+
+
+def invalid_operation_detach_primary_eni_not_allowed(
+    message: str = "The primary network interface of an instance cannot be detached.",
+) -> ApiError:
+    return ApiError("InvalidOperation.DetachPrimaryEniNotAllowed", message)
+
+
+def invalid_operation_invalid_eni_type(message: str) -> ApiError:
+    return ApiError("InvalidOperation.InvalidEniType", message, 403)
+
+
+def eni_per_instance_limit_exceeded(message: str) -> ApiError:
+    return ApiError("EniPerInstanceLimitExceeded", message, 403)
+
+
+def invalid_operation_availability_zone_mismatch(message: str) -> ApiError:
+    return ApiError("InvalidOperation.AvailabilityZoneMismatch", message, 403)
+
+
+def invalid_operation_vpc_mismatch(message: str) -> ApiError:
+    return ApiError("InvalidOperation.VpcMismatch", message, 403)
+
+
+def invalid_operation_ipv4_count_exceeded(message: str) -> ApiError:
+    return ApiError("InvalidOperation.Ipv4CountExceeded", message, 403)
+
+
+def invalid_ip_ip_repeated(message: str) -> ApiError:
+    return ApiError("InvalidIp.IpRepeated", message, 403)
+
+
+def invalid_ip_ip_unassigned(message: str) -> ApiError:
+    return ApiError("InvalidIp.IpUnassigned", message, 403)
+
+
 def invalid_operation_last_security_group(
     message: str = "A network interface must stay in at least one security group.",
 ) -> ApiError:

@@ -21,10 +21,19 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from nubes.domain import cidr
 from nubes.store.db import Database
-from nubes.store.models import Account, Instance, KeyPair, NetworkInterface, Vpc, VSwitch
+from nubes.store.models import (
+    Account,
+    Instance,
+    KeyPair,
+    NetworkInterface,
+    NetworkInterfacePrivateIp,
+    Vpc,
+    VSwitch,
+)
 
 log = logging.getLogger("nubes.metadata")
 
@@ -40,32 +49,61 @@ class GuestView:
     enabled: bool = True
 
 
+def _interface(s: Session, eni: NetworkInterface, vpc: Vpc) -> Tree | None:
+    """network/interfaces/macs/<mac>/ of one interface, as ECS lists it."""
+    vswitch = s.get(VSwitch, eni.vswitch_id)
+    if vswitch is None:
+        return None
+    network = IPv4Network(vswitch.cidr)
+    addresses = [eni.primary_ip, *(row.ip_address for row in eni.secondary_ips)]
+    return {
+        "network-interface-id": eni.id,
+        "primary-ip-address": eni.primary_ip,
+        "private-ipv4s": json.dumps(addresses),
+        "netmask": str(network.netmask),
+        "gateway": str(cidr.gateway(network)),
+        "vpc-id": vpc.id,
+        "vpc-cidr-block": vpc.cidr,
+        "vswitch-id": vswitch.id,
+        "vswitch-cidr-block": vswitch.cidr,
+    }
+
+
 def interface_tree(db: Database, vpc_id: str, source_ip: str) -> GuestView | None:
-    """The metadata of the interface that owns `source_ip` in the VPC (and of its instance)."""
+    """The metadata of the interface that owns `source_ip` (its primary or a secondary address)
+    in the VPC, and of its instance: every interface of the instance is listed under
+    network/interfaces/macs/, the top-level mac and private-ipv4 are its primary interface's."""
     with db.session() as s:
         eni = s.scalar(
             select(NetworkInterface).where(
-                NetworkInterface.vpc_id == vpc_id, NetworkInterface.primary_ip == source_ip
+                NetworkInterface.vpc_id == vpc_id,
+                (NetworkInterface.primary_ip == source_ip)
+                | NetworkInterface.id.in_(
+                    select(NetworkInterfacePrivateIp.interface_id).where(
+                        NetworkInterfacePrivateIp.ip_address == source_ip
+                    )
+                ),
             )
         )
         if eni is None:
             return None
         vpc = s.get(Vpc, vpc_id)
-        vswitch = s.get(VSwitch, eni.vswitch_id)
-        if vpc is None or vswitch is None:
+        if vpc is None:
             return None
-        network = IPv4Network(vswitch.cidr)
-        interface = {
-            "network-interface-id": eni.id,
-            "primary-ip-address": eni.primary_ip,
-            "private-ipv4s": f'["{eni.primary_ip}"]',
-            "netmask": str(network.netmask),
-            "gateway": str(cidr.gateway(network)),
-            "vpc-id": vpc.id,
-            "vpc-cidr-block": vpc.cidr,
-            "vswitch-id": vswitch.id,
-            "vswitch-cidr-block": vswitch.cidr,
-        }
+        interfaces = [eni]
+        if eni.instance_id:
+            interfaces = list(
+                s.scalars(
+                    select(NetworkInterface)
+                    .where(NetworkInterface.instance_id == eni.instance_id)
+                    .order_by(NetworkInterface.eni_type, NetworkInterface.id)  # "Primary" first
+                )
+            )
+            eni = interfaces[0]
+        macs = {each.mac: _interface(s, each, vpc) for each in interfaces}
+        own = macs.get(eni.mac)
+        if own is None:
+            return None
         meta: Tree = {
             "mac": eni.mac,
             "private-ipv4": eni.primary_ip,
@@ -73,10 +111,12 @@ def interface_tree(db: Database, vpc_id: str, source_ip: str) -> GuestView | Non
             "zone-id": eni.zone_id,
             "vpc-id": vpc.id,
             "vpc-cidr-block": vpc.cidr,
-            "vswitch-id": vswitch.id,
-            "vswitch-cidr-block": vswitch.cidr,
+            "vswitch-id": own["vswitch-id"],
+            "vswitch-cidr-block": own["vswitch-cidr-block"],
             "network-type": "vpc",
-            "network": {"interfaces": {"macs": {eni.mac: interface}}},
+            "network": {
+                "interfaces": {"macs": {mac: tree for mac, tree in macs.items() if tree is not None}}
+            },
         }
         tree: Tree = {"meta-data": meta}
         instance = s.get(Instance, eni.instance_id) if eni.instance_id else None

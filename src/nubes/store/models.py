@@ -223,6 +223,13 @@ class NetworkInterface(Base):
     memberships: Mapped[list[NetworkInterfaceGroup]] = relationship(
         back_populates="interface", cascade="all, delete-orphan", order_by="NetworkInterfaceGroup.position"
     )
+    # Loaded with the interface wherever it is read (every rendering shows them).
+    secondary_ips: Mapped[list[NetworkInterfacePrivateIp]] = relationship(
+        back_populates="interface",
+        cascade="all, delete-orphan",
+        order_by="NetworkInterfacePrivateIp.id",
+        lazy="selectin",
+    )
 
 
 class NetworkInterfaceGroup(Base):
@@ -239,6 +246,24 @@ class NetworkInterfaceGroup(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     interface: Mapped[NetworkInterface] = relationship(back_populates="memberships")
+
+
+class NetworkInterfacePrivateIp(Base):
+    """A secondary private IPv4 address of an interface (AssignPrivateIpAddresses), from the
+    interface's vSwitch: unique in the vSwitch together with every other address handed out there
+    (see nubes.domain.private_ips)."""
+
+    __tablename__ = "network_interface_private_ips"
+    __table_args__ = (UniqueConstraint("vswitch_id", "ip_address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interface_id: Mapped[str] = mapped_column(
+        ForeignKey("network_interfaces.id", ondelete="CASCADE"), index=True
+    )
+    vswitch_id: Mapped[str] = mapped_column(ForeignKey("vswitches.id", ondelete="RESTRICT"))
+    ip_address: Mapped[str] = mapped_column(String(64))
+
+    interface: Mapped[NetworkInterface] = relationship(back_populates="secondary_ips")
 
 
 class NetworkGeneration(Base):

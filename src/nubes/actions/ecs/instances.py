@@ -252,12 +252,14 @@ def render_instance(
     ctx: ActionContext,
     i: Instance,
     image: Image | None,
-    eni: NetworkInterface | None,
+    enis: list[NetworkInterface],
     groups: list[str],
     tags: list[tuple[str, str]],
     public: dict[str, PublicAddress] | None = None,
 ) -> dict[str, Any]:
+    """`enis`: the instance's interfaces, the primary first."""
     itype = ctx.services.catalog.instance_type(i.instance_type)
+    eni = next((e for e in enis if e.eni_type == "Primary"), None)
     ip = eni.primary_ip if eni else ""
     public_ip, eip = (public or {}).get(pa.PUBLIC_IP), (public or {}).get(pa.EIP)
     fields = {
@@ -332,20 +334,25 @@ def render_instance(
         "NetworkInterfaces": {
             "NetworkInterface": [
                 {
-                    "NetworkInterfaceId": eni.id,
-                    "MacAddress": eni.mac,
-                    "PrimaryIpAddress": eni.primary_ip,
-                    "Type": "Primary",
+                    "NetworkInterfaceId": each.id,
+                    "MacAddress": each.mac,
+                    "PrimaryIpAddress": each.primary_ip,
+                    "Type": each.eni_type,
                     "PrivateIpSets": {
-                        "PrivateIpSet": [{"PrivateIpAddress": eni.primary_ip, "Primary": True}]
+                        "PrivateIpSet": [
+                            {"PrivateIpAddress": each.primary_ip, "Primary": True},
+                            *(
+                                {"PrivateIpAddress": r.ip_address, "Primary": False}
+                                for r in each.secondary_ips
+                            ),
+                        ]
                     },
                     "Ipv6Sets": {"Ipv6Set": []},
                     "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
                     "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
                 }
+                for each in enis
             ]
-            if eni
-            else []
         },
         "MetadataOptions": {
             "HttpEndpoint": i.metadata_http_endpoint,
@@ -494,7 +501,7 @@ def describe_instances(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             ctx,
             i,
             images.get(i.image_id),
-            enis.get(i.id),
+            enis.get(i.id, []),
             groups.get(i.id, []),
             tags.get(i.id, []),
             public.get(i.id),
@@ -532,7 +539,7 @@ def describe_instance_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[s
         ctx,
         instance,
         ctx.services.instances.image_of(instance.image_id),
-        enis.get(instance.id),
+        enis.get(instance.id, []),
         groups[instance.id],
         tags[instance.id],
         ctx.services.instances.public_addresses([instance.id]).get(instance.id),

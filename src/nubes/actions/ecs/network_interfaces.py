@@ -1,4 +1,5 @@
-"""ECS elastic network interfaces: create, describe, modify, delete."""
+"""ECS elastic network interfaces: create, describe, modify, delete; attach to and detach from
+instances; secondary private addresses."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from nubes.actions.common import (
 )
 from nubes.actions.paging import either_page, page_params, token_params
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, String, StringList
+from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain import public_addresses as pa
@@ -24,6 +25,11 @@ from nubes.store.models import NetworkInterface, PublicAddress
 actions = ActionTable("ecs")
 
 ENI_ID = String("NetworkInterfaceId", required=True, max_length=64)
+INSTANCE_ID = String("InstanceId", required=True, max_length=64)
+# Secondary private addresses: named, or a count of free ones (ECS: at most 10 while the interface is
+# not attached; the instance type's EniPrivateIpAddressQuantity once it is, checked by the domain).
+PRIVATE_IPS = StringList("PrivateIpAddress", max_items=50, item_max_length=64)
+SECONDARY_COUNT = Integer("SecondaryPrivateIpAddressCount", minimum=1, maximum=50)
 
 
 def associated_public_ip(public: PublicAddress | None) -> dict[str, str]:
@@ -67,7 +73,17 @@ def render_eni(
                     "Primary": True,
                     "PrivateDnsName": "",
                     "AssociatedPublicIp": associated_public_ip(public),
-                }
+                },
+                # (a public address maps to the primary address only: a secondary one has none)
+                *(
+                    {
+                        "PrivateIpAddress": row.ip_address,
+                        "Primary": False,
+                        "PrivateDnsName": "",
+                        "AssociatedPublicIp": associated_public_ip(None),
+                    }
+                    for row in eni.secondary_ips
+                ),
             ]
         },
         "AssociatedPublicIp": associated_public_ip(public),
@@ -103,10 +119,12 @@ def render_eni(
             "DeleteOnRelease",
             default=False,
             unsupported_values=(True,),
-            unsupported_because="a secondary network interface is never attached to an instance in nubes, "
-            "so it is never released with one",
+            unsupported_because="nubes keeps a secondary network interface when its instance is released "
+            "(it is detached and Available again)",
         ),
         TAGS,
+        PRIVATE_IPS,
+        SECONDARY_COUNT,
     ],
     idempotent=True,
 )
@@ -123,6 +141,8 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
         p["Description"],
         p["ResourceGroupId"],
         tags=tag_pairs(p),
+        secondary_ips=p["PrivateIpAddress"] or (),
+        secondary_count=p["SecondaryPrivateIpAddressCount"],
     )
     return render_eni(
         ctx,
@@ -156,7 +176,7 @@ def create_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str,
 )
 def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The caller's interfaces, filtered (Tag.N: carrying every tag), in either paging style.
-    PrivateIpAddress.N: having one of these private addresses (an interface has one, its primary);
+    PrivateIpAddress.N: having one of these private addresses (primary or secondary);
     Ipv6Address.N and ServiceManaged=true match nothing: no interface has an IPv6 address or is
     managed by a cloud service."""
     scope = ctx.scope(p["RegionId"])
@@ -182,6 +202,65 @@ def describe_network_interfaces(ctx: ActionContext, p: dict[str, Any]) -> dict[s
     items = [render_eni(ctx, e, tags.get(e.id, []), public.get(e.id)) for e in enis]
     body: dict[str, Any] = {"TotalCount": len(items)}
     body.update(either_page(items, p, "NetworkInterfaceSets", "NetworkInterfaceSet"))
+    return body
+
+
+@actions.define("DescribeNetworkInterfaceAttribute", [REGION_ID, ENI_ID])
+def describe_network_interface_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """One interface, with the fields only this action reports (nubes has no bonding, QoS or
+    enhanced networking, and keeps the kernel's connection tracking timeouts). Attribute (a part
+    to return alone) and Tag.N are refused (undeclared)."""
+    scope = ctx.scope(p["RegionId"])
+    eni = ctx.services.network_interfaces.get(scope, p["NetworkInterfaceId"])
+    body = render_eni(
+        ctx,
+        eni,
+        ctx.services.tags.of(scope, "eni", [eni.id]).get(eni.id, []),
+        ctx.services.eips.of_interfaces([eni.id]).get(eni.id),
+    )
+    body["Attachment"]["MemberNetworkInterfaceIds"] = {"MemberNetworkInterfaceId": []}
+    body.update(
+        {
+            "BondInterfaceSpecification": {
+                "BondMode": "",
+                "SlaveInterfaceSpecification": {"SlaveInterfaceSpecificationSet": []},
+            },
+            "SlaveInterfaceSpecification": {
+                "BondNetworkInterfaceId": "",
+                "SlaveNetworkInterfaceId": "",
+                "WorkState": "",
+            },
+            # the Linux defaults nubes' VPC routers keep (nf_conntrack_*_timeout)
+            "ConnectionTrackingConfiguration": {
+                "TcpClosedAndTimeWaitTimeout": 120,
+                "TcpEstablishedTimeout": 432000,
+                "UdpTimeout": 30,
+            },
+            "EnhancedNetwork": {
+                "EnableExpress": False,
+                "EnableRss": False,
+                "EnableSriov": False,
+                "VirtualFunctionQuantity": 0,
+                "VirtualFunctionTotalQueueNumber": 0,
+            },
+            "NetworkInterfaceTrafficConfig": {
+                "NetworkInterfaceTrafficMode": "Standard",
+                "QueueNumber": 0,
+                "QueuePairNumber": 0,
+            },
+            "QoSConfig": {
+                "EnableQoS": False,
+                "QoS": {
+                    "BandwidthRx": 0,
+                    "BandwidthTx": 0,
+                    "ConcurrentConnections": 0,
+                    "PpsRx": 0,
+                    "PpsTx": 0,
+                },
+            },
+            "TcpOptionAddressEnabled": "",
+        }
+    )
     return body
 
 
@@ -211,4 +290,64 @@ def modify_network_interface_attribute(ctx: ActionContext, p: dict[str, Any]) ->
 def delete_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Delete an interface that nothing uses."""
     ctx.services.network_interfaces.delete(ctx.scope(p["RegionId"]), p["NetworkInterfaceId"])
+    return {}
+
+
+@actions.define(
+    "AttachNetworkInterface",
+    [
+        REGION_ID,
+        ENI_ID,
+        INSTANCE_ID,
+        Integer(
+            "NetworkCardIndex",
+            minimum=0,
+            unsupported_from=1,
+            unsupported_because="a nubes instance has one network card (index 0)",
+        ),
+    ],
+)
+def attach_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Attach a secondary interface to an instance of its VPC and zone (Attaching, then InUse).
+    TrunkNetworkInstanceId and WaitForNetworkConfigurationReady are refused (undeclared): nubes
+    has no trunk interfaces, and the attachment is asynchronous as in ECS."""
+    ctx.services.network_interfaces.attach(ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["InstanceId"])
+    return {}
+
+
+@actions.define("DetachNetworkInterface", [REGION_ID, ENI_ID, INSTANCE_ID])
+def detach_network_interface(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Detach a secondary interface from its instance (Detaching, then Available)."""
+    ctx.services.network_interfaces.detach(ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["InstanceId"])
+    return {}
+
+
+@actions.define(
+    "AssignPrivateIpAddresses",
+    [REGION_ID, ENI_ID, PRIVATE_IPS, SECONDARY_COUNT, CLIENT_TOKEN],
+    idempotent=True,
+)
+def assign_private_ip_addresses(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Give an interface secondary private addresses of its vSwitch (named, or a count)."""
+    assigned = ctx.services.network_interfaces.assign_private_ips(
+        ctx.scope(p["RegionId"]),
+        p["NetworkInterfaceId"],
+        p["PrivateIpAddress"] or (),
+        p["SecondaryPrivateIpAddressCount"],
+    )
+    return {
+        "AssignedPrivateIpAddressesSet": {
+            "NetworkInterfaceId": p["NetworkInterfaceId"],
+            "PrivateIpSet": {"PrivateIpAddress": assigned},
+            "Ipv4PrefixSet": {"Ipv4Prefixes": []},  # Ipv4Prefix.N / Ipv4PrefixCount are refused
+        }
+    }
+
+
+@actions.define("UnassignPrivateIpAddresses", [REGION_ID, ENI_ID, PRIVATE_IPS])
+def unassign_private_ip_addresses(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Take secondary private addresses from an interface."""
+    ctx.services.network_interfaces.unassign_private_ips(
+        ctx.scope(p["RegionId"]), p["NetworkInterfaceId"], p["PrivateIpAddress"] or ()
+    )
     return {}

@@ -103,6 +103,9 @@ class ComputeCapabilities:
     # The guest prints READY_MARKER on the serial console once it is up, which is when the agent
     # calls it Running. False: there is no guest to wait for; it is up as soon as the VM runs.
     reports_ready: bool
+    # attach_nic/detach_nic work on a running VM. False: a NIC attached to a running instance
+    # appears at its next start (and one detached stays in the VM until it stops).
+    nic_hotplug: bool = False
 
 
 class ComputeError(RuntimeError):
@@ -153,6 +156,22 @@ class ComputeDriver(ABC):
     @abstractmethod
     def detach_disk(self, instance_id: str, disk_id: str) -> None:
         """Hot-unplug a disk from a running VM."""
+
+    @abstractmethod
+    def attach_nic(self, instance_id: str, nic: NicAttachment) -> None:
+        """Hot-plug a NIC into a running VM (its tap, when `opens_taps`, made before by the
+        network driver); the VM records it, so `nics` still lists it after an agent restart.
+        Attached already: succeeds. VmNotRunning when no VM runs."""
+
+    @abstractmethod
+    def detach_nic(self, instance_id: str, port_id: str) -> None:
+        """Hot-unplug a NIC from a running VM; returns once the guest has released it (raises
+        ComputeError when it did not in time: ask again). Not attached, or no VM: succeeds."""
+
+    @abstractmethod
+    def nics(self, instance_id: str) -> list[str]:
+        """The port IDs of the NICs the running VM has now (from its start and hot-plugged), in
+        the order they were plugged in; [] when no VM runs."""
 
     @abstractmethod
     def snapshot_disk(

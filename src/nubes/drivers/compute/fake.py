@@ -69,6 +69,7 @@ class FakeVm:
     ports: int = HOTPLUG_PORTS
     acpi: bool = True  # the guest reacts to the ACPI power button
     boots: int = 1
+    nics: dict[str, NicAttachment] = field(default_factory=dict)  # port id -> NIC, in plug order
 
 
 class FakeHost:
@@ -185,6 +186,7 @@ class FakeComputeDriver(ComputeDriver):
         changes_by_itself=False,
         opens_taps=False,
         reports_ready=False,
+        nic_hotplug=True,
     )
 
     def __init__(
@@ -248,6 +250,7 @@ class FakeComputeDriver(ComputeDriver):
                 disks={disk.disk_id: disk for disk in spec.disks[1:]},
                 ports=len(spec.disks) - 1 + HOTPLUG_PORTS,
                 boots=(previous.boots + 1) if previous else 1,
+                nics={nic.port_id: nic for nic in spec.nics},
             )
             self.host.say(spec.instance_id, FAKE_CONSOLE_BANNER)
             self.host.say(
@@ -360,6 +363,33 @@ class FakeComputeDriver(ComputeDriver):
             self.host.say(instance_id, f"disk {disk_id} unplugged")
             self.host.save(instance_id)
 
+    def attach_nic(self, instance_id: str, nic: NicAttachment) -> None:
+        self._enter("attach_nic", instance_id)
+        with self.host.lock:
+            vm = self._running(instance_id)
+            if vm is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            if nic.port_id in vm.nics:
+                return
+            vm.nics[nic.port_id] = nic
+            self.host.say(instance_id, f"nic {nic.mac} plugged in")
+            self.host.save(instance_id)
+
+    def detach_nic(self, instance_id: str, port_id: str) -> None:
+        self._enter("detach_nic", instance_id)
+        with self.host.lock:
+            vm = self._running(instance_id)
+            if vm is None or port_id not in vm.nics:
+                return
+            nic = vm.nics.pop(port_id)
+            self.host.say(instance_id, f"nic {nic.mac} unplugged")
+            self.host.save(instance_id)
+
+    def nics(self, instance_id: str) -> list[str]:
+        with self.host.lock:
+            vm = self._running(instance_id)
+            return list(vm.nics) if vm is not None else []
+
     def snapshot_disk(
         self, instance_id: str, disk_id: str, current: Path, overlay: Path, encrypted: bool = False
     ) -> None:
@@ -437,6 +467,14 @@ def _disk_from(record: dict[str, Any]) -> DiskAttachment:
     )
 
 
+def _nic_record(nic: NicAttachment) -> dict[str, str]:
+    return {"port_id": nic.port_id, "mac": nic.mac, "tap": nic.tap}
+
+
+def _nic_from(record: dict[str, Any]) -> NicAttachment:
+    return NicAttachment(str(record["port_id"]), str(record["mac"]), str(record["tap"]))
+
+
 def _vm_record(vm: FakeVm) -> dict[str, Any]:
     spec, handle = vm.spec, vm.handle
     return {
@@ -450,7 +488,7 @@ def _vm_record(vm: FakeVm) -> dict[str, Any]:
                 "cmdline": spec.boot.cmdline,
             },
             "disks": [_disk_record(d) for d in spec.disks],
-            "nics": [{"port_id": n.port_id, "mac": n.mac, "tap": n.tap} for n in spec.nics],
+            "nics": [_nic_record(n) for n in spec.nics],
             "netns": spec.netns,
             "hostname": spec.hostname,
         },
@@ -467,6 +505,7 @@ def _vm_record(vm: FakeVm) -> dict[str, Any]:
         "ports": vm.ports,
         "acpi": vm.acpi,
         "boots": vm.boots,
+        "nics": [_nic_record(n) for n in vm.nics.values()],
     }
 
 
@@ -478,7 +517,7 @@ def _vm_from(record: dict[str, Any]) -> tuple[FakeVm, bytes]:
         memory_mib=int(s["memory_mib"]),
         boot=Boot(Path(s["boot"]["kernel"]), Path(s["boot"]["initrd"]), str(s["boot"]["cmdline"])),
         disks=tuple(_disk_from(d) for d in s["disks"]),
-        nics=tuple(NicAttachment(str(n["port_id"]), str(n["mac"]), str(n["tap"])) for n in s["nics"]),
+        nics=tuple(_nic_from(n) for n in s["nics"]),
         netns=s["netns"],
         hostname=str(s["hostname"]),
     )
@@ -500,5 +539,7 @@ def _vm_from(record: dict[str, Any]) -> tuple[FakeVm, bytes]:
         int(record["ports"]),
         bool(record["acpi"]),
         int(record["boots"]),
+        # (a record written before NICs were hot-pluggable: the VM has the NICs it started with)
+        {n.port_id: n for n in (_nic_from(r) for r in record.get("nics", s["nics"]))},
     )
     return vm, str(record.get("console", "")).encode()

@@ -70,6 +70,9 @@ class PortNet:
     # route via the vSwitch gateway). The driver creates and deletes that namespace.
     host_netns: str | None = None
     hostname: str = ""
+    # Secondary private IPv4 addresses (AssignPrivateIpAddresses), of the same vSwitch: the port
+    # may send from them and answers ARP for them; traffic to them reaches it like to `ip`.
+    secondary_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

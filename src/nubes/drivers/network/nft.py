@@ -6,7 +6,8 @@ there is never a moment with half a ruleset:
 
 * `table bridge nubes_guard` — anti-spoofing. Every frame that enters a vSwitch bridge from a
   port must carry the port's MAC; its ARP sender MAC/IP and its IPv4 source must be the
-  port's (DHCP from 0.0.0.0 to udp 67 excepted, so a guest can ask for its address); a port
+  port's, its primary or a secondary address (DHCP from 0.0.0.0 to udp 67 excepted, so a
+  guest can ask for its address); a port
   may not answer DHCP (udp source port 67); IPv6 and every other ethertype are dropped for
   now. Frames from a device that is not a known port are dropped. This runs at the bridge
   prerouting hook, before the bridge learns the source MAC and before br_netfilter hands
@@ -83,6 +84,11 @@ PORTLESS_PROTOCOLS = {"icmp": "icmp", "gre": "gre"}
 
 def ruleset_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def port_addresses(port: PortNet) -> list[str]:
+    """Every address a port holds: its primary one, then its secondary ones."""
+    return [port.ip, *port.secondary_ips]
 
 
 def egress_chain(port_id: str) -> str:
@@ -218,11 +224,12 @@ def validate_vpc(vpc: VpcNet) -> None:
             raise ValueError(f"{port.port_id}: a veth port needs host_netns")
         if not MAC_RE.match(port.mac.lower()):
             raise ValueError(f"{port.port_id}: bad MAC {port.mac!r}")
-        if ipaddress.IPv4Address(port.ip) not in ipaddress.IPv4Network(vsw.cidr, strict=False):
-            raise ValueError(f"{port.port_id}: {port.ip} outside {vsw.vswitch_id} {vsw.cidr}")
-        if port.ip in seen:
-            raise ValueError(f"{port.port_id}: {port.ip} already used by {seen[port.ip]}")
-        seen[port.ip] = port.port_id
+        for address in port_addresses(port):
+            if ipaddress.IPv4Address(address) not in ipaddress.IPv4Network(vsw.cidr, strict=False):
+                raise ValueError(f"{port.port_id}: {address} outside {vsw.vswitch_id} {vsw.cidr}")
+            if address in seen:
+                raise ValueError(f"{port.port_id}: {address} already used by {seen[address]}")
+            seen[address] = port.port_id
 
 
 def _gateways(vpc: VpcNet) -> list[str]:
@@ -251,7 +258,7 @@ def render_ruleset(
     members: dict[str, list[str]] = {}
     for port in ports:
         for group_id in port.security_group_ids:
-            members.setdefault(group_id, []).append(port.ip)
+            members.setdefault(group_id, []).extend(port_addresses(port))
 
     def device(port: PortNet) -> str:
         return tap_name(port.port_id) if port.kind == "tap" else veth_name(port.port_id)
@@ -269,14 +276,15 @@ def render_ruleset(
         if route.sources:
             routed_to.setdefault(route.next_hop_port_id, []).append(route.destination)
     for port in ports:
-        allowed = [ipaddress.IPv4Network(c) for c in [f"{port.ip}/32", *routed_to.get(port.port_id, [])]]
+        held = port_addresses(port)  # the primary address first, then the secondary ones
+        allowed = [ipaddress.IPv4Network(c) for c in [*held, *routed_to.get(port.port_id, [])]]
         sources = [str(n) for n in ipaddress.collapse_addresses(allowed)]
         sources = [s.removesuffix("/32") for s in sources]
         out += [
             f"\tchain {guard_chain(port.port_id)} {{",
             f"\t\tether saddr != {port.mac.lower()} drop",
             f"\t\tarp saddr ether != {port.mac.lower()} drop",
-            f"\t\tarp saddr ip != {{ 0.0.0.0, {port.ip} }} drop",
+            f"\t\tarp saddr ip != {{ {', '.join(['0.0.0.0', *held])} }} drop",
             "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
             f"\t\tip saddr != {_set_literal(sources)} drop",
             "\t\tudp sport 67 drop",
@@ -343,8 +351,8 @@ def render_ruleset(
         "\t\tmeta nfproto ipv6 drop",
     ]
     out += nat.leg_guard(vpc, leg)
-    out += _dispatch("saddr", [(p.ip, egress_chain(p.port_id)) for p in egress_ports])
-    out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
+    out += _dispatch("saddr", [(a, egress_chain(p.port_id)) for p in egress_ports for a in port_addresses(p)])
+    out += _dispatch("daddr", [(a, ingress_chain(p.port_id)) for p in ports for a in port_addresses(p)])
     # custom routes: what a route table sends to an appliance meets the appliance's ingress rules
     for route in sorted(vpc.routes, key=lambda r: (r.route_table_id, r.destination)):
         if route.sources:
@@ -382,7 +390,7 @@ def render_ruleset(
     ]
     # Connections the VPC router opens to a guest (`nubes ssh`, operators) meet the guest's
     # ingress rules like any other source: the router's address is the vSwitch gateway.
-    out += _dispatch("daddr", [(p.ip, ingress_chain(p.port_id)) for p in ports])
+    out += _dispatch("daddr", [(a, ingress_chain(p.port_id)) for p in ports for a in port_addresses(p)])
     out += [
         "\t}",
         "}",

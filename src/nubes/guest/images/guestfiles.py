@@ -53,6 +53,9 @@ DISK_LINKS = _guest_file("disk-links")
 
 # Run by busybox `uevent` for each kernel event (the kernel has no uevent helper).
 UEVENT = _guest_file("uevent")
+# A NIC plugged in (or out) while the guest runs: DHCP on it (an interface attached to a running
+# instance), source routing for a NIC besides eth0 (in udhcpc.script).
+NIC_EVENT = _guest_file("nic")
 
 # /sbin/shutdown for images whose init is busybox init (Debian's is systemd's or sysvinit's).
 SHUTDOWN_COMMAND = _guest_file("shutdown")
@@ -76,6 +79,7 @@ NUBES_FILES: dict[str, tuple[str, int]] = {
     "usr/lib/nubes/udhcpc.script": (UDHCPC_SCRIPT, 0o755),
     "usr/lib/nubes/disk-links": (DISK_LINKS, 0o755),
     "usr/lib/nubes/uevent": (UEVENT, 0o755),
+    "usr/lib/nubes/nic": (NIC_EVENT, 0o755),
     "etc/acpi/PWRF/00000080": (ACPI_POWER_BUTTON, 0o755),
     "etc/inittab": (INITTAB, 0o644),
 }

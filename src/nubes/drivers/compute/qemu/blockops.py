@@ -10,6 +10,7 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -112,18 +113,57 @@ def job_ids(q: QmpClient) -> set[str]:
     }
 
 
-def port_of(q: QmpClient, disk_id: str, default: int) -> int:
+def device_port(q: QmpClient, device_id: str, default: int) -> int:
+    """The root port a device sits in (`default`: unknown, or not in a root port)."""
     try:
         bus = str(
-            q.execute(
-                "qom-get",
-                {"path": f"/machine/peripheral/{disk_device_id(disk_id)}", "property": "parent_bus"},
-            )
+            q.execute("qom-get", {"path": f"/machine/peripheral/{device_id}", "property": "parent_bus"})
         )
     except QmpError:
         return default
     match = re.search(r"/rp(\d+)/", bus + "/")
     return int(match.group(1)) if match else default
+
+
+def port_of(q: QmpClient, disk_id: str, default: int) -> int:
+    return device_port(q, disk_device_id(disk_id), default)
+
+
+def free_port(runtime: Runtime, instance_id: str) -> int:
+    """The lowest root port no disk and no NIC sits in; ComputeError when all are taken."""
+    used = set(runtime.ports.values()) | set(runtime.nics.values())
+    free = [i for i in range(runtime.port_count) if i not in used]
+    if not free:
+        raise ComputeError(f"{instance_id}: no free hot-plug port (of {runtime.port_count})")
+    return free[0]
+
+
+def unplug(q: QmpClient, instance_id: str, dev: str, what: str, timeout: float) -> None:
+    """device_del, then wait until the guest has released the device (DEVICE_DELETED, or the
+    device is gone); ComputeError when it did not within `timeout` (asking again is safe)."""
+    if dev not in peripherals(q):
+        return
+    try:
+        q.execute("device_del", {"id": dev})
+    except QmpCommandError as exc:
+        if exc.error_class != "DeviceNotFound" and "in the process of unplug" not in exc.desc:
+            raise ComputeError(f"{instance_id}: device_del {dev}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            q.wait_event(
+                "DEVICE_DELETED",
+                min(1.0, max(0.01, deadline - time.monotonic())),
+                lambda e: e.get("data", {}).get("device") == dev,
+            )
+            return
+        except QmpError:
+            if dev not in peripherals(q):
+                return
+            if time.monotonic() >= deadline:
+                raise ComputeError(
+                    f"{instance_id}: the guest did not release {what} within {timeout}s"
+                ) from None
 
 
 def remove_block_nodes(q: QmpClient, disk_id: str) -> None:
@@ -160,9 +200,9 @@ def overlay_node(disk_id: str, overlay: Path) -> dict[str, Any]:
     }
 
 
-class BlockOperations(ABC):
-    """The driver's disk operations on running VMs (hot-plug, live snapshots, resize, layer
-    streaming), over what the driver provides: its per-VM locks, handles, QMP and runtime file."""
+class VmAccess(ABC):
+    """What the driver provides to its operations on running VMs: its per-VM locks, handles, QMP
+    and runtime file."""
 
     unplug_timeout: float
 
@@ -187,16 +227,28 @@ class BlockOperations(ABC):
     @abstractmethod
     def _known(self, instance_id: str) -> bool: ...
 
+    @contextlib.contextmanager
+    def _unplugging(self, instance_id: str) -> Iterator[tuple[VmHandle, Runtime] | None]:
+        """The VM's handle and runtime record under its lock, to take a device out of it; None
+        when no VM runs (then nothing is plugged in: unplugging succeeds)."""
+        if not self._known(instance_id):
+            yield None
+            return
+        with self._locked(instance_id):
+            handle = self._find(instance_id)
+            yield (handle, self._load_runtime(instance_id)) if handle is not None else None
+
+
+class BlockOperations(VmAccess):
+    """The driver's disk operations on running VMs (hot-plug, live snapshots, resize, layer
+    streaming)."""
+
     def attach_disk(self, instance_id: str, disk: DiskAttachment) -> None:
         with self._locked_running(instance_id) as handle:
             runtime = self._load_runtime(instance_id)
             if disk.disk_id == runtime.system or disk.disk_id in runtime.ports:
                 return
-            used = set(runtime.ports.values())
-            free = [i for i in range(runtime.port_count) if i not in used]
-            if not free:
-                raise ComputeError(f"{instance_id}: no free hot-plug port (of {runtime.port_count})")
-            port = free[0]
+            port = free_port(runtime, instance_id)
             group = throttle_group(disk)
             with self._qmp(handle) as q:
                 existing = peripherals(q)
@@ -221,40 +273,14 @@ class BlockOperations(ABC):
     def detach_disk(self, instance_id: str, disk_id: str) -> None:
         """device_del, then wait for the guest to release the device (DEVICE_DELETED), then delete
         the block nodes. Not running: nothing is attached, so it succeeds."""
-        if not self._known(instance_id):
-            return
-        with self._locked(instance_id):
-            handle = self._find(instance_id)
-            if handle is None:
+        with self._unplugging(instance_id) as found:
+            if found is None:
                 return
-            runtime = self._load_runtime(instance_id)
+            handle, runtime = found
             if disk_id == runtime.system:
                 raise ComputeError(f"{instance_id}: {disk_id} is the system disk")
-            dev = disk_device_id(disk_id)
             with self._qmp(handle) as q:
-                if dev in peripherals(q):
-                    try:
-                        q.execute("device_del", {"id": dev})
-                    except QmpCommandError as exc:
-                        if exc.error_class != "DeviceNotFound" and "in the process of unplug" not in exc.desc:
-                            raise ComputeError(f"{instance_id}: device_del {dev}: {exc}") from exc
-                    deadline = time.monotonic() + self.unplug_timeout
-                    while True:
-                        try:
-                            q.wait_event(
-                                "DEVICE_DELETED",
-                                min(1.0, max(0.01, deadline - time.monotonic())),
-                                lambda e: e.get("data", {}).get("device") == dev,
-                            )
-                            break
-                        except QmpError:
-                            if dev not in peripherals(q):
-                                break
-                            if time.monotonic() >= deadline:
-                                raise ComputeError(
-                                    f"{instance_id}: the guest did not release {disk_id} "
-                                    f"within {self.unplug_timeout}s"
-                                ) from None
+                unplug(q, instance_id, disk_device_id(disk_id), disk_id, self.unplug_timeout)
                 remove_block_nodes(q, disk_id)
             runtime.ports.pop(disk_id, None)
             self._save_runtime(instance_id, runtime)

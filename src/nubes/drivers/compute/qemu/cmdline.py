@@ -14,6 +14,7 @@ from typing import Any
 
 from nubes.drivers.compute.base import (
     DiskAttachment,
+    NicAttachment,
     VmSpec,
 )
 from nubes.drivers.compute.qemu import accel as accel_mod
@@ -173,16 +174,58 @@ def disk_device(disk: DiskAttachment, bus: str | None) -> dict[str, Any]:
     return dev
 
 
+def nic_device_id(port_id: str) -> str:
+    return qemu_id("nic", port_id)
+
+
+def netdev_id(port_id: str) -> str:
+    return qemu_id("net", port_id)
+
+
+def nic_netdev(nic: NicAttachment) -> dict[str, Any]:
+    """The QMP netdev_add arguments of a NIC's tap backend (what -netdev says at start)."""
+    return {
+        "type": "tap",
+        "id": netdev_id(nic.port_id),
+        "ifname": nic.tap,
+        "script": "no",
+        "downscript": "no",
+    }
+
+
+def nic_device(nic: NicAttachment, bus: str | None) -> dict[str, Any]:
+    # romfile="": no iPXE option ROM (direct kernel boot; saves memory and start time)
+    dev: dict[str, Any] = {
+        "driver": "virtio-net-pci",
+        "netdev": netdev_id(nic.port_id),
+        "mac": nic.mac,
+        "id": nic_device_id(nic.port_id),
+        "romfile": "",
+    }
+    if bus:
+        dev["bus"] = bus
+    return dev
+
+
 def port_count(spec: VmSpec, options: RenderOptions) -> int:
-    """Root ports created at start: one per data disk plus the free hot-plug ones (q35 only)."""
+    """Root ports created at start: one per data disk and per NIC but the primary, plus the free
+    hot-plug ones (q35 only)."""
     if options.machine != "q35":
         return 0
-    return max(0, len(spec.disks) - 1) + max(0, options.hotplug_ports)
+    return max(0, len(spec.disks) - 1) + max(0, len(spec.nics) - 1) + max(0, options.hotplug_ports)
 
 
 def initial_ports(spec: VmSpec) -> dict[str, int]:
     """Which root port each data disk of `spec` is in at start: the n-th data disk in port n."""
     return {disk.disk_id: i for i, disk in enumerate(spec.disks[1:])}
+
+
+def initial_nic_ports(spec: VmSpec) -> dict[str, int]:
+    """Which root port each NIC of `spec` is in at start, after the data disks' ports: in one of
+    its own, so that it can be hot-unplugged like a hot-plugged one; -1 for the first (the
+    primary interface, on the root bus: it is never detached)."""
+    first = max(0, len(spec.disks) - 1)
+    return {nic.port_id: (first + i - 1 if i else -1) for i, nic in enumerate(spec.nics)}
 
 
 def kernel_cmdline(spec: VmSpec, options: RenderOptions) -> str:
@@ -263,9 +306,13 @@ def render_command(
         argv += ["-blockdev", _json(blockdev(disk))]
         bus = root_port_id(ports[disk.disk_id]) if n > 0 and disk.disk_id in ports else None
         argv += ["-device", _json(disk_device(disk, bus))]
-    for i, nic in enumerate(spec.nics):
-        argv += ["-netdev", f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no"]
-        device = f"virtio-net-pci,netdev=net{i},mac={_opt(nic.mac)},id={qemu_id('nic', nic.port_id)},romfile="
+    nic_ports = initial_nic_ports(spec) if opts.machine == "q35" else {}
+    for nic in spec.nics:
+        netdev = f"tap,id={netdev_id(nic.port_id)},ifname={_opt(nic.tap)},script=no,downscript=no"
+        argv += ["-netdev", netdev]
+        device = f"virtio-net-pci,netdev={netdev_id(nic.port_id)},mac={_opt(nic.mac)},id={nic_device_id(nic.port_id)},romfile="
+        if nic_ports.get(nic.port_id, -1) >= 0:
+            device += f",bus={root_port_id(nic_ports[nic.port_id])}"
         argv += ["-device", device]
     argv += list(opts.extra_args)
     return argv

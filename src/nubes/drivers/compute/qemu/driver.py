@@ -39,11 +39,13 @@ from nubes.drivers.compute.qemu.cmdline import (
     UNIX_PATH_MAX,
     RenderOptions,
     host_khz,
+    initial_nic_ports,
     initial_ports,
     port_count,
     render_command,
     secret_file,
 )
+from nubes.drivers.compute.qemu.nicops import NicOperations
 from nubes.drivers.compute.qemu.qmp import (
     QmpClient,
     QmpClosed,
@@ -107,7 +109,7 @@ def remove_secrets(spec: VmSpec, paths: VmPaths) -> None:
             unlink_quietly(secret_file(paths, disk.disk_id))
 
 
-class QemuDriver(BlockOperations, ComputeDriver):
+class QemuDriver(BlockOperations, NicOperations, ComputeDriver):
     def __init__(
         self,
         state_dir: Path,
@@ -180,6 +182,7 @@ class QemuDriver(BlockOperations, ComputeDriver):
             changes_by_itself=True,
             opens_taps=True,
             reports_ready=True,
+            nic_hotplug=self.machine == "q35",  # (a free pcie-root-port, as disks)
         )
 
     def render_options(self) -> RenderOptions:
@@ -257,6 +260,7 @@ class QemuDriver(BlockOperations, ComputeDriver):
                 str(data.get("system", "")),
                 {str(k): int(v) for k, v in data.get("ports", {}).items()},
                 int(data.get("port_count", 0)),
+                {str(k): int(v) for k, v in data.get("nics", {}).items()},
             )
         except (OSError, ValueError, TypeError, AttributeError):
             return Runtime()
@@ -387,8 +391,10 @@ class QemuDriver(BlockOperations, ComputeDriver):
         opts = self.render_options()
         argv = render_command(spec, paths, accel, opts)
         write_atomic(paths.dir / CMDLINE_FILE, json.dumps(argv, indent=1))
+        nic_ports = initial_nic_ports(spec) if opts.machine == "q35" else {n.port_id: -1 for n in spec.nics}
         self._save_runtime(
-            spec.instance_id, Runtime(spec.disks[0].disk_id, initial_ports(spec), port_count(spec, opts))
+            spec.instance_id,
+            Runtime(spec.disks[0].disk_id, initial_ports(spec), port_count(spec, opts), nic_ports),
         )
         self._set_intent(spec.instance_id, "running")
         started_at = time.time()

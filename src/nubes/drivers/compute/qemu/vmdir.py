@@ -62,11 +62,13 @@ def unlink_quietly(path: Path) -> None:
 
 @dataclass
 class Runtime:
-    """disks.json: the system disk and which root port each data disk occupies now."""
+    """disks.json: the system disk, which root port each data disk occupies now, and the NICs the
+    VM has now by port ID, in plug order, with their root port (-1: on the root bus)."""
 
     system: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     port_count: int = 0
+    nics: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
