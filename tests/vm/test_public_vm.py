@@ -1,6 +1,8 @@
 """Public addresses with a real VM (issue 12): a namespace on the uplink plays the internet; a
 Debian instance with an EIP serves HTTP to it and goes out by its EIP; once unassociated, the
-internet no longer reaches it."""
+internet no longer reaches it. Then the same EIP on a NAT gateway: the instance goes out by an
+SNAT entry (the internet sees the EIP) and is reached by a forward entry; without the gateway,
+it has no way out again."""
 
 from __future__ import annotations
 
@@ -116,7 +118,7 @@ def eip_status(vpc: Any, allocation_id: str) -> str:
     return str(body.eip_addresses.eip_address[0].status)
 
 
-def test_a_vm_with_an_eip_serves_the_internet_and_goes_out_by_it(
+def test_a_vm_with_an_eip_then_behind_a_nat_gateway(
     public_cloud: tuple[LiveServer, str], tmp_path: Path
 ) -> None:
     cloud, inet = public_cloud
@@ -155,4 +157,46 @@ def test_a_vm_with_an_eip_serves_the_internet_and_goes_out_by_it(
         )
         assert eventually(lambda: http_get(inet, f"http://{eip.eip_address}/").startswith("ERROR"), 30)
         assert fetch_from_guest(net, key_file, instance_id) == ""
+
+        # behind a NAT gateway: out by an SNAT entry of its vSwitch, in by a forward entry
+        gateway = vpc.create_nat_gateway(
+            vm.CreateNatGatewayRequest(
+                region_id=REGION, vpc_id=net.vpc_id, v_switch_id=net.vswitch_id, nat_type="Enhanced"
+            )
+        ).body
+        vpc.associate_eip_address(
+            vm.AssociateEipAddressRequest(
+                region_id=REGION,
+                allocation_id=eip.allocation_id,
+                instance_id=gateway.nat_gateway_id,
+                instance_type="Nat",
+            )
+        )
+        vpc.create_snat_entry(
+            vm.CreateSnatEntryRequest(
+                region_id=REGION,
+                snat_table_id=gateway.snat_table_ids.snat_table_id[0],
+                source_vswitch_id=net.vswitch_id,
+                snat_ip=eip.eip_address,
+            )
+        )
+        vpc.create_forward_entry(
+            vm.CreateForwardEntryRequest(
+                region_id=REGION,
+                forward_table_id=gateway.forward_table_ids.forward_table_id[0],
+                external_ip=eip.eip_address,
+                external_port="443",  # an SNAT address forwards ports up to 1024 (ECS)
+                ip_protocol="TCP",
+                internal_ip=described.vpc_attributes.private_ip_address.ip_address[0],
+                internal_port="80",
+            )
+        )
+        assert eventually(lambda: fetch_from_guest(net, key_file, instance_id) == eip.eip_address, 30)
+        assert http_get(inet, f"http://{eip.eip_address}:443/").strip() == instance_id
+        assert http_get(inet, f"http://{eip.eip_address}/").startswith("ERROR")  # no entry for port 80
+
+        vpc.delete_nat_gateway(
+            vm.DeleteNatGatewayRequest(region_id=REGION, nat_gateway_id=gateway.nat_gateway_id, force=True)
+        )
+        assert eventually(lambda: fetch_from_guest(net, key_file, instance_id) == "", 30)
     net.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
