@@ -22,6 +22,8 @@ Q = TypeVar("Q", bound=Any)
 
 ACCEPT_LANGUAGE = String("AcceptLanguage", choices=LANGUAGES, default="zh-CN")
 REGION_ID = String("RegionId", required=True, max_length=64)
+# RegionId is optional where the resource named says the region (as in ECS).
+OPTIONAL_REGION_ID = String("RegionId", max_length=64)
 INSTANCE_CHARGE_TYPE = String(
     "InstanceChargeType",
     choices=("PrePaid", "PostPaid"),

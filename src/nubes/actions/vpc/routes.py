@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID, TAGS, tag_filter, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    OPTIONAL_REGION_ID,
+    REGION_ID,
+    TAGS,
+    tag_filter,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import NEXT_TOKEN, number_paged, page_params, token_page
-from nubes.actions.vpc.vpcs import OPTIONAL_REGION_ID
 from nubes.api.context import ActionContext
 from nubes.api.params import Integer, String, StringList
 from nubes.api.registry import ActionTable

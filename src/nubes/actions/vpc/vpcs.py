@@ -8,6 +8,7 @@ from nubes import errors
 from nubes.actions.common import (
     CLIENT_TOKEN,
     DRY_RUN,
+    OPTIONAL_REGION_ID,
     REGION_ID,
     RESOURCE_GROUP_ID,
     TAGS,
@@ -97,10 +98,6 @@ def create_vpc(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         "RouteTableId": vpc.route_table_id,
         "ResourceGroupId": vpc.resource_group_id,
     }
-
-
-# RegionId is optional where the VPC named says the region (as in ECS).
-OPTIONAL_REGION_ID = String("RegionId", max_length=64)
 
 
 def vpc_scope(ctx: ActionContext, region_id: str | None, vpc_id: str) -> Scope:

@@ -6,9 +6,16 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from nubes import errors
-from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, TAGS, tag_filter, tag_pairs, tag_set
+from nubes.actions.common import (
+    CLIENT_TOKEN,
+    DRY_RUN,
+    OPTIONAL_REGION_ID,
+    TAGS,
+    tag_filter,
+    tag_pairs,
+    tag_set,
+)
 from nubes.actions.paging import number_paged, page_params
-from nubes.actions.vpc.vpcs import OPTIONAL_REGION_ID
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String
 from nubes.api.registry import ActionTable
