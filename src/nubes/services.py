@@ -39,6 +39,7 @@ from nubes.domain.disk_keys import MASTER_KEY_FILE, DiskKeys, MasterKey
 from nubes.domain.disks import Disks
 from nubes.domain.eips import Eips
 from nubes.domain.images import Images
+from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.network_interfaces import NetworkInterfaces
@@ -106,6 +107,7 @@ def build_services(
         tags=Tags(db),
         deployment_sets=DeploymentSets(db, clock),
         changes=InstanceChanges(db, clock, catalog, instances, notify),
+        attributes=InstanceAttributes(db, clock, instances),
         disks=Disks(db, clock, compute_notify, quotas),
         snapshots=snapshots,
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),

@@ -20,6 +20,7 @@ from nubes.domain.deployment_sets import DeploymentSets
 from nubes.domain.disks import Disks
 from nubes.domain.eips import Eips
 from nubes.domain.images import Images
+from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.netstate import bump_generation
@@ -75,6 +76,7 @@ class Services:
     tags: Tags
     deployment_sets: DeploymentSets
     changes: InstanceChanges
+    attributes: InstanceAttributes  # RAM roles, maintenance, private pools, renewal, release
     disks: Disks
     snapshots: Snapshots
     auto_snapshot_policies: AutoSnapshotPolicies

@@ -36,6 +36,14 @@ def operation_denied_no_stock(message: str) -> ApiError:
     return ApiError("OperationDenied.NoStock", message, 403)
 
 
+def invalid_ram_role_not_found(message: str) -> ApiError:
+    return ApiError("InvalidRamRole.NotFound", message, 404)
+
+
+def charge_type_violation(message: str) -> ApiError:
+    return ApiError("ChargeTypeViolation", message, 403)
+
+
 def invalid_parameter_amount(message: str = "Amount must be from 1 to 100.") -> ApiError:
     return ApiError("InvalidParameter.Amount", message)
 

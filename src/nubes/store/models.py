@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -347,6 +347,17 @@ class Instance(Base):
     internet_max_bandwidth_out: Mapped[int] = mapped_column(Integer, default=0)
     internet_max_bandwidth_in: Mapped[int] = mapped_column(Integer, default=0)
     resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    # The maintenance policy (ModifyInstanceMaintenanceAttributes): what the host agent does when
+    # the instance's VM is lost under it (AutoRecover: start it again; Stop: leave it Stopped),
+    # the one window (HH:mm:ss, UTC+8, both empty without one) and whether to notify first.
+    maintenance_action: Mapped[str] = mapped_column(
+        String(16), default="AutoRecover", server_default="AutoRecover"
+    )
+    maintenance_notify: Mapped[bool] = mapped_column(default=False, server_default=false())
+    maintenance_start: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    maintenance_end: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    # The private pool match mode (None or Open: nubes has no private pools to target)
+    private_pool_match: Mapped[str] = mapped_column(String(8), default="None", server_default="None")
     client_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,213 @@
+"""Issue 13: the instance attributes tools read beside DescribeInstances, through the official SDK:
+RAM roles (nubes has none), maintenance, private pools, renewal, automatic release."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alibabacloud_ecs20140526 import models as em
+
+from ..conftest import LiveServer
+from .test_instances_api import Lab, error_of
+from .test_vpc_api import REGION
+
+
+@pytest.fixture
+def lab(live: LiveServer, fresh_key: tuple[str, str]) -> Lab:
+    return Lab(live, fresh_key, "10.62.0.0/16")
+
+
+def test_ram_roles_are_empty_and_refused(lab: Lab) -> None:
+    [instance_id] = lab.run()
+    roles = lab.ecs.describe_instance_ram_role(
+        em.DescribeInstanceRamRoleRequest(region_id=REGION, instance_ids=f'["{instance_id}"]')
+    ).body
+    assert (roles.total_count, roles.region_id, roles.instance_ram_role_sets.instance_ram_role_set) == (
+        0,
+        REGION,
+        [],
+    )
+    unknown = em.DescribeInstanceRamRoleRequest(region_id=REGION, instance_ids='["i-nope"]')
+    assert error_of(lambda: lab.ecs.describe_instance_ram_role(unknown)).code == "InvalidInstanceId.NotFound"
+    neither = em.DescribeInstanceRamRoleRequest(region_id=REGION)
+    assert (
+        error_of(lambda: lab.ecs.describe_instance_ram_role(neither)).code == "MissingParameter.InstanceIds"
+    )
+    attach = em.AttachInstanceRamRoleRequest(
+        region_id=REGION, instance_ids=f'["{instance_id}"]', ram_role_name="EcsRole"
+    )
+    refused = error_of(lambda: lab.ecs.attach_instance_ram_role(attach))
+    assert (refused.code, refused.status_code) == ("InvalidRamRole.NotFound", 404)
+    assert "no RAM roles" in refused.message
+    detach = em.DetachInstanceRamRoleRequest(region_id=REGION, instance_ids=f'["{instance_id}"]')
+    assert error_of(lambda: lab.ecs.detach_instance_ram_role(detach)).code == "InvalidRamRole.NotFound"
+
+
+def _maintenance(lab: Lab, instance_id: str) -> em.DescribeInstanceMaintenanceAttributesResponseBody:
+    return lab.ecs.describe_instance_maintenance_attributes(
+        em.DescribeInstanceMaintenanceAttributesRequest(region_id=REGION, instance_id=[instance_id])
+    ).body
+
+
+def test_maintenance_attributes(lab: Lab) -> None:
+    [instance_id] = lab.run()
+    body = _maintenance(lab, instance_id)
+    [item] = body.maintenance_attributes.maintenance_attribute
+    assert (body.total_count, body.page_number, body.page_size) == (1, 1, 10)
+    assert (item.instance_id, item.action_on_maintenance.value, item.notify_on_maintenance) == (
+        instance_id,
+        "AutoRecover",
+        False,
+    )
+    assert item.action_on_maintenance.default_value == "AutoRecover"
+    assert item.action_on_maintenance.supported_values.supported_value == ["Stop", "AutoRecover"]
+    assert item.maintenance_windows.maintenance_window == []
+
+    window = em.ModifyInstanceMaintenanceAttributesRequestMaintenanceWindow(
+        start_time="02:00:00", end_time="06:00:00"
+    )
+    lab.ecs.modify_instance_maintenance_attributes(
+        em.ModifyInstanceMaintenanceAttributesRequest(
+            region_id=REGION,
+            instance_id=[instance_id],
+            maintenance_window=[window],
+            action_on_maintenance="Stop",
+            notify_on_maintenance=True,
+        )
+    )
+    [item] = _maintenance(lab, instance_id).maintenance_attributes.maintenance_attribute
+    [shown] = item.maintenance_windows.maintenance_window
+    assert (
+        shown.start_time,
+        shown.end_time,
+        item.action_on_maintenance.value,
+        item.notify_on_maintenance,
+    ) == (
+        "02:00:00",
+        "06:00:00",
+        "Stop",
+        True,
+    )
+    every = lab.ecs.describe_instance_maintenance_attributes(
+        em.DescribeInstanceMaintenanceAttributesRequest(region_id=REGION)
+    ).body
+    assert every.total_count == 1
+
+    for bad, code in (
+        (
+            {
+                "maintenance_window": [
+                    em.ModifyInstanceMaintenanceAttributesRequestMaintenanceWindow(
+                        start_time="02:30:00", end_time="06:00:00"
+                    )
+                ]
+            },
+            "InvalidParameter",
+        ),
+        (
+            {
+                "maintenance_window": [
+                    em.ModifyInstanceMaintenanceAttributesRequestMaintenanceWindow(
+                        start_time="02:00:00", end_time="02:00:00"
+                    )
+                ]
+            },
+            "InvalidParameter",
+        ),
+        (
+            {
+                "maintenance_window": [
+                    em.ModifyInstanceMaintenanceAttributesRequestMaintenanceWindow(start_time="02:00:00")
+                ]
+            },
+            "MissingParameter",
+        ),
+        ({"action_on_maintenance": "AutoRedeploy"}, "InvalidParameter.NotSupported"),
+        ({"action_on_maintenance": "Reboot"}, "InvalidParameter"),
+    ):
+        request = em.ModifyInstanceMaintenanceAttributesRequest(
+            region_id=REGION, instance_id=[instance_id], **bad
+        )
+        assert error_of(lambda r=request: lab.ecs.modify_instance_maintenance_attributes(r)).code.startswith(
+            code
+        )
+    [item] = _maintenance(lab, instance_id).maintenance_attributes.maintenance_attribute
+    assert item.action_on_maintenance.value == "Stop"  # nothing changed by the refused calls
+
+
+def test_attachment_attributes(lab: Lab) -> None:
+    [instance_id] = lab.run()
+
+    def describe() -> em.DescribeInstanceAttachmentAttributesResponseBodyInstancesInstance:
+        body = lab.ecs.describe_instance_attachment_attributes(
+            em.DescribeInstanceAttachmentAttributesRequest(
+                region_id=REGION, instance_ids=f'["{instance_id}"]'
+            )
+        ).body
+        [item] = body.instances.instance
+        return item
+
+    item = describe()
+    assert (item.instance_id, item.private_pool_options_match_criteria, item.private_pool_options_id) == (
+        instance_id,
+        "None",
+        "",
+    )
+    options = em.ModifyInstanceAttachmentAttributesRequestPrivatePoolOptions
+    lab.ecs.modify_instance_attachment_attributes(
+        em.ModifyInstanceAttachmentAttributesRequest(
+            region_id=REGION, instance_id=instance_id, private_pool_options=options(match_criteria="Open")
+        )
+    )
+    assert describe().private_pool_options_match_criteria == "Open"
+    for refused in (options(match_criteria="Target", id="eap-x"), options(match_criteria="Open", id="eap-x")):
+        request = em.ModifyInstanceAttachmentAttributesRequest(
+            region_id=REGION, instance_id=instance_id, private_pool_options=refused
+        )
+        error = error_of(lambda r=request: lab.ecs.modify_instance_attachment_attributes(r))
+        assert error.code == "InvalidParameter.NotSupported"
+        assert "PrivatePoolOptions" in error.message
+    assert describe().private_pool_options_match_criteria == "Open"
+
+
+def test_auto_renew_of_pay_as_you_go(lab: Lab) -> None:
+    [instance_id] = lab.run()
+    request = em.DescribeInstanceAutoRenewAttributeRequest(region_id=REGION, instance_id=instance_id)
+    refused = error_of(lambda: lab.ecs.describe_instance_auto_renew_attribute(request))
+    assert (refused.code, refused.status_code) == ("ChargeTypeViolation", 403)
+    body = lab.ecs.describe_instance_auto_renew_attribute(
+        em.DescribeInstanceAutoRenewAttributeRequest(region_id=REGION, renewal_status="AutoRenewal")
+    ).body
+    assert (body.total_count, body.instance_renew_attributes.instance_renew_attribute) == (0, [])
+
+
+def _instance(lab: Lab, instance_id: str) -> em.DescribeInstancesResponseBodyInstancesInstance:
+    request = em.DescribeInstancesRequest(region_id=REGION, instance_ids=f'["{instance_id}"]')
+    [instance] = lab.ecs.describe_instances(request).body.instances.instance
+    return instance
+
+
+def test_modify_auto_release_time(lab: Lab) -> None:
+    [instance_id] = lab.run()
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)  # shown to the minute
+    text = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lab.ecs.modify_instance_auto_release_time(
+        em.ModifyInstanceAutoReleaseTimeRequest(
+            region_id=REGION, instance_id=instance_id, auto_release_time=text
+        )
+    )
+    assert _instance(lab, instance_id).auto_release_time == text
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for bad in (soon, "tomorrow"):
+        request = em.ModifyInstanceAutoReleaseTimeRequest(
+            region_id=REGION, instance_id=instance_id, auto_release_time=bad
+        )
+        assert (
+            error_of(lambda r=request: lab.ecs.modify_instance_auto_release_time(r)).code
+            == "InvalidAutoReleaseTime.Malformed"
+        )
+    lab.ecs.modify_instance_auto_release_time(
+        em.ModifyInstanceAutoReleaseTimeRequest(region_id=REGION, instance_id=instance_id)
+    )
+    assert _instance(lab, instance_id).auto_release_time == ""
