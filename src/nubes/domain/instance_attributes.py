@@ -21,8 +21,9 @@ from nubes.store.models import Instance
 
 # The maintenance actions of an instance on cloud disks (ECS answers the same SupportedValues);
 # AutoRedeploy is for the local-disk types, which nubes does not offer.
-MAINTENANCE_ACTIONS = ("Stop", "AutoRecover")
-DEFAULT_MAINTENANCE_ACTION = "AutoRecover"
+AUTO_RECOVER = "AutoRecover"  # the host agent starts the instance again when its VM is lost
+MAINTENANCE_ACTIONS = ("Stop", AUTO_RECOVER)
+DEFAULT_MAINTENANCE_ACTION = AUTO_RECOVER
 # Private pools come from elasticity assurances and capacity reservations, which nubes has not:
 # an instance uses none (None), or any open one there is (Open: there is none, so the public pool).
 POOL_MATCHES = ("None", "Open")

@@ -67,7 +67,10 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (STARTING, "guest_up"): RUNNING,
     (STOPPING, "powered_off"): STOPPED,
     (STOPPING, "reboot_off"): STARTING,
-    (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down
+    (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down (or crashed, maintenance action Stop)
+    # the VM was lost under a Running instance (a crash, a host reboot) and its maintenance
+    # action is AutoRecover: it starts again
+    (RUNNING, "recovered"): STARTING,
     (STARTING, "powered_off"): STOPPED,
     (STARTING, "start_failed"): STOPPED,  # the VM could not be started, again and again
 }
