@@ -107,7 +107,7 @@ def build_services(
         tags=Tags(db),
         deployment_sets=DeploymentSets(db, clock),
         changes=InstanceChanges(db, clock, catalog, instances, notify),
-        attributes=InstanceAttributes(db, clock, instances),
+        attributes=InstanceAttributes(db, clock, instances, notify),
         disks=Disks(db, clock, compute_notify, quotas),
         snapshots=snapshots,
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),

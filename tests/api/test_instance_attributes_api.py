@@ -4,13 +4,16 @@ RAM roles (nubes has none), maintenance, private pools, renewal, automatic relea
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alibabacloud_ecs20140526 import models as em
+from alibabacloud_vpc20160428 import models as vm
 
-from ..conftest import LiveServer
+from ..conftest import LiveServer, tea_vpc
 from .test_instances_api import Lab, error_of
-from .test_vpc_api import REGION
+from .test_security_group_api import make_network
+from .test_vpc_api import REGION, ZONE, wait_vswitch
 
 
 @pytest.fixture
@@ -211,3 +214,118 @@ def test_modify_auto_release_time(lab: Lab) -> None:
         em.ModifyInstanceAutoReleaseTimeRequest(region_id=REGION, instance_id=instance_id)
     )
     assert _instance(lab, instance_id).auto_release_time == ""
+
+
+def _vswitch(live: LiveServer, key: tuple[str, str], vpc_id: str, cidr: str, zone: str = ZONE) -> str:
+    vpc = tea_vpc(live, key)
+    vswitch_id = str(
+        vpc.create_vswitch(
+            vm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id=zone, cidr_block=cidr)
+        ).body.v_switch_id
+    )
+    wait_vswitch(vpc, vswitch_id)
+    return vswitch_id
+
+
+def test_modify_instance_vpc_attribute(lab: Lab, live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    [instance_id] = lab.run(private_ip_address="10.62.1.5")
+    assert lab.wait(instance_id, "Running") == "Running"
+    second = _vswitch(live, fresh_key, lab.vpc_id, "10.62.2.0/24")
+
+    def modify(**fields: Any) -> None:
+        lab.ecs.modify_instance_vpc_attribute(
+            em.ModifyInstanceVpcAttributeRequest(instance_id=instance_id, **fields)
+        )
+
+    running = error_of(lambda: modify(v_switch_id=second))
+    assert (running.code, running.status_code) == ("IncorrectInstanceStatus", 403)
+    lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
+    assert lab.wait(instance_id, "Stopped") == "Stopped"
+
+    modify(v_switch_id=second, private_ip_address="10.62.2.9")
+    shown = _instance(lab, instance_id)
+    assert (shown.vpc_attributes.v_switch_id, shown.vpc_attributes.private_ip_address.ip_address) == (
+        second,
+        ["10.62.2.9"],
+    )
+    assert shown.network_interfaces.network_interface[0].primary_ip_address == "10.62.2.9"
+    modify(v_switch_id=second)  # the same vSwitch, no new IP: nothing changes
+    assert _instance(lab, instance_id).vpc_attributes.private_ip_address.ip_address == ["10.62.2.9"]
+
+    other_zone = _vswitch(live, fresh_key, lab.vpc_id, "10.62.3.0/24", zone="cn-hangzhou-i")
+    other_vpc, other_vpc_vswitch = make_network(live, fresh_key, cidr="10.63.0.0/16")
+    other_group = lab.ecs.create_security_group(
+        em.CreateSecurityGroupRequest(region_id=REGION, vpc_id=other_vpc)
+    ).body.security_group_id
+    for fields, code in (
+        ({"v_switch_id": other_zone}, "InvalidVSwitchId.Mismatch"),
+        ({"v_switch_id": other_vpc_vswitch}, "InvalidVSwitchId.NotFound"),
+        ({"v_switch_id": second, "private_ip_address": "10.62.1.5"}, "InvalidPrivateIpAddress.Mismatch"),
+        ({"v_switch_id": second, "private_ip_address": "10.62.2.253"}, "InvalidPrivateIpAddress.Reserved"),
+        ({"v_switch_id": "vsw-nope"}, "InvalidVSwitchId.NotFound"),
+        ({"v_switch_id": other_vpc_vswitch, "vpc_id": other_vpc}, "MissingParameter"),
+        (
+            {"v_switch_id": other_vpc_vswitch, "vpc_id": other_vpc, "security_group_id": [lab.group_id]},
+            "InvalidSecurityGroupId.VpcMismatch",
+        ),
+    ):
+        assert error_of(lambda fields=fields: modify(**fields)).code.startswith(code), fields
+    assert _instance(lab, instance_id).vpc_attributes.v_switch_id == second  # nothing changed
+
+    # to another VPC, with that VPC's security group
+    modify(v_switch_id=other_vpc_vswitch, vpc_id=other_vpc, security_group_id=[other_group])
+    shown = _instance(lab, instance_id)
+    assert (shown.vpc_attributes.vpc_id, shown.vpc_attributes.v_switch_id) == (other_vpc, other_vpc_vswitch)
+    assert shown.security_group_ids.security_group_id == [other_group]
+    assert shown.vpc_attributes.private_ip_address.ip_address[0].startswith("10.63.1.")
+    lab.ecs.start_instance(em.StartInstanceRequest(instance_id=instance_id))
+    assert lab.wait(instance_id, "Running") == "Running"
+
+
+def test_modify_instance_deployment(lab: Lab) -> None:
+    def new_set(strategy: str) -> str:
+        return str(
+            lab.ecs.create_deployment_set(
+                em.CreateDeploymentSetRequest(region_id=REGION, strategy=strategy)
+            ).body.deployment_set_id
+        )
+
+    first, second = lab.run(amount=2)
+    for instance_id in (first, second):
+        assert lab.wait(instance_id, "Running") == "Running"
+    spread = new_set("Availability")
+
+    def modify(instance_id: str, **fields: Any) -> None:
+        lab.ecs.modify_instance_deployment(
+            em.ModifyInstanceDeploymentRequest(region_id=REGION, instance_id=instance_id, **fields)
+        )
+
+    modify(first, deployment_set_id=spread)  # while Running: it stays on its host
+    assert _instance(lab, first).deployment_set_id == spread
+    # the emulator has one host: a second member of an Availability set would share it
+    refused = error_of(lambda: modify(second, deployment_set_id=spread))
+    assert (refused.code, refused.status_code) == ("DeploymentSet.ModificationFailed", 403)
+    forced = error_of(lambda: modify(second, deployment_set_id=spread, force=True))
+    assert forced.code == "InvalidParameter.NotSupported" and '"Force"' in forced.message
+    assert _instance(lab, second).deployment_set_id == ""
+
+    groups = new_set("AvailabilityGroup")
+    modify(second, deployment_set_id=groups, deployment_set_group_no=3)
+    shown = _instance(lab, second)
+    assert (shown.deployment_set_id, shown.deployment_set_group_no) == (groups, 3)
+    assert error_of(lambda: modify(first, deployment_set_id=groups, deployment_set_group_no=3)).code == (
+        "DeploymentSet.ModificationFailed"
+    )
+    modify(first, deployment_set_id=groups, deployment_set_group_no=2)  # another group: allowed
+
+    for fields, code in (
+        ({"deployment_set_id": "ds-nope"}, "InvalidDeploymentSetId.NotFound"),
+        ({}, "MissingParameter.DeploymentSetId"),
+        ({"deployment_set_id": spread, "remove_from_deployment_set": True}, "InvalidParameter"),
+        ({"deployment_set_id": spread, "dedicated_host_id": "dh-1"}, "InvalidParameter.NotSupported"),
+        ({"deployment_set_id": spread, "tenancy": "host"}, "InvalidParameter.NotSupported"),
+    ):
+        assert error_of(lambda fields=fields: modify(first, **fields)).code.startswith(code), fields
+    modify(first, deployment_set_id=groups, remove_from_deployment_set=True)
+    shown = _instance(lab, first)
+    assert (shown.deployment_set_id, shown.deployment_set_group_no) == ("", 0)

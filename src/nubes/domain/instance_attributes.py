@@ -5,19 +5,25 @@ subscriptions (nubes has none) and the automatic release time."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nubes import errors
 from nubes.clock import Clock
-from nubes.domain.common import Scope
+from nubes.domain import cidr
+from nubes.domain import instance_states as states
+from nubes.domain.common import Scope, owned
 from nubes.domain.instance_queries import InstanceFilter
-from nubes.domain.instances import Instances
-from nubes.domain.launch_checks import auto_release_at
+from nubes.domain.instances import Instances, primary_eni, replace_groups
+from nubes.domain.launch_checks import auto_release_at, security_groups
+from nubes.domain.network_interfaces import used_ips
+from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
-from nubes.store.models import Instance
+from nubes.store.models import Instance, NetworkInterface, PublicAddress, RouteEntry, VSwitch
 
 # The maintenance actions of an instance on cloud disks (ECS answers the same SupportedValues);
 # AutoRedeploy is for the local-disk types, which nubes does not offer.
@@ -59,10 +65,13 @@ def check_window(start: str | None, end: str | None) -> MaintenanceWindow:
 
 
 class InstanceAttributes:
-    def __init__(self, db: Database, clock: Clock, instances: Instances) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, instances: Instances, notify_network: Callable[[str], None]
+    ) -> None:
         self._db = db
         self._clock = clock
         self._instances = instances
+        self._notify_network = notify_network
 
     def _all_owned(self, s: Session, scope: Scope, instance_ids: Sequence[str]) -> list[Instance]:
         """The caller's instances by ID, in the order given; one that is not theirs is NotFound."""
@@ -137,3 +146,77 @@ class InstanceAttributes:
         with self._db.session() as s:
             instance = self._instances.owned(s, scope.account_id, instance_id, scope.region_id)
             instance.auto_release_time = auto_release_at(text, self._clock.now())
+
+    # ---- network --------------------------------------------------------------------------------
+
+    def modify_vpc_attribute(
+        self,
+        account_id: int,
+        instance_id: str,
+        vswitch_id: str,
+        private_ip: str | None,
+        vpc_id: str | None,
+        group_ids: Sequence[str],
+    ) -> None:
+        """ModifyInstanceVpcAttribute: a Stopped instance's primary interface moves to another
+        vSwitch of the same zone (of another VPC too, with VpcId and that VPC's security groups)
+        and/or to another private address; the data plane of the VPCs follows."""
+        with self._db.session() as s:
+            instance = self._instances.owned(s, account_id, instance_id)
+            scope = Scope(account_id, instance.region_id)
+            states.check("ModifyInstanceVpcAttribute", instance_id, instance.status)
+            vswitch = owned(s, VSwitch, scope, vswitch_id, "VSwitch")
+            target_vpc = vpc_id or instance.vpc_id
+            if vswitch.vpc_id != target_vpc:
+                raise errors.invalid_id_not_found(
+                    "VSwitch",
+                    message=f"The vSwitch {vswitch_id} is not in the VPC {target_vpc}"
+                    + ("" if vpc_id else " of the instance (give VpcId to move it to another VPC)."),
+                )
+            if vswitch.zone_id != instance.zone_id:
+                raise errors.invalid_vswitch_id_mismatch(
+                    f"The vSwitch {vswitch_id} is in zone {vswitch.zone_id}; the instance is in {instance.zone_id}."
+                )
+            if vswitch.status != AVAILABLE:
+                raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
+            moves_vpc = target_vpc != instance.vpc_id
+            if moves_vpc and not group_ids:
+                raise errors.missing_parameter(
+                    "SecurityGroupId.N", message="Moving to another VPC needs security groups of that VPC."
+                )
+            groups = security_groups(s, scope, target_vpc, list(group_ids)) if group_ids else None
+            eni = primary_eni(s, instance_id)
+            assert eni is not None, f"instance {instance_id} has no primary network interface"
+            if moves_vpc:
+                self._check_movable(s, instance, eni.id)
+            used = used_ips(s, vswitch.id) - {IPv4Address(eni.primary_ip)}  # its own address may stay
+            if private_ip or vswitch.id != eni.vswitch_id:
+                address = str(cidr.allocate(IPv4Network(vswitch.cidr), used, private_ip))
+            else:
+                address = eni.primary_ip
+            before = instance.vpc_id
+            instance.vpc_id, instance.vswitch_id = target_vpc, vswitch.id
+            eni.vpc_id, eni.vswitch_id, eni.primary_ip = target_vpc, vswitch.id, address
+            if groups is not None:
+                replace_groups(eni, [g.id for g in groups])
+            for row in s.scalars(select(PublicAddress).where(PublicAddress.network_interface_id == eni.id)):
+                row.private_ip, row.vpc_id = address, target_vpc
+        for changed in dict.fromkeys((before, target_vpc)):
+            self._notify_network(changed)
+
+    @staticmethod
+    def _check_movable(s: Session, instance: Instance, eni_id: str) -> None:
+        """What ECS refuses in a VPC change: secondary interfaces, routes through the instance."""
+        if s.scalar(
+            select(NetworkInterface.id).where(
+                NetworkInterface.instance_id == instance.id, NetworkInterface.eni_type != "Primary"
+            )
+        ):
+            raise errors.operation_denied(
+                f"The instance {instance.id} has secondary network interfaces: detach them before it changes VPC."
+            )
+        if s.scalar(select(RouteEntry.id).where(RouteEntry.next_hop_id.in_((instance.id, eni_id)))):
+            raise errors.operation_denied(
+                f"Routes of the VPC {instance.vpc_id} go through the instance {instance.id}: delete them "
+                "before it changes VPC."
+            )

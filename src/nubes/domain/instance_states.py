@@ -47,6 +47,8 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({STOPPED, PENDING, RUNNING, STARTING, STOPPING}), None, WANT_DELETED
     ),
     "ModifyInstanceSpec": Transition(frozenset({STOPPED}), None, None),
+    "ModifyInstanceDeployment": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "ModifyInstanceVpcAttribute": Transition(frozenset({STOPPED}), None, None),
     "ModifyInstanceAttribute.Password": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ReplaceSystemDisk": Transition(frozenset({STOPPED}), None, None),
     "AttachKeyPair": Transition(frozenset({STOPPED, RUNNING}), None, None),

@@ -37,7 +37,7 @@ from nubes.domain.launch_checks import (
     security_groups,
 )
 from nubes.domain.names import check_hostname, expand
-from nubes.domain.network_interfaces import ENI_IN_USE, new_mac
+from nubes.domain.network_interfaces import ENI_IN_USE, new_mac, used_ips
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.quotas import (
     Quotas,
@@ -433,17 +433,12 @@ class Launcher:
     @staticmethod
     def _allocate(s: Session, vswitch: VSwitch, count: int, private_ip: str | None) -> list[IPv4Address]:
         """A free address of the vSwitch for each instance (the asked one, when given)."""
-        used_ips = {
-            IPv4Address(ip)
-            for ip in s.scalars(
-                select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch.id)
-            )
-        }
+        used = used_ips(s, vswitch.id)
         network = IPv4Network(vswitch.cidr)
         addresses = []
         for _ in range(count):
-            address = cidr.allocate(network, used_ips, private_ip)
-            used_ips.add(address)
+            address = cidr.allocate(network, used, private_ip)
+            used.add(address)
             addresses.append(address)
         return addresses
 

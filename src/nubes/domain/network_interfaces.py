@@ -68,13 +68,7 @@ class NetworkInterfaces:
             if vswitch.status != AVAILABLE:
                 raise errors.incorrect_vswitch_status(f"The vSwitch {vswitch_id} is {vswitch.status}.")
             groups = self._groups(s, scope, vswitch.vpc_id, group_ids)
-            used = {
-                IPv4Address(ip)
-                for ip in s.scalars(
-                    select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id)
-                )
-            }
-            address = cidr.allocate(IPv4Network(vswitch.cidr), used, primary_ip)
+            address = cidr.allocate(IPv4Network(vswitch.cidr), used_ips(s, vswitch_id), primary_ip)
             eni = NetworkInterface(
                 id=ids.new_id("network_interface"),
                 account_id=scope.account_id,
@@ -283,6 +277,16 @@ class NetworkInterfaces:
             vpc_id = eni.vpc_id
         self._notify(vpc_id)
         return vpc_id
+
+
+def used_ips(s: Session, vswitch_id: str) -> set[IPv4Address]:
+    """The private addresses the interfaces of a vSwitch hold."""
+    return {
+        IPv4Address(ip)
+        for ip in s.scalars(
+            select(NetworkInterface.primary_ip).where(NetworkInterface.vswitch_id == vswitch_id)
+        )
+    }
 
 
 def _eni(s: Session, scope: Scope | int, eni_id: str) -> NetworkInterface:

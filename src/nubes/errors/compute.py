@@ -130,6 +130,10 @@ def invalid_deployment_set_id_not_found(message: str) -> ApiError:
     return ApiError("InvalidDeploymentSetId.NotFound", message, 404)
 
 
+def deployment_set_modification_failed(message: str) -> ApiError:
+    return ApiError("DeploymentSet.ModificationFailed", message, 403)
+
+
 def quota_exceed_deployment_set(message: str) -> ApiError:
     return ApiError("QuotaExceed.DeploymentSet", message)
 
