@@ -47,6 +47,7 @@ from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.resource_group_members import ResourceGroups
 from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
@@ -108,6 +109,7 @@ def build_services(
         deployment_sets=DeploymentSets(db, clock),
         changes=InstanceChanges(db, clock, catalog, instances, notify),
         attributes=InstanceAttributes(db, clock, instances, notify),
+        resource_groups=ResourceGroups(db, clock),
         disks=Disks(db, clock, compute_notify, quotas),
         snapshots=snapshots,
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),

@@ -3,6 +3,7 @@ RAM roles (nubes has none), maintenance, private pools, renewal, automatic relea
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -329,3 +330,54 @@ def test_modify_instance_deployment(lab: Lab) -> None:
     modify(first, deployment_set_id=groups, remove_from_deployment_set=True)
     shown = _instance(lab, first)
     assert (shown.deployment_set_id, shown.deployment_set_group_no) == ("", 0)
+
+
+def test_resource_groups(lab: Lab, live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    [instance_id] = lab.run()
+    default = _instance(lab, instance_id).resource_group_id
+    assert default.startswith("rg-acfm")
+    groups = lab.ecs.describe_security_groups(em.DescribeSecurityGroupsRequest(region_id=REGION)).body
+    assert {g.resource_group_id for g in groups.security_groups.security_group} == {default}
+    lab.ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="grouped"))
+    pairs = lab.ecs.describe_key_pairs(em.DescribeKeyPairsRequest(region_id=REGION)).body
+    assert [k.resource_group_id for k in pairs.key_pairs.key_pair] == [default]
+    team = live.create_resource_group(fresh_key, "team")
+    [grouped] = lab.run(resource_group_id=team)
+    assert _instance(lab, grouped).resource_group_id == team
+
+    def in_group(group: str) -> set[str]:
+        request = em.DescribeInstancesRequest(region_id=REGION, resource_group_id=group)
+        return {i.instance_id for i in lab.ecs.describe_instances(request).body.instances.instance}
+
+    assert (in_group(default), in_group(team)) == ({instance_id}, {grouped})
+
+    def join(resource_type: str, resource_id: str, group: str) -> None:
+        lab.ecs.join_resource_group(
+            em.JoinResourceGroupRequest(
+                region_id=REGION,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                resource_group_id=group,
+            )
+        )
+
+    join("instance", instance_id, team)
+    assert in_group(team) == {instance_id, grouped}
+    join("securitygroup", lab.group_id, team)
+    join("keypair", "grouped", team)
+    pairs = lab.ecs.describe_key_pairs(
+        em.DescribeKeyPairsRequest(region_id=REGION, resource_group_id=team)
+    ).body
+    assert [k.key_pair_name for k in pairs.key_pairs.key_pair] == ["grouped"]
+    for args, code in (
+        (("instance", instance_id, "rg-nope"), "InvalidResourceGroup.NotFound"),
+        (("instance", "i-nope", team), "InvalidInstanceId.NotFound"),
+        (("disk", "d-x", team), "InvalidParameter.NotSupported"),
+        (("volcano", "x", team), "InvalidResourceType.NotFound"),
+    ):
+        assert error_of(lambda args=args: join(*args)).code == code, args
+    assert error_of(lambda: lab.run(resource_group_id="rg-nope")).code == "InvalidResourceGroup.NotFound"
+    other = live.create_account(f"rg-{uuid.uuid4().hex[:8]}")
+    theirs = live.create_resource_group(other, "theirs")
+    assert error_of(lambda: join("instance", instance_id, theirs)).code == "InvalidResourceGroup.NotFound"
+    assert in_group(team) == {instance_id, grouped}

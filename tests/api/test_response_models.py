@@ -309,6 +309,14 @@ class Caller:
             "ExportImage": lambda: {"ImageId": self.world["image"], "OSSBucket": BUCKET},
             "ModifyInstanceSpec": lambda: {"InstanceType": OTHER_TYPE},
             "AttachInstanceRamRole": lambda: {"RamRoleName": "EcsRole"},
+            # the newest instance joins the group it is in (the account's default one)
+            "JoinResourceGroup": lambda: {
+                "ResourceType": "instance",
+                "ResourceId": ids["instance"],
+                "ResourceGroupId": self.tenant.ecs("DescribeInstanceAttribute", InstanceId=ids["instance"])[
+                    "ResourceGroupId"
+                ],
+            },
             "ModifyInstanceAttachmentAttributes": lambda: {
                 "PrivatePoolOptions.MatchCriteria": "Open",
                 "PrivatePoolOptions.Id": None,

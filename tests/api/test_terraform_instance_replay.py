@@ -56,6 +56,7 @@ class Provider:
 
     def __init__(self, live: LiveServer, key: tuple[str, str]) -> None:
         self.client = acs_client(live, key)
+        self.live, self.key = live, key
         self.endpoint = live.endpoint
         self.calls: list[str] = []
 
@@ -171,6 +172,8 @@ def create(p: Provider, config: dict[str, Any]) -> str:
     request["PrivateIpAddress"] = config["private_ip"]
     request["SecurityGroupIds"] = config["security_groups"]
     request["DeploymentSetId"] = config["deployment_set_id"]
+    if config.get("resource_group_id"):
+        request["ResourceGroupId"] = config["resource_group_id"]
     answer = p.rpc("RunInstances", request)
     instance_id = str(answer["InstanceIdSets"]["InstanceIdSet"][0])
     p.wait_status(instance_id, "Running")
@@ -301,6 +304,16 @@ def update(
         created = [{"Key": k, "Value": v} for k, v in new["tags"].items() if old["tags"].get(k) != v]
         if created:
             p.rpc("TagResources", {"ResourceType": "instance", "ResourceId": [instance_id], "Tag": created})
+    if not is_new and changed("resource_group_id"):
+        p.rpc(
+            "JoinResourceGroup",
+            {
+                "ResourceType": "instance",
+                "ResourceId": instance_id,
+                "RegionId": REGION,
+                "ResourceGroupId": new["resource_group_id"],
+            },
+        )
     if not is_new and changed("instance_name"):  # modifyInstanceAttribute
         p.rpc(
             "ModifyInstanceAttribute",
@@ -421,8 +434,10 @@ def test_terraform_alicloud_instance_lifecycle(provider: Provider) -> None:
             "maintenance_action",
             "maintenance_notify",
             "maintenance_time",
+            "resource_group_id",
         ):
-            assert state[name] == config[name], (name, state[name], config[name])
+            if name in config:
+                assert state[name] == config[name], (name, state[name], config[name])
         assert state["security_groups"] == sorted(config["security_groups"])
         assert (state["vpc_id"], state["availability_zone"], state["status"]) == (vpc, ZONE, "Running")
         assert state["private_pool_options_match_criteria"] in ("None", "Open")
@@ -430,11 +445,18 @@ def test_terraform_alicloud_instance_lifecycle(provider: Provider) -> None:
         assert state["instance_charge_type"] == "PostPaid"
 
     holds(state, config)
+    assert state["resource_group_id"].startswith("rg-")  # the account's default group (Computed)
+    config["resource_group_id"] = state["resource_group_id"]
 
     # refresh (plan): a read of an existing resource asks for the RAM role too
     state = read(p, instance_id)
     holds(state, config)
     assert state is not None and state["role_name"] == ""
+
+    # update: resource group
+    changed = {**config, "resource_group_id": p.live.create_resource_group(p.key, "tf-team")}
+    holds(update(p, instance_id, config, changed), changed)
+    config = changed
 
     # update: name and tags
     changed = {**config, "instance_name": "tf-renamed", "tags": {"env": "prod", "owner": "ops"}}
@@ -499,6 +521,7 @@ def test_terraform_alicloud_instance_lifecycle(provider: Provider) -> None:
         "ModifyInstanceAutoReleaseTime",
         "ModifyInstanceDeployment",
         "ModifyInstanceMaintenanceAttributes",
+        "JoinResourceGroup",
         "DeleteInstance",
     }
     assert expected <= set(p.calls), expected - set(p.calls)

@@ -27,6 +27,7 @@ from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.resource_group_members import ResourceGroups
 from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
@@ -77,6 +78,7 @@ class Services:
     deployment_sets: DeploymentSets
     changes: InstanceChanges
     attributes: InstanceAttributes  # RAM roles, maintenance, private pools, renewal, release
+    resource_groups: ResourceGroups
     disks: Disks
     snapshots: Snapshots
     auto_snapshot_policies: AutoSnapshotPolicies

@@ -65,6 +65,20 @@ class KeyPair(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ResourceGroup(Base):
+    """A resource group of an account (ECS's ResourceGroupId): every account has its default one,
+    made when first needed, and every ECS resource that has a group is in one."""
+
+    __tablename__ = "resource_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(String(128))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class IdempotencyRecord(Base):
     """A ClientToken seen before: the same token with the same parameters gets the same answer."""
 

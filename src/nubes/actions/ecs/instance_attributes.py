@@ -209,7 +209,9 @@ def modify_instance_attachment_attributes(ctx: ActionContext, p: dict[str, Any])
         REGION_ID,
         String("InstanceId", max_length=100 * 65),
         String("RenewalStatus", choices=("AutoRenewal", "Normal", "NotRenewal", "RenewChange")),
-        *page_params(max_size=100),
+        # typed strings in this action's API: whole numbers all the same
+        String("PageNumber", pattern=r"[1-9]\d{0,5}", default="1"),
+        String("PageSize", pattern=r"(100|[1-9]\d?)", default="10"),
     ],
 )
 def describe_instance_auto_renew_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -221,11 +223,10 @@ def describe_instance_auto_renew_attribute(ctx: ActionContext, p: dict[str, Any]
     if len(ids) > 100:
         raise errors.invalid_parameter("InstanceId", f"At most 100 instance IDs are allowed; got {len(ids)}.")
     ctx.services.attributes.renewals(ctx.scope(p["RegionId"]), ids)
-    page = page_of(p)
     return {
         "TotalCount": 0,
-        "PageNumber": page.number,
-        "PageSize": page.size,
+        "PageNumber": int(p["PageNumber"]),
+        "PageSize": int(p["PageSize"]),
         "InstanceRenewAttributes": {"InstanceRenewAttribute": []},
     }
 

@@ -117,7 +117,6 @@ _NO_DEDICATED_HOSTS = "nubes has no dedicated hosts"
         Integer("DeploymentSetGroupNo", minimum=1, maximum=7),
         Boolean("RemoveFromDeploymentSet", default=False),
         Boolean("Force", default=False),
-        CLIENT_TOKEN,
         # DedicatedHostId, DedicatedHostClusterId, MigrationType and InstanceType (moves between
         # dedicated hosts) stay undeclared, so refused by name: nubes has no dedicated hosts.
         String(
@@ -133,7 +132,6 @@ _NO_DEDICATED_HOSTS = "nubes has no dedicated hosts"
             unsupported_because=_NO_DEDICATED_HOSTS,
         ),
     ],
-    idempotent=True,
 )
 def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """Move a Running or Stopped instance into a deployment set (or another group of one), or
