@@ -372,7 +372,8 @@ def test_resource_groups(lab: Lab, live: LiveServer, fresh_key: tuple[str, str])
     for args, code in (
         (("instance", instance_id, "rg-nope"), "InvalidResourceGroup.NotFound"),
         (("instance", "i-nope", team), "InvalidInstanceId.NotFound"),
-        (("disk", "d-x", team), "InvalidParameter.NotSupported"),
+        (("disk", "d-x", team), "InvalidDiskId.NotFound"),
+        (("launchtemplate", "lt-x", team), "InvalidParameter.NotSupported"),
         (("volcano", "x", team), "InvalidResourceType.NotFound"),
     ):
         assert error_of(lambda args=args: join(*args)).code == code, args
@@ -381,3 +382,38 @@ def test_resource_groups(lab: Lab, live: LiveServer, fresh_key: tuple[str, str])
     theirs = live.create_resource_group(other, "theirs")
     assert error_of(lambda: join("instance", instance_id, theirs)).code == "InvalidResourceGroup.NotFound"
     assert in_group(team) == {instance_id, grouped}
+
+
+def test_disks_and_snapshots_are_in_the_default_group_until_they_join_another(
+    lab: Lab, live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    [instance_id] = lab.run()
+    default = _instance(lab, instance_id).resource_group_id
+    team = live.create_resource_group(fresh_key, "team")
+
+    def disks(**fields: Any) -> dict[str, str]:
+        body = lab.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, **fields)).body
+        return {d.disk_id: d.resource_group_id for d in body.disks.disk}
+
+    [disk_id] = disks(instance_id=instance_id)
+    assert disks() == {disk_id: default} == disks(resource_group_id=default)
+    lab.ecs.join_resource_group(
+        em.JoinResourceGroupRequest(
+            region_id=REGION, resource_type="disk", resource_id=disk_id, resource_group_id=team
+        )
+    )
+    assert (disks(resource_group_id=team), disks(resource_group_id=default)) == ({disk_id: team}, {})
+    snapshot_id = lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk_id)).body.snapshot_id
+
+    def snapshots(**fields: Any) -> dict[str, str]:
+        body = lab.ecs.describe_snapshots(em.DescribeSnapshotsRequest(region_id=REGION, **fields)).body
+        return {sn.snapshot_id: sn.resource_group_id for sn in body.snapshots.snapshot}
+
+    assert snapshots() == {snapshot_id: default}
+    lab.ecs.join_resource_group(
+        em.JoinResourceGroupRequest(
+            region_id=REGION, resource_type="snapshot", resource_id=snapshot_id, resource_group_id=team
+        )
+    )
+    assert snapshots(resource_group_id=team) == {snapshot_id: team}
+    assert snapshots(resource_group_id=default) == {}

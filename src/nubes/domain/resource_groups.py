@@ -8,7 +8,7 @@ import secrets
 import string
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from nubes import errors
@@ -72,3 +72,11 @@ def create_group(s: Session, account_id: int, name: str, now: Any) -> str:
     )
     s.add(group)
     return group.id
+
+
+def in_group(column: Any, group_id: str, default_id: str) -> ColumnElement[bool]:
+    """A filter on a group column where "" stands for the default group (disks, snapshots and
+    images made before they had a group, or without one given)."""
+    if group_id == default_id:
+        return column.in_((group_id, ""))  # type: ignore[no-any-return]
+    return column == group_id  # type: ignore[no-any-return]

@@ -305,6 +305,8 @@ class Image(Base):
     boot_mode: Mapped[str] = mapped_column(String(16), default="BIOS")
     # Where the image's files live on each host: the built image's name (system) or a path.
     artifact: Mapped[str] = mapped_column(String(512))
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Custom images: the snapshot of the system disk, the system image whose kernel boots it,
     # and the data disks' snapshots ([{"SnapshotId", "Size", "Device"}, ...] as JSON).
@@ -408,6 +410,8 @@ class Disk(Base):
     device: Mapped[str] = mapped_column(String(32), default="")
     delete_with_instance: Mapped[bool] = mapped_column(default=True)
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The qcow2 file (stem, in the host's disks directory) the disk reads and writes now: its id
     # at first, a new overlay after each snapshot or reset; older layers back it.
@@ -454,6 +458,8 @@ class Snapshot(Base):
     client_token: Mapped[str] = mapped_column(String(64), default="")
     encrypted: Mapped[bool] = mapped_column(default=False)  # taken of an encrypted disk
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

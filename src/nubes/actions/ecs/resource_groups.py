@@ -14,7 +14,7 @@ from nubes.domain.resource_group_members import RESOURCE_TYPES
 actions = ActionTable("ecs")
 
 # ECS's resource types that nubes has, whose group it does not keep yet: refused by name.
-UNGROUPED = ("disk", "snapshot", "image", "launchtemplate")
+UNGROUPED = ("launchtemplate",)
 
 
 @actions.define(
@@ -27,7 +27,8 @@ UNGROUPED = ("disk", "snapshot", "image", "launchtemplate")
     ],
 )
 def join_resource_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Move an instance, security group, elastic network interface or key pair to a group."""
+    """Move an instance, disk, snapshot, image, security group, elastic network interface or key
+    pair to another of the account's groups."""
     kind = p["ResourceType"].lower()
     if kind in UNGROUPED:
         raise errors.invalid_parameter_not_supported(

@@ -53,11 +53,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("resource_groups", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_resource_groups_account_id"), ["account_id"], unique=False)
+    for table in UNGROUPED_UNTIL_JOINED:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("resource_group_id", sa.String(length=64), nullable=False, server_default="")
+            )
     _default_groups()
 
 
 # The ECS resources with a group column: those without one join their account's default group.
 GROUPED = ("instances", "security_groups", "key_pairs", "network_interfaces")
+# Those whose group column is new: "" stands for the account's default group until they join one.
+UNGROUPED_UNTIL_JOINED = ("images", "disks", "snapshots")
 
 
 def _default_groups() -> None:
@@ -86,6 +93,9 @@ def _default_groups() -> None:
 
 
 def downgrade() -> None:
+    for table in UNGROUPED_UNTIL_JOINED:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("resource_group_id")
     with op.batch_alter_table("resource_groups", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_resource_groups_account_id"))
     op.drop_table("resource_groups")
