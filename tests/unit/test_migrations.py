@@ -22,6 +22,22 @@ def _assert_no_drift(db: Database) -> None:
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
+def _at_revision(tmp_path: Path, revision: str) -> Database:
+    """A new SQLite store migrated up to `revision` only."""
+    from alembic import command
+    from alembic.config import Config
+
+    from nubes.store.db import MIGRATIONS
+
+    db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return db
+
+
 def test_sqlite_schema_matches_models(tmp_path: Path) -> None:
     _assert_no_drift(Database(f"sqlite:///{tmp_path / 'nubes.db'}"))
 
@@ -55,19 +71,11 @@ def test_postgres_schema_matches_models() -> None:
 def test_nonces_in_their_window_survive_the_compact_nonce_migration(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
     from nubes.domain.nonces import SignatureNonces
-    from nubes.store.db import MIGRATIONS
 
-    db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0007")
+    db = _at_revision(tmp_path, "0007")
     now = datetime.now(UTC)
     old_digest = "0f" * 32  # revision 0006 kept the whole SHA-256 in hex
     with db.engine.begin() as connection:
@@ -92,18 +100,9 @@ def test_the_resource_group_migration_gives_each_account_a_default_group(tmp_pat
     join it (the later accounts get theirs when first needed)."""
     from datetime import UTC, datetime
 
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
-    from nubes.store.db import MIGRATIONS
-
-    db = Database(f"sqlite:///{tmp_path / 'nubes.db'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0013")
+    db = _at_revision(tmp_path, "0013")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     with db.engine.begin() as connection:
         connection.execute(
