@@ -75,6 +75,19 @@ class LiveServer:
         self.extra_accounts[name] = pair
         return pair
 
+    def create_resource_group(self, key: tuple[str, str], name: str) -> str:
+        """Another resource group of the account of `key` (nubes has no API that makes one)."""
+        from nubes.clock import SystemClock
+        from nubes.domain.accounts import Accounts
+        from nubes.domain.resource_group_members import ResourceGroups
+        from nubes.store.db import Database
+
+        if self.store is None:
+            self.store = Database(self.database_url)
+        found = Accounts(self.store, SystemClock()).lookup_key(key[0])
+        assert found is not None
+        return ResourceGroups(self.store, SystemClock()).create(found.principal.account_id, name)
+
     @property
     def netns_prefix(self) -> str:
         return self.args[self.args.index("--netns-prefix") + 1]

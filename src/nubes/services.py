@@ -39,6 +39,7 @@ from nubes.domain.disk_keys import MASTER_KEY_FILE, DiskKeys, MasterKey
 from nubes.domain.disks import Disks
 from nubes.domain.eips import Eips
 from nubes.domain.images import Images
+from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
@@ -49,6 +50,7 @@ from nubes.domain.nonces import SignatureNonces
 from nubes.domain.public_addresses import configure_pools
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.resource_group_members import ResourceGroups
 from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
@@ -111,6 +113,8 @@ def build_services(
         tags=Tags(db),
         deployment_sets=DeploymentSets(db, clock),
         changes=InstanceChanges(db, clock, catalog, instances, notify),
+        attributes=InstanceAttributes(db, clock, instances, notify),
+        resource_groups=ResourceGroups(db, clock),
         disks=Disks(db, clock, compute_notify, quotas),
         snapshots=snapshots,
         auto_snapshot_policies=AutoSnapshotPolicies(db, clock, compute_notify),

@@ -143,13 +143,16 @@ def test_create_key_pair_returns_a_pkcs1_private_key_matching_the_fingerprint(ow
     assert item.public_key.split()[:2] == public.split()[:2]
 
 
-def test_create_key_pair_with_resource_group_and_filter_by_it(owner: Owner) -> None:
+def test_create_key_pair_with_resource_group_and_filter_by_it(owner: Owner, live: LiveServer) -> None:
     name = unique("grouped")
-    create(owner, name, resource_group_id="rg-testgroup")
+    group, other = (live.create_resource_group(owner.key, n) for n in ("testgroup", "other"))
+    create(owner, name, resource_group_id=group)
     [item] = describe(owner, key_pair_name=name).key_pairs.key_pair
-    assert item.resource_group_id == "rg-testgroup"
-    assert describe(owner, key_pair_name=name, resource_group_id="rg-other").total_count == 0
-    assert describe(owner, key_pair_name=name, resource_group_id="rg-testgroup").total_count == 1
+    assert item.resource_group_id == group
+    assert describe(owner, key_pair_name=name, resource_group_id=other).total_count == 0
+    assert describe(owner, key_pair_name=name, resource_group_id=group).total_count == 1
+    missing = expect_failure(lambda: create(owner, unique("lost"), resource_group_id="rg-nope"))
+    assert missing.code == "InvalidResourceGroup.NotFound"
 
 
 def test_creation_time_is_utc_minutes(owner: Owner) -> None:

@@ -491,7 +491,7 @@ def test_declared_parameters_take_effect_or_are_refused(live: LiveServer, fresh_
             v_switch_id=vsw_id,
             security_group_id=group_id,
             delete_on_release=False,
-            resource_group_id="rg-eni",
+            resource_group_id=live.create_resource_group(fresh_key, "eni"),
         )
     ).body
     ip = eni.private_ip_address
@@ -501,8 +501,8 @@ def test_declared_parameters_take_effect_or_are_refused(live: LiveServer, fresh_
     assert enis(ipv_6address=["2001:db8::1"]) == []
     assert enis(service_managed=True) == []
     assert [e.network_interface_id for e in enis(service_managed=False)] == only
-    assert [e.network_interface_id for e in enis(resource_group_id="rg-eni")] == only
-    assert enis(resource_group_id="rg-other") == []
+    assert [e.network_interface_id for e in enis(resource_group_id=eni.resource_group_id)] == only
+    assert enis(resource_group_id=live.create_resource_group(fresh_key, "other")) == []
 
     # DescribeSecurityGroups: ServiceManaged filters; the capacity is counted when asked for.
     assert groups(service_managed=True) == []

@@ -18,6 +18,8 @@ from nubes.services import build_services
 from nubes.store.db import Database
 from nubes.store.models import Host
 
+from .host_world import HostWorld
+
 
 def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
     clock = ManualClock()
@@ -83,3 +85,27 @@ def test_instance_is_released_at_its_time(tmp_path: Path) -> None:
             ),
         )
     assert too_soon.value.code == "InvalidAutoReleaseTime.Malformed"
+
+
+def test_a_release_time_set_later_releases_and_one_cancelled_does_not(tmp_path: Path) -> None:
+    """ModifyInstanceAutoReleaseTime: at the time set on a Running instance the host agent's
+    timers release it; cancelled (an empty time), it is not released."""
+    world = HostWorld(tmp_path)
+    try:
+        kept, released = world.launch(), world.launch()
+        for instance_id in (kept, released):
+            world.reach(instance_id, "Running")
+        attributes, scope = world.services.attributes, world.scope
+        in_an_hour = (world.clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for instance_id in (kept, released):
+            attributes.modify_auto_release_time(scope, instance_id, in_an_hour)
+        attributes.modify_auto_release_time(scope, kept, "")
+        assert world.services.instances.get(scope.account_id, kept).auto_release_time is None
+        world.clock.advance(59 * 60)
+        world.agent.pass_once(wait=True)
+        assert world.status(released) == "Running"
+        world.clock.advance(2 * 60)
+        world.reach(released, None)  # released by the agent's timers, then deleted
+        assert world.status(kept) == "Running"
+    finally:
+        world.close()

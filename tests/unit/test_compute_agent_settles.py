@@ -158,4 +158,33 @@ def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
     assert status(db) == (states.RUNNING, states.WANT_RUNNING)
     host.crash("i-1")  # what FakeHost finds of a VM saved under another boot id
     compute.pass_once(wait=True)
+    # the maintenance action AutoRecover (ECS's default) starts it again
+    assert status(db) == (states.STARTING, states.WANT_RUNNING)
+    compute.pass_once(wait=True)
+    assert status(db) == (states.RUNNING, states.WANT_RUNNING)
+    assert host.vms["i-1"].boots == 2
+
+
+def test_a_lost_vm_of_an_instance_whose_maintenance_action_is_stop_stays_stopped(
+    agent: tuple[HostAgent, FakeHost, Database],
+) -> None:
+    compute, host, db = agent
+    compute.step("i-1")
+    with db.session() as s:
+        instance = s.get(Instance, "i-1")
+        assert instance is not None
+        instance.maintenance_action = "Stop"
+    host.crash("i-1")
+    compute.pass_once(wait=True)
     assert status(db) == (states.STOPPED, states.WANT_RUNNING)
+    assert host.vms["i-1"].boots == 1
+
+
+def test_a_guest_that_powers_itself_off_is_stopped_whatever_its_maintenance_action(
+    agent: tuple[HostAgent, FakeHost, Database],
+) -> None:
+    compute, host, db = agent
+    compute.step("i-1")
+    host.guest_power_off("i-1")
+    compute.pass_once(wait=True)
+    assert status(db)[0] == states.STOPPED

@@ -28,6 +28,7 @@ from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.images import build_from
+from nubes.domain.instance_attributes import AUTO_RECOVER
 from nubes.domain.instances import Instances
 from nubes.domain.network_interfaces import (
     ENI_ATTACHING,
@@ -188,7 +189,7 @@ class ComputeAgent:
         elif instance.status == states.STARTING:
             again = self._boot(instance)
         elif instance.status == states.RUNNING:
-            self._watch(instance)
+            again = self._watch(instance)
         elif instance.status == states.STOPPING:
             again = self._power_off(instance)
         elif instance.status == states.STOPPED and self._compute.state(instance.id) in (
@@ -355,11 +356,26 @@ class ComputeAgent:
             if row is not None and row.pending_key_pair_name is not None:
                 row.key_pair_name, row.pending_key_pair_name = row.pending_key_pair_name, None
 
-    def _watch(self, instance: Instance) -> None:
-        """A Running instance whose VM is gone (the guest powered off, or it crashed) is Stopped."""
+    def _watch(self, instance: Instance) -> bool:
+        """A Running instance whose VM is gone is Stopped when the guest powered off; when the VM
+        was lost under it (it crashed, or the host rebooted) its maintenance action decides, as
+        in ECS: AutoRecover (the default) starts it again, Stop leaves it Stopped."""
         state = self._compute.state(instance.id)
+        if (
+            state == PowerState.CRASHED
+            and instance.maintenance_action == AUTO_RECOVER
+            and instance.desired == states.WANT_RUNNING
+        ):
+            log.warning(
+                "instance %s: its VM was lost; recovering it (maintenance action AutoRecover)", instance.id
+            )
+            self._compute.destroy(instance.id)  # what is left of the lost VM goes before the new boot
+            return self._set_status(
+                instance.id, states.RUNNING, "recovered", while_desired=states.WANT_RUNNING
+            )
         if state in (PowerState.STOPPED, PowerState.CRASHED):
             self._set_status(instance.id, states.RUNNING, "powered_off")
+        return False
 
     def _plug_interfaces(self, instance: Instance) -> None:
         """Make the VM's NICs the instance's interfaces (hot-plug what is being attached, unplug

@@ -47,6 +47,8 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({STOPPED, PENDING, RUNNING, STARTING, STOPPING}), None, WANT_DELETED
     ),
     "ModifyInstanceSpec": Transition(frozenset({STOPPED}), None, None),
+    "ModifyInstanceDeployment": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    "ModifyInstanceVpcAttribute": Transition(frozenset({STOPPED}), None, None),
     "ModifyInstanceAttribute.Password": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ReplaceSystemDisk": Transition(frozenset({STOPPED}), None, None),
     "AttachKeyPair": Transition(frozenset({STOPPED, RUNNING}), None, None),
@@ -67,7 +69,10 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (STARTING, "guest_up"): RUNNING,
     (STOPPING, "powered_off"): STOPPED,
     (STOPPING, "reboot_off"): STARTING,
-    (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down
+    (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down (or crashed, maintenance action Stop)
+    # the VM was lost under a Running instance (a crash, a host reboot) and its maintenance
+    # action is AutoRecover: it starts again
+    (RUNNING, "recovered"): STARTING,
     (STARTING, "powered_off"): STOPPED,
     (STARTING, "start_failed"): STOPPED,  # the VM could not be started, again and again
 }

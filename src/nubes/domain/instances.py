@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -38,8 +39,16 @@ from nubes.domain.public_addresses import by_instances, release_instance_address
 from nubes.domain.quotas import Quotas
 from nubes.domain.regions import require_region
 from nubes.errors import ApiError
+from nubes.scheduler.placement import PlacementRequest, deployment_set_filter
 from nubes.store.db import Database
-from nubes.store.models import Image, Instance, NetworkInterface, NetworkInterfaceGroup, PublicAddress
+from nubes.store.models import (
+    DeploymentSet,
+    Image,
+    Instance,
+    NetworkInterface,
+    NetworkInterfaceGroup,
+    PublicAddress,
+)
 
 
 class Instances:
@@ -93,13 +102,9 @@ class Instances:
         with self._db.session() as s:
             instance = self.owned(s, account_id, instance_id, region_id)
             states.check(action, instance_id, instance.status)
-            eni_id = s.scalar(
-                select(NetworkInterface.id).where(
-                    NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
-                )
-            )
-            assert eni_id is not None, f"instance {instance_id} has no primary network interface"
-            return eni_id
+            eni = primary_eni(s, instance_id)
+            assert eni is not None, f"instance {instance_id} has no primary network interface"
+            return eni.id
 
     # ---- power --------------------------------------------------------------------------------
 
@@ -236,6 +241,27 @@ class Instances:
         return released
 
 
+def primary_eni(s: Session, instance_id: str) -> NetworkInterface | None:
+    return s.scalar(
+        select(NetworkInterface).where(
+            NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
+        )
+    )
+
+
+def replace_groups(eni: NetworkInterface, wanted: list[str]) -> None:
+    """The interface's security groups become `wanted`, in that order."""
+    kept = {m.group_id: m for m in eni.memberships}
+    for membership in list(eni.memberships):
+        if membership.group_id not in wanted:
+            eni.memberships.remove(membership)
+    for position, group_id in enumerate(wanted):
+        if group_id in kept:
+            kept[group_id].position = position
+        else:
+            eni.memberships.append(NetworkInterfaceGroup(group_id=group_id, position=position))
+
+
 class InstanceChanges:
     """Attribute, spec, key pair and deployment changes of existing instances."""
 
@@ -289,24 +315,9 @@ class InstanceChanges:
                 groups = security_groups(
                     s, Scope(account_id, instance.region_id), instance.vpc_id, security_group_ids
                 )
-                eni = s.scalar(
-                    select(NetworkInterface).where(
-                        NetworkInterface.instance_id == instance_id, NetworkInterface.eni_type == "Primary"
-                    )
-                )
+                eni = primary_eni(s, instance_id)
                 if eni is not None:
-                    kept = {m.group_id: m for m in eni.memberships}
-                    wanted = [g.id for g in groups]
-                    for membership in list(eni.memberships):
-                        if membership.group_id not in wanted:
-                            eni.memberships.remove(membership)
-                    for position, group_id in enumerate(wanted):
-                        if group_id in kept:
-                            kept[group_id].position = position
-                        else:
-                            eni.memberships.append(
-                                NetworkInterfaceGroup(group_id=group_id, position=position)
-                            )
+                    replace_groups(eni, [g.id for g in groups])
                     vpc_id = instance.vpc_id
         if vpc_id:
             self._notify_network(vpc_id)
@@ -387,17 +398,62 @@ class InstanceChanges:
         return results
 
     def deployment(
-        self, account_id: int, instance_id: str, deployment_set_id: str | None, remove: bool
+        self,
+        account_id: int,
+        instance_id: str,
+        deployment_set_id: str | None,
+        remove: bool,
+        group_no: int | None = None,
+        force: bool = False,
     ) -> None:
+        """ModifyInstanceDeployment: a Running or Stopped instance joins a deployment set (or
+        another group of one), or leaves its set. It stays on its host, which must then keep to
+        the set's strategy (one instance of an Availability set per host, of a group per host in
+        an AvailabilityGroup set): DeploymentSet.ModificationFailed when it does not, and with
+        Force a refusal, as nubes cannot move an instance to another host yet."""
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
+            states.check("ModifyInstanceDeployment", instance_id, instance.status)
             if remove:
+                if deployment_set_id and deployment_set_id != instance.deployment_set_id:
+                    raise errors.invalid_parameter(
+                        "DeploymentSetId",
+                        f"The instance {instance_id} is not in the deployment set {deployment_set_id}.",
+                    )
                 instance.deployment_set_id, instance.deployment_set_group_no = "", 0
                 return
-            if instance.status != states.STOPPED:
-                raise errors.incorrect_instance_status(
-                    "An instance moves into a deployment set only while Stopped."
-                )
+            if not deployment_set_id:
+                raise errors.missing_parameter("DeploymentSetId")
             deployment = deployment_set(s, Scope(account_id, instance.region_id), deployment_set_id)
-            instance.deployment_set_id = deployment.id if deployment else ""
-            instance.deployment_set_group_no = group_numbers(s, deployment, None, 1)[0]
+            assert deployment is not None
+            [group] = group_numbers(s, deployment, group_no, 1)
+            if instance.host_id:
+                self._check_strategy(s, instance, deployment, group, force)
+            instance.deployment_set_id, instance.deployment_set_group_no = deployment.id, group
+
+    @staticmethod
+    def _check_strategy(
+        s: Session, instance: Instance, deployment: DeploymentSet, group: int, force: bool
+    ) -> None:
+        """Whether the instance's host, without the instance, takes it as a member of the set."""
+        host = next((h for h in host_states(s) if h.host_id == instance.host_id), None)
+        if host is None:
+            return
+        sets = {k: dict(v) for k, v in host.deployment_sets.items()}
+        if instance.deployment_set_id in sets:  # the instance leaves its place in its set
+            groups = sets[instance.deployment_set_id]
+            own = instance.deployment_set_group_no or 1
+            groups[own] = groups.get(own, 0) - 1
+        request = PlacementRequest(instance.zone_id, 0, 0, deployment.id, deployment.strategy, group or 1)
+        if deployment_set_filter(replace(host, deployment_sets=sets), request):
+            return
+        if force:
+            raise errors.invalid_parameter_not_supported(
+                "Force",
+                f"the host of {instance.id} already has the instances of {deployment.id} its strategy "
+                f"{deployment.strategy} allows, and nubes cannot move an instance to another host yet.",
+            )
+        raise errors.deployment_set_modification_failed(
+            f"The host of {instance.id} already has the instances of {deployment.id} its strategy "
+            f"{deployment.strategy} allows; the instance stays on its host unless Force is given."
+        )

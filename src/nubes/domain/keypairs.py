@@ -19,6 +19,7 @@ from nubes import errors
 from nubes.clock import Clock
 from nubes.domain.common import Scope
 from nubes.domain.quotas import Quotas
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import drop_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
@@ -120,7 +121,7 @@ class KeyPairs:
                 name=name,
                 fingerprint=fingerprint(public_key),
                 public_key=public_key,
-                resource_group_id=resource_group_id,
+                resource_group_id=group_for(s, scope.account_id, resource_group_id, self._clock),
                 created_at=self._clock.now(),
             )
             s.add(row)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from ipaddress import IPv4Address
 
@@ -47,6 +47,7 @@ from nubes.domain.quotas import (
     used_postpaid_vcpus,
 )
 from nubes.domain.regions import require_region
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import write_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.scheduler.placement import HostState, NoHostFound, PlacementRequest, place_all
@@ -245,6 +246,10 @@ class Launcher:
         now = self._clock.now()
         checked = self._check(scope, request, now)
         with self._db.session() as s:
+            request = replace(
+                request,
+                resource_group_id=group_for(s, scope.account_id, request.resource_group_id, self._clock),
+            )
             network = self._network(s, scope, request)
             groups = group_numbers(s, network.deployment, request.deployment_set_group_no, request.amount)
             most = self._within_quotas(s, scope, checked, request)
@@ -535,7 +540,7 @@ class Launcher:
                 eni_type="Primary",
                 instance_id=instance_id,
                 attachment="instance",
-                resource_group_id="",
+                resource_group_id=request.resource_group_id,
                 created_at=now,
             )
             eni.memberships = [

@@ -18,6 +18,7 @@ from nubes.clock import Clock
 from nubes.domain import instance_states as states
 from nubes.domain import private_ips as vswitch_addresses
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
+from nubes.domain.resource_groups import group_for
 from nubes.domain.security_groups import SecurityQuotas
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.domain.vpcs import AVAILABLE
@@ -145,7 +146,7 @@ class NetworkInterfaces:
                 eni_type=eni_type,
                 instance_id="",
                 attachment="",
-                resource_group_id=resource_group_id,
+                resource_group_id=group_for(s, scope.account_id, resource_group_id, self._clock),
                 created_at=self._clock.now(),
             )
             eni.memberships = [NetworkInterfaceGroup(group_id=g.id, position=i) for i, g in enumerate(groups)]

@@ -43,12 +43,17 @@ def used_count() -> ScalarSelect[Any]:
 
 
 def allocate(
-    s: Session, vswitch: VSwitch, wanted: Iterable[str | None], taken: set[IPv4Address] | None = None
+    s: Session,
+    vswitch: VSwitch,
+    wanted: Iterable[str | None],
+    taken: set[IPv4Address] | None = None,
+    released: Iterable[str] = (),
 ) -> list[IPv4Address]:
     """A free address of the vSwitch for each of `wanted` (the one named, or the lowest free one
     for None), none of them used already nor twice. `taken`: addresses the caller has handed out
-    in this transaction already (they are added to it)."""
-    used = used_addresses(s, vswitch.id) | (taken or set())
+    in this transaction already (they are added to it); `released`: addresses their holder gives
+    up in this transaction (an interface moving to another address may keep its own)."""
+    used = (used_addresses(s, vswitch.id) - {IPv4Address(a) for a in released}) | (taken or set())
     network = IPv4Network(vswitch.cidr)
     addresses = []
     for one in wanted:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import drop_tags
 from nubes.domain.vpcs import AVAILABLE
 from nubes.store.db import Database
@@ -239,7 +240,7 @@ class SecurityGroups:
                 description=description,
                 group_type=group_type,
                 inner_access_policy="Accept" if group_type == "normal" else "Drop",
-                resource_group_id=resource_group_id,
+                resource_group_id=group_for(s, scope.account_id, resource_group_id, self._clock),
                 created_at=self._clock.now(),
             )
             s.add(group)

@@ -20,6 +20,7 @@ from nubes.domain.deployment_sets import DeploymentSets
 from nubes.domain.disks import Disks
 from nubes.domain.eips import Eips
 from nubes.domain.images import Images
+from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
@@ -29,6 +30,7 @@ from nubes.domain.netstate import bump_generation
 from nubes.domain.network_interfaces import NetworkInterfaces
 from nubes.domain.public_ips import PublicIps
 from nubes.domain.quotas import Quotas
+from nubes.domain.resource_group_members import ResourceGroups
 from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
@@ -78,6 +80,8 @@ class Services:
     tags: Tags
     deployment_sets: DeploymentSets
     changes: InstanceChanges
+    attributes: InstanceAttributes  # RAM roles, maintenance, private pools, renewal, release
+    resource_groups: ResourceGroups
     disks: Disks
     snapshots: Snapshots
     auto_snapshot_policies: AutoSnapshotPolicies

@@ -36,6 +36,14 @@ def operation_denied_no_stock(message: str) -> ApiError:
     return ApiError("OperationDenied.NoStock", message, 403)
 
 
+def invalid_ram_role_not_found(message: str) -> ApiError:
+    return ApiError("InvalidRamRole.NotFound", message, 404)
+
+
+def charge_type_violation(message: str) -> ApiError:
+    return ApiError("ChargeTypeViolation", message, 403)
+
+
 def invalid_parameter_amount(message: str = "Amount must be from 1 to 100.") -> ApiError:
     return ApiError("InvalidParameter.Amount", message)
 
@@ -120,6 +128,10 @@ def invalid_system_disk_size_value_not_supported(message: str) -> ApiError:
 
 def invalid_deployment_set_id_not_found(message: str) -> ApiError:
     return ApiError("InvalidDeploymentSetId.NotFound", message, 404)
+
+
+def deployment_set_modification_failed(message: str) -> ApiError:
+    return ApiError("DeploymentSet.ModificationFailed", message, 403)
 
 
 def quota_exceed_deployment_set(message: str) -> ApiError:

@@ -231,6 +231,10 @@ def quota_exceeded_route_table(message: str) -> ApiError:
     return ApiError("QuotaExceeded.RouteTable", message)
 
 
+def invalid_vswitch_id_mismatch(message: str) -> ApiError:
+    return ApiError("InvalidVSwitchId.Mismatch", message)
+
+
 def invalid_vswitch_id_ip_not_enough(message: str) -> ApiError:
     return ApiError("InvalidVSwitchId.IpNotEnough", message)
 

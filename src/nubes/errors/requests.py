@@ -220,6 +220,12 @@ def invalid_resource_id_not_found(message: str) -> ApiError:
     return ApiError("InvalidResourceId.NotFound", message, 404)
 
 
+def invalid_resource_group_not_found(
+    message: str = "The ResourceGroup provided does not exist in our records.",
+) -> ApiError:
+    return ApiError("InvalidResourceGroup.NotFound", message, 404)
+
+
 def invalid_resource_type_not_found(message: str) -> ApiError:
     return ApiError("InvalidResourceType.NotFound", message)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -62,6 +62,20 @@ class KeyPair(Base):
     fingerprint: Mapped[str] = mapped_column(String(128))
     public_key: Mapped[str] = mapped_column(Text)
     resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResourceGroup(Base):
+    """A resource group of an account (ECS's ResourceGroupId): every account has its default one,
+    made when first needed, and every ECS resource that has a group is in one."""
+
+    __tablename__ = "resource_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(String(128))
+    is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -316,6 +330,8 @@ class Image(Base):
     boot_mode: Mapped[str] = mapped_column(String(16), default="BIOS")
     # Where the image's files live on each host: the built image's name (system) or a path.
     artifact: Mapped[str] = mapped_column(String(512))
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Custom images: the snapshot of the system disk, the system image whose kernel boots it,
     # and the data disks' snapshots ([{"SnapshotId", "Size", "Device"}, ...] as JSON).
@@ -372,6 +388,17 @@ class Instance(Base):
     internet_max_bandwidth_out: Mapped[int] = mapped_column(Integer, default=0)
     internet_max_bandwidth_in: Mapped[int] = mapped_column(Integer, default=0)
     resource_group_id: Mapped[str] = mapped_column(String(64), default="")
+    # The maintenance policy (ModifyInstanceMaintenanceAttributes): what the host agent does when
+    # the instance's VM is lost under it (AutoRecover: start it again; Stop: leave it Stopped),
+    # the one window (HH:mm:ss, UTC+8, both empty without one) and whether to notify first.
+    maintenance_action: Mapped[str] = mapped_column(
+        String(16), default="AutoRecover", server_default="AutoRecover"
+    )
+    maintenance_notify: Mapped[bool] = mapped_column(default=False, server_default=false())
+    maintenance_start: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    maintenance_end: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    # The private pool match mode (None or Open: nubes has no private pools to target)
+    private_pool_match: Mapped[str] = mapped_column(String(8), default="None", server_default="None")
     client_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -408,6 +435,8 @@ class Disk(Base):
     device: Mapped[str] = mapped_column(String(32), default="")
     delete_with_instance: Mapped[bool] = mapped_column(default=True)
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The qcow2 file (stem, in the host's disks directory) the disk reads and writes now: its id
     # at first, a new overlay after each snapshot or reset; older layers back it.
@@ -454,6 +483,8 @@ class Snapshot(Base):
     client_token: Mapped[str] = mapped_column(String(64), default="")
     encrypted: Mapped[bool] = mapped_column(default=False)  # taken of an encrypted disk
     host_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Its resource group; "" is the account's default group (JoinResourceGroup sets it)
+    resource_group_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -31,6 +31,7 @@ from nubes.domain.common import Scope, check_description, check_name
 from nubes.domain.disk_categories import limits
 from nubes.domain.disks import DiskSpec
 from nubes.domain.regions import require_region, zones_of
+from nubes.domain.resource_groups import in_group
 from nubes.domain.tags import tags_by_resource, where_tagged
 from nubes.store.models import Disk
 
@@ -94,7 +95,7 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"DiskId": disk_id, "OrderId": ""}
 
 
-def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
+def render_disk(disk: Disk, tags: list[tuple[str, str]], default_group: str) -> dict[str, Any]:
     caps = limits(disk.category, disk.size_gib, disk.performance_level, disk.provisioned_iops)
     attached = iso8601_seconds(disk.attached_at) if disk.attached_at and disk.instance_id else ""
     attachments = (
@@ -148,7 +149,7 @@ def render_disk(disk: Disk, tags: list[tuple[str, str]]) -> dict[str, Any]:
         "StorageSetPartitionNumber": 0,
         "StorageClusterId": "",  # dedicated block storage clusters only
         "Placement": {"ZoneIds": ""},  # the zones of a regional disk; nubes' disks are zonal
-        "ResourceGroupId": "",
+        "ResourceGroupId": disk.resource_group_id or default_group,
         "OperationLocks": {"OperationLock": []},
         "Attachments": {"Attachment": attachments},
         "MountInstances": {"MountInstance": attachments},
@@ -230,23 +231,25 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["Encrypted"] is not None:
         query = query.where(Disk.encrypted == p["Encrypted"])
     # What every nubes disk is, as rendered: pay-as-you-go, under no KMS key (nubes keeps the keys),
-    # attached to one instance at most, not shared block storage, never locked, in no resource
-    # group. A filter asking for anything else matches no disk.
+    # attached to one instance at most, not shared block storage, never locked. A filter asking
+    # for anything else matches no disk.
     if (
         p["DiskChargeType"] == "PrePaid"
         or p["KMSKeyId"]
         or p["MultiAttach"] in ("Enabled", "LegacyShared")
         or p["EnableShared"]
         or p["LockReason"]
-        or p["ResourceGroupId"]
     ):
         query = query.where(Disk.id.is_(None))
+    default_group = ctx.services.resource_groups.default_id(scope.account_id)
+    if p["ResourceGroupId"]:
+        query = query.where(in_group(Disk.resource_group_id, p["ResourceGroupId"], default_group))
     query = creation_window(p).where(query, Disk.created_at)
     query = where_tagged(query, scope, "disk", Disk.id, tag_filter(p))
     with ctx.services.db.session() as s:
         disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
         tags = tags_by_resource(s, scope, "disk", (d.id for d in disks))
-    body = either_page([render_disk(d, tags.get(d.id, [])) for d in disks], p, "Disks", "Disk")
+    body = either_page([render_disk(d, tags.get(d.id, []), default_group) for d in disks], p, "Disks", "Disk")
     body["TotalCount"] = len(disks)
     return body
 

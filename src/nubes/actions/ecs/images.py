@@ -64,8 +64,15 @@ def _mappings(image: Image) -> list[dict[str, Any]]:
 
 
 def render_image(
-    image: Image, account_id: int = 0, tags: list[tuple[str, str]] | None = None, owner_id: int = 0
+    image: Image,
+    account_id: int = 0,
+    tags: list[tuple[str, str]] | None = None,
+    owner_id: int = 0,
+    default_group: str = "",
 ) -> dict[str, Any]:
+    """An image as the caller sees it: the resource group of their own images only (a system
+    image, or one shared with them, is in none of theirs)."""
+    own = image.account_id is not None and image.account_id == account_id
     return {
         "ImageId": image.id,
         "ImageName": image.name,
@@ -93,7 +100,7 @@ def render_image(
         "IsSelfShared": "",
         "IsPublic": image.owner_alias == "system",
         "ProductCode": "",
-        "ResourceGroupId": "",
+        "ResourceGroupId": (image.resource_group_id or default_group) if own else "",
         "LoginAsNonRootSupported": False,
         "Features": {
             "NvmeSupport": "unsupported",
@@ -173,10 +180,18 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         images = [i for i in images if i.snapshot_id == p["SnapshotId"]]
     if p["IsPublic"] is not None:
         images = [i for i in images if (i.owner_alias == "system") == p["IsPublic"]]
-    # Every nubes image supports I/O optimized instances and cloud-init, and is in no resource
-    # group, as rendered: a filter asking for anything else matches none.
-    if p["IsSupportIoOptimized"] is False or p["IsSupportCloudinit"] is False or p["ResourceGroupId"]:
+    # Every nubes image supports I/O optimized instances and cloud-init, as rendered: a filter
+    # asking for anything else matches none.
+    if p["IsSupportIoOptimized"] is False or p["IsSupportCloudinit"] is False:
         images = []
+    default_group = ctx.services.resource_groups.default_id(ctx.principal.account_id)
+    if p["ResourceGroupId"]:  # the caller's own images in the group ("": the default group)
+        images = [
+            i
+            for i in images
+            if i.account_id == ctx.principal.account_id
+            and (i.resource_group_id or default_group) == p["ResourceGroupId"]
+        ]
     if p["ActionType"]:
         images = [i for i in images if launchable(i)]
     window = creation_window(p)
@@ -193,7 +208,7 @@ def describe_images(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             "Images",
             "Image",
             lambda i: render_image(
-                i, ctx.principal.account_id, tags.get(i.id), owners.get(i.account_id or 0, 0)
+                i, ctx.principal.account_id, tags.get(i.id), owners.get(i.account_id or 0, 0), default_group
             ),
         ),
     }

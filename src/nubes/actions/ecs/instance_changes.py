@@ -9,7 +9,7 @@ from nubes.actions.common import CLIENT_TOKEN, DRY_RUN, REGION_ID
 from nubes.actions.ecs.instances import HOP_LIMIT, INSTANCE_ID
 from nubes.actions.ecs.public_ips import BANDWIDTH_IN, BANDWIDTH_OUT
 from nubes.api.context import ActionContext
-from nubes.api.params import Boolean, String, StringList
+from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
 
 actions = ActionTable("ecs")
@@ -105,21 +105,68 @@ def modify_instance_metadata_options(ctx: ActionContext, p: dict[str, Any]) -> d
     return {}
 
 
+_NO_DEDICATED_HOSTS = "nubes has no dedicated hosts"
+
+
 @actions.define(
     "ModifyInstanceDeployment",
     [
         REGION_ID,
         INSTANCE_ID,
         String("DeploymentSetId", max_length=64),
+        Integer("DeploymentSetGroupNo", minimum=1, maximum=7),
         Boolean("RemoveFromDeploymentSet", default=False),
-        # InstanceType (a new type while migrating to a dedicated host) is refused: nubes has no
-        # dedicated hosts.
+        Boolean("Force", default=False),
+        # DedicatedHostId, DedicatedHostClusterId, MigrationType and InstanceType (moves between
+        # dedicated hosts) stay undeclared, so refused by name: nubes has no dedicated hosts.
+        String(
+            "Affinity",
+            choices=("default", "host"),
+            unsupported_values=("host",),
+            unsupported_because=_NO_DEDICATED_HOSTS,
+        ),
+        String(
+            "Tenancy",
+            choices=("default", "host"),
+            unsupported_values=("host",),
+            unsupported_because=_NO_DEDICATED_HOSTS,
+        ),
     ],
 )
 def modify_instance_deployment(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Move a Stopped instance into a deployment set, or take it out."""
+    """Move a Running or Stopped instance into a deployment set (or another group of one), or
+    take it out; it stays on its host, which must keep to the set's strategy."""
     ctx.services.instances.get(ctx.principal.account_id, p["InstanceId"], p["RegionId"])
     ctx.services.changes.deployment(
-        ctx.principal.account_id, p["InstanceId"], p["DeploymentSetId"], p["RemoveFromDeploymentSet"]
+        ctx.principal.account_id,
+        p["InstanceId"],
+        p["DeploymentSetId"],
+        p["RemoveFromDeploymentSet"],
+        p["DeploymentSetGroupNo"],
+        p["Force"],
+    )
+    return {}
+
+
+@actions.define(
+    "ModifyInstanceVpcAttribute",
+    [
+        INSTANCE_ID,
+        String("VSwitchId", required=True, max_length=64),
+        String("PrivateIpAddress", max_length=64),
+        String("VpcId", max_length=64),
+        StringList("SecurityGroupId", max_items=5, item_max_length=64),
+    ],
+)
+def modify_instance_vpc_attribute(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Move a Stopped instance to another vSwitch of its zone and/or another private IP (to
+    another VPC with VpcId and that VPC's SecurityGroupId.N); it takes them at its next start."""
+    ctx.services.attributes.modify_vpc_attribute(
+        ctx.principal.account_id,
+        p["InstanceId"],
+        p["VSwitchId"],
+        p["PrivateIpAddress"],
+        p["VpcId"],
+        p["SecurityGroupId"] or [],
     )
     return {}

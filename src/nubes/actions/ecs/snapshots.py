@@ -25,6 +25,7 @@ from nubes.api.params import Boolean, Integer, String, StringList
 from nubes.api.registry import ActionTable
 from nubes.clock import iso8601_seconds
 from nubes.domain.common import check_description, check_name
+from nubes.domain.resource_groups import in_group
 from nubes.domain.snapshot_usage import disks_using, images_using
 from nubes.domain.tags import tags_by_resource, where_tagged
 from nubes.store.models import Disk, Snapshot
@@ -133,9 +134,12 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["SnapshotLinkId"]:  # a disk's snapshot chain, named after the disk (see render_snapshot)
         query = query.where(Snapshot.disk_id == "d-" + p["SnapshotLinkId"].removeprefix("sl-"))
     # Every nubes snapshot is, as rendered: a standard snapshot, under no KMS key (nubes keeps the
-    # keys), in no resource group. A filter asking for anything else matches none.
-    if (p["Category"] and p["Category"].lower() != "standard") or p["KMSKeyId"] or p["ResourceGroupId"]:
+    # keys). A filter asking for anything else matches none.
+    if (p["Category"] and p["Category"].lower() != "standard") or p["KMSKeyId"]:
         query = query.where(Snapshot.id.is_(None))
+    default_group = ctx.services.resource_groups.default_id(scope.account_id)
+    if p["ResourceGroupId"]:
+        query = query.where(in_group(Snapshot.resource_group_id, p["ResourceGroupId"], default_group))
     if p["InstanceId"]:
         query = query.where(Snapshot.disk_id.in_(select(Disk.id).where(Disk.instance_id == p["InstanceId"])))
     query = creation_window(p).where(query, Snapshot.created_at)
@@ -146,13 +150,15 @@ def describe_snapshots(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         usage = {sn.id: _usage(bool(images_using(s, sn.id)), bool(disks_using(s, sn.id))) for sn in snapshots}
     if p["Usage"]:
         snapshots = [sn for sn in snapshots if usage[sn.id] == p["Usage"]]
-    items = [render_snapshot(sn, usage[sn.id], tags.get(sn.id, [])) for sn in snapshots]
+    items = [render_snapshot(sn, usage[sn.id], tags.get(sn.id, []), default_group) for sn in snapshots]
     body = either_page(items, p, "Snapshots", "Snapshot")
     body["TotalCount"] = len(items)
     return body
 
 
-def render_snapshot(sn: Snapshot, usage: str, tags: list[tuple[str, str]]) -> dict[str, Any]:
+def render_snapshot(
+    sn: Snapshot, usage: str, tags: list[tuple[str, str]], default_group: str
+) -> dict[str, Any]:
     return {
         "SnapshotId": sn.id,
         "SnapshotName": sn.name,
@@ -179,7 +185,7 @@ def render_snapshot(sn: Snapshot, usage: str, tags: list[tuple[str, str]]) -> di
         "Encrypted": sn.encrypted,
         "KMSKeyId": "",  # nubes' own key, not a KMS one (docs/architecture.md)
         "ProductCode": "",
-        "ResourceGroupId": "",
+        "ResourceGroupId": sn.resource_group_id or default_group,
         "SnapshotSN": sn.id.removeprefix("s-"),
         "SnapshotLinkId": f"sl-{sn.disk_id.removeprefix('d-')}",
         "FullSnapshotSizeInBytes": sn.disk_size_gib << 30,
