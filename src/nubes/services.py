@@ -55,6 +55,7 @@ from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.services import Notifier, Services
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.tags import Tags
+from nubes.domain.tasks import Tasks
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.compute.base import ComputeDriver
 from nubes.drivers.network.base import NetworkDriver
@@ -122,6 +123,7 @@ def build_services(
         nat_gateways=NatGateways(db, clock, notify),
         snat_entries=SnatEntries(db, clock, notify),
         forward_entries=ForwardEntries(db, clock, notify),
+        tasks=Tasks(db, clock, compute_notify),
     )
 
 

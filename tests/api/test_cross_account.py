@@ -72,6 +72,7 @@ RESOURCE_STEMS = {
     "snatentry": "snatentry",
     "forwardentry": "forwardentry",
     "sourcevswitch": "vswitch",
+    "task": "task",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -97,6 +98,7 @@ NOT_RESOURCES = {
     "vpcowner",
     "vswitchowner",
     "dhcpoptionsset",
+    "taskgroup",  # nubes makes no task groups
 }
 # The kinds each product's TagResources and friends take in ResourceType, and where the test finds them.
 TAG_TYPES = {
@@ -383,6 +385,9 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         RegionId=REGION,
         ImageId=ids["image"],
     )
+    ids["task"] = t.ecs("ExportImage", RegionId=REGION, ImageId=ids["image"], OSSBucket="cross-exports")[
+        "TaskId"
+    ]
     ids["eni"] = t.ecs(
         "CreateNetworkInterface",
         RegionId=REGION,

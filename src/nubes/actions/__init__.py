@@ -25,6 +25,7 @@ def all_tables() -> list[ActionTable]:
         security_groups,
         snapshots,
         tags,
+        tasks,
     )
     from nubes.actions.vpc import eips, forward_entries, nat_gateways, routes, snat_entries, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
@@ -49,6 +50,7 @@ def all_tables() -> list[ActionTable]:
         disks.actions,
         snapshots.actions,
         auto_snapshot_policies.actions,
+        tasks.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

@@ -258,7 +258,7 @@ class StorageWork:
             do_import(self._db, self._clock, self._storage, self._storage.capabilities.downloads_dir, task)
             return
         if task.kind == "export":
-            do_export(self._db, self._storage, task)
+            do_export(self._db, self._clock, self._storage, task)
             return
         disk, snapshot = self._load(task)
         if disk is None and task.kind != "delete":
@@ -513,7 +513,7 @@ class StorageWork:
 
     def _give_up(self, task: StorageTask) -> None:
         if task.kind in ("import", "export"):
-            fail_import(self._db, task)
+            fail_import(self._db, self._clock, task)
             return
 
         def fail(d: Disk | None, sn: Snapshot | None) -> None:

@@ -34,6 +34,7 @@ from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.tags import Tags
+from nubes.domain.tasks import Tasks
 from nubes.domain.vpcs import Vpcs
 from nubes.store.db import Database
 
@@ -89,3 +90,4 @@ class Services:
     nat_gateways: NatGateways
     snat_entries: SnatEntries
     forward_entries: ForwardEntries
+    tasks: Tasks  # ECS tasks (TaskId) of the asynchronous actions
