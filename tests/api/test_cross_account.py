@@ -73,6 +73,7 @@ RESOURCE_STEMS = {
     "forwardentry": "forwardentry",
     "sourcevswitch": "vswitch",
     "task": "task",
+    "event": "event",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -385,6 +386,13 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         RegionId=REGION,
         ImageId=ids["image"],
     )
+    ids["event"] = t.ecs(
+        "CreateSimulatedSystemEvents",
+        RegionId=REGION,
+        **{"InstanceId.1": ids["instance"]},
+        EventType="SystemMaintenance.Reboot",
+        NotBefore="2099-01-01T00:00:00Z",
+    )["EventIdSet"]["EventId"][0]
     ids["task"] = t.ecs("ExportImage", RegionId=REGION, ImageId=ids["image"], OSSBucket="cross-exports")[
         "TaskId"
     ]

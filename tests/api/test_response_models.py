@@ -343,6 +343,12 @@ class Caller:
             },
             "ExportImage": lambda: {"ImageId": self.world["image"], "OSSBucket": BUCKET},
             "CancelTask": lambda: {"TaskId": self.slow_import()},
+            "CreateSimulatedSystemEvents": lambda: {
+                "EventType": "SystemMaintenance.Reboot",
+                "NotBefore": "2099-01-01T00:00:00Z",
+            },
+            # the open events, which DescribeInstanceHistoryEvents leaves out unless asked
+            "DescribeInstanceHistoryEvents": lambda: {"InstanceEventCycleStatus.1": "Scheduled"},
             "ModifyInstanceSpec": lambda: {"InstanceType": OTHER_TYPE},
             # the newest instance (in the newest group) joins and leaves the world's group
             "JoinSecurityGroup": lambda: {

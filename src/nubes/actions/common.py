@@ -148,9 +148,8 @@ def parse_utc(value: str) -> datetime | None:
     return None
 
 
-def utc_param(p: dict[str, Any], name: str) -> datetime | None:
+def utc_param(name: str, value: str | None) -> datetime | None:
     """A time parameter of the request (None when not given); a malformed one is InvalidParameter."""
-    value = p.get(name)
     if not value:
         return None
     moment = parse_utc(value)

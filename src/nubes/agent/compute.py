@@ -26,6 +26,7 @@ from nubes.agent.storage import StorageWork
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
+from nubes.domain import system_events
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.images import build_from
 from nubes.domain.instances import Instances
@@ -37,6 +38,7 @@ from nubes.domain.network_interfaces import (
 )
 from nubes.domain.public_addresses import release_instance_addresses
 from nubes.domain.snapshot_usage import release_disk
+from nubes.domain.system_events import FAILURE_REBOOT, VM_DIED
 from nubes.domain.tags import drop_tags
 from nubes.drivers.compute.base import (
     READY_MARKER,
@@ -356,10 +358,14 @@ class ComputeAgent:
                 row.key_pair_name, row.pending_key_pair_name = row.pending_key_pair_name, None
 
     def _watch(self, instance: Instance) -> None:
-        """A Running instance whose VM is gone (the guest powered off, or it crashed) is Stopped."""
+        """A Running instance whose guest powered off is Stopped; one whose VM died under it (the
+        process was killed, the host went down) is started again, as ECS does, and the event
+        recorded (SystemFailure.Reboot)."""
         state = self._compute.state(instance.id)
-        if state in (PowerState.STOPPED, PowerState.CRASHED):
+        if state == PowerState.STOPPED:
             self._set_status(instance.id, states.RUNNING, "powered_off")
+        elif state == PowerState.CRASHED and self._set_status(instance.id, states.RUNNING, "vm_died"):
+            system_events.record(self._db, self._clock, instance.id, FAILURE_REBOOT, VM_DIED)
 
     def _plug_interfaces(self, instance: Instance) -> None:
         """Make the VM's NICs the instance's interfaces (hot-plug what is being attached, unplug

@@ -58,6 +58,9 @@ TRANSITIONS: dict[str, Transition] = {
     "AllocatePublicIpAddress": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ModifyInstanceNetworkSpec": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ConvertNatPublicIpToEip": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    # stopped (forcibly with ForceStop) and started again: Stopping -> Starting -> Running, also
+    # from Stopped, as ECS brings a redeployed instance back Running
+    "RedeployInstance": Transition(frozenset({RUNNING, STOPPED}), STOPPING, WANT_REBOOT),
 }
 
 # Agent-side progress: from -> to, when the host reports the step done.
@@ -68,6 +71,7 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (STOPPING, "powered_off"): STOPPED,
     (STOPPING, "reboot_off"): STARTING,
     (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down
+    (RUNNING, "vm_died"): STARTING,  # its VM died under it (SystemFailure.Reboot): started again
     (STARTING, "powered_off"): STOPPED,
     (STARTING, "start_failed"): STOPPED,  # the VM could not be started, again and again
 }

@@ -33,6 +33,7 @@ from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
 from nubes.domain.snapshots import Snapshots
+from nubes.domain.system_events import SystemEvents
 from nubes.domain.tags import Tags
 from nubes.domain.tasks import Tasks
 from nubes.domain.vpcs import Vpcs
@@ -91,3 +92,4 @@ class Services:
     snat_entries: SnatEntries
     forward_entries: ForwardEntries
     tasks: Tasks  # ECS tasks (TaskId) of the asynchronous actions
+    events: SystemEvents  # instance system events, RedeployInstance

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from nubes import errors, ids
 from nubes.clock import Clock, as_utc
-from nubes.domain.common import Scope, owned
+from nubes.domain.common import Scope, newest_held, owned
 from nubes.domain.tags import drop_tags
 from nubes.store.db import Database
 from nubes.store.models import EcsTask, Image, StorageTask
@@ -149,12 +149,7 @@ class Tasks:
     def find(self, scope: Scope, where: TaskFilter) -> list[EcsTask]:
         """The scope's tasks the filter holds, newest first."""
         with self._db.session() as s:
-            rows = s.scalars(
-                select(EcsTask)
-                .where(EcsTask.account_id == scope.account_id, EcsTask.region_id == scope.region_id)
-                .order_by(EcsTask.created_at.desc(), EcsTask.id)
-            )
-            return [t for t in rows if where.holds(t)]
+            return newest_held(s, EcsTask, scope, EcsTask.created_at, where.holds)
 
     def cancel(self, scope: Scope, task_id: str) -> None:
         """CancelTask: an ImportImage or ExportImage task that is Waiting or Processing."""

@@ -736,6 +736,7 @@ class SystemEvent(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(String(256), default="")
     simulated: Mapped[bool] = mapped_column(default=False)
+    real_ops: Mapped[bool] = mapped_column(default=False)  # a simulated event nubes carries out for real
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -61,8 +61,8 @@ def describe_tasks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         action=p["TaskAction"] or "",
         status=p["TaskStatus"] or "",
         resource_ids=tuple(p["ResourceIds"] or ()),
-        start=utc_param(p, "StartTime"),
-        end=utc_param(p, "EndTime"),
+        start=utc_param("StartTime", p["StartTime"]),
+        end=utc_param("EndTime", p["EndTime"]),
         group_id=p["TaskGroupId"] or "",
     )
     found = ctx.services.tasks.find(scope, where)

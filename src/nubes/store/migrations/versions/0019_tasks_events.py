@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.String(length=256), nullable=False),
         sa.Column("simulated", sa.Boolean(), nullable=False),
+        sa.Column("real_ops", sa.Boolean(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
