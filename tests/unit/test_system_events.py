@@ -138,3 +138,15 @@ def test_redeploy_instance_comes_back_running_and_its_task_finishes(world: HostW
     with pytest.raises(ApiError) as info:
         world.services.events.redeploy(world.scope.account_id, instance_id, force=False)  # Stopping
     assert info.value.code == "IncorrectInstanceStatus"
+
+
+def test_finished_events_are_shown_thirty_days(world: HostWorld) -> None:
+    instance_id = running(world)
+    event_id = simulate(world, instance_id, ev.MAINTENANCE_REBOOT, real=False, after=60)
+    world.clock.advance(61)
+    world.agent.pass_once(wait=True)
+    recent = ev.EventFilter(finished_since=world.clock.now() - timedelta(days=ev.HISTORY_DAYS))
+    assert [e.id for e in world.services.events.find(world.scope, recent)] == [event_id]
+    world.clock.advance(31 * 86400)
+    later = ev.EventFilter(finished_since=world.clock.now() - timedelta(days=ev.HISTORY_DAYS))
+    assert world.services.events.find(world.scope, later) == []

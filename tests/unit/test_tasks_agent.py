@@ -87,3 +87,13 @@ def test_only_image_tasks_are_cancelled(world: HostWorld) -> None:
     with pytest.raises(ApiError) as info:
         world.services.tasks.cancel(world.scope, task_id)
     assert info.value.code == "InvalidTaskId.TaskActionNotSupport"
+
+
+def test_an_agent_start_fails_the_tasks_whose_work_was_lost(world: HostWorld, tmp_path: Path) -> None:
+    _, task_id = import_one(world, tmp_path)
+    with world.db.session() as s:
+        for work in s.scalars(select(StorageTask)):
+            s.delete(work)  # what a crash of an older nubes could leave
+    world.agent.storage.recover()
+    lost = task(world, task_id)
+    assert (lost.status, lost.error_message) == (tasks.FAILED, "The task's work was lost.")

@@ -364,8 +364,10 @@ class ComputeAgent:
         state = self._compute.state(instance.id)
         if state == PowerState.STOPPED:
             self._set_status(instance.id, states.RUNNING, "powered_off")
-        elif state == PowerState.CRASHED and self._set_status(instance.id, states.RUNNING, "vm_died"):
-            system_events.record(self._db, self._clock, instance.id, FAILURE_REBOOT, VM_DIED)
+        elif state == PowerState.CRASHED:
+            self._compute.destroy(instance.id)  # what is left of it (a panicked guest's process)
+            if self._set_status(instance.id, states.RUNNING, "vm_died"):
+                system_events.record(self._db, self._clock, instance.id, FAILURE_REBOOT, VM_DIED)
 
     def _plug_interfaces(self, instance: Instance) -> None:
         """Make the VM's NICs the instance's interfaces (hot-plug what is being attached, unplug

@@ -28,6 +28,7 @@ from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.disk_keys import DiskKeys
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
 from nubes.domain.storage_tasks import enqueue
+from nubes.domain.tasks import fail_orphans
 from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
 from nubes.drivers.storage.base import StorageDriver
 from nubes.store.db import Database
@@ -206,6 +207,7 @@ class StorageWork:
                 if ("import", image.id) not in disk_tasks:
                     log.warning("image %s was Creating with no import task: CreateFailed", image.id)
                     image.status = CREATE_FAILED
+            fail_orphans(s, self._clock.now())
             for disk in s.scalars(
                 select(Disk).where(Disk.host_id == self.host_id, Disk.status.in_(tuple(_TASK_OF)))
             ):

@@ -42,6 +42,7 @@ CYCLE_CODES = {
 }
 OPEN = (SCHEDULED, EXECUTING, INQUIRING)
 DONE = (AVOIDED, EXECUTED, CANCELED, FAILED)  # what DescribeInstanceHistoryEvents shows by default
+HISTORY_DAYS = 30  # finished events are shown this long, as ECS's
 
 MAINTENANCE_REBOOT, MAINTENANCE_REDEPLOY = "SystemMaintenance.Reboot", "SystemMaintenance.Redeploy"
 FAILURE_REBOOT, FAILURE_REDEPLOY = "SystemFailure.Reboot", "SystemFailure.Redeploy"
@@ -117,10 +118,13 @@ class EventFilter:
     published: tuple[datetime | None, datetime | None] = (None, None)
     not_before: tuple[datetime | None, datetime | None] = (None, None)
     nothing: bool = field(default=False)  # a filter nubes' events can never pass (another resource type)
+    finished_since: datetime | None = None  # finished events older than this are not shown
 
     def holds(self, event: SystemEvent) -> bool:
+        finished = event.finished_at if event.status in DONE else None
         return (
             not self.nothing
+            and (self.finished_since is None or finished is None or as_utc(finished) >= self.finished_since)
             and (not self.instance_ids or event.instance_id in self.instance_ids)
             and (not self.event_ids or event.id in self.event_ids)
             and (not self.types or event.event_type in self.types)

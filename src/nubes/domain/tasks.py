@@ -106,6 +106,15 @@ def cancelled(s: Session, task_id: str) -> bool:
     return task is not None and task.status == DELETED
 
 
+def fail_orphans(s: Session, now: datetime) -> None:
+    """Open image tasks whose work is no longer queued (a crash, or an older nubes, lost it) are
+    Failed: no task stays Waiting or Processing for ever."""
+    queued = {task_of(work) for work in s.scalars(select(StorageTask))}
+    for task in s.scalars(select(EcsTask).where(EcsTask.action.in_(CANCELLABLE), EcsTask.status.in_(OPEN))):
+        if task.id not in queued:
+            move(s, now, task.id, FAILED, error="The task's work was lost.")
+
+
 @dataclass(frozen=True)
 class TaskFilter:
     """DescribeTasks' filters; an empty one narrows nothing."""

@@ -4,7 +4,7 @@ RedeployInstance."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nubes.actions.common import REGION_ID, TAGS, tagged, utc_param
@@ -124,7 +124,7 @@ def render_event(event: SystemEvent) -> dict[str, Any]:
 )
 def describe_instance_history_events(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     """The system events of the caller's instances in a region, newest first: by default the
-    finished ones (Avoided, Executed, Canceled, Failed), as ECS answers."""
+    finished ones (Avoided, Executed, Canceled, Failed) of the last 30 days, as ECS answers."""
     scope = ctx.scope(p["RegionId"])
     statuses = tuple(p["InstanceEventCycleStatus"] or ()) or (
         (p["EventCycleStatus"],) if p["EventCycleStatus"] else ev.DONE
@@ -132,7 +132,9 @@ def describe_instance_history_events(ctx: ActionContext, p: dict[str, Any]) -> d
     instance_ids = tuple(p["ResourceId"] or ()) + ((p["InstanceId"],) if p["InstanceId"] else ())
     # nubes has instance events only, in no resource group, of no impact level
     nothing = p["ResourceType"] not in (None, "instance") or bool(p["ResourceGroupId"] or p["ImpactLevel"])
-    found = ctx.services.events.find(scope, _filter(p, statuses, instance_ids=instance_ids, nothing=nothing))
+    since = ctx.services.clock.now() - timedelta(days=ev.HISTORY_DAYS)
+    where = _filter(p, statuses, instance_ids=instance_ids, nothing=nothing, finished_since=since)
+    found = ctx.services.events.find(scope, where)
     found = tagged(ctx, scope, "instance", found, lambda e: e.instance_id, p)
     page = either_page(found, p, "InstanceSystemEventSet", "InstanceSystemEventType")
     page["InstanceSystemEventSet"]["InstanceSystemEventType"] = [
