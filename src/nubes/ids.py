@@ -27,6 +27,8 @@ PREFIXES = {
     "deployment_set": "ds-",
     "launch_template": "lt-",
     "auto_snapshot_policy": "sp-",
+    "task": "t-",
+    "system_event": "e-",
 }
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits

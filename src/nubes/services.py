@@ -56,7 +56,9 @@ from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups, SecurityQuotas
 from nubes.domain.services import Notifier, Services
 from nubes.domain.snapshots import Snapshots
+from nubes.domain.system_events import SystemEvents
 from nubes.domain.tags import Tags
+from nubes.domain.tasks import Tasks
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.compute.base import ComputeDriver
 from nubes.drivers.network.base import NetworkDriver
@@ -126,6 +128,8 @@ def build_services(
         nat_gateways=NatGateways(db, clock, notify),
         snat_entries=SnatEntries(db, clock, notify),
         forward_entries=ForwardEntries(db, clock, notify),
+        tasks=Tasks(db, clock, compute_notify),
+        events=SystemEvents(db, clock, instances),
     )
 
 
@@ -239,7 +243,7 @@ def build_host(services: Services, settings: Settings) -> Host:
         images.boot_files,
         host_id,
     )
-    timers = Timers(services.clock, services.instances, services.auto_snapshot_policies)
+    timers = Timers(services.clock, services.instances, services.auto_snapshot_policies, services.events)
     agent = HostAgent(compute, storage, network, timers)
     services.notify.listeners.append(agent.notify_network)
     services.compute_notify.listeners.append(agent.notify)

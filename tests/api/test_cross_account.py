@@ -72,6 +72,8 @@ RESOURCE_STEMS = {
     "snatentry": "snatentry",
     "forwardentry": "forwardentry",
     "sourcevswitch": "vswitch",
+    "task": "task",
+    "event": "event",
 }
 # ID-like names that are not an account's resource here: places, catalogues, other products'
 # resources nubes does not model, and account (not resource) identities.
@@ -97,6 +99,7 @@ NOT_RESOURCES = {
     "vpcowner",
     "vswitchowner",
     "dhcpoptionsset",
+    "taskgroup",  # nubes makes no task groups
 }
 # The kinds each product's TagResources and friends take in ResourceType, and where the test finds them.
 TAG_TYPES = {
@@ -383,6 +386,16 @@ def build(live: LiveServer, name: str, cidr: str) -> Tenant:
         RegionId=REGION,
         ImageId=ids["image"],
     )
+    ids["event"] = t.ecs(
+        "CreateSimulatedSystemEvents",
+        RegionId=REGION,
+        **{"InstanceId.1": ids["instance"]},
+        EventType="SystemMaintenance.Reboot",
+        NotBefore="2099-01-01T00:00:00Z",
+    )["EventIdSet"]["EventId"][0]
+    ids["task"] = t.ecs("ExportImage", RegionId=REGION, ImageId=ids["image"], OSSBucket="cross-exports")[
+        "TaskId"
+    ]
     ids["eni"] = t.ecs(
         "CreateNetworkInterface",
         RegionId=REGION,

@@ -12,7 +12,9 @@ printed, since their items could not be checked."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 import urllib.request
 import uuid
@@ -49,6 +51,33 @@ from .test_cross_account import (
 WORLD_CIDR = "10.81"  # the world's VPC is 10.81.0.0/16
 OTHER_TYPE = "ecs.g7.xlarge"  # ModifyInstanceSpec's new type: not the world's
 BUCKET, IMPORTED = "models", "imported.qcow2"  # the "OSS" bucket ImportImage reads and ExportImage fills
+SLOW_SECONDS = 1.5  # how late the slow file server answers
+
+
+class _SlowFile(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(SLOW_SECONDS)
+        self.send_response(200)
+        self.send_header("Content-Length", "4096")
+        self.end_headers()
+        self.wfile.write(b"\0" * 4096)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+_slow_servers: list[http.server.ThreadingHTTPServer] = []
+
+
+def slow_file_url() -> str:
+    """A loopback HTTP server (one per test process) whose files come SLOW_SECONDS late."""
+    if not _slow_servers:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFile)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _slow_servers.append(server)
+    return f"http://127.0.0.1:{_slow_servers[0].server_address[1]}"
+
 
 # Where the SDK model says something real ECS does not write; each entry says why (none yet).
 MODEL_ERRATA: set[str] = set()
@@ -263,6 +292,20 @@ class Caller:
         request.update(self.extra_params(spec))
         return {key: value for key, value in request.items() if value is not None}
 
+    def slow_import(self) -> str:
+        """The task of an ImportImage still fetching its file (from a server that answers late),
+        so that CancelTask finds it open."""
+        return str(
+            self.tenant.ecs(
+                "ImportImage",
+                RegionId=REGION,
+                **{
+                    "DiskDeviceMapping.1.OSSObject": f"{slow_file_url()}/disk.raw",
+                    "DiskDeviceMapping.1.Format": "raw",
+                },
+            )["TaskId"]
+        )
+
     def extra_params(self, spec: ActionSpec) -> dict[str, str | None]:
         """What base_request cannot guess: struct items, names of new things, a type for
         ResourceId, one of two alternative IDs, a rule's ID; None: a parameter left out."""
@@ -310,6 +353,13 @@ class Caller:
                 "DiskDeviceMapping.1.Format": "qcow2",
             },
             "ExportImage": lambda: {"ImageId": self.world["image"], "OSSBucket": BUCKET},
+            "CancelTask": lambda: {"TaskId": self.slow_import()},
+            "CreateSimulatedSystemEvents": lambda: {
+                "EventType": "SystemMaintenance.Reboot",
+                "NotBefore": "2099-01-01T00:00:00Z",
+            },
+            # the open events, which DescribeInstanceHistoryEvents leaves out unless asked
+            "DescribeInstanceHistoryEvents": lambda: {"InstanceEventCycleStatus.1": "Scheduled"},
             "ModifyInstanceSpec": lambda: {"InstanceType": OTHER_TYPE},
             "AttachInstanceRamRole": lambda: {"RamRoleName": "EcsRole"},
             # the newest instance joins the group it is in (the account's default one)

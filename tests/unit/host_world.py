@@ -98,7 +98,7 @@ class HostWorld:
             ),
             storage,
             network,
-            Timers(self.clock, services.instances, services.auto_snapshot_policies),
+            Timers(self.clock, services.instances, services.auto_snapshot_policies, services.events),
         )
         services.compute_notify.listeners.append(agent.notify)
         services.notify.listeners.append(agent.notify_network)

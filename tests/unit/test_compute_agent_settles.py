@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from nubes.agent.compute import MAX_START_ATTEMPTS, BootFiles, ComputeAgent
 from nubes.agent.host import HostAgent
@@ -26,7 +27,7 @@ from nubes.drivers.network.fake import FakeNetworkDriver
 from nubes.drivers.storage.fake import FakeStorage
 from nubes.services import build_services
 from nubes.store.db import Database
-from nubes.store.models import Account, Disk, Host, Image, Instance
+from nubes.store.models import Account, Disk, Host, Image, Instance, SystemEvent
 
 HOST = "h1"
 
@@ -152,7 +153,8 @@ def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
     agent: tuple[HostAgent, FakeHost, Database],
 ) -> None:
     """Fake VMs are not watched pass after pass (they never change by themselves), but one that
-    ran before a host reboot is CRASHED when the emulator comes back: the first pass sees it."""
+    ran before a host reboot is CRASHED when the emulator comes back: the first pass sees it and
+    starts it again, recording the SystemFailure.Reboot event."""
     compute, host, db = agent
     compute.step("i-1")
     assert status(db) == (states.RUNNING, states.WANT_RUNNING)
@@ -163,6 +165,14 @@ def test_the_first_pass_after_a_start_finds_a_fake_vm_lost_in_a_host_reboot(
     compute.pass_once(wait=True)
     assert status(db) == (states.RUNNING, states.WANT_RUNNING)
     assert host.vms["i-1"].boots == 2
+    with db.session() as s:
+        [event] = s.scalars(select(SystemEvent)).all()
+        assert (event.instance_id, event.event_type, event.status) == (
+            "i-1",
+            "SystemFailure.Reboot",
+            "Executed",
+        )
+        assert "started it again" in event.reason
 
 
 def test_a_lost_vm_of_an_instance_whose_maintenance_action_is_stop_stays_stopped(

@@ -11,6 +11,7 @@ def all_tables() -> list[ActionTable]:
         auto_snapshot_policies,
         deployment_sets,
         disks,
+        events,
         images,
         instance_attributes,
         instance_changes,
@@ -27,6 +28,7 @@ def all_tables() -> list[ActionTable]:
         security_groups,
         snapshots,
         tags,
+        tasks,
     )
     from nubes.actions.vpc import eips, forward_entries, nat_gateways, routes, snat_entries, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
@@ -53,6 +55,8 @@ def all_tables() -> list[ActionTable]:
         disks.actions,
         snapshots.actions,
         auto_snapshot_policies.actions,
+        tasks.actions,
+        events.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

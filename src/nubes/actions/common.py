@@ -140,12 +140,30 @@ def creation_window(p: dict[str, Any]) -> CreationWindow:
     return CreationWindow(found.get("CreationStartTime"), found.get("CreationEndTime"))
 
 
-def _utc_time(key: str, value: str) -> datetime:
+def parse_utc(value: str) -> datetime | None:
+    """A UTC time as ECS writes them (2024-01-01T12:00Z, or with seconds), None if it is not one."""
     for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return datetime.strptime(value, layout).replace(tzinfo=UTC)
         except ValueError:
             pass
-    raise errors.invalid_filter_value(
-        f"The Filter {key} takes a UTC time such as 2024-01-01T12:00Z; got {value[:64]!r}."
-    )
+    return None
+
+
+def utc_param(name: str, value: str | None) -> datetime | None:
+    """A time parameter of the request (None when not given); a malformed one is InvalidParameter."""
+    if not value:
+        return None
+    moment = parse_utc(value)
+    if moment is None:
+        raise errors.invalid_parameter(name, f"{name} takes a UTC time such as 2024-01-01T12:00Z.")
+    return moment
+
+
+def _utc_time(key: str, value: str) -> datetime:
+    moment = parse_utc(value)
+    if moment is None:
+        raise errors.invalid_filter_value(
+            f"The Filter {key} takes a UTC time such as 2024-01-01T12:00Z; got {value[:64]!r}."
+        )
+    return moment

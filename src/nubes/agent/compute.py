@@ -26,6 +26,7 @@ from nubes.agent.storage import StorageWork
 from nubes.clock import Clock
 from nubes.domain import disk_states as ds
 from nubes.domain import instance_states as states
+from nubes.domain import system_events
 from nubes.domain.consoles import CONSOLE_TAIL, ConsoleOutputs
 from nubes.domain.images import build_from
 from nubes.domain.instance_attributes import AUTO_RECOVER
@@ -38,6 +39,7 @@ from nubes.domain.network_interfaces import (
 )
 from nubes.domain.public_addresses import release_instance_addresses
 from nubes.domain.snapshot_usage import release_disk
+from nubes.domain.system_events import FAILURE_REBOOT, VM_DIED
 from nubes.domain.tags import drop_tags
 from nubes.drivers.compute.base import (
     READY_MARKER,
@@ -357,9 +359,10 @@ class ComputeAgent:
                 row.key_pair_name, row.pending_key_pair_name = row.pending_key_pair_name, None
 
     def _watch(self, instance: Instance) -> bool:
-        """A Running instance whose VM is gone is Stopped when the guest powered off; when the VM
-        was lost under it (it crashed, or the host rebooted) its maintenance action decides, as
-        in ECS: AutoRecover (the default) starts it again, Stop leaves it Stopped."""
+        """A Running instance whose guest powered off is Stopped; when its VM was lost under it (it
+        crashed, or the host rebooted) its maintenance action decides, as in ECS: AutoRecover (the
+        default) starts it again and records the event (SystemFailure.Reboot), Stop leaves it
+        Stopped."""
         state = self._compute.state(instance.id)
         if (
             state == PowerState.CRASHED
@@ -370,9 +373,12 @@ class ComputeAgent:
                 "instance %s: its VM was lost; recovering it (maintenance action AutoRecover)", instance.id
             )
             self._compute.destroy(instance.id)  # what is left of the lost VM goes before the new boot
-            return self._set_status(
-                instance.id, states.RUNNING, "recovered", while_desired=states.WANT_RUNNING
+            recovered = self._set_status(
+                instance.id, states.RUNNING, "vm_died", while_desired=states.WANT_RUNNING
             )
+            if recovered:
+                system_events.record(self._db, self._clock, instance.id, FAILURE_REBOOT, VM_DIED)
+            return recovered
         if state in (PowerState.STOPPED, PowerState.CRASHED):
             self._set_status(instance.id, states.RUNNING, "powered_off")
         return False

@@ -28,6 +28,7 @@ from nubes.domain.disk_categories import bytes_per_second, limits
 from nubes.domain.disk_keys import DiskKeys
 from nubes.domain.snapshots import ACCOMPLISHED, FAILED, PROGRESSING
 from nubes.domain.storage_tasks import enqueue
+from nubes.domain.tasks import fail_orphans
 from nubes.drivers.compute.base import ComputeDriver, DiskAttachment, PowerState
 from nubes.drivers.storage.base import StorageDriver
 from nubes.store.db import Database
@@ -206,6 +207,7 @@ class StorageWork:
                 if ("import", image.id) not in disk_tasks:
                     log.warning("image %s was Creating with no import task: CreateFailed", image.id)
                     image.status = CREATE_FAILED
+            fail_orphans(s, self._clock.now())
             for disk in s.scalars(
                 select(Disk).where(Disk.host_id == self.host_id, Disk.status.in_(tuple(_TASK_OF)))
             ):
@@ -258,7 +260,7 @@ class StorageWork:
             do_import(self._db, self._clock, self._storage, self._storage.capabilities.downloads_dir, task)
             return
         if task.kind == "export":
-            do_export(self._db, self._storage, task)
+            do_export(self._db, self._clock, self._storage, task)
             return
         disk, snapshot = self._load(task)
         if disk is None and task.kind != "delete":
@@ -513,7 +515,7 @@ class StorageWork:
 
     def _give_up(self, task: StorageTask) -> None:
         if task.kind in ("import", "export"):
-            fail_import(self._db, task)
+            fail_import(self._db, self._clock, task)
             return
 
         def fail(d: Disk | None, sn: Snapshot | None) -> None:

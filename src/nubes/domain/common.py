@@ -102,6 +102,17 @@ def owned(
     return row
 
 
+def newest_held(s: Session, model: Any, scope: Scope, when: Any, holds: Callable[[Any], bool]) -> list[Any]:
+    """The scope's rows of `model` that `holds` keeps, newest first (by the `when` column, then
+    ID): the Describe actions whose filters are checked on the rows (tasks, system events)."""
+    rows = s.scalars(
+        select(model)
+        .where(model.account_id == scope.account_id, model.region_id == scope.region_id)
+        .order_by(when.desc(), model.id)
+    )
+    return [row for row in rows if holds(row)]
+
+
 NotifyNetwork = Callable[[str], None]
 
 

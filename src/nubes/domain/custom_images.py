@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain import instance_states as istates
+from nubes.domain import tasks
 from nubes.domain.common import Scope, owned
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
 from nubes.domain.snapshots import Snapshots
@@ -118,9 +119,10 @@ class CustomImages:
         boot_image: Image,
         size_gib: int | None,
         tags: tuple[tuple[str, str], ...] = (),
-    ) -> str:
+    ) -> tuple[str, str]:
         """ImportImage: the file is converted by the agent; the image is Creating until then. The
-        guest boots with nubes' kernel of `boot_image` on the imported root file system."""
+        guest boots with nubes' kernel of `boot_image` on the imported root file system. The
+        image's id and its task's."""
         check_tags(tags)
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
@@ -152,12 +154,15 @@ class CustomImages:
             host_id = s.scalar(select(Host.id).where(Host.status == "Available").order_by(Host.id).limit(1))
             s.add(image)
             write_tags(s, scope, "image", image.id, tags, created=True)
-            enqueue_image(s, now, "import", image.id, host_id, {"source": source, "format": fmt})
-            image_id = image.id
+            task = tasks.create_in(s, now, scope, tasks.IMPORT_IMAGE, image.id, (("ImageId", image.id),))
+            enqueue_image(
+                s, now, "import", image.id, host_id, {"source": source, "format": fmt, "task": task.id}
+            )
+            image_id, task_id = image.id, task.id
         self._notify(image_id)
-        return image_id
+        return image_id, task_id
 
-    def export_image(self, account_id: int, image_id: str, bucket: str, prefix: str, fmt: str) -> int:
+    def export_image(self, scope: Scope, image_id: str, bucket: str, prefix: str, fmt: str) -> str:
         """ExportImage: the agent writes <prefix><image>_system.<fmt> into the bucket; the task id."""
         fmt = fmt.lower()
         if fmt not in IMPORT_FORMATS:
@@ -165,7 +170,7 @@ class CustomImages:
                 f"ImageFormat must be one of {', '.join(IMPORT_FORMATS)}."
             )
         with self._db.session() as s:
-            image = owned_image(s, account_id, image_id)
+            image = owned_image(s, scope.account_id, image_id)
             if image.status != AVAILABLE:
                 raise errors.incorrect_image_status(f"The image {image_id} is {image.status}.")
             if image_encrypted(image):
@@ -175,14 +180,20 @@ class CustomImages:
             snapshot = s.get(Snapshot, image.snapshot_id)
             if snapshot is None:
                 raise errors.invalid_snapshot_id_not_found("The image's system snapshot is gone.")
-            dest = self.bucket_path(bucket, f"{prefix}{image_id}_system.{fmt}")
-            task = enqueue_image(
+            key = f"{prefix}{image_id}_system.{fmt}"
+            dest = self.bucket_path(bucket, key)
+            now = self._clock.now()
+            related = (("OSSBucket", bucket), ("OSSObject", key), ("ImageFormat", fmt))
+            task = tasks.create_in(
+                s, now, Scope(scope.account_id, image.region_id), tasks.EXPORT_IMAGE, image_id, related
+            )
+            enqueue_image(
                 s,
-                self._clock.now(),
+                now,
                 "export",
                 image_id,
                 snapshot.host_id,
-                {"dest": str(dest), "format": fmt},
+                {"dest": str(dest), "format": fmt, "task": task.id},
                 snapshot_id=snapshot.id,
             )
             task_id = task.id

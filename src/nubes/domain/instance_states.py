@@ -60,6 +60,9 @@ TRANSITIONS: dict[str, Transition] = {
     "AllocatePublicIpAddress": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ModifyInstanceNetworkSpec": Transition(frozenset({STOPPED, RUNNING}), None, None),
     "ConvertNatPublicIpToEip": Transition(frozenset({STOPPED, RUNNING}), None, None),
+    # stopped (forcibly with ForceStop) and started again: Stopping -> Starting -> Running, also
+    # from Stopped, as ECS brings a redeployed instance back Running
+    "RedeployInstance": Transition(frozenset({RUNNING, STOPPED}), STOPPING, WANT_REBOOT),
 }
 
 # Agent-side progress: from -> to, when the host reports the step done.
@@ -71,8 +74,8 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (STOPPING, "reboot_off"): STARTING,
     (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down (or crashed, maintenance action Stop)
     # the VM was lost under a Running instance (a crash, a host reboot) and its maintenance
-    # action is AutoRecover: it starts again
-    (RUNNING, "recovered"): STARTING,
+    # action is AutoRecover: it starts again (SystemFailure.Reboot)
+    (RUNNING, "vm_died"): STARTING,
     (STARTING, "powered_off"): STOPPED,
     (STARTING, "start_failed"): STOPPED,  # the VM could not be started, again and again
 }

@@ -35,7 +35,9 @@ from nubes.domain.route_tables import RouteTables
 from nubes.domain.routes import Routes
 from nubes.domain.security_groups import SecurityGroups
 from nubes.domain.snapshots import Snapshots
+from nubes.domain.system_events import SystemEvents
 from nubes.domain.tags import Tags
+from nubes.domain.tasks import Tasks
 from nubes.domain.vpcs import Vpcs
 from nubes.store.db import Database
 
@@ -93,3 +95,5 @@ class Services:
     nat_gateways: NatGateways
     snat_entries: SnatEntries
     forward_entries: ForwardEntries
+    tasks: Tasks  # ECS tasks (TaskId) of the asynchronous actions
+    events: SystemEvents  # instance system events, RedeployInstance

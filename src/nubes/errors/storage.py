@@ -263,3 +263,13 @@ def invalid_oss_object_not_loopback(
     message: str = "An image URL must point at the loopback interface (127.0.0.1) of the nubes host.",
 ) -> ApiError:
     return ApiError("InvalidOSSObject.NotLoopback", message)
+
+
+def invalid_task_id_task_action_not_support(
+    message: str = "The specified task action not support.",
+) -> ApiError:
+    return ApiError("InvalidTaskId.TaskActionNotSupport", message, 403)
+
+
+def invalid_task_id_incorrect_task_status(message: str = "The specified task status is invalid.") -> ApiError:
+    return ApiError("InvalidTaskId.IncorrectTaskStatus", message, 403)

@@ -729,3 +729,45 @@ class LaunchTemplateVersion(Base):
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EcsTask(Base):
+    """An ECS task (a TaskId): the record of an asynchronous action that DescribeTasks lists
+    (ImportImage, ExportImage, RedeployInstance). Its work is elsewhere (a storage task, the
+    instance's own steps); this row tells its status and progress, and stays after it ends."""
+
+    __tablename__ = "ecs_tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON: the (Name, Value) pairs of its OperationProgress (OSSBucket, OSSObject, ...)
+    related: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    error_message: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SystemEvent(Base):
+    """A system event of an instance: one nubes caused and records (a restart after a crash), or
+    a simulated one (CreateSimulatedSystemEvents) that the timers carry out at `not_before`."""
+
+    __tablename__ = "system_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[str] = mapped_column(String(32))
+    instance_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(256), default="")
+    simulated: Mapped[bool] = mapped_column(default=False)
+    real_ops: Mapped[bool] = mapped_column(default=False)  # a simulated event nubes carries out for real
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -442,7 +442,7 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     else:
         source = str(ctx.services.custom_images.bucket_path(bucket, obj))
     boot = ctx.services.images.usable(scope, None, "nubes:debian_12_x64")
-    image_id = ctx.services.custom_images.import_image(
+    image_id, task_id = ctx.services.custom_images.import_image(
         scope,
         source,
         str(mapping.get("Format") or "qcow2"),
@@ -452,7 +452,7 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         mapping.get("DiskImageSize"),
         tag_pairs(p),
     )
-    return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": ""}
+    return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": task_id}
 
 
 @actions.define(
@@ -472,13 +472,13 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
     if p["DryRun"]:
         raise errors.dry_run_operation()
     task_id = ctx.services.custom_images.export_image(
-        ctx.principal.account_id,
+        scope,
         p["ImageId"],
         p["OSSBucket"],
         p["OSSPrefix"] or "",
         p["ImageFormat"] or "raw",
     )
-    return {"RegionId": scope.region_id, "TaskId": f"t-export{task_id:014d}"}
+    return {"RegionId": scope.region_id, "TaskId": task_id}
 
 
 @actions.define(
