@@ -56,11 +56,31 @@ from common import (
     verdict_word,
 )
 from network_measure import TARGET_RATIO, measure_latency, measure_throughput
+from network_public import (
+    PUBLIC_CIDR,
+    PUBLIC_GATEWAY,
+    PUBLIC_VPC,
+    build_public,
+    host_leaks,
+    internet_namespace,
+    server_flags,
+    uplink_name,
+)
+from network_public_measure import (
+    DEFAULT_ASSOCIATE_TRIALS,
+    measure_associate,
+    measure_public_throughput,
+    measure_shaping,
+    print_associate,
+    print_public_throughput,
+    print_shaping,
+)
 from network_setup import NetBench
 
 DEFAULT_RULE_COUNTS = (1, 100, 1000)
 DEFAULT_TRIALS = {1: 30, 100: 30, 1000: 20}
 FALLBACK_TRIALS = 20  # for rule counts given with --rules that have no default
+DEFAULT_RATES = (5, 50, 500)  # Mbit/s: the shaping section's EIP bandwidths
 
 
 # ---- options --------------------------------------------------------------------------------
@@ -79,6 +99,15 @@ class Options:
     json_path: Path | None
     skip_throughput: bool
     skip_latency: bool
+    rates: tuple[int, ...] = DEFAULT_RATES
+    skip_public_throughput: bool = False
+    skip_shaping: bool = False
+    skip_associate: bool = False
+
+    @property
+    def public(self) -> bool:
+        """Whether any public-network section runs."""
+        return not (self.skip_public_throughput and self.skip_shaping and self.skip_associate)
 
     def trials_for(self, rules: int) -> int:
         return self.trials if self.trials is not None else DEFAULT_TRIALS.get(rules, FALLBACK_TRIALS)
@@ -121,6 +150,15 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add_json_option(parser)
     parser.add_argument("--skip-throughput", action="store_true", help="do not run the iperf3 part")
     parser.add_argument("--skip-latency", action="store_true", help="do not run the enforcement-latency part")
+    parser.add_argument(
+        "--rates",
+        default=",".join(map(str, DEFAULT_RATES)),
+        help="comma-separated EIP bandwidths (Mbit/s, 1-500) for the shaping part (default 5,50,500)",
+    )
+    parser.add_argument("--skip-public", action="store_true", help="none of the public-network parts")
+    parser.add_argument("--skip-public-throughput", action="store_true", help="not the EIP/SNAT iperf3 part")
+    parser.add_argument("--skip-shaping", action="store_true", help="not the EIP shaping-accuracy part")
+    parser.add_argument("--skip-associate", action="store_true", help="not the associate -> reachable part")
     args = parser.parse_args(argv)
     try:
         counts = tuple(sorted({int(part) for part in args.rules.split(",") if part.strip()}))
@@ -136,8 +174,16 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--trial-timeout must be in [1, 300], --interval in [0.0002, 0.1]")
     if not args.interval <= args.attempt_timeout <= 1 or not 0 <= args.settle <= 10:
         parser.error("--attempt-timeout must be in [--interval, 1], --settle in [0, 10]")
-    if args.skip_throughput and args.skip_latency:
-        parser.error("nothing to do: both parts skipped")
+    try:
+        rates = tuple(int(part) for part in args.rates.split(",") if part.strip())
+    except ValueError:
+        parser.error("--rates takes comma-separated integers, e.g. 5,50,500")
+    if not rates or not all(1 <= r <= 500 for r in rates):
+        parser.error("--rates values must be between 1 and 500 (what ModifyEipAddressAttribute takes)")
+    public_skips = [args.skip_public or args.skip_public_throughput, args.skip_public or args.skip_shaping]
+    public_skips.append(args.skip_public or args.skip_associate)
+    if args.skip_throughput and args.skip_latency and all(public_skips):
+        parser.error("nothing to do: every part skipped")
     return Options(
         args.seconds,
         args.runs,
@@ -150,6 +196,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         args.json_path,
         args.skip_throughput,
         args.skip_latency,
+        rates,
+        *public_skips,
     )
 
 
@@ -178,6 +226,12 @@ def print_header(info: dict[str, Any], opts: Options, flags: list[str]) -> None:
         parts.append(f"throughput {opts.runs} x {opts.seconds:g} s per side")
     if not opts.skip_latency:
         parts.append("latency " + ", ".join(f"{n} rules x {opts.trials_for(n)}" for n in opts.rule_counts))
+    if not opts.skip_public_throughput:
+        parts.append(f"public throughput {opts.runs} x {opts.seconds:g} s per side")
+    if not opts.skip_shaping:
+        parts.append(f"shaping {'/'.join(map(str, opts.rates))} Mbit/s x {opts.runs} x 2 ways")
+    if not opts.skip_associate:
+        parts.append(f"associate 2 cases x {opts.trials or DEFAULT_ASSOCIATE_TRIALS}")
     print(f"  plan    : {'; '.join(parts)}")
 
 
@@ -223,16 +277,49 @@ def print_summary(results: dict[str, Any], opts: Options) -> None:
         early = sum(lat["summary"][str(n)]["before_return"] for n in opts.rule_counts)
         if early:
             print(f"    {early} trial(s) were enforced before the call returned.")
+    if "public_throughput" in results:
+        print_public_throughput(results["public_throughput"], opts)
+    if "shaping" in results:
+        print_shaping(results["shaping"], opts)
+    if "associate" in results:
+        print_associate(results["associate"])
 
 
 # ---- main ---------------------------------------------------------------------------------------------
+
+
+def measure_public(bench: NetBench, opts: Options, inet: str, results: dict[str, Any]) -> None:
+    """The public-network sections, on one VPC with an EIP (network_public.py)."""
+    pub = build_public(bench, inet)
+    print(
+        f"\n[public] {pub.net.vpc_id}: EIP {pub.eip} on test host {PUBLIC_VPC[2]}; internet namespace {inet} "
+        f"({PUBLIC_GATEWAY}) on the uplink {uplink_name(bench)}"
+    )
+    ceilings: dict[str, float] = {}
+    if "throughput" in results:
+        ceilings["bare"] = results["throughput"]["median_bare_bps"]
+    if not opts.skip_public_throughput:
+        tp = measure_public_throughput(bench, opts, pub)
+        results["public_throughput"] = tp
+        ceilings.update(eip=tp["median_bps"]["eip"], bare=tp["median_bps"]["bare"])
+    if not opts.skip_shaping:
+        results["shaping"] = measure_shaping(bench, opts, pub, ceilings)
+    if not opts.skip_associate:
+        results["associate"] = measure_associate(bench, opts, pub)
+    leaks = host_leaks()
+    results["host_namespace_leaks"] = leaks
+    print(
+        f"\n  host namespace: address or route in {PUBLIC_CIDR} or {PUBLIC_VPC[0]} after the public parts: "
+        + (", ".join(leaks) if leaks else "none")
+    )
 
 
 def preflight(opts: Options) -> None:
     problems = []
     if os.geteuid() != 0:
         problems.append("needs root (network namespaces, nftables)")
-    tools = ["ip", "nft", "dnsmasq", "ss"] + ([] if opts.skip_throughput else ["iperf3"])
+    iperf = not (opts.skip_throughput and opts.skip_public_throughput and opts.skip_shaping)
+    tools = ["ip", "nft", "dnsmasq", "ss"] + (["iperf3"] if iperf else []) + (["tc"] if opts.public else [])
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         problems.append(
@@ -253,12 +340,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": info}
 
     def body() -> None:
-        flags = bench.start_server(max(1100, max(opts.rule_counts) + 10))
+        inet = internet_namespace(bench) if opts.public else ""
+        extra = server_flags(bench) if opts.public else []
+        flags = bench.start_server(max(1100, max(opts.rule_counts) + 10), extra)
         print_header(info, opts, flags)
         if not opts.skip_throughput:
             results["throughput"] = measure_throughput(bench, opts)
         if not opts.skip_latency:
             results["latency"] = measure_latency(bench, opts)
+        if opts.public:
+            measure_public(bench, opts, inet, results)
 
     status = bench.run(body, info)
     if status == 0:
