@@ -1,6 +1,6 @@
-"""Network benchmark: what security groups cost in throughput, and how fast a new rule bites.
+"""Network benchmark: what security groups and the public network cost, and how fast changes bite.
 
-Two measurements against one live `nubes server --driver real` (needs root), in one run:
+Measurements against one live `nubes server --driver real` (needs root), in one run:
 
 1. TCP throughput (iperf3, Debian's) between two test hosts on one vSwitch of a VPC, through
    the vSwitch bridge, br_netfilter, conntrack and a security group of 200 ingress rules
@@ -19,6 +19,17 @@ Two measurements against one live `nubes server --driver real` (needs root), in 
    until the port is blocked again (that time, revoke -> blocked, is printed as well); each
    trial uses a new port so no conntrack entry can help. p50/p99/max per N.
 
+3. The public network (network_public.py; the server gets `--uplink` = the host end of a veth whose
+   other end is an "internet" namespace holding the public range's gateway): TCP throughput from a
+   test host with an EIP to the internet through the 1:1 NAT (bandwidth 0, unshaped, written to the
+   store: the API's maximum, 500 Mbit/s, is shaped) and through SNAT when the server has NAT
+   gateways, alternating with the bare veth pair (target >= 0.9); the shaping's accuracy at
+   --rates (5, 50, 500 Mbit/s, set live with ModifyEipAddressAttribute) both ways (target within
+   5 %); AssociateEipAddress returning -> first connection from the internet to the EIP, after an
+   UnassociateEipAddress, p50/p99/max over --trials (20), with the EIP the VPC's only public
+   address and with a second one. --skip-public, or one part with --skip-public-throughput,
+   --skip-shaping, --skip-associate.
+
 Nothing is asserted: the figures are measured and printed. All traffic stays inside network
 namespaces created here or by the server (no address or route is added to the host's
 namespace). Every wait is bounded in time and every loop in count. The server, iperf3,
@@ -30,7 +41,8 @@ Run:  ./nubes-dev bench network [--seconds 5] [--trials N] [--json FILE]    (as 
 Needs: root, ip (iproute2), nft (nftables), dnsmasq, iperf3 (Debian packages).
 
 The run and what it builds (server, VPCs, groups, test hosts, the bare pair) are in network_setup.py,
-the two measurements in network_measure.py, the processes inside the namespaces in netns_probe.py.
+the first two measurements in network_measure.py, the public network in network_public.py and its
+measurements in network_public_measure.py, the processes inside the namespaces in netns_probe.py.
 """
 
 from __future__ import annotations
@@ -103,6 +115,7 @@ class Options:
     skip_public_throughput: bool = False
     skip_shaping: bool = False
     skip_associate: bool = False
+    shaping_seconds: float = 10.0
 
     @property
     def public(self) -> bool:
@@ -155,6 +168,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=",".join(map(str, DEFAULT_RATES)),
         help="comma-separated EIP bandwidths (Mbit/s, 1-500) for the shaping part (default 5,50,500)",
     )
+    parser.add_argument(
+        "--shaping-seconds",
+        type=float,
+        default=10.0,
+        help="iperf3 duration per shaping run, after a 1 s not counted (default 10: at 5 Mbit/s the shaper's "
+        "queue holds about 0.2 s of data, which shorter runs do not see arrive)",
+    )
     parser.add_argument("--skip-public", action="store_true", help="none of the public-network parts")
     parser.add_argument("--skip-public-throughput", action="store_true", help="not the EIP/SNAT iperf3 part")
     parser.add_argument("--skip-shaping", action="store_true", help="not the EIP shaping-accuracy part")
@@ -166,8 +186,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--rules takes comma-separated integers, e.g. 1,100,1000")
     if not counts or counts[0] < 1 or counts[-1] > 2000:
         parser.error("--rules values must be between 1 and 2000")
-    if not 0 < args.seconds <= 120 or not 1 <= args.runs <= 20:
-        parser.error("--seconds must be in (0, 120], --runs in [1, 20]")
+    if not 0 < args.seconds <= 120 or not 1 <= args.runs <= 20 or not 1 <= args.shaping_seconds <= 120:
+        parser.error("--seconds must be in (0, 120], --shaping-seconds in [1, 120], --runs in [1, 20]")
     if args.trials is not None and not 1 <= args.trials <= 500:
         parser.error("--trials must be in [1, 500]")
     if not 1 <= args.trial_timeout <= 300 or not 0.0002 <= args.interval <= 0.1:
@@ -197,7 +217,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         args.skip_throughput,
         args.skip_latency,
         rates,
-        *public_skips,
+        skip_public_throughput=public_skips[0],
+        skip_shaping=public_skips[1],
+        skip_associate=public_skips[2],
+        shaping_seconds=args.shaping_seconds,
     )
 
 
@@ -229,7 +252,9 @@ def print_header(info: dict[str, Any], opts: Options, flags: list[str]) -> None:
     if not opts.skip_public_throughput:
         parts.append(f"public throughput {opts.runs} x {opts.seconds:g} s per side")
     if not opts.skip_shaping:
-        parts.append(f"shaping {'/'.join(map(str, opts.rates))} Mbit/s x {opts.runs} x 2 ways")
+        parts.append(
+            f"shaping {'/'.join(map(str, opts.rates))} Mbit/s x 2 ways x {opts.runs} x {opts.shaping_seconds:g} s"
+        )
     if not opts.skip_associate:
         parts.append(f"associate 2 cases x {opts.trials or DEFAULT_ASSOCIATE_TRIALS}")
     print(f"  plan    : {'; '.join(parts)}")

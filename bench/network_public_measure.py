@@ -151,7 +151,7 @@ def measure_shaping(
         for r in range(opts.runs):
             for way in ("out", "in") if r % 2 == 0 else ("in", "out"):
                 extra = OMIT if way == "out" else ("-R", *OMIT)
-                runs.append(iperf_run(way, r + 1, pub.host, PUBLIC_GATEWAY, opts.seconds, extra))
+                runs.append(iperf_run(way, r + 1, pub.host, PUBLIC_GATEWAY, opts.shaping_seconds, extra))
                 print_run(runs[-1], opts.runs, 3, mbit=True)
         for way in ("out", "in"):
             measured = statistics.median(x.bits_per_second for x in runs if x.side == way)
@@ -177,7 +177,7 @@ def measure_shaping(
 
 
 def print_shaping(sh: dict[str, Any], opts: Options) -> None:
-    print(f"  EIP shaping, iperf3 TCP, median of {opts.runs} x {opts.seconds:g} s per rate and way")
+    print(f"  EIP shaping, iperf3 TCP, median of {opts.runs} x {opts.shaping_seconds:g} s per rate and way")
     print("    Mbit/s  way     set  goodput   error |  on the wire   error | target within 5 %")
     for row in sh["rows"]:
         print(
