@@ -354,6 +354,17 @@ def vm_machine_info() -> dict[str, Any]:
     }
 
 
+def nubes_source() -> str:
+    """Where the nubes that runs is imported from (the server is started with the same Python), and
+    its git commit, `+changes` when the work tree has uncommitted changes there."""
+    import nubes
+
+    src = Path(nubes.__file__).resolve().parent
+    commit = first_line(["git", "-C", str(src), "rev-parse", "--short", "HEAD"])
+    dirty = run(["git", "-C", str(src), "status", "--porcelain", "--", "."], check=False, timeout=20).strip()
+    return f"{src} at {commit}{' +changes' if dirty else ''}"
+
+
 def machine_line(info: dict[str, Any]) -> str:
     """The header's `machine :` line (memory when `info` has it)."""
     memory = f"{info['memory_mib']} MiB, " if "memory_mib" in info else ""

@@ -64,6 +64,7 @@ from common import (
     fmt_ms,
     interrupt_on_signals,
     machine_line,
+    nubes_source,
     save_json,
     verdict_word,
 )
@@ -235,6 +236,7 @@ def machine_info() -> dict[str, Any]:
         "nft": first_line(["nft", "--version"]),
         "iperf3": first_line(["iperf3", "--version"]),
         "python": platform.python_version(),
+        "nubes": nubes_source(),
         "loadavg_start": os.getloadavg(),
     }
 
@@ -244,6 +246,7 @@ def print_header(info: dict[str, Any], opts: Options, flags: list[str]) -> None:
     print(machine_line(info))
     print(f"  tools   : {info['nft']}; {info['iperf3']}; python {info['python']}")
     print(f"  server  : nubes server {' '.join(flags)} (SQLite store in a temporary directory)")
+    print(f"  nubes   : {info['nubes']}")
     parts = []
     if not opts.skip_throughput:
         parts.append(f"throughput {opts.runs} x {opts.seconds:g} s per side")
