@@ -29,8 +29,11 @@ from nubes.drivers.network import names
 
 # TEST-NET-2: never routed, and not the range the other benchmarks or the net tests use.
 PUBLIC_CIDR, PUBLIC_GATEWAY = "198.51.100.0/24", "198.51.100.1"
-# VPC, vSwitch, the host with the EIP, the SNAT source (no public address), the holder of a second EIP.
-PUBLIC_VPC = ("10.234.0.0/16", "10.234.1.0/24", "10.234.1.10", "10.234.1.11", "10.234.1.12")
+# VPC, vSwitch, the host with the EIP, the holder of a second EIP (made for the associate part).
+PUBLIC_VPC = ("10.234.0.0/16", "10.234.1.0/24", "10.234.1.10", "10.234.1.11")
+# The SNAT side's own VPC (its NAT gateway's EIP must not be a second public address of PUBLIC_VPC):
+# VPC, vSwitch, the source host (no public address of its own).
+SNAT_VPC = ("10.235.0.0/16", "10.235.1.0/24", "10.235.1.10")
 LISTEN_PORT = 8080  # served in the EIP's test host, authorized from the internet
 MAX_BANDWIDTH = 500  # Mbit/s: the most AllocateEipAddress takes (PayByBandwidth; PayByTraffic 200)
 APPLY_TIMEOUT = 30.0  # a bandwidth change showing in tc
@@ -193,20 +196,18 @@ class PublicNet:
     eni: str
     allocation: str
     eip: str
-    snat_host: str  # a test host without a public address (the SNAT side's source)
-    spare_ip: str  # for a third test host, made when needed (holder of a second EIP)
+    spare_ip: str  # for a second test host, made when needed (holder of a second EIP)
 
 
 def build_public(bench: NetBench, inet: str) -> PublicNet:
     """A VPC with one vSwitch and a group that lets the internet's gateway reach LISTEN_PORT; test host A
-    with an EIP (Bandwidth MAX_BANDWIDTH) and a listener on LISTEN_PORT, test host B without one; an
-    iperf3 server in the internet. Returns once the internet reaches A's listener through the EIP."""
-    vpc_cidr, vsw_cidr, a_ip, b_ip, c_ip = PUBLIC_VPC
+    with an EIP (Bandwidth MAX_BANDWIDTH) and a listener on LISTEN_PORT; an iperf3 server in the
+    internet. Returns once the internet reaches A's listener through the EIP."""
+    vpc_cidr, vsw_cidr, a_ip, b_ip = PUBLIC_VPC
     net = build_net(bench, (vpc_cidr, vsw_cidr, a_ip, b_ip))
     group = create_group(bench, net)
     authorize(bench, group, [Rule(LISTEN_PORT, f"{PUBLIC_GATEWAY}/32")])
     eni, host = create_test_host(bench, net, group, a_ip)
-    _, snat_host = create_test_host(bench, net, group, b_ip)
     listener = bench.line_child(
         in_ns(host, sys.executable, "-c", LISTENER, str(LISTEN_PORT)), "public-listener"
     )
@@ -215,7 +216,7 @@ def build_public(bench: NetBench, inet: str) -> PublicNet:
     allocation, eip = allocate(bench, MAX_BANDWIDTH)
     associate(bench, allocation, eni)
     iperf_server(bench, inet, "iperf3-inet")
-    pub = PublicNet(net, group, inet, net.vpc_netns, host, eni, allocation, eip, snat_host, c_ip)
+    pub = PublicNet(net, group, inet, net.vpc_netns, host, eni, allocation, eip, b_ip)
     wait_for(
         lambda: reachable(pub), f"{eip}:{LISTEN_PORT} reachable from the internet", timeout=30, interval=0.2
     )
@@ -226,22 +227,40 @@ def reachable(pub: PublicNet, timeout: float = 0.3) -> bool:
     return probe_once(pub.inet, pub.eip, LISTEN_PORT, timeout) == "open"
 
 
+def leg_exists(pub: PublicNet) -> bool:
+    """Whether the VPC's leg on the uplink exists (it goes with the VPC's last public address)."""
+    dev = names.public_device(pub.net.vpc_id)
+    return bool(
+        run(["ip", "-n", pub.vpc_ns, "-br", "link", "show", "dev", dev], check=False, timeout=10).strip()
+    )
+
+
+def neighbour_state(pub: PublicNet) -> str:
+    """The internet namespace's neighbour (ARP) entry for the EIP: its state, "none" without one."""
+    out = run(["ip", "-n", pub.inet, "neigh", "show", pub.eip], check=False, timeout=10).split()
+    return out[-1] if out else "none"
+
+
 # ---- the SNAT side (a NAT gateway) -----------------------------------------------------------------
 
 
-def snat_side(bench: NetBench, pub: PublicNet) -> tuple[str, str] | str:
-    """The hook for the SNAT side of the throughput comparison: from `pub.snat_host` (no public address
-    of its own) to the internet through a NAT gateway's SNAT entry. (namespace, iperf3 server address),
-    or why it is not measured. Written against ECS's API (CreateNatGateway, AssociateEipAddress with
-    InstanceType Nat, CreateSnatEntry) before nubes had it: any failure is a reason, not an error."""
+def snat_side(bench: NetBench) -> tuple[str, str] | str:
+    """The hook for the SNAT side of the throughput comparison: a VPC of its own (SNAT_VPC) whose test
+    host (no public address) reaches the internet through a NAT gateway's SNAT entry for its vSwitch,
+    the gateway's EIP unshaped. (namespace, iperf3 server address), or why it is not measured: any
+    failure of ECS's calls (CreateNatGateway, AssociateEipAddress with InstanceType Nat,
+    CreateSnatEntry) is a reason, not an error."""
+    vpc_cidr, vsw_cidr, source_ip = SNAT_VPC
+    net = build_net(bench, (vpc_cidr, vsw_cidr, source_ip, source_ip))
+    source = create_test_host(bench, net, create_group(bench, net), source_ip)[1]
     try:
         ngw = str(
             vpc_call(
                 bench,
                 "CreateNatGateway",
                 RegionId=REGION,
-                VpcId=pub.net.vpc_id,
-                VSwitchId=pub.net.vswitch_id,
+                VpcId=net.vpc_id,
+                VSwitchId=net.vswitch_id,
                 NatType="Enhanced",
                 NetworkType="internet",
             )["NatGatewayId"]
@@ -259,10 +278,8 @@ def snat_side(bench: NetBench, pub: PublicNet) -> tuple[str, str] | str:
         table = described["SnatTableIds"]["SnatTableId"][0]
         allocation, address = allocate(bench, MAX_BANDWIDTH)
         vpc_call(bench, "AssociateEipAddress", AllocationId=allocation, InstanceId=ngw, InstanceType="Nat")
-        set_unshaped(bench, allocation, pub.net.vpc_id)
-        vpc_call(
-            bench, "CreateSnatEntry", SnatTableId=table, SourceVSwitchId=pub.net.vswitch_id, SnatIp=address
-        )
+        set_unshaped(bench, allocation, net.vpc_id)
+        vpc_call(bench, "CreateSnatEntry", SnatTableId=table, SourceVSwitchId=net.vswitch_id, SnatIp=address)
     except (ApiFailure, RuntimeError, KeyError, IndexError) as exc:
         return f"NAT gateway set-up failed: {exc}"
-    return pub.snat_host, PUBLIC_GATEWAY
+    return source, PUBLIC_GATEWAY

@@ -31,9 +31,12 @@ from network_public import (
     LISTEN_PORT,
     MAX_BANDWIDTH,
     PUBLIC_GATEWAY,
+    SNAT_VPC,
     PublicNet,
     allocate,
     associate,
+    leg_exists,
+    neighbour_state,
     set_bandwidth,
     set_unshaped,
     snat_side,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 TARGET_SHAPING = 0.05  # |measured / set - 1| at most
 DEFAULT_ASSOCIATE_TRIALS = 20
+SLOW = 0.2  # seconds: an associate trial this slow is printed with the internet's ARP state
 OMIT = ("-O", "1")  # iperf3: the first second (slow start, the shaper's first burst) not counted
 
 
@@ -72,7 +76,7 @@ def measure_public_throughput(bench: NetBench, opts: Options, pub: PublicNet) ->
     bare_client, bare_server = bare_pair(bench)
     iperf_server(bench, bare_server, "iperf3-bare")
     sides = {"eip": (pub.host, PUBLIC_GATEWAY)}
-    snat = snat_side(bench, pub)
+    snat = snat_side(bench)
     if isinstance(snat, tuple):
         sides["snat"] = snat
     sides["bare"] = (bare_client, BARE_SERVER)
@@ -80,7 +84,14 @@ def measure_public_throughput(bench: NetBench, opts: Options, pub: PublicNet) ->
         f"  eip  : {pub.net.vpc_id} test host -> vSwitch bridge -> VPC router (SNAT to {pub.eip}) -> macvlan leg"
         f" -> uplink veth -> {PUBLIC_GATEWAY} (internet namespace)"
     )
-    print("  SNAT : " + ("through a NAT gateway" if isinstance(snat, tuple) else f"not measured ({snat})"))
+    print(
+        "  snat : "
+        + (
+            f"{SNAT_VPC[2]} (no public address) -> a NAT gateway's SNAT entry (EIP unshaped) -> {PUBLIC_GATEWAY}"
+            if isinstance(snat, tuple)
+            else f"SNAT: not measured ({snat})"
+        )
+    )
     print(f"  bare : one veth pair between two namespaces, no firewall -> {BARE_SERVER}")
     warm_up(sides)
     runs = alternate(sides, opts.runs, opts.seconds)
@@ -231,6 +242,7 @@ def measure_associate(bench: NetBench, opts: Options, pub: PublicNet) -> dict[st
         f" attempt every {opts.interval * 1000:g} ms, each given {opts.attempt_timeout * 1000:g} ms; one warm-up trial per case"
     )
     cases: dict[str, list[Trial]] = {}
+    neighbours: dict[str, list[str]] = {}
     for case in ("only address (leg made)", "second address (leg there)"):
         if case.startswith("second"):
             eni, _ = create_test_host(bench, pub.net, pub.group, pub.spare_ip)
@@ -238,10 +250,18 @@ def measure_associate(bench: NetBench, opts: Options, pub: PublicNet) -> dict[st
         trial_of = len(cases)
         associate_trial(bench, opts, pub, prober, trial_of)  # warm-up
         t_start = time.monotonic()
-        cases[case] = [associate_trial(bench, opts, pub, prober, trial_of) for _ in range(trials)]
+        cases[case], neighbours[case] = [], []
+        for _ in range(trials):
+            trial, neighbour = associate_trial(bench, opts, pub, prober, trial_of)
+            cases[case].append(trial)
+            neighbours[case].append(neighbour)
         for i, t in enumerate(cases[case]):
-            if t.notes:
-                print(f"    {case} trial {i + 1}: {'; '.join(t.notes)}")
+            if t.notes or (t.latency or 0) > SLOW:
+                lat = fmt_ms(t.latency, 0).strip()
+                print(
+                    f"    {case} trial {i + 1}: {lat} ms; the internet's ARP entry for the EIP before the call: "
+                    f"{neighbours[case][i]}{'; ' if t.notes else ''}{'; '.join(t.notes)}"
+                )
         lats = [t.latency for t in cases[case] if t.latency is not None]
         print(
             f"  {case:<27} {trials} trials in {time.monotonic() - t_start:5.1f} s: p50 {fmt_ms(percentile(lats, 0.5), 6)}"
@@ -253,11 +273,16 @@ def measure_associate(bench: NetBench, opts: Options, pub: PublicNet) -> dict[st
         "port": LISTEN_PORT,
         "fields": "revoke_*: UnassociateEipAddress returned -> first of 3 dropped connects",
         "trials": {case: [asdict(t) for t in ts] for case, ts in cases.items()},
+        "neighbour_before_associate": neighbours,
         "summary": {case: summarize(ts) for case, ts in cases.items()},
     }
 
 
-def associate_trial(bench: NetBench, opts: Options, pub: PublicNet, prober: LineChild, case: int) -> Trial:
+def associate_trial(
+    bench: NetBench, opts: Options, pub: PublicNet, prober: LineChild, case: int
+) -> tuple[Trial, str]:
+    """One trial (`case` 0: the leg must be gone once the EIP is unassociated, 1: it must stay), and
+    the internet's neighbour state for the EIP just before AssociateEipAddress."""
     notes = []
     limit = opts.trial_timeout
     _, unassociated, res = prober_until(
@@ -272,6 +297,11 @@ def associate_trial(bench: NetBench, opts: Options, pub: PublicNet, prober: Line
         time.sleep(0.02)
     if unreachable is None:
         notes.append("unassociate -> unreachable not measured (the fast probe's answer was not confirmed)")
+    if leg_exists(pub) != bool(case):
+        notes.append(
+            f"the VPC's leg {'is still there' if case == 0 else 'is gone'} after UnassociateEipAddress"
+        )
+    neighbour = neighbour_state(pub)
     start, end, res = prober_until(
         prober, LISTEN_PORT, "open", lambda: associate(bench, pub.allocation, pub.eni), limit
     )
@@ -282,7 +312,7 @@ def associate_trial(bench: NetBench, opts: Options, pub: PublicNet, prober: Line
         trial.revoke_call_end, trial.revoke_latency = unassociated, unreachable
         trial.blocked_at = unassociated + unreachable
     time.sleep(opts.settle)
-    return trial
+    return trial, neighbour
 
 
 def print_associate(assoc: dict[str, Any]) -> None:
