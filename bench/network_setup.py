@@ -49,7 +49,9 @@ class NetBench(Bench):
         return self.servers[0]
 
     def start_server(self, max_rules: int, extra: Sequence[str] = ()) -> list[str]:
-        flags = ("--throttle-rate", "0", "--max-rules-per-group", str(max_rules), *extra)
+        # --no-build-images: the real server would otherwise debootstrap its system images into the
+        # empty data directory during the measurements (and leave a proc mount if stopped mid-way).
+        flags = ("--no-build-images", "--throttle-rate", "0", "--max-rules-per-group", str(max_rules), *extra)
         return self.server("real", None, flags=flags, sdk_read_timeout_ms=60000).flags
 
     def spawn(self, argv: list[str], name: str) -> subprocess.Popen[Any]:
