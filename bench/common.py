@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -232,6 +233,36 @@ def ratio(a: float | None, b: float | None) -> float:
     return a / b
 
 
+def relative_error(measured: float | None, target: float | None) -> float:
+    """measured / target - 1 (-0.04: 4 % short of the target); NaN when either is missing."""
+    return ratio(measured, target) - 1
+
+
+# A full-sized TCP segment on the wire beyond its payload (the MSS Linux reports, timestamps on):
+# TCP header 20 + timestamp option 12, IPv4 header 20, Ethernet header 14 (what tc counts; no FCS).
+TCP_IP_HEADER_BYTES = 52
+ETHERNET_HEADER_BYTES = 14
+
+
+def wire_bps(goodput_bps: float, mss: int) -> float:
+    """The Ethernet-frame rate (what a tc shaper counts) that carries `goodput_bps` of TCP payload
+    in full segments of `mss` bytes."""
+    return goodput_bps * (mss + TCP_IP_HEADER_BYTES + ETHERNET_HEADER_BYTES) / mss
+
+
+_TC_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_tc_rate(text: str) -> float:
+    """A rate as `tc` prints it (`500Mbit`, `10Kbit`, `96bit`, `1250Kbps` in bytes) in bit/s."""
+    match = re.fullmatch(r"([0-9.]+)([kmgt]?)(i?)(bit|bps)", text.strip().lower())
+    if not match:
+        raise ValueError(f"not a tc rate: {text!r}")
+    number, prefix, iec, unit = match.groups()
+    scale = 1024 ** ("kmgt".index(prefix) + 1) if iec and prefix else _TC_UNITS[prefix]
+    return float(number) * scale * (8 if unit == "bps" else 1)
+
+
 @dataclass(frozen=True)
 class Ratio:
     """A ratio as printed: `1.23x`, `456x`; with a bound when one side was censored."""
@@ -321,6 +352,17 @@ def vm_machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "loadavg_start": os.getloadavg(),
     }
+
+
+def nubes_source() -> str:
+    """Where the nubes that runs is imported from (the server is started with the same Python), and
+    its git commit, `+changes` when the work tree has uncommitted changes there."""
+    import nubes
+
+    src = Path(nubes.__file__).resolve().parent
+    commit = first_line(["git", "-C", str(src), "rev-parse", "--short", "HEAD"])
+    dirty = run(["git", "-C", str(src), "status", "--porcelain", "--", "."], check=False, timeout=20).strip()
+    return f"{src} at {commit}{' +changes' if dirty else ''}"
 
 
 def machine_line(info: dict[str, Any]) -> str:

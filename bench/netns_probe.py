@@ -11,6 +11,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,25 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 3.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
+
+
+def prober_once(prober: LineChild, port: int, timeout: float = 0.1) -> str:
+    """One connect attempt by a running PROBER: "open", "refused", "dropped" or "error:..."."""
+    prober.send({"cmd": "once", "port": port, "timeout": timeout})
+    return str(prober.recv(timeout + 10)["outcome"])
+
+
+def prober_until(
+    prober: LineChild, port: int, want: str, action: Callable[[], object], limit: float
+) -> tuple[float, float, dict[str, Any]]:
+    """Start a running PROBER's loop (`want`: "open" or "closed", for at most `limit` seconds), then
+    call `action`; (monotonic time the call started, time it returned, the prober's result)."""
+    prober.send({"cmd": "until", "port": port, "want": want, "limit": limit})
+    prober.recv(10)  # ack: the loop runs
+    start = time.monotonic()
+    action()
+    end = time.monotonic()
+    return start, end, prober.recv(limit + 10)
 
 
 def probe_once(ns: str, host: str, port: int, timeout: float = 0.3) -> str:

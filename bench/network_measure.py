@@ -11,11 +11,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from common import fmt_ms, percentile, ratio, run, wait_for
-from netns_probe import LISTENER, PROBER, LineChild, in_ns, probe_once
+from netns_probe import LISTENER, PROBER, LineChild, in_ns, probe_once, prober_once, prober_until
 from network_setup import (
     BARE_CLIENT,
     BARE_SERVER,
@@ -53,10 +54,15 @@ class IperfRun:
     retransmits: int | None
     cpu_sender: float | None
     cpu_receiver: float | None
+    mss: int | None = None  # the client socket's, as iperf3 reports it
 
 
 def iperf_server(bench: NetBench, ns: str, name: str) -> None:
+    """An iperf3 server in `ns` (once per namespace and run), waited for until it listens."""
+    if ns in bench.iperf_namespaces:
+        return
     bench.spawn(in_ns(ns, "iperf3", "-s", "-p", str(IPERF_PORT)), name)
+    bench.iperf_namespaces.add(ns)
 
     def listening() -> bool:
         return bool(run(in_ns(ns, "ss", "-Hltn", f"sport = :{IPERF_PORT}"), check=False, timeout=10).strip())
@@ -64,8 +70,9 @@ def iperf_server(bench: NetBench, ns: str, name: str) -> None:
     wait_for(listening, f"iperf3 server in {ns}", timeout=10)
 
 
-def iperf_client(ns: str, host: str, seconds: float) -> dict[str, Any]:
-    argv = in_ns(ns, "iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", f"{seconds:g}", "-J")
+def iperf_client(ns: str, host: str, seconds: float, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """`iperf3 -c host ... -J` inside `ns` (`extra`: more options, e.g. -R, -O 1); its JSON."""
+    argv = in_ns(ns, "iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", f"{seconds:g}", "-J", *extra)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
     try:
         data: dict[str, Any] = json.loads(proc.stdout)
@@ -76,6 +83,71 @@ def iperf_client(ns: str, host: str, seconds: float) -> dict[str, Any]:
     if "error" in data:
         raise RuntimeError(f"iperf3 from {ns} to {host}: {data['error']}")
     return data
+
+
+def iperf_run(
+    side: str, round_: int, ns: str, host: str, seconds: float, extra: Sequence[str] = ()
+) -> IperfRun:
+    """One iperf3 run, its figure `end.sum_received.bits_per_second`."""
+    data = iperf_client(ns, host, seconds, extra)
+    end = data.get("end", {})
+    cpu = end.get("cpu_utilization_percent", {})
+    return IperfRun(
+        side,
+        round_,
+        float(end["sum_received"]["bits_per_second"]),
+        end.get("sum_sent", {}).get("retransmits"),
+        cpu.get("host_total"),
+        cpu.get("remote_total"),
+        data.get("start", {}).get("tcp_mss_default"),
+    )
+
+
+def print_run(run_: IperfRun, runs: int, width: int = 5, mbit: bool = False) -> None:
+    figure = (
+        f"{run_.bits_per_second / 1e6:8.1f} Mbit/s" if mbit else f"{run_.bits_per_second / 1e9:7.2f} Gbit/s"
+    )
+    print(
+        f"  run {run_.round}/{runs}  {run_.side:<{width}}  {figure}"
+        f"  (retransmits {run_.retransmits}, cpu client {_pct(run_.cpu_sender)},"
+        f" server {_pct(run_.cpu_receiver)})"
+    )
+
+
+def warm_up(sides: dict[str, tuple[str, str]]) -> None:
+    """A first 1-second iperf3 run per side (not counted), retried until one works (bounded)."""
+    for side, (ns, host) in sides.items():
+        wait_for(
+            functools.partial(_iperf_ok, ns, host),
+            f"a first iperf3 run on the {side} side",
+            timeout=20,
+            interval=0.5,
+        )
+
+
+def alternate(sides: dict[str, tuple[str, str]], runs: int, seconds: float) -> list[IperfRun]:
+    """`runs` iperf3 runs per side, (namespace, server address) each, the order reversed every
+    other round (ABBA...); each run printed as it ends."""
+    width = max(len(side) for side in sides)
+    results: list[IperfRun] = []
+    for r in range(runs):
+        order = list(sides) if r % 2 == 0 else list(reversed(sides))
+        for side in order:
+            ns, host = sides[side]
+            results.append(iperf_run(side, r + 1, ns, host, seconds))
+            print_run(results[-1], runs, width)
+    return results
+
+
+def side_figures(
+    runs: list[IperfRun], sides: Sequence[str]
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Per side: the median bits/s, and the (lowest, highest) run."""
+    values = {side: [x.bits_per_second for x in runs if x.side == side] for side in sides}
+    return (
+        {side: statistics.median(v) for side, v in values.items()},
+        {side: (min(v), max(v)) for side, v in values.items()},
+    )
 
 
 def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
@@ -113,53 +185,17 @@ def measure_throughput(bench: NetBench, opts: Options) -> dict[str, Any]:
         f"  check: tcp {UNUSED_PORT} (no rule) from the client is dropped by the group: {'yes' if enforced else 'NO'}"
     )
     print(f"  set-up took {time.monotonic() - t_setup:.1f} s; warm-up 1 s per side (not counted)")
-    for side, (ns, host) in sides.items():
-        wait_for(
-            functools.partial(_iperf_ok, ns, host),
-            f"a first iperf3 run on the {side} side",
-            timeout=20,
-            interval=0.5,
-        )
-
-    runs: list[IperfRun] = []
-    for r in range(opts.runs):
-        order = ["nubes", "bare"] if r % 2 == 0 else ["bare", "nubes"]
-        for side in order:
-            ns, host = sides[side]
-            data = iperf_client(ns, host, opts.seconds)
-            end = data.get("end", {})
-            cpu = end.get("cpu_utilization_percent", {})
-            result = IperfRun(
-                side,
-                r + 1,
-                float(end["sum_received"]["bits_per_second"]),
-                end.get("sum_sent", {}).get("retransmits"),
-                cpu.get("host_total"),
-                cpu.get("remote_total"),
-            )
-            runs.append(result)
-            print(
-                f"  run {r + 1}/{opts.runs}  {side:<5}  {result.bits_per_second / 1e9:7.2f} Gbit/s"
-                f"  (retransmits {result.retransmits}, cpu sender {_pct(result.cpu_sender)},"
-                f" receiver {_pct(result.cpu_receiver)})"
-            )
-    nubes = statistics.median(x.bits_per_second for x in runs if x.side == "nubes")
-    bare = statistics.median(x.bits_per_second for x in runs if x.side == "bare")
-    nubes_bare = ratio(nubes, bare)
-    spread = {
-        side: (
-            min(x.bits_per_second for x in runs if x.side == side),
-            max(x.bits_per_second for x in runs if x.side == side),
-        )
-        for side in sides
-    }
+    warm_up(sides)
+    runs = alternate(sides, opts.runs, opts.seconds)
+    medians, spread = side_figures(runs, list(sides))
+    nubes_bare = ratio(medians["nubes"], medians["bare"])
     return {
         "vpc": net.vpc_id,
         "group": group,
         "rules": rule_count,
         "runs": [asdict(x) for x in runs],
-        "median_nubes_bps": nubes,
-        "median_bare_bps": bare,
+        "median_nubes_bps": medians["nubes"],
+        "median_bare_bps": medians["bare"],
         "range_bps": spread,
         "ratio": nubes_bare,
         "target": TARGET_RATIO,
@@ -196,6 +232,15 @@ class Trial:
     revoke_latency: float | None = None
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def opened(
+        cls, rules: int, port: int, start: float, end: float, res: dict[str, Any], notes: list[str]
+    ) -> Trial:
+        """A trial from the prober's "until open" result for a call made from `start` to `end`."""
+        got = res["result"] == "open"
+        t = res["t"] if got else None
+        return cls(rules, port, start, end, t, res["attempts"], None if t is None else t - end, notes=notes)
+
 
 class Latency:
     def __init__(self, bench: NetBench, opts: Options) -> None:
@@ -213,18 +258,12 @@ class Latency:
 
     def once(self, port: int, timeout: float = 0.1) -> str:
         assert self.prober is not None
-        self.prober.send({"cmd": "once", "port": port, "timeout": timeout})
-        return str(self.prober.recv(timeout + 10)["outcome"])
+        return prober_once(self.prober, port, timeout)
 
     def until(self, port: int, want: str, action: Any) -> tuple[float, float, dict[str, Any]]:
         """Start the prober's loop, then call `action`; returns (call start, call end, result)."""
         assert self.prober is not None
-        self.prober.send({"cmd": "until", "port": port, "want": want, "limit": self.opts.trial_timeout})
-        self.prober.recv(10)  # ack: the loop runs
-        start = time.monotonic()
-        action()
-        end = time.monotonic()
-        return start, end, self.prober.recv(self.opts.trial_timeout + 10)
+        return prober_until(self.prober, port, want, action, self.opts.trial_timeout)
 
     def trial(self, rules: int) -> Trial:
         port = self.port()
@@ -236,18 +275,8 @@ class Latency:
             notes.append(f"port {port} was {outcome} before the rule was authorized")
         # 2. authorize, and time the first connection that gets through
         start, end, res = self.until(port, "open", lambda: authorize(self.bench, self.group, [rule]))
-        got = res["result"] == "open"
-        trial = Trial(
-            rules,
-            port,
-            start,
-            end,
-            res["t"] if got else None,
-            res["attempts"],
-            res["t"] - end if got else None,
-            notes=notes,
-        )
-        if not got:
+        trial = Trial.opened(rules, port, start, end, res, notes)
+        if trial.latency is None:
             notes.append(f"not enforced within {self.opts.trial_timeout:.0f} s")
         # 3. revoke, and wait until the port is blocked again (confirmed with a slower probe)
         _, trial.revoke_call_end, res = self.until(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from common import REGION, list_netns, run, wait_for
@@ -38,14 +39,19 @@ class NetBench(Bench):
         super().__init__("nubes-bench-net-", "nbn")
         self.processes: list[subprocess.Popen[Any]] = []
         self.children: list[LineChild] = []
+        self.own_links: list[str] = []  # devices of the host namespace made here (the uplink's veth)
+        self.bare: tuple[str, str] | None = None  # the bare pair, once made (shared by the sections)
+        self.iperf_namespaces: set[str] = set()  # where an iperf3 server runs already
 
     @property
     def nubes(self) -> NubesServer:
         assert self.servers, "the server has not been started"
         return self.servers[0]
 
-    def start_server(self, max_rules: int) -> list[str]:
-        flags = ("--throttle-rate", "0", "--max-rules-per-group", str(max_rules))
+    def start_server(self, max_rules: int, extra: Sequence[str] = ()) -> list[str]:
+        # --no-build-images: the real server would otherwise debootstrap its system images into the
+        # empty data directory during the measurements (and leave a proc mount if stopped mid-way).
+        flags = ("--no-build-images", "--throttle-rate", "0", "--max-rules-per-group", str(max_rules), *extra)
         return self.server("real", None, flags=flags, sdk_read_timeout_ms=60000).flags
 
     def spawn(self, argv: list[str], name: str) -> subprocess.Popen[Any]:
@@ -72,6 +78,15 @@ class NetBench(Bench):
                 stop_process(proc)
             except Exception as exc:  # noqa: BLE001
                 self.notes.append(f"stopping pid {proc.pid}: {exc}")
+
+    def close(self) -> None:
+        """Bench.close, then the host namespace's own devices (a veth usually went with its peer's
+        namespace already; deleted here at once in case that namespace is still being reaped)."""
+        super().close()
+        for link in self.own_links:
+            run(["ip", "link", "del", "dev", link], check=False)
+            if Path(f"/sys/class/net/{link}").exists():
+                self.notes.append(f"could not delete the host's device {link}")
 
 
 # ---- building networks through the official SDKs ----------------------------------------------
@@ -175,6 +190,11 @@ def ingress_rule_count(bench: NetBench, group: str) -> int | None:
 
 def test_host(bench: NetBench, net: Net, group: str, ip: str) -> str:
     """An interface with this address in `group`, plugged into a test host; its namespace."""
+    return create_test_host(bench, net, group, ip)[1]
+
+
+def create_test_host(bench: NetBench, net: Net, group: str, ip: str) -> tuple[str, str]:
+    """An interface with this address in `group`, plugged into a test host: (its id, the namespace)."""
     from alibabacloud_ecs20140526 import models as em
 
     eni = bench.nubes.ecs.create_network_interface(
@@ -193,11 +213,14 @@ def test_host(bench: NetBench, net: Net, group: str, ip: str) -> str:
         return f"inet {ip}/" in out
 
     wait_for(has_ip, f"test host {ns} to get {ip}")
-    return ns
+    return str(eni), ns
 
 
 def bare_pair(bench: NetBench) -> tuple[str, str]:
-    """Two namespaces of our own joined by one veth pair (eth0 in each); nothing in the host's."""
+    """Two namespaces of our own joined by one veth pair (eth0 in each); nothing in the host's.
+    Made once per run (the sections that compare with it share it)."""
+    if bench.bare is not None:
+        return bench.bare
     tag = bench.prefix.replace("nbn", "nbbare", 1)
     client, server = f"{tag}-c", f"{tag}-s"
     for ns in (client, server):
@@ -211,4 +234,5 @@ def bare_pair(bench: NetBench) -> tuple[str, str]:
     for ns, ip in ((client, BARE_CLIENT), (server, BARE_SERVER)):
         run(["ip", "-n", ns, "addr", "add", f"{ip}/{BARE_PREFIXLEN}", "dev", "eth0"])
         run(["ip", "-n", ns, "link", "set", "dev", "eth0", "up"])
-    return client, server
+    bench.bare = (client, server)
+    return bench.bare

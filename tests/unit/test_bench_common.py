@@ -1,5 +1,6 @@
 """bench/common.py's pure helpers: the percentiles (with requests that were never answered), the
-ratios and how they are printed, the number formats and the JSON of the raw figures."""
+ratios and how they are printed, relative errors, TCP goodput on the wire and tc's rates, the
+number formats and the JSON of the raw figures."""
 
 from __future__ import annotations
 
@@ -66,6 +67,30 @@ def test_ratio_formatting_with_bounds() -> None:
     assert str(common.Ratio(0.5, "<")) == "<0.5x"
     assert str(common.Ratio(math.nan)) == "n/a"
     assert common.verdict_word(True) == "met" and common.verdict_word(False) == "NOT met"
+
+
+def test_relative_error_against_a_target() -> None:
+    assert common.relative_error(95.0, 100.0) == pytest.approx(-0.05)
+    assert common.relative_error(10.2, 10.0) == pytest.approx(0.02)
+    for measured, target in ((None, 5.0), (5.0, None), (5.0, 0.0), (math.nan, 5.0)):
+        assert math.isnan(common.relative_error(measured, target))
+
+
+def test_wire_rate_of_tcp_goodput() -> None:
+    # 1448 bytes of payload travel in a 1514-byte frame (TCP+timestamps 32, IPv4 20, Ethernet 14).
+    assert common.wire_bps(1448e6, 1448) == pytest.approx(1514e6)
+    assert common.wire_bps(0.0, 1448) == 0.0
+
+
+def test_tc_rates_in_bits_per_second() -> None:
+    assert common.parse_tc_rate("500Mbit") == 500e6
+    assert common.parse_tc_rate("10Kbit") == 10e3
+    assert common.parse_tc_rate("1Gbit") == 1e9
+    assert common.parse_tc_rate("96bit") == 96.0
+    assert common.parse_tc_rate("1250Kbps") == 10e6  # bytes per second
+    assert common.parse_tc_rate("2Mibit") == 2 * 1024 * 1024
+    with pytest.raises(ValueError):
+        common.parse_tc_rate("fast")
 
 
 def test_number_formats_keep_their_width() -> None:
