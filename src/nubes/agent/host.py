@@ -43,6 +43,8 @@ class HostAgent:
         self._interval = interval
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nubes-host")
         self._busy: set[str] = set()
+        # keys a pass wanted to run while they were running: passed again as soon as they are done
+        self._missed: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -110,9 +112,10 @@ class HostAgent:
                     future.result()
 
     def _submit(self, key: str, work: Callable[[], None]) -> Future[None] | None:
-        """Run `work` on a worker, unless the key's slot is taken (then a later pass does)."""
+        """Run `work` on a worker, unless the key's slot is taken (then a pass right after it does)."""
         with self._lock:
             if key in self._busy:
+                self._missed.add(key)
                 return None
             self._busy.add(key)
         return self._pool.submit(self._guarded, key, work)
@@ -125,6 +128,12 @@ class HostAgent:
         finally:
             with self._lock:
                 self._busy.discard(key)
+                missed = key in self._missed
+                self._missed.discard(key)
+            if missed:
+                # A change notified during the work woke a pass that had to skip the key: pass
+                # again now rather than after the interval (a VPC change would wait up to 0.5 s).
+                self._wake.set()
 
     def step(self, key: str) -> None:
         """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""
