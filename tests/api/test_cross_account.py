@@ -83,6 +83,7 @@ NOT_RESOURCES = {
     "destinationregion",
     "resourcegroup",
     "templateresourcegroup",
+    "newresourcegroup",
     "kmskey",
     "dedicatedhost",
     "dedicatedhostcluster",

@@ -373,7 +373,7 @@ def test_resource_groups(lab: Lab, live: LiveServer, fresh_key: tuple[str, str])
         (("instance", instance_id, "rg-nope"), "InvalidResourceGroup.NotFound"),
         (("instance", "i-nope", team), "InvalidInstanceId.NotFound"),
         (("disk", "d-x", team), "InvalidDiskId.NotFound"),
-        (("launchtemplate", "lt-x", team), "InvalidParameter.NotSupported"),
+        (("launchtemplate", "lt-x", team), "InvalidLaunchTemplate.NotFound"),
         (("volcano", "x", team), "InvalidResourceType.NotFound"),
     ):
         assert error_of(lambda args=args: join(*args)).code == code, args

@@ -439,6 +439,14 @@ class Caller:
             "UnassociateEipAddress": lambda: eip_to_eni,
             # the world's DNAT entry, not the ports a new one takes (plausible's)
             "DescribeForwardTableEntries": lambda: {"ExternalPort": None, "InternalPort": None},
+            # the VPC stays in its group (the one it was made in)
+            "MoveResourceGroup": lambda: {
+                "ResourceType": "VPC",
+                "ResourceId": ids["vpc"],
+                "NewResourceGroupId": self.tenant.ok(
+                    "vpc", "DescribeVpcAttribute", RegionId=REGION, VpcId=ids["vpc"]
+                )["ResourceGroupId"],
+            },
         }
         table = {**by_action, **vpc_by_action} if spec.product == "vpc" else by_action
         return table.get(spec.name, dict)()

@@ -248,8 +248,9 @@ def test_every_documented_filter_filters_and_region_follows_the_resource(
     from ..conftest import tea_ecs
 
     client = tea_vpc(live, fresh_key)
+    audit = live.create_resource_group(fresh_key, "audit")
     created = client.create_vpc(
-        vm.CreateVpcRequest(region_id=REGION, cidr_block="10.71.0.0/16", resource_group_id="rg-audit")
+        vm.CreateVpcRequest(region_id=REGION, cidr_block="10.71.0.0/16", resource_group_id=audit)
     ).body
     vpc_id, table_id = created.vpc_id, created.route_table_id
     vpc = wait_available(client, vpc_id)
@@ -295,7 +296,7 @@ def test_every_documented_filter_filters_and_region_follows_the_resource(
         return [v.v_switch_id for v in body.v_switches.v_switch]
 
     assert vswitches() == [vsw_id]
-    assert vswitches(resource_group_id="rg-audit") == []  # vSwitches are in no resource group
+    assert vswitches(resource_group_id=audit) == []  # vSwitches are in no resource group
     assert vswitches(enable_ipv_6=True) == [] and vswitches(enable_ipv_6=False) == [vsw_id]
     assert vswitches(v_switch_owner_id=owner) == [vsw_id] and vswitches(v_switch_owner_id=owner + 1) == []
     neither = error_of(lambda: client.describe_vswitches(vm.DescribeVSwitchesRequest()))
@@ -308,7 +309,7 @@ def test_every_documented_filter_filters_and_region_follows_the_resource(
         ).body
         return [t.vpc_id for t in body.router_table_list.router_table_list_type]
 
-    assert tables("rg-audit") == [vpc_id] and tables("rg-other") == []
+    assert tables(audit) == [vpc_id] and tables("rg-other") == []
 
     def destinations(**filters: Any) -> list[str]:
         body = client.describe_route_entry_list(
@@ -359,3 +360,80 @@ def test_every_documented_filter_filters_and_region_follows_the_resource(
     client.delete_vpc(request)
     client.delete_vpc(request)
     assert vpcs() == []
+
+
+def test_move_resource_group_moves_vpcs_eips_gateways_and_tables(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    """MoveResourceGroup (VPC product): a VPC, an EIP, a NAT gateway and a custom route table move
+    to another of the account's groups, which their Describe actions then filter by."""
+    client = tea_vpc(live, fresh_key)
+    audit = live.create_resource_group(fresh_key, "audit")
+    vpc_id = client.create_vpc(vm.CreateVpcRequest(region_id=REGION, cidr_block="10.72.0.0/16")).body.vpc_id
+    wait_available(client, vpc_id)
+    vsw_id = client.create_vswitch(
+        vm.CreateVSwitchRequest(vpc_id=vpc_id, zone_id=ZONE, cidr_block="10.72.1.0/24")
+    ).body.v_switch_id
+    wait_vswitch(client, vsw_id)
+    table_id = client.create_route_table(
+        vm.CreateRouteTableRequest(region_id=REGION, vpc_id=vpc_id)
+    ).body.route_table_id
+    gateway_id = client.create_nat_gateway(
+        vm.CreateNatGatewayRequest(region_id=REGION, vpc_id=vpc_id, v_switch_id=vsw_id, nat_type="Enhanced")
+    ).body.nat_gateway_id
+    moved = {"VPC": vpc_id, "ROUTETABLE": table_id, "natgateway": gateway_id}
+    for resource_type, resource_id in moved.items():
+        client.move_resource_group(
+            vm.MoveResourceGroupRequest(
+                region_id=REGION,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                new_resource_group_id=audit,
+            )
+        )
+    [vpc] = client.describe_vpcs(
+        vm.DescribeVpcsRequest(region_id=REGION, resource_group_id=audit)
+    ).body.vpcs.vpc
+    assert vpc.vpc_id == vpc_id
+    [gateway] = client.describe_nat_gateways(
+        vm.DescribeNatGatewaysRequest(region_id=REGION, resource_group_id=audit)
+    ).body.nat_gateways.nat_gateway
+    assert gateway.nat_gateway_id == gateway_id
+    tables = client.describe_route_table_list(
+        vm.DescribeRouteTableListRequest(region_id=REGION, vpc_id=vpc_id, route_table_id=table_id)
+    ).body.router_table_list.router_table_list_type
+    assert [t.resource_group_id for t in tables] == [audit]
+
+    def refused(resource_type: str, resource_id: str, group: str) -> str:
+        return error_of(
+            lambda: client.move_resource_group(
+                vm.MoveResourceGroupRequest(
+                    region_id=REGION,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    new_resource_group_id=group,
+                )
+            )
+        ).code
+
+    assert refused("VPC", vpc_id, "rg-acfmnosuchgroup") == "InvalidResourceGroup.NotFound"
+    assert refused("VPC", "vpc-nosuchvpc0000000000", audit) == "InvalidVpcId.NotFound"
+    assert refused("VSWITCH", vsw_id, audit) == "InvalidParameter.NotSupported"
+    assert refused("DISK", vpc_id, audit) == "InvalidResourceType.NotFound"
+    other = tea_vpc(live, live.create_account("move-other"))
+    assert (
+        error_of(
+            lambda: other.move_resource_group(
+                vm.MoveResourceGroupRequest(
+                    region_id=REGION, resource_type="VPC", resource_id=vpc_id, new_resource_group_id=audit
+                )
+            )
+        ).code
+        == "InvalidVpcId.NotFound"
+    )
+    unknown_group = error_of(
+        lambda: client.allocate_eip_address(
+            vm.AllocateEipAddressRequest(region_id=REGION, resource_group_id="rg-acfmnosuchgroup")
+        )
+    )
+    assert unknown_group.code == "InvalidResourceGroup.NotFound"

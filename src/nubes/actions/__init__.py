@@ -32,6 +32,7 @@ def all_tables() -> list[ActionTable]:
     )
     from nubes.actions.vpc import eips, forward_entries, nat_gateways, routes, snat_entries, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
+    from nubes.actions.vpc import resource_groups as vpc_resource_groups
     from nubes.actions.vpc import tags as vpc_tags
 
     return [
@@ -66,4 +67,5 @@ def all_tables() -> list[ActionTable]:
         snat_entries.actions,
         forward_entries.actions,
         vpc_tags.actions,
+        vpc_resource_groups.actions,
     ]

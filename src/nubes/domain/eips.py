@@ -18,6 +18,7 @@ from nubes.domain import public_addresses as pa
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned, where_given
 from nubes.domain.nat_entries import ip_uses
 from nubes.domain.nat_gateways import owned_gateway
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.store.db import Database
 from nubes.store.models import Instance, NetworkInterface, PublicAddress
@@ -125,7 +126,8 @@ class Eips:
                 (request.bandwidth, inbound_bandwidth(request.bandwidth)),
                 request.internet_charge_type,
             )
-            row.name, row.description, row.resource_group_id = name, description, request.resource_group_id
+            group = group_for(s, scope.account_id, request.resource_group_id, self._clock)
+            row.name, row.description, row.resource_group_id = name, description, group
             s.add(row)
             write_tags(s, scope, "eip", row.id, request.tags, created=True)
             return row

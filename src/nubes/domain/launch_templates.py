@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nubes import errors, ids
 from nubes.clock import Clock
 from nubes.domain.common import Scope, check_description, check_name, owned
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.store.db import Database
 from nubes.store.models import LaunchTemplate, LaunchTemplateVersion
@@ -134,7 +135,7 @@ class LaunchTemplates:
                 name=name,
                 default_version=1,
                 latest_version=1,
-                resource_group_id=resource_group_id,
+                resource_group_id=group_for(s, scope.account_id, resource_group_id, self._clock),
                 created_by=created_by,
                 created_at=now,
                 modified_at=now,

@@ -13,9 +13,20 @@ from nubes.domain.common import Scope, owned
 from nubes.domain.custom_images import owned_image
 from nubes.domain.disks import owned_disk, owned_snapshot
 from nubes.domain.keypairs import owned_key_pair
+from nubes.domain.public_addresses import EIP
 from nubes.domain.resource_groups import create_group, default_group_id, group_for
 from nubes.store.db import Database
-from nubes.store.models import Image, Instance, NetworkInterface, SecurityGroup
+from nubes.store.models import (
+    Image,
+    Instance,
+    LaunchTemplate,
+    NatGateway,
+    NetworkInterface,
+    PublicAddress,
+    RouteTable,
+    SecurityGroup,
+    Vpc,
+)
 
 
 def _own_image(s: Session, scope: Scope, image_id: str) -> Image:
@@ -34,8 +45,23 @@ _GROUPED: dict[str, Callable[[Session, Scope, str], Any]] = {
     "disk": lambda s, scope, i: owned_disk(s, scope.account_id, i, scope.region_id),
     "snapshot": lambda s, scope, i: owned_snapshot(s, scope.account_id, i, scope.region_id),
     "image": _own_image,
+    "launchtemplate": lambda s, scope, i: owned(
+        s, LaunchTemplate, scope, i, errors.invalid_launch_template_not_found
+    ),
 }
 RESOURCE_TYPES = tuple(_GROUPED)
+
+# The VPC product's MoveResourceGroup: its kinds that have a group (a vSwitch has none in nubes;
+# a custom route table is moved by its own ID, the system one goes with its VPC).
+_VPC_GROUPED: dict[str, Callable[[Session, Scope, str], Any]] = {
+    "vpc": lambda s, scope, i: owned(s, Vpc, scope, i, "Vpc"),
+    "eip": lambda s, scope, i: owned(
+        s, PublicAddress, scope, i, "Allocation", usable=lambda r: r.kind == EIP
+    ),
+    "natgateway": lambda s, scope, i: owned(s, NatGateway, scope, i, "NatGateway"),
+    "routetable": lambda s, scope, i: owned(s, RouteTable, scope, i, "RouteTable"),
+}
+VPC_RESOURCE_TYPES = tuple(_VPC_GROUPED)
 
 
 class ResourceGroups:
@@ -49,6 +75,12 @@ class ResourceGroups:
             group = group_for(s, scope.account_id, group_id, self._clock)
             row = _GROUPED[resource_type](s, scope, resource_id)
             row.resource_group_id = group
+
+    def move(self, scope: Scope, resource_type: str, resource_id: str, group_id: str) -> None:
+        """The VPC product's MoveResourceGroup: the resource moves to the group (the account's)."""
+        with self._db.session() as s:
+            row = _VPC_GROUPED[resource_type](s, scope, resource_id)
+            row.resource_group_id = group_for(s, scope.account_id, group_id, self._clock)
 
     def default_id(self, account_id: int) -> str:
         with self._db.session() as s:

@@ -16,6 +16,7 @@ from nubes.clock import Clock
 from nubes.domain import cidr, private_ips
 from nubes.domain.common import NotifyNetwork, Scope, check_description, check_name, owned
 from nubes.domain.regions import require_region, zones_of
+from nubes.domain.resource_groups import group_for
 from nubes.domain.tags import TagMatch, check_tags, drop_tags, where_tagged, write_tags
 from nubes.errors import ApiError
 from nubes.store.db import Database
@@ -80,6 +81,7 @@ class Vpcs:
                 raise errors.quota_exceeded_vpc(
                     f"You can create at most {self.quotas.vpcs_per_region} VPCs in a region."
                 )
+            group = group_for(s, scope.account_id, resource_group_id, self._clock)
             if dry_run:
                 raise errors.dry_run_operation()
             vpc = Vpc(
@@ -93,7 +95,7 @@ class Vpcs:
                 is_default=False,
                 vrouter_id=ids.new_id("vrouter"),
                 route_table_id=ids.new_id("route_table"),
-                resource_group_id=resource_group_id,
+                resource_group_id=group,
                 created_at=self._clock.now(),
             )
             s.add(vpc)

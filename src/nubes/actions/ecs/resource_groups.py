@@ -13,9 +13,6 @@ from nubes.domain.resource_group_members import RESOURCE_TYPES
 
 actions = ActionTable("ecs")
 
-# ECS's resource types that nubes has, whose group it does not keep yet: refused by name.
-UNGROUPED = ("launchtemplate",)
-
 
 @actions.define(
     "JoinResourceGroup",
@@ -27,13 +24,9 @@ UNGROUPED = ("launchtemplate",)
     ],
 )
 def join_resource_group(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
-    """Move an instance, disk, snapshot, image, security group, elastic network interface or key
-    pair to another of the account's groups."""
+    """Move an instance, disk, snapshot, image, security group, elastic network interface, key
+    pair or launch template to another of the account's groups."""
     kind = p["ResourceType"].lower()
-    if kind in UNGROUPED:
-        raise errors.invalid_parameter_not_supported(
-            "ResourceType", f"nubes does not keep the resource group of a {kind} yet."
-        )
     if kind not in RESOURCE_TYPES:
         raise errors.invalid_resource_type_not_found(
             f"ResourceType is one of {', '.join(RESOURCE_TYPES)}; got {p['ResourceType'][:32]!r}."
