@@ -405,16 +405,18 @@ def test_move_resource_group_moves_vpcs_eips_gateways_and_tables(
     assert [t.resource_group_id for t in tables] == [audit]
 
     def refused(resource_type: str, resource_id: str, group: str) -> str:
-        return error_of(
-            lambda: client.move_resource_group(
-                vm.MoveResourceGroupRequest(
-                    region_id=REGION,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                    new_resource_group_id=group,
+        return str(
+            error_of(
+                lambda: client.move_resource_group(
+                    vm.MoveResourceGroupRequest(
+                        region_id=REGION,
+                        resource_type=resource_type,
+                        resource_id=resource_id,
+                        new_resource_group_id=group,
+                    )
                 )
-            )
-        ).code
+            ).code
+        )
 
     assert refused("VPC", vpc_id, "rg-acfmnosuchgroup") == "InvalidResourceGroup.NotFound"
     assert refused("VPC", "vpc-nosuchvpc0000000000", audit) == "InvalidVpcId.NotFound"
