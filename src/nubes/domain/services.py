@@ -23,6 +23,7 @@ from nubes.domain.images import Images
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
+from nubes.domain.monitoring import Monitoring, Screenshots
 from nubes.domain.nat_entries import ForwardEntries, SnatEntries
 from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.netstate import bump_generation
@@ -89,3 +90,5 @@ class Services:
     nat_gateways: NatGateways
     snat_entries: SnatEntries
     forward_entries: ForwardEntries
+    monitoring: Monitoring  # the samples the host agents record
+    screenshots: Screenshots  # asked for by the API, taken by the host agents

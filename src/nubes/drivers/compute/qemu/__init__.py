@@ -27,6 +27,9 @@ report for the numbers):
   cut to the 20 bytes virtio allows -- what ECS guests see in /dev/disk/by-id/virtio-<serial>.
 * NICs: `-netdev tap,ifname=<tap>` opened inside the VPC namespace: the whole QEMU process
   runs under `ip netns exec <netns>`.
+* Display: `-display none` (no window) and, on q35, a standard `VGA` device for QMP
+  `screendump` (GetInstanceScreenshot): it shows SeaBIOS and the kernel's VGA console. See
+  monitorops.py for the screenshot and the monitoring counters.
 
 Files per instance (`state_dir/<instance_id>/`): handle.json (what recover() reads; written
 atomically after the launch), intent ("running" or "stopped": what the driver was last asked
