@@ -32,6 +32,8 @@ log = logging.getLogger("nubes.agent.monitor")
 
 DEFAULT_INTERVAL = 60.0  # seconds between samples: ECS's finest period
 PRUNE_INTERVAL = 3600.0  # seconds between two deletions of the rows past the retention
+# The statuses in which an instance's VM may run: a boot's disk reads and DHCP count too.
+SAMPLED = (states.STARTING, states.RUNNING, states.STOPPING)
 
 
 @dataclass
@@ -98,13 +100,14 @@ class MonitorAgent:
         return self._monitoring.prune()
 
     def sample(self) -> SampleReport:
-        """Read every running VM of this host and its interfaces; record the deltas."""
+        """Read every VM of this host (of an instance Starting, Running or Stopping) and its
+        interfaces; record the deltas."""
         report = SampleReport()
         with self._db.session() as s:
             running = list(
                 s.execute(
                     select(Instance.id, Instance.cpu, Instance.vpc_id).where(
-                        Instance.host_id == self.host_id, Instance.status == states.RUNNING
+                        Instance.host_id == self.host_id, Instance.status.in_(SAMPLED)
                     )
                 )
             )
