@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,3 +157,16 @@ def test_monitoring_shows_a_busy_guests_cpu(pair: Pair) -> None:
     ).body
     assert disk_body.total_count >= 1
     assert any(p.bpsread > 0 for p in disk_body.monitor_data.disk_monitor_data)
+
+
+def test_screenshot_is_a_png_of_the_display(pair: Pair) -> None:
+    body = pair.ecs.get_instance_screenshot(
+        em.GetInstanceScreenshotRequest(region_id=REGION, instance_id=pair.idle, wake_up=True)
+    ).body
+    assert body.instance_id == pair.idle
+    image = base64.b64decode(body.screenshot)
+    assert image[:8] == b"\x89PNG\r\n\x1a\n" and image[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", image[16:24])
+    print(f"screenshot: {width}x{height}, {len(image)} bytes")
+    assert width >= 320 and height >= 200  # a VGA mode (text: 720x400)
+    assert image[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82"  # whole: it ends with the IEND chunk
