@@ -710,7 +710,14 @@ class MonitorSample(Base):
     instances and is queried on its own (DescribeDiskMonitorData, DescribeEniMonitorData); an
     instance's figures are the sums over its disks and interfaces. Without a rowid (SQLite) the
     row is its primary key's B-tree entry, no second index; columns a kind does not use are
-    NULL (one byte of header each). Kept for MONITOR_RETENTION (nubes.domain.monitoring)."""
+    NULL (one byte of header each). Kept for RETENTION (nubes.domain.monitoring: 8 days).
+
+    Cost, measured on SQLite (20 instances x one week, rows written minute by minute as the
+    agents write them, realistic counter values): 66 bytes a row (61 once VACUUMed). An instance
+    with one disk and one interface writes 3 rows a minute: 30,240 rows, about 2.0 MB, a week;
+    about 2.3 MB at the 8 days kept; 1000 such instances about 2.3 GB and 50 rows/s written
+    (one transaction per host per sample). The hourly prune scans the table (no index on
+    `minute`): about 26 ms per 600,000 rows, so about 1.5 s for 1000 instances."""
 
     __tablename__ = "monitor_samples"
     __table_args__ = ({"sqlite_with_rowid": False},)
