@@ -50,6 +50,9 @@ class Settings:
     uplink: str = ""
     public_cidrs: tuple[str, ...] = ()
     public_gateway: str = ""
+    # Seconds between two monitoring samples of this host's instances (ECS's finest period is 60 s;
+    # tests sample every second). The API answers 60, 600 and 3600 s periods whatever it is.
+    monitor_interval: float = 60.0
 
     def check_public_network(self) -> None:
         """The public flags make sense together: well-formed IPv4 ranges, a gateway inside one of

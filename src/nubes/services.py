@@ -19,6 +19,7 @@ from nubes.actions import all_tables
 from nubes.agent.compute import ComputeAgent
 from nubes.agent.host import HostAgent
 from nubes.agent.images import ImageService
+from nubes.agent.monitor import MonitorAgent
 from nubes.agent.network import NetworkAgent
 from nubes.agent.storage import StorageWork
 from nubes.agent.timers import Timers
@@ -43,6 +44,7 @@ from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
+from nubes.domain.monitoring import Monitoring, Screenshots
 from nubes.domain.nat_entries import ForwardEntries, SnatEntries
 from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.network_interfaces import NetworkInterfaces
@@ -130,7 +132,16 @@ def build_services(
         forward_entries=ForwardEntries(db, clock, notify),
         tasks=Tasks(db, clock, compute_notify),
         events=SystemEvents(db, clock, instances),
+        monitoring=Monitoring(db, clock),
+        screenshots=Screenshots(db, clock, functools.partial(_tell_at_once, compute_notify)),
     )
+
+
+def _tell_at_once(notifier: Notifier, key: str) -> None:
+    """Tell this process's agents now, not after the request's unit of work commits (a screenshot
+    request is written outside it and waited for inside it)."""
+    for listener in notifier.listeners:
+        listener(key)
 
 
 def open_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -244,7 +255,17 @@ def build_host(services: Services, settings: Settings) -> Host:
         host_id,
     )
     timers = Timers(services.clock, services.instances, services.auto_snapshot_policies, services.events)
-    agent = HostAgent(compute, storage, network, timers)
+    monitor = MonitorAgent(
+        services.db,
+        services.clock,
+        services.monitoring,
+        services.screenshots,
+        compute_driver,
+        net_driver,
+        host_id,
+        interval=settings.monitor_interval,
+    )
+    agent = HostAgent(compute, storage, network, timers, monitor=monitor)
     services.notify.listeners.append(agent.notify_network)
     services.compute_notify.listeners.append(agent.notify)
     return Host(agent, images, emulator=settings.driver == "fake")

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ RESOURCE_STEMS = {
     "vpc": "vpc",
     "vswitch": "vswitch",
     "networkinterface": "eni",
+    "eni": "eni",
     "deploymentset": "deploymentset",
     "autosnapshotpolicy": "policy",
     "keypair": "keypair",
@@ -546,6 +548,9 @@ def plausible(b: Tenant, tmp: Path) -> dict[str, str]:
         "internalip": b.ids["internal_ip"],
         "externalport": "81",
         "internalport": "8081",
+        # the monitoring actions: the last hour, and the minutes still to come
+        "starttime": (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:00Z"),
+        "endtime": (datetime.now(UTC) + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00Z"),
     }
     return values
 

@@ -279,6 +279,7 @@ class Caller:
     # the vSwitch of the world's VPC it is associated with and unassociated from.
     custom_table: str = ""
     free_vswitch_id: str = ""
+    monitored_ids: dict[str, str] = field(default_factory=dict)  # see monitored()
 
     def __post_init__(self) -> None:
         self.world = dict(self.tenant.ids)  # the resources build() made, before any creation here
@@ -415,6 +416,11 @@ class Caller:
             "DeleteInstance": lambda: {"Force": "true"},
             "AssignPrivateIpAddresses": lambda: {"SecondaryPrivateIpAddressCount": "1"},
             "UnassignPrivateIpAddresses": self.secondary_ip,
+            # a running instance of its own, sampled for a few seconds, with a secondary interface
+            "DescribeInstanceMonitorData": lambda: {"InstanceId": self.monitored()["instance"]},
+            "DescribeDiskMonitorData": lambda: {"DiskId": self.monitored()["disk"]},
+            "DescribeEniMonitorData": lambda: {"InstanceId": self.monitored()["instance"], "EniId": None},
+            "GetInstanceScreenshot": lambda: {"InstanceId": self.monitored()["instance"]},
         }
         # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
         eip_to_eni: dict[str, str | None] = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}
@@ -462,6 +468,43 @@ class Caller:
             **{"ResourceId.1": vpc_id, "Tag.1.Key": "listed", "Tag.1.Value": "yes"},
         )
         return {"ResourceType": "VPC", "ResourceId.1": vpc_id}
+
+    def monitored(self) -> dict[str, str]:
+        """A running instance of the world's network with a secondary interface, made on first use
+        and left running until the agent (sampling every second here) has recorded all three."""
+        if not self.monitored_ids:
+            t, world = self.tenant, self.world
+            instance = t.ecs(
+                "RunInstances",
+                RegionId=REGION,
+                ImageId=world["system_image"],
+                InstanceType="ecs.g7.large",
+                VSwitchId=world["vswitch"],
+                SecurityGroupId=world["securitygroup"],
+            )["InstanceIdSets"]["InstanceIdSet"][0]
+            t.until("DescribeInstanceAttribute", lambda b: b["Status"] == "Running", InstanceId=instance)
+            eni = t.ecs(
+                "CreateNetworkInterface",
+                RegionId=REGION,
+                VSwitchId=world["vswitch"],
+                SecurityGroupId=world["securitygroup"],
+            )["NetworkInterfaceId"]
+            t.ecs("AttachNetworkInterface", RegionId=REGION, NetworkInterfaceId=eni, InstanceId=instance)
+            disk = t.ecs("DescribeDisks", RegionId=REGION, InstanceId=instance)["Disks"]["Disk"][0]["DiskId"]
+            now = time.time()
+            span = {
+                "StartTime": time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(now - 300)),
+                "EndTime": time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(now + 120)),
+            }
+            t.until(
+                "DescribeEniMonitorData",
+                lambda b: bool(b["MonitorData"]["EniMonitorData"]),
+                RegionId=REGION,
+                InstanceId=instance,
+                **span,
+            )
+            self.monitored_ids = {"instance": instance, "disk": disk, "eni": eni}
+        return self.monitored_ids
 
     def new_template_version(self) -> str:
         """A version of the launch template in use that is not its default one (made now)."""
@@ -595,7 +638,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         tmp_path_factory.mktemp("models"),
         None,
         "sqlite",
-        ["--throttle-rate", "0", "--public-cidr", "198.19.0.0/24"],
+        ["--throttle-rate", "0", "--public-cidr", "198.19.0.0/24", "--monitor-interval", "1"],
     )
     yield started
     stop_server(started)

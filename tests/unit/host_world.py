@@ -10,6 +10,7 @@ from pathlib import Path
 from nubes.agent.compute import BootFiles, ComputeAgent
 from nubes.agent.host import HostAgent
 from nubes.agent.images import FAKE_IMAGES
+from nubes.agent.monitor import MonitorAgent
 from nubes.agent.network import NetworkAgent
 from nubes.agent.storage import StorageWork
 from nubes.agent.timers import Timers
@@ -80,10 +81,16 @@ class HostWorld:
         self.agent = self.new_agent()
 
     def new_agent(self) -> HostAgent:
-        """What nubes.services.build_host makes, on this world's fake host (again: an agent restart)."""
-        services, compute = self.services, FakeComputeDriver(self.vms)
-        network = NetworkAgent(self.db, FakeNetworkDriver(), services.vpcs, "nubes")
+        """What nubes.services.build_host makes, on this world's fake host (again: an agent restart);
+        the fake drivers' counters (monitoring) go with the world's clock."""
+        services = self.services
+        compute = FakeComputeDriver(self.vms, clock=self.ticks)
+        self.net_driver = FakeNetworkDriver(clock=self.ticks)
+        network = NetworkAgent(self.db, self.net_driver, services.vpcs, "nubes")
         storage = StorageWork(self.db, self.clock, self.storage, compute, nowhere_rootfs, HOST)
+        self.monitor = MonitorAgent(
+            self.db, self.clock, services.monitoring, services.screenshots, compute, self.net_driver, HOST
+        )
         agent = HostAgent(
             ComputeAgent(
                 self.db,
@@ -99,10 +106,14 @@ class HostWorld:
             storage,
             network,
             Timers(self.clock, services.instances, services.auto_snapshot_policies, services.events),
+            monitor=self.monitor,
         )
         services.compute_notify.listeners.append(agent.notify)
         services.notify.listeners.append(agent.notify_network)
         return agent
+
+    def ticks(self) -> float:
+        return self.clock.now().timestamp()
 
     def close(self) -> None:
         self.agent.stop()

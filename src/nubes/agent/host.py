@@ -1,12 +1,14 @@
 """The host agent: one loop that converges this host to the store, with compute, storage,
-network and timers as peers.
+network, timers and monitoring as peers.
 
 Each pass runs the timers, hands the network part a reconcile (on a worker, never two at once)
 and gives every instance of this host that needs work (and every lone disk with queued disk
 work) one step on a worker: first the key's queued storage tasks, then the instance's next
 lifecycle step. A key is never stepped twice at once, so a VM never starts or stops while one
 of its disks is being worked on. A pass comes every `interval` seconds, at once when told of a
-change (`notify`, `notify_network`) or when a step asks for another."""
+change (`notify`, `notify_network`) or when a step asks for another. The monitoring part
+(nubes.agent.monitor) has two slots of its own: its samples (when due) and the screenshots
+asked for, so neither waits for the other or for an instance's step."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from nubes.agent.compute import ComputeAgent
+from nubes.agent.monitor import MonitorAgent
 from nubes.agent.network import NetworkAgent
 from nubes.agent.storage import StorageWork
 from nubes.agent.timers import Timers
@@ -24,6 +27,8 @@ from nubes.agent.timers import Timers
 log = logging.getLogger("nubes.agent.host")
 
 NETWORK_KEY = "<network>"  # the network part's slot among the instance and disk keys
+MONITOR_KEY = "<monitor>"  # the monitoring samples' slot
+SCREENSHOT_KEY = "<screenshots>"
 
 
 class HostAgent:
@@ -35,8 +40,10 @@ class HostAgent:
         timers: Timers,
         interval: float = 0.5,
         workers: int = 8,
+        monitor: MonitorAgent | None = None,
     ) -> None:
         self.compute = compute
+        self.monitor = monitor
         self.storage = storage
         self.network = network
         self.timers = timers
@@ -100,6 +107,9 @@ class HostAgent:
         except Exception:
             log.exception("timers failed; retrying on the next pass")
         futures = [self._submit(NETWORK_KEY, self.network.pass_once)]
+        if self.monitor is not None:
+            futures.append(self._submit(MONITOR_KEY, self._monitor_pass))
+            futures.append(self._submit(SCREENSHOT_KEY, self._screenshot_pass))
         storage_keys = self.storage.pending_keys()
         wanted, _ = self.compute.instances_to_step(everything=not self._looked_at_all)
         keys = wanted + sorted(storage_keys - set(wanted))  # an instance's disk work, or a lone disk's
@@ -134,6 +144,15 @@ class HostAgent:
                 # A change notified during the work woke a pass that had to skip the key: pass
                 # again now rather than after the interval (a VPC change would wait up to 0.5 s).
                 self._wake.set()
+
+    def _monitor_pass(self) -> None:
+        assert self.monitor is not None
+        self.monitor.sample_if_due()
+        self.monitor.prune_if_due()
+
+    def _screenshot_pass(self) -> None:
+        assert self.monitor is not None
+        self.monitor.take_screenshots()
 
     def step(self, key: str) -> None:
         """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""

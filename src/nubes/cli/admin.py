@@ -97,6 +97,14 @@ err_console = Console(stderr=True)
     "without one, public features answer an error.",
 )
 @click.option("--public-gateway", default="", help="The next hop on the uplink, inside a --public-cidr.")
+@click.option(
+    "--monitor-interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.2, 3600),
+    help="Seconds between two monitoring samples of this host's instances "
+    "(the monitoring API answers 60, 600 and 3600 s periods whatever it is).",
+)
 def server(
     host: str,
     port: int,
@@ -115,6 +123,7 @@ def server(
     uplink: str,
     public_cidrs: tuple[str, ...],
     public_gateway: str,
+    monitor_interval: float,
 ) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
@@ -138,6 +147,7 @@ def server(
             uplink,
             public_cidrs,
             public_gateway,
+            monitor_interval=monitor_interval,
         )
     )
 

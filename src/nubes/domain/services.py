@@ -24,6 +24,7 @@ from nubes.domain.instance_attributes import InstanceAttributes
 from nubes.domain.instances import InstanceChanges, Instances
 from nubes.domain.keypairs import KeyPairs
 from nubes.domain.launch_templates import LaunchTemplates
+from nubes.domain.monitoring import Monitoring, Screenshots
 from nubes.domain.nat_entries import ForwardEntries, SnatEntries
 from nubes.domain.nat_gateways import NatGateways
 from nubes.domain.netstate import bump_generation
@@ -97,3 +98,5 @@ class Services:
     forward_entries: ForwardEntries
     tasks: Tasks  # ECS tasks (TaskId) of the asynchronous actions
     events: SystemEvents  # instance system events, RedeployInstance
+    monitoring: Monitoring  # the samples the host agents record
+    screenshots: Screenshots  # asked for by the API, taken by the host agents

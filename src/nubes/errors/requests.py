@@ -99,6 +99,12 @@ def internal_error(message: str = "The request processing has failed due to some
     return ApiError("InternalError", message, 500)
 
 
+def service_unavailable(
+    message: str = "The request has failed due to a temporary failure of the server.",
+) -> ApiError:
+    return ApiError("ServiceUnavailable", message, 503)
+
+
 def dry_run_operation() -> ApiError:
     return ApiError("DryRunOperation", "Request validation has been passed with DryRun flag set.")
 
@@ -182,6 +188,13 @@ def invalid_parameter_not_supported(name: str, detail: str = "") -> ApiError:
     return ApiError(
         "InvalidParameter.NotSupported", f'The parameter "{name}" is not supported by nubes: {reason}'
     )
+
+
+def invalid_parameter_too_many_data_queried(
+    message: str = "Too many data queried: (EndTime - StartTime) / Period must not exceed 400.",
+) -> ApiError:
+    """The monitoring actions (DescribeInstanceMonitorData and friends): more than 400 points."""
+    return ApiError("InvalidParameter.TooManyDataQueried", message)
 
 
 def invalid_parameter_conflict(message: str) -> ApiError:

@@ -80,6 +80,30 @@ class VmHandle:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BlockCounters:
+    """One disk's I/O since its VM started (QEMU's query-blockstats): monotonic counters."""
+
+    read_bytes: int = 0
+    write_bytes: int = 0
+    read_ops: int = 0
+    write_ops: int = 0
+    read_ns: int = 0  # time the read operations took, summed
+    write_ns: int = 0
+
+
+@dataclass(frozen=True)
+class VmStats:
+    """A running VM's counters at one moment, for the monitoring sampler (nubes.agent.monitor):
+    the CPU time its process has used since it started (all vCPUs together, in seconds), and
+    each disk's I/O by disk ID. Monotonic while the same VM runs; they start again from zero
+    with a new VM process (the sampler sees `started_at` change)."""
+
+    cpu_seconds: float
+    started_at: float  # the VmHandle's: tells one VM process from the next
+    disks: dict[str, BlockCounters] = field(default_factory=dict)
+
+
 # The line a guest prints on its serial console once it is up (nubes' images print
 # `NUBES-READY instance-id=<id>` after reading the metadata service): see `reports_ready`.
 READY_MARKER = "NUBES-READY"
@@ -199,3 +223,15 @@ class ComputeDriver(ABC):
     @abstractmethod
     def cleanup(self, instance_id: str) -> None:
         """Remove every file the driver keeps for a (stopped) VM: sockets, logs, handles."""
+
+    @abstractmethod
+    def stats(self, instance_id: str) -> VmStats | None:
+        """The running VM's CPU time and disk counters now (see VmStats); None when no VM runs.
+        Cheap enough to call every minute for every VM of the host; never blocks on the guest."""
+
+    @abstractmethod
+    def screenshot(self, instance_id: str, wake_up: bool = False) -> bytes:
+        """A PNG of the VM's display as it is now (QEMU: screendump of its display device; a
+        guest that writes only to its serial console shows a blank screen, still a valid PNG).
+        `wake_up`: first send a key press, as a user would to end a screen saver. VmNotRunning
+        when no VM runs."""

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nubes.drivers import statefile
+from nubes.drivers.compute import png
 from nubes.drivers.compute.base import (
+    BlockCounters,
     Boot,
     ComputeCapabilities,
     ComputeDriver,
@@ -40,11 +43,36 @@ from nubes.drivers.compute.base import (
     VmHandle,
     VmNotRunning,
     VmSpec,
+    VmStats,
 )
 
 CONSOLE_KEPT = 64 * 1024  # bytes of a fake console kept across restarts
 FAKE_CONSOLE_BANNER = "[nubes fake compute driver] no virtual machine runs here; this console is simulated"
 HOTPLUG_PORTS = 8  # as the qemu driver's default: free hot-plug slots beyond the data disks at start
+
+
+# The fake VMs' synthetic load: the share of each vCPU busy is one of these, picked by the instance ID.
+FAKE_LOADS = (0.05, 0.10, 0.15, 0.20, 0.25)
+# Per disk, per second: bytes read, bytes written, read and write operations; 500 us per operation.
+FAKE_DISK_RATES = (64 * 1024, 32 * 1024, 8, 4)
+FAKE_OP_NS = 500_000
+
+
+def fake_load(instance_id: str) -> float:
+    return FAKE_LOADS[zlib.crc32(instance_id.encode()) % len(FAKE_LOADS)]
+
+
+def fake_block_counters(elapsed: float) -> BlockCounters:
+    rb, wb, ro, wo = (int(rate * elapsed) for rate in FAKE_DISK_RATES)
+    return BlockCounters(rb, wb, ro, wo, ro * FAKE_OP_NS, wo * FAKE_OP_NS)
+
+
+def _fake_screen(width: int = 720, height: int = 400) -> bytes:
+    bar = bytes((0x55, 0x55, 0x55)) * width * 16
+    return png.encode_rgb(width, height, bar + bytes(3 * width * (height - 16)))
+
+
+FAKE_SCREEN = _fake_screen()
 
 
 @dataclass(frozen=True)
@@ -426,6 +454,31 @@ class FakeComputeDriver(ComputeDriver):
             self.host.vms.pop(instance_id, None)
             self.host.consoles.pop(instance_id, None)
             self.host.save(instance_id)
+
+    def stats(self, instance_id: str) -> VmStats | None:
+        """Synthetic counters that grow steadily from the VM's start, at rates fixed per instance
+        (FAKE_LOADS: a share of each vCPU busy) and per disk (FAKE_DISK_RATES), as functions of the
+        driver's clock: deterministic, so tests can check what the API makes of them."""
+        with self.host.lock:
+            vm = self._running(instance_id)
+            if vm is None:
+                return None
+            elapsed = max(0.0, self._clock() - vm.handle.started_at)
+            disks = [d.disk_id for d in vm.spec.disks[:1]] + sorted(vm.disks)
+            return VmStats(
+                cpu_seconds=elapsed * vm.spec.vcpus * fake_load(instance_id),
+                started_at=vm.handle.started_at,
+                disks={disk_id: fake_block_counters(elapsed) for disk_id in disks},
+            )
+
+    def screenshot(self, instance_id: str, wake_up: bool = False) -> bytes:
+        """A PNG the size of a VGA text screen (720x400): black, with a grey bar at the top
+        that stands for the console banner."""
+        self._enter("screenshot", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+        return FAKE_SCREEN
 
     # ---- for tests ----------------------------------------------------------------------------
 

@@ -163,6 +163,19 @@ class Capabilities:
     metadata: bool  # `open_metadata_socket` gives a socket (else None: no guest could reach one)
 
 
+@dataclass(frozen=True)
+class PortCounters:
+    """A port's traffic counters as the guest sees them (rx: what reached the guest, tx: what
+    it sent), monotonic while the port exists; a new port (tap) starts from zero."""
+
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_dropped: int = 0
+    tx_dropped: int = 0
+
+
 @dataclass
 class ActualNetwork:
     """What exists on the host, as the driver finds it."""
@@ -204,3 +217,9 @@ class NetworkDriver(ABC):
     def open_metadata_socket(self, vpc_id: str) -> socket.socket | None:
         """A listening TCP socket bound to 100.100.100.200:80 inside the VPC's namespace, for
         the metadata service; None where the driver has no real network (fake)."""
+
+    @abstractmethod
+    def port_counters(self, vpc_id: str, port_ids: list[str]) -> dict[str, PortCounters]:
+        """The traffic counters of these ports of the VPC now (linux: its taps' statistics in
+        the VPC namespace, read in one call), for the monitoring sampler. A port that does not
+        exist here is left out; so are all of them when the VPC has no namespace here."""

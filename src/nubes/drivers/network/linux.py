@@ -64,6 +64,7 @@ from nubes.drivers.network.base import (
     Capabilities,
     NetworkDriver,
     NetworkError,
+    PortCounters,
     PortNet,
     VpcNet,
     VSwitchNet,
@@ -588,6 +589,36 @@ class LinuxNetworkDriver(NetworkDriver):
         self._applied.pop(vpc_id, None)
         self._shaped.pop(vpc_id, None)
         shutil.rmtree(self.vpc_dir(vpc_id), ignore_errors=True)
+
+    # ---- counters -------------------------------------------------------------------------
+
+    def port_counters(self, vpc_id: str, port_ids: list[str]) -> dict[str, PortCounters]:
+        """From `ip -s -j link show` in the VPC namespace (one command for all its taps). A tap
+        counts from the host's side: what it receives, the guest sent."""
+        ns = self.netns_name(vpc_id)
+        if not port_ids or not netns_exists(ns):
+            return {}
+        taps = {self.tap_name(port_id): port_id for port_id in port_ids}
+        try:
+            entries = ip_json("-s", "link", "show", netns=ns)
+        except CommandError:
+            return {}  # the namespace went meanwhile
+        found: dict[str, PortCounters] = {}
+        for entry in entries:
+            port_id = taps.get(str(entry.get("ifname", "")))
+            if port_id is None:
+                continue
+            stats = entry.get("stats64") or entry.get("stats") or {}
+            rx, tx = stats.get("rx") or {}, stats.get("tx") or {}
+            found[port_id] = PortCounters(
+                rx_bytes=int(tx.get("bytes", 0)),
+                tx_bytes=int(rx.get("bytes", 0)),
+                rx_packets=int(tx.get("packets", 0)),
+                tx_packets=int(rx.get("packets", 0)),
+                rx_dropped=int(tx.get("dropped", 0)),
+                tx_dropped=int(rx.get("dropped", 0)),
+            )
+        return found
 
     # ---- metadata -------------------------------------------------------------------------
 

@@ -258,7 +258,8 @@ def render_command(
     argv += [opts.qemu_binary, "-name", f"guest={_opt(spec.instance_id)},debug-threads=on"]
     argv += ["-no-user-config", "-nodefaults", "-display", "none"]
     if opts.machine == "q35":
-        argv += ["-machine", "q35,vmport=off"]
+        # a standard VGA (no window: -display none) for GetInstanceScreenshot's screendump
+        argv += ["-machine", "q35,vmport=off", "-device", "VGA,id=video0"]
     elif opts.machine == "microvm":
         argv += ["-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=on,pcie=on"]
     else:

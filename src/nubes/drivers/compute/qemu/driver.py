@@ -45,6 +45,7 @@ from nubes.drivers.compute.qemu.cmdline import (
     render_command,
     secret_file,
 )
+from nubes.drivers.compute.qemu.monitorops import MonitorOperations
 from nubes.drivers.compute.qemu.nicops import NicOperations
 from nubes.drivers.compute.qemu.qmp import (
     QmpClient,
@@ -109,7 +110,7 @@ def remove_secrets(spec: VmSpec, paths: VmPaths) -> None:
             unlink_quietly(secret_file(paths, disk.disk_id))
 
 
-class QemuDriver(BlockOperations, NicOperations, ComputeDriver):
+class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDriver):
     def __init__(
         self,
         state_dir: Path,
