@@ -110,7 +110,9 @@ class HostWorld:
 
     # ---- driving -------------------------------------------------------------------------------
 
-    def launch(self, data_disks: list[DiskRequest] | None = None, start: bool = True) -> str:
+    def launch(
+        self, data_disks: list[DiskRequest] | None = None, start: bool = True, hibernation: bool = False
+    ) -> str:
         [instance_id] = self.services.instances.launch(
             self.scope,
             LaunchRequest(
@@ -120,6 +122,7 @@ class HostWorld:
                 security_group_ids=[self.group_id],
                 data_disks=data_disks or [],
                 start=start,
+                hibernation_configured=hibernation,
             ),
         )
         return instance_id
