@@ -451,7 +451,9 @@ class FakeComputeDriver(ComputeDriver):
                 [n.port_id for n in spec.nics],
             )
             if saved != wanted:  # as QEMU refuses a migration stream for other devices
-                raise ComputeError(f"{spec.instance_id}: the devices differ from the saved ones: {saved} != {wanted}")
+                raise ComputeError(
+                    f"{spec.instance_id}: the devices differ from the saved ones: {saved} != {wanted}"
+                )
         self._spend(self.timings.start)
         with self.host.lock:
             # a new process, the same guest: `boots` does not change
