@@ -360,6 +360,7 @@ class ComputeAgent:
                 return self._boot_cold(instance)
             if self._compute.capabilities.opens_taps:
                 self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
+            started = time.monotonic()
             try:
                 self._compute.restore(self._spec(instance))
             except ComputeError:
@@ -368,6 +369,11 @@ class ComputeAgent:
                 )
                 return self._boot_cold(instance)
             self._started_at[instance.id] = time.monotonic()
+            log.info(
+                "instance %s: restored from its memory image in %.2f s",
+                instance.id,
+                time.monotonic() - started,
+            )
         if self._compute.state(instance.id) == PowerState.RUNNING:
             self.record_console(instance.id, at_once=True)
             self._set_status(instance.id, states.STARTING, "guest_up", hibernated=False)

@@ -43,6 +43,9 @@ class HostAgent:
         self._interval = interval
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nubes-host")
         self._busy: set[str] = set()
+        # keys a pass could not step because their step was running: passed again once it ends
+        # (a StartInstance that arrives during a watch step must not wait for the next interval)
+        self._missed: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -113,6 +116,7 @@ class HostAgent:
         """Run `work` on a worker, unless the key's slot is taken (then a later pass does)."""
         with self._lock:
             if key in self._busy:
+                self._missed.add(key)
                 return None
             self._busy.add(key)
         return self._pool.submit(self._guarded, key, work)
@@ -125,6 +129,10 @@ class HostAgent:
         finally:
             with self._lock:
                 self._busy.discard(key)
+                missed = key in self._missed
+                self._missed.discard(key)
+            if missed:
+                self._wake.set()
 
     def step(self, key: str) -> None:
         """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""

@@ -45,7 +45,7 @@ from nubes.drivers.compute.qemu.qmp import QmpClient, QmpError
 from nubes.drivers.compute.qemu.vmdir import MEMORY_FILE, PARTIAL_SUFFIX, Runtime, unlink_quietly
 from nubes.drivers.statefile import fsync_path
 
-MIGRATE_POLL = 0.02  # seconds between two query-migrate / query-status while saving or loading
+MIGRATE_POLL = 0.005  # seconds between two query-migrate / query-status while saving or loading
 UNLIMITED_BANDWIDTH = 1 << 40  # bytes/s: QEMU's default (128 MiB/s) would slow a local save down
 
 
