@@ -4,6 +4,8 @@ hibernated (Stopped) instance may not do. Real VMs: tests/vm/test_hibernate_vm.p
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from alibabacloud_ecs20140526 import models as em
 
@@ -22,6 +24,13 @@ def configured(lab: Lab, instance_id: str) -> bool:
         em.DescribeInstancesRequest(region_id=REGION, instance_ids=f'["{instance_id}"]')
     ).body.instances.instance
     return bool(instance.hibernation_options.configured)
+
+
+def disk_status(lab: Lab, disk_id: str) -> str:
+    [disk] = lab.ecs.describe_disks(
+        em.DescribeDisksRequest(region_id=REGION, disk_ids=f'["{disk_id}"]')
+    ).body.disks.disk
+    return str(disk.status)
 
 
 def test_hibernate_and_start(lab: Lab) -> None:
@@ -66,6 +75,19 @@ def test_hibernate_and_start(lab: Lab) -> None:
         lambda: lab.ecs.resize_disk(em.ResizeDiskRequest(disk_id=system_disk.disk_id, new_size=80))
     )
     assert resize.code == "IncorrectInstanceStatus"
+    zone = lab.ecs.describe_instance_attribute(
+        em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+    ).body.zone_id
+    disk_id = lab.ecs.create_disk(
+        em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=20, disk_category="cloud_essd")
+    ).body.disk_id
+    deadline = time.monotonic() + 30
+    while disk_status(lab, disk_id) != "Available" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    attach = error_of(
+        lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=instance_id))
+    )
+    assert attach.code == "IncorrectInstanceStatus"
     # a snapshot changes nothing the VM sees: allowed
     lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=system_disk.disk_id))
 
