@@ -200,9 +200,9 @@ def bare_restore(
     pid = 0
     try:
         t0 = time.time()
-        subprocess.run(
-            argv, check=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )  # -daemonize: returns once set up
+        # -daemonize: the first process exits once QEMU is set up (a blocking wait: no polling)
+        if subprocess.Popen(argv, stdin=subprocess.DEVNULL).wait() != 0:
+            raise RuntimeError("the bare QEMU failed to start")
         pid = int(pidfile.read_text().strip())
         loaded = None
         with QmpClient(qmp, timeout).connect() as q:

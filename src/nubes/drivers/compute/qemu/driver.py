@@ -456,13 +456,22 @@ class QemuDriver(BlockOperations, NicOperations, HibernationOperations, ComputeD
             except OSError as exc:
                 self._set_intent(instance_id, "stopped")
                 raise ComputeError(f"{instance_id}: cannot run {argv[0]}: {exc}") from exc
-        try:
-            return proc.wait(timeout=self.launch_timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait (Popen.wait with a timeout polls, up to 50 ms late), killed by a timer
+        # if QEMU hangs: the daemonizing parent's exit is seen at once.
+        hung = threading.Event()
+
+        def kill() -> None:
+            hung.set()
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return -1
+
+        timer = threading.Timer(self.launch_timeout, kill)
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        return -1 if hung.is_set() else code
 
     def _kill_from_pidfile(self, paths: VmPaths) -> None:
         with contextlib.suppress(OSError, ValueError):
