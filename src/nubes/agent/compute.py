@@ -358,11 +358,9 @@ class ComputeAgent:
             if not self._compute.hibernated(instance.id):
                 log.warning("instance %s: its memory image is gone; it boots cold", instance.id)
                 return self._boot_cold(instance)
-            if self._compute.capabilities.opens_taps:
-                self._network.sync(instance.vpc_id)  # the tap must exist before QEMU opens it
             started = time.monotonic()
             try:
-                self._compute.restore(self._spec(instance))
+                self._restore_vm(instance)
             except ComputeError:
                 log.exception(
                     "instance %s: its memory image could not be restored; it boots cold", instance.id
@@ -378,6 +376,21 @@ class ComputeAgent:
             self.record_console(instance.id, at_once=True)
             self._set_status(instance.id, states.STARTING, "guest_up", hibernated=False)
         return True
+
+    def _restore_vm(self, instance: Instance) -> None:
+        """The driver's restore. Its NICs' taps are there already in the normal case (an
+        interface's tap lives while it is attached, and a hibernated instance's interfaces do
+        not change), so the VPC is synced -- and the restore tried again -- only if it failed
+        (after a reboot of the host the taps are gone)."""
+        spec = self._spec(instance)
+        try:
+            self._compute.restore(spec)
+        except ComputeError:
+            if not self._compute.capabilities.opens_taps:
+                raise
+            log.warning("instance %s: restore failed; once more after a network sync", instance.id)
+            self._network.sync(instance.vpc_id)
+            self._compute.restore(spec)
 
     def _boot_cold(self, instance: Instance) -> bool:
         self._compute.discard_image(instance.id)
