@@ -215,3 +215,11 @@ def test_a_restore_cut_short_keeps_the_image(qemu: QemuDriver) -> None:
     qemu.discard_image("i-crash")
     assert not qemu.hibernated("i-crash")
     assert not (d / MEMORY_FILE).exists()
+
+
+def test_the_daemonizing_parent_is_waited_for_and_a_hang_killed(tmp_path: Path) -> None:
+    driver = QemuDriver(tmp_path / "vms", accel="tcg", qemu_binary="/nonexistent/qemu", launch_timeout=0.5)
+    err = tmp_path / "err"
+    assert driver._run_qemu("i-x", ["true"], err) == 0
+    assert driver._run_qemu("i-x", ["sh", "-c", "exit 3"], err) == 3
+    assert driver._run_qemu("i-x", ["sleep", "30"], err) == -1  # killed after launch_timeout
