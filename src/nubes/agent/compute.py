@@ -354,8 +354,10 @@ class ComputeAgent:
 
     def _restore(self, instance: Instance) -> bool:
         """Start a hibernated instance from its memory image; without a usable image, cold."""
-        if self._compute.state(instance.id) not in (PowerState.RUNNING, PowerState.PAUSED):
-            if not self._compute.hibernated(instance.id):
+        state = self._compute.state(instance.id)
+        if state != PowerState.RUNNING:
+            # PAUSED: a restore an agent killed meanwhile left loading; `restore` finishes it
+            if state != PowerState.PAUSED and not self._compute.hibernated(instance.id):
                 log.warning("instance %s: its memory image is gone; it boots cold", instance.id)
                 return self._boot_cold(instance)
             started = time.monotonic()
