@@ -26,11 +26,17 @@ the host in memory, and how DescribeInstances copes with 10,000 instances. Every
     then DescribeInstances p50/p99 at PageSize 100 over random pages, without and with filters
     (InstanceName wildcard, Status, VSwitchId, Tag, all together), and NextToken/MaxResults walks.
 
+(d) Hibernation (bench/hibernate_trials.py): StartInstance of a hibernated instance to the guest
+    answering, against a cold StartInstance of the same instance and a bare QEMU `-incoming`
+    restore of the same memory image, alternating, p50/p99 and the ratio (a)/(c) against 1.2 and
+    (a) p50 against 0.5 s. `--skip-hibernate` skips it; `--trials 0,0` runs it alone.
+
 Nothing is asserted: the figures are measured and printed. Every wait is bounded. The servers,
 every QEMU, the metadata servers, the server's network namespaces and dnsmasq daemons and the
 temporary directories are removed at the end, on Ctrl-C, on SIGTERM or on error.
 
-Run:  .venv/bin/python bench/launch.py [--trials 5,2] [--skip-real] [--skip-fake] [--json FILE]
+Run:  .venv/bin/python bench/launch.py [--trials 5,2] [--skip-real] [--skip-fake] [--skip-hibernate]
+      [--hibernate-rounds 10] [--json FILE]
 The real part needs root, qemu-system-x86, qemu-utils, socat, iproute2, nftables, dnsmasq and
 the tiny image (built once into /var/cache/nubes-test/images, or --images-dir).
 
@@ -68,6 +74,7 @@ from common import (
     verdict_word,
     vm_machine_info,
 )
+from hibernate_trials import hibernate_part, print_hibernate_summary
 from launch_scale import fake_part, print_fake_summary
 from launch_trials import (
     IMAGE_FAMILY,
@@ -104,6 +111,8 @@ class Options:
     boot_timeout: float
     warmup: bool
     seed: int
+    skip_hibernate: bool = False
+    hibernate_rounds: int = 10
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -151,6 +160,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         help="skip the untimed warm-up launch of each side",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the random page numbers in (c)")
+    parser.add_argument("--skip-hibernate", action="store_true", help="skip (d), the hibernation part")
+    parser.add_argument(
+        "--hibernate-rounds", type=int, default=10, help="rounds of (d), each (a)+(b)+(c) once (default 10)"
+    )
     args = parser.parse_args(argv)
     try:
         parts = [int(x) for x in args.trials.split(",")]
@@ -158,8 +171,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--trials takes N1,N10, e.g. 5,2")
     if len(parts) == 1:
         parts.append(parts[0])
-    if len(parts) != 2 or not all(0 <= n <= 50 for n in parts) or sum(parts) == 0:
-        parser.error("--trials takes N1,N10 with 0 <= N <= 50, not both 0")
+    if len(parts) != 2 or not all(0 <= n <= 50 for n in parts) or (sum(parts) == 0 and args.skip_hibernate):
+        parser.error("--trials takes N1,N10 with 0 <= N <= 50, not both 0 (unless (d) runs)")
+    if not 1 <= args.hibernate_rounds <= 100:
+        parser.error("--hibernate-rounds must be in [1, 100]")
     if not 2 <= args.amount <= 100:
         parser.error("--amount must be in [2, 100]")
     if not 100 <= args.fake_instances <= 100000 or not 10 <= args.requests <= 10000:
@@ -187,6 +202,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         args.boot_timeout,
         args.warmup,
         args.seed,
+        args.skip_hibernate,
+        args.hibernate_rounds,
     )
 
 
@@ -237,6 +254,9 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
         delete_and_wait(bench, srv, ids, {})
         return None
 
+    if opts.trials1 + opts.trials10 == 0:  # (d) alone
+        results["hibernate"] = hibernate_part(bench, srv, net, opts.hibernate_rounds, opts.boot_timeout)
+        return
     capacity = ensure_capacity(bench, srv, opts.amount * GUEST_VCPUS, opts.amount * GUEST_RAM_MIB, probe)
     real["capacity"] = capacity
     host = capacity["host"]
@@ -307,6 +327,8 @@ def real_part(bench: LaunchBench, opts: Options, results: dict[str, Any]) -> Non
             f"      CPU-s to the last marker: bare {cpu_notes['bare']}  |  nubes {cpu_notes['nubes']}",
             flush=True,
         )
+    if not opts.skip_hibernate:
+        results["hibernate"] = hibernate_part(bench, srv, net, opts.hibernate_rounds, opts.boot_timeout)
 
 
 # ---- summary -----------------------------------------------------------------------------------------
@@ -328,6 +350,8 @@ def print_header(info: dict[str, Any], opts: Options) -> None:
             f"(a)+(b) warm-up {'1+1' if opts.warmup else 'none'}, then {opts.trials1} x Amount=1 and "
             f"{opts.trials10} x Amount={opts.amount} per side, alternating"
         )
+    if not opts.skip_real and not opts.skip_hibernate:
+        parts.append(f"(d) {opts.hibernate_rounds} hibernation rounds, (a)/(b)/(c) alternating")
     if not opts.skip_fake:
         parts.append(
             f"(c) {opts.fake_instances} fake instances, DescribeInstances {opts.deployed_requests} per case "
@@ -570,10 +594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = bench.run(body, info)
     if status == 0:
         print("\n================ Summary ================")
-        if "real" in results:
+        if "real" in results and results["real"]["nubes"]:
             results["real"]["summary"] = summarize_real(results["real"], opts)
             accel = next((t["accel"] for t in results["real"]["nubes"] if t["accel"]), "")
             print_real_summary(results["real"]["summary"], opts, accel)
+        if "hibernate" in results:
+            print_hibernate_summary(results["hibernate"])
         if "fake" in results:
             print_fake_summary(results["fake"])
     bench.print_footer(

@@ -60,7 +60,8 @@ def test_values_nubes_does_not_do_are_refused_by_name_and_change_nothing(lab: La
     hibernate = error_of(
         lambda: lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id, hibernate=True))
     )
-    assert hibernate.code == "InvalidParameter.NotSupported" and '"Hibernate"' in hibernate.message
+    # (honoured: refused for an instance not created with HibernationOptions.Configured=true)
+    assert hibernate.code == "InvalidOperation.HibernateNotConfigured"
     assert lab.status(instance_id) == "Running"
 
 

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -297,10 +297,21 @@ def test_what_needs_a_running_vm_refuses_a_stopped_one(lab: Lab) -> None:
         lambda: d.snapshot_disk(iid, disk.disk_id, disk.path, lab.overlay(disk.path)),
         lambda: d.resize_disk(iid, disk.disk_id, disk.path, 128 << 20),
         lambda: d.stream_layer(iid, disk.path, None, None, timeout=5),
+        lambda: d.hibernate(iid, timeout=5),
     ]
     for call in calls:
         with pytest.raises(VmNotRunning):
             call()
+    assert d.state(iid) == PowerState.STOPPED
+
+
+def test_a_vm_never_hibernated_has_no_image_to_restore(lab: Lab) -> None:
+    d, iid = lab.driver, new_id("i-never")
+    lab.instances.add(iid)
+    assert d.hibernated(iid) is False
+    d.discard_image(iid)  # none kept: succeeds
+    with pytest.raises(ComputeError):
+        d.restore(replace(lab.spec, instance_id=iid))
     assert d.state(iid) == PowerState.STOPPED
 
 
@@ -394,6 +405,25 @@ def test_stream_into_the_top_a_snapshot_made(lab: Lab) -> None:
     if lab.real:
         assert backing_file_name(overlay) is None
     assert d.state(iid) == PowerState.RUNNING
+
+
+def test_hibernate_and_restore(lab: Lab) -> None:
+    d, iid = lab.driver, lab.spec.instance_id
+    d.destroy(iid)  # started afresh: the VM has the devices of its spec (a restore needs those)
+    spec = lab.running()
+    lab.wait_up()
+    first = d.start(spec).pid
+    d.hibernate(iid, timeout=120)
+    assert d.state(iid) == PowerState.STOPPED
+    assert iid not in {h.instance_id for h in d.recover()}
+    assert d.hibernated(iid) is True
+    assert lab.another_driver().hibernated(iid) is True  # the image outlives the driver object
+    restored = d.restore(spec)
+    assert restored.pid != first and d.state(iid) == PowerState.RUNNING
+    assert d.hibernated(iid) is False  # the image went once the VM ran
+    assert d.restore(spec).pid == restored.pid  # running already: its handle
+    with pytest.raises(VmNotRunning):
+        d.hibernate(new_id("i-never"), timeout=5)
 
 
 def test_power_off_start_again_reset_and_destroy(lab: Lab) -> None:

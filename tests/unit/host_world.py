@@ -121,7 +121,9 @@ class HostWorld:
 
     # ---- driving -------------------------------------------------------------------------------
 
-    def launch(self, data_disks: list[DiskRequest] | None = None, start: bool = True) -> str:
+    def launch(
+        self, data_disks: list[DiskRequest] | None = None, start: bool = True, hibernation: bool = False
+    ) -> str:
         [instance_id] = self.services.instances.launch(
             self.scope,
             LaunchRequest(
@@ -131,6 +133,7 @@ class HostWorld:
                 security_group_ids=[self.group_id],
                 data_disks=data_disks or [],
                 start=start,
+                hibernation_configured=hibernation,
             ),
         )
         return instance_id

@@ -7,6 +7,7 @@ then a restart, ends with the instance Running and one QEMU process for it."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,8 +41,9 @@ def _start(tmp: Path, images_dir: Path, netns_prefix: str | None = None) -> Live
     )
 
 
-def launch_tiny(ecs: Any, vswitch_id: str, group_id: str) -> str:
-    """A tiny instance (busybox: console only) of the small type; its ID."""
+def launch_tiny(ecs: Any, vswitch_id: str, group_id: str, **fields: Any) -> str:
+    """A tiny instance (busybox: console only) of the small type, with the RunInstancesRequest
+    `fields` given; its ID."""
     [instance_id] = ecs.run_instances(
         em.RunInstancesRequest(
             region_id=REGION,
@@ -49,6 +51,7 @@ def launch_tiny(ecs: Any, vswitch_id: str, group_id: str) -> str:
             instance_type=SMALL,
             v_switch_id=vswitch_id,
             security_group_id=group_id,
+            **fields,
         )
     ).body.instance_id_sets.instance_id_set
     return str(instance_id)
@@ -61,6 +64,16 @@ def _teardown(server: LiveServer) -> None:
     from nubes.drivers.network.linux import LinuxNetworkDriver
 
     LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
+
+
+@contextlib.contextmanager
+def real_server(directory: Path, images_dir: Path) -> Iterator[LiveServer]:
+    """A server with real drivers on `directory`, torn down (with its VMs) afterwards."""
+    server = _start(directory, images_dir)
+    try:
+        yield server
+    finally:
+        _teardown(server)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,17 @@ UPDATE. Killing the agent at any point is safe: the next pass sees the same stat
 drivers' idempotent methods (start returns the running VM, destroy of a gone VM succeeds)
 finish it. The tail of each VM's serial console is recorded in the store when it changes
 (at most every CONSOLE_INTERVAL seconds, and always before the instance is called Running),
-where GetInstanceConsoleOutput reads it."""
+where GetInstanceConsoleOutput reads it.
+
+Hibernation (desired "hibernated" while Stopping): the driver saves the VM's memory image and
+stops it, then the instance is Stopped with `hibernated` set, in one compare-and-set. A save
+that fails stops the instance as a plain stop would (ECS: a failed hibernation stops the
+instance). An agent killed in between finds, on its next pass, either a complete image (the
+driver's `hibernated`, which also settles a half-done save) -- the instance is then Stopped
+and hibernated -- or the VM running as before, which it hibernates again, or no VM and no
+image: Stopped. StartInstance of a hibernated instance restores the image instead of booting
+(the guest is up as soon as the VM runs: it printed its ready line long ago); an image the
+driver cannot load, or lost, is discarded and the instance boots cold."""
 
 from __future__ import annotations
 
@@ -60,6 +70,7 @@ log = logging.getLogger("nubes.agent.compute")
 
 GUEST_UP_DEADLINE = 900.0  # a guest that never reports ready is called Running after this long
 SHUTDOWN_TIMEOUT = 60.0
+HIBERNATE_TIMEOUT = 300.0  # to save a VM's memory image (about 2 s for 512 MiB under TCG)
 MAX_START_ATTEMPTS = 5  # passes in a row a VM may fail to start before the instance is Stopped
 CONSOLE_INTERVAL = 2.0  # seconds between two recordings of one VM's console (unless it becomes Running)
 STEADY = (states.RUNNING, states.STOPPED)
@@ -309,6 +320,8 @@ class ComputeAgent:
         )
 
     def _boot(self, instance: Instance) -> bool:
+        if instance.hibernated:
+            return self._restore(instance)
         state = self._compute.state(instance.id)
         if state not in (PowerState.RUNNING, PowerState.PAUSED):
             if instance.pending_key_pair_name is not None:
@@ -341,6 +354,54 @@ class ComputeAgent:
         else:
             time.sleep(0.2)  # poll the console again on the next pass
         return True
+
+    def _restore(self, instance: Instance) -> bool:
+        """Start a hibernated instance from its memory image; without a usable image, cold."""
+        state = self._compute.state(instance.id)
+        if state != PowerState.RUNNING:
+            # PAUSED: a restore an agent killed meanwhile left loading; `restore` finishes it
+            if state != PowerState.PAUSED and not self._compute.hibernated(instance.id):
+                log.warning("instance %s: its memory image is gone; it boots cold", instance.id)
+                return self._boot_cold(instance)
+            started = time.monotonic()
+            try:
+                self._restore_vm(instance)
+            except ComputeError:
+                log.exception(
+                    "instance %s: its memory image could not be restored; it boots cold", instance.id
+                )
+                return self._boot_cold(instance)
+            self._started_at[instance.id] = time.monotonic()
+            log.info(
+                "instance %s: restored from its memory image in %.2f s",
+                instance.id,
+                time.monotonic() - started,
+            )
+        if self._compute.state(instance.id) == PowerState.RUNNING:
+            self.record_console(instance.id, at_once=True)
+            self._set_status(instance.id, states.STARTING, "guest_up", hibernated=False)
+        return True
+
+    def _restore_vm(self, instance: Instance) -> None:
+        """The driver's restore. Its NICs' taps are there already in the normal case (an
+        interface's tap lives while it is attached, and a hibernated instance's interfaces do
+        not change), so the VPC is synced -- and the restore tried again -- only if it failed
+        (after a reboot of the host the taps are gone)."""
+        spec = self._spec(instance)
+        try:
+            self._compute.restore(spec)
+        except ComputeError:
+            if not self._compute.capabilities.opens_taps:
+                raise
+            log.warning("instance %s: restore failed; once more after a network sync", instance.id)
+            self._network.sync(instance.vpc_id)
+            self._compute.restore(spec)
+
+    def _boot_cold(self, instance: Instance) -> bool:
+        self._compute.discard_image(instance.id)
+        with self._db.session() as s:
+            s.execute(update(Instance).where(Instance.id == instance.id).values(hibernated=False))
+        return True  # the next pass boots it
 
     def _guest_up(self, instance_id: str) -> bool:
         if not self._compute.capabilities.reports_ready:
@@ -456,6 +517,8 @@ class ComputeAgent:
         return failed
 
     def _power_off(self, instance: Instance) -> bool:
+        if instance.desired == states.WANT_HIBERNATED and self._hibernate(instance):
+            return True
         if instance.force:
             self._compute.destroy(instance.id)
         elif not self._compute.shutdown(instance.id, SHUTDOWN_TIMEOUT):
@@ -466,7 +529,29 @@ class ComputeAgent:
                 instance.id, states.STOPPING, "reboot_off", desired=states.WANT_RUNNING, force=False
             )
         else:
-            self._set_status(instance.id, states.STOPPING, "powered_off", force=False)
+            desired = {"desired": states.WANT_STOPPED} if instance.desired == states.WANT_HIBERNATED else {}
+            self._set_status(instance.id, states.STOPPING, "powered_off", force=False, **desired)
+        return True
+
+    def _hibernate(self, instance: Instance) -> bool:
+        """Save the VM's memory image and call the instance Stopped and hibernated; False when
+        it could not be saved (the caller stops it plainly)."""
+        if not self._compute.hibernated(instance.id):
+            try:
+                self._compute.hibernate(instance.id, HIBERNATE_TIMEOUT)
+            except VmNotRunning:
+                return False  # no VM (it powered off or crashed meanwhile): a plain stop
+            except ComputeError:
+                log.exception("instance %s could not be hibernated; it is stopped instead", instance.id)
+                return False
+        self._set_status(
+            instance.id,
+            states.STOPPING,
+            "hibernated",
+            desired=states.WANT_STOPPED,
+            force=False,
+            hibernated=True,
+        )
         return True
 
     def _delete(self, instance: Instance) -> None:

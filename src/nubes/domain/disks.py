@@ -70,13 +70,15 @@ def owned_snapshot(s: Session, account_id: int, snapshot_id: str, region_id: str
 def require_instance_status(
     instance: Instance, allowed: tuple[str, ...], action: str, http_status: int = 403
 ) -> None:
-    """IncorrectInstanceStatus, 403 in most actions (AttachDisk documents 400)."""
+    """IncorrectInstanceStatus, 403 in most actions (AttachDisk documents 400); also when the
+    instance is hibernated (its disks stay as its memory image has them)."""
     if instance.status not in allowed:
         raise errors.incorrect_instance_status(
             f"The current status of the instance {instance.id} is {instance.status}; {action} needs it "
             f"to be {' or '.join(allowed)}.",
             http_status=http_status,
         )
+    istates.check_not_hibernated(action, instance.id, instance.hibernated)
 
 
 def host_for_zone(s: Session, zone_id: str) -> str | None:
@@ -519,6 +521,7 @@ class Disks:
             if key_pair_name:  # named resources must exist (and be the caller's) before any other check
                 owned_key_pair(s, Scope(account_id, instance.region_id), key_pair_name)
             istates.check("ReplaceSystemDisk", instance_id, instance.status)
+            istates.check_not_hibernated("ReplaceSystemDisk", instance_id, instance.hibernated)
             set_login(s, instance, key_pair_name, password)
             old = s.scalar(select(Disk).where(Disk.instance_id == instance_id, Disk.disk_type == "system"))
             size = size_gib or max(image.size_gib, old.size_gib if old is not None else 0)

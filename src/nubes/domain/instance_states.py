@@ -4,7 +4,18 @@ Statuses: Pending (created, being built) -> Starting -> Running -> Stopping -> S
 An API action may start only from the statuses listed for it; it then sets the status it
 leads to and what the owner wants (`desired`), and the host agent carries it out, moving
 the status on (Starting -> Running once the guest is up; Stopping -> Stopped once it is off).
-Reboot is Stopping -> Starting -> Running."""
+Reboot is Stopping -> Starting -> Running.
+
+Hibernation (StopInstance Hibernate=true, "HibernateInstance" here) is Running -> Stopping ->
+Stopped like a stop, with `desired` "hibernated": the host saves the VM's memory and device
+state and marks the instance `hibernated` as it moves it to Stopped (ECS shows a hibernated
+instance as Stopped). Its next StartInstance restores that image instead of booting. A save
+that fails ends in a plain stop (as ECS: "if an instance fails to be hibernated, it is
+stopped"). While an instance is hibernated, what would make the saved devices differ from
+the VM's on restore is refused (FORBIDDEN_WHILE_HIBERNATED, IncorrectInstanceStatus):
+changing its type, its disks' set, size or content (attach, detach, resize, reset,
+re-initialise, replace the system disk) and its network interfaces. Snapshots of its disks
+are allowed: they do not change what the disks hold."""
 
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ STATUSES = (PENDING, STARTING, RUNNING, STOPPING, STOPPED)
 
 # desired power states the agent drives towards
 WANT_RUNNING, WANT_STOPPED, WANT_REBOOT, WANT_DELETED = "running", "stopped", "rebooting", "deleted"
+WANT_HIBERNATED = "hibernated"
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({STOPPED, PENDING}), STARTING, WANT_RUNNING, queued_from=frozenset({PENDING})
     ),
     "StopInstance": Transition(frozenset({RUNNING, STARTING}), STOPPING, WANT_STOPPED),
+    # StopInstance Hibernate=true: only a Running guest has a state worth saving
+    "HibernateInstance": Transition(frozenset({RUNNING}), STOPPING, WANT_HIBERNATED),
     "RebootInstance": Transition(frozenset({RUNNING}), STOPPING, WANT_REBOOT),
     "DeleteInstance": Transition(frozenset({STOPPED, PENDING}), None, WANT_DELETED),
     "ForceDeleteInstance": Transition(
@@ -71,6 +85,7 @@ AGENT_STEPS: dict[tuple[str, str], str] = {
     (PENDING, "built_stopped"): STOPPED,
     (STARTING, "guest_up"): RUNNING,
     (STOPPING, "powered_off"): STOPPED,
+    (STOPPING, "hibernated"): STOPPED,  # the memory image is complete and the VM is gone
     (STOPPING, "reboot_off"): STARTING,
     (RUNNING, "powered_off"): STOPPED,  # the guest shut itself down (or crashed, maintenance action Stop)
     # the VM was lost under a Running instance (a crash, a host reboot) and its maintenance
@@ -91,6 +106,32 @@ def check(action: str, instance_id: str, status: str) -> Transition:
             f"{allowed}.",
         )
     return transition
+
+
+# What a hibernated instance may not do: anything that changes the devices or disk contents the
+# memory image was saved with (the restored VM must have the very same ones).
+FORBIDDEN_WHILE_HIBERNATED = frozenset(
+    {
+        "ModifyInstanceSpec",
+        "ReplaceSystemDisk",
+        "AttachDisk",
+        "DetachDisk",
+        "ResizeDisk",
+        "ResetDisk",
+        "ReInitDisk",
+        "AttachNetworkInterface",
+        "DetachNetworkInterface",
+    }
+)
+
+
+def check_not_hibernated(action: str, instance_id: str, hibernated: bool) -> None:
+    """IncorrectInstanceStatus (403) when `action` would change a hibernated instance's devices."""
+    if hibernated and action in FORBIDDEN_WHILE_HIBERNATED:
+        raise errors.incorrect_instance_status(
+            f"The instance {instance_id} is hibernated; {action} is possible once it has been started "
+            "(or stopped without hibernation)."
+        )
 
 
 def next_status(status: str, event: str) -> str | None:

@@ -130,6 +130,11 @@ class Instances:
                 raise errors.invalid_operation_deletion_protection(
                     f"The instance {instance_id} has deletion protection; turn it off with ModifyInstanceAttribute.",
                 )
+            if action == "HibernateInstance" and not instance.hibernation_configured:
+                raise errors.invalid_operation_hibernate_not_configured(
+                    f"The instance {instance_id} was not created with HibernationOptions.Configured=true; "
+                    "it cannot hibernate. Stop it without Hibernate."
+                )
             vpc_id = instance.vpc_id
             while True:
                 transition = states.check(action, instance_id, instance.status)
@@ -328,6 +333,7 @@ class InstanceChanges:
         with self._db.session() as s:
             instance = self._instances.owned(s, account_id, instance_id)
             states.check("ModifyInstanceSpec", instance_id, instance.status)
+            states.check_not_hibernated("ModifyInstanceSpec", instance_id, instance.hibernated)
             region = require_region(self._catalog, instance.region_id)
             itype = offered_type(self._catalog, region.families, instance_type)
             if itype.type_id == instance.instance_type:

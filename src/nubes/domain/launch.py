@@ -108,6 +108,7 @@ class LaunchRequest:
     deployment_set_group_no: int | None = None
     auto_release_time: str | None = None
     deletion_protection: bool = False
+    hibernation_configured: bool = False  # HibernationOptions.Configured
     tags: list[tuple[str, str]] = field(default_factory=list)
     resource_group_id: str = ""
     http_tokens: str = "optional"
@@ -513,6 +514,7 @@ class Launcher:
                     deployment_set_id=deployment.id if deployment else "",
                     deployment_set_group_no=group_no,
                     deletion_protection=request.deletion_protection,
+                    hibernation_configured=request.hibernation_configured,
                     auto_release_time=checked.release_at,
                     metadata_http_tokens=request.http_tokens,
                     metadata_http_endpoint=request.http_endpoint,

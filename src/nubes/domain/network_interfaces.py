@@ -342,6 +342,7 @@ class NetworkInterfaces:
                 )
             status = eni_step(eni, "AttachNetworkInterface")
             _check_instance_steady(instance, "attached to")
+            states.check_not_hibernated("AttachNetworkInterface", instance_id, instance.hibernated)
             if eni.vpc_id != instance.vpc_id:
                 raise errors.invalid_operation_vpc_mismatch(
                     f"The network interface {eni_id} is in {eni.vpc_id}, the instance {instance_id} in "
@@ -383,6 +384,7 @@ class NetworkInterfaces:
                     f"The network interface {eni_id} is not attached to the instance {instance_id}."
                 )
             _check_instance_steady(instance, "detached from")
+            states.check_not_hibernated("DetachNetworkInterface", instance_id, instance.hibernated)
             eni.status = status
         self._notify_compute(instance_id)
 

@@ -20,7 +20,7 @@ def write_json(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(temp, path)
-    _sync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def remove(path: Path) -> None:
@@ -28,7 +28,7 @@ def remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    _sync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def read_all(directory: Path) -> dict[str, Any]:
@@ -48,7 +48,8 @@ def read_all(directory: Path) -> dict[str, Any]:
     return found
 
 
-def _sync_dir(directory: Path) -> None:
+def fsync_path(directory: Path) -> None:
+    """fsync a file or a directory (a rename in it lasts only once the directory is synced)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -32,6 +32,11 @@ def invalid_operation_deletion_protection(message: str) -> ApiError:
     return ApiError("InvalidOperation.DeletionProtection", message, 403)
 
 
+def invalid_operation_hibernate_not_configured(message: str) -> ApiError:
+    """StopInstance Hibernate=true of an instance created without HibernationOptions.Configured."""
+    return ApiError("InvalidOperation.HibernateNotConfigured", message, 403)
+
+
 def operation_denied_no_stock(message: str) -> ApiError:
     return ApiError("OperationDenied.NoStock", message, 403)
 

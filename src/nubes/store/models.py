@@ -389,6 +389,11 @@ class Instance(Base):
     # The group of an AvailabilityGroup deployment set the instance is in (1 to 7); 0 outside one.
     deployment_set_group_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deletion_protection: Mapped[bool] = mapped_column(default=False)
+    # HibernationOptions.Configured at creation: only such an instance may StopInstance
+    # Hibernate=true. `hibernated`: Stopped with its memory image on its host; the next
+    # StartInstance restores it (cleared once it runs again, or when it boots cold).
+    hibernation_configured: Mapped[bool] = mapped_column(default=False, server_default=false())
+    hibernated: Mapped[bool] = mapped_column(default=False, server_default=false())
     auto_release_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     metadata_http_tokens: Mapped[str] = mapped_column(String(16), default="optional")
     metadata_http_endpoint: Mapped[str] = mapped_column(String(16), default="enabled")

@@ -38,6 +38,8 @@ def _power(action: str, summary: str, force_param: str | None = None, stopped_mo
         if action == "DeleteInstance":
             _check_delete_force_stop(p)
             name = "ForceDeleteInstance" if p["Force"] else action
+        if p.get("Hibernate"):
+            name = "HibernateInstance"  # (ForceStop: how it is stopped if the save fails)
         ctx.services.instances.act(
             ctx.principal.account_id,
             p["InstanceId"],
@@ -67,17 +69,15 @@ actions.define(
         # which nubes does not offer: it changes nothing for the others, in ECS as here.
         Boolean("ConfirmStop", default=False),
         String("StoppedMode", choices=("StopCharging", "KeepCharging")),
-        Boolean(
-            "Hibernate",
-            default=False,
-            unsupported_values=(True,),
-            unsupported_because="nubes cannot hibernate instances yet; stop them instead",
-        ),
+        # Save the VM's memory and devices beside its disks and stop it; StartInstance continues
+        # it. Only for instances created with HibernationOptions.Configured=true. (StopInstances
+        # has no Hibernate parameter in ECS's API.)
+        Boolean("Hibernate", default=False),
     ],
 )(
     _power(
         "StopInstance",
-        "Stop a Running instance (ACPI power-off; ForceStop pulls the plug).",
+        "Stop a Running instance (ACPI power-off; ForceStop pulls the plug; Hibernate saves its memory).",
         "ForceStop",
         True,
     )

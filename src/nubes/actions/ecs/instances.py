@@ -90,6 +90,9 @@ LAUNCH_PARAMS: list[Param] = [
     String("DeploymentSetId", max_length=64),
     Integer("DeploymentSetGroupNo", minimum=1, maximum=7),
     Boolean("DeletionProtection", default=False),
+    # Hibernation needs no guest support here (the host saves the VM's memory), so any instance
+    # may be configured for it; only such an instance may StopInstance Hibernate=true.
+    Struct("HibernationOptions", [Boolean("Configured", default=False)]),
     String("HttpTokens", choices=("optional", "required"), default="optional"),
     String("HttpEndpoint", choices=("enabled", "disabled"), default="enabled"),
     HOP_LIMIT,
@@ -160,6 +163,7 @@ def _launch(p: dict[str, Any], amount: int, start: bool) -> LaunchRequest:
         deployment_set_group_no=p["DeploymentSetGroupNo"],
         auto_release_time=p.get("AutoReleaseTime"),
         deletion_protection=p["DeletionProtection"],
+        hibernation_configured=bool((p["HibernationOptions"] or {}).get("Configured")),
         tags=list(tag_pairs(p)),
         resource_group_id=p["ResourceGroupId"],
         http_tokens=p["HttpTokens"],
@@ -370,7 +374,7 @@ def render_instance(
         },
         "DedicatedInstanceAttribute": {"Affinity": "", "Tenancy": ""},
         "EcsCapacityReservationAttr": {"CapacityReservationId": "", "CapacityReservationPreference": ""},
-        "HibernationOptions": {"Configured": False},
+        "HibernationOptions": {"Configured": i.hibernation_configured},
         "ImageOptions": {"LoginAsNonRoot": False, "CurrentOSNVMeSupported": False},  # virtio disks, not NVMe
         "SecurityOptions": {"EnableSecureBoot": False},
         "PrivateDnsNameOptions": {

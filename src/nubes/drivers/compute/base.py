@@ -220,9 +220,40 @@ class ComputeDriver(ABC):
         the layer's file changes: a storage driver whose layers are not files
         (`StorageCapabilities.layers_are_files`) must be told by the caller."""
 
+    # ---- hibernation: the VM's memory and device state saved, and the VM continued from it ----
+
+    @abstractmethod
+    def hibernate(self, instance_id: str, timeout: float) -> None:
+        """Save the running VM's memory and device state to its memory image (a file the driver
+        keeps with the VM's) and stop its process. All or nothing: on return the image is
+        complete and no VM runs; on ComputeError (the save failed or took over `timeout`) there
+        is no image and the VM runs on as before. VmNotRunning when no VM runs. The VM's disks
+        must not change until `restore` (the caller refuses such changes)."""
+
+    @abstractmethod
+    def hibernated(self, instance_id: str) -> bool:
+        """Whether a complete memory image of the instance is kept (its next `restore` continues
+        it). First settles what a crash of a caller left half done: a save cut short leaves
+        the VM running as before if its process lives (the partial image is removed) or stopped
+        if it died; a save that completed counts even if the process was not stopped yet (it
+        is, now); a restore cut short keeps the image until the restored VM runs."""
+
+    @abstractmethod
+    def restore(self, spec: VmSpec) -> VmHandle:
+        """Start the VM from its memory image: the guest continues where it was saved (processes,
+        memory, uptime). `spec` must have the devices it had then (the same disks, NICs, memory
+        and vCPUs). Returns once the guest runs; the image is removed then. A VM running
+        already: its handle. ComputeError when there is no image or it could not be loaded
+        (the image stays: `discard_image` it to boot cold instead)."""
+
+    @abstractmethod
+    def discard_image(self, instance_id: str) -> None:
+        """Remove the instance's memory image (it boots cold next). None kept: succeeds."""
+
     @abstractmethod
     def cleanup(self, instance_id: str) -> None:
-        """Remove every file the driver keeps for a (stopped) VM: sockets, logs, handles."""
+        """Remove every file the driver keeps for a (stopped) VM: sockets, logs, handles, its
+        memory image."""
 
     @abstractmethod
     def stats(self, instance_id: str) -> VmStats | None:

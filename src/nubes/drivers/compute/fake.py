@@ -16,7 +16,9 @@ the qemu driver reports a VM that should run and has no process. Operations
 can take time (`FakeTimings`, spent through the injected `sleep`, so a test passes a fake
 sleeper) and can be made to fail once (`FakeHost.inject_failure`). Test hooks on the host:
 `crash`, `guest_power_off`, `pause`, `resume`, `set_acpi` (a guest that ignores the power
-button). What differs from the qemu driver is declared in `capabilities`: no tap is opened, no
+button). Hibernation keeps a pretend memory image (a flag of the VM): `restore` continues the
+same guest (its `boots` count does not move) and refuses other devices than those saved, as
+QEMU refuses a migration stream for other devices. What differs from the qemu driver is declared in `capabilities`: no tap is opened, no
 guest reports ready, and a VM changes only through the driver's calls (and those hooks)."""
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class FakeVm:
     acpi: bool = True  # the guest reacts to the ACPI power button
     boots: int = 1
     nics: dict[str, NicAttachment] = field(default_factory=dict)  # port id -> NIC, in plug order
+    image: bool = False  # a (pretend) memory image is kept: hibernated, `restore` continues it
 
 
 class FakeHost:
@@ -446,6 +449,63 @@ class FakeComputeDriver(ComputeDriver):
             self.host.say(instance_id, f"layer {layer.name} streamed onto {base.name if base else 'nothing'}")
             self.host.save(instance_id)
 
+    def hibernate(self, instance_id: str, timeout: float) -> None:
+        self._enter("hibernate", instance_id)
+        with self.host.lock:
+            vm = self._running(instance_id)
+            if vm is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            vm.power, vm.image = PowerState.STOPPED, True
+            self.host.say(instance_id, "memory saved; the VM stopped (hibernated)")
+            self.host.save(instance_id)
+
+    def hibernated(self, instance_id: str) -> bool:
+        with self.host.lock:
+            vm = self.host.vms.get(instance_id)
+            return vm is not None and vm.image and vm.power not in (PowerState.RUNNING, PowerState.PAUSED)
+
+    def restore(self, spec: VmSpec) -> VmHandle:
+        self._enter("restore", spec.instance_id)
+        with self.host.lock:
+            vm = self._running(spec.instance_id)
+            if vm is not None:
+                return vm.handle
+            vm = self.host.vms.get(spec.instance_id)
+            if vm is None or not vm.image:
+                raise ComputeError(f"{spec.instance_id}: no memory image to restore")
+            saved = ([d.disk_id for d in vm.spec.disks[:1]] + sorted(vm.disks), list(vm.nics))
+            wanted = (
+                [d.disk_id for d in spec.disks[:1]] + sorted(d.disk_id for d in spec.disks[1:]),
+                [n.port_id for n in spec.nics],
+            )
+            if saved != wanted:  # as QEMU refuses a migration stream for other devices
+                raise ComputeError(
+                    f"{spec.instance_id}: the devices differ from the saved ones: {saved} != {wanted}"
+                )
+        self._spend(self.timings.start)
+        with self.host.lock:
+            # a new process, the same guest: `boots` does not change
+            vm.handle = VmHandle(
+                spec.instance_id,
+                self.host.new_pid(),
+                vm.handle.qmp_socket,
+                vm.handle.serial_log,
+                "none",
+                self._clock(),
+                extra={"fake": "true"},
+            )
+            vm.power, vm.image = PowerState.RUNNING, False
+            self.host.say(spec.instance_id, "memory restored; the guest continues (simulated)")
+            self.host.save(spec.instance_id)
+            return vm.handle
+
+    def discard_image(self, instance_id: str) -> None:
+        with self.host.lock:
+            vm = self.host.vms.get(instance_id)
+            if vm is not None and vm.image:
+                vm.image = False
+                self.host.save(instance_id)
+
     def cleanup(self, instance_id: str) -> None:
         with self.host.lock:
             vm = self.host.vms.get(instance_id)
@@ -559,6 +619,7 @@ def _vm_record(vm: FakeVm) -> dict[str, Any]:
         "acpi": vm.acpi,
         "boots": vm.boots,
         "nics": [_nic_record(n) for n in vm.nics.values()],
+        "image": vm.image,
     }
 
 
@@ -594,5 +655,6 @@ def _vm_from(record: dict[str, Any]) -> tuple[FakeVm, bytes]:
         int(record["boots"]),
         # (a record written before NICs were hot-pluggable: the VM has the NICs it started with)
         {n.port_id: n for n in (_nic_from(r) for r in record.get("nics", s["nics"]))},
+        bool(record.get("image", False)),
     )
     return vm, str(record.get("console", "")).encode()

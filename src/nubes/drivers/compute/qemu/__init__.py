@@ -36,7 +36,9 @@ report for the numbers):
 Files per instance (`state_dir/<instance_id>/`): handle.json (what recover() reads; written
 atomically after the launch), intent ("running" or "stopped": what the driver was last asked
 for), qemu.pid (written and locked by QEMU), qmp.sock, serial.log, qemu.err (startup
-errors), cmdline (the argv, for people), disks.json (which disk sits in which root port).
+errors), cmdline (the argv, for people), disks.json (which disk sits in which root port),
+memory.img (a hibernated VM's memory image; memory.img.partial while it is written: see
+hibernation.py).
 """
 
 from nubes.drivers.compute.qemu.cmdline import UNIX_PATH_MAX, disk_serial, render_command

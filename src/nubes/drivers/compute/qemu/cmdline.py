@@ -18,7 +18,7 @@ from nubes.drivers.compute.base import (
     VmSpec,
 )
 from nubes.drivers.compute.qemu import accel as accel_mod
-from nubes.drivers.compute.qemu.vmdir import VmPaths
+from nubes.drivers.compute.qemu.vmdir import Runtime, VmPaths
 
 log = logging.getLogger(__name__)
 
@@ -242,9 +242,17 @@ def kernel_cmdline(spec: VmSpec, options: RenderOptions) -> str:
 
 
 def render_command(
-    spec: VmSpec, paths: VmPaths, accel: str, options: RenderOptions | None = None
+    spec: VmSpec,
+    paths: VmPaths,
+    accel: str,
+    options: RenderOptions | None = None,
+    layout: Runtime | None = None,
+    incoming: str | None = None,
 ) -> list[str]:
-    """The argv that runs `spec` (pure: the same inputs give the same list)."""
+    """The argv that runs `spec` (pure: the same inputs give the same list). `layout`: the root
+    ports the VM had (its runtime record: how many, which disk and NIC sits in which), to
+    restore a memory image saved from a VM whose devices were hot-plugged; `incoming`: the
+    migration URI that VM's memory image is read from (`-incoming`)."""
     opts = options or RenderOptions()
     if accel not in accel_mod.ACCELS:
         raise ValueError(f"accel must be kvm or tcg, not {accel!r}")
@@ -294,9 +302,9 @@ def render_command(
     argv += ["-pidfile", str(paths.pidfile)]
     if opts.daemonize:
         argv += ["-daemonize"]
-    for i in range(port_count(spec, opts)):
+    for i in range(layout.port_count if layout is not None else port_count(spec, opts)):
         argv += ["-device", f"pcie-root-port,id={root_port_id(i)},bus=pcie.0,chassis={i + 1},io-reserve=0"]
-    ports = initial_ports(spec) if opts.machine == "q35" else {}
+    ports = (layout.ports if layout is not None else initial_ports(spec)) if opts.machine == "q35" else {}
     for n, disk in enumerate(spec.disks):
         if disk.key:
             secret = f"secret,id={secret_id(disk.disk_id)},file={_opt(secret_file(paths, disk.disk_id))},format=raw"
@@ -307,7 +315,9 @@ def render_command(
         argv += ["-blockdev", _json(blockdev(disk))]
         bus = root_port_id(ports[disk.disk_id]) if n > 0 and disk.disk_id in ports else None
         argv += ["-device", _json(disk_device(disk, bus))]
-    nic_ports = initial_nic_ports(spec) if opts.machine == "q35" else {}
+    nic_ports = (
+        (layout.nics if layout is not None else initial_nic_ports(spec)) if opts.machine == "q35" else {}
+    )
     for nic in spec.nics:
         netdev = f"tap,id={netdev_id(nic.port_id)},ifname={_opt(nic.tap)},script=no,downscript=no"
         argv += ["-netdev", netdev]
@@ -315,6 +325,8 @@ def render_command(
         if nic_ports.get(nic.port_id, -1) >= 0:
             device += f",bus={root_port_id(nic_ports[nic.port_id])}"
         argv += ["-device", device]
+    if incoming is not None:
+        argv += ["-incoming", incoming]
     argv += list(opts.extra_args)
     return argv
 

@@ -45,6 +45,7 @@ from nubes.drivers.compute.qemu.cmdline import (
     render_command,
     secret_file,
 )
+from nubes.drivers.compute.qemu.hibernation import HibernationOperations
 from nubes.drivers.compute.qemu.monitorops import MonitorOperations
 from nubes.drivers.compute.qemu.nicops import NicOperations
 from nubes.drivers.compute.qemu.qmp import (
@@ -110,7 +111,7 @@ def remove_secrets(spec: VmSpec, paths: VmPaths) -> None:
             unlink_quietly(secret_file(paths, disk.disk_id))
 
 
-class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDriver):
+class QemuDriver(BlockOperations, NicOperations, MonitorOperations, HibernationOperations, ComputeDriver):
     def __init__(
         self,
         state_dir: Path,
@@ -381,7 +382,8 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDrive
                 self._stop_process(handle)
             return self._launch(spec)
 
-    def _launch(self, spec: VmSpec) -> VmHandle:
+    def _launch(self, spec: VmSpec, layout: Runtime | None = None, incoming: str | None = None) -> VmHandle:
+        """Run QEMU for `spec`; `layout` and `incoming`: to restore a memory image (render_command)."""
         accel = self.resolve_accel(spec.boot.kernel)
         if accel is None:  # pragma: no cover - resolve_accel decides whenever a kernel is given
             raise ComputeError("cannot decide the accelerator")
@@ -390,14 +392,17 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDrive
         paths.qmp_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._forget(spec.instance_id)
         opts = self.render_options()
-        argv = render_command(spec, paths, accel, opts)
+        argv = render_command(spec, paths, accel, opts, layout, incoming)
         write_atomic(paths.dir / CMDLINE_FILE, json.dumps(argv, indent=1))
-        nic_ports = initial_nic_ports(spec) if opts.machine == "q35" else {n.port_id: -1 for n in spec.nics}
-        self._save_runtime(
-            spec.instance_id,
-            Runtime(spec.disks[0].disk_id, initial_ports(spec), port_count(spec, opts), nic_ports),
-        )
-        self._set_intent(spec.instance_id, "running")
+        if layout is None:
+            nic_ports = (
+                initial_nic_ports(spec) if opts.machine == "q35" else {n.port_id: -1 for n in spec.nics}
+            )
+            self._save_runtime(
+                spec.instance_id,
+                Runtime(spec.disks[0].disk_id, initial_ports(spec), port_count(spec, opts), nic_ports),
+            )
+        self._set_intent(spec.instance_id, "running" if incoming is None else "restoring")
         started_at = time.time()
         err_path = paths.dir / ERR_FILE
         try:
@@ -406,7 +411,7 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDrive
         finally:
             remove_secrets(spec, paths)  # read: QEMU's parent exits after setup (-daemonize)
         if code != 0:
-            self._set_intent(spec.instance_id, "stopped")
+            self._set_intent(spec.instance_id, "stopped" if incoming is None else "hibernated")
             self._kill_from_pidfile(paths)
             self._forget(spec.instance_id)
             stderr = err_path.read_text(errors="replace").strip()
@@ -452,13 +457,22 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, ComputeDrive
             except OSError as exc:
                 self._set_intent(instance_id, "stopped")
                 raise ComputeError(f"{instance_id}: cannot run {argv[0]}: {exc}") from exc
-        try:
-            return proc.wait(timeout=self.launch_timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait (Popen.wait with a timeout polls, up to 50 ms late), killed by a timer
+        # if QEMU hangs: the daemonizing parent's exit is seen at once.
+        hung = threading.Event()
+
+        def kill() -> None:
+            hung.set()
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return -1
+
+        timer = threading.Timer(self.launch_timeout, kill)
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        return -1 if hung.is_set() else code
 
     def _kill_from_pidfile(self, paths: VmPaths) -> None:
         with contextlib.suppress(OSError, ValueError):

@@ -20,6 +20,8 @@ ERR_FILE = "qemu.err"
 CMDLINE_FILE = "cmdline"
 DISKS_FILE = "disks.json"
 LOCK_FILE = "lock"
+MEMORY_FILE = "memory.img"  # the memory image of a hibernated VM (see hibernation.py)
+PARTIAL_SUFFIX = ".partial"  # the image while it is written; renamed once complete
 
 
 # ---- processes -------------------------------------------------------------------------------
