@@ -3,6 +3,7 @@ RAM roles (nubes has none), maintenance, private pools, renewal, automatic relea
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -417,3 +418,46 @@ def test_disks_and_snapshots_are_in_the_default_group_until_they_join_another(
     )
     assert snapshots(resource_group_id=team) == {snapshot_id: team}
     assert snapshots(resource_group_id=default) == {}
+
+
+def test_disks_snapshots_and_images_are_made_in_a_group(
+    lab: Lab, live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    team = live.create_resource_group(fresh_key, "storage-team")
+    disk_id = lab.ecs.create_disk(
+        em.CreateDiskRequest(
+            region_id=REGION, zone_id=ZONE, size=20, disk_category="cloud_essd", resource_group_id=team
+        )
+    ).body.disk_id
+
+    def disks_in(group: str) -> list[str]:
+        body = lab.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, resource_group_id=group)).body
+        return [d.disk_id for d in body.disks.disk]
+
+    assert disks_in(team) == [disk_id]
+    deadline = time.monotonic() + 30
+    while (
+        disks_in(team)
+        and lab.ecs.describe_disks(em.DescribeDisksRequest(region_id=REGION, disk_ids=f'["{disk_id}"]'))
+        .body.disks.disk[0]
+        .status
+        != "Available"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    snapshot_id = lab.ecs.create_snapshot(
+        em.CreateSnapshotRequest(disk_id=disk_id, resource_group_id=team)
+    ).body.snapshot_id
+    snapshots = lab.ecs.describe_snapshots(
+        em.DescribeSnapshotsRequest(region_id=REGION, resource_group_id=team)
+    ).body.snapshots.snapshot
+    assert [s.snapshot_id for s in snapshots] == [snapshot_id]
+    unknown = error_of(
+        lambda: lab.ecs.create_disk(
+            em.CreateDiskRequest(
+                region_id=REGION, zone_id=ZONE, size=20, resource_group_id="rg-acfmnosuchgroup"
+            )
+        )
+    )
+    assert unknown.code == "InvalidResourceGroup.NotFound"
+    assert disks_in(team) == [disk_id]  # nothing made

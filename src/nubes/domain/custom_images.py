@@ -24,6 +24,7 @@ from nubes.domain import instance_states as istates
 from nubes.domain import tasks
 from nubes.domain.common import Scope, owned
 from nubes.domain.disks import owned_instance, owned_snapshot, require_instance_status
+from nubes.domain.resource_groups import group_for
 from nubes.domain.snapshots import Snapshots
 from nubes.domain.storage_tasks import enqueue_image
 from nubes.domain.tags import check_tags, drop_tags, write_tags
@@ -325,6 +326,7 @@ class CustomImages:
         family: str,
         tags: tuple[tuple[str, str], ...] = (),
         client_token: str = "",
+        resource_group_id: str = "",
     ) -> str:
         check_tags(tags)
         now = self._clock.now()
@@ -393,6 +395,7 @@ class CustomImages:
                 client_token,
             )
             image.encrypted = system_snapshot.encrypted
+            image.resource_group_id = group_for(s, scope.account_id, resource_group_id, self._clock)
             s.add(image)
             write_tags(s, scope, "image", image.id, tags, created=True)
             if system_snapshot.status == "accomplished":

@@ -22,6 +22,7 @@ from nubes.domain.disk_categories import validate as validate_disk
 from nubes.domain.keypairs import owned_key_pair
 from nubes.domain.passwords import check_password, sha512_crypt
 from nubes.domain.quotas import Quotas, check_disk_capacity
+from nubes.domain.resource_groups import group_for
 from nubes.domain.snapshot_usage import release_disk
 from nubes.domain.storage_tasks import enqueue
 from nubes.domain.tags import check_tags, write_tags
@@ -90,7 +91,7 @@ def host_for_zone(s: Session, zone_id: str) -> str | None:
     ]
     if not hosts:
         return None
-    counts = dict(s.execute(select(Disk.host_id, func.count()).group_by(Disk.host_id)).tuples().all())
+    counts = {host: n for host, n in s.execute(select(Disk.host_id, func.count()).group_by(Disk.host_id))}
     return min(hosts, key=lambda h: (counts.get(h.id, 0), h.id)).id
 
 
@@ -109,6 +110,7 @@ class DiskSpec:
     tags: tuple[tuple[str, str], ...] = ()
     client_token: str = ""
     encrypted: bool = False  # a disk from an encrypted snapshot is encrypted whatever this says
+    resource_group_id: str = ""  # "": the account's default group
 
 
 class Disks:
@@ -194,6 +196,7 @@ class Disks:
                 bursting_enabled=spec.bursting_enabled,
                 client_token=spec.client_token,
                 encrypted=spec.encrypted or (snapshot is not None and snapshot.encrypted),
+                resource_group_id=group_for(s, scope.account_id, spec.resource_group_id, self._clock),
             )
             s.add(disk)
             write_tags(s, scope, "disk", disk.id, spec.tags, created=True)

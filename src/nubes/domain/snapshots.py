@@ -18,6 +18,7 @@ from nubes.clock import Clock, as_utc
 from nubes.domain import disk_states as ds
 from nubes.domain.common import Scope
 from nubes.domain.disks import owned_disk, owned_snapshot
+from nubes.domain.resource_groups import group_for
 from nubes.domain.snapshot_usage import disks_using, forget_snapshot, images_using
 from nubes.domain.storage_tasks import enqueue
 from nubes.domain.tags import check_tags, write_tags
@@ -45,6 +46,7 @@ class Snapshots:
         client_token: str = "",
         auto_policy_id: str = "",
         instant_access: bool = False,
+        resource_group_id: str = "",
     ) -> str:
         check_tags(tags)
         now = self._clock.now()
@@ -60,6 +62,7 @@ class Snapshots:
                 auto_policy_id,
                 instant_access,
             )
+            snapshot.resource_group_id = group_for(s, account_id, resource_group_id, self._clock)
             write_tags(s, Scope(account_id, snapshot.region_id), "snapshot", snapshot.id, tags, created=True)
             key_id = snapshot.id
             wake = snapshot_key(s, disk_id)

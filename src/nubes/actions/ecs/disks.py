@@ -15,6 +15,7 @@ from nubes.actions.common import (
     ENCRYPTED,
     PASSWORD_INHERIT,
     REGION_ID,
+    RESOURCE_GROUP_ID,
     SECURITY_ENHANCEMENT_STRATEGY,
     TAGS,
     creation_window,
@@ -64,6 +65,7 @@ def _dry_run(p: dict[str, Any]) -> None:
         Integer("ProvisionedIops", minimum=0),
         Boolean("BurstingEnabled"),
         String("MultiAttach", choices=("Disabled", "Enabled")),
+        RESOURCE_GROUP_ID,
         TAGS,
         CLIENT_TOKEN,
     ],
@@ -90,6 +92,7 @@ def create_disk(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         tags=tag_pairs(p),
         client_token=p["ClientToken"] or "",
         encrypted=p["Encrypted"],
+        resource_group_id=p["ResourceGroupId"],
     )
     disk_id = ctx.services.disks.create(scope, spec)
     return {"DiskId": disk_id, "OrderId": ""}

@@ -11,6 +11,7 @@ from nubes.actions.common import (
     CREATION_FILTER,
     DRY_RUN,
     REGION_ID,
+    RESOURCE_GROUP_ID,
     TAGS,
     creation_window,
     tag_pairs,
@@ -293,6 +294,7 @@ BOOT_MODE = String(
             ],
             max_items=17,
         ),
+        RESOURCE_GROUP_ID,
         TAGS,
         CLIENT_TOKEN,
         DRY_RUN,
@@ -320,6 +322,7 @@ def create_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         p["ImageFamily"] or "",
         tags,
         p["ClientToken"] or "",
+        p["ResourceGroupId"],
     )
     return {"ImageId": image_id}
 

@@ -13,6 +13,7 @@ from nubes.actions.common import (
     CREATION_FILTER,
     DRY_RUN,
     REGION_ID,
+    RESOURCE_GROUP_ID,
     TAGS,
     creation_window,
     tag_filter,
@@ -56,6 +57,7 @@ SNAPSHOT_ID = String("SnapshotId", required=True, max_length=64)
             unsupported_from=1,
             unsupported_because="a snapshot's instant access lasts as long as the snapshot",
         ),
+        RESOURCE_GROUP_ID,
         TAGS,
         CLIENT_TOKEN,
     ],
@@ -73,6 +75,7 @@ def create_snapshot(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         tags,
         p["ClientToken"] or "",
         instant_access=p["InstantAccess"],
+        resource_group_id=p["ResourceGroupId"],
     )
     return {"SnapshotId": snapshot_id}
 
