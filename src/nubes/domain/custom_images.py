@@ -120,6 +120,7 @@ class CustomImages:
         boot_image: Image,
         size_gib: int | None,
         tags: tuple[tuple[str, str], ...] = (),
+        resource_group_id: str = "",
     ) -> tuple[str, str]:
         """ImportImage: the file is converted by the agent; the image is Creating until then. The
         guest boots with nubes' kernel of `boot_image` on the imported root file system. The
@@ -153,6 +154,7 @@ class CustomImages:
                 "",
             )
             host_id = s.scalar(select(Host.id).where(Host.status == "Available").order_by(Host.id).limit(1))
+            image.resource_group_id = group_for(s, scope.account_id, resource_group_id, self._clock)
             s.add(image)
             write_tags(s, scope, "image", image.id, tags, created=True)
             task = tasks.create_in(s, now, scope, tasks.IMPORT_IMAGE, image.id, (("ImageId", image.id),))
@@ -209,6 +211,7 @@ class CustomImages:
         name: str,
         description: str,
         tags: tuple[tuple[str, str], ...] = (),
+        resource_group_id: str = "",
     ) -> str:
         """CopyImage to another region: new snapshot records there on the same immutable layers
         (layers never change once frozen), so the copy is Available at once."""
@@ -264,6 +267,7 @@ class CustomImages:
                 "",
             )
             new.status, new.progress, new.encrypted = AVAILABLE, 100, image.encrypted
+            new.resource_group_id = group_for(s, account_id, resource_group_id, self._clock)
             s.add(new)
             write_tags(s, scope, "image", new.id, tags, created=True)  # the copy's, in its region
             return new.id

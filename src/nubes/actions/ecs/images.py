@@ -422,6 +422,7 @@ def describe_image_share_permission(ctx: ActionContext, p: dict[str, Any]) -> di
             ],
             max_items=17,
         ),
+        RESOURCE_GROUP_ID,
         TAGS,
         CLIENT_TOKEN,
     ],
@@ -454,6 +455,7 @@ def import_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         boot,
         mapping.get("DiskImageSize"),
         tag_pairs(p),
+        p["ResourceGroupId"],
     )
     return {"ImageId": image_id, "RegionId": scope.region_id, "TaskId": task_id}
 
@@ -498,6 +500,7 @@ def export_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
             unsupported_values=(True,),
             unsupported_because="a copy shares its source's layers: it is encrypted exactly when its source is",
         ),
+        RESOURCE_GROUP_ID,
         TAGS,
         DRY_RUN,
         CLIENT_TOKEN,
@@ -517,5 +520,6 @@ def copy_image(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         check_name("ImageName", p["DestinationImageName"]),
         check_description(p["DestinationDescription"]),
         tag_pairs(p),
+        p["ResourceGroupId"],
     )
     return {"ImageId": image_id}
