@@ -26,6 +26,10 @@ from nubes.store.models import LaunchTemplate, LaunchTemplateVersion
 TEMPLATE_QUOTA = 30
 VERSION_QUOTA = 30
 TAG_TYPE = "launchtemplate"
+# What a version holds but does not hand to a launch: the protection period of a spot instance,
+# which means nothing to one nubes launches (SpotStrategy beyond NoSpot is refused; RunInstances'
+# own SpotDuration likewise).
+NOT_LAUNCHED = ("SpotDuration",)
 
 # `DataDisk.2.Size` and `SecurityGroupIds.1` belong to a list: a request that gives any item of a
 # list replaces the template's whole list; other parameters (`SystemDisk.Size`) one by one.
@@ -253,7 +257,10 @@ class LaunchTemplates:
         with self._db.session() as s:
             template = self._find(s, scope, ref)
             row = self._version(s, template, template.default_version if version is None else version)
-            return version_data(row)
+            data = version_data(row)
+        for name in NOT_LAUNCHED:
+            data.pop(name, None)
+        return data
 
 
 def version_data(row: LaunchTemplateVersion) -> dict[str, str]:

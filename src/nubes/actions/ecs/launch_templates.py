@@ -42,16 +42,44 @@ def _template_form(param: Param) -> Param:
     return dataclasses.replace(param, required=False, default=None)
 
 
+# What only a template holds: the VPC of its vSwitch, for whoever reads it; its network type
+# (VPC only, as every nubes instance); the protection period of a spot instance, held and shown
+# but not handed to a launch (nubes launches no spot instance: domain.launch_templates).
+TEMPLATE_ONLY = [
+    String("VpcId", max_length=64),
+    String(
+        "NetworkType",
+        choices=("classic", "vpc"),
+        unsupported_values=("classic",),
+        unsupported_because="every nubes instance is in a VPC; the classic network does not exist",
+    ),
+    Integer("SpotDuration", minimum=0, maximum=6),
+]
+# Whether the system disk goes with the instance: a template's own field (RunInstances has none),
+# and in nubes it always does.
+SYSTEM_DISK_DELETE_WITH_INSTANCE = Boolean(
+    "DeleteWithInstance",
+    unsupported_values=(False,),
+    unsupported_because="an instance's system disk is released with the instance",
+)
+
+
 def _data_params() -> list[Param]:
     """RunInstances' parameters that a template may hold (by the official CreateLaunchTemplate),
-    and VpcId, which only a template has (the VPC of its vSwitch, for whoever reads it)."""
+    and those only a template has."""
     allowed = set(official_actions("ecs")["CreateLaunchTemplate"]["request"])
     held = [
         _template_form(p)
         for p in RUN_INSTANCES_PARAMS
         if p.name != "RegionId" and any(w.name in allowed for w in wire_names(p))
     ]
-    return [*held, String("VpcId", max_length=64)]
+    held = [
+        dataclasses.replace(p, fields=(*p.fields, SYSTEM_DISK_DELETE_WITH_INSTANCE))
+        if p.name == "SystemDisk"
+        else p
+        for p in held
+    ]
+    return [*held, *TEMPLATE_ONLY]
 
 
 DATA_PARAMS = _data_params()
@@ -232,10 +260,23 @@ def _items(wire: Mapping[str, str], name: str) -> list[int]:
     return sorted(numbers)
 
 
+def _flat_system_disk(wire: Mapping[str, str], disk: Mapping[str, Any]) -> dict[str, Any]:
+    """The system disk again as flat `SystemDisk.Category` keys, as ECS answers it beside the
+    object (its older SDKs model only these, and Terraform's alicloud provider reads them). An
+    IOPS the version does not hold is absent: a 0 would be read back and sent as SystemDisk.Iops."""
+    return {
+        f"SystemDisk.{name}": value
+        for name, value in disk.items()
+        if name != "Iops" or wire.get("SystemDisk.Iops")
+    }
+
+
 def launch_template_data(wire: Mapping[str, str]) -> dict[str, Any]:
     """A version's LaunchTemplateData, every field of the official model present."""
+    system_disk = _fields(wire, "SystemDisk.", _SYSTEM_DISK_FIELDS)
     return {
-        "SystemDisk": _fields(wire, "SystemDisk.", _SYSTEM_DISK_FIELDS),
+        "SystemDisk": system_disk,
+        **_flat_system_disk(wire, system_disk),
         **_fields(wire, "", _FIELDS),
         "DataDisks": {
             "DataDisk": [_fields(wire, f"DataDisk.{n}.", _DATA_DISK_FIELDS) for n in _items(wire, "DataDisk")]
