@@ -39,31 +39,36 @@ def base_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
+def signed_query(creds: Credentials, product: str, action: str, params: dict[str, str]) -> str:
+    """The query string of a v1-signed POST, as aliyun-python-sdk-core sends it."""
+    query = {"Action": action, "Version": VERSIONS[product], "Format": "JSON", **params}
+    return urlencode(sign_v1("POST", query, creds.access_key_id, creds.access_key_secret))
+
+
+def error_of(http_status: int, body: bytes) -> ClientError:
+    """The ClientError an error answer (its ECS JSON body, or whatever else came back) stands for."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ClientError("SDK.UnknownServerError", body[:200].decode(errors="replace"), http_status)
+    return ClientError(
+        str(data.get("Code", "Unknown")),
+        str(data.get("Message", "")),
+        http_status,
+        str(data.get("RequestId", "")),
+    )
+
+
 def call(
     creds: Credentials, product: str, action: str, params: dict[str, str], timeout: float = 60
 ) -> dict[str, Any]:
     """POST a v1-signed request, as aliyun-python-sdk-core does; return the JSON body."""
-    query = {"Action": action, "Version": VERSIONS[product], "Format": "JSON", **params}
-    signed = sign_v1("POST", query, creds.access_key_id, creds.access_key_secret)
-    request = urllib.request.Request(
-        f"{base_url(creds.endpoint)}/?{urlencode(signed)}", data=b"", method="POST"
-    )
+    query = signed_query(creds, product, action, params)
+    request = urllib.request.Request(f"{base_url(creds.endpoint)}/?{query}", data=b"", method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as error:
-        body = error.read()
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise ClientError(
-                "SDK.UnknownServerError", body[:200].decode(errors="replace"), error.code
-            ) from None
-        raise ClientError(
-            str(data.get("Code", "Unknown")),
-            str(data.get("Message", "")),
-            error.code,
-            str(data.get("RequestId", "")),
-        ) from None
+        raise error_of(error.code, error.read()) from None
     except (urllib.error.URLError, OSError) as error:
         raise ClientError("SDK.ServerUnreachable", f"cannot reach {creds.endpoint}: {error}") from None

@@ -1,5 +1,5 @@
 """Run one nubes server in the foreground: what nubes.services builds for the settings (the
-store, the host agent, the API app), served by uvicorn until SIGINT or SIGTERM."""
+store, the host agent, the API app, with the web console mounted at /console/), served by uvicorn until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from nubes.config import Settings
+from nubes.console.app import WithConsole
 from nubes.services import build_node
 
 log = logging.getLogger("nubes")
@@ -30,7 +31,7 @@ def serve(settings: Settings) -> None:
         node.services.db.engine.url.render_as_string(hide_password=True),
     )
     config = uvicorn.Config(
-        node.app,
+        WithConsole(node.app),  # the web console at /console/, the API everywhere else
         host=settings.host,
         port=settings.port,
         access_log=False,
