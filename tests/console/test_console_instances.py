@@ -141,3 +141,42 @@ def test_release_needs_the_confirm_box(live: LiveServer, fresh_key: tuple[str, s
     gone = browser.get(here)
     assert gone.status == 404
     assert error_of(gone.text)[0] == "InvalidInstanceId.NotFound"
+
+
+def test_batch_start_and_stop_on_selected_rows(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab, web = running(live, fresh_key, "10.67.0.0/16")
+    [db] = lab.run(instance_name="db")
+    assert lab.wait(db, "Running") == "Running"
+    browser = Browser(live, fresh_key)
+    listing = browser.get("/console/instances").text
+    found = re.findall(r'type="checkbox" name="(select\.\d+)" value="([^"]+)"', listing)
+    boxes = {instance_id: name for name, instance_id in found}
+    assert set(boxes) == {web, db}
+    both = {boxes[web]: web, boxes[db]: db}
+    assert browser.post("/console/instances/batch", {"action": "stop", **both}).status == 403
+    assert lab.status(web) == "Running"
+
+    stopped = browser.post(
+        "/console/instances/batch", {"csrf_token": browser.token, "action": "stop", **both}
+    )
+    assert stopped.status == 303
+    assert stopped.headers["location"] == "/console/instances"
+    assert (lab.wait(web, "Stopped"), lab.wait(db, "Stopped")) == ("Stopped", "Stopped")
+
+    started = browser.post(
+        "/console/instances/batch", {"csrf_token": browser.token, "action": "start", boxes[web]: web}
+    )
+    assert started.status == 303
+    assert lab.wait(web, "Running") == "Running"
+    assert lab.status(db) == "Stopped"  # not selected
+
+    # all or nothing: web is Running, so starting both is refused and db stays Stopped
+    refused = browser.post(
+        "/console/instances/batch", {"csrf_token": browser.token, "action": "start", **both}
+    )
+    assert (refused.status, error_of(refused.text)[0]) == (403, "IncorrectInstanceStatus")
+    assert set(re.findall(r'class="instance" data-id="([^"]+)"', refused.text)) == {web, db}
+    assert lab.status(db) == "Stopped"
+
+    nothing = browser.post("/console/instances/batch", {"csrf_token": browser.token, "action": "stop"})
+    assert (nothing.status, error_of(nothing.text)[0]) == (400, "NoInstanceSelected")

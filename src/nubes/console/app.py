@@ -117,6 +117,13 @@ class ConsoleApp:
                     session.region_id = region
                 back = request.form.get("next", "")
                 return redirect(back if back in (f"{PREFIX}/", f"{PREFIX}/instances") else f"{PREFIX}/")
+            if path == "/instances/batch":
+                failed = await self.instance_pages.batch(session, request.form)
+                return (
+                    await self.instances(session, request, failed)
+                    if failed
+                    else redirect(f"{PREFIX}/instances")
+                )
             if path.startswith("/instances/"):
                 return await self.instance_pages.post(session, path.removeprefix("/instances/"), request.form)
             return plain(404, "Not found")
@@ -199,7 +206,7 @@ class ConsoleApp:
         counts = dict(zip(names, totals[n:]))
         return self.render("overview.html", session=session, instances=instances, counts=counts)
 
-    async def instances(self, session: Session, request: Request) -> Page:
+    async def instances(self, session: Session, request: Request, failed: ClientError | None = None) -> Page:
         query = request.query.get("q", "").strip()
         status = request.query.get("status", "")
         try:
@@ -220,7 +227,7 @@ class ConsoleApp:
         key = (session.access_key_id, session.access_key_secret)
         rows: list[dict[str, Any]] = []
         total = 0
-        error: ClientError | None = None
+        error = failed
         try:
             answer = await self.api.call(key, "ecs", "DescribeInstances", params)
             if not answer.get("TotalCount") and "PrivateIpAddresses" in params:
@@ -249,7 +256,9 @@ class ConsoleApp:
             "next_link": link(page_number + 1) if page_number < pages else "",
             "partial": request.htmx,
         }
-        return self.render("_instances_table.html" if request.htmx else "instances.html", **context)
+        status_code = (failed.http_status or 400) if failed else 200
+        template = "_instances_table.html" if request.htmx else "instances.html"
+        return self.render(template, http_status=status_code, **context)
 
 
 def _instance_row(instance: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from nubes.console.web import PREFIX, Page, plain, redirect
 
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 ACTIONS = ("start", "stop", "reboot", "release")
+BATCH_ACTIONS = {"start": "StartInstances", "stop": "StopInstances"}
+MAX_BATCH = 100
 
 Render = Callable[..., Page]
 
@@ -61,6 +63,22 @@ class InstancePages:
         except ClientError as error:
             return await self.detail(session, instance_id, error)
         return redirect(f"{PREFIX}/instances/{instance_id}")
+
+    async def batch(self, session: Session, form: dict[str, str]) -> ClientError | None:
+        """Start or stop the rows selected in the instance list (select.N = an instance ID), in one
+        StartInstances/StopInstances call: all of them or, refused, none. The refusal, if any."""
+        action = BATCH_ACTIONS.get(form.get("action", ""))
+        ids = [v for k, v in form.items() if k.startswith("select.") and INSTANCE_ID.match(v)][:MAX_BATCH]
+        if action is None:
+            return ClientError("InvalidAction", "Choose Start or Stop.", 400)
+        if not ids:
+            return ClientError("NoInstanceSelected", "Select the instances to act on.", 400)
+        params = {f"InstanceId.{n}": instance_id for n, instance_id in enumerate(ids, 1)}
+        try:
+            await self._call(session, "ecs", action, RegionId=session.region_id, **params)
+        except ClientError as error:
+            return error
+        return None
 
     async def detail(
         self, session: Session, instance_id: str, action_error: ClientError | None = None
