@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -19,11 +18,12 @@ import jinja2
 from nubes.client import ClientError
 from nubes.console import csrf
 from nubes.console.api import ApiCaller, Asgi, Message
+from nubes.console.instances import InstancePages
 from nubes.console.sessions import Session, Sessions
+from nubes.console.web import PREFIX, Page, Request, plain, redirect
 
 log = logging.getLogger("nubes.console")
 
-PREFIX = "/console"
 SESSION_COOKIE = "nubes_session"
 DEFAULT_REGION = "cn-hangzhou"
 PAGE_SIZE = 20
@@ -38,28 +38,6 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8"}
-
-
-@dataclass
-class Page:
-    status: int
-    body: bytes = b""
-    content_type: bytes = b"text/html; charset=utf-8"
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    form: dict[str, str]
-    cookies: dict[str, str]
-    htmx: bool
-
-
-def redirect(location: str, *headers: tuple[bytes, bytes]) -> Page:
-    return Page(303, headers=[(b"location", location.encode()), *headers])
 
 
 def cookie(name: str, value: str, max_age: int) -> tuple[bytes, bytes]:
@@ -91,6 +69,7 @@ class ConsoleApp:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
+        self.instance_pages = InstancePages(self.api, self.render)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body, too_large = await _read_body(receive)
@@ -128,7 +107,7 @@ class ConsoleApp:
             return redirect(f"{PREFIX}/signin")
         if request.method == "POST":
             if not csrf.valid(session.csrf_token, request.form.get("csrf_token")):
-                return Page(403, b"Forbidden: missing or wrong CSRF token", b"text/plain; charset=utf-8")
+                return plain(403, "Forbidden: missing or wrong CSRF token")
             if path == "/signout":
                 self.sessions.end(session.session_id)
                 return redirect(f"{PREFIX}/signin", cookie(SESSION_COOKIE, "", 0))
@@ -138,14 +117,25 @@ class ConsoleApp:
                     session.region_id = region
                 back = request.form.get("next", "")
                 return redirect(back if back in (f"{PREFIX}/", f"{PREFIX}/instances") else f"{PREFIX}/")
-            return Page(404, b"Not found", b"text/plain; charset=utf-8")
+            if path == "/instances/batch":
+                failed = await self.instance_pages.batch(session, request.form)
+                return (
+                    await self.instances(session, request, failed)
+                    if failed
+                    else redirect(f"{PREFIX}/instances")
+                )
+            if path.startswith("/instances/"):
+                return await self.instance_pages.post(session, path.removeprefix("/instances/"), request.form)
+            return plain(404, "Not found")
         if request.method != "GET":
-            return Page(405, b"Method not allowed", b"text/plain; charset=utf-8")
+            return plain(405, "Method not allowed")
         if path == "/":
             return await self.overview(session)
         if path == "/instances":
             return await self.instances(session, request)
-        return Page(404, b"Not found", b"text/plain; charset=utf-8")
+        if path.startswith("/instances/"):
+            return await self.instance_pages.get(session, path.removeprefix("/instances/"))
+        return plain(404, "Not found")
 
     def render(self, name: str, *, http_status: int = 200, **context: Any) -> Page:
         context.setdefault("session", None)
@@ -157,7 +147,7 @@ class ConsoleApp:
         kind = STATIC_TYPES.get(name[name.rfind(".") :]) if "." in name else None
         target = files / name
         if kind is None or "/" in name or not target.is_file():
-            return Page(404, b"Not found", b"text/plain; charset=utf-8")
+            return plain(404, "Not found")
         return Page(200, target.read_bytes(), kind, [(b"cache-control", b"public, max-age=86400")])
 
     # ---- sign in and out ------------------------------------------------------------------------
@@ -170,9 +160,9 @@ class ConsoleApp:
 
     async def signin(self, request: Request) -> Page:
         if request.method != "POST":
-            return Page(405, b"Method not allowed", b"text/plain; charset=utf-8")
+            return plain(405, "Method not allowed")
         if not csrf.valid(request.cookies.get(csrf.SIGNIN_COOKIE), request.form.get("csrf_token")):
-            return Page(403, b"Forbidden: missing or wrong CSRF token", b"text/plain; charset=utf-8")
+            return plain(403, "Forbidden: missing or wrong CSRF token")
         key = (request.form.get("access_key_id", "").strip(), request.form.get("access_key_secret", ""))
         try:
             answer = await self.api.call(key, "ecs", "DescribeRegions", {})
@@ -216,7 +206,7 @@ class ConsoleApp:
         counts = dict(zip(names, totals[n:]))
         return self.render("overview.html", session=session, instances=instances, counts=counts)
 
-    async def instances(self, session: Session, request: Request) -> Page:
+    async def instances(self, session: Session, request: Request, failed: ClientError | None = None) -> Page:
         query = request.query.get("q", "").strip()
         status = request.query.get("status", "")
         try:
@@ -237,7 +227,7 @@ class ConsoleApp:
         key = (session.access_key_id, session.access_key_secret)
         rows: list[dict[str, Any]] = []
         total = 0
-        error: ClientError | None = None
+        error = failed
         try:
             answer = await self.api.call(key, "ecs", "DescribeInstances", params)
             if not answer.get("TotalCount") and "PrivateIpAddresses" in params:
@@ -266,7 +256,9 @@ class ConsoleApp:
             "next_link": link(page_number + 1) if page_number < pages else "",
             "partial": request.htmx,
         }
-        return self.render("_instances_table.html" if request.htmx else "instances.html", **context)
+        status_code = (failed.http_status or 400) if failed else 200
+        template = "_instances_table.html" if request.htmx else "instances.html"
+        return self.render(template, http_status=status_code, **context)
 
 
 def _instance_row(instance: dict[str, Any]) -> dict[str, Any]:
