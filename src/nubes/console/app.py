@@ -6,30 +6,26 @@ cookie is HttpOnly, SameSite=Strict and expires (see sessions.py for where the s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf
+from nubes.console import csrf, instance_list, instances, overview, routing
 from nubes.console.api import ApiCaller, Asgi, Message
-from nubes.console.instances import InstancePages
-from nubes.console.sessions import Session, Sessions
+from nubes.console.routing import Ctx, Route, post
+from nubes.console.sessions import Sessions
 from nubes.console.web import PREFIX, Page, Request, plain, redirect
 
 log = logging.getLogger("nubes.console")
 
 SESSION_COOKIE = "nubes_session"
 DEFAULT_REGION = "cn-hangzhou"
-PAGE_SIZE = 20
 MAX_FORM_BYTES = 16 * 1024
-INSTANCE_STATUSES = ("Pending", "Starting", "Running", "Stopping", "Stopped")
-IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     (b"x-frame-options", b"DENY"),
@@ -69,7 +65,13 @@ class ConsoleApp:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.instance_pages = InstancePages(self.api, self.render)
+        self.routes: list[Route] = [
+            post("/signout", self.signout),
+            post("/region", self.switch_region),
+            *overview.ROUTES,
+            *instance_list.ROUTES,
+            *instances.ROUTES,
+        ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body, too_large = await _read_body(receive)
@@ -105,37 +107,28 @@ class ConsoleApp:
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return redirect(f"{PREFIX}/signin")
-        if request.method == "POST":
-            if not csrf.valid(session.csrf_token, request.form.get("csrf_token")):
-                return plain(403, "Forbidden: missing or wrong CSRF token")
-            if path == "/signout":
-                self.sessions.end(session.session_id)
-                return redirect(f"{PREFIX}/signin", cookie(SESSION_COOKIE, "", 0))
-            if path == "/region":
-                region = request.form.get("region", "")
-                if region in session.regions:
-                    session.region_id = region
-                back = request.form.get("next", "")
-                return redirect(back if back in (f"{PREFIX}/", f"{PREFIX}/instances") else f"{PREFIX}/")
-            if path == "/instances/batch":
-                failed = await self.instance_pages.batch(session, request.form)
-                return (
-                    await self.instances(session, request, failed)
-                    if failed
-                    else redirect(f"{PREFIX}/instances")
-                )
-            if path.startswith("/instances/"):
-                return await self.instance_pages.post(session, path.removeprefix("/instances/"), request.form)
-            return plain(404, "Not found")
-        if request.method != "GET":
-            return plain(405, "Method not allowed")
-        if path == "/":
-            return await self.overview(session)
-        if path == "/instances":
-            return await self.instances(session, request)
-        if path.startswith("/instances/"):
-            return await self.instance_pages.get(session, path.removeprefix("/instances/"))
-        return plain(404, "Not found")
+        if request.method == "POST" and not csrf.valid(session.csrf_token, request.form.get("csrf_token")):
+            return plain(403, "Forbidden: missing or wrong CSRF token")
+        found = routing.find(self.routes, request.method, path)
+        if found is None:
+            return (
+                plain(405, "Method not allowed")
+                if routing.known(self.routes, path)
+                else plain(404, "Not found")
+            )
+        route, match = found
+        return await route.handler(Ctx(session, request, self.api, self.render), match)
+
+    async def signout(self, ctx: Ctx, _: re.Match[str]) -> Page:
+        self.sessions.end(ctx.session.session_id)
+        return redirect(f"{PREFIX}/signin", cookie(SESSION_COOKIE, "", 0))
+
+    async def switch_region(self, ctx: Ctx, _: re.Match[str]) -> Page:
+        region = ctx.request.form.get("region", "")
+        if region in ctx.session.regions:
+            ctx.session.region_id = region
+        back = ctx.request.form.get("next", "")
+        return redirect(back if back.startswith(f"{PREFIX}/") and "//" not in back else f"{PREFIX}/")
 
     def render(self, name: str, *, http_status: int = 200, **context: Any) -> Page:
         context.setdefault("session", None)
@@ -176,104 +169,6 @@ class ConsoleApp:
             cookie(SESSION_COOKIE, session.session_id, self.sessions.seconds),
             cookie(csrf.SIGNIN_COOKIE, "", 0),
         )
-
-    # ---- pages ----------------------------------------------------------------------------------
-
-    async def _total(self, session: Session, product: str, action: str, **params: str) -> int:
-        answer = await self.api.call(
-            (session.access_key_id, session.access_key_secret),
-            product,
-            action,
-            {"RegionId": session.region_id, "PageSize": "1", **params},
-        )
-        return int(answer.get("TotalCount", 0))
-
-    async def overview(self, session: Session) -> Page:
-        try:
-            totals = await asyncio.gather(
-                *(self._total(session, "ecs", "DescribeInstances", Status=s) for s in INSTANCE_STATUSES),
-                self._total(session, "ecs", "DescribeDisks"),
-                self._total(session, "ecs", "DescribeSnapshots"),
-                self._total(session, "ecs", "DescribeImages", ImageOwnerAlias="self"),
-                self._total(session, "vpc", "DescribeVpcs"),
-                self._total(session, "ecs", "DescribeSecurityGroups"),
-            )
-        except ClientError as error:
-            return self.render("overview.html", session=session, error=error, instances={}, counts={})
-        n = len(INSTANCE_STATUSES)
-        instances = dict(zip(INSTANCE_STATUSES, totals[:n]))
-        names = ("Disks", "Snapshots", "Custom images", "VPCs", "Security groups")
-        counts = dict(zip(names, totals[n:]))
-        return self.render("overview.html", session=session, instances=instances, counts=counts)
-
-    async def instances(self, session: Session, request: Request, failed: ClientError | None = None) -> Page:
-        query = request.query.get("q", "").strip()
-        status = request.query.get("status", "")
-        try:
-            page_number = max(1, int(request.query.get("page", "1")))
-        except ValueError:
-            page_number = 1
-        params = {"RegionId": session.region_id, "PageSize": str(PAGE_SIZE), "PageNumber": str(page_number)}
-        if status in INSTANCE_STATUSES:
-            params["Status"] = status
-        else:
-            status = ""
-        if query.startswith("i-"):
-            params["InstanceIds"] = f'["{query}"]' if '"' not in query else "[]"
-        elif IPV4.match(query):
-            params["PrivateIpAddresses"] = f'["{query}"]'
-        elif query:
-            params["InstanceName"] = query
-        key = (session.access_key_id, session.access_key_secret)
-        rows: list[dict[str, Any]] = []
-        total = 0
-        error = failed
-        try:
-            answer = await self.api.call(key, "ecs", "DescribeInstances", params)
-            if not answer.get("TotalCount") and "PrivateIpAddresses" in params:
-                params["PublicIpAddresses"] = params.pop("PrivateIpAddresses")
-                answer = await self.api.call(key, "ecs", "DescribeInstances", params)
-            rows = [_instance_row(i) for i in answer.get("Instances", {}).get("Instance", [])]
-            total = int(answer.get("TotalCount", 0))
-        except ClientError as e:
-            error = e
-        pages = max(1, -(-total // PAGE_SIZE))
-
-        def link(number: int) -> str:
-            return f"{PREFIX}/instances?" + urlencode({"q": query, "status": status, "page": number})
-
-        context: dict[str, Any] = {
-            "session": session,
-            "error": error,
-            "rows": rows,
-            "total": total,
-            "q": query,
-            "status": status,
-            "statuses": INSTANCE_STATUSES,
-            "page": page_number,
-            "pages": pages,
-            "prev_link": link(page_number - 1) if page_number > 1 else "",
-            "next_link": link(page_number + 1) if page_number < pages else "",
-            "partial": request.htmx,
-        }
-        status_code = (failed.http_status or 400) if failed else 200
-        template = "_instances_table.html" if request.htmx else "instances.html"
-        return self.render(template, http_status=status_code, **context)
-
-
-def _instance_row(instance: dict[str, Any]) -> dict[str, Any]:
-    private = instance.get("VpcAttributes", {}).get("PrivateIpAddress", {}).get("IpAddress", [])
-    public = instance.get("PublicIpAddress", {}).get("IpAddress", [])
-    eip = instance.get("EipAddress", {}).get("IpAddress", "")
-    return {
-        "id": instance.get("InstanceId", ""),
-        "name": instance.get("InstanceName", ""),
-        "status": instance.get("Status", ""),
-        "type": instance.get("InstanceType", ""),
-        "zone": instance.get("ZoneId", ""),
-        "private_ips": list(private),
-        "public_ips": [*public, *([eip] if eip else [])],
-    }
 
 
 async def _read_body(receive: Any) -> tuple[bytes, bool]:
