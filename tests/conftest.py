@@ -287,6 +287,8 @@ def _serial_group(item: pytest.Item) -> str | None:
         return _VM_GROUPS.get(item.path.name, "guests-2")
     if item.get_closest_marker("net") is not None:
         return "host-network"
+    if item.get_closest_marker("browser") is not None:
+        return "browser"  # one Chromium and one console server for them all
     return None
 
 

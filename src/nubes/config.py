@@ -53,6 +53,9 @@ class Settings:
     # Seconds between two monitoring samples of this host's instances (ECS's finest period is 60 s;
     # tests sample every second). The API answers 60, 600 and 3600 s periods whatever it is.
     monitor_interval: float = 60.0
+    # A console session ends after this many seconds without a request (the ECS console's idle
+    # sign-out), and in any case SESSION_SECONDS after sign-in.
+    console_idle_seconds: float = 1800.0
 
     def check_public_network(self) -> None:
         """The public flags make sense together: well-formed IPv4 ranges, a gateway inside one of

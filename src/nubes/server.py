@@ -10,6 +10,7 @@ import uvicorn
 
 from nubes.config import Settings
 from nubes.console.app import WithConsole
+from nubes.console.sessions import Sessions
 from nubes.services import build_node
 
 log = logging.getLogger("nubes")
@@ -31,7 +32,9 @@ def serve(settings: Settings) -> None:
         node.services.db.engine.url.render_as_string(hide_password=True),
     )
     config = uvicorn.Config(
-        WithConsole(node.app),  # the web console at /console/, the API everywhere else
+        WithConsole(
+            node.app, Sessions(idle_seconds=settings.console_idle_seconds)
+        ),  # the web console at /console/, the API everywhere else
         host=settings.host,
         port=settings.port,
         access_log=False,

@@ -105,6 +105,14 @@ err_console = Console(stderr=True)
     help="Seconds between two monitoring samples of this host's instances "
     "(the monitoring API answers 60, 600 and 3600 s periods whatever it is).",
 )
+@click.option(
+    "--console-idle-timeout",
+    "console_idle_seconds",
+    default=1800.0,
+    show_default=True,
+    type=click.FloatRange(1, 8 * 3600),
+    help="Seconds without a request after which a web console session ends.",
+)
 def server(
     host: str,
     port: int,
@@ -124,6 +132,7 @@ def server(
     public_cidrs: tuple[str, ...],
     public_gateway: str,
     monitor_interval: float,
+    console_idle_seconds: float,
 ) -> None:
     """Run the API, its store and the local host agent in the foreground until SIGINT or SIGTERM."""
     from nubes.server import serve
@@ -148,6 +157,7 @@ def server(
             public_cidrs,
             public_gateway,
             monitor_interval=monitor_interval,
+            console_idle_seconds=console_idle_seconds,
         )
     )
 

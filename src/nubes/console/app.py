@@ -191,9 +191,9 @@ class WithConsole:
     """The server's ASGI application: /console and below to the console, the rest (and the
     lifespan) to the API, which is left as it is."""
 
-    def __init__(self, api: Asgi) -> None:
+    def __init__(self, api: Asgi, sessions: Sessions | None = None) -> None:
         self.api = api
-        self.console = ConsoleApp(api)
+        self.console = ConsoleApp(api, sessions)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
