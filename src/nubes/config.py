@@ -56,6 +56,9 @@ class Settings:
     # A console session ends after this many seconds without a request (the ECS console's idle
     # sign-out), and in any case SESSION_SECONDS after sign-in.
     console_idle_seconds: float = 1800.0
+    # The vCPUs of pay-as-you-go instances an account may hold in a region (ECS: 500 by default,
+    # raised on request; operators and benchmarks may set their own).
+    max_instance_vcpus: int = 500
 
     def check_public_network(self) -> None:
         """The public flags make sense together: well-formed IPv4 ranges, a gateway inside one of

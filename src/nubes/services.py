@@ -153,7 +153,12 @@ def open_services(settings: Settings, clock: Clock | None = None) -> Services:
     db.migrate()
     security_quotas = SecurityQuotas(rules_per_group=settings.max_rules_per_group)
     return build_services(
-        db, load_catalog(data_dir), clock or SystemClock(), data_dir, Quotas(), security_quotas
+        db,
+        load_catalog(data_dir),
+        clock or SystemClock(),
+        data_dir,
+        Quotas(max_postpaid_instance_vcpu_count=settings.max_instance_vcpus),
+        security_quotas,
     )
 
 

@@ -61,6 +61,13 @@ err_console = Console(stderr=True)
     help="Security group rule quota (ECS: 200).",
 )
 @click.option(
+    "--max-instance-vcpus",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="vCPUs of pay-as-you-go instances an account may hold in a region (ECS: 500).",
+)
+@click.option(
     "--accel",
     default="auto",
     show_default=True,
@@ -124,6 +131,7 @@ def server(
     driver: str,
     netns_prefix: str,
     max_rules_per_group: int,
+    max_instance_vcpus: int,
     accel: str,
     host_id: str,
     build_images: bool,
@@ -157,6 +165,7 @@ def server(
             public_cidrs,
             public_gateway,
             monitor_interval=monitor_interval,
+            max_instance_vcpus=max_instance_vcpus,
             console_idle_seconds=console_idle_seconds,
         )
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -84,6 +85,7 @@ class ConsoleApp:
             parse_cookies(headers.get("cookie", "")),
             headers.get("hx-request") == "true",
         )
+        started = time.perf_counter()
         try:
             page = Page(413, b"Request too large") if too_large else await self.route(request)
         except Exception:  # a bug: logged with its traceback, answered without it
@@ -94,6 +96,8 @@ class ConsoleApp:
             (b"content-length", str(len(page.body)).encode()),
             *SECURITY_HEADERS,
             *page.headers,
+            # the time the server spent on the page, API calls included (bench/console.py reads it)
+            (b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()),
         ]
         await send({"type": "http.response.start", "status": page.status, "headers": out})
         await send({"type": "http.response.body", "body": page.body})

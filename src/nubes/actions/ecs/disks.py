@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from nubes import errors
 from nubes.actions.common import (
@@ -23,7 +23,7 @@ from nubes.actions.common import (
     tag_pairs,
     tag_set,
 )
-from nubes.actions.paging import either_page, page_params, token_params
+from nubes.actions.paging import page_of, page_params, token_params
 from nubes.api.context import ActionContext
 from nubes.api.params import Boolean, Integer, String, StringList, Struct
 from nubes.api.registry import ActionTable
@@ -249,12 +249,17 @@ def describe_disks(ctx: ActionContext, p: dict[str, Any]) -> dict[str, Any]:
         query = query.where(in_group(Disk.resource_group_id, p["ResourceGroupId"], default_group))
     query = creation_window(p).where(query, Disk.created_at)
     query = where_tagged(query, scope, "disk", Disk.id, tag_filter(p))
-    with ctx.services.db.session() as s:
-        disks = list(s.scalars(query.order_by(Disk.created_at.desc(), Disk.id)))
-        tags = tags_by_resource(s, scope, "disk", (d.id for d in disks))
-    body = either_page([render_disk(d, tags.get(d.id, []), default_group) for d in disks], p, "Disks", "Disk")
-    body["TotalCount"] = len(disks)
-    return body
+    page = page_of(p)
+    with ctx.services.db.session() as s:  # a region may hold thousands of disks: only the page is read
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        ordered = query.order_by(Disk.created_at.desc(), Disk.id)
+        chosen = list(s.scalars(ordered.offset(page.offset).limit(page.size)))
+        tags = tags_by_resource(s, scope, "disk", (d.id for d in chosen))
+    return {
+        **page.fields(total, len(chosen)),
+        "Disks": {"Disk": [render_disk(d, tags.get(d.id, []), default_group) for d in chosen]},
+        "TotalCount": total,
+    }
 
 
 @actions.define(
