@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, instance_list, instances, overview, routing
+from nubes.console import csrf, disks, instance_list, instances, overview, routing, snapshots
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -71,6 +71,8 @@ class ConsoleApp:
             *overview.ROUTES,
             *instance_list.ROUTES,
             *instances.ROUTES,
+            *disks.ROUTES,
+            *snapshots.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -1,0 +1,184 @@
+"""The console's storage and image pages (issue 14) against a live emulator, over plain HTTP: a
+disk created, attached, detached, resized, snapshotted and deleted through the pages, with what
+the API then says about it; snapshots' progress, rollback and disks made of them; automatic
+snapshot policies; custom images made of a snapshot, shared, copied and deleted; refusals shown
+with the API's code and status; another account's resources not found."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+from alibabacloud_ecs20140526 import models as em
+
+from ..api.test_instances_api import Lab
+from ..conftest import LiveServer
+from .test_console import Browser
+from .test_console_instances import error_of, field, running
+
+REGION = "cn-hangzhou"
+
+
+def api_disk(lab: Lab, disk_id: str) -> Any:
+    [disk] = lab.ecs.describe_disks(
+        em.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id]))
+    ).body.disks.disk
+    return disk
+
+
+def wait_disk(lab: Lab, disk_id: str, status: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    disk = api_disk(lab, disk_id)
+    while disk.status != status and time.monotonic() < deadline:
+        time.sleep(0.1)
+        disk = api_disk(lab, disk_id)
+    return disk
+
+
+def submit(browser: Browser, path: str, form: dict[str, str]) -> str:
+    """POST a form that the API accepts: where its redirect (303) leads."""
+    answer = browser.post(path, {"csrf_token": browser.token, **form})
+    assert answer.status == 303, answer.text
+    return str(answer.headers["location"])
+
+
+def row_ids(page: str, kind: str) -> list[str]:
+    return re.findall(rf'<tr class="{kind}" data-id="([^"]+)"', page)
+
+
+def snapshot_row(browser: Browser, snapshot_id: str) -> tuple[str, int, str]:
+    """The snapshot's status and progress as the table htmx refreshes shows them, and whether the
+    table still asks to be refreshed."""
+    table = browser.get("/console/snapshots", headers={"HX-Request": "true"})
+    assert table.status == 200
+    assert table.text.lstrip().startswith("<section"), table.text  # the table alone
+    row = re.search(
+        rf'data-id="{snapshot_id}" data-status="([^"]+)".*?data-progress="(\d+)"', table.text, re.DOTALL
+    )
+    assert row is not None, table.text
+    busy = re.search(r'data-busy="(yes|no)"', table.text)
+    assert busy is not None
+    return row.group(1), int(row.group(2)), busy.group(1)
+
+
+def test_disk_through_the_pages(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab, instance_id = running(live, fresh_key, "10.70.0.0/16")
+    zone = lab.ecs.describe_instance_attribute(
+        em.DescribeInstanceAttributeRequest(instance_id=instance_id)
+    ).body.zone_id
+    browser = Browser(live, fresh_key)
+    page = browser.get("/console/disks").text
+    assert 'id="create-disk"' in page
+    assert f'<option value="{zone}"' in page
+
+    here = submit(
+        browser,
+        "/console/disks",
+        {"ZoneId": zone, "DiskCategory": "cloud_essd", "Size": "20", "DiskName": "data1"},
+    )
+    disk_id = here.removeprefix("/console/disks/")
+    assert disk_id.startswith("d-")
+    assert wait_disk(lab, disk_id, "Available").size == 20
+    listed = browser.get("/console/disks?status=Available").text
+    assert disk_id in row_ids(listed, "disk")
+    assert disk_id not in row_ids(browser.get("/console/disks?status=In_use").text, "disk")
+
+    detail = browser.get(here).text
+    assert 'id="attach-disk"' in detail
+    assert f'<option value="{instance_id}">' in detail
+    assert submit(browser, f"{here}/attach", {"InstanceId": instance_id}) == here
+    attached = wait_disk(lab, disk_id, "In_use")
+    assert attached.instance_id == instance_id
+    assert field(browser.get(here).text, "status") == "In_use"
+    by_instance = browser.get(f"/console/disks?instance={instance_id}").text
+    assert disk_id in row_ids(by_instance, "disk")
+
+    # smaller is refused, as the API refuses it: its code and status next to the resize form
+    refused = browser.post(
+        f"{here}/resize", {"csrf_token": browser.token, "NewSize": "10", "Type": "offline"}
+    )
+    assert (refused.status, error_of(refused.text)[0]) == (403, "InvalidDiskSize.TooSmall")
+    assert re.search(r'id="resize-disk">.*?class="error-code"', refused.text, re.DOTALL)
+    assert api_disk(lab, disk_id).size == 20
+    assert submit(browser, f"{here}/resize", {"NewSize": "30", "Type": "online"}) == here
+    assert api_disk(lab, disk_id).size == 30
+
+    assert submit(browser, f"{here}/detach", {"InstanceId": instance_id}) == here
+    detached = wait_disk(lab, disk_id, "Available")
+    assert detached.instance_id == ""
+
+    unconfirmed = browser.post(f"{here}/delete", {"csrf_token": browser.token})
+    assert (unconfirmed.status, error_of(unconfirmed.text)[0]) == (400, "ConfirmationRequired")
+    assert submit(browser, f"{here}/delete", {"confirm": "yes"}) == "/console/disks"
+    assert (
+        lab.ecs.describe_disks(
+            em.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id]))
+        ).body.disks.disk
+        == []
+    )
+    gone = browser.get(here)
+    assert (gone.status, error_of(gone.text)[0]) == (404, "InvalidDiskId.NotFound")
+
+
+def test_snapshot_progress_rollback_and_a_disk_of_it(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab, instance_id = running(live, fresh_key, "10.71.0.0/16")
+    [system_disk] = lab.ecs.describe_disks(
+        em.DescribeDisksRequest(region_id=REGION, instance_id=instance_id)
+    ).body.disks.disk
+    browser = Browser(live, fresh_key)
+    here = f"/console/disks/{system_disk.disk_id}"
+    assert submit(browser, f"{here}/snapshot", {"SnapshotName": "before"}) == "/console/snapshots"
+    [snapshot] = lab.ecs.describe_snapshots(
+        em.DescribeSnapshotsRequest(region_id=REGION, disk_id=system_disk.disk_id)
+    ).body.snapshots.snapshot
+    page = browser.get("/console/snapshots").text
+    assert row_ids(page, "snapshot") == [snapshot.snapshot_id]
+
+    seen = [snapshot_row(browser, snapshot.snapshot_id)]
+    deadline = time.monotonic() + 30
+    while seen[-1][0] != "accomplished" and time.monotonic() < deadline:
+        assert seen[-1][2] == "yes"  # a progressing snapshot keeps the table refreshing
+        time.sleep(0.2)
+        seen.append(snapshot_row(browser, snapshot.snapshot_id))
+    assert seen[-1] == ("accomplished", 100, "no"), seen
+    assert 'hx-trigger="every 2s"' not in browser.get("/console/snapshots").text
+
+    # ResetDisk needs the instance Stopped: refused while it runs, with the API's code
+    form = {"DiskId": system_disk.disk_id, "confirm": "yes"}
+    refused = browser.post(
+        f"/console/snapshots/{snapshot.snapshot_id}/reset", {"csrf_token": browser.token, **form}
+    )
+    assert (refused.status, error_of(refused.text)[0]) == (403, "IncorrectInstanceStatus")
+    lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
+    assert lab.wait(instance_id, "Stopped") == "Stopped"
+    assert submit(browser, f"/console/snapshots/{snapshot.snapshot_id}/reset", form) == "/console/snapshots"
+
+    made = submit(
+        browser,
+        "/console/snapshots/disk",
+        {"SnapshotId": snapshot.snapshot_id, "ZoneId": system_disk.zone_id, "DiskCategory": "cloud_essd"},
+    )
+    copy = wait_disk(lab, made.removeprefix("/console/disks/"), "Available")
+    assert (copy.source_snapshot_id, copy.size) == (snapshot.snapshot_id, system_disk.size)
+
+
+def test_another_accounts_disk_is_not_found(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab = Lab(live, fresh_key, "10.72.0.0/16")
+    zone = lab.ecs.describe_zones(em.DescribeZonesRequest(region_id=REGION)).body.zones.zone[0].zone_id
+    disk_id = lab.ecs.create_disk(
+        em.CreateDiskRequest(
+            region_id=REGION, zone_id=zone, size=20, disk_category="cloud_essd", disk_name="mine"
+        )
+    ).body.disk_id
+    intruder = Browser(live, live.create_account(f"t-{uuid.uuid4().hex[:12]}"))
+    page = intruder.get(f"/console/disks/{disk_id}")
+    assert (page.status, error_of(page.text)[0]) == (404, "InvalidDiskId.NotFound")
+    assert "mine" not in page.text
+    assert disk_id not in intruder.get("/console/disks").text
+    for action, form in (("resize", {"NewSize": "40"}), ("delete", {"confirm": "yes"})):
+        answer = intruder.post(f"/console/disks/{disk_id}/{action}", {"csrf_token": intruder.token, **form})
+        assert (answer.status, error_of(answer.text)[0]) == (404, "InvalidDiskId.NotFound")
+    assert wait_disk(lab, disk_id, "Available").size == 20  # untouched
