@@ -182,3 +182,61 @@ def test_another_accounts_disk_is_not_found(live: LiveServer, fresh_key: tuple[s
         answer = intruder.post(f"/console/disks/{disk_id}/{action}", {"csrf_token": intruder.token, **form})
         assert (answer.status, error_of(answer.text)[0]) == (404, "InvalidDiskId.NotFound")
     assert wait_disk(lab, disk_id, "Available").size == 20  # untouched
+
+
+def test_auto_snapshot_policy_created_applied_cancelled_deleted(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    lab = Lab(live, fresh_key, "10.73.0.0/16")
+    zone = lab.ecs.describe_zones(em.DescribeZonesRequest(region_id=REGION)).body.zones.zone[0].zone_id
+    disk_id = lab.ecs.create_disk(
+        em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=20, disk_category="cloud_essd")
+    ).body.disk_id
+    browser = Browser(live, fresh_key)
+    path = "/console/auto-snapshot-policies"
+    no_hours = browser.post(path, {"csrf_token": browser.token, "retentionDays": "7", "repeatWeekday.1": "1"})
+    assert no_hours.status >= 400
+    assert re.search(r'id="create-policy">.*?class="error-code"', no_hours.text, re.DOTALL)
+    assert (
+        lab.ecs.describe_auto_snapshot_policy_ex(
+            em.DescribeAutoSnapshotPolicyExRequest(region_id=REGION)
+        ).body.total_count
+        == 0
+    )
+
+    here = submit(
+        browser,
+        path,
+        {
+            "autoSnapshotPolicyName": "nightly",
+            "retentionDays": "7",
+            "timePoint.2": "1",
+            "timePoint.14": "13",
+            "repeatWeekday.1": "1",
+            "repeatWeekday.5": "5",
+        },
+    )
+    policy_id = here.removeprefix(f"{path}/")
+    [policy] = lab.ecs.describe_auto_snapshot_policy_ex(
+        em.DescribeAutoSnapshotPolicyExRequest(region_id=REGION, auto_snapshot_policy_id=policy_id)
+    ).body.auto_snapshot_policies.auto_snapshot_policy
+    assert (policy.auto_snapshot_policy_name, policy.retention_days) == ("nightly", 7)
+    assert (json.loads(policy.time_points), json.loads(policy.repeat_weekdays)) == (["1", "13"], ["1", "5"])
+    assert row_ids(browser.get(path).text, "policy") == [policy_id]
+    page = browser.get(here).text
+    assert (field(page, "hours"), field(page, "weekdays")) == ("1, 13", "Mon, Fri")
+
+    box = re.search(rf'name="(disk\.\d+)" value="{disk_id}"', page)
+    assert box is not None, page
+    assert submit(browser, f"{here}/apply", {box.group(1): disk_id}) == here
+    assert api_disk(lab, disk_id).auto_snapshot_policy_id == policy_id
+    applied = browser.get(here).text
+    assert field(applied, "disks") == "1"
+    assert re.search(rf'id="cancel-policy".*?value="{disk_id}"', applied, re.DOTALL)
+
+    assert submit(browser, f"{here}/cancel", {"disk.1": disk_id}) == here
+    assert api_disk(lab, disk_id).auto_snapshot_policy_id == ""
+    assert submit(browser, f"{here}/delete", {}) == path
+    assert row_ids(browser.get(path).text, "policy") == []
+    gone = browser.get(here)
+    assert (gone.status, error_of(gone.text)[0]) == (404, "ParameterInvalid")

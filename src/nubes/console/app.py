@@ -15,7 +15,16 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, disks, instance_list, instances, overview, routing, snapshots
+from nubes.console import (
+    auto_snapshot_policies,
+    csrf,
+    disks,
+    instance_list,
+    instances,
+    overview,
+    routing,
+    snapshots,
+)
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -73,6 +82,7 @@ class ConsoleApp:
             *instances.ROUTES,
             *disks.ROUTES,
             *snapshots.ROUTES,
+            *auto_snapshot_policies.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
