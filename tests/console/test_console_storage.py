@@ -240,3 +240,86 @@ def test_auto_snapshot_policy_created_applied_cancelled_deleted(
     assert row_ids(browser.get(path).text, "policy") == []
     gone = browser.get(here)
     assert (gone.status, error_of(gone.text)[0]) == (404, "ParameterInvalid")
+
+
+def account_uid(live: LiveServer, key: tuple[str, str]) -> str:
+    """The account ID (AliyunId) of the account of `key`, as `nubes admin account list` shows it."""
+    name = next(n for n, k in live.extra_accounts.items() if k == key)
+    listing = live.nubes("admin", "account", "list", *live.admin_store_args()).stdout
+    return str(next(re.findall(r"\b\d{16}\b", line)[0] for line in listing.splitlines() if name in line))
+
+
+def image_shown(browser: Browser, image_id: str) -> tuple[str, str, str]:
+    """The image's status and progress on its page, and whether the page keeps refreshing them."""
+    page = browser.get(f"/console/images/{image_id}")
+    assert page.status == 200, page.text
+    busy = re.search(r'id="image-status"[^>]*data-busy="(yes|no)"', page.text)
+    assert busy is not None, page.text
+    return field(page.text, "status"), field(page.text, "progress").strip(), busy.group(1)
+
+
+def test_image_from_a_snapshot_shared_copied_deleted(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab, instance_id = running(live, fresh_key, "10.74.0.0/16")
+    [system_disk] = lab.ecs.describe_disks(
+        em.DescribeDisksRequest(region_id=REGION, instance_id=instance_id)
+    ).body.disks.disk
+    snapshot_id = lab.ecs.create_snapshot(
+        em.CreateSnapshotRequest(disk_id=system_disk.disk_id)
+    ).body.snapshot_id
+    browser = Browser(live, fresh_key)
+    deadline = time.monotonic() + 30
+    while snapshot_row(browser, snapshot_id)[0] != "accomplished" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    # the snapshot row's "Create image" button
+    here = submit(browser, "/console/images", {"SnapshotId": snapshot_id})
+    image_id = here.removeprefix("/console/images/")
+    seen = [image_shown(browser, image_id)]
+    while seen[-1][0] != "Available" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen.append(image_shown(browser, image_id))
+    assert seen[-1] == ("Available", "100%", "no"), seen
+    assert all((status in ("Creating", "Waiting")) == (busy == "yes") for status, _, busy in seen), seen
+    [image] = lab.ecs.describe_images(
+        em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+    ).body.images.image
+    assert (image.status, image.image_owner_alias) == ("Available", "self")
+    assert snapshot_id in field(browser.get(here).text, "snapshots")
+    assert image_id in row_ids(browser.get("/console/images").text, "image")
+    assert image_id not in row_ids(browser.get("/console/images?owner=system").text, "image")
+
+    other_key = live.create_account(f"t-{uuid.uuid4().hex[:12]}")
+    other_uid = account_uid(live, other_key)
+    unknown = browser.post(f"{here}/share", {"csrf_token": browser.token, "account": "1234567890123456"})
+    assert (unknown.status, error_of(unknown.text)[0]) == (404, "InvalidAccount.NotFound")
+    assert re.search(r'id="share-image">.*?class="error-code"', unknown.text, re.DOTALL)
+    assert submit(browser, f"{here}/share", {"account": other_uid}) == here
+    shares = lab.ecs.describe_image_share_permission(
+        em.DescribeImageSharePermissionRequest(region_id=REGION, image_id=image_id)
+    ).body
+    assert [a.aliyun_id for a in shares.accounts.account] == [other_uid]
+    assert re.findall(r'class="account" data-id="([^"]+)"', browser.get(here).text) == [other_uid]
+    other = Browser(live, other_key)
+    assert image_id in row_ids(other.get("/console/images?owner=others").text, "image")
+    assert 'id="share-image"' not in other.get(here).text  # not theirs to share
+
+    assert submit(browser, f"{here}/unshare", {"account": other_uid}) == here
+    hidden = other.get(here)
+    assert (hidden.status, error_of(hidden.text)[0]) == (404, "InvalidImageId.NotFound")
+
+    copied = submit(browser, f"{here}/copy", {"DestinationRegionId": REGION, "DestinationImageName": "copy1"})
+    copy_id = copied.removeprefix("/console/images/")
+    assert copy_id not in ("", image_id)
+    [copy] = lab.ecs.describe_images(
+        em.DescribeImagesRequest(region_id=REGION, image_id=copy_id)
+    ).body.images.image
+    assert copy.image_name == "copy1"
+
+    assert submit(browser, f"{here}/delete", {"confirm": "yes"}) == "/console/images"
+    assert (
+        lab.ecs.describe_images(
+            em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+        ).body.images.image
+        == []
+    )
+    assert set(row_ids(browser.get("/console/images").text, "image")) == {copy_id}

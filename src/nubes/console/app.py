@@ -19,6 +19,7 @@ from nubes.console import (
     auto_snapshot_policies,
     csrf,
     disks,
+    images,
     instance_list,
     instances,
     overview,
@@ -83,6 +84,7 @@ class ConsoleApp:
             *disks.ROUTES,
             *snapshots.ROUTES,
             *auto_snapshot_policies.ROUTES,
+            *images.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -17,7 +17,7 @@ from nubes.client import ClientError
 from nubes.console import forms
 from nubes.console.listing import listing
 from nubes.console.routing import Ctx, Route, get, post
-from nubes.console.web import PREFIX, Page, redirect
+from nubes.console.web import PREFIX, Page
 
 PATH = "/auto-snapshot-policies"
 HOURS = range(24)  # time points, in UTC+8 as ECS counts them
@@ -61,11 +61,10 @@ async def create(ctx: Ctx, _: re.Match[str]) -> Page:
     }
     if form.get("autoSnapshotPolicyName", "").strip():
         params["autoSnapshotPolicyName"] = form["autoSnapshotPolicyName"].strip()
-    try:
-        answer = await ctx.call("ecs", "CreateAutoSnapshotPolicy", **params)
-    except ClientError as error:
-        return await policy_list(ctx, failed=error)
-    return redirect(f"{PREFIX}{PATH}/{answer['AutoSnapshotPolicyId']}")
+    return await forms.create(
+        ctx, lambda e: policy_list(ctx, failed=e), PATH, "AutoSnapshotPolicyId", "ecs",
+        "CreateAutoSnapshotPolicy", **params,
+    )  # fmt: skip
 
 
 async def show(ctx: Ctx, match: re.Match[str]) -> Page:

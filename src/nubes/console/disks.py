@@ -16,7 +16,7 @@ from nubes.client import ClientError
 from nubes.console import forms
 from nubes.console.listing import listing
 from nubes.console.routing import Ctx, Route, get, post
-from nubes.console.web import PREFIX, Page, redirect
+from nubes.console.web import PREFIX, Page
 
 # DescribeDisks' statuses, as ECS spells them
 DISK_STATUSES = ("Creating", "Available", "Attaching", "In_use", "Detaching", "ReIniting")
@@ -73,11 +73,10 @@ async def disk_list(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
 async def create(ctx: Ctx, _: re.Match[str]) -> Page:
     form = ctx.request.form
     params = {name: form[name].strip() for name in CREATE_FIELDS if form.get(name, "").strip()}
-    try:
-        answer = await ctx.call("ecs", "CreateDisk", RegionId=ctx.region_id, **params)
-    except ClientError as error:
-        return await disk_list(ctx, failed=error)
-    return redirect(f"{PREFIX}/disks/{answer['DiskId']}")
+    return await forms.create(
+        ctx, lambda e: disk_list(ctx, failed=e), "/disks", "DiskId", "ecs", "CreateDisk",
+        RegionId=ctx.region_id, **params,
+    )  # fmt: skip
 
 
 async def show(ctx: Ctx, match: re.Match[str]) -> Page:

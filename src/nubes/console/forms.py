@@ -14,7 +14,7 @@ from typing import Any
 
 from nubes.client import ClientError
 from nubes.console.routing import Ctx
-from nubes.console.web import Page, redirect
+from nubes.console.web import PREFIX, Page, redirect
 
 # What an ID in a path may be: the API answers NotFound for a well-formed unknown one.
 RESOURCE_ID = r"[A-Za-z0-9._-]{1,128}"
@@ -30,6 +30,17 @@ async def attempt(ctx: Ctx, done: str, refused: Refused, product: str, action: s
     except ClientError as error:
         return await refused(error)
     return redirect(done)
+
+
+async def create(
+    ctx: Ctx, refused: Refused, path: str, id_field: str, product: str, action: str, **params: str
+) -> Page:
+    """Call a Create* `action`; on success go to the new resource's page (`path`/<its ID>)."""
+    try:
+        answer = await ctx.call(product, action, **params)
+    except ClientError as error:
+        return await refused(error)
+    return redirect(f"{PREFIX}{path}/{answer[id_field]}")
 
 
 def numbered(form: dict[str, str], prefix: str) -> list[str]:

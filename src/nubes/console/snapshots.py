@@ -14,7 +14,7 @@ from nubes.client import ClientError
 from nubes.console import forms
 from nubes.console.listing import listing
 from nubes.console.routing import Ctx, Route, get, post
-from nubes.console.web import PREFIX, Page, redirect
+from nubes.console.web import PREFIX, Page
 
 SNAPSHOT_STATUSES = ("progressing", "accomplished", "failed")
 FILTERS = {"status": "Status", "disk": "DiskId"}
@@ -94,11 +94,10 @@ async def new_disk(ctx: Ctx, _: re.Match[str]) -> Page:
     """A disk made of the chosen snapshot (its size is the snapshot's unless a larger one is given)."""
     form = ctx.request.form
     params = {k: form[k] for k in ("SnapshotId", "ZoneId", "DiskCategory", "DiskName", "Size") if form.get(k)}
-    try:
-        answer = await ctx.call("ecs", "CreateDisk", RegionId=ctx.region_id, **params)
-    except ClientError as error:
-        return await snapshot_list(ctx, failed=error)
-    return redirect(f"{PREFIX}/disks/{answer['DiskId']}")
+    return await forms.create(
+        ctx, lambda e: snapshot_list(ctx, failed=e), "/disks", "DiskId", "ecs", "CreateDisk",
+        RegionId=ctx.region_id, **params,
+    )  # fmt: skip
 
 
 ROUTES: list[Route] = [
