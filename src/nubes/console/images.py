@@ -22,6 +22,8 @@ from nubes.console.web import PREFIX, Page
 
 OWNERS = {"self": "Custom", "system": "Public", "others": "Shared with me"}
 BUSY = ("Creating", "Waiting")
+# DescribeImages shows only Available images unless told otherwise: the console shows them all
+ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 EXPORT_FORMATS = ("raw", "qcow2", "vhd")
 IMAGE_FIELDS = {
     "id": "ImageId",
@@ -35,6 +37,9 @@ IMAGE_FIELDS = {
     "created": "CreationTime",
     "description": "Description",
 }
+# the image's import and export tasks, shown until they end (DescribeTasks' TaskStatus)
+TASK_FIELDS = {"id": "TaskId", "action": "TaskAction", "status": "TaskStatus", "finished": "FinishedTime"}
+OPEN_TASKS = ("Waiting", "Processing")
 ACTION_FORMS = {
     "share": "share-image",
     "unshare": "share-image",
@@ -51,7 +56,7 @@ async def image_list(
     owner = owner if owner in OWNERS else "self"
     page = await listing(
         ctx, "/images", "ecs", "DescribeImages", ("Images", "Image"), carried={"owner": owner},
-        RegionId=ctx.region_id, ImageOwnerAlias=owner,
+        RegionId=ctx.region_id, ImageOwnerAlias=owner, Status=ALL_STATUSES,
     )  # fmt: skip
     rows = [image_row(i) for i in page.rows]
     try:
@@ -110,7 +115,9 @@ async def show(ctx: Ctx, match: re.Match[str]) -> Page:
 
 async def detail(ctx: Ctx, image_id: str, failed: ClientError | None = None, form_id: str = "") -> Page:
     try:
-        answer = await ctx.call("ecs", "DescribeImages", RegionId=ctx.region_id, ImageId=image_id)
+        answer = await ctx.call(
+            "ecs", "DescribeImages", RegionId=ctx.region_id, ImageId=image_id, Status=ALL_STATUSES
+        )
         found = answer.get("Images", {}).get("Image", [])
         if not found:
             # DescribeImages lists nothing for an image the caller may not see; its actions say this
@@ -119,7 +126,12 @@ async def detail(ctx: Ctx, image_id: str, failed: ClientError | None = None, for
             )
         image = found[0]
         shared: list[str] = []
+        tasks: list[dict[str, Any]] = []
         if image.get("ImageOwnerAlias") == "self":
+            found_tasks = await ctx.call(
+                "ecs", "DescribeTasks", RegionId=ctx.region_id, **{"ResourceIds.1": image_id}, PageSize="100"
+            )
+            tasks = [forms.picked(t, TASK_FIELDS) for t in found_tasks.get("TaskSet", {}).get("Task", [])]
             shares = await ctx.call(
                 "ecs",
                 "DescribeImageSharePermission",
@@ -139,8 +151,9 @@ async def detail(ctx: Ctx, image_id: str, failed: ClientError | None = None, for
             **image_row(image),
             "snapshots": [m.get("SnapshotId", "") for m in mappings],
         },
-        busy=image.get("Status") in BUSY,
+        busy=image.get("Status") in BUSY or any(t["status"] in OPEN_TASKS for t in tasks),
         shared=shared,
+        tasks=tasks,
         regions=ctx.session.regions,
         formats=EXPORT_FORMATS,
     )
