@@ -15,6 +15,7 @@ from typing import Any
 from alibabacloud_ecs20140526 import models as em
 
 from ..api.test_instances_api import Lab
+from ..api.test_instances_api import error_of as api_error_of
 from ..conftest import LiveServer
 from .test_console import Browser
 from .test_console_instances import error_of, field, running
@@ -27,6 +28,13 @@ def api_disk(lab: Lab, disk_id: str) -> Any:
         em.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id]))
     ).body.disks.disk
     return disk
+
+
+def api_snapshot_status(lab: Lab, snapshot_id: str) -> str:
+    [snapshot] = lab.ecs.describe_snapshots(
+        em.DescribeSnapshotsRequest(region_id=REGION, snapshot_ids=json.dumps([snapshot_id]))
+    ).body.snapshots.snapshot
+    return str(snapshot.status)
 
 
 def wait_disk(lab: Lab, disk_id: str, status: str, timeout: float = 30) -> Any:
@@ -43,6 +51,22 @@ def submit(browser: Browser, path: str, form: dict[str, str]) -> str:
     answer = browser.post(path, {"csrf_token": browser.token, **form})
     assert answer.status == 303, answer.text
     return str(answer.headers["location"])
+
+
+def settled(browser: Browser, path: str, timeout: float = 30) -> str:
+    """The disk's status once it stops moving, as its page shows it; while it moves (Attaching,
+    Detaching, ...) the page must be asking htmx to refresh it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = browser.get(path).text
+        status = field(page, "status")
+        busy = re.search(r'id="disk-state"[^>]*data-busy="(yes|no)"', page)
+        assert busy is not None, page
+        moving = status in ("Creating", "Attaching", "Detaching", "ReIniting")
+        assert (busy.group(1) == "yes") == moving, (status, busy.group(1))
+        if not moving or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
 
 
 def error_next_to(page: str, form_id: str) -> bool:
@@ -95,9 +119,15 @@ def test_disk_through_the_pages(live: LiveServer, fresh_key: tuple[str, str]) ->
     assert 'id="attach-disk"' in detail
     assert f'<option value="{instance_id}">' in detail
     assert submit(browser, f"{here}/attach", {"InstanceId": instance_id}) == here
-    attached = wait_disk(lab, disk_id, "In_use")
-    assert attached.instance_id == instance_id
-    assert field(browser.get(here).text, "status") == "In_use"
+    assert settled(browser, here) == "In_use"
+    attached = api_disk(lab, disk_id)
+    assert (attached.status, attached.instance_id) == ("In_use", instance_id)
+    again = browser.post(f"{here}/attach", {"csrf_token": browser.token, "InstanceId": instance_id})
+    refusal = api_error_of(
+        lambda: lab.ecs.attach_disk(em.AttachDiskRequest(disk_id=disk_id, instance_id=instance_id))
+    )
+    assert (again.status, error_of(again.text)[0]) == (refusal.status_code, refusal.code)
+    assert error_next_to(again.text, "detach-disk")  # the form the page shows for an attached disk
     by_instance = browser.get(f"/console/disks?instance={instance_id}").text
     assert disk_id in row_ids(by_instance, "disk")
 
@@ -112,7 +142,8 @@ def test_disk_through_the_pages(live: LiveServer, fresh_key: tuple[str, str]) ->
     assert api_disk(lab, disk_id).size == 30
 
     assert submit(browser, f"{here}/detach", {"InstanceId": instance_id}) == here
-    detached = wait_disk(lab, disk_id, "Available")
+    assert settled(browser, here) == "Available"
+    detached = api_disk(lab, disk_id)
     assert detached.instance_id == ""
 
     unconfirmed = browser.post(f"{here}/delete", {"csrf_token": browser.token})
@@ -170,23 +201,57 @@ def test_snapshot_progress_rollback_and_a_disk_of_it(live: LiveServer, fresh_key
     assert (copy.source_snapshot_id, copy.size) == (snapshot.snapshot_id, system_disk.size)
 
 
-def test_another_accounts_disk_is_not_found(live: LiveServer, fresh_key: tuple[str, str]) -> None:
-    lab = Lab(live, fresh_key, "10.72.0.0/16")
-    zone = lab.ecs.describe_zones(em.DescribeZonesRequest(region_id=REGION)).body.zones.zone[0].zone_id
-    disk_id = lab.ecs.create_disk(
-        em.CreateDiskRequest(
-            region_id=REGION, zone_id=zone, size=20, disk_category="cloud_essd", disk_name="mine"
-        )
-    ).body.disk_id
+def test_another_accounts_disk_snapshot_and_image_are_not_found(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    lab, instance_id = running(live, fresh_key, "10.72.0.0/16")
+    [disk] = lab.ecs.describe_disks(
+        em.DescribeDisksRequest(region_id=REGION, instance_id=instance_id)
+    ).body.disks.disk
+    lab.ecs.modify_disk_attribute(em.ModifyDiskAttributeRequest(disk_id=disk.disk_id, disk_name="mine"))
+    snapshot_id = lab.ecs.create_snapshot(em.CreateSnapshotRequest(disk_id=disk.disk_id)).body.snapshot_id
+    deadline = time.monotonic() + 30
+    while api_snapshot_status(lab, snapshot_id) != "accomplished" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    image_id = lab.ecs.create_image(
+        em.CreateImageRequest(region_id=REGION, snapshot_id=snapshot_id, image_name="mine")
+    ).body.image_id
     intruder = Browser(live, live.create_account(f"t-{uuid.uuid4().hex[:12]}"))
-    page = intruder.get(f"/console/disks/{disk_id}")
+
+    here = f"/console/disks/{disk.disk_id}"
+    page = intruder.get(here)
     assert (page.status, error_of(page.text)[0]) == (404, "InvalidDiskId.NotFound")
     assert "mine" not in page.text
-    assert disk_id not in intruder.get("/console/disks").text
-    for action, form in (("resize", {"NewSize": "40"}), ("delete", {"confirm": "yes"})):
-        answer = intruder.post(f"/console/disks/{disk_id}/{action}", {"csrf_token": intruder.token, **form})
+    assert disk.disk_id not in intruder.get("/console/disks").text
+    for action, form in (("resize", {"NewSize": "40"}), ("snapshot", {}), ("delete", {"confirm": "yes"})):
+        answer = intruder.post(f"{here}/{action}", {"csrf_token": intruder.token, **form})
         assert (answer.status, error_of(answer.text)[0]) == (404, "InvalidDiskId.NotFound")
-    assert wait_disk(lab, disk_id, "Available").size == 20  # untouched
+
+    assert snapshot_id not in intruder.get("/console/snapshots").text
+    form = {"csrf_token": intruder.token, "DiskId": disk.disk_id, "confirm": "yes"}
+    reset = intruder.post(f"/console/snapshots/{snapshot_id}/reset", form)
+    assert (reset.status, error_of(reset.text)[0]) == (404, "InvalidDiskId.NotFound")
+    delete = intruder.post(f"/console/snapshots/{snapshot_id}/delete", {"csrf_token": intruder.token})
+    # DeleteSnapshot ignores a snapshot the caller does not have, as ECS does: accepted, nothing deleted
+    assert delete.status == 303
+
+    assert image_id not in intruder.get("/console/images?owner=others").text
+    image_page = intruder.get(f"/console/images/{image_id}")
+    assert (image_page.status, error_of(image_page.text)[0]) == (404, "InvalidImageId.NotFound")
+    share = intruder.post(f"/console/images/{image_id}/share", {"csrf_token": intruder.token, "account": "1"})
+    assert (share.status, error_of(share.text)[0]) == (404, "InvalidImageId.NotFound")
+
+    # all untouched
+    assert api_disk(lab, disk.disk_id).size == disk.size
+    assert api_snapshot_status(lab, snapshot_id) == "accomplished"
+    assert (
+        lab.ecs.describe_images(
+            em.DescribeImagesRequest(region_id=REGION, image_id=image_id, status="Creating,Available")
+        )
+        .body.images.image[0]
+        .image_name
+        == "mine"
+    )
 
 
 def test_auto_snapshot_policy_created_applied_cancelled_deleted(

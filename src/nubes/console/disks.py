@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from nubes.client import ClientError
 from nubes.console import forms
@@ -20,6 +21,8 @@ from nubes.console.web import PREFIX, Page
 
 # DescribeDisks' statuses, as ECS spells them
 DISK_STATUSES = ("Creating", "Available", "Attaching", "In_use", "Detaching", "ReIniting")
+# statuses a disk leaves by itself: while one is shown, the page refreshes it every 2 s (htmx)
+MOVING = ("Creating", "Attaching", "Detaching", "ReIniting")
 FILTERS = {"status": "Status", "category": "Category", "instance": "InstanceId"}
 ACTION_FORMS = {
     "attach": "attach-disk",
@@ -60,6 +63,8 @@ async def disk_list(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
         error_form="create-disk" if failed else "",
         listing=page,
         rows=[disk_row(d) for d in page.rows],
+        busy=any(d.get("Status") in MOVING for d in page.rows),
+        refresh=f"{PREFIX}/disks?" + urlencode({**chosen, "page": page.page}),
         chosen=chosen,
         statuses=DISK_STATUSES,
         zones=zones,
@@ -97,6 +102,7 @@ async def detail(ctx: Ctx, disk_id: str, failed: ClientError | None = None, form
         error=failed,
         error_form=form_id,
         disk=disk_row(disk),
+        busy=disk.get("Status") in MOVING,
         instances=[i for i in instances if i["status"] in ("Running", "Stopped")],
         snapshots=[
             {"id": s.get("SnapshotId", ""), "name": s.get("SnapshotName", ""), "status": s.get("Status", "")}
