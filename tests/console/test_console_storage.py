@@ -238,7 +238,9 @@ def test_another_accounts_disk_snapshot_and_image_are_not_found(
     assert image_id not in intruder.get("/console/images?owner=others").text
     image_page = intruder.get(f"/console/images/{image_id}")
     assert (image_page.status, error_of(image_page.text)[0]) == (404, "InvalidImageId.NotFound")
-    share = intruder.post(f"/console/images/{image_id}/share", {"csrf_token": intruder.token, "account": "1"})
+    share = intruder.post(
+        f"/console/images/{image_id}/share", {"csrf_token": intruder.token, "AddAccount": "1"}
+    )
     assert (share.status, error_of(share.text)[0]) == (404, "InvalidImageId.NotFound")
 
     # all untouched
@@ -360,10 +362,10 @@ def test_image_from_a_snapshot_shared_copied_deleted(live: LiveServer, fresh_key
 
     other_key = live.create_account(f"t-{uuid.uuid4().hex[:12]}")
     other_uid = account_uid(live, other_key)
-    unknown = browser.post(f"{here}/share", {"csrf_token": browser.token, "account": "1234567890123456"})
+    unknown = browser.post(f"{here}/share", {"csrf_token": browser.token, "AddAccount": "1234567890123456"})
     assert (unknown.status, error_of(unknown.text)[0]) == (404, "InvalidAccount.NotFound")
     assert error_next_to(unknown.text, "share-image")
-    assert submit(browser, f"{here}/share", {"account": other_uid}) == here
+    assert submit(browser, f"{here}/share", {"AddAccount": other_uid}) == here
     shares = lab.ecs.describe_image_share_permission(
         em.DescribeImageSharePermissionRequest(region_id=REGION, image_id=image_id)
     ).body
@@ -373,7 +375,7 @@ def test_image_from_a_snapshot_shared_copied_deleted(live: LiveServer, fresh_key
     assert image_id in row_ids(other.get("/console/images?owner=others").text, "image")
     assert 'id="share-image"' not in other.get(here).text  # not theirs to share
 
-    assert submit(browser, f"{here}/unshare", {"account": other_uid}) == here
+    assert submit(browser, f"{here}/unshare", {"RemoveAccount": other_uid}) == here
     hidden = other.get(here)
     assert (hidden.status, error_of(hidden.text)[0]) == (404, "InvalidImageId.NotFound")
 
@@ -443,3 +445,39 @@ def test_image_imported_from_a_bucket_and_exported(live: LiveServer, fresh_key: 
         assert 'data-busy="yes"' in page  # an open task keeps the page refreshing
         time.sleep(0.2)
     assert shown == "Finished"  # the file itself is the storage driver's (tests/vm write real ones)
+
+
+def test_image_from_an_instance_copied_to_another_region(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    lab, instance_id = running(live, fresh_key, "10.76.0.0/16")
+    browser = Browser(live, fresh_key)
+    listing = browser.get("/console/images").text
+    assert re.search(rf'id="create-image".*?<option value="{instance_id}">', listing, re.DOTALL)
+    here = submit(browser, "/console/images", {"InstanceId": instance_id, "ImageName": "golden"})
+    image_id = here.removeprefix("/console/images/")
+    deadline = time.monotonic() + 30
+    while image_shown(browser, image_id)[0] != "Available" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [image] = lab.ecs.describe_images(
+        em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+    ).body.images.image
+    assert (image.image_name, image.status) == ("golden", "Available")
+
+    # a copy in another region is not on this region's pages: the list is where the form returns
+    moved = submit(
+        browser, f"{here}/copy", {"DestinationRegionId": "cn-shanghai", "DestinationImageName": "far"}
+    )
+    assert moved == "/console/images"
+    [far] = lab.ecs.describe_images(
+        em.DescribeImagesRequest(
+            region_id="cn-shanghai", image_owner_alias="self", status="Creating,Available"
+        )
+    ).body.images.image
+    assert far.image_name == "far"
+    assert far.image_id not in row_ids(browser.get("/console/images").text, "image")
+    unknown = browser.post(
+        f"{here}/copy", {"csrf_token": browser.token, "DestinationRegionId": "xx-nowhere-1"}
+    )
+    assert unknown.status >= 400
+    assert error_next_to(unknown.text, "copy-image")

@@ -169,8 +169,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
         return await detail(ctx, image_id, error, ACTION_FORMS[action])
 
     if action in ("share", "unshare"):
-        accounts = forms.words(form.get("account", ""))
         field = "AddAccount" if action == "share" else "RemoveAccount"
+        accounts = forms.words(form.get(field, ""))
         if not accounts:
             return await refused(
                 forms.refusal("MissingParameter", "Give the account IDs to share the image with.")
