@@ -330,6 +330,20 @@ def image_shown(browser: Browser, image_id: str) -> tuple[str, str, str]:
     return field(page.text, "status"), field(page.text, "progress").strip(), busy.group(1)
 
 
+def made_image(browser: Browser, lab: Lab, path: str, form: dict[str, str]) -> tuple[str, Any]:
+    """POST an image-making form; once the image's page shows it Available, its page and the
+    image as the API describes it."""
+    here = submit(browser, path, form)
+    image_id = here.removeprefix("/console/images/")
+    deadline = time.monotonic() + 30
+    while image_shown(browser, image_id)[0] != "Available" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [image] = lab.ecs.describe_images(
+        em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+    ).body.images.image
+    return here, image
+
+
 def test_image_from_a_snapshot_shared_copied_deleted(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     lab, instance_id = running(live, fresh_key, "10.74.0.0/16")
     [system_disk] = lab.ecs.describe_disks(
@@ -416,14 +430,8 @@ def test_image_imported_from_a_bucket_and_exported(live: LiveServer, fresh_key: 
     assert error_next_to(absent.text, "import-image")
 
     form = {"ImageName": "imported", "OSSBucket": "console-imports", "OSSObject": "disk.raw", "Format": "raw"}
-    here = submit(browser, "/console/images/import", form)
-    image_id = here.removeprefix("/console/images/")
-    deadline = time.monotonic() + 30
-    while image_shown(browser, image_id)[0] != "Available" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    [image] = lab.ecs.describe_images(
-        em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
-    ).body.images.image
+    here, image = made_image(browser, lab, "/console/images/import", form)
+    image_id = image.image_id
     assert (image.image_name, image.status) == ("imported", "Available")
 
     malformed = browser.post(f"{here}/export", {"csrf_token": browser.token, "OSSBucket": "No_Such"})
@@ -435,6 +443,7 @@ def test_image_imported_from_a_bucket_and_exported(live: LiveServer, fresh_key: 
     ).body.task_set.task
     [export] = tasks
     shown = ""
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         page = browser.get(here).text
         found = re.search(rf'class="task" data-id="{export.task_id}" data-status="([^"]+)"', page)
@@ -454,14 +463,9 @@ def test_image_from_an_instance_copied_to_another_region(
     browser = Browser(live, fresh_key)
     listing = browser.get("/console/images").text
     assert re.search(rf'id="create-image".*?<option value="{instance_id}">', listing, re.DOTALL)
-    here = submit(browser, "/console/images", {"InstanceId": instance_id, "ImageName": "golden"})
-    image_id = here.removeprefix("/console/images/")
-    deadline = time.monotonic() + 30
-    while image_shown(browser, image_id)[0] != "Available" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    [image] = lab.ecs.describe_images(
-        em.DescribeImagesRequest(region_id=REGION, image_id=image_id)
-    ).body.images.image
+    here, image = made_image(
+        browser, lab, "/console/images", {"InstanceId": instance_id, "ImageName": "golden"}
+    )
     assert (image.image_name, image.status) == ("golden", "Available")
 
     # a copy in another region is not on this region's pages: the list is where the form returns
