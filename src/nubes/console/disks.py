@@ -105,7 +105,7 @@ async def detail(ctx: Ctx, disk_id: str, failed: ClientError | None = None, form
         busy=disk.get("Status") in MOVING,
         instances=[i for i in instances if i["status"] in ("Running", "Stopped")],
         snapshots=[
-            {"id": s.get("SnapshotId", ""), "name": s.get("SnapshotName", ""), "status": s.get("Status", "")}
+            forms.picked(s, {"id": "SnapshotId", "name": "SnapshotName", "status": "Status"})
             for s in snapshots
         ],
     )

@@ -24,7 +24,7 @@ OWNERS = {"self": "Custom", "system": "Public", "others": "Shared with me"}
 BUSY = ("Creating", "Waiting")
 # DescribeImages shows only Available images unless told otherwise: the console shows them all
 ALL_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
-EXPORT_FORMATS = ("raw", "qcow2", "vhd")
+DISK_FORMATS = ("raw", "qcow2", "vhd")  # what ImportImage reads and ExportImage writes
 IMAGE_FIELDS = {
     "id": "ImageId",
     "name": "ImageName",
@@ -78,7 +78,7 @@ async def image_list(
         refresh=f"{PREFIX}/images?" + urlencode({"owner": owner, "page": page.page}),
         instances=instances,
         snapshots=[forms.picked(s, {"id": "SnapshotId", "name": "SnapshotName"}) for s in snapshots],
-        formats=EXPORT_FORMATS,
+        formats=DISK_FORMATS,
     )
 
 
@@ -155,7 +155,7 @@ async def detail(ctx: Ctx, image_id: str, failed: ClientError | None = None, for
         shared=shared,
         tasks=tasks,
         regions=ctx.session.regions,
-        formats=EXPORT_FORMATS,
+        formats=DISK_FORMATS,
     )
 
 
