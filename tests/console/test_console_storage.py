@@ -485,3 +485,25 @@ def test_image_from_an_instance_copied_to_another_region(
     )
     assert unknown.status >= 400
     assert error_next_to(unknown.text, "copy-image")
+
+
+def test_disk_list_pages_keep_the_filters(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    lab = Lab(live, fresh_key, "10.77.0.0/16")
+    zone = lab.ecs.describe_zones(em.DescribeZonesRequest(region_id=REGION)).body.zones.zone[0].zone_id
+    made = {
+        lab.ecs.create_disk(
+            em.CreateDiskRequest(region_id=REGION, zone_id=zone, size=20, disk_category=category)
+        ).body.disk_id: category
+        for category in ["cloud_essd"] * 21 + ["cloud_efficiency"] * 2
+    }
+    browser = Browser(live, fresh_key)
+    first = browser.get("/console/disks?category=cloud_essd").text
+    assert "Page 1 of 2 · 21 in all" in first
+    following = re.search(r'<a href="([^"]+)">Next</a>', first)
+    assert following is not None, first
+    second = browser.get(following.group(1).replace("&amp;", "&")).text
+    assert "Page 2 of 2 · 21 in all" in second
+    shown = row_ids(first, "disk") + row_ids(second, "disk")
+    assert sorted(shown) == sorted(d for d, c in made.items() if c == "cloud_essd")
+    efficiency = row_ids(browser.get("/console/disks?category=cloud_efficiency").text, "disk")
+    assert sorted(efficiency) == sorted(d for d, c in made.items() if c == "cloud_efficiency")
