@@ -16,7 +16,17 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, instance_list, instances, overview, routing
+from nubes.console import (
+    auto_snapshot_policies,
+    csrf,
+    disks,
+    images,
+    instance_list,
+    instances,
+    overview,
+    routing,
+    snapshots,
+)
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -72,6 +82,10 @@ class ConsoleApp:
             *overview.ROUTES,
             *instance_list.ROUTES,
             *instances.ROUTES,
+            *disks.ROUTES,
+            *snapshots.ROUTES,
+            *auto_snapshot_policies.ROUTES,
+            *images.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
