@@ -15,7 +15,18 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, instance_list, instances, overview, routing
+from nubes.console import (
+    csrf,
+    eips,
+    instance_list,
+    instances,
+    key_pairs,
+    nat_gateways,
+    overview,
+    routing,
+    security_groups,
+    vpcs,
+)
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -71,6 +82,11 @@ class ConsoleApp:
             *overview.ROUTES,
             *instance_list.ROUTES,
             *instances.ROUTES,
+            *vpcs.ROUTES,
+            *security_groups.ROUTES,
+            *key_pairs.ROUTES,
+            *eips.ROUTES,
+            *nat_gateways.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
