@@ -35,6 +35,13 @@ def created(browser: Browser, path: str, back: str, **form: str) -> None:
     assert answer.headers["location"] == back
 
 
+def shown(browser: Browser, path: str) -> str:
+    """A page that renders (200), its HTML."""
+    answer = browser.get(path)
+    assert answer.status == 200, answer.text
+    return answer.text
+
+
 def ids(page: str, kind: str) -> list[str]:
     return re.findall(rf'class="{kind}" data-id="([^"]+)"', page)
 
@@ -50,13 +57,13 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     vpc_api, ecs = tea_vpc(live, fresh_key), tea_ecs(live, fresh_key)
     browser = Browser(live, fresh_key)
     created(browser, "/console/vpcs/create", "/console/vpcs", VpcName="net", CidrBlock="10.71.0.0/16")
-    listing = browser.get("/console/vpcs").text
+    listing = shown(browser, "/console/vpcs")
     [vpc_id] = ids(listing, "vpc")
     assert wait_available(vpc_api, vpc_id).cidr_block == "10.71.0.0/16"
     assert wait_available(vpc_api, vpc_id).vpc_name == "net"
 
     # a CIDR block outside the VPC's: the API's refusal, with its status, next to the form
-    page = browser.get(f"/console/vpcs/{vpc_id}").text
+    page = shown(browser, f"/console/vpcs/{vpc_id}")
     zone_select = re.search(r'<select name="ZoneId">(.*?)</select>', page)
     assert zone_select is not None
     zones = re.findall(r'<option value="([^"]+)">', zone_select.group(1))
@@ -81,7 +88,7 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
         ZoneId=zones[0],
         CidrBlock="10.71.1.0/24",
     )
-    [vswitch_id] = ids(browser.get(f"/console/vpcs/{vpc_id}").text, "vswitch")
+    [vswitch_id] = ids(shown(browser, f"/console/vpcs/{vpc_id}"), "vswitch")
     [vswitch] = vpc_api.describe_vswitches(
         vm.DescribeVSwitchesRequest(region_id=REGION, vpc_id=vpc_id)
     ).body.v_switches.v_switch
@@ -99,7 +106,7 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
         VpcId=vpc_id,
         Description="the web tier",
     )
-    [group_id] = ids(browser.get("/console/security-groups").text, "security-group")
+    [group_id] = ids(shown(browser, "/console/security-groups"), "security-group")
     here = f"/console/security-groups/{group_id}"
     created(
         browser,
@@ -151,7 +158,7 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     )
     [ping] = rules("egress")
     assert (ping.ip_protocol.lower(), ping.port_range, ping.dest_cidr_ip) == ("icmp", "-1/-1", "10.0.0.0/8")
-    page = browser.get(here).text
+    page = shown(browser, here)
     ingress = page[page.index('id="ingress"') : page.index('id="egress"')]
     assert ids(ingress, "rule") == [ssh.security_group_rule_id, rest.security_group_rule_id]
 
@@ -176,7 +183,9 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
         Priority="50",
         Description="all else",
     )
-    created(browser, f"{here}/rules/ingress/delete", here, SecurityGroupRuleId=ssh.security_group_rule_id)
+    created(
+        browser, f"{here}/rules/ingress/delete", here, **{"SecurityGroupRuleId.1": ssh.security_group_rule_id}
+    )
     [left] = rules("ingress")
     assert (left.security_group_rule_id, left.priority, left.description) == (
         rest.security_group_rule_id,
@@ -197,7 +206,7 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     )
     created(browser, "/console/vpcs/delete", "/console/vpcs", VpcId=vpc_id)
     assert vpc_api.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 0
-    assert ids(browser.get("/console/vpcs").text, "vpc") == []
+    assert ids(shown(browser, "/console/vpcs"), "vpc") == []
 
 
 def test_a_bad_cidr_block_is_the_apis_400(live: LiveServer, fresh_key: tuple[str, str]) -> None:
@@ -215,14 +224,14 @@ def test_a_bad_cidr_block_is_the_apis_400(live: LiveServer, fresh_key: tuple[str
 def test_key_pair_private_key_is_handed_over_once(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     ecs = tea_ecs(live, fresh_key)
     browser = Browser(live, fresh_key)
-    shown = post(browser, "/console/key-pairs/create", KeyPairName="laptop", deliver="show")
-    assert shown.status == 200
-    key = re.search(r'<textarea id="private-key"[^>]*>([^<]+)</textarea>', shown.text)
+    handed = post(browser, "/console/key-pairs/create", KeyPairName="laptop", deliver="show")
+    assert handed.status == 200
+    key = re.search(r'<textarea id="private-key"[^>]*>([^<]+)</textarea>', handed.text)
     assert key is not None
     assert key.group(1).startswith("-----BEGIN") and "PRIVATE KEY-----" in key.group(1)
-    assert 'download="laptop.pem"' in shown.text
-    assert shown.headers["cache-control"] == "no-store"
-    later = browser.get("/console/key-pairs").text
+    assert 'download="laptop.pem"' in handed.text
+    assert handed.headers["cache-control"] == "no-store"
+    later = shown(browser, "/console/key-pairs")
     assert "PRIVATE KEY" not in later
     assert ids(later, "key-pair") == ["laptop"]
 
@@ -269,7 +278,7 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
         return address
 
     created(browser, "/console/eips/allocate", "/console/eips", Bandwidth="7", Name="front")
-    page = browser.get("/console/eips").text
+    page = shown(browser, "/console/eips")
     [allocation_id] = ids(page, "eip")
     assert (eip().allocation_id, eip().bandwidth, eip().name, eip().status) == (
         allocation_id,
@@ -322,16 +331,16 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
         VpcId=vpc_id,
         VSwitchId=vswitch_id,
     )
-    [gateway_id] = ids(browser.get("/console/nat-gateways").text, "nat-gateway")
+    [gateway_id] = ids(shown(browser, "/console/nat-gateways"), "nat-gateway")
     [gateway] = vpc_api.describe_nat_gateways(
         vm.DescribeNatGatewaysRequest(region_id=REGION, nat_gateway_id=gateway_id)
     ).body.nat_gateways.nat_gateway
     assert (gateway.name, gateway.vpc_id) == ("out", vpc_id)
     address = vpc_api.allocate_eip_address(vm.AllocateEipAddressRequest(region_id=REGION)).body
     here = f"/console/nat-gateways/{gateway_id}"
-    assert f'<option value="{address.allocation_id}">' in browser.get(here).text
+    assert f'<option value="{address.allocation_id}">' in shown(browser, here)
     created(browser, f"{here}/bind", here, AllocationId=address.allocation_id)
-    page = browser.get(here).text
+    page = shown(browser, here)
     assert ids(page, "gateway-eip") == [address.allocation_id]
     snat_table = gateway.snat_table_ids.snat_table_id[0]
     forward_table = gateway.forward_table_ids.forward_table_id[0]
@@ -369,7 +378,7 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
         vm.DescribeForwardTableEntriesRequest(region_id=REGION, forward_table_id=forward_table)
     ).body.forward_table_entries.forward_table_entry
     assert (dnat.external_port, dnat.internal_ip, dnat.internal_port) == ("80", "10.73.1.10", "8080")
-    page = browser.get(here).text
+    page = shown(browser, here)
     assert ids(page, "snat-entry") == [snat.snat_entry_id]
     assert ids(page, "forward-entry") == [dnat.forward_entry_id]
 
@@ -398,7 +407,7 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
         ForwardEntryId=dnat.forward_entry_id,
     )
     created(browser, f"{here}/snat/delete", here, SnatTableId=snat_table, SnatEntryId=snat.snat_entry_id)
-    page = browser.get(here).text
+    page = shown(browser, here)
     assert ids(page, "snat-entry") == ids(page, "forward-entry") == []
     created(browser, f"{here}/unbind", here, AllocationId=address.allocation_id)
     created(browser, "/console/nat-gateways/delete", "/console/nat-gateways", NatGatewayId=gateway_id)
@@ -419,11 +428,11 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
         SecurityGroupName="mine",
         VpcId=vpc_id,
     )
-    [group_id] = ids(owner.get("/console/security-groups").text, "security-group")
+    [group_id] = ids(shown(owner, "/console/security-groups"), "security-group")
     created(
         owner, "/console/nat-gateways/create", "/console/nat-gateways", VpcId=vpc_id, VSwitchId=vswitch_id
     )
-    [gateway_id] = ids(owner.get("/console/nat-gateways").text, "nat-gateway")
+    [gateway_id] = ids(shown(owner, "/console/nat-gateways"), "nat-gateway")
 
     intruder = Browser(live, live.create_account(f"t-{uuid.uuid4().hex[:12]}"))
     for path, code in (
@@ -444,5 +453,5 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
     assert (revoke.status, error_of(revoke.text)[0]) == (404, "InvalidSecurityGroupId.NotFound")
     delete = post(intruder, "/console/vpcs/delete", VpcId=vpc_id)
     assert (delete.status, error_of(delete.text)[0]) == (404, "InvalidVpcId.NotFound")
-    assert ids(owner.get("/console/vpcs").text, "vpc") == [vpc_id]
-    assert ids(intruder.get("/console/vpcs").text, "vpc") == []
+    assert ids(shown(owner, "/console/vpcs"), "vpc") == [vpc_id]
+    assert ids(shown(intruder, "/console/vpcs"), "vpc") == []

@@ -9,74 +9,40 @@ import re
 from typing import Any
 
 from nubes.client import ClientError
-from nubes.console.forms import ID, choices, fields, render, rows, submit
-from nubes.console.listing import listing
+from nubes.console.forms import ID, ListPage, choices, detail_form, rows, status_of
 from nubes.console.routing import Ctx, Route, get, post
 from nubes.console.web import Page
 
+BASE = "/nat-gateways"
+# DescribeSnatTableEntries and DescribeForwardTableEntries give 50 at the most in one page.
+ENTRIES_SHOWN = "50"
 
-async def gateways(ctx: Ctx, _: re.Match[str] | None = None, refused: ClientError | None = None) -> Page:
-    found = await listing(
-        ctx,
-        "/nat-gateways",
-        "vpc",
-        "DescribeNatGateways",
-        ("NatGateways", "NatGateway"),
-        RegionId=ctx.region_id,
-    )
+
+async def network_choices(ctx: Ctx) -> dict[str, Any]:
+    # A vSwitch of another VPC than the one chosen is the API's refusal, shown on the page.
     vpcs, vswitches = await asyncio.gather(
         choices(ctx, "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), RegionId=ctx.region_id),
         choices(ctx, "vpc", "DescribeVSwitches", ("VSwitches", "VSwitch"), RegionId=ctx.region_id),
     )
-    return render(ctx, "nat_gateways.html", refused, found, vpcs=vpcs, vswitches=vswitches)
+    return {"vpcs": vpcs, "vswitches": vswitches}
 
 
-async def create(ctx: Ctx, _: re.Match[str]) -> Page:
-    # A vSwitch of another VPC than the one chosen is the API's refusal, shown on the page.
-    params = fields(ctx, "Name", "VpcId", "VSwitchId", "Description")
-    return await submit(
-        ctx,
-        "/nat-gateways",
-        lambda e: gateways(ctx, refused=e),
-        "vpc",
-        "CreateNatGateway",
-        RegionId=ctx.region_id,
-        **params,
-    )
-
-
-async def delete(ctx: Ctx, _: re.Match[str]) -> Page:
-    params = fields(ctx, "NatGatewayId")
-    if ctx.request.form.get("Force") == "true":
-        params["Force"] = "true"
-    return await submit(
-        ctx,
-        "/nat-gateways",
-        lambda e: gateways(ctx, refused=e),
-        "vpc",
-        "DeleteNatGateway",
-        RegionId=ctx.region_id,
-        **params,
-    )
+GATEWAYS = ListPage(
+    BASE, "nat_gateways.html", "vpc", "DescribeNatGateways", ("NatGateways", "NatGateway"), network_choices
+)
 
 
 async def gateway(ctx: Ctx, match: re.Match[str], refused: ClientError | None = None) -> Page:
-    gateway_id = match["id"]
-    region = ctx.region_id
+    gateway_id, region = match["id"], ctx.region_id
+    of_gateway = {"RegionId": region, "NatGatewayId": gateway_id}
     try:
         # The entries first: for an unknown gateway, or another account's, the API's NotFound.
         snat, dnat = await asyncio.gather(
-            ctx.call(
-                "vpc", "DescribeSnatTableEntries", RegionId=region, NatGatewayId=gateway_id, PageSize="50"
-            ),
-            ctx.call(
-                "vpc", "DescribeForwardTableEntries", RegionId=region, NatGatewayId=gateway_id, PageSize="50"
-            ),
+            ctx.call("vpc", "DescribeSnatTableEntries", PageSize=ENTRIES_SHOWN, **of_gateway),
+            ctx.call("vpc", "DescribeForwardTableEntries", PageSize=ENTRIES_SHOWN, **of_gateway),
         )
         [found] = rows(
-            await ctx.call("vpc", "DescribeNatGateways", RegionId=region, NatGatewayId=gateway_id),
-            "NatGateways",
-            "NatGateway",
+            await ctx.call("vpc", "DescribeNatGateways", **of_gateway), "NatGateways", "NatGateway"
         )
     except ClientError as error:
         return ctx.render("nat_gateway.html", error=error, gateway=None)
@@ -93,11 +59,10 @@ async def gateway(ctx: Ctx, match: re.Match[str], refused: ClientError | None = 
             Status="Available",
         ),
     )
-    status = (refused.http_status or 400) if refused else 200
     return ctx.render(
         "nat_gateway.html",
         error=refused,
-        http_status=status,
+        http_status=status_of(refused),
         gateway=found,
         ips=rows(found, "IpLists", "IpList"),
         available=eips,
@@ -109,57 +74,52 @@ async def gateway(ctx: Ctx, match: re.Match[str], refused: ClientError | None = 
     )
 
 
-def _first(gateway: dict[str, Any], outer: str, inner: str) -> str:
-    tables = gateway.get(outer, {}).get(inner, [])
+def _first(found: dict[str, Any], outer: str, inner: str) -> str:
+    tables = rows(found, outer, inner)
     return str(tables[0]) if tables else ""
 
 
-# What each of the gateway page's forms calls, and the form fields it sends (API names).
-ENTRY_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "bind": ("AssociateEipAddress", ("AllocationId",)),
-    "unbind": ("UnassociateEipAddress", ("AllocationId",)),
-    "snat/create": (
-        "CreateSnatEntry",
-        ("SnatTableId", "SnatIp", "SourceVSwitchId", "SourceCIDR", "SnatEntryName"),
-    ),
-    "snat/delete": ("DeleteSnatEntry", ("SnatTableId", "SnatEntryId")),
-    "dnat/create": (
-        "CreateForwardEntry",
-        (
-            "ForwardTableId",
-            "IpProtocol",
-            "ExternalIp",
-            "ExternalPort",
-            "InternalIp",
-            "InternalPort",
-            "ForwardEntryName",
-            "PortBreak",
-        ),
-    ),
-    "dnat/delete": ("DeleteForwardEntry", ("ForwardTableId", "ForwardEntryId")),
-}
-
-
-async def entry_action(ctx: Ctx, match: re.Match[str]) -> Page:
-    action, names = ENTRY_ACTIONS[match["action"]]
-    params = fields(ctx, *names)
-    if action.endswith("EipAddress"):  # the EIP's instance is this gateway
-        params.update(InstanceId=match["id"], InstanceType="Nat")
-    return await submit(
-        ctx,
-        f"/nat-gateways/{match['id']}",
-        lambda e: gateway(ctx, match, e),
-        "vpc",
-        action,
-        RegionId=ctx.region_id,
-        **params,
+def _form(path: str, action: str, *names: str, bind: bool = False) -> Route:
+    """A form of the gateway's page; an EIP's (bind) names the gateway as its instance."""
+    handler = (
+        detail_form(gateway, BASE, "InstanceId", "vpc", action, *names, InstanceType="Nat")
+        if bind
+        else detail_form(gateway, BASE, "", "vpc", action, *names)
     )
+    return post(f"{BASE}/(?P<id>{ID})/{path}", handler)
 
 
 ROUTES: list[Route] = [
-    get("/nat-gateways", gateways),
-    post("/nat-gateways/create", create),
-    post("/nat-gateways/delete", delete),
-    get(f"/nat-gateways/(?P<id>{ID})", gateway),
-    post(f"/nat-gateways/(?P<id>{ID})/(?P<action>{'|'.join(ENTRY_ACTIONS)})", entry_action),
+    get(BASE, GATEWAYS.show),
+    post(
+        f"{BASE}/create",
+        GATEWAYS.form("vpc", "CreateNatGateway", "Name", "VpcId", "VSwitchId", "Description"),
+    ),
+    post(f"{BASE}/delete", GATEWAYS.form("vpc", "DeleteNatGateway", "NatGatewayId", "Force")),
+    get(f"{BASE}/(?P<id>{ID})", gateway),
+    _form("bind", "AssociateEipAddress", "AllocationId", bind=True),
+    _form("unbind", "UnassociateEipAddress", "AllocationId", bind=True),
+    _form(
+        "snat/create",
+        "CreateSnatEntry",
+        "SnatTableId",
+        "SnatIp",
+        "SourceVSwitchId",
+        "SourceCIDR",
+        "SnatEntryName",
+    ),
+    _form("snat/delete", "DeleteSnatEntry", "SnatTableId", "SnatEntryId"),
+    _form(
+        "dnat/create",
+        "CreateForwardEntry",
+        "ForwardTableId",
+        "IpProtocol",
+        "ExternalIp",
+        "ExternalPort",
+        "InternalIp",
+        "InternalPort",
+        "ForwardEntryName",
+        "PortBreak",
+    ),
+    _form("dnat/delete", "DeleteForwardEntry", "ForwardTableId", "ForwardEntryId"),
 ]
