@@ -218,7 +218,9 @@ def test_a_bad_cidr_block_is_the_apis_400(live: LiveServer, fresh_key: tuple[str
         )
     )
     assert (refused.status, error_of(refused.text)[0]) == (status, code) == (400, code)
-    assert 'id="create-vpc"' in refused.text  # the form is still there, next to the refusal
+    assert 'id="create-vpc"' in refused.text  # the form is still there, with what was sent
+    assert 'name="CidrBlock" value="10.0.0.0/33"' in refused.text
+    assert 'class="error-status">HTTP 400<' in refused.text
 
 
 def test_key_pair_private_key_is_handed_over_once(live: LiveServer, fresh_key: tuple[str, str]) -> None:

@@ -64,6 +64,11 @@ def status_of(refused: ClientError | None) -> int:
     return (refused.http_status or 400) if refused else 200
 
 
+def kept(ctx: Ctx, refused: ClientError | None) -> dict[str, str]:
+    """What a refused form sent, for its inputs to show again (see the input macro)."""
+    return {k: v for k, v in ctx.request.form.items() if k != "csrf_token"} if refused else {}
+
+
 @dataclass(frozen=True)
 class ListPage:
     path: str
@@ -82,7 +87,12 @@ class ListPage:
             context.update(await self.extras(ctx))
         error = refused or found.error
         return ctx.render(
-            self.template, error=error, http_status=status_of(refused), listing=found, **context
+            self.template,
+            error=error,
+            http_status=status_of(refused),
+            listing=found,
+            kept=kept(ctx, refused),
+            **context,
         )
 
     def form(self, product: str, action: str, *names: str, **fixed: str) -> Handler:

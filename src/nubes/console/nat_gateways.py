@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from nubes.client import ClientError
-from nubes.console.forms import ID, ListPage, choices, detail_form, rows, status_of
+from nubes.console.forms import ID, ListPage, choices, detail_form, kept, rows, status_of
 from nubes.console.routing import Ctx, Route, get, post
 from nubes.console.web import Page
 
@@ -63,6 +63,7 @@ async def gateway(ctx: Ctx, match: re.Match[str], refused: ClientError | None = 
         "nat_gateway.html",
         error=refused,
         http_status=status_of(refused),
+        kept=kept(ctx, refused),
         gateway=found,
         ips=rows(found, "IpLists", "IpList"),
         available=eips,

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from nubes.client import ClientError
-from nubes.console.forms import ID, ListPage, choices, detail_form, fields, status_of, submit
+from nubes.console.forms import ID, ListPage, choices, detail_form, fields, kept, status_of, submit
 from nubes.console.routing import Ctx, Handler, Route, get, post
 from nubes.console.web import Page
 
@@ -59,6 +59,7 @@ async def group(ctx: Ctx, match: re.Match[str], refused: ClientError | None = No
         "security_group.html",
         error=refused,
         http_status=status_of(refused),
+        kept=kept(ctx, refused),
         group=answer,
         rules=by_direction,
         protocols=PROTOCOLS,

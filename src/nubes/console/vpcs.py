@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from nubes.client import ClientError
-from nubes.console.forms import ID, ListPage, choices, detail_form, status_of
+from nubes.console.forms import ID, ListPage, choices, detail_form, kept, status_of
 from nubes.console.listing import listing
 from nubes.console.routing import Ctx, Route, get, post
 from nubes.console.web import Page
@@ -34,6 +34,7 @@ async def vpc(ctx: Ctx, match: re.Match[str], refused: ClientError | None = None
         "vpc.html",
         error=refused or vswitches.error,
         http_status=status_of(refused),
+        kept=kept(ctx, refused),
         vpc=answer,
         listing=vswitches,
         zones=[z["ZoneId"] for z in zones],
