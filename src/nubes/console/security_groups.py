@@ -55,6 +55,16 @@ async def group(ctx: Ctx, match: re.Match[str], refused: ClientError | None = No
     by_direction = {d: [r for r in rules if r.get("Direction") == d] for d in DIRECTIONS}
     for listed in by_direction.values():
         listed.sort(key=lambda r: int(r.get("Priority", 1)))
+    # The groups a rule may name as its peer, offered as suggestions: the caller's, in this VPC.
+    in_vpc = {"VpcId": answer["VpcId"]} if answer.get("VpcId") else {}
+    peer_groups = await choices(
+        ctx,
+        "ecs",
+        "DescribeSecurityGroups",
+        ("SecurityGroups", "SecurityGroup"),
+        RegionId=ctx.region_id,
+        **in_vpc,
+    )
     return ctx.render(
         "security_group.html",
         error=refused,
@@ -64,6 +74,7 @@ async def group(ctx: Ctx, match: re.Match[str], refused: ClientError | None = No
         rules=by_direction,
         protocols=PROTOCOLS,
         peers={d: peer for d, (_, peer) in DIRECTIONS.items()},
+        peer_groups=peer_groups,
     )
 
 
