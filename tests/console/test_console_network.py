@@ -1,7 +1,7 @@
 """The console's network pages (issue 14) against a live emulator, over plain HTTP: VPCs and
 vSwitches, security groups and their rules, key pairs, EIPs and NAT gateways made, changed and
 deleted through the pages' forms, each checked through the API (the official SDKs), and the
-API's refusals shown with their Code and HTTP status."""
+API's refusals shown with the Code and HTTP status the API itself answers the same request."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from alibabacloud_ecs20140526 import models as em
-from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_vpc20160428 import models as vm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from nubes.client import ClientError, Credentials, call
 
 from ..api.test_instances_api import Lab
 from ..api.test_security_group_api import make_network
@@ -46,16 +47,31 @@ def ids(page: str, kind: str) -> list[str]:
     return re.findall(rf'class="{kind}" data-id="([^"]+)"', page)
 
 
-def api_code(call: Any) -> tuple[int, str]:
-    """What the API itself answers to the same request: its HTTP status and Code."""
-    with pytest.raises(ClientException) as info:
-        call()
-    return int(info.value.statusCode), str(info.value.code)
+class Signed(Browser):
+    """A signed-in session that also knows its AccessKey, to send the API the same requests."""
+
+    def __init__(self, live: LiveServer, key: tuple[str, str]) -> None:
+        super().__init__(live, key)
+        self.key = key
+
+
+def refused_alike(
+    browser: Signed, path: str, action: tuple[str, str], params: dict[str, str], **extra: dict[str, str]
+) -> Answer:
+    """POST a form the API refuses: the page shows the Code, with the HTTP status, that the API
+    itself answers the same request (`params`, plus extra["form"] to the form only and
+    extra["api"] to the API only, sent straight to it with nubes.client)."""
+    answer = post(browser, path, **params, **extra.get("form", {}))
+    creds = Credentials(browser.live.endpoint, REGION, *browser.key)
+    with pytest.raises(ClientError) as info:
+        call(creds, action[0], action[1], {"RegionId": REGION, **params, **extra.get("api", {})})
+    assert (answer.status, error_of(answer.text)[0]) == (info.value.http_status, info.value.code), answer.text
+    return answer
 
 
 def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     vpc_api, ecs = tea_vpc(live, fresh_key), tea_ecs(live, fresh_key)
-    browser = Browser(live, fresh_key)
+    browser = Signed(live, fresh_key)
     created(browser, "/console/vpcs/create", "/console/vpcs", VpcName="net", CidrBlock="10.71.0.0/16")
     listing = shown(browser, "/console/vpcs")
     [vpc_id] = ids(listing, "vpc")
@@ -69,16 +85,14 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     zones = re.findall(r'<option value="([^"]+)">', zone_select.group(1))
     assert zones
     outside = {"VSwitchName": "bad", "ZoneId": zones[0], "CidrBlock": "10.99.1.0/24"}
-    refused = post(browser, f"/console/vpcs/{vpc_id}/vswitches/create", **outside)
-    status, code = api_code(
-        lambda: vpc_api.create_vswitch(
-            vm.CreateVSwitchRequest(
-                region_id=REGION, vpc_id=vpc_id, zone_id=zones[0], cidr_block="10.99.1.0/24"
-            )
-        )
+    refused = refused_alike(
+        browser,
+        f"/console/vpcs/{vpc_id}/vswitches/create",
+        ("vpc", "CreateVSwitch"),
+        outside,
+        api={"VpcId": vpc_id},
     )
-    assert (refused.status, error_of(refused.text)[0]) == (status, code)
-    assert status == 400
+    assert refused.status == 400
 
     created(
         browser,
@@ -174,27 +188,15 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     assert ids(ingress, "rule") == [ssh.security_group_rule_id, rest.security_group_rule_id]
 
     # a priority out of range: the API's refusal shown on the group's page
-    bad = post(
+    rule = {"IpProtocol": "tcp", "PortRange": "80/80", "SourceCidrIp": "0.0.0.0/0", "Priority": "101"}
+    bad = refused_alike(
         browser,
         f"{here}/rules/ingress/add",
-        IpProtocol="tcp",
-        PortRange="80/80",
-        SourceCidrIp="0.0.0.0/0",
-        Priority="101",
+        ("ecs", "AuthorizeSecurityGroup"),
+        rule,
+        api={"SecurityGroupId": group_id},
     )
-    status, code = api_code(
-        lambda: ecs.authorize_security_group(
-            em.AuthorizeSecurityGroupRequest(
-                region_id=REGION,
-                security_group_id=group_id,
-                ip_protocol="tcp",
-                port_range="80/80",
-                source_cidr_ip="0.0.0.0/0",
-                priority="101",
-            )
-        )
-    )
-    assert (bad.status, error_of(bad.text)[0]) == (status, code) == (400, code)
+    assert bad.status == 400
     assert len(rules("ingress")) == 2
 
     created(
@@ -216,12 +218,7 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     )
 
     # the VPC still holds a group and a vSwitch: refused, as the API refuses it
-    still = post(browser, "/console/vpcs/delete", VpcId=vpc_id)
-    assert still.status >= 400
-    assert (
-        error_of(still.text)[0]
-        == api_code(lambda: vpc_api.delete_vpc(vm.DeleteVpcRequest(region_id=REGION, vpc_id=vpc_id)))[1]
-    )
+    refused_alike(browser, "/console/vpcs/delete", ("vpc", "DeleteVpc"), {"VpcId": vpc_id})
     created(browser, "/console/security-groups/delete", "/console/security-groups", SecurityGroupId=group_id)
     created(
         browser, f"/console/vpcs/{vpc_id}/vswitches/delete", f"/console/vpcs/{vpc_id}", VSwitchId=vswitch_id
@@ -232,14 +229,10 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
 
 
 def test_a_bad_cidr_block_is_the_apis_400(live: LiveServer, fresh_key: tuple[str, str]) -> None:
-    browser = Browser(live, fresh_key)
-    refused = post(browser, "/console/vpcs/create", VpcName="bad", CidrBlock="10.0.0.0/33")
-    status, code = api_code(
-        lambda: tea_vpc(live, fresh_key).create_vpc(
-            vm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/33")
-        )
-    )
-    assert (refused.status, error_of(refused.text)[0]) == (status, code) == (400, code)
+    browser = Signed(live, fresh_key)
+    bad = {"VpcName": "bad", "CidrBlock": "10.0.0.0/33"}
+    refused = refused_alike(browser, "/console/vpcs/create", ("vpc", "CreateVpc"), bad)
+    assert refused.status == 400
     assert 'id="create-vpc"' in refused.text  # the form is still there, with what was sent
     assert 'name="CidrBlock" value="10.0.0.0/33"' in refused.text
     assert 'class="error-status">HTTP 400<' in refused.text
@@ -247,7 +240,7 @@ def test_a_bad_cidr_block_is_the_apis_400(live: LiveServer, fresh_key: tuple[str
 
 def test_key_pair_private_key_is_handed_over_once(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     ecs = tea_ecs(live, fresh_key)
-    browser = Browser(live, fresh_key)
+    browser = Signed(live, fresh_key)
     handed = post(browser, "/console/key-pairs/create", KeyPairName="laptop", deliver="show")
     assert handed.status == 200
     key = re.search(r'<textarea id="private-key"[^>]*>([^<]+)</textarea>', handed.text)
@@ -276,11 +269,13 @@ def test_key_pair_private_key_is_handed_over_once(live: LiveServer, fresh_key: t
     assert set(names) == {"laptop", "ci", "imported"}
     assert names["imported"].public_key.split()[:2] == body.split()[:2]
 
-    again = post(browser, "/console/key-pairs/create", KeyPairName="laptop", deliver="show")
-    status, code = api_code(
-        lambda: ecs.create_key_pair(em.CreateKeyPairRequest(region_id=REGION, key_pair_name="laptop"))
+    again = refused_alike(
+        browser,
+        "/console/key-pairs/create",
+        ("ecs", "CreateKeyPair"),
+        {"KeyPairName": "laptop"},
+        form={"deliver": "show"},
     )
-    assert (again.status, error_of(again.text)[0]) == (status, code)
     assert "PRIVATE KEY" not in again.text
 
     created(browser, "/console/key-pairs/delete", "/console/key-pairs", KeyPairName="ci")
@@ -293,7 +288,7 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
     [instance_id] = lab.run(instance_name="web")
     assert lab.wait(instance_id, "Running") == "Running"
     vpc_api = tea_vpc(live, fresh_key)
-    browser = Browser(live, fresh_key)
+    browser = Signed(live, fresh_key)
 
     def eip() -> Any:
         [address] = vpc_api.describe_eip_addresses(
@@ -320,13 +315,9 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
         InstanceId=instance_id,
     )
     assert (eip().status, eip().instance_id) == ("InUse", instance_id)
-    release = post(browser, "/console/eips/release", AllocationId=allocation_id)
-    status, code = api_code(
-        lambda: vpc_api.release_eip_address(
-            vm.ReleaseEipAddressRequest(region_id=REGION, allocation_id=allocation_id)
-        )
+    refused_alike(
+        browser, "/console/eips/release", ("vpc", "ReleaseEipAddress"), {"AllocationId": allocation_id}
     )
-    assert (release.status, error_of(release.text)[0]) == (status, code)
 
     created(
         browser,
@@ -346,7 +337,7 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
 def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     vpc_id, vswitch_id = make_network(live, fresh_key, cidr="10.73.0.0/16")
     vpc_api = tea_vpc(live, fresh_key)
-    browser = Browser(live, fresh_key)
+    browser = Signed(live, fresh_key)
     created(
         browser,
         "/console/nat-gateways/create",
@@ -378,18 +369,15 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
         SourceVSwitchId=vswitch_id,
         SnatIp=address.eip_address,
     )
-    created(
-        browser,
-        f"{here}/dnat/create",
-        here,
-        ForwardTableId=forward_table,
-        ForwardEntryName="web",
-        IpProtocol="tcp",
-        ExternalIp=address.eip_address,
-        ExternalPort="80",
-        InternalIp="10.73.1.10",
-        InternalPort="8080",
-    )
+    forward = {
+        "ForwardTableId": forward_table,
+        "IpProtocol": "tcp",
+        "ExternalIp": address.eip_address,
+        "ExternalPort": "80",
+        "InternalIp": "10.73.1.10",
+        "InternalPort": "8080",
+    }
+    created(browser, f"{here}/dnat/create", here, ForwardEntryName="web", **forward)
     [snat] = vpc_api.describe_snat_table_entries(
         vm.DescribeSnatTableEntriesRequest(region_id=REGION, snat_table_id=snat_table)
     ).body.snat_table_entries.snat_table_entry
@@ -407,40 +395,14 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
     assert ids(page, "forward-entry") == [dnat.forward_entry_id]
 
     # the same external port twice: the API's refusal, shown with its status
-    twice = post(
-        browser,
-        f"{here}/dnat/create",
-        ForwardTableId=forward_table,
-        IpProtocol="tcp",
-        ExternalIp=address.eip_address,
-        ExternalPort="80",
-        InternalIp="10.73.1.11",
-        InternalPort="8080",
-    )
-    status, code = api_code(
-        lambda: vpc_api.create_forward_entry(
-            vm.CreateForwardEntryRequest(
-                region_id=REGION,
-                forward_table_id=forward_table,
-                ip_protocol="tcp",
-                external_ip=address.eip_address,
-                external_port="80",
-                internal_ip="10.73.1.11",
-                internal_port="8080",
-            )
-        )
-    )
-    assert (twice.status, error_of(twice.text)[0]) == (status, code)
+    again = {**forward, "InternalIp": "10.73.1.11"}
+    twice = refused_alike(browser, f"{here}/dnat/create", ("vpc", "CreateForwardEntry"), again)
     assert 'name="InternalIp" value="10.73.1.11"' in twice.text  # kept, to be corrected
 
     # with entries, a Delete without Force is refused; the entries deleted, it is not
-    kept = post(browser, "/console/nat-gateways/delete", NatGatewayId=gateway_id)
-    status, code = api_code(
-        lambda: vpc_api.delete_nat_gateway(
-            vm.DeleteNatGatewayRequest(region_id=REGION, nat_gateway_id=gateway_id)
-        )
+    kept = refused_alike(
+        browser, "/console/nat-gateways/delete", ("vpc", "DeleteNatGateway"), {"NatGatewayId": gateway_id}
     )
-    assert (kept.status, error_of(kept.text)[0]) == (status, code)
     assert ids(kept.text, "nat-gateway") == [gateway_id]
     created(
         browser,
@@ -463,7 +425,7 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
     live: LiveServer, fresh_key: tuple[str, str]
 ) -> None:
     vpc_id, vswitch_id = make_network(live, fresh_key, cidr="10.74.0.0/16")
-    owner = Browser(live, fresh_key)
+    owner = Signed(live, fresh_key)
     created(
         owner,
         "/console/security-groups/create",
