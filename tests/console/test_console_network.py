@@ -9,64 +9,17 @@ import re
 import uuid
 from typing import Any
 
-import pytest
 from alibabacloud_ecs20140526 import models as em
 from alibabacloud_vpc20160428 import models as vm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from nubes.client import ClientError, Credentials, call
-
 from ..api.test_instances_api import Lab
 from ..api.test_security_group_api import make_network
 from ..api.test_vpc_api import REGION, wait_available
 from ..conftest import LiveServer, tea_ecs, tea_vpc
-from .test_console import Answer, Browser
+from .resource_pages import Signed, created, ids, post, refused_alike, shown
 from .test_console_instances import error_of
-
-
-def post(browser: Browser, path: str, **form: str) -> Answer:
-    return browser.post(path, {"csrf_token": browser.token, **form})
-
-
-def created(browser: Browser, path: str, back: str, **form: str) -> None:
-    """POST a create/delete form the API accepts: a 303 back to its page."""
-    answer = post(browser, path, **form)
-    assert answer.status == 303, answer.text
-    assert answer.headers["location"] == back
-
-
-def shown(browser: Browser, path: str) -> str:
-    """A page that renders (200), its HTML."""
-    answer = browser.get(path)
-    assert answer.status == 200, answer.text
-    return answer.text
-
-
-def ids(page: str, kind: str) -> list[str]:
-    return re.findall(rf'class="{kind}" data-id="([^"]+)"', page)
-
-
-class Signed(Browser):
-    """A signed-in session that also knows its AccessKey, to send the API the same requests."""
-
-    def __init__(self, live: LiveServer, key: tuple[str, str]) -> None:
-        super().__init__(live, key)
-        self.key = key
-
-
-def refused_alike(
-    browser: Signed, path: str, action: tuple[str, str], params: dict[str, str], **extra: dict[str, str]
-) -> Answer:
-    """POST a form the API refuses: the page shows the Code, with the HTTP status, that the API
-    itself answers the same request (`params`, plus extra["form"] to the form only and
-    extra["api"] to the API only, sent straight to it with nubes.client)."""
-    answer = post(browser, path, **params, **extra.get("form", {}))
-    creds = Credentials(browser.live.endpoint, REGION, *browser.key)
-    with pytest.raises(ClientError) as info:
-        call(creds, action[0], action[1], {"RegionId": REGION, **params, **extra.get("api", {})})
-    assert (answer.status, error_of(answer.text)[0]) == (info.value.http_status, info.value.code), answer.text
-    return answer
 
 
 def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
@@ -439,7 +392,7 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
     )
     [gateway_id] = ids(shown(owner, "/console/nat-gateways"), "nat-gateway")
 
-    intruder = Browser(live, live.create_account(f"t-{uuid.uuid4().hex[:12]}"))
+    intruder = Signed(live, live.create_account(f"t-{uuid.uuid4().hex[:12]}"))
     for path, code in (
         (f"/console/vpcs/{vpc_id}", "InvalidVpcId.NotFound"),
         (f"/console/security-groups/{group_id}", "InvalidSecurityGroupId.NotFound"),
