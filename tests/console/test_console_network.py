@@ -413,3 +413,25 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
     assert (delete.status, error_of(delete.text)[0]) == (404, "InvalidVpcId.NotFound")
     assert ids(shown(owner, "/console/vpcs"), "vpc") == [vpc_id]
     assert ids(shown(intruder, "/console/vpcs"), "vpc") == []
+
+
+def test_network_forms_need_the_sessions_csrf_token(live: LiveServer, fresh_key: tuple[str, str]) -> None:
+    browser = Signed(live, fresh_key)
+    forms = {
+        "/console/vpcs/create": {"CidrBlock": "10.76.0.0/16"},
+        "/console/security-groups/create": {"SecurityGroupName": "x"},
+        "/console/key-pairs/create": {"KeyPairName": "x", "deliver": "download"},
+        "/console/eips/allocate": {"Bandwidth": "5"},
+    }
+    for path, form in forms.items():
+        assert browser.post(path, form).status == 403, path
+        assert browser.post(path, {"csrf_token": "wrong", **form}).status == 403, path
+    vpc_api, ecs = tea_vpc(live, fresh_key), tea_ecs(live, fresh_key)
+    assert vpc_api.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 0
+    groups = ecs.describe_security_groups(em.DescribeSecurityGroupsRequest(region_id=REGION)).body
+    assert groups.total_count == 0
+    assert ecs.describe_key_pairs(em.DescribeKeyPairsRequest(region_id=REGION)).body.total_count == 0
+    assert (
+        vpc_api.describe_eip_addresses(vm.DescribeEipAddressesRequest(region_id=REGION)).body.total_count == 0
+    )
+    assert browser.get("/console/vpcs/create").status == 404  # a VPC's page, and no such VPC
