@@ -22,6 +22,11 @@ from .resource_pages import Signed, created, ids, post, refused_alike, shown
 from .test_console_instances import error_of
 
 
+def ecs_policy(ecs: Any, group_id: str) -> str:
+    request = em.DescribeSecurityGroupAttributeRequest(region_id=REGION, security_group_id=group_id)
+    return str(ecs.describe_security_group_attribute(request).body.inner_access_policy)
+
+
 def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     vpc_api, ecs = tea_vpc(live, fresh_key), tea_ecs(live, fresh_key)
     browser = Signed(live, fresh_key)
@@ -169,6 +174,11 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
         "50",
         "all else",
     )
+
+    assert ecs_policy(ecs, group_id) == "Accept"
+    created(browser, f"{here}/policy", here, InnerAccessPolicy="Drop")
+    assert ecs_policy(ecs, group_id) == "Drop"
+    assert '<option value="Drop" selected>' in shown(browser, here)
 
     # the VPC still holds a group and a vSwitch: refused, as the API refuses it
     refused_alike(browser, "/console/vpcs/delete", ("vpc", "DeleteVpc"), {"VpcId": vpc_id})
@@ -435,3 +445,5 @@ def test_network_forms_need_the_sessions_csrf_token(live: LiveServer, fresh_key:
         vpc_api.describe_eip_addresses(vm.DescribeEipAddressesRequest(region_id=REGION)).body.total_count == 0
     )
     assert browser.get("/console/vpcs/create").status == 404  # a VPC's page, and no such VPC
+    for page in ("/console/vpcs", "/console/security-groups", "/console/key-pairs", "/console/eips"):
+        assert '<p class="empty">None yet in cn-hangzhou.</p>' in shown(browser, page)

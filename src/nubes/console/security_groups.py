@@ -3,7 +3,8 @@ group's page (/security-groups/<id>), its rule editor: the inbound and outbound 
 (DescribeSecurityGroupAttribute), a form to add one of each direction
 (AuthorizeSecurityGroup/AuthorizeSecurityGroupEgress), and per rule a Delete
 (RevokeSecurityGroup(Egress) by SecurityGroupRuleId.1) and a change of its priority and
-description (ModifySecurityGroupRule/ModifySecurityGroupEgressRule by SecurityGroupRuleId)."""
+description (ModifySecurityGroupRule/ModifySecurityGroupEgressRule by SecurityGroupRuleId); and
+whether its members reach each other (ModifySecurityGroupPolicy)."""
 
 from __future__ import annotations
 
@@ -129,6 +130,11 @@ ROUTES: list[Route] = [
     ),
     post(f"{BASE}/delete", GROUPS.form("ecs", "DeleteSecurityGroup", "SecurityGroupId")),
     get(f"{BASE}/(?P<id>{ID})", group),
+    # whether the group's members reach each other when no rule decides
+    post(
+        f"{BASE}/(?P<id>{ID})/policy",
+        detail_form(group, BASE, "SecurityGroupId", "ecs", "ModifySecurityGroupPolicy", "InnerAccessPolicy"),
+    ),
     *rule_routes("ingress"),
     *rule_routes("egress"),
 ]
