@@ -20,12 +20,17 @@ from nubes.console import (
     auto_snapshot_policies,
     csrf,
     disks,
+    eips,
     images,
     instance_list,
     instances,
+    key_pairs,
+    nat_gateways,
     overview,
     routing,
+    security_groups,
     snapshots,
+    vpcs,
 )
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
@@ -86,6 +91,11 @@ class ConsoleApp:
             *snapshots.ROUTES,
             *auto_snapshot_policies.ROUTES,
             *images.ROUTES,
+            *vpcs.ROUTES,
+            *security_groups.ROUTES,
+            *key_pairs.ROUTES,
+            *eips.ROUTES,
+            *nat_gateways.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

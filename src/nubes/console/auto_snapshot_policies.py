@@ -145,6 +145,6 @@ def policy_row(policy: dict[str, Any]) -> dict[str, Any]:
 ROUTES: list[Route] = [
     get(PATH, policy_list),
     post(PATH, create),
-    get(f"{PATH}/(?P<id>{forms.RESOURCE_ID})", show),
-    post(f"{PATH}/(?P<id>{forms.RESOURCE_ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
+    get(f"{PATH}/(?P<id>{forms.ID})", show),
+    post(f"{PATH}/(?P<id>{forms.ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
 ]

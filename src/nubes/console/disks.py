@@ -183,6 +183,6 @@ def disk_row(disk: dict[str, Any]) -> dict[str, Any]:
 ROUTES: list[Route] = [
     get("/disks", disk_list),
     post("/disks", create),
-    get(f"/disks/(?P<id>{forms.RESOURCE_ID})", show),
-    post(f"/disks/(?P<id>{forms.RESOURCE_ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
+    get(f"/disks/(?P<id>{forms.ID})", show),
+    post(f"/disks/(?P<id>{forms.ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
 ]

@@ -218,6 +218,6 @@ ROUTES: list[Route] = [
     get("/images", image_list),
     post("/images", create),
     post("/images/import", import_image),
-    get(f"/images/(?P<id>{forms.RESOURCE_ID})", show),
-    post(f"/images/(?P<id>{forms.RESOURCE_ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
+    get(f"/images/(?P<id>{forms.ID})", show),
+    post(f"/images/(?P<id>{forms.ID})/(?P<action>{'|'.join(ACTION_FORMS)})", act),
 ]

@@ -103,5 +103,5 @@ async def new_disk(ctx: Ctx, _: re.Match[str]) -> Page:
 ROUTES: list[Route] = [
     get("/snapshots", snapshot_list),
     post("/snapshots/disk", new_disk),
-    post(f"/snapshots/(?P<id>{forms.RESOURCE_ID})/(?P<action>reset|delete)", act),
+    post(f"/snapshots/(?P<id>{forms.ID})/(?P<action>reset|delete)", act),
 ]
