@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, instance_list, instances, overview, routing
+from nubes.console import csrf, instance_list, instances, overview, routing, wizard
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -70,6 +70,7 @@ class ConsoleApp:
             post("/region", self.switch_region),
             *overview.ROUTES,
             *instance_list.ROUTES,
+            *wizard.ROUTES,  # before the instance pages: /instances/new is no instance ID
             *instances.ROUTES,
         ]
 
