@@ -60,7 +60,7 @@ def render(chart: Chart) -> str:
     parts = [
         (
             f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="{escape(chart.title)}"">'
+            f'aria-label="{escape(chart.title)}">'
         ),
         f"<title>{escape(chart.title)} ({escape(chart.unit)})</title>",
         f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{bottom}" stroke="#999"/>',
