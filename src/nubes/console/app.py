@@ -15,7 +15,16 @@ from urllib.parse import parse_qs
 import jinja2
 
 from nubes.client import ClientError
-from nubes.console import csrf, instance_list, instances, overview, routing, wizard
+from nubes.console import (
+    csrf,
+    instance_actions,
+    instance_list,
+    instance_tabs,
+    instances,
+    overview,
+    routing,
+    wizard,
+)
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.sessions import Sessions
@@ -72,6 +81,8 @@ class ConsoleApp:
             *instance_list.ROUTES,
             *wizard.ROUTES,  # before the instance pages: /instances/new is no instance ID
             *instances.ROUTES,
+            *instance_actions.ROUTES,
+            *instance_tabs.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

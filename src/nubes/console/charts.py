@@ -58,10 +58,7 @@ def render(chart: Chart) -> str:
     y_max = top(chart)
     bottom = HEIGHT - MARGIN_BOTTOM
     parts = [
-        (
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="{escape(chart.title)}">'
-        ),
+        (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(chart.title)}">'),
         f"<title>{escape(chart.title)} ({escape(chart.unit)})</title>",
         f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{bottom}" stroke="#999"/>',
         f'<line class="axis" x1="{MARGIN_LEFT}" y1="{bottom}" x2="{WIDTH}" y2="{bottom}" stroke="#999"/>',
