@@ -207,3 +207,24 @@ def test_a_refusal_keeps_the_values_but_the_password_and_shows_the_code(
     assert "#!/bin/sh\necho kept\n</textarea>" in page
     total = lab.ecs.describe_instances(em.DescribeInstancesRequest(region_id=REGION, vpc_id=lab.vpc_id)).body
     assert total.total_count == 0
+
+
+def test_the_vswitch_chosen_narrows_the_security_groups_to_its_vpc(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    lab, second, _ = setup(live, fresh_key, "10.86.0.0/16")
+    other = Lab(live, fresh_key, "10.87.0.0/16")  # another VPC, with a group of its own
+    browser = Browser(live, fresh_key)
+    everything = group_boxes(browser.get("/console/instances/new").text)
+    assert set(everything) == {lab.group_id, second, other.group_id}
+    htmx = {"HX-Request": "true"}
+    narrowed = browser.get(f"/console/instances/new/groups?VSwitchId={lab.vswitch_id}", headers=htmx)
+    assert narrowed.status == 200
+    assert narrowed.text.startswith('<div id="groups"')
+    assert set(group_boxes(narrowed.text)) == {lab.group_id, second}
+    theirs = browser.get(f"/console/instances/new/groups?VSwitchId={other.vswitch_id}", headers=htmx)
+    assert set(group_boxes(theirs.text)) == {other.group_id}
+    assert (
+        group_boxes(browser.get("/console/instances/new/groups?VSwitchId=vsw-unknown", headers=htmx).text)
+        == {}
+    )

@@ -1,6 +1,7 @@
 """The instance list (/console/instances): search by ID, name or IP, a status filter, paging, and
 batch Start/Stop/Reboot/Release of the selected rows. htmx asks for the table alone (HX-Request)
-when the search form changes, and every 2 s while a row is in a transitional status."""
+when the search form changes, and every 2 s while a row is in a transitional status (the ticked
+checkboxes are kept across those swaps: hx-preserve)."""
 
 from __future__ import annotations
 

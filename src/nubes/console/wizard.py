@@ -101,20 +101,24 @@ async def options(ctx: Ctx) -> Options:
     found.vswitches = [
         {
             "id": str(v.get("VSwitchId", "")),
+            "vpc": str(v.get("VpcId", "")),
             "label": f"{v.get('VpcId', '')} {vpc_names.get(v.get('VpcId'), '')} / {v.get('VSwitchId', '')} "
             f"{v.get('VSwitchName', '')} ({v.get('ZoneId', '')}, {v.get('CidrBlock', '')})",
         }
         for v in vswitches
     ]
-    found.groups = [
-        {
-            "id": str(g.get("SecurityGroupId", "")),
-            "label": f"{g.get('SecurityGroupId', '')} {g.get('SecurityGroupName', '')} · {g.get('VpcId', '')}",
-        }
-        for g in groups
-    ]
+    found.groups = [group_option(g) for g in groups]
     found.key_pairs = [str(k.get("KeyPairName", "")) for k in key_pairs]
     return found
+
+
+def group_option(group: dict[str, Any]) -> dict[str, str]:
+    group_id, vpc_id = str(group.get("SecurityGroupId", "")), str(group.get("VpcId", ""))
+    return {
+        "id": group_id,
+        "vpc": vpc_id,
+        "label": f"{group_id} {group.get('SecurityGroupName', '')} · {vpc_id}",
+    }
 
 
 def type_option(instance_type: dict[str, Any]) -> dict[str, str]:
@@ -156,8 +160,12 @@ async def wizard(ctx: Ctx, values: dict[str, str], error: ClientError | None = N
     found = await options(ctx)
     kept = {k: v for k, v in values.items() if k not in ("Password", "csrf_token")}
     chosen = {v for k, v in values.items() if GROUP_FIELD.fullmatch(k)}
+    # with a vSwitch chosen, only the groups of its VPC can go with it
+    vpc = next((v["vpc"] for v in found.vswitches if v["id"] == values.get("VSwitchId")), "")
     return ctx.render(
         "wizard.html",
+        groups=[g for g in found.groups if not vpc or g["vpc"] == vpc],
+        groups_error=None,
         error=error or found.error,
         http_status=(error.http_status or 400) if error else 200,
         options=found,
@@ -183,4 +191,39 @@ async def create(ctx: Ctx, _: re.Match[str]) -> Page:
     return redirect(f"{PREFIX}/instances/{ids[0]}" if len(ids) == 1 else f"{PREFIX}/instances")
 
 
-ROUTES: list[Route] = [get("/instances/new", new), post("/instances/new", create)]
+async def groups(ctx: Ctx, _: re.Match[str]) -> Page:
+    """The security group choices for the VPC of the vSwitch chosen (htmx, when it changes):
+    all the region's when none is."""
+    vswitch_id = ctx.request.query.get("VSwitchId", "")
+    found = Options()
+    params = {"RegionId": ctx.region_id, "PageSize": "50"}
+    if vswitch_id:
+        vswitches = await _items(
+            ctx,
+            found,
+            "vpc",
+            "DescribeVSwitches",
+            ("VSwitches", "VSwitch"),
+            RegionId=ctx.region_id,
+            VSwitchId=vswitch_id,
+        )
+        params["VpcId"] = str(vswitches[0].get("VpcId", "")) if vswitches else ""
+    if found.error is None and params.get("VpcId") != "":
+        listed = await _items(
+            ctx, found, "ecs", "DescribeSecurityGroups", ("SecurityGroups", "SecurityGroup"), **params
+        )
+        found.groups = [group_option(g) for g in listed]
+    return ctx.render(
+        "_wizard_groups.html",
+        http_status=(found.error.http_status or 400) if found.error else 200,
+        groups_error=found.error,
+        groups=found.groups,
+        chosen_groups=set(),
+    )
+
+
+ROUTES: list[Route] = [
+    get("/instances/new", new),
+    post("/instances/new", create),
+    get("/instances/new/groups", groups),
+]
