@@ -29,6 +29,8 @@ class Chart:
     span: float  # seconds the x axis covers
     series: list[Series] = field(default_factory=list)
     floor: float = 1.0  # the smallest top of the y axis
+    start_label: str = ""  # under the x axis' ends
+    end_label: str = ""
 
 
 def top(chart: Chart) -> float:
@@ -64,7 +66,8 @@ def render(chart: Chart) -> str:
         f'<line class="axis" x1="{MARGIN_LEFT}" y1="{bottom}" x2="{WIDTH}" y2="{bottom}" stroke="#999"/>',
         f'<text x="2" y="{MARGIN_TOP + 10}" font-size="11">{escape(number(y_max))}</text>',
         f'<text x="2" y="{bottom}" font-size="11">0</text>',
-        f'<text x="{MARGIN_LEFT}" y="{HEIGHT - 4}" font-size="11">{escape(chart.unit)}</text>',
+        f'<text x="{MARGIN_LEFT}" y="{HEIGHT - 4}" font-size="11">{escape(chart.start_label)}</text>',
+        f'<text x="{WIDTH}" y="{HEIGHT - 4}" font-size="11" text-anchor="end">{escape(chart.end_label)}</text>',
     ]
     for n, series in enumerate(chart.series):
         colour = COLOURS[n % len(COLOURS)]
@@ -72,8 +75,8 @@ def render(chart: Chart) -> str:
             f'<polyline class="series" data-series="{escape(series.name)}" fill="none" stroke="{colour}" '
             f'stroke-width="1.5" points="{polyline(series.points, chart.span, y_max)}"/>'
         )
-        parts.append(
-            f'<text x="{WIDTH - 120}" y="{MARGIN_TOP + 12 + 13 * n}" font-size="11" fill="{colour}">'
+        parts.append(  # the legend, top left: the latest points are on the right
+            f'<text x="{MARGIN_LEFT + 6}" y="{MARGIN_TOP + 12 + 13 * n}" font-size="11" fill="{colour}">'
             f"{escape(series.name)}</text>"
         )
     parts.append("</svg>")

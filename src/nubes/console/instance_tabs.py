@@ -44,16 +44,17 @@ def monitoring_charts(samples: list[dict[str, Any]], start: datetime) -> list[ch
             points.append(((moment - start).total_seconds(), float(sample.get(key, 0) or 0) / scale))
         return charts.Series(name, points)
 
-    span = WINDOW.total_seconds()
+    def chart(title: str, unit: str, lines: list[charts.Series], floor: float = 1.0) -> charts.Chart:
+        return charts.Chart(title, unit, WINDOW.total_seconds(), lines, floor, "-60 min", "now")
+
     return [
-        charts.Chart("CPU", "% of the vCPUs", span, [series("CPU", "CPU")], floor=100),
-        charts.Chart(
+        chart("CPU", "% of the vCPUs", [series("CPU", "CPU")], floor=100),
+        chart(
             "Network (private)",
             "kbit/s",
-            span,
             [series("in", "IntranetRX", PERIOD), series("out", "IntranetTX", PERIOD)],
         ),
-        charts.Chart("Disk", "byte/s", span, [series("read", "BPSRead"), series("write", "BPSWrite")]),
+        chart("Disk", "byte/s", [series("read", "BPSRead"), series("write", "BPSWrite")]),
     ]
 
 
@@ -70,8 +71,12 @@ async def monitoring(ctx: Ctx, instance_id: str) -> dict[str, Any]:
     )
     samples = list(answer.get("MonitorData", {}).get("InstanceMonitorData", []))
     drawn = [
-        Markup(charts.render(chart)) for chart in monitoring_charts(samples, start)
-    ]  # charts.render escapes its text
+        {
+            "title": f"{chart.title} ({chart.unit})",
+            "svg": Markup(charts.render(chart)),
+        }  # render escapes its text
+        for chart in monitoring_charts(samples, start)
+    ]
     return {"charts": drawn, "samples": len(samples), "start": stamp(start), "end": stamp(end)}
 
 
