@@ -316,3 +316,14 @@ def test_statuses_poll_while_transitional_and_stop_once_stable(slow_images: Live
     assert POLL not in badge.text
     assert badge.headers["hx-refresh"] == "true"  # the page reloads to show the new status everywhere
     assert POLL not in browser.get(f"/console/instances/{instance_id}").text
+
+
+def test_a_polled_badge_of_a_released_instance_reloads_the_page(
+    live: LiveServer, fresh_key: tuple[str, str]
+) -> None:
+    lab, instance_id = running(live, fresh_key, "10.88.0.0/16")
+    browser = Browser(live, fresh_key)
+    lab.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+    gone = browser.get(f"/console/instances/{instance_id}", headers={"HX-Request": "true"})
+    assert error_of(gone.text)[0] == "InvalidInstanceId.NotFound"
+    assert gone.headers["hx-refresh"] == "true"  # htmx swaps no error in: the reload shows it

@@ -35,11 +35,15 @@ async def show(ctx: Ctx, match: re.Match[str]) -> Page:
 
 
 async def badge(ctx: Ctx, instance_id: str) -> Page:
-    """The status badge alone, for its own polling; a stable status reloads the whole page."""
+    """The status badge alone, for its own polling; a stable status reloads the whole page, and
+    so does a refusal (the instance was released meanwhile: the page then says so), since htmx
+    would not swap an error answer in and the polling would go on."""
     try:
         instance = await ctx.call("ecs", "DescribeInstanceAttribute", InstanceId=instance_id)
     except ClientError as error:
-        return ctx.render("_error.html", error=error)
+        page = ctx.render("_error.html", error=error)
+        page.headers.append((b"hx-refresh", b"true"))
+        return page
     status = str(instance.get("Status", ""))
     page = ctx.render(
         "_instance_status.html", instance={"id": instance_id, "status": status}, transitional=TRANSITIONAL
