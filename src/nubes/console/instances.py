@@ -23,7 +23,7 @@ from nubes.client import ClientError
 from nubes.console.instance_list import INSTANCE_ID, TRANSITIONAL
 from nubes.console.routing import Ctx, Route, get, post
 from nubes.console.web import PREFIX, Page, redirect
-from nubes.console.wizard import type_option
+from nubes.console.wizard import Options, listed, type_option
 
 ID = INSTANCE_ID.pattern.strip("^$")
 
@@ -103,18 +103,14 @@ async def _choices(ctx: Ctx, instance: dict[str, Any]) -> dict[str, list[dict[st
     """What the action forms offer: the instance types, the Available disks of the instance's
     zone (to attach) and the images (for a new system disk). A listing the API refuses offers
     nothing (the action's own refusal would say why)."""
-
-    async def items(action: str, items: tuple[str, str], **params: str) -> list[dict[str, Any]]:
-        try:
-            answer = await ctx.call("ecs", action, **params)
-        except ClientError:
-            return []
-        return list(answer.get(items[0], {}).get(items[1], []))
-
     region = ctx.region_id
+    ignored = Options()
     types, disks, images = await asyncio.gather(
-        items("DescribeInstanceTypes", ("InstanceTypes", "InstanceType")),
-        items(
+        listed(ctx, ignored, "ecs", "DescribeInstanceTypes", ("InstanceTypes", "InstanceType")),
+        listed(
+            ctx,
+            ignored,
+            "ecs",
             "DescribeDisks",
             ("Disks", "Disk"),
             RegionId=region,
@@ -122,7 +118,7 @@ async def _choices(ctx: Ctx, instance: dict[str, Any]) -> dict[str, list[dict[st
             Status="Available",
             PageSize="100",
         ),
-        items("DescribeImages", ("Images", "Image"), RegionId=region, PageSize="100"),
+        listed(ctx, ignored, "ecs", "DescribeImages", ("Images", "Image"), RegionId=region, PageSize="100"),
     )
     return {
         "types": [type_option(t) for t in types],

@@ -36,7 +36,6 @@ PLAIN = (
     "Amount",
 )
 GROUP_FIELD = re.compile(r"SecurityGroupIds\.(\d{1,3})")
-MAX_GROUPS = 5  # ECS's limit of security groups per instance
 DEFAULTS = {"Amount": "1", "SystemDisk.Category": "cloud_essd"}
 
 
@@ -53,9 +52,10 @@ class Options:
     error: ClientError | None = None
 
 
-async def _items(
+async def listed(
     ctx: Ctx, options: Options, product: str, action: str, items: tuple[str, str], **params: str
 ) -> list[dict[str, Any]]:
+    """The rows of one answer (all its first page); a refusal is kept in `options` and lists none."""
     try:
         answer = await ctx.call(product, action, **params)
     except ClientError as error:
@@ -68,14 +68,14 @@ async def options(ctx: Ctx) -> Options:
     found = Options()
     region = ctx.region_id
     images, types, zones, vpcs, vswitches, groups, key_pairs = await asyncio.gather(
-        _items(ctx, found, "ecs", "DescribeImages", ("Images", "Image"), RegionId=region, PageSize="100"),
-        _items(ctx, found, "ecs", "DescribeInstanceTypes", ("InstanceTypes", "InstanceType")),
-        _items(ctx, found, "ecs", "DescribeZones", ("Zones", "Zone"), RegionId=region),
-        _items(ctx, found, "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), RegionId=region, PageSize="50"),
-        _items(
+        listed(ctx, found, "ecs", "DescribeImages", ("Images", "Image"), RegionId=region, PageSize="100"),
+        listed(ctx, found, "ecs", "DescribeInstanceTypes", ("InstanceTypes", "InstanceType")),
+        listed(ctx, found, "ecs", "DescribeZones", ("Zones", "Zone"), RegionId=region),
+        listed(ctx, found, "vpc", "DescribeVpcs", ("Vpcs", "Vpc"), RegionId=region, PageSize="50"),
+        listed(
             ctx, found, "vpc", "DescribeVSwitches", ("VSwitches", "VSwitch"), RegionId=region, PageSize="50"
         ),
-        _items(
+        listed(
             ctx,
             found,
             "ecs",
@@ -84,7 +84,7 @@ async def options(ctx: Ctx) -> Options:
             RegionId=region,
             PageSize="50",
         ),
-        _items(
+        listed(
             ctx, found, "ecs", "DescribeKeyPairs", ("KeyPairs", "KeyPair"), RegionId=region, PageSize="50"
         ),
     )
@@ -139,7 +139,7 @@ def run_params(form: dict[str, str]) -> dict[str, str]:
     if "Password" in params:
         params["Password"] = form["Password"]  # as typed: spaces may be part of it
     groups = sorted((int(m[1]), v) for k, v in form.items() if (m := GROUP_FIELD.fullmatch(k)) and v)
-    for n, (_, group_id) in enumerate(groups[:MAX_GROUPS], 1):
+    for n, (_, group_id) in enumerate(groups, 1):  # more than the API allows: its refusal shows
         params[f"SecurityGroupIds.{n}"] = group_id
     disks = [n for n in range(1, DATA_DISK_ROWS + 1) if form.get(f"DataDisk.{n}.Size", "").strip()]
     for index, n in enumerate(disks, 1):
@@ -198,7 +198,7 @@ async def groups(ctx: Ctx, _: re.Match[str]) -> Page:
     found = Options()
     params = {"RegionId": ctx.region_id, "PageSize": "50"}
     if vswitch_id:
-        vswitches = await _items(
+        vswitches = await listed(
             ctx,
             found,
             "vpc",
@@ -209,10 +209,10 @@ async def groups(ctx: Ctx, _: re.Match[str]) -> Page:
         )
         params["VpcId"] = str(vswitches[0].get("VpcId", "")) if vswitches else ""
     if found.error is None and params.get("VpcId") != "":
-        listed = await _items(
+        rows = await listed(
             ctx, found, "ecs", "DescribeSecurityGroups", ("SecurityGroups", "SecurityGroup"), **params
         )
-        found.groups = [group_option(g) for g in listed]
+        found.groups = [group_option(g) for g in rows]
     return ctx.render(
         "_wizard_groups.html",
         http_status=(found.error.http_status or 400) if found.error else 200,
