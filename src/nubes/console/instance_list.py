@@ -64,7 +64,7 @@ async def instances(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
         template,
         # while a row is in a transitional status the table asks for itself again (htmx)
         polling=any(r["status"] in TRANSITIONAL for r in rows),
-        here=f"{PREFIX}/instances?" + urlencode({"q": query, "status": status, "page": page_number}),
+        here=link(page_number),
         error=error,
         http_status=(failed.http_status or 400) if failed else 200,
         rows=rows,
