@@ -48,7 +48,7 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
         api_action, name = ONE_FIELD[action]
         await ctx.call("ecs", api_action, InstanceId=instance_id, **{name: form.get(name, "")})
     except ClientError as error:
-        return await detail(ctx, instance_id, error)
+        return await detail(ctx, instance_id, error, form)
     return redirect(back)
 
 

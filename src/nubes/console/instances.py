@@ -75,7 +75,11 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
     return redirect(f"{PREFIX}/instances/{instance_id}")
 
 
-async def detail(ctx: Ctx, instance_id: str, action_error: ClientError | None = None) -> Page:
+async def detail(
+    ctx: Ctx, instance_id: str, action_error: ClientError | None = None, typed: dict[str, str] | None = None
+) -> Page:
+    """The page; after a refused action, with its error and the values typed into its form
+    (`typed`, shown again; a password never is)."""
     try:
         instance = await ctx.call("ecs", "DescribeInstanceAttribute", InstanceId=instance_id)
         disks = await ctx.call(
@@ -95,6 +99,7 @@ async def detail(ctx: Ctx, instance_id: str, action_error: ClientError | None = 
         transitional=TRANSITIONAL,
         choices=await _choices(ctx, shown["instance"]),
         notice=_notice(ctx),
+        typed={k: v for k, v in (typed or {}).items() if k not in ("Password", "csrf_token")},
         **shown,
     )
 
