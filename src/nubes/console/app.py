@@ -22,7 +22,9 @@ from nubes.console import (
     disks,
     eips,
     images,
+    instance_actions,
     instance_list,
+    instance_tabs,
     instances,
     key_pairs,
     nat_gateways,
@@ -31,6 +33,7 @@ from nubes.console import (
     security_groups,
     snapshots,
     vpcs,
+    wizard,
 )
 from nubes.console.api import ApiCaller, Asgi, Message
 from nubes.console.routing import Ctx, Route, post
@@ -86,6 +89,7 @@ class ConsoleApp:
             post("/region", self.switch_region),
             *overview.ROUTES,
             *instance_list.ROUTES,
+            *wizard.ROUTES,  # before the instance pages: /instances/new is no instance ID
             *instances.ROUTES,
             *disks.ROUTES,
             *snapshots.ROUTES,
@@ -96,6 +100,8 @@ class ConsoleApp:
             *key_pairs.ROUTES,
             *eips.ROUTES,
             *nat_gateways.ROUTES,
+            *instance_actions.ROUTES,
+            *instance_tabs.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

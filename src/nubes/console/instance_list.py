@@ -1,6 +1,7 @@
 """The instance list (/console/instances): search by ID, name or IP, a status filter, paging, and
-batch Start/Stop of the selected rows. htmx asks for the table alone (HX-Request) when the
-search form changes."""
+batch Start/Stop/Reboot/Release of the selected rows. htmx asks for the table alone (HX-Request)
+when the search form changes, and every 2 s while a row is in a transitional status (the ticked
+checkboxes are kept across those swaps: hx-preserve)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from nubes.console.web import PREFIX, Page, redirect
 PAGE_SIZE = 20
 IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-BATCH_ACTIONS = {"start": "StartInstances", "stop": "StopInstances"}
+BATCH_ACTIONS = {"start": "StartInstances", "stop": "StopInstances", "reboot": "RebootInstances"}
+# Statuses an instance only passes through: a page showing one polls until it is gone.
+TRANSITIONAL = ("Pending", "Starting", "Stopping")
 MAX_BATCH = 100
 
 
@@ -59,6 +62,9 @@ async def instances(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
     template = "_instances_table.html" if request.htmx else "instances.html"
     return ctx.render(
         template,
+        # while a row is in a transitional status the table asks for itself again (htmx)
+        polling=any(r["status"] in TRANSITIONAL for r in rows),
+        here=link(page_number),
         error=error,
         http_status=(failed.http_status or 400) if failed else 200,
         rows=rows,
@@ -75,20 +81,31 @@ async def instances(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
 
 
 async def batch(ctx: Ctx, _: re.Match[str]) -> Page:
-    """Start or stop the rows selected in the list (select.N = an instance ID), in one
-    StartInstances/StopInstances call: all of them or, refused, none (shown on the list)."""
+    """Start, stop, reboot or release the rows selected in the list (select.N = an instance ID),
+    in one StartInstances/StopInstances/RebootInstances/DeleteInstances call: all of them or,
+    refused, none (shown on the list). Release needs its confirm box and forces (Running ones
+    are stopped first, as the detail page's Release does)."""
     form = ctx.request.form
     action = BATCH_ACTIONS.get(form.get("action", ""))
+    extra: dict[str, str] = {}
+    if form.get("action") == "release":
+        if form.get("confirm") != "yes":
+            return await instances(
+                ctx, failed=ClientError("ConfirmationRequired", "Tick the box to confirm the release.", 400)
+            )
+        action, extra = "DeleteInstances", {"Force": "true"}
     ids = [v for k, v in form.items() if k.startswith("select.") and INSTANCE_ID.match(v)][:MAX_BATCH]
     if action is None:
-        return await instances(ctx, failed=ClientError("InvalidAction", "Choose Start or Stop.", 400))
+        return await instances(
+            ctx, failed=ClientError("InvalidAction", "Choose Start, Stop, Reboot or Release.", 400)
+        )
     if not ids:
         return await instances(
             ctx, failed=ClientError("NoInstanceSelected", "Select the instances to act on.", 400)
         )
     params = {f"InstanceId.{n}": instance_id for n, instance_id in enumerate(ids, 1)}
     try:
-        await ctx.call("ecs", action, RegionId=ctx.region_id, **params)
+        await ctx.call("ecs", action, RegionId=ctx.region_id, **params, **extra)
     except ClientError as error:
         return await instances(ctx, failed=error)
     return redirect(f"{PREFIX}/instances")
