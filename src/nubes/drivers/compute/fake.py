@@ -234,6 +234,7 @@ class FakeComputeDriver(ComputeDriver):
         self._sleep = sleep
         self._clock = clock
         self._state_dir = state_dir or Path("/nonexistent/nubes-fake")
+        self.vnc_passwords: dict[str, str] = {}  # the password each VM's (absent) VNC server has
 
     def _spend(self, seconds: float) -> None:
         if seconds > 0:
@@ -539,6 +540,15 @@ class FakeComputeDriver(ComputeDriver):
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
         return FAKE_SCREEN
+
+    def vnc_display(self, instance_id: str, password: str) -> str:
+        """No VNC server: the address says so (the API's proxy serves a fake screen for it)."""
+        self._enter("vnc_display", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            self.vnc_passwords[instance_id] = password
+        return f"fake:{instance_id}"
 
     # ---- for tests ----------------------------------------------------------------------------
 
