@@ -15,6 +15,7 @@ from nubes.rfb import vnc_auth_response
 VERSION = b"RFB 003.008\n"
 VNC_AUTH = 2
 RAW = 0
+CONTROL_L, ALT_L, DELETE = 0xFFE3, 0xFFE9, 0xFFFF  # X11 keysyms
 
 
 class AuthFailed(Exception):
@@ -102,8 +103,14 @@ class RfbClient:
 
     async def key(self, keysym: int) -> None:
         """Press and release a key (an X11 keysym)."""
-        for down in (1, 0):
-            await self.ws.send(struct.pack(">BBxxI", 4, down, keysym))
+        await self.chord(keysym)
+
+    async def chord(self, *keysyms: int) -> None:
+        """Press the keys in order, then release them in reverse (Ctrl+Alt+Del)."""
+        for keysym in keysyms:
+            await self.ws.send(struct.pack(">BBxxI", 4, 1, keysym))
+        for keysym in reversed(keysyms):
+            await self.ws.send(struct.pack(">BBxxI", 4, 0, keysym))
 
 
 def connect(url: str) -> websockets.connect:

@@ -1,12 +1,15 @@
 """Done when (issue 14, VNC): on a real VM, DescribeInstanceVncUrl's one-time URL reaches the
 VM's display through nubes' websocket proxy: an RFB client logs on with the password
 ModifyInstanceVncPasswd set, receives a framebuffer that is not all one color (the VGA text the
-firmware and the kernel left), and sends key events; a new password takes effect at once, the
-old one (and none set: nobody) is refused, and a used URL does not connect again."""
+firmware left: nubes' guests are booted PVH with a serial console, so their kernel keeps off
+the VGA screen), and its keys reach the guest: Ctrl+Alt+Del makes the tiny guest's init reboot
+it (its serial console shows a second boot). A new password takes effect at once, the old one
+(and none set: nobody) is refused, and a used URL does not connect again."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -22,7 +25,7 @@ from alibabacloud_ecs20140526 import models as em
 from nubes.guest.images import ImageManifest
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.e2e.conftest import make_net
-from tests.vm.rfb_client import AuthFailed, RfbClient, connect
+from tests.vm.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, connect
 from tests.vm.test_instance_lifecycle import REAL_SERVER, REGION, launch_tiny, wait_status
 
 pytestmark = pytest.mark.vm
@@ -73,6 +76,14 @@ def set_password(ecs: Any, instance_id: str, password: str) -> None:
     )
 
 
+def boots(ecs: Any, instance_id: str) -> int:
+    """How often the guest came up, by the ready lines on its serial console."""
+    output = ecs.get_instance_console_output(
+        em.GetInstanceConsoleOutputRequest(region_id=REGION, instance_id=instance_id)
+    ).body.console_output
+    return base64.b64decode(output).decode(errors="replace").count("NUBES-READY")
+
+
 def log_on_fails(url: str, password: str) -> str:
     """Log on with `password`, expecting a refusal: the server's reason."""
 
@@ -91,6 +102,7 @@ def test_the_display_through_the_one_time_url(vm: tuple[LiveServer, Any, str]) -
     print("refused without a password:", log_on_fails(vnc_url(ecs, instance_id), "Abc123"))
     set_password(ecs, instance_id, "Abc123")  # while it runs: at once (an I/O optimized instance)
     url = vnc_url(ecs, instance_id)
+    assert boots(ecs, instance_id) == 1
     assert url.startswith(f"ws://{server.endpoint}/vnc/websocket?s=")
 
     async def session() -> tuple[int, int, int, str]:
@@ -106,12 +118,18 @@ def test_the_display_through_the_one_time_url(vm: tuple[LiveServer, Any, str]) -
             await client.key(RETURN)
             await client.key(ord("a"))
             assert await client.update(screen) >= 1  # still served after the key events
+            await client.chord(CONTROL_L, ALT_L, DELETE)  # busybox init: ::ctrlaltdel: reboot
             return screen.width, screen.height, len(screen.colors()), screen.name
 
     width, height, colors, name = asyncio.run(session())
     print(f"VNC screen {width}x{height} {name!r}: {colors} colors")
     assert width >= 320 and height >= 200
     assert colors >= 2, "the framebuffer is all one color"
+    deadline = time.monotonic() + 180
+    while boots(ecs, instance_id) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert boots(ecs, instance_id) >= 2, "Ctrl+Alt+Del did not reboot the guest"
+    assert wait_status(ecs, instance_id, "Running") == "Running"
 
     async def reuse() -> int | None:
         async with connect(url) as ws:

@@ -76,5 +76,6 @@ async function connect(event) {
 }
 
 form.addEventListener("submit", connect);
+document.getElementById("vnc-connect-button").disabled = false; // noVNC is loaded: ready
 disconnectButton.addEventListener("click", () => rfb && rfb.disconnect());
 ctrlAltDelButton.addEventListener("click", () => rfb && rfb.sendCtrlAltDel());
