@@ -1,8 +1,8 @@
 """ModifyInstanceVncPasswd and DescribeInstanceVncUrl through the official SDK against the
-emulator, and the one-time websocket URL: used once, before it expires, while the instance runs.
-The emulator's VMs have no VNC server: a valid ticket is used up and the websocket closed with
-1011 (display unavailable); a refused one is closed with 1008. The screen itself is
-tests/vm/test_vnc_vm.py's."""
+emulator, and the one-time websocket URL: used once, before it expires, while the instance runs
+(a refused one is closed with 1008). The emulator's VMs have no display: the URL reaches
+nubes.api.vnc_standin, which asks for the instance's VNC password as QEMU would and draws the
+keys it is sent; a real VM's screen is tests/vm/test_vnc_vm.py's."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import websockets
 from alibabacloud_ecs20140526 import models as em
 
 from ..conftest import LiveServer
+from ..rfb_client import AuthFailed, RfbClient, connect
 from .test_instances_api import Lab, error_of
 from .test_vpc_api import REGION
 
@@ -51,6 +52,31 @@ def close_code(url: str) -> int | None:
     return asyncio.run(attempt())
 
 
+def session(url: str, password: str) -> tuple[int, int]:
+    """Log on to the stand-in display and press a key: the colors of the screen before and after."""
+
+    async def attempt() -> tuple[int, int]:
+        async with connect(url) as ws:
+            client = RfbClient(ws)
+            screen = await client.log_on(password)
+            assert (screen.width, screen.height) == (720, 400)
+            await client.update(screen)
+            before = len(screen.colors())
+            await client.key(ord("a"))
+            await client.update(screen)
+            return before, len(screen.colors())
+
+    return asyncio.run(attempt())
+
+
+def refused(url: str, password: str) -> bool:
+    try:
+        session(url, password)
+    except AuthFailed:
+        return True
+    return False
+
+
 def test_password_rules_and_statuses(lab: Lab) -> None:
     [instance_id] = lab.run()
     assert lab.wait(instance_id, "Running") == "Running"
@@ -60,7 +86,9 @@ def test_password_rules_and_statuses(lab: Lab) -> None:
             assert (e.code, e.status_code) == ("IncorrectVncPassword.Malformed", 400), bad
         else:
             assert e.code.startswith("MissingParameter") and e.status_code == 400
+    assert refused(vnc_url(lab, instance_id), "Abc123")  # none set yet: nobody logs on
     set_password(lab, instance_id, "Abc123")
+    assert refused(vnc_url(lab, instance_id), "Xyz789")
     e = error_of(lambda: set_password(lab, "i-nothere000000000000", "Abc123"))
     assert e.code == "InvalidInstanceId.NotFound"
     lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=instance_id))
@@ -80,8 +108,7 @@ def test_url_is_one_time(live: LiveServer, lab: Lab) -> None:
     [token] = parse_qs(parts.query)["s"]
     assert len(token) >= 32
     assert vnc_url(lab, instance_id) != url  # a new ticket each time
-    # the emulator has no VNC server: the ticket is used up and the display reported unavailable
-    assert close_code(url) == 1011
+    assert session(url, "Abc123") == (2, 3)  # a key press drawn as a block of a third color
     assert close_code(url) == 1008  # used
     assert close_code(url.replace(token, token[:-2] + "xx")) == 1008  # unknown
     assert close_code(f"ws://{live.endpoint}/vnc/websocket") == 1008  # none

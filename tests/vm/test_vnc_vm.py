@@ -25,7 +25,7 @@ from alibabacloud_ecs20140526 import models as em
 from nubes.guest.images import ImageManifest
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.e2e.conftest import make_net
-from tests.vm.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, connect
+from tests.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, connect
 from tests.vm.test_instance_lifecycle import REAL_SERVER, REGION, launch_tiny, wait_status
 
 pytestmark = pytest.mark.vm

@@ -5,16 +5,23 @@ websocket's binary messages are piped both ways to the VM's VNC server (a unix s
 host:port), unchanged: the client (noVNC, or any RFB client over a websocket) speaks RFB to
 QEMU and logs on with the instance's VNC password. A refused ticket is answered by accepting
 the websocket and closing it at once with POLICY_VIOLATION and a reason, so that a browser
-client can tell it from a network failure (a refused handshake shows it only an error)."""
+client can tell it from a network failure (a refused handshake shows it only an error).
+
+The emulator's VMs have no display: their address is "fake:<instance id>", served by
+nubes.api.vnc_standin in this process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
+
+from nubes.api import vnc_standin
+from nubes.domain.vnc import Display
 
 log = logging.getLogger("nubes.api.vnc")
 
@@ -23,16 +30,27 @@ POLICY_VIOLATION = 1008  # the ticket is unknown, used, expired, or its instance
 UNAVAILABLE = 1011  # the display could not be reached
 CHUNK = 64 * 1024
 
-Redeem = Callable[[str], str | None]
+Redeem = Callable[[str], Display | None]
 
 
-async def _open(display: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    if display.startswith("unix:"):
-        return await asyncio.open_unix_connection(display.removeprefix("unix:"))
-    host, sep, port = display.rpartition(":")
-    if not sep or not port.isdigit() or display.startswith("fake:"):
-        raise OSError(f"no VNC server at {display!r}")
+async def _open(display: Display) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    address = display.address
+    if address.startswith("unix:"):
+        return await asyncio.open_unix_connection(address.removeprefix("unix:"))
+    if address.startswith("fake:"):  # the emulator's VM: its stand-in server, on a socket pair
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        name = f"nubes emulator ({address.removeprefix('fake:')})"
+        _standins.add(task := asyncio.create_task(vnc_standin.serve(reader, writer, display.password, name)))
+        task.add_done_callback(_standins.discard)
+        return await asyncio.open_connection(sock=ours)
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise OSError(f"no VNC server at {address!r}")
     return await asyncio.open_connection(host.strip("[]"), int(port))
+
+
+_standins: set[asyncio.Task[None]] = set()  # running stand-in servers (a task needs a reference)
 
 
 async def serve(scope: dict[str, Any], receive: Any, send: Any, redeem: Redeem) -> None:
@@ -55,7 +73,7 @@ async def serve(scope: dict[str, Any], receive: Any, send: Any, redeem: Redeem) 
     try:
         reader, writer = await _open(display)
     except OSError as exc:
-        log.warning("VNC display %s: %s", display, exc)
+        log.warning("VNC display %s: %s", display.address, exc)
         await send(
             {"type": "websocket.close", "code": UNAVAILABLE, "reason": "the VNC display is unavailable"}
         )

@@ -48,6 +48,15 @@ class DisplayWanted:
     password: str  # "" = none set: the agent uses a random one
 
 
+@dataclass(frozen=True)
+class Display:
+    """Where a redeemed ticket's VNC server listens, and the instance's VNC password (which only
+    the emulator's stand-in server needs: a real one was given it by the agent)."""
+
+    address: str
+    password: str
+
+
 class VncConsoles(AgentErrands):
     def _instance(self, s: Session, account_id: int, region_id: str, instance_id: str) -> Instance:
         return owned(
@@ -103,9 +112,9 @@ class VncConsoles(AgentErrands):
                 raise errors.service_unavailable("The instance's host did not open its VNC display in time.")
             self._sleep(ANSWER_POLL)
 
-    def redeem(self, token: str) -> str | None:
-        """The display address of a valid ticket, using it up; None when the ticket is unknown,
-        used, expired, or its instance no longer Running."""
+    def redeem(self, token: str) -> Display | None:
+        """The display of a valid ticket, using it up; None when the ticket is unknown, used,
+        expired, or its instance no longer Running."""
         now = self._clock.now()
         with own_session(self._db) as s:
             ticket = s.get(VncTicket, token_hash(token))
@@ -117,7 +126,7 @@ class VncConsoles(AgentErrands):
             if instance is None or instance.status != states.RUNNING:
                 return None
             ticket.used_at = now
-            return ticket.display
+            return Display(ticket.display, instance.vnc_password)
 
     # ---- the agent's side ----------------------------------------------------------------------
 
@@ -138,4 +147,4 @@ class VncConsoles(AgentErrands):
                 ticket.display, ticket.error, ticket.answered_at = display, error[:256], self._clock.now()
 
 
-__all__ = ["PASSWORD", "TICKET_LIFETIME", "DisplayWanted", "VncConsoles", "token_hash"]
+__all__ = ["PASSWORD", "TICKET_LIFETIME", "Display", "DisplayWanted", "VncConsoles", "token_hash"]
