@@ -75,8 +75,12 @@ class Screen:
         return b"".join(rows)
 
 
-def _update(screen: Screen, fmt: PixelFormat, box: tuple[int, int, int, int]) -> bytes:
-    return struct.pack(">BxHHHHHi", 0, 1, *box, 0) + screen.raw(fmt, box)
+def _update(screen: Screen, fmt: PixelFormat, boxes: list[tuple[int, int, int, int]]) -> bytes:
+    """A FramebufferUpdate of raw rectangles."""
+    out = [struct.pack(">BxH", 0, len(boxes))]
+    for box in boxes:
+        out += [struct.pack(">HHHHi", *box, 0), screen.raw(fmt, box)]
+    return b"".join(out)
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, password: str, name: str) -> None:
@@ -110,7 +114,10 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pass
 async def _messages(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fmt: PixelFormat, screen: Screen
 ) -> None:
-    waiting = False  # an incremental update request not answered yet: answered at the next change
+    # What changed since the last update sent, and whether the client waits for it: RFB answers
+    # an incremental request only when there is something new.
+    changed: list[tuple[int, int, int, int]] = []
+    waiting = False
     while True:
         kind = (await reader.readexactly(1))[0]
         if kind == 0:  # SetPixelFormat
@@ -127,17 +134,13 @@ async def _messages(
             await reader.readexactly(4 * count)
         elif kind == 3:  # FramebufferUpdateRequest
             incremental = (await reader.readexactly(9))[0]
-            if incremental:
-                waiting = True
-            else:
-                writer.write(_update(screen, fmt, (0, 0, WIDTH, HEIGHT)))
+            if not incremental:
+                changed = [(0, 0, WIDTH, HEIGHT)]
+            waiting = True
         elif kind == 4:  # KeyEvent
             down = (await reader.readexactly(7))[0]
             if down:
-                box = screen.press()
-                if waiting:
-                    writer.write(_update(screen, fmt, box))
-                    waiting = False
+                changed.append(screen.press())
         elif kind == 5:  # PointerEvent
             await reader.readexactly(5)
         elif kind == 6:  # ClientCutText
@@ -145,4 +148,7 @@ async def _messages(
             await reader.readexactly(length)
         else:
             return  # nothing else was offered to the client
+        if waiting and changed:
+            writer.write(_update(screen, fmt, changed))
+            changed, waiting = [], False
         await writer.drain()
