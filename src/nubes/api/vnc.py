@@ -29,6 +29,7 @@ PATH = "/vnc/websocket"
 POLICY_VIOLATION = 1008  # the ticket is unknown, used, expired, or its instance not Running
 UNAVAILABLE = 1011  # the display could not be reached
 CHUNK = 64 * 1024
+IDLE_SECONDS = 300.0  # ECS: a connection without interaction for 300 s is closed
 
 Redeem = Callable[[str], Display | None]
 
@@ -84,7 +85,11 @@ async def serve(scope: dict[str, Any], receive: Any, send: Any, redeem: Redeem) 
 async def _pipe(receive: Any, send: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     async def upstream() -> None:  # browser -> VM
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), IDLE_SECONDS)
+            except TimeoutError:
+                await send({"type": "websocket.close", "code": 1000, "reason": "idle"})
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes") or (message.get("text") or "").encode("latin-1")
