@@ -113,6 +113,7 @@ class FakeHost:
         self._next_pid = 10_000
         self._failures: list[tuple[str, str | None, Exception]] = []
         self.calls: list[tuple[str, str]] = []  # (operation, instance id), for assertions
+        self.vnc_passwords: dict[str, str] = {}  # the password each VM's (absent) VNC server has
         self._state_dir = state_dir
         self._boot_id = boot_id if boot_id is not None else _boot_id()
         if state_dir is not None:
@@ -234,7 +235,6 @@ class FakeComputeDriver(ComputeDriver):
         self._sleep = sleep
         self._clock = clock
         self._state_dir = state_dir or Path("/nonexistent/nubes-fake")
-        self.vnc_passwords: dict[str, str] = {}  # the password each VM's (absent) VNC server has
 
     def _spend(self, seconds: float) -> None:
         if seconds > 0:
@@ -547,7 +547,7 @@ class FakeComputeDriver(ComputeDriver):
         with self.host.lock:
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
-            self.vnc_passwords[instance_id] = password
+            self.host.vnc_passwords[instance_id] = password
         return f"fake:{instance_id}"
 
     # ---- for tests ----------------------------------------------------------------------------
