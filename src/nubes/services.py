@@ -61,6 +61,7 @@ from nubes.domain.snapshots import Snapshots
 from nubes.domain.system_events import SystemEvents
 from nubes.domain.tags import Tags
 from nubes.domain.tasks import Tasks
+from nubes.domain.vnc import VncConsoles
 from nubes.domain.vpcs import Vpcs
 from nubes.drivers.compute.base import ComputeDriver
 from nubes.drivers.network.base import NetworkDriver
@@ -134,6 +135,7 @@ def build_services(
         events=SystemEvents(db, clock, instances),
         monitoring=Monitoring(db, clock),
         screenshots=Screenshots(db, clock, functools.partial(_tell_at_once, compute_notify)),
+        vnc=VncConsoles(db, clock, functools.partial(_tell_at_once, compute_notify)),
     )
 
 
@@ -269,6 +271,7 @@ def build_host(services: Services, settings: Settings) -> Host:
         net_driver,
         host_id,
         interval=settings.monitor_interval,
+        vnc=services.vnc,
     )
     agent = HostAgent(compute, storage, network, timers, monitor=monitor)
     services.notify.listeners.append(agent.notify_network)

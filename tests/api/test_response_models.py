@@ -421,6 +421,8 @@ class Caller:
             "DescribeDiskMonitorData": lambda: {"DiskId": self.monitored()["disk"]},
             "DescribeEniMonitorData": lambda: {"InstanceId": self.monitored()["instance"], "EniId": None},
             "GetInstanceScreenshot": lambda: {"InstanceId": self.monitored()["instance"]},
+            "DescribeInstanceVncUrl": lambda: {"InstanceId": self.monitored()["instance"]},
+            "ModifyInstanceVncPasswd": lambda: {"VncPassword": "Abc123"},
         }
         # the newest EIP goes to the newest (secondary) interface: the newest instance has a public IP
         eip_to_eni: dict[str, str | None] = {"InstanceType": "NetworkInterface", "InstanceId": ids["eni"]}

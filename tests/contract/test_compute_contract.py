@@ -298,6 +298,7 @@ def test_what_needs_a_running_vm_refuses_a_stopped_one(lab: Lab) -> None:
         lambda: d.resize_disk(iid, disk.disk_id, disk.path, 128 << 20),
         lambda: d.stream_layer(iid, disk.path, None, None, timeout=5),
         lambda: d.hibernate(iid, timeout=5),
+        lambda: d.vnc_display(iid, "Abc123"),
     ]
     for call in calls:
         with pytest.raises(VmNotRunning):
@@ -328,6 +329,18 @@ def test_start_of_a_running_vm_returns_its_handle(lab: Lab) -> None:
     assert [h.pid for h in restarted.recover() if h.instance_id == iid] == [handle.pid]
     assert restarted.state(iid) == PowerState.RUNNING
     assert restarted.start(spec).pid == handle.pid
+
+
+def test_the_vnc_display_of_a_running_vm(lab: Lab) -> None:
+    spec = lab.running()
+    d, iid = lab.driver, spec.instance_id
+    address = d.vnc_display(iid, "Abc123")
+    assert d.vnc_display(iid, "Xyz789") == address  # a new password, the same server
+    if lab.real:
+        assert address.startswith("unix:") and Path(address.removeprefix("unix:")).is_socket()
+    else:
+        assert address == f"fake:{iid}"
+    assert lab.another_driver().vnc_display(iid, "Abc123") == address  # after an agent restart
 
 
 def test_a_disk_is_attached_and_detached_once_each(lab: Lab) -> None:

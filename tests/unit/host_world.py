@@ -89,7 +89,14 @@ class HostWorld:
         network = NetworkAgent(self.db, self.net_driver, services.vpcs, "nubes")
         storage = StorageWork(self.db, self.clock, self.storage, compute, nowhere_rootfs, HOST)
         self.monitor = MonitorAgent(
-            self.db, self.clock, services.monitoring, services.screenshots, compute, self.net_driver, HOST
+            self.db,
+            self.clock,
+            services.monitoring,
+            services.screenshots,
+            compute,
+            self.net_driver,
+            HOST,
+            vnc=services.vnc,
         )
         agent = HostAgent(
             ComputeAgent(

@@ -27,6 +27,7 @@ PATHS = VmPaths(
     Path("/var/lib/nubes/vms/i-1/qmp.sock"),
     Path("/var/lib/nubes/vms/i-1/serial.log"),
     Path("/var/lib/nubes/vms/i-1/qemu.pid"),
+    Path("/var/lib/nubes/vms/i-1/vnc.sock"),
 )
 BOOT = Boot(Path("/img/tiny/vmlinux"), Path("/img/tiny/initrd.img"), "root=/dev/vda rw quiet")
 SYSTEM = DiskAttachment("d-bp1system000000000001", Path("/disks/d-bp1system000000000001.qcow2"))
@@ -68,6 +69,8 @@ def test_base_command_tcg() -> None:
     assert values(argv, "-display") == ["none"]
     assert "-no-reboot" not in argv and "-no-shutdown" not in argv
     assert values(argv, "-action") == ["shutdown=pause"]
+    # VNC only with the password QMP's set_password gives it (nubes.domain.vnc)
+    assert values(argv, "-vnc") == ["unix:/var/lib/nubes/vms/i-1/vnc.sock,password=on"]
     assert values(argv, "-pidfile") == [str(PATHS.pidfile)]
     assert "file,id=serial0,path=/var/lib/nubes/vms/i-1/serial.log,append=on" in values(argv, "-chardev")
     assert values(argv, "-serial") == ["chardev:serial0"]
@@ -260,9 +263,10 @@ def test_microvm_has_no_ports_and_gets_tsc_khz() -> None:
 
 
 def test_commas_in_option_paths_are_doubled() -> None:
-    paths = VmPaths(Path("/x,y"), Path("/x,y/qmp.sock"), Path("/x,y/serial.log"), Path("/x,y/qemu.pid"))
+    paths = VmPaths.under(Path("/x,y"))
     argv = render_command(spec(), paths, "tcg")
     assert "file,id=serial0,path=/x,,y/serial.log,append=on" in values(argv, "-chardev")
+    assert values(argv, "-vnc") == ["unix:/x,,y/vnc.sock,password=on"]
     assert "socket,id=qmp,path=/x,,y/qmp.sock,server=on,wait=off" in values(argv, "-chardev")
 
 

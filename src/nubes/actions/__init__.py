@@ -30,6 +30,7 @@ def all_tables() -> list[ActionTable]:
         snapshots,
         tags,
         tasks,
+        vnc,
     )
     from nubes.actions.vpc import eips, forward_entries, nat_gateways, routes, snat_entries, vpcs, vswitches
     from nubes.actions.vpc import regions as vpc_regions
@@ -60,6 +61,7 @@ def all_tables() -> list[ActionTable]:
         tasks.actions,
         events.actions,
         monitoring.actions,
+        vnc.actions,
         vpc_regions.actions,
         vpcs.actions,
         vswitches.actions,

@@ -153,6 +153,7 @@ class HostAgent:
     def _screenshot_pass(self) -> None:
         assert self.monitor is not None
         self.monitor.take_screenshots()
+        self.monitor.open_vnc_displays()  # the same kind of errand: the API waits for the answer
 
     def step(self, key: str) -> None:
         """The queued disk work of an instance (or a lone disk), then its next lifecycle step."""

@@ -16,6 +16,7 @@ and `take_screenshots` on another, so a slow sample never delays a screenshot.""
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from nubes.clock import Clock
 from nubes.domain import instance_states as states
 from nubes.domain.monitoring import Delta, Monitoring, Screenshots
+from nubes.domain.vnc import VncConsoles
 from nubes.drivers.compute.base import BlockCounters, ComputeDriver, ComputeError
 from nubes.drivers.network.base import NetworkDriver, PortCounters
 from nubes.store.db import Database
@@ -67,7 +69,9 @@ class MonitorAgent:
         network: NetworkDriver,
         host_id: str,
         interval: float = DEFAULT_INTERVAL,
+        vnc: VncConsoles | None = None,
     ) -> None:
+        self._vnc = vnc
         self._db = db
         self._clock = clock
         self._monitoring = monitoring
@@ -195,6 +199,26 @@ class MonitorAgent:
                 self._screenshots.deliver(instance_id, image)
             done += 1
         return done
+
+    # ---- VNC -----------------------------------------------------------------------------------
+
+    def open_vnc_displays(self) -> int:
+        """Answer the VNC tickets of this host's instances: their VM's VNC server gets the
+        instance's password (a random one while none is set, so that nobody logs on) and the
+        ticket its address. How many were answered."""
+        if self._vnc is None:
+            return 0
+        wanted = self._vnc.wanted(self.host_id)
+        for ticket in wanted:
+            password = ticket.password or secrets.token_hex(4)
+            try:
+                display = self._compute.vnc_display(ticket.instance_id, password)
+            except ComputeError as exc:
+                log.warning("instance %s: VNC display: %s", ticket.instance_id, exc)
+                self._vnc.answer(ticket.token_hash, "", str(exc) or type(exc).__name__)
+            else:
+                self._vnc.answer(ticket.token_hash, display)
+        return len(wanted)
 
 
 def _ms(seconds: float) -> int:

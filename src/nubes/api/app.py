@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from nubes import errors, ids
+from nubes.api import vnc
 from nubes.api.auth import Authenticator
 from nubes.api.context import ActionContext
 from nubes.api.nonce_batch import NonceBatch
@@ -85,6 +86,9 @@ class ApiApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         body, too_large, dropped_body_xml = await _read_body(receive)
@@ -105,6 +109,14 @@ class ApiApp:
         ]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
+
+    async def _websocket(self, scope: Scope, receive: Any, send: Any) -> None:
+        """The one websocket the API serves: DescribeInstanceVncUrl's (nubes.api.vnc)."""
+        if scope["path"] == vnc.PATH:
+            await vnc.serve(scope, receive, send, self.services.vnc.redeem)
+            return
+        await receive()
+        await send({"type": "websocket.close", "code": 1000})  # before accepting: a 403
 
     def handle(
         self, method: str, path: str, query: bytes, raw_headers: list[tuple[bytes, bytes]], body: bytes
@@ -170,7 +182,13 @@ class ApiApp:
                 raise errors.throttling(wait)
             wire: Mapping[str, str] = call.request.params
             context = ActionContext(
-                call.request_id, call.principal, self.services, call.spec.product, call.spec.name, wire
+                call.request_id,
+                call.principal,
+                self.services,
+                call.spec.product,
+                call.spec.name,
+                wire,
+                call.request.headers.get("host", ""),
             )
             if call.spec.wire_defaults is not None:
                 wire = call.spec.wire_defaults(context, wire)

@@ -21,6 +21,8 @@ class ActionContext:
     # The request's parameters as sent (wire names and strings), for the actions that keep them
     # as given: a launch template's version stores what it was created with.
     wire: Mapping[str, str] = field(default_factory=dict)
+    # The Host the request was sent to, for URLs back to this server (DescribeInstanceVncUrl).
+    host: str = ""
 
     def scope(self, region_id: str) -> Scope:
         """The caller's resources in a region (which must exist)."""

@@ -32,6 +32,7 @@ from nubes.console import (
     routing,
     security_groups,
     snapshots,
+    vnc,
     vpcs,
     wizard,
 )
@@ -52,6 +53,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
+STATIC_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no "..", no hidden files, no "/"
 STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8"}
 
 
@@ -102,6 +104,7 @@ class ConsoleApp:
             *nat_gateways.ROUTES,
             *instance_actions.ROUTES,
             *instance_tabs.ROUTES,
+            *vnc.ROUTES,
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -170,10 +173,15 @@ class ConsoleApp:
         return Page(http_status, self.templates.get_template(name).render(prefix=PREFIX, **context).encode())
 
     def static(self, name: str) -> Page:
+        """A file under static/ (subdirectories too: noVNC's ES modules import each other by
+        relative paths); every part of the name a plain file name, so nothing outside is reached."""
         files = resources.files("nubes.console") / "static"
         kind = STATIC_TYPES.get(name[name.rfind(".") :]) if "." in name else None
-        target = files / name
-        if kind is None or "/" in name or not target.is_file():
+        parts = name.split("/")
+        if kind is None or not all(STATIC_PART.fullmatch(part) for part in parts):
+            return plain(404, "Not found")
+        target = files.joinpath(*parts)
+        if not target.is_file():
             return plain(404, "Not found")
         return Page(200, target.read_bytes(), kind, [(b"cache-control", b"public, max-age=86400")])
 

@@ -360,13 +360,16 @@ def _instance(s: Session, account_id: int, instance_id: str, region_id: str | No
 
 
 @contextmanager
-def _own_session(db: Database) -> Iterator[Session]:
+def own_session(db: Database) -> Iterator[Session]:
     """A transaction of its own, committed when the block ends, even inside a unit of work."""
     with Session(db.engine, expire_on_commit=False) as session, session.begin():
         yield session
 
 
-class Screenshots:
+class AgentErrands:
+    """Requests the API writes for the agent of an instance's host and waits for (a screenshot, a
+    VNC display opened): told at once through `notify`, answered within `timeout` seconds."""
+
     def __init__(
         self,
         db: Database,
@@ -381,12 +384,14 @@ class Screenshots:
         self._timeout = timeout
         self._sleep = sleep
 
+
+class Screenshots(AgentErrands):
     def take(self, account_id: int, region_id: str, instance_id: str, wake_up: bool) -> tuple[str, bytes]:
         """Ask the agent of the instance's host for a PNG of its display and wait for it: (the
         instance ID, the PNG). The instance must be Running."""
         # Outside the request's unit of work: the agent must see the request before the action
         # ends, and the action reads what the agent wrote meanwhile.
-        with _own_session(self._db) as s:
+        with own_session(self._db) as s:
             instance = _instance(s, account_id, instance_id, region_id)
             if instance.status != states.RUNNING:
                 raise errors.incorrect_instance_status(
@@ -402,7 +407,7 @@ class Screenshots:
         self._notify(found_id)
         deadline = time.monotonic() + self._timeout
         while True:
-            with _own_session(self._db) as s:
+            with own_session(self._db) as s:
                 row = s.get(Screenshot, found_id)
                 if row is None:
                     raise errors.invalid_instance_id_not_found(

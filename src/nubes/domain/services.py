@@ -39,6 +39,7 @@ from nubes.domain.snapshots import Snapshots
 from nubes.domain.system_events import SystemEvents
 from nubes.domain.tags import Tags
 from nubes.domain.tasks import Tasks
+from nubes.domain.vnc import VncConsoles
 from nubes.domain.vpcs import Vpcs
 from nubes.store.db import Database
 
@@ -100,3 +101,4 @@ class Services:
     events: SystemEvents  # instance system events, RedeployInstance
     monitoring: Monitoring  # the samples the host agents record
     screenshots: Screenshots  # asked for by the API, taken by the host agents
+    vnc: VncConsoles  # VNC passwords and one-time URLs, opened by the host agents

@@ -87,6 +87,15 @@ def invalid_password_malformed(
     return ApiError("InvalidPassword.Malformed", message)
 
 
+def incorrect_vnc_password_malformed(
+    message: str = (
+        "The specified parameter VncPassword must be 6 characters, including uppercase characters, "
+        "lowercase characters and numbers."
+    ),
+) -> ApiError:
+    return ApiError("IncorrectVncPassword.Malformed", message)
+
+
 def invalid_user_data_base64_format_invalid(message: str = "UserData must be Base64-encoded.") -> ApiError:
     return ApiError("InvalidUserData.Base64FormatInvalid", message)
 

@@ -394,6 +394,9 @@ class Instance(Base):
     # StartInstance restores it (cleared once it runs again, or when it boots cold).
     hibernation_configured: Mapped[bool] = mapped_column(default=False, server_default=false())
     hibernated: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # ModifyInstanceVncPasswd's password (6 letters and digits). Kept readable, not hashed: the
+    # agent hands it to QEMU's VNC server, whose DES challenge needs it. "": none set yet.
+    vnc_password: Mapped[str] = mapped_column(String(16), default="", server_default="")
     auto_release_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     metadata_http_tokens: Mapped[str] = mapped_column(String(16), default="optional")
     metadata_http_endpoint: Mapped[str] = mapped_column(String(16), default="enabled")
@@ -846,3 +849,20 @@ class Screenshot(Base):
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     error: Mapped[str] = mapped_column(String(256), default="")
+
+
+class VncTicket(Base):
+    """A one-time VNC URL given by DescribeInstanceVncUrl: the API writes the ticket (the SHA-256
+    of its token: the token itself is only in the URL), the agent of the instance's host gives
+    the VM's VNC server the instance's password and writes where that server listens
+    (`display`, or `error`), and the websocket proxy uses the ticket once before `expires_at`."""
+
+    __tablename__ = "vnc_tickets"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    display: Mapped[str] = mapped_column(String(256), default="")  # "unix:<path>" or "<host>:<port>"
+    error: Mapped[str] = mapped_column(String(256), default="")
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

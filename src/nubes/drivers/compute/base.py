@@ -266,3 +266,10 @@ class ComputeDriver(ABC):
         guest that writes only to its serial console shows a blank screen, still a valid PNG).
         `wake_up`: first send a key press, as a user would to end a screen saver. VmNotRunning
         when no VM runs."""
+
+    @abstractmethod
+    def vnc_display(self, instance_id: str, password: str) -> str:
+        """Give the running VM's VNC server `password` (at most 8 characters: VNC's DES key;
+        it replaces the one before, for the next client) and return where that server listens:
+        "unix:<path>" or "<host>:<port>" (a fake driver answers "fake:<instance id>": there is
+        no server). VmNotRunning when no VM runs; ComputeError when it has no VNC server."""

@@ -113,6 +113,7 @@ class FakeHost:
         self._next_pid = 10_000
         self._failures: list[tuple[str, str | None, Exception]] = []
         self.calls: list[tuple[str, str]] = []  # (operation, instance id), for assertions
+        self.vnc_passwords: dict[str, str] = {}  # the password each VM's (absent) VNC server has
         self._state_dir = state_dir
         self._boot_id = boot_id if boot_id is not None else _boot_id()
         if state_dir is not None:
@@ -539,6 +540,15 @@ class FakeComputeDriver(ComputeDriver):
             if self._running(instance_id) is None:
                 raise VmNotRunning(f"{instance_id} is not running")
         return FAKE_SCREEN
+
+    def vnc_display(self, instance_id: str, password: str) -> str:
+        """No VNC server: the address says so (the API's proxy serves a fake screen for it)."""
+        self._enter("vnc_display", instance_id)
+        with self.host.lock:
+            if self._running(instance_id) is None:
+                raise VmNotRunning(f"{instance_id} is not running")
+            self.host.vnc_passwords[instance_id] = password
+        return f"fake:{instance_id}"
 
     # ---- for tests ----------------------------------------------------------------------------
 

@@ -298,6 +298,9 @@ def render_command(
         "-mon",
         "chardev=qmp,mode=control",
     ]
+    # VNC on a unix socket (the VM may run in a netns; a socket file is reachable from the host),
+    # refusing every client until QMP set_password gives it the instance's password
+    argv += ["-vnc", f"unix:{_opt(paths.vnc_socket)},password=on"]
     argv += ["-action", "shutdown=pause"]
     argv += ["-pidfile", str(paths.pidfile)]
     if opts.daemonize:

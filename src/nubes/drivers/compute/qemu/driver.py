@@ -63,6 +63,7 @@ from nubes.drivers.compute.qemu.vmdir import (
     PID_FILE,
     QMP_FILE,
     SERIAL_FILE,
+    VNC_FILE,
     Runtime,
     VmPaths,
     process_cmdline,
@@ -205,7 +206,7 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, HibernationO
 
     def paths(self, instance_id: str) -> VmPaths:
         d = self._dir(instance_id)
-        sock = d / QMP_FILE
+        sock, vnc = d / QMP_FILE, d / VNC_FILE
         if len(str(sock).encode()) > UNIX_PATH_MAX:
             # AF_UNIX paths are limited to 107 bytes: fall back to a short runtime directory.
             base = (
@@ -213,8 +214,9 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, HibernationO
                 if os.access("/run", os.W_OK)
                 else Path(tempfile.gettempdir()) / "nubes-qmp"
             )
-            sock = base / (hashlib.sha256(str(d).encode()).hexdigest()[:20] + ".sock")
-        return VmPaths.under(d, sock)
+            name = hashlib.sha256(str(d).encode()).hexdigest()[:20]
+            sock, vnc = base / (name + ".sock"), base / (name + ".vnc")
+        return VmPaths.under(d, sock, vnc)
 
     @contextlib.contextmanager
     def _locked(self, instance_id: str) -> Iterator[Path]:
@@ -366,7 +368,7 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, HibernationO
     def _forget(self, instance_id: str) -> None:
         """Remove what only a running VM needs (the intent, console and disks stay)."""
         paths = self.paths(instance_id)
-        for path in (paths.dir / HANDLE_FILE, paths.pidfile, paths.qmp_socket):
+        for path in (paths.dir / HANDLE_FILE, paths.pidfile, paths.qmp_socket, paths.vnc_socket):
             unlink_quietly(path)
 
     # ---- the contract ------------------------------------------------------------------------
@@ -609,6 +611,7 @@ class QemuDriver(BlockOperations, NicOperations, MonitorOperations, HibernationO
                 self._stop_process(handle)
             paths = self.paths(instance_id)
             unlink_quietly(paths.qmp_socket)
+            unlink_quietly(paths.vnc_socket)
             shutil.rmtree(paths.dir, ignore_errors=True)
         with self._guard:
             self._locks.pop(instance_id, None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from nubes.drivers.compute.base import BlockCounters, ComputeError, VmNotRunning
 from nubes.drivers.compute.qemu.blockops import VmAccess
 from nubes.drivers.compute.qemu.cmdline import disk_device_id
 from nubes.drivers.compute.qemu.qmp import QmpClient, QmpCommandError, QmpError
+from nubes.drivers.compute.qemu.vmdir import VmPaths
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -70,7 +72,10 @@ def block_counters(stats: Sequence[object], disk_ids: list[str]) -> dict[str, Bl
 
 
 class MonitorOperations(VmAccess):
-    """The driver's read-only looks at running VMs for monitoring and screenshots."""
+    """The driver's looks at running VMs for monitoring and screenshots, and their VNC server."""
+
+    @abstractmethod
+    def paths(self, instance_id: str) -> VmPaths: ...
 
     def stats(self, instance_id: str) -> VmStats | None:
         if not self._known(instance_id):
@@ -106,6 +111,23 @@ class MonitorOperations(VmAccess):
                     return _screendump(q, target)
             except QmpError as exc:
                 raise ComputeError(f"{instance_id}: screendump failed: {exc}") from exc
+
+    def vnc_display(self, instance_id: str, password: str) -> str:
+        if not self._known(instance_id):
+            raise VmNotRunning(f"{instance_id} is not running")
+        handle = self._find(instance_id)
+        if handle is None:
+            raise VmNotRunning(f"{instance_id} is not running")
+        socket = self.paths(instance_id).vnc_socket
+        if not socket.exists():  # a VM started before nubes gave VMs a VNC server
+            raise ComputeError(f"{instance_id}: the VM has no VNC server (restart the instance)")
+        try:
+            with self._qmp(handle) as q:
+                q.execute("set_password", {"protocol": "vnc", "password": password})
+                q.execute("expire_password", {"protocol": "vnc", "time": "never"})
+        except QmpError as exc:
+            raise ComputeError(f"{instance_id}: set_password failed: {exc}") from exc
+        return f"unix:{socket}"
 
 
 def _screendump(q: QmpClient, target: Path) -> bytes:

@@ -15,6 +15,7 @@ HANDLE_FILE = "handle.json"
 INTENT_FILE = "intent"
 PID_FILE = "qemu.pid"
 QMP_FILE = "qmp.sock"
+VNC_FILE = "vnc.sock"  # the VM's VNC server (a unix socket: reachable from outside its netns)
 SERIAL_FILE = "serial.log"
 ERR_FILE = "qemu.err"
 CMDLINE_FILE = "cmdline"
@@ -79,12 +80,16 @@ class VmPaths:
     qmp_socket: Path
     serial_log: Path
     pidfile: Path
+    vnc_socket: Path
 
     @classmethod
-    def under(cls, instance_dir: Path, qmp_socket: Path | None = None) -> VmPaths:
+    def under(
+        cls, instance_dir: Path, qmp_socket: Path | None = None, vnc_socket: Path | None = None
+    ) -> VmPaths:
         return cls(
             instance_dir,
             qmp_socket or instance_dir / QMP_FILE,
             instance_dir / SERIAL_FILE,
             instance_dir / PID_FILE,
+            vnc_socket or instance_dir / VNC_FILE,
         )
