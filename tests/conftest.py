@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support import chromium, page, playwright  # noqa: F401 - the browser tests' fixtures
+
 ROOT_KEY_ID = "LTAItestroot0000000001"
 ROOT_SECRET = "testRootSecret0000000000000001"
 PG_ENV = "NUBES_TEST_POSTGRES_URL"

@@ -16,8 +16,8 @@ from alibabacloud_ecs20140526 import models as em
 from alibabacloud_vpc20160428 import models as vm
 from playwright.sync_api import Page, expect
 
+from ..browser_support import screenshot, sign_in
 from ..conftest import LiveServer, tea_ecs, tea_vpc
-from .conftest import screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from ..browser_support import PHONE, fits, screenshot, sign_in
 from ..conftest import LIVE_PUBLIC_CIDR, LiveServer, start_server, stop_server
-from .conftest import PHONE, fits, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 

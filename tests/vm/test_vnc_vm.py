@@ -33,13 +33,17 @@ pytestmark = pytest.mark.vm
 RETURN = 0xFF0D  # X11 keysym
 
 
-def _kill_leftovers(data_dir: Path) -> None:
-    """A failed test may leave a VM behind: stop it by the pid its handle names."""
-    for handle in (data_dir / "run" / "vms").glob("*/handle.json"):
+def kill_leftovers(server: LiveServer) -> None:
+    """What a failed test may leave behind: its VMs (stopped by the pid their handles name) and
+    its namespaces."""
+    for handle in (server.data_dir / "run" / "vms").glob("*/handle.json"):
         try:
             os.kill(int(json.loads(handle.read_text())["pid"]), signal.SIGKILL)
         except (OSError, ValueError, KeyError):
             pass
+    from nubes.drivers.network.linux import LinuxNetworkDriver
+
+    LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +60,7 @@ def vm(
         net.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
         stop_server(server)
-        _kill_leftovers(server.data_dir)
-        from nubes.drivers.network.linux import LinuxNetworkDriver
-
-        LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
+        kill_leftovers(server)
 
 
 def vnc_url(ecs: Any, instance_id: str) -> str:

@@ -1,0 +1,66 @@
+"""Done when (issue 14): against a real VM (TCG), the console's remote connection page shows the
+guest's screen on noVNC's canvas (compared to a blank one) and takes keys: Ctrl+Alt+Del from the
+page makes the tiny guest's init reboot it (its serial console shows a second boot)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibabacloud_ecs20140526 import models as em
+from playwright.sync_api import Page, expect
+
+from nubes.guest.images import ImageManifest
+from tests.browser_support import canvas_ink, screenshot, sign_in
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.e2e.conftest import make_net
+from tests.e2e.netprobe import eventually
+from tests.vm.test_instance_lifecycle import REAL_SERVER, launch_tiny, wait_status
+from tests.vm.test_vnc_vm import boots, kill_leftovers, set_password
+
+pytestmark = [pytest.mark.vm, pytest.mark.browser]
+
+PASSWORD = "Scr33n"
+
+
+@pytest.fixture(scope="module")
+def desk(
+    images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, tuple[str, str], Any, str]]:
+    os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
+    server = start_server(tmp_path_factory.mktemp("vnc-browser"), None, "sqlite", list(REAL_SERVER))
+    try:
+        net = make_net(server, "10.59.0.0/16")
+        instance_id = launch_tiny(net.ecs, net.vswitch_id, net.group())
+        assert wait_status(net.ecs, instance_id, "Running") == "Running"
+        yield server, net.key, net.ecs, instance_id
+        net.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
+    finally:
+        stop_server(server)
+        kill_leftovers(server)
+
+
+def test_the_remote_connection_page_shows_the_vm(
+    desk: tuple[LiveServer, tuple[str, str], Any, str], page: Page, tmp_path: Path
+) -> None:
+    server, key, ecs, instance_id = desk
+    set_password(ecs, instance_id, PASSWORD)
+    assert boots(ecs, instance_id) == 1
+    sign_in(page, server, key)
+    page.goto(f"http://{server.endpoint}/console/instances/{instance_id}/vnc")
+    page.fill("#vnc-password", PASSWORD)
+    page.click("#vnc-connect-button")
+    expect(page.locator("#vnc-status")).to_have_text("connected", timeout=60_000)
+    canvas = page.locator("#vnc-screen canvas")
+    assert eventually(lambda: canvas_ink(canvas)["ink"] > 0, 30), canvas_ink(canvas)  # not blank
+    print("the VM's screen on the canvas:", canvas_ink(canvas))
+    screenshot(page, "vnc", tmp_path)
+    page.click("#vnc-ctrl-alt-del")  # busybox init: ::ctrlaltdel: reboot
+    deadline = time.monotonic() + 180
+    while boots(ecs, instance_id) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert boots(ecs, instance_id) >= 2, "Ctrl+Alt+Del from the page did not reboot the guest"
