@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from ..browser_support import PHONE, fits, screenshot, sign_in
+from ..api.test_instances_api import Lab
+from ..browser_support import DESKTOP, PHONE, fits, screenshot, sign_in
 from ..conftest import LIVE_PUBLIC_CIDR, LiveServer, start_server, stop_server
 
 pytestmark = pytest.mark.browser
@@ -81,15 +82,29 @@ def test_an_idle_session_expires(page: Page, impatient_server: LiveServer) -> No
     expect(page).to_have_url(f"http://{impatient_server.endpoint}/console/signin")
 
 
-def test_pages_fit_a_phone(chromium: Browser, console_server: LiveServer, tmp_path: Path) -> None:
-    context = chromium.new_context(viewport=PHONE)
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390px"])
+def test_every_page_fits(
+    chromium: Browser, console_server: LiveServer, viewport: ViewportSize, tmp_path: Path
+) -> None:
+    """Every page the navigation bar leads to, and the create wizard, is no wider than the window
+    (wide tables scroll inside their own box) and keeps the navigation in reach."""
+    context = chromium.new_context(viewport=viewport)
     try:
-        phone = context.new_page()
-        sign_in(phone, console_server, new_key(console_server))
-        for path in ("/", "/instances"):
-            phone.goto(f"http://{console_server.endpoint}/console{path}")
-            assert fits(phone, PHONE["width"]), path
-            expect(phone.locator("nav >> text=Instances")).to_be_visible()
-        screenshot(phone, "instances-phone", tmp_path)
+        tab = context.new_page()
+        key = new_key(console_server)
+        lab = Lab(console_server, key, "10.33.0.0/16")  # something in the tables
+        [instance_id] = lab.run(instance_name="fits")
+        sign_in(tab, console_server, key)
+        links = tab.locator("header nav a")
+        paths = [links.nth(n).get_attribute("href") or "" for n in range(links.count())]
+        assert len(paths) >= 10, paths
+        for path in [*paths, "/console/instances/new", f"/console/instances/{instance_id}"]:
+            answer = tab.goto(f"http://{console_server.endpoint}{path}")
+            assert answer is not None and answer.status == 200, path
+            assert fits(tab, viewport["width"]), path
+            expect(tab.locator("header nav")).to_be_visible()
+        if viewport == PHONE:
+            tab.goto(f"http://{console_server.endpoint}/console/instances")
+            screenshot(tab, "instances-phone", tmp_path)
     finally:
         context.close()
