@@ -183,6 +183,27 @@ def cases(made: dict[str, str]) -> list[Case]:
             False,
             ("ecs", "DescribeInstanceAttribute", {"InstanceId": made["instance"]}),
         ),
+        Case(
+            "instance monitoring",
+            f"/console/instances/{made['instance']}/monitoring",
+            False,
+            ("ecs", "DescribeInstanceAttribute", {"InstanceId": made["instance"]}),
+        ),
+        Case(
+            "create wizard", "/console/instances/new", False, ("ecs", "DescribeImages", {"RegionId": REGION})
+        ),
+        Case("disks (1000)", "/console/disks", False, ("ecs", "DescribeDisks", page)),
+        Case("snapshots", "/console/snapshots", False, ("ecs", "DescribeSnapshots", page)),
+        Case("images", "/console/images", False, ("ecs", "DescribeImages", page)),
+        Case("VPCs", "/console/vpcs", False, ("vpc", "DescribeVpcs", page)),
+        Case(
+            "security group rules",
+            f"/console/security-groups/{made['group']}",
+            False,
+            ("ecs", "DescribeSecurityGroupAttribute", {"RegionId": REGION, "SecurityGroupId": made["group"]}),
+        ),
+        Case("key pairs", "/console/key-pairs", False, ("ecs", "DescribeKeyPairs", page)),
+        Case("EIPs", "/console/eips", False, ("vpc", "DescribeEipAddresses", page)),
     ]
 
 
