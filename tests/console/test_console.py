@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from alibabacloud_ecs20140526 import models as em
+
 from ..api.test_instances_api import Lab
 from ..conftest import LiveServer
 
@@ -171,12 +173,10 @@ def test_overview_counts_and_region_switch(live: LiveServer, fresh_key: tuple[st
 
 def test_instances_list_filters_by_status_and_search(live: LiveServer, fresh_key: tuple[str, str]) -> None:
     lab = Lab(live, fresh_key, "10.62.0.0/16")
-    [web] = lab.run(instance_name="web")
-    [db] = lab.run(instance_name="db")
+    [web] = lab.run(instance_name="web", tag=[em.RunInstancesRequestTag(key="tier", value="front")])
+    [db] = lab.run(instance_name="db", tag=[em.RunInstancesRequestTag(key="tier", value="data")])
     for instance_id in (web, db):
         assert lab.wait(instance_id, "Running") == "Running"
-    from alibabacloud_ecs20140526 import models as em
-
     lab.ecs.stop_instance(em.StopInstanceRequest(instance_id=db))
     assert lab.wait(db, "Stopped") == "Stopped"
     browser = Browser(live, fresh_key)
@@ -195,6 +195,9 @@ def test_instances_list_filters_by_status_and_search(live: LiveServer, fresh_key
     web_ip = attrs.vpc_attributes.private_ip_address.ip_address[0]
     assert listed(q=web_ip) == {web}
     assert listed(q="web", status="Stopped") == set()
+    assert listed(q="tier=front") == {web}
+    assert listed(q="tier=") == {web, db}
+    assert listed(q="tier=nothing") == set()
     partial = browser.get("/console/instances?status=Running", {"HX-Request": "true"})
     assert partial.text.lstrip().startswith('<section id="instances">')
     assert "<html" not in partial.text
