@@ -41,10 +41,10 @@ async def instances(ctx: Ctx, _: re.Match[str] | None = None, failed: ClientErro
     elif IPV4.match(query):
         params["PrivateIpAddresses"] = f'["{query}"]'
     elif "=" in query:  # a tag: key=value, or key= for any value
-        tag_key, _, tag_value = (part.strip() for part in query.partition("="))
-        params["Tag.1.Key"] = tag_key
-        if tag_value:
-            params["Tag.1.Value"] = tag_value
+        tag = query.partition("=")
+        params["Tag.1.Key"] = tag[0].strip()
+        if tag[2].strip():
+            params["Tag.1.Value"] = tag[2].strip()
     elif query:
         params["InstanceName"] = query
     rows: list[dict[str, Any]] = []
