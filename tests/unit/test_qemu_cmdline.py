@@ -63,7 +63,7 @@ def test_base_command_tcg() -> None:
     assert values(argv, "-m") == ["1024M"]
     assert values(argv, "-kernel") == ["/img/tiny/vmlinux"]
     assert values(argv, "-initrd") == ["/img/tiny/initrd.img"]
-    assert values(argv, "-append") == ["root=/dev/vda rw quiet console=ttyS0"]
+    assert values(argv, "-append") == ["root=/dev/vda rw quiet console=ttyS0 no_timer_check"]
     for flag in ("-nodefaults", "-no-user-config", "-daemonize"):
         assert flag in argv
     assert values(argv, "-display") == ["none"]
@@ -112,7 +112,16 @@ def test_bad_accel_and_specs_are_refused() -> None:
 
 def test_console_kept_when_given() -> None:
     s = spec(boot=Boot(BOOT.kernel, BOOT.initrd, "console=ttyS0,115200 root=/dev/vda"))
-    assert values(render_command(s, PATHS, "tcg"), "-append") == ["console=ttyS0,115200 root=/dev/vda"]
+    assert values(render_command(s, PATHS, "tcg"), "-append") == [
+        "console=ttyS0,115200 root=/dev/vda no_timer_check"
+    ]
+
+
+def test_no_timer_check_once() -> None:
+    s = spec(boot=Boot(BOOT.kernel, BOOT.initrd, "root=/dev/vda no_timer_check console=ttyS0"))
+    assert values(render_command(s, PATHS, "tcg"), "-append") == [
+        "root=/dev/vda no_timer_check console=ttyS0"
+    ]
 
 
 def test_system_disk_without_throttling() -> None:
@@ -258,7 +267,9 @@ def test_microvm_has_no_ports_and_gets_tsc_khz() -> None:
     argv = render_command(spec(disks=disks), PATHS, "tcg", RenderOptions(machine="microvm", host_khz=2600000))
     assert values(argv, "-machine")[0].startswith("microvm,")
     assert not any(a.startswith("pcie-root-port") for a in argv)
-    assert values(argv, "-append") == ["root=/dev/vda rw quiet console=ttyS0 tsc_early_khz=2600000"]
+    assert values(argv, "-append") == [
+        "root=/dev/vda rw quiet console=ttyS0 no_timer_check tsc_early_khz=2600000"
+    ]
     assert all("bus" not in d for d in json_values(argv, "-device"))
 
 
