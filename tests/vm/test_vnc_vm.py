@@ -1,9 +1,10 @@
 """Done when (issue 14, VNC): on a real VM, DescribeInstanceVncUrl's one-time URL reaches the
 VM's display through nubes' websocket proxy: an RFB client logs on with the password
-ModifyInstanceVncPasswd set, receives a framebuffer that is not all one color (the VGA text the
-firmware left: nubes' guests are booted PVH with a serial console, so their kernel keeps off
-the VGA screen), and its keys reach the guest: Ctrl+Alt+Del makes the tiny guest's init reboot
-it (its serial console shows a second boot). A new password takes effect at once, the old one
+ModifyInstanceVncPasswd set, receives a framebuffer that is not all one color, and its keys
+reach the guest: Ctrl+Alt+Del makes the tiny guest's init reboot it (its serial console shows a
+second boot). The screen is the guest's own, as on ECS: the kernel's boot messages and a login
+prompt on the framebuffer console the bochs DRM driver gives the QEMU VGA (SeaBIOS alone only
+writes the top two text lines), and what is typed at the prompt shows. A new password takes effect at once, the old one
 (and none set: nobody) is refused, and a used URL does not connect again."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from alibabacloud_ecs20140526 import models as em
 from nubes.guest.images import ImageManifest
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.e2e.conftest import make_net
-from tests.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, connect
+from tests.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, Screen, connect
 from tests.vm.test_instance_lifecycle import REAL_SERVER, REGION, launch_tiny, wait_status
 
 pytestmark = pytest.mark.vm
@@ -148,3 +149,49 @@ def test_the_display_through_the_one_time_url(vm: tuple[LiveServer, Any, str]) -
             await RfbClient(ws).log_on("Xyz789")
 
     asyncio.run(again())
+
+
+def lower_half_lit(screen: Screen) -> int:
+    """How many pixels of the lower half of `screen` are not the background (top left's color)."""
+    step = screen.bytes_per_pixel
+    background = bytes(screen.pixels[:step])
+    lower = screen.pixels[(screen.height // 2) * screen.width * step :]
+    return sum(1 for i in range(0, len(lower), step) if lower[i : i + step] != background)
+
+
+def test_the_screen_shows_the_boot_and_a_login_prompt(vm: tuple[LiveServer, Any, str]) -> None:
+    _server, ecs, instance_id = vm
+    # the guest's boot up to its ready line (after the test above: its second, Ctrl+Alt+Del's)
+    deadline = time.monotonic() + 180
+    while boots(ecs, instance_id) < 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert boots(ecs, instance_id) >= 1
+    set_password(ecs, instance_id, "Abc123")
+    url = vnc_url(ecs, instance_id)
+
+    async def session() -> tuple[int, int, int, int]:
+        async with connect(url) as ws:
+            client = RfbClient(ws)
+            screen = await client.log_on("Abc123")
+            lit = 0
+            deadline = time.monotonic() + 60  # the boot messages follow the ready line
+            while lit == 0 and time.monotonic() < deadline:
+                await client.update(screen)
+                lit = lower_half_lit(screen)
+                if lit == 0:
+                    await asyncio.sleep(1)
+            before = bytes(screen.pixels)
+            for char in "root":
+                await client.key(ord(char))
+            changed = 0
+            deadline = time.monotonic() + 30
+            while not changed and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                await client.update(screen)
+                changed = sum(1 for a, b in zip(before, screen.pixels, strict=True) if a != b)
+            return screen.width, screen.height, lit, changed
+
+    width, height, lit, changed = asyncio.run(session())
+    print(f"VNC screen {width}x{height}: {lit} lit pixels in the lower half; typing changed {changed} bytes")
+    assert lit > 0, "the lower half of the screen is blank: only the firmware wrote to it"
+    assert changed > 0, "typing at the login prompt did not show"

@@ -24,13 +24,12 @@ CACHE_DIR = "cache"  # under images_dir: downloaded .debs, the unpacked kernel, 
 
 Progress = Callable[[str, float], None]
 
-# The kernel command line of both images: the serial console, the root file system, a quiet
+# The kernel command line of both images: the consoles (the screen's tty0, then the serial
+# port, last so that it is /dev/console: the console log and the ready marker), the root file system, a quiet
 # boot (each console line costs time under emulation), and no boot-time self-tests of the
 # crypto algorithms (0.2 s under TCG; cryptomgr.notests, and the one CTR-KDF test that
 # ignores it). Hosts may append to it (e.g. tsc_early_khz= on microvm).
-CMDLINE = (
-    "console=ttyS0,115200 root=/dev/vda rw quiet cryptomgr.notests initcall_blacklist=crypto_kdf108_init"
-)
+CMDLINE = "console=tty0 console=ttyS0,115200 root=/dev/vda rw quiet cryptomgr.notests initcall_blacklist=crypto_kdf108_init"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ INITRAMFS_MODULES = (
     "ext4",
     "button",
     "evdev",
+    "bochs",  # the std VGA's DRM driver: a framebuffer console (tty0) on the VM's screen
 )
 
 # /init of the initramfs: load the drivers, wait for the root device, mount it, switch to it.

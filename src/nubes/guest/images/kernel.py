@@ -19,7 +19,7 @@ from nubes.guest.images import debs
 from nubes.guest.images.proc import ImageBuildError
 
 KERNEL_METAPACKAGE = os.environ.get("NUBES_KERNEL_PACKAGE", "linux-image-amd64")
-KERNEL_CACHE_FORMAT = "2"  # bump when what is kept of an unpacked kernel changes
+KERNEL_CACHE_FORMAT = "3"  # bump when what is kept of an unpacked kernel changes
 
 # Module trees a cloud guest never needs (no such hardware in a VM); the rest is kept in
 # the Debian image's /lib/modules so `modprobe` works there (netfilter, file systems, ...).
@@ -66,6 +66,10 @@ MODULE_EXCLUDES = (
     "net/can",
 )
 
+# Modules kept out of the trees above, with their dependencies: the QEMU standard VGA's DRM
+# driver, which gives the guest a framebuffer console on the VM's screen (VNC, screenshots).
+MODULE_KEEPS = ("bochs",)
+
 # XEN_ELFNOTE_PHYS32_ENTRY: the PVH entry point QEMU needs to boot an ELF vmlinux directly.
 _PVH_NOTE_TYPE = 18
 
@@ -76,7 +80,7 @@ class Kernel:
     package: str  # e.g. linux-image-6.1.0-56-amd64_6.1.192-2
     image: Path  # an uncompressed vmlinux with a PVH note, or the bzImage when it has none
     pvh: bool
-    modules: Path  # lib/modules/<version>, pruned of MODULE_EXCLUDES
+    modules: Path  # lib/modules/<version>, pruned of MODULE_EXCLUDES (but for MODULE_KEEPS)
 
 
 # ---- vmlinux out of a bzImage ---------------------------------------------------------------
@@ -256,8 +260,17 @@ def _unpack_into(pkg: Path, out: Path) -> None:
         (out / "vmlinux").write_bytes(elf)
     else:
         (out / "vmlinuz").write_bytes(bzimage)  # no PVH entry: QEMU must boot the bzImage
+    keep = [p.relative_to(moddir) for p in resolve_modules(moddir, MODULE_KEEPS)]
+    saved = out / "keep"
+    for ko in keep:  # set aside while their trees go
+        (saved / ko).parent.mkdir(parents=True, exist_ok=True)
+        (moddir / ko).rename(saved / ko)
     for rel in MODULE_EXCLUDES:
         shutil.rmtree(moddir / "kernel" / rel, ignore_errors=True)
+    for ko in keep:
+        (moddir / ko).parent.mkdir(parents=True, exist_ok=True)
+        (saved / ko).rename(moddir / ko)
+    shutil.rmtree(saved, ignore_errors=True)
     (out / "modules").mkdir()
     moddir.rename(out / "modules" / version)
     (out / "version").write_text(version + "\n")
