@@ -1,5 +1,6 @@
 """Done when (issue 14): against a real VM (TCG), the console's remote connection page shows the
-guest's screen on noVNC's canvas (compared to a blank one) and takes keys: Ctrl+Alt+Del from the
+guest's screen on noVNC's canvas (its boot text and login prompt, not a blank or firmware-only
+screen) and takes keys: a user name typed at the prompt is echoed, and Ctrl+Alt+Del from the
 page makes the tiny guest's init reboot it (its serial console shows a second boot)."""
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ def test_the_remote_connection_page_shows_the_vm(
     expect(page.locator("#vnc-status")).to_have_text("connected", timeout=60_000)
     canvas = page.locator("#vnc-screen canvas")
     assert eventually(lambda: canvas_ink(canvas)["ink"] > 0, 30), canvas_ink(canvas)  # not blank
-    print("the VM's screen on the canvas:", canvas_ink(canvas))
+    # the kernel's log and a login prompt: far more than the firmware's two lines of text
+    assert eventually(lambda: canvas_ink(canvas)["ink"] > 20_000, 60), canvas_ink(canvas)
+    before = canvas_ink(canvas)
+    canvas.click()
+    page.keyboard.type("root")  # echoed at the login prompt
+    assert eventually(lambda: canvas_ink(canvas)["ink"] > before["ink"], 30), (before, canvas_ink(canvas))
+    print("the VM's screen on the canvas, before and after typing:", before, canvas_ink(canvas))
     screenshot(page, "vnc", tmp_path)
     page.click("#vnc-ctrl-alt-del")  # busybox init: ::ctrlaltdel: reboot
     deadline = time.monotonic() + 180
