@@ -181,12 +181,24 @@ def test_vpc_vswitch_security_group_and_rules(live: LiveServer, fresh_key: tuple
     assert '<option value="Drop" selected>' in shown(browser, here)
 
     # the VPC still holds a group and a vSwitch: refused, as the API refuses it
-    refused_alike(browser, "/console/vpcs/delete", ("vpc", "DeleteVpc"), {"VpcId": vpc_id})
-    created(browser, "/console/security-groups/delete", "/console/security-groups", SecurityGroupId=group_id)
-    created(
-        browser, f"/console/vpcs/{vpc_id}/vswitches/delete", f"/console/vpcs/{vpc_id}", VSwitchId=vswitch_id
+    refused_alike(
+        browser, "/console/vpcs/delete", ("vpc", "DeleteVpc"), {"VpcId": vpc_id}, form={"confirm": "yes"}
     )
-    created(browser, "/console/vpcs/delete", "/console/vpcs", VpcId=vpc_id)
+    created(
+        browser,
+        "/console/security-groups/delete",
+        "/console/security-groups",
+        SecurityGroupId=group_id,
+        confirm="yes",
+    )
+    created(
+        browser,
+        f"/console/vpcs/{vpc_id}/vswitches/delete",
+        f"/console/vpcs/{vpc_id}",
+        VSwitchId=vswitch_id,
+        confirm="yes",
+    )
+    created(browser, "/console/vpcs/delete", "/console/vpcs", VpcId=vpc_id, confirm="yes")
     assert vpc_api.describe_vpcs(vm.DescribeVpcsRequest(region_id=REGION)).body.total_count == 0
     assert ids(shown(browser, "/console/vpcs"), "vpc") == []
 
@@ -241,7 +253,7 @@ def test_key_pair_private_key_is_handed_over_once(live: LiveServer, fresh_key: t
     )
     assert "PRIVATE KEY" not in again.text
 
-    created(browser, "/console/key-pairs/delete", "/console/key-pairs", KeyPairName="ci")
+    created(browser, "/console/key-pairs/delete", "/console/key-pairs", KeyPairName="ci", confirm="yes")
     listed = ecs.describe_key_pairs(em.DescribeKeyPairsRequest(region_id=REGION)).body
     assert {k.key_pair_name for k in listed.key_pairs.key_pair} == {"laptop", "imported"}
 
@@ -279,7 +291,11 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
     )
     assert (eip().status, eip().instance_id) == ("InUse", instance_id)
     refused_alike(
-        browser, "/console/eips/release", ("vpc", "ReleaseEipAddress"), {"AllocationId": allocation_id}
+        browser,
+        "/console/eips/release",
+        ("vpc", "ReleaseEipAddress"),
+        {"AllocationId": allocation_id},
+        form={"confirm": "yes"},
     )
 
     created(
@@ -291,7 +307,7 @@ def test_eip_allocate_associate_unassociate_release(live: LiveServer, fresh_key:
         InstanceType="EcsInstance",
     )
     assert (eip().status, eip().instance_id) == ("Available", "")
-    created(browser, "/console/eips/release", "/console/eips", AllocationId=allocation_id)
+    created(browser, "/console/eips/release", "/console/eips", AllocationId=allocation_id, confirm="yes")
     assert (
         vpc_api.describe_eip_addresses(vm.DescribeEipAddressesRequest(region_id=REGION)).body.total_count == 0
     )
@@ -364,7 +380,11 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
 
     # with entries, a Delete without Force is refused; the entries deleted, it is not
     kept = refused_alike(
-        browser, "/console/nat-gateways/delete", ("vpc", "DeleteNatGateway"), {"NatGatewayId": gateway_id}
+        browser,
+        "/console/nat-gateways/delete",
+        ("vpc", "DeleteNatGateway"),
+        {"NatGatewayId": gateway_id},
+        form={"confirm": "yes"},
     )
     assert ids(kept.text, "nat-gateway") == [gateway_id]
     created(
@@ -378,7 +398,13 @@ def test_nat_gateway_with_snat_and_forward_entries(live: LiveServer, fresh_key: 
     page = shown(browser, here)
     assert ids(page, "snat-entry") == ids(page, "forward-entry") == []
     created(browser, f"{here}/unbind", here, AllocationId=address.allocation_id)
-    created(browser, "/console/nat-gateways/delete", "/console/nat-gateways", NatGatewayId=gateway_id)
+    created(
+        browser,
+        "/console/nat-gateways/delete",
+        "/console/nat-gateways",
+        NatGatewayId=gateway_id,
+        confirm="yes",
+    )
     assert (
         vpc_api.describe_nat_gateways(vm.DescribeNatGatewaysRequest(region_id=REGION)).body.total_count == 0
     )
@@ -419,7 +445,9 @@ def test_another_accounts_network_resources_are_the_apis_not_found(
         SourceCidrIp="0.0.0.0/0",
     )
     assert (revoke.status, error_of(revoke.text)[0]) == (404, "InvalidSecurityGroupId.NotFound")
-    delete = post(intruder, "/console/vpcs/delete", VpcId=vpc_id)
+    unconfirmed = post(owner, "/console/vpcs/delete", VpcId=vpc_id)  # the box left unticked
+    assert (unconfirmed.status, error_of(unconfirmed.text)[0]) == (400, "ConfirmationRequired")
+    delete = post(intruder, "/console/vpcs/delete", VpcId=vpc_id, confirm="yes")
     assert (delete.status, error_of(delete.text)[0]) == (404, "InvalidVpcId.NotFound")
     assert ids(shown(owner, "/console/vpcs"), "vpc") == [vpc_id]
     assert ids(shown(intruder, "/console/vpcs"), "vpc") == []

@@ -155,8 +155,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
         return await forms.attempt(
             ctx, f"{PREFIX}/snapshots", refused, "ecs", "CreateSnapshot", DiskId=disk_id, **name
         )
-    if form.get("confirm") != "yes":
-        return await refused(forms.refusal("ConfirmationRequired", "Tick the box to confirm the deletion."))
+    if not_yet := forms.unconfirmed(form, "the deletion"):
+        return await refused(not_yet)
     return await forms.attempt(ctx, f"{PREFIX}/disks", refused, "ecs", "DeleteDisk", DiskId=disk_id)
 
 

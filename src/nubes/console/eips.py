@@ -32,5 +32,5 @@ ROUTES: list[Route] = [
         "/eips/unassociate",
         EIPS.form("vpc", "UnassociateEipAddress", "AllocationId", "InstanceId", "InstanceType"),
     ),
-    post("/eips/release", EIPS.form("vpc", "ReleaseEipAddress", "AllocationId")),
+    post("/eips/release", EIPS.form("vpc", "ReleaseEipAddress", "AllocationId", confirm="the release")),
 ]

@@ -75,6 +75,15 @@ def refusal(code: str, message: str, status: int = 400) -> ClientError:
     return ClientError(code, message, status)
 
 
+def unconfirmed(form: dict[str, str], what: str) -> ClientError | None:
+    """The refusal of a form that destroys something (`what`: "the deletion") and whose confirm
+    box is not ticked; None when it is. The box is `required` in the page: this is for a form
+    sent without the page's own checks."""
+    if form.get("confirm") == "yes":
+        return None
+    return refusal("ConfirmationRequired", f"Tick the box to confirm {what}.")
+
+
 async def zones(ctx: Ctx) -> tuple[list[str], list[str]]:
     """The region's zones, and the disk categories they sell (in the order the API lists them)."""
     answer = await ctx.call("ecs", "DescribeZones", RegionId=ctx.region_id)
@@ -186,10 +195,13 @@ class ListPage:
             **context,
         )
 
-    def form(self, product: str, action: str, *names: str, **fixed: str) -> Handler:
-        """A handler calling `action` with the form's `names` and the `fixed` parameters."""
+    def form(self, product: str, action: str, *names: str, confirm: str = "", **fixed: str) -> Handler:
+        """A handler calling `action` with the form's `names` and the `fixed` parameters; with
+        `confirm` (what it does: "the deletion"), only once the form's confirm box is ticked."""
 
         async def handler(ctx: Ctx, _: re.Match[str]) -> Page:
+            if confirm and (refused := unconfirmed(ctx.request.form, confirm)):
+                return await self.show(ctx, refused=refused)
             params = {**fields(ctx, *names), **fixed}
             return await attempt(
                 ctx,
@@ -205,12 +217,22 @@ class ListPage:
 
 
 def detail_form(
-    show: Detail, base: str, id_param: str, product: str, action: str, *names: str, **fixed: str
+    show: Detail,
+    base: str,
+    id_param: str,
+    product: str,
+    action: str,
+    *names: str,
+    confirm: str = "",
+    **fixed: str,
 ) -> Handler:
     """A handler for a form of a resource's page (`base`/<id>): `action` with the form's `names`,
-    the `fixed` parameters and the resource's ID as `id_param` (none when empty)."""
+    the `fixed` parameters and the resource's ID as `id_param` (none when empty); with
+    `confirm`, only once the form's confirm box is ticked."""
 
     async def handler(ctx: Ctx, match: re.Match[str]) -> Page:
+        if confirm and (refused := unconfirmed(ctx.request.form, confirm)):
+            return await show(ctx, match, refused)
         params = {**fields(ctx, *names), **fixed}
         if id_param:
             params[id_param] = match["id"]

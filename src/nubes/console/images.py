@@ -204,8 +204,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
     if action == "export":
         params = {k: form[k] for k in ("OSSBucket", "OSSPrefix", "ImageFormat") if form.get(k)}
         return await forms.attempt(ctx, here, refused, "ecs", "ExportImage", **image, **params)
-    if form.get("confirm") != "yes":
-        return await refused(forms.refusal("ConfirmationRequired", "Tick the box to confirm the deletion."))
+    if not_yet := forms.unconfirmed(form, "the deletion"):
+        return await refused(not_yet)
     force = "true" if form.get("Force") == "yes" else "false"
     return await forms.attempt(ctx, f"{PREFIX}/images", refused, "ecs", "DeleteImage", Force=force, **image)
 

@@ -11,6 +11,7 @@ import re
 from urllib.parse import urlencode
 
 from nubes.client import ClientError
+from nubes.console.forms import unconfirmed
 from nubes.console.instances import ID, detail
 from nubes.console.routing import Ctx, Route, post
 from nubes.console.web import PREFIX, Page, redirect
@@ -32,10 +33,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
     form = ctx.request.form
     back = f"{PREFIX}/instances/{instance_id}"
     try:
-        if action in CONFIRMED and form.get("confirm") != "yes":
-            raise ClientError(
-                "ConfirmationRequired", "Tick the box to confirm: the system disk is erased.", 400
-            )
+        if action in CONFIRMED and (not_yet := unconfirmed(form, "that the system disk is erased")):
+            raise not_yet
         if action == "image":
             answer = await ctx.call(
                 "ecs",

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from nubes.client import ClientError
+from nubes.console.forms import unconfirmed
 from nubes.console.overview import INSTANCE_STATUSES
 from nubes.console.routing import Ctx, get, post
 from nubes.console.web import PREFIX, Page, redirect
@@ -94,10 +95,8 @@ async def batch(ctx: Ctx, _: re.Match[str]) -> Page:
     action = BATCH_ACTIONS.get(form.get("action", ""))
     extra: dict[str, str] = {}
     if form.get("action") == "release":
-        if form.get("confirm") != "yes":
-            return await instances(
-                ctx, failed=ClientError("ConfirmationRequired", "Tick the box to confirm the release.", 400)
-            )
+        if not_yet := unconfirmed(form, "the release"):
+            return await instances(ctx, failed=not_yet)
         action, extra = "DeleteInstances", {"Force": "true"}
     ids = [v for k, v in form.items() if k.startswith("select.") and INSTANCE_ID.match(v)][:MAX_BATCH]
     if action is None:

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from nubes.client import ClientError
+from nubes.console.forms import unconfirmed
 from nubes.console.instance_list import INSTANCE_ID, TRANSITIONAL
 from nubes.console.routing import Ctx, Route, get, post
 from nubes.console.web import PREFIX, Page, redirect
@@ -58,9 +59,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
     form = ctx.request.form
     try:
         if action == "release":
-            if form.get("confirm") != "yes":
-                error = ClientError("ConfirmationRequired", "Tick the box to confirm the release.", 400)
-                return await detail(ctx, instance_id, error)
+            if not_yet := unconfirmed(form, "the release"):
+                return await detail(ctx, instance_id, not_yet)
             attribute = await ctx.call("ecs", "DescribeInstanceAttribute", InstanceId=instance_id)
             force = "true" if attribute.get("Status") == "Running" else "false"
             await ctx.call("ecs", "DeleteInstance", InstanceId=instance_id, Force=force)

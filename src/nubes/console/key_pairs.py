@@ -34,7 +34,9 @@ async def create(ctx: Ctx, _: re.Match[str]) -> Page:
 async def delete(ctx: Ctx, match: re.Match[str]) -> Page:
     # DeleteKeyPairs takes a JSON array of names; the form's row names one.
     names = json.dumps([ctx.request.form.get("KeyPairName", "")])
-    return await KEY_PAIRS.form("ecs", "DeleteKeyPairs", KeyPairNames=names)(ctx, match)
+    return await KEY_PAIRS.form("ecs", "DeleteKeyPairs", confirm="the deletion", KeyPairNames=names)(
+        ctx, match
+    )
 
 
 ROUTES: list[Route] = [

@@ -96,7 +96,10 @@ ROUTES: list[Route] = [
         f"{BASE}/create",
         GATEWAYS.form("vpc", "CreateNatGateway", "Name", "VpcId", "VSwitchId", "Description"),
     ),
-    post(f"{BASE}/delete", GATEWAYS.form("vpc", "DeleteNatGateway", "NatGatewayId", "Force")),
+    post(
+        f"{BASE}/delete",
+        GATEWAYS.form("vpc", "DeleteNatGateway", "NatGatewayId", "Force", confirm="the deletion"),
+    ),
     get(f"{BASE}/(?P<id>{ID})", gateway),
     _form("bind", "AssociateEipAddress", "AllocationId", bind=True),
     _form("unbind", "UnassociateEipAddress", "AllocationId", bind=True),

@@ -128,7 +128,9 @@ ROUTES: list[Route] = [
         f"{BASE}/create",
         GROUPS.form("ecs", "CreateSecurityGroup", "SecurityGroupName", "VpcId", "Description"),
     ),
-    post(f"{BASE}/delete", GROUPS.form("ecs", "DeleteSecurityGroup", "SecurityGroupId")),
+    post(
+        f"{BASE}/delete", GROUPS.form("ecs", "DeleteSecurityGroup", "SecurityGroupId", confirm="the deletion")
+    ),
     get(f"{BASE}/(?P<id>{ID})", group),
     # whether the group's members reach each other when no rule decides
     post(

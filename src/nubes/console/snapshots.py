@@ -64,10 +64,8 @@ async def act(ctx: Ctx, match: re.Match[str]) -> Page:
         return await snapshot_list(ctx, failed=error)
 
     if action == "reset":
-        if form.get("confirm") != "yes":
-            return await refused(
-                forms.refusal("ConfirmationRequired", "Tick the box to confirm the rollback.")
-            )
+        if not_yet := forms.unconfirmed(form, "the rollback"):
+            return await refused(not_yet)
         return await forms.attempt(
             ctx, back, refused, "ecs", "ResetDisk", DiskId=form.get("DiskId", ""), SnapshotId=snapshot_id
         )

@@ -44,7 +44,7 @@ async def vpc(ctx: Ctx, match: re.Match[str], refused: ClientError | None = None
 ROUTES: list[Route] = [
     get("/vpcs", VPCS.show),
     post("/vpcs/create", VPCS.form("vpc", "CreateVpc", "VpcName", "CidrBlock", "Description")),
-    post("/vpcs/delete", VPCS.form("vpc", "DeleteVpc", "VpcId")),
+    post("/vpcs/delete", VPCS.form("vpc", "DeleteVpc", "VpcId", confirm="the deletion")),
     get(f"/vpcs/(?P<id>{ID})", vpc),
     post(
         f"/vpcs/(?P<id>{ID})/vswitches/create",
@@ -54,6 +54,6 @@ ROUTES: list[Route] = [
     ),
     post(
         f"/vpcs/(?P<id>{ID})/vswitches/delete",
-        detail_form(vpc, "/vpcs", "", "vpc", "DeleteVSwitch", "VSwitchId"),
+        detail_form(vpc, "/vpcs", "", "vpc", "DeleteVSwitch", "VSwitchId", confirm="the deletion"),
     ),
 ]
