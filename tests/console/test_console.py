@@ -231,6 +231,9 @@ def test_htmx_is_served_from_the_package(live: LiveServer) -> None:
     assert answer.headers["content-type"].startswith("text/javascript")
     assert "htmx" in answer.text[:200]
     assert fetch(live, "GET", "/console/static/../app.py").status == 404
+    icon = fetch(live, "GET", "/console/static/favicon.svg")  # the page's icon, not an API 400
+    assert (icon.status, icon.headers["content-type"]) == (200, "image/svg+xml")
+    assert 'rel="icon"' in fetch(live, "GET", "/console/signin").text
 
 
 def test_the_api_is_still_served_beside_the_console(live: LiveServer) -> None:

@@ -54,7 +54,11 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 STATIC_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no "..", no hidden files, no "/"
-STATIC_TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8"}
+STATIC_TYPES = {
+    ".js": b"text/javascript; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+    ".svg": b"image/svg+xml",
+}
 
 
 def cookie(name: str, value: str, max_age: int) -> tuple[bytes, bytes]:
