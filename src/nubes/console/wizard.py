@@ -95,7 +95,16 @@ async def options(ctx: Ctx) -> Options:
         }
         for i in images
     ]
-    found.types = [type_option(t) for t in types]
+    # smallest first, so that the default fits a small host (the ECS console, too, starts small)
+    by_size = sorted(
+        types,
+        key=lambda t: (
+            int(t.get("CpuCoreCount", 0)),
+            float(t.get("MemorySize", 0)),
+            str(t.get("InstanceTypeId", "")),
+        ),
+    )
+    found.types = [type_option(t) for t in by_size]
     found.zones = [str(z.get("ZoneId", "")) for z in zones]
     vpc_names = {v.get("VpcId"): v.get("VpcName", "") for v in vpcs}
     found.vswitches = [
