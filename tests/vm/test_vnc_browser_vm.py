@@ -5,23 +5,19 @@ page makes the tiny guest's init reboot it (its serial console shows a second bo
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alibabacloud_ecs20140526 import models as em
 from playwright.sync_api import Page, expect
 
 from nubes.guest.images import ImageManifest
 from tests.browser_support import canvas_ink, screenshot, sign_in
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.e2e.conftest import make_net
+from tests.conftest import LiveServer
 from tests.e2e.netprobe import eventually
-from tests.vm.test_instance_lifecycle import REAL_SERVER, launch_tiny, wait_status
-from tests.vm.test_vnc_vm import boots, kill_leftovers, set_password
+from tests.vm.test_vnc_vm import boots, running_tiny, set_password
 
 pytestmark = [pytest.mark.vm, pytest.mark.browser]
 
@@ -32,17 +28,9 @@ PASSWORD = "Scr33n"
 def desk(
     images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, tuple[str, str], Any, str]]:
-    os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
-    server = start_server(tmp_path_factory.mktemp("vnc-browser"), None, "sqlite", list(REAL_SERVER))
-    try:
-        net = make_net(server, "10.59.0.0/16")
-        instance_id = launch_tiny(net.ecs, net.vswitch_id, net.group())
-        assert wait_status(net.ecs, instance_id, "Running") == "Running"
+    with running_tiny(images_dir, tmp_path_factory.mktemp("vnc-browser"), "10.59.0.0/16") as running:
+        server, net, instance_id = running
         yield server, net.key, net.ecs, instance_id
-        net.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
-    finally:
-        stop_server(server)
-        kill_leftovers(server)
 
 
 def test_the_remote_connection_page_shows_the_vm(

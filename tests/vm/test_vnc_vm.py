@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from alibabacloud_ecs20140526 import models as em
 
 from nubes.guest.images import ImageManifest
 from tests.conftest import LiveServer, start_server, stop_server
-from tests.e2e.conftest import make_net
+from tests.e2e.conftest import Net, make_net
 from tests.rfb_client import ALT_L, CONTROL_L, DELETE, AuthFailed, RfbClient, Screen, connect
 from tests.vm.test_instance_lifecycle import REAL_SERVER, REGION, launch_tiny, wait_status
 
@@ -47,21 +48,32 @@ def kill_leftovers(server: LiveServer) -> None:
     LinuxNetworkDriver(server.data_dir / "run" / "network", prefix=server.netns_prefix).sync([])
 
 
-@pytest.fixture(scope="module")
-def vm(
-    images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LiveServer, Any, str]]:
+@contextmanager
+def running_tiny(images_dir: Path, data: Path, cidr: str) -> Iterator[tuple[LiveServer, Net, str]]:
+    """A real server with one Running tiny instance in a network of its own, all removed after."""
     os.environ["NUBES_IMAGES_DIR"] = str(images_dir)
-    server = start_server(tmp_path_factory.mktemp("vnc"), None, "sqlite", list(REAL_SERVER))
+    server = start_server(data, None, "sqlite", list(REAL_SERVER))
     try:
-        net = make_net(server, "10.58.0.0/16")
+        net = make_net(server, cidr)
         instance_id = launch_tiny(net.ecs, net.vswitch_id, net.group())
         assert wait_status(net.ecs, instance_id, "Running") == "Running"
-        yield server, net.ecs, instance_id
+        yield server, net, instance_id
         net.ecs.delete_instance(em.DeleteInstanceRequest(instance_id=instance_id, force=True))
     finally:
         stop_server(server)
         kill_leftovers(server)
+
+
+@pytest.fixture(scope="module")
+def vm(
+    images_dir: Path, tiny_image: ImageManifest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Any, str]]:
+    with running_tiny(images_dir, tmp_path_factory.mktemp("vnc"), "10.58.0.0/16") as (
+        server,
+        net,
+        instance_id,
+    ):
+        yield server, net.ecs, instance_id
 
 
 def vnc_url(ecs: Any, instance_id: str) -> str:

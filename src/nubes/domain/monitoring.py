@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -57,6 +58,7 @@ QUERY_WINDOW = timedelta(days=30)
 RETENTION = timedelta(days=8)
 SCREENSHOT_TIMEOUT = 8.0  # the official SDKs give up reading an answer after 10 s
 SCREENSHOT_POLL = 0.1
+Answer = TypeVar("Answer")
 
 COUNTERS = (
     "cpu_ms",
@@ -384,6 +386,23 @@ class AgentErrands:
         self._timeout = timeout
         self._sleep = sleep
 
+    def _await_answer(
+        self, instance_id: str, answer: Callable[[Session], Answer | None], poll: float, late: str
+    ) -> Answer:
+        """Tell the agent of the instance's host, then wait for its answer: `answer` reads it in a
+        transaction of its own (None: not yet; it raises for a failed or vanished request);
+        ServiceUnavailable with `late` after `timeout` seconds."""
+        self._notify(instance_id)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            with own_session(self._db) as s:
+                found = answer(s)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise errors.service_unavailable(late)
+            self._sleep(poll)
+
 
 class Screenshots(AgentErrands):
     def take(self, account_id: int, region_id: str, instance_id: str, wake_up: bool) -> tuple[str, bytes]:
@@ -404,22 +423,22 @@ class Screenshots(AgentErrands):
                 s.add(row)
             row.requested_at, row.wake_up, row.taken_at, row.png, row.error = asked, wake_up, None, None, ""
             found_id = instance.id
-        self._notify(found_id)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            with own_session(self._db) as s:
-                row = s.get(Screenshot, found_id)
-                if row is None:
-                    raise errors.invalid_instance_id_not_found(
-                        f"The specified instance {found_id!r} does not exist."
-                    )
-                if row.taken_at is not None:
-                    if row.png is None:
-                        raise errors.service_unavailable(f"The screenshot failed: {row.error}")
-                    return found_id, bytes(row.png)
-            if time.monotonic() > deadline:
-                raise errors.service_unavailable("The instance's host did not take the screenshot in time.")
-            self._sleep(SCREENSHOT_POLL)
+
+        def taken(s: Session) -> tuple[str, bytes] | None:
+            row = s.get(Screenshot, found_id)
+            if row is None:
+                raise errors.invalid_instance_id_not_found(
+                    f"The specified instance {found_id!r} does not exist."
+                )
+            if row.taken_at is None:
+                return None
+            if row.png is None:
+                raise errors.service_unavailable(f"The screenshot failed: {row.error}")
+            return found_id, bytes(row.png)
+
+        return self._await_answer(
+            found_id, taken, SCREENSHOT_POLL, "The instance's host did not take the screenshot in time."
+        )
 
     # ---- the agent's side ----------------------------------------------------------------------
 

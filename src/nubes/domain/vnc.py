@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -95,22 +94,22 @@ class VncConsoles(AgentErrands):
             s.execute(delete(VncTicket).where(VncTicket.expires_at < now))  # spent or never used
             s.add(VncTicket(token_hash=digest, instance_id=instance.id, expires_at=now + TICKET_LIFETIME))
             found_id = instance.id
-        self._notify(found_id)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            with own_session(self._db) as s:
-                ticket = s.get(VncTicket, digest)
-                if ticket is None:  # the instance went away meanwhile
-                    raise errors.invalid_instance_id_not_found(
-                        f"The specified instance {found_id!r} does not exist."
-                    )
-                if ticket.answered_at is not None:
-                    if not ticket.display:
-                        raise errors.service_unavailable(f"The VNC display is unavailable: {ticket.error}")
-                    return token
-            if time.monotonic() > deadline:
-                raise errors.service_unavailable("The instance's host did not open its VNC display in time.")
-            self._sleep(ANSWER_POLL)
+
+        def opened(s: Session) -> str | None:
+            ticket = s.get(VncTicket, digest)
+            if ticket is None:  # the instance went away meanwhile
+                raise errors.invalid_instance_id_not_found(
+                    f"The specified instance {found_id!r} does not exist."
+                )
+            if ticket.answered_at is None:
+                return None
+            if not ticket.display:
+                raise errors.service_unavailable(f"The VNC display is unavailable: {ticket.error}")
+            return token
+
+        return self._await_answer(
+            found_id, opened, ANSWER_POLL, "The instance's host did not open its VNC display in time."
+        )
 
     def redeem(self, token: str) -> Display | None:
         """The display of a valid ticket, using it up; None when the ticket is unknown, used,
